@@ -1,0 +1,39 @@
+# Every target goes through `install`, which is idempotent: it (re)installs only when pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test unit contract check bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/polysnipe backtest --markets data/sample/markets.json --events data/sample/events.jsonl \
+		--labels data/sample/labels.jsonl --out out/demo
+
+test: install
+	$(BIN)/python -m pytest tests
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+contract: install
+	$(BIN)/python -m pytest tests/contract
+
+check: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy --strict src/core
+
+bench: install
+	$(BIN)/polysnipe bench backtest --markets data/sample/markets.json --events data/sample/events.jsonl
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,1 @@
+"""One package per outside system, each behind a core port."""

@@ -1,0 +1,1 @@
+"""The pure domain core: no I/O, no wall clock, no global randomness. Only stdlib and attrs."""

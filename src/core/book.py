@@ -1,0 +1,145 @@
+"""L2 order book per token.
+
+Theory of operation: each side is a dict price -> size plus a sorted list of its prices, so a level
+update is a dict write plus (only when a level appears or disappears) a bisect insert/delete on a short
+list: O(log n) search and a memmove of a few hundred ints at most. Best bid/ask are the ends of the
+lists. A book is *untrusted* until a snapshot arrives and again after any gap or reconnect: deltas
+applied to an untrusted book are dropped (they describe changes to a state we do not have), and risk
+refuses to trade on it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+
+from polysnipe.core.events import BookSnapshot, Level, Side
+
+__all__ = ["BookState"]
+
+
+class BookState:
+    __slots__ = (
+        "_ask_px",
+        "_bid_px",
+        "asks",
+        "bids",
+        "hash",
+        "last_ts_ms",
+        "snapshot_ts_ms",
+        "tick_size",
+        "token_id",
+        "trusted",
+    )
+
+    def __init__(self, token_id: str, tick_size: int) -> None:
+        self.token_id = token_id
+        self.tick_size = tick_size
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self._bid_px: list[int] = []  # ascending; best bid is last
+        self._ask_px: list[int] = []  # ascending; best ask is first
+        self.trusted = False
+        self.last_ts_ms = 0
+        self.snapshot_ts_ms = 0
+        self.hash = ""
+
+    # -- updates -------------------------------------------------------------------------------
+    def apply_snapshot(self, snap: BookSnapshot) -> None:
+        """Replace the whole book. REST asks arrive worst-first and bids best-last: order is ignored."""
+        self.bids = {lv.price: lv.size for lv in snap.bids if lv.size > 0}
+        self.asks = {lv.price: lv.size for lv in snap.asks if lv.size > 0}
+        self._bid_px = sorted(self.bids)
+        self._ask_px = sorted(self.asks)
+        if snap.tick_size is not None:
+            self.tick_size = snap.tick_size
+        self.trusted = True
+        self.last_ts_ms = snap.ts_ms
+        self.snapshot_ts_ms = snap.ts_ms
+        self.hash = snap.hash
+
+    def apply_level(self, side: Side, price: int, size: int, ts_ms: int) -> int:
+        """Set one level's total size; returns the change in size (negative when liquidity left).
+
+        Returns 0 without touching anything while the book is untrusted.
+        """
+        if not self.trusted:
+            return 0
+        if side is Side.BUY:
+            levels, prices = self.bids, self._bid_px
+        else:
+            levels, prices = self.asks, self._ask_px
+        old = levels.get(price, 0)
+        if size > 0:
+            if not old:
+                insort(prices, price)
+            levels[price] = size
+        elif old:
+            del levels[price]
+            del prices[bisect_left(prices, price)]
+        if ts_ms > self.last_ts_ms:
+            self.last_ts_ms = ts_ms
+        return size - old
+
+    def set_tick_size(self, tick_size: int) -> None:
+        self.tick_size = tick_size
+
+    def invalidate(self) -> None:
+        """Forget trust after a gap or reconnect; the next snapshot restores it."""
+        self.trusted = False
+
+    # -- queries -------------------------------------------------------------------------------
+    def best_bid(self) -> int | None:
+        return self._bid_px[-1] if self._bid_px else None
+
+    def best_ask(self) -> int | None:
+        return self._ask_px[0] if self._ask_px else None
+
+    def best_bid_size(self) -> int:
+        return self.bids[self._bid_px[-1]] if self._bid_px else 0
+
+    def best_ask_size(self) -> int:
+        return self.asks[self._ask_px[0]] if self._ask_px else 0
+
+    def size_at(self, side: Side, price: int) -> int:
+        return (self.bids if side is Side.BUY else self.asks).get(price, 0)
+
+    def mid(self) -> int | None:
+        """Mid price in micro-units (rounded down); None unless both sides exist."""
+        if not self._bid_px or not self._ask_px:
+            return None
+        return (self._bid_px[-1] + self._ask_px[0]) // 2
+
+    def spread(self) -> int | None:
+        if not self._bid_px or not self._ask_px:
+            return None
+        return self._ask_px[0] - self._bid_px[-1]
+
+    def is_crossed(self) -> bool:
+        return bool(self._bid_px and self._ask_px and self._bid_px[-1] >= self._ask_px[0])
+
+    def depth(self, side: Side, n_ticks: int) -> int:
+        """Total size resting within `n_ticks` ticks of the best price on `side` (inclusive)."""
+        if side is Side.BUY:
+            if not self._bid_px:
+                return 0
+            floor = self._bid_px[-1] - n_ticks * self.tick_size
+            i = bisect_left(self._bid_px, floor)
+            return sum(self.bids[p] for p in self._bid_px[i:])
+        if not self._ask_px:
+            return 0
+        ceiling = self._ask_px[0] + n_ticks * self.tick_size
+        i = bisect_left(self._ask_px, ceiling + 1)
+        return sum(self.asks[p] for p in self._ask_px[:i])
+
+    def levels(self, side: Side) -> list[Level]:
+        """Levels best-first."""
+        if side is Side.BUY:
+            return [Level(p, self.bids[p]) for p in reversed(self._bid_px)]
+        return [Level(p, self.asks[p]) for p in self._ask_px]
+
+    def level_prices(self, side: Side) -> list[int]:
+        """Prices best-first (a copy; safe to hold while the book changes)."""
+        return self._bid_px[::-1] if side is Side.BUY else list(self._ask_px)
+
+    def is_stale(self, now_ms: int, max_age_ms: int) -> bool:
+        return now_ms - self.last_ts_ms > max_age_ms

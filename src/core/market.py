@@ -1,0 +1,127 @@
+"""Market metadata: a binary condition with two outcome tokens that complement each other.
+
+One share of YES plus one share of NO is always worth exactly 1 pUSD (they merge back into collateral),
+so every order on one token is mirrored on the other: BUY YES at p is SELL NO at 1-p. `complement()`
+is how the book, the venue and the signals find the other side of that mirror.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import attrs
+
+from polysnipe.core.units import MICRO, ONE
+
+__all__ = ["VALID_TICKS", "Market", "MarketRegistry", "UnknownToken", "mirror_price"]
+
+#: Tick sizes the venue accepts (PROTOCOL.md section 3.1), in micro-units.
+VALID_TICKS = frozenset({100_000, 10_000, 5_000, 2_500, 1_000, 100})
+
+
+class UnknownToken(KeyError):
+    """An event or order names a token that no loaded market owns."""
+
+
+@attrs.frozen(slots=True)
+class Market:
+    """One binary market (a CTF condition) as the CLOB lists it.
+
+    `tick_size` and `min_order_size` are the values at load time; the live tick lives in each token's
+    BookState because `tick_size_change` messages move it while the market runs.
+    """
+
+    condition_id: str
+    #: token ids in the order the venue lists them; index 0 is the first outcome ("Yes" for binaries)
+    token_ids: tuple[str, str]
+    outcomes: tuple[str, str]
+    #: price tick in micro-units (10_000 = 0.01)
+    tick_size: int
+    #: minimum order size in micro-shares
+    min_order_size: int
+    #: neg-risk markets sign against the neg-risk exchange; False means known-false, never "unknown"
+    neg_risk: bool
+    #: markets of one neg-risk event share this id; the cross-outcome arbitrage lives there
+    neg_risk_market_id: str | None = None
+    #: an augmented neg-risk event has an implicit "Other" outcome that can win
+    augmented: bool = False
+    #: taker fee parameters (PROTOCOL.md 11.1): fee = C * rate * (p(1-p))^exponent; rate in micro (0.04 = 40_000)
+    fee_rate: int = 0
+    fee_exponent: int = 1
+    question: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.tick_size not in VALID_TICKS:
+            raise ValueError(f"invalid tick size {self.tick_size / MICRO} for market {self.condition_id}")
+        if self.token_ids[0] == self.token_ids[1]:
+            raise ValueError(f"market {self.condition_id} lists the same token twice")
+
+    def complement(self, token_id: str) -> str:
+        if token_id == self.token_ids[0]:
+            return self.token_ids[1]
+        if token_id == self.token_ids[1]:
+            return self.token_ids[0]
+        raise UnknownToken(token_id)
+
+    def outcome_of(self, token_id: str) -> str:
+        return self.outcomes[self.token_ids.index(token_id)]
+
+
+@attrs.define(slots=True)
+class MarketRegistry:
+    """Markets by condition id and by token id, plus neg-risk event groups."""
+
+    _by_condition: dict[str, Market] = attrs.field(factory=dict)
+    _by_token: dict[str, Market] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, markets: Iterable[Market]) -> MarketRegistry:
+        reg = cls()
+        for m in markets:
+            reg.add(m)
+        return reg
+
+    def add(self, market: Market) -> None:
+        self._by_condition[market.condition_id] = market
+        for t in market.token_ids:
+            self._by_token[t] = market
+
+    def by_token(self, token_id: str) -> Market:
+        try:
+            return self._by_token[token_id]
+        except KeyError:
+            raise UnknownToken(token_id) from None
+
+    def get_by_token(self, token_id: str) -> Market | None:
+        return self._by_token.get(token_id)
+
+    def by_condition(self, condition_id: str) -> Market:
+        return self._by_condition[condition_id]
+
+    def complement(self, token_id: str) -> str:
+        return self.by_token(token_id).complement(token_id)
+
+    def neg_risk_groups(self) -> dict[str, list[Market]]:
+        """Markets of each neg-risk event, keyed by neg_risk_market_id, in load order."""
+        groups: dict[str, list[Market]] = {}
+        for m in self._by_condition.values():
+            if m.neg_risk and m.neg_risk_market_id:
+                groups.setdefault(m.neg_risk_market_id, []).append(m)
+        return groups
+
+    def token_ids(self) -> list[str]:
+        return list(self._by_token)
+
+    def __iter__(self) -> Iterator[Market]:
+        return iter(self._by_condition.values())
+
+    def __len__(self) -> int:
+        return len(self._by_condition)
+
+    def __contains__(self, token_id: object) -> bool:
+        return token_id in self._by_token
+
+
+def mirror_price(price: int) -> int:
+    """The complement's price: BUY YES at p is SELL NO at 1 - p."""
+    return ONE - price

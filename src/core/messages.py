@@ -1,0 +1,203 @@
+"""Commands (imperative) and execution reports (past tense) exchanged between core and runners.
+
+Handlers in the core return commands; runners perform them through ports and feed the resulting
+reports back in as events. All frozen slotted attrs classes, all amounts in micro-units.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from polysnipe.core.events import Side
+
+__all__ = [
+    "CancelOrder",
+    "Command",
+    "ExecutionReport",
+    "Liquidity",
+    "OrderAccepted",
+    "OrderCancelled",
+    "OrderExpired",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderRequest",
+    "OrderStatusUnknown",
+    "OrderType",
+    "OutcomeKind",
+    "PlaceOrder",
+    "RaiseAlert",
+    "RecordOutcome",
+    "RecordRiskDecision",
+]
+
+
+class OrderType(enum.Enum):
+    GTC = "GTC"
+    GTD = "GTD"
+    FOK = "FOK"
+    FAK = "FAK"
+
+    @property
+    def is_immediate(self) -> bool:
+        return self in (OrderType.FOK, OrderType.FAK)
+
+
+class Liquidity(enum.Enum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+@attrs.frozen(slots=True)
+class OrderRequest:
+    """An order the engine wants on the venue. Adapters turn it into a signed CLOB V2 order.
+
+    `order_id` is deterministic (opportunity id + child index), and the signing salt derives from it,
+    so a retried submission is byte-for-byte the same order and can never fill twice.
+    """
+
+    order_id: str
+    opportunity_id: str
+    correlation_id: str
+    strategy: str
+    routing: str
+    wallet: str
+    market: str
+    token_id: str
+    side: Side
+    price: int
+    size: int
+    order_type: OrderType
+    tick_size: int
+    neg_risk: bool
+    post_only: bool = False
+    #: GTD expiry in ms epoch; 0 = none
+    expiration_ms: int = 0
+    parent_id: str = ""
+
+
+# -- commands ------------------------------------------------------------------------------------
+@attrs.frozen(slots=True)
+class PlaceOrder:
+    order: OrderRequest
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
+class CancelOrder:
+    order_id: str
+    reason: str
+    ts_ms: int
+    correlation_id: str = ""
+
+
+class OutcomeKind(enum.Enum):
+    """How an opportunity ended; each opportunity gets exactly one."""
+
+    REJECTED = "rejected"  # evaluators or risk said no
+    EXPIRED = "expired"  # its time ran out before it could act, or its orders expired unfilled
+    ORDERED = "ordered"  # orders reached the venue and ended with nothing filled
+    FILLED = "filled"
+    PARTLY_FILLED = "partly_filled"
+    FAILED = "failed"  # the venue refused or an error stopped it
+
+
+@attrs.frozen(slots=True)
+class RecordOutcome:
+    opportunity_id: str
+    correlation_id: str
+    kind: OutcomeKind
+    reasons: tuple[str, ...]
+    order_ids: tuple[str, ...]
+    filled_size: int
+    #: size-weighted average fill price in micro-units (0 when nothing filled)
+    avg_price: int
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
+class RecordRiskDecision:
+    opportunity_id: str
+    correlation_id: str
+    approved: bool
+    requested_size: int
+    approved_size: int
+    reasons: tuple[str, ...]
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
+class RaiseAlert:
+    severity: str  # "info" | "warning" | "critical"
+    code: str
+    message: str
+    ts_ms: int
+    correlation_id: str = ""
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+Command = PlaceOrder | CancelOrder | RecordOutcome | RecordRiskDecision | RaiseAlert
+
+
+# -- execution reports ---------------------------------------------------------------------------
+@attrs.frozen(slots=True)
+class OrderAccepted:
+    order_id: str
+    ts_ms: int
+    venue_order_id: str = ""
+
+
+@attrs.frozen(slots=True)
+class OrderRejected:
+    order_id: str
+    ts_ms: int
+    reason: str
+    #: the venue's error string, kept verbatim
+    venue_message: str = ""
+
+
+@attrs.frozen(slots=True)
+class OrderFilled:
+    """One fill of one of our orders. `trade_id` keys it: a trade is counted once whatever its status."""
+
+    order_id: str
+    trade_id: str
+    ts_ms: int
+    token_id: str
+    side: Side
+    price: int
+    size: int
+    liquidity: Liquidity
+    #: taker fee: BUY pays in shares (fee_shares), SELL in USDC (fee_usdc); makers pay nothing
+    fee_usdc: int = 0
+    fee_shares: int = 0
+
+
+@attrs.frozen(slots=True)
+class OrderCancelled:
+    order_id: str
+    ts_ms: int
+    reason: str = ""
+
+
+@attrs.frozen(slots=True)
+class OrderExpired:
+    order_id: str
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
+class OrderStatusUnknown:
+    """A timeout or 5xx on submission: the order may have matched. Reconcile before anything new."""
+
+    order_id: str
+    ts_ms: int
+    detail: str = ""
+
+
+ExecutionReport = (
+    OrderAccepted | OrderRejected | OrderFilled | OrderCancelled | OrderExpired | OrderStatusUnknown
+)

@@ -1,0 +1,1 @@
+"""Composition roots: containers, CLI and settings. No domain logic lives here."""
