@@ -30,10 +30,12 @@ contract: install
 check: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy --strict src/core
+	# mypy cannot follow the package-dir mapping (polysnipe = src/), so it reads the package through a link
+	mkdir -p build/mypyroot && ln -sfn ../../src build/mypyroot/polysnipe
+	MYPYPATH=build/mypyroot $(BIN)/mypy --strict -p polysnipe.core
 
 bench: install
 	$(BIN)/polysnipe bench backtest --markets data/sample/markets.json --events data/sample/events.jsonl
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out build

@@ -1,0 +1,95 @@
+"""Recorded data on disk: CLOB markets JSON and JSON-lines event files, normalized to core types.
+
+An events file holds one market-channel frame (an object or a JSON array) or one external-signal
+object per line (docs/external-signals.md). A malformed line is counted with its line number and
+skipped, so one bad record in a day of data never stops a backtest, and the run can still say
+exactly which lines it dropped.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+from operator import attrgetter
+from pathlib import Path
+
+import attrs
+from polysnipe.adapters.clob.errors import MalformedMessage
+from polysnipe.adapters.clob.parsing import parse_market_line, parse_markets
+from polysnipe.core.events import Event
+from polysnipe.core.market import Market
+
+__all__ = ["ReadStats", "iter_events", "load_events", "read_markets"]
+
+_by_ts = attrgetter("ts_ms")
+
+
+@attrs.define(slots=True)
+class ReadStats:
+    """What reading an events file saw. Mutated while reading; report it when the run ends."""
+
+    #: non-blank lines read
+    lines: int = 0
+    #: events produced (a price_change line is one PriceChange event, whatever its delta count)
+    events: int = 0
+    #: lines that raised MalformedMessage and were skipped
+    malformed: int = 0
+    #: the first `max_samples` malformed lines as (line_number, reason); line numbers start at 1
+    samples: list[tuple[int, str]] = attrs.field(factory=list)
+    max_samples: int = 20
+
+    def record_malformed(self, line_number: int, reason: str) -> None:
+        self.malformed += 1
+        if len(self.samples) < self.max_samples:
+            self.samples.append((line_number, reason))
+
+
+def read_markets(path: str | os.PathLike[str]) -> list[Market]:
+    """Markets from a CLOB REST JSON file: a GET /markets page, a list, or one market object."""
+    return parse_markets(Path(path).read_bytes())
+
+
+def iter_events(
+    path: str | os.PathLike[str], stats: ReadStats | None = None
+) -> Iterator[tuple[int, list[Event]]]:
+    """Yield (line_number, events) for each line of a JSON-lines file that produced events.
+
+    Lines that map to no event (best_bid_ask, new_market, ...) are not yielded; malformed lines are
+    recorded in `stats` (when given) and skipped. Each line is decoded exactly once.
+    """
+    st = stats if stats is not None else ReadStats()
+    parse = parse_market_line
+    with open(path, "rb") as f:
+        for line_number, line in enumerate(f, 1):
+            if line.isspace():
+                continue
+            st.lines += 1
+            try:
+                events = parse(line)
+            except MalformedMessage as exc:
+                st.record_malformed(line_number, exc.reason)
+                continue
+            if events:
+                st.events += len(events)
+                yield line_number, events
+
+
+def load_events(path: str | os.PathLike[str]) -> tuple[list[Event], ReadStats]:
+    """All events of a JSON-lines file, sorted by ts_ms; equal timestamps keep file order."""
+    stats = ReadStats()
+    events: list[Event] = []
+    extend = events.extend
+    # Millions of freshly allocated, acyclic event objects make the cyclic GC rescan the growing
+    # heap over and over (about 40% of load time); nothing here can form a cycle, so pause it.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _, line_events in iter_events(path, stats):
+            extend(line_events)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    # list.sort is stable, which is what keeps same-millisecond events in their recorded order
+    events.sort(key=_by_ts)
+    return events, stats

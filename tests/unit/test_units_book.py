@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polysnipe.core.book import BookState
+from polysnipe.core.events import BookSnapshot, Level, Side
+from polysnipe.core.market import Market, MarketRegistry, UnknownToken, mirror_price
+from polysnipe.core.units import MICRO, format_micro, notional, parse_micro, price_from_float
+
+
+@pytest.mark.parametrize(
+    ("text", "micro"),
+    [("0.48", 480_000), (".48", 480_000), ("5", 5 * MICRO), ("3149725.72", 3_149_725_720_000),
+     ("-1.5", -1_500_000), ("0.000001", 1), ("1.0000000", MICRO), ("0", 0)],
+)
+def test_parse_micro_exact(text: str, micro: int) -> None:
+    assert micro == parse_micro(text)
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1.2.3", "0.0000001", "1e-3", "--1", "."])
+def test_parse_micro_rejects(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_micro(bad)
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_format_parse_roundtrip(v: int) -> None:
+    assert v == parse_micro(format_micro(v))
+
+
+def test_notional_rounds_down() -> None:
+    assert 145_000 == notional(500_000, 290_000)
+    assert 0 == notional(1, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=-5, max_value=5, allow_nan=False), st.sampled_from([100_000, 10_000, 1_000, 100]),
+       st.sampled_from(["nearest", "down", "up"]))
+def test_price_from_float_on_tick_inside_unit_interval(v: float, tick: int, mode: str) -> None:
+    p = price_from_float(v, tick, mode=mode)
+    assert 0 < p < MICRO
+    assert 0 == p % tick
+
+
+def _market() -> Market:
+    return Market("0xc", ("111", "222"), ("Yes", "No"), 10_000, 5 * MICRO, False)
+
+
+def test_market_complement_and_registry() -> None:
+    reg = MarketRegistry.of([_market()])
+    assert "222" == reg.complement("111")
+    assert "Yes" == reg.by_token("111").outcome_of("111")
+    with pytest.raises(UnknownToken):
+        reg.by_token("333")
+    assert 700_000 == mirror_price(300_000)
+    with pytest.raises(ValueError):
+        Market("0xd", ("1", "2"), ("Yes", "No"), 20_000, 1, False)
+
+
+def _snap(bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> BookSnapshot:
+    return BookSnapshot(1, "111", "0xc", tuple(Level(p, s) for p, s in bids), tuple(Level(p, s) for p, s in asks))
+
+
+def test_book_untrusted_until_snapshot_and_after_invalidate() -> None:
+    book = BookState("111", 10_000)
+    assert 0 == book.apply_level(Side.BUY, 400_000, 10, 5)
+    assert book.best_bid() is None
+    # asks arrive worst-first from the venue: order must not matter
+    book.apply_snapshot(_snap([(400_000, 10), (410_000, 5)], [(600_000, 3), (500_000, 7)]))
+    assert (410_000, 500_000) == (book.best_bid(), book.best_ask())
+    assert -5 == book.apply_level(Side.BUY, 410_000, 0, 6)
+    assert 400_000 == book.best_bid()
+    assert 10 == book.depth(Side.SELL, 10)
+    assert 7 == book.depth(Side.SELL, 9)
+    book.invalidate()
+    assert 0 == book.apply_level(Side.SELL, 450_000, 1, 7)
+    assert 500_000 == book.best_ask()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 99), st.integers(0, 50)),
+                max_size=80))
+def test_book_matches_naive_model(updates: list[tuple[Side, int, int]]) -> None:
+    book = BookState("111", 10_000)
+    book.apply_snapshot(_snap([], []))
+    model: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
+    for side, tick, size in updates:
+        price = tick * 10_000
+        book.apply_level(side, price, size, 1)
+        if size:
+            model[side][price] = size
+        else:
+            model[side].pop(price, None)
+    assert (max(model[Side.BUY]) if model[Side.BUY] else None) == book.best_bid()
+    assert (min(model[Side.SELL]) if model[Side.SELL] else None) == book.best_ask()
+    assert sorted(model[Side.BUY].items(), reverse=True) == [(lv.price, lv.size) for lv in book.levels(Side.BUY)]
+    assert sorted(model[Side.SELL].items()) == [(lv.price, lv.size) for lv in book.levels(Side.SELL)]
