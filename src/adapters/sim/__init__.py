@@ -1,0 +1,40 @@
+"""Simulated venue for backtests (and the engine the CLOB simulator drives): matching, latency,
+queue position and fee models, all deterministic under a seeded RNG."""
+
+from polysnipe.adapters.sim.models import (
+    ConstantLatency,
+    FeeModel,
+    JitteredLatency,
+    LatencyModel,
+    PolymarketFeeModel,
+    PowerProbQueueModel,
+    QueueModel,
+    QueuePosition,
+    RiskAverseQueueModel,
+)
+from polysnipe.adapters.sim.venue import (
+    VENUE_ERRORS,
+    Ledger,
+    MatchingEngine,
+    OpenOrder,
+    SimVenue,
+    SimVenueConfig,
+)
+
+__all__ = [
+    "VENUE_ERRORS",
+    "ConstantLatency",
+    "FeeModel",
+    "JitteredLatency",
+    "LatencyModel",
+    "Ledger",
+    "MatchingEngine",
+    "OpenOrder",
+    "PolymarketFeeModel",
+    "PowerProbQueueModel",
+    "QueueModel",
+    "QueuePosition",
+    "RiskAverseQueueModel",
+    "SimVenue",
+    "SimVenueConfig",
+]

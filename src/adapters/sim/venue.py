@@ -1,0 +1,774 @@
+"""The simulated venue: a matching engine fed by replayed L2 data, behind the ExecutionPort.
+
+Theory of operation
+-------------------
+`MatchingEngine` keeps its own BookState per token, built from the same replayed events the strategy
+sees, plus the resting orders placed into it (ours in a backtest; several owners' in the CLOB
+simulator). It is synchronous and clock-free: every call carries the venue time at which it happens,
+and results are appended to `reports`. `SimVenue` wraps it with time: orders and cancels reach the
+engine after the latency model's delay (FIFO, like requests on one connection), GTD orders expire at
+their deadline, and reports come back after the ack delay, in the order the engine made them.
+
+Views. A binary market's two books mirror each other (BUY YES at p is SELL NO at 1-p). An order is
+matched in the *view* of its token: the token's own book when a snapshot made it trusted, else the
+complement's book read mirrored (a YES buy at p takes NO bids at >= 1-p), else the token's own empty
+book. Inside a view everything is in that book's terms (`vprice`, the side the order rests on), and
+fills are translated back so they always carry the order's own token, side and price.
+
+Liquidity. Replayed levels are the market's displayed size. Liquidity our orders take is removed from
+the engine's book and stays removed until the feed next updates that level, so two orders cannot take
+the same displayed size; replayed liquidity is never removed for longer than that. Resting orders sit
+in a per-level list in time order, each with a queue position counted in replayed size ahead of it;
+the queue model moves it on depth changes and trades. A resting order fills when a trade reaches it
+at (or through) its price, or when replayed liquidity appears that crosses it. Orders of the same
+owner never match each other (they are passed over).
+
+Rejections carry the venue's exact error strings from `VENUE_ERRORS`, which the CLOB simulator reuses.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+
+from polysnipe.adapters.sim.models import FeeModel, LatencyModel, QueueModel, QueuePosition
+from polysnipe.core.book import BookState
+from polysnipe.core.events import BookSnapshot, LastTrade, MarketEvent, PriceChange, Side, TickSizeChange
+from polysnipe.core.fees import NO_FEE, TakerFee
+from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.messages import (
+    ExecutionReport,
+    Liquidity,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderType,
+)
+from polysnipe.core.units import MICRO, ONE, ceil_div
+
+__all__ = [
+    "VENUE_ERRORS",
+    "Ledger",
+    "MatchingEngine",
+    "OpenOrder",
+    "SimVenue",
+    "SimVenueConfig",
+    "buy_cost",
+    "sell_proceeds",
+]
+
+#: Rejection code -> the venue's exact text (PROTOCOL.md 11.4). Codes follow Polymarket's SDKs where
+#: they name one; the tick, min-size, duplicate and post-only-type texts come from the older docs table.
+VENUE_ERRORS: Mapping[str, str] = MappingProxyType(
+    {
+        "invalid_tick": "order is invalid. Price breaks minimum tick size rules",
+        "min_size": "order is invalid. Size lower than the minimum",
+        "insufficient_balance_or_allowance": "not enough balance / allowance",
+        "post_only_would_cross": "invalid post-only order: order crosses book",
+        "post_only_order_type": "invalid post-only order: only GTC and GTD order types are allowed",
+        "fok_not_filled": "order couldn't be fully filled. FOK orders are fully filled or killed.",
+        "fak_not_filled": (
+            "no orders found to match with FAK order. FAK orders are partially filled or killed "
+            "if no match is found."
+        ),
+        "invalid_expiration": "invalid expiration",
+        "duplicated": (
+            "order is invalid. Duplicated. Same order has already been placed, can't be placed again"
+        ),
+        "invalid_token": "Invalid token id",
+    }
+)
+
+_NEVER = 1 << 62
+
+
+def buy_cost(price: int, size: int) -> int:
+    """USDC a buyer pays for `size` at `price`, rounded up: a wallet never pays less than it owes."""
+    return ceil_div(price * size, MICRO)
+
+
+def sell_proceeds(price: int, size: int) -> int:
+    """USDC a seller receives, rounded down: a wallet is never credited more than it earned."""
+    return price * size // MICRO
+
+
+# -- balances ------------------------------------------------------------------------------------
+class Ledger:
+    """Per-wallet USDC and share balances, with what open orders reserve.
+
+    Built without a balance map it only keeps score (balances may go negative) and never refuses an
+    order: the common backtest that studies signals, not funding.
+    """
+
+    __slots__ = ("_reserved_shares", "_reserved_usdc", "_shares", "_usdc", "enforce")
+
+    def __init__(
+        self,
+        balances: Mapping[str, int] | None = None,
+        positions: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
+        self.enforce = balances is not None
+        self._usdc: dict[str, int] = dict(balances or {})
+        self._reserved_usdc: dict[str, int] = {}
+        self._shares: dict[tuple[str, str], int] = {
+            (w, t): n for w, held in (positions or {}).items() for t, n in held.items()
+        }
+        self._reserved_shares: dict[tuple[str, str], int] = {}
+
+    def usdc(self, wallet: str) -> int:
+        return self._usdc.get(wallet, 0)
+
+    def shares(self, wallet: str, token_id: str) -> int:
+        return self._shares.get((wallet, token_id), 0)
+
+    def free_usdc(self, wallet: str) -> int:
+        return self.usdc(wallet) - self._reserved_usdc.get(wallet, 0)
+
+    def free_shares(self, wallet: str, token_id: str) -> int:
+        key = (wallet, token_id)
+        return self._shares.get(key, 0) - self._reserved_shares.get(key, 0)
+
+    def positions(self, wallet: str) -> dict[str, int]:
+        return {t: n for (w, t), n in self._shares.items() if w == wallet and n}
+
+    def can_place(self, wallet: str, token_id: str, side: Side, price: int, size: int) -> bool:
+        if not self.enforce:
+            return True
+        if side is Side.BUY:
+            return buy_cost(price, size) <= self.free_usdc(wallet)
+        return size <= self.free_shares(wallet, token_id)
+
+    def reserve(self, wallet: str, token_id: str, side: Side, amount: int) -> None:
+        """Add `amount` (USDC for BUY, shares for SELL; negative releases) to what open orders hold."""
+        if side is Side.BUY:
+            self._reserved_usdc[wallet] = self._reserved_usdc.get(wallet, 0) + amount
+        else:
+            key = (wallet, token_id)
+            self._reserved_shares[key] = self._reserved_shares.get(key, 0) + amount
+
+    def settle(self, wallet: str, token_id: str, side: Side, price: int, size: int, fee: TakerFee) -> None:
+        key = (wallet, token_id)
+        if side is Side.BUY:
+            self._usdc[wallet] = self._usdc.get(wallet, 0) - buy_cost(price, size) - fee.fee_usdc
+            self._shares[key] = self._shares.get(key, 0) + size - fee.fee_shares
+        else:
+            self._usdc[wallet] = self._usdc.get(wallet, 0) + sell_proceeds(price, size) - fee.fee_usdc
+            self._shares[key] = self._shares.get(key, 0) - size - fee.fee_shares
+
+
+# -- engine --------------------------------------------------------------------------------------
+class _Tok:
+    """One token's book plus the resting orders whose view is this book."""
+
+    __slots__ = ("asks", "bids", "book", "complement", "market", "resting")
+
+    def __init__(self, token_id: str, market: Market) -> None:
+        self.market = market
+        self.complement = market.complement(token_id)
+        self.book = BookState(token_id, market.tick_size)
+        # view price -> resting orders in time order, by the side of this book they rest on
+        self.bids: dict[int, list[_Order]] = {}
+        self.asks: dict[int, list[_Order]] = {}
+        self.resting = 0
+
+
+class _Order:
+    __slots__ = (
+        "filled",
+        "leaves",
+        "live",
+        "market",
+        "mirror",
+        "owner",
+        "pos",
+        "req",
+        "reserved",
+        "rest_side",
+        "seq",
+        "view",
+        "vprice",
+    )
+
+    def __init__(self, req: OrderRequest, market: Market, view: _Tok, mirror: bool, seq: int) -> None:
+        self.req = req
+        self.owner = req.wallet
+        self.market = market
+        self.view = view
+        self.mirror = mirror
+        self.rest_side = req.side.opposite if mirror else req.side
+        self.vprice = ONE - req.price if mirror else req.price
+        self.seq = seq
+        self.leaves = req.size
+        self.filled = 0
+        self.reserved = 0
+        self.live = False  # resting on the book (as opposed to being matched on arrival)
+        self.pos = QueuePosition(0)
+
+
+#: one step of a match: (view price, size, the resting order hit, or None for replayed liquidity)
+_Step = tuple[int, int, _Order | None]
+
+
+@attrs.frozen(slots=True)
+class OpenOrder:
+    """A resting order as the venue sees it (for inspection and tests)."""
+
+    order: OrderRequest
+    filled: int
+    remaining: int
+    queue_ahead: int
+    #: resting in the complement's book, mirrored, because its own token had no snapshot
+    mirrored: bool
+
+
+class MatchingEngine:
+    """Price-time matching of orders against replayed L2 liquidity and each other (see module doc)."""
+
+    __slots__ = (
+        "_expiries",
+        "_fees",
+        "_ledger",
+        "_min_gtd_lead_ms",
+        "_orders",
+        "_queue",
+        "_registry",
+        "_seen",
+        "_seq",
+        "_toks",
+        "_trade_prefix",
+        "_trade_seq",
+        "reports",
+    )
+
+    def __init__(
+        self,
+        registry: MarketRegistry,
+        queue: QueueModel,
+        fees: FeeModel,
+        ledger: Ledger,
+        *,
+        trade_id_prefix: str = "sim",
+        min_gtd_lead_ms: int = 0,
+    ) -> None:
+        self._registry = registry
+        self._queue = queue
+        self._fees = fees
+        self._ledger = ledger
+        self._trade_prefix = trade_id_prefix
+        self._min_gtd_lead_ms = min_gtd_lead_ms
+        self._toks: dict[str, _Tok] = {}
+        self._orders: dict[str, _Order] = {}  # resting orders only, in placement order
+        self._seen: set[str] = set()
+        self._expiries: list[tuple[int, int, str]] = []  # heap of (expiration_ms, seq, order_id)
+        self._seq = 0
+        self._trade_seq = 0
+        #: reports produced since the last drain, in the order they happened
+        self.reports: list[ExecutionReport] = []
+
+    # -- inspection ----------------------------------------------------------------------------
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    def drain(self) -> list[ExecutionReport]:
+        out, self.reports = self.reports, []
+        return out
+
+    def book(self, token_id: str) -> BookState | None:
+        tok = self._toks.get(token_id)
+        return tok.book if tok is not None else None
+
+    def open_orders(self) -> list[OpenOrder]:
+        return [OpenOrder(o.req, o.filled, o.leaves, o.pos.ahead, o.mirror) for o in self._orders.values()]
+
+    def next_expiry_ms(self) -> int:
+        """When the earliest GTD deadline falls (possibly of an order already gone); _NEVER if none."""
+        return self._expiries[0][0] if self._expiries else _NEVER
+
+    # -- market data ---------------------------------------------------------------------------
+    def apply(self, event: MarketEvent) -> None:
+        """Update the books from one replayed event and fill resting orders it reaches."""
+        if type(event) is PriceChange:
+            ts = event.ts_ms
+            toks = self._toks
+            for d in event.changes:
+                tok = toks.get(d.token_id)
+                if tok is None:
+                    tok = self._tok(d.token_id)
+                    if tok is None:
+                        continue
+                delta = tok.book.apply_level(d.side, d.price, d.size, ts)
+                if delta and tok.resting:
+                    self._level_changed(tok, d.side, d.price, d.size - delta, d.size, ts)
+        elif type(event) is BookSnapshot:
+            self._apply_snapshot(event)
+        elif type(event) is LastTrade:
+            self._apply_trade(event)
+        elif type(event) is TickSizeChange:
+            tok = self._tok(event.token_id)
+            if tok is not None:
+                tok.book.set_tick_size(event.new_tick)
+                comp = self._tok(tok.complement)
+                if comp is not None:
+                    # the tick is a market property; the feed may announce it on one token only
+                    comp.book.set_tick_size(event.new_tick)
+
+    def _apply_snapshot(self, snap: BookSnapshot) -> None:
+        tok = self._tok(snap.token_id)
+        if tok is None:
+            return
+        book = tok.book
+        if not tok.resting:
+            book.apply_snapshot(snap)
+            return
+        prev_bids = {px: book.bids.get(px, 0) for px in tok.bids}
+        prev_asks = {px: book.asks.get(px, 0) for px in tok.asks}
+        book.apply_snapshot(snap)
+        for idx, levels, prev in ((tok.bids, book.bids, prev_bids), (tok.asks, book.asks, prev_asks)):
+            for px, orders in idx.items():
+                new = levels.get(px, 0)
+                if new != prev[px]:
+                    for o in orders:
+                        self._queue.on_depth_change(o.pos, prev[px], new)
+        self._cross_resting(tok, Side.BUY, snap.ts_ms)
+        self._cross_resting(tok, Side.SELL, snap.ts_ms)
+
+    def _level_changed(self, tok: _Tok, side: Side, price: int, prev: int, new: int, ts: int) -> None:
+        orders = (tok.bids if side is Side.BUY else tok.asks).get(price)
+        if orders:
+            for o in orders:
+                self._queue.on_depth_change(o.pos, prev, new)
+        if new > prev and (tok.asks if side is Side.BUY else tok.bids):
+            self._cross_resting(tok, side.opposite, ts)
+
+    def _cross_resting(self, view: _Tok, rest_side: Side, ts: int) -> None:
+        """Fill resting orders that replayed liquidity now crosses: that order would have hit ours."""
+        idx = view.bids if rest_side is Side.BUY else view.asks
+        if not idx:
+            return
+        if rest_side is Side.BUY:
+            best = view.book.best_ask()
+            if best is None:
+                return
+            crossed = sorted((px for px in idx if px >= best), reverse=True)
+        else:
+            best = view.book.best_bid()
+            if best is None:
+                return
+            crossed = sorted(px for px in idx if px <= best)
+        take_side = rest_side.opposite
+        for px in crossed:
+            for o in list(idx.get(px, ())):
+                if not o.live:
+                    continue
+                plan = self._plan(view, take_side, px, o.leaves, o.owner, replayed_only=True)
+                if plan:
+                    self._consume(view, take_side, plan, ts)
+                    self._fill(o, o.req.price, sum(step[1] for step in plan), Liquidity.MAKER, ts)
+
+    def _apply_trade(self, trade: LastTrade) -> None:
+        tok = self._tok(trade.token_id)
+        if tok is None:
+            return
+        view, mirror = self._view(tok)
+        if not view.resting:
+            return
+        px = ONE - trade.price if mirror else trade.price
+        rest_side = trade.side if mirror else trade.side.opposite  # the side the taker hit
+        idx = view.bids if rest_side is Side.BUY else view.asks
+        if rest_side is Side.BUY:
+            hit = sorted((p for p in idx if p >= px), reverse=True)
+        else:
+            hit = sorted(p for p in idx if p <= px)
+        budget = trade.size
+        for p in hit:
+            for o in list(idx[p]):
+                if p == px:
+                    reached = self._queue.on_trade(o.pos, trade.size)
+                else:
+                    # the taker traded through our price, so everything ahead of us is gone
+                    o.pos.ahead = 0
+                    reached = trade.size
+                size = min(o.leaves, reached, budget)
+                if size > 0:
+                    budget -= size
+                    self._fill(o, o.req.price, size, Liquidity.MAKER, trade.ts_ms)
+
+    # -- orders --------------------------------------------------------------------------------
+    def place(self, req: OrderRequest, now_ms: int) -> None:
+        """An order arrives at the venue at `now_ms`: validate, match, then rest, kill or cancel the rest."""
+        if req.order_id in self._seen:
+            self._reject(req, "duplicated", now_ms)
+            return
+        self._seen.add(req.order_id)
+        tok = self._tok(req.token_id)
+        if tok is None:
+            self._reject(req, "invalid_token", now_ms)
+            return
+        reason = self._validate(req, tok, now_ms)
+        if reason:
+            self._reject(req, reason, now_ms)
+            return
+        view, mirror = self._view(tok)
+        self._seq += 1
+        o = _Order(req, tok.market, view, mirror, self._seq)
+        take_side = o.rest_side.opposite
+        if req.post_only:
+            if self._plan(view, take_side, o.vprice, 1, o.owner):
+                self._reject(req, "post_only_would_cross", now_ms)
+                return
+            plan: list[_Step] = []
+        else:
+            plan = self._plan(view, take_side, o.vprice, req.size, o.owner)
+            if req.order_type is OrderType.FOK and sum(step[1] for step in plan) < req.size:
+                self._reject(req, "fok_not_filled", now_ms)
+                return
+            if req.order_type is OrderType.FAK and not plan:
+                self._reject(req, "fak_not_filled", now_ms)
+                return
+        self.reports.append(OrderAccepted(req.order_id, now_ms, req.order_id))
+        if plan:
+            self._take(o, plan, now_ms)
+        if not o.leaves:
+            return
+        if req.order_type.is_immediate:
+            self.reports.append(OrderCancelled(req.order_id, now_ms, "fak_remainder"))
+            return
+        self._rest(o)
+
+    def _validate(self, req: OrderRequest, tok: _Tok, now_ms: int) -> str:
+        if req.post_only and req.order_type.is_immediate:
+            return "post_only_order_type"
+        tick = tok.book.tick_size
+        if req.price % tick or not tick <= req.price <= ONE - tick:
+            return "invalid_tick"
+        if req.size <= 0 or req.size < tok.market.min_order_size:
+            return "min_size"
+        if req.order_type is OrderType.GTD and req.expiration_ms <= now_ms + self._min_gtd_lead_ms:
+            return "invalid_expiration"
+        if not self._ledger.can_place(req.wallet, req.token_id, req.side, req.price, req.size):
+            return "insufficient_balance_or_allowance"
+        return ""
+
+    def cancel(self, order_id: str, now_ms: int) -> None:
+        """Cancel a resting order; unknown or finished orders are a no-op, like a late cancel."""
+        o = self._orders.get(order_id)
+        if o is not None:
+            self._finish(o)
+            self.reports.append(OrderCancelled(order_id, now_ms, "cancelled"))
+
+    def expire_until(self, now_ms: int) -> None:
+        """Expire every GTD order whose deadline is at or before `now_ms`."""
+        heap = self._expiries
+        while heap and heap[0][0] <= now_ms:
+            exp, seq, order_id = heapq.heappop(heap)
+            o = self._orders.get(order_id)
+            if o is not None and o.seq == seq:
+                self._finish(o)
+                self.reports.append(OrderExpired(order_id, exp))
+
+    # -- matching internals --------------------------------------------------------------------
+    def _tok(self, token_id: str) -> _Tok | None:
+        tok = self._toks.get(token_id)
+        if tok is None:
+            market = self._registry.get_by_token(token_id)
+            if market is None:
+                return None
+            tok = self._toks[token_id] = _Tok(token_id, market)
+        return tok
+
+    def _view(self, tok: _Tok) -> tuple[_Tok, bool]:
+        if tok.book.trusted:
+            return tok, False
+        comp = self._tok(tok.complement)
+        if comp is not None and comp.book.trusted:
+            return comp, True
+        return tok, False
+
+    def _plan(
+        self, view: _Tok, side: Side, limit: int, qty: int, owner: str, *, replayed_only: bool = False
+    ) -> list[_Step]:
+        """What taking up to `qty` from `side` of `view` at prices no worse than `limit` would hit.
+
+        Pure: nothing changes until `_take`/`_consume` apply the plan, so FOK and post-only can look
+        first. Within a level the queue is replayed size and resting orders interleaved by each
+        order's `ahead`; resting orders of `owner` itself are passed over.
+        """
+        book = view.book
+        if side is Side.BUY:
+            levels, idx = book.bids, view.bids
+        else:
+            levels, idx = book.asks, view.asks
+        prices = book.level_prices(side)
+        if idx and not replayed_only:
+            extra = [px for px, rs in idx.items() if px not in levels and any(r.owner != owner for r in rs)]
+            if extra:
+                prices = sorted({*prices, *extra}, reverse=side is Side.BUY)
+        plan: list[_Step] = []
+        remaining = qty
+        for px in prices:
+            if (px < limit) if side is Side.BUY else (px > limit):
+                break
+            avail = levels.get(px, 0)
+            used = 0
+            for r in idx.get(px, ()):
+                seg = min(remaining, r.pos.ahead - used, avail - used)
+                if seg > 0:
+                    plan.append((px, seg, None))
+                    used += seg
+                    remaining -= seg
+                if remaining and not replayed_only and r.owner != owner:
+                    size = min(remaining, r.leaves)
+                    plan.append((px, size, r))
+                    remaining -= size
+                if not remaining:
+                    break
+            seg = min(remaining, avail - used)
+            if seg > 0:
+                plan.append((px, seg, None))
+                remaining -= seg
+            if not remaining:
+                break
+        return plan
+
+    def _consume(self, view: _Tok, side: Side, plan: list[_Step], ts: int) -> None:
+        """Remove the replayed liquidity a plan takes; resting orders behind it move up by as much."""
+        used: dict[int, int] = {}
+        for px, size, maker in plan:
+            if maker is None:
+                used[px] = used.get(px, 0) + size
+        levels = view.book.bids if side is Side.BUY else view.book.asks
+        idx = view.bids if side is Side.BUY else view.asks
+        for px, size in used.items():
+            view.book.apply_level(side, px, levels[px] - size, ts)
+            for r in idx.get(px, ()):
+                r.pos.ahead = max(r.pos.ahead - size, 0)
+
+    def _take(self, o: _Order, plan: list[_Step], now_ms: int) -> None:
+        """Execute an arriving order's plan: taker fills at each level, maker fills for orders hit."""
+        self._consume(o.view, o.rest_side.opposite, plan, now_ms)
+        run_px, run_size = -1, 0  # consecutive replayed steps at one price make one fill
+        for px, size, maker in plan:
+            if maker is None and px == run_px:
+                run_size += size
+                continue
+            if run_size:
+                self._fill(o, ONE - run_px if o.mirror else run_px, run_size, Liquidity.TAKER, now_ms)
+            if maker is None:
+                run_px, run_size = px, size
+            else:
+                run_px, run_size = -1, 0
+                self._fill(o, ONE - px if o.mirror else px, size, Liquidity.TAKER, now_ms)
+                self._fill(maker, maker.req.price, size, Liquidity.MAKER, now_ms)
+        if run_size:
+            self._fill(o, ONE - run_px if o.mirror else run_px, run_size, Liquidity.TAKER, now_ms)
+
+    def _fill(self, o: _Order, price: int, size: int, liquidity: Liquidity, ts: int) -> None:
+        req = o.req
+        fee = (
+            self._fees.taker_fee(o.market, req.side, price, size) if liquidity is Liquidity.TAKER else NO_FEE
+        )
+        self._trade_seq += 1
+        self.reports.append(
+            OrderFilled(
+                req.order_id,
+                f"{self._trade_prefix}-{self._trade_seq}",
+                ts,
+                req.token_id,
+                req.side,
+                price,
+                size,
+                liquidity,
+                fee.fee_usdc,
+                fee.fee_shares,
+            )
+        )
+        self._ledger.settle(req.wallet, req.token_id, req.side, price, size, fee)
+        o.leaves -= size
+        o.filled += size
+        if o.live:
+            if o.leaves:
+                self._set_reserved(o)
+            else:
+                self._finish(o)
+
+    def _rest(self, o: _Order) -> None:
+        view = o.view
+        idx = view.bids if o.rest_side is Side.BUY else view.asks
+        o.pos = self._queue.join(view.book.size_at(o.rest_side, o.vprice))
+        idx.setdefault(o.vprice, []).append(o)
+        view.resting += 1
+        o.live = True
+        self._orders[o.req.order_id] = o
+        self._set_reserved(o)
+        if o.req.order_type is OrderType.GTD:
+            heapq.heappush(self._expiries, (o.req.expiration_ms, o.seq, o.req.order_id))
+
+    def _set_reserved(self, o: _Order) -> None:
+        req = o.req
+        if not o.live:
+            want = 0
+        elif req.side is Side.BUY:
+            want = buy_cost(req.price, o.leaves)
+        else:
+            want = o.leaves
+        if want != o.reserved:
+            self._ledger.reserve(req.wallet, req.token_id, req.side, want - o.reserved)
+            o.reserved = want
+
+    def _finish(self, o: _Order) -> None:
+        """Take a resting order off the book (filled, cancelled or expired) and free its reservation."""
+        view = o.view
+        idx = view.bids if o.rest_side is Side.BUY else view.asks
+        level = idx[o.vprice]
+        level.remove(o)
+        if not level:
+            del idx[o.vprice]
+        view.resting -= 1
+        del self._orders[o.req.order_id]
+        o.live = False
+        self._set_reserved(o)
+
+    def _reject(self, req: OrderRequest, code: str, now_ms: int) -> None:
+        self.reports.append(OrderRejected(req.order_id, now_ms, code, VENUE_ERRORS[code]))
+
+
+# -- the venue with time -------------------------------------------------------------------------
+@attrs.frozen(slots=True)
+class SimVenueConfig:
+    #: trade ids are "<prefix>-<n>"; a distinct prefix per venue keeps ids unique across venues
+    trade_id_prefix: str = "sim"
+    #: a GTD must expire at least this long after arrival; the real venue asks for 60_000 (PROTOCOL 5.1)
+    min_gtd_lead_ms: int = 0
+
+
+class SimVenue:
+    """ExecutionPort over MatchingEngine with latency: what the backtest trades against.
+
+    The backtest calls `on_market_event` for every market event before the engine sees it, `submit`
+    and `cancel` for the engine's commands, and `poll` for the reports due by now.
+    """
+
+    __slots__ = (
+        "_engine",
+        "_last_arrival_ms",
+        "_last_delivery_ms",
+        "_latency",
+        "_next_due_ms",
+        "_outbox",
+        "_pending",
+        "_rng",
+    )
+
+    def __init__(
+        self,
+        registry: MarketRegistry,
+        latency: LatencyModel,
+        queue: QueueModel,
+        fees: FeeModel,
+        rng: random.Random,
+        balances: Mapping[str, int] | None = None,
+        positions: Mapping[str, Mapping[str, int]] | None = None,
+        *,
+        config: SimVenueConfig | None = None,
+    ) -> None:
+        config = config or SimVenueConfig()
+        self._engine = MatchingEngine(
+            registry,
+            queue,
+            fees,
+            Ledger(balances, positions),
+            trade_id_prefix=config.trade_id_prefix,
+            min_gtd_lead_ms=config.min_gtd_lead_ms,
+        )
+        self._latency = latency
+        self._rng = rng
+        # requests in flight: (arrival ms, order to place | id to cancel), FIFO like one connection
+        self._pending: deque[tuple[int, OrderRequest | str]] = deque()
+        self._outbox: deque[tuple[int, ExecutionReport]] = deque()
+        self._last_arrival_ms = 0
+        self._last_delivery_ms = 0
+        self._next_due_ms = _NEVER
+
+    # -- ExecutionPort -------------------------------------------------------------------------
+    def submit(self, order: OrderRequest, now_ms: int) -> None:
+        self._send(order, now_ms)
+
+    def cancel(self, order_id: str, now_ms: int) -> None:
+        self._send(order_id, now_ms)
+
+    def poll(self, now_ms: int) -> list[ExecutionReport]:
+        """Reports delivered by `now_ms`, in the order they happened at the venue."""
+        if now_ms >= self._next_due_ms:
+            self._advance(now_ms)
+        out: list[ExecutionReport] = []
+        outbox = self._outbox
+        while outbox and outbox[0][0] <= now_ms:
+            out.append(outbox.popleft()[1])
+        return out
+
+    # -- market data ---------------------------------------------------------------------------
+    def on_market_event(self, event: MarketEvent) -> None:
+        """Apply a replayed event; anything due at or before its time happens first."""
+        ts = event.ts_ms
+        if ts >= self._next_due_ms:
+            self._advance(ts)
+        engine = self._engine
+        engine.apply(event)
+        if engine.reports:
+            self._flush(ts)
+
+    # -- inspection ----------------------------------------------------------------------------
+    @property
+    def ledger(self) -> Ledger:
+        return self._engine.ledger
+
+    def open_orders(self) -> list[OpenOrder]:
+        return self._engine.open_orders()
+
+    def book(self, token_id: str) -> BookState | None:
+        return self._engine.book(token_id)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _send(self, item: OrderRequest | str, now_ms: int) -> None:
+        arrival = max(now_ms + self._latency.order_latency_ms(self._rng), self._last_arrival_ms)
+        self._last_arrival_ms = arrival
+        self._pending.append((arrival, item))
+        if arrival < self._next_due_ms:
+            self._next_due_ms = arrival
+
+    def _advance(self, until_ms: int) -> None:
+        """Run arrivals and expiries due by `until_ms` in time order (an expiry first on a tie)."""
+        engine = self._engine
+        pending = self._pending
+        while True:
+            expiry = engine.next_expiry_ms()
+            arrival = pending[0][0] if pending else _NEVER
+            due = min(expiry, arrival)
+            if due > until_ms:
+                break
+            if expiry <= arrival:
+                engine.expire_until(expiry)
+            else:
+                item = pending.popleft()[1]
+                if isinstance(item, str):
+                    engine.cancel(item, arrival)
+                else:
+                    engine.place(item, arrival)
+            if engine.reports:
+                self._flush(due)
+        self._next_due_ms = due
+
+    def _flush(self, at_ms: int) -> None:
+        # one ack delay per batch, never earlier than the previous batch: reports stay in venue order
+        deliver = max(at_ms + self._latency.ack_latency_ms(self._rng), self._last_delivery_ms)
+        self._last_delivery_ms = deliver
+        self._outbox.extend((deliver, r) for r in self._engine.drain())

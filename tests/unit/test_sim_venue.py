@@ -1,0 +1,727 @@
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polysnipe.adapters.sim import (
+    VENUE_ERRORS,
+    ConstantLatency,
+    JitteredLatency,
+    PolymarketFeeModel,
+    PowerProbQueueModel,
+    QueueModel,
+    QueuePosition,
+    RiskAverseQueueModel,
+    SimVenue,
+    SimVenueConfig,
+)
+from polysnipe.core.events import (
+    BookDelta,
+    BookSnapshot,
+    LastTrade,
+    Level,
+    MarketEvent,
+    PriceChange,
+    Side,
+    TickSizeChange,
+)
+from polysnipe.core.fees import taker_fee
+from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.messages import (
+    ExecutionReport,
+    Liquidity,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderType,
+)
+from polysnipe.core.ports import ExecutionPort
+from polysnipe.core.units import MICRO, ONE
+
+S = MICRO  # one share
+YES, NO, COND = "tok-yes", "tok-no", "cond-1"
+BUY, SELL = Side.BUY, Side.SELL
+
+
+def market(fee_rate: int = 0) -> Market:
+    return Market(
+        condition_id=COND,
+        token_ids=(YES, NO),
+        outcomes=("Yes", "No"),
+        tick_size=10_000,
+        min_order_size=5 * S,
+        neg_risk=False,
+        fee_rate=fee_rate,
+    )
+
+
+def make_venue(
+    *,
+    latency: ConstantLatency | JitteredLatency | None = None,
+    queue: QueueModel | None = None,
+    fee_rate: int = 0,
+    balances: dict[str, int] | None = None,
+    positions: dict[str, dict[str, int]] | None = None,
+    seed: int = 7,
+    config: SimVenueConfig | None = None,
+) -> SimVenue:
+    return SimVenue(
+        MarketRegistry.of([market(fee_rate)]),
+        latency or ConstantLatency(),
+        queue or RiskAverseQueueModel(),
+        PolymarketFeeModel(),
+        random.Random(seed),
+        balances,
+        positions,
+        config=config,
+    )
+
+
+def snap(
+    token: str, bids: Sequence[tuple[int, int]], asks: Sequence[tuple[int, int]], ts: int = 0
+) -> BookSnapshot:
+    return BookSnapshot(
+        ts_ms=ts,
+        token_id=token,
+        market=COND,
+        bids=tuple(Level(p, n * S) for p, n in bids),
+        asks=tuple(Level(p, n * S) for p, n in asks),
+    )
+
+
+def change(ts: int, *deltas: tuple[str, Side, int, int]) -> PriceChange:
+    return PriceChange(ts, COND, tuple(BookDelta(t, side, p, n * S) for t, side, p, n in deltas))
+
+
+def trade(ts: int, price: int, shares: int, taker: Side, token: str = YES) -> LastTrade:
+    return LastTrade(ts, token, COND, price, shares * S, taker)
+
+
+_ids = iter(range(10**9))
+
+
+def order(
+    side: Side,
+    price: int,
+    shares: float,
+    order_type: OrderType = OrderType.GTC,
+    *,
+    token: str = YES,
+    post_only: bool = False,
+    expiration_ms: int = 0,
+    wallet: str = "w1",
+    order_id: str | None = None,
+) -> OrderRequest:
+    return OrderRequest(
+        order_id=order_id or f"o{next(_ids)}",
+        opportunity_id="opp",
+        correlation_id="corr",
+        strategy="test",
+        routing="test",
+        wallet=wallet,
+        market=COND,
+        token_id=token,
+        side=side,
+        price=price,
+        size=int(shares * S),
+        order_type=order_type,
+        tick_size=10_000,
+        neg_risk=False,
+        post_only=post_only,
+        expiration_ms=expiration_ms,
+    )
+
+
+def run(venue: SimVenue, req: OrderRequest, now: int = 0) -> list[ExecutionReport]:
+    venue.submit(req, now)
+    return venue.poll(now)
+
+
+def fills(reports: Sequence[ExecutionReport]) -> list[tuple[int, int, Liquidity]]:
+    return [(r.price, r.size // S, r.liquidity) for r in reports if isinstance(r, OrderFilled)]
+
+
+def rejection(reports: Sequence[ExecutionReport]) -> str:
+    (rej,) = [r for r in reports if isinstance(r, OrderRejected)]
+    return rej.venue_message
+
+
+def standard_book(venue: SimVenue) -> None:
+    venue.on_market_event(
+        snap(YES, bids=[(390_000, 10), (380_000, 10)], asks=[(400_000, 10), (410_000, 10), (430_000, 10)])
+    )
+
+
+# -- immediate orders ----------------------------------------------------------------------------
+def test_fak_walks_levels_up_to_limit_and_cancels_the_rest() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    req = order(BUY, 410_000, 30, OrderType.FAK)
+    reports = run(venue, req)
+    assert isinstance(reports[0], OrderAccepted)
+    assert [(400_000, 10, Liquidity.TAKER), (410_000, 10, Liquidity.TAKER)] == fills(reports)
+    assert isinstance(reports[-1], OrderCancelled)
+    assert all(r.order_id == req.order_id for r in reports)
+    book = venue.book(YES)
+    assert book is not None and 430_000 == book.best_ask()
+    assert [] == venue.open_orders()
+
+
+def test_fak_with_nothing_to_match_is_rejected_with_the_venue_text() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    reports = run(venue, order(BUY, 390_000, 10, OrderType.FAK))
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(reports)
+    assert 1 == len(reports)
+
+
+def test_fok_fills_fully_or_kills_without_touching_the_book() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    killed = run(venue, order(BUY, 410_000, 25, OrderType.FOK))
+    assert "order couldn't be fully filled. FOK orders are fully filled or killed." == rejection(killed)
+    assert [] == fills(killed)
+    book = venue.book(YES)
+    assert book is not None and 10 * S == book.best_ask_size()
+    filled = run(venue, order(BUY, 410_000, 15, OrderType.FOK))
+    assert [(400_000, 10, Liquidity.TAKER), (410_000, 5, Liquidity.TAKER)] == fills(filled)
+
+
+def test_sell_walks_bids_down_to_limit() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    reports = run(venue, order(SELL, 380_000, 15, OrderType.FAK))
+    assert [(390_000, 10, Liquidity.TAKER), (380_000, 5, Liquidity.TAKER)] == fills(reports)
+
+
+def test_taken_liquidity_stays_consumed_until_the_feed_updates_the_level() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    assert [(400_000, 10, Liquidity.TAKER)] == fills(run(venue, order(BUY, 410_000, 10, OrderType.FAK)))
+    # the same displayed size cannot be taken twice
+    assert [(410_000, 10, Liquidity.TAKER)] == fills(run(venue, order(BUY, 410_000, 10, OrderType.FAK)))
+    venue.on_market_event(change(5, (YES, SELL, 400_000, 8)))
+    assert [(400_000, 8, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 10, OrderType.FAK), 5))
+
+
+# -- resting orders ------------------------------------------------------------------------------
+def test_gtc_partial_fill_rests_the_remainder_behind_the_visible_queue() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    venue.on_market_event(change(1, (YES, BUY, 400_000, 0)))
+    req = order(BUY, 400_000, 15)
+    reports = run(venue, req, 1)
+    assert isinstance(reports[0], OrderAccepted)
+    assert [(400_000, 10, Liquidity.TAKER)] == fills(reports)
+    (open_,) = venue.open_orders()
+    assert (req, 10 * S, 5 * S, 0, False) == (
+        open_.order,
+        open_.filled,
+        open_.remaining,
+        open_.queue_ahead,
+        open_.mirrored,
+    )
+
+
+def test_cancel_resting_order_and_ignore_unknown_or_finished() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    req = order(BUY, 380_000, 5)
+    run(venue, req)
+    venue.cancel(req.order_id, 1)
+    assert [OrderCancelled(req.order_id, 1, "cancelled")] == venue.poll(1)
+    venue.cancel(req.order_id, 2)
+    venue.cancel("never-seen", 2)
+    assert [] == venue.poll(2)
+    assert [] == venue.open_orders()
+
+
+def test_gtd_rests_until_expiration_then_expires() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    req = order(BUY, 380_000, 5, OrderType.GTD, expiration_ms=1_000)
+    assert [OrderAccepted(req.order_id, 0, req.order_id)] == run(venue, req)
+    assert [] == venue.poll(999)
+    assert [OrderExpired(req.order_id, 1_000)] == venue.poll(1_000)
+    assert [] == venue.open_orders()
+
+
+def test_gtd_expiry_happens_before_a_market_event_at_the_same_time() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    req = order(BUY, 380_000, 5, OrderType.GTD, expiration_ms=1_000)
+    run(venue, req)
+    venue.on_market_event(trade(1_000, 370_000, 50, SELL))  # would have filled it
+    assert [OrderExpired(req.order_id, 1_000)] == venue.poll(1_000)
+
+
+@pytest.mark.parametrize("expiration_ms", [0, 500, 1_000])
+def test_gtd_already_expired_on_arrival_is_rejected(expiration_ms: int) -> None:
+    venue = make_venue()
+    standard_book(venue)
+    reports = run(venue, order(BUY, 380_000, 5, OrderType.GTD, expiration_ms=expiration_ms), 1_000)
+    assert "invalid expiration" == rejection(reports)
+
+
+def test_gtd_minimum_lead_is_configurable() -> None:
+    venue = make_venue(config=SimVenueConfig(min_gtd_lead_ms=60_000))
+    standard_book(venue)
+    assert "invalid expiration" == rejection(
+        run(venue, order(BUY, 380_000, 5, OrderType.GTD, expiration_ms=59_000))
+    )
+    ok = run(venue, order(BUY, 380_000, 5, OrderType.GTD, expiration_ms=61_000))
+    assert isinstance(ok[0], OrderAccepted)
+
+
+# -- validation ----------------------------------------------------------------------------------
+def test_post_only_that_would_cross_is_rejected_and_one_that_does_not_rests() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    crossing = run(venue, order(BUY, 400_000, 5, post_only=True))
+    assert "invalid post-only order: order crosses book" == rejection(crossing)
+    resting = run(venue, order(BUY, 390_000, 5, post_only=True))
+    assert [OrderAccepted] == [type(r) for r in resting]
+    assert 1 == len(venue.open_orders())
+
+
+def test_post_only_is_only_for_gtc_and_gtd() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    reports = run(venue, order(BUY, 390_000, 5, OrderType.FAK, post_only=True))
+    assert VENUE_ERRORS["post_only_order_type"] == rejection(reports)
+
+
+@pytest.mark.parametrize("price", [405_000, 0, ONE, -10_000, 995_000])
+def test_off_tick_or_out_of_range_price_is_rejected(price: int) -> None:
+    venue = make_venue()
+    standard_book(venue)
+    reports = run(venue, order(BUY, price, 5))
+    assert "order is invalid. Price breaks minimum tick size rules" == rejection(reports)
+
+
+def test_size_below_market_minimum_is_rejected() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    reports = run(venue, order(BUY, 380_000, 4.99))
+    assert "order is invalid. Size lower than the minimum" == rejection(reports)
+
+
+def test_unknown_token_and_duplicate_order_are_rejected() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    assert VENUE_ERRORS["invalid_token"] == rejection(run(venue, order(BUY, 380_000, 5, token="other")))
+    run(venue, order(BUY, 380_000, 5, order_id="dup"))
+    assert VENUE_ERRORS["duplicated"] == rejection(run(venue, order(BUY, 380_000, 5, order_id="dup")))
+
+
+def test_tick_change_applies_to_both_tokens_and_to_orders_already_in_flight() -> None:
+    venue = make_venue(latency=ConstantLatency(order_ms=50))
+    standard_book(venue)
+    venue.on_market_event(TickSizeChange(10, YES, COND, 10_000, 1_000))
+    venue.submit(order(BUY, 385_000, 5), 20)
+    venue.submit(order(SELL, 615_000, 5, token=NO, post_only=True), 20)
+    accepted = venue.poll(70)
+    assert [OrderAccepted, OrderAccepted] == [type(r) for r in accepted]
+    # submitted on the fine tick, but the tick coarsens before it arrives: checked at arrival
+    venue.submit(order(BUY, 386_000, 5), 100)
+    venue.on_market_event(TickSizeChange(120, YES, COND, 1_000, 10_000))
+    assert "order is invalid. Price breaks minimum tick size rules" == rejection(venue.poll(150))
+
+
+def test_insufficient_balance_counts_what_open_orders_reserve() -> None:
+    venue = make_venue(balances={"w1": 10 * S}, positions={"w1": {YES: 20 * S}})
+    standard_book(venue)
+    insufficient = "not enough balance / allowance"
+    assert insufficient == rejection(run(venue, order(BUY, 380_000, 30)))  # 11.40 > 10
+    run(venue, order(BUY, 380_000, 20))  # rests, reserves 7.60
+    assert insufficient == rejection(run(venue, order(BUY, 370_000, 7)))  # 7.60 + 2.59 > 10
+    assert [OrderAccepted] == [type(r) for r in run(venue, order(BUY, 370_000, 6))]  # 7.60 + 2.22
+    assert insufficient == rejection(run(venue, order(SELL, 500_000, 21)))
+    run(venue, order(SELL, 500_000, 15))  # rests, reserves 15 shares
+    assert insufficient == rejection(run(venue, order(SELL, 500_000, 6)))
+    assert 20 * S == venue.ledger.shares("w1", YES)
+
+
+def test_fills_update_balances_with_taker_fees() -> None:
+    venue = make_venue(fee_rate=40_000, balances={"w1": 100 * S})
+    standard_book(venue)
+    reports = run(venue, order(BUY, 400_000, 10, OrderType.FAK))
+    (fill,) = [r for r in reports if isinstance(r, OrderFilled)]
+    fee = taker_fee(BUY, 10 * S, 400_000, 40_000)
+    assert (0, fee.fee_shares) == (fill.fee_usdc, fill.fee_shares)
+    assert fee.fee_shares > 0
+    assert 96 * S == venue.ledger.usdc("w1")
+    assert 10 * S - fee.fee_shares == venue.ledger.shares("w1", YES)
+    sold = run(venue, order(SELL, 390_000, 5, OrderType.FAK))
+    (sell_fill,) = [r for r in sold if isinstance(r, OrderFilled)]
+    assert 0 == sell_fill.fee_shares
+    assert 96 * S + 1_950_000 - sell_fill.fee_usdc == venue.ledger.usdc("w1")
+
+
+def test_maker_fills_pay_no_fee() -> None:
+    venue = make_venue(fee_rate=40_000)
+    standard_book(venue)
+    run(venue, order(SELL, 420_000, 5))
+    venue.on_market_event(trade(5, 430_000, 10, BUY))  # through our price
+    ((price, size, liq),) = fills(venue.poll(5))
+    assert (420_000, 5, Liquidity.MAKER) == (price, size, liq)
+
+
+# -- queue position ------------------------------------------------------------------------------
+def _rest_ask_behind(venue: SimVenue, visible: int) -> OrderRequest:
+    venue.on_market_event(snap(YES, bids=[(390_000, 10)], asks=[(450_000, visible)]))
+    req = order(SELL, 450_000, 10)
+    run(venue, req)
+    return req
+
+
+def test_resting_order_fills_only_after_the_size_ahead_has_traded() -> None:
+    venue = make_venue()
+    _rest_ask_behind(venue, 100)
+    assert 100 * S == venue.open_orders()[0].queue_ahead
+    venue.on_market_event(trade(1, 450_000, 60, BUY))
+    assert [] == venue.poll(1)
+    assert 40 * S == venue.open_orders()[0].queue_ahead
+    venue.on_market_event(trade(2, 450_000, 45, BUY))
+    assert [(450_000, 5, Liquidity.MAKER)] == fills(venue.poll(2))
+    venue.on_market_event(trade(3, 450_000, 20, BUY))
+    assert [(450_000, 5, Liquidity.MAKER)] == fills(venue.poll(3))
+    assert [] == venue.open_orders()
+
+
+def test_trades_on_the_other_side_or_away_from_our_price_do_not_fill() -> None:
+    venue = make_venue()
+    _rest_ask_behind(venue, 0)
+    venue.on_market_event(trade(1, 440_000, 50, BUY))  # below our ask
+    venue.on_market_event(trade(2, 450_000, 50, SELL))  # a seller hit bids
+    assert [] == venue.poll(2)
+
+
+def test_risk_averse_queue_ignores_cancels_ahead() -> None:
+    venue = make_venue(queue=RiskAverseQueueModel())
+    _rest_ask_behind(venue, 100)
+    venue.on_market_event(change(1, (YES, SELL, 450_000, 300)))
+    venue.on_market_event(change(2, (YES, SELL, 450_000, 200)))
+    assert 100 * S == venue.open_orders()[0].queue_ahead
+    venue.on_market_event(change(3, (YES, SELL, 450_000, 30)))
+    assert 30 * S == venue.open_orders()[0].queue_ahead  # a level never shows less than is ahead
+
+
+def test_prob_queue_attributes_cancels_by_power_law() -> None:
+    venue = make_venue(queue=PowerProbQueueModel(power=2))
+    _rest_ask_behind(venue, 100)
+    venue.on_market_event(change(1, (YES, SELL, 450_000, 400)))  # 300 joins behind us
+    venue.on_market_event(change(2, (YES, SELL, 450_000, 300)))
+    # front share = 100^2 / (100^2 + 300^2) = 1/10 of the 100 cancelled
+    assert 90 * S == venue.open_orders()[0].queue_ahead
+    venue.on_market_event(change(3, (YES, SELL, 450_000, 100)))
+    # 200 cancelled, front 90 vs back 210: 200 * 8100 / (8100 + 44100) = 31.03...
+    assert 90 * S - 200 * S * 8100 // 52_200 == venue.open_orders()[0].queue_ahead
+
+
+def test_prob_queue_does_not_count_a_trade_twice() -> None:
+    venue = make_venue(queue=PowerProbQueueModel(power=2))
+    _rest_ask_behind(venue, 100)
+    venue.on_market_event(trade(1, 450_000, 30, BUY))
+    venue.on_market_event(change(1, (YES, SELL, 450_000, 70)))  # the feed reports the same trade
+    assert 70 * S == venue.open_orders()[0].queue_ahead
+
+
+def test_queue_position_model_units() -> None:
+    pos = QueuePosition(50)
+    model = PowerProbQueueModel(power=1)
+    assert 0 == model.on_trade(pos, 20)
+    assert 10 == model.on_trade(pos, 40)
+    assert 0 == pos.ahead
+    pos = model.join(100)
+    model.on_depth_change(pos, 200, 100)  # proportional: half of 100 from the front
+    assert 50 == pos.ahead
+    pos = model.join(100)
+    model.on_depth_change(pos, 110, 0)  # the back holds only 10: the rest came from the front
+    assert 0 == pos.ahead
+    with pytest.raises(ValueError):
+        PowerProbQueueModel(power=0)
+
+
+def test_snapshot_moves_the_queue_like_a_depth_update() -> None:
+    venue = make_venue(queue=PowerProbQueueModel(power=1))
+    _rest_ask_behind(venue, 100)
+    venue.on_market_event(change(1, (YES, SELL, 450_000, 200)))
+    venue.on_market_event(snap(YES, bids=[(390_000, 10)], asks=[(450_000, 100)], ts=2))
+    assert 50 * S == venue.open_orders()[0].queue_ahead  # proportional: half the cancels were ahead
+
+
+def test_trade_through_our_price_fills_regardless_of_queue() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    run(venue, order(BUY, 390_000, 10))
+    assert 10 * S == venue.open_orders()[0].queue_ahead
+    venue.on_market_event(trade(1, 380_000, 4, SELL))
+    assert [(390_000, 4, Liquidity.MAKER)] == fills(venue.poll(1))
+
+
+def test_replayed_liquidity_crossing_a_resting_order_fills_it() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    run(venue, order(BUY, 390_000, 10))
+    venue.on_market_event(change(1, (YES, SELL, 385_000, 6)))
+    assert [(390_000, 6, Liquidity.MAKER)] == fills(venue.poll(1))
+    book = venue.book(YES)
+    assert book is not None and 0 == book.size_at(SELL, 385_000)
+    assert 4 * S == venue.open_orders()[0].remaining
+
+
+# -- complement mirror ---------------------------------------------------------------------------
+def _no_book_only(venue: SimVenue) -> None:
+    # YES asks 0.40 x10, 0.42 x10 and YES bids 0.35 x10 seen through the NO book
+    venue.on_market_event(snap(NO, bids=[(600_000, 10), (580_000, 10)], asks=[(650_000, 10)]))
+
+
+def test_order_on_token_without_snapshot_matches_the_complement_mirrored() -> None:
+    venue = make_venue()
+    _no_book_only(venue)
+    req = order(BUY, 410_000, 20, OrderType.FAK)
+    reports = run(venue, req)
+    (fill,) = [r for r in reports if isinstance(r, OrderFilled)]
+    assert (YES, BUY, 400_000, 10 * S) == (fill.token_id, fill.side, fill.price, fill.size)
+    no_book = venue.book(NO)
+    assert no_book is not None and 580_000 == no_book.best_bid()
+    sold = run(venue, order(SELL, 350_000, 5, OrderType.FAK))
+    assert [(350_000, 5, Liquidity.TAKER)] == fills(sold)
+
+
+def test_resting_order_in_mirrored_view_fills_from_complement_flow() -> None:
+    venue = make_venue()
+    _no_book_only(venue)
+    req = order(BUY, 380_000, 10)
+    run(venue, req)
+    (open_,) = venue.open_orders()
+    assert open_.mirrored and 0 == open_.queue_ahead
+    venue.on_market_event(trade(1, 620_000, 4, BUY, token=NO))  # a NO buyer at 0.62 hits YES bids at 0.38
+    (fill,) = [r for r in venue.poll(1) if isinstance(r, OrderFilled)]
+    assert (YES, BUY, 380_000, 4 * S, Liquidity.MAKER) == (
+        fill.token_id,
+        fill.side,
+        fill.price,
+        fill.size,
+        fill.liquidity,
+    )
+
+
+def test_own_book_is_preferred_once_trusted() -> None:
+    venue = make_venue()
+    _no_book_only(venue)
+    venue.on_market_event(snap(YES, bids=[(300_000, 10)], asks=[(450_000, 10)]))
+    assert [(450_000, 10, Liquidity.TAKER)] == fills(run(venue, order(BUY, 450_000, 10, OrderType.FAK)))
+
+
+def test_no_book_at_all_has_nothing_to_match() -> None:
+    venue = make_venue()
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(run(venue, order(BUY, 500_000, 5, OrderType.FAK)))
+
+
+# -- latency and determinism ---------------------------------------------------------------------
+def test_venue_is_an_execution_port() -> None:
+    port: ExecutionPort = make_venue()
+    assert [] == port.poll(0)
+
+
+def test_order_is_matched_against_the_book_at_arrival_not_at_submit() -> None:
+    venue = make_venue(latency=ConstantLatency(order_ms=100, ack_ms=20))
+    standard_book(venue)
+    req = order(BUY, 420_000, 10, OrderType.FAK)
+    venue.submit(req, 0)
+    venue.on_market_event(change(50, (YES, SELL, 400_000, 0)))  # the 0.40 ask leaves in flight
+    venue.on_market_event(change(150, (YES, SELL, 410_000, 0)))  # after arrival: too late to matter
+    assert [] == venue.poll(119)
+    reports = venue.poll(120)
+    assert [(410_000, 10, Liquidity.TAKER)] == fills(reports)
+    assert all(100 == r.ts_ms for r in reports)
+
+
+def test_cancel_in_flight_reaches_the_venue_after_the_order() -> None:
+    venue = make_venue(latency=ConstantLatency(order_ms=10))
+    standard_book(venue)
+    req = order(BUY, 380_000, 5)
+    venue.submit(req, 0)
+    venue.cancel(req.order_id, 1)
+    assert [OrderAccepted, OrderCancelled] == [type(r) for r in venue.poll(20)]
+
+
+def _scenario(seed: int) -> list[ExecutionReport]:
+    venue = make_venue(
+        latency=JitteredLatency(order_ms=5, ack_ms=5, jitter_ms=30, spike_prob=0.1, spike_ms=200),
+        queue=PowerProbQueueModel(),
+        fee_rate=40_000,
+        seed=seed,
+    )
+    rng = random.Random(1234)
+    out: list[ExecutionReport] = []
+    standard_book(venue)
+    for i in range(300):
+        now = i * 10
+        price = 10_000 * rng.randint(35, 45)
+        if rng.random() < 0.5:
+            side = BUY if rng.random() < 0.5 else SELL
+            venue.on_market_event(change(now, (YES, side, price, rng.randint(0, 30))))
+        else:
+            venue.on_market_event(trade(now, price, rng.randint(1, 20), BUY if rng.random() < 0.5 else SELL))
+        if i % 7 == 0:
+            kind = rng.choice([OrderType.GTC, OrderType.FAK, OrderType.FOK])
+            venue.submit(
+                order(rng.choice([BUY, SELL]), price, rng.randint(5, 20), kind, order_id=f"d{i}"), now
+            )
+        out.extend(venue.poll(now))
+    out.extend(venue.poll(10**9))
+    return out
+
+
+def test_same_inputs_and_seed_give_identical_reports() -> None:
+    first = _scenario(42)
+    assert any(isinstance(r, OrderFilled) for r in first)
+    assert first == _scenario(42)
+
+
+# -- several owners ------------------------------------------------------------------------------
+def test_resting_orders_of_different_owners_match_each_other() -> None:
+    venue = make_venue()
+    standard_book(venue)
+    maker = order(SELL, 400_000, 10, wallet="alice")
+    run(venue, maker)  # rests behind the replayed 10 at 0.40
+    venue.on_market_event(change(1, (YES, SELL, 400_000, 0)))  # the replayed 0.40 asks leave
+    reports = run(venue, order(BUY, 400_000, 6, OrderType.FAK, wallet="bob"), 1)
+    got = {
+        (r.order_id == maker.order_id, r.price, r.size // S, r.liquidity)
+        for r in reports
+        if isinstance(r, OrderFilled)
+    }
+    assert {(False, 400_000, 6, Liquidity.TAKER), (True, 400_000, 6, Liquidity.MAKER)} == got
+    # an owner never trades with itself
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(
+        run(venue, order(BUY, 400_000, 5, OrderType.FAK, wallet="alice"), 1)
+    )
+
+
+# -- property ------------------------------------------------------------------------------------
+_px = st.integers(min_value=1, max_value=99).map(lambda t: t * 10_000)
+_levels = st.lists(st.tuples(_px, st.integers(min_value=1, max_value=50)), max_size=8)
+_orders = st.lists(
+    st.tuples(
+        st.sampled_from([BUY, SELL]),
+        _px,
+        st.integers(min_value=5, max_value=80),
+        st.sampled_from(list(OrderType)),
+        st.sampled_from([YES, NO]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_levels, _levels, _orders, st.sampled_from([YES, NO]), st.lists(_px, max_size=6))
+def test_fills_never_exceed_size_and_respect_the_limit(
+    bids: list[tuple[int, int]],
+    asks: list[tuple[int, int]],
+    orders: list[tuple[Side, int, int, OrderType, str]],
+    snap_token: str,
+    trade_prices: list[int],
+) -> None:
+    venue = make_venue(queue=PowerProbQueueModel())
+    events: list[MarketEvent] = [snap(snap_token, bids, asks)]
+    reqs: dict[str, OrderRequest] = {}
+    for i, (side, price, shares, kind, token) in enumerate(orders):
+        expiration = 500 if kind is OrderType.GTD else 0
+        reqs[f"p{i}"] = order(
+            side, price, shares, kind, token=token, expiration_ms=expiration, order_id=f"p{i}"
+        )
+    reports: list[ExecutionReport] = []
+    for event in events:
+        venue.on_market_event(event)
+    for i, req in enumerate(reqs.values()):
+        venue.submit(req, i)
+        reports.extend(venue.poll(i))
+    for j, price in enumerate(trade_prices):
+        venue.on_market_event(trade(100 + j, price, 30, BUY if j % 2 else SELL, token=snap_token))
+        reports.extend(venue.poll(100 + j))
+    reports.extend(venue.poll(10_000))
+    filled: dict[str, int] = {}
+    for r in reports:
+        if not isinstance(r, OrderFilled):
+            continue
+        req = reqs[r.order_id]
+        filled[r.order_id] = filled.get(r.order_id, 0) + r.size
+        assert (req.token_id, req.side) == (r.token_id, r.side)
+        assert r.size > 0
+        assert r.price <= req.price if req.side is BUY else r.price >= req.price
+    for order_id, total in filled.items():
+        assert total <= reqs[order_id].size
+        if reqs[order_id].order_type is OrderType.FOK:
+            assert total == reqs[order_id].size
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_free_balances_never_go_negative_and_reservations_are_released(seed: int) -> None:
+    rng = random.Random(seed)
+    venue = make_venue(
+        latency=JitteredLatency(order_ms=1, ack_ms=1, jitter_ms=5),
+        queue=PowerProbQueueModel(),
+        fee_rate=40_000,
+        balances={"w1": 300 * S, "w2": 300 * S},
+        positions={"w1": {YES: 100 * S, NO: 100 * S}, "w2": {YES: 100 * S}},
+        seed=seed,
+    )
+    venue.on_market_event(
+        snap(
+            rng.choice([YES, NO]),
+            bids=[(10_000 * rng.randint(20, 49), rng.randint(1, 50)) for _ in range(5)],
+            asks=[(10_000 * rng.randint(51, 80), rng.randint(1, 50)) for _ in range(5)],
+        )
+    )
+    ledger = venue.ledger
+    for i in range(150):
+        now = i * 5
+        price = 10_000 * rng.randint(1, 99)
+        roll = rng.random()
+        if roll < 0.3:
+            side = rng.choice([BUY, SELL])
+            venue.on_market_event(change(now, (rng.choice([YES, NO]), side, price, rng.randint(0, 40))))
+        elif roll < 0.5:
+            taker = rng.choice([BUY, SELL])
+            venue.on_market_event(trade(now, price, rng.randint(1, 30), taker, token=rng.choice([YES, NO])))
+        elif roll < 0.85:
+            kind = rng.choice(list(OrderType))
+            req = order(
+                rng.choice([BUY, SELL]),
+                price,
+                rng.randint(5, 40),
+                kind,
+                token=rng.choice([YES, NO]),
+                wallet=rng.choice(["w1", "w2"]),
+                post_only=not kind.is_immediate and rng.random() < 0.3,
+                expiration_ms=now + rng.randint(-10, 300),
+            )
+            venue.submit(req, now)
+        elif open_ := venue.open_orders():
+            venue.cancel(rng.choice(open_).order.order_id, now)
+        venue.poll(now)
+        for wallet in ("w1", "w2"):
+            assert ledger.free_usdc(wallet) >= 0
+            assert ledger.free_shares(wallet, YES) >= 0
+            assert ledger.free_shares(wallet, NO) >= 0
+    venue.poll(5_000)
+    for o in venue.open_orders():
+        venue.cancel(o.order.order_id, 5_000)
+    venue.poll(10_000)
+    assert [] == venue.open_orders()
+    for wallet in ("w1", "w2"):
+        assert ledger.usdc(wallet) == ledger.free_usdc(wallet)
+        assert ledger.shares(wallet, YES) == ledger.free_shares(wallet, YES)
+        assert ledger.shares(wallet, NO) == ledger.free_shares(wallet, NO)
