@@ -1,0 +1,424 @@
+"""Pre-trade risk: the gatekeeper every order passes before it can reach the venue.
+
+Theory of operation: `RiskState` is the engine's running view of what it has committed (open orders,
+their USDC and share reservations, the order-rate window) and what it holds (per-wallet balance,
+positions and their cost, today's realized PnL, marks for unrealized PnL, kill switches). The pipeline
+feeds it `on_submitted` when an order goes out, `on_fill` for every new fill and `on_order_closed` when
+an order ends; the gatekeeper only reads it (apart from dropping rate-window timestamps that have aged
+out, so time must not run backwards between checks).
+
+`RiskGatekeeper.check` sorts the checks into two kinds. Hard checks (kill switch, book trust and age,
+minimum size, price range, open-order count, order rate, daily loss, unknown wallet) reject outright.
+Size caps (order notional, outcome and market exposure, free balance, shares held for a SELL, the
+venue's 2-decimal size step) each give the largest size that still fits; every cap is monotone in size,
+so the minimum over the breached caps, rounded down to the size step, fits all of them at once. That is
+the resize, taken only if it is still at least the market's minimum order size.
+
+Exposure is the engine's total across wallets (a firm-level cap): the cost of shares held plus the USDC
+reserved by open BUY orders on the token. Pending SELL orders do not lower it until they fill, which
+errs on the side of caution.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+from polysnipe.core.book import BookState
+from polysnipe.core.events import Side
+from polysnipe.core.market import Market
+from polysnipe.core.messages import OrderFilled, OrderRequest
+from polysnipe.core.units import MICRO, ONE, notional
+
+__all__ = [
+    "DAY_MS",
+    "OpenOrder",
+    "RiskDecision",
+    "RiskGatekeeper",
+    "RiskOutcome",
+    "RiskPolicy",
+    "RiskState",
+    "TreasuryPolicy",
+    "WalletState",
+    "max_size_within",
+]
+
+DAY_MS = 86_400_000
+_BPS = 10_000
+_SCOPE_PREFIXES = ("strategy:", "market:", "wallet:")
+
+RiskOutcome = Literal["approve", "resize", "reject"]
+
+
+@attrs.frozen(slots=True)
+class TreasuryPolicy:
+    """How much of a wallet's cash the engine may commit to open BUY orders."""
+
+    #: cash the wallet keeps untouched (gas-free relayer ops, withdrawals, the next funding round)
+    min_free_balance_usdc_micro: int = 0
+    #: at most this share of the cash balance may be reserved by open BUY orders (10_000 = all of it)
+    max_utilization_bps: int = 10_000
+
+
+@attrs.frozen(slots=True)
+class RiskPolicy:
+    max_order_notional_usdc_micro: int
+    #: cost of held shares plus open BUY reservations, both tokens of a market together
+    max_market_exposure_usdc_micro: int
+    #: the same for one outcome token
+    max_outcome_exposure_usdc_micro: int
+    max_open_orders: int
+    #: at most `max_orders_per_window` submissions in any `rate_window_ms` (sliding window)
+    max_orders_per_window: int
+    rate_window_ms: int
+    #: realized (today, UTC day of the fill) plus unrealized loss that stops new BUYs
+    daily_loss_limit_usdc_micro: int
+    max_book_age_ms: int
+    treasury: TreasuryPolicy = TreasuryPolicy()
+    treasury_by_wallet: Mapping[str, TreasuryPolicy] = attrs.field(factory=dict)
+    #: venue sizes carry 2 decimals (PROTOCOL.md 3.1), so 0.01 share is the smallest step
+    size_step_micro: int = 10_000
+    allow_resize: bool = True
+
+    def treasury_for(self, wallet: str) -> TreasuryPolicy:
+        return self.treasury_by_wallet.get(wallet, self.treasury)
+
+
+@attrs.define(slots=True)
+class WalletState:
+    balance_usdc_micro: int
+    #: USDC that open BUY orders of this wallet may still spend
+    reserved_usdc_micro: int = 0
+    #: token id -> micro-shares held
+    positions: dict[str, int] = attrs.field(factory=dict)
+    #: token id -> USDC paid for the shares still held (average-cost basis, fees included)
+    cost: dict[str, int] = attrs.field(factory=dict)
+    #: token id -> micro-shares promised to open SELL orders, so two SELLs never sell the same shares
+    reserved_shares: dict[str, int] = attrs.field(factory=dict)
+
+    def available_shares(self, token_id: str) -> int:
+        return self.positions.get(token_id, 0) - self.reserved_shares.get(token_id, 0)
+
+    def free_usdc(self, treasury: TreasuryPolicy) -> int:
+        """USDC a new BUY may still reserve under the treasury policy (negative when over-committed)."""
+        balance = self.balance_usdc_micro
+        floor_room = balance - treasury.min_free_balance_usdc_micro
+        utilization_room = balance * treasury.max_utilization_bps // _BPS
+        return min(floor_room, utilization_room) - self.reserved_usdc_micro
+
+
+@attrs.define(slots=True)
+class OpenOrder:
+    """What one open order holds back: its unfilled size and the USDC or shares reserved for it."""
+
+    wallet: str
+    token_id: str
+    side: Side
+    price: int
+    remaining: int
+    #: BUY: notional(price, remaining); SELL: 0
+    reserved_usdc_micro: int
+    #: SELL: remaining; BUY: 0
+    reserved_shares_micro: int
+
+
+@attrs.define(slots=True)
+class RiskState:
+    wallets: dict[str, WalletState] = attrs.field(factory=dict)
+    open_orders: dict[str, OpenOrder] = attrs.field(factory=dict)
+    #: submission times, oldest first, for the sliding rate window
+    order_times: deque[int] = attrs.field(factory=deque)
+    realized_pnl_usdc_micro: int = 0
+    #: the UTC day (ts_ms // DAY_MS) `realized_pnl_usdc_micro` belongs to
+    pnl_day: int = 0
+    #: "global", "strategy:<name>", "market:<condition_id>", "wallet:<addr>"
+    kill_switches: set[str] = attrs.field(factory=set)
+    #: token id -> last mark price, for unrealized PnL
+    marks: dict[str, int] = attrs.field(factory=dict)
+    #: token id -> USDC reserved by open BUY orders across all wallets
+    reserved_by_token: dict[str, int] = attrs.field(factory=dict)
+    #: recently closed orders, kept so a fill that races its cancel still finds its wallet
+    closed_orders: dict[str, OpenOrder] = attrs.field(factory=dict)
+    closed_memory: int = 100_000
+
+    # -- queries -----------------------------------------------------------------------------
+    def exposure(self, token_id: str) -> int:
+        """Cost of shares held on `token_id` (all wallets) plus open BUY reservations on it."""
+        total = self.reserved_by_token.get(token_id, 0)
+        for w in self.wallets.values():
+            total += w.cost.get(token_id, 0)
+        return total
+
+    def orders_in_window(self, now_ms: int, window_ms: int) -> int:
+        """Submissions in (now - window, now]; drops older timestamps (time only moves forward)."""
+        times = self.order_times
+        cutoff = now_ms - window_ms
+        while times and times[0] <= cutoff:
+            times.popleft()
+        return len(times)
+
+    def holds(self, token_id: str) -> bool:
+        """Whether any wallet has a position in `token_id` (only those need marks)."""
+        return any(w.positions.get(token_id) for w in self.wallets.values())
+
+    def realized_today(self, now_ms: int) -> int:
+        return self.realized_pnl_usdc_micro if now_ms // DAY_MS == self.pnl_day else 0
+
+    def unrealized_pnl(self) -> int:
+        """Marked value minus cost of every held position that has a mark (unmarked count as 0)."""
+        marks = self.marks
+        pnl = 0
+        for w in self.wallets.values():
+            for token_id, shares in w.positions.items():
+                mark = marks.get(token_id)
+                if mark is not None:
+                    pnl += notional(mark, shares) - w.cost.get(token_id, 0)
+        return pnl
+
+    # -- updates -----------------------------------------------------------------------------
+    def on_submitted(self, order: OrderRequest, now_ms: int) -> None:
+        """Reserve what `order` may spend and count it in the rate window.
+
+        Idempotent per order id, because a retried submission is the same order. Raises KeyError
+        for a wallet the state does not know (the gatekeeper rejects those before submission).
+        """
+        if order.order_id in self.open_orders:
+            return
+        wallet = self.wallets[order.wallet]
+        token_id = order.token_id
+        if order.side is Side.BUY:
+            reserved = notional(order.price, order.size)
+            wallet.reserved_usdc_micro += reserved
+            self.reserved_by_token[token_id] = self.reserved_by_token.get(token_id, 0) + reserved
+            shares = 0
+        else:
+            reserved = 0
+            shares = order.size
+            wallet.reserved_shares[token_id] = wallet.reserved_shares.get(token_id, 0) + shares
+        self.open_orders[order.order_id] = OpenOrder(
+            order.wallet, token_id, order.side, order.price, order.size, reserved, shares
+        )
+        self.order_times.append(now_ms)
+
+    def on_fill(self, order_id: str, fill: OrderFilled) -> None:
+        """Apply one (new, de-duplicated) fill to balance, position, cost, PnL and reservations.
+
+        BUY pays price*size (+ fee_usdc) and receives size - fee_shares; SELL gives size (+ fee_shares)
+        and receives price*size - fee_usdc. A fill for an order closed recently (a fill racing its
+        cancel) still counts: the venue matched it. Raises KeyError for an order never submitted.
+        """
+        order = self.open_orders.get(order_id)
+        if order is None:
+            order = self.closed_orders.get(order_id)
+            if order is None:
+                raise KeyError(order_id)
+        wallet = self.wallets[order.wallet]
+        token_id = fill.token_id
+        shares = wallet.positions.get(token_id, 0)
+        cost = wallet.cost.get(token_id, 0)
+        if fill.side is Side.BUY:
+            paid = notional(fill.price, fill.size) + fill.fee_usdc
+            wallet.balance_usdc_micro -= paid
+            shares += fill.size - fill.fee_shares
+            cost += paid
+        else:
+            given = fill.size + fill.fee_shares
+            # average cost: the shares sold take their proportional share of the basis
+            removed = cost * min(given, shares) // shares if shares > 0 else 0
+            proceeds = notional(fill.price, fill.size) - fill.fee_usdc
+            wallet.balance_usdc_micro += proceeds
+            shares -= given
+            cost -= removed
+            self._book_realized(proceeds - removed, fill.ts_ms)
+        if shares or cost:
+            wallet.positions[token_id] = shares
+            wallet.cost[token_id] = cost
+        else:
+            wallet.positions.pop(token_id, None)
+            wallet.cost.pop(token_id, None)
+        if order.remaining > 0:
+            self._release(order, wallet, min(fill.size, order.remaining))
+            if order.remaining == 0:
+                self._close(order_id, order)
+
+    def on_order_closed(self, order_id: str) -> None:
+        """Release what the order still reserves. Idempotent: unknown or closed orders are ignored."""
+        order = self.open_orders.get(order_id)
+        if order is None:
+            return
+        if order.remaining > 0:
+            self._release(order, self.wallets[order.wallet], order.remaining)
+        self._close(order_id, order)
+
+    def engage(self, scope: str) -> None:
+        self.kill_switches.add(_checked_scope(scope))
+
+    def release(self, scope: str) -> None:
+        self.kill_switches.discard(_checked_scope(scope))
+
+    def mark(self, token_id: str, price: int) -> None:
+        self.marks[token_id] = price
+
+    # -- internals ---------------------------------------------------------------------------
+    def _release(self, order: OpenOrder, wallet: WalletState, size: int) -> None:
+        order.remaining -= size
+        if order.side is Side.BUY:
+            # recompute from the remainder rather than subtracting the fill's notional, so the
+            # rounding of many small fills never leaves a stray micro-unit reserved
+            still = notional(order.price, order.remaining)
+            freed = order.reserved_usdc_micro - still
+            order.reserved_usdc_micro = still
+            wallet.reserved_usdc_micro -= freed
+            left = self.reserved_by_token[order.token_id] - freed
+            if left:
+                self.reserved_by_token[order.token_id] = left
+            else:
+                del self.reserved_by_token[order.token_id]
+        else:
+            order.reserved_shares_micro -= size
+            left = wallet.reserved_shares[order.token_id] - size
+            if left:
+                wallet.reserved_shares[order.token_id] = left
+            else:
+                del wallet.reserved_shares[order.token_id]
+
+    def _close(self, order_id: str, order: OpenOrder) -> None:
+        del self.open_orders[order_id]
+        closed = self.closed_orders
+        closed[order_id] = order
+        if len(closed) > self.closed_memory:
+            del closed[next(iter(closed))]
+
+    def _book_realized(self, pnl: int, ts_ms: int) -> None:
+        day = ts_ms // DAY_MS
+        if day > self.pnl_day:
+            self.pnl_day = day
+            self.realized_pnl_usdc_micro = pnl
+        elif day == self.pnl_day:
+            self.realized_pnl_usdc_micro += pnl
+        # a late report of an earlier day's fill belongs to a day whose limit no longer applies
+
+
+def _checked_scope(scope: str) -> str:
+    # a typo in a kill-switch scope would silently protect nothing
+    if scope == "global" or (scope.startswith(_SCOPE_PREFIXES) and scope.partition(":")[2]):
+        return scope
+    raise ValueError(f"invalid kill-switch scope {scope!r}")
+
+
+@attrs.frozen(slots=True)
+class RiskDecision:
+    outcome: RiskOutcome
+    #: the size that may be sent (the request's size on approve, smaller on resize, 0 on reject)
+    approved_size: int
+    reasons: tuple[str, ...]
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome != "reject"
+
+
+def max_size_within(budget_usdc_micro: int, price: int) -> int:
+    """Largest size whose notional at `price` (rounded down, as units.notional) is within budget."""
+    if budget_usdc_micro < 0:
+        return 0
+    return ((budget_usdc_micro + 1) * MICRO - 1) // price
+
+
+class RiskGatekeeper:
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: RiskPolicy) -> None:
+        self.policy = policy
+
+    @property
+    def size_step(self) -> int:
+        return self.policy.size_step_micro
+
+    def breaches_daily_loss(self, state: RiskState, now_ms: int) -> bool:
+        """True when today's realized plus unrealized loss is beyond the limit; engage a kill switch."""
+        pnl = state.realized_today(now_ms) + state.unrealized_pnl()
+        return pnl < -self.policy.daily_loss_limit_usdc_micro
+
+    def check(
+        self, order: OrderRequest, state: RiskState, market: Market, book: BookState | None, now_ms: int
+    ) -> RiskDecision:
+        policy = self.policy
+        hard: list[str] = []
+        if state.kill_switches:
+            switches = state.kill_switches
+            for scope in (
+                "global",
+                "strategy:" + order.strategy,
+                "market:" + order.market,
+                "wallet:" + order.wallet,
+            ):
+                if scope in switches:
+                    hard.append("kill_switch:" + scope)
+        if book is None or not book.trusted:
+            hard.append("book_untrusted")
+        elif book.is_stale(now_ms, policy.max_book_age_ms):
+            hard.append("book_stale")
+        price = order.price
+        price_ok = 0 < price < ONE and price % order.tick_size == 0
+        if not price_ok:
+            hard.append("invalid_price")
+        size = order.size
+        if size < market.min_order_size:
+            hard.append("below_min_size")
+        if len(state.open_orders) >= policy.max_open_orders:
+            hard.append("open_orders")
+        if state.orders_in_window(now_ms, policy.rate_window_ms) >= policy.max_orders_per_window:
+            hard.append("rate_limit")
+        is_buy = order.side is Side.BUY
+        # SELLs reduce risk, so a day in loss must still be able to exit (kill switches stop those)
+        if is_buy and self.breaches_daily_loss(state, now_ms):
+            hard.append("daily_loss")
+        wallet = state.wallets.get(order.wallet)
+        if wallet is None:
+            hard.append("unknown_wallet")
+
+        cap_reasons: list[str] = []
+        max_size = size
+        step = policy.size_step_micro
+        if size % step:
+            cap_reasons.append("size_step")
+        if price_ok:
+            value = notional(price, size)
+            if value > policy.max_order_notional_usdc_micro:
+                cap_reasons.append("order_notional")
+                max_size = min(max_size, max_size_within(policy.max_order_notional_usdc_micro, price))
+            if is_buy:
+                token_exposure = state.exposure(order.token_id)
+                room = policy.max_outcome_exposure_usdc_micro - token_exposure
+                if value > room:
+                    cap_reasons.append("outcome_exposure")
+                    max_size = min(max_size, max_size_within(room, price))
+                t0, t1 = market.token_ids
+                other = state.exposure(t1 if order.token_id == t0 else t0)
+                room = policy.max_market_exposure_usdc_micro - token_exposure - other
+                if value > room:
+                    cap_reasons.append("market_exposure")
+                    max_size = min(max_size, max_size_within(room, price))
+                if wallet is not None:
+                    free = wallet.free_usdc(policy.treasury_for(order.wallet))
+                    if value > free:
+                        cap_reasons.append("free_balance")
+                        max_size = min(max_size, max_size_within(free, price))
+        if not is_buy and wallet is not None:
+            available = wallet.available_shares(order.token_id)
+            if size > available:
+                cap_reasons.append("no_position")
+                max_size = min(max_size, max(available, 0))
+
+        if hard:
+            return RiskDecision("reject", 0, (*hard, *cap_reasons))
+        if not cap_reasons:
+            return RiskDecision("approve", size, ())
+        max_size -= max_size % step
+        if policy.allow_resize and max_size > 0 and max_size >= market.min_order_size:
+            return RiskDecision("resize", max_size, tuple(cap_reasons))
+        return RiskDecision("reject", 0, tuple(cap_reasons))
