@@ -1,0 +1,193 @@
+"""CLOB authentication: L1 (ClobAuth EIP-712 wallet signature) and L2 (API-key HMAC) headers.
+
+L1 proves control of the EOA and is only used to create or derive API credentials (PROTOCOL.md 6.1).
+L2 signs every trading request with the API secret (PROTOCOL.md 6.2): the HMAC-SHA256 of
+`timestamp + METHOD + path + body`, where path has no query string and body is the exact bytes sent.
+
+Keys stay inside the objects that use them: reprs show addresses and the API key's tail only, and
+nothing here logs. The in-process LocalSigner sits behind SignerPort so that a signing server can
+replace it without touching the callers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from typing import Final, Protocol
+
+import attrs
+
+from polysnipe.adapters.clob.config import validate_address
+from polysnipe.adapters.clob.signing import DigestSigner, EcdsaKey, keccak256
+
+__all__ = [
+    "CLOB_AUTH_MESSAGE",
+    "ApiCreds",
+    "L2Auth",
+    "LocalSigner",
+    "SignerPort",
+    "clob_auth_digest",
+    "l2_signature",
+]
+
+#: the fixed text every ClobAuth message carries (PROTOCOL.md 1.5)
+CLOB_AUTH_MESSAGE: Final = "This message attests that I control the given wallet"
+
+_AUTH_DOMAIN_TYPE: Final = keccak256(b"EIP712Domain(string name,string version,uint256 chainId)")
+_AUTH_TYPE: Final = keccak256(b"ClobAuth(address address,string timestamp,uint256 nonce,string message)")
+_AUTH_NAME: Final = keccak256(b"ClobAuthDomain")
+_AUTH_VERSION: Final = keccak256(b"1")
+_AUTH_MESSAGE_HASH: Final = keccak256(CLOB_AUTH_MESSAGE.encode())
+
+
+def _secret_bytes(secret: str) -> bytes:
+    """The HMAC key: the secret is URL-safe base64 as issued; like the TS client, also accept the
+    standard alphabet and missing padding. Unlike urlsafe_b64decode, reject stray characters: a
+    mangled secret must fail here, not as a 401 on the first order."""
+    standard = secret.replace("-", "+").replace("_", "/")
+    try:
+        key = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("API secret is not base64") from None
+    if not key:
+        raise ValueError("API secret is empty")
+    return key
+
+
+def _check_secret(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _secret_bytes(value)
+
+
+def _tail(value: str) -> str:
+    return "…" + value[-4:] if len(value) > 8 else "…"
+
+
+@attrs.frozen(slots=True, repr=False)
+class ApiCreds:
+    """L2 credentials (from POST /auth/api-key or GET /auth/derive-api-key)."""
+
+    #: also the `owner` of every order body
+    api_key: str
+    secret: str = attrs.field(validator=_check_secret)
+    passphrase: str
+
+    def __repr__(self) -> str:
+        return f"ApiCreds(api_key={_tail(self.api_key)}, secret=***, passphrase=***)"
+
+
+def clob_auth_digest(address: str, chain_id: int, timestamp_s: int, nonce: int = 0) -> bytes:
+    """EIP-712 digest of ClobAuth: what L1 signs and what a verifier recovers the address from.
+
+    The domain has no verifyingContract, and `timestamp` is a *string* field (unix seconds).
+    """
+    domain = keccak256(_AUTH_DOMAIN_TYPE + _AUTH_NAME + _AUTH_VERSION + chain_id.to_bytes(32, "big"))
+    struct = keccak256(
+        _AUTH_TYPE
+        + bytes(12)
+        + bytes.fromhex(validate_address(address)[2:])
+        + keccak256(str(timestamp_s).encode())
+        + nonce.to_bytes(32, "big")
+        + _AUTH_MESSAGE_HASH
+    )
+    return keccak256(b"\x19\x01" + domain + struct)
+
+
+def _l2_sign(mac: hmac.HMAC, timestamp_s: int, method: str, path: str, body: bytes | str) -> str:
+    mac.update(f"{timestamp_s}{method.upper()}{path.partition('?')[0]}".encode())
+    if body:
+        mac.update(body.encode() if isinstance(body, str) else body)
+    return base64.urlsafe_b64encode(mac.digest()).decode()
+
+
+def l2_signature(secret: str, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> str:
+    """POLY_SIGNATURE of one request: URL-safe base64 (with padding) of HMAC-SHA256.
+
+    `path` may carry a query string; only the bare path is signed, as the venue expects. A str body
+    is signed as its UTF-8 bytes, verbatim (the Python client's apostrophe rewrite is not copied:
+    it makes the signature disagree with the bytes sent, PROTOCOL.md 6.2).
+    """
+    return _l2_sign(
+        hmac.new(_secret_bytes(secret), digestmod=hashlib.sha256), timestamp_s, method, path, body
+    )
+
+
+class L2Auth:
+    """L2 header factory for one (address, credentials); the HMAC key is decoded once."""
+
+    __slots__ = ("_address", "_creds", "_mac")
+
+    def __init__(self, address: str, creds: ApiCreds) -> None:
+        self._address = address
+        self._creds = creds
+        self._mac = hmac.new(_secret_bytes(creds.secret), digestmod=hashlib.sha256)
+
+    def signature(self, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> str:
+        return _l2_sign(self._mac.copy(), timestamp_s, method, path, body)
+
+    def headers(self, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> dict[str, str]:
+        """POLY_* headers; POLY_ADDRESS is the signer EOA even when a proxy/Safe/wallet holds funds."""
+        creds = self._creds
+        return {
+            "POLY_ADDRESS": self._address,
+            "POLY_SIGNATURE": self.signature(timestamp_s, method, path, body),
+            "POLY_TIMESTAMP": str(timestamp_s),
+            "POLY_API_KEY": creds.api_key,
+            "POLY_PASSPHRASE": creds.passphrase,
+        }
+
+    def __repr__(self) -> str:
+        return f"L2Auth(address={self._address}, creds={self._creds!r})"
+
+
+class SignerPort(DigestSigner, Protocol):
+    """Everything that needs a secret: order digests, L1 headers, L2 headers."""
+
+    def l1_headers(self, timestamp_s: int, nonce: int = 0) -> dict[str, str]: ...
+
+    def l2_headers(
+        self, timestamp_s: int, method: str, path: str, body: bytes | str = b""
+    ) -> dict[str, str]: ...
+
+
+class LocalSigner:
+    """SignerPort with the keys in this process (from settings); the signing server comes later."""
+
+    __slots__ = ("_chain_id", "_key", "_l2")
+
+    def __init__(self, key: EcdsaKey, chain_id: int, creds: ApiCreds | None = None) -> None:
+        self._key = key
+        self._chain_id = chain_id
+        self._l2 = L2Auth(key.address, creds) if creds is not None else None
+
+    @classmethod
+    def from_private_key(cls, private_key: str, chain_id: int, creds: ApiCreds | None = None) -> LocalSigner:
+        return cls(EcdsaKey(private_key), chain_id, creds)
+
+    @property
+    def address(self) -> str:
+        return self._key.address
+
+    def sign_order_digest(self, digest: bytes) -> bytes:
+        return self._key.sign_order_digest(digest)
+
+    def l1_headers(self, timestamp_s: int, nonce: int = 0) -> dict[str, str]:
+        address = self._key.address
+        signature = self._key.sign_order_digest(clob_auth_digest(address, self._chain_id, timestamp_s, nonce))
+        return {
+            "POLY_ADDRESS": address,
+            "POLY_SIGNATURE": "0x" + signature.hex(),
+            "POLY_TIMESTAMP": str(timestamp_s),
+            "POLY_NONCE": str(nonce),
+        }
+
+    def l2_headers(self, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> dict[str, str]:
+        if self._l2 is None:
+            raise PermissionError("L2 headers need API credentials (create or derive them with L1 first)")
+        return self._l2.headers(timestamp_s, method, path, body)
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalSigner(address={self._key.address}, chain_id={self._chain_id}, l2={self._l2 is not None})"
+        )

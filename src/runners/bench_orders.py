@@ -1,0 +1,156 @@
+"""`polysnipe bench orders`: our order build + sign + serialize against py-clob-client-v2's create_order.
+
+Both run in this one process on the same inputs, each timed per iteration with perf_counter_ns after
+a warm-up, so the ratio is not skewed by machine load between two runs. Nothing touches the network:
+the official client gets tick size, neg-risk and version up front (and a host nothing listens on).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from polysnipe.adapters.clob.signing import OrderSigner
+from polysnipe.core.events import Side
+from polysnipe.core.messages import OrderRequest, OrderType
+
+__all__ = ["format_table", "run_bench"]
+
+# A public anvil/hardhat test key and a real token id: nothing here is a secret or reaches the venue.
+_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+_TOKEN_ID = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+_OWNER = "3843ba63-391a-4a8a-b913-d6c677fd7d6f"
+_CHAIN_ID = 137
+_PRICE, _SIZE, _TICK = "0.57", "100", "0.01"
+_UNREACHABLE_HOST = "http://127.0.0.1:9"
+_TS_MS = 1_764_061_200_000
+
+
+def _stats(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+
+    def rank(q: float) -> float:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] / 1000
+
+    total_s = sum(ordered) / 1e9
+    return {
+        "p50_us": rank(0.50),
+        "p99_us": rank(0.99),
+        "mean_us": total_s * 1e6 / len(ordered),
+        "throughput_per_s": len(ordered) / total_s,
+    }
+
+
+def _time(step: Callable[[int], object], n: int, warmup: int) -> list[int]:
+    for i in range(warmup):
+        step(i)
+    gc.collect()
+    clock = time.perf_counter_ns
+    samples = [0] * n
+    for i in range(n):
+        start = clock()
+        step(i)
+        samples[i] = clock() - start
+    return samples
+
+
+def _ours(n: int, warmup: int) -> tuple[list[int], str]:
+    signer = OrderSigner.from_key(_KEY, _CHAIN_ID)
+    # distinct order ids, so every iteration derives its own salt like the live engine does
+    requests = [
+        OrderRequest(
+            order_id=f"bench-{i}:0",
+            opportunity_id=f"bench-{i}",
+            correlation_id="bench",
+            strategy="bench",
+            routing="bench",
+            wallet="bench",
+            market="bench",
+            token_id=_TOKEN_ID,
+            side=Side.BUY,
+            price=570_000,
+            size=100_000_000,
+            order_type=OrderType.GTC,
+            tick_size=10_000,
+            neg_risk=False,
+        )
+        for i in range(n + warmup)
+    ]
+    gtc = OrderType.GTC
+
+    def step(i: int) -> bytes:
+        return signer.sign_request(requests[i], _TS_MS + i).post_body(_OWNER, gtc)
+
+    samples = _time(lambda i: step(i + warmup), n, warmup)
+    return samples, signer.sign_request(requests[0], _TS_MS).makerAmount
+
+
+def _official(n: int, warmup: int) -> tuple[list[int], str]:
+    from py_clob_client_v2 import ClobClient, OrderArgs, PartialCreateOrderOptions  # type: ignore[import-untyped]
+
+    client = ClobClient(_UNREACHABLE_HOST, chain_id=_CHAIN_ID, key=_KEY)
+    # create_order always asks get_tick_size for the market's minimum tick, even when the options
+    # carry one; seeding its (name-mangled) cache is the only way to keep it off the network.
+    client._ClobClient__tick_sizes[_TOKEN_ID] = _TICK
+    options = PartialCreateOrderOptions(tick_size=_TICK, neg_risk=False, version=2)
+
+    def step(_: int) -> Any:
+        return client.create_order(
+            OrderArgs(token_id=_TOKEN_ID, price=float(_PRICE), size=float(_SIZE), side="BUY"), options
+        )
+
+    samples = _time(step, n, warmup)
+    return samples, str(step(0).makerAmount)
+
+
+def run_bench(n: int, out: Path | None) -> dict[str, Any]:
+    """Time n orders each way (limit BUY 100 @ 0.57, tick 0.01); write JSON to `out` if given."""
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    warmup = min(n, 500)
+    ours, our_maker = _ours(n, warmup)
+    official, official_maker = _official(n, warmup)
+    result: dict[str, Any] = {
+        "n": n,
+        "warmup": warmup,
+        "order": {"side": "BUY", "price": _PRICE, "size": _SIZE, "tick_size": _TICK, "order_type": "GTC"},
+        "ours": {"measures": "amounts + salt + EIP-712 digest + signature + POST body bytes", **_stats(ours)},
+        "official": {
+            "measures": "ClobClient.create_order (amounts + digest + signature)",
+            **_stats(official),
+        },
+        "same_amounts": our_maker == official_maker,
+        "python": platform.python_version(),
+        "py_clob_client_v2": metadata.version("py_clob_client_v2"),
+    }
+    result["official_over_ours_p50"] = result["official"]["p50_us"] / result["ours"]["p50_us"]
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    order = result["order"]
+    lines = [
+        f"order build + sign, n={result['n']} (limit {order['side']} {order['size']} @ {order['price']}, "
+        f"tick {order['tick_size']})",
+        f"{'':20s}{'p50 us':>10s}{'p99 us':>10s}{'mean us':>10s}{'orders/s':>12s}",
+    ]
+    for name, key in (("polysnipe", "ours"), ("py-clob-client-v2", "official")):
+        row = result[key]
+        lines.append(
+            f"{name:20s}{row['p50_us']:10.1f}{row['p99_us']:10.1f}{row['mean_us']:10.1f}"
+            f"{row['throughput_per_s']:12,.0f}"
+        )
+    lines.append(f"official / ours (p50): {result['official_over_ours_p50']:.1f}x")
+    if not result["same_amounts"]:
+        lines.append("WARNING: the two builders signed different amounts")
+    return "\n".join(lines)
