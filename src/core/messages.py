@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from polysnipe.core.events import Side
+from polysnipe.core.opportunity import Opportunity
 
 __all__ = [
     "CancelOrder",
@@ -30,6 +31,7 @@ __all__ = [
     "OutcomeKind",
     "PlaceOrder",
     "RaiseAlert",
+    "RecordOpportunity",
     "RecordOutcome",
     "RecordRiskDecision",
 ]
@@ -94,6 +96,20 @@ class CancelOrder:
     correlation_id: str = ""
 
 
+@attrs.frozen(slots=True)
+class RecordOpportunity:
+    """An opportunity passed the evaluators and entered risk and routing; journaled before any order.
+
+    `arrival_price` is the best price on the side we take when the decision was made: slippage is
+    measured against it.
+    """
+
+    opp: Opportunity
+    policy: str
+    arrival_price: int
+    ts_ms: int
+
+
 class OutcomeKind(enum.Enum):
     """How an opportunity ended; each opportunity gets exactly one."""
 
@@ -139,7 +155,7 @@ class RaiseAlert:
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
 
-Command = PlaceOrder | CancelOrder | RecordOutcome | RecordRiskDecision | RaiseAlert
+Command = PlaceOrder | CancelOrder | RecordOpportunity | RecordOutcome | RecordRiskDecision | RaiseAlert
 
 
 # -- execution reports ---------------------------------------------------------------------------

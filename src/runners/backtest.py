@@ -1,0 +1,524 @@
+"""The backtest runner: replay recorded (or generated) Polymarket data through the engine and the
+simulated venue, with the in-process bus and journal. No servers.
+
+The loop is the imperative shell around the pure `step`: it moves events from the bus into the step,
+performs the commands it returns (orders to the simulated venue, rows to the journal, alerts), and
+feeds the venue's execution reports back in, in time order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from polysnipe.adapters.files import ReadStats, load_events, read_markets
+from polysnipe.adapters.sim.bus import InProcessBus
+from polysnipe.adapters.sim.journal import MemoryJournal
+from polysnipe.adapters.sim.venue import SimVenue
+from polysnipe.core.events import (
+    BookSnapshot,
+    Event,
+    ExternalSignal,
+    LastTrade,
+    PriceChange,
+    Side,
+    TickSizeChange,
+)
+from polysnipe.core.market import Market
+from polysnipe.core.messages import (
+    CancelOrder,
+    Command,
+    ExecutionReport,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    RaiseAlert,
+    RecordOpportunity,
+    RecordOutcome,
+    RecordRiskDecision,
+)
+from polysnipe.core.pipeline import EngineState, finish, step
+from polysnipe.core.units import MICRO, format_micro
+from polysnipe.runners.report import (
+    EquityPoint,
+    Label,
+    percentile,
+    score_labels,
+    slippage_bps,
+    write_chart,
+    write_json,
+)
+
+__all__ = ["BacktestResult", "run_backtest"]
+
+log = structlog.get_logger("polysnipe.backtest")
+
+MD_STREAM = "md.0"
+_BATCH = 4096
+_EVENT_TYPE_NAMES = {
+    BookSnapshot: "book",
+    PriceChange: "price_change",
+    TickSizeChange: "tick_size_change",
+    LastTrade: "last_trade_price",
+    ExternalSignal: "external_signal",
+}
+
+
+@attrs.define
+class BacktestResult:
+    report: dict[str, Any]
+    timing: dict[str, Any]
+    out_dir: Path
+    state: EngineState
+    journal: MemoryJournal
+
+
+class _Shell:
+    """Performs commands and routes reports; owns the journal, the venue and the measurements."""
+
+    def __init__(self, state: EngineState, venue: SimVenue, journal: MemoryJournal) -> None:
+        self.state = state
+        self.venue = venue
+        self.journal = journal
+        self.now_ms = 0
+        self.decision_ns: list[int] = []
+        self.order_count = 0
+
+    def perform(self, commands: Sequence[Command]) -> None:
+        for cmd in commands:
+            kind = type(cmd)
+            if kind is PlaceOrder:
+                o = cmd.order  # type: ignore[union-attr]
+                self.order_count += 1
+                self.journal.append(
+                    "orders",
+                    {
+                        "order_id": o.order_id,
+                        "opportunity_id": o.opportunity_id,
+                        "routing": o.routing,
+                        "token_id": o.token_id,
+                        "side": o.side.name,
+                        "price": o.price,
+                        "size": o.size,
+                        "order_type": o.order_type.value,
+                        "post_only": o.post_only,
+                        "ts_ms": cmd.ts_ms,  # type: ignore[union-attr]
+                    },
+                )
+                log.info(
+                    "order_placed",
+                    correlation_id=o.correlation_id,
+                    order_id=o.order_id,
+                    routing=o.routing,
+                    side=o.side.name,
+                    price=format_micro(o.price),
+                    size=format_micro(o.size),
+                    order_type=o.order_type.value,
+                )
+                self.venue.submit(o, self.now_ms)
+            elif kind is CancelOrder:
+                log.info(
+                    "order_cancel",
+                    correlation_id=cmd.correlation_id,
+                    order_id=cmd.order_id,  # type: ignore[union-attr]
+                    reason=cmd.reason,
+                )  # type: ignore[union-attr]
+                self.venue.cancel(cmd.order_id, self.now_ms)  # type: ignore[union-attr]
+            elif kind is RecordOpportunity:
+                opp = cmd.opp  # type: ignore[union-attr]
+                self.journal.append(
+                    "opportunities",
+                    {
+                        "id": opp.id,
+                        "policy": cmd.policy,
+                        "arrival_price": cmd.arrival_price,  # type: ignore[union-attr]
+                    },
+                )
+                log.info(
+                    "opportunity",
+                    correlation_id=opp.correlation_id,
+                    strategy=opp.strategy,
+                    token_id=opp.token_id,
+                    side=opp.side.name,
+                    size=format_micro(opp.size),
+                    limit=format_micro(opp.limit_price),
+                    edge=format_micro(opp.edge),
+                    reason=opp.reason,
+                )
+            elif kind is RecordRiskDecision:
+                self.journal.append("risk_decisions", attrs.asdict(cmd))  # type: ignore[arg-type]
+                log.info(
+                    "risk_decision",
+                    correlation_id=cmd.correlation_id,
+                    approved=cmd.approved,  # type: ignore[union-attr]
+                    approved_size=format_micro(cmd.approved_size),
+                    reasons=list(cmd.reasons),
+                )  # type: ignore[union-attr]
+            elif kind is RecordOutcome:
+                row = attrs.asdict(cmd)  # type: ignore[arg-type]
+                row["kind"] = cmd.kind.value  # type: ignore[union-attr]
+                self.journal.append("outcomes", row)
+                log.info(
+                    "outcome",
+                    correlation_id=cmd.correlation_id,
+                    outcome=cmd.kind.value,  # type: ignore[union-attr]
+                    filled=format_micro(cmd.filled_size),
+                    reasons=list(cmd.reasons),
+                )  # type: ignore[union-attr]
+            elif kind is RaiseAlert:
+                self.journal.append(
+                    "alerts",
+                    {
+                        "severity": cmd.severity,
+                        "code": cmd.code,  # type: ignore[union-attr]
+                        "message": cmd.message,
+                        "ts_ms": cmd.ts_ms,
+                    },
+                )  # type: ignore[union-attr]
+                log.warning("alert", correlation_id=cmd.correlation_id, code=cmd.code, message=cmd.message)  # type: ignore[union-attr]
+
+    def deliver(self, reports: Sequence[ExecutionReport]) -> None:
+        for r in reports:
+            if type(r) is OrderFilled:
+                rec = self.state.orders.get(r.order_id)
+                cid = rec.request.correlation_id if rec else ""
+                self.journal.append(
+                    "fills",
+                    {
+                        "order_id": r.order_id,
+                        "trade_id": r.trade_id,
+                        "ts_ms": r.ts_ms,
+                        "token_id": r.token_id,
+                        "side": r.side.name,
+                        "price": r.price,
+                        "size": r.size,
+                        "liquidity": r.liquidity.value,
+                        "fee_usdc": r.fee_usdc,
+                        "fee_shares": r.fee_shares,
+                        "routing": rec.request.routing if rec else "",
+                    },
+                )
+                log.info(
+                    "order_filled",
+                    correlation_id=cid,
+                    order_id=r.order_id,
+                    trade_id=r.trade_id,
+                    price=format_micro(r.price),
+                    size=format_micro(r.size),
+                    liquidity=r.liquidity.value,
+                )
+            elif type(r) is OrderRejected:
+                rec = self.state.orders.get(r.order_id)
+                log.info(
+                    "order_rejected",
+                    correlation_id=rec.request.correlation_id if rec else "",
+                    order_id=r.order_id,
+                    reason=r.reason,
+                )
+            self.perform(step(self.state, r, r.ts_ms))
+
+
+def run_backtest(
+    *,
+    markets_path: Path,
+    events_path: Path,
+    out_dir: Path,
+    config: dict[str, Any],
+    labels_path: Path | None = None,
+    build: Callable[[dict[str, Any], Sequence[Market]], tuple[EngineState, SimVenue]],
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
+    """Replay `events_path` against the simulated venue and write the report files into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markets = read_markets(markets_path)
+    events, stats = load_events(events_path)
+    state, venue = build(config, markets)
+    journal = MemoryJournal()
+    for line, reason in stats.samples:
+        journal.append("errors", {"source": events_path.name, "line": line, "reason": reason})
+    shell = _Shell(state, venue, journal)
+    bus: InProcessBus[Event] = InProcessBus()
+
+    starting_equity = _equity(state)[0]
+    equity_points: list[EquityPoint] = []
+    sample_every = int(config.get("equity_sample_ms", 1000))
+    next_sample = events[0].ts_ms if events else 0
+    by_type: Counter[str] = Counter()
+    total = len(events)
+    done = 0
+    perf = time.perf_counter_ns
+    t_start = perf()
+    last_ms = 0
+    for start in range(0, total, _BATCH):
+        # ingest side: publish a batch onto the bus; engine side: consume it in order
+        bus.publish_many(MD_STREAM, events[start : start + _BATCH])
+        for _, ev in bus.read(MD_STREAM, _BATCH):
+            now = ev.ts_ms
+            if now < last_ms:
+                now = last_ms  # a late message never moves the engine's clock backwards
+            last_ms = now
+            shell.now_ms = now
+            etype = type(ev)
+            by_type[_EVENT_TYPE_NAMES[etype]] += 1
+            if etype is not ExternalSignal:
+                venue.on_market_event(ev)
+            reports = venue.poll(now)
+            if reports:
+                shell.deliver(reports)
+            t0 = perf()
+            commands = step(state, ev, now)
+            if commands:
+                t1 = perf()
+                if any(type(c) is PlaceOrder for c in commands):
+                    shell.decision_ns.append(t1 - t0)
+                shell.perform(commands)
+            if now >= next_sample:
+                eq, exposure, held = _equity(state)
+                equity_points.append(EquityPoint(now, eq, exposure, held))
+                next_sample = now + sample_every
+        done = min(total, start + _BATCH)
+        if progress is not None:
+            progress(done, total)
+    elapsed_ns = perf() - t_start
+
+    # Drain: let in-flight orders arrive, then cancel what still rests, so every opportunity ends.
+    horizon = last_ms + 60_000
+    shell.now_ms = horizon
+    shell.deliver(venue.poll(horizon))
+    shell.perform(finish(state, horizon))
+    shell.deliver(venue.poll(horizon + 60_000))
+    eq, exposure, held = _equity(state)
+    equity_points.append(EquityPoint(horizon, eq, exposure, held))
+
+    labels = _read_labels(labels_path) if labels_path else None
+    report = _build_report(
+        state, journal, stats, by_type, markets_path, events_path, config, starting_equity, eq, labels
+    )
+    decisions = sorted(ns / 1000 for ns in shell.decision_ns)
+    timing = {
+        "events": total,
+        "elapsed_s": round(elapsed_ns / 1e9, 4),
+        "events_per_s": round(total / (elapsed_ns / 1e9)) if elapsed_ns else 0,
+        "decision_compute_us": {
+            "p50": round(percentile(decisions, 50), 2),
+            "p99": round(percentile(decisions, 99), 2),
+            "samples": len(decisions),
+            "what": "wall-clock time of the pure step from a market event to the PlaceOrder commands",
+        },
+    }
+    write_json(out_dir / "report.json", report)
+    write_json(out_dir / "timing.json", timing)
+    _write_opportunities(out_dir / "opportunities.jsonl", state, journal)
+    write_chart(out_dir / "equity.png", equity_points, title=f"polysnipe backtest: {events_path.name}")
+    return BacktestResult(report, timing, out_dir, state, journal)
+
+
+def _equity(state: EngineState) -> tuple[int, int, int]:
+    """(cash + positions at mid, positions at mid, tokens held), all from the risk state's wallets."""
+    cash = 0
+    exposure = 0
+    held = 0
+    for wallet in state.risk.wallets.values():
+        cash += wallet.balance_usdc_micro
+        for token, shares in wallet.positions.items():
+            if not shares:
+                continue
+            held += 1
+            exposure += shares * _mark(state, token) // MICRO
+    return cash + exposure, exposure, held
+
+
+def _mark(state: EngineState, token: str) -> int:
+    book = state.books.get(token)
+    mid = book.mid() if book is not None and book.trusted else None
+    if mid is not None:
+        return mid
+    trade = state.last_trades.get(token)
+    return trade.price if trade is not None else 0
+
+
+def _read_labels(path: Path) -> list[Label]:
+    import json
+
+    from polysnipe.core.units import parse_micro
+
+    labels = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        labels.append(
+            Label(
+                d["kind"],
+                d["token_id"],
+                d.get("market", ""),
+                int(d["start_ms"]),
+                int(d["end_ms"]),
+                parse_micro(str(d.get("edge", "0"))),
+                d.get("note", ""),
+            )
+        )
+    return labels
+
+
+def _opportunity_rows(state: EngineState, journal: MemoryJournal) -> list[dict[str, Any]]:
+    outcomes = {r["opportunity_id"]: r for r in journal.rows("outcomes")}
+    risk: dict[str, dict[str, Any]] = {}
+    for r in journal.rows("risk_decisions"):
+        risk.setdefault(r["opportunity_id"], r)
+    arrival = {r["id"]: r["arrival_price"] for r in journal.rows("opportunities")}
+    rows = []
+    for opp_id, track in state.tracks.items():
+        opp = track.opp
+        out = outcomes.get(opp_id)
+        rd = risk.get(opp_id)
+        kind = out["kind"] if out else "open"
+        reasons = list(out["reasons"]) if out else []
+        avg = out["avg_price"] if out else 0
+        filled = out["filled_size"] if out else 0
+        if rd is None:
+            risk_outcome = "not_checked"
+        elif not rd["approved"]:
+            risk_outcome = "reject"
+        elif rd["approved_size"] < rd["requested_size"]:
+            risk_outcome = "resize"
+        else:
+            risk_outcome = "approve"
+        rows.append(
+            {
+                "id": opp_id,
+                "correlation_id": opp.correlation_id,
+                "event_ms": opp.created_ms,
+                "created_ms": opp.created_ms,
+                "token_id": opp.token_id,
+                "market": opp.market,
+                "side": opp.side.name,
+                "strategy": opp.strategy,
+                "policy": track.policy,
+                "size": format_micro(opp.size),
+                "limit_price": format_micro(opp.limit_price),
+                "edge": format_micro(opp.edge),
+                "confidence": round(opp.confidence, 4),
+                "risk_outcome": risk_outcome,
+                "risk_reasons": list(rd["reasons"]) if rd else [],
+                "outcome": kind
+                if kind != "rejected" or not reasons or not reasons[0].startswith("evaluator:")
+                else f"rejected:{reasons[0]}",
+                "reasons": reasons,
+                "order_ids": list(out["order_ids"]) if out else list(track.order_ids),
+                "filled_size": filled,
+                "avg_price": format_micro(avg) if filled else None,
+                "slippage_bps": round(slippage_bps(avg, arrival.get(opp_id, 0), opp.side is Side.BUY), 2)
+                if filled
+                else None,
+            }
+        )
+    return rows
+
+
+def _write_opportunities(path: Path, state: EngineState, journal: MemoryJournal) -> None:
+    import json
+
+    with path.open("w", encoding="utf-8") as fh:
+        for row in _opportunity_rows(state, journal):
+            out = dict(row)
+            out["filled_size"] = format_micro(row["filled_size"])
+            fh.write(json.dumps(out, sort_keys=True) + "\n")
+
+
+def _build_report(
+    state: EngineState,
+    journal: MemoryJournal,
+    stats: ReadStats,
+    by_type: Counter[str],
+    markets_path: Path,
+    events_path: Path,
+    config: dict[str, Any],
+    starting_equity: int,
+    final_equity: int,
+    labels: list[Label] | None,
+) -> dict[str, Any]:
+    rows = _opportunity_rows(state, journal)
+    risk_rows = journal.rows("risk_decisions")
+    risk_by_outcome: Counter[str] = Counter()
+    risk_by_reason: Counter[str] = Counter()
+    for r in risk_rows:
+        if not r["approved"]:
+            risk_by_outcome["reject"] += 1
+        elif r["approved_size"] < r["requested_size"]:
+            risk_by_outcome["resize"] += 1
+        else:
+            risk_by_outcome["approve"] += 1
+        risk_by_reason.update(r["reasons"])
+    orders = journal.rows("orders")
+    fills = journal.rows("fills")
+    outcomes = Counter(r["kind"] for r in journal.rows("outcomes"))
+    placed = [r for r in rows if r["order_ids"]]
+    hit = [r for r in placed if r["filled_size"] > 0]
+    slips = [r["slippage_bps"] for r in hit if r["slippage_bps"] is not None]
+    fees = sum(f["fee_usdc"] for f in fills) + sum(f["fee_shares"] * f["price"] // MICRO for f in fills)
+    positions = {}
+    for wallet in state.risk.wallets.values():
+        for token, shares in sorted(wallet.positions.items()):
+            if shares:
+                positions[token] = {"shares": format_micro(shares), "mark": format_micro(_mark(state, token))}
+    report: dict[str, Any] = {
+        "inputs": {"markets": markets_path.name, "events": events_path.name, "seed": config.get("seed")},
+        "markets": len(state.markets),
+        "events": {
+            "lines": stats.lines,
+            "events": sum(by_type.values()),
+            "by_type": dict(sorted(by_type.items())),
+            "malformed_lines": stats.malformed,
+            "malformed_samples": [[line, reason] for line, reason in stats.samples],
+            "deltas_before_snapshot": state.counters.get("deltas_before_snapshot", 0),
+            "unknown_token_events": state.counters.get("events_unknown_token", 0),
+        },
+        "opportunities": {
+            "total": len(rows),
+            "duplicates_dropped": state.counters.get("opportunities_duplicate", 0),
+            "by_strategy": dict(sorted(Counter(r["strategy"] for r in rows).items())),
+            "by_outcome": dict(sorted(outcomes.items())),
+        },
+        "risk_decisions": {
+            "total": len(risk_rows),
+            "by_outcome": dict(sorted(risk_by_outcome.items())),
+            "by_reason": dict(sorted(risk_by_reason.items())),
+        },
+        "orders": {
+            "total": len(orders),
+            "by_routing": dict(sorted(Counter(o["routing"] for o in orders).items())),
+            "by_type": dict(sorted(Counter(o["order_type"] for o in orders).items())),
+            "rejected_by_venue": state.counters.get("orders_rejected", 0),
+        },
+        "fills": {
+            "count": len(fills),
+            "by_routing": dict(sorted(Counter(f["routing"] for f in fills).items())),
+            "by_liquidity": dict(sorted(Counter(f["liquidity"] for f in fills).items())),
+            "shares": format_micro(sum(f["size"] for f in fills)),
+            "notional_usdc": format_micro(sum(f["price"] * f["size"] // MICRO for f in fills)),
+            "fees_usdc": format_micro(fees),
+        },
+        "hit_rate": round(len(hit) / len(placed), 4) if placed else 0.0,
+        "avg_slippage_bps": round(sum(slips) / len(slips), 2) if slips else 0.0,
+        "pnl": {
+            "realized_usdc": format_micro(state.risk.realized_pnl_usdc_micro),
+            "marked_usdc": format_micro(final_equity - starting_equity),
+            "starting_equity_usdc": format_micro(starting_equity),
+            "final_equity_usdc": format_micro(final_equity),
+            "positions": positions,
+        },
+        "alerts": dict(sorted(Counter(a["code"] for a in journal.rows("alerts")).items())),
+    }
+    if labels is not None:
+        event_of = {
+            t: m.neg_risk_market_id for m in state.markets if m.neg_risk_market_id for t in m.token_ids
+        }
+        report["labels"] = score_labels(labels, rows, event_of=event_of)
+    return report

@@ -1,0 +1,127 @@
+"""The `polysnipe` command line. Thin: parses arguments, builds a container, runs one job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from polysnipe.runners.backtest import run_backtest
+    from polysnipe.runners.config import load_config
+    from polysnipe.runners.containers import build_backtest_engine
+    from polysnipe.runners.logging import configure_logging
+    from polysnipe.runners.summary import print_summary
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = configure_logging(mode="json", level=args.log_level, path=out / "run.log")
+    config = load_config(Path(args.config) if args.config else None)
+    if args.seed is not None:
+        config["seed"] = args.seed
+    err = Console(stderr=True)
+    try:
+        with Progress(
+            TextColumn("[bold]backtest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+            disable=not args.progress,
+        ) as bar:
+            task = bar.add_task("replay", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = run_backtest(
+                markets_path=Path(args.markets),
+                events_path=Path(args.events),
+                labels_path=Path(args.labels) if args.labels else None,
+                out_dir=out,
+                config=config,
+                build=build_backtest_engine,
+                progress=progress,
+            )
+    finally:
+        if log_file is not None:
+            log_file.close()
+    print_summary(result.report, result.timing, out)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from polysnipe.adapters.sim.datagen import generate
+
+    summary = generate(
+        Path(args.out),
+        seed=args.seed,
+        markets=args.markets,
+        neg_risk_events=args.neg_risk_events,
+        outcomes_per_event=args.outcomes_per_event,
+        duration_s=args.duration_s,
+        malformed=args.malformed,
+    )
+    print(summary)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from polysnipe.runners.bench import run_bench_command
+
+    return run_bench_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="polysnipe", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    bt = sub.add_parser(
+        "backtest", help="replay Polymarket-format data through the engine and the simulated venue"
+    )
+    bt.add_argument("--markets", required=True, help="CLOB GET /markets JSON (page, list or one market)")
+    bt.add_argument("--events", required=True, help="market-channel WebSocket messages as JSON lines")
+    bt.add_argument("--config", help="TOML file merged over the embedded default config")
+    bt.add_argument("--labels", help="labels.jsonl of planted inefficiencies to score the run against")
+    bt.add_argument("--out", required=True, help="output directory")
+    bt.add_argument("--seed", type=int, help="override the config's seed")
+    bt.add_argument("--log-level", default="info")
+    bt.add_argument("--no-progress", dest="progress", action="store_false")
+    bt.set_defaults(func=_backtest)
+
+    gen = sub.add_parser("generate", help="write a synthetic data set with planted inefficiencies")
+    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--markets", type=int, default=6)
+    gen.add_argument("--neg-risk-events", type=int, default=1)
+    gen.add_argument("--outcomes-per-event", type=int, default=4)
+    gen.add_argument("--duration-s", type=int, default=1800)
+    gen.add_argument("--malformed", type=int, default=3)
+    gen.set_defaults(func=_generate)
+
+    bench = sub.add_parser("bench", help="benchmarks: prints figures and writes JSON")
+    bench.add_argument("what", choices=["backtest", "orders", "ws"])
+    bench.add_argument("--markets", default="data/sample/markets.json")
+    bench.add_argument("--events", default="data/sample/events.jsonl")
+    bench.add_argument("-n", type=int, default=20_000, help="iterations (orders) or repeats (ws)")
+    bench.add_argument("--out", default="out/bench", help="directory for the JSON figures")
+    bench.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args: Any = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The human summary a backtest prints on stdout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["print_summary"]
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
+
+
+def print_summary(report: dict[str, Any], timing: dict[str, Any], out_dir: Path) -> None:
+    console = Console(soft_wrap=True)
+    t = Table(title="polysnipe backtest", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    ev = report["events"]
+    t.add_row("events", f"{ev['events']} ({_kv(ev['by_type'])}); malformed lines {ev['malformed_lines']}")
+    opp = report["opportunities"]
+    t.add_row("opportunities", f"{opp['total']} ({_kv(opp['by_strategy'])})")
+    t.add_row("outcomes", _kv(opp["by_outcome"]))
+    rd = report["risk_decisions"]
+    t.add_row("risk decisions", f"{rd['total']} ({_kv(rd['by_outcome'])})")
+    if rd["by_reason"]:
+        t.add_row("risk reasons", _kv(rd["by_reason"]))
+    t.add_row("orders", f"{report['orders']['total']} ({_kv(report['orders']['by_routing'])})")
+    f = report["fills"]
+    t.add_row(
+        "fills",
+        f"{f['count']} ({_kv(f['by_routing'])}); {f['shares']} shares, "
+        f"{f['notional_usdc']} USDC, fees {f['fees_usdc']} USDC",
+    )
+    t.add_row("hit rate", f"{report['hit_rate']:.2%}")
+    t.add_row("avg slippage", f"{report['avg_slippage_bps']} bps")
+    pnl = report["pnl"]
+    t.add_row("PnL", f"realized {pnl['realized_usdc']} USDC, marked {pnl['marked_usdc']} USDC")
+    if "labels" in report:
+        lb = report["labels"]
+        t.add_row(
+            "vs labels",
+            f"caught {lb['caught']}, missed {lb['missed']}, false positives "
+            f"{lb['false_positives']} (recall {lb['recall']:.0%})",
+        )
+    dc = timing["decision_compute_us"]
+    t.add_row(
+        "speed", f"{timing['events_per_s']:,} events/s; decision p50 {dc['p50']} us, p99 {dc['p99']} us"
+    )
+    t.add_row("outputs", f"{out_dir}/report.json, opportunities.jsonl, equity.png, timing.json, run.log")
+    console.print(t)
