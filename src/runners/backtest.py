@@ -60,6 +60,7 @@ __all__ = ["BacktestResult", "run_backtest"]
 log = structlog.get_logger("polysnipe.backtest")
 
 MD_STREAM = "md.0"
+DEAD_LETTER_STREAM = "md.dead"
 _BATCH = 4096
 _EVENT_TYPE_NAMES = {
     BookSnapshot: "book",
@@ -79,6 +80,30 @@ class BacktestResult:
     journal: MemoryJournal
 
 
+def audit_risk(state: EngineState) -> list[str]:
+    """Independent check of the risk limits on the engine's current state (not the gatekeeper's code).
+
+    Run after every order placement and fill: a non-empty answer is a breach the gatekeeper let through.
+    """
+    policy = state.gatekeeper.policy
+    risk = state.risk
+    breaches = []
+    if len(risk.open_orders) > policy.max_open_orders:
+        breaches.append(f"open_orders {len(risk.open_orders)} > {policy.max_open_orders}")
+    for name, wallet in risk.wallets.items():
+        if wallet.free_usdc(policy.treasury_for(name)) < 0:
+            breaches.append(f"wallet {name} free balance {wallet.free_usdc(policy.treasury_for(name))} < 0")
+        breaches += [f"wallet {name} short {t}" for t, n in wallet.positions.items() if n < 0]
+    for market in state.markets:
+        per_token = [risk.exposure(t) for t in market.token_ids]
+        for token, exposure in zip(market.token_ids, per_token, strict=True):
+            if exposure > policy.max_outcome_exposure_usdc_micro:
+                breaches.append(f"outcome exposure {token} {exposure}")
+        if sum(per_token) > policy.max_market_exposure_usdc_micro:
+            breaches.append(f"market exposure {market.condition_id} {sum(per_token)}")
+    return breaches
+
+
 class _Shell:
     """Performs commands and routes reports; owns the journal, the venue and the measurements."""
 
@@ -88,140 +113,79 @@ class _Shell:
         self.journal = journal
         self.now_ms = 0
         self.decision_ns: list[int] = []
-        self.order_count = 0
+        self.audits = 0
+        self.breaches: list[str] = []
+
+    def audit(self) -> None:
+        self.audits += 1
+        found = audit_risk(self.state)
+        if found:
+            self.breaches.extend(found)
+            log.error("risk_breach", breaches=found)
 
     def perform(self, commands: Sequence[Command]) -> None:
+        journal = self.journal
         for cmd in commands:
-            kind = type(cmd)
-            if kind is PlaceOrder:
-                o = cmd.order  # type: ignore[union-attr]
-                self.order_count += 1
-                self.journal.append(
-                    "orders",
-                    {
-                        "order_id": o.order_id,
-                        "opportunity_id": o.opportunity_id,
-                        "routing": o.routing,
-                        "token_id": o.token_id,
-                        "side": o.side.name,
-                        "price": o.price,
-                        "size": o.size,
-                        "order_type": o.order_type.value,
-                        "post_only": o.post_only,
-                        "ts_ms": cmd.ts_ms,  # type: ignore[union-attr]
-                    },
-                )
-                log.info(
-                    "order_placed",
-                    correlation_id=o.correlation_id,
-                    order_id=o.order_id,
-                    routing=o.routing,
-                    side=o.side.name,
-                    price=format_micro(o.price),
-                    size=format_micro(o.size),
-                    order_type=o.order_type.value,
-                )
+            if isinstance(cmd, PlaceOrder):
+                o = cmd.order
+                journal.append("orders", {
+                    "order_id": o.order_id, "opportunity_id": o.opportunity_id, "routing": o.routing,
+                    "token_id": o.token_id, "side": o.side.name, "price": o.price, "size": o.size,
+                    "order_type": o.order_type.value, "post_only": o.post_only, "ts_ms": cmd.ts_ms,
+                })  # fmt: skip
+                log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id,
+                         routing=o.routing, side=o.side.name, price=format_micro(o.price),
+                         size=format_micro(o.size), order_type=o.order_type.value)  # fmt: skip
                 self.venue.submit(o, self.now_ms)
-            elif kind is CancelOrder:
-                log.info(
-                    "order_cancel",
-                    correlation_id=cmd.correlation_id,
-                    order_id=cmd.order_id,  # type: ignore[union-attr]
-                    reason=cmd.reason,
-                )  # type: ignore[union-attr]
-                self.venue.cancel(cmd.order_id, self.now_ms)  # type: ignore[union-attr]
-            elif kind is RecordOpportunity:
-                opp = cmd.opp  # type: ignore[union-attr]
-                self.journal.append(
-                    "opportunities",
-                    {
-                        "id": opp.id,
-                        "policy": cmd.policy,
-                        "arrival_price": cmd.arrival_price,  # type: ignore[union-attr]
-                    },
-                )
-                log.info(
-                    "opportunity",
-                    correlation_id=opp.correlation_id,
-                    strategy=opp.strategy,
-                    token_id=opp.token_id,
-                    side=opp.side.name,
-                    size=format_micro(opp.size),
-                    limit=format_micro(opp.limit_price),
-                    edge=format_micro(opp.edge),
-                    reason=opp.reason,
-                )
-            elif kind is RecordRiskDecision:
-                self.journal.append("risk_decisions", attrs.asdict(cmd))  # type: ignore[arg-type]
-                log.info(
-                    "risk_decision",
-                    correlation_id=cmd.correlation_id,
-                    approved=cmd.approved,  # type: ignore[union-attr]
-                    approved_size=format_micro(cmd.approved_size),
-                    reasons=list(cmd.reasons),
-                )  # type: ignore[union-attr]
-            elif kind is RecordOutcome:
-                row = attrs.asdict(cmd)  # type: ignore[arg-type]
-                row["kind"] = cmd.kind.value  # type: ignore[union-attr]
-                self.journal.append("outcomes", row)
-                log.info(
-                    "outcome",
-                    correlation_id=cmd.correlation_id,
-                    outcome=cmd.kind.value,  # type: ignore[union-attr]
-                    filled=format_micro(cmd.filled_size),
-                    reasons=list(cmd.reasons),
-                )  # type: ignore[union-attr]
-            elif kind is RaiseAlert:
-                self.journal.append(
-                    "alerts",
-                    {
-                        "severity": cmd.severity,
-                        "code": cmd.code,  # type: ignore[union-attr]
-                        "message": cmd.message,
-                        "ts_ms": cmd.ts_ms,
-                    },
-                )  # type: ignore[union-attr]
-                log.warning("alert", correlation_id=cmd.correlation_id, code=cmd.code, message=cmd.message)  # type: ignore[union-attr]
+                self.audit()
+            elif isinstance(cmd, CancelOrder):
+                log.info("order_cancel", correlation_id=cmd.correlation_id, order_id=cmd.order_id,
+                         reason=cmd.reason)  # fmt: skip
+                self.venue.cancel(cmd.order_id, self.now_ms)
+            elif isinstance(cmd, RecordOpportunity):
+                opp = cmd.opp
+                journal.append("opportunities", {"id": opp.id, "policy": cmd.policy,
+                                                 "arrival_price": cmd.arrival_price})  # fmt: skip
+                log.info("opportunity", correlation_id=opp.correlation_id, strategy=opp.strategy,
+                         token_id=opp.token_id, side=opp.side.name, size=format_micro(opp.size),
+                         limit=format_micro(opp.limit_price), edge=format_micro(opp.edge),
+                         reason=opp.reason)  # fmt: skip
+            elif isinstance(cmd, RecordRiskDecision):
+                journal.append("risk_decisions", attrs.asdict(cmd))
+                log.info("risk_decision", correlation_id=cmd.correlation_id, approved=cmd.approved,
+                         approved_size=format_micro(cmd.approved_size),
+                         reasons=list(cmd.reasons))  # fmt: skip
+            elif isinstance(cmd, RecordOutcome):
+                row = attrs.asdict(cmd)
+                row["kind"] = cmd.kind.value
+                journal.append("outcomes", row)
+                log.info("outcome", correlation_id=cmd.correlation_id, outcome=cmd.kind.value,
+                         filled=format_micro(cmd.filled_size), reasons=list(cmd.reasons))  # fmt: skip
+            elif isinstance(cmd, RaiseAlert):
+                journal.append("alerts", {"severity": cmd.severity, "code": cmd.code,
+                                          "message": cmd.message, "ts_ms": cmd.ts_ms})  # fmt: skip
+                log.warning("alert", correlation_id=cmd.correlation_id, code=cmd.code, message=cmd.message)
 
     def deliver(self, reports: Sequence[ExecutionReport]) -> None:
+        """Feed the venue's reports into the step in time order, journaling fills on the way."""
         for r in reports:
-            if type(r) is OrderFilled:
-                rec = self.state.orders.get(r.order_id)
-                cid = rec.request.correlation_id if rec else ""
-                self.journal.append(
-                    "fills",
-                    {
-                        "order_id": r.order_id,
-                        "trade_id": r.trade_id,
-                        "ts_ms": r.ts_ms,
-                        "token_id": r.token_id,
-                        "side": r.side.name,
-                        "price": r.price,
-                        "size": r.size,
-                        "liquidity": r.liquidity.value,
-                        "fee_usdc": r.fee_usdc,
-                        "fee_shares": r.fee_shares,
-                        "routing": rec.request.routing if rec else "",
-                    },
-                )
-                log.info(
-                    "order_filled",
-                    correlation_id=cid,
-                    order_id=r.order_id,
-                    trade_id=r.trade_id,
-                    price=format_micro(r.price),
-                    size=format_micro(r.size),
-                    liquidity=r.liquidity.value,
-                )
-            elif type(r) is OrderRejected:
-                rec = self.state.orders.get(r.order_id)
-                log.info(
-                    "order_rejected",
-                    correlation_id=rec.request.correlation_id if rec else "",
-                    order_id=r.order_id,
-                    reason=r.reason,
-                )
+            rec = self.state.orders.get(r.order_id)
+            cid = rec.request.correlation_id if rec is not None else ""
+            if isinstance(r, OrderFilled):
+                self.journal.append("fills", {
+                    "order_id": r.order_id, "trade_id": r.trade_id, "ts_ms": r.ts_ms, "token_id": r.token_id,
+                    "side": r.side.name, "price": r.price, "size": r.size, "liquidity": r.liquidity.value,
+                    "fee_usdc": r.fee_usdc, "fee_shares": r.fee_shares,
+                    "routing": rec.request.routing if rec is not None else "",
+                })  # fmt: skip
+                log.info("order_filled", correlation_id=cid, order_id=r.order_id, trade_id=r.trade_id,
+                         price=format_micro(r.price), size=format_micro(r.size),
+                         liquidity=r.liquidity.value)  # fmt: skip
+            elif isinstance(r, OrderRejected):
+                log.info("order_rejected", correlation_id=cid, order_id=r.order_id, reason=r.reason)
             self.perform(step(self.state, r, r.ts_ms))
+            if isinstance(r, OrderFilled):
+                self.audit()
 
 
 def run_backtest(
@@ -240,8 +204,13 @@ def run_backtest(
     events, stats = load_events(events_path)
     state, venue = build(config, markets)
     journal = MemoryJournal()
+    dead_letters: InProcessBus[dict[str, Any]] = InProcessBus()
     for line, reason in stats.samples:
-        journal.append("errors", {"source": events_path.name, "line": line, "reason": reason})
+        # the errors table and the dead-letter stream keep what was dropped and why; the line itself
+        # stays in the source file at that line number
+        error = {"source": events_path.name, "line": line, "reason": reason}
+        journal.append("errors", error)
+        dead_letters.publish(DEAD_LETTER_STREAM, error)
     shell = _Shell(state, venue, journal)
     bus: InProcessBus[Event] = InProcessBus()
 
@@ -298,8 +267,9 @@ def run_backtest(
 
     labels = _read_labels(labels_path) if labels_path else None
     report = _build_report(
-        state, journal, stats, by_type, markets_path, events_path, config, starting_equity, eq, labels
-    )
+        state, journal, stats, by_type, markets_path, events_path, config, starting_equity, eq, labels,
+        shell.audits, shell.breaches,
+    )  # fmt: skip
     decisions = sorted(ns / 1000 for ns in shell.decision_ns)
     timing = {
         "events": total,
@@ -443,6 +413,8 @@ def _build_report(
     starting_equity: int,
     final_equity: int,
     labels: list[Label] | None,
+    audits: int,
+    breaches: list[str],
 ) -> dict[str, Any]:
     rows = _opportunity_rows(state, journal)
     risk_rows = journal.rows("risk_decisions")
@@ -515,6 +487,7 @@ def _build_report(
             "positions": positions,
         },
         "alerts": dict(sorted(Counter(a["code"] for a in journal.rows("alerts")).items())),
+        "risk_audit": {"checks": audits, "breaches": len(breaches), "samples": breaches[:10]},
     }
     if labels is not None:
         event_of = {
