@@ -218,42 +218,41 @@ def run_backtest(
     equity_points: list[EquityPoint] = []
     sample_every = int(config.get("equity_sample_ms", 1000))
     next_sample = events[0].ts_ms if events else 0
-    by_type: Counter[str] = Counter()
+    by_type = Counter(_EVENT_TYPE_NAMES[type(ev)] for ev in events)
     total = len(events)
-    done = 0
     perf = time.perf_counter_ns
     t_start = perf()
     last_ms = 0
+    on_market_event = venue.on_market_event
+    poll = venue.poll
     for start in range(0, total, _BATCH):
         # ingest side: publish a batch onto the bus; engine side: consume it in order
         bus.publish_many(MD_STREAM, events[start : start + _BATCH])
-        for _, ev in bus.read(MD_STREAM, _BATCH):
-            now = ev.ts_ms
-            if now < last_ms:
-                now = last_ms  # a late message never moves the engine's clock backwards
-            last_ms = now
-            shell.now_ms = now
-            etype = type(ev)
-            by_type[_EVENT_TYPE_NAMES[etype]] += 1
-            if etype is not ExternalSignal:
-                venue.on_market_event(ev)
-            reports = venue.poll(now)
-            if reports:
-                shell.deliver(reports)
-            t0 = perf()
-            commands = step(state, ev, now)
-            if commands:
-                t1 = perf()
-                if any(type(c) is PlaceOrder for c in commands):
-                    shell.decision_ns.append(t1 - t0)
-                shell.perform(commands)
-            if now >= next_sample:
-                eq, exposure, held = _equity(state)
-                equity_points.append(EquityPoint(now, eq, exposure, held))
-                next_sample = now + sample_every
-        done = min(total, start + _BATCH)
+        while (batch := bus.read_batch(MD_STREAM)) is not None:
+            for ev in batch[1]:
+                now = ev.ts_ms
+                if now < last_ms:
+                    now = last_ms  # a late message never moves the engine's clock backwards
+                last_ms = now
+                shell.now_ms = now
+                if type(ev) is not ExternalSignal:
+                    on_market_event(ev)
+                reports = poll(now)
+                if reports:
+                    shell.deliver(reports)
+                t0 = perf()
+                commands = step(state, ev, now)
+                if commands:
+                    t1 = perf()
+                    if any(type(c) is PlaceOrder for c in commands):
+                        shell.decision_ns.append(t1 - t0)
+                    shell.perform(commands)
+                if now >= next_sample:
+                    eq, exposure, held = _equity(state)
+                    equity_points.append(EquityPoint(now, eq, exposure, held))
+                    next_sample = now + sample_every
         if progress is not None:
-            progress(done, total)
+            progress(min(total, start + _BATCH), total)
     elapsed_ns = perf() - t_start
 
     # Drain: let in-flight orders arrive, then cancel what still rests, so every opportunity ends.

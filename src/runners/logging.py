@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import structlog
 
 __all__ = ["configure_logging", "get_logger"]
@@ -23,6 +24,11 @@ def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     for k in event_dict.keys() & _REDACT:
         event_dict[k] = "***"
     return event_dict
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    """msgspec's encoder: several times faster than json.dumps on the order/fill path, same output shape."""
+    return msgspec.json.encode(obj, order="sorted").decode()
 
 
 def configure_logging(
