@@ -523,7 +523,12 @@ def _on_report(state: EngineState, report: ExecutionReport, now_ms: int, command
             else:
                 track.pending_slices.clear()
                 _maybe_finalize(state, track, now_ms, commands)
-    if state.gatekeeper.breaches_daily_loss(state.risk, now_ms) and "global" not in state.risk.kill_switches:
+    # Only a fill changes realized or unrealized PnL, so only a fill can newly breach the daily loss limit.
+    if (
+        type(report) is OrderFilled
+        and "global" not in state.risk.kill_switches
+        and state.gatekeeper.breaches_daily_loss(state.risk, now_ms)
+    ):
         _on_kill_switch(state, KillSwitch(now_ms, "global", True, "daily loss limit"), now_ms, commands)
 
 
