@@ -81,6 +81,17 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench_command(args)
 
 
+def _orders(args: argparse.Namespace) -> int:
+    from polysnipe.runners.orders_cli import sign_lines
+    from polysnipe.runners.settings import load_settings
+
+    settings = load_settings()
+    if args.file == "-":
+        return sign_lines(sys.stdin, settings, sys.stdout, sys.stderr)
+    with open(args.file, encoding="utf-8") as fh:
+        return sign_lines(fh, settings, sys.stdout, sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="polysnipe", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -107,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration-s", type=int, default=1800)
     gen.add_argument("--malformed", type=int, default=3)
     gen.set_defaults(func=_generate)
+
+    orders = sub.add_parser("orders", help="order tools for operators")
+    orders_sub = orders.add_subparsers(dest="orders_command", required=True)
+    sign = orders_sub.add_parser("sign", help="print signed POST /order bodies for JSON-lines order inputs")
+    sign.add_argument("file", nargs="?", default="-", help="JSON lines of order inputs (default: stdin)")
+    sign.set_defaults(func=_orders)
 
     bench = sub.add_parser("bench", help="benchmarks: prints figures and writes JSON")
     bench.add_argument("what", choices=["backtest", "orders", "ws"])
