@@ -92,6 +92,19 @@ def _orders(args: argparse.Namespace) -> int:
         return sign_lines(fh, settings, sys.stdout, sys.stderr)
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from polysnipe.adapters.postgres.migrations import apply_migrations
+    from polysnipe.runners.settings import load_settings
+
+    url = args.database_url or load_settings().database_url
+    with psycopg.connect(url, autocommit=True) as conn:
+        applied = apply_migrations(conn, Path(args.dir), schema=args.schema)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="polysnipe", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -118,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration-s", type=int, default=1800)
     gen.add_argument("--malformed", type=int, default=3)
     gen.set_defaults(func=_generate)
+
+    mig = sub.add_parser("migrate", help="apply the SQL migrations to the journal database")
+    mig.add_argument("--database-url", help="default: POLYSNIPE_DATABASE_URL")
+    mig.add_argument("--schema", default="public")
+    mig.add_argument("--dir", default="migrations")
+    mig.set_defaults(func=_migrate)
 
     orders = sub.add_parser("orders", help="order tools for operators")
     orders_sub = orders.add_subparsers(dest="orders_command", required=True)
