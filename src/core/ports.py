@@ -12,14 +12,17 @@ from polysnipe.core.events import Event
 from polysnipe.core.messages import ExecutionReport, OrderRequest, RaiseAlert
 
 __all__ = [
+    "Alerts",
     "AsyncExecutionPort",
+    "BuilderSigner",
+    "ChainTransactor",
     "Clock",
     "ExecutionPort",
     "Journal",
     "MarketData",
-    "Rng",
-    "Alerts",
     "Metrics",
+    "Relayer",
+    "Rng",
 ]
 
 
@@ -79,3 +82,28 @@ class Metrics(Protocol):
     def inc(self, name: str, value: int = 1, **labels: str) -> None: ...
 
     def observe(self, name: str, value: float, **labels: str) -> None: ...
+
+
+class BuilderSigner(Protocol):
+    """Signs for the platform: order digests (trader keys) and relayer builder headers (builder key)."""
+
+    def sign_order_digest(self, digest: bytes) -> bytes: ...
+
+    def builder_headers(self, timestamp_s: int, method: str, path: str, body: bytes) -> Mapping[str, str]: ...
+
+
+class Relayer(Protocol):
+    """Gasless Safe / deposit-wallet transactions through Polymarket's relayer.
+
+    `submit` returns the relayer's transaction id; `state` its current state ("STATE_MINED", ...).
+    """
+
+    async def submit(self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str) -> str: ...
+
+    async def state(self, transaction_id: str) -> str: ...
+
+
+class ChainTransactor(Protocol):
+    """Direct Polygon fallback: the Safe owner executes the same Safe transaction and pays gas."""
+
+    async def execute(self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str) -> str: ...

@@ -97,3 +97,12 @@ def test_book_matches_naive_model(updates: list[tuple[Side, int, int]]) -> None:
     assert (min(model[Side.SELL]) if model[Side.SELL] else None) == book.best_ask()
     assert sorted(model[Side.BUY].items(), reverse=True) == [(lv.price, lv.size) for lv in book.levels(Side.BUY)]
     assert sorted(model[Side.SELL].items()) == [(lv.price, lv.size) for lv in book.levels(Side.SELL)]
+
+
+def test_opportunity_id_is_deterministic_and_input_sensitive() -> None:
+    from polysnipe.core.opportunity import opportunity_id
+
+    a = opportunity_id("spread_hunter", "111", Side.BUY, 480_000, 1_700_000_000_000)
+    assert a == opportunity_id("spread_hunter", "111", Side.BUY, 480_000, 1_700_000_000_000)
+    assert a != opportunity_id("spread_hunter", "111", Side.BUY, 490_000, 1_700_000_000_000)
+    assert a != opportunity_id("momentum", "111", Side.BUY, 480_000, 1_700_000_000_000)
