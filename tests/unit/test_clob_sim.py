@@ -1,0 +1,714 @@
+"""The CLOB simulator's state and app, driven with a fake clock (no sockets, no wall time).
+
+Orders are signed with polysnipe's own OrderSigner here; the official client is run against the
+simulator in tests/contract/test_official_client_vs_sim.py. The recorded vectors (made by the official
+client) are replayed byte for byte, with the clock set to their L2 timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from py_clob_client_v2.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
+
+with warnings.catch_warnings():
+    # starlette nags about httpx vs httpx2 on import; the TestClient works the same either way
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
+
+from polysnipe.adapters.clob.auth import ApiCreds, L2Auth, LocalSigner
+from polysnipe.adapters.clob.config import SignatureType
+from polysnipe.adapters.clob.signing import OrderSigner, SignedOrder
+from polysnipe.adapters.sim.clob_app import create_app
+from polysnipe.adapters.sim.clob_state import (
+    END_CURSOR,
+    ERRORS,
+    INITIAL_CURSOR,
+    ApiKey,
+    Balances,
+    ClobSimConfig,
+    ClobSimState,
+    Faults,
+    TokenBucket,
+    VenueError,
+    parse_balances,
+    recover_address,
+)
+from polysnipe.adapters.sim.venue import VENUE_ERRORS
+from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
+from polysnipe.core.market import Market
+from polysnipe.core.messages import OrderType
+from polysnipe.core.order_math import amounts_for_order
+from polysnipe.core.units import MICRO
+
+# recorded data lives beside the checkout; POLYSNIPE_SHARED_DATA moves it (as in tests/contract)
+SHARED = os.environ.get("POLYSNIPE_SHARED_DATA") or Path(__file__).parents[2].parent / "shared" / "data"
+VECTORS = Path(SHARED) / "vectors" / "orders.json"
+
+YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+NO = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+COND = "0x" + "ab" * 32
+# public anvil/hardhat test keys (as in the vectors)
+KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+KEY1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+ADDR0 = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+ADDR1 = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+WALLET = "0x1f98431c8ad98523631ae4a59f267346ea31f984"
+T0 = 1_764_061_200_000
+S = MICRO
+
+
+class Clock:
+    def __init__(self, ms: int = T0) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def market(*, tick: int = 10_000, min_size: int = 5 * S, neg_risk: bool = False) -> Market:
+    return Market(COND, (YES, NO), ("Yes", "No"), tick, min_size, neg_risk)
+
+
+def make_state(
+    clock: Clock | None = None, config: ClobSimConfig | None = None, balances: Balances | None = None
+) -> ClobSimState:
+    funded = Balances(
+        usdc={ADDR0: 1_000 * S, ADDR1: 1_000 * S, WALLET: 1_000 * S},
+        positions={ADDR0: {YES: 100 * S}, ADDR1: {YES: 100 * S}, WALLET: {YES: 100 * S}},
+    )
+    return ClobSimState([market()], config, balances=balances or funded, clock=clock or Clock())
+
+
+class Trader:
+    """One account: its signer, its API key on the simulator, and helpers to post signed orders."""
+
+    def __init__(self, state: ClobSimState, key: str, **signer_kwargs: Any) -> None:
+        self.state = state
+        self.local = LocalSigner.from_private_key(key, 137)
+        self.signer = OrderSigner.from_key(key, 137, **signer_kwargs)
+        self.creds = state.api_key_for(self.local.address, 0)
+        self.salt = 1
+
+    def sign(
+        self,
+        side: Side,
+        price: int,
+        size: int,
+        order_type: OrderType = OrderType.GTC,
+        *,
+        token: str = YES,
+        expiration_s: int = 0,
+        tick: int = 10_000,
+    ) -> SignedOrder:
+        maker, taker = amounts_for_order(side, price, size, order_type, tick)
+        self.salt += 1
+        return self.signer.sign(
+            token,
+            side,
+            maker,
+            taker,
+            neg_risk=False,
+            salt=self.salt,
+            timestamp_ms=self.state.now_ms(),
+            expiration_s=expiration_s,
+        )
+
+    def body(self, order: SignedOrder, order_type: OrderType = OrderType.GTC, post_only: bool = False) -> Any:
+        return json.loads(order.post_body(self.creds.key, order_type, post_only=post_only))
+
+    def place(
+        self, side: Side, price: int, size: int, order_type: OrderType = OrderType.GTC, **kw: Any
+    ) -> dict[str, Any]:
+        post_only = kw.pop("post_only", False)
+        order = self.sign(side, price, size, order_type, **kw)
+        return self.state.place_order(self.creds, self.body(order, order_type, post_only))
+
+    def headers(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
+        creds = ApiCreds(self.creds.key, self.creds.secret, self.creds.passphrase)
+        return L2Auth(self.local.address, creds).headers(self.state.now_ms() // 1000, method, path, body)
+
+
+def rejected(call: Any) -> VenueError:
+    with pytest.raises(VenueError) as info:
+        call()
+    return info.value
+
+
+# -- recorded vectors (made by the official client) -----------------------------------------------
+def _vectors() -> dict[str, Any]:
+    return json.loads(VECTORS.read_text())
+
+
+def _vector_state(vector: dict[str, Any], at_s: str = "") -> tuple[ClobSimState, ApiKey]:
+    inputs = vector["inputs"]
+    token = inputs["token_id"]
+    tick = int(float(inputs["tick_size"]) * MICRO + 0.5)
+    m = Market(COND, (token, "1"), ("Yes", "No"), tick, 0, inputs["neg_risk"])
+    maker = vector["signed"]["maker"].lower()
+    balances = Balances(usdc={maker: 10**6 * S}, positions={maker: {token: 10**6 * S}})
+    clock = Clock(int(at_s or vector["l2_timestamp"]) * 1000)
+    state = ClobSimState([m], balances=balances, clock=clock)
+    creds = vector["api_creds"]
+    key = state.register_api_key(vector["signer_address"], creds["key"], creds["secret"], creds["passphrase"])
+    if inputs["order_type"] in ("FOK", "FAK"):
+        # liquidity at the signed price, so market orders fill and their amounts are proven usable
+        maker_amount, taker_amount = (
+            int(vector["signed"]["makerAmount"]),
+            int(vector["signed"]["takerAmount"]),
+        )
+        usdc, shares = (
+            (taker_amount, maker_amount) if inputs["side"] == "SELL" else (maker_amount, taker_amount)
+        )
+        level = (Level(round(Fraction(usdc * MICRO, shares) / tick) * tick, 10**7 * S),)
+        bids, asks = (level, ()) if inputs["side"] == "SELL" else ((), level)
+        state.apply_events([BookSnapshot(clock.ms, token, COND, bids, asks)])
+    return state, key
+
+
+@pytest.mark.parametrize("vector", _vectors()["vectors"], ids=lambda v: v["id"])
+def test_every_official_vector_is_accepted_byte_for_byte(vector: dict[str, Any]) -> None:
+    state, key = _vector_state(vector)
+    body = vector["post_body"].encode()
+    assert key == state.authenticate_l2(vector["l2_headers"], "POST", "/order", body)
+    response = state.place_order(key, json.loads(body))
+    assert vector["order_hash"] == response["orderID"]
+    immediate = vector["inputs"]["order_type"] in ("FOK", "FAK")
+    assert ("matched" if immediate else "live") == response["status"]
+    assert [("accepted", vector["order_hash"])] == [(e.outcome, e.order_hash) for e in state.order_log]
+
+
+def test_batch_vector_is_accepted_in_request_order() -> None:
+    data = _vectors()
+    batch = data["batch_post"]
+    first = next(v for v in data["vectors"] if v["id"] == batch["vector_ids"][0])
+    state, key = _vector_state(first, batch["l2_timestamp"])
+    body = batch["post_body"].encode()
+    assert key == state.authenticate_l2(batch["l2_headers"], "POST", "/orders", body)
+    by_id = {v["id"]: v for v in data["vectors"]}
+    responses = state.place_orders(key, json.loads(body))
+    assert [by_id[i]["order_hash"] for i in batch["vector_ids"]] == [r["orderID"] for r in responses]
+    assert all(r["success"] for r in responses)
+
+
+def test_l1_vectors_authenticate_and_stale_or_forged_headers_do_not() -> None:
+    for vector in _vectors()["l1_auth_vectors"]:
+        state = ClobSimState([market()], clock=Clock(vector["timestamp"] * 1000))
+        assert (vector["address"].lower(), vector["nonce"]) == state.authenticate_l1(vector["headers"])
+        stale = ClobSimState([market()], clock=Clock((vector["timestamp"] + 3600) * 1000))
+        assert ERRORS["l1"] == rejected(lambda s=stale, h=vector["headers"]: s.authenticate_l1(h)).message
+        forged = {**vector["headers"], "POLY_ADDRESS": "0x" + "11" * 20}
+        assert 401 == rejected(lambda s=state, h=forged: s.authenticate_l1(h)).status
+
+
+def test_recover_address_matches_the_vectors() -> None:
+    for vector in _vectors()["vectors"][:5]:
+        digest = bytes.fromhex(vector["order_hash"][2:])
+        signature = bytes.fromhex(vector["signed"]["signature"][2:])
+        assert vector["signature_recovers_to"].lower() == recover_address(digest, signature)
+    assert recover_address(b"\x00" * 32, b"\x01" * 64 + b"\x05") is None
+
+
+# -- credentials and L2 auth ---------------------------------------------------------------------
+def test_credentials_are_deterministic_per_address_nonce_and_seed() -> None:
+    a, b = make_state(), make_state()
+    assert a.api_key_for(ADDR0, 0) == b.api_key_for(ADDR0.upper().replace("0X", "0x"), 0)
+    assert a.api_key_for(ADDR0, 0) != a.api_key_for(ADDR0, 1)
+    assert a.api_key_for(ADDR0, 0) != make_state(config=ClobSimConfig(seed=7)).api_key_for(ADDR0, 0)
+    creds = a.api_key_for(ADDR0, 0)
+    ApiCreds(creds.key, creds.secret, creds.passphrase)  # the client-side validator accepts the secret
+
+
+def test_l2_rejects_wrong_secret_passphrase_address_and_stale_timestamp() -> None:
+    state = make_state()
+    trader = Trader(state, KEY0)
+    body = b'{"orderID":"0x01"}'
+    good = trader.headers("DELETE", "/order", body)
+    assert trader.creds == state.authenticate_l2(good, "DELETE", "/order", body)
+    wrong_secret = L2Auth(
+        trader.local.address, ApiCreds(trader.creds.key, "c2VjcmV0c2VjcmV0c2VjcmV0", trader.creds.passphrase)
+    ).headers(state.now_ms() // 1000, "DELETE", "/order", body)
+    cases = [
+        wrong_secret,
+        {**good, "POLY_PASSPHRASE": "nope"},
+        {**good, "POLY_ADDRESS": ADDR1},
+        {**good, "POLY_API_KEY": "00000000-0000-4000-8000-000000000000"},
+    ]
+    for headers in cases:
+        err = rejected(lambda h=headers: state.authenticate_l2(h, "DELETE", "/order", body))
+        assert (401, ERRORS["unauthorized"]) == (err.status, err.message)
+    assert 401 == rejected(lambda: state.authenticate_l2(good, "DELETE", "/order", body + b" ")).status
+    state._clock = Clock(T0 + 3_600_000)
+    assert 401 == rejected(lambda: state.authenticate_l2(good, "DELETE", "/order", body)).status
+
+
+# -- order checks --------------------------------------------------------------------------------
+def test_order_rejections_carry_the_venue_texts() -> None:
+    clock = Clock()
+    state = make_state(clock)
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    assert "live" == alice.place(Side.BUY, 400_000, 10 * S)["status"]
+
+    cases = {
+        "min size": lambda: alice.place(Side.BUY, 400_000, 1 * S),
+        "balance": lambda: alice.place(Side.BUY, 500_000, 5_000 * S),
+        "shares": lambda: alice.place(Side.SELL, 900_000, 500 * S),
+        "gtd": lambda: alice.place(Side.BUY, 300_000, 10 * S, OrderType.GTD, expiration_s=T0 // 1000 + 30),
+        "fok": lambda: alice.place(Side.SELL, 450_000, 50 * S, OrderType.FOK),
+        "fak": lambda: alice.place(Side.BUY, 800_000, 10 * S, OrderType.FAK),
+        "post-only fok": lambda: state.place_order(
+            alice.creds,
+            {**alice.body(alice.sign(Side.BUY, 100_000, 10 * S)), "orderType": "FOK", "postOnly": True},
+        ),
+        "post-only cross": lambda: bob.place(Side.SELL, 400_000, 10 * S, post_only=True),
+    }
+    expected = {
+        "min size": VENUE_ERRORS["min_size"],
+        "balance": VENUE_ERRORS["insufficient_balance_or_allowance"],
+        "shares": VENUE_ERRORS["insufficient_balance_or_allowance"],
+        "gtd": VENUE_ERRORS["invalid_expiration"],
+        "fok": VENUE_ERRORS["fok_not_filled"],
+        "fak": VENUE_ERRORS["fak_not_filled"],
+        "post-only fok": VENUE_ERRORS["post_only_order_type"],
+        "post-only cross": VENUE_ERRORS["post_only_would_cross"],
+    }
+    got = {name: rejected(call).message for name, call in cases.items()}
+    assert expected == got
+    gtd = alice.place(Side.BUY, 300_000, 10 * S, OrderType.GTD, expiration_s=T0 // 1000 + 61)
+    assert "live" == gtd["status"]
+
+
+def test_signature_owner_signer_tick_duplicate_and_version_checks() -> None:
+    state = make_state()
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    order = alice.sign(Side.BUY, 400_000, 10 * S)
+    body = alice.body(order)
+    first = state.place_order(alice.creds, body)
+    assert order.order_hash == first["orderID"]
+    assert VENUE_ERRORS["duplicated"] == rejected(lambda: state.place_order(alice.creds, body)).message
+
+    fresh = alice.body(alice.sign(Side.BUY, 400_000, 10 * S))
+    tampered = {**fresh, "order": {**fresh["order"], "signature": fresh["order"]["signature"][:-4] + "0000"}}
+    assert ERRORS["signature"] == rejected(lambda: state.place_order(alice.creds, tampered)).message
+    moved = {**fresh, "order": {**fresh["order"], "takerAmount": "20000000"}}
+    assert ERRORS["signature"] == rejected(lambda: state.place_order(alice.creds, moved)).message
+    assert ERRORS["owner"] == rejected(lambda: state.place_order(bob.creds, fresh)).message
+    foreign = {**bob.body(bob.sign(Side.BUY, 400_000, 10 * S)), "owner": alice.creds.key}
+    assert ERRORS["signer"] == rejected(lambda: state.place_order(alice.creds, foreign)).message
+
+    off_tick = alice.signer.sign(YES, Side.BUY, 4_050_000, 10 * S, neg_risk=False, salt=99, timestamp_ms=T0)
+    assert (
+        VENUE_ERRORS["invalid_tick"]
+        == rejected(lambda: state.place_order(alice.creds, alice.body(off_tick))).message
+    )
+    neg_risk_domain = alice.signer.sign(YES, Side.BUY, 4 * S, 10 * S, neg_risk=True, salt=98, timestamp_ms=T0)
+    assert (
+        ERRORS["signature"]
+        == rejected(lambda: state.place_order(alice.creds, alice.body(neg_risk_domain))).message
+    )
+
+    v1_shaped = {**fresh, "order": {**fresh["order"], "nonce": "0", "feeRateBps": "0"}}
+    del v1_shaped["order"]["timestamp"]
+    assert ERRORS["version"] == rejected(lambda: state.place_order(alice.creds, v1_shaped)).message
+    state.faults = Faults(exchange_version=3)  # the venue moved on: V2-signed orders are stale
+    err = rejected(lambda: state.place_order(alice.creds, fresh))
+    assert (400, ERRORS["version"]) == (err.status, err.message)
+    assert ERRORS["payload"] == rejected(lambda: state.place_order(alice.creds, {"order": {}})).message
+    outcomes = [e.outcome for e in state.order_log]
+    assert ["accepted"] + ["rejected"] * 10 == outcomes
+
+
+def test_float_artifact_amounts_are_accepted_at_the_tick_they_stand_for() -> None:
+    state = make_state()
+    alice = Trader(state, KEY0)
+    # $10 at 0.57 signed by the official client as round_down(0.57) = 0.56: taker 17.8571 shares
+    order = alice.signer.sign(YES, Side.BUY, 10 * S, 17_857_100, neg_risk=False, salt=5, timestamp_ms=T0)
+    assert "live" == state.place_order(alice.creds, alice.body(order))["status"]
+    assert [560_000] == [o.price for o in state.live_orders(ADDR0)]
+
+
+def test_poly_1271_wrapped_signature_recovers_the_key_owner() -> None:
+    state = make_state()
+    wallet_trader = Trader(state, KEY0, signature_type=SignatureType.POLY_1271, funder=WALLET)
+    order = wallet_trader.sign(Side.BUY, 400_000, 10 * S)
+    assert WALLET == order.signer.lower() == order.maker.lower()
+    assert "live" == state.place_order(wallet_trader.creds, wallet_trader.body(order))["status"]
+    # a wallet the balances file gives to another EOA cannot be used by this key
+    owned = make_state(balances=parse_balances({WALLET: {"usdc": "100", "owner": ADDR1}}))
+    other = Trader(owned, KEY0, signature_type=SignatureType.POLY_1271, funder=WALLET)
+    body = other.body(other.sign(Side.BUY, 400_000, 10 * S))
+    assert ERRORS["signature"] == rejected(lambda: owned.place_order(other.creds, body)).message
+
+
+def test_safe_orders_use_the_funders_balance() -> None:
+    state = make_state()
+    safe = Trader(state, KEY0, signature_type=SignatureType.POLY_GNOSIS_SAFE, funder=WALLET)
+    safe.place(Side.BUY, 500_000, 100 * S)
+    assert 950 * S == state.ledger.free_usdc(WALLET)
+    assert 1_000 * S == state.ledger.free_usdc(ADDR0)
+
+
+def test_unknown_wallets_hold_nothing_unless_a_default_is_configured() -> None:
+    bare = ClobSimState([market()], clock=Clock())
+    poor = Trader(bare, KEY0)
+    err = rejected(lambda: poor.place(Side.BUY, 400_000, 10 * S))
+    assert VENUE_ERRORS["insufficient_balance_or_allowance"] == err.message
+    rich = ClobSimState([market()], ClobSimConfig(default_usdc_micro=50 * S), clock=Clock())
+    assert "live" == Trader(rich, KEY0).place(Side.BUY, 400_000, 10 * S)["status"]
+    assert 50 * S == rich.ledger.usdc(ADDR0)
+
+
+# -- matching, trades, settlement, cancels ---------------------------------------------------------
+def test_match_creates_one_trade_seen_by_taker_and_maker_then_settles() -> None:
+    clock = Clock()
+    state = make_state(clock, ClobSimConfig(mined_after_ms=1_000, confirmed_after_ms=3_000))
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    resting = alice.place(Side.SELL, 600_000, 10 * S)["orderID"]
+    state.drain_user()
+    taken = bob.place(Side.BUY, 650_000, 5 * S)
+    assert ("matched", "3", "5") == (taken["status"], taken["makingAmount"], taken["takingAmount"])
+    (trade_id,) = taken["tradeIDs"]
+    bob_view = state.trades_page(bob.creds, {"id": trade_id})["data"][0]
+    alice_view = state.trades_page(alice.creds, {})["data"][0]
+    assert ("TAKER", "MAKER") == (bob_view["trader_side"], alice_view["trader_side"])
+    assert [resting] == [m["order_id"] for m in bob_view["maker_orders"]]
+    assert ("0.6", "5", "MATCHED") == (bob_view["price"], bob_view["size"], bob_view["status"])
+    assert bob_view["transaction_hash"].startswith("0x")
+    resting_view = state.get_order(alice.creds, resting)
+    assert ("10", "5", "LIVE") == (
+        resting_view["original_size"],
+        resting_view["size_matched"],
+        resting_view["status"],
+    )
+
+    statuses = []
+    for ms in (500, 1_000, 3_000):
+        clock.ms = T0 + ms
+        state.tick()
+        statuses.append(state.trades_page(alice.creds, {})["data"][0]["status"])
+    assert ["MATCHED", "MINED", "CONFIRMED"] == statuses
+    user_msgs = state.drain_user()
+    kinds = [(u, m["event_type"], m.get("type"), m.get("status")) for u, _, m in user_msgs]
+    assert (ADDR1, "order", "PLACEMENT", "MATCHED") in kinds
+    assert (ADDR0, "order", "UPDATE", "LIVE") in kinds
+    trade_statuses = [m["status"] for u, _, m in user_msgs if u == ADDR0 and m["event_type"] == "trade"]
+    assert ["MATCHED", "MINED", "CONFIRMED"] == trade_statuses
+    assert 1_003 * S == state.ledger.usdc(ADDR0)
+    assert 105 * S == state.ledger.shares(ADDR1, YES)
+
+
+def test_cancels_report_what_was_and_was_not_cancelled() -> None:
+    state = make_state()
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    a = alice.place(Side.BUY, 400_000, 10 * S)["orderID"]
+    b = alice.place(Side.BUY, 300_000, 10 * S)["orderID"]
+    c = bob.place(Side.BUY, 200_000, 10 * S)["orderID"]
+    assert {"canceled": [a], "not_canceled": {}} == state.cancel(alice.creds, [a])
+    assert {"canceled": [], "not_canceled": {a: ERRORS["not_cancelable"], c: ERRORS["order_not_found"]}} == (
+        state.cancel(alice.creds, [a, c])
+    )
+    assert {"canceled": [b], "not_canceled": {}} == state.cancel_where(alice.creds, market=COND)
+    assert [c] == [o.id for o in state.live_orders(ADDR1)]
+    assert 1_000 * S == state.ledger.free_usdc(ADDR0)
+
+
+def test_gtd_orders_expire_on_tick() -> None:
+    clock = Clock()
+    state = make_state(clock)
+    alice = Trader(state, KEY0)
+    oid = alice.place(Side.BUY, 400_000, 10 * S, OrderType.GTD, expiration_s=T0 // 1000 + 90)["orderID"]
+    clock.ms = T0 + 89_000
+    state.tick()
+    assert [oid] == [o.id for o in state.live_orders(ADDR0)]
+    clock.ms = T0 + 90_000
+    state.tick()
+    assert [] == state.live_orders(ADDR0)
+    assert "CANCELED" == state.get_order(alice.creds, oid)["status"]
+
+
+# -- heartbeats ----------------------------------------------------------------------------------
+def test_heartbeats_chain_and_a_stale_id_gets_the_expected_one() -> None:
+    state = make_state()
+    alice = Trader(state, KEY0)
+    first = state.heartbeat(alice.creds, "")["heartbeat_id"]
+    second = state.heartbeat(alice.creds, first)["heartbeat_id"]
+    assert first != second
+    err = rejected(lambda: state.heartbeat(alice.creds, first))
+    assert (400, {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": second}) == (
+        err.status,
+        dict(err.body),
+    )
+    assert {"status": "ok"} == state.legacy_heartbeat(alice.creds)
+
+
+def test_missing_heartbeats_cancel_open_orders_only_after_a_first_heartbeat() -> None:
+    clock = Clock()
+    state = make_state(clock, ClobSimConfig(heartbeat_timeout_ms=10_000))
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    alice.place(Side.BUY, 400_000, 10 * S)
+    bob.place(Side.BUY, 300_000, 10 * S)
+    hb = state.heartbeat(alice.creds, "")["heartbeat_id"]
+    clock.ms += 9_000
+    state.heartbeat(alice.creds, hb)
+    clock.ms += 9_999
+    state.tick()
+    assert 1 == len(state.live_orders(ADDR0))
+    clock.ms += 1
+    state.tick()
+    assert ([], 1) == (state.live_orders(ADDR0), len(state.live_orders(ADDR1)))
+
+
+# -- market data ---------------------------------------------------------------------------------
+def test_book_is_bids_ascending_asks_descending_with_a_hash_the_client_reproduces() -> None:
+    state = make_state()
+    state.apply_events(
+        [
+            BookSnapshot(
+                T0, YES, COND, (Level(450_000, 10 * S), Level(440_000, 5 * S)), (Level(470_000, 7 * S),)
+            )
+        ]
+    )
+    Trader(state, KEY0).place(Side.SELL, 480_000, 6 * S)
+    state.apply_events([LastTrade(T0, YES, COND, 460_000, S, Side.BUY)])
+    book = state.book_json(YES)
+    assert [("0.44", "5"), ("0.45", "10")] == [(lv["price"], lv["size"]) for lv in book["bids"]]
+    assert [("0.48", "6"), ("0.47", "7")] == [(lv["price"], lv["size"]) for lv in book["asks"]]
+    assert ("0.01", "5", "0.46") == (book["tick_size"], book["min_order_size"], book["last_trade_price"])
+    assert book["hash"] == generate_orderbook_summary_hash(parse_raw_orderbook_summary(dict(book)))
+    # NO has no snapshot: its book is YES's mirrored, where an order on NO would match
+    mirrored = state.book_json(NO)
+    assert [("0.52", "6"), ("0.53", "7")] == [(lv["price"], lv["size"]) for lv in mirrored["bids"]]
+    assert [("0.56", "5"), ("0.55", "10")] == [(lv["price"], lv["size"]) for lv in mirrored["asks"]]
+
+
+def test_watchers_get_price_change_for_orders_and_book_after_trades() -> None:
+    state = make_state()
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    (initial,) = state.watch([YES])
+    assert ("book", [], []) == (initial["event_type"], initial["bids"], initial["asks"])
+    alice.place(Side.SELL, 600_000, 10 * S)
+    ((assets, change),) = state.drain_market()
+    entry = change["price_changes"][0]
+    assert (("price_change", (YES,))) == (change["event_type"], assets)
+    assert (YES, "0.6", "10", "SELL", "", "0.6") == (
+        entry["asset_id"],
+        entry["price"],
+        entry["size"],
+        entry["side"],
+        entry["best_bid"],
+        entry["best_ask"],
+    )
+    bob.place(Side.BUY, 600_000, 5 * S)
+    kinds = [m["event_type"] for _, m in state.drain_market()]
+    assert ["last_trade_price", "book"] == kinds
+    state.unwatch([YES])
+    alice.place(Side.SELL, 700_000, 10 * S)
+    assert [] == state.drain_market()
+
+
+def test_paced_replay_waits_for_advance() -> None:
+    events = [BookSnapshot(T0 + i, YES, COND, (Level(400_000 + i * 10_000, S),), ()) for i in range(3)]
+    state = ClobSimState([market()], ClobSimConfig(paced_replay=True), events=events, clock=Clock())
+    assert ([], 3) == (state.book_json(YES)["bids"], state.pending_events)
+    assert 2 == state.advance(until_ms=T0 + 1)
+    assert "0.41" == state.book_json(YES)["bids"][-1]["price"]
+    assert 1 == state.advance()
+    assert 0 == state.pending_events
+
+
+def test_inject_parses_venue_frames_and_rejects_garbage() -> None:
+    state = make_state()
+    frame = {
+        "event_type": "book",
+        "asset_id": YES,
+        "market": COND,
+        "bids": [{"price": ".5", "size": "3"}],
+        "asks": [],
+    }
+    assert 1 == state.inject(frame)
+    assert "0.5" == state.book_json(YES)["bids"][0]["price"]
+    assert 400 == rejected(lambda: state.inject({"event_type": "book", "asset_id": YES})).status
+
+
+def test_pagination_cursors() -> None:
+    state = make_state(config=ClobSimConfig(page_size=2))
+    alice = Trader(state, KEY0)
+    ids = [alice.place(Side.BUY, 100_000 + i * 10_000, 5 * S)["orderID"] for i in range(5)]
+    seen, cursor = [], INITIAL_CURSOR
+    while cursor != END_CURSOR:
+        page = state.open_orders_page(alice.creds, market="", asset_id="", order_id="", cursor=cursor)
+        seen += [o["id"] for o in page["data"]]
+        cursor = page["next_cursor"]
+    assert ids == seen
+    assert 400 == rejected(lambda: state.markets_page("not base64!")).status
+
+
+# -- pieces --------------------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(
+    burst=st.integers(1, 50),
+    window=st.integers(1, 10_000),
+    steps=st.lists(st.tuples(st.integers(0, 5_000), st.integers(1, 5)), max_size=30),
+)
+def test_token_bucket_never_exceeds_its_rate(burst: int, window: int, steps: list[tuple[int, int]]) -> None:
+    now = 0
+    bucket = TokenBucket(burst, window, now)
+    spent = 0
+    for dt, cost in steps:
+        now += dt
+        if bucket.retry_after_s(cost, now) == 0:
+            bucket.take(cost, now)
+            spent += cost
+    # never more than the burst plus what the elapsed time refilled
+    assert spent <= burst + now * burst // window
+
+
+def test_token_bucket_retry_after() -> None:
+    bucket = TokenBucket(2, 10_000, 0)
+    bucket.take(2, 0)
+    assert 5 == bucket.retry_after_s(1, 0)
+    assert 0 == bucket.retry_after_s(1, 5_000)
+
+
+def test_faults_parse_and_draw_deterministically() -> None:
+    a = Faults.from_json({"error_rate": 0.5, "status_codes": [500, 503], "seed": 3})
+    b = Faults.from_json({"error_rate": 0.5, "status_codes": [500, 503], "seed": 3})
+    draws = [a.injected_status() for _ in range(50)]
+    assert draws == [b.injected_status() for _ in range(50)]
+    assert {0, 500, 503} == set(draws)
+    assert (503,) == Faults.from_json({"status": 503}).status_codes
+    for bad in ({"error_rate": 2}, {"status": 200}, {"mode": "chaos"}, {"nope": 1}, [1]):
+        with pytest.raises(ValueError):
+            Faults.from_json(bad)
+
+
+def test_balances_file_parsing() -> None:
+    parsed = parse_balances({ADDR0.upper().replace("0X", "0x"): {"usdc": "12.5", "positions": {YES: "3"}}})
+    assert ({ADDR0: 12_500_000}, {ADDR0: {YES: 3 * S}}) == (
+        dict(parsed.usdc),
+        {k: dict(v) for k, v in parsed.positions.items()},
+    )
+    with pytest.raises(ValueError):
+        parse_balances({"not-an-address": {}})
+
+
+# -- the ASGI app --------------------------------------------------------------------------------
+@pytest.fixture
+def app_state() -> Iterator[tuple[ClobSimState, TestClient]]:
+    state = make_state(config=ClobSimConfig(order_burst=2, cancel_burst=2))
+    with TestClient(create_app(state, tick_interval_s=0.01)) as client:
+        yield state, client
+
+
+def test_app_order_flow_rate_limit_faults_and_admin(app_state: tuple[ClobSimState, TestClient]) -> None:
+    state, client = app_state
+    alice = Trader(state, KEY0)
+    order = alice.sign(Side.BUY, 400_000, 10 * S)
+    body = order.post_body(alice.creds.key, OrderType.GTC)
+    r = client.post("/order", content=body, headers=alice.headers("POST", "/order", body))
+    assert (200, order.order_hash) == (r.status_code, r.json()["orderID"])
+    r = client.post("/order", content=body, headers=alice.headers("POST", "/order", body))
+    assert (400, {"error": VENUE_ERRORS["duplicated"]}) == (r.status_code, r.json())
+    r = client.post("/order", content=body, headers=alice.headers("POST", "/order", body))
+    assert (429, "Too Many Requests") == (r.status_code, r.json()["error"])
+    assert int(r.headers["Retry-After"]) >= 1
+    r = client.post(
+        "/order", content=body, headers={**alice.headers("POST", "/order", body), "POLY_PASSPHRASE": "x"}
+    )
+    assert (401, {"error": ERRORS["unauthorized"]}) == (r.status_code, r.json())
+
+    client.post("/_sim/faults", json={"engine_restart": True, "retry_after_s": 2})
+    cancel_body = json.dumps({"orderID": order.order_hash}).encode()
+    r = client.request(
+        "DELETE", "/order", content=cancel_body, headers=alice.headers("DELETE", "/order", cancel_body)
+    )
+    assert (425, "2") == (r.status_code, r.headers["Retry-After"])
+    client.post("/_sim/faults", json={"mode": "cancel_only"})
+    r = client.request(
+        "DELETE", "/order", content=cancel_body, headers=alice.headers("DELETE", "/order", cancel_body)
+    )
+    assert (200, [order.order_hash]) == (r.status_code, r.json()["canceled"])
+    client.post("/_sim/faults", json={"error_rate": 1.0, "status": 503})
+    assert 503 == client.get("/book", params={"token_id": YES}).status_code
+    assert 200 == client.get("/_sim/state").status_code  # admin is never faulted
+    client.post("/_sim/faults", json={})
+
+    log = client.get("/_sim/orders").json()
+    assert ["accepted", "rejected", "rate_limited", "unauthorized"] == [e["outcome"] for e in log]
+    assert order.order_hash == log[0]["order_hash"]
+    assert 400 == client.post("/_sim/faults", json={"mode": "chaos"}).status_code
+
+
+def test_app_public_endpoints(app_state: tuple[ClobSimState, TestClient]) -> None:
+    _, client = app_state
+    client.post(
+        "/_sim/events",
+        json={
+            "event_type": "book",
+            "asset_id": YES,
+            "market": COND,
+            "bids": [{"price": "0.4", "size": "10"}],
+            "asks": [{"price": "0.6", "size": "10"}],
+        },
+    )
+    assert {"version": 2} == client.get("/version").json()
+    assert "OK" == client.get("/ok").text
+    assert isinstance(client.get("/time").json(), int)
+    assert b'{"minimum_tick_size":0.01}' == client.get("/tick-size", params={"token_id": YES}).content
+    assert {"neg_risk": False} == client.get("/neg-risk", params={"token_id": YES}).json()
+    assert b'{"price":0.4}' == client.get("/price", params={"token_id": YES, "side": "BUY"}).content
+    assert "0.5" == client.get("/midpoint", params={"token_id": YES}).json()["mid"]
+    assert (404, ERRORS["no_orderbook"]) == (
+        (r := client.get("/book", params={"token_id": "123"})).status_code,
+        r.json()["error"],
+    )
+    assert 400 == client.get("/book", params={"token_id": "x"}).status_code
+    page = client.get("/markets").json()
+    assert ([COND], END_CURSOR) == ([m["condition_id"] for m in page["data"]], page["next_cursor"])
+    info = client.get(f"/clob-markets/{COND}").json()
+    assert ([YES, NO], 0.01, False) == ([t["t"] for t in info["t"]], info["mts"], info["nr"])
+
+
+def test_app_websockets(app_state: tuple[ClobSimState, TestClient]) -> None:
+    state, client = app_state
+    alice = Trader(state, KEY0)
+    with client.websocket_connect("/ws/market") as market_ws, client.websocket_connect("/ws/user") as user_ws:
+        market_ws.send_text(json.dumps({"type": "market", "assets_ids": [YES]}))
+        (book,) = market_ws.receive_json()
+        assert ("book", YES) == (book["event_type"], book["asset_id"])
+        market_ws.send_text("PING")
+        assert "PONG" == market_ws.receive_text()
+        auth = {"apiKey": alice.creds.key, "secret": alice.creds.secret, "passphrase": alice.creds.passphrase}
+        user_ws.send_text(json.dumps({"auth": auth, "markets": [COND], "type": "user"}))
+        user_ws.send_text("PING")
+        assert "PONG" == user_ws.receive_text()  # the auth frame was processed first
+        order = alice.sign(Side.BUY, 420_000, 10 * S)
+        body = order.post_body(alice.creds.key, OrderType.GTC)
+        assert (
+            200
+            == client.post("/order", content=body, headers=alice.headers("POST", "/order", body)).status_code
+        )
+        change = market_ws.receive_json()
+        assert ("price_change", "0.42", "BUY") == (
+            change["event_type"],
+            change["price_changes"][0]["price"],
+            change["price_changes"][0]["side"],
+        )
+        placed = user_ws.receive_json()
+        assert ("order", "PLACEMENT", order.order_hash) == (
+            placed["event_type"],
+            placed["type"],
+            placed["id"],
+        )
+    with client.websocket_connect("/ws/user") as bad:
+        bad.send_text(json.dumps({"auth": {**auth, "secret": "x"}, "type": "user"}))
+        assert "websocket.close" == bad.receive()["type"]
