@@ -105,6 +105,20 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim_clob(args: argparse.Namespace) -> int:
+    from polysnipe.adapters.sim.clob_state import ClobSimConfig
+    from polysnipe.core.units import parse_micro
+    from polysnipe.runners.sim_clob import serve
+
+    config = ClobSimConfig(
+        seed=args.seed,
+        default_usdc_micro=parse_micro(args.default_usdc) if args.default_usdc else 0,
+        paced_replay=args.paced,
+    )
+    serve(args.host, args.port, args.markets, args.events, args.balances, config=config)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="polysnipe", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -131,6 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration-s", type=int, default=1800)
     gen.add_argument("--malformed", type=int, default=3)
     gen.set_defaults(func=_generate)
+
+    sim = sub.add_parser("sim-clob", help="serve the CLOB simulator (REST + market/user WebSockets)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8080)
+    sim.add_argument("--markets", required=True, help="CLOB GET /markets JSON")
+    sim.add_argument("--events", help="market-channel JSON lines replayed into the books")
+    sim.add_argument("--balances", help='JSON {address: {"usdc": "1000", "positions": {token: "10"}}}')
+    sim.add_argument("--default-usdc", help="USDC for wallets the balances file does not name (default 0)")
+    sim.add_argument("--paced", action="store_true", help="feed events only on POST /_sim/advance")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(func=_sim_clob)
 
     mig = sub.add_parser("migrate", help="apply the SQL migrations to the journal database")
     mig.add_argument("--database-url", help="default: POLYSNIPE_DATABASE_URL")
