@@ -12,14 +12,25 @@ has no timestamp at all; with neither, the message is malformed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
+import attrs
 import msgspec
+
 from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.clob.schemas import WireMarket, WireMessage
+from polysnipe.adapters.clob.schemas import (
+    WireLevel,
+    WireMakerOrder,
+    WireMarket,
+    WireMessage,
+    WireOrder,
+    WireTrade,
+)
 from polysnipe.core.events import (
     BookDelta,
     BookSnapshot,
@@ -31,15 +42,36 @@ from polysnipe.core.events import (
     Side,
     TickSizeChange,
 )
+from polysnipe.core.fees import NO_FEE, TakerFee
 from polysnipe.core.market import VALID_TICKS, Market
+from polysnipe.core.messages import (
+    ExecutionReport,
+    Liquidity,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+)
 from polysnipe.core.units import ONE, parse_micro
 
 __all__ = [
     "EXTERNAL_SIGNAL",
     "IGNORED_EVENT_TYPES",
+    "FeeOf",
+    "RestBook",
+    "book_hash",
+    "decode_market_frame",
+    "decode_user_frame",
+    "effective_event_type",
+    "epoch_ms",
+    "fills_from_trade",
+    "message_events",
+    "order_reports",
     "parse_market_line",
     "parse_market_message",
     "parse_markets",
+    "parse_rest_book",
 ]
 
 #: `event_type` of our own external-signal lines (docs/external-signals.md)
@@ -60,22 +92,38 @@ _DIRECTIONS = {"up": 1, "down": -1}
 
 # -- decimal fields ------------------------------------------------------------------------------
 # Prices repeat constantly (a few thousand distinct ticks at most) and sizes often (every delta has
-# a mirror delta on the complement token with the same size string), so bounded C-level caches turn
-# most parses into one dict hit, ~7x cheaper than parse_micro. A ValueError is never cached, so bad
-# input always raises.
-@lru_cache(maxsize=16_384)
+# a mirror delta on the complement token with the same size string), so caches turn most parses
+# into one dict hit. Plain dicts rather than lru_cache: the hot loops call their bound `get`
+# directly, which skips a Python call per field. When a cache fills it is simply emptied: recency
+# bookkeeping would cost every hit to save a rare refill. A ValueError is never cached, so bad input
+# always raises.
+_PRICES: dict[str, int] = {}
+_SIZES: dict[str, int] = {}
+_PRICES_MAX = 16_384
+_SIZES_MAX = 65_536
+
+
 def _price(text: str) -> int:
-    value = parse_micro(text)
-    if not 0 <= value <= ONE:
-        raise ValueError(f"price outside [0, 1]: {text!r}")
+    value = _PRICES.get(text)
+    if value is None:
+        value = parse_micro(text)
+        if not 0 <= value <= ONE:
+            raise ValueError(f"price outside [0, 1]: {text!r}")
+        if len(_PRICES) >= _PRICES_MAX:
+            _PRICES.clear()
+        _PRICES[text] = value
     return value
 
 
-@lru_cache(maxsize=65_536)
 def _size(text: str) -> int:
-    value = parse_micro(text)
-    if value < 0:
-        raise ValueError(f"negative size: {text!r}")
+    value = _SIZES.get(text)
+    if value is None:
+        value = parse_micro(text)
+        if value < 0:
+            raise ValueError(f"negative size: {text!r}")
+        if len(_SIZES) >= _SIZES_MAX:
+            _SIZES.clear()
+        _SIZES[text] = value
     return value
 
 
@@ -111,18 +159,33 @@ def _req(value: str | None, name: str) -> str:
 
 
 # -- handlers, one per event_type -----------------------------------------------------------------
+def _levels(levels: list[WireLevel]) -> tuple[Level, ...]:
+    # a book carries up to a few hundred levels: cache hits inline, a call only on a miss
+    price_get, size_get = _PRICES.get, _SIZES.get
+    out: list[Level] = []
+    append = out.append
+    for lv in levels:
+        p = price_get(lv.price)
+        if p is None:
+            p = _price(lv.price)
+        q = size_get(lv.size)
+        if q is None:
+            q = _size(lv.size)
+        append(Level(p, q))
+    return tuple(out)
+
+
 def _book(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     bids, asks = msg.bids, msg.asks
     if bids is None or asks is None:
         raise ValueError("missing bids or asks")
-    price, size = _price, _size
     return [
         BookSnapshot(
             _ts(msg, ts_recv_ms),
             _req(msg.asset_id, "asset_id"),
             _req(msg.market, "market"),
-            tuple([Level(price(lv.price), size(lv.size)) for lv in bids]),
-            tuple([Level(price(lv.price), size(lv.size)) for lv in asks]),
+            _levels(bids),
+            _levels(asks),
             msg.hash or "",
             _tick(msg.tick_size) if msg.tick_size else None,
         )
@@ -135,20 +198,32 @@ def _price_change(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     price, size, sides = _price, _size, _SIDES
     deltas: tuple[BookDelta, ...]
     if msg.price_changes is not None:
-        deltas = tuple(
-            [
-                BookDelta(
-                    e.asset_id,
-                    sides[e.side],
-                    price(e.price),
-                    size(e.size),
-                    e.hash,
-                    price(e.best_bid) if e.best_bid else None,
-                    price(e.best_ask) if e.best_ask else None,
-                )
-                for e in msg.price_changes
-            ]
-        )
+        # The hot path (one BookDelta per changed level): cache hits inline, a call only on a miss.
+        price_get, size_get = _PRICES.get, _SIZES.get
+        out: list[BookDelta] = []
+        append = out.append
+        for e in msg.price_changes:
+            p = price_get(e.price)
+            if p is None:
+                p = price(e.price)
+            q = size_get(e.size)
+            if q is None:
+                q = size(e.size)
+            bid, ask = e.best_bid, e.best_ask
+            if bid:
+                bid_px = price_get(bid)
+                if bid_px is None:
+                    bid_px = price(bid)
+            else:
+                bid_px = None
+            if ask:
+                ask_px = price_get(ask)
+                if ask_px is None:
+                    ask_px = price(ask)
+            else:
+                ask_px = None
+            append(BookDelta(e.asset_id, sides[e.side], p, q, e.hash, bid_px, ask_px))
+        deltas = tuple(out)
     elif msg.changes is not None:
         # 2024 batch form: the one top-level hash describes the book after the whole batch, so
         # only the last delta may claim it.
@@ -400,3 +475,282 @@ def parse_markets(data: bytes | bytearray | memoryview | str) -> list[Market]:
         if market is not None:
             markets.append(market)
     return markets
+
+
+# -- market-channel frames, one message at a time (the live feed needs the raw fields) -------------
+def decode_market_frame(data: bytes | bytearray | memoryview | str) -> list[WireMessage]:
+    """Decode one frame into its messages, for callers that need raw fields besides the events
+    (book hash checks read the venue's own strings); map each with `message_events`."""
+    try:
+        frame = _frame_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise MalformedMessage(f"invalid message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage(f"invalid JSON: {exc}") from None
+    return [frame] if isinstance(frame, WireMessage) else frame
+
+
+def message_events(msg: WireMessage, *, ts_recv_ms: int | None = None) -> list[Event]:
+    """The events of one decoded market-channel message (see parse_market_message)."""
+    return _message_events(msg, ts_recv_ms)
+
+
+def effective_event_type(msg: WireMessage) -> str:
+    """`event_type`, or the type its fields imply when a payload omits it."""
+    return msg.event_type if msg.event_type is not None else _infer_type(msg)
+
+
+# -- order book hash ----------------------------------------------------------------------------
+def _json_text(value: str | bool | None) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_levels(levels: Iterable[tuple[str, str]]) -> str:
+    return ",".join([f'{{"price":{_json_text(p)},"size":{_json_text(s)}}}' for p, s in levels])
+
+
+def book_hash(
+    market: str,
+    asset_id: str,
+    timestamp: str,
+    bids: Iterable[tuple[str, str]],
+    asks: Iterable[tuple[str, str]],
+    *,
+    min_order_size: str | None,
+    tick_size: str | None,
+    neg_risk: bool | None,
+    last_trade_price: str | None,
+) -> str:
+    """The venue's order-book hash: SHA-1 of the compact JSON summary with `hash` set to "", keys in
+    this order (py-clob-client-v2 `generate_orderbook_summary_hash`). Levels go in the order the venue
+    lists them: bids ascending, asks descending. Checked against real 2026 captures of GET /book and
+    of market-channel `book` and `price_change` messages (tests/unit/test_clob_market_data.py)."""
+    text = (
+        f'{{"market":{_json_text(market)},"asset_id":{_json_text(asset_id)},'
+        f'"timestamp":{_json_text(timestamp)},"hash":"",'
+        f'"bids":[{_json_levels(bids)}],"asks":[{_json_levels(asks)}],'
+        f'"min_order_size":{_json_text(min_order_size)},"tick_size":{_json_text(tick_size)},'
+        f'"neg_risk":{_json_text(neg_risk)},"last_trade_price":{_json_text(last_trade_price)}}}'
+    )
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+@attrs.frozen(slots=True)
+class RestBook:
+    """GET /book: the snapshot plus the venue's own strings that the book hash covers.
+
+    Those strings (minimum size, tick, neg-risk flag, last trade price) are what later lets the live
+    feed check the hashes of market-channel messages, which omit some of them.
+    """
+
+    snapshot: BookSnapshot
+    min_order_size: str | None
+    tick_size: str | None
+    #: None when the payload lacks it: unknown, never read as False
+    neg_risk: bool | None
+    last_trade_price: str | None
+    #: True when the hash was checked and matched; False when the payload lacked a field it covers
+    hash_verified: bool
+
+
+_book_decoder = msgspec.json.Decoder(WireMessage)
+
+
+def parse_rest_book(data: bytes | bytearray | memoryview | str, *, ts_recv_ms: int | None = None) -> RestBook:
+    """GET /book to a snapshot. Asks arrive worst-first and bids best-last; BookState ignores order.
+
+    A book whose hash can be checked (all covered fields present) and does not match is corrupt and
+    raises MalformedMessage rather than seeding a book we would then trust.
+    """
+    try:
+        msg = _book_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage(f"book: {exc}") from None
+    (snapshot,) = _message_events(msg, ts_recv_ms) if msg.bids is not None else _missing_levels()
+    assert isinstance(snapshot, BookSnapshot)
+    checkable = (
+        bool(msg.hash)
+        and isinstance(msg.timestamp, str)
+        and msg.min_order_size is not None
+        and msg.tick_size is not None
+        and msg.neg_risk is not None
+        and msg.last_trade_price is not None
+    )
+    if checkable:
+        computed = book_hash(
+            snapshot.market,
+            snapshot.token_id,
+            str(msg.timestamp),
+            [(lv.price, lv.size) for lv in msg.bids or ()],
+            [(lv.price, lv.size) for lv in msg.asks or ()],
+            min_order_size=msg.min_order_size,
+            tick_size=msg.tick_size,
+            neg_risk=msg.neg_risk,
+            last_trade_price=msg.last_trade_price,
+        )
+        if computed != msg.hash:
+            raise MalformedMessage(f"book {snapshot.token_id}: hash {msg.hash} does not match {computed}")
+    return RestBook(
+        snapshot, msg.min_order_size, msg.tick_size, msg.neg_risk, msg.last_trade_price, checkable
+    )
+
+
+def _missing_levels() -> list[Event]:
+    raise MalformedMessage("book: missing bids or asks")
+
+
+# -- user channel and REST orders/trades --------------------------------------------------------
+_ISO_Z = "Z"
+#: below this a numeric time is in seconds (1e11 s is the year 5138; 1e11 ms is 1973)
+_SECONDS_BELOW = 100_000_000_000
+
+
+def epoch_ms(value: str | int | None) -> int | None:
+    """Epoch ms of a venue time given as ms or s digits (told apart by size) or ISO 8601; None or ""
+    is None. The venue mixes all three across payloads (shared/data/README.md)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        number = value
+    elif value.isdigit():
+        number = int(value)
+    else:
+        try:
+            moment = datetime.fromisoformat(value.replace(_ISO_Z, "+00:00"))
+        except ValueError:
+            raise MalformedMessage(f"not a time: {value!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    return number * 1000 if number < _SECONDS_BELOW else number
+
+
+_user_frame_decoder = msgspec.json.Decoder(dict[str, Any] | list[dict[str, Any]])
+
+
+def decode_user_frame(data: bytes | bytearray | memoryview | str) -> list[WireOrder | WireTrade]:
+    """A user-channel frame (one object or an array) to typed order and trade messages.
+
+    Messages of other types are skipped (forward compatibility). Some recordings omit `event_type`;
+    a trade is then recognised by the fields only trades carry.
+    """
+    try:
+        frame = _user_frame_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage(f"user channel: invalid JSON: {exc}") from None
+    out: list[WireOrder | WireTrade] = []
+    for obj in [frame] if isinstance(frame, dict) else frame:
+        kind = obj.get("event_type") or ("trade" if obj.get("type") == "TRADE" else None)
+        if kind is None:
+            kind = "trade" if "taker_order_id" in obj or "maker_orders" in obj else "order"
+        try:
+            if kind == "trade":
+                out.append(msgspec.convert(obj, WireTrade))
+            elif kind == "order":
+                out.append(msgspec.convert(obj, WireOrder))
+        except msgspec.ValidationError as exc:
+            raise MalformedMessage(f"user channel {kind}: {exc}") from None
+    return out
+
+
+def _cancel_reason(status: str) -> str:
+    # "CANCELED_order couldn't be fully filled..." carries the venue's reason after the underscore
+    head, _, tail = status.partition("_")
+    return tail if head.upper() == "CANCELED" and tail else status.lower()
+
+
+def order_reports(msg: WireOrder, order_id: str, *, ts_recv_ms: int) -> list[ExecutionReport]:
+    """What one order message (user channel, or GET /data/order) says about our order `order_id`.
+
+    Fills are not read from orders: `size_matched` has no trade id to count it once by, so fills come
+    only from trades (fills_from_trade).
+    """
+    ts = epoch_ms(msg.timestamp) or ts_recv_ms
+    status = (msg.status or "").upper()
+    kind = (msg.type or "").upper()
+    accepted = OrderAccepted(order_id, ts, msg.id)
+    if kind == "PLACEMENT":
+        return [accepted]
+    if kind == "CANCELLATION" or status.startswith(("CANCELED", "CANCELLED")) or status == "INVALID":
+        return [OrderCancelled(order_id, ts, _cancel_reason(msg.status or "canceled"))]
+    if status == "EXPIRED":
+        return [OrderExpired(order_id, ts)]
+    if status == "UNMATCHED":
+        return [OrderRejected(order_id, ts, "unmatched", msg.status or "")]
+    if kind == "UPDATE":
+        return []
+    if status in ("LIVE", "MATCHED", "DELAYED"):
+        return [accepted]
+    raise MalformedMessage(f"order {msg.id}: unknown status {msg.status!r}")
+
+
+FeeOf = Callable[[str, Side, int, int], TakerFee]
+
+
+def _maker_side(trade: WireTrade, maker: WireMakerOrder) -> Side:
+    if maker.side is not None:
+        return _SIDES[maker.side]
+    # Older payloads omit it: a maker on the taker's token took the other side; one on the
+    # complement token matched through the mirror (BUY YES against BUY NO), so the same side.
+    taker_side = _SIDES[trade.side]
+    same_token = maker.asset_id is None or maker.asset_id == trade.asset_id
+    return taker_side.opposite if same_token else taker_side
+
+
+def fills_from_trade(
+    trade: WireTrade,
+    order_id_of: Callable[[str], str | None],
+    *,
+    ts_recv_ms: int,
+    fee_of: FeeOf | None = None,
+) -> list[OrderFilled]:
+    """Our fills in one trade: the taker order, the maker orders, or both (a self-cross).
+
+    `order_id_of` maps a venue order id to our order id, None for orders that are not ours. Each fill
+    is keyed by the trade id; the caller counts a (trade, order) pair once across statuses. Makers
+    never pay fees; a taker's fee comes from `fee_of` (the market's fee parameters).
+    """
+    ts = epoch_ms(trade.match_time) or epoch_ms(trade.matchtime) or epoch_ms(trade.timestamp) or ts_recv_ms
+    fills: list[OrderFilled] = []
+    try:
+        if trade.taker_order_id:
+            ours = order_id_of(trade.taker_order_id)
+            if ours is not None:
+                side, price, size = _SIDES[trade.side], _price(trade.price), _size(trade.size)
+                fee = fee_of(trade.asset_id, side, price, size) if fee_of is not None else NO_FEE
+                fills.append(
+                    OrderFilled(
+                        ours,
+                        trade.id,
+                        ts,
+                        trade.asset_id,
+                        side,
+                        price,
+                        size,
+                        Liquidity.TAKER,
+                        fee.fee_usdc,
+                        fee.fee_shares,
+                    )
+                )
+        for maker in trade.maker_orders or ():
+            ours = order_id_of(maker.order_id)
+            if ours is not None:
+                fills.append(
+                    OrderFilled(
+                        ours,
+                        trade.id,
+                        ts,
+                        maker.asset_id or trade.asset_id,
+                        _maker_side(trade, maker),
+                        _price(maker.price),
+                        _size(maker.matched_amount),
+                        Liquidity.MAKER,
+                    )
+                )
+    except ValueError as exc:  # includes MalformedMessage
+        raise MalformedMessage(f"trade {trade.id}: {exc}") from None
+    return fills

@@ -18,14 +18,23 @@ from typing import Literal
 import msgspec
 
 __all__ = [
+    "WireCancelResponse",
     "WireChange",
+    "WireCursorPage",
     "WireFeeDetails",
+    "WireHeartbeat",
     "WireLevel",
+    "WireMakerOrder",
     "WireMarket",
     "WireMessage",
+    "WireOrder",
+    "WireOrderResponse",
+    "WireOrdersPage",
     "WirePriceChangeEntry",
     "WireSide",
     "WireToken",
+    "WireTrade",
+    "WireTradesPage",
 ]
 
 #: the venue spells sides in capitals; anything else is malformed, caught at decode time
@@ -201,3 +210,137 @@ class WireMarket(msgspec.Struct, gc=False):
     question: str = ""
     #: fee parameters, when the payload carries them (GET /clob-markets compact form)
     fd: WireFeeDetails | None = None
+
+
+# -- CLOB REST: order placement, cancels, orders, trades, heartbeats (PROTOCOL.md 5, 8, 9) ---------
+# and the user channel (PROTOCOL.md 10.3), whose `order` and `trade` objects have the same shapes.
+
+
+class WireOrderResponse(msgspec.Struct, gc=False):
+    """One answer of POST /order, or one element of POST /orders' array (PROTOCOL.md 5.3)."""
+
+    #: accepted only with success, no errorMsg, an orderID and status live|matched|delayed
+    success: bool = False
+    #: the rejection text ("" or null when accepted)
+    errorMsg: str | None = None
+    #: the venue's order id, 0x + 64 hex (believed to be the EIP-712 order hash; UNVERIFIED)
+    orderID: str | None = None
+    #: live | matched | delayed | unmatched (lower case here, unlike the user channel)
+    status: str | None = None
+    #: amounts filled at placement, "" when nothing filled
+    makingAmount: str | None = None
+    takingAmount: str | None = None
+    #: trades created at placement (later fills of a resting order are not listed)
+    tradeIDs: list[str] | None = None
+    transactionsHashes: list[str] | None = None
+
+
+class WireCancelResponse(msgspec.Struct, gc=False):
+    """DELETE /order, /orders, /cancel-all, /cancel-market-orders (PROTOCOL.md 8)."""
+
+    canceled: list[str] | None = None
+    #: order id -> reason ("order not found", "already canceled or matched")
+    not_canceled: dict[str, str] | None = None
+
+
+class WireOrder(msgspec.Struct, gc=False):
+    """GET /data/order/{id}, an item of GET /data/orders, or a user-channel `order` message."""
+
+    #: venue order id
+    id: str
+    #: LIVE | MATCHED | DELAYED | UNMATCHED | CANCELED | INVALID, or "CANCELED_<reason>" (FOK killed)
+    status: str | None = None
+    market: str | None = None
+    asset_id: str | None = None
+    side: WireSide | None = None
+    #: decimal strings; size_matched is "" on a killed FOK
+    original_size: str | None = None
+    size_matched: str | None = None
+    price: str | None = None
+    #: trade ids this order took part in
+    associate_trades: list[str] | None = None
+    order_type: str | None = None
+    #: seconds (REST: a number; WS: a string, sometimes ms, sometimes "")
+    created_at: str | int | None = None
+    #: unix seconds, "0" = none
+    expiration: str | int | None = None
+    #: API key that owns the order
+    owner: str | None = None
+    # -- user channel only --
+    event_type: str | None = None
+    #: PLACEMENT | UPDATE | CANCELLATION
+    type: str | None = None
+    #: ms epoch (string)
+    timestamp: str | int | None = None
+
+
+class WireMakerOrder(msgspec.Struct, gc=False):
+    """One resting order a trade matched against (`maker_orders[]`)."""
+
+    order_id: str
+    #: shares of this maker order filled by the trade
+    matched_amount: str
+    price: str
+    asset_id: str | None = None
+    owner: str | None = None
+    #: the maker order's side; older payloads omit it
+    side: WireSide | None = None
+    fee_rate_bps: str | int | None = None
+    outcome: str | None = None
+
+
+class WireTrade(msgspec.Struct, gc=False):
+    """An item of GET /data/trades, or a user-channel `trade` message."""
+
+    #: trade id: the key that counts a fill once across MATCHED, MINED and CONFIRMED
+    id: str
+    #: MATCHED -> MINED -> CONFIRMED, or RETRYING -> CONFIRMED | FAILED
+    status: str
+    #: the taker's token, side, size and price
+    asset_id: str
+    side: WireSide
+    size: str
+    price: str
+    taker_order_id: str | None = None
+    market: str | None = None
+    #: TAKER: our order is taker_order_id; MAKER: ours are among maker_orders
+    trader_side: str | None = None
+    maker_orders: list[WireMakerOrder] | None = None
+    #: seconds as digits, ms, or ISO 8601 ("2024-01-01T00:00:00Z"), depending on the payload
+    match_time: str | int | None = None
+    matchtime: str | int | None = None
+    timestamp: str | int | None = None
+    last_update: str | int | None = None
+    owner: str | None = None
+    fee_rate_bps: str | int | None = None
+    transaction_hash: str | None = None
+    #: a number in most payloads, the string "0" in a 2024 recording
+    bucket_index: int | str | None = None
+    event_type: str | None = None
+    type: str | None = None
+
+
+class WireOrdersPage(msgspec.Struct, gc=False):
+    """GET /data/orders: `next_cursor` "LTE=" marks the last page."""
+
+    data: list[WireOrder]
+    next_cursor: str | None = None
+
+
+class WireTradesPage(msgspec.Struct, gc=False):
+    """GET /data/trades."""
+
+    data: list[WireTrade]
+    next_cursor: str | None = None
+
+
+class WireHeartbeat(msgspec.Struct, gc=False):
+    """POST /v1/heartbeats answer: send this id with the next heartbeat (the chain)."""
+
+    heartbeat_id: str = ""
+
+
+class WireCursorPage(msgspec.Struct, gc=False):
+    """Just the cursor of any paginated answer (the data is decoded by its own reader)."""
+
+    next_cursor: str | None = None

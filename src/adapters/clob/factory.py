@@ -1,0 +1,281 @@
+"""Build the CLOB adapters from settings. Secrets come from POLYSNIPE_* environment variables only.
+
+Settings (a mapping, e.g. a TOML table) hold everything that may be printed: hosts, timeouts, rate
+budgets. A settings mapping that carries anything secret-looking is refused, so a key can never
+travel through a config file or a command line. Building opens no socket: `ClobAdapters.start()`
+does, and `aclose()` releases everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+import httpx
+
+from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
+from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.config import ClobConfig
+from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
+from polysnipe.adapters.clob.heartbeat import Heartbeat, HeartbeatConfig, VenueHealth
+from polysnipe.adapters.clob.market_data import (
+    Connect,
+    MarketDataConfig,
+    MarketDataFeed,
+    UserChannel,
+    UserStream,
+)
+from polysnipe.adapters.clob.parsing import FeeOf
+from polysnipe.adapters.clob.retry import (
+    CANCEL_BUCKET,
+    ORDER_BUCKET,
+    BucketSpec,
+    CircuitBreaker,
+    RateBudgets,
+    RetryPolicy,
+)
+from polysnipe.adapters.clob.signing import OrderSigner
+from polysnipe.core.events import BookSnapshot, Event, Side, TickSizeChange
+from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
+from polysnipe.core.market import MarketRegistry
+from polysnipe.core.messages import ExecutionReport, OrderFilled, RaiseAlert
+from polysnipe.core.ports import Clock, Rng
+from polysnipe.core.units import format_micro
+
+__all__ = [
+    "ENV_API_KEY",
+    "ENV_API_PASSPHRASE",
+    "ENV_API_SECRET",
+    "ENV_PRIVATE_KEY",
+    "ClobAdapters",
+    "ClobSecrets",
+    "ClobSettings",
+    "build_clob_adapters",
+    "fee_lookup",
+    "secrets_from_env",
+    "settings_from_mapping",
+]
+
+ENV_PRIVATE_KEY: Final = "POLYSNIPE_CLOB_PRIVATE_KEY"
+ENV_API_KEY: Final = "POLYSNIPE_CLOB_API_KEY"
+ENV_API_SECRET: Final = "POLYSNIPE_CLOB_API_SECRET"
+ENV_API_PASSPHRASE: Final = "POLYSNIPE_CLOB_API_PASSPHRASE"
+
+_SECRET_WORDS: Final = ("private_key", "secret", "passphrase", "api_key", "apikey", "mnemonic")
+
+
+@attrs.frozen(slots=True, repr=False)
+class ClobSecrets:
+    private_key: str
+    #: None until API credentials were created or derived (L1)
+    creds: ApiCreds | None
+
+    def __repr__(self) -> str:
+        return f"ClobSecrets(private_key=***, creds={self.creds!r})"
+
+
+def secrets_from_env(env: Mapping[str, str] | None = None) -> ClobSecrets:
+    """The signing key and L2 credentials from POLYSNIPE_CLOB_*; the three L2 values come together."""
+    env = os.environ if env is None else env
+    private_key = env.get(ENV_PRIVATE_KEY, "")
+    if not private_key:
+        raise KeyError(f"{ENV_PRIVATE_KEY} is not set")
+    parts = [env.get(name, "") for name in (ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE)]
+    if any(parts) and not all(parts):
+        raise KeyError(f"set all of {ENV_API_KEY}, {ENV_API_SECRET}, {ENV_API_PASSPHRASE}, or none")
+    creds = ApiCreds(api_key=parts[0], secret=parts[1], passphrase=parts[2]) if all(parts) else None
+    return ClobSecrets(private_key, creds)
+
+
+@attrs.frozen(slots=True)
+class ClobSettings:
+    clob: ClobConfig = attrs.field(factory=ClobConfig)
+    market_data: MarketDataConfig = attrs.field(factory=MarketDataConfig)
+    heartbeat: HeartbeatConfig = attrs.field(factory=HeartbeatConfig)
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    order_bucket: BucketSpec = ORDER_BUCKET
+    cancel_bucket: BucketSpec = CANCEL_BUCKET
+    #: consecutive order rejects that stop all posting
+    circuit_threshold: int = 5
+    #: how long a tick learned from the feed or REST is trusted before it is fetched again
+    tick_ttl_ms: int = 300_000
+    #: REST catch-up window after the user channel reconnects
+    catch_up_window_s: int = 600
+
+
+def _refuse_secrets(raw: Mapping[str, Any], where: str = "") -> None:
+    for key, value in raw.items():
+        lowered = key.lower()
+        if any(word in lowered for word in _SECRET_WORDS):
+            raise ValueError(
+                f"settings key {where}{key} looks secret: secrets come from POLYSNIPE_* env only"
+            )
+        if isinstance(value, Mapping):
+            _refuse_secrets(value, f"{where}{key}.")
+
+
+def settings_from_mapping(raw: Mapping[str, Any]) -> ClobSettings:
+    """ClobSettings from a mapping with optional sections `clob`, `market_data`, `heartbeat`,
+    `retry`, `rate_limits` ({"order": {"burst", "per_s"}, "cancel": {...}}) and the scalar keys of
+    ClobSettings. Unknown keys raise (a typo must not silently fall back to a default)."""
+    _refuse_secrets(raw)
+    known = {"clob", "market_data", "heartbeat", "retry", "rate_limits"}
+    scalars = {k: v for k, v in raw.items() if k not in known}
+    limits = raw.get("rate_limits", {})
+    unknown_limits = set(limits) - {"order", "cancel"}
+    if unknown_limits:
+        raise TypeError(f"unknown rate_limits keys: {sorted(unknown_limits)}")
+    defaults = ClobSettings()
+    return ClobSettings(
+        clob=ClobConfig(**raw.get("clob", {})),
+        market_data=MarketDataConfig(**raw.get("market_data", {})),
+        heartbeat=HeartbeatConfig(**raw.get("heartbeat", {})),
+        retry=RetryPolicy(**raw.get("retry", {})),
+        order_bucket=BucketSpec(**limits["order"]) if "order" in limits else defaults.order_bucket,
+        cancel_bucket=BucketSpec(**limits["cancel"]) if "cancel" in limits else defaults.cancel_bucket,
+        **scalars,
+    )
+
+
+def fee_lookup(registry: MarketRegistry) -> FeeOf:
+    """Taker fees of fills from each market's fee parameters (makers pay none)."""
+
+    def fee_of(token_id: str, side: Side, price: int, size: int) -> TakerFee:
+        market = registry.get_by_token(token_id)
+        if market is None or not market.fee_rate:
+            return NO_FEE
+        return taker_fee(side, size, price, market.fee_rate, market.fee_exponent)
+
+    return fee_of
+
+
+@attrs.define(slots=True)
+class ClobAdapters:
+    """Everything live trading on the CLOB needs, wired together; start() opens the sockets."""
+
+    settings: ClobSettings
+    client: ClobHttpClient
+    index: OrderIndex
+    execution: ClobExecution
+    heartbeat: Heartbeat
+    market_data: MarketDataFeed
+    user_channel: UserChannel
+    user_stream: UserStream
+    registry: MarketRegistry | None
+    _tasks: list[asyncio.Task[None]] = attrs.field(factory=list)
+
+    async def start(self, token_ids: Iterable[str]) -> None:
+        """Subscribe the market channel to `token_ids`; start heartbeats and the user channel."""
+        tokens = list(token_ids)
+        await self.market_data.subscribe(tokens)
+        if self.registry is not None:
+            for token_id in tokens:
+                market = self.registry.get_by_token(token_id)
+                if market is not None:
+                    self.market_data.keeper.set_market_meta(
+                        token_id, min_order_size=format_micro(market.min_order_size), neg_risk=market.neg_risk
+                    )
+        self._tasks.append(asyncio.create_task(self.heartbeat.run()))
+        self._tasks.append(asyncio.create_task(self.user_stream.run()))
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.market_data.close()
+        await self.client.aclose()
+
+
+def build_clob_adapters(
+    settings: ClobSettings | Mapping[str, Any],
+    *,
+    clock: Clock,
+    rng: Rng,
+    alert: Callable[[RaiseAlert], None],
+    market_sink: Callable[[list[Event]], None],
+    user_sink: Callable[[list[ExecutionReport | RaiseAlert]], None],
+    condition_ids: Iterable[str] = (),
+    registry: MarketRegistry | None = None,
+    on_health: Callable[[VenueHealth], None] | None = None,
+    on_gap: Callable[[str, str], None] | None = None,
+    env: Mapping[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    connect: Connect | None = None,
+) -> ClobAdapters:
+    """Wire client, execution, heartbeat and both channels. `condition_ids` filter the user channel."""
+    if not isinstance(settings, ClobSettings):
+        settings = settings_from_mapping(settings)
+    secrets = secrets_from_env(env)
+    config = settings.clob
+    signer = LocalSigner.from_private_key(secrets.private_key, config.chain_id, secrets.creds)
+    if secrets.creds is None:
+        raise KeyError(f"live execution needs L2 credentials: set {ENV_API_KEY} and its companions")
+    client = ClobHttpClient(config, clock, signer, transport=transport)
+    index = OrderIndex()
+    fee_of = fee_lookup(registry) if registry is not None else None
+    execution = ClobExecution(
+        client,
+        OrderSigner.for_config(signer, config),
+        owner=secrets.creds.api_key,
+        clock=clock,
+        rng=rng,
+        alert=alert,
+        policy=settings.retry,
+        budgets=RateBudgets(settings.order_bucket, settings.cancel_bucket),
+        circuit=CircuitBreaker(settings.circuit_threshold),
+        index=index,
+        fee_of=fee_of,
+        tick_ttl_ms=settings.tick_ttl_ms,
+    )
+
+    def health(event: VenueHealth) -> None:
+        alert(event.to_alert())
+
+    heartbeat = Heartbeat(
+        client,
+        clock=clock,
+        should_beat=lambda: index.resting_count > 0,
+        on_health=on_health or health,
+        config=settings.heartbeat,
+    )
+
+    def sink(events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, TickSizeChange | BookSnapshot):
+                execution.observe_event(event)
+        market_sink(events)
+
+    feed = MarketDataFeed(
+        settings.market_data,
+        snapshots=execution.book,
+        sink=sink,
+        clock=clock,
+        rng=rng,
+        on_gap=on_gap,
+        connect=connect,
+    )
+    channel = UserChannel(index, fee_of=fee_of)
+    window_s = settings.catch_up_window_s
+
+    async def catch_up() -> list[OrderFilled]:
+        return await execution.trades(after_s=clock.now_ms() // 1000 - window_s)
+
+    user_stream = UserStream(
+        settings.market_data,
+        creds=secrets.creds,
+        markets=list(condition_ids),
+        channel=channel,
+        sink=user_sink,
+        clock=clock,
+        rng=rng,
+        catch_up=catch_up,
+        connect=connect,
+    )
+    return ClobAdapters(settings, client, index, execution, heartbeat, feed, channel, user_stream, registry)

@@ -1,0 +1,873 @@
+"""Market and user WebSocket channels: books kept honest, execution reports counted once.
+
+Theory of operation (market channel)
+------------------------------------
+`BookKeeper` is the synchronous heart: frames in, events out, no I/O. It keeps a BookState per
+subscribed token and only forwards what it could apply to a book it trusts. A book stops being
+trusted on any sign of a gap:
+
+* timestamp going backwards for a token (an out-of-order or replayed message);
+* a hash mismatch where the hash can be checked. The venue's hash is SHA-1 over the book summary
+  (parsing.book_hash), which also covers the token's minimum order size, tick, neg-risk flag and last
+  trade price; once those are known (from GET /book, the market registry or the messages themselves)
+  every `book` message is checked, and the hash carried by deltas is checked at "settle points": when
+  a token's next delta carries a new hash, the book must match the previous one (deltas of one trade
+  share the hash of the state after the whole trade, so mid-trade states are never compared).
+  Checks of deltas are sampled (every `hash_check_every` deltas) to keep the hot path lean;
+* no message for a token for `book_quiet_s`, or no frame at all (not even PONG) on a connection for
+  `stale_after_s` (the connection is dropped and reopened);
+* a reconnect: every book of that connection is untrusted until a snapshot arrives.
+
+While untrusted, a token's deltas are buffered, not applied or forwarded; a snapshot (the venue's
+own `book` message, or GET /book fetched by the feed) restores trust, and buffered deltas newer than
+the snapshot are replayed on top (price_change sizes are absolute, so a replay is idempotent).
+
+`MarketDataFeed` runs the sockets: one connection per group of tokens (the venue cannot change a
+subscription in place, so new tokens get a new connection), a text PING every 10 s, reconnect with
+jittered backoff, and a resync worker that fetches REST snapshots for untrusted books.
+
+User channel
+------------
+`UserChannel` maps `order` and `trade` messages to core execution reports for orders in the shared
+OrderIndex. A trade is reported as MATCHED, MINED, CONFIRMED (or RETRYING, FAILED): the fill is
+counted once per (trade id, order), whatever the status sequence; FAILED raises an alert, because a
+fill already counted did not settle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Final, Protocol
+
+import attrs
+import msgspec
+import websockets
+from websockets.asyncio.client import connect as _websockets_connect
+
+from polysnipe.adapters.clob.auth import ApiCreds
+from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
+from polysnipe.adapters.clob.execution import OrderIndex
+from polysnipe.adapters.clob.parsing import (
+    FeeOf,
+    RestBook,
+    book_hash,
+    decode_market_frame,
+    decode_user_frame,
+    fills_from_trade,
+    message_events,
+    order_reports,
+)
+from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
+from polysnipe.adapters.clob.schemas import WireMessage, WireOrder, WireTrade
+from polysnipe.core.book import BookState
+from polysnipe.core.events import (
+    BookDelta,
+    BookSnapshot,
+    Event,
+    LastTrade,
+    PriceChange,
+    Side,
+    TickSizeChange,
+)
+from polysnipe.core.messages import ExecutionReport, OrderAccepted, OrderFilled, RaiseAlert
+from polysnipe.core.ports import Clock, Rng
+from polysnipe.core.units import MICRO, format_micro
+
+__all__ = [
+    "BookKeeper",
+    "Connect",
+    "MarketDataConfig",
+    "MarketDataFeed",
+    "UserChannel",
+    "UserStream",
+    "WsConnection",
+    "market_subscription",
+    "user_subscription",
+]
+
+PING: Final = "PING"
+PONG: Final = "PONG"
+_DEFAULT_TICK: Final = 10_000
+
+
+@attrs.frozen(slots=True)
+class MarketDataConfig:
+    market_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    user_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
+    #: the venue expects a text PING every 10 s and answers PONG (PROTOCOL.md 10.1)
+    ping_interval_s: float = 10.0
+    #: no frame at all (PONG included) for this long: the connection is dead, reconnect
+    stale_after_s: float = 30.0
+    #: no message for a token for this long: resync its book over REST (None: never)
+    book_quiet_s: float | None = 300.0
+    #: a token still without a book this long after (re)subscribing is fetched over REST
+    snapshot_timeout_s: float = 5.0
+    #: tokens per connection (500 is a third-party figure; stay well under it)
+    max_tokens_per_connection: int = 200
+    reconnect_base_s: float = 0.5
+    reconnect_cap_s: float = 30.0
+    #: check a delta hash at most once per this many deltas per token (0: never; books always)
+    hash_check_every: int = 256
+    #: deltas kept per untrusted token while its snapshot is fetched
+    max_buffered_deltas: int = 10_000
+    #: concurrent GET /book resyncs
+    max_concurrent_resyncs: int = 4
+    #: `best_bid_ask`, `new_market`, `market_resolved` (none of which the engine uses yet)
+    custom_feature_enabled: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_tokens_per_connection < 1 or self.max_buffered_deltas < 1:
+            raise ValueError("max_tokens_per_connection and max_buffered_deltas must be >= 1")
+        if self.hash_check_every < 0:
+            raise ValueError("hash_check_every must be >= 0")
+
+
+def market_subscription(token_ids: Sequence[str], *, custom_feature_enabled: bool = False) -> str:
+    """The initial frame of a market-channel connection (PROTOCOL.md 10.1)."""
+    return msgspec.json.encode(
+        {"type": "market", "assets_ids": list(token_ids), "custom_feature_enabled": custom_feature_enabled}
+    ).decode()
+
+
+def user_subscription(creds: ApiCreds, markets: Sequence[str]) -> str:
+    """The initial frame of a user-channel connection; `markets` are condition ids (PROTOCOL.md 10.1)."""
+    auth = {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase}
+    return msgspec.json.encode({"auth": auth, "markets": list(markets), "type": "user"}).decode()
+
+
+# -- the book keeper (pure: no I/O, time passed in) ---------------------------------------------
+def _fixed_3(value: int) -> str:
+    """Price with exactly three decimals: how the venue spells last_trade_price in book summaries."""
+    return f"{value // MICRO}.{value % MICRO // 1000:03d}" if value % 1000 == 0 else format_micro(value)
+
+
+class _Token:
+    """Per-token state of the keeper."""
+
+    __slots__ = (
+        "book",
+        "buffer",
+        "dropped",
+        "last_recv_ms",
+        "ltp",
+        "market",
+        "min_order_size",
+        "neg_risk",
+        "pending_hash",
+        "pending_ts",
+        "since_check",
+    )
+
+    def __init__(self, token_id: str, now_ms: int, max_buffered: int) -> None:
+        self.book = BookState(token_id, _DEFAULT_TICK)
+        self.market = ""
+        #: the venue's own strings the hash covers; None = unknown (hash not checkable)
+        self.min_order_size: str | None = None
+        self.neg_risk: bool | None = None
+        #: spellings of the last trade price to try ("" = no trade yet)
+        self.ltp: tuple[str, ...] | None = None
+        self.pending_hash = ""
+        self.pending_ts = 0
+        self.since_check = 0
+        #: deltas waiting for a snapshot (None while trusted)
+        self.buffer: deque[tuple[int, str, BookDelta]] | None = deque(maxlen=max_buffered)
+        self.dropped = False
+        self.last_recv_ms = now_ms
+
+
+class BookKeeper:
+    """Books per token, fed by market-channel frames and REST snapshots; detects gaps."""
+
+    __slots__ = ("_config", "_gaps", "_tokens", "checks", "malformed")
+
+    def __init__(self, config: MarketDataConfig | None = None) -> None:
+        self._config = config or MarketDataConfig()
+        self._tokens: dict[str, _Token] = {}
+        self._gaps: list[tuple[str, str]] = []
+        #: hash checks performed (books and deltas), for metrics and tests
+        self.checks = 0
+        #: frames that could not be parsed
+        self.malformed = 0
+
+    # -- tokens --------------------------------------------------------------------------------
+    def track(self, token_ids: Iterable[str], now_ms: int) -> list[str]:
+        """Start keeping books for these tokens (untrusted until a snapshot); returns the new ones."""
+        new = [t for t in token_ids if t not in self._tokens]
+        for token_id in new:
+            self._tokens[token_id] = _Token(token_id, now_ms, self._config.max_buffered_deltas)
+        return new
+
+    def untrack(self, token_ids: Iterable[str]) -> None:
+        for token_id in token_ids:
+            self._tokens.pop(token_id, None)
+
+    def book(self, token_id: str) -> BookState | None:
+        state = self._tokens.get(token_id)
+        return state.book if state is not None else None
+
+    def tokens(self) -> list[str]:
+        return list(self._tokens)
+
+    def untrusted(self) -> list[str]:
+        return [t for t, s in self._tokens.items() if not s.book.trusted]
+
+    def set_market_meta(self, token_id: str, *, min_order_size: str, neg_risk: bool) -> None:
+        """Seed the hash inputs that market-channel books omit (e.g. from the market registry)."""
+        state = self._tokens.get(token_id)
+        if state is not None:
+            state.min_order_size = min_order_size
+            state.neg_risk = neg_risk
+
+    # -- gaps ----------------------------------------------------------------------------------
+    def invalidate(self, token_ids: Iterable[str], reason: str) -> None:
+        for token_id in token_ids:
+            state = self._tokens.get(token_id)
+            if state is not None:
+                self._gap(token_id, state, reason)
+
+    def _gap(self, token_id: str, state: _Token, reason: str) -> None:
+        state.book.invalidate()
+        if state.buffer is None:
+            state.buffer = deque(maxlen=self._config.max_buffered_deltas)
+            state.dropped = False
+        state.pending_hash = ""
+        state.since_check = 0
+        self._gaps.append((token_id, reason))
+
+    def take_gaps(self) -> list[tuple[str, str]]:
+        """(token, reason) of every book that lost trust since the last call."""
+        gaps, self._gaps = self._gaps, []
+        return gaps
+
+    def quiet_tokens(self, now_ms: int, quiet_ms: int) -> list[str]:
+        """Invalidate trusted books that heard nothing for `quiet_ms`; returns them."""
+        quiet = [t for t, s in self._tokens.items() if s.book.trusted and now_ms - s.last_recv_ms > quiet_ms]
+        self.invalidate(quiet, "stale")
+        return quiet
+
+    # -- hashes --------------------------------------------------------------------------------
+    def _book_matches(self, state: _Token, claimed: str, ts_ms: int) -> bool | None:
+        """Does the book equal the venue's hash `claimed` at `ts_ms`? None when not checkable."""
+        if state.min_order_size is None or state.neg_risk is None or state.ltp is None:
+            return None
+        self.checks += 1
+        book = state.book
+        fmt = format_micro
+        bids = [(fmt(p), fmt(book.bids[p])) for p in reversed(book.level_prices(Side.BUY))]
+        asks = [(fmt(p), fmt(book.asks[p])) for p in reversed(book.level_prices(Side.SELL))]
+        return any(
+            book_hash(
+                state.market,
+                book.token_id,
+                str(ts_ms),
+                bids,
+                asks,
+                min_order_size=state.min_order_size,
+                tick_size=fmt(book.tick_size),
+                neg_risk=state.neg_risk,
+                last_trade_price=ltp,
+            )
+            == claimed
+            for ltp in state.ltp
+        )
+
+    def _wire_book_matches(self, state: _Token, msg: WireMessage) -> bool | None:
+        """Check a `book` message against its own hash, from its own strings."""
+        min_order_size = msg.min_order_size if msg.min_order_size is not None else state.min_order_size
+        neg_risk = msg.neg_risk if msg.neg_risk is not None else state.neg_risk
+        if (
+            not msg.hash
+            or not isinstance(msg.timestamp, str)
+            or min_order_size is None
+            or neg_risk is None
+            or msg.tick_size is None
+            or msg.last_trade_price is None
+        ):
+            return None
+        self.checks += 1
+        computed = book_hash(
+            msg.market or "",
+            msg.asset_id or "",
+            msg.timestamp,
+            [(lv.price, lv.size) for lv in msg.bids or ()],
+            [(lv.price, lv.size) for lv in msg.asks or ()],
+            min_order_size=min_order_size,
+            tick_size=msg.tick_size,
+            neg_risk=neg_risk,
+            last_trade_price=msg.last_trade_price,
+        )
+        return computed == msg.hash
+
+    # -- frames --------------------------------------------------------------------------------
+    def on_frame(self, data: bytes | str, recv_ms: int) -> list[Event]:
+        """Apply one market-channel frame; returns the events safe to forward downstream.
+
+        Raises MalformedMessage for a frame that cannot be parsed (the caller decides whether the
+        books it may have touched are still trustworthy).
+        """
+        out: list[Event] = []
+        tokens = self._tokens
+        for msg in decode_market_frame(data):
+            for event in message_events(msg, ts_recv_ms=recv_ms):
+                if type(event) is PriceChange:
+                    self._price_change(event, recv_ms, out)
+                    continue
+                if isinstance(event, BookSnapshot | TickSizeChange | LastTrade):
+                    state = tokens.get(event.token_id)
+                    if state is None:
+                        continue  # not subscribed here: no book to keep, nothing to forward
+                    state.last_recv_ms = recv_ms
+                    if isinstance(event, BookSnapshot):
+                        self._wire_book(state, event, msg, out)
+                        continue
+                    if isinstance(event, TickSizeChange):
+                        state.book.set_tick_size(event.new_tick)
+                    else:
+                        # the summary hash spells the last trade price its own way; keep the
+                        # spellings it has been seen in
+                        price = event.price
+                        state.ltp = tuple(
+                            dict.fromkeys((msg.price or "", _fixed_3(price), format_micro(price)))
+                        )
+                out.append(event)
+        return out
+
+    def _price_change(self, event: PriceChange, recv_ms: int, out: list[Event]) -> None:
+        # The hot path: one dict lookup, two compares and apply_level per delta; nothing allocated
+        # unless some delta cannot be forwarded.
+        ts = event.ts_ms
+        tokens = self._tokens
+        every = self._config.hash_check_every
+        changes = event.changes
+        kept: list[BookDelta] | None = None
+        for i, delta in enumerate(changes):
+            state = tokens.get(delta.token_id)
+            applied = False
+            if state is not None:
+                state.last_recv_ms = recv_ms
+                book = state.book
+                if book.trusted:
+                    if ts < book.last_ts_ms:
+                        self._gap(delta.token_id, state, "timestamp_backwards")
+                    else:
+                        if delta.hash != state.pending_hash:
+                            if every and state.since_check >= every and state.pending_hash:
+                                state.since_check = 0
+                                if self._book_matches(state, state.pending_hash, state.pending_ts) is False:
+                                    self._gap(delta.token_id, state, "hash_mismatch")
+                                    state.buffer.append((ts, event.market, delta))  # type: ignore[union-attr]
+                                    if kept is None:
+                                        kept = list(changes[:i])
+                                    continue
+                            state.pending_hash = delta.hash
+                            state.pending_ts = ts
+                        book.apply_level(delta.side, delta.price, delta.size, ts)
+                        state.since_check += 1
+                        applied = True
+                elif state.buffer is not None:
+                    buffer = state.buffer
+                    if len(buffer) == buffer.maxlen:
+                        state.dropped = True
+                    buffer.append((ts, event.market, delta))
+            if applied:
+                if kept is not None:
+                    kept.append(delta)
+            elif kept is None:
+                kept = list(changes[:i])
+        if kept is None:
+            out.append(event)
+        elif kept:
+            out.append(PriceChange(ts, event.market, tuple(kept)))
+
+    def _wire_book(self, state: _Token, snap: BookSnapshot, msg: WireMessage, out: list[Event]) -> None:
+        book = state.book
+        if book.trusted and snap.ts_ms < book.last_ts_ms:
+            return  # an older picture than the one we hold: nothing to learn
+        if self._wire_book_matches(state, msg) is False:
+            self._gap(snap.token_id, state, "hash_mismatch")
+            return
+        if msg.last_trade_price is not None:
+            state.ltp = (msg.last_trade_price,)
+        if msg.min_order_size is not None:
+            state.min_order_size = msg.min_order_size
+        if msg.neg_risk is not None:
+            state.neg_risk = msg.neg_risk
+        self._snapshot(state, snap, out)
+
+    def on_rest_book(self, rest: RestBook, recv_ms: int) -> list[Event]:
+        """Apply a GET /book snapshot (already hash-checked by the parser); returns events to forward."""
+        snap = rest.snapshot
+        state = self._tokens.get(snap.token_id)
+        if state is None:
+            return []
+        state.last_recv_ms = recv_ms
+        if state.book.trusted and snap.ts_ms < state.book.last_ts_ms:
+            return []
+        if rest.min_order_size is not None:
+            state.min_order_size = rest.min_order_size
+        if rest.neg_risk is not None:
+            state.neg_risk = rest.neg_risk
+        if rest.last_trade_price is not None:
+            state.ltp = (rest.last_trade_price,)
+        out: list[Event] = []
+        self._snapshot(state, snap, out)
+        return out
+
+    def _snapshot(self, state: _Token, snap: BookSnapshot, out: list[Event]) -> None:
+        book = state.book
+        book.apply_snapshot(snap)
+        state.market = snap.market
+        state.pending_hash = snap.hash
+        state.pending_ts = snap.ts_ms
+        state.since_check = 0
+        out.append(snap)
+        buffer, state.buffer = state.buffer, None
+        if not buffer:
+            return
+        replay = [(ts, market, d) for ts, market, d in buffer if ts >= snap.ts_ms]
+        if state.dropped and replay and len(replay) == len(buffer):
+            # The buffer overflowed and everything it kept is newer than the snapshot: deltas in
+            # between are lost, so this book is still not what the venue holds.
+            self._gap(snap.token_id, state, "buffer_overflow")
+            return
+        group: list[BookDelta] = []
+        key = (0, "")
+        for ts, market, delta in replay:
+            book.apply_level(delta.side, delta.price, delta.size, ts)
+            state.pending_hash = delta.hash
+            state.pending_ts = ts
+            if (ts, market) != key and group:
+                out.append(PriceChange(key[0], key[1], tuple(group)))
+                group = []
+            key = (ts, market)
+            group.append(delta)
+        if group:
+            out.append(PriceChange(key[0], key[1], tuple(group)))
+
+
+# -- sockets -------------------------------------------------------------------------------------
+class WsConnection(Protocol):
+    """What the feeds need of a WebSocket connection (websockets' ClientConnection fits)."""
+
+    async def send(self, message: str) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+
+Connect = Callable[[str], AbstractAsyncContextManager[WsConnection]]
+
+
+def _ws_connect(url: str) -> AbstractAsyncContextManager[WsConnection]:
+    # Protocol-level pings off: the venue speaks text PING/PONG; frames can be large (book dumps).
+    return _websockets_connect(url, ping_interval=None, max_size=None, open_timeout=10, close_timeout=2)
+
+
+_WS_ERRORS = (OSError, TimeoutError, websockets.exceptions.WebSocketException)
+
+
+class _Socket:
+    """One long-lived subscription: connect, subscribe, ping, read with a staleness watchdog, and
+    reconnect with jittered backoff until closed."""
+
+    __slots__ = (
+        "_clock",
+        "_config",
+        "_connect",
+        "_handle",
+        "_on_lost",
+        "_on_open",
+        "_policy",
+        "_rng",
+        "_sleep",
+        "_subscribe",
+        "_url",
+        "connects",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        subscribe: str,
+        *,
+        handle: Callable[[str | bytes, int], None],
+        on_open: Callable[[int], Awaitable[None]],
+        on_lost: Callable[[str], None],
+        config: MarketDataConfig,
+        clock: Clock,
+        rng: Rng,
+        connect: Connect,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._url = url
+        self._subscribe = subscribe
+        self._handle = handle
+        self._on_open = on_open
+        self._on_lost = on_lost
+        self._config = config
+        self._clock = clock
+        self._rng = rng
+        self._connect = connect
+        self._sleep = sleep
+        self._policy = RetryPolicy(base_s=config.reconnect_base_s, cap_s=config.reconnect_cap_s)
+        #: successful connections so far (the first is not a reconnect)
+        self.connects = 0
+
+    async def _ping(self, ws: WsConnection) -> None:
+        while True:
+            await self._sleep(self._config.ping_interval_s)
+            await ws.send(PING)
+
+    async def _session(self, ws: WsConnection) -> None:
+        await ws.send(self._subscribe)
+        self.connects += 1
+        await self._on_open(self.connects)
+        pinger = asyncio.create_task(self._ping(ws))
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(ws.recv(), timeout=self._config.stale_after_s)
+                except TimeoutError:
+                    self._on_lost("stale")
+                    return
+                if frame == PONG:
+                    continue
+                self._handle(frame, self._clock.now_ms())
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_WS_ERRORS):
+                await pinger
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with self._connect(self._url) as ws:
+                    attempt = 0
+                    await self._session(ws)
+            except _WS_ERRORS as exc:
+                self._on_lost(f"disconnected: {exc!r}")
+            attempt += 1
+            await self._sleep(backoff_s(attempt, self._policy, self._rng))
+
+
+class MarketDataFeed:
+    """The market channel for a set of tokens: sockets, books, resyncs. Events go to `sink`."""
+
+    def __init__(
+        self,
+        config: MarketDataConfig,
+        *,
+        snapshots: Callable[[str], Awaitable[RestBook]],
+        sink: Callable[[list[Event]], None],
+        clock: Clock,
+        rng: Rng,
+        on_gap: Callable[[str, str], None] | None = None,
+        connect: Connect | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._config = config
+        self._snapshots = snapshots
+        self._sink = sink
+        self._clock = clock
+        self._rng = rng
+        self._on_gap = on_gap
+        self._connect = connect or _ws_connect
+        self._sleep = sleep
+        self.keeper = BookKeeper(config)
+        self._connections: dict[frozenset[str], asyncio.Task[None]] = {}
+        self._resync_pending: set[str] = set()
+        self._resync_queue: asyncio.Queue[str] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._watchdog: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _ensure_workers(self) -> None:
+        if not self._workers:
+            self._workers = [
+                asyncio.create_task(self._resync_worker()) for _ in range(self._config.max_concurrent_resyncs)
+            ]
+        if self._watchdog is None and self._config.book_quiet_s is not None:
+            self._watchdog = asyncio.create_task(self._quiet_watch(int(self._config.book_quiet_s * 1000)))
+
+    async def subscribe(self, token_ids: Iterable[str]) -> None:
+        """Open connections for tokens not yet subscribed (in groups of max_tokens_per_connection)."""
+        self._ensure_workers()
+        new = self.keeper.track(token_ids, self._clock.now_ms())
+        size = self._config.max_tokens_per_connection
+        for start in range(0, len(new), size):
+            self._open(frozenset(new[start : start + size]))
+
+    async def unsubscribe(self, token_ids: Iterable[str]) -> None:
+        """Drop tokens: their connections are closed and reopened without them."""
+        gone = set(token_ids)
+        for group in [g for g in self._connections if g & gone]:
+            await self._close(group)
+            rest = group - gone
+            if rest:
+                # between the old socket closing and the new one's book dump, deltas are missed
+                self._distrust(rest, "resubscribe")
+                self._open(rest)
+        self.keeper.untrack(gone)
+
+    def _open(self, group: frozenset[str]) -> None:
+        tokens = sorted(group)
+        socket = _Socket(
+            self._config.market_url,
+            market_subscription(tokens, custom_feature_enabled=self._config.custom_feature_enabled),
+            handle=lambda frame, now_ms: self._on_frame(group, frame, now_ms),
+            on_open=lambda n: self._on_open(group, n),
+            on_lost=lambda reason: self._lost(group, reason),
+            config=self._config,
+            clock=self._clock,
+            rng=self._rng,
+            connect=self._connect,
+            sleep=self._sleep,
+        )
+        self._connections[group] = asyncio.create_task(socket.run())
+
+    async def _close(self, group: frozenset[str]) -> None:
+        task = self._connections.pop(group)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def close(self) -> None:
+        for group in list(self._connections):
+            await self._close(group)
+        tasks = [*self._workers, *self._background, *([self._watchdog] if self._watchdog else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+        self._watchdog = None
+
+    # -- socket callbacks ----------------------------------------------------------------------
+    def _on_frame(self, group: frozenset[str], frame: str | bytes, now_ms: int) -> None:
+        try:
+            events = self.keeper.on_frame(frame, now_ms)
+        except MalformedMessage:
+            # we cannot tell which books the frame would have changed: distrust them all
+            self.keeper.malformed += 1
+            self.keeper.invalidate(group, "malformed_frame")
+            events = []
+        if events:
+            self._sink(events)
+        self._schedule_gaps()
+
+    async def _on_open(self, group: frozenset[str], connects: int) -> None:
+        # (a lost connection already distrusted its books; the subscription's initial dump now
+        # brings fresh ones, and REST fetches whatever it did not bring in time)
+        task = asyncio.create_task(self._await_snapshots(group))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _lost(self, group: frozenset[str], reason: str) -> None:
+        # Books are distrusted at once, not at reconnect: no one may trade on a silent book.
+        self._distrust(group, reason)
+
+    def _distrust(self, group: Iterable[str], reason: str) -> None:
+        # The (re-)subscription's initial dump brings fresh books, so REST is only the fallback
+        # (_await_snapshots): these gaps are reported but not fetched.
+        self.keeper.invalidate(group, reason)
+        for token_id, why in self.keeper.take_gaps():
+            if self._on_gap is not None:
+                self._on_gap(token_id, why)
+
+    async def _await_snapshots(self, group: frozenset[str]) -> None:
+        await self._sleep(self._config.snapshot_timeout_s)
+        for token_id in group:
+            book = self.keeper.book(token_id)
+            if book is not None and not book.trusted:
+                self._enqueue(token_id)
+
+    def _schedule_gaps(self) -> None:
+        for token_id, reason in self.keeper.take_gaps():
+            if self._on_gap is not None:
+                self._on_gap(token_id, reason)
+            self._enqueue(token_id)
+
+    def _enqueue(self, token_id: str) -> None:
+        if token_id not in self._resync_pending:
+            self._resync_pending.add(token_id)
+            self._resync_queue.put_nowait(token_id)
+
+    async def _resync_worker(self) -> None:
+        policy = RetryPolicy(base_s=self._config.reconnect_base_s, cap_s=self._config.reconnect_cap_s)
+        while True:
+            token_id = await self._resync_queue.get()
+            attempt = 0
+            while True:
+                book = self.keeper.book(token_id)
+                if book is None or book.trusted:
+                    break
+                try:
+                    rest = await self._snapshots(token_id)
+                except Exception:
+                    # whatever failed (venue, network, a book failing its hash), the book stays
+                    # untrusted; a dead worker would leave it so for good, hence back off and retry
+                    attempt += 1
+                    await self._sleep(backoff_s(attempt, policy, self._rng))
+                    continue
+                events = self.keeper.on_rest_book(rest, self._clock.now_ms())
+                if events:
+                    self._sink(events)
+                self._schedule_gaps()
+                break
+            self._resync_pending.discard(token_id)
+
+    async def _quiet_watch(self, quiet_ms: int) -> None:
+        while True:
+            await self._sleep(self._config.ping_interval_s)
+            if self.keeper.quiet_tokens(self._clock.now_ms(), quiet_ms):
+                self._schedule_gaps()
+
+
+# -- user channel --------------------------------------------------------------------------------
+class UserChannel:
+    """User-channel messages to execution reports for our orders, each fill counted once."""
+
+    __slots__ = ("_fee_of", "_max_seen", "_seen", "index")
+
+    def __init__(self, index: OrderIndex, *, fee_of: FeeOf | None = None, max_seen: int = 200_000) -> None:
+        self.index = index
+        self._fee_of = fee_of
+        self._max_seen = max_seen
+        #: (trade id, order id) pairs already reported, oldest first
+        self._seen: dict[tuple[str, str], None] = {}
+
+    def _first_time(self, fill: OrderFilled) -> bool:
+        key = (fill.trade_id, fill.order_id)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._max_seen:
+            del self._seen[next(iter(self._seen))]
+        return True
+
+    def accept_fills(self, fills: Iterable[OrderFilled]) -> list[OrderFilled]:
+        """Fills learned elsewhere (REST catch-up after a reconnect), minus those already reported."""
+        fresh = [f for f in fills if self._first_time(f)]
+        for fill in fresh:
+            self.index.observe(fill)
+        return fresh
+
+    def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
+        out: list[ExecutionReport | RaiseAlert] = []
+        for msg in decode_user_frame(data):
+            if isinstance(msg, WireTrade):
+                self._trade(msg, recv_ms, out)
+            else:
+                self._order(msg, recv_ms, out)
+        return out
+
+    def _order(self, msg: WireOrder, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
+        order_id = self.index.order_id(msg.id)
+        if order_id is None:
+            return
+        for report in order_reports(msg, order_id, ts_recv_ms=recv_ms):
+            if isinstance(report, OrderAccepted):
+                if (msg.order_type or "GTC").upper() in ("GTC", "GTD"):
+                    self.index.mark_resting(order_id)
+            else:
+                self.index.observe(report)
+            out.append(report)
+
+    def _trade(self, msg: WireTrade, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
+        # py-sdk also sees an internal prefixed spelling (TRADE_STATUS_CONFIRMED)
+        status = msg.status.upper().removeprefix("TRADE_STATUS_")
+        fills = fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of)
+        if status == "FAILED":
+            if fills:
+                counted = any((f.trade_id, f.order_id) in self._seen for f in fills)
+                out.append(
+                    RaiseAlert(
+                        "critical",
+                        "trade_failed",
+                        f"trade {msg.id} failed to settle on chain",
+                        fills[0].ts_ms,
+                        details={
+                            "trade_id": msg.id,
+                            "order_ids": ",".join(f.order_id for f in fills),
+                            "fill_already_counted": counted,
+                            "transaction_hash": msg.transaction_hash or "",
+                        },
+                    )
+                )
+            return
+        for fill in fills:
+            if self._first_time(fill):
+                self.index.observe(fill)
+                out.append(fill)
+
+
+class UserStream:
+    """The user channel's socket. After a reconnect, `catch_up` (REST trades) fills the hole."""
+
+    def __init__(
+        self,
+        config: MarketDataConfig,
+        *,
+        creds: ApiCreds,
+        markets: Sequence[str],
+        channel: UserChannel,
+        sink: Callable[[list[ExecutionReport | RaiseAlert]], None],
+        clock: Clock,
+        rng: Rng,
+        catch_up: Callable[[], Awaitable[list[OrderFilled]]] | None = None,
+        connect: Connect | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.channel = channel
+        self._sink = sink
+        self._clock = clock
+        self._catch_up = catch_up
+        self.malformed = 0
+        self._socket = _Socket(
+            config.user_url,
+            user_subscription(creds, markets),
+            handle=self._handle,
+            on_open=self._on_open,
+            on_lost=lambda reason: None,
+            config=config,
+            clock=clock,
+            rng=rng,
+            connect=connect or _ws_connect,
+            sleep=sleep,
+        )
+
+    def _handle(self, frame: str | bytes, now_ms: int) -> None:
+        try:
+            out = self.channel.on_frame(frame, now_ms)
+        except MalformedMessage:
+            self.malformed += 1
+            return
+        if out:
+            self._sink(out)
+
+    async def _on_open(self, connects: int) -> None:
+        if connects == 1 or self._catch_up is None:
+            return
+        fresh: list[ExecutionReport | RaiseAlert] = []
+        try:
+            fresh.extend(self.channel.accept_fills(await self._catch_up()))
+        except (VenueError, MalformedMessage) as exc:
+            fresh.append(
+                RaiseAlert(
+                    "warning",
+                    "user_catch_up_failed",
+                    f"fills during the user-channel outage may be missing: {exc}",
+                    self._clock.now_ms(),
+                )
+            )
+        if fresh:
+            self._sink(fresh)
+
+    async def run(self) -> None:
+        await self._socket.run()

@@ -1,0 +1,769 @@
+"""Market and user channels: book hashes, gap detection and resync, sockets with injected faults
+(dropped connections, silence, out-of-order messages), and fills counted once per trade."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from polysnipe.adapters.clob.auth import ApiCreds
+from polysnipe.adapters.clob.errors import MalformedMessage
+from polysnipe.adapters.clob.execution import OrderIndex
+from polysnipe.adapters.clob.market_data import (
+    BookKeeper,
+    MarketDataConfig,
+    MarketDataFeed,
+    UserChannel,
+    UserStream,
+    market_subscription,
+    user_subscription,
+)
+from polysnipe.adapters.clob.parsing import RestBook, book_hash, epoch_ms, parse_market_line, parse_rest_book
+from polysnipe.core.events import BookSnapshot, Event, Level, PriceChange, Side
+from polysnipe.core.messages import (
+    ExecutionReport,
+    Liquidity,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    RaiseAlert,
+)
+from polysnipe.runners.bench_ws import default_ws_files, format_table, run_bench_ws
+
+T = TypeVar("T")
+WS = Path(__file__).parents[2].parent / "shared" / "data" / "polymarket" / "ws"
+REST = WS.parent / "rest"
+BURST = json.loads((WS / "nautilus_rs_ws_market_price_change_crossing_burst.json").read_text())
+A = "76670567130917723816490572615540605537878462672464291990940067659127658071111"
+B = "54179564009642723353355316176091991063553046330768303687769988635499280029688"
+CREDS = ApiCreds(
+    api_key="00000000-0000-0000-0000-000000000001",
+    secret="468NIDFB-ziroyChmdO3fiJUKy7zjxahDLpTEEPxE7I=",
+    passphrase="pass",
+)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def frame(msg: Any) -> bytes:
+    return json.dumps(msg, separators=(",", ":")).encode()
+
+
+def burst_frames() -> list[bytes]:
+    return [frame(m) for m in BURST]
+
+
+def keeper(**config: Any) -> BookKeeper:
+    k = BookKeeper(MarketDataConfig(**config))
+    k.track([A], 0)
+    k.set_market_meta(A, min_order_size="5", neg_risk=False)
+    return k
+
+
+def levels(book: Any, side: Side) -> list[tuple[int, int]]:
+    return [(lv.price, lv.size) for lv in book.levels(side)]
+
+
+def book_levels(msg: dict[str, Any], side: str) -> list[tuple[int, int]]:
+    (snap,) = parse_market_line(frame(msg))
+    assert isinstance(snap, BookSnapshot)
+    rows = [(lv.price, lv.size) for lv in (snap.bids if side == "bids" else snap.asks)]
+    return sorted(rows, reverse=side == "bids")
+
+
+class RealClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
+
+
+# -- the venue's book hash -----------------------------------------------------------------------
+def test_book_hash_reproduces_recorded_rest_and_ws_books() -> None:
+    rest = parse_rest_book((REST / "nautilus_rs_clob_book_response_empty_ask.json").read_bytes())
+    assert rest.hash_verified
+    captured = json.loads((WS / "nautilus_rs_ws_book_snapshot_captured.json").read_text())
+    # a market-channel book omits min_order_size and neg_risk; with them the hash is the venue's
+    assert captured["hash"] == book_hash(
+        captured["market"],
+        captured["asset_id"],
+        captured["timestamp"],
+        [(lv["price"], lv["size"]) for lv in captured["bids"]],
+        [(lv["price"], lv["size"]) for lv in captured["asks"]],
+        min_order_size="5",
+        tick_size=captured["tick_size"],
+        neg_risk=False,
+        last_trade_price=captured["last_trade_price"],
+    )
+
+
+def test_rest_book_without_the_covered_fields_is_not_claimed_verified() -> None:
+    rest = parse_rest_book((REST / "nautilus_py_book.json").read_bytes())
+    assert not rest.hash_verified
+    assert 7 == len(rest.snapshot.asks)
+
+
+# -- the keeper: a real recorded burst -----------------------------------------------------------
+def test_burst_replays_to_the_recorded_final_book_with_hash_checks_passing() -> None:
+    k = keeper(hash_check_every=1)
+    forwarded: list[Event] = []
+    for f in burst_frames()[:-1]:
+        forwarded += k.on_frame(f, 0)
+    assert [] == k.take_gaps()
+    assert k.checks >= 40  # every settle point of token A was checked against the venue's hash
+    book = k.book(A)
+    assert book is not None and book.trusted
+    last = BURST[-1]
+    assert book_levels(last, "bids") == levels(book, Side.BUY)
+    assert book_levels(last, "asks") == levels(book, Side.SELL)
+    # only token A is tracked: B's deltas are not forwarded, A's are
+    deltas = [d for e in forwarded if isinstance(e, PriceChange) for d in e.changes]
+    assert {A} == {d.token_id for d in deltas}
+    assert 49 == len(deltas)
+
+
+def test_out_of_order_message_untrusts_the_book_and_a_snapshot_resyncs_it() -> None:
+    frames = burst_frames()
+    k = keeper()
+    gaps: list[tuple[str, str]] = []
+    for f in frames[:11]:
+        k.on_frame(f, 0)
+    assert [] == k.on_frame(frames[5], 0)  # a replayed older message: nothing forwarded
+    gaps += k.take_gaps()
+    assert [(A, "timestamp_backwards")] == gaps
+    book = k.book(A)
+    assert book is not None and not book.trusted
+    # messages keep coming while the REST snapshot is fetched: buffered, not forwarded
+    for f in frames[11:30]:
+        assert [] == k.on_frame(f, 0)
+    # the venue's book as of message 20 (what GET /book would return a little later)
+    truth = keeper()
+    for f in frames[:21]:
+        truth.on_frame(f, 0)
+    truth_book = truth.book(A)
+    assert truth_book is not None
+    snap = BookSnapshot(
+        int(BURST[20]["timestamp"]),
+        A,
+        BURST[0]["market"],
+        tuple(truth_book.levels(Side.BUY)),
+        tuple(truth_book.levels(Side.SELL)),
+        "",
+        1_000,
+    )
+    events = k.on_rest_book(RestBook(snap, "5", "0.001", False, "0.255", True), 0)
+    assert isinstance(events[0], BookSnapshot)
+    assert all(isinstance(e, PriceChange) for e in events[1:])  # buffered deltas newer than the snapshot
+    for f in frames[30:-1]:
+        k.on_frame(f, 0)
+    book = k.book(A)
+    assert book is not None and book.trusted
+    assert book_levels(BURST[-1], "bids") == levels(book, Side.BUY)
+    assert book_levels(BURST[-1], "asks") == levels(book, Side.SELL)
+
+
+def test_a_delta_that_disagrees_with_the_venue_hash_is_a_gap() -> None:
+    tampered = json.loads(json.dumps(BURST))
+    for entry in tampered[10]["price_changes"]:
+        if entry["asset_id"] == A:
+            entry["size"] = str(float(entry["size"]) + 1)  # our book now differs from the venue's
+    k = keeper(hash_check_every=1)
+    for msg in tampered[:20]:
+        k.on_frame(frame(msg), 0)
+    assert [(A, "hash_mismatch")] == k.take_gaps()
+
+
+def test_hash_checks_are_sampled() -> None:
+    k = keeper(hash_check_every=10)
+    for f in burst_frames()[:-1]:
+        k.on_frame(f, 0)
+    assert 1 <= k.checks <= 5
+
+
+def test_a_book_message_failing_its_own_hash_is_refused() -> None:
+    captured = json.loads((WS / "nautilus_rs_ws_book_snapshot_captured.json").read_text())
+    k = BookKeeper()
+    k.track([captured["asset_id"]], 0)
+    k.set_market_meta(captured["asset_id"], min_order_size="5", neg_risk=False)
+    assert [BookSnapshot] == [type(e) for e in k.on_frame(frame(captured), 0)]
+    captured["bids"][0]["size"] = "1"
+    captured["timestamp"] = str(int(captured["timestamp"]) + 1)
+    assert [] == k.on_frame(frame(captured), 0)
+    assert [(captured["asset_id"], "hash_mismatch")] == k.take_gaps()
+
+
+def test_quiet_books_go_stale_and_untracked_tokens_are_ignored() -> None:
+    k = keeper()
+    k.on_frame(burst_frames()[0], 1_000)
+    assert [] == k.quiet_tokens(60_000, 60_000)
+    assert [A] == k.quiet_tokens(61_001, 60_000)
+    assert [(A, "stale")] == k.take_gaps()
+    book = k.book(A)
+    assert book is not None and not book.trusted
+
+
+def test_overflowing_buffer_is_not_trusted_after_the_snapshot() -> None:
+    frames = burst_frames()
+    k = keeper(max_buffered_deltas=2)
+    k.on_frame(frames[0], 0)
+    k.invalidate([A], "reconnect")
+    for f in frames[1:30]:
+        k.on_frame(f, 0)
+    first = BookSnapshot(int(BURST[0]["timestamp"]), A, BURST[0]["market"], (Level(1_000, 1),), (), "", 1_000)
+    k.take_gaps()
+    k.on_rest_book(RestBook(first, None, None, None, None, False), 0)
+    assert [(A, "buffer_overflow")] == k.take_gaps()
+
+
+def test_malformed_frame_raises_typed_error() -> None:
+    with pytest.raises(MalformedMessage):
+        keeper().on_frame(
+            b'{"event_type":"price_change","market":"m","timestamp":"1","price_changes":[{}]}', 0
+        )
+
+
+# -- sockets: a real local WebSocket server with faults ------------------------------------------
+async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def fast_config(port: int, **changes: Any) -> MarketDataConfig:
+    fields: dict[str, Any] = {
+        "market_url": f"ws://127.0.0.1:{port}",
+        "user_url": f"ws://127.0.0.1:{port}",
+        "ping_interval_s": 0.05,
+        "stale_after_s": 1.0,
+        "reconnect_base_s": 0.01,
+        "reconnect_cap_s": 0.05,
+        "snapshot_timeout_s": 2.0,
+        "book_quiet_s": None,
+    }
+    fields.update(changes)
+    return MarketDataConfig(**fields)
+
+
+def rest_book_of(msg: dict[str, Any]) -> RestBook:
+    (snap,) = parse_market_line(frame(msg))
+    assert isinstance(snap, BookSnapshot)
+    return RestBook(snap, "5", "0.001", False, "0.255", False)
+
+
+def test_dropped_connection_untrusts_books_reconnects_and_pings() -> None:
+    frames = burst_frames()
+
+    async def scenario() -> None:
+        subscriptions: list[dict[str, Any]] = []
+        pings = 0
+
+        async def handler(ws: ServerConnection) -> None:
+            nonlocal pings
+            subscriptions.append(json.loads(await ws.recv()))
+            assets = subscriptions[-1]["assets_ids"]
+            if A in assets:
+                await ws.send(frames[0].decode())
+                await ws.send(frames[1].decode())
+            if len(subscriptions) == 1:
+                await ws.close()  # the venue drops us
+                return
+            async for message in ws:
+                if message == "PING":
+                    pings += 1
+                    await ws.send("PONG")
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            events: list[Event] = []
+            gaps: list[tuple[str, str]] = []
+
+            async def no_rest(token_id: str) -> RestBook:
+                raise AssertionError("the re-subscription's book dump should be enough")
+
+            feed = MarketDataFeed(
+                fast_config(port),
+                snapshots=no_rest,
+                sink=events.extend,
+                clock=RealClock(),
+                rng=random.Random(1),
+                on_gap=lambda token, reason: gaps.append((token, reason)),
+            )
+            await feed.subscribe([A])
+            await until(lambda: len(subscriptions) >= 2 and pings >= 2)
+            book = feed.keeper.book(A)
+            assert book is not None and book.trusted
+            assert gaps and gaps[0][0] == A and gaps[0][1].startswith("disconnected")
+            assert 2 == sum(isinstance(e, BookSnapshot) for e in events)
+            # new tokens: a new connection (the venue cannot add assets to a subscription)
+            await feed.subscribe([B, A])
+            await until(lambda: len(subscriptions) >= 3)
+            assert [B] == subscriptions[2]["assets_ids"]
+            await feed.unsubscribe([A])
+            assert None is feed.keeper.book(A)
+            assert [B] == feed.keeper.tokens()
+            await feed.close()
+
+    run(scenario())
+
+
+def test_silent_connection_is_stale_and_rest_resyncs_books_the_dump_did_not_bring() -> None:
+    async def scenario() -> None:
+        connections = 0
+
+        async def handler(ws: ServerConnection) -> None:
+            nonlocal connections
+            connections += 1
+            await ws.recv()
+            await ws.wait_closed()  # says nothing, not even PONG
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            fetched: list[str] = []
+            gaps: list[tuple[str, str]] = []
+
+            async def snapshots(token_id: str) -> RestBook:
+                fetched.append(token_id)
+                return rest_book_of(BURST[0])
+
+            feed = MarketDataFeed(
+                fast_config(port, stale_after_s=0.2, snapshot_timeout_s=0.05),
+                snapshots=snapshots,
+                sink=lambda events: None,
+                clock=RealClock(),
+                rng=random.Random(2),
+                on_gap=lambda token, reason: gaps.append((token, reason)),
+            )
+            await feed.subscribe([A])
+            await until(lambda: bool(fetched))
+            await until(lambda: connections >= 2 and (A, "stale") in gaps)
+            await feed.close()
+
+    run(scenario())
+
+
+def test_out_of_order_message_on_the_wire_triggers_a_rest_resync() -> None:
+    frames = burst_frames()
+
+    async def scenario() -> None:
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()
+            for f in (frames[0], frames[1], frames[2], frames[1]):  # the last one arrives late
+                await ws.send(f.decode())
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            events: list[Event] = []
+            gaps: list[tuple[str, str]] = []
+
+            async def snapshots(token_id: str) -> RestBook:
+                return rest_book_of(dict(BURST[0], timestamp=BURST[2]["timestamp"]))
+
+            feed = MarketDataFeed(
+                fast_config(port),
+                snapshots=snapshots,
+                sink=events.extend,
+                clock=RealClock(),
+                rng=random.Random(3),
+                on_gap=lambda token, reason: gaps.append((token, reason)),
+            )
+            await feed.subscribe([A])
+            await until(
+                lambda: (
+                    (A, "timestamp_backwards") in gaps
+                    and sum(isinstance(e, BookSnapshot) for e in events) == 2
+                )
+            )
+            book = feed.keeper.book(A)
+            assert book is not None and book.trusted
+            await feed.close()
+
+    run(scenario())
+
+
+# -- user channel --------------------------------------------------------------------------------
+ORDER_ID_RS = "0x1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef12"
+
+
+def recorded_user(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((WS / name).read_text())
+    return doc
+
+
+def channel_with(*pairs: tuple[str, str, int]) -> UserChannel:
+    index = OrderIndex()
+    for order_id, venue_id, size in pairs:
+        index.add(order_id, venue_id, size)
+    return UserChannel(index)
+
+
+def test_user_order_messages_map_to_reports() -> None:
+    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000), ("fok", "0x78xx", 12_000_000))
+    (placed,) = channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_placement.json")), 5)
+    assert isinstance(placed, OrderAccepted)
+    assert ("o1", ORDER_ID_RS, 1_703_875_200_001) == (placed.order_id, placed.venue_order_id, placed.ts_ms)
+    assert 1 == channel.index.resting_count
+    assert [] == channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_update.json")), 5)
+    (cancelled,) = channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_cancellation.json")), 5)
+    assert isinstance(cancelled, OrderCancelled)
+    assert 0 == channel.index.resting_count
+    (killed,) = channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_fok_killed.json")), 5)
+    assert isinstance(killed, OrderCancelled)
+    assert "order couldn't be fully filled. FOK orders are fully filled or killed." == killed.reason
+    # someone else's order: nothing
+    assert [] == channel.on_frame(frame(recorded_user("nautilus_py_order_placement.json")), 5)
+
+
+def test_a_trade_is_counted_once_across_matched_mined_confirmed() -> None:
+    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
+    out: list[ExecutionReport | RaiseAlert] = []
+    for status in ("MATCHED", "MINED", "MATCHED", "CONFIRMED"):
+        out += channel.on_frame(frame(dict(trade, status=status)), 9)
+    assert 1 == len(out)
+    fill = out[0]
+    assert isinstance(fill, OrderFilled)
+    assert ("o1", "trade-0xabcdef1234", Side.BUY, 500_000, 25_000_000, Liquidity.TAKER) == (
+        fill.order_id,
+        fill.trade_id,
+        fill.side,
+        fill.price,
+        fill.size,
+        fill.liquidity,
+    )
+    assert epoch_ms("2024-01-01T00:00:00Z") == fill.ts_ms
+    # REST catch-up after a reconnect brings the same trade again: not counted twice
+    assert [] == channel.accept_fills([fill])
+
+
+def test_failed_trade_raises_an_alert() -> None:
+    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
+    channel.on_frame(frame(dict(trade, status="MATCHED")), 9)
+    (alert,) = channel.on_frame(frame(dict(trade, status="FAILED")), 9)
+    assert isinstance(alert, RaiseAlert)
+    assert ("critical", "trade_failed", True) == (
+        alert.severity,
+        alert.code,
+        alert.details["fill_already_counted"],
+    )
+    prefixed = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    assert 1 == len(prefixed.on_frame(frame(dict(trade, status="TRADE_STATUS_CONFIRMED")), 9))
+
+
+def test_maker_fills_take_the_maker_orders_side_price_and_size() -> None:
+    trade3 = recorded_user("nautilus_py_user_trade3.json")
+    maker_id = trade3["maker_orders"][0]["order_id"]
+    channel = channel_with(("m1", maker_id, 5_000_000))
+    (fill,) = channel.on_frame(frame(trade3), 0)
+    assert isinstance(fill, OrderFilled)
+    # the taker bought No at 0.49; our maker order bought Yes at 0.513 (a mirror match)
+    assert (Side.BUY, 513_000, 5_000_000, Liquidity.MAKER, 0, 0) == (
+        fill.side,
+        fill.price,
+        fill.size,
+        fill.liquidity,
+        fill.fee_usdc,
+        fill.fee_shares,
+    )
+    assert trade3["maker_orders"][0]["asset_id"] == fill.token_id
+    assert 1_762_776_367_000 == fill.ts_ms  # match_time in seconds
+    # older payloads omit the maker's side: same token as the taker means the opposite side
+    trade2 = recorded_user("nautilus_py_user_trade2.json")
+    maker2 = trade2["maker_orders"][0]["order_id"]
+    (fill2,) = channel_with(("m2", maker2, 5_000_000)).on_frame(frame(trade2), 0)
+    assert isinstance(fill2, OrderFilled)
+    assert Side.SELL == fill2.side
+
+
+def test_user_frames_may_be_arrays() -> None:
+    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    both = [
+        recorded_user("nautilus_rs_ws_user_order_msg.json"),
+        recorded_user("nautilus_rs_ws_user_trade_msg.json"),
+    ]
+    assert ["OrderAccepted", "OrderFilled"] == [type(r).__name__ for r in channel.on_frame(frame(both), 0)]
+
+
+def test_epoch_ms_reads_seconds_ms_and_iso() -> None:
+    assert 1_725_841_741_000 == epoch_ms("1725841741")
+    assert 1_725_841_743_272 == epoch_ms("1725841743272")
+    assert 1_703_875_200_000 == epoch_ms(1_703_875_200)
+    assert 1_704_067_200_000 == epoch_ms("2024-01-01T00:00:00Z")
+    assert None is epoch_ms("")
+    with pytest.raises(MalformedMessage):
+        epoch_ms("yesterday")
+
+
+def test_subscription_frames() -> None:
+    assert {"type": "market", "assets_ids": [A], "custom_feature_enabled": False} == json.loads(
+        market_subscription([A])
+    )
+    sub = json.loads(user_subscription(CREDS, ["0xabc"]))
+    assert ("user", ["0xabc"], CREDS.api_key) == (sub["type"], sub["markets"], sub["auth"]["apiKey"])
+
+
+def test_user_stream_catches_up_over_rest_after_a_reconnect() -> None:
+    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
+
+    async def scenario() -> list[ExecutionReport | RaiseAlert]:
+        connections = 0
+
+        async def handler(ws: ServerConnection) -> None:
+            nonlocal connections
+            connections += 1
+            sub = json.loads(await ws.recv())
+            assert CREDS.passphrase == sub["auth"]["passphrase"]
+            if connections == 1:
+                await ws.send(json.dumps(dict(trade, status="MATCHED")))
+                await ws.close()
+                return
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            out: list[ExecutionReport | RaiseAlert] = []
+            channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+            missed = OrderFilled("o1", "trade-missed", 1, A, Side.BUY, 500_000, 1_000_000, Liquidity.TAKER)
+            catch_ups = 0
+
+            async def catch_up() -> list[OrderFilled]:
+                nonlocal catch_ups
+                catch_ups += 1
+                (seen,) = [r for r in out if isinstance(r, OrderFilled)]
+                return [seen, missed]
+
+            stream = UserStream(
+                fast_config(port),
+                creds=CREDS,
+                markets=["0xabc"],
+                channel=channel,
+                sink=out.extend,
+                clock=RealClock(),
+                rng=random.Random(4),
+                catch_up=catch_up,
+            )
+            task = asyncio.create_task(stream.run())
+            await until(lambda: catch_ups == 1 and len(out) == 2)
+            task.cancel()
+            return out
+
+    out = run(scenario())
+    assert ["trade-0xabcdef1234", "trade-missed"] == [r.trade_id for r in out if isinstance(r, OrderFilled)]
+
+
+# -- bench ---------------------------------------------------------------------------------------
+def test_bench_ws_measures_the_recordings(tmp_path: Path) -> None:
+    burst = run_bench_ws([WS / "nautilus_rs_ws_market_price_change_crossing_burst.json"], 2, None)
+    part = burst["price_change_only"]
+    assert 98 == part["deltas_per_repeat"]
+    # every delta of both tokens applied: the complement's book is seeded as the mirror
+    assert 2 * 98 == part["keeper"]["deltas_applied"] == part["bare"]["deltas_applied"]
+    result = run_bench_ws(default_ws_files(WS), 2, tmp_path / "bench.json")
+    assert result["all_messages"]["keeper"]["messages_per_s"] > 0
+    assert 2 == json.loads((tmp_path / "bench.json").read_text())["repeat"]
+    assert "deltas/s" in format_table(result)
+
+
+# -- against the CLOB simulator served by uvicorn (real HTTP and WebSockets) ------------------------
+SIM_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+SIM_NO = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+SIM_MARKET = "0x" + "cd" * 32
+KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+KEY1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+MICRO = 1_000_000
+
+
+def _objects(data: bytes | str) -> list[dict[str, Any]]:
+    doc = json.loads(data)
+    return doc if isinstance(doc, list) else [doc]
+
+
+def serve_sim(state: Any) -> tuple[int, Callable[[], None]]:
+    """The simulator's app on 127.0.0.1 in a thread (as runners/sim_clob.start_in_thread does)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from polysnipe.adapters.sim.clob_app import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(state, tick_interval_s=0.01), log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "simulator did not start"
+        time.sleep(0.005)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+    return port, stop
+
+
+def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
+    from polysnipe.adapters.clob.auth import LocalSigner
+    from polysnipe.adapters.clob.client import ClobHttpClient
+    from polysnipe.adapters.clob.config import ClobConfig
+    from polysnipe.adapters.clob.execution import ClobExecution
+    from polysnipe.adapters.clob.signing import OrderSigner
+    from polysnipe.adapters.sim.clob_state import Balances, ClobSimConfig, ClobSimState
+    from polysnipe.core.market import Market
+    from polysnipe.core.messages import OrderRequest, OrderType
+
+    addresses = [LocalSigner.from_private_key(k, 137).address.lower() for k in (KEY0, KEY1)]
+    # The simulator's clock moves only when told: it stamps a price_change with one reading and
+    # hashes its book with another, which a running wall clock can split by a millisecond.
+    sim_ms = [time.time_ns() // 1_000_000]
+    state = ClobSimState(
+        [Market(SIM_MARKET, (SIM_TOKEN, SIM_NO), ("Yes", "No"), 10_000, 5 * MICRO, False)],
+        ClobSimConfig(mined_after_ms=30, confirmed_after_ms=60),
+        balances=Balances(
+            usdc={a: 10_000 * MICRO for a in addresses},
+            positions={a: {SIM_TOKEN: 1_000 * MICRO} for a in addresses},
+        ),
+        clock=lambda: sim_ms[0],
+    )
+    port, stop = serve_sim(state)
+    clock = RealClock()
+
+    clients: list[ClobHttpClient] = []
+    alerts: list[RaiseAlert] = []
+
+    def trader(key: str, address: str) -> tuple[ClobExecution, ApiCreds]:
+        api = state.api_key_for(address, 0)
+        creds = ApiCreds(api_key=api.key, secret=api.secret, passphrase=api.passphrase)
+        client = ClobHttpClient(
+            ClobConfig(host=f"http://127.0.0.1:{port}"), clock, LocalSigner.from_private_key(key, 137, creds)
+        )
+        clients.append(client)
+        execution = ClobExecution(
+            client,
+            OrderSigner.from_key(key, 137),
+            owner=creds.api_key,
+            clock=clock,
+            rng=random.Random(1),
+            alert=alerts.append,
+        )
+        return execution, creds
+
+    def request(n: int, side: Side, price: int, size: int) -> OrderRequest:
+        return OrderRequest(
+            f"o{n}",
+            f"p{n}",
+            "c",
+            "s",
+            "r",
+            "w",
+            SIM_MARKET,
+            SIM_TOKEN,
+            side,
+            price,
+            size,
+            OrderType.GTC,
+            10_000,
+            False,
+        )
+
+    async def scenario() -> None:
+        ours, creds = trader(KEY0, addresses[0])
+        theirs, _ = trader(KEY1, addresses[1])
+        events: list[Event] = []
+        gaps: list[tuple[str, str]] = []
+        reports: list[ExecutionReport | RaiseAlert] = []
+        config = MarketDataConfig(
+            market_url=f"ws://127.0.0.1:{port}/ws/market",
+            user_url=f"ws://127.0.0.1:{port}/ws/user",
+            ping_interval_s=0.05,
+            reconnect_base_s=0.02,
+            reconnect_cap_s=0.05,
+            hash_check_every=1,
+            book_quiet_s=None,
+        )
+        feed = MarketDataFeed(
+            config,
+            snapshots=ours.book,
+            sink=events.extend,
+            clock=clock,
+            rng=random.Random(2),
+            on_gap=lambda token, reason: gaps.append((token, reason)),
+        )
+        statuses: list[str] = []
+
+        class RecordingChannel(UserChannel):
+            def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
+                statuses.extend(m.get("status", "") for m in _objects(data) if m.get("event_type") == "trade")
+                return super().on_frame(data, recv_ms)
+
+        channel = RecordingChannel(ours.index)
+        user = UserStream(
+            config,
+            creds=creds,
+            markets=[SIM_MARKET],
+            channel=channel,
+            sink=reports.extend,
+            clock=clock,
+            rng=random.Random(3),
+        )
+        user_task = asyncio.create_task(user.run())
+        await feed.subscribe([SIM_TOKEN])
+        feed.keeper.set_market_meta(SIM_TOKEN, min_order_size="5", neg_risk=False)
+        book = feed.keeper.book(SIM_TOKEN)
+        assert book is not None
+        await until(lambda: book.trusted)
+        await asyncio.sleep(0.1)  # let the user channel subscribe before the order goes in
+        assert ["OrderAccepted"] == [
+            type(r).__name__ for r in await ours.submit(request(1, Side.BUY, 400_000, 20 * MICRO))
+        ]
+        await until(lambda: book.best_bid() == 400_000)
+        await ours.submit(request(2, Side.BUY, 410_000, 10 * MICRO))
+        await until(lambda: book.best_bid() == 410_000)
+        assert feed.keeper.checks >= 2 and [] == gaps  # the venue's hashes matched our book
+        # another trader sells into our bids: fills arrive MATCHED, MINED, CONFIRMED, counted once
+        await theirs.submit(request(9, Side.SELL, 410_000, 10 * MICRO))
+        await until(lambda: any(isinstance(r, OrderFilled) for r in reports))
+        sim_ms[0] += 100  # past MINED and CONFIRMED: those statuses arrive, none may count again
+        await until(lambda: "CONFIRMED" in statuses)
+        assert ["MATCHED", "MINED", "CONFIRMED"] == list(dict.fromkeys(statuses))
+        fills = [r for r in reports if isinstance(r, OrderFilled)]
+        assert [("o2", 410_000, 10 * MICRO)] == [(f.order_id, f.price, f.size) for f in fills]
+        assert any(isinstance(r, OrderAccepted) and r.order_id == "o1" for r in reports)
+        await until(lambda: book.best_bid() == 400_000)
+        # the venue drops every socket: books are distrusted at once, then rebuilt after reconnect
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as admin:
+            await admin.post("/_sim/faults", json={"drop_ws": True})
+            await until(lambda: not book.trusted)
+            await admin.post("/_sim/faults", json={})
+        await until(lambda: book.trusted and book.best_bid() == 400_000)
+        user_task.cancel()
+        await feed.close()
+        for client in clients:
+            await client.aclose()
+        assert [] == alerts
+
+    try:
+        run(scenario())
+    finally:
+        stop()
