@@ -67,10 +67,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
             f" decision compute p50 {dc['p50']} us, p99 {dc['p99']} us ({dc['samples']} orders)"
         )
     else:
+        from polysnipe.runners.bench_ws import default_ws_files, run_bench_ws
         from polysnipe.runners.bench_ws import format_table as ws_table
-        from polysnipe.runners.bench_ws import run_bench_ws
 
-        result = run_bench_ws(None, args.n, None)
+        recorded = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "polymarket" / "ws"
+        files = [Path(f) for f in args.files] if args.files else default_ws_files(recorded)
+        result = run_bench_ws(files, args.repeat, None)
         print(ws_table(result))
     path = _write(out_dir, args.what, result)
     print(f"figures written to {path}")

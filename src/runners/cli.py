@@ -173,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["backtest", "orders", "ws"])
     bench.add_argument("--markets", default="data/sample/markets.json")
     bench.add_argument("--events", default="data/sample/events.jsonl")
-    bench.add_argument("-n", type=int, default=20_000, help="iterations (orders) or repeats (ws)")
+    bench.add_argument("-n", type=int, default=20_000, help="orders: iterations")
+    bench.add_argument("--repeat", type=int, default=2_000, help="ws: passes over the recorded messages")
+    bench.add_argument(
+        "--files", nargs="*", help="ws: JSON files of market-channel messages (default: recorded)"
+    )
     bench.add_argument("--out", default="out/bench", help="directory for the JSON figures")
     bench.set_defaults(func=_bench)
     return p
