@@ -32,16 +32,7 @@ from polysnipe.core.events import (
 )
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
-    CancelOrder,
-    Command,
-    ExecutionReport,
-    OrderFilled,
-    OrderRejected,
     PlaceOrder,
-    RaiseAlert,
-    RecordOpportunity,
-    RecordOutcome,
-    RecordRiskDecision,
 )
 from polysnipe.core.pipeline import EngineState, finish, step
 from polysnipe.core.units import MICRO, format_micro
@@ -54,8 +45,9 @@ from polysnipe.runners.report import (
     write_chart,
     write_json,
 )
+from polysnipe.runners.shell import EngineShell
 
-__all__ = ["BacktestResult", "run_backtest"]
+__all__ = ["BacktestResult", "build_report", "equity", "run_backtest", "write_outputs"]
 
 log = structlog.get_logger("polysnipe.backtest")
 
@@ -78,114 +70,6 @@ class BacktestResult:
     out_dir: Path
     state: EngineState
     journal: MemoryJournal
-
-
-def audit_risk(state: EngineState) -> list[str]:
-    """Independent check of the risk limits on the engine's current state (not the gatekeeper's code).
-
-    Run after every order placement and fill: a non-empty answer is a breach the gatekeeper let through.
-    """
-    policy = state.gatekeeper.policy
-    risk = state.risk
-    breaches = []
-    if len(risk.open_orders) > policy.max_open_orders:
-        breaches.append(f"open_orders {len(risk.open_orders)} > {policy.max_open_orders}")
-    for name, wallet in risk.wallets.items():
-        if wallet.free_usdc(policy.treasury_for(name)) < 0:
-            breaches.append(f"wallet {name} free balance {wallet.free_usdc(policy.treasury_for(name))} < 0")
-        breaches += [f"wallet {name} short {t}" for t, n in wallet.positions.items() if n < 0]
-    for market in state.markets:
-        per_token = [risk.exposure(t) for t in market.token_ids]
-        for token, exposure in zip(market.token_ids, per_token, strict=True):
-            if exposure > policy.max_outcome_exposure_usdc_micro:
-                breaches.append(f"outcome exposure {token} {exposure}")
-        if sum(per_token) > policy.max_market_exposure_usdc_micro:
-            breaches.append(f"market exposure {market.condition_id} {sum(per_token)}")
-    return breaches
-
-
-class _Shell:
-    """Performs commands and routes reports; owns the journal, the venue and the measurements."""
-
-    def __init__(self, state: EngineState, venue: SimVenue, journal: MemoryJournal) -> None:
-        self.state = state
-        self.venue = venue
-        self.journal = journal
-        self.now_ms = 0
-        self.decision_ns: list[int] = []
-        self.audits = 0
-        self.breaches: list[str] = []
-
-    def audit(self) -> None:
-        self.audits += 1
-        found = audit_risk(self.state)
-        if found:
-            self.breaches.extend(found)
-            log.error("risk_breach", breaches=found)
-
-    def perform(self, commands: Sequence[Command]) -> None:
-        journal = self.journal
-        for cmd in commands:
-            if isinstance(cmd, PlaceOrder):
-                o = cmd.order
-                journal.append("orders", {
-                    "order_id": o.order_id, "opportunity_id": o.opportunity_id, "routing": o.routing,
-                    "token_id": o.token_id, "side": o.side.name, "price": o.price, "size": o.size,
-                    "order_type": o.order_type.value, "post_only": o.post_only, "ts_ms": cmd.ts_ms,
-                })  # fmt: skip
-                log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id,
-                         routing=o.routing, side=o.side.name, price=format_micro(o.price),
-                         size=format_micro(o.size), order_type=o.order_type.value)  # fmt: skip
-                self.venue.submit(o, self.now_ms)
-                self.audit()
-            elif isinstance(cmd, CancelOrder):
-                log.info("order_cancel", correlation_id=cmd.correlation_id, order_id=cmd.order_id,
-                         reason=cmd.reason)  # fmt: skip
-                self.venue.cancel(cmd.order_id, self.now_ms)
-            elif isinstance(cmd, RecordOpportunity):
-                opp = cmd.opp
-                journal.append("opportunities", {"id": opp.id, "policy": cmd.policy,
-                                                 "arrival_price": cmd.arrival_price})  # fmt: skip
-                log.info("opportunity", correlation_id=opp.correlation_id, strategy=opp.strategy,
-                         token_id=opp.token_id, side=opp.side.name, size=format_micro(opp.size),
-                         limit=format_micro(opp.limit_price), edge=format_micro(opp.edge),
-                         reason=opp.reason)  # fmt: skip
-            elif isinstance(cmd, RecordRiskDecision):
-                journal.append("risk_decisions", attrs.asdict(cmd))
-                log.info("risk_decision", correlation_id=cmd.correlation_id, approved=cmd.approved,
-                         approved_size=format_micro(cmd.approved_size),
-                         reasons=list(cmd.reasons))  # fmt: skip
-            elif isinstance(cmd, RecordOutcome):
-                row = attrs.asdict(cmd)
-                row["kind"] = cmd.kind.value
-                journal.append("outcomes", row)
-                log.info("outcome", correlation_id=cmd.correlation_id, outcome=cmd.kind.value,
-                         filled=format_micro(cmd.filled_size), reasons=list(cmd.reasons))  # fmt: skip
-            elif isinstance(cmd, RaiseAlert):
-                journal.append("alerts", {"severity": cmd.severity, "code": cmd.code,
-                                          "message": cmd.message, "ts_ms": cmd.ts_ms})  # fmt: skip
-                log.warning("alert", correlation_id=cmd.correlation_id, code=cmd.code, message=cmd.message)
-
-    def deliver(self, reports: Sequence[ExecutionReport]) -> None:
-        """Feed the venue's reports into the step in time order, journaling fills on the way."""
-        for r in reports:
-            rec = self.state.orders.get(r.order_id)
-            cid = rec.request.correlation_id if rec is not None else ""
-            if isinstance(r, OrderFilled):
-                self.journal.append("fills", {
-                    "order_id": r.order_id, "trade_id": r.trade_id, "ts_ms": r.ts_ms, "token_id": r.token_id,
-                    "side": r.side.name, "price": r.price, "size": r.size, "liquidity": r.liquidity.value,
-                    "fee_usdc": r.fee_usdc, "fee_shares": r.fee_shares,
-                    "routing": rec.request.routing if rec is not None else "",
-                })  # fmt: skip
-                log.info("order_filled", correlation_id=cid, order_id=r.order_id, trade_id=r.trade_id,
-                         price=format_micro(r.price), size=format_micro(r.size),
-                         liquidity=r.liquidity.value)  # fmt: skip
-            elif isinstance(r, OrderRejected):
-                log.info("order_rejected", correlation_id=cid, order_id=r.order_id, reason=r.reason)
-            self.perform(step(self.state, r, r.ts_ms))
-            if isinstance(r, OrderFilled):
-                self.audit()
 
 
 def run_backtest(
@@ -211,10 +95,10 @@ def run_backtest(
         error = {"source": events_path.name, "line": line, "reason": reason}
         journal.append("errors", error)
         dead_letters.publish(DEAD_LETTER_STREAM, error)
-    shell = _Shell(state, venue, journal)
+    shell = EngineShell(state, venue, journal)
     bus: InProcessBus[Event] = InProcessBus()
 
-    starting_equity = _equity(state)[0]
+    starting_equity = equity(state)[0]
     equity_points: list[EquityPoint] = []
     sample_every = int(config.get("equity_sample_ms", 1000))
     next_sample = events[0].ts_ms if events else 0
@@ -248,7 +132,7 @@ def run_backtest(
                         shell.decision_ns.append(t1 - t0)
                     shell.perform(commands)
                 if now >= next_sample:
-                    eq, exposure, held = _equity(state)
+                    eq, exposure, held = equity(state)
                     equity_points.append(EquityPoint(now, eq, exposure, held))
                     next_sample = now + sample_every
         if progress is not None:
@@ -261,14 +145,14 @@ def run_backtest(
     shell.deliver(venue.poll(horizon))
     shell.perform(finish(state, horizon))
     shell.deliver(venue.poll(horizon + 60_000))
-    eq, exposure, held = _equity(state)
+    eq, exposure, held = equity(state)
     equity_points.append(EquityPoint(horizon, eq, exposure, held))
 
     labels = _read_labels(labels_path) if labels_path else None
-    report = _build_report(
-        state, journal, stats, by_type, markets_path, events_path, config, starting_equity, eq, labels,
-        shell.audits, shell.breaches,
-    )  # fmt: skip
+    inputs = {"markets": markets_path.name, "events": events_path.name, "seed": config.get("seed")}
+    report = build_report(
+        state, journal, stats, by_type, inputs, starting_equity, eq, labels, shell.audits, shell.breaches
+    )
     decisions = sorted(ns / 1000 for ns in shell.decision_ns)
     timing = {
         "events": total,
@@ -281,14 +165,29 @@ def run_backtest(
             "what": "wall-clock time of the pure step from a market event to the PlaceOrder commands",
         },
     }
-    write_json(out_dir / "report.json", report)
-    write_json(out_dir / "timing.json", timing)
-    _write_opportunities(out_dir / "opportunities.jsonl", state, journal)
-    write_chart(out_dir / "equity.png", equity_points, title=f"polysnipe backtest: {events_path.name}")
+    write_outputs(
+        out_dir, report, timing, state, journal, equity_points, title=f"backtest: {events_path.name}"
+    )
     return BacktestResult(report, timing, out_dir, state, journal)
 
 
-def _equity(state: EngineState) -> tuple[int, int, int]:
+def write_outputs(
+    out_dir: Path,
+    report: dict[str, Any],
+    timing: dict[str, Any],
+    state: EngineState,
+    journal: MemoryJournal,
+    equity_points: Sequence[EquityPoint],
+    *,
+    title: str,
+) -> None:
+    write_json(out_dir / "report.json", report)
+    write_json(out_dir / "timing.json", timing)
+    _write_opportunities(out_dir / "opportunities.jsonl", state, journal)
+    write_chart(out_dir / "equity.png", equity_points, title=f"polysnipe {title}")
+
+
+def equity(state: EngineState) -> tuple[int, int, int]:
     """(cash + positions at mid, positions at mid, tokens held), all from the risk state's wallets."""
     cash = 0
     exposure = 0
@@ -401,14 +300,12 @@ def _write_opportunities(path: Path, state: EngineState, journal: MemoryJournal)
             fh.write(json.dumps(out, sort_keys=True) + "\n")
 
 
-def _build_report(
+def build_report(
     state: EngineState,
     journal: MemoryJournal,
     stats: ReadStats,
     by_type: Counter[str],
-    markets_path: Path,
-    events_path: Path,
-    config: dict[str, Any],
+    inputs: dict[str, Any],
     starting_equity: int,
     final_equity: int,
     labels: list[Label] | None,
@@ -440,7 +337,7 @@ def _build_report(
             if shares:
                 positions[token] = {"shares": format_micro(shares), "mark": format_micro(_mark(state, token))}
     report: dict[str, Any] = {
-        "inputs": {"markets": markets_path.name, "events": events_path.name, "seed": config.get("seed")},
+        "inputs": inputs,
         "markets": len(state.markets),
         "events": {
             "lines": stats.lines,

@@ -105,6 +105,39 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from polysnipe.adapters.files import read_markets
+    from polysnipe.runners.config import load_config
+    from polysnipe.runners.logging import configure_logging
+    from polysnipe.runners.paper import run_paper
+    from polysnipe.runners.settings import load_settings
+    from polysnipe.runners.summary import print_summary
+
+    settings = load_settings()
+    out = Path(args.out)
+    log_file = configure_logging(mode="json", level=args.log_level, path=out / "run.log")
+    try:
+        result = asyncio.run(
+            run_paper(
+                markets=read_markets(args.markets),
+                config=load_config(Path(args.config) if args.config else None),
+                clob_url=args.clob_url or settings.clob_url,
+                market_ws_url=args.ws_url or settings.clob_ws_url.rstrip("/") + "/market",
+                duration_s=args.duration_s,
+                out_dir=out,
+                token_ids=args.tokens,
+            )
+        )
+    finally:
+        if log_file is not None:
+            log_file.close()
+    timing = {"events_per_s": 0, "decision_compute_us": {"p50": 0.0, "p99": 0.0}}
+    print_summary(result.report, timing, out)
+    return 0
+
+
 def _sim_clob(args: argparse.Namespace) -> int:
     from polysnipe.adapters.sim.clob_state import ClobSimConfig
     from polysnipe.core.units import parse_micro
@@ -145,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration-s", type=int, default=1800)
     gen.add_argument("--malformed", type=int, default=3)
     gen.set_defaults(func=_generate)
+
+    paper = sub.add_parser("paper", help="live market data, simulated fills (the backtest's venue)")
+    paper.add_argument("--markets", required=True, help="CLOB GET /markets JSON of the markets to trade")
+    paper.add_argument(
+        "--tokens", nargs="*", help="token ids to subscribe (default: every token of --markets)"
+    )
+    paper.add_argument("--clob-url", help="default: POLYSNIPE_CLOB_URL")
+    paper.add_argument("--ws-url", help="market channel URL (default: POLYSNIPE_CLOB_WS_URL + /market)")
+    paper.add_argument("--config", help="TOML file merged over the embedded default config")
+    paper.add_argument("--duration-s", type=float, default=60.0)
+    paper.add_argument("--out", required=True)
+    paper.add_argument("--log-level", default="info")
+    paper.set_defaults(func=_paper)
 
     sim = sub.add_parser("sim-clob", help="serve the CLOB simulator (REST + market/user WebSockets)")
     sim.add_argument("--host", default="127.0.0.1")
