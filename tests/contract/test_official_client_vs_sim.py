@@ -231,6 +231,34 @@ def test_every_order_type_cancels_and_queries(server: Server) -> None:
     assert {gtc["orderID"]: "already canceled or matched"} == again["not_canceled"]
 
 
+def test_a_yes_bid_and_a_no_bid_mint_and_both_users_see_the_trade(server: Server) -> None:
+    url = server()
+    alice, bob = client(url), client(url, KEY1)
+    yes_bid = alice.create_and_post_order(OrderArgsV2(token_id=YES, price=0.60, size=10, side="BUY"))
+    assert "live" == yes_bid["status"]
+    assert [{"price": "0.4", "size": "10"}] == bob.get_order_book(NO)["asks"]  # the bid, seen from NO
+    no_bid = bob.create_and_post_order(OrderArgsV2(token_id=NO, price=0.40, size=10, side="BUY"))
+    assert ("matched", "4", "10") == (no_bid["status"], no_bid["makingAmount"], no_bid["takingAmount"])
+    (taker_view,) = bob.get_trades()
+    (maker_view,) = alice.get_trades()
+    assert taker_view["id"] == maker_view["id"] == no_bid["tradeIDs"][0]
+    assert (NO, "BUY", "0.4", "TAKER") == tuple(
+        taker_view[k] for k in ("asset_id", "side", "price", "trader_side")
+    )
+    assert "MAKER" == maker_view["trader_side"]
+    assert [(yes_bid["orderID"], YES, "Yes", "BUY", "0.6", "10")] == [
+        (m["order_id"], m["asset_id"], m["outcome"], m["side"], m["price"], m["matched_amount"])
+        for m in taker_view["maker_orders"]
+    ]
+    no_shares = BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=NO)
+    assert str(10 * 10**6) == bob.get_balance_allowance(no_shares)["balance"]
+    collateral = BalanceAllowanceParams(asset_type=AssetType.COLLATERAL)
+    assert (str(994 * 10**6), str(996 * 10**6)) == (
+        alice.get_balance_allowance(collateral)["balance"],
+        bob.get_balance_allowance(collateral)["balance"],
+    )
+
+
 def test_rejections_carry_the_venue_texts(server: Server) -> None:
     url = server()
     alice = client(url)

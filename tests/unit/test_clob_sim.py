@@ -406,6 +406,59 @@ def test_match_creates_one_trade_seen_by_taker_and_maker_then_settles() -> None:
     assert 105 * S == state.ledger.shares(ADDR1, YES)
 
 
+_MAKER_FIELDS = ("order_id", "asset_id", "outcome", "side", "price", "matched_amount")
+
+
+def test_a_mint_is_one_trade_with_the_other_outcome_among_its_maker_orders() -> None:
+    state = make_state()
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    resting = alice.place(Side.BUY, 600_000, 10 * S)["orderID"]
+    # an order on NO meets alice's YES bid as an ask at 0.40
+    assert [("0.4", "10")] == [(lv["price"], lv["size"]) for lv in state.book_json(NO)["asks"]]
+    state.drain_user()
+    taken = bob.place(Side.BUY, 400_000, 10 * S, token=NO)
+    assert ("matched", "4", "10") == (taken["status"], taken["makingAmount"], taken["takingAmount"])
+    (trade_id,) = taken["tradeIDs"]
+    trades = {(u, m["trader_side"]): m for u, _, m in state.drain_user() if m["event_type"] == "trade"}
+    assert {(ADDR1, "TAKER"), (ADDR0, "MAKER")} == trades.keys()
+    taker_msg, maker_msg = trades[(ADDR1, "TAKER")], trades[(ADDR0, "MAKER")]
+    assert trade_id == taker_msg["id"] == maker_msg["id"]
+    assert (NO, "No", "BUY", "0.4", "10") == tuple(
+        taker_msg[k] for k in ("asset_id", "outcome", "side", "price", "size")
+    )
+    expected = [(resting, YES, "Yes", "BUY", "0.6", "10")]
+    for msg in (taker_msg, maker_msg):
+        assert expected == [tuple(m[k] for k in _MAKER_FIELDS) for m in msg["maker_orders"]]
+    assert (994 * S, 110 * S) == (state.ledger.usdc(ADDR0), state.ledger.shares(ADDR0, YES))
+    assert (996 * S, 10 * S) == (state.ledger.usdc(ADDR1), state.ledger.shares(ADDR1, NO))
+    assert "MATCHED" == state.get_order(alice.creds, resting)["status"]
+
+
+def test_one_taker_meets_makers_on_both_outcomes_in_one_trade() -> None:
+    state = make_state()
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    sell_yes = alice.place(Side.SELL, 600_000, 5 * S)["orderID"]
+    buy_no = alice.place(Side.BUY, 400_000, 6 * S, token=NO)["orderID"]  # also a YES ask at 0.60
+    taken = bob.place(Side.BUY, 600_000, 11 * S)
+    (trade_id,) = taken["tradeIDs"]
+    view = state.trades_page(bob.creds, {"id": trade_id})["data"][0]
+    assert (YES, "BUY", "0.6", "11", "TAKER") == tuple(
+        view[k] for k in ("asset_id", "side", "price", "size", "trader_side")
+    )
+    # as in the recorded user_trade1: complementary and mint makers side by side, each in its own terms
+    assert [(sell_yes, YES, "Yes", "SELL", "0.6", "5"), (buy_no, NO, "No", "BUY", "0.4", "6")] == [
+        tuple(m[k] for k in _MAKER_FIELDS) for m in view["maker_orders"]
+    ]
+    ledger = state.ledger
+    assert (1_000_600_000, 95 * S, 6 * S) == (
+        ledger.usdc(ADDR0),
+        ledger.shares(ADDR0, YES),
+        ledger.shares(ADDR0, NO),
+    )
+    assert (993_400_000, 111 * S) == (ledger.usdc(ADDR1), ledger.shares(ADDR1, YES))
+    assert [] == state.live_orders(ADDR0)
+
+
 def test_cancels_report_what_was_and_was_not_cancelled() -> None:
     state = make_state()
     alice, bob = Trader(state, KEY0), Trader(state, KEY1)

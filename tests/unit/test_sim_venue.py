@@ -609,6 +609,234 @@ def test_resting_orders_of_different_owners_match_each_other() -> None:
     )
 
 
+# -- across outcomes: one economic book per market -----------------------------------------------
+def _empty_books(venue: SimVenue) -> None:
+    venue.on_market_event(snap(YES, bids=[], asks=[]))
+    venue.on_market_event(snap(NO, bids=[], asks=[]))
+
+
+def _fill_rows(reports: Sequence[ExecutionReport]) -> list[tuple[str, str, Side, int, int, Liquidity]]:
+    return [
+        (r.order_id, r.token_id, r.side, r.price, r.size // S, r.liquidity)
+        for r in reports
+        if isinstance(r, OrderFilled)
+    ]
+
+
+@pytest.mark.parametrize("no_price", [400_000, 450_000])
+def test_mint_a_yes_buy_and_a_no_buy_each_at_the_resting_price(no_price: int) -> None:
+    venue = make_venue(balances={"w1": 100 * S, "w2": 100 * S})
+    _empty_books(venue)
+    yes_buy = order(BUY, 600_000, 10, wallet="w1")
+    assert [OrderAccepted] == [type(r) for r in run(venue, yes_buy)]
+    no_buy = order(BUY, no_price, 10, token=NO, wallet="w2")
+    reports = run(venue, no_buy)
+    assert [
+        (no_buy.order_id, NO, BUY, 400_000, 10, Liquidity.TAKER),
+        (yes_buy.order_id, YES, BUY, 600_000, 10, Liquidity.MAKER),
+    ] == _fill_rows(reports)
+    assert [] == venue.open_orders()
+    ledger = venue.ledger
+    assert (94 * S, {YES: 10 * S}) == (ledger.usdc("w1"), ledger.positions("w1"))
+    assert (96 * S, {NO: 10 * S}) == (ledger.usdc("w2"), ledger.positions("w2"))
+    assert 94 * S == ledger.free_usdc("w1")
+
+
+def test_mint_needs_the_prices_to_cover_a_pair() -> None:
+    venue = make_venue()
+    _empty_books(venue)
+    run(venue, order(BUY, 600_000, 10, wallet="w1"))
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(
+        run(venue, order(BUY, 390_000, 10, OrderType.FAK, token=NO, wallet="w2"))
+    )
+
+
+def test_merge_a_yes_sell_and_a_no_sell_each_at_its_own_price() -> None:
+    venue = make_venue(balances={"w1": 0, "w2": 0}, positions={"w1": {YES: 10 * S}, "w2": {NO: 10 * S}})
+    _empty_books(venue)
+    yes_sell = order(SELL, 450_000, 10, wallet="w1")
+    run(venue, yes_sell)
+    assert 0 == venue.ledger.free_shares("w1", YES)
+    no_sell = order(SELL, 500_000, 10, OrderType.FAK, token=NO, wallet="w2")
+    reports = run(venue, no_sell)
+    # the NO seller asked 0.50 and gets 0.55: the pair merges into 1.00, the maker keeps its 0.45
+    assert [
+        (no_sell.order_id, NO, SELL, 550_000, 10, Liquidity.TAKER),
+        (yes_sell.order_id, YES, SELL, 450_000, 10, Liquidity.MAKER),
+    ] == _fill_rows(reports)
+    ledger = venue.ledger
+    assert (4_500_000, {}) == (ledger.usdc("w1"), ledger.positions("w1"))
+    assert (5_500_000, {}) == (ledger.usdc("w2"), ledger.positions("w2"))
+
+
+def test_merge_needs_the_prices_within_a_pair() -> None:
+    venue = make_venue()
+    _empty_books(venue)
+    run(venue, order(SELL, 450_000, 10, wallet="w1"))
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(
+        run(venue, order(SELL, 560_000, 10, OrderType.FAK, token=NO, wallet="w2"))
+    )
+
+
+def test_complementary_match_between_orders_resting_in_different_views() -> None:
+    venue = make_venue(balances={"w1": 0, "w2": 100 * S}, positions={"w1": {YES: 10 * S}})
+    yes_sell = order(SELL, 600_000, 10, wallet="w1")
+    run(venue, yes_sell)  # no book yet: rests in the YES view
+    venue.on_market_event(snap(NO, bids=[(300_000, 10)], asks=[(800_000, 10)]))
+    yes_buy = order(BUY, 650_000, 6, OrderType.FAK, wallet="w2")  # matched in the NO view, mirrored
+    reports = run(venue, yes_buy)
+    assert [
+        (yes_buy.order_id, YES, BUY, 600_000, 6, Liquidity.TAKER),
+        (yes_sell.order_id, YES, SELL, 600_000, 6, Liquidity.MAKER),
+    ] == _fill_rows(reports)
+    ledger = venue.ledger
+    assert (3_600_000, 4 * S, 0) == (
+        ledger.usdc("w1"),
+        ledger.shares("w1", YES),
+        ledger.free_shares("w1", YES),
+    )
+    assert (96_400_000, 6 * S) == (ledger.usdc("w2"), ledger.shares("w2", YES))
+
+
+def test_a_cheaper_equivalent_no_bid_comes_before_a_same_token_ask() -> None:
+    venue = make_venue()
+    _empty_books(venue)
+    yes_ask = order(SELL, 600_000, 10, wallet="alice")
+    no_bid = order(BUY, 450_000, 10, token=NO, wallet="carol")  # a YES ask at 0.55
+    run(venue, yes_ask)
+    run(venue, no_bid)
+    taker = order(BUY, 600_000, 15, OrderType.FAK, wallet="bob")
+    reports = run(venue, taker)
+    assert [
+        (taker.order_id, YES, BUY, 550_000, 10, Liquidity.TAKER),
+        (no_bid.order_id, NO, BUY, 450_000, 10, Liquidity.MAKER),
+        (taker.order_id, YES, BUY, 600_000, 5, Liquidity.TAKER),
+        (yes_ask.order_id, YES, SELL, 600_000, 5, Liquidity.MAKER),
+    ] == _fill_rows(reports)
+
+
+@pytest.mark.parametrize("no_first", [False, True])
+def test_time_priority_at_one_level_spans_both_tokens(no_first: bool) -> None:
+    venue = make_venue()
+    _empty_books(venue)
+    yes_ask = order(SELL, 600_000, 10, wallet="alice")
+    no_bid = order(BUY, 400_000, 10, token=NO, wallet="carol")
+    for req in (no_bid, yes_ask) if no_first else (yes_ask, no_bid):
+        run(venue, req)
+    reports = run(venue, order(BUY, 600_000, 15, OrderType.FAK, wallet="bob"))
+    makers = [(oid, n) for oid, _, _, _, n, liq in _fill_rows(reports) if liq is Liquidity.MAKER]
+    first, second = (no_bid, yes_ask) if no_first else (yes_ask, no_bid)
+    assert [(first.order_id, 10), (second.order_id, 5)] == makers
+    # both makers met at one level are one taker fill: the venue's one trade with two maker_orders
+    takers = [(p, n) for _, _, _, p, n, liq in _fill_rows(reports) if liq is Liquidity.TAKER]
+    assert [(600_000, 15)] == takers
+
+
+def test_partial_mints_leave_the_rest_resting_and_release_reservations() -> None:
+    venue = make_venue(balances={"w1": 10 * S, "w2": 10 * S, "w3": 10 * S})
+    _empty_books(venue)
+    yes_buy = order(BUY, 600_000, 10, wallet="w1")
+    run(venue, yes_buy)
+    assert 4 * S == venue.ledger.free_usdc("w1")
+    run(venue, order(BUY, 400_000, 6, token=NO, wallet="w2"))
+    (open_,) = venue.open_orders()
+    assert (yes_buy, 6 * S, 4 * S) == (open_.order, open_.filled, open_.remaining)
+    # paid 3.60 for 6; 4 x 0.60 stays reserved
+    assert (6_400_000, 4 * S) == (venue.ledger.usdc("w1"), venue.ledger.free_usdc("w1"))
+    rest = order(BUY, 420_000, 10, token=NO, wallet="w3")
+    reports = run(venue, rest)
+    assert [
+        (rest.order_id, NO, BUY, 400_000, 4, Liquidity.TAKER),
+        (yes_buy.order_id, YES, BUY, 600_000, 4, Liquidity.MAKER),
+    ] == _fill_rows(reports)
+    (open_,) = venue.open_orders()
+    assert (rest, 4 * S, 6 * S) == (open_.order, open_.filled, open_.remaining)
+    ledger = venue.ledger
+    assert (4 * S, 4 * S, {YES: 10 * S}) == (
+        ledger.usdc("w1"),
+        ledger.free_usdc("w1"),
+        ledger.positions("w1"),
+    )
+    assert (7_600_000, {NO: 6 * S}) == (ledger.usdc("w2"), ledger.positions("w2"))
+    # w3 paid 1.60 for 4 and reserves 6 x 0.42 = 2.52 for the rest
+    assert (8_400_000, 8_400_000 - 2_520_000) == (ledger.usdc("w3"), ledger.free_usdc("w3"))
+
+
+def _mirrored_books_with_a_no_bid(venue: SimVenue) -> OrderRequest:
+    # the two replayed books show the same orders: YES asks 0.60 x10 are the NO bids 0.40 x10
+    venue.on_market_event(snap(YES, bids=[(400_000, 10)], asks=[(600_000, 10)]))
+    venue.on_market_event(snap(NO, bids=[(400_000, 10)], asks=[(600_000, 10)]))
+    no_bid = order(BUY, 450_000, 10, token=NO, wallet="carol")  # rests: a YES ask at 0.55
+    assert [OrderAccepted] == [type(r) for r in run(venue, no_bid)]
+    return no_bid
+
+
+def test_fok_is_all_or_nothing_across_replayed_and_resting_liquidity_counted_once() -> None:
+    venue = make_venue()
+    no_bid = _mirrored_books_with_a_no_bid(venue)
+    # 10 from carol's NO bid + 10 replayed; the NO book's mirror of those 10 is not more liquidity
+    killed = run(venue, order(BUY, 600_000, 21, OrderType.FOK, wallet="bob"))
+    assert VENUE_ERRORS["fok_not_filled"] == rejection(killed)
+    yes_book, no_book = venue.book(YES), venue.book(NO)
+    assert yes_book is not None and no_book is not None
+    assert (10 * S, 1) == (yes_book.best_ask_size(), len(venue.open_orders()))
+    taker = order(BUY, 600_000, 20, OrderType.FOK, wallet="bob")
+    assert [
+        (taker.order_id, YES, BUY, 550_000, 10, Liquidity.TAKER),
+        (no_bid.order_id, NO, BUY, 450_000, 10, Liquidity.MAKER),
+        (taker.order_id, YES, BUY, 600_000, 10, Liquidity.TAKER),
+    ] == _fill_rows(run(venue, taker))
+    # taken from the YES book only; the NO book's mirror stays until the feed updates it
+    assert (None, 10 * S) == (yes_book.best_ask(), no_book.best_bid_size())
+
+
+def test_fak_takes_both_sources_and_cancels_the_rest() -> None:
+    venue = make_venue()
+    _mirrored_books_with_a_no_bid(venue)
+    reports = run(venue, order(BUY, 600_000, 30, OrderType.FAK, wallet="bob"))
+    assert [(550_000, 10), (450_000, 10), (600_000, 10)] == [(p, n) for p, n, _ in fills(reports)]
+    assert isinstance(reports[-1], OrderCancelled)
+
+
+def test_post_only_crossing_through_the_complement_is_rejected() -> None:
+    venue = make_venue()
+    _empty_books(venue)
+    run(venue, order(BUY, 600_000, 10, wallet="w1"))
+    crossing = run(venue, order(BUY, 400_000, 10, token=NO, wallet="w2", post_only=True))
+    assert VENUE_ERRORS["post_only_would_cross"] == rejection(crossing)
+    resting = run(venue, order(BUY, 390_000, 10, token=NO, wallet="w2", post_only=True))
+    assert [OrderAccepted] == [type(r) for r in resting]
+    assert 2 == len(venue.open_orders())
+
+
+def test_an_owner_never_mints_or_merges_with_itself() -> None:
+    venue = make_venue(positions={"w1": {YES: 10 * S, NO: 10 * S}})
+    _empty_books(venue)
+    run(venue, order(BUY, 600_000, 10, wallet="w1"))
+    run(venue, order(SELL, 400_000, 10, wallet="w1"))
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(
+        run(venue, order(BUY, 400_000, 10, OrderType.FAK, token=NO, wallet="w1"))
+    )
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(
+        run(venue, order(SELL, 600_000, 10, OrderType.FAK, token=NO, wallet="w1"))
+    )
+    # another owner mints with it
+    reports = run(venue, order(BUY, 400_000, 10, OrderType.FAK, token=NO, wallet="w2"))
+    assert [(400_000, 10, Liquidity.TAKER), (600_000, 10, Liquidity.MAKER)] == fills(reports)
+
+
+def test_a_consumed_replayed_level_moves_up_orders_queued_behind_its_mirror() -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(400_000, 10)], asks=[(600_000, 10)]))
+    venue.on_market_event(snap(NO, bids=[(400_000, 10)], asks=[(600_000, 10)]))
+    run(venue, order(BUY, 400_000, 10, token=NO, wallet="carol"))  # behind the replayed NO bids
+    assert 10 * S == venue.open_orders()[0].queue_ahead
+    run(venue, order(BUY, 600_000, 10, OrderType.FAK, wallet="bob"))  # takes the YES asks = those bids
+    assert 0 == venue.open_orders()[0].queue_ahead
+    reports = run(venue, order(BUY, 600_000, 5, OrderType.FAK, wallet="bob"))
+    assert [(600_000, 5, Liquidity.TAKER), (400_000, 5, Liquidity.MAKER)] == fills(reports)
+
+
 # -- property ------------------------------------------------------------------------------------
 _px = st.integers(min_value=1, max_value=99).map(lambda t: t * 10_000)
 _levels = st.lists(st.tuples(_px, st.integers(min_value=1, max_value=50)), max_size=8)
@@ -725,3 +953,109 @@ def test_free_balances_never_go_negative_and_reservations_are_released(seed: int
         assert ledger.usdc(wallet) == ledger.free_usdc(wallet)
         assert ledger.shares(wallet, YES) == ledger.free_shares(wallet, YES)
         assert ledger.shares(wallet, NO) == ledger.free_shares(wallet, NO)
+
+
+# -- property: many owners, both tokens, no replayed liquidity -------------------------------------
+OWNERS = ("w1", "w2", "w3")
+_stream = st.lists(
+    st.tuples(
+        st.sampled_from(OWNERS),
+        st.sampled_from([YES, NO]),
+        st.sampled_from([BUY, SELL]),
+        # near 0.50 on both tokens, so YES and NO orders often meet
+        st.integers(min_value=40, max_value=60).map(lambda t: t * 10_000),
+        st.integers(min_value=5, max_value=30),
+        st.sampled_from(list(OrderType)),
+        st.booleans(),  # post-only (kept only where the venue allows it)
+        st.integers(min_value=0, max_value=9),  # 0: cancel a resting order instead of placing
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _yes_terms(req: OrderRequest) -> tuple[Side, int]:
+    """Where an order sits in the market's one book: YES BUY p is a bid at p, NO BUY q an ask at 1-q."""
+    if req.token_id == YES:
+        return req.side, req.price
+    return req.side.opposite, ONE - req.price
+
+
+@settings(max_examples=80, deadline=None)
+@given(_stream, st.sampled_from(["none", YES, NO, "both"]), st.sampled_from([0, 40_000]))
+def test_multi_owner_streams_conserve_collateral_and_never_self_trade(
+    stream: list[tuple[str, str, Side, int, int, OrderType, bool, int]], snapshots: str, fee_rate: int
+) -> None:
+    held = {YES: 40 * S, NO: 40 * S}
+    venue = make_venue(
+        fee_rate=fee_rate,
+        balances=dict.fromkeys(OWNERS, 60 * S),
+        positions=dict.fromkeys(OWNERS, held),
+    )
+    for token in (YES, NO):
+        if snapshots in (token, "both"):
+            venue.on_market_event(snap(token, bids=[], asks=[]))
+    ledger = venue.ledger
+    reqs: dict[str, OrderRequest] = {}
+    filled: dict[str, int] = {}
+    fee_usdc = fee_yes = fee_no = 0
+    for i, (wallet, token, side, price, shares, kind, post_only, roll) in enumerate(stream):
+        if roll == 0 and (open_ := venue.open_orders()):
+            venue.cancel(open_[i % len(open_)].order.order_id, i)
+        else:
+            req = order(
+                side,
+                price,
+                shares,
+                kind,
+                token=token,
+                wallet=wallet,
+                post_only=post_only and not kind.is_immediate,
+                expiration_ms=10**6,
+                order_id=f"s{i}",
+            )
+            reqs[req.order_id] = req
+            venue.submit(req, i)
+        taker_wallet, unmatched = "", 0
+        for r in venue.poll(i):
+            if not isinstance(r, OrderFilled):
+                continue
+            req = reqs[r.order_id]
+            assert (req.token_id, req.side) == (r.token_id, r.side)
+            assert r.size > 0
+            assert r.price <= req.price if req.side is BUY else r.price >= req.price
+            filled[r.order_id] = filled.get(r.order_id, 0) + r.size
+            assert filled[r.order_id] <= req.size
+            fee_usdc += r.fee_usdc
+            if r.token_id == YES:
+                fee_yes += r.fee_shares
+            else:
+                fee_no += r.fee_shares
+            if r.liquidity is Liquidity.TAKER:
+                # with no replayed liquidity every taker fill is met by makers of other owners
+                assert 0 == unmatched
+                taker_wallet, unmatched = req.wallet, r.size
+            else:
+                assert (r.price, 0) == (req.price, r.fee_usdc + r.fee_shares)
+                assert taker_wallet != req.wallet
+                assert r.size <= unmatched
+                unmatched -= r.size
+        assert 0 == unmatched
+        # collateral is only split (mint) or merged, never created: YES and NO stay paired, and
+        # USDC plus pairs (valued at 1) is constant, once fees are added back
+        usdc = sum(ledger.usdc(w) for w in OWNERS) + fee_usdc
+        yes = sum(ledger.shares(w, YES) for w in OWNERS) + fee_yes
+        no = sum(ledger.shares(w, NO) for w in OWNERS) + fee_no
+        assert (yes, 180 * S + 120 * S) == (no, usdc + yes)
+        for w in OWNERS:
+            assert ledger.free_usdc(w) >= 0
+            assert min(ledger.free_shares(w, YES), ledger.free_shares(w, NO)) >= 0
+        # what rests never crosses an order of another owner in the one book
+        resting = [(o.order.wallet, *_yes_terms(o.order)) for o in venue.open_orders()]
+        for bid_owner, bid_side, bid in resting:
+            for ask_owner, ask_side, ask in resting:
+                if bid_side is BUY and ask_side is SELL and bid_owner != ask_owner:
+                    assert bid < ask
+    for order_id, total in filled.items():
+        if reqs[order_id].order_type is OrderType.FOK:
+            assert total == reqs[order_id].size

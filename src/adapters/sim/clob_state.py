@@ -12,13 +12,15 @@ wrapper of POLY_1271), the price derived from the signed integer amounts (any am
 price only has to sit on the tick within one unit of the amount precision, PROTOCOL 3.7), then the ONE
 matching engine (`MatchingEngine`) does duplicates, tick, minimum size, GTD expiration, balance,
 post-only and FOK/FAK, and answers with `VENUE_ERRORS` texts. Its reports are folded back into venue
-records: an order per hash, a trade per taker fill (with the resting order it hit, if any), user
-channel messages, and market channel messages.
+records: an order per hash, a trade per taker fill (with the resting orders it met at that level, on
+either outcome: a mint or merge lists the other token's orders among `maker_orders`, each with its own
+asset, side and price), user channel messages, and market channel messages.
 
 Market channel. The simulator shows, for each token, the book an order on that token would match: the
-engine's view (its own replayed book, or the complement's read mirrored) plus the orders resting in
-that view. Watched tokens keep the last book sent; after each change the difference goes out as one
-`price_change` (entries for both tokens of the market), a trade sends `last_trade_price` and `book`.
+engine's view (its own replayed book, or the complement's read mirrored) plus every order resting in
+the market, on either token (read mirrored for the other one). Watched tokens keep the last book
+sent; after each change the difference goes out as one `price_change` (entries for both tokens of the
+market), a trade sends `last_trade_price` and `book`.
 
 Identity. A user is an EOA address: API keys belong to it, heartbeats and the user channel are per
 user, and open orders are listed per user. Funds belong to the order's `maker` wallet. A proxy, Safe or
@@ -367,8 +369,6 @@ class SimOrder:
     order_type: OrderType
     expiration_s: int
     created_ms: int
-    #: token whose engine book the order rests in (its own, or the complement mirrored)
-    view_token: str
     size_matched: int = 0
     #: LIVE | MATCHED | CANCELED
     status: str = "LIVE"
@@ -1064,7 +1064,6 @@ class ClobSimState:
             post_only=wire.post_only,
             expiration_ms=wire.expiration_s * 1000 if gtd else 0,
         )
-        view_token = self._view_of(token, market)[0]
         self.engine.place(request, now)
         reports = self.engine.drain()
         first = reports[0]
@@ -1084,7 +1083,6 @@ class ClobSimState:
             wire.order_type,
             wire.expiration_s if gtd else 0,
             now,
-            view_token,
         )
         self._orders[order_hash] = order
         trades = self._absorb(reports[1:], now, order)
@@ -1111,22 +1109,27 @@ class ClobSimState:
         """Fold engine reports into orders and trades; returns the trades made, in order."""
         trades: list[SimTrade] = []
         touched: dict[str, SimOrder] = {}
-        open_trade: SimTrade | None = None  # a taker fill that the next maker fill may belong to
+        # A taker fill that the next maker fills belong to: the engine reports one taker fill per level
+        # for all the resting orders it met there (on either outcome), then each maker's fill.
+        open_trade: SimTrade | None = None
+        unassigned = 0
         for report in reports:
             if isinstance(report, OrderFilled):
                 order = self._orders[report.order_id]
                 order.size_matched += report.size
                 if report.liquidity is Liquidity.TAKER:
                     open_trade = self._new_trade(order, report, now)
+                    unassigned = report.size
                     trades.append(open_trade)
                     continue
                 touched[order.id] = order
-                if open_trade is not None and open_trade.taker is placing and open_trade.size == report.size:
+                if open_trade is not None and open_trade.taker is placing and unassigned >= report.size:
                     open_trade.makers.append((order, report.size, report.price))
                     order.trade_ids.append(open_trade.id)
+                    unassigned -= report.size
                 else:
                     trades.append(self._new_trade(None, report, now, maker=order))
-                open_trade = None
+                    open_trade = None
             elif isinstance(report, OrderCancelled | OrderExpired):
                 order = self._orders[report.order_id]
                 open_trade = None
@@ -1521,8 +1524,9 @@ class ClobSimState:
                 asks = {ONE - p: s for p, s in book.bids.items()}
             else:
                 bids, asks = dict(book.bids), dict(book.asks)
+        # every resting order of the market meets an order on either token (MatchingEngine's one book)
         for o in self._live.get(market.condition_id, {}).values():
-            if o.view_token != view or not o.remaining:
+            if not o.remaining:
                 continue
             own = o.token_id == token_id
             side, price = (o.side, o.price) if own else (o.side.opposite, ONE - o.price)

@@ -9,11 +9,24 @@ and results are appended to `reports`. `SimVenue` wraps it with time: orders and
 engine after the latency model's delay (FIFO, like requests on one connection), GTD orders expire at
 their deadline, and reports come back after the ack delay, in the order the engine made them.
 
-Views. A binary market's two books mirror each other (BUY YES at p is SELL NO at 1-p). An order is
-matched in the *view* of its token: the token's own book when a snapshot made it trusted, else the
-complement's book read mirrored (a YES buy at p takes NO bids at >= 1-p), else the token's own empty
-book. Inside a view everything is in that book's terms (`vprice`, the side the order rests on), and
-fills are translated back so they always carry the order's own token, side and price.
+Views. A binary market's two books mirror each other (BUY YES at p is SELL NO at 1-p). An order
+takes replayed liquidity in the *view* of its token: the token's own book when a snapshot made it
+trusted, else the complement's book read mirrored (a YES buy at p takes NO bids at >= 1-p), else the
+token's own empty book. Inside a view everything is in that book's terms (`vprice`, the side the order
+rests on), and fills are translated back so they always carry the order's own token, side and price.
+Replayed liquidity comes from the arriving order's view only: the two replayed books show the same
+orders twice, so reading both would double the market's depth.
+
+One book per market. Resting orders, in contrast, all belong to one economic book, whichever of the
+market's two views they rest in: a market has exactly two `_Tok`s, so an arriving order's plan walks
+its view's resting orders and the complement view's read mirrored (a NO bid at q is an ask at 1-q),
+merged at each level in time order. That gives the CTF exchange's three match types at the maker's
+price: COMPLEMENTARY (buy vs sell of one token), MINT (BUY YES at p vs BUY NO at q, p + q >= 1: each
+buyer pays its own price per share, the collateral splits into a pair and each gets its token) and
+MERGE (SELL YES vs SELL NO, p + q <= 1: the pair merges and each seller gets its own price). The
+ledger needs nothing special: every fill settles the order's own token, side and price. One taker
+fill covers all the resting orders it meets at one level (the venue reports that as one trade whose
+`maker_orders` span both outcomes), followed by each maker's fill at its own price.
 
 Liquidity. Replayed levels are the market's displayed size. Liquidity our orders take is removed from
 the engine's book and stays removed until the feed next updates that level, so two orders cannot take
@@ -31,7 +44,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import attrs
@@ -215,6 +228,16 @@ class _Order:
 
 #: one step of a match: (view price, size, the resting order hit, or None for replayed liquidity)
 _Step = tuple[int, int, _Order | None]
+
+_NO_LEVELS: dict[int, list[_Order]] = {}  # shared and never written: "no resting orders there"
+
+
+def _by_seq(o: _Order) -> int:
+    return o.seq
+
+
+def _has_other_owner(orders: list[_Order], owner: str) -> bool:
+    return any(r.owner != owner for r in orders)
 
 
 @attrs.frozen(slots=True)
@@ -500,7 +523,8 @@ class MatchingEngine:
 
         Pure: nothing changes until `_take`/`_consume` apply the plan, so FOK and post-only can look
         first. Within a level the queue is replayed size and resting orders interleaved by each
-        order's `ahead`; resting orders of `owner` itself are passed over.
+        order's `ahead`; resting orders of both views take part (module doc), those of `owner` itself
+        are passed over.
         """
         book = view.book
         if side is Side.BUY:
@@ -508,8 +532,12 @@ class MatchingEngine:
         else:
             levels, idx = book.asks, view.asks
         prices = book.level_prices(side)
-        if idx and not replayed_only:
-            extra = [px for px, rs in idx.items() if px not in levels and any(r.owner != owner for r in rs)]
+        other = _NO_LEVELS if replayed_only else self._mirrored_levels(view, side)
+        if not replayed_only and (idx or other):
+            extra = {px for px, rs in idx.items() if px not in levels and _has_other_owner(rs, owner)}
+            extra.update(
+                ONE - px for px, rs in other.items() if ONE - px not in levels and _has_other_owner(rs, owner)
+            )
             if extra:
                 prices = sorted({*prices, *extra}, reverse=side is Side.BUY)
         plan: list[_Step] = []
@@ -518,8 +546,13 @@ class MatchingEngine:
             if (px < limit) if side is Side.BUY else (px > limit):
                 break
             avail = levels.get(px, 0)
+            queue: Sequence[_Order] = idx.get(px, ())
+            if other:
+                mirrored = other.get(ONE - px)
+                if mirrored:
+                    queue = sorted((*queue, *mirrored), key=_by_seq) if queue else mirrored
             used = 0
-            for r in idx.get(px, ()):
+            for r in queue:
                 seg = min(remaining, r.pos.ahead - used, avail - used)
                 if seg > 0:
                     plan.append((px, seg, None))
@@ -539,37 +572,63 @@ class MatchingEngine:
                 break
         return plan
 
+    def _mirrored_levels(self, view: _Tok, side: Side) -> dict[int, list[_Order]]:
+        """The complement view's resting orders that sit on `side` of `view`, keyed by their own vprice.
+
+        The complement's asks at q are this view's bids at 1 - q, and its bids this view's asks.
+        """
+        comp = self._toks.get(view.complement)
+        if comp is None or not comp.resting:
+            return _NO_LEVELS
+        return comp.asks if side is Side.BUY else comp.bids
+
     def _consume(self, view: _Tok, side: Side, plan: list[_Step], ts: int) -> None:
-        """Remove the replayed liquidity a plan takes; resting orders behind it move up by as much."""
+        """Remove the replayed liquidity a plan takes; resting orders behind it move up by as much.
+
+        That includes orders resting mirrored in the complement view: the replayed level they queue
+        behind there shows the same orders as the one taken here.
+        """
         used: dict[int, int] = {}
         for px, size, maker in plan:
             if maker is None:
                 used[px] = used.get(px, 0) + size
         levels = view.book.bids if side is Side.BUY else view.book.asks
         idx = view.bids if side is Side.BUY else view.asks
+        other = self._mirrored_levels(view, side)
         for px, size in used.items():
             view.book.apply_level(side, px, levels[px] - size, ts)
             for r in idx.get(px, ()):
                 r.pos.ahead = max(r.pos.ahead - size, 0)
+            for r in other.get(ONE - px, ()):
+                r.pos.ahead = max(r.pos.ahead - size, 0)
 
     def _take(self, o: _Order, plan: list[_Step], now_ms: int) -> None:
-        """Execute an arriving order's plan: taker fills at each level, maker fills for orders hit."""
+        """Execute an arriving order's plan, level by level.
+
+        At each level the replayed size it took is one taker fill, and the resting orders it met are
+        another taker fill followed by each maker's fill at the maker's own price (module doc).
+        """
         self._consume(o.view, o.rest_side.opposite, plan, now_ms)
-        run_px, run_size = -1, 0  # consecutive replayed steps at one price make one fill
-        for px, size, maker in plan:
-            if maker is None and px == run_px:
-                run_size += size
-                continue
-            if run_size:
-                self._fill(o, ONE - run_px if o.mirror else run_px, run_size, Liquidity.TAKER, now_ms)
-            if maker is None:
-                run_px, run_size = px, size
-            else:
-                run_px, run_size = -1, 0
-                self._fill(o, ONE - px if o.mirror else px, size, Liquidity.TAKER, now_ms)
-                self._fill(maker, maker.req.price, size, Liquidity.MAKER, now_ms)
-        if run_size:
-            self._fill(o, ONE - run_px if o.mirror else run_px, run_size, Liquidity.TAKER, now_ms)
+        i, n = 0, len(plan)
+        while i < n:
+            px = plan[i][0]
+            replayed = matched = 0
+            j = i
+            while j < n and plan[j][0] == px:
+                if plan[j][2] is None:
+                    replayed += plan[j][1]
+                else:
+                    matched += plan[j][1]
+                j += 1
+            price = ONE - px if o.mirror else px
+            if replayed:
+                self._fill(o, price, replayed, Liquidity.TAKER, now_ms)
+            if matched:
+                self._fill(o, price, matched, Liquidity.TAKER, now_ms)
+                for _, size, maker in plan[i:j]:
+                    if maker is not None:
+                        self._fill(maker, maker.req.price, size, Liquidity.MAKER, now_ms)
+            i = j
 
     def _fill(self, o: _Order, price: int, size: int, liquidity: Liquidity, ts: int) -> None:
         req = o.req
