@@ -140,8 +140,24 @@ def warm_up(m: Market, n_changes: int = 4) -> list[Event]:
     return events
 
 
-#: both sides reprice down at once: the book reads 0.40 / 0.45 while the fair value remembers 0.50
-SHIFT_DOWN = [
+def sold(
+    ts: int, m: Market, prices: Sequence[str], *, on_no: bool = False, shares: float = 100
+) -> list[LastTrade]:
+    """A taker selling YES through `prices`, printed on YES or as its mirror on NO (a taker buying NO)."""
+    if on_no:
+        return [
+            LastTrade(ts, m.token_ids[1], m.condition_id, ONE - px(p), round(shares * SHARE), BUY)
+            for p in prices
+        ]
+    return [LastTrade(ts, m.token_ids[0], m.condition_id, px(p), round(shares * SHARE), SELL) for p in prices]
+
+
+#: a seller swept the YES bids 0.49 and 0.48 and rested the rest of its order at 0.45: the makers'
+#: asks above are still where they were, the book reads 0.40 / 0.45 while the fair value is 0.50
+SWEPT = [(BUY, "0.49", 0), (BUY, "0.48", 0), (BUY, "0.40", 100), (SELL, "0.45", 60)]
+
+#: no trade at all: both sides requoted down at once, the makers' own repricing (news, a vacuum)
+REQUOTED = [
     (BUY, "0.49", 0),
     (BUY, "0.48", 0),
     (BUY, "0.40", 100),
@@ -151,14 +167,13 @@ SHIFT_DOWN = [
 ]
 
 
-def shift_down(ts: int, m: Market) -> PriceChange:
-    return change(ts, m, SHIFT_DOWN)
+def sweep(ts: int, m: Market, *, on_no: bool = False) -> list[Event]:
+    return [*sold(ts, m, ["0.49", "0.48"], on_no=on_no), change(ts, m, SWEPT)]
 
 
-def test_spread_hunter_buys_ask_below_fair() -> None:
+def test_spread_hunter_buys_the_ask_a_seller_left_below_fair() -> None:
     m = binary()
-    ctx = Ctx([m])
-    opps = run(SpreadHunter(), ctx, [*warm_up(m), shift_down(2_000, m)])
+    opps = run(SpreadHunter(), Ctx([m]), [*warm_up(m), *sweep(2_000, m)])
     assert 1 == len(opps)
     opp = opps[0]
     assert (m.token_ids[0], Side.BUY, px("0.45"), 60 * SHARE) == (
@@ -172,6 +187,7 @@ def test_spread_hunter_buys_ask_below_fair() -> None:
     assert 0.0 < opp.confidence <= 1.0
     assert (2_000, 2_000 + SpreadHunterParams().ttl_ms) == (opp.created_ms, opp.expires_ms)
     assert "c-" + opp.id == opp.correlation_id
+    assert "swept from 0.49" in opp.reason
     assert ("aggressive", "", "spread_hunter", m.condition_id) == (
         opp.urgency,
         opp.group_id,
@@ -180,12 +196,72 @@ def test_spread_hunter_buys_ask_below_fair() -> None:
     )
 
 
+def test_spread_hunter_counts_prints_on_either_token() -> None:
+    m = binary()
+    opps = run(SpreadHunter(), Ctx([m]), [*warm_up(m), *sweep(2_000, m, on_no=True)])
+    assert [(m.token_ids[0], px("0.45"))] == [(o.token_id, o.limit_price) for o in opps]
+
+
+def test_spread_hunter_buys_no_when_a_buyer_left_a_yes_bid_above_fair() -> None:
+    # a buyer swept the YES asks 0.51 and 0.52 and rested a YES bid at 0.55: NO is offered at 0.45
+    m = binary()
+    bought = [
+        LastTrade(2_000, m.token_ids[0], m.condition_id, px(p), 100 * SHARE, BUY) for p in ("0.51", "0.52")
+    ]
+    lifted = change(2_000, m, [(SELL, "0.51", 0), (SELL, "0.52", 0), (SELL, "0.60", 100), (BUY, "0.55", 60)])
+    opps = run(SpreadHunter(), Ctx([m]), [*warm_up(m), *bought, lifted])
+    assert [(m.token_ids[1], px("0.45"), 60 * SHARE)] == [(o.token_id, o.limit_price, o.size) for o in opps]
+    assert 499_000 < opps[0].fair_value < 501_000
+
+
+def test_spread_hunter_does_not_catch_a_falling_knife() -> None:
+    # the same cheap ask, but the makers requoted the whole book without a trade: the price moved
+    m = binary()
+    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m), change(2_000, m, REQUOTED)])
+    opps = run(
+        SpreadHunter(SpreadHunterParams(require_sweep=False)),
+        Ctx([m]),
+        [*warm_up(m), change(2_000, m, REQUOTED)],
+    )
+    assert [px("0.45")] == [o.limit_price for o in opps]
+
+
+@pytest.mark.parametrize(
+    "trades",
+    [
+        pytest.param(lambda m: sold(1_800, m, ["0.49", "0.48"]), id="stale-sweep"),
+        pytest.param(lambda m: sold(2_000, m, ["0.45"]), id="not-above-the-ask"),
+        pytest.param(
+            lambda m: [LastTrade(2_000, m.token_ids[0], m.condition_id, px("0.49"), 100 * SHARE, BUY)],
+            id="a-buyer",
+        ),
+    ],
+)
+def test_spread_hunter_needs_a_fresh_sweep_through_the_ask(trades: Callable[[Market], list[Event]]) -> None:
+    m = binary()
+    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m), *trades(m), change(2_000, m, SWEPT)])
+
+
+def test_spread_hunter_edge_must_clear_the_noise_of_its_fair_value() -> None:
+    # the fair value was estimated from a book jumping between 0.38/0.40 and 0.60/0.62
+    m = binary()
+    events: list[Event] = list(snap(1_000, m, [("0.49", 100)], [("0.51", 100)]))
+    for i in range(1, 9):
+        low, high = ("0.38", "0.40") if i % 2 else ("0.60", "0.62")
+        events += snap(1_000 + 100 * i, m, [(low, 100), ("0.30", 100)], [(high, 100), ("0.70", 100)])
+    events += snap(2_000, m, [("0.49", 100), ("0.48", 100)], [("0.51", 100), ("0.52", 100)])
+    cheap = [*sold(2_100, m, ["0.49", "0.48"]), change(2_100, m, [*SWEPT[:3], (SELL, "0.47", 60)])]
+    assert [] == run(SpreadHunter(), Ctx([m]), [*events, *cheap])
+    opps = run(SpreadHunter(SpreadHunterParams(noise_z=0.0)), Ctx([m]), [*events, *cheap])
+    assert [px("0.47")] == [o.limit_price for o in opps]
+
+
 def test_spread_hunter_size_capped_by_params() -> None:
     m = binary()
     opps = run(
         SpreadHunter(SpreadHunterParams(max_size_micro=12_345_678)),
         Ctx([m]),
-        [*warm_up(m), shift_down(2_000, m)],
+        [*warm_up(m), *sweep(2_000, m)],
     )
     assert [12_340_000] == [o.size for o in opps]  # capped, then cut to the 0.01-share step
 
@@ -193,13 +269,14 @@ def test_spread_hunter_size_capped_by_params() -> None:
 def test_spread_hunter_microprice_source() -> None:
     m = binary()
     hunter = SpreadHunter(SpreadHunterParams(fair_source="microprice", min_observations=1))
-    opps = run(hunter, Ctx([m]), [*snap(1_000, m, [("0.49", 100)], [("0.51", 100)]), shift_down(2_000, m)])
+    book = snap(1_000, m, [("0.49", 100), ("0.48", 100)], [("0.51", 100), ("0.52", 100)])
+    opps = run(hunter, Ctx([m]), [*book, *sweep(2_000, m)])
     assert [(px("0.45"), px("0.50"))] == [(o.limit_price, o.fair_value) for o in opps]
 
 
 def test_spread_hunter_silent_during_warm_up() -> None:
     m = binary()
-    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m, n_changes=2), shift_down(2_000, m)])
+    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m, n_changes=2), *sweep(2_000, m)])
 
 
 def test_spread_hunter_untrusted_book_resets_fair_value() -> None:
@@ -209,23 +286,23 @@ def test_spread_hunter_untrusted_book_resets_fair_value() -> None:
     assert [] == run(hunter, ctx, warm_up(m))
     for book in ctx.books.values():
         book.invalidate()
-    assert [] == run(hunter, ctx, [shift_down(2_000, m)])  # deltas on an untrusted book
-    # the resync snapshot shows the moved book, but the old fair value was forgotten
-    resync = snap(2_100, m, [("0.40", 100)], [("0.45", 60)])
+    assert [] == run(hunter, ctx, sweep(2_000, m))  # deltas on an untrusted book
+    # the resync snapshot shows the swept book, but the old fair value was forgotten
+    resync = snap(2_000, m, [("0.40", 100)], [("0.45", 60), ("0.51", 100)])
     assert [] == run(hunter, ctx, resync)
 
 
 def test_spread_hunter_skips_crossed_book() -> None:
     m = binary()
-    crossed = change(2_000, m, [(SELL, "0.45", 60)])  # ask 0.45 under the 0.49 bid: a glitch
-    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m), crossed])
+    crossed = [*sold(2_000, m, ["0.49"]), change(2_000, m, [(SELL, "0.45", 60)])]  # ask under the 0.49 bid
+    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m), *crossed])
 
 
 @pytest.mark.parametrize(("fee_rate", "fires"), [(0, True), (40_000, True), (250_000, False)])
 def test_spread_hunter_requires_edge_after_fees(fee_rate: int, fires: bool) -> None:
     # edge ~0.05; fee at 0.45 is 0.0099 at rate 0.04 and 0.0619 at rate 0.25; min edge 1 tick
     m = binary(fee_rate=fee_rate)
-    opps = run(SpreadHunter(), Ctx([m]), [*warm_up(m), shift_down(2_000, m)])
+    opps = run(SpreadHunter(), Ctx([m]), [*warm_up(m), *sweep(2_000, m)])
     assert fires == bool(opps)
 
 
@@ -233,13 +310,163 @@ def test_spread_hunter_fires_once_per_ask() -> None:
     m = binary()
     ctx = Ctx([m])
     hunter = SpreadHunter()
-    assert 1 == len(run(hunter, ctx, [*warm_up(m), shift_down(2_000, m)]))
-    assert [] == run(hunter, ctx, [change(2_100, m, [(BUY, "0.40", 120)])])
+    assert 1 == len(run(hunter, ctx, [*warm_up(m), *sweep(2_000, m)]))
+    assert [] == run(
+        hunter, ctx, [*sold(2_050, m, ["0.40"]), change(2_050, m, [(BUY, "0.40", 0), (BUY, "0.39", 10)])]
+    )
 
 
 def test_spread_hunter_needs_min_order_size() -> None:
     m = binary(min_size=100 * SHARE)
-    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m), shift_down(2_000, m)])
+    assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m), *sweep(2_000, m)])
+
+
+def test_spread_hunter_survives_a_long_quiet_spell() -> None:
+    # ten hours without a quote: the decayed sums must not underflow into a division by zero
+    m = binary()
+    ten_hours = 10 * 3_600_000
+    opps = run(
+        SpreadHunter(),
+        Ctx([m]),
+        [*warm_up(m), *sweep(ten_hours, m), change(ten_hours + 1, m, [(BUY, "0.40", 7)])],
+    )
+    assert [px("0.45")] == [o.limit_price for o in opps]
+
+
+#: (ms since the previous event, event maker) for one binary market quoted around 0.50
+_SweepStep = tuple[int, Callable[[int, Market], list[Event]]]
+
+
+def _level_step(is_bid: bool, tick: int, shares: int) -> Callable[[int, Market], list[Event]]:
+    return lambda ts, m: [change(ts, m, [(BUY if is_bid else SELL, f"0.{tick:02d}", shares)])]
+
+
+def _print_step(on_yes: bool, taker_buys: bool, tick: int) -> Callable[[int, Market], list[Event]]:
+    token = 0 if on_yes else 1
+    side = BUY if taker_buys else SELL
+    return lambda ts, m: [LastTrade(ts, m.token_ids[token], m.condition_id, tick * TICK, 50 * SHARE, side)]
+
+
+def _sweep_step(seller: bool, top: int, levels: int) -> Callable[[int, Market], list[Event]]:
+    """A taker sweeps `levels` YES levels from `top` (bids for a seller) and rests its remainder."""
+    ticks = [top - i for i in range(levels)] if seller else [top + i for i in range(levels)]
+    rest = ticks[-1] - 1 if seller else ticks[-1] + 1
+
+    def make(ts: int, m: Market) -> list[Event]:
+        side = SELL if seller else BUY
+        prints: list[Event] = [
+            LastTrade(ts, m.token_ids[0], m.condition_id, t * TICK, 50 * SHARE, side) for t in ticks
+        ]
+        taken = [(BUY if seller else SELL, f"0.{t:02d}", 0) for t in ticks]
+        return [*prints, change(ts, m, [*taken, (SELL if seller else BUY, f"0.{rest:02d}", 40)])]
+
+    return make
+
+
+sweep_steps = st.tuples(
+    st.integers(0, 150),
+    st.one_of(
+        st.builds(_level_step, st.booleans(), st.integers(35, 65), st.sampled_from([0, 0, 20, 150])),
+        st.builds(_print_step, st.booleans(), st.booleans(), st.integers(35, 65)),
+        st.builds(_sweep_step, st.booleans(), st.integers(40, 60), st.integers(1, 6)),
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(sweep_steps, min_size=1, max_size=60))
+def test_spread_hunter_snipes_only_what_a_seller_left_and_posts_only_inside_the_spread(
+    steps: list[_SweepStep],
+) -> None:
+    m = binary()
+    ctx = Ctx([m])
+    p = SpreadHunterParams(min_observations=1)
+    hunter = SpreadHunter(p)
+    ts = 1_000
+    run(hunter, ctx, snap(ts, m, [("0.49", 100), ("0.45", 100)], [("0.51", 100), ("0.55", 100)]))
+    sells: list[tuple[int, str, int]] = []  # (ts, token, price) of every taker sale, either print
+    for gap, make in steps:
+        ts += gap
+        for ev in make(ts, m):
+            if isinstance(ev, LastTrade):
+                other = m.complement(ev.token_id)
+                sells.append((ts, ev.token_id, ev.price) if ev.side is SELL else (ts, other, ONE - ev.price))
+            ctx.apply(ev)
+            for opp in hunter.on_event(ev, ctx, ts):
+                book = ctx.books[opp.token_id]
+                bid, ask = book.best_bid(), book.best_ask()
+                assert bid is not None and ask is not None and bid < ask
+                assert 0 == opp.limit_price % TICK and opp.edge == opp.fair_value - opp.limit_price > 0
+                swept = [s for t, tok, s in sells if tok == opp.token_id and ts - t <= p.sweep_window_ms]
+                if opp.urgency == "aggressive":
+                    assert ask == opp.limit_price and opp.edge > TICK
+                    assert max(swept) >= ask + TICK
+                else:
+                    assert "passive" == opp.urgency
+                    # the router posts at bid + 1 tick: inside the spread, at least the margin below the limit
+                    assert bid + TICK < ask and bid + TICK <= opp.limit_price - p.passive_margin_micro
+                    assert ask >= opp.fair_value and max(swept) > bid
+
+
+# -- spread hunter: passive ----------------------------------------------------------------------
+#: a seller swept the bids down to 0.40 but rested nothing: the spread is 0.40 / 0.51 around 0.50
+HOLE = [(BUY, "0.49", 0), (BUY, "0.48", 0), (BUY, "0.40", 100)]
+
+
+def hole(ts: int, m: Market) -> list[Event]:
+    return [*sold(ts, m, ["0.49", "0.48"]), change(ts, m, HOLE)]
+
+
+def test_spread_hunter_posts_a_passive_bid_into_the_hole_a_sweep_left() -> None:
+    m = binary()
+    opps = run(SpreadHunter(), Ctx([m]), [*warm_up(m), *hole(2_000, m)])
+    assert 1 == len(opps)
+    opp = opps[0]
+    # the router posts at the best bid + 1 tick (0.41); the limit is fair - min edge
+    assert ("passive", m.token_ids[0], px("0.49"), 100 * SHARE) == (
+        opp.urgency,
+        opp.token_id,
+        opp.limit_price,
+        opp.size,
+    )
+    assert 499_000 < opp.fair_value < 501_000 and opp.edge == opp.fair_value - opp.limit_price
+    assert SpreadHunterParams().passive_ttl_ms == opp.expires_ms - opp.created_ms
+    assert 0.0 < opp.confidence < 1.0
+
+
+def test_spread_hunter_passive_once_per_ttl() -> None:
+    m = binary()
+    ctx = Ctx([m])
+    hunter = SpreadHunter()
+    assert 1 == len(run(hunter, ctx, [*warm_up(m), *hole(2_000, m)]))
+    refill = change(2_100, m, [(BUY, "0.49", 100), (BUY, "0.48", 100)])
+    assert [] == run(hunter, ctx, [refill, *hole(2_200, m)])
+    later = 2_000 + SpreadHunterParams().passive_ttl_ms
+    assert 1 == len(run(hunter, ctx, [change(later - 100, m, [(BUY, "0.49", 100)]), *hole(later, m)]))
+
+
+@pytest.mark.parametrize(
+    ("events", "params"),
+    [
+        pytest.param(lambda m: [change(2_000, m, HOLE)], SpreadHunterParams(), id="pulled-not-swept"),
+        pytest.param(lambda m: hole(2_000, m), SpreadHunterParams(passive_enabled=False), id="disabled"),
+        pytest.param(lambda m: hole(2_000, m), SpreadHunterParams(passive_margin_micro=90_000), id="margin"),
+        pytest.param(
+            lambda m: hole(2_000, m), SpreadHunterParams(passive_spread_mult=6.0), id="not-wide-enough"
+        ),
+        pytest.param(
+            # fair is 0.5001: an ask at 0.50 is no snipe, and a seller may be right about the price
+            lambda m: [*sold(2_000, m, ["0.49", "0.48"]), change(2_000, m, [*HOLE, (SELL, "0.50", 5)])],
+            SpreadHunterParams(),
+            id="ask-below-fair",
+        ),
+    ],
+)
+def test_spread_hunter_passive_silent(
+    events: Callable[[Market], list[Event]], params: SpreadHunterParams
+) -> None:
+    m = binary()
+    assert [] == run(SpreadHunter(params), Ctx([m]), [*warm_up(m), *events(m)])
 
 
 def test_binary_pair_below_one_is_a_data_quality_flag_not_a_trade() -> None:
@@ -247,8 +474,10 @@ def test_binary_pair_below_one_is_a_data_quality_flag_not_a_trade() -> None:
     ctx = Ctx([m])
     hunter = SpreadHunter()
     # YES alone moves down: YES ask 0.45 + NO ask 0.51 < 1, which mirrored books cannot show. The
-    # YES book alone would be a snipe (see test_spread_hunter_buys_ask_below_fair); here it is not.
-    opps = run(hunter, ctx, [*warm_up(m), change(2_000, m, SHIFT_DOWN, pair=False)])
+    # YES book alone would be a snipe (see test_spread_hunter_buys_the_ask_a_seller_left_below_fair).
+    opps = run(
+        hunter, ctx, [*warm_up(m), *sold(2_000, m, ["0.49", "0.48"]), change(2_000, m, REQUOTED, pair=False)]
+    )
     assert [] == opps
     assert 1 == hunter.data_quality_count
     flag = hunter.data_quality_flags[0]
@@ -270,7 +499,7 @@ def test_data_quality_flags_are_append_only_and_bounded() -> None:
     back = [(BUY, "0.40", 0), (SELL, "0.45", 0), (BUY, "0.49", 100), (SELL, "0.51", 100)]
     for i in range(3):  # YES alone moves to 0.40 / 0.45 (YES ask + NO ask 0.51 < 1) and back
         ts = 2_000 + 100 * i
-        run(hunter, ctx, [change(ts, m, SHIFT_DOWN, pair=False), change(ts + 50, m, back, pair=False)])
+        run(hunter, ctx, [change(ts, m, REQUOTED, pair=False), change(ts + 50, m, back, pair=False)])
     assert (3, 1) == (hunter.data_quality_count, len(hunter.data_quality_flags))
 
 
@@ -362,7 +591,7 @@ def test_spread_hunter_is_deterministic() -> None:
     def once() -> list[Opportunity]:
         m = binary()
         ms = neg_risk_event()
-        return run(SpreadHunter(), Ctx([m, *ms]), [*warm_up(m), shift_down(2_000, m), *arb_books(ms, CHEAP)])
+        return run(SpreadHunter(), Ctx([m, *ms]), [*warm_up(m), *sweep(2_000, m), *arb_books(ms, CHEAP)])
 
     first = once()
     assert 4 == len(first)
@@ -458,52 +687,107 @@ def test_momentum_silent_on_untrusted_book_and_market_events() -> None:
 
 
 # -- liquidity vacuum --------------------------------------------------------------------------------
+#: 750 shares in the zone of the 0.51 ask (0.51 to 0.54 with 3 ticks), then 100 at 0.60
+VACUUM_ASKS = [("0.51", 300), ("0.52", 200), ("0.53", 150), ("0.54", 100), ("0.60", 100)]
+
+
 def vacuum_books(m: Market, ts: int = 1_000) -> list[BookSnapshot]:
-    return snap(ts, m, [("0.49", 300), ("0.48", 200)], [("0.51", 300), ("0.52", 200), ("0.60", 100)])
+    return snap(ts, m, [("0.49", 300), ("0.48", 200)], VACUUM_ASKS)
 
 
-def asks_vanish(ts: int, m: Market) -> PriceChange:
-    return change(ts, m, [(SELL, "0.51", 0), (SELL, "0.52", 50)])
+def asks_vanish(ts: int, m: Market, gap_ms: int = 200) -> list[Event]:
+    """Makers pull the whole zone in two updates `gap_ms` apart: the ask retreats 0.51 -> 0.52 -> 0.60."""
+    return [
+        change(ts, m, [(SELL, "0.51", 0), (SELL, "0.53", 0)]),
+        change(ts + gap_ms, m, [(SELL, "0.52", 0), (SELL, "0.54", 0)]),
+    ]
 
 
 def asks_return(ts: int, m: Market) -> PriceChange:
-    return change(ts, m, [(SELL, "0.51", 300), (SELL, "0.52", 200)])
+    return change(ts, m, [(SELL, p, size) for p, size in VACUUM_ASKS[:4]])
 
 
 @pytest.mark.parametrize("cooldown_ms", [0, 10_000])
 def test_vacuum_asks_vanish_buys_token_once(cooldown_ms: int) -> None:
     m = binary()
     lv = LiquidityVacuum(LiquidityVacuumParams(cooldown_ms=cooldown_ms))
-    opps = run(lv, Ctx([m]), [*vacuum_books(m), asks_vanish(1_500, m)])
+    opps = run(lv, Ctx([m]), [*vacuum_books(m), *asks_vanish(1_500, m)])
     # YES asks and the mirrored NO bids both vanished: one vacuum, one opportunity
     assert 1 == len(opps)
     opp = opps[0]
-    assert (m.token_ids[0], px("0.52"), 50 * SHARE, px("0.54")) == (
+    # bought at the ask left behind; the expected repricing is max(2 ticks, 0.02) beyond it
+    assert (m.token_ids[0], px("0.60"), 100 * SHARE, px("0.62")) == (
         opp.token_id,
         opp.limit_price,
         opp.size,
         opp.fair_value,
     )
-    assert opp.confidence == pytest.approx(0.9)  # 450 of the 500-share peak vanished
-    assert (1_500, 1_500 + LiquidityVacuumParams().ttl_ms) == (opp.created_ms, opp.expires_ms)
+    assert 1.0 == opp.confidence  # all 750 shares went, none traded
+    assert (1_700, 1_700 + LiquidityVacuumParams().ttl_ms) == (opp.created_ms, opp.expires_ms)
+    assert "in 2 updates over 200 ms: 750 -> 0 shares (0 traded), opposite touch held at 0.49" in opp.reason
 
 
 def test_vacuum_bids_vanish_buys_complement() -> None:
     m = binary()
-    bids_vanish = change(1_500, m, [(BUY, "0.49", 0), (BUY, "0.48", 50)])
-    opps = run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), bids_vanish])
-    assert [(m.token_ids[1], px("0.52"), 50 * SHARE)] == [(o.token_id, o.limit_price, o.size) for o in opps]
+    books = snap(
+        1_000, m, [("0.49", 300), ("0.48", 200), ("0.47", 150), ("0.46", 100), ("0.40", 100)], VACUUM_ASKS
+    )
+    pulls = [
+        change(1_500, m, [(BUY, "0.49", 0), (BUY, "0.47", 0)]),
+        change(1_700, m, [(BUY, "0.48", 0), (BUY, "0.46", 0)]),
+    ]
+    opps = run(LiquidityVacuum(), Ctx([m]), [*books, *pulls])
+    # NO is offered at 1 - the best YES bid, 0.60
+    assert [(m.token_ids[1], px("0.60"), 100 * SHARE)] == [(o.token_id, o.limit_price, o.size) for o in opps]
+
+
+def test_vacuum_read_on_the_no_book_when_it_comes_first() -> None:
+    # the NO entries lead: the NO bids vanish on the NO view, so YES (whose asks they mirror) is bought
+    m = binary()
+    no_first = [
+        PriceChange(ev.ts_ms, ev.market, ev.changes[2:] + ev.changes[:2])
+        for ev in asks_vanish(1_500, m)
+        if isinstance(ev, PriceChange)
+    ]
+    opps = run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), *no_first])
+    assert [(m.token_ids[0], px("0.60"))] == [(o.token_id, o.limit_price) for o in opps]
+    assert f"bids of {m.token_ids[1]}" in opps[0].reason
+
+
+def test_vacuum_is_a_cascade_not_one_cancel() -> None:
+    m = binary()
+    at_once = change(1_500, m, [(SELL, p, 0) for p, _ in VACUUM_ASKS[:4]])
+    assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), at_once])
+    assert 1 == len(
+        run(LiquidityVacuum(LiquidityVacuumParams(min_pulls=1)), Ctx([m]), [*vacuum_books(m), at_once])
+    )
 
 
 def test_vacuum_explained_by_trades_is_silent() -> None:
     m = binary()
-    trade = LastTrade(1_400, m.token_ids[0], m.condition_id, px("0.51"), 450 * SHARE, Side.BUY)
-    assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), trade, asks_vanish(1_500, m)])
+    trade = LastTrade(1_400, m.token_ids[0], m.condition_id, px("0.51"), 700 * SHARE, Side.BUY)
+    assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), trade, *asks_vanish(1_500, m)])
+
+
+def test_vacuum_trades_before_the_zone_was_measured_explain_nothing() -> None:
+    m = binary()
+    trade = LastTrade(1_200, m.token_ids[0], m.condition_id, px("0.51"), 100 * SHARE, Side.BUY)
+    after = change(1_200, m, [(SELL, "0.51", 200)])  # the print took 100 of 300; 650 stand in the zone
+    opps = run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), trade, after, *asks_vanish(1_500, m)])
+    assert [px("0.60")] == [o.limit_price for o in opps]
+
+
+def test_vacuum_requote_is_not_a_vacuum() -> None:
+    # the makers moved the whole book up: the bids followed the asks, the price is already there
+    m = binary()
+    pulls = asks_vanish(1_500, m)
+    requote = [pulls[0], change(1_700, m, [(SELL, "0.52", 0), (SELL, "0.54", 0), (BUY, "0.58", 100)])]
+    assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), *requote])
 
 
 def test_vacuum_ignores_snapshots() -> None:
     m = binary()
-    thin = snap(1_500, m, [("0.49", 300), ("0.48", 200)], [("0.52", 50), ("0.60", 100)])
+    thin = snap(1_500, m, [("0.49", 300), ("0.48", 200)], [("0.60", 100)])
     assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), *thin])
 
 
@@ -511,19 +795,34 @@ def test_vacuum_cooldown() -> None:
     m = binary()
     ctx = Ctx([m])
     lv = LiquidityVacuum()
-    assert 1 == len(run(lv, ctx, [*vacuum_books(m), asks_vanish(1_500, m)]))
-    assert [] == run(lv, ctx, [asks_return(2_000, m), asks_vanish(2_500, m)])
-    assert 1 == len(run(lv, ctx, [asks_return(13_000, m), asks_vanish(13_500, m)]))
+    assert 1 == len(run(lv, ctx, [*vacuum_books(m), *asks_vanish(1_500, m)]))
+    assert [] == run(lv, ctx, [asks_return(2_000, m), *asks_vanish(2_500, m)])
+    assert 1 == len(run(lv, ctx, [asks_return(13_000, m), *asks_vanish(13_500, m)]))
 
 
-def test_vacuum_slow_decline_outside_window_is_silent() -> None:
+@pytest.mark.parametrize(
+    ("pulls", "why"),
+    [
+        ([(SELL, "0.51", 0)], "slow"),
+        ([(SELL, "0.51", 0), (SELL, "0.52", 0)], "touch still in the zone"),
+    ],
+)
+def test_vacuum_silent(pulls: list[tuple[Side, str, float]], why: str) -> None:
     m = binary()
-    steps = [
-        change(2_000, m, [(SELL, "0.52", 150)]),
-        change(4_500, m, [(SELL, "0.51", 0)]),
-        change(5_500, m, [(SELL, "0.52", 50)]),
-    ]
-    assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), *steps])
+    if why == "slow":
+        events = [change(1_500, m, pulls), change(2_600, m, [(SELL, p, 0) for p, _ in VACUUM_ASKS[1:4]])]
+    else:
+        events = [change(1_500, m, pulls[:1]), change(1_600, m, pulls[1:])]
+    assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), *events])
+
+
+def test_vacuum_thin_zone_is_silent() -> None:
+    m = binary()
+    assert [] == run(
+        LiquidityVacuum(LiquidityVacuumParams(min_depth_micro=800 * SHARE)),
+        Ctx([m]),
+        [*vacuum_books(m), *asks_vanish(1_500, m)],
+    )
 
 
 def test_vacuum_silent_on_untrusted_book() -> None:
@@ -531,16 +830,16 @@ def test_vacuum_silent_on_untrusted_book() -> None:
     ctx = Ctx([m])
     lv = LiquidityVacuum()
     run(lv, ctx, vacuum_books(m))
-    ctx.books[m.token_ids[0]].invalidate()
-    assert [] == run(lv, ctx, [asks_vanish(1_500, m)])
+    for book in ctx.books.values():
+        book.invalidate()
+    assert [] == run(lv, ctx, asks_vanish(1_500, m))
 
 
 def test_vacuum_tick_size_change_restarts_history() -> None:
     m = binary()
-    tick = TickSizeChange(1_200, m.token_ids[0], m.condition_id, TICK, 1_000)
-    yes_only = asks_vanish(1_500, m).changes[:2]
-    opps = run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), tick, PriceChange(1_500, "m", yes_only)])
-    assert [] == opps
+    ticks = [TickSizeChange(1_600, t, m.condition_id, TICK, 1_000) for t in m.token_ids]
+    pulls = asks_vanish(1_500, m)
+    assert [] == run(LiquidityVacuum(), Ctx([m]), [*vacuum_books(m), pulls[0], *ticks, pulls[1]])
 
 
 @settings(max_examples=100, deadline=None)
@@ -621,8 +920,11 @@ def test_recorded_burst_never_trades_a_crossed_book() -> None:
 
     def replay() -> tuple[list[Opportunity], int]:
         ctx = Ctx([market])
-        hunter = SpreadHunter(SpreadHunterParams(min_observations=1, min_edge_ticks=0))
-        vacuum = LiquidityVacuum(LiquidityVacuumParams(min_depth_micro=1))
+        # thresholds down to nothing, so that the burst makes the modules speak at all
+        hunter = SpreadHunter(
+            SpreadHunterParams(min_observations=1, min_edge_ticks=0, noise_z=0.0, require_sweep=False)
+        )
+        vacuum = LiquidityVacuum(LiquidityVacuumParams(min_depth_micro=1, min_pulls=1, drop_fraction=0.1))
         modules: list[SignalModule] = [hunter, Momentum(), vacuum]
         found: list[Opportunity] = []
         crossed = 0

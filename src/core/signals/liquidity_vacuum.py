@@ -1,33 +1,44 @@
-"""Liquidity Vacuum: resting depth near the touch vanishes on one side; buy before the price jumps.
+"""Liquidity Vacuum: makers pull the depth at the touch of one side; buy before the price jumps.
 
 Theory of operation
 -------------------
-Per token and side the module tracks the depth within `n_ticks` of the touch (`zone_depth`). The
-history is a monotonic deque of (ts, depth) with decreasing depths, so the largest depth of the last
-`window_ms` is always at its front: pushing a point and reading the window's peak are amortised O(1).
-A change deeper than the zone cannot alter the zone's depth and costs one comparison.
+A vacuum is makers withdrawing, not takers trading and not makers repricing. Per token and side the
+module keeps an *anchor*: the touch price, the depth resting within `n_ticks` of it (at those fixed
+prices) and the opposite touch, refreshed whenever the side holds or improves. When the touch
+retreats, an episode starts; the module fires when, within `window_ms` of the first retreat:
 
-When depth has fallen from the window's peak by at least `drop_fraction` of that peak, and the fall is
-not explained by trades printed since the peak (a taker eating the asks is not a vacuum), makers have
-pulled their orders: with asks gone the remaining asks will be repriced up, so the token is bought at
-its best ask now; with bids gone the complement is bought at its best ask (the mirror of the same move).
-On a binary market both books show the same vacuum (a YES bid is a NO ask), so the cooldown is keyed by
-the token bought, and firing restarts the history of both views: one vacuum, one opportunity.
+- the touch has left the anchored zone (it retreated more than `n_ticks`), in at least `min_pulls`
+  separate updates: a cascade of pulls, not one participant cancelling a couple of orders;
+- the depth that stood in the zone fell by at least `drop_fraction` of itself and `min_depth_micro`,
+  net of the size traded on that side since the anchor was measured. A retreat that trades explain
+  (a taker eating the touch) re-anchors at once: the book it leaves is the new normal;
+- the opposite touch has not moved. When makers requote (news, drift) both sides move together: that
+  is a new price, already in the book, not a hole the price is about to fall into.
 
-Snapshots never trigger: the venue sends them after trades and on resync, and they restart the history
-from the snapshot's depths. Untrusted books and tick-size changes clear it.
+An episode slower than `window_ms` is not a vacuum: the view just before the update that ran out of
+time becomes the anchor, so a slow drift followed by a sudden pull is still judged on the pull.
+
+With asks gone the token is bought at its best ask now: the remaining offers are about to be repriced
+up. With bids gone the complement is bought at its best ask (the mirror of the same move). The
+expected repricing is `max(jump_ticks ticks, min_jump_micro)` beyond that ask; it must pay the taker fee.
+
+A binary market's two books mirror each other (a YES bid is a NO ask), so one view suffices: each
+price change is read on the first of its tokens whose book is trusted, and changes deeper than the
+anchored zones are skipped after one comparison. The cooldown is keyed by the token bought.
+
+Snapshots never trigger: the venue sends them after trades and on resync; they re-anchor both sides.
+Untrusted books and tick-size changes clear the token's state.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from polysnipe.core.book import BookState
-from polysnipe.core.events import BookDelta, BookSnapshot, Event, LastTrade, PriceChange, Side, TickSizeChange
+from polysnipe.core.events import BookSnapshot, Event, LastTrade, PriceChange, Side, TickSizeChange
 from polysnipe.core.market import Market
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.signals.base import (
@@ -52,71 +63,100 @@ def _fraction(_inst: object, attribute: attrs.Attribute[float], value: float) ->
 
 @attrs.frozen(slots=True)
 class LiquidityVacuumParams:
-    #: the zone watched: levels within this many ticks of the best price (inclusive)
-    n_ticks: int = attrs.field(default=2, validator=attrs.validators.ge(0))
-    window_ms: int = attrs.field(default=3_000, validator=attrs.validators.gt(0))
-    #: share of the window's peak depth that must vanish (net of trades)
-    drop_fraction: float = attrs.field(default=0.7, validator=_fraction)
-    #: a thin zone emptying is noise: the peak must hold at least this many micro-shares
-    min_depth_micro: int = attrs.field(default=200_000_000, validator=attrs.validators.gt(0))
+    #: the zone watched: the touch and the levels within this many ticks behind it
+    n_ticks: int = attrs.field(default=3, validator=attrs.validators.ge(0))
+    #: the zone must empty this soon after the touch first retreats
+    window_ms: int = attrs.field(default=1_000, validator=attrs.validators.gt(0))
+    #: share of the zone's depth that must vanish (net of trades)
+    drop_fraction: float = attrs.field(default=0.9, validator=_fraction)
+    #: a thin zone emptying is noise: at least this many micro-shares must vanish (net of trades)
+    min_depth_micro: int = attrs.field(default=100_000_000, validator=attrs.validators.gt(0))
+    #: separate updates that each pulled the touch further back
+    min_pulls: int = attrs.field(default=2, validator=attrs.validators.ge(1))
     cooldown_ms: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
-    #: expected repricing after the vacuum, in ticks: the fair value is the ask plus this
+    #: expected repricing beyond the ask after a vacuum: the larger of these two
     jump_ticks: int = attrs.field(default=2, validator=attrs.validators.gt(0))
+    min_jump_micro: int = attrs.field(default=20_000, validator=attrs.validators.ge(0))
     max_size_micro: int = attrs.field(default=100_000_000, validator=attrs.validators.gt(0))
     ttl_ms: int = attrs.field(default=1_000, validator=attrs.validators.gt(0))
-    #: points kept per token and side; bounds memory when a window holds a long falling staircase
-    max_history: int = attrs.field(default=256, validator=attrs.validators.ge(2))
 
 
 def zone_depth(book: BookState, side: Side, n_ticks: int) -> int:
     """`book.depth(side, n_ticks)` for a book whose levels sit on its tick grid, in n_ticks + 1 lookups.
 
-    BookState.depth bisects and sums a slice through a generator (about 1 us); this is the per-change
-    cost of the module, so it walks the few grid prices instead. A level left off the grid by a tick-size
-    change is not counted: that can only hide depth, never invent a drop (the change also restarts the
-    history).
+    BookState.depth bisects and sums a slice through a generator (about 1 us); walking the few grid
+    prices is cheaper. A level left off the grid by a tick-size change is not counted: that can only
+    hide depth, never invent a drop (the change also clears the module's state).
     """
     if side is Side.BUY:
-        levels, price, step = book.bids, book.best_bid(), -book.tick_size
-    else:
-        levels, price, step = book.asks, book.best_ask(), book.tick_size
-    if price is None:
-        return 0
-    depth = 0
-    for _ in range(n_ticks + 1):
-        depth += levels.get(price, 0)
+        price = book.best_bid()
+        return 0 if price is None else _depth_from(book.bids, price, -book.tick_size, n_ticks)
+    price = book.best_ask()
+    return 0 if price is None else _depth_from(book.asks, price, book.tick_size, n_ticks)
+
+
+def _depth_from(levels: dict[int, int], price: int, step: int, n_ticks: int) -> int:
+    """Size at `price` and the `n_ticks` grid prices behind it (`step` points away from the spread)."""
+    get = levels.get
+    depth = get(price, 0)
+    for _ in range(n_ticks):
         price += step
+        depth += get(price, 0)
     return depth
 
 
-class _SideHistory:
-    __slots__ = ("peaks", "trades")
+class _SideState:
+    """The anchor of one side of one book and the retreat episode measured against it."""
 
-    def __init__(self, max_history: int) -> None:
-        #: (ts, depth) with strictly decreasing depth: the front is the window's peak
-        self.peaks: deque[tuple[int, int]] = deque(maxlen=max_history)
-        #: (ts, size) of trades whose taker consumed this side
-        self.trades: deque[tuple[int, int]] = deque(maxlen=max_history)
+    __slots__ = (
+        "depth",
+        "last_depth",
+        "last_opp",
+        "last_px",
+        "opp",
+        "pulls",
+        "px",
+        "start_ts",
+        "traded",
+    )
 
-    def restart(self, ts: int, depth: int) -> None:
-        self.peaks.clear()
-        self.trades.clear()
-        self.peaks.append((ts, depth))
+    def __init__(self) -> None:
+        #: anchor: touch price (0 = none), depth in its zone, opposite touch (0 = none)
+        self.px = 0
+        self.depth = 0
+        self.opp = 0
+        #: the previous view, which becomes the anchor when a slow retreat is followed by a fast one
+        self.last_px = 0
+        self.last_depth = 0
+        self.last_opp = 0
+        #: episode: event time of the first retreat (0 = none) and updates that pulled further back
+        self.start_ts = 0
+        self.pulls = 0
+        #: size taken from this side by trades since the anchor was measured
+        self.traded = 0
+
+    def anchor(self, px: int, depth: int, opp: int) -> None:
+        self.px = self.last_px = px
+        self.depth = self.last_depth = depth
+        self.opp = self.last_opp = opp
+        self.start_ts = 0
+        self.pulls = 0
+        self.traded = 0
 
 
 class _TokenTrack:
-    __slots__ = ("asks", "bids", "complement", "market")
+    __slots__ = ("asks", "bids", "complement", "market", "tick")
 
-    def __init__(self, market: Market, complement: str, max_history: int) -> None:
+    def __init__(self, market: Market, complement: str) -> None:
         self.market = market
         self.complement = complement
-        self.bids = _SideHistory(max_history)
-        self.asks = _SideHistory(max_history)
+        self.bids = _SideState()
+        self.asks = _SideState()
+        #: the book's tick when the anchors were last set (the zones are measured in it)
+        self.tick = 0
 
     def clear(self) -> None:
-        for h in (self.bids, self.asks):
-            h.peaks.clear()
-            h.trades.clear()
+        self.bids.px = self.asks.px = 0
 
 
 class LiquidityVacuum:
@@ -135,29 +175,15 @@ class LiquidityVacuum:
 
     def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
         if type(event) is PriceChange:
-            out: list[Opportunity] = []
-            n_ticks = self.params.n_ticks
-            for ch in event.changes:
-                book = ctx.book(ch.token_id)
-                # a change deeper than the zone (after the batch was applied) cannot move the zone's
-                # depth: the common case, decided before any module state is touched
-                if book is not None and book.trusted:
-                    if ch.side is Side.BUY:
-                        best = book.best_bid()
-                        if best is not None and ch.price < best - n_ticks * book.tick_size:
-                            continue
-                    else:
-                        best = book.best_ask()
-                        if best is not None and ch.price > best + n_ticks * book.tick_size:
-                            continue
-                self._on_change(ch, book, event.ts_ms, ctx, now_ms, out)
-            return out
-        if type(event) is BookSnapshot:
-            self._on_snapshot(event, ctx)
-        elif type(event) is LastTrade:
+            return self._on_price_change(event, ctx, now_ms)
+        if type(event) is LastTrade:
             self._on_trade(event, ctx)
+        elif type(event) is BookSnapshot:
+            track = self._tracks.get(event.token_id) or self._track(event.token_id, ctx)
+            if track is not None:
+                self._reanchor(track, ctx.book(event.token_id))
         elif type(event) is TickSizeChange:
-            # depth "within n ticks" changed meaning: history in the old tick is not comparable
+            # "within n ticks" changed meaning: the anchored zones are not comparable any more
             track = self._tracks.get(event.token_id)
             if track is not None:
                 track.clear()
@@ -169,80 +195,144 @@ class LiquidityVacuum:
             market = ctx.markets.get_by_token(token_id)
             if market is None:
                 return None
-            track = _TokenTrack(market, market.complement(token_id), self.params.max_history)
+            track = _TokenTrack(market, market.complement(token_id))
             self._tracks[token_id] = track
         return track
 
-    def _on_snapshot(self, snap: BookSnapshot, ctx: SignalContext) -> None:
-        track = self._track(snap.token_id, ctx)
-        if track is None:
-            return
-        book = ctx.book(snap.token_id)
+    def _reanchor(self, track: _TokenTrack, book: BookState | None) -> None:
         if book is None or not book.trusted:
             track.clear()
             return
         n = self.params.n_ticks
-        track.bids.restart(snap.ts_ms, zone_depth(book, Side.BUY, n))
-        track.asks.restart(snap.ts_ms, zone_depth(book, Side.SELL, n))
+        bid = book.best_bid() or 0
+        ask = book.best_ask() or 0
+        track.tick = book.tick_size
+        track.bids.anchor(bid, _depth_from(book.bids, bid, -book.tick_size, n) if bid else 0, ask)
+        track.asks.anchor(ask, _depth_from(book.asks, ask, book.tick_size, n) if ask else 0, bid)
 
     def _on_trade(self, trade: LastTrade, ctx: SignalContext) -> None:
-        track = self._track(trade.token_id, ctx)
+        track = self._tracks.get(trade.token_id) or self._track(trade.token_id, ctx)
         if track is None:
             return
-        # A taker BUY eats this token's asks, which mirror the complement's bids. Both books record the
-        # size: if the venue also prints the complement's trade the drop is over-explained, which can
-        # only suppress an opportunity, never invent one.
-        mine = track.asks if trade.side is Side.BUY else track.bids
-        self._record_trade(mine, trade)
+        # A taker BUY eats this token's asks, which mirror the complement's bids. Both views record it:
+        # if the venue also prints the complement's trade the drop is over-explained, which can only
+        # suppress an opportunity, never invent one.
+        (track.asks if trade.side is Side.BUY else track.bids).traded += trade.size
         other = self._tracks.get(track.complement) or self._track(track.complement, ctx)
         if other is not None:
-            self._record_trade(other.bids if trade.side is Side.BUY else other.asks, trade)
+            (other.bids if trade.side is Side.BUY else other.asks).traded += trade.size
 
-    def _record_trade(self, hist: _SideHistory, trade: LastTrade) -> None:
-        trades = hist.trades
-        horizon = trade.ts_ms - self.params.window_ms
-        while trades and trades[0][0] < horizon:
-            trades.popleft()
-        trades.append((trade.ts_ms, trade.size))
+    def _on_price_change(self, event: PriceChange, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
+        out: list[Opportunity] = []
+        n_ticks = self.params.n_ticks
+        tracks = self._tracks
+        view: _TokenTrack | None = None
+        view_book: BookState | None = None
+        view_token = mirror = ""
+        bid_dirty = ask_dirty = False
+        # the view's anchors, read once: they only move when the view is processed, after the loop
+        bid_px = ask_px = reach = 0
+        bid_side = Side.BUY
+        for ch in event.changes:
+            token = ch.token_id
+            if token == view_token:
+                is_bid, price = ch.side is bid_side, ch.price
+            elif token == mirror:
+                is_bid, price = ch.side is not bid_side, ONE - ch.price  # a NO ask at q is a YES bid at 1 - q
+            else:
+                if view is not None and view_book is not None and (bid_dirty or ask_dirty):
+                    self._on_book(
+                        view, view_token, view_book, bid_dirty, ask_dirty, event.ts_ms, ctx, now_ms, out
+                    )
+                view = None
+                view_token = mirror = ""
+                track = tracks.get(token) or self._track(token, ctx)
+                if track is None:
+                    continue
+                book = ctx.book(token)
+                if book is None or not book.trusted:
+                    track.clear()
+                    continue
+                view, view_book, view_token, mirror = track, book, token, track.complement
+                bid_px, ask_px, reach = track.bids.px, track.asks.px, n_ticks * track.tick
+                bid_dirty = ask_dirty = False
+                is_bid, price = ch.side is bid_side, ch.price
+            # A change behind the anchored zone moves neither the zone nor either touch: the common
+            # case, decided without reading the book. The book is read once, after the batch.
+            if is_bid:
+                bid_dirty = bid_dirty or not bid_px or price >= bid_px - reach
+            else:
+                ask_dirty = ask_dirty or not ask_px or price <= ask_px + reach
+        if view is not None and view_book is not None and (bid_dirty or ask_dirty):
+            self._on_book(view, view_token, view_book, bid_dirty, ask_dirty, event.ts_ms, ctx, now_ms, out)
+        return out
 
-    def _on_change(
+    def _on_book(
         self,
-        ch: BookDelta,
-        book: BookState | None,
+        track: _TokenTrack,
+        token: str,
+        book: BookState,
+        bid_dirty: bool,
+        ask_dirty: bool,
         ts: int,
         ctx: SignalContext,
         now_ms: int,
         out: list[Opportunity],
     ) -> None:
-        token = ch.token_id
-        track = self._tracks.get(token) or self._track(token, ctx)
-        if track is None:
-            return
-        if book is None or not book.trusted:
-            track.clear()
-            return
+        bid = book.best_bid() or 0
+        ask = book.best_ask() or 0
+        tick = track.tick = book.tick_size
+        # a side none of whose levels changed only needs a look when the opposite touch moved
+        if (bid_dirty or ask != track.bids.opp) and self._side(
+            track.bids, book.bids, bid, ask, -tick, ts, bid_dirty
+        ):
+            self._fire(track, token, book, Side.BUY, ts, ctx, now_ms, out)
+        if (ask_dirty or bid != track.asks.opp) and self._side(
+            track.asks, book.asks, ask, bid, tick, ts, ask_dirty
+        ):
+            self._fire(track, token, book, Side.SELL, ts, ctx, now_ms, out)
+
+    def _side(
+        self, st: _SideState, levels: dict[int, int], touch: int, opp: int, step: int, ts: int, dirty: bool
+    ) -> bool:
+        """Advance one side's anchor and episode; True when the side shows a vacuum now.
+
+        `step` is one tick away from the spread (negative for bids), so a retreat is a positive count.
+        """
         p = self.params
-        side = ch.side
-        hist = track.bids if side is Side.BUY else track.asks
-        depth = zone_depth(book, side, p.n_ticks)
-        peaks = hist.peaks
-        while peaks and peaks[-1][1] <= depth:
-            peaks.pop()
-        peaks.append((ts, depth))
-        horizon = ts - p.window_ms
-        while peaks[0][0] < horizon:  # the point just pushed is inside the window, so this stops
-            peaks.popleft()
-        peak_ts, peak = peaks[0]
-        if peak < p.min_depth_micro:
-            return
-        threshold = p.drop_fraction * peak
-        drop = peak - depth
-        if drop < threshold:
-            return
-        traded = sum(size for t, size in hist.trades if t >= peak_ts)
-        if drop - traded < threshold:
-            return
-        self._fire(track, token, book, side, peak, depth, drop - traded, ts, ctx, now_ms, out)
+        n = p.n_ticks
+        if st.px and touch and st.start_ts and ts - st.start_ts > p.window_ms:
+            # too slow to be a vacuum; what stood just before this update is the anchor now
+            st.px, st.depth, st.opp = st.last_px, st.last_depth, st.last_opp
+            st.start_ts = st.traded = 0
+        if not st.px or not touch or opp != st.opp or (touch - st.px) // step <= 0:
+            # first look, holding or improving, or both sides moved (a requote): the new normal
+            if dirty or touch != st.px:
+                st.anchor(touch, _depth_from(levels, touch, step, n) if touch else 0, opp)
+            else:
+                st.anchor(touch, st.depth, opp)  # no level of this side changed
+            return False
+        gone = st.depth - _depth_from(levels, st.px, step, n)
+        if gone < 0:
+            # depth was added to the zone while its touch retreated: measure from the most that stood
+            st.depth -= gone
+            gone = 0
+        elif gone <= st.traded:
+            # takers took what left: the book as it is now is the new normal
+            st.anchor(touch, _depth_from(levels, touch, step, n), opp)
+            return False
+        retreat = (touch - st.px) // step
+        if not st.start_ts:
+            st.start_ts = ts
+            st.pulls = 1
+        elif retreat > (st.last_px - st.px) // step:
+            st.pulls += 1
+        st.last_px, st.last_opp = touch, opp
+        st.last_depth = _depth_from(levels, touch, step, n)
+        if retreat <= n or st.pulls < p.min_pulls:
+            return False
+        unexplained = gone - st.traded
+        return unexplained >= p.min_depth_micro and unexplained >= p.drop_fraction * st.depth
 
     def _fire(
         self,
@@ -250,15 +340,13 @@ class LiquidityVacuum:
         token: str,
         book: BookState,
         side: Side,
-        peak: int,
-        depth: int,
-        unexplained: int,
         ts: int,
         ctx: SignalContext,
         now_ms: int,
         out: list[Opportunity],
     ) -> None:
         p = self.params
+        st = track.bids if side is Side.BUY else track.asks
         if side is Side.SELL:
             buy, buy_book = token, book
         else:
@@ -277,7 +365,7 @@ class LiquidityVacuum:
         if ask is None or not tradable_price(ask, tick):
             return
         market = track.market
-        fair = min(ask + p.jump_ticks * tick, ONE)
+        fair = min(ask + max(p.jump_ticks * tick, p.min_jump_micro), ONE)
         fee = taker_fee_per_share(ask, market)
         if fair - ask <= fee:
             return
@@ -285,17 +373,24 @@ class LiquidityVacuum:
         if size < market.min_order_size:
             return
         self._fired_ms[buy] = ts
-        (track.asks if side is Side.SELL else track.bids).restart(ts, depth)
-        # the mirror book shows the same vacuum on its other side; restart it too, so the vacuum is
-        # spent even when the cooldown is shorter than the window
+        step = -book.tick_size if side is Side.BUY else book.tick_size
+        levels = book.bids if side is Side.BUY else book.asks
+        now_depth = _depth_from(levels, st.px, step, p.n_ticks)
+        traded = st.traded
+        unexplained = st.depth - now_depth - traded
+        what = "bids" if side is Side.BUY else "asks"
+        reason = (
+            f"{what} of {token} within {p.n_ticks} ticks of {format_micro(st.px)} pulled in"
+            f" {st.pulls} updates over {ts - st.start_ts} ms: {format_micro(st.depth)} ->"
+            f" {format_micro(now_depth)} shares ({format_micro(traded)} traded), opposite touch held at"
+            f" {format_micro(st.opp)}"
+        )
+        anchor_px, anchor_depth = st.px, st.depth
+        # the vacuum is spent: both views of the market start over from the book as it is now
+        self._reanchor(track, book)
         mirror = self._tracks.get(track.complement)
-        mirror_book = ctx.book(track.complement)
-        if mirror is not None and mirror_book is not None and mirror_book.trusted:
-            mirror_side = side.opposite
-            (mirror.bids if mirror_side is Side.BUY else mirror.asks).restart(
-                ts, zone_depth(mirror_book, mirror_side, p.n_ticks)
-            )
-        what = "asks" if side is Side.SELL else "bids"
+        if mirror is not None:
+            self._reanchor(mirror, ctx.book(track.complement))
         out.append(
             buy_opportunity(
                 strategy=NAME,
@@ -304,13 +399,10 @@ class LiquidityVacuum:
                 size=size,
                 limit_price=ask,
                 fair_value=fair,
-                confidence=min(1.0, unexplained / peak),
+                confidence=min(1.0, unexplained / anchor_depth),
                 now_ms=now_ms,
                 ttl_ms=p.ttl_ms,
-                reason=(
-                    f"{what} of {token} within {p.n_ticks} ticks fell {format_micro(peak)} ->"
-                    f" {format_micro(depth)} shares ({format_micro(unexplained)} not traded)"
-                ),
-                trigger=(token, side.name, peak, depth, ts),
+                reason=reason,
+                trigger=(token, side.name, anchor_px, anchor_depth, ts),
             )
         )

@@ -1,17 +1,40 @@
-"""Spread Hunter: an ask priced below fair value, and the neg-risk complement arbitrage.
+"""Spread Hunter: an ask left below fair value by a seller, and the neg-risk complement arbitrage.
 
 Theory of operation
 -------------------
-Per token the module keeps a fair-value estimator fed with the microprice (size-weighted mid) each time
-the top of book changes, and (for "ewma") with last-trade prices. An ask is judged against the fair value
-*before* the current observation is folded in: the microprice always lies between bid and ask, so a fair
-value that already contains the quote being judged could never sit above that quote's ask. The "ewma"
-estimator is a time-decayed weighted mean (sum and weight both halve every `half_life_ms` of event time),
-so a burst of events and a quiet minute weigh what they should and nothing depends on a clock.
+A binary market's two books mirror each other (BUY YES at p is SELL NO at 1 - p), so the module keeps
+one view per market, in YES terms: each price change is read on the first of its tokens with a trusted
+book (a NO book read mirrored), and both tokens are judged from it, NO's ask being 1 - the YES bid.
 
-Events that leave the top of book unchanged (most deltas land deeper in the book) cost one comparison.
-An untrusted book resets the token's estimator: after a gap the old fair value says nothing about the new
-book. A crossed book is a data glitch and is skipped.
+The view feeds a fair-value estimator with the microprice (size-weighted mid) each time the top of
+book changes, and (for "ewma", when `trade_weight` > 0) with last-trade prices. A quote is judged
+against the fair value *before* the quote is folded in: the microprice always lies between bid and ask,
+so a fair value that already contains the quote being judged could never sit above its ask. The "ewma"
+estimator is a time-decayed weighted mean (sum and weight both halve every `half_life_ms` of event
+time), so a burst of events and a quiet minute weigh what they should and nothing depends on a clock.
+It also keeps decayed squared residuals and squared weights, which give the standard error of the mean,
+and the decayed mean spread.
+
+What a professional requires before lifting an ask below that fair value:
+
+- The edge pays the taker fee plus the larger of `min_edge_ticks` and `noise_z` standard errors of the
+  fair value: an edge inside the estimator's own noise is no edge.
+- The dislocation was made by a taker, not by the makers (`require_sweep`). When makers requote a book
+  lower without trading they are telling us the fair value moved (news, a vacuum, the drift) and the
+  estimator merely lags: buying there is catching a falling knife. A cheap ask is worth lifting when a
+  seller has just sold that token through its bids at least one tick above the ask, within
+  `sweep_window_ms`: a marketable order that swept the bids and rested its remainder below fair value
+  is one venue event. A taker buying NO at q sold YES at 1 - q, so prints count for both tokens.
+
+Passive snipe: after such a sweep, when the ask is *not* cheap (the makers' ask still sits at or above
+fair value) but the spread is `passive_spread_mult` times its usual width and posting one tick above
+the best bid still leaves `passive_margin_micro` beyond the minimum edge, the module asks for a
+post-only bid with urgency "passive", limit fair - minimum edge (makers pay no fee), valid
+`passive_ttl_ms`: the next seller fills it inside the hole the sweep left. One per token per TTL.
+
+Changes behind the cached touch (most deltas land deeper in the book) cost one comparison. An untrusted
+view resets the market's estimator: after a gap the old fair value says nothing about the new book. A
+crossed book is a data glitch and is skipped.
 
 Neg-risk arbitrage: each neg-risk event (markets sharing `neg_risk_market_id`, none augmented) is a
 basket of YES legs whose payout is exactly 1. The running sum of leg asks and fees is updated in O(1) per
@@ -25,6 +48,7 @@ books mirror each other), so it is recorded in `data_quality_flags` and suppress
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,14 +80,30 @@ class SpreadHunterParams:
     #: "ewma" (time-decayed mean of microprices and trades) or "microprice" (the previous microprice)
     fair_source: str = attrs.field(default="ewma", validator=attrs.validators.in_(FAIR_SOURCES))
     half_life_ms: int = attrs.field(default=5_000, validator=attrs.validators.gt(0))
-    #: weight of one last-trade price relative to one microprice observation ("ewma" only)
-    trade_weight: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
-    #: observations a token needs before its fair value is trusted
+    #: weight of one last-trade price relative to one microprice observation ("ewma" only). Off by
+    #: default: prints are one-sided (a sell prints at the bid) and a sweep's prints would drag the fair
+    #: value toward the very dislocation being judged.
+    trade_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    #: observations a market needs before its fair value is trusted
     min_observations: int = attrs.field(default=5, validator=attrs.validators.ge(1))
     #: edge required beyond the taker fee, in ticks of the token's book
     min_edge_ticks: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    #: ... and at least this many standard errors of the fair value ("ewma" only; "microprice" has none)
+    noise_z: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.0))
+    #: only an ask a seller just swept down to is a snipe; False trusts any ask below fair value
+    require_sweep: bool = True
+    #: how recent the sweep must be: its prints and the ask it left are one venue event
+    sweep_window_ms: int = attrs.field(default=100, validator=attrs.validators.ge(0))
     max_size_micro: int = attrs.field(default=100_000_000, validator=attrs.validators.gt(0))
     ttl_ms: int = attrs.field(default=2_000, validator=attrs.validators.gt(0))
+    #: post a bid into the hole a sweep left when the ask is not cheap ("ewma" and `require_sweep` only)
+    passive_enabled: bool = True
+    #: the spread must be at least this many times its usual (decayed mean) width
+    passive_spread_mult: float = attrs.field(default=2.0, validator=attrs.validators.ge(1.0))
+    #: the post (best bid + 1 tick) must sit this far below fair - minimum edge: what resting and then
+    #: holding inventory must earn, so a price distance rather than ticks
+    passive_margin_micro: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
+    passive_ttl_ms: int = attrs.field(default=15_000, validator=attrs.validators.gt(0))
     arb_enabled: bool = True
     #: basket edge required beyond the legs' taker fees, micro-USDC per share of each leg
     arb_min_edge_micro: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
@@ -85,49 +125,94 @@ class DataQualityFlag:
 
 
 class _TokenState:
-    """Fair-value estimator and top-of-book cache for one token."""
+    """What is per token: its sweep, what it last asked for, and its neg-risk basket leg."""
+
+    __slots__ = (
+        "basket",
+        "fired_ask",
+        "is_yes",
+        "leg",
+        "mkt",
+        "passive_until",
+        "sell_px",
+        "sell_ts",
+        "token",
+    )
+
+    def __init__(self, mkt: _MarketState, token: str, is_yes: bool) -> None:
+        self.mkt = mkt
+        self.token = token
+        self.is_yes = is_yes
+        self.basket: _Basket | None = None
+        self.leg = 0
+        #: the ask an opportunity was last emitted at; 0 once the edge is gone, so a re-opening fires
+        self.fired_ask = 0
+        #: highest price a taker sold this token at in the run of prints that ended at `sell_ts`
+        self.sell_px = 0
+        self.sell_ts = 0
+        #: event time before which no new passive bid is asked for (one may still be resting)
+        self.passive_until = 0
+
+
+class _MarketState:
+    """The market's view in YES terms: top-of-book cache and the fair-value estimator."""
 
     __slots__ = (
         "ask",
         "asz",
-        "basket",
         "bid",
+        "book",
         "bsz",
-        "complement",
-        "fired_ask",
         "last_micro",
         "last_ts",
-        "leg",
         "market",
         "n",
+        "no",
         "s",
+        "sp",
+        "sw",
+        "v",
         "w",
+        "w2",
+        "yes",
     )
 
-    def __init__(self, market: Market, complement: str) -> None:
+    def __init__(self, market: Market) -> None:
         self.market = market
-        self.complement = complement
-        self.basket: _Basket | None = None
-        self.leg = 0
+        self.yes = _TokenState(self, market.token_ids[0], True)
+        self.no = _TokenState(self, market.token_ids[1], False)
+        #: the book last read while trusted (None until then and after a reset) and its top, YES terms
+        self.book: BookState | None = None
         self.bid: int | None = _UNSEEN
         self.ask: int | None = _UNSEEN
         self.bsz = _UNSEEN
         self.asz = _UNSEEN
         self.n = 0
+        #: decayed sums: weighted values, weights, weighted squared residuals, squared weights; and
+        #: spreads with their own weights (book observations only): sp / sw is the usual spread
         self.s = 0.0
         self.w = 0.0
+        self.v = 0.0
+        self.w2 = 0.0
+        self.sp = 0.0
+        self.sw = 0.0
         self.last_ts = 0
         self.last_micro = 0.0
-        #: the ask an opportunity was last emitted at; 0 once the edge is gone, so a re-opening fires
-        self.fired_ask = 0
 
     def forget(self) -> None:
+        self.book = None
         self.bid = self.ask = _UNSEEN
         self.bsz = self.asz = _UNSEEN
         self.n = 0
-        self.s = self.w = 0.0
+        self.s = self.w = self.v = self.w2 = self.sp = self.sw = 0.0
         self.last_micro = 0.0
-        self.fired_ask = 0
+        self.yes.fired_ask = self.no.fired_ask = 0
+
+    def std_error(self) -> float:
+        """Standard error of the decayed mean: residual spread times sqrt(sum w^2) / sum w."""
+        if self.w <= 0.0:
+            return 0.0
+        return math.sqrt(self.v / self.w * self.w2) / self.w
 
 
 class _Basket:
@@ -187,7 +272,7 @@ class SpreadHunter:
         "_leg_of",
         "_mispriced",
         "_registry_size",
-        "_states",
+        "_tokens",
         "data_quality_count",
         "data_quality_flags",
         "name",
@@ -198,7 +283,7 @@ class SpreadHunter:
         self.name = NAME
         self.params = params or SpreadHunterParams()
         self._ewma = self.params.fair_source == "ewma"
-        self._states: dict[str, _TokenState] = {}
+        self._tokens: dict[str, _TokenState] = {}
         self._leg_of: dict[str, tuple[_Basket, int]] = {}
         self._registry_size = -1
         #: condition ids currently showing YES ask + NO ask < 1
@@ -215,164 +300,341 @@ class SpreadHunter:
         if type(event) is PriceChange:
             out: list[Opportunity] = []
             ts = event.ts_ms
+            get = self._tokens.get
+            bid_side = Side.BUY
+            done: _MarketState | None = None
             for ch in event.changes:
-                book = ctx.book(ch.token_id)
-                # A level behind the touch (after the batch was applied) leaves the top of book as it
-                # was: the common case, decided without touching the module's state. Several changes at
-                # the touch re-run the token, and the repeat returns at the unchanged-top check.
-                if book is not None and book.trusted:
-                    if ch.side is Side.BUY:
-                        best = book.best_bid()
-                        if best is not None and ch.price < best:
+                tst = get(ch.token_id) or self._token(ch.token_id, ctx)
+                if tst is None:
+                    continue
+                ms = tst.mkt
+                if ms is done:
+                    continue  # the market was read after the whole batch: nothing left to see
+                # A level behind the touch we last saw leaves the top of book as it was: the common
+                # case, decided on the cached touch (YES terms: a NO bid at q is a YES ask at 1 - q)
+                # without reading the book. A change that moves the touch is at or inside it.
+                view = ms.book
+                if view is not None and view.trusted:
+                    if tst.is_yes:
+                        if ch.side is bid_side:
+                            if ms.bid is not None and ch.price < ms.bid:
+                                continue
+                        elif ms.ask is not None and ch.price > ms.ask:
                             continue
-                    else:
-                        best = book.best_ask()
-                        if best is not None and ch.price > best:
+                    elif ch.side is bid_side:
+                        if ms.ask is not None and ONE - ch.price > ms.ask:
                             continue
-                self._on_book(ch.token_id, book, ts, ctx, now_ms, out)
+                    elif ms.bid is not None and ONE - ch.price < ms.bid:
+                        continue
+                self._on_market(ms, tst, ts, ctx, now_ms, out)
+                done = ms
             return out
         if type(event) is BookSnapshot:
             out = []
-            self._on_book(event.token_id, ctx.book(event.token_id), event.ts_ms, ctx, now_ms, out)
+            tst = self._tokens.get(event.token_id) or self._token(event.token_id, ctx)
+            if tst is not None:
+                self._on_market(tst.mkt, tst, event.ts_ms, ctx, now_ms, out)
             return out
-        if type(event) is LastTrade and self._ewma and self.params.trade_weight > 0.0:
+        if type(event) is LastTrade:
             self._on_trade(event, ctx)
         return []
 
-    # -- per token -----------------------------------------------------------------------------
-    def _state(self, token_id: str, ctx: SignalContext) -> _TokenState | None:
-        st = self._states.get(token_id)
-        if st is not None:
-            return st
+    # -- per market ----------------------------------------------------------------------------
+    def _token(self, token_id: str, ctx: SignalContext) -> _TokenState | None:
         markets = ctx.markets
         market = markets.get_by_token(token_id)
         if market is None:
             return None
-        st = _TokenState(market, market.complement(token_id))
-        self._states[token_id] = st
+        ms = _MarketState(market)
+        self._tokens[ms.yes.token] = ms.yes
+        self._tokens[ms.no.token] = ms.no
         if self.params.arb_enabled and len(markets) != self._registry_size:
             self._rebuild_baskets(ctx)
         else:
-            link = self._leg_of.get(token_id)
+            link = self._leg_of.get(ms.yes.token)
             if link is not None:
-                st.basket, st.leg = link
-        return st
+                ms.yes.basket, ms.yes.leg = link
+        return self._tokens[token_id]
 
     def _on_trade(self, trade: LastTrade, ctx: SignalContext) -> None:
-        st = self._state(trade.token_id, ctx)
-        if st is not None:
-            self._observe(st, float(trade.price), trade.ts_ms, self.params.trade_weight)
-
-    def _observe(self, st: _TokenState, value: float, ts: int, weight: float) -> None:
-        if self._ewma:
-            if st.n and ts > st.last_ts:
-                decay = 0.5 ** ((ts - st.last_ts) / self.params.half_life_ms)
-                st.s *= decay
-                st.w *= decay
-            st.s += weight * value
-            st.w += weight
+        tst = self._tokens.get(trade.token_id) or self._token(trade.token_id, ctx)
+        if tst is None:
+            return
+        ms = tst.mkt
+        ts = trade.ts_ms
+        if self._ewma and self.params.trade_weight > 0.0 and ms.n:
+            price = trade.price if tst.is_yes else ONE - trade.price
+            self._observe(ms, float(price), ts, self.params.trade_weight)
+        # The seller's side of the print: a taker SELL sold this token at the price; a taker BUY sold
+        # the complement at 1 - price (BUY YES at p is SELL NO at 1 - p).
+        if trade.side is Side.SELL:
+            seller, price = tst, trade.price
         else:
-            st.last_micro = value
-        st.n += 1
-        if ts > st.last_ts:
-            st.last_ts = ts
+            seller, price = (ms.no if tst.is_yes else ms.yes), ONE - trade.price
+        # a sweep prints one trade per level it takes, from the best bid down: keep its highest price
+        if ts - seller.sell_ts > self.params.sweep_window_ms or price > seller.sell_px:
+            seller.sell_px = price
+        seller.sell_ts = ts
 
-    def _on_book(
+    def _observe(self, ms: _MarketState, value: float, ts: int, weight: float, spread: int = -1) -> None:
+        """Fold one observation in; a book observation (`spread` >= 0) also feeds the usual spread."""
+        if self._ewma:
+            if ms.n:
+                if ts > ms.last_ts:
+                    # capped at 64 half-lives (a weight of 5e-20): after a long quiet spell the sums
+                    # must stay normal floats, or the squared weights underflow and s / w divides by 0
+                    decay = 0.5 ** min((ts - ms.last_ts) / self.params.half_life_ms, 64.0)
+                    ms.s *= decay
+                    ms.w *= decay
+                    ms.v *= decay
+                    ms.w2 *= decay * decay
+                    ms.sp *= decay
+                    ms.sw *= decay
+                r = value - ms.s / ms.w
+                ms.v += weight * r * r
+            ms.s += weight * value
+            ms.w += weight
+            ms.w2 += weight * weight
+            if spread >= 0:
+                ms.sp += weight * spread
+                ms.sw += weight
+        else:
+            ms.last_micro = value
+        ms.n += 1
+        if ts > ms.last_ts:
+            ms.last_ts = ts
+
+    def _on_market(
         self,
-        token: str,
-        book: BookState | None,
+        ms: _MarketState,
+        tst: _TokenState,
         ts: int,
         ctx: SignalContext,
         now_ms: int,
         out: list[Opportunity],
     ) -> None:
-        st = self._states.get(token) or self._state(token, ctx)
-        if st is None:
-            return
+        book = ctx.book(tst.token)
         if book is None or not book.trusted:
-            if st.basket is not None:
-                st.basket.set_leg(st.leg, 0, 0)
-            if st.n or st.ask != _UNSEEN:
-                st.forget()
+            # the mirror may still be trusted; it shows the same market
+            tst = ms.no if tst.is_yes else ms.yes
+            book = ctx.book(tst.token)
+            if book is None or not book.trusted:
+                if ms.yes.basket is not None:
+                    ms.yes.basket.set_leg(ms.yes.leg, 0, 0)
+                if ms.n or ms.book is not None:
+                    ms.forget()
+                return
+        bid: int | None
+        ask: int | None
+        if tst.is_yes:
+            bid = book.best_bid()
+            ask = book.best_ask()
+            bsz = book.best_bid_size()
+            asz = book.best_ask_size()
+        else:
+            no_bid = book.best_bid()
+            no_ask = book.best_ask()
+            bid = None if no_ask is None else ONE - no_ask
+            ask = None if no_bid is None else ONE - no_bid
+            bsz = book.best_ask_size()
+            asz = book.best_bid_size()
+        old_bid, old_ask = ms.bid, ms.ask
+        if ask == old_ask and bid == old_bid and asz == ms.asz and bsz == ms.bsz:
             return
-        bid = book.best_bid()
-        ask = book.best_ask()
-        bsz = book.best_bid_size()
-        asz = book.best_ask_size()
-        if ask == st.ask and bid == st.bid and asz == st.asz and bsz == st.bsz:
-            return
-        st.bid, st.ask, st.bsz, st.asz = bid, ask, bsz, asz
-        if ask is None or (bid is not None and bid >= ask):
-            if st.basket is not None:
-                st.basket.set_leg(st.leg, 0, 0)
-            return
+        ms.book = book
+        ms.bid, ms.ask, ms.bsz, ms.asz = bid, ask, bsz, asz
         tick = book.tick_size
-        market = st.market
-        if st.basket is not None:
-            ok = tradable_price(ask, tick)
-            st.basket.set_leg(st.leg, ask if ok else 0, taker_fee_per_share(ask, market) if ok else 0)
-            basket = st.basket
-            if (
-                basket.n_valid == len(basket.asks)
-                and basket.total_ask + basket.total_fee + self.params.arb_min_edge_micro < ONE
-            ):
-                self._emit_basket(basket, ts, ctx, now_ms, out)
-            else:
-                basket.fired = ()  # the edge closed: the same prices may fire again later
-        self._check_pair(st, ask, ts, ctx)
+        if ask is None or (bid is not None and bid >= ask):
+            if ms.yes.basket is not None:
+                ms.yes.basket.set_leg(ms.yes.leg, 0, 0)
+            return
+        if ask != old_ask or bid != old_bid:
+            if ms.yes.basket is not None:
+                self._update_leg(ms.yes, ask, tick, ts, ctx, now_ms, out)
+            self._check_pair(ms, ts, ctx)
         if bid is None:
             return
 
         p = self.params
-        prior: float | None = None
-        if st.n >= p.min_observations:
-            prior = st.s / st.w if self._ewma else st.last_micro
-        self._observe(st, (bid * asz + ask * bsz) / (bsz + asz), ts, 1.0)
-        if prior is None:
+        ewma = self._ewma
+        spread = ask - bid
+        micro = (bid * asz + ask * bsz) / (bsz + asz)
+        if ms.n < p.min_observations or (bid == old_bid and ask == old_ask):
+            # only sizes at the touch changed: the microprice moves the fair value, but no quote is
+            # new, so there is nothing new to judge (a sweep always moves a price)
+            self._observe(ms, micro, ts, 1.0, spread)
             return
+        # Everything is judged on the estimator as it stood before this quote (see the module doc).
+        prior = ms.s / ms.w if ewma else ms.last_micro
+        fair_yes = int(prior)  # floors (0 < prior < 1): never overstate an edge
+        fair_no = int(ONE - prior)
         min_edge = p.min_edge_ticks * tick
-        fair = int(prior)  # floor (prior > 0): never overstate the edge
+        no_ask = ONE - bid
+        cheap_yes = fair_yes - ask > min_edge
+        cheap_no = fair_no - no_ask > min_edge
+        # a bid is only worth posting while the makers' own ask still sits at or above fair value
+        wide = (
+            ewma
+            and p.passive_enabled
+            and p.require_sweep
+            and ms.sw > 0.0
+            and spread >= p.passive_spread_mult * ms.sp / ms.sw
+        )
+        post_yes = wide and not cheap_yes and ask >= fair_yes
+        post_no = wide and not cheap_no and no_ask >= fair_no
+        required = min_edge
+        if ewma and (cheap_yes or cheap_no or post_yes or post_no):
+            # signal math -> price: rounding the noise up only ever asks for more edge
+            required = max(min_edge, math.ceil(p.noise_z * ms.std_error()))
+        self._observe(ms, micro, ts, 1.0, spread)
+        yes, no = ms.yes, ms.no
+        if not (cheap_yes and self._cheap_ask(yes, ask, asz, fair_yes, required, tick, ts, now_ms, out)):
+            yes.fired_ask = 0
+            if post_yes:
+                self._passive_bid(yes, bid, ask, fair_yes, required, tick, ts, now_ms, out)
+        if not (cheap_no and self._cheap_ask(no, no_ask, bsz, fair_no, required, tick, ts, now_ms, out)):
+            no.fired_ask = 0
+            if post_no:
+                self._passive_bid(no, ONE - ask, no_ask, fair_no, required, tick, ts, now_ms, out)
+
+    def _update_leg(
+        self,
+        st: _TokenState,
+        ask: int,
+        tick: int,
+        ts: int,
+        ctx: SignalContext,
+        now_ms: int,
+        out: list[Opportunity],
+    ) -> None:
+        """Move this YES token's ask in its neg-risk basket; emit the basket when it pays."""
+        basket = st.basket
+        assert basket is not None
+        ok = tradable_price(ask, tick)
+        basket.set_leg(st.leg, ask if ok else 0, taker_fee_per_share(ask, st.mkt.market) if ok else 0)
+        if (
+            basket.n_valid == len(basket.asks)
+            and basket.total_ask + basket.total_fee + self.params.arb_min_edge_micro < ONE
+        ):
+            self._emit_basket(basket, ts, ctx, now_ms, out)
+        else:
+            basket.fired = ()  # the edge closed: the same prices may fire again later
+
+    # -- per token -----------------------------------------------------------------------------
+    def _swept_above(self, st: _TokenState, price: int, ts: int) -> bool:
+        """A taker sold this token above `price` within the sweep window."""
+        return st.sell_px > price and ts - st.sell_ts <= self.params.sweep_window_ms
+
+    def _cheap_ask(
+        self,
+        st: _TokenState,
+        ask: int,
+        asz: int,
+        fair: int,
+        required: int,
+        tick: int,
+        ts: int,
+        now_ms: int,
+        out: list[Opportunity],
+    ) -> bool:
+        """Judge an ask below fair value by more than the minimum edge; False when the edge is gone."""
+        p = self.params
+        market = st.mkt.market
         edge = fair - ask
-        if edge <= min_edge:
-            st.fired_ask = 0
-            return
         fee = taker_fee_per_share(ask, market)
-        if edge <= min_edge + fee:
-            st.fired_ask = 0
-            return
+        if edge <= required + fee:
+            return False
         if ask == st.fired_ask or market.condition_id in self._mispriced or not tradable_price(ask, tick):
-            return
+            return True
+        if p.require_sweep and not self._swept_above(st, ask + tick - 1, ts):
+            return True
         size = floor_size(min(asz, p.max_size_micro))
         if size < market.min_order_size:
-            return
+            return True
         st.fired_ask = ask
+        swept = f"; swept from {format_micro(st.sell_px)}" if p.require_sweep else ""
         out.append(
             buy_opportunity(
                 strategy=NAME,
                 market=market,
-                token_id=token,
+                token_id=st.token,
                 size=size,
                 limit_price=ask,
                 fair_value=fair,
-                confidence=1.0 - (fee + min_edge) / edge,
+                confidence=1.0 - (fee + required) / edge,
                 now_ms=now_ms,
                 ttl_ms=p.ttl_ms,
                 reason=(
                     f"ask {format_micro(ask)} below {p.fair_source} fair {format_micro(fair)}"
-                    f" by {format_micro(edge)} (fee {format_micro(fee)})"
+                    f" by {format_micro(edge)} (fee {format_micro(fee)}, min {format_micro(required)}{swept})"
                 ),
                 trigger=("ask", ask, asz, ts),
             )
         )
+        return True
+
+    def _passive_bid(
+        self,
+        st: _TokenState,
+        bid: int,
+        ask: int,
+        fair: int,
+        required: int,
+        tick: int,
+        ts: int,
+        now_ms: int,
+        out: list[Opportunity],
+    ) -> None:
+        """After a sweep with the ask not cheap: ask for a post-only bid inside the hole it left."""
+        p = self.params
+        market = st.mkt.market
+        post = bid + tick
+        limit = fair - required
+        limit -= limit % tick
+        if (
+            post > limit - p.passive_margin_micro
+            or post >= ask
+            or ts < st.passive_until
+            or market.condition_id in self._mispriced
+            or not tradable_price(post, tick)
+            or not self._swept_above(st, bid, ts)
+        ):
+            return
+        size = floor_size(p.max_size_micro)
+        if size < market.min_order_size:
+            return
+        st.passive_until = ts + p.passive_ttl_ms
+        out.append(
+            buy_opportunity(
+                strategy=NAME,
+                market=market,
+                token_id=st.token,
+                size=size,
+                limit_price=limit,
+                fair_value=fair,
+                confidence=1.0 - required / (fair - post),
+                now_ms=now_ms,
+                ttl_ms=p.passive_ttl_ms,
+                reason=(
+                    f"sweep from {format_micro(st.sell_px)} left bid {format_micro(bid)} /"
+                    f" ask {format_micro(ask)} around {p.fair_source} fair {format_micro(fair)}:"
+                    f" post-only bid up to {format_micro(limit)}"
+                ),
+                trigger=("passive", bid, ask, ts),
+                urgency="passive",
+            )
+        )
 
     # -- one binary market: data quality ----------------------------------------------------------
-    def _check_pair(self, st: _TokenState, ask: int, ts: int, ctx: SignalContext) -> None:
-        other = ctx.book(st.complement)
-        if other is None or not other.trusted:
+    def _check_pair(self, ms: _MarketState, ts: int, ctx: SignalContext) -> None:
+        yes_book = ctx.book(ms.yes.token)
+        no_book = ctx.book(ms.no.token)
+        if yes_book is None or no_book is None or not yes_book.trusted or not no_book.trusted:
             return
-        other_ask = other.best_ask()
-        cid = st.market.condition_id
-        if other_ask is not None and ask + other_ask < ONE:
+        yes_ask = yes_book.best_ask()
+        no_ask = no_book.best_ask()
+        cid = ms.market.condition_id
+        if yes_ask is not None and no_ask is not None and yes_ask + no_ask < ONE:
             if cid not in self._mispriced:
                 self._mispriced.add(cid)
                 self._flag(
@@ -380,8 +642,8 @@ class SpreadHunter:
                         ts,
                         cid,
                         "binary_pair_asks_below_one",
-                        f"asks {format_micro(ask)} + {format_micro(other_ask)} < 1"
-                        f" (tokens {st.market.token_ids[0]}, {st.market.token_ids[1]})",
+                        f"asks {format_micro(yes_ask)} + {format_micro(no_ask)} < 1"
+                        f" (tokens {ms.yes.token}, {ms.no.token})",
                     )
                 )
         else:
@@ -407,8 +669,8 @@ class SpreadHunter:
                 self._leg_of[token] = (basket, i)
                 ask = _usable_ask(ctx.book(token))
                 basket.set_leg(i, ask, taker_fee_per_share(ask, market) if ask else 0)
-        for token, st in self._states.items():
-            link = self._leg_of.get(token)
+        for token, st in self._tokens.items():
+            link = self._leg_of.get(token) if st.is_yes else None
             st.basket, st.leg = link if link is not None else (None, 0)
 
     def _emit_basket(
