@@ -15,6 +15,7 @@ from operator import attrgetter
 from pathlib import Path
 
 import attrs
+
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_market_line, parse_markets
 from polysnipe.core.events import Event

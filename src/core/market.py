@@ -45,7 +45,8 @@ class Market:
     neg_risk_market_id: str | None = None
     #: an augmented neg-risk event has an implicit "Other" outcome that can win
     augmented: bool = False
-    #: taker fee parameters (PROTOCOL.md 11.1): fee = C * rate * (p(1-p))^exponent; rate in micro (0.04 = 40_000)
+    #: taker fee parameters (PROTOCOL.md 11.1): fee = C * rate * (p(1-p))^exponent;
+    #: rate in micro-units (0.04 = 40_000)
     fee_rate: int = 0
     fee_exponent: int = 1
     question: str = ""

@@ -98,7 +98,9 @@ class Relayer(Protocol):
     `submit` returns the relayer's transaction id; `state` its current state ("STATE_MINED", ...).
     """
 
-    async def submit(self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str) -> str: ...
+    async def submit(
+        self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str
+    ) -> str: ...
 
     async def state(self, transaction_id: str) -> str: ...
 
@@ -106,4 +108,6 @@ class Relayer(Protocol):
 class ChainTransactor(Protocol):
     """Direct Polygon fallback: the Safe owner executes the same Safe transaction and pays gas."""
 
-    async def execute(self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str) -> str: ...
+    async def execute(
+        self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str
+    ) -> str: ...

@@ -37,7 +37,7 @@ def parse_micro(text: str) -> int:
     neg = s[0] == "-"
     if neg or s[0] == "+":
         s = s[1:]
-    whole, dot, frac = s.partition(".")
+    whole, _, frac = s.partition(".")
     if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):
         raise ValueError(f"not a decimal: {text!r}")
     if len(frac) > 6:

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from polysnipe.adapters.clob.parsing import parse_market_message
 from polysnipe.adapters.files import read_markets
 from polysnipe.core.book import BookState

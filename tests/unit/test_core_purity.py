@@ -9,8 +9,24 @@ from pathlib import Path
 CORE = Path(__file__).resolve().parents[2] / "src" / "core"
 ALLOWED_THIRD_PARTY = {"attrs", "attr"}
 #: stdlib modules that would smuggle I/O, wall-clock time or global randomness into the core
-FORBIDDEN_STDLIB = {"socket", "asyncio", "subprocess", "threading", "multiprocessing", "urllib", "http",
-                    "sqlite3", "random", "time", "datetime", "os", "io", "logging", "shutil", "tempfile"}
+FORBIDDEN_STDLIB = {
+    "socket",
+    "asyncio",
+    "subprocess",
+    "threading",
+    "multiprocessing",
+    "urllib",
+    "http",
+    "sqlite3",
+    "random",
+    "time",
+    "datetime",
+    "os",
+    "io",
+    "logging",
+    "shutil",
+    "tempfile",
+}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

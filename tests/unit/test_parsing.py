@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_market_line, parse_market_message, parse_markets
 from polysnipe.adapters.files import ReadStats, iter_events, load_events, read_markets

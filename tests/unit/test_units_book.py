@@ -12,8 +12,16 @@ from polysnipe.core.units import MICRO, format_micro, notional, parse_micro, pri
 
 @pytest.mark.parametrize(
     ("text", "micro"),
-    [("0.48", 480_000), (".48", 480_000), ("5", 5 * MICRO), ("3149725.72", 3_149_725_720_000),
-     ("-1.5", -1_500_000), ("0.000001", 1), ("1.0000000", MICRO), ("0", 0)],
+    [
+        ("0.48", 480_000),
+        (".48", 480_000),
+        ("5", 5 * MICRO),
+        ("3149725.72", 3_149_725_720_000),
+        ("-1.5", -1_500_000),
+        ("0.000001", 1),
+        ("1.0000000", MICRO),
+        ("0", 0),
+    ],
 )
 def test_parse_micro_exact(text: str, micro: int) -> None:
     assert micro == parse_micro(text)
@@ -36,8 +44,11 @@ def test_notional_rounds_down() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats(min_value=-5, max_value=5, allow_nan=False), st.sampled_from([100_000, 10_000, 1_000, 100]),
-       st.sampled_from(["nearest", "down", "up"]))
+@given(
+    st.floats(min_value=-5, max_value=5, allow_nan=False),
+    st.sampled_from([100_000, 10_000, 1_000, 100]),
+    st.sampled_from(["nearest", "down", "up"]),
+)
 def test_price_from_float_on_tick_inside_unit_interval(v: float, tick: int, mode: str) -> None:
     p = price_from_float(v, tick, mode=mode)
     assert 0 < p < MICRO
@@ -60,7 +71,9 @@ def test_market_complement_and_registry() -> None:
 
 
 def _snap(bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> BookSnapshot:
-    return BookSnapshot(1, "111", "0xc", tuple(Level(p, s) for p, s in bids), tuple(Level(p, s) for p, s in asks))
+    return BookSnapshot(
+        1, "111", "0xc", tuple(Level(p, s) for p, s in bids), tuple(Level(p, s) for p, s in asks)
+    )
 
 
 def test_book_untrusted_until_snapshot_and_after_invalidate() -> None:
@@ -80,8 +93,11 @@ def test_book_untrusted_until_snapshot_and_after_invalidate() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 99), st.integers(0, 50)),
-                max_size=80))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 99), st.integers(0, 50)), max_size=80
+    )
+)
 def test_book_matches_naive_model(updates: list[tuple[Side, int, int]]) -> None:
     book = BookState("111", 10_000)
     book.apply_snapshot(_snap([], []))
@@ -95,7 +111,9 @@ def test_book_matches_naive_model(updates: list[tuple[Side, int, int]]) -> None:
             model[side].pop(price, None)
     assert (max(model[Side.BUY]) if model[Side.BUY] else None) == book.best_bid()
     assert (min(model[Side.SELL]) if model[Side.SELL] else None) == book.best_ask()
-    assert sorted(model[Side.BUY].items(), reverse=True) == [(lv.price, lv.size) for lv in book.levels(Side.BUY)]
+    assert sorted(model[Side.BUY].items(), reverse=True) == [
+        (lv.price, lv.size) for lv in book.levels(Side.BUY)
+    ]
     assert sorted(model[Side.SELL].items()) == [(lv.price, lv.size) for lv in book.levels(Side.SELL)]
 
 
