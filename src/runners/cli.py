@@ -82,14 +82,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _orders(args: argparse.Namespace) -> int:
+    from polysnipe.adapters.clob.factory import secrets_from_env
     from polysnipe.runners.orders_cli import sign_lines
     from polysnipe.runners.settings import load_settings
 
     settings = load_settings()
+    try:
+        secrets = secrets_from_env()
+    except KeyError as exc:
+        raise SystemExit(str(exc)) from None
     if args.file == "-":
-        return sign_lines(sys.stdin, settings, sys.stdout, sys.stderr)
+        return sign_lines(sys.stdin, settings, secrets, sys.stdout, sys.stderr)
     with open(args.file, encoding="utf-8") as fh:
-        return sign_lines(fh, settings, sys.stdout, sys.stderr)
+        return sign_lines(fh, settings, secrets, sys.stdout, sys.stderr)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -6,19 +6,19 @@ Operators use it to check a payload by hand. Each input line:
 `size` (shares) is for GTC/GTD, `amount` (USDC for BUY, shares for SELL) for FOK/FAK, as in the official
 client. The salt derives from `client_order_id` (default: a hash of the line), so signing the same line
 twice gives the same order; `salt` and `timestamp_ms` may be pinned to compare with another client.
-Key, API key, chain, builder code and funder come from settings.
+Chain, builder code and funder come from settings; the key and API key from POLYSNIPE_CLOB_* (factory).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Iterable
 from typing import IO, Any
 
 from polysnipe.adapters.clob.config import BYTES32_ZERO, SignatureType
+from polysnipe.adapters.clob.factory import ClobSecrets
 from polysnipe.adapters.clob.signing import OrderSigner, salt_from_order_id
 from polysnipe.core.events import Side
 from polysnipe.core.messages import OrderType
@@ -28,9 +28,9 @@ from polysnipe.runners.settings import Settings
 __all__ = ["sign_lines"]
 
 
-def _signer(settings: Settings) -> OrderSigner:
+def _signer(settings: Settings, secrets: ClobSecrets) -> OrderSigner:
     return OrderSigner.from_key(
-        settings.require_private_key(),
+        secrets.private_key,
         settings.chain_id,
         signature_type=SignatureType(settings.signature_type),
         funder=settings.funder or None,
@@ -69,24 +69,21 @@ def _sign_one(signer: OrderSigner, owner: str, spec: dict[str, Any], raw: str, n
     )
 
 
-def sign_lines(lines: Iterable[str], settings: Settings, out: IO[str], err: IO[str]) -> int:
+def sign_lines(
+    lines: Iterable[str], settings: Settings, secrets: ClobSecrets, out: IO[str], err: IO[str]
+) -> int:
     """Sign each JSON line; a bad line is reported with its number and the rest still sign."""
-    signer = _signer(settings)
+    signer = _signer(settings, secrets)
+    owner = secrets.creds.api_key if secrets.creds is not None else ""
     failures = 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            body = _sign_one(
-                signer, settings.api_key, json.loads(raw), raw.strip(), time.time_ns() // 1_000_000
-            )
+            body = _sign_one(signer, owner, json.loads(raw), raw.strip(), time.time_ns() // 1_000_000)
         except (ValueError, KeyError, OrderMathError) as exc:
             failures += 1
             print(f"line {number}: {type(exc).__name__}: {exc}", file=err)
             continue
         out.write(body.decode() + "\n")
     return 1 if failures else 0
-
-
-def main_sign(settings: Settings) -> int:
-    return sign_lines(sys.stdin, settings, sys.stdout, sys.stderr)

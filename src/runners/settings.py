@@ -1,7 +1,8 @@
-"""Settings from the environment (`POLYSNIPE_*`) and an optional TOML file.
+"""Non-secret settings from the environment (`POLYSNIPE_*`) and an optional TOML file.
 
-Secrets (private key, API secret and passphrase) come only from the environment, never from the
-command line or a file in the repo, and are held in `Secret` so that no repr or log line shows them.
+Secrets never pass through here: each adapter's factory reads its own from the environment (the CLOB
+key and L2 credentials: `adapters/clob/factory.py`, POLYSNIPE_CLOB_*), so no settings object, repr or
+log line can carry one. A settings file that names a secret is refused.
 """
 
 from __future__ import annotations
@@ -14,22 +15,9 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Secret", "Settings", "load_settings"]
+__all__ = ["Settings", "load_settings"]
 
 _PREFIX = "POLYSNIPE_"
-
-
-@attrs.frozen(slots=True, repr=False)
-class Secret:
-    value: str
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def reveal(self) -> str:
-        return self.value
 
 
 @attrs.frozen(slots=True)
@@ -44,18 +32,9 @@ class Settings:
     funder: str = ""
     database_url: str = "postgresql://127.0.0.1:5432/test"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    private_key: Secret | None = None
-    api_key: str = ""
-    api_secret: Secret | None = None
-    api_passphrase: Secret | None = None
-
-    def require_private_key(self) -> str:
-        if self.private_key is None:
-            raise SystemExit(f"{_PREFIX}PRIVATE_KEY is not set")
-        return self.private_key.reveal()
 
 
-_SECRETS = {"private_key", "api_secret", "api_passphrase"}
+_SECRET_WORDS = ("private_key", "secret", "passphrase", "api_key", "mnemonic")
 _INTS = {"chain_id", "signature_type"}
 
 
@@ -67,7 +46,7 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
     if path is not None:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
-        leaked = _SECRETS & data.keys()
+        leaked = [k for k in data if any(w in k.lower() for w in _SECRET_WORDS)]
         if leaked:
             raise SystemExit(f"secrets must come from the environment, not {path}: {sorted(leaked)}")
         values.update(data)
@@ -76,6 +55,4 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None =
         if raw is None or raw == "":
             continue
         values[field.name] = int(raw) if field.name in _INTS else raw
-    for name in _SECRETS & values.keys():
-        values[name] = Secret(str(values[name]))
     return Settings(**values)
