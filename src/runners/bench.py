@@ -27,21 +27,16 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
     from polysnipe.runners.backtest import run_backtest
     from polysnipe.runners.config import load_config
     from polysnipe.runners.containers import build_backtest_engine
-    from polysnipe.runners.logging import configure_logging
+    from polysnipe.runners.logging import logging_to_file
 
-    with tempfile.TemporaryDirectory() as tmp:
-        log = configure_logging(mode="json", level="warning", path=Path(tmp) / "run.log")
-        try:
-            result = run_backtest(
-                markets_path=Path(args.markets),
-                events_path=Path(args.events),
-                out_dir=Path(tmp),
-                config=load_config(None),
-                build=build_backtest_engine,
-            )
-        finally:
-            if log is not None:
-                log.close()
+    with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
+        result = run_backtest(
+            markets_path=Path(args.markets),
+            events_path=Path(args.events),
+            out_dir=Path(tmp),
+            config=load_config(None),
+            build=build_backtest_engine,
+        )
     return {
         "bench": "backtest",
         "events_file": str(args.events),

@@ -17,18 +17,18 @@ def _backtest(args: argparse.Namespace) -> int:
     from polysnipe.runners.backtest import run_backtest
     from polysnipe.runners.config import load_config
     from polysnipe.runners.containers import build_backtest_engine
-    from polysnipe.runners.logging import configure_logging
+    from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.summary import print_summary
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log_file = configure_logging(mode="json", level=args.log_level, path=out / "run.log")
     config = load_config(Path(args.config) if args.config else None)
     if args.seed is not None:
         config["seed"] = args.seed
     err = Console(stderr=True)
-    try:
-        with Progress(
+    with (
+        logging_to_file(out / "run.log", level=args.log_level),
+        Progress(
             TextColumn("[bold]backtest"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -37,24 +37,22 @@ def _backtest(args: argparse.Namespace) -> int:
             console=err,
             transient=False,
             disable=not args.progress,
-        ) as bar:
-            task = bar.add_task("replay", total=None)
+        ) as bar,
+    ):
+        task = bar.add_task("replay", total=None)
 
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
 
-            result = run_backtest(
-                markets_path=Path(args.markets),
-                events_path=Path(args.events),
-                labels_path=Path(args.labels) if args.labels else None,
-                out_dir=out,
-                config=config,
-                build=build_backtest_engine,
-                progress=progress,
-            )
-    finally:
-        if log_file is not None:
-            log_file.close()
+        result = run_backtest(
+            markets_path=Path(args.markets),
+            events_path=Path(args.events),
+            labels_path=Path(args.labels) if args.labels else None,
+            out_dir=out,
+            config=config,
+            build=build_backtest_engine,
+            progress=progress,
+        )
     print_summary(result.report, result.timing, out)
     return 0
 
@@ -115,15 +113,14 @@ def _paper(args: argparse.Namespace) -> int:
 
     from polysnipe.adapters.files import read_markets
     from polysnipe.runners.config import load_config
-    from polysnipe.runners.logging import configure_logging
+    from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.paper import run_paper
     from polysnipe.runners.settings import load_settings
     from polysnipe.runners.summary import print_summary
 
     settings = load_settings()
     out = Path(args.out)
-    log_file = configure_logging(mode="json", level=args.log_level, path=out / "run.log")
-    try:
+    with logging_to_file(out / "run.log", level=args.log_level):
         result = asyncio.run(
             run_paper(
                 markets=read_markets(args.markets),
@@ -135,9 +132,6 @@ def _paper(args: argparse.Namespace) -> int:
                 token_ids=args.tokens,
             )
         )
-    finally:
-        if log_file is not None:
-            log_file.close()
     timing = {"events_per_s": 0, "decision_compute_us": {"p50": 0.0, "p99": 0.0}}
     print_summary(result.report, timing, out)
     return 0

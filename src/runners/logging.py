@@ -6,15 +6,17 @@ commands, so one grep follows a snipe from signal to fill (and, live, to the rel
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "logging_to_file"]
 
 _REDACT = frozenset({"secret", "passphrase", "private_key", "key", "api_secret", "token", "password"})
 
@@ -71,3 +73,16 @@ def configure_logging(
 
 def get_logger(**bound: Any) -> Any:
     return structlog.get_logger(**bound)
+
+
+@contextlib.contextmanager
+def logging_to_file(path: Path, *, level: str = "info") -> Iterator[None]:
+    """JSON log lines to `path` for the duration of a run; afterwards the file is closed and logging
+    goes back to the terminal, so nothing ever writes to a closed file."""
+    opened = configure_logging(mode="json", level=level, path=path)
+    try:
+        yield
+    finally:
+        configure_logging(mode="console", level=level)
+        if opened is not None:
+            opened.close()
