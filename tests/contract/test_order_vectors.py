@@ -29,6 +29,7 @@ from polysnipe.adapters.clob.config import (
     exchange_contracts,
 )
 from polysnipe.adapters.clob.signing import (
+    GTD_SECURITY_THRESHOLD_S,
     EcdsaKey,
     OrderSigner,
     SignedOrder,
@@ -239,7 +240,8 @@ def test_engine_order_signs_the_exact_amounts() -> None:
             order_type=order_type,
             tick_size=parse_micro(inputs["tick_size"]),
             neg_risk=inputs["neg_risk"],
-            expiration_ms=int(inputs["expiration"]) * 1000,
+            # the engine asks for its own expiry; the signed one adds the venue's one-minute threshold
+            expiration_ms=max(0, int(inputs["expiration"]) - GTD_SECURITY_THRESHOLD_S) * 1000,
         )
         order = signer_for(vector).sign_request(request, int(vector["timestamp"]))
         exact = vector["exact_amounts"]

@@ -48,6 +48,7 @@ from polysnipe.core.order_math import amounts_for_order
 
 __all__ = [
     "DOMAIN_TYPE_STRING",
+    "GTD_SECURITY_THRESHOLD_S",
     "MAX_BATCH_ORDERS",
     "ORDER_TYPE_STRING",
     "DigestSigner",
@@ -59,6 +60,7 @@ __all__ = [
     "domain_separator",
     "keccak256",
     "salt_from_order_id",
+    "wire_expiration_s",
 ]
 
 ORDER_TYPE_STRING: Final = (
@@ -218,6 +220,18 @@ class EcdsaKey:
 
 
 # -- signed orders -------------------------------------------------------------------------------
+#: The venue refuses a GTD whose expiration is less than a minute away ("one-minute security threshold",
+#: PROTOCOL.md 4.1: to expire in N s, sign now + 60 + N). The engine cancels its own orders on time.
+GTD_SECURITY_THRESHOLD_S: Final = 60
+
+
+def wire_expiration_s(expiration_ms: int) -> int:
+    """The signed body's `expiration` (unix seconds) for an engine GTD expiry in ms; 0 stays 0."""
+    if expiration_ms <= 0:
+        return 0
+    return -(-expiration_ms // 1000) + GTD_SECURITY_THRESHOLD_S
+
+
 def salt_from_order_id(order_id: str) -> int:
     """Deterministic salt: a retried order is byte-identical, so the venue sees a duplicate, not a
     second order. 48 bits keep it below 2^53 for JavaScript consumers of the JSON number."""
@@ -499,8 +513,7 @@ class OrderSigner:
             neg_risk=order.neg_risk,
             salt=salt_from_order_id(order.order_id),
             timestamp_ms=timestamp_ms,
-            # the wire wants seconds; flooring never lets the order outlive what the engine asked for
-            expiration_s=order.expiration_ms // 1000,
+            expiration_s=wire_expiration_s(order.expiration_ms),
         )
 
     def __repr__(self) -> str:
