@@ -25,6 +25,7 @@ from polysnipe.adapters.clob.signing import DigestSigner, EcdsaKey, keccak256
 __all__ = [
     "CLOB_AUTH_MESSAGE",
     "ApiCreds",
+    "BuilderAuth",
     "L2Auth",
     "LocalSigner",
     "SignerPort",
@@ -141,6 +142,31 @@ class L2Auth:
         return f"L2Auth(address={self._address}, creds={self._creds!r})"
 
 
+class BuilderAuth:
+    """POLY_BUILDER_* headers that authenticate our calls to the relayer (RELAYER.md 1.1-1.2).
+
+    Same HMAC as L2 auth, keyed with the builder's secret. Attribution of CLOB orders is the signed
+    `builder` code, not these headers (PROTOCOL.md 7); the relayer is what needs them.
+    """
+
+    __slots__ = ("_creds", "_mac")
+
+    def __init__(self, creds: ApiCreds) -> None:
+        self._creds = creds
+        self._mac = hmac.new(_secret_bytes(creds.secret), digestmod=hashlib.sha256)
+
+    def headers(self, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> dict[str, str]:
+        return {
+            "POLY_BUILDER_API_KEY": self._creds.api_key,
+            "POLY_BUILDER_PASSPHRASE": self._creds.passphrase,
+            "POLY_BUILDER_SIGNATURE": _l2_sign(self._mac.copy(), timestamp_s, method, path, body),
+            "POLY_BUILDER_TIMESTAMP": str(timestamp_s),
+        }
+
+    def __repr__(self) -> str:
+        return f"BuilderAuth({self._creds!r})"
+
+
 class SignerPort(DigestSigner, Protocol):
     """Everything that needs a secret: order digests, L1 headers, L2 headers."""
 
@@ -154,16 +180,29 @@ class SignerPort(DigestSigner, Protocol):
 class LocalSigner:
     """SignerPort with the keys in this process (from settings); the signing server comes later."""
 
-    __slots__ = ("_chain_id", "_key", "_l2")
+    __slots__ = ("_builder", "_chain_id", "_key", "_l2")
 
-    def __init__(self, key: EcdsaKey, chain_id: int, creds: ApiCreds | None = None) -> None:
+    def __init__(
+        self,
+        key: EcdsaKey,
+        chain_id: int,
+        creds: ApiCreds | None = None,
+        builder_creds: ApiCreds | None = None,
+    ) -> None:
         self._key = key
         self._chain_id = chain_id
         self._l2 = L2Auth(key.address, creds) if creds is not None else None
+        self._builder = BuilderAuth(builder_creds) if builder_creds is not None else None
 
     @classmethod
-    def from_private_key(cls, private_key: str, chain_id: int, creds: ApiCreds | None = None) -> LocalSigner:
-        return cls(EcdsaKey(private_key), chain_id, creds)
+    def from_private_key(
+        cls,
+        private_key: str,
+        chain_id: int,
+        creds: ApiCreds | None = None,
+        builder_creds: ApiCreds | None = None,
+    ) -> LocalSigner:
+        return cls(EcdsaKey(private_key), chain_id, creds, builder_creds)
 
     @property
     def address(self) -> str:
@@ -186,6 +225,14 @@ class LocalSigner:
         if self._l2 is None:
             raise PermissionError("L2 headers need API credentials (create or derive them with L1 first)")
         return self._l2.headers(timestamp_s, method, path, body)
+
+    def builder_headers(
+        self, timestamp_s: int, method: str, path: str, body: bytes | str = b""
+    ) -> dict[str, str]:
+        """The relayer's POLY_BUILDER_* headers (the core's BuilderSigner port)."""
+        if self._builder is None:
+            raise PermissionError("builder headers need the builder's API credentials")
+        return self._builder.headers(timestamp_s, method, path, body)
 
     def __repr__(self) -> str:
         return (
