@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from polysnipe.runners.logging import logging_to_file
+
 __all__ = ["run_bench_command"]
 
 
@@ -27,7 +29,6 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
     from polysnipe.runners.backtest import run_backtest
     from polysnipe.runners.config import load_config
     from polysnipe.runners.containers import build_backtest_engine
-    from polysnipe.runners.logging import logging_to_file
 
     with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
         result = run_backtest(
@@ -46,6 +47,52 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
+    """Event to signed order: from a market event entering the step to every order it causes signed
+    and serialized as its POST /order body (the CLOB path, not the simulated venue's)."""
+    import time
+
+    from polysnipe.adapters.clob.signing import OrderSigner
+    from polysnipe.adapters.files import load_events, read_markets
+    from polysnipe.adapters.sim.journal import MemoryJournal
+    from polysnipe.core.events import ExternalSignal
+    from polysnipe.core.messages import PlaceOrder
+    from polysnipe.core.pipeline import step
+    from polysnipe.runners.bench_orders import ANVIL_TEST_KEY, latency_stats
+    from polysnipe.runners.config import load_config
+    from polysnipe.runners.containers import build_backtest_engine
+    from polysnipe.runners.shell import EngineShell
+
+    # a public anvil test key: nothing here is a secret or reaches a venue
+    signer = OrderSigner.from_key(ANVIL_TEST_KEY, 137)
+    markets = read_markets(args.markets)
+    events, _ = load_events(args.events)
+    state, venue = build_backtest_engine(load_config(None), markets)
+    with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
+        shell = EngineShell(state, venue, MemoryJournal())
+        samples: list[int] = []
+        perf = time.perf_counter_ns
+        for ev in events:
+            shell.now_ms = ev.ts_ms
+            if type(ev) is not ExternalSignal:
+                venue.on_market_event(ev)
+            reports = venue.poll(ev.ts_ms)
+            if reports:
+                shell.deliver(reports)
+            t0 = perf()
+            commands = step(state, ev, ev.ts_ms)
+            orders = [c.order for c in commands if isinstance(c, PlaceOrder)]
+            for order in orders:
+                signer.sign_request(order, ev.ts_ms).post_body(
+                    "bench-owner", order.order_type, post_only=order.post_only
+                )
+            if orders:
+                samples.append(perf() - t0)
+            shell.perform(commands)
+    return {"bench": "latency", "events_file": str(args.events), "signed_order_events": len(samples),
+            "event_to_signed_order_us": latency_stats(samples)}  # fmt: skip
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if args.what == "orders":
@@ -61,6 +108,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
             f" = {result['events_per_s']:,} events/s;"
             f" decision compute p50 {dc['p50']} us, p99 {dc['p99']} us ({dc['samples']} orders)"
         )
+    elif args.what == "latency":
+        result = _bench_latency(args)
+        lat = result["event_to_signed_order_us"]
+        print(f"event to signed order ({result['signed_order_events']} events that placed orders):"
+              f" p50 {lat['p50_us']} us, p99 {lat['p99_us']} us")  # fmt: skip
     else:
         from polysnipe.runners.bench_ws import default_ws_files, run_bench_ws
         from polysnipe.runners.bench_ws import format_table as ws_table

@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=_orders)
 
     bench = sub.add_parser("bench", help="benchmarks: prints figures and writes JSON")
-    bench.add_argument("what", choices=["backtest", "orders", "ws"])
+    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency"])
     bench.add_argument("--markets", default="data/sample/markets.json")
     bench.add_argument("--events", default="data/sample/events.jsonl")
     bench.add_argument("-n", type=int, default=20_000, help="orders: iterations")
