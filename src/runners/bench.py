@@ -6,6 +6,7 @@ Speed is measured here, never asserted in tests: timings depend on the machine a
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import tempfile
@@ -68,6 +69,9 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     markets = read_markets(args.markets)
     events, _ = load_events(args.events)
     state, venue = build_backtest_engine(load_config(None), markets)
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
     with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
         shell = EngineShell(state, venue, MemoryJournal())
         samples: list[int] = []

@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--markets", default="data/sample/markets.json")
     bench.add_argument("--events", default="data/sample/events.jsonl")
     bench.add_argument("-n", type=int, default=20_000, help="orders: iterations")
+    bench.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="latency: leave the loaded data in the collector's reach (to compare)",
+    )
     bench.add_argument("--repeat", type=int, default=2_000, help="ws: passes over the recorded messages")
     bench.add_argument(
         "--files", nargs="*", help="ws: JSON files of market-channel messages (default: recorded)"
