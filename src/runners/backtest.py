@@ -79,6 +79,7 @@ def run_backtest(
     out_dir: Path,
     config: dict[str, Any],
     labels_path: Path | None = None,
+    signals_path: Path | None = None,
     build: Callable[[dict[str, Any], Sequence[Market]], tuple[EngineState, SimVenue]],
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
@@ -86,6 +87,15 @@ def run_backtest(
     out_dir.mkdir(parents=True, exist_ok=True)
     markets = read_markets(markets_path)
     events, stats = load_events(events_path)
+    if signals_path is not None:
+        # external signals kept beside the market data: merged in time order, market data first on a tie
+        signals, signal_stats = load_events(signals_path)
+        events = sorted(events + signals, key=lambda e: e.ts_ms)
+        stats.lines += signal_stats.lines
+        stats.events += signal_stats.events
+        for line, reason in signal_stats.samples:
+            stats.record_malformed(line, f"{signals_path.name}: {reason}")
+        stats.malformed += signal_stats.malformed - len(signal_stats.samples)
     state, venue = build(config, markets)
     journal = MemoryJournal()
     dead_letters: InProcessBus[dict[str, Any]] = InProcessBus()

@@ -48,6 +48,7 @@ def _backtest(args: argparse.Namespace) -> int:
             markets_path=Path(args.markets),
             events_path=Path(args.events),
             labels_path=Path(args.labels) if args.labels else None,
+            signals_path=Path(args.signals) if args.signals else None,
             out_dir=out,
             config=config,
             build=build_backtest_engine,
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--events", required=True, help="market-channel WebSocket messages as JSON lines")
     bt.add_argument("--config", help="TOML file merged over the embedded default config")
     bt.add_argument("--labels", help="labels.jsonl of planted inefficiencies to score the run against")
+    bt.add_argument("--signals", help="external signals as JSON lines, when kept beside the events file")
     bt.add_argument("--out", required=True, help="output directory")
     bt.add_argument("--seed", type=int, help="override the config's seed")
     bt.add_argument("--log-level", default="info")

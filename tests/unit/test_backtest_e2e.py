@@ -60,3 +60,19 @@ def test_same_inputs_give_a_byte_identical_report(run: Path, tmp_path: Path) -> 
     assert 0 == main(argv)
     assert (run / "report.json").read_bytes() == (tmp_path / "report.json").read_bytes()
     assert (run / "opportunities.jsonl").read_bytes() == (tmp_path / "opportunities.jsonl").read_bytes()
+
+
+def test_external_signals_may_live_beside_the_events_file(run: Path, tmp_path: Path) -> None:
+    lines = (SAMPLE / "events.jsonl").read_text().splitlines(keepends=True)
+    signals = [line for line in lines if '"external_signal"' in line]
+    assert signals
+    (tmp_path / "events.jsonl").write_text("".join(line for line in lines if line not in signals))
+    (tmp_path / "signals.jsonl").write_text("".join(signals))
+    out = tmp_path / "out"
+    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(tmp_path / "events.jsonl"),
+            "--signals", str(tmp_path / "signals.jsonl"), "--out", str(out), "--no-progress"]  # fmt: skip
+    assert 0 == main(argv)
+    split = json.loads((out / "report.json").read_text())
+    together = json.loads((run / "report.json").read_text())
+    assert together["opportunities"] == split["opportunities"]
+    assert together["fills"] == split["fills"]
