@@ -471,16 +471,20 @@ class ClobExecution:
         """Reports for one order's answer (single post or one batch element)."""
         try:
             self._check_accepted(response)
-        except DuplicateOrder as exc:
+        except VenueError as exc:
+            return await self._on_venue_error(entry, exc, may_resign)
+        return self._accepted(entry, response)
+
+    async def _on_venue_error(
+        self, entry: _Outbox, exc: VenueError, may_resign: bool
+    ) -> list[ExecutionReport]:
+        """What a venue error means for one order, however it arrived (HTTP error or answer element)."""
+        if isinstance(exc, DuplicateOrder):
             # the venue already holds these exact bytes: an earlier post did land
             return self._unknown_outcome(entry, f"venue reports a duplicate: {exc.message}")
-        except OrderVersionMismatch as exc:
-            if not may_resign:
-                return self._rejected(entry, exc)
+        if isinstance(exc, OrderVersionMismatch) and may_resign:
             return await self._resign_and_post(entry, exc)
-        except VenueError as exc:
-            return self._rejected(entry, exc)
-        return self._accepted(entry, response)
+        return self._rejected(entry, exc)
 
     async def _post(self, entry: _Outbox, *, may_resign: bool = True) -> list[ExecutionReport]:
         try:
@@ -491,14 +495,8 @@ class ClobExecution:
         except msgspec.DecodeError as exc:
             # a 2xx we cannot read may still have placed the order
             return self._unknown_outcome(entry, f"unreadable order response: {exc}")
-        except DuplicateOrder as exc:
-            return self._unknown_outcome(entry, f"venue reports a duplicate: {exc.message}")
-        except OrderVersionMismatch as exc:
-            if not may_resign:
-                return self._rejected(entry, exc)
-            return await self._resign_and_post(entry, exc)
         except VenueError as exc:
-            return self._rejected(entry, exc)
+            return await self._on_venue_error(entry, exc, may_resign)
         return await self._answer(entry, response, may_resign)
 
     async def _resign_and_post(self, entry: _Outbox, exc: OrderVersionMismatch) -> list[ExecutionReport]:
