@@ -2,10 +2,11 @@
 
 Theory of operation: each side is a dict price -> size plus a sorted list of its prices, so a level
 update is a dict write plus (only when a level appears or disappears) a bisect insert/delete on a short
-list: O(log n) search and a memmove of a few hundred ints at most. Best bid/ask are the ends of the
-lists. A book is *untrusted* until a snapshot arrives and again after any gap or reconnect: deltas
-applied to an untrusted book are dropped (they describe changes to a state we do not have), and risk
-refuses to trade on it.
+list: O(log n) search and a memmove of a few hundred ints at most. The best bid and ask are cached in
+`top_bid` / `top_ask` and refreshed only when a level appears or disappears, so reading the touch (what
+every signal does after every update) is an attribute read. A book is *untrusted* until a snapshot
+arrives and again after any gap or reconnect: deltas applied to an untrusted book are dropped (they
+describe changes to a state we do not have), and risk refuses to trade on it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from bisect import bisect_left, insort
 from polysnipe.core.events import BookSnapshot, Level, Side
 
 __all__ = ["BookState"]
+
+# `Side.BUY` is a lookup through the enum metaclass's __getattr__ hook (about 60 ns a read in 3.11);
+# a module constant is a plain global read, and apply_level runs for every delta.
+_BUY = Side.BUY
 
 
 class BookState:
@@ -28,6 +33,8 @@ class BookState:
         "snapshot_ts_ms",
         "tick_size",
         "token_id",
+        "top_ask",
+        "top_bid",
         "trusted",
     )
 
@@ -38,6 +45,9 @@ class BookState:
         self.asks: dict[int, int] = {}
         self._bid_px: list[int] = []  # ascending; best bid is last
         self._ask_px: list[int] = []  # ascending; best ask is first
+        #: best bid / ask price, None while that side is empty (read-only outside this class)
+        self.top_bid: int | None = None
+        self.top_ask: int | None = None
         self.trusted = False
         self.last_ts_ms = 0
         self.snapshot_ts_ms = 0
@@ -48,8 +58,10 @@ class BookState:
         """Replace the whole book. REST asks arrive worst-first and bids best-last: order is ignored."""
         self.bids = {lv.price: lv.size for lv in snap.bids if lv.size > 0}
         self.asks = {lv.price: lv.size for lv in snap.asks if lv.size > 0}
-        self._bid_px = sorted(self.bids)
-        self._ask_px = sorted(self.asks)
+        self._bid_px = bid_px = sorted(self.bids)
+        self._ask_px = ask_px = sorted(self.asks)
+        self.top_bid = bid_px[-1] if bid_px else None
+        self.top_ask = ask_px[0] if ask_px else None
         if snap.tick_size is not None:
             self.tick_size = snap.tick_size
         self.trusted = True
@@ -64,20 +76,37 @@ class BookState:
         """
         if not self.trusted:
             return 0
-        if side is Side.BUY:
-            levels, prices = self.bids, self._bid_px
-        else:
-            levels, prices = self.asks, self._ask_px
-        old = levels.get(price, 0)
-        if size > 0:
-            if not old:
-                insort(prices, price)
-            levels[price] = size
-        elif old:
-            del levels[price]
-            del prices[bisect_left(prices, price)]
         if ts_ms > self.last_ts_ms:
             self.last_ts_ms = ts_ms
+        # The common update resizes a level that exists and stays: one dict read and one write.
+        if side is _BUY:
+            levels = self.bids
+            old = levels.get(price, 0)
+            if size > 0:
+                levels[price] = size
+                if not old:
+                    prices = self._bid_px
+                    insort(prices, price)
+                    self.top_bid = prices[-1]
+            elif old:
+                del levels[price]
+                prices = self._bid_px
+                del prices[bisect_left(prices, price)]
+                self.top_bid = prices[-1] if prices else None
+            return size - old
+        levels = self.asks
+        old = levels.get(price, 0)
+        if size > 0:
+            levels[price] = size
+            if not old:
+                prices = self._ask_px
+                insort(prices, price)
+                self.top_ask = prices[0]
+        elif old:
+            del levels[price]
+            prices = self._ask_px
+            del prices[bisect_left(prices, price)]
+            self.top_ask = prices[0] if prices else None
         return size - old
 
     def set_tick_size(self, tick_size: int) -> None:
@@ -89,37 +118,40 @@ class BookState:
 
     # -- queries -------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
-        return self._bid_px[-1] if self._bid_px else None
+        return self.top_bid
 
     def best_ask(self) -> int | None:
-        return self._ask_px[0] if self._ask_px else None
+        return self.top_ask
 
     def best_bid_size(self) -> int:
-        return self.bids[self._bid_px[-1]] if self._bid_px else 0
+        bid = self.top_bid
+        return 0 if bid is None else self.bids[bid]
 
     def best_ask_size(self) -> int:
-        return self.asks[self._ask_px[0]] if self._ask_px else 0
+        ask = self.top_ask
+        return 0 if ask is None else self.asks[ask]
 
     def size_at(self, side: Side, price: int) -> int:
-        return (self.bids if side is Side.BUY else self.asks).get(price, 0)
+        return (self.bids if side is _BUY else self.asks).get(price, 0)
 
     def mid(self) -> int | None:
         """Mid price in micro-units (rounded down); None unless both sides exist."""
-        if not self._bid_px or not self._ask_px:
+        if self.top_bid is None or self.top_ask is None:
             return None
-        return (self._bid_px[-1] + self._ask_px[0]) // 2
+        return (self.top_bid + self.top_ask) // 2
 
     def spread(self) -> int | None:
-        if not self._bid_px or not self._ask_px:
+        if self.top_bid is None or self.top_ask is None:
             return None
-        return self._ask_px[0] - self._bid_px[-1]
+        return self.top_ask - self.top_bid
 
     def is_crossed(self) -> bool:
-        return bool(self._bid_px and self._ask_px and self._bid_px[-1] >= self._ask_px[0])
+        bid, ask = self.top_bid, self.top_ask
+        return bid is not None and ask is not None and bid >= ask
 
     def depth(self, side: Side, n_ticks: int) -> int:
         """Total size resting within `n_ticks` ticks of the best price on `side` (inclusive)."""
-        if side is Side.BUY:
+        if side is _BUY:
             if not self._bid_px:
                 return 0
             floor = self._bid_px[-1] - n_ticks * self.tick_size
@@ -133,13 +165,13 @@ class BookState:
 
     def levels(self, side: Side) -> list[Level]:
         """Levels best-first."""
-        if side is Side.BUY:
+        if side is _BUY:
             return [Level(p, self.bids[p]) for p in reversed(self._bid_px)]
         return [Level(p, self.asks[p]) for p in self._ask_px]
 
     def level_prices(self, side: Side) -> list[int]:
         """Prices best-first (a copy; safe to hold while the book changes)."""
-        return self._bid_px[::-1] if side is Side.BUY else list(self._ask_px)
+        return self._bid_px[::-1] if side is _BUY else list(self._ask_px)
 
     def is_stale(self, now_ms: int, max_age_ms: int) -> bool:
         return now_ms - self.last_ts_ms > max_age_ms

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -61,7 +62,7 @@ from polysnipe.core.orders import InvalidTransition, OrderRecord, OverFill
 from polysnipe.core.ports import Rng
 from polysnipe.core.risk import RiskGatekeeper, RiskState
 from polysnipe.core.routing import ChildOrder, Iceberg, Router, RoutingPolicy
-from polysnipe.core.signals.base import SignalModule
+from polysnipe.core.signals.base import SignalContext, SignalModule, reacts_to
 
 __all__ = ["EngineState", "KillSwitch", "OpportunityTrack", "finish", "step"]
 
@@ -80,6 +81,21 @@ class KillSwitch:
 
 
 Input = Event | ExecutionReport | KillSwitch
+
+
+@runtime_checkable
+class _Flagging(Protocol):
+    """A signal module that also reports data-quality flags (an append-only list)."""
+
+    name: str
+    data_quality_flags: Sequence[object]
+
+
+#: for one event type: the `on_event` of each module that reacts to it, and those of these modules
+#: that keep data-quality flags (read right after they ran)
+_Route = tuple[
+    tuple[Callable[[Event, SignalContext, int], Sequence[Opportunity]], ...], tuple[_Flagging, ...]
+]
 
 
 @attrs.define(slots=True)
@@ -122,6 +138,10 @@ class EngineState:
     counters: dict[str, int] = attrs.field(factory=dict)
     opportunities_by_strategy: dict[str, int] = attrs.field(factory=dict)
     dq_seen: dict[str, int] = attrs.field(factory=dict)
+    #: event type -> the signal modules that react to it (see `_routes_for`); rebuilt when `signals`
+    #: is replaced (assign a new sequence rather than changing it in place)
+    _routes: dict[type, _Route] = attrs.field(init=False, factory=dict, repr=False, eq=False)
+    _routes_of: object = attrs.field(init=False, default=None, repr=False, eq=False)
 
     # -- the SignalContext view -----------------------------------------------------------------
     def book(self, token_id: str) -> BookState | None:
@@ -147,20 +167,8 @@ def _book_for(state: EngineState, token_id: str) -> BookState | None:
 
 
 def _apply_market_event(state: EngineState, event: Event) -> bool:
-    """Apply a market event to the books; False when it names no known token."""
-    if type(event) is PriceChange:
-        books = state.books
-        applied = False
-        for d in event.changes:
-            book = books.get(d.token_id) or _book_for(state, d.token_id)
-            if book is None:
-                continue
-            if book.trusted:
-                book.apply_level(d.side, d.price, d.size, event.ts_ms)
-                applied = True
-            else:
-                state.bump("deltas_before_snapshot")
-        return applied
+    """Apply a market event other than a PriceChange (`step` applies those inline); False when it
+    names no known token."""
     if type(event) is BookSnapshot:
         book = _book_for(state, event.token_id)
         if book is None:
@@ -183,49 +191,91 @@ def _apply_market_event(state: EngineState, event: Event) -> bool:
     return True  # ExternalSignal: nothing to apply
 
 
+def _routes_for(state: EngineState, kind: type) -> _Route:
+    """Which modules `step` calls for events of type `kind`, in configuration order.
+
+    A module that declares `event_types` (signals.base.reacts_to) is skipped for other types: most
+    events are price changes, and a module that ignores them should cost nothing per event.
+    """
+    if state._routes_of is not state.signals:
+        state._routes = {}
+        state._routes_of = state.signals
+    modules = [m for m in state.signals if (types := reacts_to(m)) is None or kind in types]
+    route: _Route = (
+        tuple(m.on_event for m in modules),
+        tuple(m for m in modules if isinstance(m, _Flagging)),
+    )
+    state._routes[kind] = route
+    return route
+
+
 # -- the step --------------------------------------------------------------------------------------
 def step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
     """Advance the engine by one input; returns the commands the runner must perform."""
     commands: list[Command] = []
-    if state.timers and state.timers[0][0] <= now_ms:
+    timers = state.timers
+    if timers and timers[0][0] <= now_ms:
         _release_due_slices(state, now_ms, commands)
 
     kind = type(event)
-    if kind in _REPORT_TYPES:
+    if type(event) is PriceChange:
+        # Most inputs are price changes: applied here rather than in a helper, one call less each.
+        books = state.books
+        ts = event.ts_ms
+        applied = False
+        for d in event.changes:
+            book = books.get(d.token_id) or _book_for(state, d.token_id)
+            if book is None:
+                continue
+            if book.trusted:
+                book.apply_level(d.side, d.price, d.size, ts)
+                applied = True
+            else:
+                state.bump("deltas_before_snapshot")
+    elif kind in _REPORT_TYPES:
         _on_report(state, event, now_ms, commands)  # type: ignore[arg-type]
         return commands
-    if kind is KillSwitch:
+    elif kind is KillSwitch:
         _on_kill_switch(state, event, now_ms, commands)  # type: ignore[arg-type]
         return commands
-
-    if not _apply_market_event(state, event):  # type: ignore[arg-type]
+    else:
+        applied = _apply_market_event(state, event)  # type: ignore[arg-type]
+    if not applied:
         state.bump("events_unknown_token")
         return commands
 
-    opps: list[Opportunity] = []
-    for module in state.signals:
-        found = module.on_event(event, state, now_ms)  # type: ignore[arg-type]
+    route = state._routes.get(kind) if state._routes_of is state.signals else None
+    handlers, flagged = route if route is not None else _routes_for(state, kind)
+    opps: list[Opportunity] | None = None
+    for on_event in handlers:
+        found = on_event(event, state, now_ms)  # type: ignore[arg-type]
         if found:
-            opps.extend(found)
+            if opps is None:
+                opps = list(found)
+            else:
+                opps.extend(found)
     if opps:
         _handle_opportunities(state, opps, now_ms, commands)
-    _collect_data_quality(state, now_ms, commands)
+    for module in flagged:
+        if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
+            _collect_data_quality(state, module, now_ms, commands)
     return commands
 
 
-def _collect_data_quality(state: EngineState, now_ms: int, commands: list[Command]) -> None:
-    """Turn signal modules' data-quality flags (e.g. a binary pair priced below 1) into alerts, once each."""
-    for module in state.signals:
-        flags = getattr(module, "data_quality_flags", None)
-        if not flags:
-            continue
-        seen = state.dq_seen.get(module.name, 0)
-        for flag in flags[seen:]:
-            state.bump("data_quality_flags")
-            commands.append(
-                RaiseAlert("warning", "data_quality", str(flag), now_ms, details={"module": module.name})
-            )
-        state.dq_seen[module.name] = len(flags)
+def _collect_data_quality(
+    state: EngineState, module: _Flagging, now_ms: int, commands: list[Command]
+) -> None:
+    """Turn a signal module's new data-quality flags (e.g. a binary pair priced below 1) into alerts.
+
+    The flags list is append-only, so `dq_seen` (flags already alerted, per module) marks the new ones.
+    """
+    flags = module.data_quality_flags
+    for flag in flags[state.dq_seen.get(module.name, 0) :]:
+        state.bump("data_quality_flags")
+        commands.append(
+            RaiseAlert("warning", "data_quality", str(flag), now_ms, details={"module": module.name})
+        )
+    state.dq_seen[module.name] = len(flags)
 
 
 # -- opportunities ---------------------------------------------------------------------------------

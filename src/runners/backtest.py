@@ -8,6 +8,7 @@ feeds the venue's execution reports back in, in time order.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -114,39 +115,52 @@ def run_backtest(
     next_sample = events[0].ts_ms if events else 0
     by_type = Counter(_EVENT_TYPE_NAMES[type(ev)] for ev in events)
     total = len(events)
-    perf = time.perf_counter_ns
-    t_start = perf()
     last_ms = 0
     on_market_event = venue.on_market_event
     poll = venue.poll
-    for start in range(0, total, _BATCH):
-        # ingest side: publish a batch onto the bus; engine side: consume it in order
-        bus.publish_many(MD_STREAM, events[start : start + _BATCH])
-        while (batch := bus.read_batch(MD_STREAM)) is not None:
-            for ev in batch[1]:
-                now = ev.ts_ms
-                if now < last_ms:
-                    now = last_ms  # a late message never moves the engine's clock backwards
-                last_ms = now
-                shell.now_ms = now
-                if type(ev) is not ExternalSignal:
-                    on_market_event(ev)
-                reports = poll(now)
-                if reports:
-                    shell.deliver(reports)
-                t0 = perf()
-                commands = step(state, ev, now)
-                if commands:
-                    t1 = perf()
-                    if any(type(c) is PlaceOrder for c in commands):
-                        shell.decision_ns.append(t1 - t0)
-                    shell.perform(commands)
-                if now >= next_sample:
-                    eq, exposure, held = equity(state)
-                    equity_points.append(EquityPoint(now, eq, exposure, held))
-                    next_sample = now + sample_every
-        if progress is not None:
-            progress(min(total, start + _BATCH), total)
+    # The loaded events live through the whole replay and cannot form reference cycles: frozen, the
+    # collector stops rescanning them (on a fresh run that rescanning cost about 15%). A caller's own
+    # frozen objects stay frozen.
+    caller_froze = gc.get_freeze_count() > 0
+    gc.collect()
+    gc.freeze()
+    perf = time.perf_counter_ns
+    t_start = perf()
+    try:
+        for start in range(0, total, _BATCH):
+            # ingest side: publish a batch onto the bus; engine side: consume it in order
+            bus.publish_many(MD_STREAM, events[start : start + _BATCH])
+            while (batch := bus.read_batch(MD_STREAM)) is not None:
+                for ev in batch[1]:
+                    now = ev.ts_ms
+                    if now < last_ms:
+                        now = last_ms  # a late message never moves the engine's clock backwards
+                    last_ms = now
+                    if type(ev) is not ExternalSignal:
+                        on_market_event(ev)
+                    # before `wake_ms` the venue has nothing to deliver: poll would return []
+                    if now >= venue.wake_ms:
+                        reports = poll(now)
+                        if reports:
+                            shell.now_ms = now
+                            shell.deliver(reports)
+                    t0 = perf()
+                    commands = step(state, ev, now)
+                    if commands:
+                        t1 = perf()
+                        if any(type(c) is PlaceOrder for c in commands):
+                            shell.decision_ns.append(t1 - t0)
+                        shell.now_ms = now
+                        shell.perform(commands)
+                    if now >= next_sample:
+                        eq, exposure, held = equity(state)
+                        equity_points.append(EquityPoint(now, eq, exposure, held))
+                        next_sample = now + sample_every
+            if progress is not None:
+                progress(min(total, start + _BATCH), total)
+    finally:
+        if not caller_froze:
+            gc.unfreeze()
     elapsed_ns = perf() - t_start
 
     # Drain: let in-flight orders arrive, then cancel what still rests, so every opportunity ends.

@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.clob.parsing import parse_market_line, parse_market_message, parse_markets
+from polysnipe.adapters.clob.parsing import (
+    decode_market_frame,
+    message_events,
+    parse_market_line,
+    parse_market_message,
+    parse_markets,
+)
 from polysnipe.adapters.files import ReadStats, iter_events, load_events, read_markets
 from polysnipe.core.events import (
     BookDelta,
@@ -468,3 +474,37 @@ def test_read_markets(tmp_path: Path) -> None:
     path = tmp_path / "markets.json"
     path.write_bytes(dumps({"data": [wire_market()], "next_cursor": "LTE="}))
     assert [m.condition_id for m in read_markets(path)] == ["0xc1"]
+
+
+_PC_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("current form", pc_msg()),
+    ("numeric timestamp", {**pc_msg(), "timestamp": 1703875201000}),
+    ("no timestamp", without(pc_msg(), "timestamp")),
+    ("bad timestamp", {**pc_msg(), "timestamp": "2024-01-01"}),
+    ("non-ascii digits", {**pc_msg(), "timestamp": "١٢٣"}),
+    ("no market", without(pc_msg(), "market")),
+    ("empty entries", {**pc_msg(), "price_changes": []}),
+    ("bad price", pc_msg(price="1.5")),
+    ("bad best ask", pc_msg(best_ask="0.5.1")),
+]
+
+
+@pytest.mark.parametrize("ts_recv_ms", [None, 42])
+@pytest.mark.parametrize("msg", [v[1] for v in _PC_VARIANTS], ids=[v[0] for v in _PC_VARIANTS])
+def test_price_change_fast_path_matches_per_message_mapping(
+    msg: dict[str, Any], ts_recv_ms: int | None
+) -> None:
+    # parse_market_line maps a lone price_change without the per-message dispatch; the result, or
+    # the error and its reason, must be what the general path (used by the live feed) gives
+    def outcome(parse: Any) -> Any:
+        try:
+            return parse()
+        except MalformedMessage as exc:
+            return ("malformed", exc.reason)
+
+    frame = dumps(msg)
+    fast = outcome(lambda: parse_market_line(frame, ts_recv_ms=ts_recv_ms))
+    general = outcome(
+        lambda: [e for m in decode_market_frame(frame) for e in message_events(m, ts_recv_ms=ts_recv_ms)]
+    )
+    assert general == fast

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polysnipe.core.evaluators import Evaluators
-from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, Side
+from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, PriceChange, Side
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import (
     CancelOrder,
@@ -245,3 +245,60 @@ def test_replay_is_deterministic_and_every_opportunity_ends_once(
         assert len(outcomes) == len(set(outcomes)) == len(result.state.tracks)
         assert 0 == result.report["risk_audit"]["breaches"]
     assert runs[0] == runs[1]
+
+
+class Recorder:
+    """A real module that records which events it was called for; `event_types` limits them."""
+
+    def __init__(self, name: str, event_types: tuple[type, ...] | None = None) -> None:
+        self.name = name
+        self.seen: list[type] = []
+        if event_types is not None:
+            self.event_types = event_types
+
+    def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
+        self.seen.append(type(event))
+        return []
+
+
+class Flagger(Recorder):
+    """A module that raises one data-quality flag per trade print it sees."""
+
+    def __init__(self) -> None:
+        super().__init__("flagger", (LastTrade,))
+        self.data_quality_flags: list[str] = []
+
+    def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
+        self.data_quality_flags.append(f"flag at {event.ts_ms}")
+        return super().on_event(event, ctx, now_ms)
+
+
+def test_modules_are_called_only_for_the_event_types_they_declare() -> None:
+    state = engine({})
+    every, books_only = Recorder("every"), Recorder("books", (BookSnapshot,))
+    state.signals = [every, books_only]
+    events: list[Event] = [snapshot(T0), trade(T0 + 1), PriceChange(T0 + 2, MARKET.condition_id, ()),
+                           snapshot(T0 + 3)]  # fmt: skip
+    for ev in events:
+        step(state, ev, ev.ts_ms)
+    # an empty price change applies to no book: no module sees it
+    assert [BookSnapshot, LastTrade, BookSnapshot] == every.seen
+    assert [BookSnapshot, BookSnapshot] == books_only.seen
+    # replacing the modules takes effect at the next step
+    later = Recorder("later", (LastTrade,))
+    state.signals = [later]
+    step(state, trade(T0 + 4), T0 + 4)
+    step(state, snapshot(T0 + 5), T0 + 5)
+    assert [LastTrade] == later.seen
+    assert 3 == len(every.seen)
+
+
+def test_data_quality_flags_become_one_alert_each() -> None:
+    state = engine({})
+    flagger = Flagger()
+    state.signals = [flagger]
+    step(state, snapshot(T0), T0)
+    alerts = [of(step(state, trade(T0 + i), T0 + i), RaiseAlert) for i in (1, 2)]
+    assert [["flag at 1700000000001"], ["flag at 1700000000002"]] == [[a.message for a in x] for x in alerts]
+    assert 2 == state.counters["data_quality_flags"]
+    assert [] == of(step(state, snapshot(T0 + 3), T0 + 3), RaiseAlert)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ from polysnipe.core.signals import (
     SpreadHunterParams,
     build_signals,
 )
+from polysnipe.core.signals.base import complement_bounds
 from polysnipe.core.signals.liquidity_vacuum import zone_depth
 from polysnipe.core.units import ONE, parse_micro
 
@@ -1084,3 +1086,43 @@ def test_neg_risk_arb_fires_exactly_when_the_basket_pays(legs: list[tuple[int, i
     # the venue rounds each fee to 0.0001, so only a basket within rounding of the line may disagree
     if abs(ONE - sum(asks) - fees - SpreadHunterParams().arb_min_edge_micro) > 300:
         assert pays == fires
+
+
+# -- the per-delta skip windows ------------------------------------------------------------------
+_BOUND = st.one_of(st.integers(-2, ONE + 2), st.sampled_from([-math.inf, math.inf]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_BOUND, _BOUND, st.integers(0, ONE))
+def test_complement_bounds_are_the_mirror_of_the_window(bid_from: float, ask_to: float, q: int) -> None:
+    comp_bid_from, comp_ask_to = complement_bounds(bid_from, ask_to)
+    # a complement bid at q is this token's ask at 1 - q, a complement ask at q its bid at 1 - q
+    assert (ONE - q <= ask_to) == (q >= comp_bid_from)
+    assert (ONE - q >= bid_from) == (q <= comp_ask_to)
+
+
+_TOUCH = st.one_of(st.none(), st.just(-1), st.integers(0, ONE))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TOUCH, _TOUCH, st.booleans(), st.sampled_from([BUY, SELL]), st.integers(0, ONE))
+def test_spread_hunter_skip_window_is_the_cached_touch(
+    bid: int | None, ask: int | None, is_yes: bool, side: Side, price: int
+) -> None:
+    # the window set_touch derives per token must skip exactly the changes behind the cached touch
+    # (YES terms; None: that side is empty, -1: nothing seen yet)
+    from polysnipe.core.signals.spread_hunter import _MarketState
+
+    def behind_touch() -> bool:  # the rule written out in YES terms: a NO bid at q is a YES ask at 1 - q
+        if is_yes:
+            if side is BUY:
+                return bid is not None and price < bid
+            return ask is not None and price > ask
+        if side is BUY:
+            return ask is not None and ONE - price > ask
+        return bid is not None and ONE - price < bid
+
+    ms = _MarketState(binary())
+    ms.set_touch(bid, ask, 0, 0)
+    tst = ms.yes if is_yes else ms.no
+    assert behind_touch() == (price < tst.bid_from if side is BUY else price > tst.ask_to)

@@ -589,6 +589,55 @@ def test_same_inputs_and_seed_give_identical_reports() -> None:
     assert first == _scenario(42)
 
 
+def _polled(seed: int, *, skip_until_wake: bool) -> list[tuple[int, ExecutionReport]]:
+    """A random session of market events, orders, cancels and GTD expiries; (poll time, report)."""
+    venue = make_venue(latency=JitteredLatency(order_ms=5, ack_ms=5, jitter_ms=20), seed=seed)
+    rng = random.Random(seed)
+    out: list[tuple[int, ExecutionReport]] = []
+    standard_book(venue)
+    for i in range(200):
+        now = i * 7 + rng.randint(0, 6)
+        price = 10_000 * rng.randint(36, 44)
+        if rng.random() < 0.6:
+            venue.on_market_event(change(now, (YES, rng.choice([BUY, SELL]), price, rng.randint(0, 30))))
+        if i % 5 == 0:
+            kind = rng.choice([OrderType.GTC, OrderType.GTD, OrderType.FAK])
+            side = rng.choice([BUY, SELL])
+            if kind is OrderType.GTD:  # away from the book, so it rests until it expires
+                price = 300_000 if side is BUY else 500_000
+            expiry = now + rng.randint(30, 90) if kind is OrderType.GTD else 0
+            venue.submit(order(side, price, 5, kind, expiration_ms=expiry, order_id=f"s{i}"), now)
+        if i % 11 == 0 and venue.open_orders():
+            venue.cancel(venue.open_orders()[0].order.order_id, now)
+        if skip_until_wake and now < venue.wake_ms:
+            continue
+        out.extend((now, r) for r in venue.poll(now))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_polls_before_wake_time_can_be_skipped(seed: int) -> None:
+    # the backtest loop only polls once `wake_ms` has come: that must change nothing
+    every = _polled(seed, skip_until_wake=False)
+    assert any(isinstance(r, OrderExpired) for _, r in every)
+    assert every == _polled(seed, skip_until_wake=True)
+
+
+def test_wake_time_follows_requests_expiries_and_deliveries() -> None:
+    venue = make_venue(latency=ConstantLatency(order_ms=10, ack_ms=5))
+    standard_book(venue)
+    assert venue.wake_ms > 10**12  # nothing in flight
+    venue.submit(order(BUY, 380_000, 5, OrderType.GTD, expiration_ms=100), 0)
+    assert 10 == venue.wake_ms  # the order's arrival
+    assert [] == venue.poll(9)
+    assert [] == venue.poll(10)  # arrives and is accepted; the ack is delivered 5 ms later
+    assert 15 == venue.wake_ms
+    assert [OrderAccepted] == [type(r) for r in venue.poll(15)]
+    assert 100 == venue.wake_ms  # the GTD deadline
+    assert [] == venue.poll(100)
+    assert [OrderExpired] == [type(r) for r in venue.poll(105)]
+
+
 # -- several owners ------------------------------------------------------------------------------
 def test_resting_orders_of_different_owners_match_each_other() -> None:
     venue = make_venue()

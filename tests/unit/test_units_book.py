@@ -124,3 +124,49 @@ def test_opportunity_id_is_deterministic_and_input_sensitive() -> None:
     assert a == opportunity_id("spread_hunter", "111", Side.BUY, 480_000, 1_700_000_000_000)
     assert a != opportunity_id("spread_hunter", "111", Side.BUY, 490_000, 1_700_000_000_000)
     assert a != opportunity_id("momentum", "111", Side.BUY, 480_000, 1_700_000_000_000)
+
+
+_LEVELS = st.dictionaries(st.integers(1, 99), st.integers(1, 50), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _LEVELS,
+    _LEVELS,
+    st.lists(
+        st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 99), st.integers(0, 50)), max_size=60
+    ),
+)
+def test_book_cached_touch_matches_levels_after_every_update(
+    bids: dict[int, int], asks: dict[int, int], updates: list[tuple[Side, int, int]]
+) -> None:
+    # top_bid / top_ask are caches refreshed only when a level appears or disappears: after every
+    # update (a snapshot included) they must equal what the levels say
+    book = BookState("111", 10_000)
+    book.apply_snapshot(
+        _snap([(t * 10_000, n) for t, n in bids.items()], [(t * 10_000, n) for t, n in asks.items()])
+    )
+    for side, tick, size in [(Side.BUY, 1, 1), *updates]:
+        book.apply_level(side, tick * 10_000, size, 1)
+        best_bid = max(book.bids) if book.bids else None
+        best_ask = min(book.asks) if book.asks else None
+        assert (best_bid, best_ask) == (book.top_bid, book.top_ask)
+        assert (best_bid, best_ask) == (book.best_bid(), book.best_ask())
+        assert (book.bids[best_bid] if best_bid else 0) == book.best_bid_size()
+        assert (book.asks[best_ask] if best_ask else 0) == book.best_ask_size()
+        both = best_bid is not None and best_ask is not None
+        assert ((best_bid + best_ask) // 2 if both else None) == book.mid()  # type: ignore[operator]
+        assert (both and best_bid >= best_ask) == book.is_crossed()  # type: ignore[operator]
+
+
+def test_book_cached_touch_ignores_updates_while_untrusted() -> None:
+    book = BookState("111", 10_000)
+    book.apply_level(Side.BUY, 400_000, 10, 1)
+    assert (None, None) == (book.top_bid, book.top_ask)
+    book.apply_snapshot(_snap([(400_000, 10)], [(500_000, 7)]))
+    book.invalidate()
+    book.apply_level(Side.BUY, 450_000, 10, 2)
+    book.apply_level(Side.SELL, 500_000, 0, 2)
+    assert (400_000, 500_000) == (book.top_bid, book.top_ask)
+    book.apply_snapshot(_snap([], [(600_000, 1)]))
+    assert (None, 600_000) == (book.top_bid, book.top_ask)

@@ -725,6 +725,7 @@ class SimVenue:
         "_outbox",
         "_pending",
         "_rng",
+        "wake_ms",
     )
 
     def __init__(
@@ -756,6 +757,9 @@ class SimVenue:
         self._last_arrival_ms = 0
         self._last_delivery_ms = 0
         self._next_due_ms = _NEVER
+        #: the earliest time at which `poll` has anything to do (an arrival, an expiry or a report to
+        #: deliver); before it, poll returns [] and a replay loop may skip the call
+        self.wake_ms = _NEVER
 
     # -- ExecutionPort -------------------------------------------------------------------------
     def submit(self, order: OrderRequest, now_ms: int) -> None:
@@ -772,6 +776,7 @@ class SimVenue:
         outbox = self._outbox
         while outbox and outbox[0][0] <= now_ms:
             out.append(outbox.popleft()[1])
+        self._rewake()
         return out
 
     # -- market data ---------------------------------------------------------------------------
@@ -803,6 +808,7 @@ class SimVenue:
         self._pending.append((arrival, item))
         if arrival < self._next_due_ms:
             self._next_due_ms = arrival
+            self._rewake()
 
     def _advance(self, until_ms: int) -> None:
         """Run arrivals and expiries due by `until_ms` in time order (an expiry first on a tie)."""
@@ -825,9 +831,15 @@ class SimVenue:
             if engine.reports:
                 self._flush(due)
         self._next_due_ms = due
+        self._rewake()
 
     def _flush(self, at_ms: int) -> None:
         # one ack delay per batch, never earlier than the previous batch: reports stay in venue order
         deliver = max(at_ms + self._latency.ack_latency_ms(self._rng), self._last_delivery_ms)
         self._last_delivery_ms = deliver
         self._outbox.extend((deliver, r) for r in self._engine.drain())
+        self._rewake()
+
+    def _rewake(self) -> None:
+        outbox = self._outbox
+        self.wake_ms = min(self._next_due_ms, outbox[0][0]) if outbox else self._next_due_ms

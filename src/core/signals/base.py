@@ -7,6 +7,9 @@ of that state advances on event time, never on a clock, so a replay produces the
 
 Modules only ever BUY: selling YES is expressed as buying NO at its ask, which is the same order on a
 binary market's mirrored books (DESIGN.md section 3) and needs no inventory.
+
+A module may declare `event_types`, the event classes its `on_event` reacts to; the pipeline then
+never calls it for other events (`reacts_to`). Without it the module sees every event.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ __all__ = [
     "SignalModule",
     "build_signals",
     "buy_opportunity",
+    "complement_bounds",
     "floor_size",
     "params_from",
+    "reacts_to",
     "register",
     "taker_fee_per_share",
     "tradable_price",
@@ -46,6 +51,11 @@ class SignalContext(Protocol):
     """What a module may read: market metadata, the current books and the last trade per token."""
 
     markets: MarketRegistry
+
+    @property
+    def books(self) -> Mapping[str, BookState]:
+        """Books by token, read-only: `books.get(t)` is `book(t)` without a Python call (hot loops)."""
+        ...
 
     def book(self, token_id: str) -> BookState | None: ...
 
@@ -62,6 +72,12 @@ SignalFactory = Callable[[Mapping[str, Any]], SignalModule]
 
 #: name -> factory(params); filled by `polysnipe.core.signals` with the built-in modules.
 REGISTRY: dict[str, SignalFactory] = {}
+
+
+def reacts_to(module: SignalModule) -> tuple[type, ...] | None:
+    """The event types `module` declares in its optional `event_types`; None means every type."""
+    types = getattr(module, "event_types", None)
+    return None if types is None else tuple(types)
 
 
 def register(name: str, factory: SignalFactory) -> None:
@@ -98,6 +114,18 @@ def params_from(cls: type[_P], params: Mapping[str, Any]) -> _P:
         return cls(**params)
     except TypeError as exc:  # attrs validators raise TypeError for wrong types
         raise ValueError(f"invalid {cls.__name__}: {exc}") from exc
+
+
+def complement_bounds(bid_from: float, ask_to: float) -> tuple[float, float]:
+    """The same watch window, seen from the complement token of a binary market.
+
+    Both modules decide per delta, without reading the book, whether a change can matter: on a
+    token, a bid change matters at or above `bid_from` and an ask change at or below `ask_to` (an
+    infinite bound means every change matters). A complement bid at q is this token's ask at 1 - q,
+    and a complement ask at q its bid at 1 - q, so on the complement the window is
+    (1 - ask_to, 1 - bid_from) in the same sense.
+    """
+    return ONE - ask_to, ONE - bid_from
 
 
 def floor_size(size: int) -> int:

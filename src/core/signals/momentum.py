@@ -12,7 +12,7 @@ do not announce themselves in one print.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -53,6 +53,8 @@ class MomentumParams:
 
 class Momentum:
     __slots__ = ("name", "params")
+    #: what on_event reacts to: the pipeline calls it for nothing else
+    event_types: ClassVar[tuple[type, ...]] = (ExternalSignal,)
 
     def __init__(self, params: MomentumParams | None = None) -> None:
         self.name = NAME

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -61,6 +61,7 @@ from polysnipe.core.opportunity import Opportunity, opportunity_id
 from polysnipe.core.signals.base import (
     SignalContext,
     buy_opportunity,
+    complement_bounds,
     floor_size,
     params_from,
     taker_fee_per_share,
@@ -128,7 +129,9 @@ class _TokenState:
     """What is per token: its sweep, what it last asked for, and its neg-risk basket leg."""
 
     __slots__ = (
+        "ask_to",
         "basket",
+        "bid_from",
         "fired_ask",
         "is_yes",
         "leg",
@@ -152,6 +155,10 @@ class _TokenState:
         self.sell_ts = 0
         #: event time before which no new passive bid is asked for (one may still be resting)
         self.passive_until = 0
+        #: the market's cached touch in this token's own prices: a bid change at or above `bid_from`
+        #: or an ask change at or below `ask_to` may move it; others sit behind it (set_touch)
+        self.bid_from: float = -math.inf
+        self.ask_to: float = math.inf
 
 
 class _MarketState:
@@ -187,6 +194,7 @@ class _MarketState:
         self.ask: int | None = _UNSEEN
         self.bsz = _UNSEEN
         self.asz = _UNSEEN
+        self.set_touch(_UNSEEN, _UNSEEN, _UNSEEN, _UNSEEN)
         self.n = 0
         #: decayed sums: weighted values, weights, weighted squared residuals, squared weights; and
         #: spreads with their own weights (book observations only): sp / sw is the usual spread
@@ -199,10 +207,19 @@ class _MarketState:
         self.last_ts = 0
         self.last_micro = 0.0
 
+    def set_touch(self, bid: int | None, ask: int | None, bsz: int, asz: int) -> None:
+        """Cache the top of book (YES terms) and, per token, the window of changes that can move it:
+        a YES bid below the bid or a YES ask above the ask is behind the touch, and so are their
+        mirrors on NO (`complement_bounds`)."""
+        self.bid, self.ask, self.bsz, self.asz = bid, ask, bsz, asz
+        yes = self.yes
+        yes.bid_from = -math.inf if bid is None else bid
+        yes.ask_to = math.inf if ask is None else ask
+        self.no.bid_from, self.no.ask_to = complement_bounds(yes.bid_from, yes.ask_to)
+
     def forget(self) -> None:
         self.book = None
-        self.bid = self.ask = _UNSEEN
-        self.bsz = self.asz = _UNSEEN
+        self.set_touch(_UNSEEN, _UNSEEN, _UNSEEN, _UNSEEN)
         self.n = 0
         self.s = self.w = self.v = self.w2 = self.sp = self.sw = 0.0
         self.last_micro = 0.0
@@ -278,6 +295,8 @@ class SpreadHunter:
         "name",
         "params",
     )
+    #: what on_event reacts to: the pipeline calls it for nothing else
+    event_types: ClassVar[tuple[type, ...]] = (PriceChange, BookSnapshot, LastTrade)
 
     def __init__(self, params: SpreadHunterParams | None = None) -> None:
         self.name = NAME
@@ -311,20 +330,14 @@ class SpreadHunter:
                 if ms is done:
                     continue  # the market was read after the whole batch: nothing left to see
                 # A level behind the touch we last saw leaves the top of book as it was: the common
-                # case, decided on the cached touch (YES terms: a NO bid at q is a YES ask at 1 - q)
-                # without reading the book. A change that moves the touch is at or inside it.
+                # case, decided on the cached touch (in this token's prices, see set_touch) without
+                # reading the book. A change that moves the touch is at or inside it.
                 view = ms.book
                 if view is not None and view.trusted:
-                    if tst.is_yes:
-                        if ch.side is bid_side:
-                            if ms.bid is not None and ch.price < ms.bid:
-                                continue
-                        elif ms.ask is not None and ch.price > ms.ask:
+                    if ch.side is bid_side:
+                        if ch.price < tst.bid_from:
                             continue
-                    elif ch.side is bid_side:
-                        if ms.ask is not None and ONE - ch.price > ms.ask:
-                            continue
-                    elif ms.bid is not None and ONE - ch.price < ms.bid:
+                    elif ch.price > tst.ask_to:
                         continue
                 self._on_market(ms, tst, ts, ctx, now_ms, out)
                 done = ms
@@ -413,11 +426,12 @@ class SpreadHunter:
         now_ms: int,
         out: list[Opportunity],
     ) -> None:
-        book = ctx.book(tst.token)
+        books = ctx.books
+        book = books.get(tst.token)
         if book is None or not book.trusted:
             # the mirror may still be trusted; it shows the same market
             tst = ms.no if tst.is_yes else ms.yes
-            book = ctx.book(tst.token)
+            book = books.get(tst.token)
             if book is None or not book.trusted:
                 if ms.yes.basket is not None:
                     ms.yes.basket.set_leg(ms.yes.leg, 0, 0)
@@ -427,22 +441,22 @@ class SpreadHunter:
         bid: int | None
         ask: int | None
         if tst.is_yes:
-            bid = book.best_bid()
-            ask = book.best_ask()
-            bsz = book.best_bid_size()
-            asz = book.best_ask_size()
+            bid = book.top_bid
+            ask = book.top_ask
+            bsz = 0 if bid is None else book.bids[bid]
+            asz = 0 if ask is None else book.asks[ask]
         else:
-            no_bid = book.best_bid()
-            no_ask = book.best_ask()
+            no_bid = book.top_bid
+            no_ask = book.top_ask
             bid = None if no_ask is None else ONE - no_ask
             ask = None if no_bid is None else ONE - no_bid
-            bsz = book.best_ask_size()
-            asz = book.best_bid_size()
+            bsz = 0 if no_ask is None else book.asks[no_ask]
+            asz = 0 if no_bid is None else book.bids[no_bid]
         old_bid, old_ask = ms.bid, ms.ask
         if ask == old_ask and bid == old_bid and asz == ms.asz and bsz == ms.bsz:
             return
         ms.book = book
-        ms.bid, ms.ask, ms.bsz, ms.asz = bid, ask, bsz, asz
+        ms.set_touch(bid, ask, bsz, asz)
         tick = book.tick_size
         if ask is None or (bid is not None and bid >= ask):
             if ms.yes.basket is not None:
@@ -627,12 +641,13 @@ class SpreadHunter:
 
     # -- one binary market: data quality ----------------------------------------------------------
     def _check_pair(self, ms: _MarketState, ts: int, ctx: SignalContext) -> None:
-        yes_book = ctx.book(ms.yes.token)
-        no_book = ctx.book(ms.no.token)
+        books = ctx.books
+        yes_book = books.get(ms.yes.token)
+        no_book = books.get(ms.no.token)
         if yes_book is None or no_book is None or not yes_book.trusted or not no_book.trusted:
             return
-        yes_ask = yes_book.best_ask()
-        no_ask = no_book.best_ask()
+        yes_ask = yes_book.top_ask
+        no_ask = no_book.top_ask
         cid = ms.market.condition_id
         if yes_ask is not None and no_ask is not None and yes_ask + no_ask < ONE:
             if cid not in self._mispriced:
