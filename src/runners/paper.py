@@ -24,11 +24,12 @@ from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed, RestBook
 from polysnipe.adapters.clob.parsing import parse_rest_book
 from polysnipe.adapters.files import ReadStats
+from polysnipe.adapters.sim.bus import InProcessBus
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.events import Event, ExternalSignal
 from polysnipe.core.market import Market
 from polysnipe.core.pipeline import EngineState, finish, step
-from polysnipe.runners.backtest import build_report, equity, write_outputs
+from polysnipe.runners.backtest import DEAD_LETTER_STREAM, build_report, equity, write_outputs
 from polysnipe.runners.containers import build_backtest_engine
 from polysnipe.runners.report import EquityPoint
 from polysnipe.runners.shell import EngineShell
@@ -39,6 +40,17 @@ log = structlog.get_logger("polysnipe.paper")
 
 _EVENT_NAMES = {"BookSnapshot": "book", "PriceChange": "price_change", "TickSizeChange": "tick_size_change",
                 "LastTrade": "last_trade_price", "ExternalSignal": "external_signal"}  # fmt: skip
+
+
+def dead_letter(
+    journal: MemoryJournal, bus: InProcessBus[dict[str, Any]], source: str, frame: str | bytes, reason: str
+) -> None:
+    """A message we could not use: kept whole in the dead-letter stream and the errors table."""
+    payload = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+    error = {"source": source, "reason": reason, "payload": payload}
+    journal.append("errors", error)
+    bus.publish(DEAD_LETTER_STREAM, error)
+    log.warning("malformed_message", source=source, reason=reason)
 
 
 class WallClock:
@@ -101,6 +113,7 @@ async def run_paper(
     out_dir.mkdir(parents=True, exist_ok=True)
     state, venue = build_backtest_engine(config, markets)
     journal = MemoryJournal()
+    dead_letters: InProcessBus[dict[str, Any]] = InProcessBus()
     shell = EngineShell(state, venue, journal)
     clock = WallClock()
     loop = _PaperLoop(state, shell, clock)
@@ -117,6 +130,7 @@ async def run_paper(
         clock=clock,
         rng=random.Random(int(config.get("seed", 0))),
         on_gap=lambda token, reason: log.warning("book_gap", token_id=token, reason=reason),
+        on_malformed=lambda frame, reason: dead_letter(journal, dead_letters, "market_ws", frame, reason),
     )
     starting_equity = equity(state)[0]
     points = [EquityPoint(loop.tick(), *equity(state))]

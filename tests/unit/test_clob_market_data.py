@@ -395,6 +395,44 @@ def test_out_of_order_message_on_the_wire_triggers_a_rest_resync() -> None:
     run(scenario())
 
 
+def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books() -> None:
+    frames = burst_frames()
+    bad = '{"event_type": "price_change", "market": "0x1", "timestamp": "oops", "price_changes": []}'
+
+    async def scenario() -> None:
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()
+            for f in (frames[0].decode(), bad, frames[1].decode()):
+                await ws.send(f)
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            dead: list[tuple[str | bytes, str]] = []
+            gaps: list[tuple[str, str]] = []
+
+            async def snapshots(token_id: str) -> RestBook:
+                return rest_book_of(BURST[0])
+
+            feed = MarketDataFeed(
+                fast_config(port),
+                snapshots=snapshots,
+                sink=lambda events: None,
+                clock=RealClock(),
+                rng=random.Random(4),
+                on_gap=lambda token, reason: gaps.append((token, reason)),
+                on_malformed=lambda frame, reason: dead.append((frame, reason)),
+            )
+            await feed.subscribe([A])
+            await until(lambda: bool(dead) and (A, "malformed_frame") in gaps)
+            assert bad == dead[0][0]
+            assert dead[0][1]
+            assert 1 == feed.keeper.malformed
+            await feed.close()
+
+    run(scenario())
+
+
 # -- user channel --------------------------------------------------------------------------------
 ORDER_ID_RS = "0x1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef12"
 

@@ -568,7 +568,9 @@ class MarketDataFeed:
         on_gap: Callable[[str, str], None] | None = None,
         connect: Connect | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_malformed: Callable[[str | bytes, str], None] | None = None,
     ) -> None:
+        self._on_malformed = on_malformed
         self._config = config
         self._snapshots = snapshots
         self._sink = sink
@@ -652,10 +654,13 @@ class MarketDataFeed:
     def _on_frame(self, group: frozenset[str], frame: str | bytes, now_ms: int) -> None:
         try:
             events = self.keeper.on_frame(frame, now_ms)
-        except MalformedMessage:
-            # we cannot tell which books the frame would have changed: distrust them all
+        except MalformedMessage as exc:
+            # we cannot tell which books the frame would have changed: distrust them all; the frame
+            # itself goes to whoever keeps the dead letters, so nothing is lost
             self.keeper.malformed += 1
             self.keeper.invalidate(group, "malformed_frame")
+            if self._on_malformed is not None:
+                self._on_malformed(frame, exc.reason)
             events = []
         if events:
             self._sink(events)
