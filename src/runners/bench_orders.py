@@ -102,6 +102,7 @@ def _official(n: int, warmup: int) -> tuple[list[int], str]:
     client._ClobClient__tick_sizes[_TOKEN_ID] = _TICK
     options = PartialCreateOrderOptions(tick_size=_TICK, neg_risk=False, version=2)
 
+    # The official client's API takes floats (it is what we compare against, never what we sign with).
     def step(_: int) -> Any:
         return client.create_order(
             OrderArgs(token_id=_TOKEN_ID, price=float(_PRICE), size=float(_SIZE), side="BUY"), options

@@ -377,7 +377,7 @@ class SpreadHunter:
         ts = trade.ts_ms
         if self._ewma and self.params.trade_weight > 0.0 and ms.n:
             price = trade.price if tst.is_yes else ONE - trade.price
-            self._observe(ms, float(price), ts, self.params.trade_weight)
+            self._observe(ms, float(price), ts, self.params.trade_weight)  # signal math: fair value estimator
         # The seller's side of the print: a taker SELL sold this token at the price; a taker BUY sold
         # the complement at 1 - price (BUY YES at p is SELL NO at 1 - p).
         if trade.side is Side.SELL:
