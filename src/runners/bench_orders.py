@@ -29,6 +29,9 @@ _TOKEN_ID = "7132104567925221259462638553270691275033272857194253228963137931245
 _OWNER = "3843ba63-391a-4a8a-b913-d6c677fd7d6f"
 _CHAIN_ID = 137
 _PRICE, _SIZE, _TICK = "0.57", "100", "0.01"
+#: the official client's OrderArgs takes binary floats; only the comparison run ever sees these
+_OFFICIAL_PRICE = float(_PRICE)
+_OFFICIAL_SIZE = float(_SIZE)
 _UNREACHABLE_HOST = "http://127.0.0.1:9"
 _TS_MS = 1_764_061_200_000
 
@@ -102,10 +105,9 @@ def _official(n: int, warmup: int) -> tuple[list[int], str]:
     client._ClobClient__tick_sizes[_TOKEN_ID] = _TICK
     options = PartialCreateOrderOptions(tick_size=_TICK, neg_risk=False, version=2)
 
-    # The official client's API takes floats (it is what we compare against, never what we sign with).
     def step(_: int) -> Any:
         return client.create_order(
-            OrderArgs(token_id=_TOKEN_ID, price=float(_PRICE), size=float(_SIZE), side="BUY"), options
+            OrderArgs(token_id=_TOKEN_ID, price=_OFFICIAL_PRICE, size=_OFFICIAL_SIZE, side="BUY"), options
         )
 
     samples = _time(step, n, warmup)
