@@ -19,6 +19,7 @@ __all__ = [
     "CancelOrder",
     "Command",
     "ExecutionReport",
+    "KillSwitch",
     "Liquidity",
     "OrderAccepted",
     "OrderCancelled",
@@ -153,6 +154,19 @@ class RaiseAlert:
     ts_ms: int
     correlation_id: str = ""
     details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True)
+class KillSwitch:
+    """Operator (or automatic) order to engage or release a kill switch scope.
+
+    Scopes: "global", "strategy:<name>", "market:<condition_id>", "wallet:<address>".
+    """
+
+    ts_ms: int
+    scope: str
+    engage: bool
+    reason: str = ""
 
 
 Command = PlaceOrder | CancelOrder | RecordOpportunity | RecordOutcome | RecordRiskDecision | RaiseAlert

@@ -31,11 +31,13 @@ from polysnipe.core.events import (
     Side,
     TickSizeChange,
 )
+from polysnipe.core.lifecycle import finish
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
     PlaceOrder,
 )
-from polysnipe.core.pipeline import EngineState, finish, step
+from polysnipe.core.pipeline import step
+from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO, format_micro
 from polysnipe.runners.report import (
     EquityPoint,

@@ -27,10 +27,10 @@ from polysnipe.adapters.sim.venue import SimVenue
 from polysnipe.core.evaluators import EvaluatorParams, Evaluators
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.pipeline import EngineState, build_state
 from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, TreasuryPolicy, WalletState
 from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import build_signals
+from polysnipe.core.state import EngineState, build_state
 from polysnipe.core.units import parse_micro
 
 __all__ = ["BacktestContainer", "build_backtest_engine", "micro_units"]

@@ -27,8 +27,10 @@ from polysnipe.adapters.files import ReadStats
 from polysnipe.adapters.sim.bus import InProcessBus
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.events import Event, ExternalSignal
+from polysnipe.core.lifecycle import finish
 from polysnipe.core.market import Market
-from polysnipe.core.pipeline import EngineState, finish, step
+from polysnipe.core.pipeline import step
+from polysnipe.core.state import EngineState
 from polysnipe.runners.backtest import DEAD_LETTER_STREAM, build_report, equity, write_outputs
 from polysnipe.runners.containers import build_backtest_engine
 from polysnipe.runners.report import EquityPoint

@@ -24,8 +24,9 @@ from polysnipe.core.messages import (
     RecordOutcome,
     RecordRiskDecision,
 )
-from polysnipe.core.pipeline import EngineState, step
+from polysnipe.core.pipeline import step
 from polysnipe.core.ports import ExecutionPort, Journal
+from polysnipe.core.state import EngineState
 from polysnipe.core.units import format_micro
 
 __all__ = ["EngineShell", "audit_risk"]

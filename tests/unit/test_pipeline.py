@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, PriceChange, Side
+from polysnipe.core.lifecycle import finish
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import (
     CancelOrder,
     Command,
+    KillSwitch,
     Liquidity,
     OrderAccepted,
     OrderFilled,
@@ -25,10 +27,11 @@ from polysnipe.core.messages import (
     RecordOutcome,
 )
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.pipeline import EngineState, KillSwitch, build_state, finish, step
+from polysnipe.core.pipeline import step
 from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, WalletState
 from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import SignalContext
+from polysnipe.core.state import EngineState, build_state
 from polysnipe.core.units import MICRO
 
 WALLET = "0x5afe"
