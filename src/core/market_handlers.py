@@ -63,8 +63,6 @@ def on_last_trade(state: EngineState, event: LastTrade, now_ms: int, commands: l
         state.bump("events_unknown_token")
         return
     state.last_trades[event.token_id] = event
-    if state.risk.holds(event.token_id):
-        state.risk.mark(event.token_id, event.price)
     _react(state, event, now_ms, commands)
 
 

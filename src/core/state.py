@@ -18,6 +18,7 @@ from polysnipe.core.events import Event, LastTrade
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.orders import OrderRecord
+from polysnipe.core.portfolio import Portfolio
 from polysnipe.core.ports import Rng
 from polysnipe.core.risk import RiskGatekeeper, RiskState
 from polysnipe.core.routing import Router
@@ -86,12 +87,16 @@ class EngineState:
     routes: dict[type, SignalRoute] = attrs.field(init=False, factory=dict, repr=False, eq=False)
     routes_of: object = attrs.field(init=False, default=None, repr=False, eq=False)
 
-    # -- the SignalContext view -----------------------------------------------------------------
+    # -- the SignalContext and MarkSource view ----------------------------------------------------
     def book(self, token_id: str) -> BookState | None:
         return self.books.get(token_id)
 
     def last_trade(self, token_id: str) -> LastTrade | None:
         return self.last_trades.get(token_id)
+
+    @property
+    def portfolio(self) -> Portfolio:
+        return self.risk.portfolio
 
     def bump(self, key: str, n: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
@@ -108,7 +113,7 @@ def build_state(
     rng: Rng,
     wallet_for: Callable[[Opportunity], str],
 ) -> EngineState:
-    return EngineState(
+    state = EngineState(
         markets=markets,
         signals=signals,
         evaluators=evaluators,
@@ -118,3 +123,6 @@ def build_state(
         rng=rng,
         wallet_for=wallet_for,
     )
+    # the portfolio marks what it holds on the engine's own books and trades (portfolio.py)
+    risk.portfolio.marks = state
+    return state

@@ -214,27 +214,9 @@ def write_outputs(
 
 
 def equity(state: EngineState) -> tuple[int, int, int]:
-    """(cash + positions at mid, positions at mid, tokens held), all from the risk state's wallets."""
-    cash = 0
-    exposure = 0
-    held = 0
-    for wallet in state.risk.wallets.values():
-        cash += wallet.balance_usdc_micro
-        for token, shares in wallet.positions.items():
-            if not shares:
-                continue
-            held += 1
-            exposure += shares * _mark(state, token) // MICRO
-    return cash + exposure, exposure, held
-
-
-def _mark(state: EngineState, token: str) -> int:
-    book = state.books.get(token)
-    mid = book.mid() if book is not None and book.trusted else None
-    if mid is not None:
-        return mid
-    trade = state.last_trades.get(token)
-    return trade.price if trade is not None else 0
+    """(cash + marked positions, marked positions, positions held) from the portfolio's one marking rule."""
+    eq = state.portfolio.equity()
+    return eq.total_usdc_micro, eq.positions_usdc_micro, eq.held
 
 
 def _read_labels(path: Path) -> list[Label]:
@@ -358,10 +340,11 @@ def build_report(
     slips = [r["slippage_bps"] for r in hit if r["slippage_bps"] is not None]
     fees = sum(f["fee_usdc"] for f in fills) + sum(f["fee_shares"] * f["price"] // MICRO for f in fills)
     positions = {}
-    for wallet in state.risk.wallets.values():
+    for wallet in state.portfolio.wallets.values():
         for token, shares in sorted(wallet.positions.items()):
             if shares:
-                positions[token] = {"shares": format_micro(shares), "mark": format_micro(_mark(state, token))}
+                mark = state.portfolio.mark(token)
+                positions[token] = {"shares": format_micro(shares), "mark": format_micro(mark or 0)}
     report: dict[str, Any] = {
         "inputs": inputs,
         "markets": len(state.markets),
@@ -402,7 +385,7 @@ def build_report(
         "hit_rate": round(len(hit) / len(placed), 4) if placed else 0.0,
         "avg_slippage_bps": round(sum(slips) / len(slips), 2) if slips else 0.0,
         "pnl": {
-            "realized_usdc": format_micro(state.risk.realized_pnl_usdc_micro),
+            "realized_usdc": format_micro(state.portfolio.realized_total_usdc_micro),
             "marked_usdc": format_micro(final_equity - starting_equity),
             "starting_equity_usdc": format_micro(starting_equity),
             "final_equity_usdc": format_micro(final_equity),

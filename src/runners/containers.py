@@ -27,7 +27,8 @@ from polysnipe.adapters.sim.venue import SimVenue
 from polysnipe.core.evaluators import EvaluatorParams, Evaluators
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, TreasuryPolicy, WalletState
+from polysnipe.core.portfolio import Portfolio
+from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, TreasuryPolicy
 from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import build_signals
 from polysnipe.core.state import EngineState, build_state
@@ -60,9 +61,7 @@ def _risk_policy(risk: Mapping[str, Any]) -> RiskPolicy:
 
 def _risk_state(wallets: Mapping[str, Any]) -> RiskState:
     cfg = micro_units(wallets)
-    return RiskState(
-        wallets={w: WalletState(balance_usdc_micro=c["balance_usdc_micro"]) for w, c in cfg.items()}
-    )
+    return RiskState(Portfolio.of({w: c["balance_usdc_micro"] for w, c in cfg.items()}))
 
 
 def _router(routing: Mapping[str, Any]) -> Any:

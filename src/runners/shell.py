@@ -44,9 +44,10 @@ def audit_risk(state: EngineState) -> list[str]:
     breaches = []
     if len(risk.open_orders) > policy.max_open_orders:
         breaches.append(f"open_orders {len(risk.open_orders)} > {policy.max_open_orders}")
-    for name, wallet in risk.wallets.items():
-        if wallet.free_usdc(policy.treasury_for(name)) < 0:
-            breaches.append(f"wallet {name} free balance {wallet.free_usdc(policy.treasury_for(name))} < 0")
+    for name, wallet in risk.portfolio.wallets.items():
+        free = risk.free_usdc(name, policy.treasury_for(name))
+        if free < 0:
+            breaches.append(f"wallet {name} free balance {free} < 0")
         breaches += [f"wallet {name} short {t}" for t, n in wallet.positions.items() if n < 0]
     for market in state.markets:
         per_token = [risk.exposure(t) for t in market.token_ids]

@@ -28,7 +28,8 @@ from polysnipe.core.messages import (
 )
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.pipeline import step
-from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, WalletState
+from polysnipe.core.portfolio import Portfolio
+from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState
 from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import SignalContext
 from polysnipe.core.state import EngineState, build_state
@@ -85,7 +86,7 @@ def engine(
         signals=[ScriptedSignal(script)],
         evaluators=Evaluators(),
         gatekeeper=RiskGatekeeper(policy),
-        risk=RiskState(wallets={WALLET: WalletState(balance_usdc_micro=10_000 * MICRO)}),
+        risk=RiskState(Portfolio.of({WALLET: 10_000 * MICRO})),
         router=router,
         rng=random.Random(1),
         wallet_for=lambda _: WALLET,
