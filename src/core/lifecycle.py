@@ -36,7 +36,10 @@ from polysnipe.core.messages import (
     OutcomeKind,
     PlaceOrder,
     RaiseAlert,
+    RecordFill,
+    RecordKillSwitch,
     RecordOpportunity,
+    RecordOrderStatus,
     RecordOutcome,
     RecordRiskDecision,
 )
@@ -77,11 +80,20 @@ def handle_opportunities(
             continue
         if any(reasons for _, reasons in verdicts):
             for opp, reasons in verdicts:
+                commands.append(RecordOpportunity(opp, "", _arrival(state, opp), now_ms))
                 kind = OutcomeKind.EXPIRED if reasons == ("expired",) else OutcomeKind.REJECTED
                 why = tuple(f"evaluator:{r}" for r in reasons) or ("evaluator:group_leg_refused",)
                 _finalize(state, state.tracks[opp.id], now_ms, commands, kind=kind, reasons=why)
             continue
         _route_and_place(state, [opp for opp, _ in verdicts], now_ms, commands)
+
+
+def _arrival(state: EngineState, opp: Opportunity) -> int:
+    """The best price on the side the opportunity takes, now (0 without a book on that side)."""
+    book = state.books.get(opp.token_id)
+    if book is None:
+        return 0
+    return (book.best_ask() if opp.side is Side.BUY else book.best_bid()) or 0
 
 
 def _route_and_place(
@@ -96,10 +108,7 @@ def _route_and_place(
         track.policy = policy.name
         market = state.markets.by_token(opp.token_id)
         book = state.books.get(opp.token_id)
-        arrival = 0
-        if book is not None:
-            arrival = (book.best_ask() if opp.side is Side.BUY else book.best_bid()) or 0
-        commands.append(RecordOpportunity(opp, policy.name, arrival, now_ms))
+        commands.append(RecordOpportunity(opp, policy.name, _arrival(state, opp), now_ms))
         slices: list[tuple[int, int]] = []
         if isinstance(policy, Iceberg):
             # The parent is checked as a whole at its limit price; each slice is checked again on release.
@@ -310,8 +319,24 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
     if not changed:
         state.bump("reports_duplicate")
         return
-    track = state.tracks.get(record.request.opportunity_id)
+    request = record.request
+    commands.append(
+        RecordOrderStatus(
+            request.order_id,
+            record.status.value,
+            record.filled_size,
+            now_ms,
+            record.reason,
+            record.venue_order_id,
+        )
+    )
+    track = state.tracks.get(request.opportunity_id)
     if type(report) is OrderFilled:
+        commands.append(
+            RecordFill(
+                report, request.opportunity_id, request.correlation_id, request.strategy, request.routing
+            )
+        )
         state.risk.on_fill(report.order_id, report)
         state.bump("fills")
         if track is not None:
@@ -344,7 +369,8 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
             else:
                 track.pending_slices.clear()
                 _maybe_finalize(state, track, now_ms, commands)
-    # Only a fill changes realized or unrealized PnL, so only a fill can newly breach the daily loss limit.
+    # A fill is where a loss becomes real, so the kill switch is checked here; between fills the
+    # gatekeeper already refuses new BUYs while the day's PnL (at mid marks) is beyond the limit.
     if (
         type(report) is OrderFilled
         and "global" not in state.risk.kill_switches
@@ -397,11 +423,19 @@ def _finalize(
 
 # -- kill switches ---------------------------------------------------------------------------------
 def on_kill_switch(state: EngineState, ks: KillSwitch, now_ms: int, commands: list[Command]) -> None:
+    try:
+        if ks.engage:
+            state.risk.engage(ks.scope)
+        else:
+            state.risk.release(ks.scope)
+    except ValueError as err:
+        # a mistyped scope protects nothing: say so loudly rather than pretend it took effect
+        commands.append(RaiseAlert("critical", "kill_switch_invalid", str(err), now_ms))
+        return
+    commands.append(RecordKillSwitch(ks.scope, ks.engage, ks.reason, ks.by, now_ms))
     if not ks.engage:
-        state.risk.release(ks.scope)
         commands.append(RaiseAlert("info", "kill_switch_released", f"{ks.scope}: {ks.reason}", now_ms))
         return
-    state.risk.engage(ks.scope)
     commands.append(RaiseAlert("critical", "kill_switch_engaged", f"{ks.scope}: {ks.reason}", now_ms))
     # Everything the switch covers stops: resting orders are cancelled, iceberg parents stop releasing.
     for record in state.orders.values():

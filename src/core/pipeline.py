@@ -17,6 +17,7 @@ Where each input goes:
 | ExternalSignal | market_handlers.on_signal | signals react (Momentum/Event) |
 | Order* execution reports | lifecycle.on_report | order state machine, risk, outcomes |
 | KillSwitch | lifecycle.on_kill_switch | risk scopes, cancels, stops slices |
+| Tick | (none) | time passed: only the slice release below |
 
 Before any input, iceberg slices whose delay has passed are released (lifecycle.release_due_slices).
 The state is mutated in place (state.py says why).
@@ -29,7 +30,6 @@ from typing import Any
 
 from polysnipe.core.events import (
     BookSnapshot,
-    Event,
     ExternalSignal,
     LastTrade,
     PriceChange,
@@ -39,7 +39,7 @@ from polysnipe.core.lifecycle import on_kill_switch, on_report, release_due_slic
 from polysnipe.core.market_handlers import on_book, on_last_trade, on_price_change, on_signal, on_tick_size
 from polysnipe.core.messages import (
     Command,
-    ExecutionReport,
+    Input,
     KillSwitch,
     OrderAccepted,
     OrderCancelled,
@@ -47,12 +47,12 @@ from polysnipe.core.messages import (
     OrderFilled,
     OrderRejected,
     OrderStatusUnknown,
+    Tick,
 )
+from polysnipe.core.ports import NEVER_MS
 from polysnipe.core.state import EngineState
 
-__all__ = ["HANDLERS", "Input", "step"]
-
-Input = Event | ExecutionReport | KillSwitch
+__all__ = ["HANDLERS", "next_timer_ms", "step"]
 
 Handler = Callable[[EngineState, Any, int, list[Command]], None]
 
@@ -70,6 +70,7 @@ HANDLERS: dict[type, Handler] = {
     OrderExpired: on_report,
     OrderStatusUnknown: on_report,
     KillSwitch: on_kill_switch,
+    Tick: lambda state, tick, now_ms, commands: None,
 }
 
 
@@ -81,3 +82,8 @@ def step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
         release_due_slices(state, now_ms, commands)
     HANDLERS[type(event)](state, event, now_ms, commands)
     return commands
+
+
+def next_timer_ms(state: EngineState) -> int:
+    """When the step next has something to do without any input (an iceberg slice); NEVER_MS if never."""
+    return state.timers[0][0] if state.timers else NEVER_MS
