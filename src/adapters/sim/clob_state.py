@@ -1402,7 +1402,8 @@ class ClobSimState:
     def tick(self) -> None:
         """Run what is due by now: GTD expiries, heartbeat timeouts, trade settlement."""
         now = self.now_ms()
-        if self.engine.next_expiry_ms() <= now:
+        expiry = self.engine.next_expiry_ms()
+        if expiry is not None and expiry <= now:
             self.engine.expire_until(now)
             reports = self.engine.drain()
             markets = {
