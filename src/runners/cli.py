@@ -59,7 +59,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.datagen import generate
+    from polysnipe.tools.datagen import generate
 
     summary = generate(
         Path(args.out),
@@ -139,7 +139,7 @@ def _paper(args: argparse.Namespace) -> int:
 
 
 def _sim_clob(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.clob_state import ClobSimConfig
+    from polysnipe.adapters.sim.clob import ClobSimConfig
     from polysnipe.core.units import parse_micro
     from polysnipe.runners.sim_clob import serve
 

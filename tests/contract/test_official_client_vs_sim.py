@@ -35,7 +35,7 @@ from py_clob_client_v2.clob_types import (
 from py_clob_client_v2.exceptions import PolyApiException
 from websockets.sync.client import connect
 
-from polysnipe.adapters.sim.clob_state import ClobSimConfig
+from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.sim_clob import start_in_thread
 
 KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
