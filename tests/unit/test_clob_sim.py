@@ -7,14 +7,18 @@ client) are replayed byte for byte, with the clock set to their L2 timestamps.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
+import time
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +30,9 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from polysnipe.adapters.clob.auth import ApiCreds, L2Auth, LocalSigner
-from polysnipe.adapters.clob.config import SignatureType
+from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.config import ClobConfig, SignatureType
+from polysnipe.adapters.clob.execution import ClobExecution
 from polysnipe.adapters.clob.signing import OrderSigner, SignedOrder
 from polysnipe.adapters.sim.clob import (
     END_CURSOR,
@@ -45,11 +51,21 @@ from polysnipe.adapters.sim.clob import (
     render,
 )
 from polysnipe.adapters.sim.venue import VENUE_ERRORS
-from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
+from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side, TickSizeChange
 from polysnipe.core.market import Market
-from polysnipe.core.messages import OrderType
+from polysnipe.core.messages import (
+    ExecutionReport,
+    OrderAccepted,
+    OrderFilled,
+    OrderRequest,
+    OrderStatusUnknown,
+    OrderType,
+    RaiseAlert,
+)
 from polysnipe.core.order_math import amounts_for_order
 from polysnipe.core.units import MICRO
+from polysnipe.runners.cli import main as cli_main
+from polysnipe.runners.sim_clob import ENV_ADMIN_TOKEN, admin_token_for, start_in_thread
 
 # recorded data lives beside the checkout; POLYSNIPE_SHARED_DATA moves it (as in tests/contract)
 SHARED = os.environ.get("POLYSNIPE_SHARED_DATA") or Path(__file__).parents[2].parent / "shared" / "data"
@@ -681,7 +697,21 @@ def test_faults_parse_and_draw_deterministically() -> None:
     assert draws == [b.injected_status() for _ in range(50)]
     assert {0, 500, 503} == set(draws)
     assert (503,) == Faults.from_json({"status": 503}).status_codes
-    for bad in ({"error_rate": 2}, {"status": 200}, {"mode": "chaos"}, {"nope": 1}, [1]):
+    lost = Faults.from_json({"answer_lost_rate": 1.0, "answer_lost_status": 504})
+    assert (True, 504) == (lost.answer_lost(), lost.to_json()["answer_lost_status"])
+    assert False is Faults.from_json({}).answer_lost()
+    bad_inputs: list[Any] = [
+        {"error_rate": 2},
+        {"status": 200},
+        {"mode": "chaos"},
+        {"nope": 1},
+        [1],
+        {"answer_lost_rate": -0.1},
+        {"answer_lost_status": 404},
+        {"answer_lost_status": True},
+        {"drop_ws": "yes"},
+    ]
+    for bad in bad_inputs:
         with pytest.raises(ValueError):
             Faults.from_json(bad)
 
@@ -807,3 +837,392 @@ def test_app_websockets(app_state: tuple[ClobSimState, TestClient]) -> None:
     with client.websocket_connect("/ws/user") as bad:
         bad.send_text(json.dumps({"auth": {**auth, "secret": "x"}, "type": "user"}))
         assert "websocket.close" == bad.receive()["type"]
+
+
+# -- trades come from the engine's records ---------------------------------------------------------
+def test_a_replayed_print_reaching_two_users_orders_is_one_trade_both_see_and_prints_once() -> None:
+    state = make_state()
+    state.apply_events([BookSnapshot(T0, YES, COND, (Level(390_000, 10 * S),), (Level(400_000, 10 * S),))])
+    alice, bob = Trader(state, KEY0), Trader(state, KEY1)
+    a = alice.place(Side.SELL, 400_000, 5 * S)["orderID"]
+    b = bob.place(Side.SELL, 400_000, 6 * S)["orderID"]
+    state.channels.watch([YES])
+    state.channels.drain_user()
+    state.apply_events([LastTrade(T0 + 1, YES, COND, 410_000, 20 * S, Side.BUY)])  # trades through 0.40
+    (alice_view,) = trades(state, alice.creds, {})
+    (bob_view,) = trades(state, bob.creds, {})
+    assert alice_view["id"] == bob_view["id"]
+    assert ("BUY", "0.41", "11", "MAKER") == tuple(
+        alice_view[k] for k in ("side", "price", "size", "trader_side")
+    )
+    assert alice_view["taker_order_id"].startswith("0x") and 66 == len(alice_view["taker_order_id"])
+    assert [(a, "SELL", "0.4", "5", 0), (b, "SELL", "0.4", "6", 0)] == [
+        (m["order_id"], m["side"], m["price"], m["matched_amount"], m["outcome_index"])
+        for m in alice_view["maker_orders"]
+    ]
+    users = {u for u, _, m in state.channels.drain_user() if m["event_type"] == "trade"}
+    assert {ADDR0, ADDR1} == users
+    # the replayed print goes out once: the outside taker's trade is not printed a second time
+    kinds = [m["event_type"] for _, m in state.channels.drain_market()]
+    assert 1 == kinds.count("last_trade_price")
+
+
+def test_taking_displayed_liquidity_is_a_trade_without_venue_makers() -> None:
+    state = make_state()
+    state.apply_events([BookSnapshot(T0, YES, COND, (), (Level(400_000, 10 * S),))])
+    bob = Trader(state, KEY1)
+    taken = bob.place(Side.BUY, 400_000, 5 * S, OrderType.FAK)
+    assert ("matched", "2", "5") == (taken["status"], taken["makingAmount"], taken["takingAmount"])
+    (view,) = trades(state, bob.creds, {})
+    assert (taken["orderID"], "TAKER", []) == (
+        view["taker_order_id"],
+        view["trader_side"],
+        view["maker_orders"],
+    )
+    assert "0.4" == state.market.book_json(YES)["last_trade_price"]
+
+
+# -- hostile requests ------------------------------------------------------------------------------
+def _asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], receive: Any) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("sim.test", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_an_oversized_body_is_refused_before_the_rest_of_it_is_read() -> None:
+    state = make_state(config=ClobSimConfig(max_body_bytes=1_000))
+    app = create_app(state)
+    reads = 0
+
+    async def endless() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": b"[" * 400, "more_body": True}
+
+    sent = _asgi_post(app, "/orders", [], endless)
+    assert 3 == reads  # 1,200 bytes read: over the limit, nothing more is asked for
+    assert 413 == sent[0]["status"]
+    assert {"error": ERRORS["body_too_large"]} == json.loads(sent[1]["body"])
+
+    async def never() -> dict[str, Any]:
+        raise AssertionError("a body declared too large must not be read")
+
+    sent = _asgi_post(app, "/order", [(b"content-length", str(10 << 20).encode())], never)
+    assert 413 == sent[0]["status"]
+    assert [("/orders", "too_large"), ("/order", "too_large")] == [
+        (e.endpoint, e.outcome) for e in state.order_log
+    ]
+
+
+def test_unauthenticated_order_requests_are_refused_unparsed_and_the_log_is_bounded() -> None:
+    state = make_state(config=ClobSimConfig(order_log_size=3))
+    alice = Trader(state, KEY0)
+    signed = alice.sign(Side.BUY, 400_000, 10 * S).post_body(alice.creds.key, OrderType.GTC)
+    deep = b"[" * 1_000 + b"]" * 1_000
+    with TestClient(create_app(state)) as client:
+        for body in (signed, deep, signed, deep, signed):
+            r = client.post("/order", content=body, headers={"POLY_API_KEY": alice.creds.key})
+            assert (401, {"error": ERRORS["unauthorized"]}) == (r.status_code, r.json())
+    # three entries kept of five; none carries anything from a body, which was never decoded
+    assert 3 == len(state.order_log)
+    assert {("unauthorized", None, "", "")} == {
+        (e.outcome, e.salt, e.owner, e.order_type) for e in state.order_log
+    }
+
+
+_HOSTILE_BODIES = {
+    "nested": b"[" * 1_000 + b"]" * 1_000,
+    "nested-object": b'{"order":' * 1_000 + b"1" + b"}" * 1_000,
+    "truncated": b'{"order": {"salt": 1',
+    "not-utf8": b'{"orderID": "\xff\xfe"}',
+    "huge-number": b'{"order": {"salt": ' + b"9" * 5_000 + b"}}",
+}
+_ENDPOINTS = [
+    ("POST", "/order"),
+    ("POST", "/orders"),
+    ("DELETE", "/order"),
+    ("DELETE", "/orders"),
+    ("DELETE", "/cancel-market-orders"),
+    ("POST", "/v1/heartbeats"),
+    ("POST", "/books"),
+    ("POST", "/_sim/faults"),
+    ("POST", "/_sim/advance"),
+    ("POST", "/_sim/events"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), _ENDPOINTS)
+def test_malformed_or_deeply_nested_bodies_get_a_4xx_in_the_venue_shape(method: str, path: str) -> None:
+    state = make_state()
+    alice = Trader(state, KEY0)
+    with TestClient(create_app(state)) as client:
+        for name, body in _HOSTILE_BODIES.items():
+            r = client.request(method, path, content=body, headers=alice.headers(method, path, body))
+            assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
+            error = r.json()
+            assert list(error) == ["error"] and isinstance(error["error"], str), name
+        assert [] == state.orders.live_orders(ADDR0)  # nothing garbage reached the book
+        assert 200 == client.get("/ok").status_code
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=25,
+)
+
+
+def _order_like(values: Any) -> Any:
+    # an order body with some of its fields replaced by arbitrary values
+    return st.fixed_dictionaries(
+        {"order": st.dictionaries(st.sampled_from(["salt", "maker", "tokenId", "side", "signature"]), values)}
+    ) | st.fixed_dictionaries({"owner": values, "orderType": values, "order": values})
+
+
+def test_fuzzed_order_bodies_never_get_a_5xx() -> None:
+    state = make_state()
+    alice = Trader(state, KEY0)
+    with TestClient(create_app(state)) as client:
+
+        @settings(max_examples=150, deadline=None)
+        @given(
+            st.binary(max_size=200)
+            | _json_values.map(json.dumps).map(str.encode)
+            | _order_like(_json_values).map(lambda v: json.dumps(v).encode())
+        )
+        def check(body: bytes) -> None:
+            r = client.post("/order", content=body, headers=alice.headers("POST", "/order", body))
+            assert 400 <= r.status_code < 500 and isinstance(r.json()["error"], str)
+
+        check()
+
+
+def test_websocket_frames_that_are_not_json_leave_the_socket_open(
+    app_state: tuple[ClobSimState, TestClient],
+) -> None:
+    _, client = app_state
+    with client.websocket_connect("/ws/market") as ws:
+        for frame in ("[" * 1_000 + "]" * 1_000, '{"type": "market"', '{"type": [[[[]]]], "assets_ids": 7}'):
+            ws.send_text(frame)
+        ws.send_text("PING")
+        assert "PONG" == ws.receive_text()
+        ws.send_text(json.dumps({"type": "market", "assets_ids": [YES]}))
+        (book,) = ws.receive_json()
+        assert YES == book["asset_id"]
+
+
+def test_unknown_routes_answer_in_the_venue_shape(app_state: tuple[ClobSimState, TestClient]) -> None:
+    _, client = app_state
+    r = client.get("/no-such-endpoint")
+    assert (404, {"error": "Not Found"}) == (r.status_code, r.json())
+    assert 405 == client.get("/order").status_code
+
+
+def test_with_an_admin_token_the_admin_api_requires_it() -> None:
+    state = make_state()
+    with TestClient(create_app(state, admin_token="s3cret")) as client:
+        assert (401, {"error": ERRORS["admin_unauthorized"]}) == (
+            (r := client.get("/_sim/state")).status_code,
+            r.json(),
+        )
+        assert (
+            401 == client.post("/_sim/faults", json={}, headers={"Authorization": "Bearer nope"}).status_code
+        )
+        assert 200 == client.get("/_sim/state", headers={"Authorization": "Bearer s3cret"}).status_code
+        assert 200 == client.get("/version").status_code  # the venue's own API is not the admin's
+
+
+@pytest.mark.parametrize(
+    ("host", "env", "expected"),
+    [
+        ("127.0.0.1", {}, None),
+        ("localhost", {}, None),
+        ("::1", {}, None),
+        ("127.0.0.2", {}, None),
+        ("0.0.0.0", {ENV_ADMIN_TOKEN: "tok"}, "tok"),
+        ("127.0.0.1", {ENV_ADMIN_TOKEN: "tok"}, "tok"),
+    ],
+)
+def test_the_admin_token_a_bind_needs(host: str, env: dict[str, str], expected: str | None) -> None:
+    assert expected == admin_token_for(host, env)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "sim.example.com"])
+def test_sim_clob_refuses_a_non_loopback_bind_without_a_token(
+    host: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(ENV_ADMIN_TOKEN, raising=False)
+    with pytest.raises(SystemExit) as info:
+        cli_main(["sim-clob", "--host", host, "--markets", "markets.json"])
+    assert 2 == info.value.code
+    err = capsys.readouterr().err
+    assert 1 == len(err.splitlines()) and ENV_ADMIN_TOKEN in err and host in err
+
+
+# -- venue acted, answer lost ----------------------------------------------------------------------
+def test_a_lost_answer_leaves_the_order_on_the_venue(app_state: tuple[ClobSimState, TestClient]) -> None:
+    state, client = app_state
+    alice = Trader(state, KEY0)
+    client.post("/_sim/faults", json={"answer_lost_rate": 1.0, "answer_lost_status": 502})
+    order = alice.sign(Side.BUY, 400_000, 10 * S)
+    body = order.post_body(alice.creds.key, OrderType.GTC)
+    r = client.post("/order", content=body, headers=alice.headers("POST", "/order", body))
+    assert (502, {"error": ERRORS["internal"]}) == (r.status_code, r.json())
+    assert [order.order_hash] == [o.id for o in state.orders.live_orders(ADDR0)]
+    (entry,) = client.get("/_sim/orders").json()
+    assert ("accepted", order.order_hash, True) == (
+        entry["outcome"],
+        entry["order_hash"],
+        entry["answer_lost"],
+    )
+
+
+class _ExecClock(Clock):
+    """One clock for the venue (called) and for its client (the core Clock port)."""
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    def monotonic_ns(self) -> int:
+        return self.ms * 1_000_000
+
+
+def _request(n: int, price: int, order_type: OrderType = OrderType.GTC) -> OrderRequest:
+    return OrderRequest(
+        order_id=f"opp-{n}:0",
+        opportunity_id=f"opp-{n}",
+        correlation_id=f"c-{n}",
+        strategy="test",
+        routing="passive",
+        wallet=ADDR0,
+        market=COND,
+        token_id=YES,
+        side=Side.BUY,
+        price=price,
+        size=20 * S,
+        order_type=order_type,
+        tick_size=10_000,
+        neg_risk=False,
+    )
+
+
+def _execution(
+    creds: ApiCreds, clock: _ExecClock, transport: httpx.AsyncBaseTransport | None, host: str
+) -> tuple[ClobExecution, list[RaiseAlert]]:
+    signer = LocalSigner.from_private_key(KEY0, 137, creds)
+    client = ClobHttpClient(ClobConfig(host=host), clock, signer, transport=transport)
+    alerts: list[RaiseAlert] = []
+
+    async def no_wait(seconds: float) -> None:
+        clock.ms += int(seconds * 1000)
+
+    execution = ClobExecution(
+        client,
+        OrderSigner.from_key(KEY0, 137),
+        owner=creds.api_key,
+        clock=clock,
+        rng=random.Random(3),
+        alert=alerts.append,
+        sleep=no_wait,
+    )
+    execution.observe_event(TickSizeChange(clock.ms, YES, COND, 10_000, 10_000))
+    return execution, alerts
+
+
+def _creds(state: ClobSimState) -> ApiCreds:
+    api = state.api_key_for(ADDR0, 0)
+    return ApiCreds(api_key=api.key, secret=api.secret, passphrase=api.passphrase)
+
+
+def _posts(state: ClobSimState, order_hash: str) -> list[str]:
+    return [e.outcome for e in state.order_log if e.order_hash == order_hash]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+@pytest.mark.parametrize("liquidity", [False, True], ids=["rests", "matches"])
+def test_execution_reconciles_a_lost_answer_by_hash_and_never_posts_twice(
+    status: int, liquidity: bool
+) -> None:
+    clock = _ExecClock(T0)
+    state = make_state(clock)
+    if liquidity:
+        state.apply_events([BookSnapshot(T0, YES, COND, (), (Level(400_000, 100 * S),))])
+    transport = httpx.ASGITransport(app=create_app(state))
+    execution, alerts = _execution(_creds(state), clock, transport, "http://sim.test")
+    state.faults = Faults.from_json({"answer_lost_rate": 1.0, "answer_lost_status": status})
+
+    async def scenario() -> tuple[list[ExecutionReport], list[ExecutionReport], list[ExecutionReport]]:
+        lost = await execution.submit(_request(1, 400_000))
+        state.faults = Faults()  # the network recovers; the venue kept what it did
+        found = await execution.reconcile()
+        after = await execution.submit(_request(2, 300_000))
+        return lost, found, after
+
+    lost, found, after = asyncio.run(scenario())
+    (unknown,) = lost
+    assert isinstance(unknown, OrderStatusUnknown) and "opp-1:0" == unknown.order_id
+    order_hash = execution.index.venue_id("opp-1:0")
+    assert order_hash is not None
+    assert ["accepted"] == _posts(state, order_hash)  # reconciliation found it: never re-posted
+    assert 2 == state.orders.counts()["orders"]
+    accepted = [r for r in found if isinstance(r, OrderAccepted)]
+    fills = [r for r in found if isinstance(r, OrderFilled)]
+    assert all(r.order_id == "opp-1:0" for r in found)
+    if liquidity:
+        assert [(400_000, 20 * S)] == [(f.price, f.size) for f in fills]
+    else:
+        assert ([order_hash], []) == ([a.venue_order_id for a in accepted], fills)
+        assert [order_hash] == [o.id for o in state.orders.live_orders(ADDR0) if o.id == order_hash]
+    assert ["OrderAccepted"] == [type(r).__name__ for r in after]
+    assert [] == execution.unknown_orders and [] == alerts
+
+
+def test_a_dropped_connection_after_the_venue_acted_is_reconciled_over_real_http(tmp_path: Path) -> None:
+    markets = tmp_path / "markets.json"
+    markets.write_bytes(render.encode([render.market_document(market())]))
+    balances = tmp_path / "balances.json"
+    balances.write_text(json.dumps({ADDR0: {"usdc": "1000"}}))
+    url, stop = start_in_thread(markets, balances_path=balances)
+    try:
+        clock = _ExecClock(time.time_ns() // 1_000_000)
+        with httpx.Client(base_url=url) as admin:
+            l1 = LocalSigner.from_private_key(KEY0, 137).l1_headers(clock.ms // 1000)
+            keys = admin.post("/auth/api-key", headers=l1).raise_for_status().json()
+            creds = ApiCreds(api_key=keys["apiKey"], secret=keys["secret"], passphrase=keys["passphrase"])
+            execution, alerts = _execution(creds, clock, None, url)
+            admin.post("/_sim/faults", json={"answer_lost_rate": 1.0}).raise_for_status()
+
+            async def scenario() -> tuple[list[ExecutionReport], list[ExecutionReport]]:
+                lost = await execution.submit(_request(1, 400_000))
+                admin.post("/_sim/faults", json={}).raise_for_status()
+                return lost, await execution.reconcile()
+
+            lost, found = asyncio.run(scenario())
+            log = admin.get("/_sim/orders").json()
+    finally:
+        stop()
+    assert ["OrderStatusUnknown"] == [type(r).__name__ for r in lost]
+    order_hash = execution.index.venue_id("opp-1:0")
+    assert ["OrderAccepted"] == [type(r).__name__ for r in found]
+    assert [(order_hash, "accepted", True)] == [
+        (e["order_hash"], e["outcome"], e["answer_lost"]) for e in log
+    ]
+    assert [] == alerts

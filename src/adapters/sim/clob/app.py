@@ -407,9 +407,10 @@ class _Sim:
     async def heartbeat(self, request: Request) -> Response:
         creds, body = await self._l2(request)
         payload = decode_json(body)
-        if not isinstance(payload, dict) or not isinstance(payload.get("heartbeat_id", ""), str):
+        # `{"heartbeat_id": ""}` starts the chain (PROTOCOL 9); a body without the id is no heartbeat
+        if not isinstance(payload, dict) or not isinstance(payload.get("heartbeat_id"), str):
             raise VenueError(400, ERRORS["invalid_payload"])
-        return render.json_response(self.state.heartbeats.beat(creds, payload.get("heartbeat_id", "")))
+        return render.json_response(self.state.heartbeats.beat(creds, payload["heartbeat_id"]))
 
     async def legacy_heartbeat(self, request: Request) -> Response:
         creds, _ = await self._l2(request)
@@ -454,7 +455,8 @@ class _Sim:
     async def post_orders(self, request: Request) -> Response:
         creds, payload = await self._order_gate(request, lambda p: len(p) if isinstance(p, list) else 1)
         orders = self.state.orders
-        if not isinstance(payload, list) or not payload:
+        # a batch must be a list of order objects; what is wrong inside an object is that order's error
+        if not isinstance(payload, list) or not payload or not all(isinstance(p, dict) for p in payload):
             orders.log_refused("/orders", "rejected", ERRORS["payload"], payload)
             raise VenueError(400, ERRORS["payload"])
         if len(payload) > MAX_BATCH:
@@ -503,7 +505,8 @@ class _Sim:
     async def cancel_market_orders(self, request: Request) -> Response:
         creds, payload = await self._cancel_gate(request)
         payload = {} if payload is None else payload
-        if not isinstance(payload, dict):
+        # anything but {market?, asset_id?} is refused: a body misread as "no filter" cancels everything
+        if not isinstance(payload, dict) or not payload.keys() <= {"market", "asset_id"}:
             raise VenueError(400, ERRORS["invalid_payload"])
         market, asset_id = payload.get("market", ""), payload.get("asset_id", "")
         if not (isinstance(market, str) and isinstance(asset_id, str)):
@@ -556,7 +559,9 @@ class _Sim:
 
     async def admin_advance(self, request: Request) -> Response:
         payload = decode_json(await request.body()) or {}
-        limits = [payload.get(k) for k in ("count", "until_ms")] if isinstance(payload, dict) else ["?"]
+        if not (isinstance(payload, dict) and payload.keys() <= {"count", "until_ms"}):
+            raise VenueError(400, "expected {count?: int, until_ms?: int}")
+        limits = [payload.get(k) for k in ("count", "until_ms")]
         if not all(v is None or is_int(v) for v in limits):
             raise VenueError(400, "expected {count?: int, until_ms?: int}")
         count, until = (v if isinstance(v, int) else None for v in limits)
