@@ -15,7 +15,8 @@ Modules, one role each:
 * `heartbeats` chained heartbeats and the cancel-on-silence timer
 * `render`     every JSON shape the venue returns
 * `state`      ClobSimState, composing the above around one engine, plus event replay and ticks
-* `app`        the ASGI app: routes, guards (body limit, auth before parsing), faults, admin API
+* `guards`     the request-body limit, fault texts, how a lost answer looks on the wire
+* `app`        the ASGI app: routes, auth before parsing, faults, the admin API
 
 Identity. A user is an EOA address: API keys belong to it, heartbeats and the user channel are per
 user, and open orders are listed per user. Funds belong to the order's `maker` wallet (accounts.py).

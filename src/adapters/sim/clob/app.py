@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from polysnipe.adapters.clob.config import exchange_contracts
@@ -50,6 +50,7 @@ from polysnipe.adapters.sim.clob.accounts import ApiKey
 from polysnipe.adapters.sim.clob.channels import Hub
 from polysnipe.adapters.sim.clob.config import Faults
 from polysnipe.adapters.sim.clob.errors import ERRORS, VenueError
+from polysnipe.adapters.sim.clob.guards import BodyLimit, fault_text, lost_answer
 from polysnipe.adapters.sim.clob.orders import MAX_BATCH
 from polysnipe.adapters.sim.clob.state import ClobSimState
 from polysnipe.adapters.sim.clob.wire import decode_json, is_int
@@ -63,94 +64,6 @@ _Handler = Callable[[Request], Awaitable[Response]]
 #: POST /books (PROTOCOL 11.4 `Payload exceeds the limit`)
 _MAX_BOOKS: Final = 500
 _ORDER_PATHS: Final = frozenset({"/order", "/orders"})
-
-
-class _BodyLimit:
-    """Reads each HTTP request body, at most `limit` bytes of it, before the app runs; a larger one is
-    answered 413 at once and the rest is never read."""
-
-    __slots__ = ("_app", "_limit", "_refused")
-
-    def __init__(self, app: ASGIApp, limit: int, refused: Callable[[str, str], None]) -> None:
-        self._app = app
-        self._limit = limit
-        self._refused = refused
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        declared = [v for k, v in scope["headers"] if k == b"content-length"]
-        if declared and not (declared[0].isdigit() and len(declared[0]) <= 18):
-            await render.error_response(VenueError(400, ERRORS["invalid_payload"]))(scope, receive, send)
-            return
-        if declared and int(declared[0]) > self._limit:
-            await self._too_large(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left before sending its body: nobody to answer
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._limit:
-                await self._too_large(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()  # after the body: wait for the disconnect, as a server would
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self._app(scope, replay, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._refused(scope["method"], scope["path"])
-        response = render.error_response(VenueError(413, ERRORS["body_too_large"]))
-        response.headers["Connection"] = "close"
-        await response(scope, receive, send)
-
-
-class _DroppedConnection(Response):
-    """An answer started and never finished: the server then closes the connection, which the caller
-    sees as a connection dropped after its request was sent."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=200)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1")],
-            }
-        )
-
-
-def _fault_text(status: int) -> str:
-    if status == 429:
-        return ERRORS["rate_limited"]
-    if status == 425:
-        return ERRORS["restarting"]
-    return ERRORS["internal"]
-
-
-def _lost_answer(faults: Faults) -> Response:
-    if faults.answer_lost_status:
-        return render.error_response(
-            VenueError(faults.answer_lost_status, _fault_text(faults.answer_lost_status))
-        )
-    return _DroppedConnection()
 
 
 class _Sim:
@@ -199,7 +112,7 @@ class _Sim:
             if not status and orders and faults.engine_restart:
                 status = 425
             if status:
-                fault = VenueError(status, _fault_text(status), retry_after_s=faults.retry_after_s)
+                fault = VenueError(status, fault_text(status), retry_after_s=faults.retry_after_s)
                 if orders and request.method == "POST":
                     self.state.orders.log_refused(request.url.path, "fault", fault.message)
                 return render.error_response(fault)
@@ -214,7 +127,7 @@ class _Sim:
                 response = render.error_response(VenueError(500, ERRORS["internal"]))
             finally:
                 self.hub.dispatch()
-            return _lost_answer(faults) if lost else response
+            return lost_answer(faults) if lost else response
 
         return run
 
@@ -644,4 +557,4 @@ def create_app(
     app = Starlette(
         routes=list(sim.routes()), lifespan=sim.lifespan, exception_handlers={HTTPException: _http_error}
     )
-    return _BodyLimit(app, state.config.max_body_bytes, sim.log_too_large)
+    return BodyLimit(app, state.config.max_body_bytes, sim.log_too_large)
