@@ -57,7 +57,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.datagen import generate
+    from polysnipe.tools.datagen import generate
 
     summary = generate(
         Path(args.out),
@@ -136,7 +136,7 @@ def _paper(args: argparse.Namespace) -> int:
 
 
 def _sim_clob(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.clob_state import ClobSimConfig
+    from polysnipe.adapters.sim.clob import ClobSimConfig
     from polysnipe.core.units import parse_micro
     from polysnipe.runners.sim_clob import serve
 

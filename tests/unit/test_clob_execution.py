@@ -878,8 +878,7 @@ class SimHarness:
     """Our client and execution talking to the simulator's ASGI app; faults set on its state."""
 
     def __init__(self, **kwargs: Any) -> None:
-        from polysnipe.adapters.sim.clob_app import create_app
-        from polysnipe.adapters.sim.clob_state import Balances, ClobSimState
+        from polysnipe.adapters.sim.clob import Balances, ClobSimState, create_app
         from polysnipe.core.market import Market
 
         self.clock = FakeClock()
@@ -912,7 +911,7 @@ class SimHarness:
         self.execution.observe_event(TickSizeChange(self.clock.ms, TOKEN, MARKET, 10_000, 10_000))
 
     async def sleep(self, seconds: float) -> None:
-        from polysnipe.adapters.sim.clob_state import Faults
+        from polysnipe.adapters.sim.clob import Faults
 
         self.waits.append(seconds)
         self.clock.ms += int(seconds * 1000)
@@ -920,7 +919,7 @@ class SimHarness:
             self.state.faults = Faults()
 
     def fault(self, **fields: Any) -> None:
-        from polysnipe.adapters.sim.clob_state import Faults
+        from polysnipe.adapters.sim.clob import Faults
 
         self.state.faults = Faults.from_json(fields)
 

@@ -215,7 +215,7 @@ def test_finish_cancels_resting_orders() -> None:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    from polysnipe.adapters.sim.datagen import generate
+    from polysnipe.tools.datagen import generate
 
     out = {}
     for seed in (3, 4):
