@@ -141,7 +141,7 @@ def _clob_adapters(
     rng: random.Random,
     inbox: Inbox,
     registry: MarketRegistry,
-    env: Mapping[str, str] | None,
+    secrets: Any,
     transport: Any,
     connect: Any,
 ) -> Any:
@@ -156,7 +156,7 @@ def _clob_adapters(
         user_sink=inbox.push,
         condition_ids=[m.condition_id for m in registry],
         registry=registry,
-        env=env,
+        secrets=secrets,
         transport=transport,
         connect=connect,
     )
@@ -171,12 +171,13 @@ class ClobGateways(containers.DeclarativeContainer):
     registry = providers.Dependency(instance_of=MarketRegistry)
     clock = providers.Dependency()
     inbox = providers.Dependency(instance_of=Inbox)
+    #: the signing key and L2 credentials (runners/live.py resolves them from the environment)
+    secrets = providers.Dependency()
     #: tests override these with an ASGI transport and an in-process WebSocket connector
-    env = providers.Object(None)
     transport = providers.Object(None)
     connect = providers.Object(None)
     adapters = providers.Singleton(
-        _clob_adapters, clob, clock, core.venue_rng, inbox, registry, env, transport, connect
+        _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect
     )
     execution = providers.Callable(lambda adapters: adapters.execution, adapters)
 
@@ -263,12 +264,13 @@ class Live(containers.DeclarativeContainer):
     config = providers.Configuration()
     registry = providers.Dependency(instance_of=MarketRegistry)
     clob = providers.Dependency(instance_of=dict)
-    journal = providers.Dependency()
+    secrets = providers.Dependency()
     core = providers.Container(Core, config=config)
     clock = providers.Singleton(WallClock)
     inbox = providers.Singleton(Inbox)
+    journal = providers.Singleton(MemoryJournal)
     gateways = providers.Container(
-        ClobGateways, clob=clob, core=core, registry=registry, clock=clock, inbox=inbox
+        ClobGateways, clob=clob, core=core, registry=registry, clock=clock, inbox=inbox, secrets=secrets
     )
     services = providers.Container(Services, config=config, core=core, registry=registry)
     loop = providers.Singleton(

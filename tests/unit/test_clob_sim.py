@@ -1143,7 +1143,7 @@ def _execution(
         alert=alerts.append,
         sleep=no_wait,
     )
-    execution.observe_event(TickSizeChange(clock.ms, YES, COND, 10_000, 10_000))
+    execution.on_market_event(TickSizeChange(clock.ms, YES, COND, 10_000, 10_000))
     return execution, alerts
 
 

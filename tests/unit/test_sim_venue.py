@@ -24,6 +24,7 @@ from polysnipe.adapters.sim import (
     Trade,
     TradeSide,
 )
+from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.core.events import (
     BookDelta,
     BookSnapshot,
@@ -534,8 +535,8 @@ def test_no_book_at_all_has_nothing_to_match() -> None:
 
 # -- latency and determinism ---------------------------------------------------------------------
 def test_venue_is_an_execution_port() -> None:
-    port: ExecutionPort = make_venue()
-    assert [] == port.poll(0)
+    port: ExecutionPort = SimExecution(make_venue())
+    assert [] == port.due(0)
 
 
 def test_order_is_matched_against_the_book_at_arrival_not_at_submit() -> None:
