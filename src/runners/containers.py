@@ -169,13 +169,13 @@ class ClobGateways(containers.DeclarativeContainer):
     clob = providers.Dependency(instance_of=dict)
     core = providers.DependenciesContainer()
     registry = providers.Dependency(instance_of=MarketRegistry)
-    clock = providers.Dependency()
+    clock: providers.Dependency[Any] = providers.Dependency()
     inbox = providers.Dependency(instance_of=Inbox)
     #: the signing key and L2 credentials (runners/live.py resolves them from the environment)
-    secrets = providers.Dependency()
+    secrets: providers.Dependency[Any] = providers.Dependency()
     #: tests override these with an ASGI transport and an in-process WebSocket connector
-    transport = providers.Object(None)
-    connect = providers.Object(None)
+    transport: providers.Object[Any] = providers.Object(None)
+    connect: providers.Object[Any] = providers.Object(None)
     adapters = providers.Singleton(
         _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect
     )
@@ -231,7 +231,7 @@ class Backtest(containers.DeclarativeContainer):
 
     config = providers.Configuration()
     registry = providers.Dependency(instance_of=MarketRegistry)
-    source = providers.Dependency()
+    source: providers.Dependency[Any] = providers.Dependency()
     core = providers.Container(Core, config=config)
     gateways = providers.Container(SimGateways, config=config, core=core, registry=registry)
     services = providers.Container(Services, config=config, core=core, registry=registry)
@@ -264,7 +264,7 @@ class Live(containers.DeclarativeContainer):
     config = providers.Configuration()
     registry = providers.Dependency(instance_of=MarketRegistry)
     clob = providers.Dependency(instance_of=dict)
-    secrets = providers.Dependency()
+    secrets: providers.Dependency[Any] = providers.Dependency()
     core = providers.Container(Core, config=config)
     clock = providers.Singleton(WallClock)
     inbox = providers.Singleton(Inbox)

@@ -23,8 +23,8 @@ from dependency_injector import providers
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.errors import VenueError
-from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed, RestBook
-from polysnipe.adapters.clob.parsing import parse_rest_book
+from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
+from polysnipe.adapters.clob.parsing import RestBook, parse_rest_book
 from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import Market, MarketRegistry

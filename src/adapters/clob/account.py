@@ -38,7 +38,7 @@ def _decode_creds(raw: bytes) -> ApiCreds:
         wire = _creds.decode(raw)
         return ApiCreds(api_key=wire.api_key, secret=wire.secret, passphrase=wire.passphrase)
     except (msgspec.DecodeError, ValueError) as exc:
-        raise MalformedMessage("api_creds", f"unusable API credentials answer: {exc}") from None
+        raise MalformedMessage(f"unusable API credentials answer: {exc}") from None
 
 
 async def create_or_derive_creds(
@@ -61,7 +61,7 @@ async def collateral_balance(client: ClobHttpClient, signature_type: int) -> int
     try:
         text = _balance.decode(raw).balance
     except msgspec.DecodeError as exc:
-        raise MalformedMessage("balance", f"unusable balance answer: {exc}") from None
+        raise MalformedMessage(f"unusable balance answer: {exc}") from None
     if not (text.isascii() and text.isdigit()):
-        raise MalformedMessage("balance", f"balance is not a whole number of micro-units: {text[:40]!r}")
+        raise MalformedMessage(f"balance is not a whole number of micro-units: {text[:40]!r}")
     return int(text)

@@ -30,4 +30,4 @@ class MemoryJournal:
 
     def of(self, kind: type[R]) -> list[R]:
         """Every record of one type, in journal order."""
-        return [r for r in self.records if type(r) is kind]  # type: ignore[misc]
+        return [r for r in self.records if isinstance(r, kind)]
