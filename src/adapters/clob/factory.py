@@ -82,8 +82,12 @@ class SecretsError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-def _as_secret(value: str | Secret[str]) -> Secret[str]:
-    return value if isinstance(value, Secret) else Secret(value)
+def _key_secret(value: str | Secret[str]) -> Secret[str]:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise InvalidPrivateKey(f"the private key must be a hex string, not {type(value).__name__}")
+    return Secret(value)
 
 
 def _check_private_key(_: object, __: attrs.Attribute[Secret[str]], value: Secret[str]) -> None:
@@ -95,7 +99,7 @@ class ClobSecrets:
     """The signing key and L2 credentials, wrapped: read them with `.reveal()` where they are used."""
 
     #: 32-byte secp256k1 key as hex (validated); EcdsaKey/OrderSigner.from_key take the Secret itself
-    private_key: Secret[str] = attrs.field(converter=_as_secret, validator=_check_private_key)
+    private_key: Secret[str] = attrs.field(converter=_key_secret, validator=_check_private_key)
     #: None until API credentials were created or derived (L1)
     creds: ApiCreds | None
 
