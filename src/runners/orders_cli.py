@@ -39,6 +39,8 @@ __all__ = ["EXIT_BAD_LINES", "sign_lines"]
 EXIT_BAD_LINES: Final = 2
 
 _UINT256_END: Final = 2**256
+#: an order line is one flat object; anything nested deeper than this is refused before parsing
+_MAX_DEPTH: Final = 8
 #: decimal digits of 2**256 - 1
 _UINT256_DIGITS: Final = 78
 _KNOWN_FIELDS: Final = frozenset(
@@ -67,12 +69,40 @@ def _refuse_constant(name: str) -> NoReturn:
     raise _BadLine(f"{name} is not a number")
 
 
+def _too_deep(raw: str) -> bool:
+    """Whether JSON text nests deeper than an order line ever does, outside strings.
+
+    Checked before parsing: the decoders recurse on the C stack, and a library that raises the
+    recursion limit (py_ecc sets 100000) turns a RecursionError on a deep line into a segfault.
+    """
+    if raw.count("[") + raw.count("{") <= _MAX_DEPTH:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def _parse(raw: str) -> dict[str, Any]:
+    if _too_deep(raw):
+        raise _BadLine(f"not valid JSON: nested more than {_MAX_DEPTH} levels deep")
     try:
         # numbers keep the exact text typed: 0.1 stays "0.1", never a binary float
         spec = json.loads(raw, parse_float=str, parse_int=str, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise _BadLine("not valid JSON: nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise _BadLine(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(spec, dict):

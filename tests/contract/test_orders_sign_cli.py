@@ -188,7 +188,8 @@ def test_a_bad_line_is_one_line_naming_the_field(line: dict[str, Any] | str, mes
         ("[1, 2]", "expected a JSON object, got list"),
         ("{", "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
         ('{"price": NaN}', "NaN is not a number"),
-        ("[" * 100_000 + "]" * 100_000, "not valid JSON: nested too deeply"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON: nested more than 8 levels deep"),
+        ('{"a":' * 9 + "1" + "}" * 9, "not valid JSON: nested more than 8 levels deep"),
     ],
 )
 def test_a_line_that_is_not_an_object_is_one_line(raw: str, message: str) -> None:
@@ -214,3 +215,8 @@ def test_settings_never_carry_secrets(tmp_path: Any) -> None:
     toml.write_text('private_key = "0x01"\n')
     with pytest.raises(SystemExit):
         load_settings({}, toml)
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    code, out, err = sign([json.dumps({**LIMIT, "client_order_id": "[{" * 50})])
+    assert (0, "") == (code, err) and 1 == len(out.splitlines())
