@@ -26,7 +26,6 @@ from polysnipe.adapters.clob.factory import (
     secrets_from_env,
 )
 from polysnipe.adapters.clob.signing import EcdsaKey, InvalidPrivateKey, OrderSigner, private_key_bytes
-from polysnipe.adapters.sim.clock import EventClock
 from polysnipe.core.secret import Secret
 
 # public anvil test key 0 and its address; fake but well-formed credentials
@@ -185,6 +184,16 @@ def test_environment_secrets_arrive_wrapped() -> None:
 
 
 # -- objects that hold secrets ---------------------------------------------------------------------
+class StillClock:
+    """The adapters' Clock port, stopped: building them reads no time anyway."""
+
+    def now_ms(self) -> int:
+        return 1_764_061_200_000
+
+    def monotonic_ns(self) -> int:
+        return 0
+
+
 def holders() -> list[object]:
     creds = ApiCreds(API_KEY, API_SECRET, PASSPHRASE)
     builder = ApiCreds("019894b9-cb40-79c4-b2bd-6aecb6f8c6c5", Secret(BUILDER_SECRET), BUILDER_PASSPHRASE)
@@ -228,7 +237,7 @@ def test_attrs_holders_are_not_serializable_without_reveal(obj: Any) -> None:
 def test_the_built_adapters_never_show_a_secret() -> None:
     adapters = build_clob_adapters(
         {"clob": {"host": "https://clob.test"}},
-        clock=EventClock(1_764_061_200_000),
+        clock=StillClock(),
         rng=random.Random(1),
         alert=lambda alert: None,
         market_sink=lambda events: None,
