@@ -57,7 +57,7 @@ def test_div_half_even() -> None:
 
 _sizes = st.integers(min_value=0, max_value=10**12)
 _prices = st.integers(min_value=1, max_value=ONE - 1)
-_rates = st.integers(min_value=0, max_value=ONE)
+_rates = st.integers(min_value=0, max_value=ONE - 1)
 _exps = st.integers(min_value=1, max_value=3)
 
 
