@@ -305,7 +305,7 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     ("unknown side", dumps(pc_msg(side="BID")), "BID"),
     ("lower-case side", dumps({**LAST_TRADE, "side": "buy"}), "buy"),
     ("price above one", dumps(pc_msg(price="1.5")), "price outside"),
-    ("negative size", dumps(pc_msg(size="-1")), "negative size"),
+    ("negative size", dumps(pc_msg(size="-1")), "size outside"),
     ("not a decimal", dumps(pc_msg(size="1e3")), "not a decimal"),
     ("book without asks", dumps(without(book_msg(), "asks")), "missing bids or asks"),
     ("book without asset", dumps(without(book_msg(), "asset_id")), "missing asset_id"),
@@ -406,7 +406,7 @@ def test_markets_without_token_ids_are_skipped() -> None:
         ({k: v for k, v in wire_market().items() if k != "neg_risk"}, "neg_risk"),
         (wire_market(minimum_tick_size=0.02), "tick size"),
         (wire_market(minimum_order_size=0.0000001), "more than 6 decimals"),
-        (wire_market(minimum_order_size=-5), "non-negative"),
+        (wire_market(minimum_order_size=-5), "must be in [0,"),
         (wire_market(tokens=[{"token_id": YES, "outcome": "Yes"}]), "expected 2 token ids"),
         (
             wire_market(tokens=[{"token_id": YES, "outcome": "Yes"}, {"token_id": "", "outcome": "No"}]),

@@ -12,7 +12,6 @@ and maps the fields that type uses. Absent fields cost only their default.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Literal
 
 import msgspec
@@ -179,8 +178,8 @@ class WireToken(msgspec.Struct, gc=False):
 class WireFeeDetails(msgspec.Struct, gc=False):
     """`fd` of GET /clob-markets/{condition_id}: fee = C * r * (p * (1 - p)) ** e (PROTOCOL.md 11.1)."""
 
-    #: fee rate, a number such as 0.04 (decoded exactly from its JSON text)
-    r: Decimal
+    #: fee rate, a number such as 0.04; kept as its JSON text and read exactly by parsing.py
+    r: msgspec.Raw
     #: exponent of p(1-p)
     e: int = 1
 
@@ -191,18 +190,20 @@ class WireMarket(msgspec.Struct, gc=False):
     A page is `{"data": [market, ...], "next_cursor": "...", "limit": n, "count": n}`; "LTE=" as
     `next_cursor` marks the last page. Only `data` matters here, so the page has no Struct of its own.
 
-    Decimal fields decode from JSON numbers (0.01, 15, 14.96) or strings exactly, straight from the
-    JSON text: going through float would turn 0.001 into 0.001000000000000000020816...
+    Decimal fields are JSON numbers (0.01, 15, 14.96) or decimal strings, kept as their raw JSON text
+    (`msgspec.Raw`) and read exactly by parsing.py: going through float would turn 0.001 into
+    0.001000000000000000020816..., and msgspec's Decimal type would also take strings such as " 12 ",
+    "1_000" or "١٢" that no boundary of ours may read as numbers.
     """
 
     #: CTF condition id, 0x + 64 hex
     condition_id: str
     #: outcome tokens in venue order; index 0 is "Yes" on binaries
     tokens: list[WireToken]
-    #: price tick, e.g. 0.01
-    minimum_tick_size: Decimal
-    #: minimum order size in shares, e.g. 5 or 14.96
-    minimum_order_size: Decimal
+    #: price tick, e.g. 0.01 (raw JSON number or string)
+    minimum_tick_size: msgspec.Raw
+    #: minimum order size in shares, e.g. 5 or 14.96 (raw JSON number or string)
+    minimum_order_size: msgspec.Raw
     #: whether orders sign against the neg-risk exchange; required: "unknown" must never read as False
     neg_risk: bool
     #: shared by the markets of one neg-risk event; "" on plain binaries
