@@ -22,13 +22,7 @@ from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
 from polysnipe.adapters.clob.heartbeat import Heartbeat, HeartbeatConfig, VenueHealth
-from polysnipe.adapters.clob.market_data import (
-    Connect,
-    MarketDataConfig,
-    MarketDataFeed,
-    UserChannel,
-    UserStream,
-)
+from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import FeeOf
 from polysnipe.adapters.clob.retry import (
     CANCEL_BUCKET,
@@ -39,6 +33,8 @@ from polysnipe.adapters.clob.retry import (
     RetryPolicy,
 )
 from polysnipe.adapters.clob.signing import OrderSigner
+from polysnipe.adapters.clob.user_channel import UserChannel, UserStream
+from polysnipe.adapters.clob.websocket import Connect
 from polysnipe.core.events import BookSnapshot, Event, Side, TickSizeChange
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
@@ -260,6 +256,7 @@ def build_clob_adapters(
         rng=rng,
         on_gap=on_gap,
         connect=connect,
+        on_alert=alert,
     )
     channel = UserChannel(index, fee_of=fee_of)
     window_s = settings.catch_up_window_s
@@ -277,5 +274,6 @@ def build_clob_adapters(
         rng=rng,
         catch_up=catch_up,
         connect=connect,
+        on_alert=alert,
     )
     return ClobAdapters(settings, client, index, execution, heartbeat, feed, channel, user_stream, registry)
