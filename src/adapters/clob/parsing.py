@@ -32,14 +32,19 @@ import msgspec
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.schemas import (
+    WireClobMarket,
+    WireCursorPage,
     WireFeeDetails,
     WireLevel,
     WireMakerOrder,
     WireMarket,
     WireMessage,
+    WireNegRisk,
     WireOrder,
     WirePriceChangeEntry,
+    WireTickSize,
     WireTrade,
+    WireVersion,
 )
 from polysnipe.core.events import (
     MAX_TS_MS,
@@ -81,14 +86,20 @@ __all__ = [
     "fee_parameters",
     "fills_from_trade",
     "message_events",
+    "next_cursor",
     "order_reports",
+    "parse_clob_market_fees",
     "parse_int",
     "parse_market_line",
     "parse_market_message",
     "parse_markets",
+    "parse_neg_risk",
     "parse_price",
     "parse_rest_book",
+    "parse_server_time",
     "parse_size",
+    "parse_tick_size",
+    "parse_version",
 ]
 
 #: `event_type` of our own external-signal lines (docs/external-signals.md)
@@ -631,6 +642,66 @@ def parse_markets(data: _Data) -> list[Market]:
         if market is not None:
             markets.append(market)
     return markets
+
+
+# -- market metadata answers (markets.py sends the requests) --------------------------------------
+_clob_market_decoder = msgspec.json.Decoder(WireClobMarket)
+_tick_size_decoder = msgspec.json.Decoder(WireTickSize)
+_neg_risk_decoder = msgspec.json.Decoder(WireNegRisk)
+_version_decoder = msgspec.json.Decoder(WireVersion)
+_server_time_decoder = msgspec.json.Decoder(int | float)
+_cursor_decoder = msgspec.json.Decoder(WireCursorPage)
+#: exchange order versions are small integers (2 today); anything else is not an answer to read
+_MAX_VERSION = 1_000
+_MAX_TS_S = MAX_TS_MS // 1000
+
+
+def parse_clob_market_fees(data: _Data) -> tuple[int, int] | None:
+    """GET /clob-markets/{condition_id} to (fee rate in micro-units, exponent), range-checked; None
+    when the answer carries no fee details."""
+    try:
+        wire = _clob_market_decoder.decode(data)
+        return None if wire.fd is None else fee_parameters(wire.fd)
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "clob-markets") from None
+
+
+def parse_tick_size(data: _Data) -> int:
+    """GET /tick-size to the token's tick in micro-units: one of the venue's ticks, or malformed."""
+    try:
+        tick = _decimal_micro(_tick_size_decoder.decode(data).minimum_tick_size, "tick", _TICK_BOUND)
+        if tick not in VALID_TICKS:
+            raise ValueError(f"not a venue tick: {tick / MICRO:g}")
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "tick-size") from None
+    return tick
+
+
+def parse_neg_risk(data: _Data) -> bool:
+    """GET /neg-risk; a missing flag is malformed (False means known-false, never "unknown")."""
+    return decode_json(_neg_risk_decoder, data, "neg-risk").neg_risk
+
+
+def parse_version(data: _Data) -> int:
+    """GET /version to the exchange order version."""
+    try:
+        return _int(_version_decoder.decode(data).version, "version", 0, _MAX_VERSION)
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "version") from None
+
+
+def parse_server_time(data: _Data) -> int:
+    """GET /time to unix seconds, within the timestamp window."""
+    seconds = decode_json(_server_time_decoder, data, "time")
+    # (a NaN or an infinity fails this comparison too)
+    if not 0 <= seconds <= _MAX_TS_S:
+        raise MalformedMessage(f"time: outside [0, {_MAX_TS_S}]: {seconds!r}")
+    return int(seconds)
+
+
+def next_cursor(data: _Data) -> str | None:
+    """`next_cursor` of any paginated answer; None when it carries none."""
+    return decode_json(_cursor_decoder, data, "page").next_cursor
 
 
 # -- market-channel frames, one message at a time (the live feed needs the raw fields) -------------

@@ -1,4 +1,4 @@
-"""Wire types of the CLOB market channel, our external-signal lines and CLOB REST markets.
+"""Wire types of the CLOB market and user channels, our external-signal lines and CLOB REST answers.
 
 Facts come from PROTOCOL.md sections 8 and 10.2 and the recordings in shared/data/polymarket/.
 Every Struct ignores unknown fields, so a field the venue adds tomorrow never breaks decoding.
@@ -19,6 +19,7 @@ import msgspec
 __all__ = [
     "WireCancelResponse",
     "WireChange",
+    "WireClobMarket",
     "WireCursorPage",
     "WireFeeDetails",
     "WireHeartbeat",
@@ -26,14 +27,17 @@ __all__ = [
     "WireMakerOrder",
     "WireMarket",
     "WireMessage",
+    "WireNegRisk",
     "WireOrder",
     "WireOrderResponse",
     "WireOrdersPage",
     "WirePriceChangeEntry",
     "WireSide",
+    "WireTickSize",
     "WireToken",
     "WireTrade",
     "WireTradesPage",
+    "WireVersion",
 ]
 
 #: the venue spells sides in capitals; anything else is malformed, caught at decode time
@@ -163,7 +167,7 @@ class WireMessage(msgspec.Struct, gc=False):
     ref: str | None = None
 
 
-# -- CLOB REST: GET /markets (page) and GET /markets/{condition_id} ------------------------------
+# -- CLOB REST: markets and their metadata (GET /markets, /clob-markets, /tick-size, /neg-risk, /version)
 
 
 class WireToken(msgspec.Struct, gc=False):
@@ -211,6 +215,33 @@ class WireMarket(msgspec.Struct, gc=False):
     question: str = ""
     #: fee parameters, when the payload carries them (GET /clob-markets compact form)
     fd: WireFeeDetails | None = None
+
+
+class WireClobMarket(msgspec.Struct, gc=False):
+    """GET /clob-markets/{condition_id}, the compact info the V2 client caches (PROTOCOL.md 8):
+    `t` tokens, `mts` min tick, `nr` neg risk, `fd` fee details. Only `fd` is read here."""
+
+    #: absent on the simulator's fee-free markets; whether the venue always sends it is UNVERIFIED
+    fd: WireFeeDetails | None = None
+
+
+class WireTickSize(msgspec.Struct, gc=False):
+    """GET /tick-size: `{"minimum_tick_size": 0.01}` (a number)."""
+
+    minimum_tick_size: msgspec.Raw
+
+
+class WireNegRisk(msgspec.Struct, gc=False):
+    """GET /neg-risk: `{"neg_risk": bool}`."""
+
+    #: required: a missing flag must not read as False (it picks the exchange the order signs for)
+    neg_risk: bool
+
+
+class WireVersion(msgspec.Struct, gc=False):
+    """GET /version: `{"version": 2}`, the exchange order version."""
+
+    version: int
 
 
 # -- CLOB REST: order placement, cancels, orders, trades, heartbeats (PROTOCOL.md 5, 8, 9) ---------
