@@ -554,12 +554,15 @@ def _decimal_micro(raw: msgspec.Raw, name: str, bound: Decimal) -> int:
     """
     text = bytes(raw)
     shown = text[:40].decode(errors="replace")
-    if text[:1] == b'"':
-        micro = parse_micro(_json_str.decode(text))
-        if not 0 <= micro <= bound * MICRO:
-            raise ValueError(f"{name} must be in [0, {bound}], got {shown}")
-        return micro
-    value = _json_decimal.decode(text)
+    try:
+        if text[:1] == b'"':
+            micro = parse_micro(_json_str.decode(text))
+            if not 0 <= micro <= bound * MICRO:
+                raise ValueError(f"must be in [0, {bound}], got {shown}")
+            return micro
+        value = _json_decimal.decode(text)
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise ValueError(f"{name}: {exc}") from None
     if not value.is_finite() or not 0 <= value <= bound:
         raise ValueError(f"{name} must be in [0, {bound}], got {shown}")
     scaled = value.scaleb(6)
