@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
 from polysnipe.adapters.clob.auth import ApiCreds
@@ -444,6 +445,115 @@ def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books(
             await feed.close()
 
     run(scenario())
+
+
+#: a price_change whose extra field nests 1,000 levels deep: msgspec raised RecursionError on it,
+#: which ended the socket task for good (no reconnect, no alert)
+DEEP_FRAME = '{"event_type":"price_change","market":"0x1","x":' + "[" * 1_000 + "]" * 1_000 + "}"
+
+
+def test_a_hostile_frame_is_dead_lettered_and_the_frames_after_it_are_applied(burst: Msgs) -> None:
+    frames = burst_frames(burst)
+    truth = keeper()
+    for f in frames[:12]:
+        truth.on_frame(f, 0)
+    truth_book = truth.book(A)
+    assert truth_book is not None
+
+    async def scenario() -> tuple[list[tuple[str | bytes, str]], list[RaiseAlert], int]:
+        connections = 0
+
+        async def handler(ws: ServerConnection) -> None:
+            nonlocal connections
+            connections += 1
+            await ws.recv()
+            for f in (frames[0].decode(), DEEP_FRAME, *(f.decode() for f in frames[1:12])):
+                await ws.send(f)
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            dead: list[tuple[str | bytes, str]] = []
+            alerts: list[RaiseAlert] = []
+
+            async def snapshots(token_id: str) -> RestBook:
+                return rest_book_of(burst[0])
+
+            feed = MarketDataFeed(
+                fast_config(port),
+                snapshots=snapshots,
+                sink=lambda events: None,
+                clock=RealClock(),
+                rng=random.Random(5),
+                on_malformed=lambda frame, reason: dead.append((frame, reason)),
+                on_alert=alerts.append,
+            )
+            await feed.subscribe([A])
+            book = feed.keeper.book(A)
+            assert book is not None
+            # the frames after the hostile one reach the book (buffered while it resyncs, then replayed)
+            await until(lambda: book.trusted and levels(book, Side.BUY) == levels(truth_book, Side.BUY))
+            assert levels(truth_book, Side.SELL) == levels(book, Side.SELL)
+            await feed.close()
+            return dead, alerts, connections
+
+    with capture_logs() as logs:
+        dead, alerts, connections = run(scenario())
+    assert [(DEEP_FRAME, "invalid JSON: nested too deeply")] == dead
+    assert [("warning", "market_frame_malformed")] == [(a.severity, a.code) for a in alerts]
+    assert 1 == connections  # the same socket read on: no reconnect was needed
+    assert ["warning"] == [e["log_level"] for e in logs if e["event"] == "market_frame_malformed"]
+
+
+def test_a_sink_that_raises_does_not_stop_the_feed(burst: Msgs) -> None:
+    frames = burst_frames(burst)[:8]
+    k = keeper()
+    # what each frame forwards to the sink (the book, then A's deltas; B-only frames forward nothing)
+    deliveries = [events for events in (k.on_frame(f, 0) for f in frames) if events]
+    assert len(deliveries) >= 3
+
+    async def scenario() -> tuple[list[list[Event]], list[RaiseAlert]]:
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()
+            for f in frames:
+                await ws.send(f.decode())
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            received: list[list[Event]] = []
+            alerts: list[RaiseAlert] = []
+            calls = 0
+
+            def sink(events: list[Event]) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 2:
+                    raise RuntimeError("downstream is down")
+                received.append(events)
+
+            async def no_rest(token_id: str) -> RestBook:
+                raise AssertionError("a failing sink is no reason to resync")
+
+            feed = MarketDataFeed(
+                fast_config(port),
+                snapshots=no_rest,
+                sink=sink,
+                clock=RealClock(),
+                rng=random.Random(6),
+                on_alert=alerts.append,
+            )
+            await feed.subscribe([A])
+            await until(lambda: calls == len(deliveries))
+            await feed.close()
+            return received, alerts
+
+    with capture_logs() as logs:
+        received, alerts = run(scenario())
+    # every delivery but the one that raised: the loop read and applied the frames after it
+    assert [deliveries[0], *deliveries[2:]] == received
+    assert [("critical", "market_sink_failed")] == [(a.severity, a.code) for a in alerts]
+    assert ["error"] == [e["log_level"] for e in logs if e["event"] == "market_sink_failed"]
 
 
 # -- bench ---------------------------------------------------------------------------------------

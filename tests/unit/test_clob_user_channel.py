@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
 from polysnipe.adapters.clob.auth import ApiCreds
@@ -33,6 +34,8 @@ from polysnipe.core.messages import (
 T = TypeVar("T")
 #: loads a recorded user-channel message by file name
 Recorded = Callable[[str], dict[str, Any]]
+#: (frame as received, reason) handed to on_malformed
+DeadLetters = list[tuple[str | bytes, str]]
 A = "76670567130917723816490572615540605537878462672464291990940067659127658071111"
 CREDS = ApiCreds(
     api_key="00000000-0000-0000-0000-000000000001",
@@ -114,7 +117,7 @@ def test_user_order_messages_map_to_reports(recorded_user: Recorded) -> None:
 
 
 def test_a_trade_is_counted_once_across_matched_mined_confirmed(
-    recorded_user: Callable[[str], dict[str, Any]],
+    recorded_user: Recorded,
 ) -> None:
     channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
     trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
@@ -153,7 +156,7 @@ def test_failed_trade_raises_an_alert(recorded_user: Recorded) -> None:
 
 
 def test_maker_fills_take_the_maker_orders_side_price_and_size(
-    recorded_user: Callable[[str], dict[str, Any]],
+    recorded_user: Recorded,
 ) -> None:
     trade3 = recorded_user("nautilus_py_user_trade3.json")
     maker_id = trade3["maker_orders"][0]["order_id"]
@@ -204,7 +207,7 @@ def test_subscription_frame() -> None:
 
 
 def test_user_stream_catches_up_over_rest_after_a_reconnect(
-    recorded_user: Callable[[str], dict[str, Any]],
+    recorded_user: Recorded,
 ) -> None:
     trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
 
@@ -252,3 +255,57 @@ def test_user_stream_catches_up_over_rest_after_a_reconnect(
 
     out = run(scenario())
     assert ["trade-0xabcdef1234", "trade-missed"] == [r.trade_id for r in out if isinstance(r, OrderFilled)]
+
+
+def test_a_hostile_frame_is_dead_lettered_and_a_failing_sink_does_not_stop_the_stream(
+    recorded_user: Recorded,
+) -> None:
+    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
+    order = recorded_user("nautilus_rs_ws_user_order_msg.json")
+    # 1,000 levels deep: msgspec raised RecursionError on it, which ended the user socket for good
+    deep = '{"event_type":"trade","x":' + "[" * 1_000 + "]" * 1_000 + "}"
+
+    async def scenario() -> tuple[
+        list[ExecutionReport | RaiseAlert], list[tuple[str | bytes, str]], list[str]
+    ]:
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()
+            for f in (json.dumps(order), deep, json.dumps(dict(trade, status="MATCHED"))):
+                await ws.send(f)
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            out: list[ExecutionReport | RaiseAlert] = []
+            dead: DeadLetters = []
+            alerts: list[RaiseAlert] = []
+
+            def sink(reports: list[ExecutionReport | RaiseAlert]) -> None:
+                if any(isinstance(r, OrderAccepted) for r in reports):
+                    raise RuntimeError("journal is down")
+                out.extend(reports)
+
+            stream = UserStream(
+                fast_config(port),
+                creds=CREDS,
+                markets=["0xabc"],
+                channel=channel_with(("o1", ORDER_ID_RS, 100_000_000)),
+                sink=sink,
+                clock=RealClock(),
+                rng=random.Random(5),
+                on_malformed=lambda frame, reason: dead.append((frame, reason)),
+                on_alert=alerts.append,
+            )
+            task = asyncio.create_task(stream.run())
+            await until(lambda: bool(out))
+            task.cancel()
+            return out, dead, [a.code for a in alerts]
+
+    with capture_logs() as logs:
+        out, dead, codes = run(scenario())
+    # the order's report went to the sink that raised; the trade after the hostile frame still came
+    assert ["trade-0xabcdef1234"] == [r.trade_id for r in out if isinstance(r, OrderFilled)]
+    assert [(deep, "user channel: invalid JSON: nested too deeply")] == dead
+    assert ["user_sink_failed", "user_frame_malformed"] == codes
+    levels = {e["event"]: e["log_level"] for e in logs}
+    assert ("error", "warning") == (levels["user_sink_failed"], levels["user_frame_malformed"])
