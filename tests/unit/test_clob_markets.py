@@ -9,6 +9,7 @@ import random
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import attrs
 import httpx
 import pytest
 
@@ -21,7 +22,7 @@ from polysnipe.adapters.clob.markets import ClobMarkets
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.core.events import Side
 from polysnipe.core.market import Market
-from polysnipe.core.messages import OrderRequest, OrderStatusUnknown, OrderType, RaiseAlert
+from polysnipe.core.messages import OrderRejected, OrderRequest, OrderStatusUnknown, OrderType, RaiseAlert
 
 T = TypeVar("T")
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -182,3 +183,32 @@ def test_open_orders_read_ascii_numbers_in_range_only(field: dict[str, Any]) -> 
     body = json.dumps({"data": [order], "next_cursor": "LTE="}).encode()
     with pytest.raises(MalformedMessage, match="order 0xabc"):
         run(execution_answering(body).open_orders())
+
+
+def test_an_unreadable_trades_answer_during_reconciliation_leaves_the_order_unknown() -> None:
+    signer = LocalSigner.from_private_key(KEY, 137, CREDS)
+    found = {"id": "0xabc", "status": "MATCHED", "side": "BUY", "associate_trades": ["t1"]}
+
+    def venue(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith("/data/order/"):
+            return httpx.Response(200, content=json.dumps(found).encode())
+        return httpx.Response(200, content=DEEP)  # POST /order and GET /data/trades
+
+    transport = httpx.MockTransport(venue)
+    client = ClobHttpClient(ClobConfig(host="https://clob.test"), FixedClock(), signer, transport=transport)
+    execution = ClobExecution(
+        client,
+        OrderSigner.from_key(KEY, 137),
+        owner=CREDS.api_key,
+        clock=FixedClock(),
+        rng=random.Random(4),
+        alert=lambda alert: None,
+        metadata=markets_answering(b'{"minimum_tick_size": 0.01}'),
+    )
+    (unknown,) = run(execution.submit(request()))
+    assert isinstance(unknown, OrderStatusUnknown)
+    # the next submit reconciles: the order is found, its trades unreadable; nothing escapes
+    (pending,) = run(execution.submit(attrs.evolve(request(), order_id="opp-2:0")))
+    assert isinstance(pending, OrderRejected)
+    assert ("unknown_outcome_pending", ["opp-1:0"]) == (pending.reason, execution.unknown_orders)

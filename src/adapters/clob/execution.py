@@ -621,11 +621,14 @@ class ClobExecution:
             for order_id, entry in list(self._unknown.items()):
                 try:
                     wire = await self._fetch_order(entry.signed.order_hash)
+                    # (its trades are read before the order leaves the unknown set: an unreadable
+                    # trades answer must leave it unknown, not escape submit)
+                    state = None if wire is None else await self._order_state(order_id, wire)
                 except (VenueError, MalformedMessage):
                     continue  # still unknown: keep blocking new posts rather than guess
                 del self._unknown[order_id]
-                if wire is not None:
-                    reports.extend(await self._order_state(order_id, wire))
+                if state is not None:
+                    reports.extend(state)
                     continue
                 if entry.reposts >= self._policy.max_reposts:
                     self._raise_alert(
