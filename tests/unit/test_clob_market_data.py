@@ -447,9 +447,9 @@ def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books(
     run(scenario())
 
 
-#: a price_change whose extra field nests 1,000 levels deep: msgspec raised RecursionError on it,
-#: which ended the socket task for good (no reconnect, no alert)
-DEEP_FRAME = '{"event_type":"price_change","market":"0x1","x":' + "[" * 1_000 + "]" * 1_000 + "}"
+#: a price_change whose extra field nests 5,000 levels deep: msgspec raised RecursionError on such a
+#: frame, which ended the socket task for good (no reconnect, no alert)
+DEEP_FRAME = '{"event_type":"price_change","market":"0x1","x":' + "[" * 5_000 + "]" * 5_000 + "}"
 
 
 def test_a_hostile_frame_is_dead_lettered_and_the_frames_after_it_are_applied(burst: Msgs) -> None:
@@ -499,7 +499,8 @@ def test_a_hostile_frame_is_dead_lettered_and_the_frames_after_it_are_applied(bu
 
     with capture_logs() as logs:
         dead, alerts, connections = run(scenario())
-    assert [(DEEP_FRAME, "invalid JSON: nested too deeply")] == dead
+    assert [DEEP_FRAME] == [frame for frame, _ in dead]
+    assert dead[0][1].startswith("invalid JSON: nested deeper than")
     assert [("warning", "market_frame_malformed")] == [(a.severity, a.code) for a in alerts]
     assert 1 == connections  # the same socket read on: no reconnect was needed
     assert ["warning"] == [e["log_level"] for e in logs if e["event"] == "market_frame_malformed"]

@@ -16,8 +16,9 @@ import pytest
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
-from polysnipe.adapters.clob.errors import MalformedMessage
+from polysnipe.adapters.clob.errors import MalformedMessage, error_from_response
 from polysnipe.adapters.clob.execution import ClobExecution
+from polysnipe.adapters.clob.heartbeat import Heartbeat, VenueHealth
 from polysnipe.adapters.clob.markets import ClobMarkets
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.core.events import Side
@@ -212,3 +213,26 @@ def test_an_unreadable_trades_answer_during_reconciliation_leaves_the_order_unkn
     (pending,) = run(execution.submit(attrs.evolve(request(), order_id="opp-2:0")))
     assert isinstance(pending, OrderRejected)
     assert ("unknown_outcome_pending", ["opp-1:0"]) == (pending.reason, execution.unknown_orders)
+
+
+@pytest.mark.parametrize("body", list(UNREADABLE.values()), ids=list(UNREADABLE))
+def test_an_unreadable_heartbeat_answer_is_a_failed_beat_not_a_dead_loop(body: bytes) -> None:
+    signer = LocalSigner.from_private_key(KEY, 137, CREDS)
+    health: list[VenueHealth] = []
+    client = client_answering(body, signer=signer)
+    heartbeat = Heartbeat(client, clock=FixedClock(), should_beat=lambda: True, on_health=health.append)
+    assert False is run(heartbeat.beat())  # RecursionError escaped it, ending the heartbeat task
+
+
+HOSTILE_ERROR_BODIES = {
+    "deep": b"[" * 60_000 + b"]" * 60_000,
+    "1,000 deep": b'{"error": ' + b"[" * 1_000 + b"]" * 1_000 + b"}",
+    "invalid utf-8": "\ud800".encode("utf-8", "surrogatepass"),
+}
+
+
+@pytest.mark.parametrize("body", list(HOSTILE_ERROR_BODIES.values()), ids=list(HOSTILE_ERROR_BODIES))
+def test_hostile_error_bodies_still_map_to_a_typed_error(body: bytes) -> None:
+    error = error_from_response(400, body)
+    assert "bad_request" == error.code
+    assert len(error.message) <= 4_096

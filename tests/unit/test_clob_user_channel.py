@@ -262,8 +262,8 @@ def test_a_hostile_frame_is_dead_lettered_and_a_failing_sink_does_not_stop_the_s
 ) -> None:
     trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
     order = recorded_user("nautilus_rs_ws_user_order_msg.json")
-    # 1,000 levels deep: msgspec raised RecursionError on it, which ended the user socket for good
-    deep = '{"event_type":"trade","x":' + "[" * 1_000 + "]" * 1_000 + "}"
+    # 5,000 levels deep: msgspec raised RecursionError on it, which ended the user socket for good
+    deep = '{"event_type":"trade","x":' + "[" * 5_000 + "]" * 5_000 + "}"
 
     async def scenario() -> tuple[
         list[ExecutionReport | RaiseAlert], list[tuple[str | bytes, str]], list[str]
@@ -305,7 +305,8 @@ def test_a_hostile_frame_is_dead_lettered_and_a_failing_sink_does_not_stop_the_s
         out, dead, codes = run(scenario())
     # the order's report went to the sink that raised; the trade after the hostile frame still came
     assert ["trade-0xabcdef1234"] == [r.trade_id for r in out if isinstance(r, OrderFilled)]
-    assert [(deep, "user channel: invalid JSON: nested too deeply")] == dead
+    assert [deep] == [frame for frame, _ in dead]
+    assert dead[0][1].startswith("user channel: invalid JSON: nested deeper than")
     assert ["user_sink_failed", "user_frame_malformed"] == codes
     levels = {e["event"]: e["log_level"] for e in logs}
     assert ("error", "warning") == (levels["user_sink_failed"], levels["user_frame_malformed"])

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polysnipe.adapters.clob.errors import MalformedMessage
+from polysnipe.adapters.clob.errors import MalformedMessage, error_from_response
 from polysnipe.adapters.clob.execution import OrderIndex
 from polysnipe.adapters.clob.market_data import BookKeeper
 from polysnipe.adapters.clob.parsing import (
@@ -280,6 +280,8 @@ def _via_keeper(data: bytes) -> None:
 
 
 def _via_objects(data: bytes) -> None:
+    if len(data) > 4_096:
+        return  # an untyped decode here could itself recurse past the C stack (see parsing.py)
     try:
         obj = msgspec.json.decode(data)
     except (msgspec.DecodeError, RecursionError):
@@ -487,3 +489,12 @@ def test_parse_micro_reads_only_plain_ascii_decimals(text: str) -> None:
         return
     assert text.isascii() and text.strip() == text and "_" not in text and "+" not in text
     assert value == parse_micro(format_micro(value))
+
+
+@FUZZ
+@given(
+    body=hostile_inputs([{"error": "not enough balance"}, {"error_msg": "x", "heartbeat_id": "h"}]),
+    status=st.sampled_from([400, 401, 404, 425, 429, 500, 503]),
+)
+def test_error_bodies_always_map_to_a_typed_error(body: bytes, status: int) -> None:
+    assert status == error_from_response(status, body).status

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -534,6 +536,40 @@ def test_json_nested_past_the_recursion_limit_is_malformed(decode: Any, line: by
     # msgspec raises RecursionError (not a DecodeError) even for a field it only skips
     with pytest.raises(MalformedMessage):
         decode(line)
+
+
+def test_deep_nesting_cannot_crash_a_process_whose_recursion_limit_was_raised() -> None:
+    # importing py_ecc (the official client does) sets the limit to 100,000; msgspec then recursed
+    # until the C stack overflowed: a segfault. Run in a child process, which would die of it.
+    code = """
+import sys
+sys.setrecursionlimit(100_000)
+from polysnipe.adapters.clob import parsing
+from polysnipe.adapters.clob.errors import MalformedMessage, error_from_response
+deep = b"[" * 100_000 + b"]" * 100_000
+for text in (deep, b'{"x":' + deep + b"}", b"[" * 200_000, b'{"a":' * 60_000 + b"1" + b"}" * 60_000):
+    for decode in (parsing.parse_market_line, parsing.decode_market_frame, parsing.parse_markets,
+                   parsing.parse_rest_book, parsing.decode_user_frame, parsing.parse_tick_size):
+        try:
+            decode(text)
+        except MalformedMessage:
+            pass
+        else:
+            raise SystemExit(3)
+    error_from_response(400, text)
+print("survived")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (0, "survived") == (done.returncode, done.stdout.strip()), done.stderr[-2000:]
+
+
+def test_long_texts_with_brackets_inside_strings_are_not_mistaken_for_deep_ones() -> None:
+    question = "[" * 3_000 + "{" * 3_000  # 6 KB of brackets, all inside a string
+    msg = {"event_type": "new_market", "market": MKT, "assets_ids": [YES, NO], "question": question}
+    assert [] == parse_market_line(dumps(msg))
+    assert [] == parse_market_line(dumps(msg).decode())
+    deep_but_quoted = dumps([book_msg(), {**msg, "question": '"\\' * 2_000}])  # escapes, still a string
+    assert [BookSnapshot] == [type(e) for e in parse_market_line(deep_but_quoted)]
 
 
 def test_a_deeply_nested_line_is_counted_and_the_file_read_on(tmp_path: Path) -> None:

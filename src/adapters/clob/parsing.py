@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -75,6 +76,7 @@ from polysnipe.core.units import MAX_AMOUNT_MICRO, MICRO, ONE, parse_micro
 __all__ = [
     "EXTERNAL_SIGNAL",
     "IGNORED_EVENT_TYPES",
+    "MAX_JSON_DEPTH",
     "FeeOf",
     "RestBook",
     "book_hash",
@@ -474,6 +476,49 @@ def _frame_events(frame: WireMessage | list[WireMessage], ts_recv_ms: int | None
 #: non-contiguous memoryview.
 _DECODE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError, BufferError)
 
+# -- nesting depth ---------------------------------------------------------------------------------
+# msgspec recurses in C once per nesting level and stops only at the interpreter's recursion limit.
+# That limit is 1,000 by default, but importing py_ecc (the official client does) raises it to
+# 100,000 for the whole process, and then some 30,000 levels of brackets (60 KB) overflow the C stack:
+# a segfault, not an exception. So texts long enough to nest that deep are checked before msgspec
+# sees them; a shorter one cannot nest deeper than its length, which the C stack survives, and a
+# RecursionError it raises below the limit is caught like any decode error. No venue message nests
+# deeper than 5 levels.
+
+#: the deepest nesting accepted in a text longer than _SHALLOW_LEN
+MAX_JSON_DEPTH = 64
+#: texts up to this many bytes are handed to msgspec unchecked: the hot path (price_change frames)
+#: pays one comparison; 4,096 levels of C recursion need well under 2 MB of stack
+_SHALLOW_LEN = 4_096
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"', re.DOTALL)
+_TOO_DEEP = f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels, or brackets unbalanced"
+
+
+def _brackets_shallow(brackets: bytes) -> bool:
+    """Do these brackets (nothing else) balance within MAX_JSON_DEPTH levels? Each pass removes the
+    innermost pairs, so a balanced sequence empties in exactly its depth in passes."""
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return True
+        inner_removed = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if len(inner_removed) == len(brackets):
+            return False  # unbalanced (or brackets inside strings: see _check_depth)
+        brackets = inner_removed
+    return not brackets
+
+
+def _check_depth(data: _Data) -> None:
+    """Raise ValueError for a long text that nests deeper than MAX_JSON_DEPTH (see above)."""
+    if len(data) <= _SHALLOW_LEN:
+        return
+    text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if _brackets_shallow(text.translate(None, _NOT_BRACKETS)):
+        return
+    # brackets inside strings ("[x]" in a question) can unbalance the quick count: drop the strings
+    if not _brackets_shallow(_JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKETS)):
+        raise ValueError(_TOO_DEEP)
+
 
 def _malformed(exc: BaseException, what: str = "") -> MalformedMessage:
     """The MalformedMessage of one of _DECODE_ERRORS, its reason prefixed with `what` when given."""
@@ -496,6 +541,7 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
     """Decode `data` with a typed msgspec decoder; every failure becomes MalformedMessage naming
     `what`. For the REST answers whose Structs need no mapping beyond their types."""
     try:
+        _check_depth(data)
         return decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise _malformed(exc, what) from None
@@ -505,6 +551,8 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
 def parse_market_line(data: _Data, *, ts_recv_ms: int | None = None) -> list[Event]:
     """Fast path: one JSON text (a WebSocket frame or a JSON-lines line) to events, decoded once."""
     try:
+        if len(data) > _SHALLOW_LEN:
+            _check_depth(data)
         frame = _frame_decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise _malformed(exc) from None
@@ -627,6 +675,7 @@ def parse_markets(data: _Data) -> list[Market]:
     MalformedMessage naming the market.
     """
     try:
+        _check_depth(data)
         doc = _markets_doc_decoder.decode(data)
         if isinstance(doc, dict):
             page_data = doc.get("data")
@@ -663,6 +712,7 @@ def parse_clob_market_fees(data: _Data) -> tuple[int, int] | None:
     """GET /clob-markets/{condition_id} to (fee rate in micro-units, exponent), range-checked; None
     when the answer carries no fee details."""
     try:
+        _check_depth(data)
         wire = _clob_market_decoder.decode(data)
         return None if wire.fd is None else fee_parameters(wire.fd)
     except _DECODE_ERRORS as exc:
@@ -672,6 +722,7 @@ def parse_clob_market_fees(data: _Data) -> tuple[int, int] | None:
 def parse_tick_size(data: _Data) -> int:
     """GET /tick-size to the token's tick in micro-units: one of the venue's ticks, or malformed."""
     try:
+        _check_depth(data)
         tick = _decimal_micro(_tick_size_decoder.decode(data).minimum_tick_size, "tick", _TICK_BOUND)
         if tick not in VALID_TICKS:
             raise ValueError(f"not a venue tick: {tick / MICRO:g}")
@@ -688,6 +739,7 @@ def parse_neg_risk(data: _Data) -> bool:
 def parse_version(data: _Data) -> int:
     """GET /version to the exchange order version."""
     try:
+        _check_depth(data)
         return _int(_version_decoder.decode(data).version, "version", 0, _MAX_VERSION)
     except _DECODE_ERRORS as exc:
         raise _malformed(exc, "version") from None
@@ -712,6 +764,8 @@ def decode_market_frame(data: _Data) -> list[WireMessage]:
     """Decode one frame into its messages, for callers that need raw fields besides the events
     (book hash checks read the venue's own strings); map each with `message_events`."""
     try:
+        if len(data) > _SHALLOW_LEN:
+            _check_depth(data)
         frame = _frame_decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise _malformed(exc) from None
@@ -796,6 +850,7 @@ def parse_rest_book(data: _Data, *, ts_recv_ms: int | None = None) -> RestBook:
     raises MalformedMessage rather than seeding a book we would then trust.
     """
     try:
+        _check_depth(data)
         msg = _book_decoder.decode(data)
         # a REST book is a book whatever `event_type` it may carry: map it as one, directly
         snapshot = _snapshot(msg, ts_recv_ms)
@@ -878,6 +933,7 @@ def decode_user_frame(data: _Data) -> list[WireOrder | WireTrade]:
     a trade is then recognised by the fields only trades carry.
     """
     try:
+        _check_depth(data)
         frame = _user_frame_decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise _malformed(exc, "user channel") from None
