@@ -16,7 +16,6 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from polysnipe.runners.backtest import run_backtest
     from polysnipe.runners.config import load_config
-    from polysnipe.runners.containers import build_backtest_engine
     from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.summary import print_summary
 
@@ -51,7 +50,6 @@ def _backtest(args: argparse.Namespace) -> int:
             signals_path=Path(args.signals) if args.signals else None,
             out_dir=out,
             config=config,
-            build=build_backtest_engine,
             progress=progress,
         )
     print_summary(result.report, result.timing, out)
@@ -59,7 +57,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.datagen import generate
+    from polysnipe.tools.datagen import generate
 
     summary = generate(
         Path(args.out),
@@ -133,13 +131,12 @@ def _paper(args: argparse.Namespace) -> int:
                 token_ids=args.tokens,
             )
         )
-    timing = {"events_per_s": 0, "decision_compute_us": {"p50": 0.0, "p99": 0.0}}
-    print_summary(result.report, timing, out)
+    print_summary(result.report, result.timing, out, title="polysnipe paper")
     return 0
 
 
 def _sim_clob(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.clob_state import ClobSimConfig
+    from polysnipe.adapters.sim.clob import ClobSimConfig
     from polysnipe.core.units import parse_micro
     from polysnipe.runners.sim_clob import serve
 

@@ -1,6 +1,8 @@
-"""Dependency-injector containers, in layers (STYLE.md): Core (config, clock, rng), Gateways (one
-singleton per outside system), Services (engine pieces), and compositions per runner that differ only
-in the gateways they choose. Factories never open sockets.
+"""Dependency-injector containers, in layers (STYLE.md): Core (config, rng), Gateways (one singleton
+per outside system), Services (engine pieces), and the three compositions -- Backtest, Paper, Live --
+that differ only in the gateways they choose: input source, execution port, market-event sink,
+journal and clock. All three build the same EngineLoop (runners/loop.py). Factories never open
+sockets; the runners start what needs starting.
 
 Config files speak in USDC and shares as decimal strings (`max_order_notional_usdc = "250"`); the
 core speaks micro-units (`max_order_notional_usdc_micro`). `micro_units()` converts every key ending
@@ -10,12 +12,15 @@ in `_usdc` or `_shares` once, by exact parsing, so no float ever carries money i
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from dependency_injector import containers, providers
 
-from polysnipe.adapters.sim.clock import EventClock
+from polysnipe.adapters.clock import EventClock, WallClock
+from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.sim.execution import SimExecution
+from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.adapters.sim.models import (
     ConstantLatency,
     JitteredLatency,
@@ -25,15 +30,17 @@ from polysnipe.adapters.sim.models import (
 )
 from polysnipe.adapters.sim.venue import SimVenue
 from polysnipe.core.evaluators import EvaluatorParams, Evaluators
-from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.market import MarketRegistry
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.pipeline import EngineState, build_state
-from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, TreasuryPolicy, WalletState
+from polysnipe.core.portfolio import Portfolio
+from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, TreasuryPolicy
 from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import build_signals
+from polysnipe.core.state import EngineState, build_state
 from polysnipe.core.units import parse_micro
+from polysnipe.runners.loop import EngineLoop
 
-__all__ = ["BacktestContainer", "build_backtest_engine", "micro_units"]
+__all__ = ["Backtest", "ClobGateways", "Live", "Paper", "micro_units"]
 
 _MONEY_SUFFIXES = ("_usdc", "_shares")
 
@@ -60,9 +67,7 @@ def _risk_policy(risk: Mapping[str, Any]) -> RiskPolicy:
 
 def _risk_state(wallets: Mapping[str, Any]) -> RiskState:
     cfg = micro_units(wallets)
-    return RiskState(
-        wallets={w: WalletState(balance_usdc_micro=c["balance_usdc_micro"]) for w, c in cfg.items()}
-    )
+    return RiskState(Portfolio.of({w: c["balance_usdc_micro"] for w, c in cfg.items()}))
 
 
 def _router(routing: Mapping[str, Any]) -> Any:
@@ -106,7 +111,6 @@ def _balances(wallets: Mapping[str, Any]) -> dict[str, int]:
 
 class Core(containers.DeclarativeContainer):
     config = providers.Configuration()
-    clock = providers.Singleton(EventClock)
     #: the engine and the venue draw from separate seeded streams, so venue realism settings never
     #: change the engine's own choices (iceberg jitter) for the same seed
     engine_rng = providers.Singleton(random.Random, config.seed)
@@ -114,6 +118,8 @@ class Core(containers.DeclarativeContainer):
 
 
 class SimGateways(containers.DeclarativeContainer):
+    """The simulated venue as execution port and market-event sink (backtest and paper)."""
+
     config = providers.Configuration()
     core = providers.DependenciesContainer()
     registry = providers.Dependency(instance_of=MarketRegistry)
@@ -126,6 +132,54 @@ class SimGateways(containers.DeclarativeContainer):
         core.venue_rng,
         providers.Callable(_balances, config.wallets),
     )
+    execution = providers.Singleton(SimExecution, venue)
+
+
+def _clob_adapters(
+    settings: Mapping[str, Any],
+    clock: WallClock,
+    rng: random.Random,
+    inbox: Inbox,
+    registry: MarketRegistry,
+    secrets: Any,
+    transport: Any,
+    connect: Any,
+) -> Any:
+    from polysnipe.adapters.clob.factory import build_clob_adapters
+
+    return build_clob_adapters(
+        settings,
+        clock=clock,
+        rng=rng,
+        alert=lambda alert: inbox.push((alert,)),
+        market_sink=inbox.push,
+        user_sink=inbox.push,
+        condition_ids=[m.condition_id for m in registry],
+        registry=registry,
+        secrets=secrets,
+        transport=transport,
+        connect=connect,
+    )
+
+
+class ClobGateways(containers.DeclarativeContainer):
+    """Polymarket's CLOB: REST execution (also the sink: it follows tick sizes), both channels into
+    the inbox. Secrets come from the environment inside the CLOB factory."""
+
+    clob = providers.Dependency(instance_of=dict)
+    core = providers.DependenciesContainer()
+    registry = providers.Dependency(instance_of=MarketRegistry)
+    clock: providers.Dependency[Any] = providers.Dependency()
+    inbox = providers.Dependency(instance_of=Inbox)
+    #: the signing key and L2 credentials (runners/live.py resolves them from the environment)
+    secrets: providers.Dependency[Any] = providers.Dependency()
+    #: tests override these with an ASGI transport and an in-process WebSocket connector
+    transport: providers.Object[Any] = providers.Object(None)
+    connect: providers.Object[Any] = providers.Object(None)
+    adapters = providers.Singleton(
+        _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect
+    )
+    execution = providers.Callable(lambda adapters: adapters.execution, adapters)
 
 
 class Services(containers.DeclarativeContainer):
@@ -153,17 +207,72 @@ class Services(containers.DeclarativeContainer):
     )
 
 
-class BacktestContainer(containers.DeclarativeContainer):
-    """Backtest composition: simulated venue, in-process bus and journal; no servers."""
+def _loop(
+    engine: EngineState,
+    source: Any,
+    execution: Any,
+    journal: Any,
+    clock: Any,
+    equity_sample_ms: int | None,
+) -> EngineLoop:
+    return EngineLoop(
+        engine,
+        source=source,
+        execution=execution,
+        sink=execution,
+        journal=journal,
+        clock=clock,
+        equity_sample_ms=int(equity_sample_ms or 1_000),
+    )
+
+
+class Backtest(containers.DeclarativeContainer):
+    """A recording replayed against the simulated venue on event time; memory journal; no servers."""
+
+    config = providers.Configuration()
+    registry = providers.Dependency(instance_of=MarketRegistry)
+    source: providers.Dependency[Any] = providers.Dependency()
+    core = providers.Container(Core, config=config)
+    gateways = providers.Container(SimGateways, config=config, core=core, registry=registry)
+    services = providers.Container(Services, config=config, core=core, registry=registry)
+    clock = providers.Singleton(EventClock)
+    journal = providers.Singleton(MemoryJournal)
+    loop = providers.Singleton(
+        _loop, services.engine, source, gateways.execution, journal, clock, config.equity_sample_ms
+    )
+
+
+class Paper(containers.DeclarativeContainer):
+    """Live market data into the inbox, fills from the simulated venue on the wall clock."""
 
     config = providers.Configuration()
     registry = providers.Dependency(instance_of=MarketRegistry)
     core = providers.Container(Core, config=config)
     gateways = providers.Container(SimGateways, config=config, core=core, registry=registry)
     services = providers.Container(Services, config=config, core=core, registry=registry)
+    clock = providers.Singleton(WallClock)
+    inbox = providers.Singleton(Inbox)
+    journal = providers.Singleton(MemoryJournal)
+    loop = providers.Singleton(
+        _loop, services.engine, inbox, gateways.execution, journal, clock, config.equity_sample_ms
+    )
 
 
-def build_backtest_engine(config: dict[str, Any], markets: Sequence[Market]) -> tuple[EngineState, SimVenue]:
-    container = BacktestContainer(registry=providers.Object(MarketRegistry.of(markets)))
-    container.config.from_dict(config)
-    return container.services.engine(), container.gateways.venue()
+class Live(containers.DeclarativeContainer):
+    """Live market data and the CLOB: signed orders over REST, fills from the user channel."""
+
+    config = providers.Configuration()
+    registry = providers.Dependency(instance_of=MarketRegistry)
+    clob = providers.Dependency(instance_of=dict)
+    secrets: providers.Dependency[Any] = providers.Dependency()
+    core = providers.Container(Core, config=config)
+    clock = providers.Singleton(WallClock)
+    inbox = providers.Singleton(Inbox)
+    journal = providers.Singleton(MemoryJournal)
+    gateways = providers.Container(
+        ClobGateways, clob=clob, core=core, registry=registry, clock=clock, inbox=inbox, secrets=secrets
+    )
+    services = providers.Container(Services, config=config, core=core, registry=registry)
+    loop = providers.Singleton(
+        _loop, services.engine, inbox, gateways.execution, journal, clock, config.equity_sample_ms
+    )

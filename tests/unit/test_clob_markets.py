@@ -110,8 +110,7 @@ def test_metadata_reads_of_valid_answers() -> None:
 
 
 def test_fee_parameters_from_the_simulator() -> None:
-    from polysnipe.adapters.sim.clob_app import create_app
-    from polysnipe.adapters.sim.clob_state import ClobSimState
+    from polysnipe.adapters.sim.clob import ClobSimState, create_app
 
     fee_market = Market(MARKET, (TOKEN, NO_TOKEN), ("Yes", "No"), 10_000, 5_000_000, False, fee_rate=40_000)
     free = Market("0x" + "ab" * 32, ("1", "2"), ("Yes", "No"), 10_000, 5_000_000, False)
