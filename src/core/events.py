@@ -16,6 +16,8 @@ import enum
 from typing import NamedTuple
 
 __all__ = [
+    "MAX_TS_MS",
+    "MIN_TS_MS",
     "BookDelta",
     "BookSnapshot",
     "Event",
@@ -27,6 +29,13 @@ __all__ = [
     "Side",
     "TickSizeChange",
 ]
+
+#: The window of venue timestamps (epoch ms) every boundary accepts, both ends included: the epoch to
+#: the last millisecond before 2200-01-01T00:00:00Z. Far beyond any real message, and far below the
+#: sentinels schedulers use for "never" (the simulated venue uses 1 << 62), which a hostile timestamp
+#: could otherwise reach.
+MIN_TS_MS = 0
+MAX_TS_MS = 7_258_118_399_999
 
 
 class Side(enum.IntEnum):

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-from polysnipe.core.units import MICRO, ONE
+from polysnipe.core.fees import check_fee_parameters
+from polysnipe.core.units import MAX_AMOUNT_MICRO, ONE, format_micro
 
 __all__ = ["VALID_TICKS", "Market", "MarketRegistry", "NegRiskEvent", "UnknownToken", "mirror_price"]
 
@@ -52,10 +53,20 @@ class Market:
     question: str = ""
 
     def __attrs_post_init__(self) -> None:
+        # Checked here, once, rather than where they are used: a fee exponent of 0 would otherwise
+        # load fine and fail at the first fill, mid-run.
         if self.tick_size not in VALID_TICKS:
-            raise ValueError(f"invalid tick size {self.tick_size / MICRO} for market {self.condition_id}")
+            raise ValueError(f"invalid tick size {_text(self.tick_size)} for market {self.condition_id}")
         if self.token_ids[0] == self.token_ids[1]:
             raise ValueError(f"market {self.condition_id} lists the same token twice")
+        if not 0 <= self.min_order_size <= MAX_AMOUNT_MICRO:
+            raise ValueError(
+                f"invalid minimum order size {_text(self.min_order_size)} for market {self.condition_id}"
+            )
+        try:
+            check_fee_parameters(self.fee_rate, self.fee_exponent)
+        except ValueError as exc:
+            raise ValueError(f"market {self.condition_id}: {exc}") from None
 
     def complement(self, token_id: str) -> str:
         if token_id == self.token_ids[0]:
@@ -172,6 +183,12 @@ class MarketRegistry:
 
     def __contains__(self, token_id: object) -> bool:
         return token_id in self._by_token
+
+
+def _text(micro: int) -> str:
+    """A micro-unit value for an error message (a corrupt one may be too long to print, or to divide
+    into a float: a tick of 1e309 once overflowed right here)."""
+    return format_micro(micro) if abs(micro) < 10**30 else f"~2**{micro.bit_length()} micro-units"
 
 
 def mirror_price(price: int) -> int:

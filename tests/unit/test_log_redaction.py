@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.factory import ClobSecrets
-from polysnipe.adapters.clob.market_data import user_subscription
+from polysnipe.adapters.clob.user_channel import user_subscription
 from polysnipe.core.secret import Secret
 from polysnipe.runners.logging import configure_logging, get_logger, redact, redact_secrets
 

@@ -23,13 +23,7 @@ from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
 from polysnipe.adapters.clob.heartbeat import Heartbeat, HeartbeatConfig, VenueHealth
-from polysnipe.adapters.clob.market_data import (
-    Connect,
-    MarketDataConfig,
-    MarketDataFeed,
-    UserChannel,
-    UserStream,
-)
+from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import FeeOf
 from polysnipe.adapters.clob.retry import (
     CANCEL_BUCKET,
@@ -40,6 +34,8 @@ from polysnipe.adapters.clob.retry import (
     RetryPolicy,
 )
 from polysnipe.adapters.clob.signing import InvalidPrivateKey, OrderSigner, private_key_bytes
+from polysnipe.adapters.clob.user_channel import UserChannel, UserStream
+from polysnipe.adapters.clob.websocket import Connect
 from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
@@ -301,6 +297,7 @@ def build_clob_adapters(
         rng=rng,
         on_gap=on_gap,
         connect=connect,
+        on_alert=alert,
     )
     channel = UserChannel(index, fee_of=fee_of)
     window_s = settings.catch_up_window_s
@@ -318,5 +315,6 @@ def build_clob_adapters(
         rng=rng,
         catch_up=catch_up,
         connect=connect,
+        on_alert=alert,
     )
     return ClobAdapters(settings, client, index, execution, heartbeat, feed, channel, user_stream, registry)
