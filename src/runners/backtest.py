@@ -37,6 +37,7 @@ from polysnipe.core.messages import (
 )
 from polysnipe.core.pipeline import EngineState, finish, step
 from polysnipe.core.units import MICRO, format_micro
+from polysnipe.runners.config import EngineConfig
 from polysnipe.runners.report import (
     EquityPoint,
     Label,
@@ -78,10 +79,10 @@ def run_backtest(
     markets_path: Path,
     events_path: Path,
     out_dir: Path,
-    config: dict[str, Any],
+    config: EngineConfig,
     labels_path: Path | None = None,
     signals_path: Path | None = None,
-    build: Callable[[dict[str, Any], Sequence[Market]], tuple[EngineState, SimVenue]],
+    build: Callable[[EngineConfig, Sequence[Market]], tuple[EngineState, SimVenue]],
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
     """Replay `events_path` against the simulated venue and write the report files into `out_dir`."""
@@ -111,7 +112,7 @@ def run_backtest(
 
     starting_equity = equity(state)[0]
     equity_points: list[EquityPoint] = []
-    sample_every = int(config.get("equity_sample_ms", 1000))
+    sample_every = config.outputs.equity_sample_ms
     next_sample = events[0].ts_ms if events else 0
     by_type = Counter(_EVENT_TYPE_NAMES[type(ev)] for ev in events)
     total = len(events)
@@ -173,7 +174,7 @@ def run_backtest(
     equity_points.append(EquityPoint(horizon, eq, exposure, held))
 
     labels = _read_labels(labels_path) if labels_path else None
-    inputs = {"markets": markets_path.name, "events": events_path.name, "seed": config.get("seed")}
+    inputs = {"markets": markets_path.name, "events": events_path.name, "seed": config.seed}
     report = build_report(
         state, journal, stats, by_type, inputs, starting_equity, eq, labels, shell.audits, shell.breaches
     )

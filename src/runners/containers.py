@@ -2,78 +2,32 @@
 singleton per outside system), Services (engine pieces), and compositions per runner that differ only
 in the gateways they choose. Factories never open sockets.
 
-Config files speak in USDC and shares as decimal strings (`max_order_notional_usdc = "250"`); the
-core speaks micro-units (`max_order_notional_usdc_micro`). `micro_units()` converts every key ending
-in `_usdc` or `_shares` once, by exact parsing, so no float ever carries money into the core.
+The config is the typed `EngineConfig` (runners/config.py), checked when it was loaded; its sections
+become core objects through `runners/core_objects.py`, the one place that maps settings to the core.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
+import attrs
 from dependency_injector import containers, providers
 
 from polysnipe.adapters.sim.clock import EventClock
-from polysnipe.adapters.sim.models import (
-    ConstantLatency,
-    JitteredLatency,
-    PolymarketFeeModel,
-    PowerProbQueueModel,
-    RiskAverseQueueModel,
-)
 from polysnipe.adapters.sim.venue import SimVenue
-from polysnipe.core.evaluators import EvaluatorParams, Evaluators
+from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.pipeline import EngineState, build_state
-from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, TreasuryPolicy, WalletState
-from polysnipe.core.routing import build_router
-from polysnipe.core.signals.base import build_signals
-from polysnipe.core.units import parse_micro
+from polysnipe.core.risk import RiskGatekeeper
+from polysnipe.runners import core_objects as to_core
+from polysnipe.runners.config import EngineConfig, WalletConfig
 
-__all__ = ["BacktestContainer", "build_backtest_engine", "micro_units"]
-
-_MONEY_SUFFIXES = ("_usdc", "_shares")
+__all__ = ["BacktestContainer", "build_backtest_engine"]
 
 
-def micro_units(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively turn `x_usdc = "1.5"` into `x_usdc_micro = 1500000` (also for `_shares`)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out[key] = micro_units(value)
-        elif key.endswith(_MONEY_SUFFIXES) and isinstance(value, str | int) and not isinstance(value, bool):
-            out[f"{key}_micro"] = parse_micro(str(value))
-        else:
-            out[key] = value
-    return out
-
-
-def _risk_policy(risk: Mapping[str, Any]) -> RiskPolicy:
-    cfg = micro_units(risk)
-    treasury = TreasuryPolicy(**cfg.pop("treasury", {}))
-    by_wallet = {w: TreasuryPolicy(**t) for w, t in cfg.pop("treasury_by_wallet", {}).items()}
-    return RiskPolicy(treasury=treasury, treasury_by_wallet=by_wallet, **cfg)
-
-
-def _risk_state(wallets: Mapping[str, Any]) -> RiskState:
-    cfg = micro_units(wallets)
-    return RiskState(
-        wallets={w: WalletState(balance_usdc_micro=c["balance_usdc_micro"]) for w, c in cfg.items()}
-    )
-
-
-def _router(routing: Mapping[str, Any]) -> Any:
-    cfg = micro_units(routing)
-    iceberg = cfg.get("iceberg")
-    if iceberg and "display_size_shares_micro" in iceberg:
-        iceberg["display_size_micro"] = iceberg.pop("display_size_shares_micro")
-    return build_router(cfg)
-
-
-def _wallet_chooser(wallets: Mapping[str, Any]) -> Any:
+def _wallet_chooser(wallets: Mapping[str, WalletConfig]) -> Callable[[Opportunity], str]:
     """The backtest trades one Safe; with several, opportunities go to them by a stable hash of the token."""
     names = sorted(wallets)
 
@@ -83,25 +37,6 @@ def _wallet_chooser(wallets: Mapping[str, Any]) -> Any:
         return names[sum(opp.token_id.encode()) % len(names)]
 
     return choose
-
-
-def _latency(venue: Mapping[str, Any]) -> Any:
-    jitter = int(venue.get("latency_jitter_ms", 0))
-    order_ms = int(venue.get("order_latency_ms", 0))
-    ack_ms = int(venue.get("ack_latency_ms", order_ms))
-    if jitter:
-        return JitteredLatency(order_ms, ack_ms, jitter)
-    return ConstantLatency(order_ms, ack_ms)
-
-
-def _queue(venue: Mapping[str, Any]) -> Any:
-    if venue.get("queue_model", "prob") == "risk_averse":
-        return RiskAverseQueueModel()
-    return PowerProbQueueModel(power=int(venue.get("queue_power", 2)))
-
-
-def _balances(wallets: Mapping[str, Any]) -> dict[str, int]:
-    return {w: c["balance_usdc_micro"] for w, c in micro_units(wallets).items()}
 
 
 class Core(containers.DeclarativeContainer):
@@ -120,11 +55,11 @@ class SimGateways(containers.DeclarativeContainer):
     venue = providers.Singleton(
         SimVenue,
         registry,
-        providers.Callable(_latency, config.venue),
-        providers.Callable(_queue, config.venue),
-        providers.Singleton(PolymarketFeeModel),
+        providers.Callable(to_core.latency_model, config.venue),
+        providers.Callable(to_core.queue_model, config.venue),
+        providers.Callable(to_core.fee_model, config.venue),
         core.venue_rng,
-        providers.Callable(_balances, config.wallets),
+        providers.Callable(to_core.venue_balances, config.wallets),
     )
 
 
@@ -132,14 +67,13 @@ class Services(containers.DeclarativeContainer):
     config = providers.Configuration()
     core = providers.DependenciesContainer()
     registry = providers.Dependency(instance_of=MarketRegistry)
-    signals = providers.Singleton(build_signals, config.signals)
+    signals = providers.Singleton(to_core.signal_modules, config.signals)
     evaluators = providers.Singleton(
-        Evaluators,
-        providers.Callable(lambda c: EvaluatorParams.from_mapping(micro_units(c or {})), config.evaluators),
+        Evaluators, providers.Callable(to_core.evaluator_params, config.evaluators)
     )
-    gatekeeper = providers.Singleton(RiskGatekeeper, providers.Callable(_risk_policy, config.risk))
-    risk_state = providers.Singleton(_risk_state, config.wallets)
-    router = providers.Singleton(_router, config.routing)
+    gatekeeper = providers.Singleton(RiskGatekeeper, providers.Callable(to_core.risk_policy, config.risk))
+    risk_state = providers.Singleton(to_core.risk_state, config.wallets)
+    router = providers.Singleton(to_core.router, config.routing)
     engine = providers.Singleton(
         build_state,
         markets=registry,
@@ -163,7 +97,8 @@ class BacktestContainer(containers.DeclarativeContainer):
     services = providers.Container(Services, config=config, core=core, registry=registry)
 
 
-def build_backtest_engine(config: dict[str, Any], markets: Sequence[Market]) -> tuple[EngineState, SimVenue]:
+def build_backtest_engine(config: EngineConfig, markets: Sequence[Market]) -> tuple[EngineState, SimVenue]:
     container = BacktestContainer(registry=providers.Object(MarketRegistry.of(markets)))
-    container.config.from_dict(config)
+    # one entry per section: the providers hand each typed section to its conversion
+    container.config.from_dict({f.name: getattr(config, f.name) for f in attrs.fields(EngineConfig)})
     return container.services.engine(), container.gateways.venue()

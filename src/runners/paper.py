@@ -30,6 +30,7 @@ from polysnipe.core.events import Event, ExternalSignal
 from polysnipe.core.market import Market
 from polysnipe.core.pipeline import EngineState, finish, step
 from polysnipe.runners.backtest import DEAD_LETTER_STREAM, build_report, equity, write_outputs
+from polysnipe.runners.config import EngineConfig
 from polysnipe.runners.containers import build_backtest_engine
 from polysnipe.runners.report import EquityPoint
 from polysnipe.runners.shell import EngineShell
@@ -102,7 +103,7 @@ class _PaperLoop:
 async def run_paper(
     *,
     markets: Sequence[Market],
-    config: dict[str, Any],
+    config: EngineConfig,
     clob_url: str,
     market_ws_url: str,
     duration_s: float,
@@ -128,7 +129,7 @@ async def run_paper(
         snapshots=snapshot,
         sink=loop.on_events,
         clock=clock,
-        rng=random.Random(int(config.get("seed", 0))),
+        rng=random.Random(config.seed),
         on_gap=lambda token, reason: log.warning("book_gap", token_id=token, reason=reason),
         on_malformed=lambda frame, reason: dead_letter(journal, dead_letters, "market_ws", frame, reason),
     )
@@ -158,7 +159,7 @@ async def run_paper(
         "mode": "paper",
         "clob_url": clob_url,
         "market_ws_url": market_ws_url,
-        "seed": config.get("seed"),
+        "seed": config.seed,
     }
     report = build_report(
         state, journal, ReadStats(), loop.by_type, inputs, starting_equity, final[0], None,

@@ -13,7 +13,9 @@ import pytest
 from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.factory import ClobSecrets
 from polysnipe.runners.orders_cli import sign_lines
-from polysnipe.runners.settings import Settings, load_settings
+from polysnipe.runners.config import load_settings
+from polysnipe.runners.errors import ConfigError
+from polysnipe.runners.settings import Settings
 
 VECTORS = Path(
     os.environ.get("POLYSNIPE_ORDER_VECTORS")
@@ -63,5 +65,5 @@ def test_settings_never_carry_secrets(tmp_path: Path) -> None:
     assert "deadbeef" not in repr(s)
     toml = tmp_path / "s.toml"
     toml.write_text('private_key = "0x01"\n')
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError):
         load_settings({}, toml)
