@@ -12,9 +12,9 @@ import pytest
 
 from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.factory import ClobSecrets
-from polysnipe.runners.orders_cli import sign_lines
 from polysnipe.runners.config import load_settings
 from polysnipe.runners.errors import ConfigError
+from polysnipe.runners.orders_cli import sign_lines
 from polysnipe.runners.settings import Settings
 
 VECTORS = Path(
