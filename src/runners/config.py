@@ -15,6 +15,7 @@ classes, so the two never drift apart.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from polysnipe.core.routing import ImmediateAggressive, PassivePosting
 from polysnipe.core.signals.liquidity_vacuum import LiquidityVacuumParams
 from polysnipe.core.signals.momentum import MomentumParams
 from polysnipe.core.signals.spread_hunter import FAIR_SOURCES, SpreadHunterParams
-from polysnipe.core.units import MICRO
+from polysnipe.core.units import MICRO, format_micro
 from polysnipe.runners.core_objects import check
 from polysnipe.runners.errors import ConfigError, InputError, Problem
 from polysnipe.runners.schema import (
@@ -40,6 +41,7 @@ from polysnipe.runners.schema import (
     Float,
     Int,
     Invalid,
+    Kind,
     Loader,
     Micro,
     dotted,
@@ -99,6 +101,29 @@ def _core(cls: type, name: str) -> Any:
     return getattr(attrs.fields(cls), name).default
 
 
+def _core_range(cls: type, name: str, *, micro: bool) -> str:
+    """The bounds the core's attrs validators put on `name`, as documentation ("> 0, <= 1").
+
+    Only read for the text `config show` prints: the check itself stays in the core, which refuses
+    the value when the settings are loaded (core_objects.check)."""
+    validator = getattr(attrs.fields(cls), name).validator
+    parts = []
+    for v in getattr(validator, "_validators", (validator,)):
+        bound, op = getattr(v, "bound", None), getattr(v, "compare_op", None)
+        if isinstance(bound, int | float) and isinstance(op, str):
+            shown = format_micro(bound) if micro and isinstance(bound, int) else str(bound)
+            parts.append(f"{op} {shown}")
+    return ", ".join(parts)
+
+
+def _from_core(cls: type, name: str, kind: Kind, doc: str, *, key: str = "") -> Any:
+    """A setting for core parameter `name` of `cls`: the core's default, documented with its range."""
+    note = _core_range(cls, name, micro=isinstance(kind, Micro))
+    if note and isinstance(kind, Int | Float | Micro):
+        kind = attrs.evolve(kind, note=note)
+    return setting(_core(cls, name), kind, doc, key=key)
+
+
 def _usdc(amount: int) -> int:
     return amount * MICRO
 
@@ -146,62 +171,66 @@ class SpreadHunterConfig:
     outcomes' asks sum below 1 net of fees."""
 
     enabled: bool = setting(True, Bool(), "run this module")
-    fair_source: str = setting(
-        _core(_SH, "fair_source"), Choice(FAIR_SOURCES),
+    fair_source: str = _from_core(
+        _SH, "fair_source", Choice(FAIR_SOURCES),
         '"ewma" (time-decayed mean of microprices and trades) or "microprice" (the previous microprice)',
     )  # fmt: skip
-    half_life_ms: int = setting(_core(_SH, "half_life_ms"), _ANY_INT, "half-life of the fair-value mean")
-    trade_weight: float = setting(
-        _core(_SH, "trade_weight"), _ANY_FLOAT,
+    half_life_ms: int = _from_core(_SH, "half_life_ms", _ANY_INT, "half-life of the fair-value mean")
+    trade_weight: float = _from_core(
+        _SH, "trade_weight", _ANY_FLOAT,
         'weight of one last-trade print relative to one microprice ("ewma" only; 0 = prints ignored)',
     )  # fmt: skip
-    min_observations: int = setting(
-        _core(_SH, "min_observations"),
+    min_observations: int = _from_core(
+        _SH,
+        "min_observations",
         _ANY_INT,
         "observations a market needs before its fair value is trusted",
     )
-    min_edge_ticks: int = setting(
-        _core(_SH, "min_edge_ticks"), _ANY_INT, "edge required beyond the taker fee, in ticks of the book"
+    min_edge_ticks: int = _from_core(
+        _SH, "min_edge_ticks", _ANY_INT, "edge required beyond the taker fee, in ticks of the book"
     )
-    noise_z: float = setting(
-        _core(_SH, "noise_z"), _ANY_FLOAT, 'and at least this many standard errors of the fair value ("ewma")'
+    noise_z: float = _from_core(
+        _SH, "noise_z", _ANY_FLOAT, 'and at least this many standard errors of the fair value ("ewma")'
     )
-    require_sweep: bool = setting(
-        _core(_SH, "require_sweep"), Bool(), "only an ask a seller just swept down to is a snipe"
+    require_sweep: bool = _from_core(
+        _SH, "require_sweep", Bool(), "only an ask a seller just swept down to is a snipe"
     )
-    sweep_window_ms: int = setting(_core(_SH, "sweep_window_ms"), _ANY_INT, "how recent that sweep must be")
-    max_size_micro: int = setting(
-        _core(_SH, "max_size_micro"), _SHARES, "largest order the module asks for", key="max_size_shares"
+    sweep_window_ms: int = _from_core(_SH, "sweep_window_ms", _ANY_INT, "how recent that sweep must be")
+    max_size_micro: int = _from_core(
+        _SH, "max_size_micro", _SHARES, "largest order the module asks for", key="max_size_shares"
     )
-    ttl_ms: int = setting(_core(_SH, "ttl_ms"), _ANY_INT, "lifetime of an aggressive opportunity")
-    passive_enabled: bool = setting(
-        _core(_SH, "passive_enabled"),
+    ttl_ms: int = _from_core(_SH, "ttl_ms", _ANY_INT, "lifetime of an aggressive opportunity")
+    passive_enabled: bool = _from_core(
+        _SH,
+        "passive_enabled",
         Bool(),
         "post a bid into the hole a sweep left when the ask is not cheap",
     )
-    passive_spread_mult: float = setting(
-        _core(_SH, "passive_spread_mult"), _ANY_FLOAT, "the spread must be this many times its usual width"
+    passive_spread_mult: float = _from_core(
+        _SH, "passive_spread_mult", _ANY_FLOAT, "the spread must be this many times its usual width"
     )
-    passive_margin_micro: int = setting(
-        _core(_SH, "passive_margin_micro"), _USDC,
+    passive_margin_micro: int = _from_core(
+        _SH, "passive_margin_micro", _USDC,
         "the post must sit this far (USDC per share) below fair value minus the minimum edge",
         key="passive_margin_usdc",
     )  # fmt: skip
-    passive_ttl_ms: int = setting(_core(_SH, "passive_ttl_ms"), _ANY_INT, "lifetime of a passive post")
-    arb_enabled: bool = setting(_core(_SH, "arb_enabled"), Bool(), "trade neg-risk baskets")
-    arb_min_edge_micro: int = setting(
-        _core(_SH, "arb_min_edge_micro"), _USDC, "basket edge beyond the legs' fees, USDC per share of a leg",
+    passive_ttl_ms: int = _from_core(_SH, "passive_ttl_ms", _ANY_INT, "lifetime of a passive post")
+    arb_enabled: bool = _from_core(_SH, "arb_enabled", Bool(), "trade neg-risk baskets")
+    arb_min_edge_micro: int = _from_core(
+        _SH, "arb_min_edge_micro", _USDC, "basket edge beyond the legs' fees, USDC per share of a leg",
         key="arb_min_edge_usdc",
     )  # fmt: skip
-    arb_max_size_micro: int = setting(
-        _core(_SH, "arb_max_size_micro"),
+    arb_max_size_micro: int = _from_core(
+        _SH,
+        "arb_max_size_micro",
         _SHARES,
         "largest size of each basket leg",
         key="arb_max_size_shares",
     )
-    arb_ttl_ms: int = setting(_core(_SH, "arb_ttl_ms"), _ANY_INT, "lifetime of a basket opportunity")
-    max_data_quality_flags: int = setting(
-        _core(_SH, "max_data_quality_flags"),
+    arb_ttl_ms: int = _from_core(_SH, "arb_ttl_ms", _ANY_INT, "lifetime of a basket opportunity")
+    max_data_quality_flags: int = _from_core(
+        _SH,
+        "max_data_quality_flags",
         _ANY_INT,
         "mispriced-pair flags kept in full (later ones counted)",
     )
@@ -215,29 +244,31 @@ class MomentumConfig:
     """Momentum/Event: enters in the direction of external signals (news, social sentiment)."""
 
     enabled: bool = setting(True, Bool(), "run this module")
-    min_edge_ticks: int = setting(
-        _core(_MO, "min_edge_ticks"), _ANY_INT, "edge required at the limit beyond the fee, in ticks"
+    min_edge_ticks: int = _from_core(
+        _MO, "min_edge_ticks", _ANY_INT, "edge required at the limit beyond the fee, in ticks"
     )
-    min_confidence: float = setting(
-        _core(_MO, "min_confidence"), _ANY_FLOAT, "signals less confident are ignored (0..1)"
+    min_confidence: float = _from_core(
+        _MO, "min_confidence", _ANY_FLOAT, "signals less confident are ignored"
     )
-    default_move_ticks: int = setting(
-        _core(_MO, "default_move_ticks"),
+    default_move_ticks: int = _from_core(
+        _MO,
+        "default_move_ticks",
         _ANY_INT,
         "expected move from the mid when a signal carries no fair price",
     )
-    slippage_ticks: int = setting(
-        _core(_MO, "slippage_ticks"), _ANY_INT, "ticks above the best ask the limit may reach"
+    slippage_ticks: int = _from_core(
+        _MO, "slippage_ticks", _ANY_INT, "ticks above the best ask the limit may reach"
     )
-    max_ttl_ms: int = setting(_core(_MO, "max_ttl_ms"), _ANY_INT, "longest lifetime of an opportunity")
-    max_size_micro: int = setting(
-        _core(_MO, "max_size_micro"),
+    max_ttl_ms: int = _from_core(_MO, "max_ttl_ms", _ANY_INT, "longest lifetime of an opportunity")
+    max_size_micro: int = _from_core(
+        _MO,
+        "max_size_micro",
         _SHARES,
         "size at confidence 1, scaled down linearly",
         key="max_size_shares",
     )
-    iceberg_min_size_micro: int = setting(
-        _core(_MO, "iceberg_min_size_micro"), _SHARES, "from this size up orders go out as iceberg",
+    iceberg_min_size_micro: int = _from_core(
+        _MO, "iceberg_min_size_micro", _SHARES, "from this size up orders go out as iceberg",
         key="iceberg_min_size_shares",
     )  # fmt: skip
 
@@ -250,34 +281,33 @@ class LiquidityVacuumConfig:
     """Liquidity Vacuum: resting depth vanishing on one side ahead of the price jump it announces."""
 
     enabled: bool = setting(True, Bool(), "run this module")
-    n_ticks: int = setting(
-        _core(_LV, "n_ticks"), _ANY_INT, "zone watched: the touch and this many ticks behind it"
+    n_ticks: int = _from_core(
+        _LV, "n_ticks", _ANY_INT, "zone watched: the touch and this many ticks behind it"
     )
-    window_ms: int = setting(
-        _core(_LV, "window_ms"), _ANY_INT, "the zone must empty this soon after the touch retreats"
+    window_ms: int = _from_core(
+        _LV, "window_ms", _ANY_INT, "the zone must empty this soon after the touch retreats"
     )
-    drop_fraction: float = setting(
-        _core(_LV, "drop_fraction"),
-        _ANY_FLOAT,
-        "share of the zone's depth that must vanish, net of trades (0..1]",
+    drop_fraction: float = _from_core(
+        _LV,
+        "drop_fraction",
+        Float(note="> 0, <= 1"),
+        "share of the zone's depth that must vanish, net of trades",
     )
-    min_depth_micro: int = setting(
-        _core(_LV, "min_depth_micro"), _SHARES, "at least this much depth must vanish", key="min_depth_shares"
+    min_depth_micro: int = _from_core(
+        _LV, "min_depth_micro", _SHARES, "at least this much depth must vanish", key="min_depth_shares"
     )
-    min_pulls: int = setting(
-        _core(_LV, "min_pulls"), _ANY_INT, "separate updates that each pulled the touch back"
+    min_pulls: int = _from_core(
+        _LV, "min_pulls", _ANY_INT, "separate updates that each pulled the touch back"
     )
-    cooldown_ms: int = setting(_core(_LV, "cooldown_ms"), _ANY_INT, "quiet time per token after a signal")
-    jump_ticks: int = setting(
-        _core(_LV, "jump_ticks"), _ANY_INT, "expected repricing beyond the ask, in ticks ..."
+    cooldown_ms: int = _from_core(_LV, "cooldown_ms", _ANY_INT, "quiet time per token after a signal")
+    jump_ticks: int = _from_core(
+        _LV, "jump_ticks", _ANY_INT, "expected repricing beyond the ask, in ticks ..."
     )
-    min_jump_micro: int = setting(
-        _core(_LV, "min_jump_micro"), _USDC, "... or at least this much (USDC per share)", key="min_jump_usdc"
+    min_jump_micro: int = _from_core(
+        _LV, "min_jump_micro", _USDC, "... or at least this much (USDC per share)", key="min_jump_usdc"
     )
-    max_size_micro: int = setting(
-        _core(_LV, "max_size_micro"), _SHARES, "largest order", key="max_size_shares"
-    )
-    ttl_ms: int = setting(_core(_LV, "ttl_ms"), _ANY_INT, "lifetime of an opportunity")
+    max_size_micro: int = _from_core(_LV, "max_size_micro", _SHARES, "largest order", key="max_size_shares")
+    ttl_ms: int = _from_core(_LV, "ttl_ms", _ANY_INT, "lifetime of an opportunity")
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -332,21 +362,21 @@ class EvaluatorsConfig:
     """Filters between a signal's claim and the risk gatekeeper: staleness, duplicates, minimum edge and
     confidence, cooldowns."""
 
-    default_min_edge_micro: int = setting(
-        _core(_EV, "default_min_edge_micro"), _USDC, "least edge (USDC per share) of any strategy",
+    default_min_edge_micro: int = _from_core(
+        _EV, "default_min_edge_micro", _USDC, "least edge (USDC per share) of any strategy",
         key="default_min_edge_usdc",
     )  # fmt: skip
-    default_min_confidence: float = setting(
-        _core(_EV, "default_min_confidence"), Float(max=1.0), "least confidence of any strategy (0..1)"
+    default_min_confidence: float = _from_core(
+        _EV, "default_min_confidence", Float(max=1.0), "least confidence of any strategy"
     )
-    default_cooldown_ms: int = setting(
-        _core(_EV, "default_cooldown_ms"), _ANY_INT, "per (strategy, token): quiet time after an accepted one"
+    default_cooldown_ms: int = _from_core(
+        _EV, "default_cooldown_ms", _ANY_INT, "per (strategy, token): quiet time after an accepted one"
     )
-    dedupe_horizon_ms: int = setting(
-        _core(_EV, "dedupe_horizon_ms"), _ANY_INT, "how long an opportunity id is remembered"
+    dedupe_horizon_ms: int = _from_core(
+        _EV, "dedupe_horizon_ms", _ANY_INT, "how long an opportunity id is remembered"
     )
-    max_remembered_ids: int = setting(
-        _core(_EV, "max_remembered_ids"), _ANY_INT, "at most this many ids are remembered"
+    max_remembered_ids: int = _from_core(
+        _EV, "max_remembered_ids", _ANY_INT, "at most this many ids are remembered"
     )
     by_strategy: StrategyEvaluatorsConfig = attrs.field(
         factory=StrategyEvaluatorsConfig, metadata=subsection()
@@ -414,8 +444,8 @@ class RiskConfig:
 class AggressiveConfig:
     """ImmediateAggressive: cross the spread now with a FAK/FOK limit."""
 
-    slippage_ticks: int = setting(
-        _core(ImmediateAggressive, "slippage_ticks"), _ANY_INT, "ticks past the touch the limit may reach"
+    slippage_ticks: int = _from_core(
+        ImmediateAggressive, "slippage_ticks", Int(note=">= 0"), "ticks past the touch the limit may reach"
     )
     order_type: str = setting(
         _core(ImmediateAggressive, "order_type").value, Choice(_IMMEDIATE),
@@ -427,9 +457,11 @@ class AggressiveConfig:
 class PassiveConfig:
     """PassivePosting: a post-only GTD order that improves the touch without crossing."""
 
-    improve_ticks: int = setting(_core(PassivePosting, "improve_ticks"), _ANY_INT, "ticks inside the touch")
-    ttl_ms: int = setting(
-        _core(PassivePosting, "ttl_ms"), _ANY_INT, "the order's GTD lifetime (cut to the opportunity's)"
+    improve_ticks: int = _from_core(
+        PassivePosting, "improve_ticks", Int(note=">= 0"), "ticks inside the touch"
+    )
+    ttl_ms: int = _from_core(
+        PassivePosting, "ttl_ms", Int(note="> 0"), "the order's GTD lifetime (cut to the opportunity's)"
     )
 
 
@@ -438,11 +470,13 @@ class IcebergConfig:
     """Iceberg: child slices with seeded jitter in size and timing that sum exactly to the parent."""
 
     display_size_micro: int = setting(
-        _usdc(40), _SHARES, "largest slice shown at a time", key="display_size_shares"
+        _usdc(40), Micro("shares", note="> 0"), "largest slice shown at a time", key="display_size_shares"
     )
-    size_jitter_bps: int = setting(2_000, _ANY_INT, "each slice shrinks by a uniform 0..this (bps, < 10000)")
-    delay_ms: int = setting(400, _ANY_INT, "time between slices")
-    delay_jitter_ms: int = setting(300, _ANY_INT, "uniform +- jitter around delay_ms")
+    size_jitter_bps: int = setting(
+        2_000, Int(note=">= 0, < 10000"), "each slice shrinks by a uniform 0..this (bps)"
+    )
+    delay_ms: int = setting(400, Int(note=">= 0"), "time between slices")
+    delay_jitter_ms: int = setting(300, Int(note=">= 0"), "uniform +- jitter around delay_ms")
     child: str = setting("aggressive", Choice(("aggressive", "passive")), "the policy that prices each slice")
 
 
@@ -510,7 +544,7 @@ class VenueConfig:
         "only trades move us forward",
     )  # fmt: skip
     queue_power: int = setting(
-        2, _ANY_INT, 'power n of the "prob" model: larger sends cancels further back (>= 1)'
+        2, Int(note=">= 1"), 'power n of the "prob" model: larger sends cancels further back'
     )
     fee_overrides: dict[str, FeeOverrideConfig] = attrs.field(
         factory=dict,
@@ -731,4 +765,11 @@ def render_config(resolved: ResolvedConfig, env: Mapping[str, str] | None = None
     lines += render_toml(resolved.config, resolved.sources)
     lines += ["", "# secrets: read from the environment only, never printed"]
     lines += [f"#   {name}: {'set' if env.get(name) else 'not set'}" for name in SECRET_ENV]
+    known = [spec.env for _, spec in env_leaves(EngineConfig)] + [CONFIG_ENV, *SECRET_ENV]
+    stray = sorted(name for name in env if name.startswith("POLYSNIPE_") and name not in known)
+    if stray:
+        lines += ["", "# set in the environment but read by no setting (a test or tool may read it):"]
+        for name in stray:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            lines.append(f"#   {name}" + (f": did you mean {close[0]}?" if close else ""))
     return "\n".join(lines) + "\n"

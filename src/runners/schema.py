@@ -102,6 +102,8 @@ class Int:
     min: int | None = None
     max: int | None = None
     choices: tuple[int, ...] = ()
+    #: the range another layer checks (the core's own validators), for the documentation only
+    note: str = ""
 
     @property
     def what(self) -> str:
@@ -111,7 +113,7 @@ class Int:
             return f"whole number {self.min}..{self.max}"
         if self.min is not None:
             return f"whole number >= {self.min}"
-        return "whole number"
+        return f"whole number {self.note}".rstrip()
 
     def parse(self, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -150,14 +152,22 @@ class Float:
 
     min: float | None = None
     max: float | None = None
+    #: the range another layer checks (the core's own validators), for the documentation only
+    note: str = ""
 
     @property
     def what(self) -> str:
         if self.min is not None and self.max is not None:
             return f"number {self.min}..{self.max}"
-        if self.min is not None:
-            return f"number >= {self.min}"
-        return "number"
+        bounds = [
+            b
+            for b in (
+                self.note,
+                *(f"{op} {v}" for op, v in ((">=", self.min), ("<=", self.max)) if v is not None),
+            )
+            if b
+        ]
+        return " ".join(["number", ", ".join(bounds)]).rstrip()
 
     def parse(self, value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -261,10 +271,12 @@ class Micro:
     unit: str
     min: int | None = None
     max: int | None = None
+    #: the range another layer checks (the core's own validators), for the documentation only
+    note: str = ""
 
     @property
     def what(self) -> str:
-        bounds = ""
+        bounds = f" {self.note}" if self.note else ""
         if self.min is not None:
             bounds = f" >= {format_micro(self.min)}" if self.min else " >= 0"
             if self.min == 1:

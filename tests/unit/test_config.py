@@ -414,6 +414,12 @@ def test_show_prints_every_key_with_its_documentation_and_source(tmp_path: Path)
     assert "11" * 32 not in text
 
 
+def test_show_points_at_a_misspelt_environment_variable(tmp_path: Path) -> None:
+    text = _show(tmp_path, "", {"POLYSNIPE_CLOB_ULR": "http://x", "POLYSNIPE_ORDER_VECTORS": "v.json"})
+    assert "#   POLYSNIPE_CLOB_ULR: did you mean POLYSNIPE_CLOB_URL?" in text.splitlines()
+    assert "#   POLYSNIPE_ORDER_VECTORS" in text.splitlines()
+
+
 def test_show_never_prints_a_password_from_the_environment(tmp_path: Path) -> None:
     env = {"POLYSNIPE_DATABASE_URL": "postgresql://trader:hunter2@db:5432/journal"}
     text = _show(tmp_path, "", env)
