@@ -32,7 +32,7 @@ check: install
 	$(BIN)/ruff format --check src tests
 	# mypy cannot follow the package-dir mapping (polysnipe = src/), so it reads the package through a link
 	mkdir -p build/mypyroot && ln -sfn ../../src build/mypyroot/polysnipe
-	MYPYPATH=build/mypyroot $(BIN)/mypy --strict -p polysnipe.core
+	MYPYPATH=build/mypyroot $(BIN)/mypy --strict -p polysnipe
 
 bench: install
 	$(BIN)/polysnipe bench backtest --markets data/sample/markets.json --events data/sample/events.jsonl

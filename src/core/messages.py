@@ -12,13 +12,15 @@ from typing import Any
 
 import attrs
 
-from polysnipe.core.events import Side
+from polysnipe.core.events import Event, Side
 from polysnipe.core.opportunity import Opportunity
 
 __all__ = [
     "CancelOrder",
     "Command",
     "ExecutionReport",
+    "Input",
+    "KillSwitch",
     "Liquidity",
     "OrderAccepted",
     "OrderCancelled",
@@ -31,9 +33,14 @@ __all__ = [
     "OutcomeKind",
     "PlaceOrder",
     "RaiseAlert",
+    "RecordError",
+    "RecordFill",
+    "RecordKillSwitch",
     "RecordOpportunity",
+    "RecordOrderStatus",
     "RecordOutcome",
     "RecordRiskDecision",
+    "Tick",
 ]
 
 
@@ -98,10 +105,11 @@ class CancelOrder:
 
 @attrs.frozen(slots=True)
 class RecordOpportunity:
-    """An opportunity passed the evaluators and entered risk and routing; journaled before any order.
+    """An opportunity the engine tracks, journaled before anything else is recorded about it.
 
-    `arrival_price` is the best price on the side we take when the decision was made: slippage is
-    measured against it.
+    Every opportunity that is not a duplicate gets one, whether the evaluators then refuse it
+    (`policy` is "") or it goes on to risk and routing. `arrival_price` is the best price on the side
+    we take when the decision was made (0 when there was no book): slippage is measured against it.
     """
 
     opp: Opportunity
@@ -155,7 +163,106 @@ class RaiseAlert:
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
 
-Command = PlaceOrder | CancelOrder | RecordOpportunity | RecordOutcome | RecordRiskDecision | RaiseAlert
+@attrs.frozen(slots=True)
+class Tick:
+    """Time passed with no other input: lets the step release iceberg slices that fell due.
+
+    Live loops send one when the step's next timer (pipeline.next_timer_ms) comes before any input.
+    """
+
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
+class KillSwitch:
+    """Operator (or automatic) order to engage or release a kill switch scope.
+
+    Scopes: "global", "strategy:<name>", "market:<condition_id>", "wallet:<address>". `by` says who:
+    an operator's name, or "engine" when a limit tripped it.
+    """
+
+    ts_ms: int
+    scope: str
+    engage: bool
+    reason: str = ""
+    by: str = "engine"
+
+
+@attrs.frozen(slots=True)
+class RecordKillSwitch:
+    """A kill switch changed: who, why and when (the journal keeps the current state and the history)."""
+
+    scope: str
+    engaged: bool
+    reason: str
+    by: str
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
+class RecordOrderStatus:
+    """An order's state changed on a venue report (or reconciliation); one per change, in order."""
+
+    order_id: str
+    #: the OrderStatus value ("live", "partly_filled", "cancelled", ...)
+    status: str
+    filled_size: int
+    ts_ms: int
+    reason: str = ""
+    #: the venue's id for the order (the EIP-712 order hash on the CLOB) once it is known
+    venue_order_id: str = ""
+
+
+@attrs.frozen(slots=True)
+class RecordFill:
+    """A new fill of one of our orders (a trade id counted once), with the order it belongs to."""
+
+    fill: OrderFilled
+    opportunity_id: str
+    correlation_id: str
+    strategy: str
+    routing: str
+
+
+@attrs.frozen(slots=True)
+class RecordError:
+    """Input the engine could not use: kept whole with its reason (the errors table, the dead letters).
+
+    `position` says where it came from inside `source`: a line number, a stream entry id.
+    """
+
+    source: str
+    position: str
+    reason: str
+    payload: str
+    ts_ms: int
+    correlation_id: str = ""
+
+
+Command = (
+    PlaceOrder
+    | CancelOrder
+    | RecordOpportunity
+    | RecordOutcome
+    | RecordRiskDecision
+    | RecordOrderStatus
+    | RecordFill
+    | RecordKillSwitch
+    | RaiseAlert
+)
+
+#: what the journal keeps: every decision, order, fill, error and alert
+JournalRecord = (
+    RecordOpportunity
+    | RecordRiskDecision
+    | RecordOutcome
+    | PlaceOrder
+    | RecordOrderStatus
+    | RecordFill
+    | RecordKillSwitch
+    | RecordError
+    | RaiseAlert
+)
 
 
 # -- execution reports ---------------------------------------------------------------------------
@@ -217,3 +324,6 @@ class OrderStatusUnknown:
 ExecutionReport = (
     OrderAccepted | OrderRejected | OrderFilled | OrderCancelled | OrderExpired | OrderStatusUnknown
 )
+
+#: everything the pipeline step takes
+Input = Event | ExecutionReport | KillSwitch | Tick

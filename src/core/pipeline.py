@@ -1,702 +1,89 @@
-"""The pure pipeline step: (state, event, now) -> commands.
+"""The pure pipeline step: (state, input, now) -> commands.
 
 Theory of operation
 -------------------
 Every input -- a market event, an external signal, an execution report from the venue, an operator's
-kill-switch order -- goes through `step`. The step updates the engine state it owns (books, signal
-state, risk reservations, order records, opportunity tracking) and returns the commands the runner must
-perform: place or cancel an order, journal a decision, raise an alert. It performs no I/O, reads no
-clock (time is the `now_ms` argument) and draws randomness only from the injected RNG, so a backtest,
-a replay and a property test all run the same code and a replay is deterministic.
+kill-switch order -- goes through `step`. The step looks up the input's handler in `HANDLERS` and
+returns the commands the runner must perform: place or cancel an order, journal a decision, raise an
+alert. It performs no I/O, reads no clock (time is the `now_ms` argument) and draws randomness only
+from the injected RNG, so a backtest, a replay and a property test all run the same code and a replay
+is deterministic.
 
-The state is mutated in place rather than copied: copy-on-write books would cost more than the whole
-per-event budget (a backtest runs hundreds of thousands of events per second). Ownership makes this
-safe: exactly one step function owns one EngineState.
+Where each input goes:
 
-Life of an opportunity: signal -> evaluators (expiry, dedupe, edge, confidence, cooldown) -> routing
-policy chosen -> risk check of the concrete order -> PlaceOrder -> execution reports -> exactly one
-RecordOutcome once its last order is terminal and no iceberg slice remains. Legs of one group (the
-neg-risk complement arbitrage) pass risk together or not at all.
+| input | handler | what it does |
+|---|---|---|
+| PriceChange, BookSnapshot, TickSizeChange, LastTrade | market_handlers | update books, signals react |
+| ExternalSignal | market_handlers.on_signal | signals react (Momentum/Event) |
+| Order* execution reports | lifecycle.on_report | order state machine, risk, outcomes |
+| KillSwitch | lifecycle.on_kill_switch | risk scopes, cancels, stops slices |
+| Tick | (none) | time passed: only the slice release below |
+
+Before any input, iceberg slices whose delay has passed are released (lifecycle.release_due_slices).
+The state is mutated in place (state.py says why).
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any
 
-import attrs
-
-from polysnipe.core.book import BookState
-from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import (
     BookSnapshot,
-    Event,
+    ExternalSignal,
     LastTrade,
     PriceChange,
-    Side,
     TickSizeChange,
 )
-from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.lifecycle import on_kill_switch, on_report, release_due_slices
+from polysnipe.core.market_handlers import on_book, on_last_trade, on_price_change, on_signal, on_tick_size
 from polysnipe.core.messages import (
-    CancelOrder,
     Command,
-    ExecutionReport,
+    Input,
+    KillSwitch,
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
     OrderFilled,
     OrderRejected,
-    OrderRequest,
     OrderStatusUnknown,
-    OrderType,
-    OutcomeKind,
-    PlaceOrder,
-    RaiseAlert,
-    RecordOpportunity,
-    RecordOutcome,
-    RecordRiskDecision,
+    Tick,
 )
-from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.orders import InvalidTransition, OrderRecord, OverFill
-from polysnipe.core.ports import Rng
-from polysnipe.core.risk import RiskGatekeeper, RiskState
-from polysnipe.core.routing import ChildOrder, Iceberg, Router, RoutingPolicy
-from polysnipe.core.signals.base import SignalContext, SignalModule, reacts_to
+from polysnipe.core.ports import NEVER_MS
+from polysnipe.core.state import EngineState
 
-__all__ = ["EngineState", "KillSwitch", "OpportunityTrack", "finish", "step"]
+__all__ = ["HANDLERS", "next_timer_ms", "step"]
 
+Handler = Callable[[EngineState, Any, int, list[Command]], None]
 
-@attrs.frozen(slots=True)
-class KillSwitch:
-    """Operator (or automatic) order to engage or release a kill switch scope.
-
-    Scopes: "global", "strategy:<name>", "market:<condition_id>", "wallet:<address>".
-    """
-
-    ts_ms: int
-    scope: str
-    engage: bool
-    reason: str = ""
-
-
-Input = Event | ExecutionReport | KillSwitch
-
-
-@runtime_checkable
-class _Flagging(Protocol):
-    """A signal module that also reports data-quality flags (an append-only list)."""
-
-    name: str
-    data_quality_flags: Sequence[object]
+#: input type -> its handler; a type missing here is a programming error (KeyError), never ignored
+HANDLERS: dict[type, Handler] = {
+    PriceChange: on_price_change,
+    BookSnapshot: on_book,
+    TickSizeChange: on_tick_size,
+    LastTrade: on_last_trade,
+    ExternalSignal: on_signal,
+    OrderAccepted: on_report,
+    OrderRejected: on_report,
+    OrderFilled: on_report,
+    OrderCancelled: on_report,
+    OrderExpired: on_report,
+    OrderStatusUnknown: on_report,
+    KillSwitch: on_kill_switch,
+    Tick: lambda state, tick, now_ms, commands: None,
+}
 
 
-#: for one event type: the `on_event` of each module that reacts to it, and those of these modules
-#: that keep data-quality flags (read right after they ran)
-_Route = tuple[
-    tuple[Callable[[Event, SignalContext, int], Sequence[Opportunity]], ...], tuple[_Flagging, ...]
-]
-
-
-@attrs.define(slots=True)
-class OpportunityTrack:
-    """What the engine knows about one opportunity until its outcome is recorded."""
-
-    opp: Opportunity
-    policy: str
-    order_ids: list[str] = attrs.field(factory=list)
-    open_orders: int = 0
-    target_size: int = 0
-    filled_size: int = 0
-    filled_notional: int = 0
-    #: iceberg slices not yet released: (size, delay_ms)
-    pending_slices: list[tuple[int, int]] = attrs.field(factory=list)
-    failures: list[str] = attrs.field(factory=list)
-    expired_orders: int = 0
-    done: bool = False
-
-
-@attrs.define(slots=True)
-class EngineState:
-    markets: MarketRegistry
-    signals: Sequence[SignalModule]
-    evaluators: Evaluators
-    gatekeeper: RiskGatekeeper
-    risk: RiskState
-    router: Router
-    rng: Rng
-    #: which wallet trades an opportunity (the platform runs one Safe per trader)
-    wallet_for: Callable[[Opportunity], str]
-    books: dict[str, BookState] = attrs.field(factory=dict)
-    last_trades: dict[str, LastTrade] = attrs.field(factory=dict)
-    orders: dict[str, OrderRecord] = attrs.field(factory=dict)
-    tracks: dict[str, OpportunityTrack] = attrs.field(factory=dict)
-    #: (release_ms, seq, opportunity id): iceberg slices waiting for their time
-    timers: list[tuple[int, int, str]] = attrs.field(factory=list)
-    timer_seq: int = 0
-    #: counters for the report; plain ints keep the hot path cheap
-    counters: dict[str, int] = attrs.field(factory=dict)
-    opportunities_by_strategy: dict[str, int] = attrs.field(factory=dict)
-    dq_seen: dict[str, int] = attrs.field(factory=dict)
-    #: event type -> the signal modules that react to it (see `_routes_for`); rebuilt when `signals`
-    #: is replaced (assign a new sequence rather than changing it in place)
-    _routes: dict[type, _Route] = attrs.field(init=False, factory=dict, repr=False, eq=False)
-    _routes_of: object = attrs.field(init=False, default=None, repr=False, eq=False)
-
-    # -- the SignalContext view -----------------------------------------------------------------
-    def book(self, token_id: str) -> BookState | None:
-        return self.books.get(token_id)
-
-    def last_trade(self, token_id: str) -> LastTrade | None:
-        return self.last_trades.get(token_id)
-
-    def bump(self, key: str, n: int = 1) -> None:
-        self.counters[key] = self.counters.get(key, 0) + n
-
-
-# -- market events ---------------------------------------------------------------------------------
-def _book_for(state: EngineState, token_id: str) -> BookState | None:
-    book = state.books.get(token_id)
-    if book is None:
-        market = state.markets.get_by_token(token_id)
-        if market is None:
-            return None
-        book = BookState(token_id, market.tick_size)
-        state.books[token_id] = book
-    return book
-
-
-def _apply_market_event(state: EngineState, event: Event) -> bool:
-    """Apply a market event other than a PriceChange (`step` applies those inline); False when it
-    names no known token."""
-    if type(event) is BookSnapshot:
-        book = _book_for(state, event.token_id)
-        if book is None:
-            return False
-        book.apply_snapshot(event)
-        return True
-    if type(event) is LastTrade:
-        if event.token_id not in state.markets:
-            return False
-        state.last_trades[event.token_id] = event
-        if state.risk.holds(event.token_id):
-            state.risk.mark(event.token_id, event.price)
-        return True
-    if type(event) is TickSizeChange:
-        book = _book_for(state, event.token_id)
-        if book is None:
-            return False
-        book.set_tick_size(event.new_tick)
-        return True
-    return True  # ExternalSignal: nothing to apply
-
-
-def _routes_for(state: EngineState, kind: type) -> _Route:
-    """Which modules `step` calls for events of type `kind`, in configuration order.
-
-    A module that declares `event_types` (signals.base.reacts_to) is skipped for other types: most
-    events are price changes, and a module that ignores them should cost nothing per event.
-    """
-    if state._routes_of is not state.signals:
-        state._routes = {}
-        state._routes_of = state.signals
-    modules = [m for m in state.signals if (types := reacts_to(m)) is None or kind in types]
-    route: _Route = (
-        tuple(m.on_event for m in modules),
-        tuple(m for m in modules if isinstance(m, _Flagging)),
-    )
-    state._routes[kind] = route
-    return route
-
-
-# -- the step --------------------------------------------------------------------------------------
 def step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
     """Advance the engine by one input; returns the commands the runner must perform."""
     commands: list[Command] = []
     timers = state.timers
     if timers and timers[0][0] <= now_ms:
-        _release_due_slices(state, now_ms, commands)
-
-    kind = type(event)
-    if type(event) is PriceChange:
-        # Most inputs are price changes: applied here rather than in a helper, one call less each.
-        books = state.books
-        ts = event.ts_ms
-        applied = False
-        for d in event.changes:
-            book = books.get(d.token_id) or _book_for(state, d.token_id)
-            if book is None:
-                continue
-            if book.trusted:
-                book.apply_level(d.side, d.price, d.size, ts)
-                applied = True
-            else:
-                state.bump("deltas_before_snapshot")
-    elif kind in _REPORT_TYPES:
-        _on_report(state, event, now_ms, commands)  # type: ignore[arg-type]
-        return commands
-    elif kind is KillSwitch:
-        _on_kill_switch(state, event, now_ms, commands)  # type: ignore[arg-type]
-        return commands
-    else:
-        applied = _apply_market_event(state, event)  # type: ignore[arg-type]
-    if not applied:
-        state.bump("events_unknown_token")
-        return commands
-
-    route = state._routes.get(kind) if state._routes_of is state.signals else None
-    handlers, flagged = route if route is not None else _routes_for(state, kind)
-    opps: list[Opportunity] | None = None
-    for on_event in handlers:
-        found = on_event(event, state, now_ms)  # type: ignore[arg-type]
-        if found:
-            if opps is None:
-                opps = list(found)
-            else:
-                opps.extend(found)
-    if opps:
-        _handle_opportunities(state, opps, now_ms, commands)
-    for module in flagged:
-        if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
-            _collect_data_quality(state, module, now_ms, commands)
+        release_due_slices(state, now_ms, commands)
+    HANDLERS[type(event)](state, event, now_ms, commands)
     return commands
 
 
-def _collect_data_quality(
-    state: EngineState, module: _Flagging, now_ms: int, commands: list[Command]
-) -> None:
-    """Turn a signal module's new data-quality flags (e.g. a binary pair priced below 1) into alerts.
-
-    The flags list is append-only, so `dq_seen` (flags already alerted, per module) marks the new ones.
-    """
-    flags = module.data_quality_flags
-    for flag in flags[state.dq_seen.get(module.name, 0) :]:
-        state.bump("data_quality_flags")
-        commands.append(
-            RaiseAlert("warning", "data_quality", str(flag), now_ms, details={"module": module.name})
-        )
-    state.dq_seen[module.name] = len(flags)
-
-
-# -- opportunities ---------------------------------------------------------------------------------
-def _handle_opportunities(
-    state: EngineState, opps: list[Opportunity], now_ms: int, commands: list[Command]
-) -> None:
-    """Evaluate and route opportunities; the legs of one group pass the evaluators together or not at all."""
-    batches: dict[str, list[Opportunity]] = {}
-    for opp in opps:
-        batches.setdefault(opp.group_id or opp.id, []).append(opp)
-    for legs in batches.values():
-        verdicts: list[tuple[Opportunity, tuple[str, ...]]] = []
-        for opp in legs:
-            reasons = state.evaluators.evaluate(opp, now_ms)
-            if reasons == ("duplicate",):
-                state.bump("opportunities_duplicate")
-                continue
-            by_strategy = state.opportunities_by_strategy
-            by_strategy[opp.strategy] = by_strategy.get(opp.strategy, 0) + 1
-            state.tracks[opp.id] = OpportunityTrack(opp=opp, policy="")
-            verdicts.append((opp, reasons))
-        if not verdicts:
-            continue
-        if any(reasons for _, reasons in verdicts):
-            for opp, reasons in verdicts:
-                kind = OutcomeKind.EXPIRED if reasons == ("expired",) else OutcomeKind.REJECTED
-                why = tuple(f"evaluator:{r}" for r in reasons) or ("evaluator:group_leg_refused",)
-                _finalize(state, state.tracks[opp.id], now_ms, commands, kind=kind, reasons=why)
-            continue
-        _route_and_place(state, [opp for opp, _ in verdicts], now_ms, commands)
-
-
-def _route_and_place(
-    state: EngineState, legs: list[Opportunity], now_ms: int, commands: list[Command]
-) -> None:
-    """Route each leg, risk-check the concrete orders, and place them all or none."""
-    planned: list[tuple[OpportunityTrack, OrderRequest | None, RoutingPolicy, list[tuple[int, int]]]] = []
-    refusals: dict[str, tuple[str, ...]] = {}
-    for opp in legs:
-        track = state.tracks[opp.id]
-        policy = state.router.select(opp)
-        track.policy = policy.name
-        market = state.markets.by_token(opp.token_id)
-        book = state.books.get(opp.token_id)
-        arrival = 0
-        if book is not None:
-            arrival = (book.best_ask() if opp.side is Side.BUY else book.best_bid()) or 0
-        commands.append(RecordOpportunity(opp, policy.name, arrival, now_ms))
-        slices: list[tuple[int, int]] = []
-        if isinstance(policy, Iceberg):
-            # The parent is checked as a whole at its limit price; each slice is checked again on release.
-            parent = _order_request(state, opp, policy, 0, opp.size, _parent_child(opp), market)
-            decision = state.gatekeeper.check(parent, state.risk, market, book, now_ms)
-            _journal_risk(opp, parent.size, decision.approved_size, decision.reasons, now_ms, commands)
-            if decision.outcome == "reject":
-                refusals[opp.id] = decision.reasons
-                continue
-            slices = policy.slices(
-                decision.approved_size, market.min_order_size, state.gatekeeper.size_step, state.rng
-            )
-            planned.append((track, None, policy, slices))
-            continue
-        order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms)
-        if order is None:
-            refusals[opp.id] = ("no_route",)
-            continue
-        decision = state.gatekeeper.check(order, state.risk, market, book, now_ms)
-        _journal_risk(opp, order.size, decision.approved_size, decision.reasons, now_ms, commands)
-        if decision.outcome == "reject":
-            refusals[opp.id] = decision.reasons
-            continue
-        if decision.approved_size != order.size:
-            order = attrs.evolve(order, size=decision.approved_size)
-        planned.append((track, order, policy, slices))
-
-    if refusals:
-        for opp in legs:
-            track = state.tracks[opp.id]
-            reasons = refusals.get(opp.id) or ("group_leg_refused",)
-            _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=reasons)
-        return
-
-    for track, order, policy, slices in planned:
-        if order is not None:
-            track.target_size = order.size
-            _place(state, track, order, now_ms, commands)
-        else:
-            track.target_size = sum(size for size, _ in slices)
-            track.pending_slices = slices
-            _release_next_slice(state, track, policy, now_ms, commands)
-
-
-def _parent_child(opp: Opportunity) -> ChildOrder:
-    return ChildOrder(
-        size=opp.size, price=opp.limit_price, order_type=OrderType.GTC, post_only=False, expiration_ms=0
-    )
-
-
-def _order_request(
-    state: EngineState,
-    opp: Opportunity,
-    policy: RoutingPolicy,
-    index: int,
-    size: int,
-    child: ChildOrder,
-    market: Market,
-) -> OrderRequest:
-    book = state.books.get(opp.token_id)
-    return OrderRequest(
-        order_id=f"{opp.id}-{index}",
-        opportunity_id=opp.id,
-        correlation_id=opp.correlation_id,
-        strategy=opp.strategy,
-        routing=policy.name,
-        wallet=state.wallet_for(opp),
-        market=market.condition_id,
-        token_id=opp.token_id,
-        side=opp.side,
-        price=child.price,
-        size=size,
-        order_type=child.order_type,
-        tick_size=book.tick_size if book is not None else market.tick_size,
-        neg_risk=market.neg_risk,
-        post_only=child.post_only,
-        expiration_ms=child.expiration_ms,
-        parent_id=opp.id if index else "",
-    )
-
-
-def _child_order(
-    state: EngineState,
-    opp: Opportunity,
-    policy: RoutingPolicy,
-    index: int,
-    size: int,
-    market: Market,
-    book: BookState | None,
-    now_ms: int,
-) -> OrderRequest | None:
-    if book is None:
-        return None
-    child = policy.child(opp, size, book, now_ms)
-    if child is None:
-        return None
-    return _order_request(state, opp, policy, index, child.size, child, market)
-
-
-def _place(
-    state: EngineState, track: OpportunityTrack, order: OrderRequest, now_ms: int, commands: list[Command]
-) -> None:
-    record = OrderRecord(order)
-    record.mark_posted()
-    state.orders[order.order_id] = record
-    state.risk.on_submitted(order, now_ms)
-    track.order_ids.append(order.order_id)
-    track.open_orders += 1
-    state.bump(f"orders:{order.routing}")
-    commands.append(PlaceOrder(order, now_ms))
-
-
-def _journal_risk(
-    opp: Opportunity,
-    requested: int,
-    approved: int,
-    reasons: tuple[str, ...],
-    now_ms: int,
-    commands: list[Command],
-) -> None:
-    commands.append(
-        RecordRiskDecision(
-            opportunity_id=opp.id,
-            correlation_id=opp.correlation_id,
-            approved=approved > 0,
-            requested_size=requested,
-            approved_size=approved,
-            reasons=reasons,
-            ts_ms=now_ms,
-        )
-    )
-
-
-# -- icebergs --------------------------------------------------------------------------------------
-def _release_next_slice(
-    state: EngineState, track: OpportunityTrack, policy: RoutingPolicy, now_ms: int, commands: list[Command]
-) -> None:
-    """Release the next iceberg slice now, or stop the parent if it expired or risk refuses the slice."""
-    assert isinstance(policy, Iceberg)
-    opp = track.opp
-    if now_ms > opp.expires_ms:
-        track.pending_slices.clear()
-        track.failures.append("iceberg_expired")
-        _maybe_finalize(state, track, now_ms, commands)
-        return
-    size, _ = track.pending_slices.pop(0)
-    market = state.markets.by_token(opp.token_id)
-    book = state.books.get(opp.token_id)
-    index = len(track.order_ids)
-    order = _child_order(state, opp, policy.child_policy, index, size, market, book, now_ms)
-    if order is not None:
-        order = attrs.evolve(order, routing=policy.name, parent_id=opp.id)
-        decision = state.gatekeeper.check(order, state.risk, market, book, now_ms)
-        if decision.outcome == "reject" or decision.approved_size != order.size:
-            # A slice is never resized: the parent stops, keeping what already filled.
-            _journal_risk(opp, order.size, 0, decision.reasons, now_ms, commands)
-            track.pending_slices.clear()
-            track.failures.extend(decision.reasons)
-            _maybe_finalize(state, track, now_ms, commands)
-            return
-        _place(state, track, order, now_ms, commands)
-        return
-    track.pending_slices.clear()
-    track.failures.append("no_route")
-    _maybe_finalize(state, track, now_ms, commands)
-
-
-def _release_due_slices(state: EngineState, now_ms: int, commands: list[Command]) -> None:
-    timers = state.timers
-    while timers and timers[0][0] <= now_ms:
-        _, _, opp_id = heapq.heappop(timers)
-        track = state.tracks.get(opp_id)
-        if track is None or track.done or not track.pending_slices:
-            continue
-        policy = state.router.policies[track.policy]
-        _release_next_slice(state, track, policy, now_ms, commands)
-
-
-def _schedule_next_slice(state: EngineState, track: OpportunityTrack, now_ms: int) -> None:
-    delay = track.pending_slices[0][1]
-    state.timer_seq += 1
-    heapq.heappush(state.timers, (now_ms + delay, state.timer_seq, track.opp.id))
-
-
-# -- execution reports -----------------------------------------------------------------------------
-_REPORT_TYPES = frozenset(
-    {OrderAccepted, OrderRejected, OrderFilled, OrderCancelled, OrderExpired, OrderStatusUnknown}
-)
-
-
-def _on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands: list[Command]) -> None:
-    record = state.orders.get(report.order_id)
-    if record is None:
-        state.bump("reports_unknown_order")
-        return
-    was_terminal = record.is_terminal
-    try:
-        changed = record.apply(report)
-    except (InvalidTransition, OverFill) as err:
-        # A report that contradicts what we know (a fill beyond the order's size, a fill after a
-        # rejection) is never applied; an operator must reconcile with the venue.
-        state.bump("reports_contradictory")
-        commands.append(
-            RaiseAlert(
-                "critical",
-                "contradictory_report",
-                f"order {report.order_id}: {err}",
-                now_ms,
-                correlation_id=record.request.correlation_id,
-            )
-        )
-        return
-    if not changed:
-        state.bump("reports_duplicate")
-        return
-    track = state.tracks.get(record.request.opportunity_id)
-    if type(report) is OrderFilled:
-        state.risk.on_fill(report.order_id, report)
-        state.bump("fills")
-        if track is not None:
-            track.filled_size += report.size
-            track.filled_notional += report.price * report.size
-    elif type(report) is OrderRejected:
-        state.bump("orders_rejected")
-        if track is not None:
-            track.failures.append(f"venue:{report.reason}")
-    elif type(report) is OrderExpired:
-        if track is not None:
-            track.expired_orders += 1
-    elif type(report) is OrderStatusUnknown:
-        state.bump("orders_unknown")
-        commands.append(
-            RaiseAlert(
-                "warning",
-                "order_status_unknown",
-                f"order {report.order_id} outcome unknown: reconciling",
-                now_ms,
-                correlation_id=record.request.correlation_id,
-            )
-        )
-    if record.is_terminal and not was_terminal:
-        state.risk.on_order_closed(record.request.order_id)
-        if track is not None:
-            track.open_orders -= 1
-            if track.pending_slices and not track.failures:
-                _schedule_next_slice(state, track, now_ms)
-            else:
-                track.pending_slices.clear()
-                _maybe_finalize(state, track, now_ms, commands)
-    # Only a fill changes realized or unrealized PnL, so only a fill can newly breach the daily loss limit.
-    if (
-        type(report) is OrderFilled
-        and "global" not in state.risk.kill_switches
-        and state.gatekeeper.breaches_daily_loss(state.risk, now_ms)
-    ):
-        _on_kill_switch(state, KillSwitch(now_ms, "global", True, "daily loss limit"), now_ms, commands)
-
-
-def _maybe_finalize(
-    state: EngineState, track: OpportunityTrack, now_ms: int, commands: list[Command]
-) -> None:
-    if track.done or track.open_orders > 0 or track.pending_slices:
-        return
-    if track.filled_size > 0:
-        kind = OutcomeKind.FILLED if track.filled_size >= track.target_size else OutcomeKind.PARTLY_FILLED
-    elif track.failures:
-        kind = OutcomeKind.FAILED
-    elif track.order_ids and track.expired_orders == len(track.order_ids):
-        kind = OutcomeKind.EXPIRED
-    else:
-        kind = OutcomeKind.ORDERED
-    _finalize(state, track, now_ms, commands, kind=kind, reasons=tuple(track.failures))
-
-
-def _finalize(
-    state: EngineState,
-    track: OpportunityTrack,
-    now_ms: int,
-    commands: list[Command],
-    *,
-    kind: OutcomeKind,
-    reasons: tuple[str, ...],
-) -> None:
-    track.done = True
-    avg = track.filled_notional // track.filled_size if track.filled_size else 0
-    state.bump(f"outcome:{kind.value}")
-    commands.append(
-        RecordOutcome(
-            opportunity_id=track.opp.id,
-            correlation_id=track.opp.correlation_id,
-            kind=kind,
-            reasons=reasons,
-            order_ids=tuple(track.order_ids),
-            filled_size=track.filled_size,
-            avg_price=avg,
-            ts_ms=now_ms,
-        )
-    )
-
-
-# -- kill switches ---------------------------------------------------------------------------------
-def _on_kill_switch(state: EngineState, ks: KillSwitch, now_ms: int, commands: list[Command]) -> None:
-    if not ks.engage:
-        state.risk.release(ks.scope)
-        commands.append(RaiseAlert("info", "kill_switch_released", f"{ks.scope}: {ks.reason}", now_ms))
-        return
-    state.risk.engage(ks.scope)
-    commands.append(RaiseAlert("critical", "kill_switch_engaged", f"{ks.scope}: {ks.reason}", now_ms))
-    # Everything the switch covers stops: resting orders are cancelled, iceberg parents stop releasing.
-    for record in state.orders.values():
-        if record.is_terminal or not _covered(ks.scope, record.request):
-            continue
-        commands.append(
-            CancelOrder(
-                record.request.order_id, f"kill_switch:{ks.scope}", now_ms, record.request.correlation_id
-            )
-        )
-    for track in state.tracks.values():
-        if not track.done and track.pending_slices and track.order_ids:
-            request = state.orders[track.order_ids[0]].request
-            if _covered(ks.scope, request):
-                track.pending_slices.clear()
-                track.failures.append(f"kill_switch:{ks.scope}")
-                _maybe_finalize(state, track, now_ms, commands)
-
-
-def _covered(scope: str, order: OrderRequest) -> bool:
-    return scope in (
-        "global",
-        f"strategy:{order.strategy}",
-        f"market:{order.market}",
-        f"wallet:{order.wallet}",
-    )
-
-
-# -- end of run ------------------------------------------------------------------------------------
-def finish(state: EngineState, now_ms: int, reason: str = "end_of_data") -> list[Command]:
-    """Cancel whatever still rests and stop unreleased slices, so every opportunity can end."""
-    commands: list[Command] = []
-    for record in state.orders.values():
-        if not record.is_terminal:
-            commands.append(
-                CancelOrder(record.request.order_id, reason, now_ms, record.request.correlation_id)
-            )
-    for track in state.tracks.values():
-        if not track.done and track.pending_slices:
-            track.pending_slices.clear()
-            _maybe_finalize(state, track, now_ms, commands)
-    return commands
-
-
-def open_tracks(state: EngineState) -> list[OpportunityTrack]:
-    return [t for t in state.tracks.values() if not t.done]
-
-
-def build_state(
-    *,
-    markets: MarketRegistry,
-    signals: Sequence[SignalModule],
-    evaluators: Evaluators,
-    gatekeeper: RiskGatekeeper,
-    risk: RiskState,
-    router: Router,
-    rng: Rng,
-    wallet_for: Callable[[Opportunity], str],
-) -> EngineState:
-    return EngineState(
-        markets=markets,
-        signals=signals,
-        evaluators=evaluators,
-        gatekeeper=gatekeeper,
-        risk=risk,
-        router=router,
-        rng=rng,
-        wallet_for=wallet_for,
-    )
+def next_timer_ms(state: EngineState) -> int:
+    """When the step next has something to do without any input (an iceberg slice); NEVER_MS if never."""
+    return state.timers[0][0] if state.timers else NEVER_MS

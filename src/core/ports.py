@@ -1,33 +1,43 @@
-"""Ports: the only way the core's runners reach the outside world. Adapters implement them.
+"""Ports: the only way the engine loop reaches the outside world. Adapters implement them.
 
-The core itself never calls a port; pure handlers return commands, and runners perform them here.
+The core itself never calls a port; pure handlers return commands, and the runners' one engine loop
+(runners/loop.py) performs them here. Backtest, paper and live differ only in the adapters behind
+these ports:
+
+| port | backtest | paper | live |
+|---|---|---|---|
+| InputSource | replay of a recording | market WebSocket | market WebSocket / bus, user channel |
+| MarketEventSink | the simulated venue | the simulated venue | the CLOB adapter (tick sizes) |
+| ExecutionPort | simulated venue, virtual time | simulated venue, wall time | CLOB REST |
+| Journal | memory | memory | Postgres |
+| Clock | event time | wall clock | wall clock |
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from polysnipe.core.events import Event
-from polysnipe.core.messages import ExecutionReport, OrderRequest, RaiseAlert
+from polysnipe.core.events import MarketEvent
+from polysnipe.core.messages import ExecutionReport, Input, JournalRecord, OrderRequest
 
 __all__ = [
-    "Alerts",
-    "AsyncExecutionPort",
+    "NEVER_MS",
     "BuilderSigner",
-    "ChainTransactor",
     "Clock",
     "ExecutionPort",
+    "InputSource",
     "Journal",
-    "MarketData",
-    "Metrics",
-    "Relayer",
+    "MarketEventSink",
     "Rng",
 ]
 
+#: a time no event reaches: "nothing is due"
+NEVER_MS = 1 << 62
+
 
 class Clock(Protocol):
-    """Injected time. Backtests use a clock driven by event time; live runners the wall clock."""
+    """Injected time. Backtests run on event time; live runners on the wall clock."""
 
     def now_ms(self) -> int: ...
 
@@ -42,46 +52,51 @@ class Rng(Protocol):
     def randint(self, a: int, b: int) -> int: ...
 
 
-class MarketData(Protocol):
-    """A source of normalized events in time order."""
+class InputSource(Protocol):
+    """Where the engine's inputs come from, in order: market events, signals, venue reports, operators'
+    kill switches."""
 
-    def events(self) -> Sequence[Event]: ...
+    async def next_batch(self, timeout_s: float | None) -> Sequence[Input] | None:
+        """The next inputs; [] when `timeout_s` passed with nothing new (None: wait as long as it
+        takes); None once the source has ended."""
+        ...
+
+
+class MarketEventSink(Protocol):
+    """What must see every market event besides the engine (the simulated venue's books)."""
+
+    def on_market_event(self, event: MarketEvent) -> None: ...
 
 
 class ExecutionPort(Protocol):
-    """Synchronous execution (simulated venue). Reports arrive through `poll` once they are due."""
+    """Orders out, execution reports back, for every venue.
 
-    def submit(self, order: OrderRequest, now_ms: int) -> None: ...
+    `submit` and `cancel` return the reports the venue gave at once (the CLOB's answer to a POST);
+    reports that fall due later without new input (a simulated venue's latency, its GTD expiries) come
+    from `due`, and `wake_ms` says when the next one does (NEVER_MS when only new input can bring
+    one: the live venue's later reports arrive through the InputSource, from the user channel).
+    """
 
-    def cancel(self, order_id: str, now_ms: int) -> None: ...
+    async def submit(self, order: OrderRequest, now_ms: int) -> Sequence[ExecutionReport]: ...
 
-    def poll(self, now_ms: int) -> list[ExecutionReport]: ...
+    async def cancel(self, order_id: str, now_ms: int) -> Sequence[ExecutionReport]: ...
 
+    def due(self, now_ms: int) -> Sequence[ExecutionReport]: ...
 
-class AsyncExecutionPort(Protocol):
-    """Live execution (CLOB REST). Each call returns the reports it learned synchronously."""
-
-    async def submit(self, order: OrderRequest) -> list[ExecutionReport]: ...
-
-    async def cancel(self, order_id: str) -> list[ExecutionReport]: ...
-
-    async def status(self, order_id: str) -> list[ExecutionReport]: ...
+    @property
+    def wake_ms(self) -> int: ...
 
 
 class Journal(Protocol):
-    """Append-only record of every decision: opportunities, risk decisions, orders, fills, errors."""
+    """Append-only record of every decision: opportunities, risk decisions, orders, fills, errors.
 
-    def append(self, table: str, row: Mapping[str, Any]) -> None: ...
+    `record` may buffer; `commit` makes everything recorded so far durable at once (one transaction
+    per consumed batch of input).
+    """
 
+    def record(self, records: Sequence[JournalRecord]) -> None: ...
 
-class Alerts(Protocol):
-    def send(self, alert: RaiseAlert) -> None: ...
-
-
-class Metrics(Protocol):
-    def inc(self, name: str, value: int = 1, **labels: str) -> None: ...
-
-    def observe(self, name: str, value: float, **labels: str) -> None: ...
+    def commit(self) -> None: ...
 
 
 class BuilderSigner(Protocol):
@@ -90,24 +105,3 @@ class BuilderSigner(Protocol):
     def sign_order_digest(self, digest: bytes) -> bytes: ...
 
     def builder_headers(self, timestamp_s: int, method: str, path: str, body: bytes) -> Mapping[str, str]: ...
-
-
-class Relayer(Protocol):
-    """Gasless Safe / deposit-wallet transactions through Polymarket's relayer.
-
-    `submit` returns the relayer's transaction id; `state` its current state ("STATE_MINED", ...).
-    """
-
-    async def submit(
-        self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str
-    ) -> str: ...
-
-    async def state(self, transaction_id: str) -> str: ...
-
-
-class ChainTransactor(Protocol):
-    """Direct Polygon fallback: the Safe owner executes the same Safe transaction and pays gas."""
-
-    async def execute(
-        self, wallet: str, kind: str, payload: Mapping[str, Any], correlation_id: str
-    ) -> str: ...

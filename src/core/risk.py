@@ -1,8 +1,8 @@
 """Pre-trade risk: the gatekeeper every order passes before it can reach the venue.
 
 Theory of operation: `RiskState` is the engine's running view of what it has committed (open orders,
-their USDC and share reservations, the order-rate window) and what it holds (per-wallet balance,
-positions and their cost, today's realized PnL, marks for unrealized PnL, kill switches). The pipeline
+their USDC and share reservations, the order-rate window, kill switches); what the wallets hold
+(balances, positions, cost, PnL and marks) is its `Portfolio` (core/portfolio.py). The pipeline
 feeds it `on_submitted` when an order goes out, `on_fill` for every new fill and `on_order_closed` when
 an order ends; the gatekeeper only reads it (apart from dropping rate-window timestamps that have aged
 out, so time must not run backwards between checks).
@@ -31,10 +31,10 @@ from polysnipe.core.book import BookState
 from polysnipe.core.events import Side
 from polysnipe.core.market import Market
 from polysnipe.core.messages import OrderFilled, OrderRequest
+from polysnipe.core.portfolio import Portfolio
 from polysnipe.core.units import MICRO, ONE, notional
 
 __all__ = [
-    "DAY_MS",
     "OpenOrder",
     "RiskDecision",
     "RiskGatekeeper",
@@ -42,11 +42,9 @@ __all__ = [
     "RiskPolicy",
     "RiskState",
     "TreasuryPolicy",
-    "WalletState",
     "max_size_within",
 ]
 
-DAY_MS = 86_400_000
 _BPS = 10_000
 _SCOPE_PREFIXES = ("strategy:", "market:", "wallet:")
 
@@ -88,33 +86,11 @@ class RiskPolicy:
 
 
 @attrs.define(slots=True)
-class WalletState:
-    balance_usdc_micro: int
-    #: USDC that open BUY orders of this wallet may still spend
-    reserved_usdc_micro: int = 0
-    #: token id -> micro-shares held
-    positions: dict[str, int] = attrs.field(factory=dict)
-    #: token id -> USDC paid for the shares still held (average-cost basis, fees included)
-    cost: dict[str, int] = attrs.field(factory=dict)
-    #: token id -> micro-shares promised to open SELL orders, so two SELLs never sell the same shares
-    reserved_shares: dict[str, int] = attrs.field(factory=dict)
-
-    def available_shares(self, token_id: str) -> int:
-        return self.positions.get(token_id, 0) - self.reserved_shares.get(token_id, 0)
-
-    def free_usdc(self, treasury: TreasuryPolicy) -> int:
-        """USDC a new BUY may still reserve under the treasury policy (negative when over-committed)."""
-        balance = self.balance_usdc_micro
-        floor_room = balance - treasury.min_free_balance_usdc_micro
-        utilization_room = balance * treasury.max_utilization_bps // _BPS
-        return min(floor_room, utilization_room) - self.reserved_usdc_micro
-
-
-@attrs.define(slots=True)
 class OpenOrder:
     """What one open order holds back: its unfilled size and the USDC or shares reserved for it."""
 
     wallet: str
+    strategy: str
     token_id: str
     side: Side
     price: int
@@ -127,17 +103,18 @@ class OpenOrder:
 
 @attrs.define(slots=True)
 class RiskState:
-    wallets: dict[str, WalletState] = attrs.field(factory=dict)
+    #: what the wallets hold (balances, positions, PnL, marks); fills reach it through `on_fill`
+    portfolio: Portfolio
     open_orders: dict[str, OpenOrder] = attrs.field(factory=dict)
+    #: wallet -> USDC that its open BUY orders may still spend
+    reserved_usdc: dict[str, int] = attrs.field(factory=dict)
+    #: wallet -> token id -> micro-shares promised to open SELL orders, so two SELLs never sell the
+    #: same shares
+    reserved_shares: dict[str, dict[str, int]] = attrs.field(factory=dict)
     #: submission times, oldest first, for the sliding rate window
     order_times: deque[int] = attrs.field(factory=deque)
-    realized_pnl_usdc_micro: int = 0
-    #: the UTC day (ts_ms // DAY_MS) `realized_pnl_usdc_micro` belongs to
-    pnl_day: int = 0
     #: "global", "strategy:<name>", "market:<condition_id>", "wallet:<addr>"
     kill_switches: set[str] = attrs.field(factory=set)
-    #: token id -> last mark price, for unrealized PnL
-    marks: dict[str, int] = attrs.field(factory=dict)
     #: token id -> USDC reserved by open BUY orders across all wallets
     reserved_by_token: dict[str, int] = attrs.field(factory=dict)
     #: recently closed orders, kept so a fill that races its cancel still finds its wallet
@@ -147,10 +124,19 @@ class RiskState:
     # -- queries -----------------------------------------------------------------------------
     def exposure(self, token_id: str) -> int:
         """Cost of shares held on `token_id` (all wallets) plus open BUY reservations on it."""
-        total = self.reserved_by_token.get(token_id, 0)
-        for w in self.wallets.values():
-            total += w.cost.get(token_id, 0)
-        return total
+        return self.reserved_by_token.get(token_id, 0) + self.portfolio.cost_of(token_id)
+
+    def free_usdc(self, wallet: str, treasury: TreasuryPolicy) -> int:
+        """USDC a new BUY of `wallet` may still reserve under the treasury policy (negative when
+        over-committed)."""
+        balance = self.portfolio.wallets[wallet].balance_usdc_micro
+        floor_room = balance - treasury.min_free_balance_usdc_micro
+        utilization_room = balance * treasury.max_utilization_bps // _BPS
+        return min(floor_room, utilization_room) - self.reserved_usdc.get(wallet, 0)
+
+    def available_shares(self, wallet: str, token_id: str) -> int:
+        held = self.portfolio.wallets[wallet].positions.get(token_id, 0)
+        return held - self.reserved_shares.get(wallet, {}).get(token_id, 0)
 
     def orders_in_window(self, now_ms: int, window_ms: int) -> int:
         """Submissions in (now - window, now]; drops older timestamps (time only moves forward)."""
@@ -160,87 +146,51 @@ class RiskState:
             times.popleft()
         return len(times)
 
-    def holds(self, token_id: str) -> bool:
-        """Whether any wallet has a position in `token_id` (only those need marks)."""
-        return any(w.positions.get(token_id) for w in self.wallets.values())
-
-    def realized_today(self, now_ms: int) -> int:
-        return self.realized_pnl_usdc_micro if now_ms // DAY_MS == self.pnl_day else 0
-
-    def unrealized_pnl(self) -> int:
-        """Marked value minus cost of every held position that has a mark (unmarked count as 0)."""
-        marks = self.marks
-        pnl = 0
-        for w in self.wallets.values():
-            for token_id, shares in w.positions.items():
-                mark = marks.get(token_id)
-                if mark is not None:
-                    pnl += notional(mark, shares) - w.cost.get(token_id, 0)
-        return pnl
+    def daily_pnl(self, now_ms: int) -> int:
+        """Today's realized plus the unrealized PnL of everything held (the daily loss limit's figure)."""
+        return self.portfolio.realized_today(now_ms) + self.portfolio.unrealized()
 
     # -- updates -----------------------------------------------------------------------------
     def on_submitted(self, order: OrderRequest, now_ms: int) -> None:
         """Reserve what `order` may spend and count it in the rate window.
 
         Idempotent per order id, because a retried submission is the same order. Raises KeyError
-        for a wallet the state does not know (the gatekeeper rejects those before submission).
+        for a wallet the portfolio does not know (the gatekeeper rejects those before submission).
         """
         if order.order_id in self.open_orders:
             return
-        wallet = self.wallets[order.wallet]
+        if order.wallet not in self.portfolio.wallets:
+            raise KeyError(order.wallet)
         token_id = order.token_id
         if order.side is Side.BUY:
             reserved = notional(order.price, order.size)
-            wallet.reserved_usdc_micro += reserved
+            self.reserved_usdc[order.wallet] = self.reserved_usdc.get(order.wallet, 0) + reserved
             self.reserved_by_token[token_id] = self.reserved_by_token.get(token_id, 0) + reserved
             shares = 0
         else:
             reserved = 0
             shares = order.size
-            wallet.reserved_shares[token_id] = wallet.reserved_shares.get(token_id, 0) + shares
+            mine = self.reserved_shares.setdefault(order.wallet, {})
+            mine[token_id] = mine.get(token_id, 0) + shares
         self.open_orders[order.order_id] = OpenOrder(
-            order.wallet, token_id, order.side, order.price, order.size, reserved, shares
+            order.wallet, order.strategy, token_id, order.side, order.price, order.size, reserved, shares
         )
         self.order_times.append(now_ms)
 
     def on_fill(self, order_id: str, fill: OrderFilled) -> None:
-        """Apply one (new, de-duplicated) fill to balance, position, cost, PnL and reservations.
+        """Apply one (new, de-duplicated) fill: the portfolio's cash and shares, then reservations.
 
-        BUY pays price*size (+ fee_usdc) and receives size - fee_shares; SELL gives size (+ fee_shares)
-        and receives price*size - fee_usdc. A fill for an order closed recently (a fill racing its
-        cancel) still counts: the venue matched it. Raises KeyError for an order never submitted.
+        A fill for an order closed recently (a fill racing its cancel) still counts: the venue matched
+        it. Raises KeyError for an order never submitted.
         """
         order = self.open_orders.get(order_id)
         if order is None:
             order = self.closed_orders.get(order_id)
             if order is None:
                 raise KeyError(order_id)
-        wallet = self.wallets[order.wallet]
-        token_id = fill.token_id
-        shares = wallet.positions.get(token_id, 0)
-        cost = wallet.cost.get(token_id, 0)
-        if fill.side is Side.BUY:
-            paid = notional(fill.price, fill.size) + fill.fee_usdc
-            wallet.balance_usdc_micro -= paid
-            shares += fill.size - fill.fee_shares
-            cost += paid
-        else:
-            given = fill.size + fill.fee_shares
-            # average cost: the shares sold take their proportional share of the basis
-            removed = cost * min(given, shares) // shares if shares > 0 else 0
-            proceeds = notional(fill.price, fill.size) - fill.fee_usdc
-            wallet.balance_usdc_micro += proceeds
-            shares -= given
-            cost -= removed
-            self._book_realized(proceeds - removed, fill.ts_ms)
-        if shares or cost:
-            wallet.positions[token_id] = shares
-            wallet.cost[token_id] = cost
-        else:
-            wallet.positions.pop(token_id, None)
-            wallet.cost.pop(token_id, None)
+        self.portfolio.apply_fill(order.wallet, fill, order.strategy)
         if order.remaining > 0:
-            self._release(order, wallet, min(fill.size, order.remaining))
+            self._release(order, min(fill.size, order.remaining))
             if order.remaining == 0:
                 self._close(order_id, order)
 
@@ -250,7 +200,7 @@ class RiskState:
         if order is None:
             return
         if order.remaining > 0:
-            self._release(order, self.wallets[order.wallet], order.remaining)
+            self._release(order, order.remaining)
         self._close(order_id, order)
 
     def engage(self, scope: str) -> None:
@@ -259,11 +209,8 @@ class RiskState:
     def release(self, scope: str) -> None:
         self.kill_switches.discard(_checked_scope(scope))
 
-    def mark(self, token_id: str, price: int) -> None:
-        self.marks[token_id] = price
-
     # -- internals ---------------------------------------------------------------------------
-    def _release(self, order: OpenOrder, wallet: WalletState, size: int) -> None:
+    def _release(self, order: OpenOrder, size: int) -> None:
         order.remaining -= size
         if order.side is Side.BUY:
             # recompute from the remainder rather than subtracting the fill's notional, so the
@@ -271,19 +218,14 @@ class RiskState:
             still = notional(order.price, order.remaining)
             freed = order.reserved_usdc_micro - still
             order.reserved_usdc_micro = still
-            wallet.reserved_usdc_micro -= freed
-            left = self.reserved_by_token[order.token_id] - freed
-            if left:
-                self.reserved_by_token[order.token_id] = left
-            else:
-                del self.reserved_by_token[order.token_id]
+            _subtract(self.reserved_usdc, order.wallet, freed)
+            _subtract(self.reserved_by_token, order.token_id, freed)
         else:
             order.reserved_shares_micro -= size
-            left = wallet.reserved_shares[order.token_id] - size
-            if left:
-                wallet.reserved_shares[order.token_id] = left
-            else:
-                del wallet.reserved_shares[order.token_id]
+            mine = self.reserved_shares[order.wallet]
+            _subtract(mine, order.token_id, size)
+            if not mine:
+                del self.reserved_shares[order.wallet]
 
     def _close(self, order_id: str, order: OpenOrder) -> None:
         del self.open_orders[order_id]
@@ -292,14 +234,14 @@ class RiskState:
         if len(closed) > self.closed_memory:
             del closed[next(iter(closed))]
 
-    def _book_realized(self, pnl: int, ts_ms: int) -> None:
-        day = ts_ms // DAY_MS
-        if day > self.pnl_day:
-            self.pnl_day = day
-            self.realized_pnl_usdc_micro = pnl
-        elif day == self.pnl_day:
-            self.realized_pnl_usdc_micro += pnl
-        # a late report of an earlier day's fill belongs to a day whose limit no longer applies
+
+def _subtract(totals: dict[str, int], key: str, amount: int) -> None:
+    """Lower a running total, dropping the key at zero so empty totals stay empty dicts."""
+    left = totals[key] - amount
+    if left:
+        totals[key] = left
+    else:
+        del totals[key]
 
 
 def _checked_scope(scope: str) -> str:
@@ -340,8 +282,7 @@ class RiskGatekeeper:
 
     def breaches_daily_loss(self, state: RiskState, now_ms: int) -> bool:
         """True when today's realized plus unrealized loss is beyond the limit; engage a kill switch."""
-        pnl = state.realized_today(now_ms) + state.unrealized_pnl()
-        return pnl < -self.policy.daily_loss_limit_usdc_micro
+        return state.daily_pnl(now_ms) < -self.policy.daily_loss_limit_usdc_micro
 
     def check(
         self, order: OrderRequest, state: RiskState, market: Market, book: BookState | None, now_ms: int
@@ -377,8 +318,8 @@ class RiskGatekeeper:
         # SELLs reduce risk, so a day in loss must still be able to exit (kill switches stop those)
         if is_buy and self.breaches_daily_loss(state, now_ms):
             hard.append("daily_loss")
-        wallet = state.wallets.get(order.wallet)
-        if wallet is None:
+        known_wallet = order.wallet in state.portfolio.wallets
+        if not known_wallet:
             hard.append("unknown_wallet")
 
         cap_reasons: list[str] = []
@@ -403,13 +344,13 @@ class RiskGatekeeper:
                 if value > room:
                     cap_reasons.append("market_exposure")
                     max_size = min(max_size, max_size_within(room, price))
-                if wallet is not None:
-                    free = wallet.free_usdc(policy.treasury_for(order.wallet))
+                if known_wallet:
+                    free = state.free_usdc(order.wallet, policy.treasury_for(order.wallet))
                     if value > free:
                         cap_reasons.append("free_balance")
                         max_size = min(max_size, max_size_within(free, price))
-        if not is_buy and wallet is not None:
-            available = wallet.available_shares(order.token_id)
+        if not is_buy and known_wallet:
+            available = state.available_shares(order.wallet, order.token_id)
             if size > available:
                 cap_reasons.append("no_position")
                 max_size = min(max_size, max(available, 0))

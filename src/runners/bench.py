@@ -29,7 +29,6 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
     """The whole backtest (all three signals on) over a data set: replay events/s and decision latency."""
     from polysnipe.runners.backtest import run_backtest
     from polysnipe.runners.config import load_config
-    from polysnipe.runners.containers import build_backtest_engine
 
     with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
         result = run_backtest(
@@ -37,7 +36,6 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
             events_path=Path(args.events),
             out_dir=Path(tmp),
             config=load_config(None),
-            build=build_backtest_engine,
         )
     return {
         "bench": "backtest",
@@ -48,53 +46,68 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+class _SigningExecution:
+    """An execution port that signs every order as the CLOB adapter would (its POST /order body)
+    before handing it to the simulated venue: the live decision path, without a network."""
+
+    def __init__(self, inner: Any, signer: Any) -> None:
+        self.inner = inner
+        self.signer = signer
+
+    async def submit(self, order: Any, now_ms: int) -> Any:
+        self.signer.sign_request(order, now_ms).post_body(
+            "bench-owner", order.order_type, post_only=order.post_only
+        )
+        return await self.inner.submit(order, now_ms)
+
+    async def cancel(self, order_id: str, now_ms: int) -> Any:
+        return await self.inner.cancel(order_id, now_ms)
+
+    def due(self, now_ms: int) -> Any:
+        return self.inner.due(now_ms)
+
+    @property
+    def wake_ms(self) -> int:
+        return int(self.inner.wake_ms)
+
+    def on_market_event(self, event: Any) -> None:
+        self.inner.on_market_event(event)
+
+
 def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     """Event to signed order: from a market event entering the step to every order it causes signed
-    and serialized as its POST /order body (the CLOB path, not the simulated venue's)."""
-    import time
+    and serialized as its POST /order body (the CLOB path), through the engine loop."""
+    import asyncio
+
+    from dependency_injector import providers
 
     from polysnipe.adapters.clob.signing import OrderSigner
     from polysnipe.adapters.files import load_events, read_markets
-    from polysnipe.adapters.sim.journal import MemoryJournal
-    from polysnipe.core.events import ExternalSignal
-    from polysnipe.core.messages import PlaceOrder
-    from polysnipe.core.pipeline import step
+    from polysnipe.adapters.sim.replay import ReplaySource
+    from polysnipe.core.market import MarketRegistry
     from polysnipe.runners.bench_orders import ANVIL_TEST_KEY, latency_stats
-    from polysnipe.runners.config import load_config
-    from polysnipe.runners.containers import build_backtest_engine
-    from polysnipe.runners.shell import EngineShell
+    from polysnipe.runners.config import as_sections, load_config
+    from polysnipe.runners.containers import Backtest
 
     # a public anvil test key: nothing here is a secret or reaches a venue
     signer = OrderSigner.from_key(ANVIL_TEST_KEY, 137)
-    markets = read_markets(args.markets)
     events, _ = load_events(args.events)
-    state, venue = build_backtest_engine(load_config(None), markets)
+    container = Backtest(
+        registry=providers.Object(MarketRegistry.of(read_markets(args.markets))),
+        source=providers.Object(ReplaySource(events)),
+    )
+    container.config.from_dict(as_sections(load_config(None)))
+    container.gateways.execution.override(
+        providers.Object(_SigningExecution(container.gateways.execution(), signer))
+    )
+    loop = container.loop()
     if args.gc_freeze:
         gc.collect()
         gc.freeze()
     with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
-        shell = EngineShell(state, venue, MemoryJournal())
-        samples: list[int] = []
-        perf = time.perf_counter_ns
-        for ev in events:
-            shell.now_ms = ev.ts_ms
-            if type(ev) is not ExternalSignal:
-                venue.on_market_event(ev)
-            reports = venue.poll(ev.ts_ms)
-            if reports:
-                shell.deliver(reports)
-            t0 = perf()
-            commands = step(state, ev, ev.ts_ms)
-            orders = [c.order for c in commands if isinstance(c, PlaceOrder)]
-            for order in orders:
-                signer.sign_request(order, ev.ts_ms).post_body(
-                    "bench-owner", order.order_type, post_only=order.post_only
-                )
-            if orders:
-                samples.append(perf() - t0)
-            shell.perform(commands)
-    return {"bench": "latency", "events_file": str(args.events), "signed_order_events": len(samples),
-            "event_to_signed_order_us": latency_stats(samples)}  # fmt: skip
+        asyncio.run(loop.run())
+    return {"bench": "latency", "events_file": str(args.events), "signed_order_events": len(loop.order_ns),
+            "event_to_signed_order_us": latency_stats(loop.order_ns)}  # fmt: skip
 
 
 def run_bench_command(args: argparse.Namespace) -> int:

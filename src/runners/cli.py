@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import datetime
 import importlib.metadata
+import os
 import re
 import socket
 import sys
@@ -22,8 +23,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from polysnipe.runners.errors import InputError, UnreachableService, UsageError, UserError
 
 if TYPE_CHECKING:
-    from polysnipe.adapters.sim.datagen import GenerateSummary
     from polysnipe.runners.config import ResolvedConfig
+    from polysnipe.tools.datagen import GenerateSummary
 
 __all__ = ["build_parser", "format_generate_summary", "main"]
 
@@ -145,7 +146,6 @@ def _progress_bar(enabled: bool) -> Any:
 def _backtest(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.backtest import run_backtest
-    from polysnipe.runners.containers import build_backtest_engine
     from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.summary import print_summary
 
@@ -171,7 +171,6 @@ def _backtest(args: argparse.Namespace) -> int:
             signals_path=signals,
             out_dir=out,
             config=config,
-            build=build_backtest_engine,
             progress=progress,
         )
     print_summary(result.report, result.timing, out)
@@ -210,8 +209,8 @@ def format_generate_summary(s: GenerateSummary) -> str:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.datagen import generate
     from polysnipe.runners import inputs
+    from polysnipe.tools.datagen import generate
 
     summary = generate(
         inputs.output_dir(args.out, "--out"),
@@ -324,7 +323,7 @@ async def _check_venue(clob_url: str, ws_url: str) -> None:
 def _paper(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.logging import logging_to_file
-    from polysnipe.runners.paper import run_paper
+    from polysnipe.runners.paper import VenueUnreachable, run_paper
     from polysnipe.runners.summary import print_summary
 
     resolved = _resolve(args)
@@ -338,28 +337,35 @@ def _paper(args: argparse.Namespace) -> int:
     clob_url = args.clob_url or settings.clob_url
     ws_url = args.ws_url or settings.clob_ws_url.rstrip("/") + "/market"
     asyncio.run(_check_venue(clob_url, ws_url))
-    with logging_to_file(out / "run.log", level=args.log_level):
-        result = asyncio.run(
-            run_paper(
-                markets=markets,
-                config=resolved.config,
-                clob_url=clob_url,
-                market_ws_url=ws_url,
-                duration_s=args.duration_s,
-                out_dir=out,
-                token_ids=args.tokens,
+    try:
+        with logging_to_file(out / "run.log", level=args.log_level):
+            result = asyncio.run(
+                run_paper(
+                    markets=markets,
+                    config=resolved.config,
+                    clob_url=clob_url,
+                    market_ws_url=ws_url,
+                    duration_s=args.duration_s,
+                    out_dir=out,
+                    token_ids=args.tokens,
+                )
             )
-        )
-    timing = {"events_per_s": 0, "decision_compute_us": {"p50": 0.0, "p99": 0.0}}
-    print_summary(result.report, timing, out)
+    except VenueUnreachable as exc:  # it answered the check above, then went away
+        raise UnreachableService(f"{exc}; check --clob-url or POLYSNIPE_CLOB_URL") from None
+    print_summary(result.report, result.timing, out, title="polysnipe paper")
     return 0
 
 
 def _sim_clob(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.sim.clob_state import ClobSimConfig, parse_balances
+    from polysnipe.adapters.sim.clob import ClobSimConfig
+    from polysnipe.adapters.sim.clob.accounts import parse_balances
     from polysnipe.runners import inputs
-    from polysnipe.runners.sim_clob import serve
+    from polysnipe.runners.sim_clob import AdminExposed, admin_token_for, serve
 
+    try:
+        admin_token_for(args.host, os.environ)
+    except AdminExposed as exc:
+        raise UsageError(str(exc)) from None
     inputs.read_markets_file(args.markets, "--markets")
     if args.events:
         inputs.require_file(args.events, "--events")

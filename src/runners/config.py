@@ -79,6 +79,7 @@ __all__ = [
     "TreasuryConfig",
     "VenueConfig",
     "WalletConfig",
+    "as_sections",
     "check_config_file",
     "load_config",
     "load_settings",
@@ -588,6 +589,12 @@ class EngineConfig:
     venue: VenueConfig = attrs.field(factory=VenueConfig, metadata=subsection())
     outputs: OutputsConfig = attrs.field(factory=OutputsConfig, metadata=subsection())
     connections: Settings = attrs.field(factory=Settings, metadata=subsection())
+
+
+def as_sections(config: EngineConfig) -> dict[str, Any]:
+    """What a container's `config.from_dict` takes: one typed section (or value) per top-level key,
+    so each provider hands its section to its conversion in core_objects."""
+    return {f.name: getattr(config, f.name) for f in attrs.fields(EngineConfig)}
 
 
 # -- loading -------------------------------------------------------------------------------------

@@ -1,30 +1,38 @@
-"""Dependency-injector containers, in layers (STYLE.md): Core (config, clock, rng), Gateways (one
-singleton per outside system), Services (engine pieces), and compositions per runner that differ only
-in the gateways they choose. Factories never open sockets.
+"""Dependency-injector containers, in layers (STYLE.md): Core (config, rng), Gateways (one singleton
+per outside system), Services (engine pieces), and the three compositions -- Backtest, Paper, Live --
+that differ only in the gateways they choose: input source, execution port, market-event sink,
+journal and clock. All three build the same EngineLoop (runners/loop.py). Factories never open
+sockets; the runners start what needs starting.
 
-The config is the typed `EngineConfig` (runners/config.py), checked when it was loaded; its sections
-become core objects through `runners/core_objects.py`, the one place that maps settings to the core.
+The engine config is the typed `EngineConfig` (runners/config.py), checked when it was loaded and
+handed to a container as `config.from_dict(as_sections(config))`: one typed section per key. The
+sections become core objects through `runners/core_objects.py`, the one place that maps settings to
+the core.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from typing import Any
 
-import attrs
 from dependency_injector import containers, providers
 
-from polysnipe.adapters.sim.clock import EventClock
+from polysnipe.adapters.clock import EventClock, WallClock
+from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.sim.execution import SimExecution
+from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.adapters.sim.venue import SimVenue
 from polysnipe.core.evaluators import Evaluators
-from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.market import MarketRegistry
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.pipeline import EngineState, build_state
 from polysnipe.core.risk import RiskGatekeeper
+from polysnipe.core.state import EngineState, build_state
 from polysnipe.runners import core_objects as to_core
-from polysnipe.runners.config import EngineConfig, WalletConfig
+from polysnipe.runners.config import OutputsConfig, WalletConfig
+from polysnipe.runners.loop import EngineLoop
 
-__all__ = ["BacktestContainer", "build_backtest_engine"]
+__all__ = ["Backtest", "ClobGateways", "Live", "Paper"]
 
 
 def _wallet_chooser(wallets: Mapping[str, WalletConfig]) -> Callable[[Opportunity], str]:
@@ -41,7 +49,6 @@ def _wallet_chooser(wallets: Mapping[str, WalletConfig]) -> Callable[[Opportunit
 
 class Core(containers.DeclarativeContainer):
     config = providers.Configuration()
-    clock = providers.Singleton(EventClock)
     #: the engine and the venue draw from separate seeded streams, so venue realism settings never
     #: change the engine's own choices (iceberg jitter) for the same seed
     engine_rng = providers.Singleton(random.Random, config.seed)
@@ -49,6 +56,8 @@ class Core(containers.DeclarativeContainer):
 
 
 class SimGateways(containers.DeclarativeContainer):
+    """The simulated venue as execution port and market-event sink (backtest and paper)."""
+
     config = providers.Configuration()
     core = providers.DependenciesContainer()
     registry = providers.Dependency(instance_of=MarketRegistry)
@@ -61,6 +70,54 @@ class SimGateways(containers.DeclarativeContainer):
         core.venue_rng,
         providers.Callable(to_core.venue_balances, config.wallets),
     )
+    execution = providers.Singleton(SimExecution, venue)
+
+
+def _clob_adapters(
+    settings: Mapping[str, Any],
+    clock: WallClock,
+    rng: random.Random,
+    inbox: Inbox,
+    registry: MarketRegistry,
+    secrets: Any,
+    transport: Any,
+    connect: Any,
+) -> Any:
+    from polysnipe.adapters.clob.factory import build_clob_adapters
+
+    return build_clob_adapters(
+        settings,
+        clock=clock,
+        rng=rng,
+        alert=lambda alert: inbox.push((alert,)),
+        market_sink=inbox.push,
+        user_sink=inbox.push,
+        condition_ids=[m.condition_id for m in registry],
+        registry=registry,
+        secrets=secrets,
+        transport=transport,
+        connect=connect,
+    )
+
+
+class ClobGateways(containers.DeclarativeContainer):
+    """Polymarket's CLOB: REST execution (also the sink: it follows tick sizes), both channels into
+    the inbox. Secrets come from the environment inside the CLOB factory."""
+
+    clob = providers.Dependency(instance_of=dict)
+    core = providers.DependenciesContainer()
+    registry = providers.Dependency(instance_of=MarketRegistry)
+    clock: providers.Dependency[Any] = providers.Dependency()
+    inbox = providers.Dependency(instance_of=Inbox)
+    #: the signing key and L2 credentials (runners/live.py resolves them from the environment)
+    secrets: providers.Dependency[Any] = providers.Dependency()
+    #: tests override these with an ASGI transport and an in-process WebSocket connector
+    transport: providers.Object[Any] = providers.Object(None)
+    connect: providers.Object[Any] = providers.Object(None)
+    adapters = providers.Singleton(
+        _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect
+    )
+    execution = providers.Callable(lambda adapters: adapters.execution, adapters)
 
 
 class Services(containers.DeclarativeContainer):
@@ -87,18 +144,72 @@ class Services(containers.DeclarativeContainer):
     )
 
 
-class BacktestContainer(containers.DeclarativeContainer):
-    """Backtest composition: simulated venue, in-process bus and journal; no servers."""
+def _loop(
+    engine: EngineState,
+    source: Any,
+    execution: Any,
+    journal: Any,
+    clock: Any,
+    outputs: OutputsConfig,
+) -> EngineLoop:
+    return EngineLoop(
+        engine,
+        source=source,
+        execution=execution,
+        sink=execution,
+        journal=journal,
+        clock=clock,
+        equity_sample_ms=outputs.equity_sample_ms,
+    )
+
+
+class Backtest(containers.DeclarativeContainer):
+    """A recording replayed against the simulated venue on event time; memory journal; no servers."""
+
+    config = providers.Configuration()
+    registry = providers.Dependency(instance_of=MarketRegistry)
+    source: providers.Dependency[Any] = providers.Dependency()
+    core = providers.Container(Core, config=config)
+    gateways = providers.Container(SimGateways, config=config, core=core, registry=registry)
+    services = providers.Container(Services, config=config, core=core, registry=registry)
+    clock = providers.Singleton(EventClock)
+    journal = providers.Singleton(MemoryJournal)
+    loop = providers.Singleton(
+        _loop, services.engine, source, gateways.execution, journal, clock, config.outputs
+    )
+
+
+class Paper(containers.DeclarativeContainer):
+    """Live market data into the inbox, fills from the simulated venue on the wall clock."""
 
     config = providers.Configuration()
     registry = providers.Dependency(instance_of=MarketRegistry)
     core = providers.Container(Core, config=config)
     gateways = providers.Container(SimGateways, config=config, core=core, registry=registry)
     services = providers.Container(Services, config=config, core=core, registry=registry)
+    clock = providers.Singleton(WallClock)
+    inbox = providers.Singleton(Inbox)
+    journal = providers.Singleton(MemoryJournal)
+    loop = providers.Singleton(
+        _loop, services.engine, inbox, gateways.execution, journal, clock, config.outputs
+    )
 
 
-def build_backtest_engine(config: EngineConfig, markets: Sequence[Market]) -> tuple[EngineState, SimVenue]:
-    container = BacktestContainer(registry=providers.Object(MarketRegistry.of(markets)))
-    # one entry per section: the providers hand each typed section to its conversion
-    container.config.from_dict({f.name: getattr(config, f.name) for f in attrs.fields(EngineConfig)})
-    return container.services.engine(), container.gateways.venue()
+class Live(containers.DeclarativeContainer):
+    """Live market data and the CLOB: signed orders over REST, fills from the user channel."""
+
+    config = providers.Configuration()
+    registry = providers.Dependency(instance_of=MarketRegistry)
+    clob = providers.Dependency(instance_of=dict)
+    secrets: providers.Dependency[Any] = providers.Dependency()
+    core = providers.Container(Core, config=config)
+    clock = providers.Singleton(WallClock)
+    inbox = providers.Singleton(Inbox)
+    journal = providers.Singleton(MemoryJournal)
+    gateways = providers.Container(
+        ClobGateways, clob=clob, core=core, registry=registry, clock=clock, inbox=inbox, secrets=secrets
+    )
+    services = providers.Container(Services, config=config, core=core, registry=registry)
+    loop = providers.Singleton(
+        _loop, services.engine, inbox, gateways.execution, journal, clock, config.outputs
+    )

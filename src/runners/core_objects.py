@@ -28,7 +28,8 @@ from polysnipe.adapters.sim.models import (
 )
 from polysnipe.core.evaluators import EvaluatorParams
 from polysnipe.core.messages import OrderType
-from polysnipe.core.risk import RiskPolicy, RiskState, TreasuryPolicy, WalletState
+from polysnipe.core.portfolio import Portfolio
+from polysnipe.core.risk import RiskPolicy, RiskState, TreasuryPolicy
 from polysnipe.core.routing import Iceberg, ImmediateAggressive, PassivePosting, Router, RoutingPolicy
 from polysnipe.core.signals import (
     LiquidityVacuum,
@@ -241,9 +242,7 @@ def risk_policy(c: RiskConfig) -> RiskPolicy:
 
 
 def risk_state(wallets: Mapping[str, WalletConfig]) -> RiskState:
-    return RiskState(
-        wallets={w: WalletState(balance_usdc_micro=c.balance_usdc_micro) for w, c in wallets.items()}
-    )
+    return RiskState(Portfolio.of(venue_balances(wallets)))
 
 
 def venue_balances(wallets: Mapping[str, WalletConfig]) -> dict[str, int]:

@@ -15,9 +15,18 @@ from typing import Any
 
 import attrs
 
-from polysnipe.core.units import MICRO, format_micro
+from polysnipe.core.units import MICRO
 
-__all__ = ["EquityPoint", "Label", "percentile", "score_labels", "slippage_bps", "write_chart", "write_json"]
+__all__ = [
+    "EquityPoint",
+    "Label",
+    "percentile",
+    "read_labels",
+    "score_labels",
+    "slippage_bps",
+    "write_chart",
+    "write_json",
+]
 
 
 @attrs.frozen(slots=True)
@@ -153,5 +162,24 @@ def write_chart(path: Path, points: Sequence[EquityPoint], *, title: str) -> Non
     plt.close(fig)
 
 
-def usdc(micro: int) -> str:
-    return format_micro(micro)
+def read_labels(path: Path) -> list[Label]:
+    """Planted inefficiencies (labels.jsonl of `polysnipe generate`) to score a run against."""
+    from polysnipe.core.units import parse_micro
+
+    labels = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        labels.append(
+            Label(
+                d["kind"],
+                d["token_id"],
+                d.get("market", ""),
+                int(d["start_ms"]),
+                int(d["end_ms"]),
+                parse_micro(str(d.get("edge", "0"))),
+                d.get("note", ""),
+            )
+        )
+    return labels

@@ -15,9 +15,12 @@ def _kv(d: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items()) or "-"
 
 
-def print_summary(report: dict[str, Any], timing: dict[str, Any], out_dir: Path) -> None:
+def print_summary(
+    report: dict[str, Any], timing: dict[str, Any], out_dir: Path, *, title: str = "polysnipe backtest"
+) -> None:
+    """The run's figures as a table; speed only where the run measured it (a replay, not a paper run)."""
     console = Console(soft_wrap=True)
-    t = Table(title="polysnipe backtest", show_header=False, title_justify="left")
+    t = Table(title=title, show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     ev = report["events"]
@@ -47,9 +50,12 @@ def print_summary(report: dict[str, Any], timing: dict[str, Any], out_dir: Path)
             f"caught {lb['caught']}, missed {lb['missed']}, false positives "
             f"{lb['false_positives']} (recall {lb['recall']:.0%})",
         )
-    dc = timing["decision_compute_us"]
-    t.add_row(
-        "speed", f"{timing['events_per_s']:,} events/s; decision p50 {dc['p50']} us, p99 {dc['p99']} us"
-    )
+    dc = timing.get("decision_compute_us")
+    if dc is not None:
+        t.add_row(
+            "speed", f"{timing['events_per_s']:,} events/s; decision p50 {dc['p50']} us, p99 {dc['p99']} us"
+        )
+    elif "duration_s" in timing:
+        t.add_row("ran", f"{timing['duration_s']} s, {timing['events']} events")
     t.add_row("outputs", f"{out_dir}/report.json, opportunities.jsonl, equity.png, timing.json, run.log")
     console.print(t)

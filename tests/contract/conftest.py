@@ -8,11 +8,16 @@ them in another place.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 __all__ = ["shared_data_dir"]
+
+DSN = os.environ.get("POLYSNIPE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
 
 
 def shared_data_dir() -> Path:
@@ -29,3 +34,19 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"recorded data not found at {path}; set POLYSNIPE_SHARED_DATA to its directory")
     return path
+
+
+@pytest.fixture
+def db() -> Iterator[tuple[psycopg.Connection, str]]:
+    """A connection and a schema of its own for this test (dropped afterwards), on the real Postgres."""
+    run = os.environ.get("POLYSNIPE_TEST_RUN_ID", "local")
+    schema = f"t_{run}_{os.getpid()}_{next(_schemas)}".lower()
+    with psycopg.connect(DSN, autocommit=True) as c:
+        c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        try:
+            yield c, schema
+        finally:
+            c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+_schemas = iter(range(1_000_000))

@@ -35,7 +35,7 @@ from py_clob_client_v2.clob_types import (
 from py_clob_client_v2.exceptions import PolyApiException
 from websockets.sync.client import connect
 
-from polysnipe.adapters.sim.clob_state import ClobSimConfig
+from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.sim_clob import start_in_thread
 
 KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -126,6 +126,17 @@ def book_frame(asset: str, bids: list[tuple[str, str]], asks: list[tuple[str, st
         "bids": [{"price": p, "size": s} for p, s in bids],
         "asks": [{"price": p, "size": s} for p, s in asks],
     }
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll `condition` until it holds; False if it never did within `timeout_s` (a safety bound,
+    not a timing assertion: the condition normally holds long before)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def venue_error(call: Callable[[], Any]) -> tuple[int | None, Any]:
@@ -365,8 +376,8 @@ def test_heartbeats_chain_and_their_absence_cancels_orders(server: Server) -> No
     )
     alice.create_and_post_order(OrderArgsV2(token_id=YES, price=0.40, size=10, side="BUY"))
     assert 1 == len(alice.get_open_orders())
-    time.sleep(0.6)  # FAST cancels 400 ms after the last good heartbeat
-    assert [] == alice.get_open_orders()
+    # FAST cancels 400 ms after the last good heartbeat
+    assert wait_until(lambda: not alice.get_open_orders()), "orders outlived the heartbeat timeout"
 
 
 def test_faults_rate_limits_and_version_bumps(server: Server) -> None:

@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from polysnipe.adapters.files import read_markets
-from polysnipe.adapters.sim.clob_state import ClobSimConfig
-from polysnipe.adapters.sim.datagen import generate
+from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.config import load_config
 from polysnipe.runners.paper import run_paper
 from polysnipe.runners.sim_clob import start_in_thread
+from polysnipe.tools.datagen import generate
 
 
 @pytest.fixture(scope="module")

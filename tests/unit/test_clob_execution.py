@@ -273,7 +273,7 @@ class Harness:
             **kwargs,
         )
         # a known, fresh tick: most tests are not about tick refreshes
-        self.execution.observe_event(TickSizeChange(self.clock.ms, TOKEN, MARKET, 10_000, 10_000))
+        self.execution.on_market_event(TickSizeChange(self.clock.ms, TOKEN, MARKET, 10_000, 10_000))
 
 
 def order(n: int = 0, **changes: Any) -> OrderRequest:
@@ -530,10 +530,10 @@ def test_order_math_errors_are_rejections_not_exceptions() -> None:
 def test_tick_change_is_revalidated_before_signing() -> None:
     h = Harness()
     # finer tick: a 0.50 price is still valid, the order is signed with the venue's rounding
-    h.execution.observe_event(TickSizeChange(h.clock.ms, TOKEN, MARKET, 10_000, 1_000))
+    h.execution.on_market_event(TickSizeChange(h.clock.ms, TOKEN, MARKET, 10_000, 1_000))
     assert ["OrderAccepted"] == kinds(run(h.execution.submit(order(1))))
     # coarser tick: 0.55 is off the new 0.1 grid -> refused before signing
-    h.execution.observe_event(TickSizeChange(h.clock.ms, TOKEN, MARKET, 1_000, 100_000))
+    h.execution.on_market_event(TickSizeChange(h.clock.ms, TOKEN, MARKET, 1_000, 100_000))
     (report,) = run(h.execution.submit(order(2, price=550_000)))
     assert isinstance(report, OrderRejected)
     assert "tick_size_changed" == report.reason
@@ -878,8 +878,7 @@ class SimHarness:
     """Our client and execution talking to the simulator's ASGI app; faults set on its state."""
 
     def __init__(self, **kwargs: Any) -> None:
-        from polysnipe.adapters.sim.clob_app import create_app
-        from polysnipe.adapters.sim.clob_state import Balances, ClobSimState
+        from polysnipe.adapters.sim.clob import Balances, ClobSimState, create_app
         from polysnipe.core.market import Market
 
         self.clock = FakeClock()
@@ -909,10 +908,10 @@ class SimHarness:
             sleep=self.sleep,
             **kwargs,
         )
-        self.execution.observe_event(TickSizeChange(self.clock.ms, TOKEN, MARKET, 10_000, 10_000))
+        self.execution.on_market_event(TickSizeChange(self.clock.ms, TOKEN, MARKET, 10_000, 10_000))
 
     async def sleep(self, seconds: float) -> None:
-        from polysnipe.adapters.sim.clob_state import Faults
+        from polysnipe.adapters.sim.clob import Faults
 
         self.waits.append(seconds)
         self.clock.ms += int(seconds * 1000)
@@ -920,7 +919,7 @@ class SimHarness:
             self.state.faults = Faults()
 
     def fault(self, **fields: Any) -> None:
-        from polysnipe.adapters.sim.clob_state import Faults
+        from polysnipe.adapters.sim.clob import Faults
 
         self.state.faults = Faults.from_json(fields)
 
@@ -1070,7 +1069,7 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
             transport=venue.transport(),
         )
         assert not venue.requests  # building opened nothing
-        adapters.execution.observe_event(TickSizeChange(T0_MS, TOKEN, MARKET, 10_000, 10_000))
+        adapters.execution.on_market_event(TickSizeChange(T0_MS, TOKEN, MARKET, 10_000, 10_000))
         assert ["OrderAccepted"] == kinds(await adapters.execution.submit(order()))
         assert 1 == adapters.index.resting_count  # the heartbeat now has a reason to beat
         assert await adapters.heartbeat.beat()

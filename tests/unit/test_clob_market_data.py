@@ -638,7 +638,7 @@ def serve_sim(state: Any) -> tuple[int, Callable[[], None]]:
 
     import uvicorn
 
-    from polysnipe.adapters.sim.clob_app import create_app
+    from polysnipe.adapters.sim.clob import create_app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -667,7 +667,7 @@ def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
     from polysnipe.adapters.clob.config import ClobConfig
     from polysnipe.adapters.clob.execution import ClobExecution
     from polysnipe.adapters.clob.signing import OrderSigner
-    from polysnipe.adapters.sim.clob_state import Balances, ClobSimConfig, ClobSimState
+    from polysnipe.adapters.sim.clob import Balances, ClobSimConfig, ClobSimState
     from polysnipe.core.market import Market
     from polysnipe.core.messages import OrderRequest, OrderType
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from polysnipe.adapters.sim.datagen import KINDS, START_MS, GenerateSummary, generate
 from polysnipe.core.units import ONE, parse_micro
+from polysnipe.tools.datagen import KINDS, START_MS, GenerateSummary, generate
 
 SEED = 11
 DURATION_S = 120

@@ -8,17 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polysnipe.core.book import BookState
-from polysnipe.core.events import BookSnapshot, Level, Side
+from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
 from polysnipe.core.market import Market
 from polysnipe.core.messages import Liquidity, OrderFilled, OrderRequest, OrderType
+from polysnipe.core.portfolio import DAY_MS, Portfolio, WalletState
 from polysnipe.core.risk import (
-    DAY_MS,
     RiskDecision,
     RiskGatekeeper,
     RiskPolicy,
     RiskState,
     TreasuryPolicy,
-    WalletState,
     max_size_within,
 )
 from polysnipe.core.units import MICRO, notional
@@ -53,7 +52,23 @@ def _book(token: str = YES, ts_ms: int = NOW) -> BookState:
 
 
 def _state(balance: int = 1_000 * MICRO, **wallet: Any) -> RiskState:
-    return RiskState(wallets={W: WalletState(balance_usdc_micro=balance, **wallet)})
+    return RiskState(Portfolio({W: WalletState(balance_usdc_micro=balance, **wallet)}))
+
+
+class _Marks:
+    """A market view holding only last trades: the marking rule then marks at the last trade."""
+
+    def __init__(self) -> None:
+        self.trades: dict[str, LastTrade] = {}
+
+    def set(self, token: str, price: int) -> None:
+        self.trades[token] = LastTrade(NOW, token, "0xc", price, MICRO, Side.BUY)
+
+    def book(self, token_id: str) -> BookState | None:
+        return None
+
+    def last_trade(self, token_id: str) -> LastTrade | None:
+        return self.trades.get(token_id)
 
 
 _seq = iter(range(10**9))
@@ -251,20 +266,23 @@ def test_rate_limit_is_a_sliding_window() -> None:
 def test_daily_loss_from_realized_and_unrealized() -> None:
     gk = RiskGatekeeper(_policy())
     state = _state(positions={YES: 200 * MICRO}, cost={YES: 100 * MICRO})
-    state.mark(YES, 260_000)  # worth 52: unrealized -48
+    marks = _Marks()
+    state.portfolio.marks = marks
+    assert not gk.breaches_daily_loss(state, NOW)  # unmarked: valued at cost
+    marks.set(YES, 260_000)  # worth 52: unrealized -48
     assert not gk.breaches_daily_loss(state, NOW)
     sell = _order(size=100 * MICRO, price=200_000, side=Side.SELL)
     state.on_submitted(sell, NOW)
     state.on_fill(sell.order_id, _fill(sell, 100 * MICRO))  # realized 20 - 50 = -30
-    assert -30 * MICRO == state.realized_today(NOW)
-    assert -30 * MICRO + (26 - 50) * MICRO == state.realized_today(NOW) + state.unrealized_pnl()
+    assert -30 * MICRO == state.portfolio.realized_today(NOW)
+    assert -30 * MICRO + (26 - 50) * MICRO == state.daily_pnl(NOW)
     assert gk.breaches_daily_loss(state, NOW)
     assert ("daily_loss",) == gk.check(_order(), state, MARKET, _book(), NOW).reasons
     # exits stay possible: a SELL is not stopped by the daily loss (kill switches stop those)
     assert "approve" == gk.check(_order(size=50 * MICRO, side=Side.SELL), state, MARKET, _book(), NOW).outcome
     # the next day starts with no realized loss
     tomorrow = (NOW // DAY_MS + 1) * DAY_MS
-    assert 0 == state.realized_today(tomorrow)
+    assert 0 == state.portfolio.realized_today(tomorrow)
     assert not gk.breaches_daily_loss(state, tomorrow)
 
 
@@ -273,7 +291,7 @@ def test_free_balance_honours_the_treasury_floor_and_utilization() -> None:
         treasury=TreasuryPolicy(min_free_balance_usdc_micro=95 * MICRO),
         treasury_by_wallet={"0xw2": TreasuryPolicy(max_utilization_bps=1_000)},
     )
-    state = RiskState(wallets={W: WalletState(100 * MICRO), "0xw2": WalletState(100 * MICRO)})
+    state = RiskState(Portfolio.of({W: 100 * MICRO, "0xw2": 100 * MICRO}))
     assert RiskDecision("resize", 10 * MICRO, ("free_balance",)) == _check(
         _order(size=40 * MICRO), state, policy
     )
@@ -325,13 +343,13 @@ def test_buy_fill_pays_usdc_and_receives_shares_net_of_fee() -> None:
     state = _state(balance=100 * MICRO)
     order = _order(size=20 * MICRO, price=500_000)
     state.on_submitted(order, NOW)
-    wallet = state.wallets[W]
-    assert 10 * MICRO == wallet.reserved_usdc_micro
+    wallet = state.portfolio.wallets[W]
+    assert 10 * MICRO == state.reserved_usdc[W]
     state.on_fill(order.order_id, _fill(order, 8 * MICRO, price=490_000, fee_shares=100_000))
     assert 100 * MICRO - 3_920_000 == wallet.balance_usdc_micro
     assert 7_900_000 == wallet.positions[YES]
     assert 3_920_000 == wallet.cost[YES]
-    assert 6 * MICRO == wallet.reserved_usdc_micro  # notional of the 12 shares left
+    assert 6 * MICRO == state.reserved_usdc[W]  # notional of the 12 shares left
     assert 6 * MICRO + 3_920_000 == state.exposure(YES)
 
 
@@ -340,13 +358,14 @@ def test_sell_fill_realizes_pnl_against_average_cost() -> None:
     order = _order(size=50 * MICRO, price=600_000, side=Side.SELL)
     state.on_submitted(order, NOW)
     state.on_fill(order.order_id, _fill(order, 50 * MICRO, fee_usdc=300_000))
-    wallet = state.wallets[W]
+    wallet = state.portfolio.wallets[W]
     assert 30 * MICRO - 300_000 == wallet.balance_usdc_micro
     assert 50 * MICRO == wallet.positions[YES]
     assert 20 * MICRO == wallet.cost[YES]
-    assert 10 * MICRO - 300_000 == state.realized_pnl_usdc_micro
+    assert 10 * MICRO - 300_000 == state.portfolio.realized_today(NOW)
+    assert {"spread": 10 * MICRO - 300_000} == state.portfolio.realized_by_strategy
     assert order.order_id not in state.open_orders  # a full fill closes it
-    assert {} == wallet.reserved_shares
+    assert {} == state.reserved_shares
 
 
 def test_selling_everything_clears_the_position() -> None:
@@ -354,8 +373,8 @@ def test_selling_everything_clears_the_position() -> None:
     order = _order(size=10 * MICRO, side=Side.SELL)
     state.on_submitted(order, NOW)
     state.on_fill(order.order_id, _fill(order, 10 * MICRO))
-    assert {} == state.wallets[W].positions
-    assert {} == state.wallets[W].cost
+    assert {} == state.portfolio.wallets[W].positions
+    assert {} == state.portfolio.wallets[W].cost
 
 
 def test_close_releases_the_rest_and_is_idempotent() -> None:
@@ -363,13 +382,13 @@ def test_close_releases_the_rest_and_is_idempotent() -> None:
     order = _order(size=20 * MICRO)
     state.on_submitted(order, NOW)
     state.on_submitted(order, NOW)  # a retried submission reserves once
-    assert 10 * MICRO == state.wallets[W].reserved_usdc_micro
+    assert 10 * MICRO == state.reserved_usdc[W]
     assert 1 == len(state.order_times)
     state.on_fill(order.order_id, _fill(order, 5 * MICRO))
     state.on_order_closed(order.order_id)
     state.on_order_closed(order.order_id)
     state.on_order_closed("never-seen")
-    assert 0 == state.wallets[W].reserved_usdc_micro
+    assert {} == state.reserved_usdc
     assert {} == state.reserved_by_token
     assert {} == state.open_orders
 
@@ -380,15 +399,15 @@ def test_fill_racing_a_cancel_still_counts() -> None:
     state.on_submitted(order, NOW)
     state.on_order_closed(order.order_id)
     state.on_fill(order.order_id, _fill(order, 4 * MICRO))
-    assert 98 * MICRO == state.wallets[W].balance_usdc_micro
-    assert 4 * MICRO == state.wallets[W].positions[YES]
-    assert 0 == state.wallets[W].reserved_usdc_micro
+    assert 98 * MICRO == state.portfolio.wallets[W].balance_usdc_micro
+    assert 4 * MICRO == state.portfolio.wallets[W].positions[YES]
+    assert {} == state.reserved_usdc
     with pytest.raises(KeyError):
         state.on_fill("never-seen", _fill(order, 1))
 
 
 def test_closed_memory_is_bounded() -> None:
-    state = RiskState(wallets={W: WalletState(MICRO)}, closed_memory=2)
+    state = RiskState(Portfolio.of({W: MICRO}), closed_memory=2)
     orders = [_order(size=MICRO, price=10_000) for _ in range(3)]
     for o in orders:
         state.on_submitted(o, NOW)
@@ -398,7 +417,7 @@ def test_closed_memory_is_bounded() -> None:
 
 def test_holds_and_size_step_helpers() -> None:
     state = _state(positions={YES: MICRO}, cost={YES: 1})
-    assert (True, False) == (state.holds(YES), state.holds(NO))
+    assert (True, False) == (state.portfolio.holds(YES), state.portfolio.holds(NO))
     assert 10_000 == RiskGatekeeper(_policy()).size_step
 
 
@@ -484,7 +503,9 @@ def test_approved_orders_never_breach_a_limit(
     policy: RiskPolicy, w1: WalletState, w2: WalletState, steps: list[tuple[Any, ...]]
 ) -> None:
     gk = RiskGatekeeper(policy)
-    state = RiskState(wallets={W: w1, "0xw2": w2})
+    state = RiskState(Portfolio({W: w1, "0xw2": w2}))
+    marks = _Marks()
+    state.portfolio.marks = marks
     submitted: list[OrderRequest] = []
     now = NOW
     for step in steps:
@@ -510,7 +531,7 @@ def test_approved_orders_never_breach_a_limit(
             exposure_before = {t: state.exposure(t) for t in (YES, NO)}
             state.on_submitted(order, now)
             submitted.append(order)
-            acct = state.wallets[wallet]
+            acct = state.portfolio.wallets[wallet]
             treasury = policy.treasury_for(wallet)
             assert notional(price, approved) <= policy.max_order_notional_usdc_micro
             assert len(state.open_orders) <= policy.max_open_orders
@@ -518,14 +539,14 @@ def test_approved_orders_never_breach_a_limit(
             if side is Side.BUY:
                 assert state.exposure(token) <= policy.max_outcome_exposure_usdc_micro
                 assert state.exposure(YES) + state.exposure(NO) <= policy.max_market_exposure_usdc_micro
-                assert acct.free_usdc(treasury) >= 0
+                assert state.free_usdc(wallet, treasury) >= 0
                 assert (
-                    acct.reserved_usdc_micro * 10_000
+                    state.reserved_usdc.get(wallet, 0) * 10_000
                     <= acct.balance_usdc_micro * treasury.max_utilization_bps
                 )
             else:
                 assert exposure_before == {t: state.exposure(t) for t in (YES, NO)}
-                assert acct.available_shares(token) >= 0
+                assert state.available_shares(wallet, token) >= 0
         elif kind == "fill" and submitted:
             _, idx, pct, fee = step
             order = submitted[idx % len(submitted)]
@@ -538,26 +559,26 @@ def test_approved_orders_never_breach_a_limit(
                 fill = _fill(order, fill_size, price=max(order.price - fee * 10_000, 10_000), fee_shares=fee)
             else:
                 fill = _fill(order, fill_size, price=min(order.price + fee * 10_000, 990_000), fee_usdc=fee)
-            acct = state.wallets[order.wallet]
-            free_before = acct.free_usdc(policy.treasury_for(order.wallet))
+            treasury = policy.treasury_for(order.wallet)
+            free_before = state.free_usdc(order.wallet, treasury)
             token_exposure_before = state.exposure(order.token_id)
             state.on_fill(order.order_id, fill)
             # a fill spends at most what it had reserved, so it never eats into the free balance
-            assert acct.free_usdc(policy.treasury_for(order.wallet)) >= free_before
+            assert state.free_usdc(order.wallet, treasury) >= free_before
             assert state.exposure(order.token_id) <= token_exposure_before
-            assert acct.available_shares(order.token_id) >= 0 or order.side is Side.BUY
+            assert state.available_shares(order.wallet, order.token_id) >= 0 or order.side is Side.BUY
         elif kind == "close" and submitted:
             state.on_order_closed(submitted[step[1] % len(submitted)].order_id)
         elif kind == "wait":
             now += step[1]
         elif kind == "mark":
-            state.mark(step[1], step[2])
+            marks.set(step[1], step[2])
         elif kind == "kill":
             (state.engage if step[2] else state.release)(step[1])
         # reservations always equal what the open orders still hold
-        for name, acct in state.wallets.items():
+        for name in state.portfolio.wallets:
             mine = [o for o in state.open_orders.values() if o.wallet == name]
-            assert sum(o.reserved_usdc_micro for o in mine) == acct.reserved_usdc_micro
+            assert sum(o.reserved_usdc_micro for o in mine) == state.reserved_usdc.get(name, 0)
             for o in mine:
                 assert o.reserved_usdc_micro == (notional(o.price, o.remaining) if o.side is Side.BUY else 0)
         assert all(v > 0 for v in state.reserved_by_token.values())

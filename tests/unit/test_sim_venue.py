@@ -9,8 +9,11 @@ from hypothesis import strategies as st
 
 from polysnipe.adapters.sim import (
     VENUE_ERRORS,
+    BookView,
     ConstantLatency,
     JitteredLatency,
+    Ledger,
+    MatchingEngine,
     PolymarketFeeModel,
     PowerProbQueueModel,
     QueueModel,
@@ -18,7 +21,10 @@ from polysnipe.adapters.sim import (
     RiskAverseQueueModel,
     SimVenue,
     SimVenueConfig,
+    Trade,
+    TradeSide,
 )
+from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.core.events import (
     BookDelta,
     BookSnapshot,
@@ -529,8 +535,8 @@ def test_no_book_at_all_has_nothing_to_match() -> None:
 
 # -- latency and determinism ---------------------------------------------------------------------
 def test_venue_is_an_execution_port() -> None:
-    port: ExecutionPort = make_venue()
-    assert [] == port.poll(0)
+    port: ExecutionPort = SimExecution(make_venue())
+    assert [] == port.due(0)
 
 
 def test_order_is_matched_against_the_book_at_arrival_not_at_submit() -> None:
@@ -1108,3 +1114,269 @@ def test_multi_owner_streams_conserve_collateral_and_never_self_trade(
     for order_id, total in filled.items():
         if reqs[order_id].order_type is OrderType.FOK:
             assert total == reqs[order_id].size
+
+
+# -- trade records: who traded with whom -----------------------------------------------------------
+def make_engine(fee_rate: int = 0) -> MatchingEngine:
+    return MatchingEngine(
+        MarketRegistry.of([market(fee_rate)]),
+        RiskAverseQueueModel(),
+        PolymarketFeeModel(),
+        Ledger(),
+        record_trades=True,
+    )
+
+
+def place(
+    engine: MatchingEngine, req: OrderRequest, now: int = 0
+) -> tuple[list[ExecutionReport], list[Trade]]:
+    engine.place(req, now)
+    return engine.drain(), engine.drain_trades()
+
+
+Row = tuple[str | None, str, str, Side, int, int]
+
+
+def row(side: TradeSide) -> Row:
+    return (side.order_id, side.wallet, side.token_id, side.side, side.price, side.size // S)
+
+
+def rows(trades: Sequence[Trade]) -> list[tuple[Row, list[Row]]]:
+    return [(row(t.taker), [row(m) for m in t.makers]) for t in trades]
+
+
+def test_taking_displayed_liquidity_is_one_trade_per_level_with_a_replayed_maker() -> None:
+    engine = make_engine()
+    engine.apply(snap(YES, bids=[], asks=[(400_000, 10), (410_000, 10)]))
+    req = order(BUY, 410_000, 15, OrderType.FAK, wallet="bob")
+    reports, trades = place(engine, req)
+    assert [
+        ((req.order_id, "bob", YES, BUY, 400_000, 10), [(None, "", YES, SELL, 400_000, 10)]),
+        ((req.order_id, "bob", YES, BUY, 410_000, 5), [(None, "", YES, SELL, 410_000, 5)]),
+    ] == rows(trades)
+    assert [t.trade_id for t in trades] == [r.trade_id for r in reports if isinstance(r, OrderFilled)]
+    assert [YES, YES] == [t.token_id for t in trades]
+
+
+def test_displayed_liquidity_of_the_complement_is_a_replayed_maker_on_the_other_token() -> None:
+    engine = make_engine()
+    _no_book_only_engine(engine)
+    req = order(BUY, 400_000, 10, OrderType.FAK, wallet="bob")
+    _, trades = place(engine, req)
+    # the YES buyer took a NO bid at 0.60: a mint with an outside NO buyer
+    assert [((req.order_id, "bob", YES, BUY, 400_000, 10), [(None, "", NO, BUY, 600_000, 10)])] == rows(
+        trades
+    )
+
+
+def _no_book_only_engine(engine: MatchingEngine) -> None:
+    engine.apply(snap(NO, bids=[(600_000, 10), (580_000, 10)], asks=[(650_000, 10)]))
+
+
+@pytest.mark.parametrize(
+    ("resting", "taking", "expected"),
+    [
+        # complementary: a buy and a sell of one token
+        (
+            (SELL, YES, 600_000),
+            (BUY, YES, 600_000),
+            ((BUY, YES, 600_000), (SELL, YES, 600_000)),
+        ),
+        # MINT: a YES buy and a NO buy, each at its own price
+        ((BUY, YES, 600_000), (BUY, NO, 400_000), ((BUY, NO, 400_000), (BUY, YES, 600_000))),
+        # MERGE: a YES sell and a NO sell; the NO seller asked 0.50 and gets the pair's other 0.55
+        ((SELL, YES, 450_000), (SELL, NO, 500_000), ((SELL, NO, 550_000), (SELL, YES, 450_000))),
+    ],
+    ids=["complementary", "mint", "merge"],
+)
+def test_a_match_between_orders_names_the_taker_and_the_maker(
+    resting: tuple[Side, str, int], taking: tuple[Side, str, int], expected: tuple[tuple[Side, str, int], ...]
+) -> None:
+    engine = make_engine()
+    _empty_books_engine(engine)
+    maker = order(resting[0], resting[2], 10, token=resting[1], wallet="alice")
+    assert ([], []) == ([r for r in place(engine, maker)[0] if isinstance(r, OrderFilled)], [])
+    taker = order(taking[0], taking[2], 10, OrderType.FAK, token=taking[1], wallet="bob")
+    reports, trades = place(engine, taker)
+    (taker_terms, maker_terms) = expected
+    assert [
+        (
+            (taker.order_id, "bob", taker_terms[1], taker_terms[0], taker_terms[2], 10),
+            [(maker.order_id, "alice", maker_terms[1], maker_terms[0], maker_terms[2], 10)],
+        )
+    ] == rows(trades)
+    (trade,) = trades
+    assert {trade.trade_id} == {r.trade_id for r in reports if isinstance(r, OrderFilled)}
+    assert COND == trade.market
+
+
+def _empty_books_engine(engine: MatchingEngine) -> None:
+    engine.apply(snap(YES, bids=[], asks=[]))
+    engine.apply(snap(NO, bids=[], asks=[]))
+
+
+def test_one_taker_meeting_makers_on_both_outcomes_is_one_trade() -> None:
+    engine = make_engine()
+    _empty_books_engine(engine)
+    sell_yes = order(SELL, 600_000, 5, wallet="alice")
+    buy_no = order(BUY, 400_000, 6, token=NO, wallet="carol")  # also a YES ask at 0.60
+    place(engine, sell_yes)
+    place(engine, buy_no)
+    taker = order(BUY, 600_000, 11, OrderType.FAK, wallet="bob")
+    _, trades = place(engine, taker)
+    assert [
+        (
+            (taker.order_id, "bob", YES, BUY, 600_000, 11),
+            [
+                (sell_yes.order_id, "alice", YES, SELL, 600_000, 5),
+                (buy_no.order_id, "carol", NO, BUY, 400_000, 6),
+            ],
+        )
+    ] == rows(trades)
+
+
+def test_a_replayed_trade_reaching_two_resting_orders_is_one_trade_with_a_replayed_taker() -> None:
+    engine = make_engine()
+    engine.apply(snap(YES, bids=[(390_000, 10)], asks=[(400_000, 10)]))
+    a = order(SELL, 400_000, 5, wallet="alice")
+    c = order(SELL, 400_000, 6, wallet="carol")
+    place(engine, a)
+    place(engine, c)
+    engine.apply(trade(1, 410_000, 20, BUY))  # a buyer trading through 0.40 reaches both
+    fills_ = [r for r in engine.drain() if isinstance(r, OrderFilled)]
+    trades = engine.drain_trades()
+    assert [
+        (
+            (None, "", YES, BUY, 410_000, 11),
+            [(a.order_id, "alice", YES, SELL, 400_000, 5), (c.order_id, "carol", YES, SELL, 400_000, 6)],
+        )
+    ] == rows(trades)
+    assert {trades[0].trade_id} == {f.trade_id for f in fills_}
+
+
+def test_replayed_liquidity_crossing_a_resting_order_is_a_replayed_taker_at_its_price() -> None:
+    engine = make_engine()
+    engine.apply(snap(YES, bids=[(380_000, 10)], asks=[(400_000, 10)]))
+    bid = order(BUY, 390_000, 10, wallet="alice")
+    place(engine, bid)
+    engine.apply(change(1, (YES, SELL, 385_000, 6)))
+    assert [((None, "", YES, SELL, 390_000, 6), [(bid.order_id, "alice", YES, BUY, 390_000, 6)])] == rows(
+        engine.drain_trades()
+    )
+
+
+def test_a_backtest_engine_keeps_no_trade_records() -> None:
+    engine = MatchingEngine(
+        MarketRegistry.of([market()]), RiskAverseQueueModel(), PolymarketFeeModel(), Ledger()
+    )
+    engine.apply(snap(YES, bids=[], asks=[(400_000, 10)]))
+    engine.place(order(BUY, 400_000, 5, OrderType.FAK), 0)
+    assert [OrderAccepted, OrderFilled] == [type(r) for r in engine.drain()]
+    assert [] == engine.drain_trades()
+
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["order", "order", "order", "book", "print", "cancel"]),
+        st.sampled_from(OWNERS),
+        st.sampled_from([YES, NO]),
+        st.sampled_from([BUY, SELL]),
+        st.integers(min_value=40, max_value=60).map(lambda t: t * 10_000),
+        st.integers(min_value=5, max_value=30),
+        st.sampled_from(list(OrderType)),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def _in_terms_of(token: str, side: TradeSide) -> tuple[Side, int]:
+    """A side as seen from `token`'s book: the other token's BUY at q is a SELL at 1 - q."""
+    if side.token_id == token:
+        return side.side, side.price
+    return side.side.opposite, ONE - side.price
+
+
+@settings(max_examples=80, deadline=None)
+@given(_ops, st.sampled_from([0, 40_000]))
+def test_every_fill_is_one_side_of_exactly_one_trade_and_every_trade_crosses(
+    ops: list[tuple[str, str, str, Side, int, int, OrderType]], fee_rate: int
+) -> None:
+    engine = make_engine(fee_rate)
+    for i, (op, owner, token, side, price, shares, kind) in enumerate(ops):
+        if op == "order":
+            req = order(
+                side, price, shares, kind, token=token, wallet=owner, expiration_ms=10**6, order_id=f"e{i}"
+            )
+            engine.place(req, i)
+        elif op == "book":
+            level = [(price, shares)]
+            engine.apply(snap(token, level if side is BUY else [], level if side is SELL else [], ts=i))
+        elif op == "print":
+            engine.apply(trade(i, price, shares, side, token=token))
+        elif open_ := engine.open_orders():
+            engine.cancel(open_[i % len(open_)].order.order_id, i)
+        fills_ = [r for r in engine.drain() if isinstance(r, OrderFilled)]
+        trades = engine.drain_trades()
+        order_sides = [
+            (t.trade_id, s) for t in trades for s in (t.taker, *t.makers) if s.order_id is not None
+        ]
+        assert [
+            (f.trade_id, f.order_id, f.token_id, f.side, f.price, f.size, f.fee_usdc, f.fee_shares)
+            for f in fills_
+        ] == [
+            (tid, s.order_id, s.token_id, s.side, s.price, s.size, s.fee_usdc, s.fee_shares)
+            for tid, s in order_sides
+        ]
+        for t in trades:
+            taker = t.taker
+            assert t.makers and taker.size == sum(m.size for m in t.makers)
+            replayed = [s for s in (taker, *t.makers) if s.order_id is None]
+            # replayed flow never trades with itself, and pays no fee
+            assert len(replayed) <= 1 and all(
+                (s.wallet, s.fee_usdc, s.fee_shares) == ("", 0, 0) for s in replayed
+            )
+            assert len(t.makers) == 1 or taker.order_id is not None or not replayed[1:]
+            for m in t.makers:
+                assert 0 == m.fee_usdc + m.fee_shares
+                if m.order_id is not None and taker.order_id is not None:
+                    assert m.wallet != taker.wallet
+                m_side, m_price = _in_terms_of(taker.token_id, m)
+                assert taker.side.opposite is m_side
+                if taker.order_id is not None:
+                    assert taker.price == m_price  # an arriving order trades at the maker's price
+                else:
+                    assert taker.price >= m_price if taker.side is BUY else taker.price <= m_price
+
+
+def test_book_view_merges_the_replayed_view_and_resting_orders_of_both_outcomes() -> None:
+    engine = make_engine()
+    engine.apply(snap(NO, bids=[(600_000, 10)], asks=[(650_000, 7)]))  # YES has none: its view mirrors NO
+    place(engine, order(SELL, 420_000, 5, wallet="alice"))
+    place(engine, order(BUY, 500_000, 6, token=NO, wallet="bob"))
+    assert BookView(YES, 10_000, {350_000: 7 * S}, {400_000: 10 * S, 420_000: 5 * S, 500_000: 6 * S}) == (
+        engine.book_view(YES)
+    )
+    no_view = engine.book_view(NO)
+    assert (
+        BookView(NO, 10_000, {600_000: 10 * S, 580_000: 5 * S, 500_000: 6 * S}, {650_000: 7 * S}) == no_view
+    )
+    assert no_view is not None and (600_000, 650_000) == (no_view.best_bid(), no_view.best_ask())
+    assert None is engine.book_view("unknown-token")
+
+
+def test_timestamps_at_or_past_the_never_mark_cannot_make_the_venue_spin() -> None:
+    # the venue uses 1 << 62 as "never": an event or an order at or past it used to loop forever
+    far = 1 << 62
+    venue = make_venue(latency=ConstantLatency(order_ms=5, ack_ms=5))
+    venue.on_market_event(snap(YES, bids=[(390_000, 10)], asks=[(400_000, 10)], ts=far))
+    assert [] == venue.poll(far)
+    taker = order(BUY, 400_000, 5, OrderType.FAK)
+    gtd = order(BUY, 300_000, 5, OrderType.GTD, expiration_ms=far + 1_000)
+    venue.submit(taker, far)
+    venue.submit(gtd, far)
+    assert [] == venue.poll(far + 9)
+    assert [OrderAccepted, OrderFilled, OrderAccepted] == [type(r) for r in venue.poll(far + 10)]
+    venue.on_market_event(change(far + 1_000, (YES, BUY, 390_000, 0)))
+    assert [OrderExpired] == [type(r) for r in venue.poll(1 << 70)]
+    assert ([], 1 << 62) == (venue.open_orders(), venue.wake_ms)

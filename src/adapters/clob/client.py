@@ -81,24 +81,25 @@ class ClobHttpClient:
         auth: bool = False,
         posting: bool = False,
         timeout_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> bytes:
         """Send one request; return the body of a 2xx answer or raise a typed VenueError.
 
         `posting` marks order placement: a 5xx or an answer lost after sending raises UnknownOutcome.
         `path` carries no query string; `params` are appended to the URL but never signed (PROTOCOL.md
-        6.2 signs the bare path).
+        6.2 signs the bare path). `headers` are sent as given (the L1 headers of credential calls).
         """
         url = path + "?" + urlencode(params) if params else path
-        headers: dict[str, str] = {}
+        sent: dict[str, str] = dict(headers or {})
         if body is not None:
-            headers.update(_JSON_HEADERS)
+            sent.update(_JSON_HEADERS)
         if auth:
             if self._signer is None:
                 raise PermissionError(f"{method} {path} needs L2 credentials")
-            headers.update(self._signer.l2_headers(self._clock.now_ms() // 1000, method, path, body or b""))
+            sent.update(self._signer.l2_headers(self._clock.now_ms() // 1000, method, path, body or b""))
         timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
         try:
-            response = await self._http.request(method, url, content=body, headers=headers, timeout=timeout)
+            response = await self._http.request(method, url, content=body, headers=sent, timeout=timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransportFailure("connect_failed", f"{method} {path}: {exc!r}", sent=False) from exc
         except httpx.TransportError as exc:

@@ -1,4 +1,4 @@
-"""Live execution on the Polymarket CLOB: signed V2 orders over REST (core.ports.AsyncExecutionPort).
+"""Live execution on the Polymarket CLOB: signed V2 orders over REST (core.ports.ExecutionPort).
 
 Theory of operation
 -------------------
@@ -93,7 +93,7 @@ from polysnipe.core.messages import (
     RaiseAlert,
 )
 from polysnipe.core.order_math import ROUNDING
-from polysnipe.core.ports import Clock, Rng
+from polysnipe.core.ports import NEVER_MS, Clock, Rng
 from polysnipe.core.units import MICRO, parse_micro
 
 __all__ = ["SUPPORTED_ORDER_VERSIONS", "ClobExecution", "OrderIndex", "VenueOrder"]
@@ -344,9 +344,9 @@ class ClobExecution:
         self._alert(RaiseAlert(severity, code, message, self._now_ms(), details=details))
 
     # -- ticks -------------------------------------------------------------------------------
-    def observe_event(self, event: Event) -> None:
-        """Feed market events in: tick_size_change (and ticks carried by books) refresh the tick
-        that orders are validated against."""
+    def on_market_event(self, event: Event) -> None:
+        """The engine loop's MarketEventSink: tick_size_change (and ticks carried by books) refresh the
+        tick that orders are validated against."""
         if isinstance(event, TickSizeChange):
             self._ticks[event.token_id] = (event.new_tick, self._now_ms())
         elif isinstance(event, BookSnapshot) and event.tick_size is not None:
@@ -515,9 +515,19 @@ class ClobExecution:
             return self._rejected(entry, exc)
         return await self._post(self._sign(entry.request), may_resign=False)
 
-    async def submit(self, order: OrderRequest) -> list[ExecutionReport]:
+    # -- the engine loop's ExecutionPort ---------------------------------------------------------
+    @property
+    def wake_ms(self) -> int:
+        """Nothing falls due here by itself: later reports come from the user channel."""
+        return NEVER_MS
+
+    def due(self, now_ms: int) -> Sequence[ExecutionReport]:
+        return ()
+
+    async def submit(self, order: OrderRequest, now_ms: int | None = None) -> list[ExecutionReport]:
         """Sign and post one order. Unknown outcomes of earlier posts are reconciled first; while one
-        stays unknown, nothing new is posted."""
+        stays unknown, nothing new is posted. Orders carry this adapter's clock (`now_ms`, the engine's
+        time, is not what the venue checks)."""
         reports = await self.reconcile()
         if self._unknown:
             reports.append(
@@ -679,7 +689,7 @@ class ClobExecution:
                 reports.append(report)
         return reports, answer.not_canceled or {}
 
-    async def cancel(self, order_id: str) -> list[ExecutionReport]:
+    async def cancel(self, order_id: str, now_ms: int | None = None) -> list[ExecutionReport]:
         """Cancel one order. When the venue will not cancel it (already matched or gone), its actual
         state is fetched instead, so a fill racing the cancel is reported, not lost."""
         venue_id = self.index.venue_id(order_id)
@@ -796,7 +806,7 @@ class ClobExecution:
         """GET /book, hash-checked (see parsing.parse_rest_book); also refreshes the token's tick."""
         raw = await self._idempotent("GET", "/book", params={"token_id": token_id})
         book = parse_rest_book(raw, ts_recv_ms=self._now_ms())
-        self.observe_event(book.snapshot)
+        self.on_market_event(book.snapshot)
         return book
 
     async def markets(self) -> list[Market]:

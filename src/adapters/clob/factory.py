@@ -39,7 +39,7 @@ from polysnipe.adapters.clob.retry import (
     RetryPolicy,
 )
 from polysnipe.adapters.clob.signing import OrderSigner
-from polysnipe.core.events import BookSnapshot, Event, Side, TickSizeChange
+from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import ExecutionReport, OrderFilled, RaiseAlert
@@ -206,13 +206,18 @@ def build_clob_adapters(
     on_health: Callable[[VenueHealth], None] | None = None,
     on_gap: Callable[[str, str], None] | None = None,
     env: Mapping[str, str] | None = None,
+    secrets: ClobSecrets | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     connect: Connect | None = None,
 ) -> ClobAdapters:
-    """Wire client, execution, heartbeat and both channels. `condition_ids` filter the user channel."""
+    """Wire client, execution, heartbeat and both channels. `condition_ids` filter the user channel.
+
+    Secrets come from `env` (POLYSNIPE_CLOB_*) unless the caller already holds them (credentials it
+    just created or derived with L1)."""
     if not isinstance(settings, ClobSettings):
         settings = settings_from_mapping(settings)
-    secrets = secrets_from_env(env)
+    if secrets is None:
+        secrets = secrets_from_env(env)
     config = settings.clob
     signer = LocalSigner.from_private_key(secrets.private_key, config.chain_id, secrets.creds)
     if secrets.creds is None:
@@ -246,16 +251,11 @@ def build_clob_adapters(
         config=settings.heartbeat,
     )
 
-    def sink(events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, TickSizeChange | BookSnapshot):
-                execution.observe_event(event)
-        market_sink(events)
-
+    # the engine loop shows every market event to `execution` (its MarketEventSink) in order
     feed = MarketDataFeed(
         settings.market_data,
         snapshots=execution.book,
-        sink=sink,
+        sink=market_sink,
         clock=clock,
         rng=rng,
         on_gap=on_gap,

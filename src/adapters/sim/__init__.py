@@ -14,15 +14,19 @@ from polysnipe.adapters.sim.models import (
 )
 from polysnipe.adapters.sim.venue import (
     VENUE_ERRORS,
+    BookView,
     Ledger,
     MatchingEngine,
     OpenOrder,
     SimVenue,
     SimVenueConfig,
+    Trade,
+    TradeSide,
 )
 
 __all__ = [
     "VENUE_ERRORS",
+    "BookView",
     "ConstantLatency",
     "FeeModel",
     "JitteredLatency",
@@ -37,4 +41,6 @@ __all__ = [
     "RiskAverseQueueModel",
     "SimVenue",
     "SimVenueConfig",
+    "Trade",
+    "TradeSide",
 ]

@@ -1,21 +1,33 @@
-"""In-memory journal: the Postgres journal's tables as lists of rows, for backtests and tests."""
+"""In-memory journal for backtests, paper runs and tests: the typed records themselves, in order.
+
+It keeps what the Postgres journal keeps (every JournalRecord), without columns to map: a report reads
+the records back by type.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
+from typing import TypeVar
+
+from polysnipe.core.messages import JournalRecord
 
 __all__ = ["MemoryJournal"]
 
+R = TypeVar("R")
+
 
 class MemoryJournal:
-    __slots__ = ("tables",)
+    __slots__ = ("records",)
 
     def __init__(self) -> None:
-        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.records: list[JournalRecord] = []
 
-    def append(self, table: str, row: Mapping[str, Any]) -> None:
-        self.tables.setdefault(table, []).append(dict(row))
+    def record(self, records: Sequence[JournalRecord]) -> None:
+        self.records.extend(records)
 
-    def rows(self, table: str) -> list[dict[str, Any]]:
-        return self.tables.get(table, [])
+    def commit(self) -> None:
+        """Nothing to flush: records are kept as they arrive."""
+
+    def of(self, kind: type[R]) -> list[R]:
+        """Every record of one type, in journal order."""
+        return [r for r in self.records if isinstance(r, kind)]

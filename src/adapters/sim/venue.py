@@ -28,6 +28,17 @@ ledger needs nothing special: every fill settles the order's own token, side and
 fill covers all the resting orders it meets at one level (the venue reports that as one trade whose
 `maker_orders` span both outcomes), followed by each maker's fill at its own price.
 
+Trades. Every match is also one `Trade` record (when the engine is built with `record_trades`): the
+taker and the makers it met, each a `TradeSide` in its own terms (token, side, price, size, fee), so
+whoever renders the trade never has to guess who traded with whom from the order of the fill
+reports. Replayed (outside) flow takes part as a side without an order id: the displayed liquidity an
+order takes is one replayed maker, and a replayed trade or crossing level that reaches resting orders
+is one replayed taker. All fills of one trade carry its `trade_id`.
+
+Book view. `book_view(token)` is the book an order on that token would meet, in the token's terms:
+its view's replayed levels (mirrored when the view is the complement's) plus every order resting in
+the market on either outcome. It is the one merged book; the CLOB simulator shows it as the venue's.
+
 Liquidity. Replayed levels are the market's displayed size. Liquidity our orders take is removed from
 the engine's book and stays removed until the feed next updates that level, so two orders cannot take
 the same displayed size; replayed liquidity is never removed for longer than that. Resting orders sit
@@ -69,11 +80,14 @@ from polysnipe.core.units import MICRO, ONE, ceil_div
 
 __all__ = [
     "VENUE_ERRORS",
+    "BookView",
     "Ledger",
     "MatchingEngine",
     "OpenOrder",
     "SimVenue",
     "SimVenueConfig",
+    "Trade",
+    "TradeSide",
     "buy_cost",
     "sell_proceeds",
 ]
@@ -100,6 +114,8 @@ VENUE_ERRORS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: "no time at all" for wake and due times; inputs may carry later timestamps, so loops never rely on
+#: it being larger than every real time (they check for work, not for this value)
 _NEVER = 1 << 62
 
 
@@ -236,6 +252,11 @@ def _by_seq(o: _Order) -> int:
     return o.seq
 
 
+def _replayed(token_id: str, side: Side, price: int, size: int) -> TradeSide:
+    """Replayed (outside) flow as one side of a trade."""
+    return TradeSide(None, "", token_id, side, price, size)
+
+
 def _has_other_owner(orders: list[_Order], owner: str) -> bool:
     return any(r.owner != owner for r in orders)
 
@@ -252,6 +273,63 @@ class OpenOrder:
     mirrored: bool
 
 
+@attrs.frozen(slots=True)
+class TradeSide:
+    """One side of a trade in its own terms: what that order's fill report says.
+
+    `order_id` is None for replayed (outside) flow: displayed liquidity an order took, or the replayed
+    trade or crossing level that reached resting orders. Replayed sides have no wallet and pay no fee.
+    """
+
+    order_id: str | None
+    wallet: str
+    token_id: str
+    side: Side
+    price: int
+    size: int
+    fee_usdc: int = 0
+    fee_shares: int = 0
+
+
+@attrs.frozen(slots=True)
+class Trade:
+    """One match: the taker and the makers it met (module doc, Trades).
+
+    The makers' sizes add up to the taker's. A maker on the taker's token is a complementary match, one
+    on the other token a MINT (both buy) or a MERGE (both sell); each side keeps its own price.
+    """
+
+    #: also the `trade_id` of every OrderFilled the match produced
+    trade_id: str
+    ts_ms: int
+    #: condition id
+    market: str
+    taker: TradeSide
+    makers: tuple[TradeSide, ...]
+
+    @property
+    def token_id(self) -> str:
+        """The token the trade printed on: the taker's."""
+        return self.taker.token_id
+
+
+@attrs.frozen(slots=True)
+class BookView:
+    """The book an order on `token_id` meets, in that token's terms (module doc, Book view)."""
+
+    token_id: str
+    tick_size: int
+    #: price -> size
+    bids: Mapping[int, int]
+    asks: Mapping[int, int]
+
+    def best_bid(self) -> int | None:
+        return max(self.bids) if self.bids else None
+
+    def best_ask(self) -> int | None:
+        return min(self.asks) if self.asks else None
+
+
 class MatchingEngine:
     """Price-time matching of orders against replayed L2 liquidity and each other (see module doc)."""
 
@@ -262,6 +340,7 @@ class MatchingEngine:
         "_min_gtd_lead_ms",
         "_orders",
         "_queue",
+        "_record_trades",
         "_registry",
         "_seen",
         "_seq",
@@ -269,6 +348,7 @@ class MatchingEngine:
         "_trade_prefix",
         "_trade_seq",
         "reports",
+        "trades",
     )
 
     def __init__(
@@ -280,6 +360,7 @@ class MatchingEngine:
         *,
         trade_id_prefix: str = "sim",
         min_gtd_lead_ms: int = 0,
+        record_trades: bool = False,
     ) -> None:
         self._registry = registry
         self._queue = queue
@@ -295,6 +376,10 @@ class MatchingEngine:
         self._trade_seq = 0
         #: reports produced since the last drain, in the order they happened
         self.reports: list[ExecutionReport] = []
+        #: with `record_trades`: the matches since the last `drain_trades`, in the order they happened
+        #: (a backtest that only needs the fill reports leaves it off and pays nothing for it)
+        self._record_trades = record_trades
+        self.trades: list[Trade] = []
 
     # -- inspection ----------------------------------------------------------------------------
     @property
@@ -305,16 +390,49 @@ class MatchingEngine:
         out, self.reports = self.reports, []
         return out
 
+    def drain_trades(self) -> list[Trade]:
+        out, self.trades = self.trades, []
+        return out
+
     def book(self, token_id: str) -> BookState | None:
         tok = self._toks.get(token_id)
         return tok.book if tok is not None else None
 
+    def book_view(self, token_id: str) -> BookView | None:
+        """The merged book an order on `token_id` would meet (module doc); None for an unknown token."""
+        tok = self._tok(token_id)
+        if tok is None:
+            return None
+        view, mirror = self._view(tok)
+        replayed = view.book
+        if not replayed.trusted:
+            bids: dict[int, int] = {}
+            asks: dict[int, int] = {}
+        elif mirror:
+            bids = {ONE - p: n for p, n in replayed.asks.items()}
+            asks = {ONE - p: n for p, n in replayed.bids.items()}
+        else:
+            bids, asks = dict(replayed.bids), dict(replayed.asks)
+        for t in (tok, self._tok(tok.complement)):
+            if t is None or not t.resting:
+                continue
+            for levels in (t.bids, t.asks):
+                for orders in levels.values():
+                    for o in orders:
+                        req = o.req
+                        own = req.token_id == token_id
+                        side = req.side if own else req.side.opposite
+                        price = req.price if own else ONE - req.price
+                        dest = bids if side is Side.BUY else asks
+                        dest[price] = dest.get(price, 0) + o.leaves
+        return BookView(token_id, tok.book.tick_size, bids, asks)
+
     def open_orders(self) -> list[OpenOrder]:
         return [OpenOrder(o.req, o.filled, o.leaves, o.pos.ahead, o.mirror) for o in self._orders.values()]
 
-    def next_expiry_ms(self) -> int:
-        """When the earliest GTD deadline falls (possibly of an order already gone); _NEVER if none."""
-        return self._expiries[0][0] if self._expiries else _NEVER
+    def next_expiry_ms(self) -> int | None:
+        """When the earliest GTD deadline falls (possibly of an order already gone); None if none."""
+        return self._expiries[0][0] if self._expiries else None
 
     # -- market data ---------------------------------------------------------------------------
     def apply(self, event: MarketEvent) -> None:
@@ -395,7 +513,13 @@ class MatchingEngine:
                 plan = self._plan(view, take_side, px, o.leaves, o.owner, replayed_only=True)
                 if plan:
                     self._consume(view, take_side, plan, ts)
-                    self._fill(o, o.req.price, sum(step[1] for step in plan), Liquidity.MAKER, ts)
+                    size = sum(step[1] for step in plan)
+                    trade_id = self._next_trade_id()
+                    maker = self._fill(o, o.req.price, size, Liquidity.MAKER, ts, trade_id)
+                    if self._record_trades:
+                        # the replayed liquidity takes the resting order, at the order's level
+                        taker = _replayed(view.book.token_id, take_side, px, size)
+                        self._record(trade_id, ts, o.market, taker, [self._side(o, maker)])
 
     def _apply_trade(self, trade: LastTrade) -> None:
         tok = self._tok(trade.token_id)
@@ -412,6 +536,8 @@ class MatchingEngine:
         else:
             hit = sorted(p for p in idx if p <= px)
         budget = trade.size
+        trade_id = ""
+        makers: list[TradeSide] = []
         for p in hit:
             for o in list(idx[p]):
                 if p == px:
@@ -423,7 +549,14 @@ class MatchingEngine:
                 size = min(o.leaves, reached, budget)
                 if size > 0:
                     budget -= size
-                    self._fill(o, o.req.price, size, Liquidity.MAKER, trade.ts_ms)
+                    # the replayed taker met every order it reached: one trade, several makers
+                    trade_id = trade_id or self._next_trade_id()
+                    fill = self._fill(o, o.req.price, size, Liquidity.MAKER, trade.ts_ms, trade_id)
+                    if self._record_trades:
+                        makers.append(self._side(o, fill))
+        if makers:
+            taker = _replayed(trade.token_id, trade.side, trade.price, trade.size - budget)
+            self._record(trade_id, trade.ts_ms, tok.market, taker, makers)
 
     # -- orders --------------------------------------------------------------------------------
     def place(self, req: OrderRequest, now_ms: int) -> None:
@@ -621,35 +754,51 @@ class MatchingEngine:
                     matched += plan[j][1]
                 j += 1
             price = ONE - px if o.mirror else px
+            take_side = o.rest_side.opposite
             if replayed:
-                self._fill(o, price, replayed, Liquidity.TAKER, now_ms)
+                trade_id = self._next_trade_id()
+                fill = self._fill(o, price, replayed, Liquidity.TAKER, now_ms, trade_id)
+                if self._record_trades:
+                    # the displayed liquidity it took: one replayed maker, in the view's terms
+                    shown = _replayed(o.view.book.token_id, take_side, px, replayed)
+                    self._record(trade_id, now_ms, o.market, self._side(o, fill), [shown])
             if matched:
-                self._fill(o, price, matched, Liquidity.TAKER, now_ms)
-                for _, size, maker in plan[i:j]:
-                    if maker is not None:
-                        self._fill(maker, maker.req.price, size, Liquidity.MAKER, now_ms)
+                trade_id = self._next_trade_id()
+                fill = self._fill(o, price, matched, Liquidity.TAKER, now_ms, trade_id)
+                makers: list[TradeSide] = []
+                for _, size, r in plan[i:j]:
+                    if r is not None:
+                        made = self._fill(r, r.req.price, size, Liquidity.MAKER, now_ms, trade_id)
+                        if self._record_trades:
+                            makers.append(self._side(r, made))
+                if self._record_trades:
+                    self._record(trade_id, now_ms, o.market, self._side(o, fill), makers)
             i = j
 
-    def _fill(self, o: _Order, price: int, size: int, liquidity: Liquidity, ts: int) -> None:
+    def _next_trade_id(self) -> str:
+        self._trade_seq += 1
+        return f"{self._trade_prefix}-{self._trade_seq}"
+
+    def _fill(
+        self, o: _Order, price: int, size: int, liquidity: Liquidity, ts: int, trade_id: str
+    ) -> OrderFilled:
         req = o.req
         fee = (
             self._fees.taker_fee(o.market, req.side, price, size) if liquidity is Liquidity.TAKER else NO_FEE
         )
-        self._trade_seq += 1
-        self.reports.append(
-            OrderFilled(
-                req.order_id,
-                f"{self._trade_prefix}-{self._trade_seq}",
-                ts,
-                req.token_id,
-                req.side,
-                price,
-                size,
-                liquidity,
-                fee.fee_usdc,
-                fee.fee_shares,
-            )
+        fill = OrderFilled(
+            req.order_id,
+            trade_id,
+            ts,
+            req.token_id,
+            req.side,
+            price,
+            size,
+            liquidity,
+            fee.fee_usdc,
+            fee.fee_shares,
         )
+        self.reports.append(fill)
         self._ledger.settle(req.wallet, req.token_id, req.side, price, size, fee)
         o.leaves -= size
         o.filled += size
@@ -658,6 +807,25 @@ class MatchingEngine:
                 self._set_reserved(o)
             else:
                 self._finish(o)
+        return fill
+
+    @staticmethod
+    def _side(o: _Order, fill: OrderFilled) -> TradeSide:
+        return TradeSide(
+            fill.order_id,
+            o.req.wallet,
+            fill.token_id,
+            fill.side,
+            fill.price,
+            fill.size,
+            fill.fee_usdc,
+            fill.fee_shares,
+        )
+
+    def _record(
+        self, trade_id: str, ts: int, market: Market, taker: TradeSide, makers: list[TradeSide]
+    ) -> None:
+        self.trades.append(Trade(trade_id, ts, market.condition_id, taker, tuple(makers)))
 
     def _rest(self, o: _Order) -> None:
         view = o.view
@@ -811,23 +979,32 @@ class SimVenue:
             self._rewake()
 
     def _advance(self, until_ms: int) -> None:
-        """Run arrivals and expiries due by `until_ms` in time order (an expiry first on a tie)."""
+        """Run arrivals and expiries due by `until_ms` in time order (an expiry first on a tie).
+
+        Each pass either does one piece of work or stops: no timestamp, however large (one at or past
+        _NEVER included), can make it spin.
+        """
         engine = self._engine
         pending = self._pending
         while True:
             expiry = engine.next_expiry_ms()
-            arrival = pending[0][0] if pending else _NEVER
-            due = min(expiry, arrival)
-            if due > until_ms:
-                break
-            if expiry <= arrival:
-                engine.expire_until(expiry)
-            else:
+            if pending and (expiry is None or pending[0][0] < expiry):
+                due = pending[0][0]
+                if due > until_ms:
+                    break
                 item = pending.popleft()[1]
                 if isinstance(item, str):
-                    engine.cancel(item, arrival)
+                    engine.cancel(item, due)
                 else:
-                    engine.place(item, arrival)
+                    engine.place(item, due)
+            elif expiry is not None:
+                due = expiry
+                if due > until_ms:
+                    break
+                engine.expire_until(due)  # takes at least the deadline that fell due
+            else:
+                due = _NEVER
+                break
             if engine.reports:
                 self._flush(due)
         self._next_due_ms = due

@@ -1,0 +1,480 @@
+"""The opportunity lifecycle: from a signal's claim to exactly one recorded outcome.
+
+Theory of operation
+-------------------
+signal -> evaluators (expiry, dedupe, edge, confidence, cooldown) -> routing policy chosen -> risk check
+of the concrete order -> PlaceOrder -> execution reports -> exactly one RecordOutcome, once the last
+order is terminal and no iceberg slice remains. Legs of one group (the neg-risk complement arbitrage)
+pass the evaluators and risk together or not at all.
+
+An iceberg parent is checked by risk as a whole, cut into slices, and each slice is checked again when
+it is released (a slice is never resized: a refusal stops the parent, keeping what already filled).
+Slices wait in `EngineState.timers` for their delay. Kill switches cancel resting orders and stop
+unreleased slices in their scope. Every risk decision is journaled as a RecordRiskDecision.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import attrs
+
+from polysnipe.core.book import BookState
+from polysnipe.core.events import Side
+from polysnipe.core.market import Market
+from polysnipe.core.messages import (
+    CancelOrder,
+    Command,
+    ExecutionReport,
+    KillSwitch,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderStatusUnknown,
+    OrderType,
+    OutcomeKind,
+    PlaceOrder,
+    RaiseAlert,
+    RecordFill,
+    RecordKillSwitch,
+    RecordOpportunity,
+    RecordOrderStatus,
+    RecordOutcome,
+    RecordRiskDecision,
+)
+from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.orders import InvalidTransition, OrderRecord, OverFill
+from polysnipe.core.routing import ChildOrder, Iceberg, RoutingPolicy
+from polysnipe.core.state import EngineState, OpportunityTrack
+
+__all__ = [
+    "finish",
+    "handle_opportunities",
+    "on_kill_switch",
+    "on_report",
+    "release_due_slices",
+]
+
+
+# -- opportunities ---------------------------------------------------------------------------------
+def handle_opportunities(
+    state: EngineState, opps: list[Opportunity], now_ms: int, commands: list[Command]
+) -> None:
+    """Evaluate and route opportunities; the legs of one group pass the evaluators together or not at all."""
+    batches: dict[str, list[Opportunity]] = {}
+    for opp in opps:
+        batches.setdefault(opp.group_id or opp.id, []).append(opp)
+    for legs in batches.values():
+        verdicts: list[tuple[Opportunity, tuple[str, ...]]] = []
+        for opp in legs:
+            reasons = state.evaluators.evaluate(opp, now_ms)
+            if reasons == ("duplicate",):
+                state.bump("opportunities_duplicate")
+                continue
+            by_strategy = state.opportunities_by_strategy
+            by_strategy[opp.strategy] = by_strategy.get(opp.strategy, 0) + 1
+            state.tracks[opp.id] = OpportunityTrack(opp=opp, policy="")
+            verdicts.append((opp, reasons))
+        if not verdicts:
+            continue
+        if any(reasons for _, reasons in verdicts):
+            for opp, reasons in verdicts:
+                commands.append(RecordOpportunity(opp, "", _arrival(state, opp), now_ms))
+                kind = OutcomeKind.EXPIRED if reasons == ("expired",) else OutcomeKind.REJECTED
+                why = tuple(f"evaluator:{r}" for r in reasons) or ("evaluator:group_leg_refused",)
+                _finalize(state, state.tracks[opp.id], now_ms, commands, kind=kind, reasons=why)
+            continue
+        _route_and_place(state, [opp for opp, _ in verdicts], now_ms, commands)
+
+
+def _arrival(state: EngineState, opp: Opportunity) -> int:
+    """The best price on the side the opportunity takes, now (0 without a book on that side)."""
+    book = state.books.get(opp.token_id)
+    if book is None:
+        return 0
+    return (book.best_ask() if opp.side is Side.BUY else book.best_bid()) or 0
+
+
+def _route_and_place(
+    state: EngineState, legs: list[Opportunity], now_ms: int, commands: list[Command]
+) -> None:
+    """Route each leg, risk-check the concrete orders, and place them all or none."""
+    planned: list[tuple[OpportunityTrack, OrderRequest | None, RoutingPolicy, list[tuple[int, int]]]] = []
+    refusals: dict[str, tuple[str, ...]] = {}
+    for opp in legs:
+        track = state.tracks[opp.id]
+        policy = state.router.select(opp)
+        track.policy = policy.name
+        market = state.markets.by_token(opp.token_id)
+        book = state.books.get(opp.token_id)
+        commands.append(RecordOpportunity(opp, policy.name, _arrival(state, opp), now_ms))
+        slices: list[tuple[int, int]] = []
+        if isinstance(policy, Iceberg):
+            # The parent is checked as a whole at its limit price; each slice is checked again on release.
+            parent = _order_request(state, opp, policy, 0, opp.size, _parent_child(opp), market)
+            decision = state.gatekeeper.check(parent, state.risk, market, book, now_ms)
+            _journal_risk(opp, parent.size, decision.approved_size, decision.reasons, now_ms, commands)
+            if decision.outcome == "reject":
+                refusals[opp.id] = decision.reasons
+                continue
+            slices = policy.slices(
+                decision.approved_size, market.min_order_size, state.gatekeeper.size_step, state.rng
+            )
+            planned.append((track, None, policy, slices))
+            continue
+        order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms)
+        if order is None:
+            refusals[opp.id] = ("no_route",)
+            continue
+        decision = state.gatekeeper.check(order, state.risk, market, book, now_ms)
+        _journal_risk(opp, order.size, decision.approved_size, decision.reasons, now_ms, commands)
+        if decision.outcome == "reject":
+            refusals[opp.id] = decision.reasons
+            continue
+        if decision.approved_size != order.size:
+            order = attrs.evolve(order, size=decision.approved_size)
+        planned.append((track, order, policy, slices))
+
+    if refusals:
+        for opp in legs:
+            track = state.tracks[opp.id]
+            reasons = refusals.get(opp.id) or ("group_leg_refused",)
+            _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=reasons)
+        return
+
+    for track, order, policy, slices in planned:
+        if order is not None:
+            track.target_size = order.size
+            _place(state, track, order, now_ms, commands)
+        else:
+            track.target_size = sum(size for size, _ in slices)
+            track.pending_slices = slices
+            _release_next_slice(state, track, policy, now_ms, commands)
+
+
+def _parent_child(opp: Opportunity) -> ChildOrder:
+    return ChildOrder(
+        size=opp.size, price=opp.limit_price, order_type=OrderType.GTC, post_only=False, expiration_ms=0
+    )
+
+
+def _order_request(
+    state: EngineState,
+    opp: Opportunity,
+    policy: RoutingPolicy,
+    index: int,
+    size: int,
+    child: ChildOrder,
+    market: Market,
+) -> OrderRequest:
+    book = state.books.get(opp.token_id)
+    return OrderRequest(
+        order_id=f"{opp.id}-{index}",
+        opportunity_id=opp.id,
+        correlation_id=opp.correlation_id,
+        strategy=opp.strategy,
+        routing=policy.name,
+        wallet=state.wallet_for(opp),
+        market=market.condition_id,
+        token_id=opp.token_id,
+        side=opp.side,
+        price=child.price,
+        size=size,
+        order_type=child.order_type,
+        tick_size=book.tick_size if book is not None else market.tick_size,
+        neg_risk=market.neg_risk,
+        post_only=child.post_only,
+        expiration_ms=child.expiration_ms,
+        parent_id=opp.id if index else "",
+    )
+
+
+def _child_order(
+    state: EngineState,
+    opp: Opportunity,
+    policy: RoutingPolicy,
+    index: int,
+    size: int,
+    market: Market,
+    book: BookState | None,
+    now_ms: int,
+) -> OrderRequest | None:
+    if book is None:
+        return None
+    child = policy.child(opp, size, book, now_ms)
+    if child is None:
+        return None
+    return _order_request(state, opp, policy, index, child.size, child, market)
+
+
+def _place(
+    state: EngineState, track: OpportunityTrack, order: OrderRequest, now_ms: int, commands: list[Command]
+) -> None:
+    record = OrderRecord(order)
+    record.mark_posted()
+    state.orders[order.order_id] = record
+    state.risk.on_submitted(order, now_ms)
+    track.order_ids.append(order.order_id)
+    track.open_orders += 1
+    state.bump(f"orders:{order.routing}")
+    commands.append(PlaceOrder(order, now_ms))
+
+
+def _journal_risk(
+    opp: Opportunity,
+    requested: int,
+    approved: int,
+    reasons: tuple[str, ...],
+    now_ms: int,
+    commands: list[Command],
+) -> None:
+    commands.append(
+        RecordRiskDecision(
+            opportunity_id=opp.id,
+            correlation_id=opp.correlation_id,
+            approved=approved > 0,
+            requested_size=requested,
+            approved_size=approved,
+            reasons=reasons,
+            ts_ms=now_ms,
+        )
+    )
+
+
+# -- icebergs --------------------------------------------------------------------------------------
+def _release_next_slice(
+    state: EngineState, track: OpportunityTrack, policy: RoutingPolicy, now_ms: int, commands: list[Command]
+) -> None:
+    """Release the next iceberg slice now, or stop the parent if it expired or risk refuses the slice."""
+    assert isinstance(policy, Iceberg)
+    opp = track.opp
+    if now_ms > opp.expires_ms:
+        track.pending_slices.clear()
+        track.failures.append("iceberg_expired")
+        _maybe_finalize(state, track, now_ms, commands)
+        return
+    size, _ = track.pending_slices.pop(0)
+    market = state.markets.by_token(opp.token_id)
+    book = state.books.get(opp.token_id)
+    index = len(track.order_ids)
+    order = _child_order(state, opp, policy.child_policy, index, size, market, book, now_ms)
+    if order is not None:
+        order = attrs.evolve(order, routing=policy.name, parent_id=opp.id)
+        decision = state.gatekeeper.check(order, state.risk, market, book, now_ms)
+        if decision.outcome == "reject" or decision.approved_size != order.size:
+            # A slice is never resized: the parent stops, keeping what already filled.
+            _journal_risk(opp, order.size, 0, decision.reasons, now_ms, commands)
+            track.pending_slices.clear()
+            track.failures.extend(decision.reasons)
+            _maybe_finalize(state, track, now_ms, commands)
+            return
+        _place(state, track, order, now_ms, commands)
+        return
+    track.pending_slices.clear()
+    track.failures.append("no_route")
+    _maybe_finalize(state, track, now_ms, commands)
+
+
+def release_due_slices(state: EngineState, now_ms: int, commands: list[Command]) -> None:
+    timers = state.timers
+    while timers and timers[0][0] <= now_ms:
+        _, _, opp_id = heapq.heappop(timers)
+        track = state.tracks.get(opp_id)
+        if track is None or track.done or not track.pending_slices:
+            continue
+        policy = state.router.policies[track.policy]
+        _release_next_slice(state, track, policy, now_ms, commands)
+
+
+def _schedule_next_slice(state: EngineState, track: OpportunityTrack, now_ms: int) -> None:
+    delay = track.pending_slices[0][1]
+    state.timer_seq += 1
+    heapq.heappush(state.timers, (now_ms + delay, state.timer_seq, track.opp.id))
+
+
+# -- execution reports -----------------------------------------------------------------------------
+def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands: list[Command]) -> None:
+    record = state.orders.get(report.order_id)
+    if record is None:
+        state.bump("reports_unknown_order")
+        return
+    was_terminal = record.is_terminal
+    try:
+        changed = record.apply(report)
+    except (InvalidTransition, OverFill) as err:
+        # A report that contradicts what we know (a fill beyond the order's size, a fill after a
+        # rejection) is never applied; an operator must reconcile with the venue.
+        state.bump("reports_contradictory")
+        commands.append(
+            RaiseAlert(
+                "critical",
+                "contradictory_report",
+                f"order {report.order_id}: {err}",
+                now_ms,
+                correlation_id=record.request.correlation_id,
+            )
+        )
+        return
+    if not changed:
+        state.bump("reports_duplicate")
+        return
+    request = record.request
+    commands.append(
+        RecordOrderStatus(
+            request.order_id,
+            record.status.value,
+            record.filled_size,
+            now_ms,
+            record.reason,
+            record.venue_order_id,
+        )
+    )
+    track = state.tracks.get(request.opportunity_id)
+    if type(report) is OrderFilled:
+        commands.append(
+            RecordFill(
+                report, request.opportunity_id, request.correlation_id, request.strategy, request.routing
+            )
+        )
+        state.risk.on_fill(report.order_id, report)
+        state.bump("fills")
+        if track is not None:
+            track.filled_size += report.size
+            track.filled_notional += report.price * report.size
+    elif type(report) is OrderRejected:
+        state.bump("orders_rejected")
+        if track is not None:
+            track.failures.append(f"venue:{report.reason}")
+    elif type(report) is OrderExpired:
+        if track is not None:
+            track.expired_orders += 1
+    elif type(report) is OrderStatusUnknown:
+        state.bump("orders_unknown")
+        commands.append(
+            RaiseAlert(
+                "warning",
+                "order_status_unknown",
+                f"order {report.order_id} outcome unknown: reconciling",
+                now_ms,
+                correlation_id=record.request.correlation_id,
+            )
+        )
+    if record.is_terminal and not was_terminal:
+        state.risk.on_order_closed(record.request.order_id)
+        if track is not None:
+            track.open_orders -= 1
+            if track.pending_slices and not track.failures:
+                _schedule_next_slice(state, track, now_ms)
+            else:
+                track.pending_slices.clear()
+                _maybe_finalize(state, track, now_ms, commands)
+    # A fill is where a loss becomes real, so the kill switch is checked here; between fills the
+    # gatekeeper already refuses new BUYs while the day's PnL (at mid marks) is beyond the limit.
+    if (
+        type(report) is OrderFilled
+        and "global" not in state.risk.kill_switches
+        and state.gatekeeper.breaches_daily_loss(state.risk, now_ms)
+    ):
+        on_kill_switch(state, KillSwitch(now_ms, "global", True, "daily loss limit"), now_ms, commands)
+
+
+def _maybe_finalize(
+    state: EngineState, track: OpportunityTrack, now_ms: int, commands: list[Command]
+) -> None:
+    if track.done or track.open_orders > 0 or track.pending_slices:
+        return
+    if track.filled_size > 0:
+        kind = OutcomeKind.FILLED if track.filled_size >= track.target_size else OutcomeKind.PARTLY_FILLED
+    elif track.failures:
+        kind = OutcomeKind.FAILED
+    elif track.order_ids and track.expired_orders == len(track.order_ids):
+        kind = OutcomeKind.EXPIRED
+    else:
+        kind = OutcomeKind.ORDERED
+    _finalize(state, track, now_ms, commands, kind=kind, reasons=tuple(track.failures))
+
+
+def _finalize(
+    state: EngineState,
+    track: OpportunityTrack,
+    now_ms: int,
+    commands: list[Command],
+    *,
+    kind: OutcomeKind,
+    reasons: tuple[str, ...],
+) -> None:
+    track.done = True
+    avg = track.filled_notional // track.filled_size if track.filled_size else 0
+    state.bump(f"outcome:{kind.value}")
+    commands.append(
+        RecordOutcome(
+            opportunity_id=track.opp.id,
+            correlation_id=track.opp.correlation_id,
+            kind=kind,
+            reasons=reasons,
+            order_ids=tuple(track.order_ids),
+            filled_size=track.filled_size,
+            avg_price=avg,
+            ts_ms=now_ms,
+        )
+    )
+
+
+# -- kill switches ---------------------------------------------------------------------------------
+def on_kill_switch(state: EngineState, ks: KillSwitch, now_ms: int, commands: list[Command]) -> None:
+    try:
+        if ks.engage:
+            state.risk.engage(ks.scope)
+        else:
+            state.risk.release(ks.scope)
+    except ValueError as err:
+        # a mistyped scope protects nothing: say so loudly rather than pretend it took effect
+        commands.append(RaiseAlert("critical", "kill_switch_invalid", str(err), now_ms))
+        return
+    commands.append(RecordKillSwitch(ks.scope, ks.engage, ks.reason, ks.by, now_ms))
+    if not ks.engage:
+        commands.append(RaiseAlert("info", "kill_switch_released", f"{ks.scope}: {ks.reason}", now_ms))
+        return
+    commands.append(RaiseAlert("critical", "kill_switch_engaged", f"{ks.scope}: {ks.reason}", now_ms))
+    # Everything the switch covers stops: resting orders are cancelled, iceberg parents stop releasing.
+    for record in state.orders.values():
+        if record.is_terminal or not _covered(ks.scope, record.request):
+            continue
+        commands.append(
+            CancelOrder(
+                record.request.order_id, f"kill_switch:{ks.scope}", now_ms, record.request.correlation_id
+            )
+        )
+    for track in state.tracks.values():
+        if not track.done and track.pending_slices and track.order_ids:
+            request = state.orders[track.order_ids[0]].request
+            if _covered(ks.scope, request):
+                track.pending_slices.clear()
+                track.failures.append(f"kill_switch:{ks.scope}")
+                _maybe_finalize(state, track, now_ms, commands)
+
+
+def _covered(scope: str, order: OrderRequest) -> bool:
+    return scope in (
+        "global",
+        f"strategy:{order.strategy}",
+        f"market:{order.market}",
+        f"wallet:{order.wallet}",
+    )
+
+
+# -- end of run ------------------------------------------------------------------------------------
+def finish(state: EngineState, now_ms: int, reason: str = "end_of_data") -> list[Command]:
+    """Cancel whatever still rests and stop unreleased slices, so every opportunity can end."""
+    commands: list[Command] = []
+    for record in state.orders.values():
+        if not record.is_terminal:
+            commands.append(
+                CancelOrder(record.request.order_id, reason, now_ms, record.request.correlation_id)
+            )
+    for track in state.tracks.values():
+        if not track.done and track.pending_slices:
+            track.pending_slices.clear()
+            _maybe_finalize(state, track, now_ms, commands)
+    return commands

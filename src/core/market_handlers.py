@@ -1,0 +1,130 @@
+"""Handlers for market events and external signals: update the books, then let the signal modules react.
+
+Each handler applies its event to the engine's books (or last trades), counts an event that names no
+known token, and hands the event to the signal modules that declared interest in its type. Whatever
+opportunities they find go to the opportunity lifecycle; their data-quality flags become alerts.
+"""
+
+from __future__ import annotations
+
+from polysnipe.core.book import BookState
+from polysnipe.core.events import BookSnapshot, Event, ExternalSignal, LastTrade, PriceChange, TickSizeChange
+from polysnipe.core.lifecycle import handle_opportunities
+from polysnipe.core.messages import Command, RaiseAlert
+from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.signals.base import reacts_to
+from polysnipe.core.state import EngineState, Flagging, SignalRoute
+
+__all__ = ["on_book", "on_last_trade", "on_price_change", "on_signal", "on_tick_size"]
+
+
+def _book_for(state: EngineState, token_id: str) -> BookState | None:
+    book = state.books.get(token_id)
+    if book is None:
+        market = state.markets.get_by_token(token_id)
+        if market is None:
+            return None
+        book = BookState(token_id, market.tick_size)
+        state.books[token_id] = book
+    return book
+
+
+def on_price_change(state: EngineState, event: PriceChange, now_ms: int, commands: list[Command]) -> None:
+    # Most inputs are price changes: the loop stays inline here, with no helper call per delta.
+    books = state.books
+    ts = event.ts_ms
+    applied = False
+    for d in event.changes:
+        book = books.get(d.token_id) or _book_for(state, d.token_id)
+        if book is None:
+            continue
+        if book.trusted:
+            book.apply_level(d.side, d.price, d.size, ts)
+            applied = True
+        else:
+            state.bump("deltas_before_snapshot")
+    if not applied:
+        state.bump("events_unknown_token")
+        return
+    _react(state, event, now_ms, commands)
+
+
+def on_book(state: EngineState, event: BookSnapshot, now_ms: int, commands: list[Command]) -> None:
+    book = _book_for(state, event.token_id)
+    if book is None:
+        state.bump("events_unknown_token")
+        return
+    book.apply_snapshot(event)
+    _react(state, event, now_ms, commands)
+
+
+def on_last_trade(state: EngineState, event: LastTrade, now_ms: int, commands: list[Command]) -> None:
+    if event.token_id not in state.markets:
+        state.bump("events_unknown_token")
+        return
+    state.last_trades[event.token_id] = event
+    _react(state, event, now_ms, commands)
+
+
+def on_tick_size(state: EngineState, event: TickSizeChange, now_ms: int, commands: list[Command]) -> None:
+    book = _book_for(state, event.token_id)
+    if book is None:
+        state.bump("events_unknown_token")
+        return
+    book.set_tick_size(event.new_tick)
+    _react(state, event, now_ms, commands)
+
+
+def on_signal(state: EngineState, event: ExternalSignal, now_ms: int, commands: list[Command]) -> None:
+    _react(state, event, now_ms, commands)
+
+
+def _route_for(state: EngineState, kind: type) -> SignalRoute:
+    """Which modules react to events of type `kind`, in configuration order.
+
+    A module that declares `event_types` (signals.base.reacts_to) is skipped for other types: most
+    events are price changes, and a module that ignores them should cost nothing per event.
+    """
+    if state.routes_of is not state.signals:
+        state.routes = {}
+        state.routes_of = state.signals
+    modules = [m for m in state.signals if (types := reacts_to(m)) is None or kind in types]
+    route: SignalRoute = (
+        tuple(m.on_event for m in modules),
+        tuple(m for m in modules if isinstance(m, Flagging)),
+    )
+    state.routes[kind] = route
+    return route
+
+
+def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command]) -> None:
+    kind = type(event)
+    route = state.routes.get(kind) if state.routes_of is state.signals else None
+    handlers, flagged = route if route is not None else _route_for(state, kind)
+    opps: list[Opportunity] | None = None
+    for on_event in handlers:
+        found = on_event(event, state, now_ms)
+        if found:
+            if opps is None:
+                opps = list(found)
+            else:
+                opps.extend(found)
+    if opps:
+        handle_opportunities(state, opps, now_ms, commands)
+    for module in flagged:
+        if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
+            _collect_data_quality(state, module, now_ms, commands)
+
+
+def _collect_data_quality(state: EngineState, module: Flagging, now_ms: int, commands: list[Command]) -> None:
+    """Turn a signal module's new data-quality flags (e.g. a binary pair priced below 1) into alerts.
+
+    The flags list is append-only, so `dq_seen` (flags already alerted, per module) marks the new ones.
+    """
+    flags = module.data_quality_flags
+    for flag in flags[state.dq_seen.get(module.name, 0) :]:
+        state.bump("data_quality_flags")
+        commands.append(
+            RaiseAlert("warning", "data_quality", str(flag), now_ms, details={"module": module.name})
+        )
+    state.dq_seen[module.name] = len(flags)

@@ -1,0 +1,128 @@
+"""The engine's state: everything the pure step owns, in one place.
+
+Handlers (market_handlers, lifecycle) read and mutate it in place; `pipeline.step` dispatches each input
+to them. Copy-on-write books would cost more than the whole per-event budget, and ownership keeps the
+mutation safe: exactly one step function owns one EngineState.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from polysnipe.core.book import BookState
+from polysnipe.core.evaluators import Evaluators
+from polysnipe.core.events import Event, LastTrade
+from polysnipe.core.market import MarketRegistry
+from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.orders import OrderRecord
+from polysnipe.core.portfolio import Portfolio
+from polysnipe.core.ports import Rng
+from polysnipe.core.risk import RiskGatekeeper, RiskState
+from polysnipe.core.routing import Router
+from polysnipe.core.signals.base import SignalContext, SignalModule
+
+__all__ = ["EngineState", "Flagging", "OpportunityTrack", "SignalRoute", "build_state"]
+
+
+@runtime_checkable
+class Flagging(Protocol):
+    """A signal module that also reports data-quality flags (an append-only list)."""
+
+    name: str
+    data_quality_flags: Sequence[object]
+
+
+#: for one event type: the `on_event` of each module that reacts to it, and those of these modules
+#: that keep data-quality flags (read right after they ran)
+SignalRoute = tuple[
+    tuple[Callable[[Event, SignalContext, int], Sequence[Opportunity]], ...], tuple[Flagging, ...]
+]
+
+
+@attrs.define(slots=True)
+class OpportunityTrack:
+    """What the engine knows about one opportunity until its outcome is recorded."""
+
+    opp: Opportunity
+    policy: str
+    order_ids: list[str] = attrs.field(factory=list)
+    open_orders: int = 0
+    target_size: int = 0
+    filled_size: int = 0
+    filled_notional: int = 0
+    #: iceberg slices not yet released: (size, delay_ms)
+    pending_slices: list[tuple[int, int]] = attrs.field(factory=list)
+    failures: list[str] = attrs.field(factory=list)
+    expired_orders: int = 0
+    done: bool = False
+
+
+@attrs.define(slots=True)
+class EngineState:
+    markets: MarketRegistry
+    signals: Sequence[SignalModule]
+    evaluators: Evaluators
+    gatekeeper: RiskGatekeeper
+    risk: RiskState
+    router: Router
+    rng: Rng
+    #: which wallet trades an opportunity (the platform runs one Safe per trader)
+    wallet_for: Callable[[Opportunity], str]
+    books: dict[str, BookState] = attrs.field(factory=dict)
+    last_trades: dict[str, LastTrade] = attrs.field(factory=dict)
+    orders: dict[str, OrderRecord] = attrs.field(factory=dict)
+    tracks: dict[str, OpportunityTrack] = attrs.field(factory=dict)
+    #: (release_ms, seq, opportunity id): iceberg slices waiting for their time
+    timers: list[tuple[int, int, str]] = attrs.field(factory=list)
+    timer_seq: int = 0
+    #: counters for the report; plain ints keep the hot path cheap
+    counters: dict[str, int] = attrs.field(factory=dict)
+    opportunities_by_strategy: dict[str, int] = attrs.field(factory=dict)
+    dq_seen: dict[str, int] = attrs.field(factory=dict)
+    #: event type -> the signal modules that react to it (market_handlers.route_for); rebuilt when
+    #: `signals` is replaced (assign a new sequence rather than changing it in place)
+    routes: dict[type, SignalRoute] = attrs.field(init=False, factory=dict, repr=False, eq=False)
+    routes_of: object = attrs.field(init=False, default=None, repr=False, eq=False)
+
+    # -- the SignalContext and MarkSource view ----------------------------------------------------
+    def book(self, token_id: str) -> BookState | None:
+        return self.books.get(token_id)
+
+    def last_trade(self, token_id: str) -> LastTrade | None:
+        return self.last_trades.get(token_id)
+
+    @property
+    def portfolio(self) -> Portfolio:
+        return self.risk.portfolio
+
+    def bump(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+
+def build_state(
+    *,
+    markets: MarketRegistry,
+    signals: Sequence[SignalModule],
+    evaluators: Evaluators,
+    gatekeeper: RiskGatekeeper,
+    risk: RiskState,
+    router: Router,
+    rng: Rng,
+    wallet_for: Callable[[Opportunity], str],
+) -> EngineState:
+    state = EngineState(
+        markets=markets,
+        signals=signals,
+        evaluators=evaluators,
+        gatekeeper=gatekeeper,
+        risk=risk,
+        router=router,
+        rng=rng,
+        wallet_for=wallet_for,
+    )
+    # the portfolio marks what it holds on the engine's own books and trades (portfolio.py)
+    risk.portfolio.marks = state
+    return state

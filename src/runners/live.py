@@ -1,0 +1,158 @@
+"""`polysnipe run`: the live engine on Polymarket's CLOB (or `polysnipe sim-clob`, which speaks it).
+
+The same engine loop as the backtest and paper runs (runners/loop.py), composed by the Live
+container: the market channel and the user channel push into the inbox, signed CLOB V2 orders go out
+through the REST adapter, which is also the loop's market-event sink (it follows tick sizes).
+
+Before the first event, the runner makes sure it can trade for real, and fails with one clear line if
+not: the signing key comes from POLYSNIPE_CLOB_PRIVATE_KEY; without L2 credentials in the environment
+it creates or derives them with L1 auth, as the official client does; the wallet it trades is the
+order maker (the funder for signature types 1-3, else the signer), and its balance is the one the
+venue reports (GET /balance-allowance), never the config's. The config's treasury and risk limits
+apply to that wallet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+from dependency_injector import providers
+
+from polysnipe.adapters.clob.account import collateral_balance, create_or_derive_creds
+from polysnipe.adapters.clob.auth import LocalSigner
+from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.config import ClobConfig
+from polysnipe.adapters.clob.errors import VenueError
+from polysnipe.adapters.clob.factory import ClobAdapters, ClobSecrets, secrets_from_env
+from polysnipe.adapters.clob.signing import OrderSigner
+from polysnipe.adapters.clock import WallClock
+from polysnipe.adapters.sim.journal import MemoryJournal
+from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.runners.config import EngineConfig, WalletConfig, as_sections
+from polysnipe.runners.containers import Live
+from polysnipe.runners.loop import EngineLoop
+from polysnipe.runners.results import InputStats, build_report, write_outputs
+
+__all__ = ["LiveResult", "LiveStartError", "run_live"]
+
+log = structlog.get_logger("polysnipe.live")
+
+
+class LiveStartError(RuntimeError):
+    """The live engine cannot start: no key, no venue, no credentials, no balance."""
+
+
+@attrs.define
+class LiveResult:
+    report: dict[str, Any]
+    timing: dict[str, Any]
+    loop: EngineLoop
+    journal: MemoryJournal
+    wallet: str
+
+
+async def _account(clob: ClobConfig, env: Mapping[str, str] | None) -> tuple[ClobSecrets, str, int]:
+    """The secrets (credentials created or derived when absent), the maker wallet and its balance."""
+    try:
+        secrets = secrets_from_env(env)
+    except KeyError as exc:
+        raise LiveStartError(str(exc).strip("'\"")) from None
+    signer = LocalSigner.from_private_key(secrets.private_key, clob.chain_id, secrets.creds)
+    clock = WallClock()
+    try:
+        if secrets.creds is None:
+            bare = ClobHttpClient(clob, clock, signer)
+            try:
+                creds = await create_or_derive_creds(bare, signer, clock.now_ms() // 1000)
+            finally:
+                await bare.aclose()
+            secrets = ClobSecrets(secrets.private_key, creds)
+            signer = LocalSigner.from_private_key(secrets.private_key, clob.chain_id, creds)
+            log.info("api_credentials", source="l1_create_or_derive", address=signer.address)
+        client = ClobHttpClient(clob, clock, signer)
+        try:
+            balance = await collateral_balance(client, int(clob.signature_type))
+        finally:
+            await client.aclose()
+    except VenueError as exc:
+        raise LiveStartError(f"cannot start on the CLOB at {clob.host}: {exc}") from None
+    maker = OrderSigner.for_config(signer, clob).maker
+    return secrets, maker, balance
+
+
+def _live_config(config: EngineConfig, wallet: str, balance: int) -> EngineConfig:
+    """The engine config with its wallets replaced by the one wallet the venue says we trade."""
+    return attrs.evolve(config, wallets={wallet: WalletConfig(balance_usdc_micro=balance)})
+
+
+async def run_live(
+    *,
+    markets: Sequence[Market],
+    config: EngineConfig,
+    clob: ClobConfig,
+    market_ws_url: str,
+    user_ws_url: str,
+    out_dir: Path,
+    duration_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+    token_ids: Sequence[str] | None = None,
+) -> LiveResult:
+    """Trade `markets` live until `duration_s` passes or SIGTERM/SIGINT arrives; then cancel what rests."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    secrets, wallet, balance = await _account(clob, env)
+    log.info("live_wallet", wallet=wallet, balance_usdc_micro=balance, host=clob.host)
+    registry = MarketRegistry.of(markets)
+    settings = {
+        "clob": attrs.asdict(clob, recurse=False),
+        "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},
+    }
+    container = Live(
+        registry=providers.Object(registry),
+        clob=providers.Object(settings),
+        secrets=providers.Object(secrets),
+    )
+    container.config.from_dict(as_sections(_live_config(config, wallet, balance)))
+    loop: EngineLoop = container.loop()
+    journal: MemoryJournal = container.journal()
+    adapters: ClobAdapters = container.gateways.adapters()
+    starting_equity = loop.state.portfolio.equity().total_usdc_micro
+    tokens = list(token_ids) if token_ids else registry.token_ids()
+    started = time.monotonic()
+    stop = asyncio.Event()
+    aio = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        aio.add_signal_handler(sig, stop.set)
+    try:
+        await adapters.start(tokens)
+        runner = asyncio.create_task(loop.run())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({runner, waiter}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED)
+        loop.stop()
+        container.inbox().close()
+        await runner
+        waiter.cancel()
+        # resting orders are cancelled through the venue before the sockets close
+        await loop.drain("live_stopped")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            aio.remove_signal_handler(sig)
+        await adapters.aclose()
+    elapsed = time.monotonic() - started
+    inputs = {"mode": "live", "clob_url": clob.host, "market_ws_url": market_ws_url, "wallet": wallet}
+    report = build_report(
+        loop,
+        journal,
+        inputs=inputs,
+        stats=InputStats(lines=sum(loop.counts.values())),
+        starting_equity=starting_equity,
+    )
+    timing = {"duration_s": round(elapsed, 3), "events": sum(loop.counts.values())}
+    write_outputs(out_dir, report, timing, loop, journal, title="live")
+    return LiveResult(report, timing, loop, journal, wallet)

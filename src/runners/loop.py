@@ -1,0 +1,343 @@
+"""The one engine loop: backtest, paper and live trading run this code; only the ports behind it differ.
+
+Theory of operation
+-------------------
+The loop takes batches of inputs from its InputSource (a replayed recording, the market WebSocket, the
+bus), and for each one:
+
+1. asks the clock for the engine's time of that input (event time in a replay, the wall clock live);
+2. shows a market event to the MarketEventSink (the simulated venue's books; the CLOB adapter's ticks);
+3. hands the execution reports that fell due by then to the step first (a simulated venue's latency),
+   so the engine never acts on a market it would already have seen its own orders change;
+4. runs the pure step and performs the commands it returns: orders and cancels through the
+   ExecutionPort (the reports a venue answers with at once go straight back into the step), journal
+   records to the Journal, alerts to the journal and the log.
+
+After each batch the journal commits (one transaction per consumed batch). With nothing to read, the
+loop waits on the source until the earliest of the venue's next due report and the step's next timer
+(an iceberg slice), then delivers and ticks. A risk audit independent of the gatekeeper runs after
+every placement and fill; a breach is logged and counted, never silently absorbed.
+
+The per-input work is synchronous: `await` happens only where an input produced commands, so a
+backtest runs at the speed of the step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import structlog
+
+from polysnipe.core.events import BookSnapshot, ExternalSignal, LastTrade, PriceChange, TickSizeChange
+from polysnipe.core.lifecycle import finish
+from polysnipe.core.messages import (
+    CancelOrder,
+    Command,
+    ExecutionReport,
+    JournalRecord,
+    KillSwitch,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusUnknown,
+    PlaceOrder,
+    RaiseAlert,
+    RecordError,
+    RecordFill,
+    RecordKillSwitch,
+    RecordOpportunity,
+    RecordOrderStatus,
+    RecordOutcome,
+    RecordRiskDecision,
+    Tick,
+)
+from polysnipe.core.pipeline import next_timer_ms, step
+from polysnipe.core.ports import NEVER_MS, ExecutionPort, InputSource, Journal, MarketEventSink
+from polysnipe.core.state import EngineState
+from polysnipe.core.units import format_micro
+from polysnipe.runners.report import EquityPoint
+
+__all__ = ["DRAIN_MS", "EVENT_NAMES", "EngineLoop", "LoopClock", "NullSink", "audit_risk"]
+
+log = structlog.get_logger("polysnipe.engine")
+
+#: the market-channel name of each input type, for counts in reports
+EVENT_NAMES: dict[type, str] = {
+    BookSnapshot: "book",
+    PriceChange: "price_change",
+    TickSizeChange: "tick_size_change",
+    LastTrade: "last_trade_price",
+    ExternalSignal: "external_signal",
+}
+_MARKET = frozenset({BookSnapshot, PriceChange, TickSizeChange, LastTrade})
+_REPORTS = frozenset(
+    {OrderAccepted, OrderRejected, OrderFilled, OrderCancelled, OrderExpired, OrderStatusUnknown}
+)
+_NOTICES = frozenset({RaiseAlert, RecordError})
+#: at the end of a run, how long in-flight orders get to arrive and the final cancels to be answered
+DRAIN_MS = 60_000
+
+
+class LoopClock(Protocol):
+    def observe(self, ts_ms: int) -> int: ...
+
+    def now_ms(self) -> int: ...
+
+
+class NullSink:
+    """A MarketEventSink for compositions where nothing but the engine needs market events."""
+
+    def on_market_event(self, event: object) -> None:
+        return None
+
+
+def audit_risk(state: EngineState) -> list[str]:
+    """Independent check of the risk limits on the engine's current state (not the gatekeeper's code).
+
+    Run after every order placement and fill: a non-empty answer is a breach the gatekeeper let through.
+    """
+    policy = state.gatekeeper.policy
+    risk = state.risk
+    breaches = []
+    if len(risk.open_orders) > policy.max_open_orders:
+        breaches.append(f"open_orders {len(risk.open_orders)} > {policy.max_open_orders}")
+    for name, wallet in risk.portfolio.wallets.items():
+        free = risk.free_usdc(name, policy.treasury_for(name))
+        if free < 0:
+            breaches.append(f"wallet {name} free balance {free} < 0")
+        breaches += [f"wallet {name} short {t}" for t, n in wallet.positions.items() if n < 0]
+    for market in state.markets:
+        per_token = [risk.exposure(t) for t in market.token_ids]
+        for token, exposure in zip(market.token_ids, per_token, strict=True):
+            if exposure > policy.max_outcome_exposure_usdc_micro:
+                breaches.append(f"outcome exposure {token} {exposure}")
+        if sum(per_token) > policy.max_market_exposure_usdc_micro:
+            breaches.append(f"market exposure {market.condition_id} {sum(per_token)}")
+    return breaches
+
+
+class EngineLoop:
+    """Runs the step over an input source and performs its commands through the ports (module doc)."""
+
+    def __init__(
+        self,
+        state: EngineState,
+        *,
+        source: InputSource,
+        execution: ExecutionPort,
+        sink: MarketEventSink,
+        journal: Journal,
+        clock: LoopClock,
+        equity_sample_ms: int = 1_000,
+        max_wait_s: float = 1.0,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
+        self.state = state
+        self.source = source
+        self.execution = execution
+        self.sink = sink
+        self.journal = journal
+        self.clock = clock
+        self.equity_sample_ms = equity_sample_ms
+        self.max_wait_s = max_wait_s
+        self.on_batch = on_batch
+        self.now_ms = 0
+        #: inputs seen, by market-channel name (EVENT_NAMES)
+        self.counts: Counter[str] = Counter()
+        #: for market inputs that placed orders: wall time of the pure step, and from the input entering
+        #: the step to its last order handed to the execution port (signed, on a signing port)
+        self.decision_ns: list[int] = []
+        self.order_ns: list[int] = []
+        self.audits = 0
+        self.breaches: list[str] = []
+        self.equity: list[EquityPoint] = []
+        self._next_sample_ms = -1
+        self._stopping = False
+
+    # -- running -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Consume the source until it ends (or `stop()`); the journal commits after every batch."""
+        source = self.source
+        while not self._stopping:
+            batch = await source.next_batch(self._wait_s())
+            if batch is None:
+                break
+            if batch:
+                await self._consume(batch)
+            else:
+                await self._idle()
+            self.journal.commit()
+            if self.on_batch is not None:
+                self.on_batch()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from `run` (SIGTERM, a paper run's deadline)."""
+        self._stopping = True
+
+    async def drain(self, reason: str) -> None:
+        """End of a run: let orders in flight arrive, cancel what still rests, stop unreleased slices,
+        and take the venue's answers, so every opportunity ends with an outcome."""
+        horizon = self.clock.observe(self.now_ms) + DRAIN_MS
+        self.now_ms = horizon
+        await self._deliver(self.execution.due(horizon), horizon)
+        await self.perform(finish(self.state, horizon, reason), horizon)
+        await self._deliver(self.execution.due(horizon + DRAIN_MS), horizon)
+        self.sample_equity(horizon, force=True)
+        self.journal.commit()
+
+    def _wait_s(self) -> float | None:
+        wake = min(self.execution.wake_ms, next_timer_ms(self.state))
+        if wake >= NEVER_MS:
+            return self.max_wait_s
+        return min(max(wake - self.clock.now_ms(), 0) / 1000, self.max_wait_s)
+
+    async def _idle(self) -> None:
+        now = self.clock.observe(self.clock.now_ms())
+        self.now_ms = now
+        if now >= self.execution.wake_ms:
+            await self._deliver(self.execution.due(now), now)
+        commands = step(self.state, Tick(now), now)
+        if commands:
+            await self.perform(commands, now)
+        self.sample_equity(now)
+
+    async def _consume(self, batch: Sequence[object]) -> None:
+        state = self.state
+        execution = self.execution
+        on_market_event = self.sink.on_market_event
+        observe = self.clock.observe
+        counts = self.counts
+        perf = time.perf_counter_ns
+        for item in batch:
+            kind = type(item)
+            if kind in _MARKET or kind is ExternalSignal:
+                now = observe(item.ts_ms)  # type: ignore[attr-defined]
+                self.now_ms = now
+                counts[EVENT_NAMES[kind]] += 1
+                if kind is not ExternalSignal:
+                    # the venue applies the event first (and whatever fell due before it)
+                    on_market_event(item)  # type: ignore[arg-type]
+                if now >= execution.wake_ms:
+                    reports = execution.due(now)
+                    if reports:
+                        await self._deliver(reports, now)
+                t0 = perf()
+                commands = step(state, item, now)  # type: ignore[arg-type]
+                if commands:
+                    places = any(type(c) is PlaceOrder for c in commands)
+                    if places:
+                        self.decision_ns.append(perf() - t0)
+                    await self.perform(commands, now)
+                    if places:
+                        self.order_ns.append(perf() - t0)
+                if now >= self._next_sample_ms:
+                    self.sample_equity(now)
+            elif kind in _REPORTS:
+                now = observe(item.ts_ms)  # type: ignore[attr-defined]
+                self.now_ms = now
+                await self._deliver((item,), now)  # type: ignore[arg-type]
+            elif kind is KillSwitch:
+                now = observe(item.ts_ms)  # type: ignore[attr-defined]
+                self.now_ms = now
+                await self.perform(step(state, item, now), now)  # type: ignore[arg-type]
+            elif kind in _NOTICES:
+                self._notice(item)  # type: ignore[arg-type]
+            else:
+                raise TypeError(f"the engine loop cannot take a {kind.__name__}")
+
+    # -- effects -------------------------------------------------------------------------------
+    async def _deliver(self, reports: Sequence[ExecutionReport], now: int) -> None:
+        """Feed venue reports into the step in the order the venue made them."""
+        for r in reports:
+            if type(r) is OrderRejected:
+                rec = self.state.orders.get(r.order_id)
+                log.info("order_rejected", correlation_id=rec.request.correlation_id if rec else "",
+                         order_id=r.order_id, reason=r.reason)  # fmt: skip
+            await self.perform(step(self.state, r, r.ts_ms), now)
+
+    async def perform(self, commands: Sequence[Command], now: int) -> None:
+        """Journal, log and execute the step's commands, in order; venue answers go back in."""
+        journal = self.journal
+        execution = self.execution
+        records: list[JournalRecord] = []
+        answers: list[ExecutionReport] = []
+        for cmd in commands:
+            kind = type(cmd)
+            if kind is PlaceOrder:
+                o = cmd.order  # type: ignore[union-attr]
+                records.append(cmd)  # type: ignore[arg-type]
+                # the order is in the journal before it can reach the venue
+                journal.record(records)
+                records = []
+                log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id,
+                         routing=o.routing, side=o.side.name, price=format_micro(o.price),
+                         size=format_micro(o.size), order_type=o.order_type.value)  # fmt: skip
+                answers.extend(await execution.submit(o, now))
+                self.audit()
+            elif kind is CancelOrder:
+                log.info("order_cancel", correlation_id=cmd.correlation_id, order_id=cmd.order_id,  # type: ignore[union-attr]
+                         reason=cmd.reason)  # type: ignore[union-attr]  # fmt: skip
+                answers.extend(await execution.cancel(cmd.order_id, now))  # type: ignore[union-attr]
+            else:
+                records.append(cmd)  # type: ignore[arg-type]
+                _log_record(cmd)
+                if kind is RecordFill:
+                    self.audit()
+        if records:
+            journal.record(records)
+        if answers:
+            await self._deliver(answers, now)
+
+    def _notice(self, notice: RaiseAlert | RecordError) -> None:
+        self.journal.record((notice,))
+        _log_record(notice)
+
+    def audit(self) -> None:
+        self.audits += 1
+        found = audit_risk(self.state)
+        if found:
+            self.breaches.extend(found)
+            log.error("risk_breach", breaches=found)
+
+    def sample_equity(self, now: int, *, force: bool = False) -> None:
+        if not force and now < self._next_sample_ms:
+            return
+        eq = self.state.portfolio.equity()
+        self.equity.append(EquityPoint(now, eq.total_usdc_micro, eq.positions_usdc_micro, eq.held))
+        self._next_sample_ms = now + self.equity_sample_ms
+
+
+def _log_record(cmd: object) -> None:
+    """One structured log line per journal record, with the opportunity's correlation id."""
+    if isinstance(cmd, RecordOpportunity):
+        opp = cmd.opp
+        log.info("opportunity", correlation_id=opp.correlation_id, strategy=opp.strategy,
+                 token_id=opp.token_id, side=opp.side.name, size=format_micro(opp.size),
+                 limit=format_micro(opp.limit_price), edge=format_micro(opp.edge), policy=cmd.policy,
+                 reason=opp.reason)  # fmt: skip
+    elif isinstance(cmd, RecordRiskDecision):
+        log.info("risk_decision", correlation_id=cmd.correlation_id, approved=cmd.approved,
+                 approved_size=format_micro(cmd.approved_size), reasons=list(cmd.reasons))  # fmt: skip
+    elif isinstance(cmd, RecordOutcome):
+        log.info("outcome", correlation_id=cmd.correlation_id, outcome=cmd.kind.value,
+                 filled=format_micro(cmd.filled_size), reasons=list(cmd.reasons))  # fmt: skip
+    elif isinstance(cmd, RecordFill):
+        f = cmd.fill
+        log.info("order_filled", correlation_id=cmd.correlation_id, order_id=f.order_id, trade_id=f.trade_id,
+                 price=format_micro(f.price), size=format_micro(f.size),
+                 liquidity=f.liquidity.value)  # fmt: skip
+    elif isinstance(cmd, RecordOrderStatus):
+        log.debug(
+            "order_status", order_id=cmd.order_id, status=cmd.status, filled=format_micro(cmd.filled_size)
+        )
+    elif isinstance(cmd, RecordKillSwitch):
+        log.warning("kill_switch", scope=cmd.scope, engaged=cmd.engaged, reason=cmd.reason, by=cmd.by)
+    elif isinstance(cmd, RaiseAlert):
+        log.warning("alert", correlation_id=cmd.correlation_id, code=cmd.code, message=cmd.message)
+    elif isinstance(cmd, RecordError):
+        log.warning("malformed_input", source=cmd.source, position=cmd.position, reason=cmd.reason)

@@ -1,0 +1,152 @@
+"""The shared test kit: builders for markets, books, opportunities, orders and engines.
+
+Tests import it as `kit` (pyproject's pytest `pythonpath` puts tests/ on the path). Every builder
+takes keyword overrides, so a test states only what it is about.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from polysnipe.core.evaluators import Evaluators
+from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, Side
+from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.messages import Liquidity, OrderFilled, OrderRequest, OrderType
+from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.portfolio import Portfolio
+from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState
+from polysnipe.core.routing import build_router
+from polysnipe.core.signals.base import SignalContext
+from polysnipe.core.state import EngineState, build_state
+from polysnipe.core.units import MICRO
+
+__all__ = [
+    "MARKET",
+    "NO",
+    "T0",
+    "WALLET",
+    "YES",
+    "ScriptedSignal",
+    "engine",
+    "fill",
+    "market",
+    "opportunity",
+    "order_request",
+    "risk_policy",
+    "snapshot",
+    "trade",
+]
+
+T0 = 1_700_000_000_000
+WALLET = "0x5afe"
+YES, NO = "111", "222"
+
+
+def market(
+    condition_id: str = "0xc1",
+    tokens: tuple[str, str] = (YES, NO),
+    *,
+    tick: int = 10_000,
+    min_size: int = 5 * MICRO,
+    neg_risk: bool = False,
+    **more: Any,
+) -> Market:
+    return Market(condition_id, tokens, ("Yes", "No"), tick, min_size, neg_risk, **more)
+
+
+MARKET = market()
+
+
+def snapshot(
+    ts: int = T0, token: str = YES, bid: int = 480_000, ask: int = 500_000, size: int = 100 * MICRO,
+    condition_id: str = "0xc1",
+) -> BookSnapshot:  # fmt: skip
+    return BookSnapshot(ts, token, condition_id, (Level(bid, size),), (Level(ask, size),))
+
+
+def trade(ts: int = T0, token: str = YES, price: int = 500_000, condition_id: str = "0xc1") -> LastTrade:
+    return LastTrade(ts, token, condition_id, price, MICRO, Side.BUY)
+
+
+def opportunity(oid: str = "o1", **changes: Any) -> Opportunity:
+    base = Opportunity(
+        id=oid, strategy="scripted", market=MARKET.condition_id, token_id=YES, side=Side.BUY,
+        size=20 * MICRO, limit_price=500_000, fair_value=550_000, edge=50_000, confidence=0.9,
+        created_ms=T0, expires_ms=T0 + 60_000, reason="test", correlation_id=f"c-{oid}",
+    )  # fmt: skip
+    return attrs.evolve(base, **changes)
+
+
+def order_request(order_id: str = "o1-0", **changes: Any) -> OrderRequest:
+    base = OrderRequest(
+        order_id=order_id, opportunity_id=order_id.split("-")[0], correlation_id="c", strategy="scripted",
+        routing="aggressive", wallet=WALLET, market=MARKET.condition_id, token_id=YES, side=Side.BUY,
+        price=500_000, size=10 * MICRO, order_type=OrderType.FAK, tick_size=10_000, neg_risk=False,
+    )  # fmt: skip
+    return attrs.evolve(base, **changes)
+
+
+def fill(
+    order: OrderRequest, ts: int, size: int | None = None, trade_id: str = "t1", **fees: int
+) -> OrderFilled:
+    return OrderFilled(
+        order.order_id, trade_id, ts, order.token_id, order.side, order.price, size or order.size,
+        Liquidity.TAKER, **fees,
+    )  # fmt: skip
+
+
+def risk_policy(**overrides: Any) -> RiskPolicy:
+    base: dict[str, Any] = {
+        "max_order_notional_usdc_micro": 1_000 * MICRO,
+        "max_market_exposure_usdc_micro": 5_000 * MICRO,
+        "max_outcome_exposure_usdc_micro": 5_000 * MICRO,
+        "max_open_orders": 50,
+        "max_orders_per_window": 100,
+        "rate_window_ms": 10_000,
+        "daily_loss_limit_usdc_micro": 1_000 * MICRO,
+        "max_book_age_ms": 60_000,
+    }
+    base.update(overrides)
+    return RiskPolicy(**base)
+
+
+class ScriptedSignal:
+    """A real signal module that emits prepared opportunities when an event with a given time arrives."""
+
+    name = "scripted"
+
+    def __init__(self, script: dict[int, list[Opportunity]]) -> None:
+        self.script = script
+
+    def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
+        return self.script.pop(event.ts_ms, [])
+
+
+def engine(
+    script: dict[int, list[Opportunity]] | None = None,
+    markets: Sequence[Market] = (MARKET,),
+    *,
+    balance: int = 10_000 * MICRO,
+    policy: RiskPolicy | None = None,
+    routing: dict[str, Any] | None = None,
+) -> EngineState:
+    router = build_router(routing or {
+        "default": "aggressive",
+        "by_urgency": {"passive": "passive", "iceberg": "iceberg"},
+        "iceberg": {"display_size_micro": 8 * MICRO, "size_jitter_bps": 0, "delay_ms": 100,
+                    "delay_jitter_ms": 0, "child": "aggressive"},
+    })  # fmt: skip
+    return build_state(
+        markets=MarketRegistry.of(markets),
+        signals=[ScriptedSignal(script or {})],
+        evaluators=Evaluators(),
+        gatekeeper=RiskGatekeeper(policy or risk_policy()),
+        risk=RiskState(Portfolio.of({WALLET: balance})),
+        router=router,
+        rng=random.Random(1),
+        wallet_for=lambda _: WALLET,
+    )

@@ -1,0 +1,142 @@
+"""The one engine loop: what it does with each kind of input, in what order, through which port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from kit import YES, engine, opportunity, snapshot, trade
+from polysnipe.adapters.clock import EventClock, WallClock
+from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.sim.journal import MemoryJournal
+from polysnipe.core.messages import (
+    ExecutionReport,
+    KillSwitch,
+    Liquidity,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OutcomeKind,
+    PlaceOrder,
+    RaiseAlert,
+    RecordError,
+    RecordKillSwitch,
+    RecordOutcome,
+)
+from polysnipe.core.ports import NEVER_MS
+from polysnipe.core.units import MICRO
+from polysnipe.runners.loop import EngineLoop, NullSink
+
+T0 = 1_700_000_000_000
+
+
+class ScriptedVenue:
+    """An ExecutionPort that answers every order at once with what `answer` says (the CLOB's way)."""
+
+    def __init__(self, journal: MemoryJournal, answer: str = "fill") -> None:
+        self.journal = journal
+        self.answer = answer
+        self.submitted: list[OrderRequest] = []
+        self.journaled_first: list[bool] = []
+
+    async def submit(self, order: OrderRequest, now_ms: int) -> Sequence[ExecutionReport]:
+        self.submitted.append(order)
+        self.journaled_first.append(PlaceOrder(order, now_ms) in self.journal.records)
+        if self.answer == "reject":
+            return [OrderRejected(order.order_id, now_ms, "fak_not_filled", "no orders found")]
+        fill = OrderFilled(order.order_id, f"t-{order.order_id}", now_ms, order.token_id, order.side,
+                           order.price, order.size, Liquidity.TAKER)  # fmt: skip
+        return [OrderAccepted(order.order_id, now_ms, "0xabc"), fill]
+
+    async def cancel(self, order_id: str, now_ms: int) -> Sequence[ExecutionReport]:
+        return ()
+
+    def due(self, now_ms: int) -> Sequence[ExecutionReport]:
+        return ()
+
+    @property
+    def wake_ms(self) -> int:
+        return NEVER_MS
+
+
+def _loop(
+    script: dict, answer: str = "fill", clock: EventClock | WallClock | None = None
+) -> tuple[EngineLoop, Inbox, ScriptedVenue, MemoryJournal]:
+    journal = MemoryJournal()
+    venue = ScriptedVenue(journal, answer)
+    inbox = Inbox()
+    loop = EngineLoop(engine(script), source=inbox, execution=venue, sink=NullSink(), journal=journal,
+                      clock=clock or EventClock(), max_wait_s=0.05)  # fmt: skip
+    return loop, inbox, venue, journal
+
+
+def test_orders_are_journaled_before_they_reach_the_venue_and_answers_go_back_in() -> None:
+    loop, inbox, venue, journal = _loop({T0 + 1: [opportunity("a")]})
+    inbox.push([snapshot(T0), trade(T0 + 1)])
+    inbox.close()
+    asyncio.run(loop.run())
+    assert [True] == venue.journaled_first
+    [outcome] = journal.of(RecordOutcome)
+    assert OutcomeKind.FILLED == outcome.kind
+    assert 20 * MICRO == loop.state.portfolio.wallets["0x5afe"].positions[YES]
+
+
+def test_a_refusal_in_the_venues_answer_ends_the_opportunity() -> None:
+    loop, inbox, _, journal = _loop({T0 + 1: [opportunity("a")]}, answer="reject")
+    inbox.push([snapshot(T0), trade(T0 + 1)])
+    inbox.close()
+    asyncio.run(loop.run())
+    [outcome] = journal.of(RecordOutcome)
+    assert OutcomeKind.FAILED == outcome.kind
+    assert ("venue:fak_not_filled",) == outcome.reasons
+
+
+def test_notices_and_kill_switches_from_the_source_are_journaled_in_order() -> None:
+    loop, inbox, venue, journal = _loop({T0 + 3: [opportunity("b", created_ms=T0 + 3)]})
+    alert = RaiseAlert("warning", "book_gap", "111: hash mismatch", T0)
+    error = RecordError("market_ws", "1", "not JSON", "{", T0)
+    inbox.push([snapshot(T0), alert, error, KillSwitch(T0 + 2, "global", True, "operator", by="alice")])
+    inbox.push([trade(T0 + 3)])
+    inbox.close()
+    asyncio.run(loop.run())
+    kinds = [type(r) for r in journal.records]
+    assert kinds.index(RaiseAlert) < kinds.index(RecordError) < kinds.index(RecordKillSwitch)
+    assert RecordKillSwitch("global", True, "operator", "alice", T0 + 2) in journal.records
+    assert [] == venue.submitted  # the kill switch stopped the opportunity that came after it
+    [outcome] = journal.of(RecordOutcome)
+    assert ("kill_switch:global",) == outcome.reasons
+
+
+def test_an_iceberg_slice_falls_due_with_no_input_and_the_loop_ticks() -> None:
+    now = time.time_ns() // 1_000_000
+    iceberg = opportunity("i", urgency="iceberg", created_ms=now, expires_ms=now + 60_000)
+    loop, inbox, venue, journal = _loop({now + 1: [iceberg]}, clock=WallClock())
+
+    async def scenario() -> None:
+        runner = asyncio.create_task(loop.run())
+        inbox.push([snapshot(now), trade(now + 1)])
+        # nothing else arrives: the second and third slices (100 ms apart) come from ticks
+        deadline = time.monotonic() + 5
+        while len(venue.submitted) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        inbox.close()
+        await runner
+
+    asyncio.run(scenario())
+    # slices of at most the display size (8), each at least the market's minimum (5), summing to 20
+    assert 20 * MICRO == sum(o.size for o in venue.submitted)
+    assert 3 == len(venue.submitted)
+    [outcome] = journal.of(RecordOutcome)
+    assert OutcomeKind.FILLED == outcome.kind
+
+
+def test_an_input_the_loop_cannot_take_is_a_bug_not_a_silent_skip() -> None:
+    loop, inbox, _, _ = _loop({})
+    inbox.push(["not an input"])  # type: ignore[list-item]
+    inbox.close()
+    with pytest.raises(TypeError, match="cannot take a str"):
+        asyncio.run(loop.run())
