@@ -24,7 +24,7 @@ from polysnipe.core.risk import RiskGatekeeper, RiskState
 from polysnipe.core.routing import Router
 from polysnipe.core.signals.base import SignalContext, SignalModule
 
-__all__ = ["EngineState", "Flagging", "OpportunityTrack", "SignalRoute", "build_state"]
+__all__ = ["BasketTrack", "EngineState", "Flagging", "OpportunityTrack", "SignalRoute", "build_state"]
 
 
 @runtime_checkable
@@ -61,6 +61,17 @@ class OpportunityTrack:
 
 
 @attrs.define(slots=True)
+class BasketTrack:
+    """The legs of one basket placed together, until their fills are known and any imbalance repaired."""
+
+    group_id: str
+    opportunity_ids: tuple[str, ...]
+    #: the common size every leg was placed at
+    size: int
+    settled: bool = False
+
+
+@attrs.define(slots=True)
 class EngineState:
     markets: MarketRegistry
     signals: Sequence[SignalModule]
@@ -75,6 +86,7 @@ class EngineState:
     last_trades: dict[str, LastTrade] = attrs.field(factory=dict)
     orders: dict[str, OrderRecord] = attrs.field(factory=dict)
     tracks: dict[str, OpportunityTrack] = attrs.field(factory=dict)
+    baskets: dict[str, BasketTrack] = attrs.field(factory=dict)
     #: (release_ms, seq, opportunity id): iceberg slices waiting for their time
     timers: list[tuple[int, int, str]] = attrs.field(factory=list)
     timer_seq: int = 0
