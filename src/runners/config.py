@@ -27,6 +27,7 @@ import attrs
 from polysnipe.adapters.clob.config import validate_address
 from polysnipe.core.evaluators import EvaluatorParams
 from polysnipe.core.messages import OrderType
+from polysnipe.core.risk import RiskPolicy
 from polysnipe.core.routing import ImmediateAggressive, PassivePosting
 from polysnipe.core.signals.liquidity_vacuum import LiquidityVacuumParams
 from polysnipe.core.signals.momentum import MomentumParams
@@ -428,6 +429,18 @@ class RiskConfig:
         120_000, Int(min=1), "a book older than this is stale: nothing trades on it"
     )
     allow_resize: bool = setting(True, Bool(), "shrink an order to fit the limits instead of rejecting it")
+    max_event_exposure_usdc_micro: int | None = optional_setting(
+        Micro("USDC", min=1), "cost held plus open BUYs over every outcome of one neg-risk event",
+        unset="max_market_exposure_usdc applies", key="max_event_exposure_usdc",
+    )  # fmt: skip
+    max_basket_repair_loss_usdc_micro: int = setting(
+        _core(RiskPolicy, "max_basket_repair_loss_usdc_micro"), Micro("USDC", min=0),
+        "what completing or unwinding a basket whose legs filled unevenly may lose",
+        key="max_basket_repair_loss_usdc",
+    )  # fmt: skip
+    max_open_orders_per_wallet: int | None = optional_setting(
+        Int(min=1), "open orders of one wallet (one trader's Safe)", unset="only max_open_orders applies"
+    )
     treasury: TreasuryConfig = attrs.field(
         factory=TreasuryConfig, metadata=subsection("treasury policy of every wallet without its own")
     )

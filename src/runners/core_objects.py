@@ -236,6 +236,9 @@ def risk_policy(c: RiskConfig) -> RiskPolicy:
         daily_loss_limit_usdc_micro=c.daily_loss_limit_usdc_micro,
         max_book_age_ms=c.max_book_age_ms,
         allow_resize=c.allow_resize,
+        max_event_exposure_usdc_micro=c.max_event_exposure_usdc_micro,
+        max_basket_repair_loss_usdc_micro=c.max_basket_repair_loss_usdc_micro,
+        max_open_orders_per_wallet=c.max_open_orders_per_wallet,
         treasury=treasury_policy(c.treasury),
         treasury_by_wallet=by_wallet,
     )  # fmt: skip

@@ -27,6 +27,7 @@ from polysnipe.runners.config import (
     EngineConfig,
     LiquidityVacuumConfig,
     MomentumConfig,
+    RiskConfig,
     SpreadHunterConfig,
     check_config_file,
     load_settings,
@@ -110,6 +111,22 @@ def test_every_core_signal_parameter_has_a_setting_with_the_core_default(section
         LiquidityVacuumConfig: core_objects.liquidity_vacuum_params,
     }[section]
     assert params() == build(section())
+
+
+def test_every_risk_policy_field_has_a_setting() -> None:
+    # size_step_micro is the venue's 2-decimal size grid (PROTOCOL.md 3.1), not a choice
+    core = {f.name for f in attrs.fields(RiskPolicy)} - {"size_step_micro"}
+    assert core == {f.name for f in attrs.fields(RiskConfig)}
+
+
+def test_per_wallet_and_event_risk_limits_reach_the_policy(tmp_path: Path) -> None:
+    c = load(tmp_path, '[risk]\nmax_event_exposure_usdc = "800"\nmax_open_orders_per_wallet = 5\n')
+    policy = core_objects.risk_policy(c.risk)
+    assert (800_000_000, 5, 10_000_000) == (
+        policy.max_event_exposure_usdc_micro,
+        policy.max_open_orders_per_wallet,
+        policy.max_basket_repair_loss_usdc_micro,
+    )
 
 
 def test_every_setting_is_documented_and_money_carries_its_unit_in_the_file_key() -> None:
