@@ -240,15 +240,15 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _orders(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.clob.factory import secrets_from_env
+    from polysnipe.adapters.clob.factory import SecretsError, secrets_from_env
     from polysnipe.runners import inputs
     from polysnipe.runners.orders_cli import sign_lines
 
     settings = _resolve(args).config.connections
     try:
         secrets = secrets_from_env()
-    except KeyError as exc:
-        raise UserError(f"{exc.args[0]}: orders sign needs the signing key in the environment") from None
+    except SecretsError as exc:  # names the variable, never its value
+        raise UserError(f"{exc}: orders sign needs the signing key in the environment") from None
     if args.file == "-":
         return sign_lines(sys.stdin, settings, secrets, sys.stdout, sys.stderr)
     path = inputs.require_file(args.file, "FILE")

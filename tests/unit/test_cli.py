@@ -236,6 +236,16 @@ def test_orders_sign_names_a_missing_input_file(
     )
 
 
+def test_orders_sign_names_a_malformed_key_without_echoing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYSNIPE_CLOB_PRIVATE_KEY", "0x" + "ab" * 31)
+    code, _, err = run(["orders", "sign", str(tmp_path / "x")], capsys)
+    assert 2 == code
+    assert 1 == len(err)
+    assert "POLYSNIPE_CLOB_PRIVATE_KEY" in err[0] and "abab" not in err[0]
+
+
 def test_sim_clob_names_a_port_in_use(listening: int, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["sim-clob", "--markets", MARKETS, "--port", str(listening)], capsys)
     assert 2 == code

@@ -1029,11 +1029,11 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
     env = {
         ENV_PRIVATE_KEY: KEY,
         ENV_API_KEY: CREDS.api_key,
-        ENV_API_SECRET: CREDS.secret,
-        ENV_API_PASSPHRASE: CREDS.passphrase,
+        ENV_API_SECRET: CREDS.secret.reveal(),
+        ENV_API_PASSPHRASE: CREDS.passphrase.reveal(),
     }
     secrets = secrets_from_env(env)
-    assert KEY not in repr(secrets) and CREDS.secret not in repr(secrets)
+    assert KEY not in repr(secrets) and CREDS.secret.reveal() not in repr(secrets)
     with pytest.raises(KeyError):
         secrets_from_env({ENV_PRIVATE_KEY: KEY, ENV_API_KEY: "only-one"})
     with pytest.raises(ValueError, match="secret"):

@@ -565,7 +565,7 @@ def test_user_stream_catches_up_over_rest_after_a_reconnect() -> None:
             nonlocal connections
             connections += 1
             sub = json.loads(await ws.recv())
-            assert CREDS.passphrase == sub["auth"]["passphrase"]
+            assert CREDS.passphrase.reveal() == sub["auth"]["passphrase"]
             if connections == 1:
                 await ws.send(json.dumps(dict(trade, status="MATCHED")))
                 await ws.close()

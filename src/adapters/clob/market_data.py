@@ -135,7 +135,7 @@ def market_subscription(token_ids: Sequence[str], *, custom_feature_enabled: boo
 
 def user_subscription(creds: ApiCreds, markets: Sequence[str]) -> str:
     """The initial frame of a user-channel connection; `markets` are condition ids (PROTOCOL.md 10.1)."""
-    auth = {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase}
+    auth = {"apiKey": creds.api_key, "secret": creds.secret.reveal(), "passphrase": creds.passphrase.reveal()}
     return msgspec.json.encode({"auth": auth, "markets": list(markets), "type": "user"}).decode()
 
 
