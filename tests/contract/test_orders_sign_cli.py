@@ -18,8 +18,10 @@ from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.factory import ClobSecrets
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.core.events import Side
+from polysnipe.runners.config import load_settings
+from polysnipe.runners.errors import ConfigError
 from polysnipe.runners.orders_cli import EXIT_BAD_LINES, sign_lines
-from polysnipe.runners.settings import Settings, load_settings
+from polysnipe.runners.settings import Settings
 
 Vector = dict[str, Any]
 
@@ -213,7 +215,7 @@ def test_settings_never_carry_secrets(tmp_path: Any) -> None:
     assert "deadbeef" not in repr(s)
     toml = tmp_path / "s.toml"
     toml.write_text('private_key = "0x01"\n')
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError):
         load_settings({}, toml)
 
 
