@@ -25,6 +25,7 @@ __all__ = [
     "LastTrade",
     "Level",
     "MarketEvent",
+    "MarketResolved",
     "PriceChange",
     "Side",
     "TickSizeChange",
@@ -129,5 +130,13 @@ class ExternalSignal(NamedTuple):
     ref: str = ""
 
 
-MarketEvent = BookSnapshot | PriceChange | TickSizeChange | LastTrade
+class MarketResolved(NamedTuple):
+    """A market resolved (`market_resolved`): its winning token pays 1 per share, the other nothing."""
+
+    ts_ms: int
+    market: str
+    winning_token: str
+
+
+MarketEvent = BookSnapshot | PriceChange | TickSizeChange | LastTrade | MarketResolved
 Event = MarketEvent | ExternalSignal

@@ -22,6 +22,8 @@ import attrs
 from polysnipe.core.baskets import buy_cost, worst_case_profit
 from polysnipe.core.book import BookState
 from polysnipe.core.events import Side
+from polysnipe.core.exit_rules import lot_name
+from polysnipe.core.exits import after_fill
 from polysnipe.core.fees import taker_fee
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
@@ -78,7 +80,8 @@ def handle_opportunities(
                 continue
             by_strategy = state.opportunities_by_strategy
             by_strategy[opp.strategy] = by_strategy.get(opp.strategy, 0) + 1
-            state.tracks[opp.id] = OpportunityTrack(opp=opp, policy="")
+            lot = lot_name(opp.strategy, bool(opp.group_id))
+            state.tracks[opp.id] = OpportunityTrack(opp=opp, policy="", lot=lot)
             verdicts.append((opp, reasons))
         if not verdicts:
             continue
@@ -306,15 +309,23 @@ def _repair(
         urgency="aggressive",
         group_id="",
     )
-    place_now(state, repair, "aggressive", now_ms, commands)
+    place_now(state, repair, "aggressive", now_ms, commands, lot=leg.lot, wallet=leg.wallet)
 
 
 def place_now(
-    state: EngineState, opp: Opportunity, policy_name: str, now_ms: int, commands: list[Command]
+    state: EngineState,
+    opp: Opportunity,
+    policy_name: str,
+    now_ms: int,
+    commands: list[Command],
+    *,
+    lot: str = "",
+    wallet: str = "",
 ) -> None:
     """Track, journal, risk-check and place an opportunity the engine itself decided (a repair, an exit):
-    no evaluators (they judge a signal's edge), but the same risk gatekeeper as any order."""
-    track = OpportunityTrack(opp=opp, policy=policy_name)
+    no evaluators (they judge a signal's edge), but the same risk gatekeeper as any order. `lot` and
+    `wallet` name the holdings it trades (an exit sells the lot it closes, from that lot's wallet)."""
+    track = OpportunityTrack(opp=opp, policy=policy_name, lot=lot or opp.strategy, wallet=wallet)
     state.tracks[opp.id] = track
     by_strategy = state.opportunities_by_strategy
     by_strategy[opp.strategy] = by_strategy.get(opp.strategy, 0) + 1
@@ -322,7 +333,7 @@ def place_now(
     policy = state.router.policies[policy_name]
     market = state.markets.by_token(opp.token_id)
     book = state.books.get(opp.token_id)
-    order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms)
+    order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms, wallet)
     if order is None:
         _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=("no_route",))
         return
@@ -351,6 +362,7 @@ def _order_request(
     size: int,
     child: ChildOrder,
     market: Market,
+    wallet: str = "",
 ) -> OrderRequest:
     book = state.books.get(opp.token_id)
     return OrderRequest(
@@ -359,7 +371,7 @@ def _order_request(
         correlation_id=opp.correlation_id,
         strategy=opp.strategy,
         routing=policy.name,
-        wallet=state.wallet_for(opp),
+        wallet=wallet or state.wallet_for(opp),
         market=market.condition_id,
         token_id=opp.token_id,
         side=opp.side,
@@ -383,13 +395,14 @@ def _child_order(
     market: Market,
     book: BookState | None,
     now_ms: int,
+    wallet: str = "",
 ) -> OrderRequest | None:
     if book is None:
         return None
     child = policy.child(opp, size, book, now_ms)
     if child is None:
         return None
-    return _order_request(state, opp, policy, index, child.size, child, market)
+    return _order_request(state, opp, policy, index, child.size, child, market, wallet)
 
 
 def _place(
@@ -521,7 +534,10 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
                 report, request.opportunity_id, request.correlation_id, request.strategy, request.routing
             )
         )
-        state.risk.on_fill(report.order_id, report)
+        lot = track.lot if track is not None else ""
+        fair = track.opp.fair_value if track is not None and report.side is Side.BUY else 0
+        state.risk.on_fill(report.order_id, report, lot, fair)
+        after_fill(state, request.wallet, report.token_id, now_ms, commands)
         state.bump("fills")
         if track is not None:
             track.filled_size += report.size

@@ -51,6 +51,8 @@ class Market:
     fee_rate: int = 0
     fee_exponent: int = 1
     question: str = ""
+    #: when the market is scheduled to end (ms epoch); 0 when the metadata does not say
+    end_ms: int = 0
 
     def __attrs_post_init__(self) -> None:
         # Checked here, once, rather than where they are used: a fee exponent of 0 would otherwise
@@ -134,6 +136,9 @@ class MarketRegistry:
 
     def get_by_token(self, token_id: str) -> Market | None:
         return self._by_token.get(token_id)
+
+    def get(self, condition_id: str) -> Market | None:
+        return self._by_condition.get(condition_id)
 
     def by_condition(self, condition_id: str) -> Market:
         return self._by_condition[condition_id]

@@ -191,9 +191,11 @@ class RiskState:
         )
         self.order_times.append(now_ms)
 
-    def on_fill(self, order_id: str, fill: OrderFilled) -> None:
+    def on_fill(self, order_id: str, fill: OrderFilled, lot: str = "", fair_value: int = 0) -> None:
         """Apply one (new, de-duplicated) fill: the portfolio's cash and shares, then reservations.
 
+        `lot` names the portfolio lot the fill books to (default: the order's strategy); `fair_value`
+        is what the entry claimed the shares are worth (exit rules take profit there).
         A fill for an order closed recently (a fill racing its cancel) still counts: the venue matched
         it. Raises KeyError for an order never submitted.
         """
@@ -202,7 +204,7 @@ class RiskState:
             order = self.closed_orders.get(order_id)
             if order is None:
                 raise KeyError(order_id)
-        self.portfolio.apply_fill(order.wallet, fill, order.strategy)
+        self.portfolio.apply_fill(order.wallet, fill, lot or order.strategy, fair_value)
         if order.remaining > 0:
             self._release(order, min(fill.size, order.remaining))
             if order.remaining == 0:
@@ -344,6 +346,8 @@ class RiskGatekeeper:
                 _once(hard, "book_stale")
             if not (0 < order.price < ONE and order.price % order.tick_size == 0):
                 prices_ok = False
+            if order.token_id in state.portfolio.resolved:
+                _once(hard, "market_resolved")
             below_min = below_min or size < market.min_order_size
         if not prices_ok:
             hard.append("invalid_price")

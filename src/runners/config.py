@@ -26,6 +26,7 @@ import attrs
 
 from polysnipe.adapters.clob.config import validate_address
 from polysnipe.core.evaluators import EvaluatorParams
+from polysnipe.core.exit_rules import DEFAULT_RULES, ExitParams, ExitRule
 from polysnipe.core.messages import OrderType
 from polysnipe.core.risk import RiskPolicy
 from polysnipe.core.routing import ImmediateAggressive, PassivePosting
@@ -64,6 +65,7 @@ __all__ = [
     "ByUrgencyConfig",
     "EngineConfig",
     "EvaluatorsConfig",
+    "ExitsConfig",
     "FeeOverrideConfig",
     "IcebergConfig",
     "LiquidityVacuumConfig",
@@ -578,6 +580,60 @@ class OutputsConfig:
     )
 
 
+# -- exits ---------------------------------------------------------------------------------------
+def _exit_rule_section(name: str, rule: ExitRule, who: str) -> type:
+    """The settings of one strategy's exit rule, its defaults being that strategy's (exit_rules.py)."""
+    fields = {
+        "take_profit": setting(
+            rule.take_profit, Bool(), "sell once the best bid reaches the fair value the entry claimed"
+        ),
+        "stop_loss_micro": setting(
+            rule.stop_loss_micro, Micro("price", min=0, max=MICRO),
+            'sell once the bid is this far below the lot\'s cost, e.g. "0.03" (0: never)', key="stop_loss",
+        ),
+        "max_hold_ms": setting(rule.max_hold_ms, Int(min=0), "sell once held this long (0: never)"),
+        "exit_before_end_ms": setting(
+            rule.exit_before_end_ms, Int(min=0), "sell once the market's end is this near (0: never)"
+        ),
+        "slippage_ticks": setting(
+            rule.slippage_ticks, Int(min=0), "a stop or time exit sells down to this many ticks under the bid"
+        ),
+    }  # fmt: skip
+    doc = f"When {who} lots are sold. Basket legs are held to resolution."
+    cls = attrs.make_class(name, fields, frozen=True, slots=True, kw_only=True)
+    cls.__doc__ = doc
+    return cls
+
+
+_EXITS = ExitParams()
+SpreadHunterExitConfig = _exit_rule_section(
+    "SpreadHunterExitConfig", DEFAULT_RULES["spread_hunter"], "Spread Hunter's"
+)
+MomentumExitConfig = _exit_rule_section("MomentumExitConfig", DEFAULT_RULES["momentum"], "Momentum's")
+LiquidityVacuumExitConfig = _exit_rule_section(
+    "LiquidityVacuumExitConfig", DEFAULT_RULES["liquidity_vacuum"], "Liquidity Vacuum's"
+)
+DefaultExitConfig = _exit_rule_section("DefaultExitConfig", _EXITS.default, "other strategies'")
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ExitsConfig:
+    """The position manager: exit rules per strategy, merging complete sets, retrying exits."""
+
+    spread_hunter: Any = attrs.field(factory=SpreadHunterExitConfig, metadata=subsection())
+    momentum: Any = attrs.field(factory=MomentumExitConfig, metadata=subsection())
+    liquidity_vacuum: Any = attrs.field(factory=LiquidityVacuumExitConfig, metadata=subsection())
+    default: Any = attrs.field(factory=DefaultExitConfig, metadata=subsection())
+    merge_complete_sets: bool = setting(
+        True, Bool(), "merge YES+NO held in one market back into USDC (frees the collateral)"
+    )
+    min_merge_micro: int = setting(
+        _EXITS.min_merge_micro, Micro("shares", min=0), "complete sets below this are not merged",
+        key="min_merge_shares",
+    )  # fmt: skip
+    retry_ms: int = setting(_EXITS.retry_ms, Int(min=0), "after an exit that did not fill, wait this long")
+
+
 # -- the whole -----------------------------------------------------------------------------------
 @attrs.frozen(slots=True, kw_only=True)
 class EngineConfig:
@@ -600,6 +656,7 @@ class EngineConfig:
     risk: RiskConfig = attrs.field(factory=RiskConfig, metadata=subsection())
     routing: RoutingConfig = attrs.field(factory=RoutingConfig, metadata=subsection())
     venue: VenueConfig = attrs.field(factory=VenueConfig, metadata=subsection())
+    exits: ExitsConfig = attrs.field(factory=ExitsConfig, metadata=subsection())
     outputs: OutputsConfig = attrs.field(factory=OutputsConfig, metadata=subsection())
     connections: Settings = attrs.field(factory=Settings, metadata=subsection())
 

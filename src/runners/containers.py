@@ -20,6 +20,7 @@ from dependency_injector import containers, providers
 
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.adapters.sim.venue import SimVenue
@@ -70,7 +71,9 @@ class SimGateways(containers.DeclarativeContainer):
         core.venue_rng,
         providers.Callable(to_core.venue_balances, config.wallets),
     )
-    execution = providers.Singleton(SimExecution, venue)
+    #: the venue executes, sees market events and settles on its own ledger
+    execution = providers.Singleton(SimExecution, venue, registry)
+    settlement = execution
 
 
 def _clob_adapters(
@@ -118,6 +121,8 @@ class ClobGateways(containers.DeclarativeContainer):
         _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect
     )
     execution = providers.Callable(lambda adapters: adapters.execution, adapters)
+    #: merges and redemptions need the relayer (not built yet): they wait, loudly
+    settlement = providers.Singleton(NoSettlement)
 
 
 class Services(containers.DeclarativeContainer):
@@ -141,6 +146,7 @@ class Services(containers.DeclarativeContainer):
         router=router,
         rng=core.engine_rng,
         wallet_for=providers.Callable(_wallet_chooser, config.wallets),
+        exits=providers.Callable(to_core.exit_params, config.exits),
     )
 
 
@@ -148,6 +154,7 @@ def _loop(
     engine: EngineState,
     source: Any,
     execution: Any,
+    settlement: Any,
     journal: Any,
     clock: Any,
     outputs: OutputsConfig,
@@ -157,6 +164,7 @@ def _loop(
         source=source,
         execution=execution,
         sink=execution,
+        settlement=settlement,
         journal=journal,
         clock=clock,
         equity_sample_ms=outputs.equity_sample_ms,
@@ -175,7 +183,14 @@ class Backtest(containers.DeclarativeContainer):
     clock = providers.Singleton(EventClock)
     journal = providers.Singleton(MemoryJournal)
     loop = providers.Singleton(
-        _loop, services.engine, source, gateways.execution, journal, clock, config.outputs
+        _loop,
+        services.engine,
+        source,
+        gateways.execution,
+        gateways.settlement,
+        journal,
+        clock,
+        config.outputs,
     )
 
 
@@ -191,7 +206,14 @@ class Paper(containers.DeclarativeContainer):
     inbox = providers.Singleton(Inbox)
     journal = providers.Singleton(MemoryJournal)
     loop = providers.Singleton(
-        _loop, services.engine, inbox, gateways.execution, journal, clock, config.outputs
+        _loop,
+        services.engine,
+        inbox,
+        gateways.execution,
+        gateways.settlement,
+        journal,
+        clock,
+        config.outputs,
     )
 
 
@@ -211,5 +233,12 @@ class Live(containers.DeclarativeContainer):
     )
     services = providers.Container(Services, config=config, core=core, registry=registry)
     loop = providers.Singleton(
-        _loop, services.engine, inbox, gateways.execution, journal, clock, config.outputs
+        _loop,
+        services.engine,
+        inbox,
+        gateways.execution,
+        gateways.settlement,
+        journal,
+        clock,
+        config.outputs,
     )

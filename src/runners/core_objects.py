@@ -27,6 +27,7 @@ from polysnipe.adapters.sim.models import (
     RiskAverseQueueModel,
 )
 from polysnipe.core.evaluators import EvaluatorParams
+from polysnipe.core.exit_rules import ExitParams, ExitRule
 from polysnipe.core.messages import OrderType
 from polysnipe.core.portfolio import Portfolio
 from polysnipe.core.risk import RiskPolicy, RiskState, TreasuryPolicy
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # config imports this module to check what it loads
     from polysnipe.runners.config import (
         EngineConfig,
         EvaluatorsConfig,
+        ExitsConfig,
         LiquidityVacuumConfig,
         MomentumConfig,
         RiskConfig,
@@ -67,6 +69,7 @@ __all__ = [
     "check",
     "clob_config",
     "evaluator_params",
+    "exit_params",
     "fee_model",
     "latency_model",
     "liquidity_vacuum_params",
@@ -324,6 +327,28 @@ def clob_config(c: Settings) -> ClobConfig:
     )  # fmt: skip
 
 
+def exit_params(c: ExitsConfig) -> ExitParams:
+    def rule(r: Any, key: str) -> ExitRule:
+        return _make(
+            ExitRule, key, r, {},
+            take_profit=r.take_profit,
+            stop_loss_micro=r.stop_loss_micro,
+            max_hold_ms=r.max_hold_ms,
+            exit_before_end_ms=r.exit_before_end_ms,
+            slippage_ticks=r.slippage_ticks,
+        )  # fmt: skip
+
+    rules = {name: rule(getattr(c, name), f"exits.{name}") for name in STRATEGIES}
+    return _make(
+        ExitParams, "exits", c, {},
+        rules=rules,
+        default=rule(c.default, "exits.default"),
+        merge_complete_sets=c.merge_complete_sets,
+        min_merge_micro=c.min_merge_micro,
+        retry_ms=c.retry_ms,
+    )  # fmt: skip
+
+
 def check(config: EngineConfig) -> list[Problem]:
     """Every conversion run once: the problems the core finds in otherwise well-typed settings."""
     problems: list[Problem] = []
@@ -332,6 +357,7 @@ def check(config: EngineConfig) -> list[Problem]:
         lambda: evaluator_params(config.evaluators),
         lambda: risk_policy(config.risk),
         lambda: router(config.routing),
+        lambda: exit_params(config.exits),
         lambda: latency_model(config.venue),
         lambda: queue_model(config.venue),
         lambda: fee_model(config.venue),

@@ -29,6 +29,7 @@ from polysnipe.core.events import (
     ExternalSignal,
     LastTrade,
     Level,
+    MarketResolved,
     PriceChange,
     Side,
     TickSizeChange,
@@ -239,6 +240,27 @@ def test_missing_event_type_is_inferred(msg: dict[str, Any], kind: type) -> None
 
 
 @pytest.mark.parametrize(
+    ("msg", "problem"),
+    [
+        ({"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": YES}, "missing timestamp"),
+        (
+            {"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": "9", "timestamp": "1700000000000"},
+            "not one of the market's assets_ids",
+        ),
+    ],
+)
+def test_market_resolved_needs_a_time_and_a_winner_of_its_own(msg: dict[str, Any], problem: str) -> None:
+    with pytest.raises(MalformedMessage, match=problem):
+        parse_market_message(json.dumps(msg))
+
+
+def test_market_resolved_without_event_type_is_recognised() -> None:
+    msg = {"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": YES, "winning_outcome": "Yes",
+           "timestamp": "1700000000000"}  # fmt: skip
+    assert [MarketResolved(1700000000000, MKT, YES)] == parse_market_message(json.dumps(msg))
+
+
+@pytest.mark.parametrize(
     "msg",
     [
         {
@@ -250,7 +272,6 @@ def test_missing_event_type_is_inferred(msg: dict[str, Any], kind: type) -> None
         },
         {"market": MKT, "asset_id": YES, "best_bid": "0.73", "best_ask": "0.77", "spread": "0.04"},
         {"event_type": "new_market", "market": MKT, "assets_ids": [YES, NO], "outcomes": ["Yes", "No"]},
-        {"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": YES, "winning_outcome": "Yes"},
         {"event_type": "some_future_type", "market": MKT, "whatever": [1, 2]},
     ],
 )

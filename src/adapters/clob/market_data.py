@@ -103,8 +103,9 @@ class MarketDataConfig:
     max_buffered_deltas: int = 10_000
     #: concurrent GET /book resyncs
     max_concurrent_resyncs: int = 4
-    #: `best_bid_ask`, `new_market`, `market_resolved` (none of which the engine uses yet)
-    custom_feature_enabled: bool = False
+    #: the venue sends `market_resolved` (redemption, marks at 1 and 0) only with this on
+    #: (PROTOCOL.md 10.1); `best_bid_ask` and `new_market` come with it and are ignored
+    custom_feature_enabled: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.max_tokens_per_connection < 1 or self.max_buffered_deltas < 1:

@@ -56,6 +56,7 @@ from polysnipe.core.events import (
     ExternalSignal,
     LastTrade,
     Level,
+    MarketResolved,
     PriceChange,
     Side,
     TickSizeChange,
@@ -108,7 +109,7 @@ __all__ = [
 EXTERNAL_SIGNAL = "external_signal"
 #: venue messages that decode fine but map to no event: best bid/ask already ride on every
 #: price_change entry, and markets are loaded from REST, not discovered from the stream
-IGNORED_EVENT_TYPES = frozenset({"best_bid_ask", "new_market", "market_resolved"})
+IGNORED_EVENT_TYPES = frozenset({"best_bid_ask", "new_market"})
 
 #: what every decoder takes: the JSON text as received
 _Data = bytes | bytearray | memoryview | str
@@ -408,6 +409,14 @@ def _external_signal(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     ]
 
 
+def _market_resolved(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
+    winner = _req(msg.winning_asset_id, "winning_asset_id")
+    assets = msg.assets_ids
+    if assets is not None and winner not in assets:
+        raise ValueError("winning_asset_id is not one of the market's assets_ids")
+    return [MarketResolved(_ts(msg, ts_recv_ms), _req(msg.market, "market"), winner)]
+
+
 def _no_event(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     return []
 
@@ -418,6 +427,7 @@ _HANDLERS: dict[str, _Handler] = {
     "price_change": _price_change,
     "tick_size_change": _tick_size_change,
     "last_trade_price": _last_trade,
+    "market_resolved": _market_resolved,
     EXTERNAL_SIGNAL: _external_signal,
     **dict.fromkeys(IGNORED_EVENT_TYPES, _no_event),
 }
