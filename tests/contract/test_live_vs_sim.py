@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from polysnipe.adapters.clob.config import ClobConfig
-from polysnipe.adapters.files import read_markets
+from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.clob import ClobSimConfig
+from polysnipe.core.market import MarketRegistry
 from polysnipe.runners.config import load_config
 from polysnipe.runners.live import LiveStartError, run_live
 from polysnipe.runners.sim_clob import start_in_thread
@@ -45,7 +46,7 @@ def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tm
     config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
     base, stop = start_in_thread(data / "markets.json", data / "events.jsonl", config=config)
     try:
-        markets = read_markets(data / "markets.json")
+        registry = load_market_files([data / "markets.json"]).registry()
         ws = base.replace("http://", "ws://") + "/ws"
 
         async def both() -> tuple[dict, list]:
@@ -53,7 +54,7 @@ def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tm
             feeder = asyncio.create_task(_feed(base, ready))
             run = asyncio.create_task(
                 run_live(
-                    markets=markets,
+                    registry=registry,
                     config=load_config(None),
                     clob=ClobConfig(host=base),
                     market_ws_url=ws + "/market",
@@ -92,7 +93,7 @@ def test_live_engine_without_a_key_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(LiveStartError, match="POLYSNIPE_CLOB_PRIVATE_KEY"):
         asyncio.run(
             run_live(
-                markets=[],
+                registry=MarketRegistry(),
                 config=load_config(None),
                 clob=ClobConfig(host="http://127.0.0.1:9"),
                 market_ws_url="ws://127.0.0.1:9",
@@ -107,7 +108,7 @@ def test_live_engine_without_a_venue_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(LiveStartError, match="cannot start on the CLOB"):
         asyncio.run(
             run_live(
-                markets=[],
+                registry=MarketRegistry(),
                 config=load_config(None),
                 clob=ClobConfig(host="http://127.0.0.1:9"),
                 market_ws_url="ws://127.0.0.1:9",

@@ -94,9 +94,10 @@ def test_settings_file_and_seed_reach_the_engine(tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text('[signals.momentum]\nenabled = false\n[risk]\nmax_order_notional_usdc = "5"\n')
     argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(SAMPLE / "events.jsonl"),
-            "--out", str(tmp_path), "--no-progress", "--config", str(settings), "--seed", "11"]  # fmt: skip
+            "--out", str(tmp_path / "out"), "--no-progress", "--config", str(settings),
+            "--seed", "11"]  # fmt: skip
     assert 0 == main(argv)
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert 11 == report["inputs"]["seed"]
     assert "momentum" not in report["opportunities"]["by_strategy"]
     assert report["opportunities"]["total"] > 0
