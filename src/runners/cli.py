@@ -59,15 +59,21 @@ def _backtest(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from polysnipe.tools.datagen import generate
 
-    summary = generate(
-        Path(args.out),
-        seed=args.seed,
-        markets=args.markets,
-        neg_risk_events=args.neg_risk_events,
-        outcomes_per_event=args.outcomes_per_event,
-        duration_s=args.duration_s,
-        malformed=args.malformed,
-    )
+    try:
+        summary = generate(
+            Path(args.out),
+            seed=args.seed,
+            markets=args.markets,
+            neg_risk_events=args.neg_risk_events,
+            outcomes_per_event=args.outcomes_per_event,
+            duration_s=args.duration_s,
+            malformed=args.malformed,
+            resolved_markets=args.resolved_markets,
+            augment_main_event=args.augment_main_event,
+        )
+    except ValueError as exc:  # the options do not fit together: the user's mistake
+        print(f"polysnipe generate: {exc}", file=sys.stderr)
+        return 2
     print(summary)
     return 0
 
@@ -175,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--outcomes-per-event", type=int, default=4)
     gen.add_argument("--duration-s", type=int, default=1800)
     gen.add_argument("--malformed", type=int, default=3)
+    gen.add_argument(
+        "--resolved-markets", type=int, default=1, help="standalone binary markets resolving near the end"
+    )
+    gen.add_argument(
+        "--augment-main-event",
+        action="store_true",
+        help="publish the first neg-risk event as augmented, with an 'Other' placeholder market",
+    )
     gen.set_defaults(func=_generate)
 
     paper = sub.add_parser("paper", help="live market data, simulated fills (the backtest's venue)")
