@@ -16,6 +16,8 @@ import enum
 from typing import NamedTuple
 
 __all__ = [
+    "MAX_TS_MS",
+    "MIN_TS_MS",
     "BookDelta",
     "BookSnapshot",
     "Event",
@@ -23,10 +25,18 @@ __all__ = [
     "LastTrade",
     "Level",
     "MarketEvent",
+    "MarketResolved",
     "PriceChange",
     "Side",
     "TickSizeChange",
 ]
+
+#: The window of venue timestamps (epoch ms) every boundary accepts, both ends included: the epoch to
+#: the last millisecond before 2200-01-01T00:00:00Z. Far beyond any real message, and far below the
+#: sentinels schedulers use for "never" (the simulated venue uses 1 << 62), which a hostile timestamp
+#: could otherwise reach.
+MIN_TS_MS = 0
+MAX_TS_MS = 7_258_118_399_999
 
 
 class Side(enum.IntEnum):
@@ -120,5 +130,13 @@ class ExternalSignal(NamedTuple):
     ref: str = ""
 
 
-MarketEvent = BookSnapshot | PriceChange | TickSizeChange | LastTrade
+class MarketResolved(NamedTuple):
+    """A market resolved (`market_resolved`): its winning token pays 1 per share, the other nothing."""
+
+    ts_ms: int
+    market: str
+    winning_token: str
+
+
+MarketEvent = BookSnapshot | PriceChange | TickSizeChange | LastTrade | MarketResolved
 Event = MarketEvent | ExternalSignal

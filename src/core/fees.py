@@ -17,12 +17,33 @@ from __future__ import annotations
 import attrs
 
 from polysnipe.core.events import Side
-from polysnipe.core.units import MICRO, ONE
+from polysnipe.core.units import MICRO, ONE, format_micro
 
-__all__ = ["FEE_QUANTUM_MICRO", "NO_FEE", "TakerFee", "div_half_even", "fee_value_usdc", "taker_fee"]
+__all__ = [
+    "FEE_QUANTUM_MICRO",
+    "MAX_FEE_EXPONENT",
+    "NO_FEE",
+    "TakerFee",
+    "check_fee_parameters",
+    "div_half_even",
+    "fee_value_usdc",
+    "taker_fee",
+]
 
 #: "Fees are rounded to 4 decimal places" (older docs page): 0.0001 USDC = 100 micro-units.
 FEE_QUANTUM_MICRO = 100
+#: The largest exponent of p(1-p) accepted. The venue has published 1 (current schedule) and 2 (the
+#: older crypto schedule); a little headroom, while the integer formula's cost grows with the exponent
+#: (MICRO ** (1 + 2e)), so a corrupt exponent of 100000 would stall every fill it prices.
+MAX_FEE_EXPONENT = 4
+
+
+def check_fee_parameters(rate: int, exponent: int) -> None:
+    """Raise ValueError unless 0 <= rate < 1 (`rate` in micro-units) and 1 <= exponent <= MAX_FEE_EXPONENT."""
+    if not 0 <= rate < ONE:
+        raise ValueError(f"fee rate must be within [0, 1), got {format_micro(rate)}")
+    if not 1 <= exponent <= MAX_FEE_EXPONENT:
+        raise ValueError(f"fee exponent must be within [1, {MAX_FEE_EXPONENT}], got {exponent}")
 
 
 @attrs.frozen(slots=True)
@@ -55,8 +76,9 @@ def fee_value_usdc(
     """
     if not 0 < price < ONE:
         raise ValueError(f"price {price} outside (0, 1)")
-    if size < 0 or rate < 0 or exponent < 1 or quantum < 1:
-        raise ValueError(f"invalid fee inputs: size={size} rate={rate} exponent={exponent} quantum={quantum}")
+    if size < 0 or quantum < 1:
+        raise ValueError(f"invalid fee inputs: size={size} quantum={quantum}")
+    check_fee_parameters(rate, exponent)
     num = size * rate * (price * (ONE - price)) ** exponent
     den = MICRO ** (1 + 2 * exponent) * quantum
     fee = div_half_even(num, den) * quantum

@@ -19,8 +19,12 @@ import heapq
 
 import attrs
 
+from polysnipe.core.baskets import buy_cost, worst_case_profit
 from polysnipe.core.book import BookState
 from polysnipe.core.events import Side
+from polysnipe.core.exit_rules import lot_name
+from polysnipe.core.exits import after_fill
+from polysnipe.core.fees import taker_fee
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
     CancelOrder,
@@ -43,16 +47,18 @@ from polysnipe.core.messages import (
     RecordOutcome,
     RecordRiskDecision,
 )
-from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.opportunity import Opportunity, opportunity_id
 from polysnipe.core.orders import InvalidTransition, OrderRecord, OverFill
 from polysnipe.core.routing import ChildOrder, Iceberg, RoutingPolicy
-from polysnipe.core.state import EngineState, OpportunityTrack
+from polysnipe.core.state import BasketTrack, EngineState, OpportunityTrack
+from polysnipe.core.units import ONE, ceil_div, format_micro
 
 __all__ = [
     "finish",
     "handle_opportunities",
     "on_kill_switch",
     "on_report",
+    "place_now",
     "release_due_slices",
 ]
 
@@ -74,7 +80,8 @@ def handle_opportunities(
                 continue
             by_strategy = state.opportunities_by_strategy
             by_strategy[opp.strategy] = by_strategy.get(opp.strategy, 0) + 1
-            state.tracks[opp.id] = OpportunityTrack(opp=opp, policy="")
+            lot = lot_name(opp.strategy, bool(opp.group_id))
+            state.tracks[opp.id] = OpportunityTrack(opp=opp, policy="", lot=lot)
             verdicts.append((opp, reasons))
         if not verdicts:
             continue
@@ -96,10 +103,17 @@ def _arrival(state: EngineState, opp: Opportunity) -> int:
     return (book.best_ask() if opp.side is Side.BUY else book.best_bid()) or 0
 
 
+def _event_tokens(state: EngineState, market: Market) -> tuple[str, ...]:
+    return state.markets.event_tokens(market.neg_risk_market_id)
+
+
 def _route_and_place(
     state: EngineState, legs: list[Opportunity], now_ms: int, commands: list[Command]
 ) -> None:
-    """Route each leg, risk-check the concrete orders, and place them all or none."""
+    """Route the opportunity (or every leg of a basket), risk-check the concrete orders, place them."""
+    if len(legs) > 1:
+        _place_basket(state, legs, now_ms, commands)
+        return
     planned: list[tuple[OpportunityTrack, OrderRequest | None, RoutingPolicy, list[tuple[int, int]]]] = []
     refusals: dict[str, tuple[str, ...]] = {}
     for opp in legs:
@@ -113,7 +127,9 @@ def _route_and_place(
         if isinstance(policy, Iceberg):
             # The parent is checked as a whole at its limit price; each slice is checked again on release.
             parent = _order_request(state, opp, policy, 0, opp.size, _parent_child(opp), market)
-            decision = state.gatekeeper.check(parent, state.risk, market, book, now_ms)
+            decision = state.gatekeeper.check(
+                parent, state.risk, market, book, now_ms, _event_tokens(state, market)
+            )
             _journal_risk(opp, parent.size, decision.approved_size, decision.reasons, now_ms, commands)
             if decision.outcome == "reject":
                 refusals[opp.id] = decision.reasons
@@ -127,7 +143,9 @@ def _route_and_place(
         if order is None:
             refusals[opp.id] = ("no_route",)
             continue
-        decision = state.gatekeeper.check(order, state.risk, market, book, now_ms)
+        decision = state.gatekeeper.check(
+            order, state.risk, market, book, now_ms, _event_tokens(state, market)
+        )
         _journal_risk(opp, order.size, decision.approved_size, decision.reasons, now_ms, commands)
         if decision.outcome == "reject":
             refusals[opp.id] = decision.reasons
@@ -153,6 +171,183 @@ def _route_and_place(
             _release_next_slice(state, track, policy, now_ms, commands)
 
 
+def _place_basket(state: EngineState, legs: list[Opportunity], now_ms: int, commands: list[Command]) -> None:
+    """The legs of a basket as one unit: one order per leg, one risk decision on them together (summed
+    notional and reservations, one common size), placed only if, at that size and those prices,
+    every outcome that can win still returns more than the basket costs after fees (baskets.py)."""
+    orders: list[tuple[OrderRequest, Market, BookState | None]] = []
+    refusal: tuple[str, ...] = ()
+    for opp in legs:
+        track = state.tracks[opp.id]
+        policy = state.router.select(opp)
+        if isinstance(policy, Iceberg):
+            # a basket's legs trade at once: slicing one leg would leave the others naked
+            policy = policy.child_policy
+        track.policy = policy.name
+        commands.append(RecordOpportunity(opp, policy.name, _arrival(state, opp), now_ms))
+        market = state.markets.by_token(opp.token_id)
+        book = state.books.get(opp.token_id)
+        order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms)
+        if order is None:
+            refusal = ("no_route",)
+        else:
+            orders.append((order, market, book))
+    if not refusal:
+        if len({o.size for o, _, _ in orders}) > 1:
+            refusal = ("basket_sizes_differ",)
+        else:
+            tokens = _event_tokens(state, orders[0][1])
+            decision = state.gatekeeper.check_orders(orders, state.risk, now_ms, tokens)
+            for opp in legs:
+                _journal_risk(opp, opp.size, decision.approved_size, decision.reasons, now_ms, commands)
+            if decision.outcome == "reject":
+                refusal = decision.reasons
+            elif worst_case_profit([(m, o.price) for o, m, _ in orders], decision.approved_size) <= 0:
+                refusal = ("basket_unprofitable_after_fees",)
+    if refusal:
+        for opp in legs:
+            _finalize(
+                state, state.tracks[opp.id], now_ms, commands, kind=OutcomeKind.REJECTED, reasons=refusal
+            )
+        return
+    size = orders[0][0].size if decision.approved_size == orders[0][0].size else decision.approved_size
+    group_id = legs[0].group_id
+    state.baskets[group_id] = BasketTrack(group_id, tuple(opp.id for opp in legs), size)
+    for opp, (order, _, _) in zip(legs, orders, strict=True):
+        track = state.tracks[opp.id]
+        track.target_size = size
+        _place(state, track, attrs.evolve(order, size=size), now_ms, commands)
+
+
+def _settle_basket(state: EngineState, basket: BasketTrack, now_ms: int, commands: list[Command]) -> None:
+    """Once every leg's orders have ended: a basket whose legs did not all fill its size holds a
+    directional position. Complete it (buy what the short legs lack) when the completed basket loses
+    at most the repair budget whatever wins, else unwind it (sell what the long legs hold beyond the
+    shortest), at prices that keep the loss within the same budget. One round, journaled as its own
+    opportunities; what it cannot fix is a critical alert."""
+    legs = [state.tracks[i] for i in basket.opportunity_ids]
+    if basket.settled or any(t.open_orders or t.pending_slices for t in legs):
+        return
+    basket.settled = True
+    filled = [t.filled_size for t in legs]
+    if all(f == basket.size for f in filled) or not any(filled):
+        return
+    budget = state.gatekeeper.policy.max_basket_repair_loss_usdc_micro
+    markets = [state.markets.by_token(t.opp.token_id) for t in legs]
+    fee_shares = [sum(state.orders[i].fee_shares for i in t.order_ids) for t in legs]
+    commands.append(
+        RaiseAlert(
+            "critical",
+            "basket_leg_risk",
+            f"basket {basket.group_id} filled unevenly: {', '.join(map(format_micro, filled))}"
+            f" of {format_micro(basket.size)} per leg",
+            now_ms,
+            correlation_id=legs[0].opp.correlation_id,
+        )
+    )
+    completion: list[tuple[OpportunityTrack, int, int]] = []  # (leg, size to buy, ask)
+    # what the fills cost (track.filled_notional sums price * size, in micro-units squared)
+    cost = sum(ceil_div(t.filled_notional, ONE) for t in legs)
+    least_net = basket.size
+    for t, market, fees_paid in zip(legs, markets, fee_shares, strict=True):
+        need = basket.size - t.filled_size
+        book = state.books.get(t.opp.token_id)
+        ask = book.best_ask() if book is not None and book.trusted else None
+        extra_fee = 0
+        if need:
+            if ask is None or need < market.min_order_size:
+                completion = []
+                least_net = -1
+                break
+            completion.append((t, need, ask))
+            cost += buy_cost(ask, need)
+            extra_fee = taker_fee(Side.BUY, need, ask, market.fee_rate, market.fee_exponent).fee_shares
+        least_net = min(least_net, basket.size - fees_paid - extra_fee)
+    if completion and least_net - cost >= -budget:
+        for t, need, ask in completion:
+            _repair(state, t, Side.BUY, need, ask, "complete", now_ms, commands)
+        return
+    lo = min(filled)
+    excess = [(t, f - lo) for t, f in zip(legs, filled, strict=True) if f - lo > 0]
+    total = sum(n for _, n in excess)
+    per_share = budget * ONE // total if total else 0
+    for t, n in excess:
+        avg = t.filled_notional // t.filled_size
+        _repair(state, t, Side.SELL, n, avg - per_share, "unwind", now_ms, commands)
+
+
+def _repair(
+    state: EngineState,
+    leg: OpportunityTrack,
+    side: Side,
+    size: int,
+    limit: int,
+    kind: str,
+    now_ms: int,
+    commands: list[Command],
+) -> None:
+    """One repair order of a basket leg, as an opportunity of its own (journaled, risk-checked)."""
+    opp = leg.opp
+    market = state.markets.by_token(opp.token_id)
+    book = state.books.get(opp.token_id)
+    tick = book.tick_size if book is not None else market.tick_size
+    limit = limit - limit % tick if side is Side.BUY else ceil_div(limit, tick) * tick
+    size -= size % state.gatekeeper.size_step
+    oid = opportunity_id(opp.strategy, opp.token_id, side, "basket_repair", opp.group_id, kind)
+    repair = attrs.evolve(
+        opp,
+        id=oid,
+        side=side,
+        size=size,
+        limit_price=min(max(limit, tick), ONE - tick),
+        fair_value=limit,
+        edge=0,
+        confidence=1.0,
+        created_ms=now_ms,
+        expires_ms=now_ms + 60_000,
+        reason=f"basket {opp.group_id}: {kind} ({format_micro(leg.filled_size)} of the leg filled)",
+        urgency="aggressive",
+        group_id="",
+    )
+    place_now(state, repair, "aggressive", now_ms, commands, lot=leg.lot, wallet=leg.wallet)
+
+
+def place_now(
+    state: EngineState,
+    opp: Opportunity,
+    policy_name: str,
+    now_ms: int,
+    commands: list[Command],
+    *,
+    lot: str = "",
+    wallet: str = "",
+) -> None:
+    """Track, journal, risk-check and place an opportunity the engine itself decided (a repair, an exit):
+    no evaluators (they judge a signal's edge), but the same risk gatekeeper as any order. `lot` and
+    `wallet` name the holdings it trades (an exit sells the lot it closes, from that lot's wallet)."""
+    track = OpportunityTrack(opp=opp, policy=policy_name, lot=lot or opp.strategy, wallet=wallet)
+    state.tracks[opp.id] = track
+    by_strategy = state.opportunities_by_strategy
+    by_strategy[opp.strategy] = by_strategy.get(opp.strategy, 0) + 1
+    commands.append(RecordOpportunity(opp, policy_name, _arrival(state, opp), now_ms))
+    policy = state.router.policies[policy_name]
+    market = state.markets.by_token(opp.token_id)
+    book = state.books.get(opp.token_id)
+    order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms, wallet)
+    if order is None:
+        _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=("no_route",))
+        return
+    tokens = _event_tokens(state, market)
+    decision = state.gatekeeper.check(order, state.risk, market, book, now_ms, tokens)
+    _journal_risk(opp, order.size, decision.approved_size, decision.reasons, now_ms, commands)
+    if decision.outcome == "reject":
+        _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=decision.reasons)
+        return
+    order = attrs.evolve(order, size=decision.approved_size)
+    track.target_size = order.size
+    _place(state, track, order, now_ms, commands)
+
+
 def _parent_child(opp: Opportunity) -> ChildOrder:
     return ChildOrder(
         size=opp.size, price=opp.limit_price, order_type=OrderType.GTC, post_only=False, expiration_ms=0
@@ -167,6 +362,7 @@ def _order_request(
     size: int,
     child: ChildOrder,
     market: Market,
+    wallet: str = "",
 ) -> OrderRequest:
     book = state.books.get(opp.token_id)
     return OrderRequest(
@@ -175,7 +371,7 @@ def _order_request(
         correlation_id=opp.correlation_id,
         strategy=opp.strategy,
         routing=policy.name,
-        wallet=state.wallet_for(opp),
+        wallet=wallet or state.wallet_for(opp),
         market=market.condition_id,
         token_id=opp.token_id,
         side=opp.side,
@@ -199,13 +395,14 @@ def _child_order(
     market: Market,
     book: BookState | None,
     now_ms: int,
+    wallet: str = "",
 ) -> OrderRequest | None:
     if book is None:
         return None
     child = policy.child(opp, size, book, now_ms)
     if child is None:
         return None
-    return _order_request(state, opp, policy, index, child.size, child, market)
+    return _order_request(state, opp, policy, index, child.size, child, market, wallet)
 
 
 def _place(
@@ -337,7 +534,10 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
                 report, request.opportunity_id, request.correlation_id, request.strategy, request.routing
             )
         )
-        state.risk.on_fill(report.order_id, report)
+        lot = track.lot if track is not None else ""
+        fair = track.opp.fair_value if track is not None and report.side is Side.BUY else 0
+        state.risk.on_fill(report.order_id, report, lot, fair)
+        after_fill(state, request.wallet, report.token_id, now_ms, commands)
         state.bump("fills")
         if track is not None:
             track.filled_size += report.size
@@ -369,6 +569,9 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
             else:
                 track.pending_slices.clear()
                 _maybe_finalize(state, track, now_ms, commands)
+            basket = state.baskets.get(track.opp.group_id) if track.opp.group_id else None
+            if basket is not None:
+                _settle_basket(state, basket, now_ms, commands)
     # A fill is where a loss becomes real, so the kill switch is checked here; between fills the
     # gatekeeper already refuses new BUYs while the day's PnL (at mid marks) is beyond the limit.
     if (

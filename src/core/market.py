@@ -11,9 +11,10 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-from polysnipe.core.units import MICRO, ONE
+from polysnipe.core.fees import check_fee_parameters
+from polysnipe.core.units import MAX_AMOUNT_MICRO, ONE, format_micro
 
-__all__ = ["VALID_TICKS", "Market", "MarketRegistry", "UnknownToken", "mirror_price"]
+__all__ = ["VALID_TICKS", "Market", "MarketRegistry", "NegRiskEvent", "UnknownToken", "mirror_price"]
 
 #: Tick sizes the venue accepts (PROTOCOL.md section 3.1), in micro-units.
 VALID_TICKS = frozenset({100_000, 10_000, 5_000, 2_500, 1_000, 100})
@@ -50,12 +51,24 @@ class Market:
     fee_rate: int = 0
     fee_exponent: int = 1
     question: str = ""
+    #: when the market is scheduled to end (ms epoch); 0 when the metadata does not say
+    end_ms: int = 0
 
     def __attrs_post_init__(self) -> None:
+        # Checked here, once, rather than where they are used: a fee exponent of 0 would otherwise
+        # load fine and fail at the first fill, mid-run.
         if self.tick_size not in VALID_TICKS:
-            raise ValueError(f"invalid tick size {self.tick_size / MICRO} for market {self.condition_id}")
+            raise ValueError(f"invalid tick size {_text(self.tick_size)} for market {self.condition_id}")
         if self.token_ids[0] == self.token_ids[1]:
             raise ValueError(f"market {self.condition_id} lists the same token twice")
+        if not 0 <= self.min_order_size <= MAX_AMOUNT_MICRO:
+            raise ValueError(
+                f"invalid minimum order size {_text(self.min_order_size)} for market {self.condition_id}"
+            )
+        try:
+            check_fee_parameters(self.fee_rate, self.fee_exponent)
+        except ValueError as exc:
+            raise ValueError(f"market {self.condition_id}: {exc}") from None
 
     def complement(self, token_id: str) -> str:
         if token_id == self.token_ids[0]:
@@ -68,12 +81,39 @@ class Market:
         return self.outcomes[self.token_ids.index(token_id)]
 
 
+@attrs.frozen(slots=True)
+class NegRiskEvent:
+    """A neg-risk event as Gamma describes it (PROTOCOL.md 11.5): which markets make it up and whether
+    "all of its outcomes" is really a complete set.
+
+    Exactly one outcome of a complete event wins, so one YES share of each of its markets pays exactly
+    1. An augmented event can gain outcomes later and may hold a placeholder "Other" market, so its
+    current outcomes are not a complete set; a closed or unknown member breaks the set too.
+    """
+
+    event_id: str  # the events' shared neg_risk_market_id
+    #: every market of the event, as Gamma lists them
+    condition_ids: tuple[str, ...]
+    augmented: bool
+    #: a negRiskOther placeholder market is among them
+    has_other: bool
+    #: every member is active, not closed and accepting orders
+    all_open: bool
+
+    @property
+    def complete(self) -> bool:
+        return not self.augmented and not self.has_other and self.all_open and len(self.condition_ids) >= 2
+
+
 @attrs.define(slots=True)
 class MarketRegistry:
     """Markets by condition id and by token id, plus neg-risk event groups."""
 
     _by_condition: dict[str, Market] = attrs.field(factory=dict)
     _by_token: dict[str, Market] = attrs.field(factory=dict)
+    _events: dict[str, NegRiskEvent] = attrs.field(factory=dict)
+    #: bumped by every addition, so a reader can tell the registry changed since it last looked
+    revision: int = 0
 
     @classmethod
     def of(cls, markets: Iterable[Market]) -> MarketRegistry:
@@ -83,6 +123,7 @@ class MarketRegistry:
         return reg
 
     def add(self, market: Market) -> None:
+        self.revision += 1
         self._by_condition[market.condition_id] = market
         for t in market.token_ids:
             self._by_token[t] = market
@@ -96,19 +137,45 @@ class MarketRegistry:
     def get_by_token(self, token_id: str) -> Market | None:
         return self._by_token.get(token_id)
 
+    def get(self, condition_id: str) -> Market | None:
+        return self._by_condition.get(condition_id)
+
     def by_condition(self, condition_id: str) -> Market:
         return self._by_condition[condition_id]
 
     def complement(self, token_id: str) -> str:
         return self.by_token(token_id).complement(token_id)
 
-    def neg_risk_groups(self) -> dict[str, list[Market]]:
-        """Markets of each neg-risk event, keyed by neg_risk_market_id, in load order."""
-        groups: dict[str, list[Market]] = {}
-        for m in self._by_condition.values():
-            if m.neg_risk and m.neg_risk_market_id:
-                groups.setdefault(m.neg_risk_market_id, []).append(m)
-        return groups
+    def add_event(self, event: NegRiskEvent) -> None:
+        self.revision += 1
+        self._events[event.event_id] = event
+
+    def event(self, event_id: str) -> NegRiskEvent | None:
+        return self._events.get(event_id)
+
+    def event_tokens(self, event_id: str | None) -> tuple[str, ...]:
+        """Every loaded token of the markets that share `event_id` (neg_risk_market_id); () for None."""
+        if not event_id:
+            return ()
+        return tuple(
+            t for m in self._by_condition.values() if m.neg_risk_market_id == event_id for t in m.token_ids
+        )
+
+    def complete_baskets(self) -> dict[str, tuple[Market, ...]]:
+        """The markets of each neg-risk event whose YES legs form a complete set, by event id.
+
+        Fail closed: only events the metadata describes as complete, with every member market loaded
+        and flagged neg-risk; anything in doubt (no event metadata, an augmented event, a member
+        missing or closed) is no basket.
+        """
+        out: dict[str, tuple[Market, ...]] = {}
+        for event_id, event in self._events.items():
+            if not event.complete:
+                continue
+            members = [self._by_condition.get(cid) for cid in event.condition_ids]
+            if all(m is not None and m.neg_risk and not m.augmented for m in members):
+                out[event_id] = tuple(m for m in members if m is not None)
+        return out
 
     def token_ids(self) -> list[str]:
         return list(self._by_token)
@@ -121,6 +188,12 @@ class MarketRegistry:
 
     def __contains__(self, token_id: object) -> bool:
         return token_id in self._by_token
+
+
+def _text(micro: int) -> str:
+    """A micro-unit value for an error message (a corrupt one may be too long to print, or to divide
+    into a float: a tick of 1e309 once overflowed right here)."""
+    return format_micro(micro) if abs(micro) < 10**30 else f"~2**{micro.bit_length()} micro-units"
 
 
 def mirror_price(price: int) -> int:

@@ -8,14 +8,23 @@ opportunities they find go to the opportunity lifecycle; their data-quality flag
 from __future__ import annotations
 
 from polysnipe.core.book import BookState
-from polysnipe.core.events import BookSnapshot, Event, ExternalSignal, LastTrade, PriceChange, TickSizeChange
+from polysnipe.core.events import (
+    BookSnapshot,
+    Event,
+    ExternalSignal,
+    LastTrade,
+    MarketResolved,
+    PriceChange,
+    TickSizeChange,
+)
+from polysnipe.core.exits import on_book_change, redeem_resolved
 from polysnipe.core.lifecycle import handle_opportunities
-from polysnipe.core.messages import Command, RaiseAlert
+from polysnipe.core.messages import CancelOrder, Command, RaiseAlert
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.signals.base import reacts_to
 from polysnipe.core.state import EngineState, Flagging, SignalRoute
 
-__all__ = ["on_book", "on_last_trade", "on_price_change", "on_signal", "on_tick_size"]
+__all__ = ["on_book", "on_last_trade", "on_price_change", "on_resolved", "on_signal", "on_tick_size"]
 
 
 def _book_for(state: EngineState, token_id: str) -> BookState | None:
@@ -47,6 +56,10 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
         state.bump("events_unknown_token")
         return
     _react(state, event, now_ms, commands)
+    if state.exits.watched:
+        watched = state.exits.watched
+        for token in {d.token_id for d in event.changes if d.token_id in watched}:
+            on_book_change(state, token, now_ms, commands)
 
 
 def on_book(state: EngineState, event: BookSnapshot, now_ms: int, commands: list[Command]) -> None:
@@ -56,6 +69,8 @@ def on_book(state: EngineState, event: BookSnapshot, now_ms: int, commands: list
         return
     book.apply_snapshot(event)
     _react(state, event, now_ms, commands)
+    if event.token_id in state.exits.watched:
+        on_book_change(state, event.token_id, now_ms, commands)
 
 
 def on_last_trade(state: EngineState, event: LastTrade, now_ms: int, commands: list[Command]) -> None:
@@ -77,6 +92,27 @@ def on_tick_size(state: EngineState, event: TickSizeChange, now_ms: int, command
 
 def on_signal(state: EngineState, event: ExternalSignal, now_ms: int, commands: list[Command]) -> None:
     _react(state, event, now_ms, commands)
+
+
+def on_resolved(state: EngineState, event: MarketResolved, now_ms: int, commands: list[Command]) -> None:
+    """A market resolved: marks go to 1 and 0, nothing more trades there, holders redeem."""
+    market = state.markets.get(event.market)
+    if market is None or event.winning_token not in market.token_ids:
+        state.bump("events_unknown_token")
+        return
+    if market.token_ids[0] in state.portfolio.resolved:
+        return  # the venue repeats itself; the first resolution stands
+    state.bump("markets_resolved")
+    state.portfolio.apply_resolution(market.token_ids, event.winning_token)
+    commands.append(
+        RaiseAlert("info", "market_resolved", f"{market.condition_id}: {event.winning_token} won", now_ms)
+    )
+    for record in state.orders.values():
+        if not record.is_terminal and record.request.market == market.condition_id:
+            commands.append(
+                CancelOrder(record.request.order_id, "market_resolved", now_ms, record.request.correlation_id)
+            )
+    redeem_resolved(state, market.condition_id, now_ms, commands)
 
 
 def _route_for(state: EngineState, kind: type) -> SignalRoute:

@@ -22,6 +22,7 @@ __all__ = [
     "Input",
     "KillSwitch",
     "Liquidity",
+    "MergePositions",
     "OrderAccepted",
     "OrderCancelled",
     "OrderExpired",
@@ -32,6 +33,8 @@ __all__ = [
     "OrderType",
     "OutcomeKind",
     "PlaceOrder",
+    "PositionsMerged",
+    "PositionsRedeemed",
     "RaiseAlert",
     "RecordError",
     "RecordFill",
@@ -40,6 +43,8 @@ __all__ = [
     "RecordOrderStatus",
     "RecordOutcome",
     "RecordRiskDecision",
+    "RedeemPositions",
+    "SettlementReport",
     "Tick",
 ]
 
@@ -225,6 +230,53 @@ class RecordFill:
 
 
 @attrs.frozen(slots=True)
+class MergePositions:
+    """Merge `size` complete sets (one YES and one NO share each) of `market` back into `size` USDC.
+
+    A wallet holding both outcomes of one market holds collateral twice over: merging frees it.
+    On chain this is a CTF mergePositions, sent gaslessly through the relayer.
+    """
+
+    wallet: str
+    market: str
+    size: int
+    ts_ms: int
+    correlation_id: str = ""
+
+
+@attrs.frozen(slots=True)
+class RedeemPositions:
+    """Redeem what `wallet` holds of a resolved `market`: 1 USDC per winning share, nothing per loser."""
+
+    wallet: str
+    market: str
+    ts_ms: int
+    correlation_id: str = ""
+
+
+@attrs.frozen(slots=True)
+class PositionsMerged:
+    """The venue (or chain) merged `size` complete sets of `market` for `wallet`."""
+
+    wallet: str
+    market: str
+    size: int
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
+class PositionsRedeemed:
+    """Redemption done: `shares` of the winning token paid `payout` USDC, the losing token's are gone."""
+
+    wallet: str
+    market: str
+    winning_token: str
+    shares: int
+    payout: int
+    ts_ms: int
+
+
+@attrs.frozen(slots=True)
 class RecordError:
     """Input the engine could not use: kept whole with its reason (the errors table, the dead letters).
 
@@ -248,8 +300,13 @@ Command = (
     | RecordOrderStatus
     | RecordFill
     | RecordKillSwitch
+    | MergePositions
+    | RedeemPositions
     | RaiseAlert
 )
+
+#: on-chain settlement results, fed back into the step like execution reports
+SettlementReport = PositionsMerged | PositionsRedeemed
 
 #: what the journal keeps: every decision, order, fill, error and alert
 JournalRecord = (
@@ -261,6 +318,10 @@ JournalRecord = (
     | RecordFill
     | RecordKillSwitch
     | RecordError
+    | MergePositions
+    | RedeemPositions
+    | PositionsMerged
+    | PositionsRedeemed
     | RaiseAlert
 )
 
@@ -326,4 +387,4 @@ ExecutionReport = (
 )
 
 #: everything the pipeline step takes
-Input = Event | ExecutionReport | KillSwitch | Tick
+Input = Event | ExecutionReport | SettlementReport | KillSwitch | Tick

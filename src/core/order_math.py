@@ -12,19 +12,29 @@ cent of size or a tick of price (PROTOCOL.md 3.7). Here every step is integer ar
   decimals, ceil at A+4 decimals, then floor at A.
 
 BUY gives USDC and takes shares; SELL gives shares and takes USDC, so the two sides are mirror images.
+
+Inputs finer than the protocol allows are rounded exactly as the protocol rounds them, never refused
+for their precision: a size of 77.7777777 is 77.77, a limit price of 0.575 at tick 0.01 is 0.58, a
+market price of 0.579 is 0.57. What cannot be an order is refused with an OrderMathError that names
+the field: a price that rounds off the tick (only the half ticks 0.005 and 0.0025 allow it; the venue
+rejects such prices), a size that rounds to zero or exceeds MAX_QUANTITY, and any text that is not a
+plain ASCII decimal (see `limit_amounts`).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from fractions import Fraction
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from polysnipe.core.events import Side
 from polysnipe.core.messages import OrderType
 from polysnipe.core.units import MICRO, ONE, format_micro
 
 __all__ = [
+    "MAX_DECIMAL_CHARS",
+    "MAX_QUANTITY",
     "ROUNDING",
     "InvalidAmount",
     "InvalidPrice",
@@ -75,6 +85,14 @@ ROUNDING: dict[int, RoundConfig] = {
 }
 
 _SIZE_DECIMALS = 2
+#: the largest size or amount of one order, micro-units: a billion shares (or USDC) is far beyond any
+#: market's depth, and keeps every leg, and size * price, inside a signed 64-bit integer (journal bigint)
+MAX_QUANTITY: Final = 10**9 * MICRO
+#: decimal strings longer than this are refused before any arithmetic (and never echoed whole)
+MAX_DECIMAL_CHARS: Final = 64
+#: a plain decimal as users type it: ASCII digits, at most one point, an optional sign; no exponent,
+#: spaces, underscores or other scripts' digits (Decimal() would take "1e3", " 5", "1_0" and "١٢")
+_PLAIN_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 #: one cent of size or amount in micro-units: everything is floored to this grid first
 _CENT = 10_000
 #: int powers of ten (an int ** int is typed Any, since a negative exponent would give a float)
@@ -120,12 +138,16 @@ def _market(side: Side, price: int, amount: int, cfg: RoundConfig) -> tuple[int,
     return amount, amount * price // MICRO
 
 
-def _floor_cents(value: int) -> int:
+def _floor_cents(value: int, what: str = "amount", typed: str | None = None) -> int:
+    """`value` floored to the cent, or InvalidAmount naming `what` (and the text `typed`, if any)."""
+    shown = format_micro(value) if typed is None else typed
     if value < 0:
-        raise InvalidAmount(f"negative amount {format_micro(value)}")
+        raise InvalidAmount(f"{what} {shown} is negative")
+    if value > MAX_QUANTITY:
+        raise InvalidAmount(f"{what} {shown} exceeds the maximum {format_micro(MAX_QUANTITY)}")
     cents = value - value % _CENT
     if not cents:
-        raise InvalidAmount(f"amount {format_micro(value)} rounds to zero at {_SIZE_DECIMALS} decimals")
+        raise InvalidAmount(f"{what} {shown} rounds to zero at {_SIZE_DECIMALS} decimals")
     return cents
 
 
@@ -145,24 +167,24 @@ def amounts_for_order(side: Side, price: int, size: int, order_type: OrderType, 
     immediate = order_type is OrderType.FOK or order_type is OrderType.FAK
     if immediate and side is Side.BUY:
         return _market(side, price, _floor_cents(size * price // MICRO), cfg)
-    amount = _floor_cents(size)
+    amount = _floor_cents(size, "size")
     return _market(side, price, amount, cfg) if immediate else _limit(side, price, amount)
 
 
 # -- decimal-string API: what users (and the official client's callers) type --------------------
-def _ratio(text: str, what: type[OrderMathError]) -> tuple[int, int]:
-    """Exact numerator/denominator of a finite decimal string."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise what(f"not a decimal: {text!r}") from None
-    if not value.is_finite():
-        raise what(f"not a finite decimal: {text!r}")
-    return value.as_integer_ratio()
+def _ratio(text: str, error: type[OrderMathError], what: str) -> tuple[int, int]:
+    """Exact numerator/denominator of a plain decimal string."""
+    if not isinstance(text, str):
+        raise error(f"{what} must be a decimal string, got {type(text).__name__}")
+    if len(text) > MAX_DECIMAL_CHARS:
+        raise error(f"{what} is longer than {MAX_DECIMAL_CHARS} characters: {text[:20]!r}...")
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise error(f"{what} {text!r} is not a plain decimal (ASCII digits and at most one point)")
+    return Decimal(text).as_integer_ratio()
 
 
 def _tick_micro(text: str) -> int:
-    num, den = _ratio(text, InvalidTickSize)
+    num, den = _ratio(text, InvalidTickSize, "tick size")
     if (num * MICRO) % den:
         raise InvalidTickSize(f"invalid tick size {text!r}")
     return num * MICRO // den
@@ -177,31 +199,52 @@ def _scaled(num: int, den: int, decimals: int, *, half_even: bool) -> int:
 
 
 def _price(text: str, cfg: RoundConfig, *, half_even: bool) -> int:
-    num, den = _ratio(text, InvalidPrice)
+    num, den = _ratio(text, InvalidPrice, "price")
     # The range check runs on the price as typed, before rounding, exactly like the client's check.
     if not cfg.tick * den <= num * MICRO <= (ONE - cfg.tick) * den:
         low, high = format_micro(cfg.tick), format_micro(ONE - cfg.tick)
         raise InvalidPrice(f"invalid price ({text}), min: {low} - max: {high}")
     price = _scaled(num, den, cfg.price_decimals, half_even=half_even)
-    check_price(price, cfg.tick)
+    if price % cfg.tick:
+        rule = "half-even" if half_even else "down"
+        raise InvalidPrice(
+            f"price {text} rounds ({rule}, {cfg.price_decimals} decimals) to {format_micro(price)}, "
+            f"which is off the tick {format_micro(cfg.tick)}"
+        )
     return price
 
 
-def _cents(text: str) -> int:
-    num, den = _ratio(text, InvalidAmount)
-    return _floor_cents(_scaled(num, den, _SIZE_DECIMALS, half_even=False))
+def _cents(text: str, what: str) -> int:
+    num, den = _ratio(text, InvalidAmount, what)
+    return _floor_cents(_scaled(num, den, _SIZE_DECIMALS, half_even=False), what, text)
 
 
 def limit_amounts(side: Side, price: str, size: str, tick_size: str) -> tuple[int, int]:
-    """(maker, taker) of a GTC/GTD order: `size` in shares, all inputs decimal strings."""
+    """(maker, taker) of a GTC/GTD order: `size` in shares, all inputs decimal strings.
+
+    Each input is a plain ASCII decimal (digits, at most one point, optional sign, at most
+    MAX_DECIMAL_CHARS characters; no exponent, spaces or underscores), else the field's error.
+    Precision finer than the protocol's is rounded as the protocol rounds it (PROTOCOL.md 3.4, 3.6):
+
+    * `price`: half-even to the tick's price decimals (the official client's round_normal), after the
+      [tick, 1 - tick] check on the price as typed. A result off the tick (possible only for ticks
+      0.005 and 0.0025) raises InvalidPrice: the venue rejects it.
+    * `size`: floored to 2 decimals, however many are typed (77.7777777 -> 77.77). A result of zero,
+      a negative size or one above MAX_QUANTITY raises InvalidAmount.
+    * `tick_size`: must be one of the six ticks exactly, else InvalidTickSize.
+    """
     cfg = rounding_for(tick_size)
-    return _limit(side, _price(price, cfg, half_even=True), _cents(size))
+    return _limit(side, _price(price, cfg, half_even=True), _cents(size, "size"))
 
 
 def market_amounts(side: Side, price: str, amount: str, tick_size: str) -> tuple[int, int]:
-    """(maker, taker) of a FOK/FAK order: `amount` is USDC for BUY and shares for SELL."""
+    """(maker, taker) of a FOK/FAK order: `amount` is USDC for BUY and shares for SELL.
+
+    As `limit_amounts`, except that `price` is floored (not rounded) to the price decimals
+    (PROTOCOL.md 3.5), and `amount` is floored to 2 decimals like a size.
+    """
     cfg = rounding_for(tick_size)
-    return _market(side, _price(price, cfg, half_even=False), _cents(amount), cfg)
+    return _market(side, _price(price, cfg, half_even=False), _cents(amount, "amount"), cfg)
 
 
 def price_of(maker_amount: int, taker_amount: int, side: Side) -> Fraction:

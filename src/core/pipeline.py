@@ -16,10 +16,13 @@ Where each input goes:
 | PriceChange, BookSnapshot, TickSizeChange, LastTrade | market_handlers | update books, signals react |
 | ExternalSignal | market_handlers.on_signal | signals react (Momentum/Event) |
 | Order* execution reports | lifecycle.on_report | order state machine, risk, outcomes |
+| MarketResolved | market_handlers.on_resolved | marks 1/0, cancels, redeems (exits.py) |
+| PositionsMerged, PositionsRedeemed | exits | the portfolio settles the sets / the resolution |
 | KillSwitch | lifecycle.on_kill_switch | risk scopes, cancels, stops slices |
 | Tick | (none) | time passed: only the slice release below |
 
-Before any input, iceberg slices whose delay has passed are released (lifecycle.release_due_slices).
+Before any input, iceberg slices whose delay has passed are released (lifecycle.release_due_slices)
+and exit rules whose time has come are judged (exits.release_due).
 The state is mutated in place (state.py says why).
 """
 
@@ -32,11 +35,21 @@ from polysnipe.core.events import (
     BookSnapshot,
     ExternalSignal,
     LastTrade,
+    MarketResolved,
     PriceChange,
     TickSizeChange,
 )
+from polysnipe.core.exits import on_merged, on_redeemed
+from polysnipe.core.exits import release_due as release_due_exits
 from polysnipe.core.lifecycle import on_kill_switch, on_report, release_due_slices
-from polysnipe.core.market_handlers import on_book, on_last_trade, on_price_change, on_signal, on_tick_size
+from polysnipe.core.market_handlers import (
+    on_book,
+    on_last_trade,
+    on_price_change,
+    on_resolved,
+    on_signal,
+    on_tick_size,
+)
 from polysnipe.core.messages import (
     Command,
     Input,
@@ -47,6 +60,8 @@ from polysnipe.core.messages import (
     OrderFilled,
     OrderRejected,
     OrderStatusUnknown,
+    PositionsMerged,
+    PositionsRedeemed,
     Tick,
 )
 from polysnipe.core.ports import NEVER_MS
@@ -63,12 +78,15 @@ HANDLERS: dict[type, Handler] = {
     TickSizeChange: on_tick_size,
     LastTrade: on_last_trade,
     ExternalSignal: on_signal,
+    MarketResolved: on_resolved,
     OrderAccepted: on_report,
     OrderRejected: on_report,
     OrderFilled: on_report,
     OrderCancelled: on_report,
     OrderExpired: on_report,
     OrderStatusUnknown: on_report,
+    PositionsMerged: on_merged,
+    PositionsRedeemed: on_redeemed,
     KillSwitch: on_kill_switch,
     Tick: lambda state, tick, now_ms, commands: None,
 }
@@ -80,10 +98,16 @@ def step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
     timers = state.timers
     if timers and timers[0][0] <= now_ms:
         release_due_slices(state, now_ms, commands)
+    exit_timers = state.exits.timers
+    if exit_timers and exit_timers[0][0] <= now_ms:
+        release_due_exits(state, now_ms, commands)
     HANDLERS[type(event)](state, event, now_ms, commands)
     return commands
 
 
 def next_timer_ms(state: EngineState) -> int:
-    """When the step next has something to do without any input (an iceberg slice); NEVER_MS if never."""
-    return state.timers[0][0] if state.timers else NEVER_MS
+    """When the step next has something to do without any input (an iceberg slice, a time exit);
+    NEVER_MS if never."""
+    slices = state.timers[0][0] if state.timers else NEVER_MS
+    exits = state.exits.timers[0][0] if state.exits.timers else NEVER_MS
+    return min(slices, exits)

@@ -5,15 +5,17 @@ Theory of operation
 Each wallet (the platform runs one Safe or deposit wallet per trader) holds USDC and outcome shares.
 Every new fill moves them: a BUY pays price * size (+ a USDC fee) and receives size - fee_shares (the
 venue takes a BUY's fee in shares); a SELL gives size (+ fee_shares) and receives price * size - the
-USDC fee. Cost is average cost, fees included, so a SELL realizes proceeds minus the shares' share of the
-basis. Realized PnL is kept for the current UTC day (what the daily loss limit reads), per strategy and
-in total.
+USDC fee. Shares are held in lots, one per (token, strategy that bought them), each with its average
+cost (fees included), when it opened and the fair value its entry claimed (exit rules read them). A
+SELL of a strategy takes from that strategy's lot first, then from the others pro rata; merging
+complete sets and redeeming a resolved market take from every lot of the token pro rata. Realized PnL
+is kept per lot's strategy, for the current UTC day (what the daily loss limit reads) and in total.
 
 The marking rule, the only one in the engine (risk's daily loss, the backtest's equity curve and the
-report all use it): a token is worth the mid of its book while that book is trusted and two-sided,
-else the price of its last trade; a token with neither is valued at its cost (no unrealized PnL is
-invented for it). `mark_price` states the rule; the engine's own view of the market (EngineState)
-is the MarkSource.
+report all use it): a resolved token is worth 1 if it won and 0 if it lost; otherwise the mid of its
+book while that book is trusted and two-sided, else the price of its last trade; a token with none
+of these is valued at its cost (no unrealized PnL is invented for it). `mark_price` states the rule;
+the engine's own view of the market (EngineState) is the MarkSource.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import attrs
 from polysnipe.core.book import BookState
 from polysnipe.core.events import LastTrade, Side
 from polysnipe.core.messages import OrderFilled
-from polysnipe.core.units import notional
+from polysnipe.core.units import MICRO, notional
 
-__all__ = ["DAY_MS", "NO_MARKS", "Equity", "MarkSource", "Portfolio", "WalletState", "mark_price"]
+__all__ = ["DAY_MS", "NO_MARKS", "Equity", "Lot", "MarkSource", "Portfolio", "WalletState", "mark_price"]
 
 DAY_MS = 86_400_000
 
@@ -54,8 +56,12 @@ class _NoMarks:
 NO_MARKS: MarkSource = _NoMarks()
 
 
-def mark_price(source: MarkSource, token_id: str) -> int | None:
-    """The marking rule (module doc): trusted two-sided mid, else the last trade, else None."""
+def mark_price(source: MarkSource, token_id: str, resolved: Mapping[str, int] | None = None) -> int | None:
+    """The marking rule (module doc): resolution, else trusted two-sided mid, else the last trade."""
+    if resolved:
+        settled = resolved.get(token_id)
+        if settled is not None:
+            return settled
     book = source.book(token_id)
     if book is not None and book.trusted:
         mid = book.mid()
@@ -66,12 +72,88 @@ def mark_price(source: MarkSource, token_id: str) -> int | None:
 
 
 @attrs.define(slots=True)
+class Lot:
+    """The shares of one token one strategy bought and still holds."""
+
+    shares: int
+    #: USDC paid for those shares, fees included
+    cost: int
+    opened_ms: int
+    #: the fair value the entering opportunity claimed (0: none claimed)
+    fair_value: int = 0
+
+    @property
+    def avg_price(self) -> int:
+        return self.cost * MICRO // self.shares if self.shares > 0 else 0
+
+
+@attrs.define(slots=True)
 class WalletState:
     balance_usdc_micro: int
-    #: token id -> micro-shares held
+    #: token id -> micro-shares held (the sum of the token's lots)
     positions: dict[str, int] = attrs.field(factory=dict)
-    #: token id -> USDC paid for the shares still held (average-cost basis, fees included)
+    #: token id -> USDC paid for the shares still held (the sum of the token's lots' cost)
     cost: dict[str, int] = attrs.field(factory=dict)
+    #: (token id, strategy) -> lot
+    lots: dict[tuple[str, str], Lot] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        # holdings given without lots (a wallet's opening positions) belong to no strategy
+        for token, shares in self.positions.items():
+            if shares and not any(t == token for t, _ in self.lots):
+                self.lots[token, ""] = Lot(shares, self.cost.get(token, 0), 0)
+
+    def lots_of(self, token_id: str) -> list[tuple[str, Lot]]:
+        return [(strategy, lot) for (t, strategy), lot in self.lots.items() if t == token_id]
+
+    def _take(self, token_id: str, shares: int, first: str | None) -> dict[str, tuple[int, int]]:
+        """Remove `shares` of `token_id` from its lots: `first`'s lot first, then the rest pro rata.
+
+        Returns strategy -> (shares taken, cost removed at that lot's average cost); never takes more
+        than the lots hold.
+        """
+        lots = [(strategy, lot) for strategy, lot in self.lots_of(token_id) if lot.shares > 0]
+        left = min(shares, sum(lot.shares for _, lot in lots))
+        plan: dict[str, int] = {}
+        for strategy, lot in lots:
+            if strategy == first:
+                plan[strategy] = min(left, lot.shares)
+                left -= plan[strategy]
+        rest = [(strategy, lot) for strategy, lot in lots if strategy != first]
+        pool = sum(lot.shares for _, lot in rest)
+        if left and pool:
+            want = left
+            for strategy, lot in rest:
+                n = min(lot.shares, want * lot.shares // pool)
+                plan[strategy] = n
+                left -= n
+            for strategy, lot in rest:  # the pro rata rounding remainder, a few micro-shares
+                extra = min(left, lot.shares - plan[strategy])
+                plan[strategy] += extra
+                left -= extra
+        taken: dict[str, tuple[int, int]] = {}
+        for strategy, lot in lots:
+            n = plan.get(strategy, 0)
+            if not n:
+                continue
+            removed = lot.cost * n // lot.shares
+            lot.shares -= n
+            lot.cost -= removed
+            taken[strategy] = (n, removed)
+            if lot.shares == 0:
+                del self.lots[token_id, strategy]
+        shares_left = self.positions.get(token_id, 0) - sum(n for n, _ in taken.values())
+        cost_left = self.cost.get(token_id, 0) - sum(c for _, c in taken.values())
+        self._set(token_id, shares_left, cost_left)
+        return taken
+
+    def _set(self, token_id: str, shares: int, cost: int) -> None:
+        if shares or cost:
+            self.positions[token_id] = shares
+            self.cost[token_id] = cost
+        else:
+            self.positions.pop(token_id, None)
+            self.cost.pop(token_id, None)
 
 
 @attrs.frozen(slots=True)
@@ -92,6 +174,10 @@ class Portfolio:
     pnl_day: int = 0
     realized_total_usdc_micro: int = 0
     realized_by_strategy: dict[str, int] = attrs.field(factory=dict)
+    #: USDC traded (sum of fill notionals), for the capital turnover
+    traded_usdc_micro: int = 0
+    #: token id -> what a resolved token pays per share (ONE or 0)
+    resolved: dict[str, int] = attrs.field(factory=dict)
     #: the engine's market view; the engine binds itself here when it is built
     marks: MarkSource = NO_MARKS
 
@@ -114,14 +200,14 @@ class Portfolio:
         return self.realized_day_usdc_micro if now_ms // DAY_MS == self.pnl_day else 0
 
     def mark(self, token_id: str) -> int | None:
-        return mark_price(self.marks, token_id)
+        return mark_price(self.marks, token_id, self.resolved)
 
     def unrealized(self) -> int:
         """Marked value minus cost over every held position; unmarked positions count as 0."""
         pnl = 0
         for w in self.wallets.values():
             for token_id, shares in w.positions.items():
-                mark = mark_price(self.marks, token_id)
+                mark = mark_price(self.marks, token_id, self.resolved)
                 if mark is not None:
                     pnl += notional(mark, shares) - w.cost.get(token_id, 0)
         return pnl
@@ -137,37 +223,92 @@ class Portfolio:
                 if not shares:
                     continue
                 held += 1
-                mark = mark_price(self.marks, token_id)
+                mark = mark_price(self.marks, token_id, self.resolved)
                 value += w.cost.get(token_id, 0) if mark is None else notional(mark, shares)
         return Equity(cash + value, value, held)
 
     # -- updates -----------------------------------------------------------------------------
-    def apply_fill(self, wallet_name: str, fill: OrderFilled, strategy: str) -> None:
+    def apply_fill(self, wallet_name: str, fill: OrderFilled, strategy: str, fair_value: int = 0) -> None:
         """Apply one new (de-duplicated) fill of `wallet_name`'s order placed for `strategy`."""
         wallet = self.wallets[wallet_name]
         token_id = fill.token_id
-        shares = wallet.positions.get(token_id, 0)
-        cost = wallet.cost.get(token_id, 0)
+        self.traded_usdc_micro += notional(fill.price, fill.size)
         if fill.side is Side.BUY:
             paid = notional(fill.price, fill.size) + fill.fee_usdc
             wallet.balance_usdc_micro -= paid
-            shares += fill.size - fill.fee_shares
-            cost += paid
-        else:
-            given = fill.size + fill.fee_shares
-            # average cost: the shares sold take their proportional share of the basis
-            removed = cost * min(given, shares) // shares if shares > 0 else 0
-            proceeds = notional(fill.price, fill.size) - fill.fee_usdc
-            wallet.balance_usdc_micro += proceeds
-            shares -= given
-            cost -= removed
-            self._book_realized(proceeds - removed, fill.ts_ms, strategy)
-        if shares or cost:
-            wallet.positions[token_id] = shares
-            wallet.cost[token_id] = cost
-        else:
-            wallet.positions.pop(token_id, None)
-            wallet.cost.pop(token_id, None)
+            got = fill.size - fill.fee_shares
+            lot = wallet.lots.get((token_id, strategy))
+            if lot is None:
+                lot = wallet.lots[token_id, strategy] = Lot(0, 0, fill.ts_ms, fair_value)
+            lot.shares += got
+            lot.cost += paid
+            if fair_value:
+                lot.fair_value = fair_value
+            wallet._set(
+                token_id, wallet.positions.get(token_id, 0) + got, wallet.cost.get(token_id, 0) + paid
+            )
+            return
+        given = fill.size + fill.fee_shares
+        proceeds = notional(fill.price, fill.size) - fill.fee_usdc
+        wallet.balance_usdc_micro += proceeds
+        held = wallet.positions.get(token_id, 0)
+        taken = wallet._take(token_id, min(given, max(held, 0)), strategy)
+        if given > held:
+            # selling shares the books do not show (never approved by risk): kept visible as short
+            wallet._set(token_id, wallet.positions.get(token_id, 0) - (given - max(held, 0)),
+                        wallet.cost.get(token_id, 0))  # fmt: skip
+        self._realize(taken, proceeds, fill.ts_ms, fallback=strategy)
+
+    def apply_merge(self, wallet_name: str, tokens: tuple[str, str], size: int, ts_ms: int) -> None:
+        """`size` complete sets of one market became `size` USDC."""
+        wallet = self.wallets[wallet_name]
+        wallet.balance_usdc_micro += size
+        yes = wallet._take(tokens[0], size, None)
+        no = wallet._take(tokens[1], size, None)
+        # each set's 1 USDC goes to its two legs in proportion to what they cost
+        cost_yes = sum(c for _, c in yes.values())
+        cost_no = sum(c for _, c in no.values())
+        to_yes = size * cost_yes // (cost_yes + cost_no) if cost_yes + cost_no else size // 2
+        self._realize(yes, to_yes, ts_ms)
+        self._realize(no, size - to_yes, ts_ms)
+
+    def apply_resolution(self, tokens: tuple[str, str], winning_token: str) -> None:
+        """A market resolved: marks become 1 (winner) and 0 (loser) until the shares are redeemed."""
+        for token in tokens:
+            self.resolved[token] = MICRO if token == winning_token else 0
+
+    def apply_redemption(
+        self, wallet_name: str, tokens: tuple[str, str], winning_token: str, ts_ms: int
+    ) -> int:
+        """Redeem every share of a resolved market in the wallet; returns the USDC paid."""
+        wallet = self.wallets[wallet_name]
+        payout = 0
+        for token in tokens:
+            held = wallet.positions.get(token, 0)
+            if held <= 0:
+                continue
+            taken = wallet._take(token, held, None)
+            paid = held if token == winning_token else 0
+            payout += paid
+            self._realize(taken, paid, ts_ms)
+        wallet.balance_usdc_micro += payout
+        return payout
+
+    def _realize(
+        self, taken: Mapping[str, tuple[int, int]], proceeds: int, ts_ms: int, fallback: str = ""
+    ) -> None:
+        """Book `proceeds` against the lots `taken` from, pro rata to their shares."""
+        shares = sum(n for n, _ in taken.values())
+        if not taken:
+            self._book_realized(proceeds, ts_ms, fallback)
+            return
+        left = proceeds
+        items = list(taken.items())
+        for i, (strategy, (n, cost)) in enumerate(items):
+            part = left if i == len(items) - 1 else (proceeds * n // shares if shares else 0)
+            left -= part
+            # shares no strategy bought (a wallet's opening holdings) go to whoever sells them
+            self._book_realized(part - cost, ts_ms, strategy or fallback)
 
     def _book_realized(self, pnl: int, ts_ms: int, strategy: str) -> None:
         self.realized_total_usdc_micro += pnl

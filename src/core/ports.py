@@ -9,6 +9,7 @@ these ports:
 | InputSource | replay of a recording | market WebSocket | market WebSocket / bus, user channel |
 | MarketEventSink | the simulated venue | the simulated venue | the CLOB adapter (tick sizes) |
 | ExecutionPort | simulated venue, virtual time | simulated venue, wall time | CLOB REST |
+| SettlementPort | the simulated venue's ledger | the venue's ledger | the relayer (not yet: alerts) |
 | Journal | memory | memory | Postgres |
 | Clock | event time | wall clock | wall clock |
 """
@@ -19,7 +20,16 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from polysnipe.core.events import MarketEvent
-from polysnipe.core.messages import ExecutionReport, Input, JournalRecord, OrderRequest
+from polysnipe.core.messages import (
+    ExecutionReport,
+    Input,
+    JournalRecord,
+    MergePositions,
+    OrderRequest,
+    RaiseAlert,
+    RedeemPositions,
+    SettlementReport,
+)
 
 __all__ = [
     "NEVER_MS",
@@ -30,6 +40,7 @@ __all__ = [
     "Journal",
     "MarketEventSink",
     "Rng",
+    "SettlementPort",
 ]
 
 #: a time no event reaches: "nothing is due"
@@ -85,6 +96,19 @@ class ExecutionPort(Protocol):
 
     @property
     def wake_ms(self) -> int: ...
+
+
+class SettlementPort(Protocol):
+    """On-chain changes of positions: merging complete sets into collateral, redeeming resolved markets.
+
+    Live, these are CTF transactions of the wallet, sent through the relayer. The answer is the
+    settlement done (fed back into the step) or, when it cannot be done now, an alert saying so: the
+    portfolio changes only on a done settlement, never on a request.
+    """
+
+    async def merge(self, request: MergePositions) -> Sequence[SettlementReport | RaiseAlert]: ...
+
+    async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport | RaiseAlert]: ...
 
 
 class Journal(Protocol):

@@ -22,7 +22,7 @@ errs on the side of caution.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import attrs
@@ -80,6 +80,17 @@ class RiskPolicy:
     #: venue sizes carry 2 decimals (PROTOCOL.md 3.1), so 0.01 share is the smallest step
     size_step_micro: int = 10_000
     allow_resize: bool = True
+    #: cost held plus open BUY reservations over every token of one neg-risk event; None: the market cap
+    max_event_exposure_usdc_micro: int | None = None
+    #: what repairing a basket whose legs filled unevenly (completing or unwinding it) may lose
+    max_basket_repair_loss_usdc_micro: int = 10_000_000
+    #: open orders of one wallet (one trader's Safe); None: only the engine-wide `max_open_orders`
+    max_open_orders_per_wallet: int | None = None
+
+    @property
+    def event_exposure_cap(self) -> int:
+        cap = self.max_event_exposure_usdc_micro
+        return self.max_market_exposure_usdc_micro if cap is None else cap
 
     def treasury_for(self, wallet: str) -> TreasuryPolicy:
         return self.treasury_by_wallet.get(wallet, self.treasury)
@@ -138,6 +149,9 @@ class RiskState:
         held = self.portfolio.wallets[wallet].positions.get(token_id, 0)
         return held - self.reserved_shares.get(wallet, {}).get(token_id, 0)
 
+    def open_orders_of(self, wallet: str) -> int:
+        return sum(1 for o in self.open_orders.values() if o.wallet == wallet)
+
     def orders_in_window(self, now_ms: int, window_ms: int) -> int:
         """Submissions in (now - window, now]; drops older timestamps (time only moves forward)."""
         times = self.order_times
@@ -177,9 +191,11 @@ class RiskState:
         )
         self.order_times.append(now_ms)
 
-    def on_fill(self, order_id: str, fill: OrderFilled) -> None:
+    def on_fill(self, order_id: str, fill: OrderFilled, lot: str = "", fair_value: int = 0) -> None:
         """Apply one (new, de-duplicated) fill: the portfolio's cash and shares, then reservations.
 
+        `lot` names the portfolio lot the fill books to (default: the order's strategy); `fair_value`
+        is what the entry claimed the shares are worth (exit rules take profit there).
         A fill for an order closed recently (a fill racing its cancel) still counts: the venue matched
         it. Raises KeyError for an order never submitted.
         """
@@ -188,7 +204,7 @@ class RiskState:
             order = self.closed_orders.get(order_id)
             if order is None:
                 raise KeyError(order_id)
-        self.portfolio.apply_fill(order.wallet, fill, order.strategy)
+        self.portfolio.apply_fill(order.wallet, fill, lot or order.strategy, fair_value)
         if order.remaining > 0:
             self._release(order, min(fill.size, order.remaining))
             if order.remaining == 0:
@@ -285,81 +301,144 @@ class RiskGatekeeper:
         return state.daily_pnl(now_ms) < -self.policy.daily_loss_limit_usdc_micro
 
     def check(
-        self, order: OrderRequest, state: RiskState, market: Market, book: BookState | None, now_ms: int
+        self,
+        order: OrderRequest,
+        state: RiskState,
+        market: Market,
+        book: BookState | None,
+        now_ms: int,
+        event_tokens: Sequence[str] = (),
     ) -> RiskDecision:
+        """One order; `event_tokens` are the tokens of its neg-risk event (for the event exposure cap)."""
+        return self.check_orders(((order, market, book),), state, now_ms, event_tokens)
+
+    def check_orders(
+        self,
+        legs: Sequence[tuple[OrderRequest, Market, BookState | None]],
+        state: RiskState,
+        now_ms: int,
+        event_tokens: Sequence[str] = (),
+    ) -> RiskDecision:
+        """Orders that must trade together (the legs of a basket), checked as one unit: hard checks on
+        every leg, caps on their sum, one common size for every leg, all or nothing.
+
+        Every leg carries the same size; the approved size applies to all of them. Legs of one wallet
+        share its free balance, legs of one market its exposure cap, legs of one neg-risk event
+        (`event_tokens`, all of that event's tokens) the event's cap. A single order is the one-leg case.
+        """
         policy = self.policy
+        size = legs[0][0].size
+        if any(o.size != size for o, _, _ in legs):
+            raise ValueError("the legs of one risk check must all carry the same size")
         hard: list[str] = []
-        if state.kill_switches:
-            switches = state.kill_switches
-            for scope in (
-                "global",
-                "strategy:" + order.strategy,
-                "market:" + order.market,
-                "wallet:" + order.wallet,
-            ):
-                if scope in switches:
-                    hard.append("kill_switch:" + scope)
-        if book is None or not book.trusted:
-            hard.append("book_untrusted")
-        elif book.is_stale(now_ms, policy.max_book_age_ms):
-            hard.append("book_stale")
-        price = order.price
-        price_ok = 0 < price < ONE and price % order.tick_size == 0
-        if not price_ok:
+        switches = state.kill_switches
+        prices_ok = True
+        below_min = False
+        for order, market, book in legs:
+            if switches:
+                for scope in ("global", "strategy:" + order.strategy, "market:" + order.market,
+                              "wallet:" + order.wallet):  # fmt: skip
+                    if scope in switches and "kill_switch:" + scope not in hard:
+                        hard.append("kill_switch:" + scope)
+            if book is None or not book.trusted:
+                _once(hard, "book_untrusted")
+            elif book.is_stale(now_ms, policy.max_book_age_ms):
+                _once(hard, "book_stale")
+            if not (0 < order.price < ONE and order.price % order.tick_size == 0):
+                prices_ok = False
+            if order.token_id in state.portfolio.resolved:
+                _once(hard, "market_resolved")
+            below_min = below_min or size < market.min_order_size
+        if not prices_ok:
             hard.append("invalid_price")
-        size = order.size
-        if size < market.min_order_size:
+        if below_min:
             hard.append("below_min_size")
-        if len(state.open_orders) >= policy.max_open_orders:
+        n = len(legs)
+        if len(state.open_orders) + n > policy.max_open_orders:
             hard.append("open_orders")
-        if state.orders_in_window(now_ms, policy.rate_window_ms) >= policy.max_orders_per_window:
+        wallets = {o.wallet for o, _, _ in legs}
+        per_wallet = policy.max_open_orders_per_wallet
+        if per_wallet is not None:
+            for wallet in sorted(wallets):
+                mine = sum(1 for o, _, _ in legs if o.wallet == wallet)
+                if state.open_orders_of(wallet) + mine > per_wallet:
+                    _once(hard, "wallet_open_orders")
+        if state.orders_in_window(now_ms, policy.rate_window_ms) + n > policy.max_orders_per_window:
             hard.append("rate_limit")
-        is_buy = order.side is Side.BUY
+        buys = [(o, m) for o, m, _ in legs if o.side is Side.BUY]
         # SELLs reduce risk, so a day in loss must still be able to exit (kill switches stop those)
-        if is_buy and self.breaches_daily_loss(state, now_ms):
+        if buys and self.breaches_daily_loss(state, now_ms):
             hard.append("daily_loss")
-        known_wallet = order.wallet in state.portfolio.wallets
-        if not known_wallet:
+        known = all(w in state.portfolio.wallets for w in wallets)
+        if not known:
             hard.append("unknown_wallet")
 
-        cap_reasons: list[str] = []
+        caps: list[str] = []
         max_size = size
         step = policy.size_step_micro
         if size % step:
-            cap_reasons.append("size_step")
-        if price_ok:
-            value = notional(price, size)
-            if value > policy.max_order_notional_usdc_micro:
-                cap_reasons.append("order_notional")
-                max_size = min(max_size, max_size_within(policy.max_order_notional_usdc_micro, price))
-            if is_buy:
-                token_exposure = state.exposure(order.token_id)
-                room = policy.max_outcome_exposure_usdc_micro - token_exposure
-                if value > room:
-                    cap_reasons.append("outcome_exposure")
-                    max_size = min(max_size, max_size_within(room, price))
-                t0, t1 = market.token_ids
-                other = state.exposure(t1 if order.token_id == t0 else t0)
-                room = policy.max_market_exposure_usdc_micro - token_exposure - other
-                if value > room:
-                    cap_reasons.append("market_exposure")
-                    max_size = min(max_size, max_size_within(room, price))
-                if known_wallet:
-                    free = state.free_usdc(order.wallet, policy.treasury_for(order.wallet))
-                    if value > free:
-                        cap_reasons.append("free_balance")
-                        max_size = min(max_size, max_size_within(free, price))
-        if not is_buy and known_wallet:
-            available = state.available_shares(order.wallet, order.token_id)
-            if size > available:
-                cap_reasons.append("no_position")
-                max_size = min(max_size, max(available, 0))
+            caps.append("size_step")
+
+        def cap(reason: str, budget: int, price: int) -> None:
+            nonlocal max_size
+            _once(caps, reason)
+            max_size = min(max_size, max_size_within(budget, price))
+
+        if prices_ok:
+            for order, _, _ in legs:
+                if notional(order.price, size) > policy.max_order_notional_usdc_micro:
+                    cap("order_notional", policy.max_order_notional_usdc_micro, order.price)
+            for order, _ in buys:
+                room = policy.max_outcome_exposure_usdc_micro - state.exposure(order.token_id)
+                if notional(order.price, size) > room:
+                    cap("outcome_exposure", room, order.price)
+            for market in _distinct(m for _, m in buys):
+                prices = [o.price for o, m in buys if m is market]
+                room = policy.max_market_exposure_usdc_micro - sum(
+                    state.exposure(t) for t in market.token_ids
+                )
+                if sum(notional(p, size) for p in prices) > room:
+                    cap("market_exposure", room, sum(prices))
+            event_buys = [o.price for o, m in buys if m.neg_risk_market_id and event_tokens]
+            if event_buys:
+                room = policy.event_exposure_cap - sum(state.exposure(t) for t in event_tokens)
+                if sum(notional(p, size) for p in event_buys) > room:
+                    cap("event_exposure", room, sum(event_buys))
+            if known:
+                for wallet in sorted(wallets):
+                    prices = [o.price for o, _ in buys if o.wallet == wallet]
+                    if not prices:
+                        continue
+                    free = state.free_usdc(wallet, policy.treasury_for(wallet))
+                    if sum(notional(p, size) for p in prices) > free:
+                        cap("free_balance", free, sum(prices))
+        if known:
+            for order, _, _ in legs:
+                if order.side is Side.SELL:
+                    available = state.available_shares(order.wallet, order.token_id)
+                    if size > available:
+                        _once(caps, "no_position")
+                        max_size = min(max_size, max(available, 0))
 
         if hard:
-            return RiskDecision("reject", 0, (*hard, *cap_reasons))
-        if not cap_reasons:
+            return RiskDecision("reject", 0, (*hard, *caps))
+        if not caps:
             return RiskDecision("approve", size, ())
         max_size -= max_size % step
-        if policy.allow_resize and max_size > 0 and max_size >= market.min_order_size:
-            return RiskDecision("resize", max_size, tuple(cap_reasons))
-        return RiskDecision("reject", 0, tuple(cap_reasons))
+        min_size = max(m.min_order_size for _, m, _ in legs)
+        if policy.allow_resize and max_size > 0 and max_size >= min_size:
+            return RiskDecision("resize", max_size, tuple(caps))
+        return RiskDecision("reject", 0, tuple(caps))
+
+
+def _once(reasons: list[str], reason: str) -> None:
+    if reason not in reasons:
+        reasons.append(reason)
+
+
+def _distinct(markets: Iterable[Market]) -> list[Market]:
+    out: list[Market] = []
+    for m in markets:
+        if all(m is not seen for seen in out):
+            out.append(m)
+    return out

@@ -15,6 +15,7 @@ import attrs
 from polysnipe.core.book import BookState
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import Event, LastTrade
+from polysnipe.core.exit_rules import ExitParams, ExitState
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.orders import OrderRecord
@@ -24,7 +25,7 @@ from polysnipe.core.risk import RiskGatekeeper, RiskState
 from polysnipe.core.routing import Router
 from polysnipe.core.signals.base import SignalContext, SignalModule
 
-__all__ = ["EngineState", "Flagging", "OpportunityTrack", "SignalRoute", "build_state"]
+__all__ = ["BasketTrack", "EngineState", "Flagging", "OpportunityTrack", "SignalRoute", "build_state"]
 
 
 @runtime_checkable
@@ -58,6 +59,21 @@ class OpportunityTrack:
     failures: list[str] = attrs.field(factory=list)
     expired_orders: int = 0
     done: bool = False
+    #: the portfolio lot its fills book to ("" = the strategy's own); exits sell from the lot they name
+    lot: str = ""
+    #: the wallet its orders trade for ("" = the engine's wallet_for(opportunity))
+    wallet: str = ""
+
+
+@attrs.define(slots=True)
+class BasketTrack:
+    """The legs of one basket placed together, until their fills are known and any imbalance repaired."""
+
+    group_id: str
+    opportunity_ids: tuple[str, ...]
+    #: the common size every leg was placed at
+    size: int
+    settled: bool = False
 
 
 @attrs.define(slots=True)
@@ -75,6 +91,9 @@ class EngineState:
     last_trades: dict[str, LastTrade] = attrs.field(factory=dict)
     orders: dict[str, OrderRecord] = attrs.field(factory=dict)
     tracks: dict[str, OpportunityTrack] = attrs.field(factory=dict)
+    baskets: dict[str, BasketTrack] = attrs.field(factory=dict)
+    #: the position manager: exit rules, exits and settlements in flight
+    exits: ExitState = attrs.field(factory=ExitState)
     #: (release_ms, seq, opportunity id): iceberg slices waiting for their time
     timers: list[tuple[int, int, str]] = attrs.field(factory=list)
     timer_seq: int = 0
@@ -112,6 +131,7 @@ def build_state(
     router: Router,
     rng: Rng,
     wallet_for: Callable[[Opportunity], str],
+    exits: ExitParams | None = None,
 ) -> EngineState:
     state = EngineState(
         markets=markets,
@@ -122,6 +142,7 @@ def build_state(
         router=router,
         rng=rng,
         wallet_for=wallet_for,
+        exits=ExitState(exits or ExitParams()),
     )
     # the portfolio marks what it holds on the engine's own books and trades (portfolio.py)
     risk.portfolio.marks = state

@@ -8,6 +8,8 @@ tick 0.01 is 10_000. Floats never carry money: the venue's decimal strings are p
 from __future__ import annotations
 
 __all__ = [
+    "MAX_AMOUNT_MICRO",
+    "MAX_WHOLE_DIGITS",
     "MICRO",
     "ONE",
     "ceil_div",
@@ -23,29 +25,38 @@ MICRO = 1_000_000
 ONE = MICRO
 
 _POW10 = (1, 10, 100, 1000, 10_000, 100_000, 1_000_000)
+#: digits before the point that parse_micro reads: 10**24 whole units is far beyond any amount that
+#: exists on chain, and the cap keeps int() away from the quadratic cost of huge digit strings
+MAX_WHOLE_DIGITS = 24
+#: the largest size (shares or USDC, micro-units) a venue message may carry: 10**12 whole units, a
+#: thousand times the collateral in existence, so only a corrupt or hostile payload exceeds it
+MAX_AMOUNT_MICRO = 10**18
 
 
 def parse_micro(text: str) -> int:
     """Parse a decimal string ("0.48", ".48", "3149725.72", "-1.5", "5") into exact micro-units.
 
-    Raises ValueError for anything that is not a plain decimal, or that carries non-zero digits
-    beyond the sixth decimal (such a value cannot exist on chain, so accepting it would hide a bug).
+    Raises ValueError for anything that is not a plain ASCII decimal (an optional leading "-", digits,
+    at most one "."), or that carries non-zero digits beyond the sixth decimal (such a value cannot
+    exist on chain, so accepting it would hide a bug). Surrounding whitespace, "+", "_" separators and
+    non-ASCII digits ("١٢", full-width "１２"), all of which `int()` would take, are refused: the
+    venue never sends them, so one that arrives is a corrupt or hostile payload.
     """
-    s = text.strip()
-    if not s:
-        raise ValueError("empty decimal")
-    neg = s[0] == "-"
-    if neg or s[0] == "+":
-        s = s[1:]
+    if not text.isascii():
+        raise ValueError(f"not a decimal: {text!r}")
+    s = text[1:] if text[:1] == "-" else text
     whole, _, frac = s.partition(".")
+    # isdigit() on an ASCII string accepts exactly 0-9
     if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):
         raise ValueError(f"not a decimal: {text!r}")
+    if len(whole) > MAX_WHOLE_DIGITS:
+        raise ValueError(f"too many digits: {text[:40]!r}")
     if len(frac) > 6:
         if frac[6:].strip("0"):
-            raise ValueError(f"more than 6 decimals: {text!r}")
+            raise ValueError(f"more than 6 decimals: {text[:40]!r}")
         frac = frac[:6]
     value = int(whole or "0") * MICRO + (int(frac) * _POW10[6 - len(frac)] if frac else 0)
-    return -value if neg else value
+    return -value if text[:1] == "-" else value
 
 
 def parse_micro_or_none(text: str | None) -> int | None:

@@ -26,6 +26,7 @@ from polysnipe.core.events import Event
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import RecordError
 from polysnipe.core.state import EngineState
+from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Backtest
 from polysnipe.runners.loop import EngineLoop
 from polysnipe.runners.report import percentile, read_labels
@@ -72,7 +73,7 @@ def run_backtest(
     markets_path: Path,
     events_path: Path,
     out_dir: Path,
-    config: dict[str, Any],
+    config: EngineConfig,
     labels_path: Path | None = None,
     signals_path: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -85,7 +86,7 @@ def run_backtest(
     container = Backtest(
         registry=providers.Object(MarketRegistry.of(markets)), source=providers.Object(source)
     )
-    container.config.from_dict(config)
+    container.config.from_dict(as_sections(config))
     loop: EngineLoop = container.loop()
     journal: MemoryJournal = container.journal()
     # the errors table and the dead-letter stream keep what was dropped and why; the line itself stays
@@ -114,7 +115,7 @@ def run_backtest(
     asyncio.run(loop.drain("end_of_data"))
 
     labels = read_labels(labels_path) if labels_path else None
-    inputs = {"markets": markets_path.name, "events": events_path.name, "seed": config.get("seed")}
+    inputs = {"markets": markets_path.name, "events": events_path.name, "seed": config.seed}
     report = build_report(
         loop,
         journal,

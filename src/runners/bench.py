@@ -86,7 +86,7 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     from polysnipe.adapters.sim.replay import ReplaySource
     from polysnipe.core.market import MarketRegistry
     from polysnipe.runners.bench_orders import ANVIL_TEST_KEY, latency_stats
-    from polysnipe.runners.config import load_config
+    from polysnipe.runners.config import as_sections, load_config
     from polysnipe.runners.containers import Backtest
 
     # a public anvil test key: nothing here is a secret or reaches a venue
@@ -96,7 +96,7 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
         registry=providers.Object(MarketRegistry.of(read_markets(args.markets))),
         source=providers.Object(ReplaySource(events)),
     )
-    container.config.from_dict(load_config(None))
+    container.config.from_dict(as_sections(load_config(None)))
     container.gateways.execution.override(
         providers.Object(_SigningExecution(container.gateways.execution(), signer))
     )

@@ -1,53 +1,174 @@
-"""The `polysnipe` command line. Thin: parses arguments, builds a container, runs one job."""
+"""The `polysnipe` command line. Thin: parses arguments, checks settings and inputs, runs one job.
+
+Errors have one home, `main`: a `UserError` (a bad argument, file, setting or unreachable service)
+is printed as one line per problem with exit code 2; any other exception is a bug in polysnipe, told
+as such in one line with exit code 1. `--debug` adds the traceback to either.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime
+import importlib.metadata
+import os
+import re
+import socket
 import sys
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-__all__ = ["main"]
+from polysnipe.runners.errors import InputError, UnreachableService, UsageError, UserError
+
+if TYPE_CHECKING:
+    from polysnipe.runners.config import ResolvedConfig
+    from polysnipe.tools.datagen import GenerateSummary
+
+__all__ = ["build_parser", "format_generate_summary", "main"]
+
+DESCRIPTION = """\
+polysnipe finds and trades "snipes" on Polymarket's order book: asks swept below fair value,
+neg-risk outcomes whose prices sum away from 1, liquidity that suddenly vanishes, news the price has
+not caught up with. Every order passes a risk gatekeeper (order, market and outcome exposure, rate and
+daily-loss limits, treasury policy per wallet, kill switches) and carries builder attribution.
+
+Backtest on recorded or generated data, paper-trade the live feed against a simulated venue, sign
+orders, run a local stand-in for Polymarket's CLOB, and inspect or check the settings."""
+
+EPILOG = """\
+settings: the embedded defaults, a TOML file (--config, or $POLYSNIPE_CONFIG) and POLYSNIPE_*
+environment variables; `polysnipe config show` prints every key with its documentation and source.
+Secrets (the signing key and API credentials) come from the environment only.
+
+exit status: 0 done; 2 a mistake in the command line, an input file, the settings or the environment
+(one line says which and how to fix it); 1 an internal error (a bug: rerun with --debug and report it)."""
 
 
-def _backtest(args: argparse.Namespace) -> int:
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def _version() -> str:
+    return importlib.metadata.version("polysnipe")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised as UsageError so `main` prints them like every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# -- argument types: a bad value is a one-line usage error naming the option ----------------------
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not _WHOLE.fullmatch(text.strip()):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _int_at_least(1)(text)
+    if value > 65_535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1..65535, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text) if text.isascii() else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _usdc(text: str) -> int:
+    from polysnipe.runners.schema import Invalid, Micro
+
+    try:
+        return int(Micro("USDC", min=0).parse_env(text))
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _setting_value(name: str) -> Callable[[str], str]:
+    """Parse an option like the `[connections]` key `name` (same checks as the file and environment)."""
+
+    def parse(text: str) -> str:
+        import attrs
+
+        from polysnipe.runners.schema import Invalid, spec_of
+        from polysnipe.runners.settings import Settings
+
+        kind = spec_of(getattr(attrs.fields(Settings), name)).kind
+        assert kind is not None
+        try:
+            return str(kind.parse_env(text))
+        except Invalid as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+# -- shared steps --------------------------------------------------------------------------------
+def _resolve(args: argparse.Namespace, seed: int | None = None) -> ResolvedConfig:
+    from polysnipe.runners.config import resolve_config
+
+    overrides = {"seed": (seed, "command line --seed")} if seed is not None else None
+    return resolve_config(Path(args.config) if args.config else None, overrides=overrides)
+
+
+def _progress_bar(enabled: bool) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    return Progress(
+        TextColumn("[bold]backtest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+        disable=not enabled,
+    )
+
+
+# -- commands ------------------------------------------------------------------------------------
+def _backtest(args: argparse.Namespace) -> int:
+    from polysnipe.runners import inputs
     from polysnipe.runners.backtest import run_backtest
-    from polysnipe.runners.config import load_config
     from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.summary import print_summary
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = load_config(Path(args.config) if args.config else None)
-    if args.seed is not None:
-        config["seed"] = args.seed
-    err = Console(stderr=True)
-    with (
-        logging_to_file(out / "run.log", level=args.log_level),
-        Progress(
-            TextColumn("[bold]backtest"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("events"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-            disable=not args.progress,
-        ) as bar,
-    ):
+    config = _resolve(args, seed=args.seed).config
+    markets = inputs.require_file(args.markets, "--markets")
+    inputs.read_markets_file(markets, "--markets")
+    events = inputs.require_lines(args.events, "--events", "market-channel messages")
+    labels = inputs.require_file(args.labels, "--labels") if args.labels else None
+    if labels is not None:
+        inputs.read_labels(labels, "--labels")
+    signals = inputs.require_file(args.signals, "--signals") if args.signals else None
+    out = inputs.output_dir(args.out, "--out")
+    with logging_to_file(out / "run.log", level=args.log_level), _progress_bar(args.progress) as bar:
         task = bar.add_task("replay", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         result = run_backtest(
-            markets_path=Path(args.markets),
-            events_path=Path(args.events),
-            labels_path=Path(args.labels) if args.labels else None,
-            signals_path=Path(args.signals) if args.signals else None,
+            markets_path=markets,
+            events_path=events,
+            labels_path=labels,
+            signals_path=signals,
             out_dir=out,
             config=config,
             progress=progress,
@@ -56,12 +177,51 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items() if n) or "none"
+
+
+def format_generate_summary(s: GenerateSummary) -> str:
+    """What `generate` wrote, for a person: sizes, time span, message mix and the planted labels."""
+    seconds = (s.end_ms - s.start_ms) // 1000
+    size_mb = s.bytes_events / 1_000_000
+    rows = [
+        (
+            "written to",
+            f"{s.out_dir}: markets.json, gamma_markets.json, gamma_events.json, events.jsonl, labels.jsonl",
+        ),
+        ("seed", str(s.seed)),
+        (
+            "markets",
+            f"{s.markets} ({s.tokens} outcome tokens); {s.resolved_markets} resolving, "
+            f"{s.augmented_events} augmented neg-risk event(s)",
+        ),
+        ("time span", f"{_utc(s.start_ms)} to {_utc(s.end_ms)} ({seconds} s)"),
+        ("events.jsonl", f"{s.lines:,} lines, {size_mb:.1f} MB; {s.malformed} deliberately malformed"),
+        ("messages", _counts(s.events_by_type)),
+        ("price changes", f"{s.price_change_entries:,} level changes"),
+        ("labels", f"{sum(s.labels_by_kind.values())} planted: {_counts(s.labels_by_kind)}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["polysnipe generate", *(f"  {name.ljust(width)}  {text}" for name, text in rows)]
+    lines.append(
+        f"  {'next'.ljust(width)}  polysnipe backtest --markets {s.out_dir / 'markets.json'} "
+        f"--events {s.out_dir / 'events.jsonl'} --labels {s.out_dir / 'labels.jsonl'} --out OUT"
+    )
+    return "\n".join(lines)
+
+
 def _generate(args: argparse.Namespace) -> int:
+    from polysnipe.runners import inputs
     from polysnipe.tools.datagen import generate
 
     try:
         summary = generate(
-            Path(args.out),
+            inputs.output_dir(args.out, "--out"),
             seed=args.seed,
             markets=args.markets,
             neg_risk_events=args.neg_risk_events,
@@ -71,185 +231,444 @@ def _generate(args: argparse.Namespace) -> int:
             resolved_markets=args.resolved_markets,
             augment_main_event=args.augment_main_event,
         )
-    except ValueError as exc:  # the options do not fit together: the user's mistake
-        print(f"polysnipe generate: {exc}", file=sys.stderr)
-        return 2
-    print(summary)
+    except ValueError as exc:  # options that do not fit together, e.g. more resolving markets than binaries
+        raise UsageError(f"generate: {exc}") from None
+    print(format_generate_summary(summary))
     return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from polysnipe.runners import inputs
     from polysnipe.runners.bench import run_bench_command
 
+    if args.what in ("backtest", "latency"):
+        inputs.read_markets_file(args.markets, "--markets")
+        inputs.require_lines(args.events, "--events", "market-channel messages")
+    if args.what == "ws" and args.files:
+        for path in args.files:
+            inputs.require_file(path, "--files")
+    inputs.output_dir(args.out, "--out")
     return run_bench_command(args)
 
 
 def _orders(args: argparse.Namespace) -> int:
-    from polysnipe.adapters.clob.factory import secrets_from_env
+    from polysnipe.adapters.clob.factory import SecretsError, secrets_from_env
+    from polysnipe.runners import inputs
     from polysnipe.runners.orders_cli import sign_lines
-    from polysnipe.runners.settings import load_settings
 
-    settings = load_settings()
+    settings = _resolve(args).config.connections
     try:
         secrets = secrets_from_env()
-    except KeyError as exc:
-        raise SystemExit(str(exc)) from None
+    except SecretsError as exc:  # names the variable, never its value
+        raise UserError(f"{exc}: orders sign needs the signing key in the environment") from None
     if args.file == "-":
         return sign_lines(sys.stdin, settings, secrets, sys.stdout, sys.stderr)
-    with open(args.file, encoding="utf-8") as fh:
+    path = inputs.require_file(args.file, "FILE")
+    with path.open(encoding="utf-8") as fh:
         return sign_lines(fh, settings, secrets, sys.stdout, sys.stderr)
 
 
 def _migrate(args: argparse.Namespace) -> int:
     import psycopg
 
-    from polysnipe.adapters.postgres.migrations import apply_migrations
-    from polysnipe.runners.settings import load_settings
+    from polysnipe.adapters.postgres.migrations import MigrationDrift, apply_migrations
+    from polysnipe.runners.settings import mask_url, url_password
 
-    url = args.database_url or load_settings().database_url
-    with psycopg.connect(url, autocommit=True) as conn:
-        applied = apply_migrations(conn, Path(args.dir), schema=args.schema)
+    if args.database_url and url_password(args.database_url):
+        raise UsageError(
+            "--database-url carries a password, and command lines are visible to every user of the "
+            "machine; set POLYSNIPE_DATABASE_URL or put the password in ~/.pgpass"
+        )
+    url = args.database_url or _resolve(args).config.connections.database_url
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise InputError(directory, "no such directory; --dir takes the folder of *.sql migrations")
+    if not any(directory.glob("*.sql")):
+        raise InputError(directory, "holds no *.sql migration; --dir takes the folder of the migrations")
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            applied = apply_migrations(conn, directory, schema=args.schema)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreachableService(
+            f"cannot connect to the database at {mask_url(url)} ({reason}); "
+            "check --database-url or POLYSNIPE_DATABASE_URL"
+        ) from None
+    except MigrationDrift as exc:
+        raise UserError(
+            f"{directory}: {exc}; a migration once applied is never edited: add a new one"
+        ) from None
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0
 
 
-def _paper(args: argparse.Namespace) -> int:
-    import asyncio
+async def _check_venue(clob_url: str, ws_url: str) -> None:
+    """Fail before trading when the CLOB (GET /ok) or its market channel does not answer."""
+    import httpx
+    import websockets
 
-    from polysnipe.adapters.files import read_markets
-    from polysnipe.runners.config import load_config
+    from polysnipe.runners.settings import mask_url
+
+    health = clob_url.rstrip("/") + "/ok"
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            answer = await client.get(health)
+    except httpx.TransportError as exc:
+        raise UnreachableService(
+            f"cannot reach the CLOB at {mask_url(clob_url)} ({exc or type(exc).__name__}); "
+            "check --clob-url or POLYSNIPE_CLOB_URL (a local stand-in: polysnipe sim-clob)"
+        ) from None
+    if answer.status_code != 200:
+        raise UnreachableService(
+            f"{mask_url(health)} answered HTTP {answer.status_code}: is --clob-url a Polymarket CLOB?"
+        )
+    try:
+        async with websockets.connect(ws_url, open_timeout=5.0):
+            pass
+    except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+        raise UnreachableService(
+            f"cannot open the market channel at {mask_url(ws_url)} ({exc or type(exc).__name__}); "
+            "check --ws-url or POLYSNIPE_CLOB_WS_URL"
+        ) from None
+
+
+def _paper(args: argparse.Namespace) -> int:
+    from polysnipe.runners import inputs
     from polysnipe.runners.logging import logging_to_file
-    from polysnipe.runners.paper import run_paper
-    from polysnipe.runners.settings import load_settings
+    from polysnipe.runners.paper import VenueUnreachable, run_paper
     from polysnipe.runners.summary import print_summary
 
-    settings = load_settings()
-    out = Path(args.out)
-    with logging_to_file(out / "run.log", level=args.log_level):
-        result = asyncio.run(
-            run_paper(
-                markets=read_markets(args.markets),
-                config=load_config(Path(args.config) if args.config else None),
-                clob_url=args.clob_url or settings.clob_url,
-                market_ws_url=args.ws_url or settings.clob_ws_url.rstrip("/") + "/market",
-                duration_s=args.duration_s,
-                out_dir=out,
-                token_ids=args.tokens,
+    resolved = _resolve(args)
+    settings = resolved.config.connections
+    markets = inputs.read_markets_file(args.markets, "--markets")
+    known = {t for m in markets for t in m.token_ids}
+    for token in args.tokens or ():
+        if token not in known:
+            raise UsageError(f"--tokens: {token} is not a token of any market in {args.markets}")
+    out = inputs.output_dir(args.out, "--out")
+    clob_url = args.clob_url or settings.clob_url
+    ws_url = args.ws_url or settings.clob_ws_url.rstrip("/") + "/market"
+    asyncio.run(_check_venue(clob_url, ws_url))
+    try:
+        with logging_to_file(out / "run.log", level=args.log_level):
+            result = asyncio.run(
+                run_paper(
+                    markets=markets,
+                    config=resolved.config,
+                    clob_url=clob_url,
+                    market_ws_url=ws_url,
+                    duration_s=args.duration_s,
+                    out_dir=out,
+                    token_ids=args.tokens,
+                )
             )
-        )
+    except VenueUnreachable as exc:  # it answered the check above, then went away
+        raise UnreachableService(f"{exc}; check --clob-url or POLYSNIPE_CLOB_URL") from None
     print_summary(result.report, result.timing, out, title="polysnipe paper")
     return 0
 
 
 def _sim_clob(args: argparse.Namespace) -> int:
     from polysnipe.adapters.sim.clob import ClobSimConfig
-    from polysnipe.core.units import parse_micro
-    from polysnipe.runners.sim_clob import serve
+    from polysnipe.adapters.sim.clob.accounts import parse_balances
+    from polysnipe.runners import inputs
+    from polysnipe.runners.sim_clob import AdminExposed, admin_token_for, serve
 
-    config = ClobSimConfig(
-        seed=args.seed,
-        default_usdc_micro=parse_micro(args.default_usdc) if args.default_usdc else 0,
-        paced_replay=args.paced,
-    )
+    try:
+        admin_token_for(args.host, os.environ)
+    except AdminExposed as exc:
+        raise UsageError(str(exc)) from None
+    inputs.read_markets_file(args.markets, "--markets")
+    if args.events:
+        inputs.require_file(args.events, "--events")
+    if args.balances:
+        raw = inputs.read_json_file(args.balances, "--balances")
+        try:
+            parse_balances(raw)
+        except ValueError as exc:  # the balances parser's only failure: a malformed entry
+            raise InputError(args.balances, f"{exc}; --balances takes {_BALANCES_FORMAT}") from None
+    try:
+        # fail with a clear line now rather than after loading every event
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
+        ) from None
+    config = ClobSimConfig(seed=args.seed, default_usdc_micro=args.default_usdc or 0, paced_replay=args.paced)
     serve(args.host, args.port, args.markets, args.events, args.balances, config=config)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="polysnipe", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def _config_show(args: argparse.Namespace) -> int:
+    from polysnipe.runners.config import render_config
 
-    bt = sub.add_parser(
-        "backtest", help="replay Polymarket-format data through the engine and the simulated venue"
+    sys.stdout.write(render_config(_resolve(args)))
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from polysnipe.runners.config import check_config_file
+
+    check_config_file(Path(args.file))
+    print("ok")
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------------------
+_BALANCES_FORMAT = 'JSON {address: {"usdc": "1000", "positions": {token_id: "10"}}}'
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on any error, print the Python traceback too",
     )
-    bt.add_argument("--markets", required=True, help="CLOB GET /markets JSON (page, list or one market)")
-    bt.add_argument("--events", required=True, help="market-channel WebSocket messages as JSON lines")
-    bt.add_argument("--config", help="TOML file merged over the embedded default config")
-    bt.add_argument("--labels", help="labels.jsonl of planted inefficiencies to score the run against")
-    bt.add_argument("--signals", help="external signals as JSON lines, when kept beside the events file")
-    bt.add_argument("--out", required=True, help="output directory")
-    bt.add_argument("--seed", type=int, help="override the config's seed")
-    bt.add_argument("--log-level", default="info")
-    bt.add_argument("--no-progress", dest="progress", action="store_false")
-    bt.set_defaults(func=_backtest)
+    return common
 
-    gen = sub.add_parser("generate", help="write a synthetic data set with planted inefficiencies")
-    gen.add_argument("--seed", type=int, required=True)
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--markets", type=int, default=6)
-    gen.add_argument("--neg-risk-events", type=int, default=1)
-    gen.add_argument("--outcomes-per-event", type=int, default=4)
-    gen.add_argument("--duration-s", type=int, default=1800)
-    gen.add_argument("--malformed", type=int, default=3)
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings over the embedded defaults (default: $POLYSNIPE_CONFIG)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    p = _Parser(
+        prog="polysnipe",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    p.add_argument("--version", action="version", version=f"polysnipe {_version()}", help="print the version")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, help_text: str, func: Callable[[argparse.Namespace], int] | None = None
+    ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        if func is not None:
+            cmd.set_defaults(func=func)
+        return cmd
+
+    bt = command(
+        "backtest", "replay Polymarket-format data through the engine and the simulated venue", _backtest
+    )
+    bt.add_argument(
+        "--markets", required=True, metavar="FILE", help="CLOB GET /markets JSON (page, list or one)"
+    )
+    bt.add_argument(
+        "--events", required=True, metavar="FILE", help="market-channel WebSocket messages, JSON lines"
+    )
+    _config_option(bt)
+    bt.add_argument(
+        "--labels", metavar="FILE", help="labels.jsonl of planted inefficiencies to score the run"
+    )
+    bt.add_argument(
+        "--signals", metavar="FILE", help="external signals as JSON lines, if kept apart from --events"
+    )
+    bt.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for report.json, equity.png and the rest"
+    )
+    bt.add_argument("--seed", type=_int_at_least(0), help="override the settings' seed")
+    bt.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log")
+    bt.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
+
+    gen = command("generate", "write a synthetic data set with planted inefficiencies", _generate)
+    gen.add_argument("--seed", type=_int_at_least(0), required=True, help="the data set is a function of it")
     gen.add_argument(
-        "--resolved-markets", type=int, default=1, help="standalone binary markets resolving near the end"
+        "--out", required=True, metavar="DIR", help="folder for the metadata, events.jsonl and labels.jsonl"
+    )
+    gen.add_argument(
+        "--markets", type=_int_at_least(1), default=6, help="standalone binary markets (default 6)"
+    )
+    gen.add_argument(
+        "--neg-risk-events", type=_int_at_least(0), default=1, help="neg-risk events (default 1)"
+    )
+    gen.add_argument(
+        "--outcomes-per-event",
+        type=_int_at_least(2),
+        default=4,
+        help="outcomes of each neg-risk event (default 4)",
+    )
+    gen.add_argument(
+        "--duration-s", type=_int_at_least(30), default=1800, help="seconds of market data (default 1800)"
+    )
+    gen.add_argument(
+        "--malformed", type=_int_at_least(0), default=3, help="malformed lines to plant (default 3)"
+    )
+    gen.add_argument(
+        "--resolved-markets",
+        type=_int_at_least(0),
+        default=1,
+        help="standalone binary markets that resolve near the end (default 1)",
     )
     gen.add_argument(
         "--augment-main-event",
         action="store_true",
         help="publish the first neg-risk event as augmented, with an 'Other' placeholder market",
     )
-    gen.set_defaults(func=_generate)
 
-    paper = sub.add_parser("paper", help="live market data, simulated fills (the backtest's venue)")
-    paper.add_argument("--markets", required=True, help="CLOB GET /markets JSON of the markets to trade")
+    paper = command("paper", "trade live market data on paper against the simulated venue", _paper)
     paper.add_argument(
-        "--tokens", nargs="*", help="token ids to subscribe (default: every token of --markets)"
+        "--markets", required=True, metavar="FILE", help="CLOB GET /markets JSON of the markets to trade"
     )
-    paper.add_argument("--clob-url", help="default: POLYSNIPE_CLOB_URL")
-    paper.add_argument("--ws-url", help="market channel URL (default: POLYSNIPE_CLOB_WS_URL + /market)")
-    paper.add_argument("--config", help="TOML file merged over the embedded default config")
-    paper.add_argument("--duration-s", type=float, default=60.0)
-    paper.add_argument("--out", required=True)
-    paper.add_argument("--log-level", default="info")
-    paper.set_defaults(func=_paper)
+    paper.add_argument(
+        "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: all of --markets)"
+    )
+    paper.add_argument(
+        "--clob-url", type=_setting_value("clob_url"), help="CLOB REST URL (default: settings)"
+    )
+    paper.add_argument(
+        "--ws-url",
+        type=_setting_value("clob_ws_url"),
+        help="market channel URL (default: settings' clob_ws_url/market)",
+    )
+    _config_option(paper)
+    paper.add_argument(
+        "--duration-s", type=_positive_seconds, default=60.0, help="how long to trade (default 60)"
+    )
+    paper.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the report, as a backtest writes"
+    )
+    paper.add_argument(
+        "--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log"
+    )
 
-    sim = sub.add_parser("sim-clob", help="serve the CLOB simulator (REST + market/user WebSockets)")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8080)
-    sim.add_argument("--markets", required=True, help="CLOB GET /markets JSON")
-    sim.add_argument("--events", help="market-channel JSON lines replayed into the books")
-    sim.add_argument("--balances", help='JSON {address: {"usdc": "1000", "positions": {token: "10"}}}')
-    sim.add_argument("--default-usdc", help="USDC for wallets the balances file does not name (default 0)")
+    sim = command("sim-clob", "serve a local stand-in for Polymarket's CLOB (REST and WebSockets)", _sim_clob)
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sim.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
+    sim.add_argument("--markets", required=True, metavar="FILE", help="CLOB GET /markets JSON")
+    sim.add_argument("--events", metavar="FILE", help="market-channel JSON lines replayed into the books")
+    sim.add_argument("--balances", metavar="FILE", help=_BALANCES_FORMAT)
+    sim.add_argument(
+        "--default-usdc", type=_usdc, help="USDC of wallets the balances file does not name (default 0)"
+    )
     sim.add_argument("--paced", action="store_true", help="feed events only on POST /_sim/advance")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.set_defaults(func=_sim_clob)
+    sim.add_argument(
+        "--seed", type=_int_at_least(0), default=0, help="seed of the simulator's ids (default 0)"
+    )
 
-    mig = sub.add_parser("migrate", help="apply the SQL migrations to the journal database")
-    mig.add_argument("--database-url", help="default: POLYSNIPE_DATABASE_URL")
-    mig.add_argument("--schema", default="public")
-    mig.add_argument("--dir", default="migrations")
-    mig.set_defaults(func=_migrate)
+    mig = command("migrate", "apply the SQL migrations to the journal database", _migrate)
+    mig.add_argument(
+        "--database-url",
+        type=_setting_value("database_url"),
+        help="Postgres URL (default: settings' database_url)",
+    )
+    _config_option(mig)
+    mig.add_argument(
+        "--schema", default="public", help="schema to migrate, created if missing (default public)"
+    )
+    mig.add_argument(
+        "--dir", default="migrations", help="folder of the *.sql migrations (default migrations)"
+    )
 
-    orders = sub.add_parser("orders", help="order tools for operators")
-    orders_sub = orders.add_subparsers(dest="orders_command", required=True)
-    sign = orders_sub.add_parser("sign", help="print signed POST /order bodies for JSON-lines order inputs")
-    sign.add_argument("file", nargs="?", default="-", help="JSON lines of order inputs (default: stdin)")
+    orders = command("orders", "order tools for operators")
+    orders_sub = orders.add_subparsers(dest="orders_command", required=True, metavar="TOOL")
+    sign = orders_sub.add_parser(
+        "sign", help="print signed POST /order bodies for JSON-lines order inputs", parents=[common]
+    )
+    sign.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="JSON lines of order inputs (default: stdin)"
+    )
+    _config_option(sign)
     sign.set_defaults(func=_orders)
 
-    bench = sub.add_parser("bench", help="benchmarks: prints figures and writes JSON")
-    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency"])
-    bench.add_argument("--markets", default="data/sample/markets.json")
-    bench.add_argument("--events", default="data/sample/events.jsonl")
-    bench.add_argument("-n", type=int, default=20_000, help="orders: iterations")
+    bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
+    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency"], help="what to measure")
+    bench.add_argument(
+        "--markets", default="data/sample/markets.json", help="backtest, latency: markets JSON"
+    )
+    bench.add_argument(
+        "--events", default="data/sample/events.jsonl", help="backtest, latency: events JSON lines"
+    )
+    bench.add_argument("-n", type=_int_at_least(1), default=20_000, help="orders: iterations (default 20000)")
     bench.add_argument(
         "--no-gc-freeze",
         dest="gc_freeze",
         action="store_false",
         help="latency: leave the loaded data in the collector's reach (to compare)",
     )
-    bench.add_argument("--repeat", type=int, default=2_000, help="ws: passes over the recorded messages")
+    bench.add_argument(
+        "--repeat",
+        type=_int_at_least(1),
+        default=2_000,
+        help="ws: passes over the recorded messages (default 2000)",
+    )
     bench.add_argument(
         "--files", nargs="*", help="ws: JSON files of market-channel messages (default: recorded)"
     )
-    bench.add_argument("--out", default="out/bench", help="directory for the JSON figures")
-    bench.set_defaults(func=_bench)
+    bench.add_argument("--out", default="out/bench", help="folder for the JSON figures (default out/bench)")
+
+    cfg = command("config", "print or check the settings")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = cfg_sub.add_parser(
+        "show", help="print the effective settings, documented, with the source of each key", parents=[common]
+    )
+    _config_option(show)
+    show.set_defaults(func=_config_show)
+    check = cfg_sub.add_parser(
+        "check", help='check a settings file: prints "ok" or every problem (exit 2)', parents=[common]
+    )
+    check.add_argument(
+        "file", metavar="FILE", help="the TOML settings file to check (the environment is not read)"
+    )
+    check.set_defaults(func=_config_check)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args: Any = build_parser().parse_args(argv)
-    return int(args.func(args))
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame of `exc`, relative to the package, for a bug report."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    path = Path(last.filename)
+    parts = path.parts
+    short = "/".join(parts[parts.index("src") + 1 :]) if "src" in parts else path.name
+    return f"{type(exc).__name__} at {short}:{last.lineno}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    try:
+        try:
+            args = build_parser().parse_args(arguments)
+        except SystemExit as exc:  # --help and --version print and stop here
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        debug = bool(getattr(args, "debug", False))
+        return int(args.func(args))
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        for line in exc.lines():
+            print(f"polysnipe: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("polysnipe: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`polysnipe config show | head`): not an error of ours
+        sys.stderr.close()
+        return 0
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"polysnipe: internal error ({_where(exc)}); this is a bug in polysnipe: "
+            "rerun with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,81 +4,39 @@ that differ only in the gateways they choose: input source, execution port, mark
 journal and clock. All three build the same EngineLoop (runners/loop.py). Factories never open
 sockets; the runners start what needs starting.
 
-Config files speak in USDC and shares as decimal strings (`max_order_notional_usdc = "250"`); the
-core speaks micro-units (`max_order_notional_usdc_micro`). `micro_units()` converts every key ending
-in `_usdc` or `_shares` once, by exact parsing, so no float ever carries money into the core.
+The engine config is the typed `EngineConfig` (runners/config.py), checked when it was loaded and
+handed to a container as `config.from_dict(as_sections(config))`: one typed section per key. The
+sections become core objects through `runners/core_objects.py`, the one place that maps settings to
+the core.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dependency_injector import containers, providers
 
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.journal import MemoryJournal
-from polysnipe.adapters.sim.models import (
-    ConstantLatency,
-    JitteredLatency,
-    PolymarketFeeModel,
-    PowerProbQueueModel,
-    RiskAverseQueueModel,
-)
 from polysnipe.adapters.sim.venue import SimVenue
-from polysnipe.core.evaluators import EvaluatorParams, Evaluators
+from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.portfolio import Portfolio
-from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState, TreasuryPolicy
-from polysnipe.core.routing import build_router
-from polysnipe.core.signals.base import build_signals
+from polysnipe.core.risk import RiskGatekeeper
 from polysnipe.core.state import EngineState, build_state
-from polysnipe.core.units import parse_micro
+from polysnipe.runners import core_objects as to_core
+from polysnipe.runners.config import OutputsConfig, WalletConfig
 from polysnipe.runners.loop import EngineLoop
 
-__all__ = ["Backtest", "ClobGateways", "Live", "Paper", "micro_units"]
-
-_MONEY_SUFFIXES = ("_usdc", "_shares")
+__all__ = ["Backtest", "ClobGateways", "Live", "Paper"]
 
 
-def micro_units(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively turn `x_usdc = "1.5"` into `x_usdc_micro = 1500000` (also for `_shares`)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out[key] = micro_units(value)
-        elif key.endswith(_MONEY_SUFFIXES) and isinstance(value, str | int) and not isinstance(value, bool):
-            out[f"{key}_micro"] = parse_micro(str(value))
-        else:
-            out[key] = value
-    return out
-
-
-def _risk_policy(risk: Mapping[str, Any]) -> RiskPolicy:
-    cfg = micro_units(risk)
-    treasury = TreasuryPolicy(**cfg.pop("treasury", {}))
-    by_wallet = {w: TreasuryPolicy(**t) for w, t in cfg.pop("treasury_by_wallet", {}).items()}
-    return RiskPolicy(treasury=treasury, treasury_by_wallet=by_wallet, **cfg)
-
-
-def _risk_state(wallets: Mapping[str, Any]) -> RiskState:
-    cfg = micro_units(wallets)
-    return RiskState(Portfolio.of({w: c["balance_usdc_micro"] for w, c in cfg.items()}))
-
-
-def _router(routing: Mapping[str, Any]) -> Any:
-    cfg = micro_units(routing)
-    iceberg = cfg.get("iceberg")
-    if iceberg and "display_size_shares_micro" in iceberg:
-        iceberg["display_size_micro"] = iceberg.pop("display_size_shares_micro")
-    return build_router(cfg)
-
-
-def _wallet_chooser(wallets: Mapping[str, Any]) -> Any:
+def _wallet_chooser(wallets: Mapping[str, WalletConfig]) -> Callable[[Opportunity], str]:
     """The backtest trades one Safe; with several, opportunities go to them by a stable hash of the token."""
     names = sorted(wallets)
 
@@ -88,25 +46,6 @@ def _wallet_chooser(wallets: Mapping[str, Any]) -> Any:
         return names[sum(opp.token_id.encode()) % len(names)]
 
     return choose
-
-
-def _latency(venue: Mapping[str, Any]) -> Any:
-    jitter = int(venue.get("latency_jitter_ms", 0))
-    order_ms = int(venue.get("order_latency_ms", 0))
-    ack_ms = int(venue.get("ack_latency_ms", order_ms))
-    if jitter:
-        return JitteredLatency(order_ms, ack_ms, jitter)
-    return ConstantLatency(order_ms, ack_ms)
-
-
-def _queue(venue: Mapping[str, Any]) -> Any:
-    if venue.get("queue_model", "prob") == "risk_averse":
-        return RiskAverseQueueModel()
-    return PowerProbQueueModel(power=int(venue.get("queue_power", 2)))
-
-
-def _balances(wallets: Mapping[str, Any]) -> dict[str, int]:
-    return {w: c["balance_usdc_micro"] for w, c in micro_units(wallets).items()}
 
 
 class Core(containers.DeclarativeContainer):
@@ -126,13 +65,15 @@ class SimGateways(containers.DeclarativeContainer):
     venue = providers.Singleton(
         SimVenue,
         registry,
-        providers.Callable(_latency, config.venue),
-        providers.Callable(_queue, config.venue),
-        providers.Singleton(PolymarketFeeModel),
+        providers.Callable(to_core.latency_model, config.venue),
+        providers.Callable(to_core.queue_model, config.venue),
+        providers.Callable(to_core.fee_model, config.venue),
         core.venue_rng,
-        providers.Callable(_balances, config.wallets),
+        providers.Callable(to_core.venue_balances, config.wallets),
     )
-    execution = providers.Singleton(SimExecution, venue)
+    #: the venue executes, sees market events and settles on its own ledger
+    execution = providers.Singleton(SimExecution, venue, registry)
+    settlement = execution
 
 
 def _clob_adapters(
@@ -180,20 +121,21 @@ class ClobGateways(containers.DeclarativeContainer):
         _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect
     )
     execution = providers.Callable(lambda adapters: adapters.execution, adapters)
+    #: merges and redemptions need the relayer (not built yet): they wait, loudly
+    settlement = providers.Singleton(NoSettlement)
 
 
 class Services(containers.DeclarativeContainer):
     config = providers.Configuration()
     core = providers.DependenciesContainer()
     registry = providers.Dependency(instance_of=MarketRegistry)
-    signals = providers.Singleton(build_signals, config.signals)
+    signals = providers.Singleton(to_core.signal_modules, config.signals)
     evaluators = providers.Singleton(
-        Evaluators,
-        providers.Callable(lambda c: EvaluatorParams.from_mapping(micro_units(c or {})), config.evaluators),
+        Evaluators, providers.Callable(to_core.evaluator_params, config.evaluators)
     )
-    gatekeeper = providers.Singleton(RiskGatekeeper, providers.Callable(_risk_policy, config.risk))
-    risk_state = providers.Singleton(_risk_state, config.wallets)
-    router = providers.Singleton(_router, config.routing)
+    gatekeeper = providers.Singleton(RiskGatekeeper, providers.Callable(to_core.risk_policy, config.risk))
+    risk_state = providers.Singleton(to_core.risk_state, config.wallets)
+    router = providers.Singleton(to_core.router, config.routing)
     engine = providers.Singleton(
         build_state,
         markets=registry,
@@ -204,6 +146,7 @@ class Services(containers.DeclarativeContainer):
         router=router,
         rng=core.engine_rng,
         wallet_for=providers.Callable(_wallet_chooser, config.wallets),
+        exits=providers.Callable(to_core.exit_params, config.exits),
     )
 
 
@@ -211,18 +154,20 @@ def _loop(
     engine: EngineState,
     source: Any,
     execution: Any,
+    settlement: Any,
     journal: Any,
     clock: Any,
-    equity_sample_ms: int | None,
+    outputs: OutputsConfig,
 ) -> EngineLoop:
     return EngineLoop(
         engine,
         source=source,
         execution=execution,
         sink=execution,
+        settlement=settlement,
         journal=journal,
         clock=clock,
-        equity_sample_ms=int(equity_sample_ms or 1_000),
+        equity_sample_ms=outputs.equity_sample_ms,
     )
 
 
@@ -238,7 +183,14 @@ class Backtest(containers.DeclarativeContainer):
     clock = providers.Singleton(EventClock)
     journal = providers.Singleton(MemoryJournal)
     loop = providers.Singleton(
-        _loop, services.engine, source, gateways.execution, journal, clock, config.equity_sample_ms
+        _loop,
+        services.engine,
+        source,
+        gateways.execution,
+        gateways.settlement,
+        journal,
+        clock,
+        config.outputs,
     )
 
 
@@ -254,7 +206,14 @@ class Paper(containers.DeclarativeContainer):
     inbox = providers.Singleton(Inbox)
     journal = providers.Singleton(MemoryJournal)
     loop = providers.Singleton(
-        _loop, services.engine, inbox, gateways.execution, journal, clock, config.equity_sample_ms
+        _loop,
+        services.engine,
+        inbox,
+        gateways.execution,
+        gateways.settlement,
+        journal,
+        clock,
+        config.outputs,
     )
 
 
@@ -274,5 +233,12 @@ class Live(containers.DeclarativeContainer):
     )
     services = providers.Container(Services, config=config, core=core, registry=registry)
     loop = providers.Singleton(
-        _loop, services.engine, inbox, gateways.execution, journal, clock, config.equity_sample_ms
+        _loop,
+        services.engine,
+        inbox,
+        gateways.execution,
+        gateways.settlement,
+        journal,
+        clock,
+        config.outputs,
     )

@@ -35,6 +35,7 @@ from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.runners.config import EngineConfig, WalletConfig, as_sections
 from polysnipe.runners.containers import Live
 from polysnipe.runners.loop import EngineLoop
 from polysnipe.runners.results import InputStats, build_report, write_outputs
@@ -86,19 +87,15 @@ async def _account(clob: ClobConfig, env: Mapping[str, str] | None) -> tuple[Clo
     return secrets, maker, balance
 
 
-def _live_config(config: Mapping[str, Any], wallet: str, balance: int) -> dict[str, Any]:
+def _live_config(config: EngineConfig, wallet: str, balance: int) -> EngineConfig:
     """The engine config with its wallets replaced by the one wallet the venue says we trade."""
-    out = dict(config)
-    # balances are decimal strings of USDC in config files: micro-units written exactly
-    whole, frac = divmod(balance, 1_000_000)
-    out["wallets"] = {wallet: {"balance_usdc": f"{whole}.{frac:06d}"}}
-    return out
+    return attrs.evolve(config, wallets={wallet: WalletConfig(balance_usdc_micro=balance)})
 
 
 async def run_live(
     *,
     markets: Sequence[Market],
-    config: dict[str, Any],
+    config: EngineConfig,
     clob: ClobConfig,
     market_ws_url: str,
     user_ws_url: str,
@@ -121,7 +118,7 @@ async def run_live(
         clob=providers.Object(settings),
         secrets=providers.Object(secrets),
     )
-    container.config.from_dict(_live_config(config, wallet, balance))
+    container.config.from_dict(as_sections(_live_config(config, wallet, balance)))
     loop: EngineLoop = container.loop()
     journal: MemoryJournal = container.journal()
     adapters: ClobAdapters = container.gateways.adapters()

@@ -31,7 +31,14 @@ from typing import Protocol
 
 import structlog
 
-from polysnipe.core.events import BookSnapshot, ExternalSignal, LastTrade, PriceChange, TickSizeChange
+from polysnipe.core.events import (
+    BookSnapshot,
+    ExternalSignal,
+    LastTrade,
+    MarketResolved,
+    PriceChange,
+    TickSizeChange,
+)
 from polysnipe.core.lifecycle import finish
 from polysnipe.core.messages import (
     CancelOrder,
@@ -39,6 +46,7 @@ from polysnipe.core.messages import (
     ExecutionReport,
     JournalRecord,
     KillSwitch,
+    MergePositions,
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
@@ -46,6 +54,8 @@ from polysnipe.core.messages import (
     OrderRejected,
     OrderStatusUnknown,
     PlaceOrder,
+    PositionsMerged,
+    PositionsRedeemed,
     RaiseAlert,
     RecordError,
     RecordFill,
@@ -54,10 +64,19 @@ from polysnipe.core.messages import (
     RecordOrderStatus,
     RecordOutcome,
     RecordRiskDecision,
+    RedeemPositions,
+    SettlementReport,
     Tick,
 )
 from polysnipe.core.pipeline import next_timer_ms, step
-from polysnipe.core.ports import NEVER_MS, ExecutionPort, InputSource, Journal, MarketEventSink
+from polysnipe.core.ports import (
+    NEVER_MS,
+    ExecutionPort,
+    InputSource,
+    Journal,
+    MarketEventSink,
+    SettlementPort,
+)
 from polysnipe.core.state import EngineState
 from polysnipe.core.units import format_micro
 from polysnipe.runners.report import EquityPoint
@@ -73,10 +92,20 @@ EVENT_NAMES: dict[type, str] = {
     TickSizeChange: "tick_size_change",
     LastTrade: "last_trade_price",
     ExternalSignal: "external_signal",
+    MarketResolved: "market_resolved",
 }
-_MARKET = frozenset({BookSnapshot, PriceChange, TickSizeChange, LastTrade})
+_MARKET = frozenset({BookSnapshot, PriceChange, TickSizeChange, LastTrade, MarketResolved})
 _REPORTS = frozenset(
-    {OrderAccepted, OrderRejected, OrderFilled, OrderCancelled, OrderExpired, OrderStatusUnknown}
+    {
+        OrderAccepted,
+        OrderRejected,
+        OrderFilled,
+        OrderCancelled,
+        OrderExpired,
+        OrderStatusUnknown,
+        PositionsMerged,
+        PositionsRedeemed,
+    }
 )
 _NOTICES = frozenset({RaiseAlert, RecordError})
 #: at the end of a run, how long in-flight orders get to arrive and the final cancels to be answered
@@ -131,6 +160,7 @@ class EngineLoop:
         source: InputSource,
         execution: ExecutionPort,
         sink: MarketEventSink,
+        settlement: SettlementPort,
         journal: Journal,
         clock: LoopClock,
         equity_sample_ms: int = 1_000,
@@ -141,6 +171,7 @@ class EngineLoop:
         self.source = source
         self.execution = execution
         self.sink = sink
+        self.settlement = settlement
         self.journal = journal
         self.clock = clock
         self.equity_sample_ms = equity_sample_ms
@@ -251,7 +282,7 @@ class EngineLoop:
                 raise TypeError(f"the engine loop cannot take a {kind.__name__}")
 
     # -- effects -------------------------------------------------------------------------------
-    async def _deliver(self, reports: Sequence[ExecutionReport], now: int) -> None:
+    async def _deliver(self, reports: Sequence[ExecutionReport | SettlementReport], now: int) -> None:
         """Feed venue reports into the step in the order the venue made them."""
         for r in reports:
             if type(r) is OrderRejected:
@@ -265,7 +296,7 @@ class EngineLoop:
         journal = self.journal
         execution = self.execution
         records: list[JournalRecord] = []
-        answers: list[ExecutionReport] = []
+        answers: list[ExecutionReport | SettlementReport] = []
         for cmd in commands:
             kind = type(cmd)
             if kind is PlaceOrder:
@@ -283,6 +314,17 @@ class EngineLoop:
                 log.info("order_cancel", correlation_id=cmd.correlation_id, order_id=cmd.order_id,  # type: ignore[union-attr]
                          reason=cmd.reason)  # type: ignore[union-attr]  # fmt: skip
                 answers.extend(await execution.cancel(cmd.order_id, now))  # type: ignore[union-attr]
+            elif kind is MergePositions or kind is RedeemPositions:
+                records.append(cmd)  # type: ignore[arg-type]
+                journal.record(records)
+                records = []
+                log.info("settlement_requested", kind=kind.__name__, wallet=cmd.wallet, market=cmd.market)  # type: ignore[union-attr]
+                settle = self.settlement.merge if kind is MergePositions else self.settlement.redeem
+                for result in await settle(cmd):  # type: ignore[arg-type]
+                    if type(result) is RaiseAlert:
+                        self._notice(result)
+                    else:
+                        answers.append(result)  # type: ignore[arg-type]
             else:
                 records.append(cmd)  # type: ignore[arg-type]
                 _log_record(cmd)

@@ -29,6 +29,7 @@ from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import RaiseAlert, RecordError
+from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Paper
 from polysnipe.runners.loop import EngineLoop
 from polysnipe.runners.results import InputStats, build_report, write_outputs
@@ -60,7 +61,7 @@ async def _check_reachable(http: ClobHttpClient, clob_url: str) -> None:
 async def run_paper(
     *,
     markets: Sequence[Market],
-    config: dict[str, Any],
+    config: EngineConfig,
     clob_url: str,
     market_ws_url: str,
     duration_s: float,
@@ -70,7 +71,7 @@ async def run_paper(
     """Trade `markets` on paper for `duration_s` seconds; writes the same outputs as a backtest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     container = Paper(registry=providers.Object(MarketRegistry.of(markets)))
-    container.config.from_dict(config)
+    container.config.from_dict(as_sections(config))
     loop: EngineLoop = container.loop()
     journal: MemoryJournal = container.journal()
     inbox: Inbox = container.inbox()
@@ -97,7 +98,7 @@ async def run_paper(
         snapshots=snapshot,
         sink=inbox.push,
         clock=clock,
-        rng=random.Random(int(config.get("seed", 0))),
+        rng=random.Random(config.seed),
         on_gap=on_gap,
         on_malformed=on_malformed,
     )
@@ -124,7 +125,7 @@ async def run_paper(
         "mode": "paper",
         "clob_url": clob_url,
         "market_ws_url": market_ws_url,
-        "seed": config.get("seed"),
+        "seed": config.seed,
     }
     report = build_report(
         loop,

@@ -173,10 +173,24 @@ def build_report(
         "avg_slippage_bps": round(sum(slips) / len(slips), 2) if slips else 0.0,
         "pnl": {
             "realized_usdc": format_micro(portfolio.realized_total_usdc_micro),
+            "realized_by_strategy_usdc": {
+                k or "opening holdings": format_micro(v)
+                for k, v in sorted(portfolio.realized_by_strategy.items())
+            },
+            # USDC traded over the capital it was traded with: how hard the wallets' money worked
+            "capital_turnover": round(portfolio.traded_usdc_micro / starting_equity, 4)
+            if starting_equity
+            else 0.0,
             "marked_usdc": format_micro(final_equity - starting_equity),
             "starting_equity_usdc": format_micro(starting_equity),
             "final_equity_usdc": format_micro(final_equity),
             "positions": positions,
+        },
+        "exits": {
+            "by_reason": dict(sorted(state.exits.exits.items())),
+            "merges": state.counters.get("merges", 0),
+            "redemptions": state.counters.get("redemptions", 0),
+            "markets_resolved": state.counters.get("markets_resolved", 0),
         },
         "alerts": dict(sorted(Counter(a.code for a in journal.of(RaiseAlert)).items())),
         "risk_audit": {"checks": loop.audits, "breaches": len(loop.breaches), "samples": loop.breaches[:10]},

@@ -1,58 +1,130 @@
-"""Non-secret settings from the environment (`POLYSNIPE_*`) and an optional TOML file.
+"""Non-secret settings of runs that talk to real services: the `[connections]` section of the settings
+file, each key overridden by its POLYSNIPE_* environment variable.
 
 Secrets never pass through here: each adapter's factory reads its own from the environment (the CLOB
 key and L2 credentials: `adapters/clob/factory.py`, POLYSNIPE_CLOB_*), so no settings object, repr or
-log line can carry one. A settings file that names a secret is refused.
+log line can carry one. A settings file that names a secret, or a URL with a password in it, is
+refused; a password given in an environment URL is masked whenever the URL is printed.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+import urllib.parse
+from typing import Final
 
 import attrs
 
-__all__ = ["Settings", "load_settings"]
+from polysnipe.adapters.clob.config import AMOY, BYTES32_ZERO, POLYGON, SignatureType
+from polysnipe.adapters.clob.factory import ENV_API_KEY, ENV_API_PASSPHRASE, ENV_API_SECRET, ENV_PRIVATE_KEY
+from polysnipe.runners.schema import Int, Text, setting
 
-_PREFIX = "POLYSNIPE_"
+__all__ = [
+    "SECRET_ENV",
+    "Settings",
+    "looks_secret",
+    "mask_url",
+    "url_password",
+]
+
+#: the environment variables that hold secrets: named by `config show`, never printed
+SECRET_ENV: Final = (ENV_PRIVATE_KEY, ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE)
+_SECRET_WORDS: Final = (
+    "private_key",
+    "privatekey",
+    "secret",
+    "passphrase",
+    "api_key",
+    "apikey",
+    "mnemonic",
+    "password",
+)
 
 
-@attrs.frozen(slots=True)
+def looks_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def url_password(url: str) -> str | None:
+    try:
+        return urllib.parse.urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (if any) replaced by ***, for printing."""
+    password = url_password(url)
+    if not password:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _url(*schemes: str) -> Text:
+    def check(text: str) -> str | None:
+        try:
+            parts = urllib.parse.urlsplit(text)
+        except ValueError:
+            return "not a URL"
+        if parts.scheme not in schemes or not (parts.netloc or (parts.path and parts.scheme == "unix")):
+            return f"expected a {' or '.join(s + '://' for s in schemes)} URL"
+        return None
+
+    return Text(f"{' or '.join(s + '://' for s in schemes)} URL", check, mask_url)
+
+
+def _hex(digits: int, what: str, *, empty_ok: bool = False) -> Text:
+    def check(text: str) -> str | None:
+        if empty_ok and text == "":
+            return None
+        body = text[2:]
+        if not (
+            text.startswith("0x") and len(body) == digits and all(c in "0123456789abcdefABCDEF" for c in body)
+        ):
+            return f"expected {what}: 0x and {digits} hex digits"
+        return None
+
+    return Text(f"{what}, 0x + {digits} hex digits" + (' or ""' if empty_ok else ""), check)
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class Settings:
-    chain_id: int = 137
-    clob_url: str = "https://clob.polymarket.com"
-    clob_ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws"
-    #: bytes32 builder code signed into every order (attribution)
-    builder_code: str = "0x" + "00" * 32
-    signature_type: int = 0
-    #: the funder (Safe / deposit wallet) for signature types 1-3; empty = the signer EOA
-    funder: str = ""
-    database_url: str = "postgresql://127.0.0.1:5432/test"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Where the venue, the journal and the bus are, and the non-secret parameters orders are signed
+    with. Each key may also come from its POLYSNIPE_* environment variable, which wins over the file."""
 
-
-_SECRET_WORDS = ("private_key", "secret", "passphrase", "api_key", "mnemonic")
-_INTS = {"chain_id", "signature_type"}
-
-
-def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None = None) -> Settings:
-    """Settings from a TOML file (non-secret keys only) overridden by POLYSNIPE_* environment variables."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    path = toml_path or (Path(env[f"{_PREFIX}CONFIG"]) if f"{_PREFIX}CONFIG" in env else None)
-    if path is not None:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-        leaked = [k for k in data if any(w in k.lower() for w in _SECRET_WORDS)]
-        if leaked:
-            raise SystemExit(f"secrets must come from the environment, not {path}: {sorted(leaked)}")
-        values.update(data)
-    for field in attrs.fields(Settings):
-        raw = env.get(f"{_PREFIX}{field.name.upper()}")
-        if raw is None or raw == "":
-            continue
-        values[field.name] = int(raw) if field.name in _INTS else raw
-    return Settings(**values)
+    chain_id: int = setting(
+        POLYGON, Int(choices=(POLYGON, AMOY)), "chain the orders are signed for: 137 Polygon, 80002 Amoy",
+        env="POLYSNIPE_CHAIN_ID",
+    )  # fmt: skip
+    clob_url: str = setting(
+        "https://clob.polymarket.com", _url("https", "http"), "Polymarket CLOB REST endpoint",
+        env="POLYSNIPE_CLOB_URL",
+    )  # fmt: skip
+    clob_ws_url: str = setting(
+        "wss://ws-subscriptions-clob.polymarket.com/ws", _url("wss", "ws"),
+        "CLOB WebSocket base URL (the market channel is its /market)", env="POLYSNIPE_CLOB_WS_URL",
+    )  # fmt: skip
+    builder_code: str = setting(
+        BYTES32_ZERO, _hex(64, "bytes32"), "builder code signed into every order (attribution)",
+        env="POLYSNIPE_BUILDER_CODE",
+    )  # fmt: skip
+    signature_type: int = setting(
+        int(SignatureType.EOA), Int(choices=tuple(int(t) for t in SignatureType)),
+        "who signs and holds the funds: 0 EOA, 1 proxy, 2 Safe, 3 deposit wallet (1-3 need a funder)",
+        env="POLYSNIPE_SIGNATURE_TYPE",
+    )  # fmt: skip
+    funder: str = setting(
+        "", _hex(40, "address", empty_ok=True), 'wallet holding the funds; "" = the signing key\'s address',
+        env="POLYSNIPE_FUNDER",
+    )  # fmt: skip
+    database_url: str = setting(
+        "postgresql://127.0.0.1:5432/test", _url("postgresql", "postgres"),
+        "Postgres journal (a password belongs in the environment or ~/.pgpass, never in a file)",
+        env="POLYSNIPE_DATABASE_URL",
+    )  # fmt: skip
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix"), "Redis Streams bus",
+        env="POLYSNIPE_REDIS_URL",
+    )  # fmt: skip

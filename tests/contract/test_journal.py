@@ -14,11 +14,14 @@ from polysnipe.core.events import Side
 from polysnipe.core.messages import (
     JournalRecord,
     Liquidity,
+    MergePositions,
     OrderFilled,
     OrderRequest,
     OrderType,
     OutcomeKind,
     PlaceOrder,
+    PositionsMerged,
+    PositionsRedeemed,
     RaiseAlert,
     RecordError,
     RecordFill,
@@ -27,6 +30,7 @@ from polysnipe.core.messages import (
     RecordOrderStatus,
     RecordOutcome,
     RecordRiskDecision,
+    RedeemPositions,
 )
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.units import MICRO
@@ -63,6 +67,10 @@ def _records() -> list[JournalRecord]:
         RecordKillSwitch("market:0xcond", True, "operator saw a bad feed", "alice", T0 + 10),
         RecordKillSwitch("market:0xcond", False, "feed repaired", "bob", T0 + 20),
         RecordError("events.jsonl", "17", "not JSON", '{"event_type": "bo', T0),
+        MergePositions("0x5afe", "0xcond", 4 * MICRO, T0 + 30, "c-opp1"),
+        PositionsMerged("0x5afe", "0xcond", 4 * MICRO, T0 + 31),
+        RedeemPositions("0x5afe", "0xcond", T0 + 40),
+        PositionsRedeemed("0x5afe", "0xcond", "123", 1 * MICRO, 1 * MICRO, T0 + 41),
         RaiseAlert("critical", "kill_switch_engaged", "market:0xcond: operator", T0 + 10, "c-opp1",
                    {"module": "spread_hunter", "n": 3}),
     ]  # fmt: skip

@@ -16,11 +16,10 @@ from polysnipe.adapters.clob.auth import ApiCreds, L2Auth, LocalSigner, l2_signa
 
 # public anvil test key, fake but well-formed credentials (the same as the order vectors)
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-CREDS = ApiCreds(
-    api_key="3843ba63-391a-4a8a-b913-d6c677fd7d6f",
-    secret="468NIDFB-ziroyChmdO3fiJUKy7zjxahDLpTEEPxE7I=",
-    passphrase="7cef18803c4ed83e4c409c7b57fa5c65853478780ff3c4520c74abd395f04199",
-)
+API_KEY = "3843ba63-391a-4a8a-b913-d6c677fd7d6f"
+SECRET = "468NIDFB-ziroyChmdO3fiJUKy7zjxahDLpTEEPxE7I="
+PASSPHRASE = "7cef18803c4ed83e4c409c7b57fa5c65853478780ff3c4520c74abd395f04199"
+CREDS = ApiCreds(api_key=API_KEY, secret=SECRET, passphrase=PASSPHRASE)
 ORDER_ID = "0x7eb120516d537088459e9eb1ed00d2dc3ddfeea2c2699b113075064606856e86"
 
 #: (method, path as we send it, path the official client signs, body bytes or None)
@@ -53,27 +52,28 @@ def test_l2_headers_match_the_official_client(
 ) -> None:
     expected = create_level_2_headers(
         Signer(KEY, 137),
-        OfficialCreds(CREDS.api_key, CREDS.secret, CREDS.passphrase),
+        OfficialCreds(API_KEY, SECRET, PASSPHRASE),
         RequestArgs(method=method, request_path=signed_path, body=body, serialized_body=body),
         timestamp=timestamp_s,
     )
     signer = LocalSigner.from_private_key(KEY, 137, CREDS)
     assert expected == signer.l2_headers(timestamp_s, method, path, (body or "").encode())
     assert expected == signer.l2_headers(timestamp_s, method, path, body or "")
+    assert expected["POLY_SIGNATURE"] == l2_signature(SECRET, timestamp_s, method, path, body or b"")
     assert expected["POLY_SIGNATURE"] == l2_signature(CREDS.secret, timestamp_s, method, path, body or b"")
 
 
 def test_signature_is_urlsafe_base64_with_padding_over_the_bare_path() -> None:
     message = b"1764061200GET/data/orders"
-    digest = hmac.new(base64.urlsafe_b64decode(CREDS.secret), message, hashlib.sha256).digest()
+    digest = hmac.new(base64.urlsafe_b64decode(SECRET), message, hashlib.sha256).digest()
     expected = base64.urlsafe_b64encode(digest).decode()
     assert expected.endswith("=")
-    assert expected == l2_signature(CREDS.secret, 1_764_061_200, "get", "/data/orders?next_cursor=MA==")
+    assert expected == l2_signature(SECRET, 1_764_061_200, "get", "/data/orders?next_cursor=MA==")
 
 
 def test_standard_base64_secret_without_padding_is_the_same_key() -> None:
-    standard = CREDS.secret.replace("-", "+").replace("_", "/").rstrip("=")
-    assert l2_signature(CREDS.secret, 1, "POST", "/order", b"{}") == l2_signature(
+    standard = SECRET.replace("-", "+").replace("_", "/").rstrip("=")
+    assert l2_signature(SECRET, 1, "POST", "/order", b"{}") == l2_signature(
         standard, 1, "POST", "/order", b"{}"
     )
 
@@ -81,9 +81,9 @@ def test_standard_base64_secret_without_padding_is_the_same_key() -> None:
 def test_apostrophes_are_signed_as_sent() -> None:
     """The Python client rewrites ' to " before signing (PROTOCOL.md 6.2); we sign the bytes we send."""
     body = b'{"note":"it\'s"}'
-    ours = l2_signature(CREDS.secret, 1, "POST", "/order", body)
+    ours = l2_signature(SECRET, 1, "POST", "/order", body)
     message = b"1POST/order" + body
-    digest = hmac.new(base64.urlsafe_b64decode(CREDS.secret), message, hashlib.sha256).digest()
+    digest = hmac.new(base64.urlsafe_b64decode(SECRET), message, hashlib.sha256).digest()
     assert base64.urlsafe_b64encode(digest).decode() == ours
 
 
@@ -94,4 +94,4 @@ def test_l2_needs_credentials_and_valid_secrets() -> None:
         with pytest.raises(ValueError):
             ApiCreds("k", bad_secret, "p")
     shown = repr(L2Auth("0x0", CREDS))
-    assert CREDS.secret not in shown and CREDS.passphrase not in shown
+    assert SECRET not in shown and PASSPHRASE not in shown

@@ -20,6 +20,7 @@ from polysnipe.core.events import (
     Event,
     LastTrade,
     Level,
+    MarketResolved,
     PriceChange,
     Side,
     TickSizeChange,
@@ -177,11 +178,18 @@ def test_last_trades(shared_data: Path) -> None:
     [
         "nautilus_rs_ws_market_best_bid_ask_msg.json",
         "nautilus_rs_ws_market_new_market_msg.json",
-        "nautilus_rs_ws_market_resolved_msg.json",
     ],
 )
 def test_custom_feature_messages_parse_to_no_event(shared_data: Path, name: str) -> None:
     assert ws(shared_data, name) == []
+
+
+def test_market_resolved_names_the_winner(shared_data: Path) -> None:
+    winner = "76043073756653678226373981964075571318267289248134717369284518995922789326425"
+    market = "0x311d0c4b6671ab54af4970c06fcf58662516f5168997bdda209ec3db5aa6b0c1"
+    assert MarketResolved(1766790415550, market, winner) == one(
+        shared_data, "nautilus_rs_ws_market_resolved_msg.json"
+    )
 
 
 # -- the crossing burst: replaying deltas reproduces the venue's next snapshot --------------------

@@ -76,3 +76,28 @@ def test_external_signals_may_live_beside_the_events_file(run: Path, tmp_path: P
     together = json.loads((run / "report.json").read_text())
     assert together["opportunities"] == split["opportunities"]
     assert together["fills"] == split["fills"]
+
+
+def test_config_show_written_to_a_file_reproduces_the_default_run(run: Path, tmp_path: Path) -> None:
+    from polysnipe.runners.config import render_config, resolve_config
+
+    settings = tmp_path / "settings.toml"
+    settings.write_text(render_config(resolve_config()))  # what `polysnipe config show` prints
+    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(SAMPLE / "events.jsonl"),
+            "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(tmp_path / "out"), "--no-progress",
+            "--config", str(settings)]  # fmt: skip
+    assert 0 == main(argv)
+    assert (run / "report.json").read_bytes() == (tmp_path / "out" / "report.json").read_bytes()
+
+
+def test_settings_file_and_seed_reach_the_engine(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[signals.momentum]\nenabled = false\n[risk]\nmax_order_notional_usdc = "5"\n')
+    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(SAMPLE / "events.jsonl"),
+            "--out", str(tmp_path), "--no-progress", "--config", str(settings), "--seed", "11"]  # fmt: skip
+    assert 0 == main(argv)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert 11 == report["inputs"]["seed"]
+    assert "momentum" not in report["opportunities"]["by_strategy"]
+    assert report["opportunities"]["total"] > 0
+    assert report["risk_decisions"]["by_outcome"].get("resize", 0) > 0

@@ -655,21 +655,21 @@ def test_book_asks_arrive_worst_first_and_the_book_sorts_them() -> None:
 
 
 def test_neg_risk_false_means_false_and_missing_is_an_error() -> None:
-    assert False is run(reads_harness({"/neg-risk": b'{"neg_risk": false}'}).execution.neg_risk("t"))
-    assert True is run(reads_harness({"/neg-risk": b'{"neg_risk": true}'}).execution.neg_risk("t"))
+    assert False is run(reads_harness({"/neg-risk": b'{"neg_risk": false}'}).execution.metadata.neg_risk("t"))
+    assert True is run(reads_harness({"/neg-risk": b'{"neg_risk": true}'}).execution.metadata.neg_risk("t"))
     with pytest.raises(MalformedMessage):
-        run(reads_harness({"/neg-risk": b"{}"}).execution.neg_risk("t"))
+        run(reads_harness({"/neg-risk": b"{}"}).execution.metadata.neg_risk("t"))
 
 
 def test_tick_size_server_time_and_version() -> None:
     h = reads_harness(
         {"/tick-size": b'{"minimum_tick_size": 0.001}', "/time": b"1764061200", "/version": b'{"version": 2}'}
     )
-    assert 1_000 == run(h.execution.tick_size("t"))
-    assert 1_764_061_200 == run(h.execution.server_time())
-    assert 2 == run(h.execution.version())
+    assert 1_000 == run(h.execution.metadata.tick_size("t"))
+    assert 1_764_061_200 == run(h.execution.metadata.server_time())
+    assert 2 == run(h.execution.metadata.version())
     with pytest.raises(MalformedMessage):
-        run(reads_harness({"/tick-size": b'{"minimum_tick_size": 0.02}'}).execution.tick_size("t"))
+        run(reads_harness({"/tick-size": b'{"minimum_tick_size": 0.02}'}).execution.metadata.tick_size("t"))
 
 
 def test_open_orders_and_trades_map_recorded_pages() -> None:
@@ -712,7 +712,7 @@ def test_markets_follow_the_cursor_to_the_last_page() -> None:
 
     venue = FakeVenue()
     venue.transport = lambda: httpx.MockTransport(handle)  # type: ignore[method-assign]
-    markets = run(Harness(venue).execution.markets())
+    markets = run(Harness(venue).execution.metadata.markets())
     assert ["MA==", "NEXT"] == served
     assert 0 < len(markets) and len(markets) % 2 == 0
 
@@ -722,13 +722,13 @@ def test_reads_retry_5xx_and_raise_typed_errors_when_it_persists() -> None:
     venue = FakeVenue()
     venue.transport = lambda: httpx.MockTransport(lambda request: answers.pop(0))  # type: ignore[method-assign]
     h = Harness(venue)
-    assert 2 == run(h.execution.version())
+    assert 2 == run(h.execution.metadata.version())
     gone = reads_harness({"/data/order/0xabc": httpx.Response(404, content=b'{"error": "not found"}')})
     gone.execution.index.add("o", "0xabc", 1)
     assert [] == run(gone.execution.status("o"))
     bad = reads_harness({"/time": httpx.Response(401, content=b'{"error": "Unauthorized/Invalid api key"}')})
     with pytest.raises(VenueError) as info:
-        run(bad.execution.server_time())
+        run(bad.execution.metadata.server_time())
     assert "unauthorized" == info.value.code
 
 
@@ -945,9 +945,9 @@ def test_sim_accepts_our_orders_by_their_eip712_hash_and_cancels_them() -> None:
         assert [(400_000, 100_000_000)] == [(lv.price, lv.size) for lv in book.snapshot.bids]
         assert ["OrderCancelled"] == kinds(await sim.execution.cancel("opp-1:0"))
         assert [] == await sim.execution.open_orders()
-        assert 10_000 == await sim.execution.tick_size(TOKEN)
-        assert False is await sim.execution.neg_risk(TOKEN)
-        assert 2 == await sim.execution.version()
+        assert 10_000 == await sim.execution.metadata.tick_size(TOKEN)
+        assert False is await sim.execution.metadata.neg_risk(TOKEN)
+        assert 2 == await sim.execution.metadata.version()
 
     run(scenario())
 
@@ -1029,11 +1029,11 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
     env = {
         ENV_PRIVATE_KEY: KEY,
         ENV_API_KEY: CREDS.api_key,
-        ENV_API_SECRET: CREDS.secret,
-        ENV_API_PASSPHRASE: CREDS.passphrase,
+        ENV_API_SECRET: CREDS.secret.reveal(),
+        ENV_API_PASSPHRASE: CREDS.passphrase.reveal(),
     }
     secrets = secrets_from_env(env)
-    assert KEY not in repr(secrets) and CREDS.secret not in repr(secrets)
+    assert KEY not in repr(secrets) and CREDS.secret.reveal() not in repr(secrets)
     with pytest.raises(KeyError):
         secrets_from_env({ENV_PRIVATE_KEY: KEY, ENV_API_KEY: "only-one"})
     with pytest.raises(ValueError, match="secret"):

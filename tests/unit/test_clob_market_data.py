@@ -1,5 +1,6 @@
-"""Market and user channels: book hashes, gap detection and resync, sockets with injected faults
-(dropped connections, silence, out-of-order messages), and fills counted once per trade."""
+"""The market channel: book hashes, gap detection and resync, sockets with injected faults (dropped
+connections, silence, out-of-order messages, hostile frames, a failing sink), and both channels
+against the CLOB simulator."""
 
 from __future__ import annotations
 
@@ -13,43 +14,33 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
 from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.clob.execution import OrderIndex
 from polysnipe.adapters.clob.market_data import (
     BookKeeper,
     MarketDataConfig,
     MarketDataFeed,
-    UserChannel,
-    UserStream,
     market_subscription,
-    user_subscription,
 )
-from polysnipe.adapters.clob.parsing import RestBook, book_hash, epoch_ms, parse_market_line, parse_rest_book
+from polysnipe.adapters.clob.parsing import RestBook, book_hash, parse_market_line, parse_rest_book
+from polysnipe.adapters.clob.user_channel import UserChannel, UserStream
 from polysnipe.core.events import BookSnapshot, Event, Level, PriceChange, Side
 from polysnipe.core.messages import (
     ExecutionReport,
-    Liquidity,
     OrderAccepted,
-    OrderCancelled,
     OrderFilled,
     RaiseAlert,
 )
 from polysnipe.runners.bench_ws import default_ws_files, format_table, run_bench_ws
 
 T = TypeVar("T")
-WS = Path(__file__).parents[2].parent / "shared" / "data" / "polymarket" / "ws"
-REST = WS.parent / "rest"
-BURST = json.loads((WS / "nautilus_rs_ws_market_price_change_crossing_burst.json").read_text())
+#: recorded market-channel messages, as decoded JSON
+Msgs = list[dict[str, Any]]
 A = "76670567130917723816490572615540605537878462672464291990940067659127658071111"
 B = "54179564009642723353355316176091991063553046330768303687769988635499280029688"
-CREDS = ApiCreds(
-    api_key="00000000-0000-0000-0000-000000000001",
-    secret="468NIDFB-ziroyChmdO3fiJUKy7zjxahDLpTEEPxE7I=",
-    passphrase="pass",
-)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -60,8 +51,25 @@ def frame(msg: Any) -> bytes:
     return json.dumps(msg, separators=(",", ":")).encode()
 
 
-def burst_frames() -> list[bytes]:
-    return [frame(m) for m in BURST]
+@pytest.fixture(scope="module")
+def ws_dir(shared_data: Path) -> Path:
+    return shared_data / "polymarket" / "ws"
+
+
+@pytest.fixture(scope="module")
+def rest_dir(shared_data: Path) -> Path:
+    return shared_data / "polymarket" / "rest"
+
+
+@pytest.fixture(scope="module")
+def burst(ws_dir: Path) -> Msgs:
+    """The recorded crossing burst: a book, then price changes on both tokens (shared/data/README.md)."""
+    doc: Msgs = json.loads((ws_dir / "nautilus_rs_ws_market_price_change_crossing_burst.json").read_text())
+    return doc
+
+
+def burst_frames(burst: Msgs) -> list[bytes]:
+    return [frame(m) for m in burst]
 
 
 def keeper(**config: Any) -> BookKeeper:
@@ -91,10 +99,10 @@ class RealClock:
 
 
 # -- the venue's book hash -----------------------------------------------------------------------
-def test_book_hash_reproduces_recorded_rest_and_ws_books() -> None:
-    rest = parse_rest_book((REST / "nautilus_rs_clob_book_response_empty_ask.json").read_bytes())
+def test_book_hash_reproduces_recorded_rest_and_ws_books(ws_dir: Path, rest_dir: Path) -> None:
+    rest = parse_rest_book((rest_dir / "nautilus_rs_clob_book_response_empty_ask.json").read_bytes())
     assert rest.hash_verified
-    captured = json.loads((WS / "nautilus_rs_ws_book_snapshot_captured.json").read_text())
+    captured = json.loads((ws_dir / "nautilus_rs_ws_book_snapshot_captured.json").read_text())
     # a market-channel book omits min_order_size and neg_risk; with them the hash is the venue's
     assert captured["hash"] == book_hash(
         captured["market"],
@@ -109,23 +117,23 @@ def test_book_hash_reproduces_recorded_rest_and_ws_books() -> None:
     )
 
 
-def test_rest_book_without_the_covered_fields_is_not_claimed_verified() -> None:
-    rest = parse_rest_book((REST / "nautilus_py_book.json").read_bytes())
+def test_rest_book_without_the_covered_fields_is_not_claimed_verified(rest_dir: Path) -> None:
+    rest = parse_rest_book((rest_dir / "nautilus_py_book.json").read_bytes())
     assert not rest.hash_verified
     assert 7 == len(rest.snapshot.asks)
 
 
 # -- the keeper: a real recorded burst -----------------------------------------------------------
-def test_burst_replays_to_the_recorded_final_book_with_hash_checks_passing() -> None:
+def test_burst_replays_to_the_recorded_final_book_with_hash_checks_passing(burst: Msgs) -> None:
     k = keeper(hash_check_every=1)
     forwarded: list[Event] = []
-    for f in burst_frames()[:-1]:
+    for f in burst_frames(burst)[:-1]:
         forwarded += k.on_frame(f, 0)
     assert [] == k.take_gaps()
     assert k.checks >= 40  # every settle point of token A was checked against the venue's hash
     book = k.book(A)
     assert book is not None and book.trusted
-    last = BURST[-1]
+    last = burst[-1]
     assert book_levels(last, "bids") == levels(book, Side.BUY)
     assert book_levels(last, "asks") == levels(book, Side.SELL)
     # only token A is tracked: B's deltas are not forwarded, A's are
@@ -134,8 +142,8 @@ def test_burst_replays_to_the_recorded_final_book_with_hash_checks_passing() -> 
     assert 49 == len(deltas)
 
 
-def test_out_of_order_message_untrusts_the_book_and_a_snapshot_resyncs_it() -> None:
-    frames = burst_frames()
+def test_out_of_order_message_untrusts_the_book_and_a_snapshot_resyncs_it(burst: Msgs) -> None:
+    frames = burst_frames(burst)
     k = keeper()
     gaps: list[tuple[str, str]] = []
     for f in frames[:11]:
@@ -155,9 +163,9 @@ def test_out_of_order_message_untrusts_the_book_and_a_snapshot_resyncs_it() -> N
     truth_book = truth.book(A)
     assert truth_book is not None
     snap = BookSnapshot(
-        int(BURST[20]["timestamp"]),
+        int(burst[20]["timestamp"]),
         A,
-        BURST[0]["market"],
+        burst[0]["market"],
         tuple(truth_book.levels(Side.BUY)),
         tuple(truth_book.levels(Side.SELL)),
         "",
@@ -170,12 +178,12 @@ def test_out_of_order_message_untrusts_the_book_and_a_snapshot_resyncs_it() -> N
         k.on_frame(f, 0)
     book = k.book(A)
     assert book is not None and book.trusted
-    assert book_levels(BURST[-1], "bids") == levels(book, Side.BUY)
-    assert book_levels(BURST[-1], "asks") == levels(book, Side.SELL)
+    assert book_levels(burst[-1], "bids") == levels(book, Side.BUY)
+    assert book_levels(burst[-1], "asks") == levels(book, Side.SELL)
 
 
-def test_a_delta_that_disagrees_with_the_venue_hash_is_a_gap() -> None:
-    tampered = json.loads(json.dumps(BURST))
+def test_a_delta_that_disagrees_with_the_venue_hash_is_a_gap(burst: Msgs) -> None:
+    tampered = json.loads(json.dumps(burst))
     for entry in tampered[10]["price_changes"]:
         if entry["asset_id"] == A:
             entry["size"] = str(float(entry["size"]) + 1)  # our book now differs from the venue's
@@ -185,15 +193,15 @@ def test_a_delta_that_disagrees_with_the_venue_hash_is_a_gap() -> None:
     assert [(A, "hash_mismatch")] == k.take_gaps()
 
 
-def test_hash_checks_are_sampled() -> None:
+def test_hash_checks_are_sampled(burst: Msgs) -> None:
     k = keeper(hash_check_every=10)
-    for f in burst_frames()[:-1]:
+    for f in burst_frames(burst)[:-1]:
         k.on_frame(f, 0)
     assert 1 <= k.checks <= 5
 
 
-def test_a_book_message_failing_its_own_hash_is_refused() -> None:
-    captured = json.loads((WS / "nautilus_rs_ws_book_snapshot_captured.json").read_text())
+def test_a_book_message_failing_its_own_hash_is_refused(ws_dir: Path) -> None:
+    captured = json.loads((ws_dir / "nautilus_rs_ws_book_snapshot_captured.json").read_text())
     k = BookKeeper()
     k.track([captured["asset_id"]], 0)
     k.set_market_meta(captured["asset_id"], min_order_size="5", neg_risk=False)
@@ -204,9 +212,9 @@ def test_a_book_message_failing_its_own_hash_is_refused() -> None:
     assert [(captured["asset_id"], "hash_mismatch")] == k.take_gaps()
 
 
-def test_quiet_books_go_stale_and_untracked_tokens_are_ignored() -> None:
+def test_quiet_books_go_stale_and_untracked_tokens_are_ignored(burst: Msgs) -> None:
     k = keeper()
-    k.on_frame(burst_frames()[0], 1_000)
+    k.on_frame(burst_frames(burst)[0], 1_000)
     assert [] == k.quiet_tokens(60_000, 60_000)
     assert [A] == k.quiet_tokens(61_001, 60_000)
     assert [(A, "stale")] == k.take_gaps()
@@ -214,14 +222,14 @@ def test_quiet_books_go_stale_and_untracked_tokens_are_ignored() -> None:
     assert book is not None and not book.trusted
 
 
-def test_overflowing_buffer_is_not_trusted_after_the_snapshot() -> None:
-    frames = burst_frames()
+def test_overflowing_buffer_is_not_trusted_after_the_snapshot(burst: Msgs) -> None:
+    frames = burst_frames(burst)
     k = keeper(max_buffered_deltas=2)
     k.on_frame(frames[0], 0)
     k.invalidate([A], "reconnect")
     for f in frames[1:30]:
         k.on_frame(f, 0)
-    first = BookSnapshot(int(BURST[0]["timestamp"]), A, BURST[0]["market"], (Level(1_000, 1),), (), "", 1_000)
+    first = BookSnapshot(int(burst[0]["timestamp"]), A, burst[0]["market"], (Level(1_000, 1),), (), "", 1_000)
     k.take_gaps()
     k.on_rest_book(RestBook(first, None, None, None, None, False), 0)
     assert [(A, "buffer_overflow")] == k.take_gaps()
@@ -232,6 +240,12 @@ def test_malformed_frame_raises_typed_error() -> None:
         keeper().on_frame(
             b'{"event_type":"price_change","market":"m","timestamp":"1","price_changes":[{}]}', 0
         )
+
+
+def test_subscription_frame() -> None:
+    assert {"type": "market", "assets_ids": [A], "custom_feature_enabled": False} == json.loads(
+        market_subscription([A])
+    )
 
 
 # -- sockets: a real local WebSocket server with faults ------------------------------------------
@@ -264,8 +278,8 @@ def rest_book_of(msg: dict[str, Any]) -> RestBook:
     return RestBook(snap, "5", "0.001", False, "0.255", False)
 
 
-def test_dropped_connection_untrusts_books_reconnects_and_pings() -> None:
-    frames = burst_frames()
+def test_dropped_connection_untrusts_books_reconnects_and_pings(burst: Msgs) -> None:
+    frames = burst_frames(burst)
 
     async def scenario() -> None:
         subscriptions: list[dict[str, Any]] = []
@@ -320,7 +334,7 @@ def test_dropped_connection_untrusts_books_reconnects_and_pings() -> None:
     run(scenario())
 
 
-def test_silent_connection_is_stale_and_rest_resyncs_books_the_dump_did_not_bring() -> None:
+def test_silent_connection_is_stale_and_rest_resyncs_books_the_dump_did_not_bring(burst: Msgs) -> None:
     async def scenario() -> None:
         connections = 0
 
@@ -337,7 +351,7 @@ def test_silent_connection_is_stale_and_rest_resyncs_books_the_dump_did_not_brin
 
             async def snapshots(token_id: str) -> RestBook:
                 fetched.append(token_id)
-                return rest_book_of(BURST[0])
+                return rest_book_of(burst[0])
 
             feed = MarketDataFeed(
                 fast_config(port, stale_after_s=0.2, snapshot_timeout_s=0.05),
@@ -355,8 +369,8 @@ def test_silent_connection_is_stale_and_rest_resyncs_books_the_dump_did_not_brin
     run(scenario())
 
 
-def test_out_of_order_message_on_the_wire_triggers_a_rest_resync() -> None:
-    frames = burst_frames()
+def test_out_of_order_message_on_the_wire_triggers_a_rest_resync(burst: Msgs) -> None:
+    frames = burst_frames(burst)
 
     async def scenario() -> None:
         async def handler(ws: ServerConnection) -> None:
@@ -371,7 +385,7 @@ def test_out_of_order_message_on_the_wire_triggers_a_rest_resync() -> None:
             gaps: list[tuple[str, str]] = []
 
             async def snapshots(token_id: str) -> RestBook:
-                return rest_book_of(dict(BURST[0], timestamp=BURST[2]["timestamp"]))
+                return rest_book_of(dict(burst[0], timestamp=burst[2]["timestamp"]))
 
             feed = MarketDataFeed(
                 fast_config(port),
@@ -395,8 +409,8 @@ def test_out_of_order_message_on_the_wire_triggers_a_rest_resync() -> None:
     run(scenario())
 
 
-def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books() -> None:
-    frames = burst_frames()
+def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books(burst: Msgs) -> None:
+    frames = burst_frames(burst)
     bad = '{"event_type": "price_change", "market": "0x1", "timestamp": "oops", "price_changes": []}'
 
     async def scenario() -> None:
@@ -412,7 +426,7 @@ def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books(
             gaps: list[tuple[str, str]] = []
 
             async def snapshots(token_id: str) -> RestBook:
-                return rest_book_of(BURST[0])
+                return rest_book_of(burst[0])
 
             feed = MarketDataFeed(
                 fast_config(port),
@@ -433,185 +447,124 @@ def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books(
     run(scenario())
 
 
-# -- user channel --------------------------------------------------------------------------------
-ORDER_ID_RS = "0x1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef12"
+#: a price_change whose extra field nests 5,000 levels deep: msgspec raised RecursionError on such a
+#: frame, which ended the socket task for good (no reconnect, no alert)
+DEEP_FRAME = '{"event_type":"price_change","market":"0x1","x":' + "[" * 5_000 + "]" * 5_000 + "}"
 
 
-def recorded_user(name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((WS / name).read_text())
-    return doc
+def test_a_hostile_frame_is_dead_lettered_and_the_frames_after_it_are_applied(burst: Msgs) -> None:
+    frames = burst_frames(burst)
+    truth = keeper()
+    for f in frames[:12]:
+        truth.on_frame(f, 0)
+    truth_book = truth.book(A)
+    assert truth_book is not None
 
-
-def channel_with(*pairs: tuple[str, str, int]) -> UserChannel:
-    index = OrderIndex()
-    for order_id, venue_id, size in pairs:
-        index.add(order_id, venue_id, size)
-    return UserChannel(index)
-
-
-def test_user_order_messages_map_to_reports() -> None:
-    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000), ("fok", "0x78xx", 12_000_000))
-    (placed,) = channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_placement.json")), 5)
-    assert isinstance(placed, OrderAccepted)
-    assert ("o1", ORDER_ID_RS, 1_703_875_200_001) == (placed.order_id, placed.venue_order_id, placed.ts_ms)
-    assert 1 == channel.index.resting_count
-    assert [] == channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_update.json")), 5)
-    (cancelled,) = channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_cancellation.json")), 5)
-    assert isinstance(cancelled, OrderCancelled)
-    assert 0 == channel.index.resting_count
-    (killed,) = channel.on_frame(frame(recorded_user("nautilus_rs_ws_user_order_fok_killed.json")), 5)
-    assert isinstance(killed, OrderCancelled)
-    assert "order couldn't be fully filled. FOK orders are fully filled or killed." == killed.reason
-    # someone else's order: nothing
-    assert [] == channel.on_frame(frame(recorded_user("nautilus_py_order_placement.json")), 5)
-
-
-def test_a_trade_is_counted_once_across_matched_mined_confirmed() -> None:
-    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
-    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
-    out: list[ExecutionReport | RaiseAlert] = []
-    for status in ("MATCHED", "MINED", "MATCHED", "CONFIRMED"):
-        out += channel.on_frame(frame(dict(trade, status=status)), 9)
-    assert 1 == len(out)
-    fill = out[0]
-    assert isinstance(fill, OrderFilled)
-    assert ("o1", "trade-0xabcdef1234", Side.BUY, 500_000, 25_000_000, Liquidity.TAKER) == (
-        fill.order_id,
-        fill.trade_id,
-        fill.side,
-        fill.price,
-        fill.size,
-        fill.liquidity,
-    )
-    assert epoch_ms("2024-01-01T00:00:00Z") == fill.ts_ms
-    # REST catch-up after a reconnect brings the same trade again: not counted twice
-    assert [] == channel.accept_fills([fill])
-
-
-def test_failed_trade_raises_an_alert() -> None:
-    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
-    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
-    channel.on_frame(frame(dict(trade, status="MATCHED")), 9)
-    (alert,) = channel.on_frame(frame(dict(trade, status="FAILED")), 9)
-    assert isinstance(alert, RaiseAlert)
-    assert ("critical", "trade_failed", True) == (
-        alert.severity,
-        alert.code,
-        alert.details["fill_already_counted"],
-    )
-    prefixed = channel_with(("o1", ORDER_ID_RS, 100_000_000))
-    assert 1 == len(prefixed.on_frame(frame(dict(trade, status="TRADE_STATUS_CONFIRMED")), 9))
-
-
-def test_maker_fills_take_the_maker_orders_side_price_and_size() -> None:
-    trade3 = recorded_user("nautilus_py_user_trade3.json")
-    maker_id = trade3["maker_orders"][0]["order_id"]
-    channel = channel_with(("m1", maker_id, 5_000_000))
-    (fill,) = channel.on_frame(frame(trade3), 0)
-    assert isinstance(fill, OrderFilled)
-    # the taker bought No at 0.49; our maker order bought Yes at 0.513 (a mirror match)
-    assert (Side.BUY, 513_000, 5_000_000, Liquidity.MAKER, 0, 0) == (
-        fill.side,
-        fill.price,
-        fill.size,
-        fill.liquidity,
-        fill.fee_usdc,
-        fill.fee_shares,
-    )
-    assert trade3["maker_orders"][0]["asset_id"] == fill.token_id
-    assert 1_762_776_367_000 == fill.ts_ms  # match_time in seconds
-    # older payloads omit the maker's side: same token as the taker means the opposite side
-    trade2 = recorded_user("nautilus_py_user_trade2.json")
-    maker2 = trade2["maker_orders"][0]["order_id"]
-    (fill2,) = channel_with(("m2", maker2, 5_000_000)).on_frame(frame(trade2), 0)
-    assert isinstance(fill2, OrderFilled)
-    assert Side.SELL == fill2.side
-
-
-def test_user_frames_may_be_arrays() -> None:
-    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
-    both = [
-        recorded_user("nautilus_rs_ws_user_order_msg.json"),
-        recorded_user("nautilus_rs_ws_user_trade_msg.json"),
-    ]
-    assert ["OrderAccepted", "OrderFilled"] == [type(r).__name__ for r in channel.on_frame(frame(both), 0)]
-
-
-def test_epoch_ms_reads_seconds_ms_and_iso() -> None:
-    assert 1_725_841_741_000 == epoch_ms("1725841741")
-    assert 1_725_841_743_272 == epoch_ms("1725841743272")
-    assert 1_703_875_200_000 == epoch_ms(1_703_875_200)
-    assert 1_704_067_200_000 == epoch_ms("2024-01-01T00:00:00Z")
-    assert None is epoch_ms("")
-    with pytest.raises(MalformedMessage):
-        epoch_ms("yesterday")
-
-
-def test_subscription_frames() -> None:
-    assert {"type": "market", "assets_ids": [A], "custom_feature_enabled": False} == json.loads(
-        market_subscription([A])
-    )
-    sub = json.loads(user_subscription(CREDS, ["0xabc"]))
-    assert ("user", ["0xabc"], CREDS.api_key) == (sub["type"], sub["markets"], sub["auth"]["apiKey"])
-
-
-def test_user_stream_catches_up_over_rest_after_a_reconnect() -> None:
-    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
-
-    async def scenario() -> list[ExecutionReport | RaiseAlert]:
+    async def scenario() -> tuple[list[tuple[str | bytes, str]], list[RaiseAlert], int]:
         connections = 0
 
         async def handler(ws: ServerConnection) -> None:
             nonlocal connections
             connections += 1
-            sub = json.loads(await ws.recv())
-            assert CREDS.passphrase == sub["auth"]["passphrase"]
-            if connections == 1:
-                await ws.send(json.dumps(dict(trade, status="MATCHED")))
-                await ws.close()
-                return
+            await ws.recv()
+            for f in (frames[0].decode(), DEEP_FRAME, *(f.decode() for f in frames[1:12])):
+                await ws.send(f)
             await ws.wait_closed()
 
         async with serve(handler, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
-            out: list[ExecutionReport | RaiseAlert] = []
-            channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
-            missed = OrderFilled("o1", "trade-missed", 1, A, Side.BUY, 500_000, 1_000_000, Liquidity.TAKER)
-            catch_ups = 0
+            dead: list[tuple[str | bytes, str]] = []
+            alerts: list[RaiseAlert] = []
 
-            async def catch_up() -> list[OrderFilled]:
-                nonlocal catch_ups
-                catch_ups += 1
-                (seen,) = [r for r in out if isinstance(r, OrderFilled)]
-                return [seen, missed]
+            async def snapshots(token_id: str) -> RestBook:
+                return rest_book_of(burst[0])
 
-            stream = UserStream(
+            feed = MarketDataFeed(
                 fast_config(port),
-                creds=CREDS,
-                markets=["0xabc"],
-                channel=channel,
-                sink=out.extend,
+                snapshots=snapshots,
+                sink=lambda events: None,
                 clock=RealClock(),
-                rng=random.Random(4),
-                catch_up=catch_up,
+                rng=random.Random(5),
+                on_malformed=lambda frame, reason: dead.append((frame, reason)),
+                on_alert=alerts.append,
             )
-            task = asyncio.create_task(stream.run())
-            await until(lambda: catch_ups == 1 and len(out) == 2)
-            task.cancel()
-            return out
+            await feed.subscribe([A])
+            book = feed.keeper.book(A)
+            assert book is not None
+            # the frames after the hostile one reach the book (buffered while it resyncs, then replayed)
+            await until(lambda: book.trusted and levels(book, Side.BUY) == levels(truth_book, Side.BUY))
+            assert levels(truth_book, Side.SELL) == levels(book, Side.SELL)
+            await feed.close()
+            return dead, alerts, connections
 
-    out = run(scenario())
-    assert ["trade-0xabcdef1234", "trade-missed"] == [r.trade_id for r in out if isinstance(r, OrderFilled)]
+    with capture_logs() as logs:
+        dead, alerts, connections = run(scenario())
+    assert [DEEP_FRAME] == [frame for frame, _ in dead]
+    assert dead[0][1].startswith("invalid JSON: nested deeper than")
+    assert [("warning", "market_frame_malformed")] == [(a.severity, a.code) for a in alerts]
+    assert 1 == connections  # the same socket read on: no reconnect was needed
+    assert ["warning"] == [e["log_level"] for e in logs if e["event"] == "market_frame_malformed"]
+
+
+def test_a_sink_that_raises_does_not_stop_the_feed(burst: Msgs) -> None:
+    frames = burst_frames(burst)[:8]
+    k = keeper()
+    # what each frame forwards to the sink (the book, then A's deltas; B-only frames forward nothing)
+    deliveries = [events for events in (k.on_frame(f, 0) for f in frames) if events]
+    assert len(deliveries) >= 3
+
+    async def scenario() -> tuple[list[list[Event]], list[RaiseAlert]]:
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()
+            for f in frames:
+                await ws.send(f.decode())
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            received: list[list[Event]] = []
+            alerts: list[RaiseAlert] = []
+            calls = 0
+
+            def sink(events: list[Event]) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 2:
+                    raise RuntimeError("downstream is down")
+                received.append(events)
+
+            async def no_rest(token_id: str) -> RestBook:
+                raise AssertionError("a failing sink is no reason to resync")
+
+            feed = MarketDataFeed(
+                fast_config(port),
+                snapshots=no_rest,
+                sink=sink,
+                clock=RealClock(),
+                rng=random.Random(6),
+                on_alert=alerts.append,
+            )
+            await feed.subscribe([A])
+            await until(lambda: calls == len(deliveries))
+            await feed.close()
+            return received, alerts
+
+    with capture_logs() as logs:
+        received, alerts = run(scenario())
+    # every delivery but the one that raised: the loop read and applied the frames after it
+    assert [deliveries[0], *deliveries[2:]] == received
+    assert [("critical", "market_sink_failed")] == [(a.severity, a.code) for a in alerts]
+    assert ["error"] == [e["log_level"] for e in logs if e["event"] == "market_sink_failed"]
 
 
 # -- bench ---------------------------------------------------------------------------------------
-def test_bench_ws_measures_the_recordings(tmp_path: Path) -> None:
-    burst = run_bench_ws([WS / "nautilus_rs_ws_market_price_change_crossing_burst.json"], 2, None)
+def test_bench_ws_measures_the_recordings(tmp_path: Path, ws_dir: Path) -> None:
+    burst = run_bench_ws([ws_dir / "nautilus_rs_ws_market_price_change_crossing_burst.json"], 2, None)
     part = burst["price_change_only"]
     assert 98 == part["deltas_per_repeat"]
     # every delta of both tokens applied: the complement's book is seeded as the mirror
     assert 2 * 98 == part["keeper"]["deltas_applied"] == part["bare"]["deltas_applied"]
-    result = run_bench_ws(default_ws_files(WS), 2, tmp_path / "bench.json")
+    result = run_bench_ws(default_ws_files(ws_dir), 2, tmp_path / "bench.json")
     assert result["all_messages"]["keeper"]["messages_per_s"] > 0
     assert 2 == json.loads((tmp_path / "bench.json").read_text())["repeat"]
     assert "deltas/s" in format_table(result)

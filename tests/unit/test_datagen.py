@@ -2,13 +2,12 @@
 
 One 120 s run (default market counts) is generated once per module and replayed through a small
 independent order-book model, so every check reads the files the way the backtest would. The
-metadata files are held against the recorded venue payloads (shared/data, loaded by the fixture).
+metadata files are held against the recorded venue payloads (the `shared_data` fixture).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
@@ -116,17 +115,6 @@ def augmented(tmp_path_factory: pytest.TempPathFactory) -> Data:
     out = tmp_path_factory.mktemp("gen-aug")
     summary = generate(out, seed=SEED, duration_s=60, neg_risk_events=2, augment_main_event=True)
     return _load(out, summary)
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The recorded venue data, found as tests/contract/conftest.py finds it: $POLYSNIPE_SHARED_DATA,
-    else shared/data beside the repository checkout."""
-    override = os.environ.get("POLYSNIPE_SHARED_DATA")
-    path = Path(override) if override else Path(__file__).parents[2].parent / "shared" / "data"
-    if not path.is_dir():
-        pytest.fail(f"recorded data not found at {path}; set POLYSNIPE_SHARED_DATA to its directory")
-    return path
 
 
 def _recorded(shared_data: Path, *parts: str) -> Any:

@@ -5,7 +5,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polysnipe.core.events import Side
-from polysnipe.core.fees import NO_FEE, TakerFee, div_half_even, fee_value_usdc, taker_fee
+from polysnipe.core.fees import (
+    MAX_FEE_EXPONENT,
+    NO_FEE,
+    TakerFee,
+    check_fee_parameters,
+    div_half_even,
+    fee_value_usdc,
+    taker_fee,
+)
 from polysnipe.core.units import MICRO, ONE
 
 SHARE = MICRO
@@ -51,14 +59,26 @@ def test_price_outside_open_interval_is_refused(price: int) -> None:
         fee_value_usdc(SHARE, price, 40_000, 1)
 
 
+@pytest.mark.parametrize(
+    ("rate", "exponent"),
+    [(40_000, 0), (40_000, -1), (40_000, MAX_FEE_EXPONENT + 1), (40_000, 100_000), (ONE, 1)],
+)
+def test_fee_parameters_outside_their_range_are_refused(rate: int, exponent: int) -> None:
+    # an exponent of 100000 computed MICRO ** 200001 before: a stall, not an answer
+    with pytest.raises(ValueError, match="fee"):
+        check_fee_parameters(rate, exponent)
+    with pytest.raises(ValueError, match="fee"):
+        fee_value_usdc(SHARE, 500_000, rate, exponent)
+
+
 def test_div_half_even() -> None:
     assert [0, 2, 2, 4, 1] == [div_half_even(n, 2) for n in (1, 3, 5, 7, 2)]
 
 
 _sizes = st.integers(min_value=0, max_value=10**12)
 _prices = st.integers(min_value=1, max_value=ONE - 1)
-_rates = st.integers(min_value=0, max_value=ONE)
-_exps = st.integers(min_value=1, max_value=3)
+_rates = st.integers(min_value=0, max_value=ONE - 1)
+_exps = st.integers(min_value=1, max_value=MAX_FEE_EXPONENT)
 
 
 @settings(max_examples=300, deadline=None)

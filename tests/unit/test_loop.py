@@ -11,6 +11,7 @@ import pytest
 from kit import YES, engine, opportunity, snapshot, trade
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -69,8 +70,9 @@ def _loop(
     journal = MemoryJournal()
     venue = ScriptedVenue(journal, answer)
     inbox = Inbox()
-    loop = EngineLoop(engine(script), source=inbox, execution=venue, sink=NullSink(), journal=journal,
-                      clock=clock or EventClock(), max_wait_s=0.05)  # fmt: skip
+    loop = EngineLoop(engine(script), source=inbox, execution=venue, sink=NullSink(),
+                      settlement=NoSettlement(), journal=journal, clock=clock or EventClock(),
+                      max_wait_s=0.05)  # fmt: skip
     return loop, inbox, venue, journal
 
 

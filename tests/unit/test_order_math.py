@@ -312,3 +312,74 @@ def test_price_of_is_exact_and_rejects_empty_legs() -> None:
     assert Fraction(43, 100) == price_of(12_500_000, 5_375_000, Side.SELL)
     with pytest.raises(InvalidAmount):
         price_of(0, 1, Side.BUY)
+
+
+# -- inputs finer than the protocol allows, and inputs that are not numbers ------------------------
+@pytest.mark.parametrize(
+    ("kind", "side", "price", "quantity", "tick"),
+    [
+        ("limit", Side.BUY, "0.57", "77.7777777", "0.01"),
+        ("limit", Side.SELL, "0.57", "77.77777777777777777777777777777777777777777777777", "0.01"),
+        ("limit", Side.BUY, "0.575", "10", "0.01"),
+        ("limit", Side.BUY, "0.565", "10", "0.01"),
+        ("limit", Side.SELL, "0.5712345678", "10.019", "0.01"),
+        ("limit", Side.BUY, "0.12345", "3.3333333", "0.0001"),
+        ("market", Side.BUY, "0.579", "10.129", "0.01"),
+        ("market", Side.BUY, "0.0009999", "1.2399999", "0.0001"),
+        ("market", Side.SELL, "0.5555555", "5.5555555", "0.001"),
+    ],
+)
+def test_inputs_finer_than_the_protocol_are_rounded_as_it_rounds_them(
+    kind: str, side: Side, price: str, quantity: str, tick: str
+) -> None:
+    compute = limit_amounts if kind == "limit" else market_amounts
+    assert reference(kind, side, price, quantity, tick) == compute(side, price, quantity, tick)
+
+
+def test_a_size_of_77_7777777_is_77_77_shares() -> None:
+    assert (44_328_900, 77_770_000) == limit_amounts(Side.BUY, "0.57", "77.7777777", "0.01")
+
+
+@pytest.mark.parametrize(
+    "text", ["1e3", "1E-2", " 5", "5 ", "1_0", "١٢", "１２", "+-1", "1.2.3", "0x10", ".", "", "∞", "Infinity"]
+)
+def test_text_that_is_not_a_plain_decimal_is_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(InvalidAmount, match=r"^size .* is not a plain decimal"):
+        limit_amounts(Side.BUY, "0.5", text, "0.01")
+    with pytest.raises(InvalidAmount, match=r"^amount .* is not a plain decimal"):
+        market_amounts(Side.BUY, "0.5", text, "0.01")
+    with pytest.raises(InvalidPrice, match=r"^price .* is not a plain decimal"):
+        limit_amounts(Side.BUY, text, "10", "0.01")
+    with pytest.raises(InvalidTickSize, match=r"^tick size .* is not a plain decimal"):
+        limit_amounts(Side.BUY, "0.5", "10", text)
+
+
+def test_long_text_and_non_text_are_refused_without_arithmetic() -> None:
+    with pytest.raises(InvalidAmount, match="longer than 64 characters"):
+        limit_amounts(Side.BUY, "0.5", "9" * 5000, "0.01")
+    with pytest.raises(InvalidPrice, match="must be a decimal string, got float"):
+        limit_amounts(Side.BUY, 0.5, "10", "0.01")  # type: ignore[arg-type]
+
+
+def test_quantities_are_bounded() -> None:
+    top = format_micro(order_math.MAX_QUANTITY)
+    assert (order_math.MAX_QUANTITY // 2, order_math.MAX_QUANTITY) == limit_amounts(
+        Side.BUY, "0.5", top, "0.01"
+    )
+    with pytest.raises(InvalidAmount, match=f"^size 1000000000.01 exceeds the maximum {top}$"):
+        limit_amounts(Side.BUY, "0.5", "1000000000.01", "0.01")
+    with pytest.raises(InvalidAmount, match="exceeds the maximum"):
+        amounts_for_order(Side.SELL, 500_000, order_math.MAX_QUANTITY + 10_000, OrderType.GTC, 10_000)
+    with pytest.raises(InvalidAmount, match=r"^size -1 is negative$"):
+        limit_amounts(Side.BUY, "0.5", "-1", "0.01")
+
+
+def test_a_price_rounding_off_a_half_tick_names_the_rounding() -> None:
+    with pytest.raises(
+        InvalidPrice, match=r"^price 0.1237 rounds \(half-even, 3 decimals\) to 0.124, which is off"
+    ):
+        limit_amounts(Side.BUY, "0.1237", "10", "0.005")
+    with pytest.raises(
+        InvalidPrice, match=r"^price 0.1239 rounds \(down, 3 decimals\) to 0.123, which is off"
+    ):
+        market_amounts(Side.SELL, "0.1239", "10", "0.005")

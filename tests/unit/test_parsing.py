@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +19,22 @@ from polysnipe.adapters.clob.parsing import (
     parse_market_line,
     parse_market_message,
     parse_markets,
+    parse_rest_book,
 )
 from polysnipe.adapters.files import ReadStats, iter_events, load_events, read_markets
 from polysnipe.core.events import (
+    MAX_TS_MS,
     BookDelta,
     BookSnapshot,
     ExternalSignal,
     LastTrade,
     Level,
+    MarketResolved,
     PriceChange,
     Side,
     TickSizeChange,
 )
-from polysnipe.core.units import ONE, format_micro
+from polysnipe.core.units import MAX_AMOUNT_MICRO, ONE, format_micro
 
 YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 NO = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
@@ -235,6 +240,27 @@ def test_missing_event_type_is_inferred(msg: dict[str, Any], kind: type) -> None
 
 
 @pytest.mark.parametrize(
+    ("msg", "problem"),
+    [
+        ({"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": YES}, "missing timestamp"),
+        (
+            {"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": "9", "timestamp": "1700000000000"},
+            "not one of the market's assets_ids",
+        ),
+    ],
+)
+def test_market_resolved_needs_a_time_and_a_winner_of_its_own(msg: dict[str, Any], problem: str) -> None:
+    with pytest.raises(MalformedMessage, match=problem):
+        parse_market_message(json.dumps(msg))
+
+
+def test_market_resolved_without_event_type_is_recognised() -> None:
+    msg = {"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": YES, "winning_outcome": "Yes",
+           "timestamp": "1700000000000"}  # fmt: skip
+    assert [MarketResolved(1700000000000, MKT, YES)] == parse_market_message(json.dumps(msg))
+
+
+@pytest.mark.parametrize(
     "msg",
     [
         {
@@ -246,7 +272,6 @@ def test_missing_event_type_is_inferred(msg: dict[str, Any], kind: type) -> None
         },
         {"market": MKT, "asset_id": YES, "best_bid": "0.73", "best_ask": "0.77", "spread": "0.04"},
         {"event_type": "new_market", "market": MKT, "assets_ids": [YES, NO], "outcomes": ["Yes", "No"]},
-        {"market": MKT, "assets_ids": [YES, NO], "winning_asset_id": YES, "winning_outcome": "Yes"},
         {"event_type": "some_future_type", "market": MKT, "whatever": [1, 2]},
     ],
 )
@@ -305,7 +330,7 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     ("unknown side", dumps(pc_msg(side="BID")), "BID"),
     ("lower-case side", dumps({**LAST_TRADE, "side": "buy"}), "buy"),
     ("price above one", dumps(pc_msg(price="1.5")), "price outside"),
-    ("negative size", dumps(pc_msg(size="-1")), "negative size"),
+    ("negative size", dumps(pc_msg(size="-1")), "size outside"),
     ("not a decimal", dumps(pc_msg(size="1e3")), "not a decimal"),
     ("book without asks", dumps(without(book_msg(), "asks")), "missing bids or asks"),
     ("book without asset", dumps(without(book_msg(), "asset_id")), "missing asset_id"),
@@ -406,7 +431,7 @@ def test_markets_without_token_ids_are_skipped() -> None:
         ({k: v for k, v in wire_market().items() if k != "neg_risk"}, "neg_risk"),
         (wire_market(minimum_tick_size=0.02), "tick size"),
         (wire_market(minimum_order_size=0.0000001), "more than 6 decimals"),
-        (wire_market(minimum_order_size=-5), "non-negative"),
+        (wire_market(minimum_order_size=-5), "must be in [0,"),
         (wire_market(tokens=[{"token_id": YES, "outcome": "Yes"}]), "expected 2 token ids"),
         (
             wire_market(tokens=[{"token_id": YES, "outcome": "Yes"}, {"token_id": "", "outcome": "No"}]),
@@ -508,3 +533,207 @@ def test_price_change_fast_path_matches_per_message_mapping(
         lambda: [e for m in decode_market_frame(frame) for e in message_events(m, ts_recv_ms=ts_recv_ms)]
     )
     assert general == fast
+
+
+# -- hostile input (issue 11 items 8-10): each of these crashed, hung or parsed on the old decoders --
+def nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+DEEP_LINES = {
+    "bare brackets": b"[" * 1_000 + b"]" * 1_000,
+    "nested objects": nested(1_000),
+    "inside a known message": dumps(pc_msg())[:-1] + b',"extra":' + nested(1_000) + b"}",
+}
+
+
+@pytest.mark.parametrize("line", list(DEEP_LINES.values()), ids=list(DEEP_LINES))
+@pytest.mark.parametrize(
+    "decode",
+    [parse_market_line, parse_market_message, decode_market_frame, parse_markets, parse_rest_book],
+    ids=lambda f: f.__name__,
+)
+def test_json_nested_past_the_recursion_limit_is_malformed(decode: Any, line: bytes) -> None:
+    # msgspec raises RecursionError (not a DecodeError) even for a field it only skips
+    with pytest.raises(MalformedMessage):
+        decode(line)
+
+
+def test_deep_nesting_cannot_crash_a_process_whose_recursion_limit_was_raised() -> None:
+    # importing py_ecc (the official client does) sets the limit to 100,000; msgspec then recursed
+    # until the C stack overflowed: a segfault. Run in a child process, which would die of it.
+    code = """
+import sys
+sys.setrecursionlimit(100_000)
+from polysnipe.adapters.clob import parsing
+from polysnipe.adapters.clob.errors import MalformedMessage, error_from_response
+deep = b"[" * 100_000 + b"]" * 100_000
+for text in (deep, b'{"x":' + deep + b"}", b"[" * 200_000, b'{"a":' * 60_000 + b"1" + b"}" * 60_000):
+    for decode in (parsing.parse_market_line, parsing.decode_market_frame, parsing.parse_markets,
+                   parsing.parse_rest_book, parsing.decode_user_frame, parsing.parse_tick_size):
+        try:
+            decode(text)
+        except MalformedMessage:
+            pass
+        else:
+            raise SystemExit(3)
+    error_from_response(400, text)
+print("survived")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (0, "survived") == (done.returncode, done.stdout.strip()), done.stderr[-2000:]
+
+
+def test_long_texts_with_brackets_inside_strings_are_not_mistaken_for_deep_ones() -> None:
+    question = "[" * 3_000 + "{" * 3_000  # 6 KB of brackets, all inside a string
+    msg = {"event_type": "new_market", "market": MKT, "assets_ids": [YES, NO], "question": question}
+    assert [] == parse_market_line(dumps(msg))
+    assert [] == parse_market_line(dumps(msg).decode())
+    deep_but_quoted = dumps([book_msg(), {**msg, "question": '"\\' * 2_000}])  # escapes, still a string
+    assert [BookSnapshot] == [type(e) for e in parse_market_line(deep_but_quoted)]
+
+
+def test_a_deeply_nested_line_is_counted_and_the_file_read_on(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([dumps(TICK), DEEP_LINES["inside a known message"], dumps(LAST_TRADE)]))
+    events, stats = load_events(path)
+    assert [LastTrade, TickSizeChange] == sorted((type(e) for e in events), key=lambda t: t.__name__)
+    assert (1, 2) == (stats.malformed, stats.samples[0][0])
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [2**62, str(2**62), 2**63, 2**64 + 1, "7258118400000", 7_258_118_400_000, -1, "9" * 400],
+)
+@pytest.mark.parametrize(
+    "msg", [TICK, pc_msg(), LAST_TRADE, SIGNAL, book_msg()], ids=lambda m: m["event_type"]
+)
+def test_timestamps_outside_the_window_are_malformed(msg: dict[str, Any], timestamp: Any) -> None:
+    # 2^62 is the simulated venue's "never": a message stamped with it used to loop it forever
+    with pytest.raises(MalformedMessage, match="timestamp"):
+        parse_market_line(dumps({**msg, "timestamp": timestamp}))
+
+
+def test_timestamps_inside_the_window_parse() -> None:
+    for ts in (0, 1, MAX_TS_MS):
+        [event] = parse_market_line(dumps({**TICK, "timestamp": str(ts)}))
+        assert ts == event.ts_ms
+
+
+# Arabic-Indic, full-width, Devanagari digits; int() and str.isdigit() take all of them
+NOT_ASCII_DIGITS = ["١٢", "１２", "१२", "١٧٠٣٨٧٥٢٠١٠٠٠", "１７０３８７５２０１０００"]
+NOT_PLAIN_NUMBERS = [" 12 ", "1_000", "+1", "12\n"]
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DIGITS + NOT_PLAIN_NUMBERS)
+@pytest.mark.parametrize(
+    "msg",
+    [
+        lambda t: {**TICK, "timestamp": t},
+        lambda t: pc_msg(price=f"0.{t}"),
+        lambda t: pc_msg(size=t),
+        lambda t: pc_msg(best_bid=f".{t}"),
+        lambda t: {**LAST_TRADE, "fee_rate_bps": t},
+        lambda t: {**LAST_TRADE, "size": t},
+        lambda t: {**SIGNAL, "fair_price": f"0.{t}"},
+        lambda t: {**TICK, "new_tick_size": f"0.0{t}"},
+        lambda t: book_msg(bids=[{"price": "0.5", "size": t}]),
+    ],
+    ids=[
+        "timestamp",
+        "price",
+        "size",
+        "best_bid",
+        "fee_rate_bps",
+        "trade size",
+        "fair_price",
+        "tick",
+        "level",
+    ],
+)
+def test_only_ascii_digits_are_numbers(msg: Any, text: str) -> None:
+    with pytest.raises(MalformedMessage):
+        parse_market_line(dumps(msg(text)))
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DIGITS + NOT_PLAIN_NUMBERS)
+@pytest.mark.parametrize("field", ["minimum_tick_size", "minimum_order_size"])
+def test_market_decimals_sent_as_strings_are_ascii_only(field: str, text: str) -> None:
+    # msgspec's Decimal reads " 12 ", "1_000" and "١٢" from a JSON string without complaint
+    with pytest.raises(MalformedMessage, match=field):
+        parse_markets(dumps(wire_market(**{field: text})))
+
+
+@pytest.mark.parametrize(
+    ("trade", "needle"),
+    [
+        ({**LAST_TRADE, "price": "0"}, "trade price"),
+        ({**LAST_TRADE, "price": "1"}, "trade price"),
+        ({**LAST_TRADE, "fee_rate_bps": "10000"}, "fee_rate_bps"),
+        ({**LAST_TRADE, "fee_rate_bps": -1}, "fee_rate_bps"),
+        ({**LAST_TRADE, "size": "1000000000001"}, "size outside"),
+        ({**SIGNAL, "ttl_ms": 2**62}, "ttl_ms"),
+    ],
+)
+def test_numbers_out_of_range_are_malformed(trade: dict[str, Any], needle: str) -> None:
+    with pytest.raises(MalformedMessage, match=needle):
+        parse_market_line(dumps(trade))
+
+
+def test_sizes_up_to_the_bound_parse() -> None:
+    [pc] = parse_market_line(dumps(pc_msg(size="1000000000000")))
+    assert MAX_AMOUNT_MICRO == pc.changes[0].size  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "fd",
+    [{"r": 0.04, "e": 0}, {"r": 0.04, "e": 100_000}, {"r": 0.04, "e": -1}, {"r": 1, "e": 1}, {"r": -0.01}],
+    ids=["exponent 0", "exponent 100000", "negative exponent", "rate 1", "negative rate"],
+)
+def test_fee_parameters_out_of_range_are_refused_at_load(fd: dict[str, Any]) -> None:
+    # an exponent of 0 loaded and failed at the first fill; one of 100000 stalled it
+    with pytest.raises(MalformedMessage, match=r"fee|fd\.r"):
+        parse_markets(dumps(wire_market(fd=fd)))
+
+
+@pytest.mark.parametrize("tick", [b"1e309", b'"1e309"', b"1e999999999", b"-0.01", b"0.02e1", b"true"])
+def test_absurd_ticks_are_malformed_not_overflows(tick: bytes) -> None:
+    raw = dumps(wire_market(minimum_tick_size="TICK")).replace(b'"TICK"', tick)
+    with pytest.raises(MalformedMessage, match="tick"):
+        parse_markets(raw)
+
+
+def test_token_ids_are_uint256_decimal_digits() -> None:
+    for bad in ["١٢", "0x12", " 12", str(1 << 256)]:
+        tokens = [{"token_id": bad, "outcome": "Yes"}, {"token_id": NO, "outcome": "No"}]
+        with pytest.raises(MalformedMessage, match="token id"):
+            parse_markets(dumps(wire_market(tokens=tokens)))
+
+
+@pytest.mark.parametrize(
+    "event_type", ["tick_size_change", "best_bid_ask", "some_future_type", "price_change", None]
+)
+def test_rest_book_is_read_as_a_book_whatever_event_type_it_claims(event_type: str | None) -> None:
+    # these raised AssertionError (tick_size_change) or ValueError from tuple unpacking (others)
+    msg = {**without(book_msg(), "event_type"), "event_type": event_type, "new_tick_size": "0.01"}
+    book = parse_rest_book(dumps(msg))
+    assert (YES, 2) == (book.snapshot.token_id, len(book.snapshot.bids))
+
+
+@pytest.mark.parametrize("payload", [b"[]", b"null", b'{"bids": []}', dumps(without(book_msg(), "asks"))])
+def test_rest_book_defects_are_malformed(payload: bytes) -> None:
+    with pytest.raises(MalformedMessage, match="book"):
+        parse_rest_book(payload)
+
+
+def test_every_malformed_line_reaches_the_callback(tmp_path: Path) -> None:
+    bad = [b"{not json", DEEP_LINES["nested objects"], dumps(pc_msg(side="X"))] * 10  # 30 > max_samples
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([dumps(TICK), *bad, dumps(LAST_TRADE)]) + b"\r\n")
+    seen: list[tuple[int, str, bytes]] = []
+    events, stats = load_events(path, on_malformed=lambda n, reason, raw: seen.append((n, reason, raw)))
+    assert [n for n, _, _ in seen] == list(range(2, 32))
+    assert [raw for _, _, raw in seen] == bad  # whole, without the line end
+    assert all(reason for _, reason, _ in seen)
+    assert (30, 20, 2) == (stats.malformed, len(stats.samples), len(events))
+    assert [(n, r) for n, r, _ in seen[:20]] == stats.samples

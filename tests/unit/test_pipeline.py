@@ -229,6 +229,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 def test_replay_is_deterministic_and_every_opportunity_ends_once(
     generated: dict[int, Path], seed: int, engine_seed: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    import attrs
+
     from polysnipe.core.messages import RecordOpportunity, RecordOutcome
     from polysnipe.runners.backtest import run_backtest
     from polysnipe.runners.config import load_config
@@ -236,8 +238,7 @@ def test_replay_is_deterministic_and_every_opportunity_ends_once(
     d = generated[seed]
     runs = []
     for _ in range(2):
-        config = load_config(None)
-        config["seed"] = engine_seed
+        config = attrs.evolve(load_config(None), seed=engine_seed)
         out = tmp_path_factory.mktemp("bt")
         result = run_backtest(markets_path=d / "markets.json", events_path=d / "events.jsonl", out_dir=out,
                               config=config)  # fmt: skip

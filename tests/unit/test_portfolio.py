@@ -80,7 +80,8 @@ def test_realized_pnl_per_day_per_strategy_and_total() -> None:
     portfolio.apply_fill(W, _fill(Side.SELL, 300_000, 6 * MICRO, ts=tomorrow), "b")
     assert 0 == portfolio.realized_today(NOW)
     assert -600_000 == portfolio.realized_today(tomorrow)
-    assert {"a": 390_000, "b": -600_000} == portfolio.realized_by_strategy
+    # the shares "b" sold were bought by "a": the realized PnL is the lot's, the strategy that bought them
+    assert {"a": -210_000} == portfolio.realized_by_strategy
     assert -210_000 == portfolio.realized_total_usdc_micro
     assert {} == portfolio.wallets[W].positions
     # flat again: the cash moved by exactly the realized PnL

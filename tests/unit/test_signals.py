@@ -6,12 +6,14 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from polysnipe.core.baskets import worst_case_profit
 from polysnipe.core.book import BookState
 from polysnipe.core.events import (
     BookDelta,
@@ -24,7 +26,7 @@ from polysnipe.core.events import (
     Side,
     TickSizeChange,
 )
-from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.market import Market, MarketRegistry, NegRiskEvent
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.signals import (
     REGISTRY,
@@ -50,10 +52,23 @@ def px(text: str) -> int:
 
 
 class Ctx:
-    """The SignalContext the pipeline provides, with the pipeline's way of applying events."""
+    """The SignalContext the pipeline provides, with the pipeline's way of applying events.
 
-    def __init__(self, markets: Iterable[Market]) -> None:
+    Unless told otherwise, each neg-risk group comes with event metadata that describes it as it is
+    (augmented or not, all members open), as the market-metadata loader provides it.
+    """
+
+    def __init__(self, markets: Iterable[Market], *, event_metadata: bool = True) -> None:
         self.markets = MarketRegistry.of(markets)
+        if event_metadata:
+            groups: dict[str, list[Market]] = {}
+            for m in self.markets:
+                if m.neg_risk_market_id:
+                    groups.setdefault(m.neg_risk_market_id, []).append(m)
+            for event_id, group in groups.items():
+                augmented = any(m.augmented for m in group)
+                cids = tuple(m.condition_id for m in group)
+                self.markets.add_event(NegRiskEvent(event_id, cids, augmented, False, True))
         self.books: dict[str, BookState] = {}
         self.trades: dict[str, LastTrade] = {}
 
@@ -541,7 +556,7 @@ def test_neg_risk_arb_one_leg_per_outcome_equal_sizes_shared_group() -> None:
     assert 1 == len({o.group_id for o in opps}) and opps[0].group_id
     assert 3 == len({o.id for o in opps})
     assert [px("0.30"), px("0.30"), px("0.32")] == [o.limit_price for o in opps]
-    assert {px("0.08")} == {o.edge for o in opps}  # each leg carries the basket's edge
+    assert {px("0.08")} == {o.edge for o in opps}  # each leg carries the basket's locked profit per share
     assert all(o.side is Side.BUY and o.strategy == "spread_hunter" for o in opps)
 
 
@@ -578,6 +593,36 @@ def test_neg_risk_arb_fires_again_after_the_edge_closed_and_reopened() -> None:
 )
 def test_neg_risk_arb_silent(ms: list[Market], asks: list[tuple[str, float]]) -> None:
     assert [] == run(SpreadHunter(), Ctx(ms), arb_books(ms, asks))
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,  # no metadata: the set may be incomplete
+        NegRiskEvent("E", ("e0", "e1", "e2", "e3"), False, False, True),  # a member is not loaded
+        NegRiskEvent("E", ("e0", "e1", "e2"), False, True, True),  # a placeholder "Other" market
+        NegRiskEvent("E", ("e0", "e1", "e2"), False, False, False),  # a member is closed
+        NegRiskEvent("E", ("e0", "e1", "e2"), True, False, True),  # augmented: outcomes may be added
+    ],
+    ids=["no-metadata", "member-missing", "other", "closed", "augmented"],
+)
+def test_neg_risk_arb_only_on_a_complete_event(event: NegRiskEvent | None) -> None:
+    ms = neg_risk_event()
+    ctx = Ctx(ms, event_metadata=False)
+    if event is not None:
+        ctx.markets.add_event(event)
+    assert [] == run(SpreadHunter(), ctx, arb_books(ms, CHEAP))
+
+
+def test_neg_risk_arb_judges_the_fee_taken_in_shares_of_the_winning_leg() -> None:
+    # asks 0.05 + 0.45 + 0.45 = 0.95: 0.05 per share left before fees. At a 0.07 rate the cheap leg's
+    # fee is 0.07 * 0.95 = 0.0665 shares per share: if that outcome wins the basket loses, although the
+    # fees summed in USDC (0.0033 + 2 * 0.0173 = 0.038) look smaller than the 0.05.
+    ms = neg_risk_event(fee_rate=70_000)
+    asks = [("0.05", 100), ("0.45", 100), ("0.45", 100)]
+    assert [] == run(SpreadHunter(), Ctx(ms), arb_books(ms, asks))
+    legs = [(m, px(a)) for m, (a, _) in zip(ms, asks, strict=True)]
+    assert worst_case_profit(legs, 100 * SHARE) < 0
 
 
 def test_neg_risk_arb_needs_every_leg_trusted() -> None:
@@ -1074,18 +1119,26 @@ def test_neg_risk_arb_fires_exactly_when_the_basket_pays(legs: list[tuple[int, i
     ]
     opps = run(SpreadHunter(), Ctx(ms), events)
     asks = [t * TICK for t, _ in legs]
-    fees = sum(-(-fee_rate * a * (ONE - a) // ONE**2) for a in asks)  # at most 1 micro above the venue's
     size = min(SpreadHunterParams().arb_max_size_micro, *(s for _, s in legs)) // 10_000 * 10_000
-    pays = ONE - sum(asks) - fees > SpreadHunterParams().arb_min_edge_micro and size >= 5 * SHARE
+    # an independent statement of the rule: every outcome, if it wins, must pay back the whole cost
+    # plus the minimum edge, after its own fee in shares (rate * (p(1-p))^1 / p per share, exactly)
+    cost = sum(-(-a * size // ONE) for a in asks)
+    worst_fee = max(Fraction(fee_rate * size, ONE) * (ONE - a) / ONE for a in asks)
+    margin = size - worst_fee - cost - Fraction(SpreadHunterParams().arb_min_edge_micro * size, ONE)
     fires = bool(opps)
     if fires:
         assert [m.token_ids[0] for m in ms] == [o.token_id for o in opps]
         assert asks == [o.limit_price for o in opps]
         assert {size} == {o.size for o in opps}
         assert 1 == len({o.group_id for o in opps})
-    # the venue rounds each fee to 0.0001, so only a basket within rounding of the line may disagree
-    if abs(ONE - sum(asks) - fees - SpreadHunterParams().arb_min_edge_micro) > 300:
-        assert pays == fires
+        # whatever wins, the basket returns more than it cost: the venue's fee rounding is included
+        legs_at = [(m, a) for m, a in zip(ms, asks, strict=True)]
+        assert worst_case_profit(legs_at, size) > 0
+    # the venue rounds each fee to 0.0001 USDC, so only a basket within rounding of the line may disagree
+    if size >= 5 * SHARE and abs(margin) > 2_000:
+        assert (margin > 0) == fires
+    if size < 5 * SHARE:
+        assert not fires
 
 
 # -- the per-delta skip windows ------------------------------------------------------------------

@@ -673,7 +673,7 @@ def test_no_book_at_all_has_nothing_to_match() -> None:
 
 # -- latency and determinism ---------------------------------------------------------------------
 def test_venue_is_an_execution_port() -> None:
-    port: ExecutionPort = SimExecution(make_venue())
+    port: ExecutionPort = SimExecution(make_venue(), MarketRegistry.of([market()]))
     assert [] == port.due(0)
 
 

@@ -7,7 +7,15 @@ from hypothesis import strategies as st
 from polysnipe.core.book import BookState
 from polysnipe.core.events import BookSnapshot, Level, Side
 from polysnipe.core.market import Market, MarketRegistry, UnknownToken, mirror_price
-from polysnipe.core.units import MICRO, format_micro, notional, parse_micro, price_from_float
+from polysnipe.core.units import (
+    MAX_AMOUNT_MICRO,
+    MAX_WHOLE_DIGITS,
+    MICRO,
+    format_micro,
+    notional,
+    parse_micro,
+    price_from_float,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +35,16 @@ def test_parse_micro_exact(text: str, micro: int) -> None:
     assert micro == parse_micro(text)
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "1.2.3", "0.0000001", "1e-3", "--1", "."])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        *["", "abc", "1.2.3", "0.0000001", "1e-3", "--1", ".", "-", "1" * (MAX_WHOLE_DIGITS + 1)],
+        # digits str.isdigit() and int() accept but no venue sends: Arabic-Indic, full-width, Devanagari
+        *["١٢", "٠.٥", "１２", "０.５", "१२", "1٢"],
+        # int() niceties
+        *[" 12 ", "12 ", "\t1", "1_000", "0.000_001", "+1", "+0.5"],
+    ],
+)
 def test_parse_micro_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_micro(bad)
@@ -68,6 +85,30 @@ def test_market_complement_and_registry() -> None:
     assert 700_000 == mirror_price(300_000)
     with pytest.raises(ValueError):
         Market("0xd", ("1", "2"), ("Yes", "No"), 20_000, 1, False)
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"fee_exponent": 0}, "fee exponent"),
+        ({"fee_exponent": 100_000}, "fee exponent"),
+        ({"fee_rate": MICRO}, "fee rate"),
+        ({"fee_rate": -1}, "fee rate"),
+        ({"min_order_size": -1}, "minimum order size"),
+        ({"min_order_size": MAX_AMOUNT_MICRO + 1}, "minimum order size"),
+        ({"tick_size": 10**309}, "tick size"),  # formatting this one overflowed a float
+    ],
+)
+def test_market_refuses_what_would_fail_mid_run(changes: dict[str, int], needle: str) -> None:
+    fields = {
+        "tick_size": 10_000,
+        "min_order_size": 5 * MICRO,
+        "fee_rate": 40_000,
+        "fee_exponent": 1,
+        **changes,
+    }
+    with pytest.raises(ValueError, match=needle):
+        Market("0xd", ("1", "2"), ("Yes", "No"), neg_risk=False, **fields)
 
 
 def _snap(bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> BookSnapshot:

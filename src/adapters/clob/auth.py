@@ -4,9 +4,10 @@ L1 proves control of the EOA and is only used to create or derive API credential
 L2 signs every trading request with the API secret (PROTOCOL.md 6.2): the HMAC-SHA256 of
 `timestamp + METHOD + path + body`, where path has no query string and body is the exact bytes sent.
 
-Keys stay inside the objects that use them: reprs show addresses and the API key's tail only, and
-nothing here logs. The in-process LocalSigner sits behind SignerPort so that a signing server can
-replace it without touching the callers.
+Keys stay inside the objects that use them: the API secret and passphrase are held as `Secret`s (read
+with `reveal()` only where a header or frame is built), reprs show addresses and the API key's tail
+only, and nothing here logs. The in-process LocalSigner sits behind SignerPort so that a signing server
+can replace it without touching the callers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Final, Protocol
 import attrs
 
 from polysnipe.adapters.clob.config import validate_address
-from polysnipe.adapters.clob.signing import DigestSigner, EcdsaKey, keccak256
+from polysnipe.adapters.clob.signing import DigestSigner, EcdsaKey, PrivateKeyInput, keccak256
+from polysnipe.core.secret import Secret
 
 __all__ = [
     "CLOB_AUTH_MESSAGE",
@@ -43,11 +45,14 @@ _AUTH_VERSION: Final = keccak256(b"1")
 _AUTH_MESSAGE_HASH: Final = keccak256(CLOB_AUTH_MESSAGE.encode())
 
 
-def _secret_bytes(secret: str) -> bytes:
+def _secret_bytes(secret: str | Secret[str]) -> bytes:
     """The HMAC key: the secret is URL-safe base64 as issued; like the TS client, also accept the
     standard alphabet and missing padding. Unlike urlsafe_b64decode, reject stray characters: a
     mangled secret must fail here, not as a 401 on the first order."""
-    standard = secret.replace("-", "+").replace("_", "/")
+    text = secret.reveal() if isinstance(secret, Secret) else secret
+    if not isinstance(text, str):
+        raise TypeError(f"API secret must be a str, not {type(text).__name__}")
+    standard = text.replace("-", "+").replace("_", "/")
     try:
         key = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError):
@@ -57,8 +62,28 @@ def _secret_bytes(secret: str) -> bytes:
     return key
 
 
-def _check_secret(_: object, __: attrs.Attribute[str], value: str) -> None:
+def _as_secret(value: str | Secret[str]) -> Secret[str]:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _header_value(what: str, value: str) -> None:
+    """API key and passphrase travel in HTTP headers: printable ASCII, non-empty (never echoed)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not (value and value.isascii() and value.isprintable()):
+        raise ValueError(f"{what} must be non-empty printable ASCII")
+
+
+def _check_api_key(_: object, __: attrs.Attribute[str], value: str) -> None:
+    _header_value("API key", value)
+
+
+def _check_secret(_: object, __: attrs.Attribute[Secret[str]], value: Secret[str]) -> None:
     _secret_bytes(value)
+
+
+def _check_passphrase(_: object, __: attrs.Attribute[Secret[str]], value: Secret[str]) -> None:
+    _header_value("API passphrase", value.reveal())
 
 
 def _tail(value: str) -> str:
@@ -67,12 +92,17 @@ def _tail(value: str) -> str:
 
 @attrs.frozen(slots=True, repr=False)
 class ApiCreds:
-    """L2 credentials (from POST /auth/api-key or GET /auth/derive-api-key)."""
+    """L2 credentials (from POST /auth/api-key or GET /auth/derive-api-key); also the builder's.
+
+    `secret` and `passphrase` are Secrets (plain strings are wrapped on the way in): read them with
+    `.reveal()` where a header or a subscription frame is built. The API key is an identifier, not a
+    secret (it is the `owner` of every order body), but it is shown by its tail only.
+    """
 
     #: also the `owner` of every order body
-    api_key: str
-    secret: str = attrs.field(validator=_check_secret)
-    passphrase: str
+    api_key: str = attrs.field(validator=_check_api_key)
+    secret: Secret[str] = attrs.field(converter=_as_secret, validator=_check_secret)
+    passphrase: Secret[str] = attrs.field(converter=_as_secret, validator=_check_passphrase)
 
     def __repr__(self) -> str:
         return f"ApiCreds(api_key={_tail(self.api_key)}, secret=***, passphrase=***)"
@@ -102,7 +132,9 @@ def _l2_sign(mac: hmac.HMAC, timestamp_s: int, method: str, path: str, body: byt
     return base64.urlsafe_b64encode(mac.digest()).decode()
 
 
-def l2_signature(secret: str, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> str:
+def l2_signature(
+    secret: str | Secret[str], timestamp_s: int, method: str, path: str, body: bytes | str = b""
+) -> str:
     """POLY_SIGNATURE of one request: URL-safe base64 (with padding) of HMAC-SHA256.
 
     `path` may carry a query string; only the bare path is signed, as the venue expects. A str body
@@ -135,7 +167,7 @@ class L2Auth:
             "POLY_SIGNATURE": self.signature(timestamp_s, method, path, body),
             "POLY_TIMESTAMP": str(timestamp_s),
             "POLY_API_KEY": creds.api_key,
-            "POLY_PASSPHRASE": creds.passphrase,
+            "POLY_PASSPHRASE": creds.passphrase.reveal(),
         }
 
     def __repr__(self) -> str:
@@ -158,7 +190,7 @@ class BuilderAuth:
     def headers(self, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> dict[str, str]:
         return {
             "POLY_BUILDER_API_KEY": self._creds.api_key,
-            "POLY_BUILDER_PASSPHRASE": self._creds.passphrase,
+            "POLY_BUILDER_PASSPHRASE": self._creds.passphrase.reveal(),
             "POLY_BUILDER_SIGNATURE": _l2_sign(self._mac.copy(), timestamp_s, method, path, body),
             "POLY_BUILDER_TIMESTAMP": str(timestamp_s),
         }
@@ -197,7 +229,7 @@ class LocalSigner:
     @classmethod
     def from_private_key(
         cls,
-        private_key: str,
+        private_key: PrivateKeyInput,
         chain_id: int,
         creds: ApiCreds | None = None,
         builder_creds: ApiCreds | None = None,

@@ -178,6 +178,10 @@ _ORDER_TEXTS: Final[tuple[tuple[str, type[VenueError], str], ...]] = (
 )
 
 _json_any = msgspec.json.Decoder()
+#: An error body is `{"error": "<message>"}`: one longer than this is not read as JSON, which also
+#: keeps hostile nesting away from msgspec's C recursion (see parsing.MAX_JSON_DEPTH), and its text
+#: is cut to this length.
+_MAX_ERROR_BODY = 4_096
 
 
 def _decode_body(body: bytes | str | Mapping[str, Any] | None) -> tuple[str, Mapping[str, Any]]:
@@ -186,10 +190,14 @@ def _decode_body(body: bytes | str | Mapping[str, Any] | None) -> tuple[str, Map
         return "", {}
     obj: Any = body
     if isinstance(body, bytes | str):
+        text = body.decode(errors="replace") if isinstance(body, bytes) else body
+        if len(body) > _MAX_ERROR_BODY:
+            return text[:_MAX_ERROR_BODY].strip(), {}
         try:
             obj = _json_any.decode(body)
-        except msgspec.DecodeError:
-            return (body.decode(errors="replace") if isinstance(body, bytes) else body).strip(), {}
+        except (msgspec.DecodeError, RecursionError, ValueError):
+            # (a RecursionError below the length cap; a ValueError for a str with lone surrogates)
+            return text.strip(), {}
     if isinstance(obj, Mapping):
         for key in ("error", "error_msg", "errorMsg", "message"):
             value = obj.get(key)

@@ -22,7 +22,10 @@ What a failed POST means decides what happens next (predicates in retry.py):
 
 Before signing, the order's tick is checked against the freshest tick we know: tick_size_change and
 book events from the market feed refresh it, and an entry older than `tick_ttl_ms` is fetched again
-(GET /tick-size), so a tick is never trusted forever.
+(GET /tick-size, through the market metadata client of markets.py), so a tick is never trusted forever.
+
+Every answer is decoded and range-checked by parsing.py: an unreadable answer is a MalformedMessage,
+which for an order post means an unknown outcome (the order may have been placed).
 
 Fills are learned from trades only (the user channel, or GET /data/trades during reconciliation and
 `status`), keyed by trade id, so a trade reported as MATCHED, MINED and CONFIRMED counts once.
@@ -33,7 +36,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
 from typing import Final
 
 import attrs
@@ -53,34 +55,36 @@ from polysnipe.adapters.clob.errors import (
     VenueError,
     error_from_order_message,
 )
+from polysnipe.adapters.clob.markets import FIRST_PAGE, LAST_PAGE, ClobMarkets
 from polysnipe.adapters.clob.parsing import (
     FeeOf,
     RestBook,
+    decode_json,
     fills_from_trade,
     order_reports,
-    parse_markets,
+    parse_int,
+    parse_price,
     parse_rest_book,
+    parse_size,
 )
 from polysnipe.adapters.clob.retry import (
     CircuitBreaker,
     RateBudgets,
     RetryPolicy,
     counts_as_reject,
-    is_retryable_read,
     is_safe_to_retry,
     retry_delay_s,
+    retry_idempotent,
 )
 from polysnipe.adapters.clob.schemas import (
     WireCancelResponse,
-    WireCursorPage,
     WireOrder,
     WireOrderResponse,
     WireOrdersPage,
     WireTradesPage,
 )
 from polysnipe.adapters.clob.signing import MAX_BATCH_ORDERS, OrderSigner, SignedOrder, batch_post_body
-from polysnipe.core.events import BookSnapshot, Event, Side, TickSizeChange
-from polysnipe.core.market import VALID_TICKS, Market
+from polysnipe.core.events import MAX_TS_MS, BookSnapshot, Event, Side, TickSizeChange
 from polysnipe.core.messages import (
     ExecutionReport,
     OrderAccepted,
@@ -94,7 +98,6 @@ from polysnipe.core.messages import (
 )
 from polysnipe.core.order_math import ROUNDING
 from polysnipe.core.ports import NEVER_MS, Clock, Rng
-from polysnipe.core.units import MICRO, parse_micro
 
 __all__ = ["SUPPORTED_ORDER_VERSIONS", "ClobExecution", "OrderIndex", "VenueOrder"]
 
@@ -103,24 +106,9 @@ SUPPORTED_ORDER_VERSIONS: Final = frozenset({2})
 #: order-response statuses that mean "accepted" (PROTOCOL.md 5.3)
 _ACCEPTED: Final = frozenset({"live", "matched", "delayed"})
 _RESTING: Final = frozenset({"live", "delayed"})
-_FIRST_PAGE: Final = "MA=="
-_LAST_PAGE: Final = "LTE="
 _SIDES: Final = {"BUY": Side.BUY, "SELL": Side.SELL}
-
-
-class _TickSize(msgspec.Struct, gc=False):
-    #: a JSON number (0.01), decoded exactly from its digits
-    minimum_tick_size: Decimal
-
-
-class _NegRisk(msgspec.Struct, gc=False):
-    #: required: a missing flag must not read as False (it picks the exchange the order signs for)
-    neg_risk: bool
-
-
-class _Version(msgspec.Struct, gc=False):
-    version: int
-
+#: an order's expiration, unix seconds: within the timestamp window
+_MAX_EXPIRATION_S: Final = MAX_TS_MS // 1000
 
 _order_response = msgspec.json.Decoder(WireOrderResponse)
 _batch_response = msgspec.json.Decoder(list[WireOrderResponse])
@@ -128,11 +116,6 @@ _cancel_response = msgspec.json.Decoder(WireCancelResponse)
 _order_or_null = msgspec.json.Decoder(WireOrder | None)
 _orders_page = msgspec.json.Decoder(WireOrdersPage)
 _trades_page = msgspec.json.Decoder(WireTradesPage)
-_cursor_page = msgspec.json.Decoder(WireCursorPage)
-_tick_size = msgspec.json.Decoder(_TickSize)
-_neg_risk = msgspec.json.Decoder(_NegRisk)
-_version = msgspec.json.Decoder(_Version)
-_server_time = msgspec.json.Decoder(int | float)
 _EMPTY_BODIES: Final = frozenset({b"", b"null", b"{}", b'""'})
 
 
@@ -248,10 +231,12 @@ class _Outbox:
 
 # -- the adapter ---------------------------------------------------------------------------------
 class ClobExecution:
-    """AsyncExecutionPort over CLOB REST, plus the venue's other trading and reference calls.
+    """AsyncExecutionPort over CLOB REST, plus the venue's other trading calls (cancels, open
+    orders, trades, order books). Market metadata reads live in `metadata` (markets.ClobMarkets).
 
     `submit` never raises for venue trouble: every outcome is a report. The other calls raise a
-    typed VenueError when the venue refuses or stays unreachable after the read retries.
+    typed VenueError when the venue refuses or stays unreachable after the read retries, and
+    MalformedMessage when its answer cannot be read.
     """
 
     def __init__(
@@ -270,6 +255,7 @@ class ClobExecution:
         fee_of: FeeOf | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         tick_ttl_ms: int = 300_000,
+        metadata: ClobMarkets | None = None,
     ) -> None:
         self._client = client
         self._signer = signer
@@ -288,7 +274,8 @@ class ClobExecution:
         self._unknown: dict[str, _Outbox] = {}
         self._reconcile_lock = asyncio.Lock()
         self._post_only_until_ms = 0
-        self._version: int | None = None
+        #: the venue's market metadata (ticks, neg-risk flags, order version, markets)
+        self.metadata = metadata or ClobMarkets(client, rng=rng, policy=self._policy, sleep=sleep)
 
     # -- small helpers -----------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -327,18 +314,12 @@ class ClobExecution:
         auth: bool = False,
     ) -> bytes:
         """A request that may be repeated (reads, cancels): retried on 429/425/5xx/lost answers."""
-        attempt = 0
-        while True:
-            try:
-                return await self._client.request(method, path, params=params, body=body, auth=auth)
-            except VenueError as exc:
-                attempt += 1
-                if not is_retryable_read(exc) or attempt > self._policy.max_attempts:
-                    raise
-                delay_s = retry_delay_s(exc, attempt, self._policy, self._rng)
-                if isinstance(exc, RateLimited) and delay_s > self._policy.max_rate_wait_s:
-                    raise
-                await self._sleep(delay_s)
+        return await retry_idempotent(
+            lambda: self._client.request(method, path, params=params, body=body, auth=auth),
+            self._policy,
+            self._rng,
+            self._sleep,
+        )
 
     def _raise_alert(self, severity: str, code: str, message: str, **details: str) -> None:
         self._alert(RaiseAlert(severity, code, message, self._now_ms(), details=details))
@@ -357,10 +338,12 @@ class ClobExecution:
         if cached is not None and self._now_ms() - cached[1] <= self._tick_ttl_ms:
             return cached[0]
         try:
-            return await self.tick_size(token_id)
+            tick = await self.metadata.tick_size(token_id)
         except (VenueError, MalformedMessage):
             # The venue validates the tick anyway; without a fresher answer use the best we have.
             return cached[0] if cached is not None else fallback
+        self._ticks[token_id] = (tick, self._now_ms())
+        return tick
 
     # -- signing -----------------------------------------------------------------------------
     def _sign(self, request: OrderRequest) -> _Outbox:
@@ -489,12 +472,12 @@ class ClobExecution:
     async def _post(self, entry: _Outbox, *, may_resign: bool = True) -> list[ExecutionReport]:
         try:
             raw = await self._send_orders("/order", entry.body, 1)
-            response = _order_response.decode(raw)
+            response = decode_json(_order_response, raw, "order response")
         except UnknownOutcome as exc:
             return self._unknown_outcome(entry, exc.message)
-        except msgspec.DecodeError as exc:
+        except MalformedMessage as exc:
             # a 2xx we cannot read may still have placed the order
-            return self._unknown_outcome(entry, f"unreadable order response: {exc}")
+            return self._unknown_outcome(entry, f"unreadable answer: {exc.reason}")
         except VenueError as exc:
             return await self._on_venue_error(entry, exc, may_resign)
         return await self._answer(entry, response, may_resign)
@@ -502,9 +485,11 @@ class ClobExecution:
     async def _resign_and_post(self, entry: _Outbox, exc: OrderVersionMismatch) -> list[ExecutionReport]:
         """The one case where an order is signed again: the venue changed its order version."""
         try:
-            version = await self.version(refresh=True)
+            version = await self.metadata.version(refresh=True)
         except VenueError as version_exc:
             return self._rejected(entry, version_exc)
+        except MalformedMessage as version_exc:
+            return self._rejected(entry, VenueError(200, "unreadable_version", version_exc.reason))
         if version not in SUPPORTED_ORDER_VERSIONS:
             self._raise_alert(
                 "critical",
@@ -566,16 +551,16 @@ class ClobExecution:
         reports: list[ExecutionReport] = []
         try:
             raw = await self._send_orders("/orders", batch_post_body([e.body for e in chunk]), len(chunk))
-            answers = _batch_response.decode(raw)
+            answers = decode_json(_batch_response, raw, "batch response")
             if len(answers) != len(chunk):
-                raise msgspec.DecodeError(f"{len(answers)} answers for {len(chunk)} orders")
+                raise MalformedMessage(f"batch response: {len(answers)} answers for {len(chunk)} orders")
         except UnknownOutcome as exc:
             for entry in chunk:
                 reports.extend(self._unknown_outcome(entry, exc.message))
             return reports
-        except msgspec.DecodeError as exc:
+        except MalformedMessage as exc:
             for entry in chunk:
-                reports.extend(self._unknown_outcome(entry, f"unreadable batch response: {exc}"))
+                reports.extend(self._unknown_outcome(entry, f"unreadable answer: {exc.reason}"))
             return reports
         except VenueError as exc:
             # a batch is all-or-nothing: one HTTP-level refusal refuses every order in it
@@ -594,17 +579,14 @@ class ClobExecution:
             return None
         if raw.strip() in _EMPTY_BODIES:
             return None
-        try:
-            wire: WireOrder | None = _order_or_null.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedMessage(f"order {venue_id}: {exc}") from None
+        wire: WireOrder | None = decode_json(_order_or_null, raw, f"order {venue_id}")
         return wire
 
     async def _trade_fills(self, order_id: str, trade_ids: Sequence[str]) -> list[ExecutionReport]:
         fills: list[ExecutionReport] = []
         for trade_id in trade_ids:
             raw = await self._idempotent("GET", "/data/trades", params={"id": trade_id}, auth=True)
-            for trade in _trades_page.decode(raw).data:
+            for trade in decode_json(_trades_page, raw, "trades").data:
                 for fill in fills_from_trade(
                     trade, self.index.order_id, ts_recv_ms=self._now_ms(), fee_of=self._fee_of
                 ):
@@ -630,7 +612,10 @@ class ClobExecution:
         entry = self._unknown.get(order_id)
         if entry is not None:
             return entry.request.size
-        return parse_micro(wire.original_size) if wire.original_size else 0
+        try:
+            return parse_size(wire.original_size) if wire.original_size else 0
+        except ValueError as exc:
+            raise MalformedMessage(f"order {wire.id[:80]}: {exc}") from None
 
     async def reconcile(self) -> list[ExecutionReport]:
         """Settle every order whose submission outcome is unknown; returns what was learned.
@@ -646,11 +631,14 @@ class ClobExecution:
             for order_id, entry in list(self._unknown.items()):
                 try:
                     wire = await self._fetch_order(entry.signed.order_hash)
+                    # (its trades are read before the order leaves the unknown set: an unreadable
+                    # trades answer must leave it unknown, not escape submit)
+                    state = None if wire is None else await self._order_state(order_id, wire)
                 except (VenueError, MalformedMessage):
                     continue  # still unknown: keep blocking new posts rather than guess
                 del self._unknown[order_id]
-                if wire is not None:
-                    reports.extend(await self._order_state(order_id, wire))
+                if state is not None:
+                    reports.extend(state)
                     continue
                 if entry.reposts >= self._policy.max_reposts:
                     self._raise_alert(
@@ -678,7 +666,7 @@ class ClobExecution:
 
     # -- cancels -----------------------------------------------------------------------------
     async def _cancel_reports(self, raw: bytes) -> tuple[list[ExecutionReport], dict[str, str]]:
-        answer = _cancel_response.decode(raw)
+        answer = decode_json(_cancel_response, raw, "cancel response")
         now = self._now_ms()
         reports: list[ExecutionReport] = []
         for venue_id in answer.canceled or ():
@@ -746,14 +734,14 @@ class ClobExecution:
         """Every open order of this API key (all pages)."""
         params = {k: v for k, v in (("market", market), ("asset_id", token_id)) if v is not None}
         out: list[VenueOrder] = []
-        cursor = _FIRST_PAGE
-        while cursor != _LAST_PAGE:
+        cursor = FIRST_PAGE
+        while cursor != LAST_PAGE:
             raw = await self._idempotent(
                 "GET", "/data/orders", params={**params, "next_cursor": cursor}, auth=True
             )
-            page = _orders_page.decode(raw)
+            page = decode_json(_orders_page, raw, "orders")
             out.extend(self._venue_order(o) for o in page.data)
-            cursor = page.next_cursor or _LAST_PAGE
+            cursor = page.next_cursor or LAST_PAGE
         return out
 
     def _venue_order(self, wire: WireOrder) -> VenueOrder:
@@ -768,14 +756,16 @@ class ClobExecution:
                 wire.market or "",
                 wire.asset_id or "",
                 _SIDES[wire.side],
-                parse_micro(wire.price or ""),
-                parse_micro(wire.original_size or ""),
-                parse_micro(wire.size_matched) if wire.size_matched else 0,
+                parse_price(wire.price or ""),
+                parse_size(wire.original_size or ""),
+                parse_size(wire.size_matched) if wire.size_matched else 0,
                 wire.order_type or "",
-                int(expiration) if expiration not in (None, "") else 0,
+                0
+                if expiration is None or expiration == ""
+                else parse_int(expiration, "expiration", 0, _MAX_EXPIRATION_S),
             )
         except ValueError as exc:
-            raise MalformedMessage(f"order {wire.id}: {exc}") from None
+            raise MalformedMessage(f"order {wire.id[:80]}: {exc}") from None
 
     async def trades(
         self, market: str | None = None, token_id: str | None = None, *, after_s: int | None = None
@@ -787,19 +777,19 @@ class ClobExecution:
             if v
         }
         out: list[OrderFilled] = []
-        cursor = _FIRST_PAGE
-        while cursor != _LAST_PAGE:
+        cursor = FIRST_PAGE
+        while cursor != LAST_PAGE:
             raw = await self._idempotent(
                 "GET", "/data/trades", params={**params, "next_cursor": cursor}, auth=True
             )
-            page = _trades_page.decode(raw)
+            page = decode_json(_trades_page, raw, "trades")
             for trade in page.data:
                 out.extend(
                     fills_from_trade(
                         trade, self.index.order_id, ts_recv_ms=self._now_ms(), fee_of=self._fee_of
                     )
                 )
-            cursor = page.next_cursor or _LAST_PAGE
+            cursor = page.next_cursor or LAST_PAGE
         return out
 
     async def book(self, token_id: str) -> RestBook:
@@ -808,53 +798,3 @@ class ClobExecution:
         book = parse_rest_book(raw, ts_recv_ms=self._now_ms())
         self.on_market_event(book.snapshot)
         return book
-
-    async def markets(self) -> list[Market]:
-        """Every market of GET /markets (all pages)."""
-        out: list[Market] = []
-        cursor = _FIRST_PAGE
-        while cursor != _LAST_PAGE:
-            raw = await self._idempotent("GET", "/markets", params={"next_cursor": cursor})
-            out.extend(parse_markets(raw))
-            cursor = _cursor_page.decode(raw).next_cursor or _LAST_PAGE
-        return out
-
-    async def tick_size(self, token_id: str) -> int:
-        """The token's current tick in micro-units (and the cached value orders are checked against)."""
-        raw = await self._idempotent("GET", "/tick-size", params={"token_id": token_id})
-        try:
-            scaled = _tick_size.decode(raw).minimum_tick_size * MICRO
-        except msgspec.DecodeError as exc:
-            raise MalformedMessage(f"tick-size: {exc}") from None
-        tick = int(scaled)
-        if tick != scaled or tick not in VALID_TICKS:
-            raise MalformedMessage(f"tick-size: not a venue tick: {scaled / MICRO}")
-        self._ticks[token_id] = (tick, self._now_ms())
-        return tick
-
-    async def neg_risk(self, token_id: str) -> bool:
-        """Whether the token trades on the neg-risk exchange. A missing flag is an error: False means
-        known-false, and signing for the wrong exchange makes an invalid order."""
-        raw = await self._idempotent("GET", "/neg-risk", params={"token_id": token_id})
-        try:
-            return _neg_risk.decode(raw).neg_risk
-        except msgspec.DecodeError as exc:
-            raise MalformedMessage(f"neg-risk: {exc}") from None
-
-    async def server_time(self) -> int:
-        """The venue's clock, unix seconds."""
-        raw = await self._idempotent("GET", "/time")
-        try:
-            return int(_server_time.decode(raw))
-        except msgspec.DecodeError as exc:
-            raise MalformedMessage(f"time: {exc}") from None
-
-    async def version(self, *, refresh: bool = False) -> int:
-        """The exchange order version (GET /version), cached until `refresh`."""
-        if self._version is None or refresh:
-            raw = await self._idempotent("GET", "/version")
-            try:
-                self._version = _version.decode(raw).version
-            except msgspec.DecodeError as exc:
-                raise MalformedMessage(f"version: {exc}") from None
-        return self._version

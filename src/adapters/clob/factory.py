@@ -2,8 +2,9 @@
 
 Settings (a mapping, e.g. a TOML table) hold everything that may be printed: hosts, timeouts, rate
 budgets. A settings mapping that carries anything secret-looking is refused, so a key can never
-travel through a config file or a command line. Building opens no socket: `ClobAdapters.start()`
-does, and `aclose()` releases everything.
+travel through a config file or a command line. Secrets are wrapped in `Secret` as soon as they are
+read and validated there (a malformed key fails at start-up, naming the variable, never showing the
+value). Building opens no socket: `ClobAdapters.start()` does, and `aclose()` releases everything.
 """
 
 from __future__ import annotations
@@ -22,13 +23,7 @@ from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
 from polysnipe.adapters.clob.heartbeat import Heartbeat, HeartbeatConfig, VenueHealth
-from polysnipe.adapters.clob.market_data import (
-    Connect,
-    MarketDataConfig,
-    MarketDataFeed,
-    UserChannel,
-    UserStream,
-)
+from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import FeeOf
 from polysnipe.adapters.clob.retry import (
     CANCEL_BUCKET,
@@ -38,12 +33,15 @@ from polysnipe.adapters.clob.retry import (
     RateBudgets,
     RetryPolicy,
 )
-from polysnipe.adapters.clob.signing import OrderSigner
+from polysnipe.adapters.clob.signing import InvalidPrivateKey, OrderSigner, private_key_bytes
+from polysnipe.adapters.clob.user_channel import UserChannel, UserStream
+from polysnipe.adapters.clob.websocket import Connect
 from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import ExecutionReport, OrderFilled, RaiseAlert
 from polysnipe.core.ports import Clock, Rng
+from polysnipe.core.secret import Secret
 from polysnipe.core.units import format_micro
 
 __all__ = [
@@ -54,6 +52,7 @@ __all__ = [
     "ClobAdapters",
     "ClobSecrets",
     "ClobSettings",
+    "SecretsError",
     "build_clob_adapters",
     "fee_lookup",
     "secrets_from_env",
@@ -68,9 +67,35 @@ ENV_API_PASSPHRASE: Final = "POLYSNIPE_CLOB_API_PASSPHRASE"
 _SECRET_WORDS: Final = ("private_key", "secret", "passphrase", "api_key", "apikey", "mnemonic")
 
 
+class SecretsError(KeyError, ValueError):
+    """A POLYSNIPE_CLOB_* variable is missing or malformed; the message names it, never its value.
+
+    A KeyError, as a missing variable always was (callers catch that), and a ValueError, as a
+    malformed one is; str() is the bare message (KeyError's own str() would quote it).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _key_secret(value: str | Secret[str]) -> Secret[str]:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise InvalidPrivateKey(f"the private key must be a hex string, not {type(value).__name__}")
+    return Secret(value)
+
+
+def _check_private_key(_: object, __: attrs.Attribute[Secret[str]], value: Secret[str]) -> None:
+    private_key_bytes(value)
+
+
 @attrs.frozen(slots=True, repr=False)
 class ClobSecrets:
-    private_key: str
+    """The signing key and L2 credentials, wrapped: read them with `.reveal()` where they are used."""
+
+    #: 32-byte secp256k1 key as hex (validated); EcdsaKey/OrderSigner.from_key take the Secret itself
+    private_key: Secret[str] = attrs.field(converter=_key_secret, validator=_check_private_key)
     #: None until API credentials were created or derived (L1)
     creds: ApiCreds | None
 
@@ -79,16 +104,28 @@ class ClobSecrets:
 
 
 def secrets_from_env(env: Mapping[str, str] | None = None) -> ClobSecrets:
-    """The signing key and L2 credentials from POLYSNIPE_CLOB_*; the three L2 values come together."""
+    """The signing key and L2 credentials from POLYSNIPE_CLOB_*; the three L2 values come together.
+
+    Raises SecretsError naming the variable when one is missing or malformed.
+    """
     env = os.environ if env is None else env
-    private_key = env.get(ENV_PRIVATE_KEY, "")
-    if not private_key:
-        raise KeyError(f"{ENV_PRIVATE_KEY} is not set")
-    parts = [env.get(name, "") for name in (ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE)]
+    private_key = Secret(env.get(ENV_PRIVATE_KEY, ""))
+    if not private_key.reveal():
+        raise SecretsError(f"{ENV_PRIVATE_KEY} is not set")
+    names = (ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE)
+    parts = [env.get(name, "") for name in names]
     if any(parts) and not all(parts):
-        raise KeyError(f"set all of {ENV_API_KEY}, {ENV_API_SECRET}, {ENV_API_PASSPHRASE}, or none")
-    creds = ApiCreds(api_key=parts[0], secret=parts[1], passphrase=parts[2]) if all(parts) else None
-    return ClobSecrets(private_key, creds)
+        raise SecretsError(f"set all of {ENV_API_KEY}, {ENV_API_SECRET}, {ENV_API_PASSPHRASE}, or none")
+    creds = None
+    if all(parts):
+        try:
+            creds = ApiCreds(api_key=parts[0], secret=Secret(parts[1]), passphrase=Secret(parts[2]))
+        except ValueError as exc:  # the messages name the field and never show the value
+            raise SecretsError(f"{', '.join(names)}: {exc}") from None
+    try:
+        return ClobSecrets(private_key, creds)
+    except InvalidPrivateKey as exc:
+        raise SecretsError(f"{ENV_PRIVATE_KEY}: {exc}") from None
 
 
 @attrs.frozen(slots=True)
@@ -260,6 +297,7 @@ def build_clob_adapters(
         rng=rng,
         on_gap=on_gap,
         connect=connect,
+        on_alert=alert,
     )
     channel = UserChannel(index, fee_of=fee_of)
     window_s = settings.catch_up_window_s
@@ -277,5 +315,6 @@ def build_clob_adapters(
         rng=rng,
         catch_up=catch_up,
         connect=connect,
+        on_alert=alert,
     )
     return ClobAdapters(settings, client, index, execution, heartbeat, feed, channel, user_stream, registry)

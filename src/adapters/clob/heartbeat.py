@@ -19,6 +19,7 @@ import msgspec
 
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.errors import HeartbeatMismatch, MalformedMessage, VenueError
+from polysnipe.adapters.clob.parsing import decode_json
 from polysnipe.adapters.clob.schemas import WireHeartbeat
 from polysnipe.core.messages import RaiseAlert
 from polysnipe.core.ports import Clock
@@ -109,10 +110,7 @@ class Heartbeat:
         raw = await self._client.request(
             "POST", HEARTBEAT_PATH, body=body, auth=True, timeout_s=self._config.request_timeout_s
         )
-        try:
-            answer = _answer.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedMessage(f"heartbeat: {exc}") from None
+        answer = decode_json(_answer, raw, "heartbeat")
         if not answer.heartbeat_id:
             raise MalformedMessage("heartbeat: empty heartbeat_id")
         return answer.heartbeat_id

@@ -1,7 +1,7 @@
-"""Market and user WebSocket channels: books kept honest, execution reports counted once.
+"""The market WebSocket channel: books kept honest, every frame accounted for.
 
-Theory of operation (market channel)
-------------------------------------
+Theory of operation
+-------------------
 `BookKeeper` is the synchronous heart: frames in, events out, no I/O. It keeps a BookState per
 subscribed token and only forwards what it could apply to a book it trusts. A book stops being
 trusted on any sign of a gap:
@@ -16,22 +16,20 @@ trusted on any sign of a gap:
   Checks of deltas are sampled (every `hash_check_every` deltas) to keep the hot path lean;
 * no message for a token for `book_quiet_s`, or no frame at all (not even PONG) on a connection for
   `stale_after_s` (the connection is dropped and reopened);
-* a reconnect: every book of that connection is untrusted until a snapshot arrives.
+* a reconnect: every book of that connection is untrusted until a snapshot arrives;
+* a frame that could not be used (malformed, or failing for any other reason): we cannot tell which
+  books it would have changed, so all books of its connection are untrusted.
 
 While untrusted, a token's deltas are buffered, not applied or forwarded; a snapshot (the venue's
 own `book` message, or GET /book fetched by the feed) restores trust, and buffered deltas newer than
 the snapshot are replayed on top (price_change sizes are absolute, so a replay is idempotent).
 
-`MarketDataFeed` runs the sockets: one connection per group of tokens (the venue cannot change a
-subscription in place, so new tokens get a new connection), a text PING every 10 s, reconnect with
-jittered backoff, and a resync worker that fetches REST snapshots for untrusted books.
-
-User channel
-------------
-`UserChannel` maps `order` and `trade` messages to core execution reports for orders in the shared
-OrderIndex. A trade is reported as MATCHED, MINED, CONFIRMED (or RETRYING, FAILED): the fill is
-counted once per (trade id, order), whatever the status sequence; FAILED raises an alert, because a
-fill already counted did not settle.
+`MarketDataFeed` runs the sockets (websocket.ReconnectingSocket): one connection per group of tokens
+(the venue cannot change a subscription in place, so new tokens get a new connection), a text PING
+every 10 s, reconnect with jittered backoff, and a resync worker that fetches REST snapshots for
+untrusted books. No frame can stop it: a malformed one goes whole to `on_malformed` (the dead
+letters); any failure, the sink's included, is logged and raised as an alert through `on_alert`, and
+the next frame is read. The user channel lives in user_channel.py.
 """
 
 from __future__ import annotations
@@ -40,29 +38,17 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Final, Protocol
+from typing import Final
 
 import attrs
 import msgspec
-import websockets
-from websockets.asyncio.client import connect as _websockets_connect
+import structlog
 
-from polysnipe.adapters.clob.auth import ApiCreds
-from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
-from polysnipe.adapters.clob.execution import OrderIndex
-from polysnipe.adapters.clob.parsing import (
-    FeeOf,
-    RestBook,
-    book_hash,
-    decode_market_frame,
-    decode_user_frame,
-    fills_from_trade,
-    message_events,
-    order_reports,
-)
+from polysnipe.adapters.clob.errors import MalformedMessage
+from polysnipe.adapters.clob.parsing import RestBook, book_hash, decode_market_frame, message_events
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
-from polysnipe.adapters.clob.schemas import WireMessage, WireOrder, WireTrade
+from polysnipe.adapters.clob.schemas import WireMessage
+from polysnipe.adapters.clob.websocket import Connect, ReconnectingSocket, ws_connect
 from polysnipe.core.book import BookState
 from polysnipe.core.events import (
     BookDelta,
@@ -73,24 +59,25 @@ from polysnipe.core.events import (
     Side,
     TickSizeChange,
 )
-from polysnipe.core.messages import ExecutionReport, OrderAccepted, OrderFilled, RaiseAlert
+from polysnipe.core.messages import RaiseAlert
 from polysnipe.core.ports import Clock, Rng
 from polysnipe.core.units import MICRO, format_micro
 
 __all__ = [
     "BookKeeper",
-    "Connect",
     "MarketDataConfig",
     "MarketDataFeed",
-    "UserChannel",
-    "UserStream",
-    "WsConnection",
+    "OnAlert",
+    "OnMalformedFrame",
     "market_subscription",
-    "user_subscription",
 ]
 
-PING: Final = "PING"
-PONG: Final = "PONG"
+log = structlog.get_logger("polysnipe.clob.market_data")
+
+#: the dead letters: (the frame exactly as received, why it could not be used)
+OnMalformedFrame = Callable[[str | bytes, str], None]
+OnAlert = Callable[[RaiseAlert], None]
+
 _DEFAULT_TICK: Final = 10_000
 
 
@@ -116,8 +103,9 @@ class MarketDataConfig:
     max_buffered_deltas: int = 10_000
     #: concurrent GET /book resyncs
     max_concurrent_resyncs: int = 4
-    #: `best_bid_ask`, `new_market`, `market_resolved` (none of which the engine uses yet)
-    custom_feature_enabled: bool = False
+    #: the venue sends `market_resolved` (redemption, marks at 1 and 0) only with this on
+    #: (PROTOCOL.md 10.1); `best_bid_ask` and `new_market` come with it and are ignored
+    custom_feature_enabled: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.max_tokens_per_connection < 1 or self.max_buffered_deltas < 1:
@@ -131,12 +119,6 @@ def market_subscription(token_ids: Sequence[str], *, custom_feature_enabled: boo
     return msgspec.json.encode(
         {"type": "market", "assets_ids": list(token_ids), "custom_feature_enabled": custom_feature_enabled}
     ).decode()
-
-
-def user_subscription(creds: ApiCreds, markets: Sequence[str]) -> str:
-    """The initial frame of a user-channel connection; `markets` are condition ids (PROTOCOL.md 10.1)."""
-    auth = {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase}
-    return msgspec.json.encode({"auth": auth, "markets": list(markets), "type": "user"}).decode()
 
 
 # -- the book keeper (pure: no I/O, time passed in) ---------------------------------------------
@@ -449,113 +431,13 @@ class BookKeeper:
             out.append(PriceChange(key[0], key[1], tuple(group)))
 
 
-# -- sockets -------------------------------------------------------------------------------------
-class WsConnection(Protocol):
-    """What the feeds need of a WebSocket connection (websockets' ClientConnection fits)."""
-
-    async def send(self, message: str) -> None: ...
-
-    async def recv(self) -> str | bytes: ...
-
-
-Connect = Callable[[str], AbstractAsyncContextManager[WsConnection]]
-
-
-def _ws_connect(url: str) -> AbstractAsyncContextManager[WsConnection]:
-    # Protocol-level pings off: the venue speaks text PING/PONG; frames can be large (book dumps).
-    return _websockets_connect(url, ping_interval=None, max_size=None, open_timeout=10, close_timeout=2)
-
-
-_WS_ERRORS = (OSError, TimeoutError, websockets.exceptions.WebSocketException)
-
-
-class _Socket:
-    """One long-lived subscription: connect, subscribe, ping, read with a staleness watchdog, and
-    reconnect with jittered backoff until closed."""
-
-    __slots__ = (
-        "_clock",
-        "_config",
-        "_connect",
-        "_handle",
-        "_on_lost",
-        "_on_open",
-        "_policy",
-        "_rng",
-        "_sleep",
-        "_subscribe",
-        "_url",
-        "connects",
-    )
-
-    def __init__(
-        self,
-        url: str,
-        subscribe: str,
-        *,
-        handle: Callable[[str | bytes, int], None],
-        on_open: Callable[[int], Awaitable[None]],
-        on_lost: Callable[[str], None],
-        config: MarketDataConfig,
-        clock: Clock,
-        rng: Rng,
-        connect: Connect,
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> None:
-        self._url = url
-        self._subscribe = subscribe
-        self._handle = handle
-        self._on_open = on_open
-        self._on_lost = on_lost
-        self._config = config
-        self._clock = clock
-        self._rng = rng
-        self._connect = connect
-        self._sleep = sleep
-        self._policy = RetryPolicy(base_s=config.reconnect_base_s, cap_s=config.reconnect_cap_s)
-        #: successful connections so far (the first is not a reconnect)
-        self.connects = 0
-
-    async def _ping(self, ws: WsConnection) -> None:
-        while True:
-            await self._sleep(self._config.ping_interval_s)
-            await ws.send(PING)
-
-    async def _session(self, ws: WsConnection) -> None:
-        await ws.send(self._subscribe)
-        self.connects += 1
-        await self._on_open(self.connects)
-        pinger = asyncio.create_task(self._ping(ws))
-        try:
-            while True:
-                try:
-                    frame = await asyncio.wait_for(ws.recv(), timeout=self._config.stale_after_s)
-                except TimeoutError:
-                    self._on_lost("stale")
-                    return
-                if frame == PONG:
-                    continue
-                self._handle(frame, self._clock.now_ms())
-        finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *_WS_ERRORS):
-                await pinger
-
-    async def run(self) -> None:
-        attempt = 0
-        while True:
-            try:
-                async with self._connect(self._url) as ws:
-                    attempt = 0
-                    await self._session(ws)
-            except _WS_ERRORS as exc:
-                self._on_lost(f"disconnected: {exc!r}")
-            attempt += 1
-            await self._sleep(backoff_s(attempt, self._policy, self._rng))
-
-
 class MarketDataFeed:
-    """The market channel for a set of tokens: sockets, books, resyncs. Events go to `sink`."""
+    """The market channel for a set of tokens: sockets, books, resyncs. Events go to `sink`.
+
+    `on_malformed` receives every frame that could not be parsed, whole (the dead letters);
+    `on_alert` every failure worth a human's attention (a dead-lettered frame, a frame or a sink
+    that raised, a broken session). Both are optional; failures are logged either way.
+    """
 
     def __init__(
         self,
@@ -568,17 +450,20 @@ class MarketDataFeed:
         on_gap: Callable[[str, str], None] | None = None,
         connect: Connect | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        on_malformed: Callable[[str | bytes, str], None] | None = None,
+        on_malformed: OnMalformedFrame | None = None,
+        on_alert: OnAlert | None = None,
     ) -> None:
         self._on_malformed = on_malformed
+        self._on_alert = on_alert
         self._config = config
         self._snapshots = snapshots
         self._sink = sink
         self._clock = clock
         self._rng = rng
         self._on_gap = on_gap
-        self._connect = connect or _ws_connect
+        self._connect = connect or ws_connect
         self._sleep = sleep
+        self._policy = RetryPolicy(base_s=config.reconnect_base_s, cap_s=config.reconnect_cap_s)
         self.keeper = BookKeeper(config)
         self._connections: dict[frozenset[str], asyncio.Task[None]] = {}
         self._resync_pending: set[str] = set()
@@ -618,13 +503,17 @@ class MarketDataFeed:
 
     def _open(self, group: frozenset[str]) -> None:
         tokens = sorted(group)
-        socket = _Socket(
-            self._config.market_url,
-            market_subscription(tokens, custom_feature_enabled=self._config.custom_feature_enabled),
+        config = self._config
+        socket = ReconnectingSocket(
+            config.market_url,
+            market_subscription(tokens, custom_feature_enabled=config.custom_feature_enabled),
             handle=lambda frame, now_ms: self._on_frame(group, frame, now_ms),
             on_open=lambda n: self._on_open(group, n),
             on_lost=lambda reason: self._lost(group, reason),
-            config=self._config,
+            on_error=lambda frame, exc: self._on_error(group, frame, exc),
+            ping_interval_s=config.ping_interval_s,
+            stale_after_s=config.stale_after_s,
+            policy=self._policy,
             clock=self._clock,
             rng=self._rng,
             connect=self._connect,
@@ -650,6 +539,61 @@ class MarketDataFeed:
         self._workers = []
         self._watchdog = None
 
+    # -- failures ------------------------------------------------------------------------------
+    def _alert(self, severity: str, code: str, message: str, **details: str) -> None:
+        if self._on_alert is None:
+            return
+        try:
+            self._on_alert(RaiseAlert(severity, code, message, self._clock.now_ms(), details=details))
+        except Exception:
+            log.exception("market_alert_callback_failed", code=code)
+
+    def _dead_letter(self, frame: str | bytes, reason: str) -> None:
+        if self._on_malformed is None:
+            return
+        try:
+            self._on_malformed(frame, reason)
+        except Exception:
+            log.exception("market_dead_letter_failed", reason=reason)
+
+    def _deliver(self, events: list[Event]) -> None:
+        """Events to the sink. A sink that raises is a failure downstream, not of our books (they
+        applied the events): it is alerted and the next frame goes on. Distrusting the books instead
+        would resync them over REST after every failing delivery, a storm against GET /book."""
+        try:
+            self._sink(events)
+        except Exception as exc:
+            log.exception("market_sink_failed", events=len(events))
+            self._alert(
+                "critical",
+                "market_sink_failed",
+                f"the market-data sink raised {type(exc).__name__}; {len(events)} events lost downstream",
+                error=repr(exc)[:500],
+            )
+
+    def _on_error(self, group: frozenset[str], frame: str | bytes | None, exc: Exception) -> None:
+        """Whatever escaped a frame's handling, or broke a session: the books of the connection may be
+        half-updated, so they are distrusted (and resynced); the frame goes to the dead letters."""
+        if frame is not None:
+            log.error("market_frame_failed", error=repr(exc)[:500], size=len(frame), exc_info=exc)
+            self.keeper.invalidate(group, "frame_failed")
+            self._dead_letter(frame, f"{type(exc).__name__}: {exc}"[:500])
+            self._alert(
+                "critical",
+                "market_frame_failed",
+                f"a market-channel frame raised {type(exc).__name__}",
+                error=repr(exc)[:500],
+            )
+            self._schedule_gaps()
+        else:
+            self._alert(
+                "critical",
+                "market_socket_failed",
+                f"a market-channel session broke: {type(exc).__name__}",
+                error=repr(exc)[:500],
+                url=self._config.market_url,
+            )
+
     # -- socket callbacks ----------------------------------------------------------------------
     def _on_frame(self, group: frozenset[str], frame: str | bytes, now_ms: int) -> None:
         try:
@@ -659,11 +603,12 @@ class MarketDataFeed:
             # itself goes to whoever keeps the dead letters, so nothing is lost
             self.keeper.malformed += 1
             self.keeper.invalidate(group, "malformed_frame")
-            if self._on_malformed is not None:
-                self._on_malformed(frame, exc.reason)
+            log.warning("market_frame_malformed", reason=exc.reason, size=len(frame))
+            self._dead_letter(frame, exc.reason)
+            self._alert("warning", "market_frame_malformed", exc.reason[:500])
             events = []
         if events:
-            self._sink(events)
+            self._deliver(events)
         self._schedule_gaps()
 
     async def _on_open(self, group: frozenset[str], connects: int) -> None:
@@ -677,13 +622,20 @@ class MarketDataFeed:
         # Books are distrusted at once, not at reconnect: no one may trade on a silent book.
         self._distrust(group, reason)
 
+    def _report_gap(self, token_id: str, reason: str) -> None:
+        if self._on_gap is None:
+            return
+        try:
+            self._on_gap(token_id, reason)
+        except Exception:
+            log.exception("market_gap_callback_failed", token_id=token_id, reason=reason)
+
     def _distrust(self, group: Iterable[str], reason: str) -> None:
         # The (re-)subscription's initial dump brings fresh books, so REST is only the fallback
         # (_await_snapshots): these gaps are reported but not fetched.
         self.keeper.invalidate(group, reason)
         for token_id, why in self.keeper.take_gaps():
-            if self._on_gap is not None:
-                self._on_gap(token_id, why)
+            self._report_gap(token_id, why)
 
     async def _await_snapshots(self, group: frozenset[str]) -> None:
         await self._sleep(self._config.snapshot_timeout_s)
@@ -694,8 +646,7 @@ class MarketDataFeed:
 
     def _schedule_gaps(self) -> None:
         for token_id, reason in self.keeper.take_gaps():
-            if self._on_gap is not None:
-                self._on_gap(token_id, reason)
+            self._report_gap(token_id, reason)
             self._enqueue(token_id)
 
     def _enqueue(self, token_id: str) -> None:
@@ -704,7 +655,7 @@ class MarketDataFeed:
             self._resync_queue.put_nowait(token_id)
 
     async def _resync_worker(self) -> None:
-        policy = RetryPolicy(base_s=self._config.reconnect_base_s, cap_s=self._config.reconnect_cap_s)
+        policy = self._policy
         while True:
             token_id = await self._resync_queue.get()
             attempt = 0
@@ -714,15 +665,16 @@ class MarketDataFeed:
                     break
                 try:
                     rest = await self._snapshots(token_id)
-                except Exception:
+                    events = self.keeper.on_rest_book(rest, self._clock.now_ms())
+                except Exception as exc:
                     # whatever failed (venue, network, a book failing its hash), the book stays
                     # untrusted; a dead worker would leave it so for good, hence back off and retry
+                    log.warning("market_resync_failed", token_id=token_id, error=repr(exc)[:500])
                     attempt += 1
                     await self._sleep(backoff_s(attempt, policy, self._rng))
                     continue
-                events = self.keeper.on_rest_book(rest, self._clock.now_ms())
                 if events:
-                    self._sink(events)
+                    self._deliver(events)
                 self._schedule_gaps()
                 break
             self._resync_pending.discard(token_id)
@@ -732,147 +684,3 @@ class MarketDataFeed:
             await self._sleep(self._config.ping_interval_s)
             if self.keeper.quiet_tokens(self._clock.now_ms(), quiet_ms):
                 self._schedule_gaps()
-
-
-# -- user channel --------------------------------------------------------------------------------
-class UserChannel:
-    """User-channel messages to execution reports for our orders, each fill counted once."""
-
-    __slots__ = ("_fee_of", "_max_seen", "_seen", "index")
-
-    def __init__(self, index: OrderIndex, *, fee_of: FeeOf | None = None, max_seen: int = 200_000) -> None:
-        self.index = index
-        self._fee_of = fee_of
-        self._max_seen = max_seen
-        #: (trade id, order id) pairs already reported, oldest first
-        self._seen: dict[tuple[str, str], None] = {}
-
-    def _first_time(self, fill: OrderFilled) -> bool:
-        key = (fill.trade_id, fill.order_id)
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self._max_seen:
-            del self._seen[next(iter(self._seen))]
-        return True
-
-    def accept_fills(self, fills: Iterable[OrderFilled]) -> list[OrderFilled]:
-        """Fills learned elsewhere (REST catch-up after a reconnect), minus those already reported."""
-        fresh = [f for f in fills if self._first_time(f)]
-        for fill in fresh:
-            self.index.observe(fill)
-        return fresh
-
-    def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
-        out: list[ExecutionReport | RaiseAlert] = []
-        for msg in decode_user_frame(data):
-            if isinstance(msg, WireTrade):
-                self._trade(msg, recv_ms, out)
-            else:
-                self._order(msg, recv_ms, out)
-        return out
-
-    def _order(self, msg: WireOrder, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
-        order_id = self.index.order_id(msg.id)
-        if order_id is None:
-            return
-        for report in order_reports(msg, order_id, ts_recv_ms=recv_ms):
-            if isinstance(report, OrderAccepted):
-                if (msg.order_type or "GTC").upper() in ("GTC", "GTD"):
-                    self.index.mark_resting(order_id)
-            else:
-                self.index.observe(report)
-            out.append(report)
-
-    def _trade(self, msg: WireTrade, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
-        # py-sdk also sees an internal prefixed spelling (TRADE_STATUS_CONFIRMED)
-        status = msg.status.upper().removeprefix("TRADE_STATUS_")
-        fills = fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of)
-        if status == "FAILED":
-            if fills:
-                counted = any((f.trade_id, f.order_id) in self._seen for f in fills)
-                out.append(
-                    RaiseAlert(
-                        "critical",
-                        "trade_failed",
-                        f"trade {msg.id} failed to settle on chain",
-                        fills[0].ts_ms,
-                        details={
-                            "trade_id": msg.id,
-                            "order_ids": ",".join(f.order_id for f in fills),
-                            "fill_already_counted": counted,
-                            "transaction_hash": msg.transaction_hash or "",
-                        },
-                    )
-                )
-            return
-        for fill in fills:
-            if self._first_time(fill):
-                self.index.observe(fill)
-                out.append(fill)
-
-
-class UserStream:
-    """The user channel's socket. After a reconnect, `catch_up` (REST trades) fills the hole."""
-
-    def __init__(
-        self,
-        config: MarketDataConfig,
-        *,
-        creds: ApiCreds,
-        markets: Sequence[str],
-        channel: UserChannel,
-        sink: Callable[[list[ExecutionReport | RaiseAlert]], None],
-        clock: Clock,
-        rng: Rng,
-        catch_up: Callable[[], Awaitable[list[OrderFilled]]] | None = None,
-        connect: Connect | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.channel = channel
-        self._sink = sink
-        self._clock = clock
-        self._catch_up = catch_up
-        self.malformed = 0
-        self._socket = _Socket(
-            config.user_url,
-            user_subscription(creds, markets),
-            handle=self._handle,
-            on_open=self._on_open,
-            on_lost=lambda reason: None,
-            config=config,
-            clock=clock,
-            rng=rng,
-            connect=connect or _ws_connect,
-            sleep=sleep,
-        )
-
-    def _handle(self, frame: str | bytes, now_ms: int) -> None:
-        try:
-            out = self.channel.on_frame(frame, now_ms)
-        except MalformedMessage:
-            self.malformed += 1
-            return
-        if out:
-            self._sink(out)
-
-    async def _on_open(self, connects: int) -> None:
-        if connects == 1 or self._catch_up is None:
-            return
-        fresh: list[ExecutionReport | RaiseAlert] = []
-        try:
-            fresh.extend(self.channel.accept_fills(await self._catch_up()))
-        except (VenueError, MalformedMessage) as exc:
-            fresh.append(
-                RaiseAlert(
-                    "warning",
-                    "user_catch_up_failed",
-                    f"fills during the user-channel outage may be missing: {exc}",
-                    self._clock.now_ms(),
-                )
-            )
-        if fresh:
-            self._sink(fresh)
-
-    async def run(self) -> None:
-        await self._socket.run()

@@ -3,8 +3,16 @@
 Theory of operation: a frame (one object or a JSON array of objects) decodes in one msgspec pass
 into `WireMessage` Structs. Each message's `event_type`, or when a recording omits it the fields it
 carries, selects a handler that turns decimal strings into micro-units and builds core events. Every
-failure, from bad JSON to a seventh decimal, surfaces as `MalformedMessage` with a reason that names
-the message type and the offending value, so file readers can count it and move on.
+failure, from bad JSON (or JSON nested too deeply to decode) to a seventh decimal, surfaces as
+`MalformedMessage` with a reason that names the message type and the offending value, so file readers
+and socket loops can dead-letter it and move on: no other exception leaves a decoder here, whatever
+the bytes.
+
+Every number is range-checked where it is read, in ASCII digits only: timestamps within
+[MIN_TS_MS, MAX_TS_MS], level prices within [0, 1] and trade prices strictly inside, sizes within
+[0, MAX_AMOUNT_MICRO], ticks among the venue's, fee rates within [0, 1) and exponents within
+[1, MAX_FEE_EXPONENT]. The checks sit on cache misses and already decoded integers, so the hot path
+pays a compare or two per message.
 
 Events carry the venue's timestamp. The receive time (`ts_recv_ms`) only stands in when a message
 has no timestamp at all; with neither, the message is malformed.
@@ -14,36 +22,46 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import msgspec
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.schemas import (
+    WireClobMarket,
+    WireCursorPage,
+    WireFeeDetails,
     WireLevel,
     WireMakerOrder,
     WireMarket,
     WireMessage,
+    WireNegRisk,
     WireOrder,
     WirePriceChangeEntry,
+    WireTickSize,
     WireTrade,
+    WireVersion,
 )
 from polysnipe.core.events import (
+    MAX_TS_MS,
+    MIN_TS_MS,
     BookDelta,
     BookSnapshot,
     Event,
     ExternalSignal,
     LastTrade,
     Level,
+    MarketResolved,
     PriceChange,
     Side,
     TickSizeChange,
 )
-from polysnipe.core.fees import NO_FEE, TakerFee
+from polysnipe.core.fees import NO_FEE, TakerFee, check_fee_parameters
 from polysnipe.core.market import VALID_TICKS, Market
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -54,33 +72,48 @@ from polysnipe.core.messages import (
     OrderFilled,
     OrderRejected,
 )
-from polysnipe.core.units import ONE, parse_micro
+from polysnipe.core.units import MAX_AMOUNT_MICRO, MICRO, ONE, parse_micro
 
 __all__ = [
     "EXTERNAL_SIGNAL",
     "IGNORED_EVENT_TYPES",
+    "MAX_JSON_DEPTH",
     "FeeOf",
     "RestBook",
     "book_hash",
+    "decode_json",
     "decode_market_frame",
     "decode_user_frame",
     "effective_event_type",
     "epoch_ms",
+    "fee_parameters",
     "fills_from_trade",
     "message_events",
+    "next_cursor",
     "order_reports",
+    "parse_clob_market_fees",
+    "parse_int",
     "parse_market_line",
     "parse_market_message",
     "parse_markets",
+    "parse_neg_risk",
+    "parse_price",
     "parse_rest_book",
+    "parse_server_time",
+    "parse_size",
+    "parse_tick_size",
+    "parse_version",
 ]
 
 #: `event_type` of our own external-signal lines (docs/external-signals.md)
 EXTERNAL_SIGNAL = "external_signal"
 #: venue messages that decode fine but map to no event: best bid/ask already ride on every
 #: price_change entry, and markets are loaded from REST, not discovered from the stream
-IGNORED_EVENT_TYPES = frozenset({"best_bid_ask", "new_market", "market_resolved"})
+IGNORED_EVENT_TYPES = frozenset({"best_bid_ask", "new_market"})
 
+#: what every decoder takes: the JSON text as received
+_Data = bytes | bytearray | memoryview | str
+_T = TypeVar("_T")
 _Frame = WireMessage | list[WireMessage]
 _frame_decoder = msgspec.json.Decoder(_Frame)
 _markets_doc_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw] | list[WireMarket])
@@ -88,6 +121,8 @@ _market_list_decoder = msgspec.json.Decoder(list[WireMarket])
 _market_decoder = msgspec.json.Decoder(WireMarket)
 
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+#: a fee rate in basis points is below 1 (10_000 bps), as every fee rate is
+_MAX_FEE_BPS = 9_999
 #: builds a NamedTuple event from a tuple of all its fields, without its Python-level __new__
 _new = tuple.__new__
 _DIRECTIONS = {"up": 1, "down": -1}
@@ -118,12 +153,20 @@ def _price(text: str) -> int:
     return value
 
 
+def _trade_price(text: str) -> int:
+    """A price something traded at: the venue matches only within [tick, 1 - tick]."""
+    value = _price(text)
+    if not 0 < value < ONE:
+        raise ValueError(f"trade price outside (0, 1): {text!r}")
+    return value
+
+
 def _size(text: str) -> int:
     value = _SIZES.get(text)
     if value is None:
         value = parse_micro(text)
-        if value < 0:
-            raise ValueError(f"negative size: {text!r}")
+        if not 0 <= value <= MAX_AMOUNT_MICRO:
+            raise ValueError(f"size outside [0, {MAX_AMOUNT_MICRO // MICRO}]: {text[:40]!r}")
         if len(_SIZES) >= _SIZES_MAX:
             _SIZES.clear()
         _SIZES[text] = value
@@ -138,8 +181,31 @@ def _opt_price(text: str | None) -> int | None:
 def _tick(text: str) -> int:
     value = parse_micro(text)
     if value not in VALID_TICKS:
-        raise ValueError(f"not a venue tick size: {text!r}")
+        raise ValueError(f"not a venue tick size: {text[:40]!r}")
     return value
+
+
+#: MAX_TS_MS spelled as the venue spells timestamps: for digit strings of equal length, comparing the
+#: text compares the numbers, which spares the hot path an int() of out-of-range input
+_MAX_TS_TEXT = str(MAX_TS_MS)
+_TS_DIGITS = len(_MAX_TS_TEXT)
+
+
+def _int(value: str | int, name: str, low: int, high: int) -> int:
+    """An integer field sent as a JSON number or as ASCII digits, within [low, high].
+
+    `str.isdigit()` alone would take "١٢" or full-width digits (and `int()` then reads them), so the
+    string must be ASCII too; signs, spaces and "_" are refused as well.
+    """
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value) > len(str(high)):
+            raise ValueError(f"{name} is not an integer in [{low}, {high}]: {value[:40]!r}")
+        number = int(value)
+    else:
+        number = value
+    if not low <= number <= high:
+        raise ValueError(f"{name} outside [{low}, {high}]: {number}")
+    return number
 
 
 def _ts(msg: WireMessage, ts_recv_ms: int | None) -> int:
@@ -148,11 +214,25 @@ def _ts(msg: WireMessage, ts_recv_ms: int | None) -> int:
         if ts_recv_ms is None:
             raise ValueError("missing timestamp")
         return ts_recv_ms
-    if isinstance(t, int):
-        return t
-    if not t.isdigit():
-        raise ValueError(f"timestamp is not epoch ms: {t!r}")
-    return int(t)
+    if isinstance(t, str) and not (t.isascii() and t.isdigit()):
+        raise ValueError(f"timestamp is not epoch ms: {t[:40]!r}")
+    return _int(t, "timestamp", MIN_TS_MS, MAX_TS_MS)
+
+
+def parse_price(text: str) -> int:
+    """A price field of a REST answer (ASCII decimal in [0, 1]) in micro-units; ValueError if not."""
+    return _price(text)
+
+
+def parse_size(text: str) -> int:
+    """A size field of a REST answer (ASCII decimal in [0, MAX_AMOUNT_MICRO]); ValueError if not."""
+    return _size(text)
+
+
+def parse_int(value: str | int, name: str, low: int, high: int) -> int:
+    """An integer field of a REST answer (a JSON number, or ASCII digits) in [low, high]; ValueError
+    naming `name` if not."""
+    return _int(value, name, low, high)
 
 
 def _req(value: str | None, name: str) -> str:
@@ -178,21 +258,23 @@ def _levels(levels: list[WireLevel]) -> tuple[Level, ...]:
     return tuple(out)
 
 
-def _book(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
+def _snapshot(msg: WireMessage, ts_recv_ms: int | None) -> BookSnapshot:
     bids, asks = msg.bids, msg.asks
     if bids is None or asks is None:
         raise ValueError("missing bids or asks")
-    return [
-        BookSnapshot(
-            _ts(msg, ts_recv_ms),
-            _req(msg.asset_id, "asset_id"),
-            _req(msg.market, "market"),
-            _levels(bids),
-            _levels(asks),
-            msg.hash or "",
-            _tick(msg.tick_size) if msg.tick_size else None,
-        )
-    ]
+    return BookSnapshot(
+        _ts(msg, ts_recv_ms),
+        _req(msg.asset_id, "asset_id"),
+        _req(msg.market, "market"),
+        _levels(bids),
+        _levels(asks),
+        msg.hash or "",
+        _tick(msg.tick_size) if msg.tick_size else None,
+    )
+
+
+def _book(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
+    return [_snapshot(msg, ts_recv_ms)]
 
 
 def _price_changes(entries: list[WirePriceChangeEntry]) -> tuple[BookDelta, ...]:
@@ -231,8 +313,11 @@ def _price_changes(entries: list[WirePriceChangeEntry]) -> tuple[BookDelta, ...]
 
 def _price_change(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     t = msg.timestamp
-    # the venue's own spelling (epoch ms as a digit string) inline; every other case in _ts
-    ts = int(t) if type(t) is str and t.isdigit() else _ts(msg, ts_recv_ms)
+    # the venue's own spelling (13 ASCII digits of epoch ms) inline; every other case in _ts
+    if type(t) is str and len(t) == _TS_DIGITS and t.isascii() and t.isdigit() and t <= _MAX_TS_TEXT:
+        ts = int(t)
+    else:
+        ts = _ts(msg, ts_recv_ms)
     market = msg.market
     if market is None:
         raise ValueError("missing market")
@@ -285,20 +370,13 @@ def _last_trade(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     if msg.side is None:
         raise ValueError("missing side")
     fee = msg.fee_rate_bps
-    if fee is None or fee == "":
-        fee_bps = 0
-    elif isinstance(fee, int):
-        fee_bps = fee
-    elif fee.isdigit():
-        fee_bps = int(fee)
-    else:
-        raise ValueError(f"fee_rate_bps is not an integer: {fee!r}")
+    fee_bps = 0 if fee is None or fee == "" else _int(fee, "fee_rate_bps", 0, _MAX_FEE_BPS)
     return [
         LastTrade(
             _ts(msg, ts_recv_ms),
             _req(msg.asset_id, "asset_id"),
             _req(msg.market, "market"),
-            _price(_req(msg.price, "price")),
+            _trade_price(_req(msg.price, "price")),
             _size(_req(msg.size, "size")),
             _SIDES[msg.side],
             fee_bps,
@@ -313,8 +391,8 @@ def _external_signal(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     if confidence is None or not 0.0 <= confidence <= 1.0:
         raise ValueError(f"confidence must be within [0, 1], got {confidence!r}")
     ttl_ms = msg.ttl_ms
-    if ttl_ms is None or ttl_ms <= 0:
-        raise ValueError(f"ttl_ms must be a positive integer, got {ttl_ms!r}")
+    if ttl_ms is None or not 0 < ttl_ms <= MAX_TS_MS:
+        raise ValueError(f"ttl_ms must be a positive integer up to {MAX_TS_MS}, got {ttl_ms!r}")
     if not msg.source:
         raise ValueError("missing source")
     return [
@@ -331,6 +409,14 @@ def _external_signal(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     ]
 
 
+def _market_resolved(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
+    winner = _req(msg.winning_asset_id, "winning_asset_id")
+    assets = msg.assets_ids
+    if assets is not None and winner not in assets:
+        raise ValueError("winning_asset_id is not one of the market's assets_ids")
+    return [MarketResolved(_ts(msg, ts_recv_ms), _req(msg.market, "market"), winner)]
+
+
 def _no_event(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     return []
 
@@ -341,6 +427,7 @@ _HANDLERS: dict[str, _Handler] = {
     "price_change": _price_change,
     "tick_size_change": _tick_size_change,
     "last_trade_price": _last_trade,
+    "market_resolved": _market_resolved,
     EXTERNAL_SIGNAL: _external_signal,
     **dict.fromkeys(IGNORED_EVENT_TYPES, _no_event),
 }
@@ -380,7 +467,7 @@ def _message_events(msg: WireMessage, ts_recv_ms: int | None) -> list[Event]:
     try:
         return handler(msg, ts_recv_ms)
     except ValueError as exc:  # includes MalformedMessage
-        raise MalformedMessage(f"{kind}: {exc}") from None
+        raise MalformedMessage(f"{kind[:40]}: {exc}") from None
 
 
 def _frame_events(frame: WireMessage | list[WireMessage], ts_recv_ms: int | None) -> list[Event]:
@@ -392,17 +479,93 @@ def _frame_events(frame: WireMessage | list[WireMessage], ts_recv_ms: int | None
     return out
 
 
+#: What decoding untrusted input can raise besides our own ValueErrors: msgspec's errors, a
+#: RecursionError from msgspec itself when the JSON nests deeper than the interpreter's recursion
+#: limit (it recurses even to skip an unknown field, so a 2 KB line of brackets is enough), a
+#: UnicodeEncodeError (a ValueError) for a str with lone surrogates, a BufferError for a
+#: non-contiguous memoryview.
+_DECODE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError, BufferError)
+
+# -- nesting depth ---------------------------------------------------------------------------------
+# msgspec recurses in C once per nesting level and stops only at the interpreter's recursion limit.
+# That limit is 1,000 by default, but importing py_ecc (the official client does) raises it to
+# 100,000 for the whole process, and then some 30,000 levels of brackets (60 KB) overflow the C stack:
+# a segfault, not an exception. So texts long enough to nest that deep are checked before msgspec
+# sees them; a shorter one cannot nest deeper than its length, which the C stack survives, and a
+# RecursionError it raises below the limit is caught like any decode error. No venue message nests
+# deeper than 5 levels.
+
+#: the deepest nesting accepted in a text longer than _SHALLOW_LEN
+MAX_JSON_DEPTH = 64
+#: texts up to this many bytes are handed to msgspec unchecked: the hot path (price_change frames)
+#: pays one comparison; 4,096 levels of C recursion need well under 2 MB of stack
+_SHALLOW_LEN = 4_096
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"', re.DOTALL)
+_TOO_DEEP = f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels, or brackets unbalanced"
+
+
+def _brackets_shallow(brackets: bytes) -> bool:
+    """Do these brackets (nothing else) balance within MAX_JSON_DEPTH levels? Each pass removes the
+    innermost pairs, so a balanced sequence empties in exactly its depth in passes."""
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return True
+        inner_removed = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if len(inner_removed) == len(brackets):
+            return False  # unbalanced (or brackets inside strings: see _check_depth)
+        brackets = inner_removed
+    return not brackets
+
+
+def _check_depth(data: _Data) -> None:
+    """Raise ValueError for a long text that nests deeper than MAX_JSON_DEPTH (see above)."""
+    if len(data) <= _SHALLOW_LEN:
+        return
+    text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if _brackets_shallow(text.translate(None, _NOT_BRACKETS)):
+        return
+    # brackets inside strings ("[x]" in a question) can unbalance the quick count: drop the strings
+    if not _brackets_shallow(_JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKETS)):
+        raise ValueError(_TOO_DEEP)
+
+
+def _malformed(exc: BaseException, what: str = "") -> MalformedMessage:
+    """The MalformedMessage of one of _DECODE_ERRORS, its reason prefixed with `what` when given."""
+    if isinstance(exc, MalformedMessage):
+        reason = exc.reason
+    elif isinstance(exc, msgspec.ValidationError):
+        reason = f"invalid message: {exc}"
+    elif isinstance(exc, msgspec.DecodeError):
+        reason = f"invalid JSON: {exc}"
+    elif isinstance(exc, RecursionError):
+        reason = "invalid JSON: nested too deeply"
+    elif type(exc) is ValueError:
+        reason = str(exc)  # our own range and format checks, and int()'s
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return MalformedMessage(f"{what}: {reason}" if what else reason)
+
+
+def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T:
+    """Decode `data` with a typed msgspec decoder; every failure becomes MalformedMessage naming
+    `what`. For the REST answers whose Structs need no mapping beyond their types."""
+    try:
+        _check_depth(data)
+        return decoder.decode(data)
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, what) from None
+
+
 # -- public API ----------------------------------------------------------------------------------
-def parse_market_line(
-    data: bytes | bytearray | memoryview | str, *, ts_recv_ms: int | None = None
-) -> list[Event]:
+def parse_market_line(data: _Data, *, ts_recv_ms: int | None = None) -> list[Event]:
     """Fast path: one JSON text (a WebSocket frame or a JSON-lines line) to events, decoded once."""
     try:
+        if len(data) > _SHALLOW_LEN:
+            _check_depth(data)
         frame = _frame_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise MalformedMessage(f"invalid message: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise MalformedMessage(f"invalid JSON: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc) from None
     if type(frame) is WireMessage and frame.event_type == "price_change" and frame.price_changes is not None:
         # Most frames are exactly this: skip the per-message dispatch (same handler, same errors).
         try:
@@ -413,7 +576,7 @@ def parse_market_line(
 
 
 def parse_market_message(
-    data: bytes | bytearray | memoryview | str | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    data: _Data | Mapping[str, Any] | Sequence[Mapping[str, Any]],
     *,
     ts_recv_ms: int | None = None,
 ) -> list[Event]:
@@ -426,19 +589,64 @@ def parse_market_message(
         return parse_market_line(data, ts_recv_ms=ts_recv_ms)
     try:
         frame = msgspec.convert(data, _Frame)
-    except msgspec.ValidationError as exc:
-        raise MalformedMessage(f"invalid message: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc) from None
     return _frame_events(frame, ts_recv_ms)
 
 
-def _decimal_micro(value: Decimal, name: str) -> int:
-    """Exact micro-units of a decimal decoded from JSON text (never via float)."""
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value}")
+#: Upper bounds, in whole units, of the decimal fields of a market (checked before scaling, so a
+#: hostile "1e999999" never becomes an integer of a million digits)
+_TICK_BOUND = Decimal(1)
+_SIZE_BOUND = Decimal(MAX_AMOUNT_MICRO // MICRO)
+_FEE_RATE_BOUND = Decimal(1)
+_json_str = msgspec.json.Decoder(str)
+_json_decimal = msgspec.json.Decoder(Decimal)
+
+
+def _decimal_micro(raw: msgspec.Raw, name: str, bound: Decimal) -> int:
+    """Exact micro-units of a decimal field sent as a JSON number or a decimal string, in [0, bound].
+
+    A number is read from its JSON digits, never via float (0.001 would become 0.00100000000000000002);
+    a string must be a plain ASCII decimal (parse_micro): msgspec's own Decimal decoding of strings
+    would also take " 12 ", "1_000" and "١٢".
+    """
+    text = bytes(raw)
+    shown = text[:40].decode(errors="replace")
+    try:
+        if text[:1] == b'"':
+            micro = parse_micro(_json_str.decode(text))
+            if not 0 <= micro <= bound * MICRO:
+                raise ValueError(f"must be in [0, {bound}], got {shown}")
+            return micro
+        value = _json_decimal.decode(text)
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if not value.is_finite() or not 0 <= value <= bound:
+        raise ValueError(f"{name} must be in [0, {bound}], got {shown}")
     scaled = value.scaleb(6)
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{name} has more than 6 decimals: {value}")
+        raise ValueError(f"{name} has more than 6 decimals: {shown}")
     return int(scaled)
+
+
+#: ERC-1155 position ids are uint256, at most 78 decimal digits
+_TOKEN_ID_DIGITS = 78
+
+
+def _token_id(text: str) -> str:
+    """A token id as the venue spells it: the decimal digits of a uint256 (orders sign int(token_id))."""
+    if not (text.isascii() and text.isdigit()) or len(text) > _TOKEN_ID_DIGITS or int(text) >= 1 << 256:
+        raise ValueError(f"token id is not a uint256 in decimal: {text[:80]!r}")
+    return text
+
+
+def fee_parameters(fd: WireFeeDetails | None) -> tuple[int, int]:
+    """(rate in micro-units, exponent) of a market's `fd`, range-checked; no `fd` is no fee."""
+    if fd is None:
+        return 0, 1
+    rate = _decimal_micro(fd.r, "fd.r", _FEE_RATE_BOUND)
+    check_fee_parameters(rate, fd.e)
+    return rate, fd.e
 
 
 def _market(wire: WireMarket) -> Market | None:
@@ -450,26 +658,24 @@ def _market(wire: WireMarket) -> Market | None:
     try:
         if len(ids) != 2 or not all(ids):
             raise ValueError(f"expected 2 token ids, got {ids!r}")
-        fee_rate, fee_exponent = (
-            (_decimal_micro(wire.fd.r, "fd.r"), wire.fd.e) if wire.fd is not None else (0, 1)
-        )
+        fee_rate, fee_exponent = fee_parameters(wire.fd)
         return Market(
             condition_id=wire.condition_id,
-            token_ids=(ids[0], ids[1]),
+            token_ids=(_token_id(ids[0]), _token_id(ids[1])),
             outcomes=(wire.tokens[0].outcome, wire.tokens[1].outcome),
-            tick_size=_decimal_micro(wire.minimum_tick_size, "minimum_tick_size"),
-            min_order_size=_decimal_micro(wire.minimum_order_size, "minimum_order_size"),
+            tick_size=_decimal_micro(wire.minimum_tick_size, "minimum_tick_size", _TICK_BOUND),
+            min_order_size=_decimal_micro(wire.minimum_order_size, "minimum_order_size", _SIZE_BOUND),
             neg_risk=wire.neg_risk,
             neg_risk_market_id=wire.neg_risk_market_id or None,
             fee_rate=fee_rate,
             fee_exponent=fee_exponent,
             question=wire.question,
         )
-    except ValueError as exc:
-        raise MalformedMessage(f"market {wire.condition_id}: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, f"market {wire.condition_id[:80]}") from None
 
 
-def parse_markets(data: bytes | bytearray | memoryview | str) -> list[Market]:
+def parse_markets(data: _Data) -> list[Market]:
     """CLOB REST markets to domain Markets, in venue order.
 
     Accepts a GET /markets page (`{"data": [...], ...}`), a bare list of markets, or the single
@@ -479,6 +685,7 @@ def parse_markets(data: bytes | bytearray | memoryview | str) -> list[Market]:
     MalformedMessage naming the market.
     """
     try:
+        _check_depth(data)
         doc = _markets_doc_decoder.decode(data)
         if isinstance(doc, dict):
             page_data = doc.get("data")
@@ -489,8 +696,8 @@ def parse_markets(data: bytes | bytearray | memoryview | str) -> list[Market]:
             )
         else:
             wires = doc
-    except msgspec.DecodeError as exc:  # includes ValidationError
-        raise MalformedMessage(f"markets: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "markets") from None
     markets: list[Market] = []
     for wire in wires:
         market = _market(wire)
@@ -499,16 +706,79 @@ def parse_markets(data: bytes | bytearray | memoryview | str) -> list[Market]:
     return markets
 
 
+# -- market metadata answers (markets.py sends the requests) --------------------------------------
+_clob_market_decoder = msgspec.json.Decoder(WireClobMarket)
+_tick_size_decoder = msgspec.json.Decoder(WireTickSize)
+_neg_risk_decoder = msgspec.json.Decoder(WireNegRisk)
+_version_decoder = msgspec.json.Decoder(WireVersion)
+_server_time_decoder = msgspec.json.Decoder(int | float)
+_cursor_decoder = msgspec.json.Decoder(WireCursorPage)
+#: exchange order versions are small integers (2 today); anything else is not an answer to read
+_MAX_VERSION = 1_000
+_MAX_TS_S = MAX_TS_MS // 1000
+
+
+def parse_clob_market_fees(data: _Data) -> tuple[int, int] | None:
+    """GET /clob-markets/{condition_id} to (fee rate in micro-units, exponent), range-checked; None
+    when the answer carries no fee details."""
+    try:
+        _check_depth(data)
+        wire = _clob_market_decoder.decode(data)
+        return None if wire.fd is None else fee_parameters(wire.fd)
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "clob-markets") from None
+
+
+def parse_tick_size(data: _Data) -> int:
+    """GET /tick-size to the token's tick in micro-units: one of the venue's ticks, or malformed."""
+    try:
+        _check_depth(data)
+        tick = _decimal_micro(_tick_size_decoder.decode(data).minimum_tick_size, "tick", _TICK_BOUND)
+        if tick not in VALID_TICKS:
+            raise ValueError(f"not a venue tick: {tick / MICRO:g}")
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "tick-size") from None
+    return tick
+
+
+def parse_neg_risk(data: _Data) -> bool:
+    """GET /neg-risk; a missing flag is malformed (False means known-false, never "unknown")."""
+    return decode_json(_neg_risk_decoder, data, "neg-risk").neg_risk
+
+
+def parse_version(data: _Data) -> int:
+    """GET /version to the exchange order version."""
+    try:
+        _check_depth(data)
+        return _int(_version_decoder.decode(data).version, "version", 0, _MAX_VERSION)
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "version") from None
+
+
+def parse_server_time(data: _Data) -> int:
+    """GET /time to unix seconds, within the timestamp window."""
+    seconds = decode_json(_server_time_decoder, data, "time")
+    # (a NaN or an infinity fails this comparison too)
+    if not 0 <= seconds <= _MAX_TS_S:
+        raise MalformedMessage(f"time: outside [0, {_MAX_TS_S}]: {seconds!r}")
+    return int(seconds)
+
+
+def next_cursor(data: _Data) -> str | None:
+    """`next_cursor` of any paginated answer; None when it carries none."""
+    return decode_json(_cursor_decoder, data, "page").next_cursor
+
+
 # -- market-channel frames, one message at a time (the live feed needs the raw fields) -------------
-def decode_market_frame(data: bytes | bytearray | memoryview | str) -> list[WireMessage]:
+def decode_market_frame(data: _Data) -> list[WireMessage]:
     """Decode one frame into its messages, for callers that need raw fields besides the events
     (book hash checks read the venue's own strings); map each with `message_events`."""
     try:
+        if len(data) > _SHALLOW_LEN:
+            _check_depth(data)
         frame = _frame_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise MalformedMessage(f"invalid message: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise MalformedMessage(f"invalid JSON: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc) from None
     return [frame] if isinstance(frame, WireMessage) else frame
 
 
@@ -558,7 +828,8 @@ def book_hash(
         f'"min_order_size":{_json_text(min_order_size)},"tick_size":{_json_text(tick_size)},'
         f'"neg_risk":{_json_text(neg_risk)},"last_trade_price":{_json_text(last_trade_price)}}}'
     )
-    return hashlib.sha1(text.encode()).hexdigest()
+    # (surrogatepass: a hostile string with a lone surrogate must not raise here; it just won't match)
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @attrs.frozen(slots=True)
@@ -582,18 +853,19 @@ class RestBook:
 _book_decoder = msgspec.json.Decoder(WireMessage)
 
 
-def parse_rest_book(data: bytes | bytearray | memoryview | str, *, ts_recv_ms: int | None = None) -> RestBook:
+def parse_rest_book(data: _Data, *, ts_recv_ms: int | None = None) -> RestBook:
     """GET /book to a snapshot. Asks arrive worst-first and bids best-last; BookState ignores order.
 
     A book whose hash can be checked (all covered fields present) and does not match is corrupt and
     raises MalformedMessage rather than seeding a book we would then trust.
     """
     try:
+        _check_depth(data)
         msg = _book_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise MalformedMessage(f"book: {exc}") from None
-    (snapshot,) = _message_events(msg, ts_recv_ms) if msg.bids is not None else _missing_levels()
-    assert isinstance(snapshot, BookSnapshot)
+        # a REST book is a book whatever `event_type` it may carry: map it as one, directly
+        snapshot = _snapshot(msg, ts_recv_ms)
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "book") from None
     checkable = (
         bool(msg.hash)
         and isinstance(msg.timestamp, str)
@@ -615,14 +887,12 @@ def parse_rest_book(data: bytes | bytearray | memoryview | str, *, ts_recv_ms: i
             last_trade_price=msg.last_trade_price,
         )
         if computed != msg.hash:
-            raise MalformedMessage(f"book {snapshot.token_id}: hash {msg.hash} does not match {computed}")
+            raise MalformedMessage(
+                f"book {snapshot.token_id[:80]}: hash {(msg.hash or '')[:80]} does not match {computed}"
+            )
     return RestBook(
         snapshot, msg.min_order_size, msg.tick_size, msg.neg_risk, msg.last_trade_price, checkable
     )
-
-
-def _missing_levels() -> list[Event]:
-    raise MalformedMessage("book: missing bids or asks")
 
 
 # -- user channel and REST orders/trades --------------------------------------------------------
@@ -633,37 +903,50 @@ _SECONDS_BELOW = 100_000_000_000
 
 def epoch_ms(value: str | int | None) -> int | None:
     """Epoch ms of a venue time given as ms or s digits (told apart by size) or ISO 8601; None or ""
-    is None. The venue mixes all three across payloads (shared/data/README.md)."""
+    is None. The venue mixes all three across payloads (shared/data/README.md). Raises
+    MalformedMessage for anything else, or for a time outside [MIN_TS_MS, MAX_TS_MS]."""
     if value is None or value == "":
         return None
     if isinstance(value, int):
         number = value
-    elif value.isdigit():
+    elif value.isascii() and value.isdigit():
+        if len(value) > _TS_DIGITS:
+            raise MalformedMessage(f"time out of range: {value[:40]!r}")
         number = int(value)
     else:
         try:
+            if not value.isascii():
+                raise ValueError("not ASCII")
             moment = datetime.fromisoformat(value.replace(_ISO_Z, "+00:00"))
         except ValueError:
-            raise MalformedMessage(f"not a time: {value!r}") from None
+            raise MalformedMessage(f"not a time: {value[:40]!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1000)
-    return number * 1000 if number < _SECONDS_BELOW else number
+        number = int(moment.timestamp() * 1000)
+        return _epoch_in_range(number, value)
+    return _epoch_in_range(number * 1000 if number < _SECONDS_BELOW else number, value)
+
+
+def _epoch_in_range(ms: int, value: str | int) -> int:
+    if not MIN_TS_MS <= ms <= MAX_TS_MS:
+        raise MalformedMessage(f"time out of range: {str(value)[:40]!r}")
+    return ms
 
 
 _user_frame_decoder = msgspec.json.Decoder(dict[str, Any] | list[dict[str, Any]])
 
 
-def decode_user_frame(data: bytes | bytearray | memoryview | str) -> list[WireOrder | WireTrade]:
+def decode_user_frame(data: _Data) -> list[WireOrder | WireTrade]:
     """A user-channel frame (one object or an array) to typed order and trade messages.
 
     Messages of other types are skipped (forward compatibility). Some recordings omit `event_type`;
     a trade is then recognised by the fields only trades carry.
     """
     try:
+        _check_depth(data)
         frame = _user_frame_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise MalformedMessage(f"user channel: invalid JSON: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise _malformed(exc, "user channel") from None
     out: list[WireOrder | WireTrade] = []
     for obj in [frame] if isinstance(frame, dict) else frame:
         kind = obj.get("event_type") or ("trade" if obj.get("type") == "TRADE" else None)
@@ -674,8 +957,8 @@ def decode_user_frame(data: bytes | bytearray | memoryview | str) -> list[WireOr
                 out.append(msgspec.convert(obj, WireTrade))
             elif kind == "order":
                 out.append(msgspec.convert(obj, WireOrder))
-        except msgspec.ValidationError as exc:
-            raise MalformedMessage(f"user channel {kind}: {exc}") from None
+        except _DECODE_ERRORS as exc:
+            raise _malformed(exc, f"user channel {kind}") from None
     return out
 
 
@@ -742,7 +1025,7 @@ def fills_from_trade(
         if trade.taker_order_id:
             ours = order_id_of(trade.taker_order_id)
             if ours is not None:
-                side, price, size = _SIDES[trade.side], _price(trade.price), _size(trade.size)
+                side, price, size = _SIDES[trade.side], _trade_price(trade.price), _size(trade.size)
                 fee = fee_of(trade.asset_id, side, price, size) if fee_of is not None else NO_FEE
                 fills.append(
                     OrderFilled(
@@ -768,11 +1051,11 @@ def fills_from_trade(
                         ts,
                         maker.asset_id or trade.asset_id,
                         _maker_side(trade, maker),
-                        _price(maker.price),
+                        _trade_price(maker.price),
                         _size(maker.matched_amount),
                         Liquidity.MAKER,
                     )
                 )
     except ValueError as exc:  # includes MalformedMessage
-        raise MalformedMessage(f"trade {trade.id}: {exc}") from None
+        raise MalformedMessage(f"trade {trade.id[:80]}: {exc}") from None
     return fills

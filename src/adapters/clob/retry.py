@@ -13,10 +13,14 @@ alone (errors.py), by the predicates below:
   bad credentials). N of them in a row open the circuit: stop posting and alert a human.
 
 Nothing here sleeps, reads a clock or draws randomness on its own: delays are computed from an
-injected RNG and times are passed in, so tests and backtests replay exactly.
+injected RNG, times are passed in and `retry_idempotent` waits through an injected sleep, so tests and
+backtests replay exactly.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import attrs
 
@@ -31,6 +35,7 @@ from polysnipe.adapters.clob.errors import (
     TransportFailure,
     Unauthorized,
     UnknownOutcome,
+    VenueError,
 )
 from polysnipe.core.ports import Rng
 
@@ -49,7 +54,10 @@ __all__ = [
     "needs_reconciliation",
     "restart_backoff_s",
     "retry_delay_s",
+    "retry_idempotent",
 ]
+
+_T = TypeVar("_T")
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -143,6 +151,29 @@ def retry_delay_s(err: BaseException, attempt: int, policy: RetryPolicy, rng: Rn
     if isinstance(err, EngineRestarting):
         return restart_backoff_s(attempt, policy, rng)
     return backoff_s(attempt, policy, rng)
+
+
+async def retry_idempotent(
+    send: Callable[[], Awaitable[_T]],
+    policy: RetryPolicy,
+    rng: Rng,
+    sleep: Callable[[float], Awaitable[None]],
+) -> _T:
+    """Await `send()` until it succeeds, repeating it after the errors an idempotent request (a read,
+    a cancel) may be repeated after, at most `policy.max_attempts` times. A 429 that asks for a longer
+    wait than `policy.max_rate_wait_s` is raised instead of waited out."""
+    attempt = 0
+    while True:
+        try:
+            return await send()
+        except VenueError as exc:
+            attempt += 1
+            if not is_retryable_read(exc) or attempt > policy.max_attempts:
+                raise
+            delay_s = retry_delay_s(exc, attempt, policy, rng)
+            if isinstance(exc, RateLimited) and delay_s > policy.max_rate_wait_s:
+                raise
+            await sleep(delay_s)
 
 
 # -- rate budgets --------------------------------------------------------------------------------

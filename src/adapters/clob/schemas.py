@@ -1,4 +1,4 @@
-"""Wire types of the CLOB market channel, our external-signal lines and CLOB REST markets.
+"""Wire types of the CLOB market and user channels, our external-signal lines and CLOB REST answers.
 
 Facts come from PROTOCOL.md sections 8 and 10.2 and the recordings in shared/data/polymarket/.
 Every Struct ignores unknown fields, so a field the venue adds tomorrow never breaks decoding.
@@ -12,7 +12,6 @@ and maps the fields that type uses. Absent fields cost only their default.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Literal
 
 import msgspec
@@ -20,6 +19,7 @@ import msgspec
 __all__ = [
     "WireCancelResponse",
     "WireChange",
+    "WireClobMarket",
     "WireCursorPage",
     "WireFeeDetails",
     "WireHeartbeat",
@@ -27,14 +27,17 @@ __all__ = [
     "WireMakerOrder",
     "WireMarket",
     "WireMessage",
+    "WireNegRisk",
     "WireOrder",
     "WireOrderResponse",
     "WireOrdersPage",
     "WirePriceChangeEntry",
     "WireSide",
+    "WireTickSize",
     "WireToken",
     "WireTrade",
     "WireTradesPage",
+    "WireVersion",
 ]
 
 #: the venue spells sides in capitals; anything else is malformed, caught at decode time
@@ -164,7 +167,7 @@ class WireMessage(msgspec.Struct, gc=False):
     ref: str | None = None
 
 
-# -- CLOB REST: GET /markets (page) and GET /markets/{condition_id} ------------------------------
+# -- CLOB REST: markets and their metadata (GET /markets, /clob-markets, /tick-size, /neg-risk, /version)
 
 
 class WireToken(msgspec.Struct, gc=False):
@@ -179,8 +182,8 @@ class WireToken(msgspec.Struct, gc=False):
 class WireFeeDetails(msgspec.Struct, gc=False):
     """`fd` of GET /clob-markets/{condition_id}: fee = C * r * (p * (1 - p)) ** e (PROTOCOL.md 11.1)."""
 
-    #: fee rate, a number such as 0.04 (decoded exactly from its JSON text)
-    r: Decimal
+    #: fee rate, a number such as 0.04; kept as its JSON text and read exactly by parsing.py
+    r: msgspec.Raw
     #: exponent of p(1-p)
     e: int = 1
 
@@ -191,18 +194,20 @@ class WireMarket(msgspec.Struct, gc=False):
     A page is `{"data": [market, ...], "next_cursor": "...", "limit": n, "count": n}`; "LTE=" as
     `next_cursor` marks the last page. Only `data` matters here, so the page has no Struct of its own.
 
-    Decimal fields decode from JSON numbers (0.01, 15, 14.96) or strings exactly, straight from the
-    JSON text: going through float would turn 0.001 into 0.001000000000000000020816...
+    Decimal fields are JSON numbers (0.01, 15, 14.96) or decimal strings, kept as their raw JSON text
+    (`msgspec.Raw`) and read exactly by parsing.py: going through float would turn 0.001 into
+    0.001000000000000000020816..., and msgspec's Decimal type would also take strings such as " 12 ",
+    "1_000" or "١٢" that no boundary of ours may read as numbers.
     """
 
     #: CTF condition id, 0x + 64 hex
     condition_id: str
     #: outcome tokens in venue order; index 0 is "Yes" on binaries
     tokens: list[WireToken]
-    #: price tick, e.g. 0.01
-    minimum_tick_size: Decimal
-    #: minimum order size in shares, e.g. 5 or 14.96
-    minimum_order_size: Decimal
+    #: price tick, e.g. 0.01 (raw JSON number or string)
+    minimum_tick_size: msgspec.Raw
+    #: minimum order size in shares, e.g. 5 or 14.96 (raw JSON number or string)
+    minimum_order_size: msgspec.Raw
     #: whether orders sign against the neg-risk exchange; required: "unknown" must never read as False
     neg_risk: bool
     #: shared by the markets of one neg-risk event; "" on plain binaries
@@ -210,6 +215,33 @@ class WireMarket(msgspec.Struct, gc=False):
     question: str = ""
     #: fee parameters, when the payload carries them (GET /clob-markets compact form)
     fd: WireFeeDetails | None = None
+
+
+class WireClobMarket(msgspec.Struct, gc=False):
+    """GET /clob-markets/{condition_id}, the compact info the V2 client caches (PROTOCOL.md 8):
+    `t` tokens, `mts` min tick, `nr` neg risk, `fd` fee details. Only `fd` is read here."""
+
+    #: absent on the simulator's fee-free markets; whether the venue always sends it is UNVERIFIED
+    fd: WireFeeDetails | None = None
+
+
+class WireTickSize(msgspec.Struct, gc=False):
+    """GET /tick-size: `{"minimum_tick_size": 0.01}` (a number)."""
+
+    minimum_tick_size: msgspec.Raw
+
+
+class WireNegRisk(msgspec.Struct, gc=False):
+    """GET /neg-risk: `{"neg_risk": bool}`."""
+
+    #: required: a missing flag must not read as False (it picks the exchange the order signs for)
+    neg_risk: bool
+
+
+class WireVersion(msgspec.Struct, gc=False):
+    """GET /version: `{"version": 2}`, the exchange order version."""
+
+    version: int
 
 
 # -- CLOB REST: order placement, cancels, orders, trades, heartbeats (PROTOCOL.md 5, 8, 9) ---------

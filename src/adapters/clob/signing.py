@@ -45,6 +45,7 @@ from polysnipe.adapters.clob.config import (
 from polysnipe.core.events import Side
 from polysnipe.core.messages import OrderRequest, OrderType
 from polysnipe.core.order_math import amounts_for_order
+from polysnipe.core.secret import Secret
 
 __all__ = [
     "DOMAIN_TYPE_STRING",
@@ -53,12 +54,15 @@ __all__ = [
     "ORDER_TYPE_STRING",
     "DigestSigner",
     "EcdsaKey",
+    "InvalidPrivateKey",
     "OrderSigner",
+    "PrivateKeyInput",
     "SignedOrder",
     "batch_post_body",
     "checksum_address",
     "domain_separator",
     "keccak256",
+    "private_key_bytes",
     "salt_from_order_id",
     "wire_expiration_s",
 ]
@@ -181,16 +185,57 @@ class DigestSigner(Protocol):
         ...
 
 
+#: the order n of secp256k1: a private key is an integer in [1, n - 1]
+_SECP256K1_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+#: what EcdsaKey and the factory accept: the key as typed (hex), as raw bytes, or wrapped in a Secret
+PrivateKeyInput = str | bytes | Secret[str] | Secret[bytes]
+
+
+class InvalidPrivateKey(ValueError):
+    """A private key that is not 32 bytes in the secp256k1 range. The message never shows the key."""
+
+
+def private_key_bytes(private_key: PrivateKeyInput) -> bytes:
+    """The 32 raw bytes of a private key, validated; raise InvalidPrivateKey otherwise.
+
+    A text key is exactly 64 ASCII hex digits, with or without a 0x prefix; raw bytes are exactly 32.
+    Anything else is refused rather than repaired: `bytes.fromhex` would skip spaces, and coincurve
+    pads or truncates, so a 31- or 33-byte key (a copy-paste slip) would sign for another address.
+    """
+    value = private_key.reveal() if isinstance(private_key, Secret) else private_key
+    if isinstance(value, bytes):
+        if len(value) != 32:
+            raise InvalidPrivateKey(f"a raw private key must be 32 bytes, got {len(value)}")
+        secret = value
+    elif isinstance(value, str):
+        digits = value[2:] if value[:2] in ("0x", "0X") else value
+        if not _HEX_DIGITS.issuperset(digits):
+            raise InvalidPrivateKey(
+                "a private key must be 64 hex digits (0-9, a-f), optionally 0x-prefixed, with no "
+                "spaces or other characters"
+            )
+        if len(digits) != 64:
+            raise InvalidPrivateKey(
+                f"a private key must be 32 bytes = 64 hex digits, optionally 0x-prefixed; "
+                f"got {len(digits)} hex digits"
+            )
+        secret = bytes.fromhex(digits)
+    else:
+        raise InvalidPrivateKey(f"a private key is a hex string or 32 bytes, not {type(value).__name__}")
+    if not 0 < int.from_bytes(secret, "big") < _SECP256K1_N:
+        raise InvalidPrivateKey("the private key is outside the secp256k1 range 1..n-1")
+    return secret
+
+
 class EcdsaKey:
     """A secp256k1 private key. Its repr shows only the address; the secret never leaves it."""
 
     __slots__ = ("_address", "_compact", "_compact_view", "_recid", "_secret", "_sig")
 
-    def __init__(self, private_key: str | bytes) -> None:
-        secret = (
-            bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else private_key
-        )
-        key = PrivateKey(secret)  # validates range (0 < k < n)
+    def __init__(self, private_key: PrivateKeyInput) -> None:
+        key = PrivateKey(private_key_bytes(private_key))
         self._secret: bytes = key.secret
         public = key.public_key.format(compressed=False)[1:]
         self._address = checksum_address("0x" + keccak256(public)[-20:].hex())
@@ -300,6 +345,9 @@ def batch_post_body(bodies: Sequence[bytes]) -> bytes:
 
 _SIDE_NAMES: Final = ("BUY", "SELL")
 _TOKEN_CACHE_MAX: Final = 65_536
+_UINT256_END: Final = 2**256
+#: decimal digits of 2**256 - 1
+_UINT256_DIGITS: Final = 78
 
 
 class OrderSigner:
@@ -378,7 +426,7 @@ class OrderSigner:
     @classmethod
     def from_key(
         cls,
-        private_key: str | bytes,
+        private_key: PrivateKeyInput,
         chain_id: int,
         *,
         signature_type: SignatureType = SignatureType.EOA,
@@ -425,9 +473,13 @@ class OrderSigner:
         if word is None:
             # isdecimal+isascii: int() would also take "+1", " 1" or "1_0", which would sign one number
             # and send another string.
-            if not (token_id.isascii() and token_id.isdecimal()):
-                raise ValueError(f"token id is not a decimal integer: {token_id!r}")
-            word = _word(int(token_id))
+            # Length first: a huge string must neither reach int() nor be echoed whole.
+            if not (len(token_id) <= _UINT256_DIGITS and token_id.isascii() and token_id.isdecimal()):
+                raise ValueError(f"token id is not a decimal integer: {token_id[:80]!r}")
+            value = int(token_id)
+            if value >= _UINT256_END:
+                raise ValueError(f"token id does not fit in uint256: {token_id!r}")
+            word = _word(value)
             if len(self._token_words) >= _TOKEN_CACHE_MAX:
                 self._token_words.clear()
             self._token_words[token_id] = word
@@ -446,8 +498,11 @@ class OrderSigner:
         expiration_s: int = 0,
     ) -> SignedOrder:
         """Sign an order whose amounts are already final (see core.order_math)."""
-        if maker_amount <= 0 or taker_amount <= 0 or expiration_s < 0:
+        end = _UINT256_END
+        if not (0 < maker_amount < end and 0 < taker_amount < end and expiration_s >= 0):
             raise ValueError(f"invalid amounts {maker_amount}/{taker_amount} or expiration {expiration_s}")
+        if not (0 <= salt < end and 0 <= timestamp_ms < end):
+            raise ValueError(f"salt and timestamp must be uint256, got {salt} and {timestamp_ms}")
         keccak = self._keccak
         contents = keccak(
             b"".join(

@@ -29,11 +29,14 @@ from polysnipe.core.events import Side
 from polysnipe.core.messages import (
     JournalRecord,
     Liquidity,
+    MergePositions,
     OrderFilled,
     OrderRequest,
     OrderType,
     OutcomeKind,
     PlaceOrder,
+    PositionsMerged,
+    PositionsRedeemed,
     RaiseAlert,
     RecordError,
     RecordFill,
@@ -42,6 +45,7 @@ from polysnipe.core.messages import (
     RecordOrderStatus,
     RecordOutcome,
     RecordRiskDecision,
+    RedeemPositions,
 )
 from polysnipe.core.opportunity import Opportunity
 
@@ -108,6 +112,10 @@ ON CONFLICT (scope) DO UPDATE SET engaged = EXCLUDED.engaged, reason = EXCLUDED.
 _INSERT_ERROR: LiteralString = """
 INSERT INTO errors (source, position, reason, payload, correlation_id, ts_ms)
 VALUES (%(source)s, %(position)s, %(reason)s, %(payload)s, %(correlation_id)s, %(ts_ms)s)"""
+
+_INSERT_SETTLEMENT: LiteralString = """
+INSERT INTO settlements (kind, wallet, market, size_micro, winning_token, payout_micro, correlation_id, ts_ms)
+VALUES (%(kind)s, %(wallet)s, %(market)s, %(size)s, %(winning)s, %(payout)s, %(correlation_id)s, %(ts_ms)s)"""
 
 _INSERT_ALERT: LiteralString = """
 INSERT INTO alerts (severity, code, message, correlation_id, ts_ms, details)
@@ -179,6 +187,18 @@ def _error(r: RecordError) -> list[Statement]:
     })]  # fmt: skip
 
 
+def _settlement(
+    kind: str, r: MergePositions | RedeemPositions | PositionsMerged | PositionsRedeemed
+) -> list[Statement]:
+    row = {"kind": kind, "wallet": r.wallet, "market": r.market, "size": 0, "winning": "", "payout": 0,
+           "correlation_id": getattr(r, "correlation_id", ""), "ts_ms": r.ts_ms}  # fmt: skip
+    if isinstance(r, MergePositions | PositionsMerged):
+        row["size"] = r.size
+    if isinstance(r, PositionsRedeemed):
+        row.update(size=r.shares, winning=r.winning_token, payout=r.payout)
+    return [(_INSERT_SETTLEMENT, row)]
+
+
 def _alert(r: RaiseAlert) -> list[Statement]:
     return [(_INSERT_ALERT, {
         "severity": r.severity, "code": r.code, "message": r.message, "correlation_id": r.correlation_id,
@@ -195,6 +215,10 @@ _STATEMENTS: dict[type, Callable[[Any], list[Statement]]] = {
     RecordFill: _fill,
     RecordKillSwitch: _kill_switch,
     RecordError: _error,
+    MergePositions: lambda r: _settlement("merge_requested", r),
+    RedeemPositions: lambda r: _settlement("redeem_requested", r),
+    PositionsMerged: lambda r: _settlement("merged", r),
+    PositionsRedeemed: lambda r: _settlement("redeemed", r),
     RaiseAlert: _alert,
 }
 
@@ -265,6 +289,7 @@ def read_records(conn: psycopg.Connection[Any]) -> list[JournalRecord]:
         out += [_read_kill(r) for r in cur.execute("SELECT * FROM kill_switch_events ORDER BY id")]
         out += [_read_error(r) for r in cur.execute("SELECT * FROM errors ORDER BY id")]
         out += [_read_alert(r) for r in cur.execute("SELECT * FROM alerts ORDER BY id")]
+        out += [_read_settlement(r) for r in cur.execute("SELECT * FROM settlements ORDER BY id")]
     return out
 
 
@@ -328,6 +353,19 @@ def _read_error(r: Row) -> RecordError:
 
 def _read_alert(r: Row) -> RaiseAlert:
     return RaiseAlert(r["severity"], r["code"], r["message"], r["ts_ms"], r["correlation_id"], r["details"])
+
+
+def _read_settlement(r: Row) -> MergePositions | RedeemPositions | PositionsMerged | PositionsRedeemed:
+    kind = r["kind"]
+    if kind == "merge_requested":
+        return MergePositions(r["wallet"], r["market"], r["size_micro"], r["ts_ms"], r["correlation_id"])
+    if kind == "redeem_requested":
+        return RedeemPositions(r["wallet"], r["market"], r["ts_ms"], r["correlation_id"])
+    if kind == "merged":
+        return PositionsMerged(r["wallet"], r["market"], r["size_micro"], r["ts_ms"])
+    return PositionsRedeemed(
+        r["wallet"], r["market"], r["winning_token"], r["size_micro"], r["payout_micro"], r["ts_ms"]
+    )
 
 
 def set_schema(conn: psycopg.Connection[Any], schema: str) -> None:

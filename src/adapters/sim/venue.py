@@ -214,6 +214,26 @@ class Ledger:
             self._usdc[wallet] = self._usdc.get(wallet, 0) + sell_proceeds(price, size) - fee.fee_usdc
             self._shares[key] = self._shares.get(key, 0) - size - fee.fee_shares
 
+    def merge(self, wallet: str, tokens: tuple[str, str], size: int) -> int:
+        """Merge up to `size` complete sets (free shares only) into USDC; returns the sets merged."""
+        merged = min(size, self.free_shares(wallet, tokens[0]), self.free_shares(wallet, tokens[1]))
+        if not self.enforce:
+            merged = size
+        if merged <= 0:
+            return 0
+        for token in tokens:
+            self._shares[wallet, token] = self._shares.get((wallet, token), 0) - merged
+        self._usdc[wallet] = self._usdc.get(wallet, 0) + merged
+        return merged
+
+    def redeem(self, wallet: str, tokens: tuple[str, str], winning_token: str) -> tuple[int, int]:
+        """Redeem every share of a resolved market: (winning shares, USDC paid)."""
+        won = max(self._shares.get((wallet, winning_token), 0), 0)
+        for token in tokens:
+            self._shares.pop((wallet, token), None)
+        self._usdc[wallet] = self._usdc.get(wallet, 0) + won
+        return won, won
+
 
 # -- engine --------------------------------------------------------------------------------------
 class _Claim:

@@ -36,11 +36,14 @@ Changes behind the cached touch (most deltas land deeper in the book) cost one c
 view resets the market's estimator: after a gap the old fair value says nothing about the new book. A
 crossed book is a data glitch and is skipped.
 
-Neg-risk arbitrage: each neg-risk event (markets sharing `neg_risk_market_id`, none augmented) is a
-basket of YES legs whose payout is exactly 1. The running sum of leg asks and fees is updated in O(1) per
-touched leg; only when it clears `1 - arb_min_edge` are the books re-read to build one BUY per leg with a
-shared group id. Each leg's fair value is 1 minus what the other legs cost, so every leg carries the
-basket's edge and min-edge filters downstream judge the basket, not an arbitrary share of it.
+Neg-risk arbitrage: each complete neg-risk event (the market metadata says its outcomes are all there:
+not augmented, no "Other" placeholder, every market open and loaded) is a basket of YES legs of which
+exactly one pays 1. The running sum of leg asks is updated in O(1) per touched leg; only when it clears
+`1 - arb_min_edge` are the books re-read and the basket judged exactly: one common size for every leg
+(the thinnest leg's ask size), and the profit it locks if the outcome netting the fewest shares after
+its fee (taken in shares) wins, which must beat `arb_min_edge` per share (core/baskets.py). Then one
+BUY per leg with a shared group id; each leg's edge is that locked profit per share, so min-edge
+filters downstream judge the basket, not an arbitrary share of it.
 
 YES ask + NO ask < 1 inside one binary market cannot be traded (the venue merge-matches it, and the
 books mirror each other), so it is recorded in `data_quality_flags` and suppresses trading that market.
@@ -54,6 +57,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from polysnipe.core.baskets import worst_case_profit
 from polysnipe.core.book import BookState
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, PriceChange, Side
 from polysnipe.core.market import Market
@@ -233,18 +237,16 @@ class _MarketState:
 
 
 class _Basket:
-    """The YES legs of one neg-risk event with running sums of their asks and fees."""
+    """The YES legs of one complete neg-risk event with the running sum of their asks."""
 
     __slots__ = (
         "asks",
         "event_id",
-        "fees",
         "fired",
         "markets",
         "n_valid",
         "tokens",
         "total_ask",
-        "total_fee",
     )
 
     def __init__(self, event_id: str, markets: tuple[Market, ...]) -> None:
@@ -253,24 +255,19 @@ class _Basket:
         self.tokens = tuple(m.token_ids[0] for m in markets)
         n = len(markets)
         self.asks = [0] * n  # 0: leg not tradable now
-        self.fees = [0] * n
         self.n_valid = 0
         self.total_ask = 0
-        self.total_fee = 0
         self.fired: tuple[int, ...] = ()
 
-    def set_leg(self, i: int, ask: int, fee: int) -> None:
+    def set_leg(self, i: int, ask: int) -> None:
         old = self.asks[i]
         if old:
             self.n_valid -= 1
             self.total_ask -= old
-            self.total_fee -= self.fees[i]
         if ask:
             self.n_valid += 1
             self.total_ask += ask
-            self.total_fee += fee
         self.asks[i] = ask
-        self.fees[i] = fee
 
 
 def _usable_ask(book: BookState | None) -> int:
@@ -288,7 +285,7 @@ class SpreadHunter:
         "_ewma",
         "_leg_of",
         "_mispriced",
-        "_registry_size",
+        "_registry_revision",
         "_tokens",
         "data_quality_count",
         "data_quality_flags",
@@ -304,7 +301,7 @@ class SpreadHunter:
         self._ewma = self.params.fair_source == "ewma"
         self._tokens: dict[str, _TokenState] = {}
         self._leg_of: dict[str, tuple[_Basket, int]] = {}
-        self._registry_size = -1
+        self._registry_revision = -1
         #: condition ids currently showing YES ask + NO ask < 1
         self._mispriced: set[str] = set()
         #: append-only (the pipeline reads new entries by index); bounded by max_data_quality_flags
@@ -361,7 +358,7 @@ class SpreadHunter:
         ms = _MarketState(market)
         self._tokens[ms.yes.token] = ms.yes
         self._tokens[ms.no.token] = ms.no
-        if self.params.arb_enabled and len(markets) != self._registry_size:
+        if self.params.arb_enabled and markets.revision != self._registry_revision:
             self._rebuild_baskets(ctx)
         else:
             link = self._leg_of.get(ms.yes.token)
@@ -434,7 +431,7 @@ class SpreadHunter:
             book = books.get(tst.token)
             if book is None or not book.trusted:
                 if ms.yes.basket is not None:
-                    ms.yes.basket.set_leg(ms.yes.leg, 0, 0)
+                    ms.yes.basket.set_leg(ms.yes.leg, 0)
                 if ms.n or ms.book is not None:
                     ms.forget()
                 return
@@ -460,7 +457,7 @@ class SpreadHunter:
         tick = book.tick_size
         if ask is None or (bid is not None and bid >= ask):
             if ms.yes.basket is not None:
-                ms.yes.basket.set_leg(ms.yes.leg, 0, 0)
+                ms.yes.basket.set_leg(ms.yes.leg, 0)
             return
         if ask != old_ask or bid != old_bid:
             if ms.yes.basket is not None:
@@ -525,10 +522,11 @@ class SpreadHunter:
         basket = st.basket
         assert basket is not None
         ok = tradable_price(ask, tick)
-        basket.set_leg(st.leg, ask if ok else 0, taker_fee_per_share(ask, st.mkt.market) if ok else 0)
+        basket.set_leg(st.leg, ask if ok else 0)
         if (
             basket.n_valid == len(basket.asks)
-            and basket.total_ask + basket.total_fee + self.params.arb_min_edge_micro < ONE
+            # fees only lower what a basket locks: the exact rule runs when the asks alone leave room
+            and basket.total_ask + self.params.arb_min_edge_micro < ONE
         ):
             self._emit_basket(basket, ts, ctx, now_ms, out)
         else:
@@ -671,19 +669,19 @@ class SpreadHunter:
 
     # -- neg-risk events: complement arbitrage -------------------------------------------------------
     def _rebuild_baskets(self, ctx: SignalContext) -> None:
-        """(Re)build the baskets when the registry grew; fills every leg from the current books."""
+        """(Re)build the baskets when the registry changed; fills every leg from the current books.
+
+        Only complete events are baskets (MarketRegistry.complete_baskets fails closed): on an
+        augmented event a placeholder or "Other" outcome can win and every YES leg pays nothing.
+        """
         markets = ctx.markets
-        self._registry_size = len(markets)
+        self._registry_revision = markets.revision
         self._leg_of = {}
-        for event_id, group in markets.neg_risk_groups().items():
-            # an augmented event's implicit "Other" outcome can win: the YES legs then pay nothing
-            if len(group) < 2 or any(m.augmented for m in group):
-                continue
-            basket = _Basket(event_id, tuple(group))
-            for i, (token, market) in enumerate(zip(basket.tokens, basket.markets, strict=True)):
+        for event_id, group in markets.complete_baskets().items():
+            basket = _Basket(event_id, group)
+            for i, token in enumerate(basket.tokens):
                 self._leg_of[token] = (basket, i)
-                ask = _usable_ask(ctx.book(token))
-                basket.set_leg(i, ask, taker_fee_per_share(ask, market) if ask else 0)
+                basket.set_leg(i, _usable_ask(ctx.book(token)))
         for token, st in self._tokens.items():
             link = self._leg_of.get(token) if st.is_yes else None
             st.basket, st.leg = link if link is not None else (None, 0)
@@ -694,18 +692,13 @@ class SpreadHunter:
         p = self.params
         asks: list[int] = []
         size = p.arb_max_size_micro
-        fees = 0
-        for token, market in zip(basket.tokens, basket.markets, strict=True):
+        for token in basket.tokens:
             book = ctx.book(token)
             ask = _usable_ask(book)
             if not ask or book is None:
                 return
             asks.append(ask)
             size = min(size, book.best_ask_size())
-            fees += taker_fee_per_share(ask, market)
-        edge = ONE - sum(asks)
-        if edge <= fees + p.arb_min_edge_micro:
-            return
         key = tuple(asks)
         if key == basket.fired:
             return
@@ -713,12 +706,18 @@ class SpreadHunter:
         # every leg must be placeable, or the basket is a naked directional bet
         if any(size < m.min_order_size for m in basket.markets):
             return
+        # what the basket locks if the outcome that nets the fewest shares after fees wins (baskets.py)
+        locked = worst_case_profit(tuple(zip(basket.markets, asks, strict=True)), size)
+        required = p.arb_min_edge_micro * size // ONE
+        if locked <= required:
+            return
         basket.fired = key
+        edge = locked * ONE // size  # per share of each leg
         group_id = "g-" + opportunity_id(NAME, basket.event_id, Side.BUY, "negrisk", *asks, ts)
-        confidence = 1.0 - (fees + p.arb_min_edge_micro) / edge
+        confidence = 1.0 - required / locked
         reason = (
-            f"neg-risk {basket.event_id}: {len(asks)} YES asks sum {format_micro(ONE - edge)}"
-            f" (fees {format_micro(fees)})"
+            f"neg-risk {basket.event_id}: {len(asks)} YES asks sum {format_micro(sum(asks))};"
+            f" worst case after fees locks {format_micro(edge)} per share"
         )
         for token, market, ask in zip(basket.tokens, basket.markets, asks, strict=True):
             out.append(

@@ -29,7 +29,15 @@ from polysnipe.adapters.sim.clob.orders import Orders
 from polysnipe.adapters.sim.clob.records import OrderLogEntry
 from polysnipe.adapters.sim.models import PolymarketFeeModel, RiskAverseQueueModel
 from polysnipe.adapters.sim.venue import MatchingEngine
-from polysnipe.core.events import BookSnapshot, Event, LastTrade, MarketEvent, PriceChange, TickSizeChange
+from polysnipe.core.events import (
+    BookSnapshot,
+    Event,
+    LastTrade,
+    MarketEvent,
+    MarketResolved,
+    PriceChange,
+    TickSizeChange,
+)
 from polysnipe.core.market import Market, MarketRegistry
 
 __all__ = ["ClobSimState"]
@@ -168,6 +176,9 @@ class ClobSimState:
         return len(self._pending)
 
     def _apply(self, event: MarketEvent) -> None:
+        if isinstance(event, MarketResolved):
+            # resolution is settled on chain; the simulated CLOB has no settlement to replay yet
+            return
         now = self.now_ms()
         self.engine.apply(event)
         trades = self.orders.absorb(now)

@@ -1,8 +1,9 @@
-"""Shared fixtures of the contract tests: where the recorded venue data lives.
+"""Shared fixtures of the tests: where the recorded venue data lives, and a Postgres schema per test.
 
 The recordings sit in `shared/data/` beside the repository checkout (not inside it: they are
 LGPL-licensed copies, see their README). POLYSNIPE_SHARED_DATA points elsewhere when a machine keeps
-them in another place.
+them in another place. Tests reach them only through the `shared_data` fixture, never at import
+time, so collection works without them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def shared_data_dir() -> Path:
     override = os.environ.get("POLYSNIPE_SHARED_DATA")
     if override:
         return Path(override)
-    return Path(__file__).parents[2].parent / "shared" / "data"
+    return Path(__file__).parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,95 @@
+"""Market metadata over CLOB REST: markets, tick sizes, neg-risk flags, fee parameters, the exchange
+order version and the venue's clock (PROTOCOL.md 8).
+
+Theory of operation: every call here is a public (L0) read, so each is retried like any idempotent
+request (retry.retry_idempotent) and none needs a signer: paper trading and tools can use this client
+without keys. Answers are decoded and range-checked by parsing.py; one that cannot be read raises
+MalformedMessage, a refusal the typed VenueError. The order version is cached, since it changes only
+when the exchange migrates (an `order_version_mismatch` asks for a refresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.parsing import (
+    next_cursor,
+    parse_clob_market_fees,
+    parse_markets,
+    parse_neg_risk,
+    parse_server_time,
+    parse_tick_size,
+    parse_version,
+)
+from polysnipe.adapters.clob.retry import RetryPolicy, retry_idempotent
+from polysnipe.core.market import Market
+from polysnipe.core.ports import Rng
+
+__all__ = ["FIRST_PAGE", "LAST_PAGE", "ClobMarkets"]
+
+#: pagination cursors of every paginated CLOB answer (PROTOCOL.md 8)
+FIRST_PAGE: Final = "MA=="
+LAST_PAGE: Final = "LTE="
+
+
+class ClobMarkets:
+    """The CLOB's market metadata reads. Raise VenueError when the venue refuses (or stays
+    unreachable after the retries), MalformedMessage when its answer cannot be read."""
+
+    __slots__ = ("_client", "_policy", "_rng", "_sleep", "_version")
+
+    def __init__(
+        self,
+        client: ClobHttpClient,
+        *,
+        rng: Rng,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._rng = rng
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._version: int | None = None
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
+        return await retry_idempotent(
+            lambda: self._client.request("GET", path, params=params), self._policy, self._rng, self._sleep
+        )
+
+    async def markets(self) -> list[Market]:
+        """Every market of GET /markets (all pages)."""
+        out: list[Market] = []
+        cursor = FIRST_PAGE
+        while cursor != LAST_PAGE:
+            raw = await self._get("/markets", {"next_cursor": cursor})
+            out.extend(parse_markets(raw))
+            cursor = next_cursor(raw) or LAST_PAGE
+        return out
+
+    async def fee_parameters(self, condition_id: str) -> tuple[int, int] | None:
+        """(taker fee rate in micro-units, exponent) of a market from GET /clob-markets/{condition_id};
+        None when the answer carries no fee details (PROTOCOL.md 11.1)."""
+        return parse_clob_market_fees(await self._get(f"/clob-markets/{condition_id}"))
+
+    async def tick_size(self, token_id: str) -> int:
+        """The token's current tick in micro-units (GET /tick-size)."""
+        return parse_tick_size(await self._get("/tick-size", {"token_id": token_id}))
+
+    async def neg_risk(self, token_id: str) -> bool:
+        """Whether the token trades on the neg-risk exchange. A missing flag is an error: False means
+        known-false, and signing for the wrong exchange makes an invalid order."""
+        return parse_neg_risk(await self._get("/neg-risk", {"token_id": token_id}))
+
+    async def server_time(self) -> int:
+        """The venue's clock, unix seconds."""
+        return parse_server_time(await self._get("/time"))
+
+    async def version(self, *, refresh: bool = False) -> int:
+        """The exchange order version (GET /version), cached until `refresh`."""
+        if self._version is None or refresh:
+            self._version = parse_version(await self._get("/version"))
+        return self._version

@@ -1,0 +1,255 @@
+"""The user WebSocket channel: our orders' execution reports, each fill counted once.
+
+Theory of operation: `UserChannel` (pure: frames in, reports out) maps `order` and `trade` messages
+(PROTOCOL.md 10.3) to core execution reports for orders in the OrderIndex shared with execution. A
+trade is reported as MATCHED, MINED, CONFIRMED (or RETRYING, FAILED): the fill is counted once per
+(trade id, order), whatever the status sequence; FAILED raises an alert, because a fill already
+counted did not settle.
+
+`UserStream` runs its socket (websocket.ReconnectingSocket). After a reconnect, `catch_up` (REST
+trades) fills the hole the outage left. No frame can stop it: a malformed one goes whole to
+`on_malformed`; any failure, the sink's included, is logged and raised through `on_alert` (a lost
+user-channel frame may be a lost fill, hence critical), and the next frame is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import msgspec
+import structlog
+
+from polysnipe.adapters.clob.auth import ApiCreds
+from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
+from polysnipe.adapters.clob.execution import OrderIndex
+from polysnipe.adapters.clob.market_data import MarketDataConfig, OnAlert, OnMalformedFrame
+from polysnipe.adapters.clob.parsing import FeeOf, decode_user_frame, fills_from_trade, order_reports
+from polysnipe.adapters.clob.retry import RetryPolicy
+from polysnipe.adapters.clob.schemas import WireOrder, WireTrade
+from polysnipe.adapters.clob.websocket import Connect, ReconnectingSocket, ws_connect
+from polysnipe.core.messages import ExecutionReport, OrderAccepted, OrderFilled, RaiseAlert
+from polysnipe.core.ports import Clock, Rng
+
+__all__ = ["UserChannel", "UserStream", "user_subscription"]
+
+log = structlog.get_logger("polysnipe.clob.user_channel")
+
+
+def user_subscription(creds: ApiCreds, markets: Sequence[str]) -> str:
+    """The initial frame of a user-channel connection; `markets` are condition ids (PROTOCOL.md 10.1)."""
+    auth = {"apiKey": creds.api_key, "secret": creds.secret.reveal(), "passphrase": creds.passphrase.reveal()}
+    return msgspec.json.encode({"auth": auth, "markets": list(markets), "type": "user"}).decode()
+
+
+class UserChannel:
+    """User-channel messages to execution reports for our orders, each fill counted once."""
+
+    __slots__ = ("_fee_of", "_max_seen", "_seen", "index")
+
+    def __init__(self, index: OrderIndex, *, fee_of: FeeOf | None = None, max_seen: int = 200_000) -> None:
+        self.index = index
+        self._fee_of = fee_of
+        self._max_seen = max_seen
+        #: (trade id, order id) pairs already reported, oldest first
+        self._seen: dict[tuple[str, str], None] = {}
+
+    def _first_time(self, fill: OrderFilled) -> bool:
+        key = (fill.trade_id, fill.order_id)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._max_seen:
+            del self._seen[next(iter(self._seen))]
+        return True
+
+    def accept_fills(self, fills: Iterable[OrderFilled]) -> list[OrderFilled]:
+        """Fills learned elsewhere (REST catch-up after a reconnect), minus those already reported."""
+        fresh = [f for f in fills if self._first_time(f)]
+        for fill in fresh:
+            self.index.observe(fill)
+        return fresh
+
+    def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
+        out: list[ExecutionReport | RaiseAlert] = []
+        for msg in decode_user_frame(data):
+            if isinstance(msg, WireTrade):
+                self._trade(msg, recv_ms, out)
+            else:
+                self._order(msg, recv_ms, out)
+        return out
+
+    def _order(self, msg: WireOrder, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
+        order_id = self.index.order_id(msg.id)
+        if order_id is None:
+            return
+        for report in order_reports(msg, order_id, ts_recv_ms=recv_ms):
+            if isinstance(report, OrderAccepted):
+                if (msg.order_type or "GTC").upper() in ("GTC", "GTD"):
+                    self.index.mark_resting(order_id)
+            else:
+                self.index.observe(report)
+            out.append(report)
+
+    def _trade(self, msg: WireTrade, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
+        # py-sdk also sees an internal prefixed spelling (TRADE_STATUS_CONFIRMED)
+        status = msg.status.upper().removeprefix("TRADE_STATUS_")
+        fills = fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of)
+        if status == "FAILED":
+            if fills:
+                counted = any((f.trade_id, f.order_id) in self._seen for f in fills)
+                out.append(
+                    RaiseAlert(
+                        "critical",
+                        "trade_failed",
+                        f"trade {msg.id} failed to settle on chain",
+                        fills[0].ts_ms,
+                        details={
+                            "trade_id": msg.id,
+                            "order_ids": ",".join(f.order_id for f in fills),
+                            "fill_already_counted": counted,
+                            "transaction_hash": msg.transaction_hash or "",
+                        },
+                    )
+                )
+            return
+        for fill in fills:
+            if self._first_time(fill):
+                self.index.observe(fill)
+                out.append(fill)
+
+
+class UserStream:
+    """The user channel's socket. After a reconnect, `catch_up` (REST trades) fills the hole.
+
+    `on_malformed` receives every frame that could not be parsed, whole; `on_alert` every failure
+    (a dead-lettered frame, a frame or a sink that raised, a broken session). Both optional; every
+    failure is logged either way.
+    """
+
+    def __init__(
+        self,
+        config: MarketDataConfig,
+        *,
+        creds: ApiCreds,
+        markets: Sequence[str],
+        channel: UserChannel,
+        sink: Callable[[list[ExecutionReport | RaiseAlert]], None],
+        clock: Clock,
+        rng: Rng,
+        catch_up: Callable[[], Awaitable[list[OrderFilled]]] | None = None,
+        connect: Connect | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_malformed: OnMalformedFrame | None = None,
+        on_alert: OnAlert | None = None,
+    ) -> None:
+        self.channel = channel
+        self._sink = sink
+        self._clock = clock
+        self._catch_up = catch_up
+        self._on_malformed = on_malformed
+        self._on_alert = on_alert
+        #: frames that could not be parsed
+        self.malformed = 0
+        self._socket = ReconnectingSocket(
+            config.user_url,
+            user_subscription(creds, markets),
+            handle=self._handle,
+            on_open=self._on_open,
+            on_lost=lambda reason: log.info("user_channel_lost", reason=reason),
+            on_error=self._on_error,
+            ping_interval_s=config.ping_interval_s,
+            stale_after_s=config.stale_after_s,
+            policy=RetryPolicy(base_s=config.reconnect_base_s, cap_s=config.reconnect_cap_s),
+            clock=clock,
+            rng=rng,
+            connect=connect or ws_connect,
+            sleep=sleep,
+        )
+
+    def _alert(self, severity: str, code: str, message: str, **details: str) -> None:
+        if self._on_alert is None:
+            return
+        try:
+            self._on_alert(RaiseAlert(severity, code, message, self._clock.now_ms(), details=details))
+        except Exception:
+            log.exception("user_alert_callback_failed", code=code)
+
+    def _dead_letter(self, frame: str | bytes, reason: str) -> None:
+        if self._on_malformed is None:
+            return
+        try:
+            self._on_malformed(frame, reason)
+        except Exception:
+            log.exception("user_dead_letter_failed", reason=reason)
+
+    def _deliver(self, out: list[ExecutionReport | RaiseAlert]) -> None:
+        try:
+            self._sink(out)
+        except Exception as exc:
+            # the channel already counted these fills: they will not come again, hence critical
+            log.exception("user_sink_failed", reports=len(out))
+            self._alert(
+                "critical",
+                "user_sink_failed",
+                f"the user-channel sink raised {type(exc).__name__}; {len(out)} reports lost downstream",
+                error=repr(exc)[:500],
+                order_ids=",".join(_order_ids(out))[:500],
+            )
+
+    def _handle(self, frame: str | bytes, now_ms: int) -> None:
+        try:
+            out = self.channel.on_frame(frame, now_ms)
+        except MalformedMessage as exc:
+            self.malformed += 1
+            log.warning("user_frame_malformed", reason=exc.reason, size=len(frame))
+            self._dead_letter(frame, exc.reason)
+            self._alert(
+                "critical", "user_frame_malformed", f"a user-channel frame was unreadable: {exc.reason}"[:500]
+            )
+            return
+        if out:
+            self._deliver(out)
+
+    def _on_error(self, frame: str | bytes | None, exc: Exception) -> None:
+        if frame is not None:
+            log.error("user_frame_failed", error=repr(exc)[:500], size=len(frame), exc_info=exc)
+            self._dead_letter(frame, f"{type(exc).__name__}: {exc}"[:500])
+            self._alert(
+                "critical",
+                "user_frame_failed",
+                f"a user-channel frame raised {type(exc).__name__}",
+                error=repr(exc)[:500],
+            )
+        else:
+            self._alert(
+                "critical",
+                "user_socket_failed",
+                f"a user-channel session broke: {type(exc).__name__}",
+                error=repr(exc)[:500],
+            )
+
+    async def _on_open(self, connects: int) -> None:
+        if connects == 1 or self._catch_up is None:
+            return
+        fresh: list[ExecutionReport | RaiseAlert] = []
+        try:
+            fresh.extend(self.channel.accept_fills(await self._catch_up()))
+        except (VenueError, MalformedMessage) as exc:
+            fresh.append(
+                RaiseAlert(
+                    "warning",
+                    "user_catch_up_failed",
+                    f"fills during the user-channel outage may be missing: {exc}",
+                    self._clock.now_ms(),
+                )
+            )
+        if fresh:
+            self._deliver(fresh)
+
+    async def run(self) -> None:
+        await self._socket.run()
+
+
+def _order_ids(reports: Iterable[ExecutionReport | RaiseAlert]) -> list[str]:
+    return [r.order_id for r in reports if not isinstance(r, RaiseAlert)]

@@ -1,0 +1,212 @@
+"""The position manager: when the engine sells what it holds, merges complete sets and redeems.
+
+Theory of operation
+-------------------
+Every lot (the shares of one token one strategy bought, core/portfolio.py) is watched by the exit rule
+of that strategy. A rule may take profit once the best bid reaches the fair value the entry claimed
+(selling at no less than that value), stop a loss once the bid falls a set distance below the lot's
+average cost, stop on time once the lot has been held too long, and sell ahead of the market's end.
+Price rules are judged when the token's book changes; time rules when their time comes (a timer,
+released by `step` like iceberg slices). The lots of basket legs (strategy "<name>/basket") are
+hedged only as a whole: no price or time rule sells one leg; they are held to resolution.
+
+An exit is an opportunity of its own (journaled, risk-checked like any order, through the lifecycle's
+`place_now`); while one is in flight for a lot no other is sent, and one that did not fill waits
+`retry_ms` before the rule may fire again.
+
+Complete sets: a wallet holding both outcomes of one market holds collateral twice over, so after
+each fill the free YES and NO shares (not promised to open SELLs) are merged back into USDC
+(MergePositions; the venue or the relayer does it and answers PositionsMerged). When a market
+resolves, its tokens are marked at 1 and 0, resting orders there are cancelled, new ones refused, and
+every wallet holding it redeems (RedeemPositions -> PositionsRedeemed).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from polysnipe.core.events import Side
+from polysnipe.core.exit_rules import LotKey
+from polysnipe.core.messages import (
+    Command,
+    MergePositions,
+    PositionsMerged,
+    PositionsRedeemed,
+    RedeemPositions,
+)
+from polysnipe.core.opportunity import Opportunity, opportunity_id
+from polysnipe.core.portfolio import Lot
+from polysnipe.core.state import EngineState
+from polysnipe.core.units import ONE, format_micro
+
+__all__ = [
+    "after_fill",
+    "on_book_change",
+    "on_merged",
+    "on_redeemed",
+    "redeem_resolved",
+    "release_due",
+    "watch_lot",
+]
+
+
+def watch_lot(state: EngineState, key: LotKey, lot: Lot, now_ms: int) -> None:
+    """A lot opened or grew: arm its time rules."""
+    rule = state.exits.params.rule_for(key[2])
+    if rule is None:
+        return
+    if rule.max_hold_ms:
+        state.exits.schedule(key, lot.opened_ms + rule.max_hold_ms)
+    market = state.markets.get_by_token(key[1])
+    if rule.exit_before_end_ms and market is not None and market.end_ms:
+        state.exits.schedule(key, market.end_ms - rule.exit_before_end_ms)
+
+
+def on_book_change(state: EngineState, token_id: str, now_ms: int, commands: list[Command]) -> None:
+    """The token's book changed: judge the price rules of every lot held in it."""
+    for wallet_name, wallet in state.portfolio.wallets.items():
+        for (token, lot_label), lot in list(wallet.lots.items()):
+            if token == token_id and lot.shares > 0:
+                _judge(state, (wallet_name, token, lot_label), lot, now_ms, commands, timer=False)
+
+
+def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> None:
+    timers = state.exits.timers
+    while timers and timers[0][0] <= now_ms:
+        _, _, key = heapq.heappop(timers)
+        wallet = state.portfolio.wallets.get(key[0])
+        lot = wallet.lots.get((key[1], key[2])) if wallet is not None else None
+        if lot is not None and lot.shares > 0:
+            _judge(state, key, lot, now_ms, commands, timer=True)
+
+
+def _judge(
+    state: EngineState, key: LotKey, lot: Lot, now_ms: int, commands: list[Command], *, timer: bool
+) -> None:
+    exits = state.exits
+    rule = exits.params.rule_for(key[2])
+    if rule is None or key[1] in state.portfolio.resolved:
+        return
+    pending = exits.exiting.get(key)
+    if pending is not None:
+        track = state.tracks.get(pending)
+        if track is not None and not track.done:
+            return
+        del exits.exiting[key]
+        if track is not None and track.filled_size == 0:
+            exits.retry_at[key] = now_ms + exits.params.retry_ms
+    if now_ms < exits.retry_at.get(key, 0):
+        if timer:
+            exits.schedule(key, exits.retry_at[key])
+        return
+    book = state.books.get(key[1])
+    bid = book.best_bid() if book is not None and book.trusted else None
+    if bid is None:
+        if timer:
+            exits.schedule(key, now_ms + exits.params.retry_ms)  # no bid yet: look again later
+        return
+    tick = book.tick_size if book is not None else 1
+    market = state.markets.get_by_token(key[1])
+    why = ""
+    limit = 0
+    if rule.take_profit and lot.fair_value and bid >= lot.fair_value:
+        why, limit = "take_profit", lot.fair_value
+    elif rule.stop_loss_micro and bid <= lot.avg_price - rule.stop_loss_micro:
+        why, limit = "stop_loss", bid - rule.slippage_ticks * tick
+    elif rule.max_hold_ms and now_ms - lot.opened_ms >= rule.max_hold_ms:
+        why, limit = "time_stop", bid - rule.slippage_ticks * tick
+    elif (
+        rule.exit_before_end_ms
+        and market is not None
+        and market.end_ms
+        and market.end_ms - now_ms <= rule.exit_before_end_ms
+    ):
+        why, limit = "before_end", bid - rule.slippage_ticks * tick
+    if not why or market is None:
+        return
+    size = lot.shares - lot.shares % state.gatekeeper.size_step
+    if size < market.min_order_size:
+        return  # dust no order can carry: held to a merge or the resolution
+    strategy = key[2]
+    oid = opportunity_id(strategy, key[1], Side.SELL, "exit", why, key[0], lot.opened_ms, now_ms)
+    opp = Opportunity(
+        id=oid,
+        strategy=strategy,
+        market=market.condition_id,
+        token_id=key[1],
+        side=Side.SELL,
+        size=size,
+        limit_price=min(max(limit, tick), ONE - tick),
+        fair_value=lot.fair_value,
+        edge=0,
+        confidence=1.0,
+        created_ms=now_ms,
+        expires_ms=now_ms + 60_000,
+        reason=(
+            f"exit:{why}: {format_micro(size)} held at {format_micro(lot.avg_price)}, bid {format_micro(bid)}"
+        ),
+        correlation_id="c-" + oid,
+    )
+    exits.exiting[key] = oid
+    exits.exits[why] = exits.exits.get(why, 0) + 1
+    # imported here: the lifecycle imports this module for its fill hooks
+    from polysnipe.core.lifecycle import place_now
+
+    place_now(state, opp, "aggressive", now_ms, commands, lot=strategy, wallet=key[0])
+
+
+def after_fill(
+    state: EngineState, wallet_name: str, token_id: str, now_ms: int, commands: list[Command]
+) -> None:
+    """A fill moved a wallet's holdings: arm the time rules of lots it opened, merge complete sets."""
+    wallet = state.portfolio.wallets.get(wallet_name)
+    market = state.markets.get_by_token(token_id)
+    if wallet is None or market is None:
+        return
+    armed = state.exits.armed
+    for (token, lot_label), lot in wallet.lots.items():
+        key = (wallet_name, token, lot_label)
+        if token == token_id and lot.shares > 0 and armed.get(key) != lot.opened_ms:
+            armed[key] = lot.opened_ms
+            watch_lot(state, key, lot, now_ms)
+    if any(t == token_id and lot.shares > 0 for (t, _), lot in wallet.lots.items()):
+        state.exits.watched.add(token_id)
+    params = state.exits.params
+    if not params.merge_complete_sets or (wallet_name, market.condition_id) in state.exits.merging:
+        return
+    yes, no = market.token_ids
+    free = min(state.risk.available_shares(wallet_name, yes), state.risk.available_shares(wallet_name, no))
+    free -= free % state.gatekeeper.size_step
+    if free >= max(params.min_merge_micro, 1) and yes not in state.portfolio.resolved:
+        state.exits.merging.add((wallet_name, market.condition_id))
+        commands.append(MergePositions(wallet_name, market.condition_id, free, now_ms))
+
+
+def redeem_resolved(state: EngineState, market_id: str, now_ms: int, commands: list[Command]) -> None:
+    """Every wallet holding the resolved market redeems it."""
+    market = state.markets.by_condition(market_id)
+    for wallet_name, wallet in state.portfolio.wallets.items():
+        held = any(wallet.positions.get(t, 0) > 0 for t in market.token_ids)
+        if held and (wallet_name, market_id) not in state.exits.redeeming:
+            state.exits.redeeming.add((wallet_name, market_id))
+            commands.append(RedeemPositions(wallet_name, market_id, now_ms))
+
+
+def on_merged(state: EngineState, report: PositionsMerged, now_ms: int, commands: list[Command]) -> None:
+    market = state.markets.get(report.market)
+    state.exits.merging.discard((report.wallet, report.market))
+    if market is None or report.wallet not in state.portfolio.wallets:
+        state.bump("settlements_unknown")
+        return
+    state.bump("merges")
+    state.portfolio.apply_merge(report.wallet, market.token_ids, report.size, report.ts_ms)
+
+
+def on_redeemed(state: EngineState, report: PositionsRedeemed, now_ms: int, commands: list[Command]) -> None:
+    market = state.markets.get(report.market)
+    state.exits.redeeming.discard((report.wallet, report.market))
+    if market is None or report.wallet not in state.portfolio.wallets:
+        state.bump("settlements_unknown")
+        return
+    state.bump("redemptions")
+    state.portfolio.apply_redemption(report.wallet, market.token_ids, report.winning_token, report.ts_ms)

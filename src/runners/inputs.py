@@ -1,0 +1,140 @@
+"""Input files and output folders named on the command line, checked before a run starts.
+
+A missing file, a folder where a file belongs, an unreadable, malformed or empty input is an
+`InputError` naming the path, the option it was given to and what to do, so a run never starts on
+input it would crash on or silently ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from polysnipe.adapters.clob.errors import MalformedMessage
+from polysnipe.adapters.files import read_markets
+from polysnipe.core.market import Market
+from polysnipe.core.units import parse_micro
+from polysnipe.runners.errors import InputError
+from polysnipe.runners.report import Label
+
+__all__ = [
+    "output_dir",
+    "read_json_file",
+    "read_labels",
+    "read_markets_file",
+    "require_file",
+    "require_lines",
+]
+
+_MARKETS_FORMAT = 'CLOB GET /markets JSON: a page {"data": [...]}, a list of markets or one market'
+
+
+def require_file(path: str | os.PathLike[str], option: str) -> Path:
+    """`path` as a Path if it is a readable regular file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, f"no such file (given to {option})")
+    if p.is_dir():
+        raise InputError(p, f"is a directory; {option} takes a file")
+    if not os.access(p, os.R_OK):
+        raise InputError(p, f"cannot be read: permission denied (given to {option})")
+    return p
+
+
+def require_lines(path: str | os.PathLike[str], option: str, what: str) -> Path:
+    """A readable file with at least one non-blank line (JSON-lines inputs)."""
+    p = require_file(path, option)
+    try:
+        with p.open("rb") as fh:
+            if any(not line.isspace() for line in fh):
+                return p
+    except OSError as exc:
+        raise InputError(p, f"cannot be read: {exc.strerror}") from None
+    raise InputError(p, f"is empty; {option} takes {what}, one JSON object per line")
+
+
+def read_markets_file(path: str | os.PathLike[str], option: str) -> list[Market]:
+    """The markets of a CLOB markets file; at least one must have an order book."""
+    p = require_file(path, option)
+    try:
+        markets = read_markets(p)
+    except MalformedMessage as exc:
+        raise InputError(p, f"not a markets file ({exc.reason}); {option} takes {_MARKETS_FORMAT}") from None
+    except OSError as exc:
+        raise InputError(p, f"cannot be read: {exc.strerror}") from None
+    if not markets:
+        raise InputError(p, f"holds no market with an order book (token ids); {option} needs at least one")
+    return markets
+
+
+def read_json_file(path: str | os.PathLike[str], option: str) -> Any:
+    p = require_file(path, option)
+    try:
+        return json.loads(p.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(p, f"not valid JSON ({exc}); {option} takes a JSON file") from None
+    except RecursionError:
+        raise InputError(p, f"JSON nested too deeply; {option} takes a JSON file") from None
+    except OSError as exc:
+        raise InputError(p, f"cannot be read: {exc.strerror}") from None
+
+
+def _label(d: Any) -> Label:
+    if not isinstance(d, dict):
+        raise ValueError("expected a JSON object")
+    for key in ("kind", "token_id"):
+        if not isinstance(d.get(key), str) or not d[key]:
+            raise ValueError(f"{key} must be a non-empty string")
+    for key in ("start_ms", "end_ms"):
+        if type(d.get(key)) is not int:
+            raise ValueError(f"{key} must be an integer (epoch ms)")
+    if d["end_ms"] < d["start_ms"]:
+        raise ValueError("end_ms is before start_ms")
+    edge = d.get("edge", "0")
+    if not isinstance(edge, str) or not edge.isascii():
+        raise ValueError('edge must be a decimal string, e.g. "0.02"')
+    for key in ("market", "note"):
+        if not isinstance(d.get(key, ""), str):
+            raise ValueError(f"{key} must be a string")
+    return Label(d["kind"], d["token_id"], d.get("market", ""), d["start_ms"], d["end_ms"], parse_micro(edge),
+                 d.get("note", ""))  # fmt: skip
+
+
+def read_labels(path: str | os.PathLike[str], option: str) -> list[Label]:
+    """Planted inefficiencies (labels.jsonl, as `polysnipe generate` writes them); every line must parse."""
+    p = require_file(path, option)
+    labels: list[Label] = []
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(p, f"not UTF-8 text; {option} takes labels as JSON lines") from None
+    except OSError as exc:
+        raise InputError(p, f"cannot be read: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            labels.append(_label(json.loads(line)))
+        except RecursionError:
+            raise InputError(p, f"line {number}: JSON nested too deeply") from None
+        except ValueError as exc:  # json.JSONDecodeError is one
+            raise InputError(
+                p, f"line {number}: {exc}; {option} takes labels as `polysnipe generate` writes them"
+            ) from None
+    return labels
+
+
+def output_dir(path: str | os.PathLike[str], option: str) -> Path:
+    """The output folder, created if missing; refused if it is a file or cannot be written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputError(p, f"exists and is not a directory; {option} takes a folder for the outputs")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(p, f"cannot create the output folder: {exc.strerror}") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise InputError(p, f"cannot write into this folder: permission denied (given to {option})")
+    return p
