@@ -198,9 +198,16 @@ def format_generate_summary(s: GenerateSummary) -> str:
     seconds = (s.end_ms - s.start_ms) // 1000
     size_mb = s.bytes_events / 1_000_000
     rows = [
-        ("written to", f"{s.out_dir}: markets.json, events.jsonl, labels.jsonl"),
+        (
+            "written to",
+            f"{s.out_dir}: markets.json, gamma_markets.json, gamma_events.json, events.jsonl, labels.jsonl",
+        ),
         ("seed", str(s.seed)),
-        ("markets", f"{s.markets} ({s.tokens} outcome tokens)"),
+        (
+            "markets",
+            f"{s.markets} ({s.tokens} outcome tokens); {s.resolved_markets} resolving, "
+            f"{s.augmented_events} augmented neg-risk event(s)",
+        ),
         ("time span", f"{_utc(s.start_ms)} to {_utc(s.end_ms)} ({seconds} s)"),
         ("events.jsonl", f"{s.lines:,} lines, {size_mb:.1f} MB; {s.malformed} deliberately malformed"),
         ("messages", _counts(s.events_by_type)),
@@ -220,15 +227,20 @@ def _generate(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.tools.datagen import generate
 
-    summary = generate(
-        inputs.output_dir(args.out, "--out"),
-        seed=args.seed,
-        markets=args.markets,
-        neg_risk_events=args.neg_risk_events,
-        outcomes_per_event=args.outcomes_per_event,
-        duration_s=args.duration_s,
-        malformed=args.malformed,
-    )
+    try:
+        summary = generate(
+            inputs.output_dir(args.out, "--out"),
+            seed=args.seed,
+            markets=args.markets,
+            neg_risk_events=args.neg_risk_events,
+            outcomes_per_event=args.outcomes_per_event,
+            duration_s=args.duration_s,
+            malformed=args.malformed,
+            resolved_markets=args.resolved_markets,
+            augment_main_event=args.augment_main_event,
+        )
+    except ValueError as exc:  # options that do not fit together, e.g. more resolving markets than binaries
+        raise UsageError(f"generate: {exc}") from None
     print(format_generate_summary(summary))
     return 0
 
@@ -545,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = command("generate", "write a synthetic data set with planted inefficiencies", _generate)
     gen.add_argument("--seed", type=_int_at_least(0), required=True, help="the data set is a function of it")
     gen.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for markets.json, events.jsonl, labels.jsonl"
+        "--out", required=True, metavar="DIR", help="folder for the metadata, events.jsonl and labels.jsonl"
     )
     gen.add_argument(
         "--markets", type=_int_at_least(1), default=6, help="standalone binary markets (default 6)"
@@ -564,6 +576,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument(
         "--malformed", type=_int_at_least(0), default=3, help="malformed lines to plant (default 3)"
+    )
+    gen.add_argument(
+        "--resolved-markets",
+        type=_int_at_least(0),
+        default=1,
+        help="standalone binary markets that resolve near the end (default 1)",
+    )
+    gen.add_argument(
+        "--augment-main-event",
+        action="store_true",
+        help="publish the first neg-risk event as augmented, with an 'Other' placeholder market",
     )
 
     paper = command("paper", "trade live market data on paper against the simulated venue", _paper)
