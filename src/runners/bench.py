@@ -32,7 +32,7 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
         result = run_backtest(
-            markets_paths=[Path(args.markets)],
+            markets_paths=[Path(m) for m in args.markets],
             events_path=Path(args.events),
             out_dir=Path(tmp),
             config=load_config(None),
@@ -93,7 +93,7 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     signer = OrderSigner.from_key(ANVIL_TEST_KEY, 137)
     events, _ = load_events(args.events)
     container = Backtest(
-        registry=providers.Object(load_market_files([Path(args.markets)]).registry()),
+        registry=providers.Object(load_market_files([Path(m) for m in args.markets]).registry()),
         source=providers.Object(ReplaySource(events)),
     )
     container.config.from_dict(as_sections(load_config(None)))

@@ -216,8 +216,11 @@ def format_generate_summary(s: GenerateSummary) -> str:
     ]
     width = max(len(name) for name, _ in rows)
     lines = ["polysnipe generate", *(f"  {name.ljust(width)}  {text}" for name, text in rows)]
+    from polysnipe.tools.datagen import GENERATED_METADATA
+
+    markets = " ".join(f"--markets {s.out_dir / name}" for name in GENERATED_METADATA)
     lines.append(
-        f"  {'next'.ljust(width)}  polysnipe backtest --markets {s.out_dir / 'markets.json'} "
+        f"  {'next'.ljust(width)}  polysnipe backtest {markets} "
         f"--events {s.out_dir / 'events.jsonl'} --labels {s.out_dir / 'labels.jsonl'} --out OUT"
     )
     return "\n".join(lines)
@@ -250,7 +253,10 @@ def _bench(args: argparse.Namespace) -> int:
     from polysnipe.runners.bench import run_bench_command
 
     if args.what in ("backtest", "latency"):
-        inputs.read_market_files([args.markets], "--markets")
+        from polysnipe.tools.datagen import GENERATED_METADATA
+
+        args.markets = args.markets or [f"data/sample/{name}" for name in GENERATED_METADATA]
+        inputs.read_market_files(args.markets, "--markets")
         inputs.require_lines(args.events, "--events", "market-channel messages")
     if args.what == "ws" and args.files:
         for path in args.files:
@@ -675,7 +681,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
     bench.add_argument("what", choices=["backtest", "orders", "ws", "latency"], help="what to measure")
     bench.add_argument(
-        "--markets", default="data/sample/markets.json", help="backtest, latency: markets JSON"
+        "--markets",
+        action="append",
+        metavar="FILE",
+        help="backtest, latency: market metadata, several times (default: the bundled sample's)",
     )
     bench.add_argument(
         "--events", default="data/sample/events.jsonl", help="backtest, latency: events JSON lines"

@@ -86,7 +86,8 @@ never overlap on one market, with a quiet book for 8 s before each so EWMA fair 
 
 Fees. The planted edges use the fee schedules the metadata publishes: every tradeable edge is at
 least 0.015 per share and clears the taker fee of its market (rate * p(1-p) at the price it is
-taken, core.fees) by at least 0.005; a complement_arb's edge clears the sum of its legs' fees so.
+taken, core.fees) by at least 0.005; a complement_arb's edge clears, by as much plus the engine's basket
+edge, the fee of the leg that nets the fewest shares (a BUY's fee is taken in shares: core/baskets.py).
 
 Determinism: the only randomness is ``random.Random(seed)``; output is byte-identical for one seed.
 """
@@ -109,9 +110,12 @@ from polysnipe.core.fees import fee_value_usdc
 from polysnipe.core.units import MICRO, ONE
 from polysnipe.core.units import format_micro as _fmt
 
-__all__ = ["KINDS", "GenerateSummary", "generate"]
+__all__ = ["GENERATED_METADATA", "KINDS", "GenerateSummary", "generate"]
 
 #: Label kinds, in the order they are planned.
+#: the metadata files `generate` writes, in the order a backtest takes them (--markets each)
+GENERATED_METADATA = ("markets.json", "gamma_markets.json", "gamma_events.json")
+
 KINDS = ("mispriced_book", "liquidity_vacuum", "news", "pair_inconsistency", "complement_arb")
 
 #: 2026-01-01T00:00:00Z. A fixed epoch, not the wall clock, keeps output byte-identical per seed.
@@ -128,6 +132,9 @@ _SHARE_CENT = 10_000  # sizes carry 2 decimals
 # and is never below _MIN_EDGE (a cent and a half: what a fee-free market's edge is planted at).
 _EDGE_MARGIN = 5_000
 _MIN_EDGE = 15_000
+#: the engine's default basket edge beyond fees (SpreadHunterParams.arb_min_edge_micro): a planted
+#: basket is a tradeable label only if it clears it
+_ARB_MIN_EDGE = 10_000
 _WARMUP_MS = 15_000
 _TAIL_MS = 5_000
 _GUARD_BEFORE_MS = 8_000
@@ -1514,9 +1521,10 @@ class _Gen:
         gap = rng.uniform(0.02, 0.045)
         while True:
             prices = self._arb_prices(g, gap)
-            # buying every leg pays each market's taker fee at its leg's price
-            fees = sum(map(_Mkt.taker_fee, g.mkts, prices))
-            if ONE - sum(prices) >= max(fees + _EDGE_MARGIN, _MIN_EDGE):
+            # A BUY's fee is taken in shares, so the outcome whose leg nets the fewest shares decides
+            # what the basket locks (core/baskets.py): the planted edge must clear that leg's fee.
+            worst = max(m.taker_fee(p) * ONE // p for m, p in zip(g.mkts, prices, strict=True))
+            if ONE - sum(prices) >= max(worst + _EDGE_MARGIN + _ARB_MIN_EDGE, _MIN_EDGE):
                 break
             gap += 0.0025
         asks = []

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kit import market_files
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.clob import ClobSimConfig
@@ -44,9 +45,9 @@ async def _feed(base: str, ready: asyncio.Event) -> None:
 
 def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tmp_path: Path) -> None:
     config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
-    base, stop = start_in_thread(data / "markets.json", data / "events.jsonl", config=config)
+    base, stop = start_in_thread(market_files(data), data / "events.jsonl", config=config)
     try:
-        registry = load_market_files([data / "markets.json"]).registry()
+        registry = load_market_files(market_files(data)).registry()
         ws = base.replace("http://", "ws://") + "/ws"
 
         async def both() -> tuple[dict, list]:

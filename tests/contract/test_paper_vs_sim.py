@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kit import market_files
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.config import load_config
@@ -30,10 +31,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_paper_trades_live_simulator_data(data: Path, tmp_path: Path) -> None:
-    base, stop = start_in_thread(data / "markets.json", data / "events.jsonl",
+    base, stop = start_in_thread(market_files(data), data / "events.jsonl",
                                  config=ClobSimConfig(paced_replay=True))  # fmt: skip
     try:
-        registry = load_market_files([data / "markets.json"]).registry()
+        registry = load_market_files(market_files(data)).registry()
         ws = base.replace("http://", "ws://") + "/ws/market"
 
         async def feed_the_simulator() -> None:
