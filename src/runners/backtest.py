@@ -27,6 +27,7 @@ from polysnipe.adapters.sim.replay import ReplaySource
 from polysnipe.core.events import Event
 from polysnipe.core.messages import RecordError
 from polysnipe.core.state import EngineState
+from polysnipe.runners import core_objects as to_core
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Backtest
 from polysnipe.runners.loop import EngineLoop
@@ -146,9 +147,17 @@ def run_backtest(
         "markets_with_unknown_fees": catalog.fees_unknown,
         "neg_risk_events_complete": sum(1 for e in catalog.events if e.complete),
     }
+    feed = to_core.feed_latency(config.venue)
+    orders = to_core.latency_model(config.venue).describe()
+    assumptions = {
+        "latency": {"market_data": feed.describe(), **orders},
+        "queue_model": config.venue.queue_model,
+        "fees": "each market's schedule from its metadata; markets with unknown fees are not traded",
+    }
     report = build_report(
         loop,
         journal,
+        assumptions=assumptions,
         inputs=inputs,
         stats=InputStats(stats.lines, stats.malformed, tuple(stats.samples)),
         starting_equity=starting_equity,

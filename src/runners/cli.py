@@ -151,6 +151,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.outputs import write_manifest
     from polysnipe.runners.summary import print_summary
+    from polysnipe.runners.sweep import format_sweep, latency_sweep
 
     resolved = _resolve(args, seed=args.seed)
     config = resolved.config
@@ -180,9 +181,28 @@ def _backtest(args: argparse.Namespace) -> int:
                 config=config,
                 progress=progress,
             )
+        if args.latency_sweep:
+            sweep = latency_sweep(
+                args.latency_sweep, markets_paths=markets, events_path=events, labels_path=labels,
+                signals_path=signals, out_dir=work, config=config,
+            )  # fmt: skip
         write_manifest(work, command="backtest", inputs=read, settings=_settings_of(resolved))
     print_summary(result.report, result.timing, out)
+    if args.latency_sweep:
+        print(format_sweep(sweep))
+        print(f"latency sweep written to {out / 'latency_sweep.json'} and latency_sweep.csv")
     return 0
+
+
+def _latencies(text: str) -> list[int]:
+    """--latency-sweep: comma-separated whole milliseconds, e.g. 5,50,250,1000."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds separated by commas, got {text!r}") from None
+    if not values or any(v < 0 or v > 600_000 for v in values):
+        raise argparse.ArgumentTypeError("expected one or more latencies from 0 to 600000 ms")
+    return values
 
 
 def _utc(ms: int) -> str:
@@ -557,6 +577,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, metavar="DIR", help="folder for report.json, equity.png and the rest"
     )
     bt.add_argument("--seed", type=_int_at_least(0), help="override the settings' seed")
+    bt.add_argument(
+        "--latency-sweep",
+        type=_latencies,
+        metavar="MS,MS,...",
+        help="also rerun with each latency (market data, orders and acks alike) and write one row per"
+        " latency to latency_sweep.json/.csv, e.g. 5,50,250,1000",
+    )
     bt.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log")
     bt.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
 

@@ -104,3 +104,20 @@ def test_settings_file_and_seed_reach_the_engine(tmp_path: Path) -> None:
     assert "momentum" not in report["opportunities"]["by_strategy"]
     assert report["opportunities"]["total"] > 0
     assert report["risk_decisions"]["by_outcome"].get("resize", 0) > 0
+
+
+def test_latency_sweep_writes_one_row_per_latency(tmp_path: Path) -> None:
+    argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"), "--out", str(tmp_path / "out"),
+            "--no-progress", "--latency-sweep", "5,1000"]  # fmt: skip
+    assert 0 == main(argv)
+    rows = json.loads((tmp_path / "out" / "latency_sweep.json").read_text())
+    assert [5, 1000] == [r["latency_ms"] for r in rows]
+    assert (tmp_path / "out" / "latency" / "1000ms" / "report.json").exists()
+    header = (tmp_path / "out" / "latency_sweep.csv").read_text().splitlines()[0]
+    assert header.startswith("latency_ms,")
+    # a second away from the venue is not free: fewer fills than 5 ms
+    assert rows[1]["fills"] < rows[0]["fills"]
+    report = json.loads((tmp_path / "out" / "latency" / "1000ms" / "report.json").read_text())
+    assert {"market_data": "1000 ms + 0..4 ms", "order": "1000 ms + 0..4 ms", "ack": "1000 ms + 0..4 ms"} == (
+        report["assumptions"]["latency"]
+    )
