@@ -179,10 +179,18 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> ClobSettings:
 
 
 def fee_lookup(registry: MarketRegistry) -> FeeOf:
-    """Taker fees of fills from each market's fee parameters (makers pay none)."""
+    """Taker fees of fills (makers pay none): at the rate the trade says it was charged
+    (`fee_rate_bps`, 100 bps = 0.01) when it carries one, else at the market's fee parameters.
 
-    def fee_of(token_id: str, side: Side, price: int, size: int) -> TakerFee:
+    A "0" is read as "not stated" on a market whose metadata has fees (payloads of the V1 era carry
+    "0" everywhere): the fee is never understated on the word of an empty field.
+    """
+
+    def fee_of(token_id: str, side: Side, price: int, size: int, rate_bps: int | None) -> TakerFee:
         market = registry.get_by_token(token_id)
+        exponent = market.fee_exponent if market is not None else 1
+        if rate_bps:
+            return taker_fee(side, size, price, rate_bps * 100, exponent)
         if market is None or not market.fee_rate:
             return NO_FEE
         return taker_fee(side, size, price, market.fee_rate, market.fee_exponent)

@@ -995,7 +995,8 @@ def order_reports(msg: WireOrder, order_id: str, *, ts_recv_ms: int) -> list[Exe
     raise MalformedMessage(f"order {msg.id}: unknown status {msg.status!r}")
 
 
-FeeOf = Callable[[str, Side, int, int], TakerFee]
+#: (token, side, price, size, the trade's fee_rate_bps or None) -> the taker's fee
+FeeOf = Callable[[str, Side, int, int, int | None], TakerFee]
 
 
 def _maker_side(trade: WireTrade, maker: WireMakerOrder) -> Side:
@@ -1019,7 +1020,8 @@ def fills_from_trade(
 
     `order_id_of` maps a venue order id to our order id, None for orders that are not ours. Each fill
     is keyed by the trade id; the caller counts a (trade, order) pair once across statuses. Makers
-    never pay fees; a taker's fee comes from `fee_of` (the market's fee parameters).
+    never pay fees; a taker's fee comes from `fee_of`, given the trade's own fee_rate_bps when it
+    carries one (the rate the venue charged) and the market's fee parameters otherwise.
     """
     ts = epoch_ms(trade.match_time) or epoch_ms(trade.matchtime) or epoch_ms(trade.timestamp) or ts_recv_ms
     fills: list[OrderFilled] = []
@@ -1028,7 +1030,13 @@ def fills_from_trade(
             ours = order_id_of(trade.taker_order_id)
             if ours is not None:
                 side, price, size = _SIDES[trade.side], _trade_price(trade.price), _size(trade.size)
-                fee = fee_of(trade.asset_id, side, price, size) if fee_of is not None else NO_FEE
+                raw_bps = trade.fee_rate_bps
+                bps = (
+                    None
+                    if raw_bps is None or raw_bps == ""
+                    else _int(raw_bps, "fee_rate_bps", 0, _MAX_FEE_BPS)
+                )
+                fee = fee_of(trade.asset_id, side, price, size, bps) if fee_of is not None else NO_FEE
                 fills.append(
                     OrderFilled(
                         ours,
