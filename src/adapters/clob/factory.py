@@ -21,7 +21,7 @@ import httpx
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
-from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
+from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex, ReconcileConfig, Reconciler
 from polysnipe.adapters.clob.heartbeat import Heartbeat, HeartbeatConfig, VenueHealth
 from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import FeeOf
@@ -134,6 +134,8 @@ class ClobSettings:
     market_data: MarketDataConfig = attrs.field(factory=MarketDataConfig)
     heartbeat: HeartbeatConfig = attrs.field(factory=HeartbeatConfig)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: settling orders whose fate is open: the periodic reconciler, re-post bounds, alerts
+    reconcile: ReconcileConfig = attrs.field(factory=ReconcileConfig)
     order_bucket: BucketSpec = ORDER_BUCKET
     cancel_bucket: BucketSpec = CANCEL_BUCKET
     #: consecutive order rejects that stop all posting
@@ -157,10 +159,10 @@ def _refuse_secrets(raw: Mapping[str, Any], where: str = "") -> None:
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> ClobSettings:
     """ClobSettings from a mapping with optional sections `clob`, `market_data`, `heartbeat`,
-    `retry`, `rate_limits` ({"order": {"burst", "per_s"}, "cancel": {...}}) and the scalar keys of
-    ClobSettings. Unknown keys raise (a typo must not silently fall back to a default)."""
+    `retry`, `reconcile`, `rate_limits` ({"order": {"burst", "per_s"}, "cancel": {...}}) and the
+    scalar keys of ClobSettings. Unknown keys raise (a typo must not silently fall back to a default)."""
     _refuse_secrets(raw)
-    known = {"clob", "market_data", "heartbeat", "retry", "rate_limits"}
+    known = {"clob", "market_data", "heartbeat", "retry", "reconcile", "rate_limits"}
     scalars = {k: v for k, v in raw.items() if k not in known}
     limits = raw.get("rate_limits", {})
     unknown_limits = set(limits) - {"order", "cancel"}
@@ -172,6 +174,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> ClobSettings:
         market_data=MarketDataConfig(**raw.get("market_data", {})),
         heartbeat=HeartbeatConfig(**raw.get("heartbeat", {})),
         retry=RetryPolicy(**raw.get("retry", {})),
+        reconcile=ReconcileConfig(**raw.get("reconcile", {})),
         order_bucket=BucketSpec(**limits["order"]) if "order" in limits else defaults.order_bucket,
         cancel_bucket=BucketSpec(**limits["cancel"]) if "cancel" in limits else defaults.cancel_bucket,
         **scalars,
@@ -203,10 +206,12 @@ class ClobAdapters:
     user_channel: UserChannel
     user_stream: UserStream
     registry: MarketRegistry | None
+    reconciler: Reconciler
     _tasks: list[asyncio.Task[None]] = attrs.field(factory=list)
 
     async def start(self, token_ids: Iterable[str]) -> None:
-        """Subscribe the market channel to `token_ids`; start heartbeats and the user channel."""
+        """Subscribe the market channel to `token_ids`; start heartbeats, the user channel and the
+        periodic reconciler (its reports go to the user channel's sink, the engine loop's inbox)."""
         tokens = list(token_ids)
         await self.market_data.subscribe(tokens)
         if self.registry is not None:
@@ -218,6 +223,7 @@ class ClobAdapters:
                     )
         self._tasks.append(asyncio.create_task(self.heartbeat.run()))
         self._tasks.append(asyncio.create_task(self.user_stream.run()))
+        self._tasks.append(asyncio.create_task(self.reconciler.run()))
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -275,6 +281,7 @@ def build_clob_adapters(
         index=index,
         fee_of=fee_of,
         tick_ttl_ms=settings.tick_ttl_ms,
+        reconcile=settings.reconcile,
     )
 
     def health(event: VenueHealth) -> None:
@@ -317,4 +324,13 @@ def build_clob_adapters(
         connect=connect,
         on_alert=alert,
     )
-    return ClobAdapters(settings, client, index, execution, heartbeat, feed, channel, user_stream, registry)
+    reconciler = Reconciler(
+        execution,
+        sink=user_sink,
+        on_alert=alert,
+        clock=clock,
+        interval_s=settings.reconcile.interval_s,
+    )
+    return ClobAdapters(
+        settings, client, index, execution, heartbeat, feed, channel, user_stream, registry, reconciler
+    )
