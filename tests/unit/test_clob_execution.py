@@ -550,6 +550,19 @@ def test_order_ids_that_are_not_our_hashes_stop_posting() -> None:
     assert ["OrderCancelled"] == kinds(run(h.execution.cancel("opp-1:0")))
 
 
+def test_the_order_id_probe_on_a_venue_with_other_ids_stops_posting() -> None:
+    from polysnipe.core.market import Market
+
+    h = Harness()
+    h.venue.foreign_ids = True
+    market = Market(MARKET, (TOKEN, "1234"), ("Yes", "No"), 10_000, 5_000_000, False)
+    assert "mismatch" == run(h.execution.probe_order_ids(market, TOKEN))
+    assert h.execution.circuit.is_open
+    assert ["clob_order_id_mismatch"] == [a.code for a in h.alerts]
+    (probe_id,) = h.venue.orders
+    assert "CANCELED" == h.venue.orders[probe_id]["status"]  # cancelled by the id the venue gave
+
+
 def test_status_of_an_unknown_order_keeps_it_when_the_venue_cannot_be_read() -> None:
     h = Harness()
     h.venue.script = ["timeout_stored"]

@@ -450,3 +450,88 @@ def test_clob_adapters_start_the_reconciler_and_its_reports_reach_the_user_sink(
     run(scenario())
     assert ["OrderAccepted", "OrderFilled", "OrderCancelled"] == kinds(pushed)  # type: ignore[arg-type]
     assert ["accepted"] == sim.order_posts()
+
+
+# -- the start-up order-id check ------------------------------------------------------------------
+MARKET = Market(COND, (YES, NO), ("Yes", "No"), 10_000, 5 * S, False)
+
+
+def test_the_order_id_probe_verifies_ids_on_the_venue_and_leaves_nothing_resting() -> None:
+    sim = Sim(asks=[(400_000, 10 * S)])
+    assert ORDER_IDS_VERIFIED == run(sim.execution.probe_order_ids(MARKET, YES))
+    ((probe_hash, outcome),) = [(e.order_hash, e.outcome) for e in sim.state.order_log]
+    assert "accepted" == outcome
+    assert "CANCELED" == sim.state.orders.order(ADDR, probe_hash).status
+    assert ([], []) == (sim.state.orders.live_orders(ADDR), sim.alerts)
+    assert 0 == sim.execution.index.resting_count
+
+
+def test_a_probe_the_venue_refuses_leaves_ids_unverified_and_says_so() -> None:
+    sim = Sim(asks=[(10_000, 10 * S)])  # an ask at one tick: a post-only bid there would cross
+    assert "unverified" == run(sim.execution.probe_order_ids(MARKET, YES))
+    assert [("warning", "clob_order_id_probe_failed")] == [(a.severity, a.code) for a in sim.alerts]
+
+
+def test_clob_adapters_probe_order_ids_at_start_when_configured() -> None:
+    from polysnipe.core.market import MarketRegistry
+
+    sim = Sim()
+
+    async def scenario() -> str:
+        adapters = build_clob_adapters(
+            {"clob": {"host": HOST}, "order_id_probe": True},
+            clock=sim.clock,
+            rng=random.Random(1),
+            alert=sim.alerts.append,
+            market_sink=lambda events: None,
+            user_sink=lambda reports: None,
+            registry=MarketRegistry.of([MARKET]),
+            secrets=ClobSecrets(KEY, sim.creds),
+            transport=sim.gate,
+            connect=_no_socket,
+        )
+        adapters.execution.on_market_event(TickSizeChange(sim.clock.ms, YES, COND, 10_000, 10_000))
+        await adapters.start([YES])
+        await adapters.aclose()
+        return adapters.execution.order_id_check
+
+    assert ORDER_IDS_VERIFIED == run(scenario())
+    assert ["accepted"] == sim.order_posts()
+
+
+# -- the reconciler itself ------------------------------------------------------------------------
+class _Raising:
+    """Stands in for ClobExecution where a round itself fails (a bug, not venue trouble)."""
+
+    async def reconcile(self, *, everything: bool = False) -> list[ExecutionReport]:
+        raise RuntimeError("a bug")
+
+
+def test_the_reconciler_survives_a_failing_round_and_a_failing_sink() -> None:
+    sim = Sim(asks=[(400_000, 10 * S)])
+    sim.fault(answer_lost_rate=1.0, answer_lost_status=504)
+    run(sim.execution.submit(request(1, 400_000, 20 * S, OrderType.FAK)))
+    sim.heal()
+
+    def broken_sink(reports: list[ExecutionReport | RaiseAlert]) -> None:
+        raise RuntimeError("inbox gone")
+
+    alerts: list[RaiseAlert] = []
+    failing = Reconciler(_Raising(), sink=broken_sink, on_alert=alerts.append, clock=sim.clock, interval_s=1)  # type: ignore[arg-type]
+    assert [] == run(failing.tick())
+    lossy = Reconciler(sim.execution, sink=broken_sink, on_alert=alerts.append, clock=sim.clock, interval_s=1)
+    assert 3 == len(run(lossy.tick()))
+    assert ["clob_reconciler_failed", "clob_reconciler_sink_failed"] == [a.code for a in alerts]
+    assert all("critical" == a.severity for a in alerts)
+    assert "opp-1:0" in alerts[1].details["order_ids"]
+
+
+def test_reconcile_settings_are_checked() -> None:
+    from polysnipe.adapters.clob.factory import settings_from_mapping
+
+    settings = settings_from_mapping({"reconcile": {"interval_s": 0.5, "gtc_repost_window_s": 5}})
+    assert (0.5, 5) == (settings.reconcile.interval_s, settings.reconcile.gtc_repost_window_s)
+    with pytest.raises(ValueError, match="interval_s"):
+        settings_from_mapping({"reconcile": {"interval_s": 0}})
+    with pytest.raises(TypeError):
+        settings_from_mapping({"reconcile": {"interval": 1}})  # a typo must not fall back to a default

@@ -141,6 +141,7 @@ from polysnipe.adapters.clob.schemas import (
 )
 from polysnipe.adapters.clob.signing import MAX_BATCH_ORDERS, OrderSigner, SignedOrder, batch_post_body
 from polysnipe.core.events import MAX_TS_MS, BookSnapshot, Event, Side, TickSizeChange
+from polysnipe.core.market import Market
 from polysnipe.core.messages import (
     ExecutionReport,
     OrderAccepted,
@@ -186,6 +187,8 @@ _order_or_null = msgspec.json.Decoder(WireOrder | None)
 _orders_page = msgspec.json.Decoder(WireOrdersPage)
 _trades_page = msgspec.json.Decoder(WireTradesPage)
 _EMPTY_BODIES: Final = frozenset({b"", b"null", b"{}", b'""'})
+#: the order-id probe's size when the market states no minimum (5 shares, the venue's usual one)
+_PROBE_MIN_SIZE: Final = 5_000_000
 
 
 # -- bookkeeping ---------------------------------------------------------------------------------
@@ -1121,6 +1124,64 @@ class ClobExecution:
                     order_hash=entry.signed.order_hash,
                     order_ids=self._order_ids,
                 )
+
+    async def probe_order_ids(self, market: Market, token_id: str) -> str:
+        """Start-up check that the venue's order id is our EIP-712 hash, before any real order.
+
+        Posts one post-only GTC BUY of `token_id` at the lowest price (one tick) and the market's
+        minimum size, so it cannot take and rests below any real bid; compares the id the venue
+        acknowledges, looks the order up by our hash, and cancels it. Returns `order_id_check`; a
+        mismatch has tripped the circuit (no further posts) with a critical alert. A probe the venue
+        refuses (no balance, a book at one tick) verifies nothing and is said with a warning. Its
+        reports are not the engine's: it never asked for this order.
+        """
+        now = self._now_ms()
+        probe = OrderRequest(
+            order_id=f"order-id-probe:{now}",
+            opportunity_id="",
+            correlation_id="order-id-probe",
+            strategy="",
+            routing="probe",
+            wallet="",
+            market=market.condition_id,
+            token_id=token_id,
+            side=Side.BUY,
+            price=market.tick_size,
+            size=max(market.min_order_size, _PROBE_MIN_SIZE),
+            order_type=OrderType.GTC,
+            tick_size=market.tick_size,
+            neg_risk=market.neg_risk,
+            post_only=True,
+        )
+        answer = await self.submit(probe)
+        venue_id = self.index.venue_id(probe.order_id)
+        if any(isinstance(r, OrderAccepted) for r in answer) and venue_id is not None:
+            if self._order_ids == ORDER_IDS_VERIFIED:
+                # the acknowledgement matched: the order must also be found by that hash
+                try:
+                    found = await self._fetch_order(venue_id)
+                except (VenueError, MalformedMessage):
+                    found = None
+                if found is None or found.id != venue_id:
+                    self._order_ids = ORDER_IDS_UNVERIFIED
+            try:
+                await self.cancel(probe.order_id)
+            except (VenueError, MalformedMessage) as exc:
+                self._raise_alert(
+                    "warning",
+                    "clob_order_id_probe_rests",
+                    f"the order-id probe could not be cancelled ({exc}); it rests at one tick",
+                    order_hash=venue_id,
+                )
+        elif self._order_ids == ORDER_IDS_UNVERIFIED:
+            reason = next((r.reason for r in answer if isinstance(r, OrderRejected)), "no answer")
+            self._raise_alert(
+                "warning",
+                "clob_order_id_probe_failed",
+                f"the order-id probe was not placed ({reason}): order ids stay unverified until the "
+                "venue acknowledges an order",
+            )
+        return self._order_ids
 
     async def status(self, order_id: str) -> list[ExecutionReport]:
         """The venue's view of one of our orders: its state, then its fills (from its trades).

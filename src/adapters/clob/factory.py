@@ -144,6 +144,10 @@ class ClobSettings:
     tick_ttl_ms: int = 300_000
     #: REST catch-up window after the user channel reconnects
     catch_up_window_s: int = 600
+    #: at start, place and cancel one post-only order at one tick to verify that the venue's order id
+    #: is our EIP-712 hash before any real order (ClobExecution.probe_order_ids). Off: the first order
+    #: the venue acknowledges verifies it, and until then reconciliation draws nothing from absence.
+    order_id_probe: bool = False
 
 
 def _refuse_secrets(raw: Mapping[str, Any], where: str = "") -> None:
@@ -210,8 +214,9 @@ class ClobAdapters:
     _tasks: list[asyncio.Task[None]] = attrs.field(factory=list)
 
     async def start(self, token_ids: Iterable[str]) -> None:
-        """Subscribe the market channel to `token_ids`; start heartbeats, the user channel and the
-        periodic reconciler (its reports go to the user channel's sink, the engine loop's inbox)."""
+        """Subscribe the market channel to `token_ids`; with `order_id_probe`, verify that order ids
+        are our EIP-712 hashes; start heartbeats, the user channel and the periodic reconciler (its
+        reports go to the user channel's sink, the engine loop's inbox)."""
         tokens = list(token_ids)
         await self.market_data.subscribe(tokens)
         if self.registry is not None:
@@ -221,9 +226,20 @@ class ClobAdapters:
                     self.market_data.keeper.set_market_meta(
                         token_id, min_order_size=format_micro(market.min_order_size), neg_risk=market.neg_risk
                     )
+        if self.settings.order_id_probe:
+            await self._probe_order_ids(tokens)
         self._tasks.append(asyncio.create_task(self.heartbeat.run()))
         self._tasks.append(asyncio.create_task(self.user_stream.run()))
         self._tasks.append(asyncio.create_task(self.reconciler.run()))
+
+    async def _probe_order_ids(self, tokens: list[str]) -> None:
+        """The start-up order-id check (settings.order_id_probe), on the first token we can price."""
+        markets = [] if self.registry is None else [self.registry.get_by_token(t) for t in tokens]
+        for token_id, market in zip(tokens, markets, strict=False):
+            if market is not None:
+                await self.execution.probe_order_ids(market, token_id)
+                return
+        raise ValueError("order_id_probe needs a token of a known market (pass the registry and tokens)")
 
     async def aclose(self) -> None:
         for task in self._tasks:
