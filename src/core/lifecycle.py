@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 signal -> evaluators (expiry, dedupe, edge, confidence, cooldown) -> routing policy chosen -> risk check
 of the concrete order -> PlaceOrder -> execution reports -> exactly one RecordOutcome, once the last
-order is terminal and no iceberg slice remains. Legs of one group (the neg-risk complement arbitrage)
-pass the evaluators and risk together or not at all.
+order is terminal and no iceberg slice remains; a fill that lands after it (the venue matched before
+our cancel took effect) revises it with a numbered RecordOutcome and a late_fill alert. Legs of one
+group (the neg-risk complement arbitrage) pass the evaluators and risk together or not at all.
 
 An iceberg parent is checked by risk as a whole, cut into slices, and each slice is checked again when
 it is released (a slice is never resized: a refusal stops the parent, keeping what already filled).
@@ -542,6 +543,10 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
         if track is not None:
             track.filled_size += report.size
             track.filled_notional += report.price * report.size
+            if track.done:
+                # the venue matched it before our cancel took effect: the outcome already written
+                # is revised, so the journal never keeps a stale "nothing filled"
+                _revise(state, track, now_ms, commands)
     elif type(report) is OrderRejected:
         state.bump("orders_rejected")
         if track is not None:
@@ -620,6 +625,35 @@ def _finalize(
             filled_size=track.filled_size,
             avg_price=avg,
             ts_ms=now_ms,
+        )
+    )
+
+
+def _revise(state: EngineState, track: OpportunityTrack, now_ms: int, commands: list[Command]) -> None:
+    track.revisions += 1
+    state.bump("outcomes_revised")
+    kind = OutcomeKind.FILLED if track.filled_size >= track.target_size else OutcomeKind.PARTLY_FILLED
+    commands.append(
+        RaiseAlert(
+            "warning",
+            "late_fill",
+            f"opportunity {track.opp.id}: a fill arrived after its outcome; now {kind.value}"
+            f" {format_micro(track.filled_size)}",
+            now_ms,
+            correlation_id=track.opp.correlation_id,
+        )
+    )
+    commands.append(
+        RecordOutcome(
+            opportunity_id=track.opp.id,
+            correlation_id=track.opp.correlation_id,
+            kind=kind,
+            reasons=(*track.failures, "late_fill"),
+            order_ids=tuple(track.order_ids),
+            filled_size=track.filled_size,
+            avg_price=track.filled_notional // track.filled_size,
+            ts_ms=now_ms,
+            revision=track.revisions,
         )
     )
 

@@ -124,7 +124,7 @@ class RecordOpportunity:
 
 
 class OutcomeKind(enum.Enum):
-    """How an opportunity ended; each opportunity gets exactly one."""
+    """How an opportunity ended; each opportunity gets exactly one (a late fill may revise it)."""
 
     REJECTED = "rejected"  # evaluators or risk said no
     EXPIRED = "expired"  # its time ran out before it could act, or its orders expired unfilled
@@ -145,6 +145,8 @@ class RecordOutcome:
     #: size-weighted average fill price in micro-units (0 when nothing filled)
     avg_price: int
     ts_ms: int
+    #: 0 for the outcome; 1, 2, ... when fills that arrived after it revise it (the last one stands)
+    revision: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -358,6 +360,8 @@ class OrderFilled:
     #: taker fee: BUY pays in shares (fee_shares), SELL in USDC (fee_usdc); makers pay nothing
     fee_usdc: int = 0
     fee_shares: int = 0
+    #: a maker's share of the taker fees (the venue pays it daily in USDC; counted when earned)
+    rebate_usdc: int = 0
 
 
 @attrs.frozen(slots=True)

@@ -234,7 +234,8 @@ class Portfolio:
         token_id = fill.token_id
         self.traded_usdc_micro += notional(fill.price, fill.size)
         if fill.side is Side.BUY:
-            paid = notional(fill.price, fill.size) + fill.fee_usdc
+            # a maker's rebate lowers what the shares cost
+            paid = notional(fill.price, fill.size) + fill.fee_usdc - fill.rebate_usdc
             wallet.balance_usdc_micro -= paid
             got = fill.size - fill.fee_shares
             lot = wallet.lots.get((token_id, strategy))
@@ -249,7 +250,7 @@ class Portfolio:
             )
             return
         given = fill.size + fill.fee_shares
-        proceeds = notional(fill.price, fill.size) - fill.fee_usdc
+        proceeds = notional(fill.price, fill.size) - fill.fee_usdc + fill.rebate_usdc
         wallet.balance_usdc_micro += proceeds
         held = wallet.positions.get(token_id, 0)
         taken = wallet._take(token_id, min(given, max(held, 0)), strategy)

@@ -63,6 +63,8 @@ class OpportunityTrack:
     lot: str = ""
     #: the wallet its orders trade for ("" = the engine's wallet_for(opportunity))
     wallet: str = ""
+    #: how often its recorded outcome was revised by fills that arrived after it
+    revisions: int = 0
 
 
 @attrs.define(slots=True)

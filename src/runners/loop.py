@@ -403,7 +403,8 @@ def _log_record(cmd: object) -> None:
                  approved_size=format_micro(cmd.approved_size), reasons=list(cmd.reasons))  # fmt: skip
     elif isinstance(cmd, RecordOutcome):
         log.info("outcome", correlation_id=cmd.correlation_id, outcome=cmd.kind.value,
-                 filled=format_micro(cmd.filled_size), reasons=list(cmd.reasons))  # fmt: skip
+                 filled=format_micro(cmd.filled_size), reasons=list(cmd.reasons),
+                 revision=cmd.revision)  # fmt: skip
     elif isinstance(cmd, RecordFill):
         f = cmd.fill
         log.info("order_filled", correlation_id=cmd.correlation_id, order_id=f.order_id, trade_id=f.trade_id,

@@ -121,7 +121,9 @@ def build_report(
         risk_by_reason.update(r.reasons)
     orders = [p.order for p in journal.of(PlaceOrder)]
     fills = journal.of(RecordFill)
-    outcomes = Counter(r.kind.value for r in journal.of(RecordOutcome))
+    # an outcome revised by a late fill counts once, as its last revision
+    final = {r.opportunity_id: r for r in journal.of(RecordOutcome)}
+    outcomes = Counter(r.kind.value for r in final.values())
     placed = [r for r in rows if r["order_ids"]]
     hit = [r for r in placed if r["filled_size"] > 0]
     slips = [r["slippage_bps"] for r in hit if r["slippage_bps"] is not None]
@@ -172,6 +174,7 @@ def build_report(
             "shares": format_micro(sum(f.fill.size for f in fills)),
             "notional_usdc": format_micro(sum(f.fill.price * f.fill.size // MICRO for f in fills)),
             "fees_usdc": format_micro(fees),
+            "maker_rebates_usdc": format_micro(sum(f.fill.rebate_usdc for f in fills)),
         },
         "hit_rate": round(len(hit) / len(placed), 4) if placed else 0.0,
         "avg_slippage_bps": round(sum(slips) / len(slips), 2) if slips else 0.0,

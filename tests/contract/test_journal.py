@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import psycopg
 import pytest
 
@@ -142,6 +143,32 @@ def test_fill_beyond_the_order_size_is_refused(journal_conn: psycopg.Connection)
     journal.record([RecordOrderStatus("opp1-0", "filled", 21 * MICRO, T0)])
     with pytest.raises(psycopg.errors.CheckViolation):
         journal.commit()
+
+
+def test_a_revised_outcome_replaces_the_first_and_an_older_one_never_wins(
+    journal_conn: psycopg.Connection,
+) -> None:
+    journal = PostgresJournal(journal_conn)
+    opp_record, *_ = _records()
+    first = RecordOutcome("opp1", "c-opp1", OutcomeKind.ORDERED, ("cancelled",), ("opp1-0",), 0, 0, T0 + 9)
+    revised = attrs.evolve(
+        first, kind=OutcomeKind.PARTLY_FILLED, filled_size=6 * MICRO, avg_price=480_000, revision=1
+    )
+    journal.record([opp_record, first, revised, first])  # a replayed older revision comes last
+    journal.commit()
+    [back] = [r for r in read_records(journal_conn) if isinstance(r, RecordOutcome)]
+    assert revised == back
+
+
+def test_a_maker_fill_keeps_its_rebate(journal_conn: psycopg.Connection) -> None:
+    journal = PostgresJournal(journal_conn)
+    opp_record, _, place, *_ = _records()
+    fill = OrderFilled("opp1-0", "trade-9", T0 + 5, "123", Side.BUY, 480_000, 5 * MICRO, Liquidity.MAKER,
+                       rebate_usdc=12_175)  # fmt: skip
+    journal.record([opp_record, place, RecordFill(fill, "opp1", "c-opp1", "spread_hunter", "passive")])
+    journal.commit()
+    [back] = [r for r in read_records(journal_conn) if isinstance(r, RecordFill)]
+    assert 12_175 == back.fill.rebate_usdc
 
 
 def test_memory_journal_keeps_the_records_in_order() -> None:

@@ -19,6 +19,7 @@ from polysnipe.core.messages import (
     KillSwitch,
     Liquidity,
     OrderAccepted,
+    OrderCancelled,
     OrderFilled,
     OutcomeKind,
     PlaceOrder,
@@ -149,6 +150,24 @@ def test_kill_switch_blocks_and_cancels_resting_orders() -> None:
     assert [] == of(blocked, PlaceOrder)
     [outcome] = of(blocked, RecordOutcome)
     assert ("kill_switch:global",) == outcome.reasons
+
+
+def test_a_fill_after_the_outcome_revises_it_and_raises_an_alert() -> None:
+    state = engine({T0 + 1: [opp("p", urgency="passive", limit=495_000)]})
+    step(state, snapshot(T0), T0)
+    [place] = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
+    step(state, OrderAccepted(place.order.order_id, T0 + 2), T0 + 2)
+    [first] = of(step(state, OrderCancelled(place.order.order_id, T0 + 3), T0 + 3), RecordOutcome)
+    assert (0, 0) == (first.filled_size, first.revision)
+    # the venue matched part of it before the cancel took effect; that report comes last
+    cmds = step(state, fill(place, T0 + 4, size=6 * MICRO), T0 + 4)
+    [revised] = of(cmds, RecordOutcome)
+    assert (OutcomeKind.PARTLY_FILLED, 6 * MICRO, 1) == (revised.kind, revised.filled_size, revised.revision)
+    assert (place.order.price, "late_fill") == (revised.avg_price, revised.reasons[-1])
+    assert ["late_fill"] == [a.code for a in of(cmds, RaiseAlert)]
+    cmds = step(state, fill(place, T0 + 5, size=14 * MICRO, trade_id="t2"), T0 + 5)
+    [again] = of(cmds, RecordOutcome)
+    assert (OutcomeKind.FILLED, 20 * MICRO, 2) == (again.kind, again.filled_size, again.revision)
 
 
 def test_group_legs_pass_risk_together_or_not_at_all() -> None:

@@ -36,7 +36,7 @@ from polysnipe.core.events import (
     Side,
     TickSizeChange,
 )
-from polysnipe.core.fees import taker_fee
+from polysnipe.core.fees import fee_value_usdc, taker_fee
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -57,7 +57,7 @@ YES, NO, COND = "tok-yes", "tok-no", "cond-1"
 BUY, SELL = Side.BUY, Side.SELL
 
 
-def market(fee_rate: int = 0) -> Market:
+def market(fee_rate: int = 0, fee_rebate_rate: int = 0) -> Market:
     return Market(
         condition_id=COND,
         token_ids=(YES, NO),
@@ -66,6 +66,7 @@ def market(fee_rate: int = 0) -> Market:
         min_order_size=5 * S,
         neg_risk=False,
         fee_rate=fee_rate,
+        fee_rebate_rate=fee_rebate_rate,
     )
 
 
@@ -74,13 +75,14 @@ def make_venue(
     latency: ConstantLatency | JitteredLatency | None = None,
     queue: QueueModel | None = None,
     fee_rate: int = 0,
+    fee_rebate_rate: int = 0,
     balances: dict[str, int] | None = None,
     positions: dict[str, dict[str, int]] | None = None,
     seed: int = 7,
     config: SimVenueConfig | None = None,
 ) -> SimVenue:
     return SimVenue(
-        MarketRegistry.of([market(fee_rate)]),
+        MarketRegistry.of([market(fee_rate, fee_rebate_rate)]),
         latency or ConstantLatency(),
         queue or RiskAverseQueueModel(),
         PolymarketFeeModel(),
@@ -516,6 +518,21 @@ def test_maker_fills_pay_no_fee() -> None:
     venue.on_market_event(trade(5, 430_000, 10, BUY))  # through our price
     ((price, size, liq),) = fills(venue.poll(5))
     assert (420_000, 5, Liquidity.MAKER) == (price, size, liq)
+
+
+@pytest.mark.parametrize("rebate_rate", [0, 250_000])
+def test_maker_fills_earn_the_markets_share_of_the_taker_fee(rebate_rate: int) -> None:
+    venue = make_venue(fee_rate=40_000, fee_rebate_rate=rebate_rate, positions={"w1": {YES: 5 * S}})
+    standard_book(venue)
+    run(venue, order(SELL, 420_000, 5))
+    venue.on_market_event(trade(5, 430_000, 10, BUY))
+    (fill,) = [r for r in venue.poll(5) if isinstance(r, OrderFilled)]
+    # the taker fee of this match in USDC (PROTOCOL.md 11.1) times the rebate rate, rounded down
+    expected = fee_value_usdc(5 * S, 420_000, 40_000) * rebate_rate // S
+    assert (0, 0) == (fill.fee_usdc, fill.fee_shares)
+    assert expected == fill.rebate_usdc
+    assert (rebate_rate > 0) == (fill.rebate_usdc > 0)
+    assert 2_100_000 + expected == venue.ledger.usdc("w1")
 
 
 # -- queue position ------------------------------------------------------------------------------

@@ -65,8 +65,9 @@ ON CONFLICT (id) DO NOTHING"""
 
 _UPDATE_OUTCOME: LiteralString = """
 UPDATE opportunities SET outcome = %(kind)s, outcome_reasons = %(reasons)s, outcome_order_ids = %(order_ids)s,
-    filled_size_micro = %(filled)s, avg_price_micro = %(avg)s, ended_ms = %(ts_ms)s
-WHERE id = %(id)s"""
+    filled_size_micro = %(filled)s, avg_price_micro = %(avg)s, ended_ms = %(ts_ms)s,
+    outcome_revision = %(revision)s
+WHERE id = %(id)s AND outcome_revision <= %(revision)s"""
 
 _INSERT_RISK: LiteralString = """
 INSERT INTO risk_decisions (opportunity_id, correlation_id, approved, requested_size_micro,
@@ -94,9 +95,9 @@ WHERE order_id = %(order_id)s"""
 
 _INSERT_FILL: LiteralString = """
 INSERT INTO fills (trade_id, order_id, correlation_id, token_id, side, price_micro, size_micro, liquidity,
-    fee_usdc_micro, fee_shares_micro, ts_ms)
+    fee_usdc_micro, fee_shares_micro, rebate_usdc_micro, ts_ms)
 VALUES (%(trade_id)s, %(order_id)s, %(correlation_id)s, %(token_id)s, %(side)s, %(price)s, %(size)s,
-    %(liquidity)s, %(fee_usdc)s, %(fee_shares)s, %(ts_ms)s)
+    %(liquidity)s, %(fee_usdc)s, %(fee_shares)s, %(rebate)s, %(ts_ms)s)
 ON CONFLICT (trade_id, order_id) DO NOTHING"""
 
 _INSERT_KILL_EVENT: LiteralString = """
@@ -137,6 +138,7 @@ def _outcome(r: RecordOutcome) -> list[Statement]:
     return [(_UPDATE_OUTCOME, {
         "id": r.opportunity_id, "kind": r.kind.value, "reasons": list(r.reasons),
         "order_ids": list(r.order_ids), "filled": r.filled_size, "avg": r.avg_price, "ts_ms": r.ts_ms,
+        "revision": r.revision,
     })]  # fmt: skip
 
 
@@ -171,7 +173,8 @@ def _fill(r: RecordFill) -> list[Statement]:
     return [(_INSERT_FILL, {
         "trade_id": f.trade_id, "order_id": f.order_id, "correlation_id": r.correlation_id,
         "token_id": f.token_id, "side": f.side.name, "price": f.price, "size": f.size,
-        "liquidity": f.liquidity.value, "fee_usdc": f.fee_usdc, "fee_shares": f.fee_shares, "ts_ms": f.ts_ms,
+        "liquidity": f.liquidity.value, "fee_usdc": f.fee_usdc, "fee_shares": f.fee_shares,
+        "rebate": f.rebate_usdc, "ts_ms": f.ts_ms,
     })]  # fmt: skip
 
 
@@ -308,6 +311,7 @@ def _read_outcome(r: Row) -> RecordOutcome:
     return RecordOutcome(
         r["id"], r["correlation_id"], OutcomeKind(r["outcome"]), tuple(r["outcome_reasons"]),
         tuple(r["outcome_order_ids"]), r["filled_size_micro"], r["avg_price_micro"], r["ended_ms"],
+        r["outcome_revision"],
     )  # fmt: skip
 
 
@@ -339,6 +343,7 @@ def _read_fill(r: Row) -> RecordFill:
     fill = OrderFilled(
         r["order_id"], r["trade_id"], r["ts_ms"], r["token_id"], Side[r["side"]], r["price_micro"],
         r["size_micro"], Liquidity(r["liquidity"]), r["fee_usdc_micro"], r["fee_shares_micro"],
+        r["rebate_usdc_micro"],
     )  # fmt: skip
     return RecordFill(fill, r["opportunity_id"], r["correlation_id"], r["strategy"], r["routing"])
 

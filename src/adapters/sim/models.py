@@ -13,9 +13,10 @@ from typing import Protocol
 import attrs
 
 from polysnipe.core.events import Side
-from polysnipe.core.fees import FEE_QUANTUM_MICRO, TakerFee, taker_fee
+from polysnipe.core.fees import FEE_QUANTUM_MICRO, TakerFee, fee_value_usdc, taker_fee
 from polysnipe.core.market import Market
 from polysnipe.core.ports import Rng
+from polysnipe.core.units import MICRO
 
 __all__ = [
     "ConstantLatency",
@@ -208,6 +209,10 @@ class PowerProbQueueModel:
 class FeeModel(Protocol):
     def taker_fee(self, market: Market, side: Side, price: int, size: int) -> TakerFee: ...
 
+    def maker_rebate(self, market: Market, side: Side, price: int, size: int) -> int:
+        """USDC a maker earns for this fill: its market's rebate rate times the taker fee paid on it."""
+        ...
+
 
 @attrs.frozen(slots=True)
 class PolymarketFeeModel:
@@ -223,3 +228,14 @@ class PolymarketFeeModel:
     def taker_fee(self, market: Market, side: Side, price: int, size: int) -> TakerFee:
         rate, exponent = self.overrides.get(market.condition_id, (market.fee_rate, market.fee_exponent))
         return taker_fee(side, size, price, rate, exponent, quantum=self.quantum_micro)
+
+    def maker_rebate(self, market: Market, side: Side, price: int, size: int) -> int:
+        """The rebate programme pays makers a share (`fee_rebate_rate`) of the fees takers pay
+        (PROTOCOL.md 11.1); per fill, that share of the taker fee of the same match, rounded down."""
+        if not market.fee_rebate_rate:
+            return 0
+        rate, exponent = self.overrides.get(market.condition_id, (market.fee_rate, market.fee_exponent))
+        if not rate:
+            return 0
+        fee = fee_value_usdc(size, price, rate, exponent, quantum=self.quantum_micro)
+        return fee * market.fee_rebate_rate // MICRO

@@ -205,8 +205,11 @@ class Ledger:
             key = (wallet, token_id)
             self._reserved_shares[key] = self._reserved_shares.get(key, 0) + amount
 
-    def settle(self, wallet: str, token_id: str, side: Side, price: int, size: int, fee: TakerFee) -> None:
+    def settle(
+        self, wallet: str, token_id: str, side: Side, price: int, size: int, fee: TakerFee, rebate: int = 0
+    ) -> None:
         key = (wallet, token_id)
+        self._usdc[wallet] = self._usdc.get(wallet, 0) + rebate
         if side is Side.BUY:
             self._usdc[wallet] = self._usdc.get(wallet, 0) - buy_cost(price, size) - fee.fee_usdc
             self._shares[key] = self._shares.get(key, 0) + size - fee.fee_shares
@@ -957,9 +960,10 @@ class MatchingEngine:
         self, o: _Order, price: int, size: int, liquidity: Liquidity, ts: int, trade_id: str
     ) -> OrderFilled:
         req = o.req
-        fee = (
-            self._fees.taker_fee(o.market, req.side, price, size) if liquidity is Liquidity.TAKER else NO_FEE
-        )
+        if liquidity is Liquidity.TAKER:
+            fee, rebate = self._fees.taker_fee(o.market, req.side, price, size), 0
+        else:
+            fee, rebate = NO_FEE, self._fees.maker_rebate(o.market, req.side, price, size)
         fill = OrderFilled(
             req.order_id,
             trade_id,
@@ -971,9 +975,10 @@ class MatchingEngine:
             liquidity,
             fee.fee_usdc,
             fee.fee_shares,
+            rebate,
         )
         self.reports.append(fill)
-        self._ledger.settle(req.wallet, req.token_id, req.side, price, size, fee)
+        self._ledger.settle(req.wallet, req.token_id, req.side, price, size, fee, rebate)
         o.leaves -= size
         o.filled += size
         if o.live:
