@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit contract check bench mutation clean
+.PHONY: install demo golden test unit contract check bench mutation clean
 
 install: $(STAMP)
 
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/polysnipe backtest --markets data/sample/markets.json --events data/sample/events.jsonl \
+	$(BIN)/polysnipe backtest --markets data/sample/markets.json --markets data/sample/gamma_markets.json \
+		--markets data/sample/gamma_events.json --events data/sample/events.jsonl \
 		--labels data/sample/labels.jsonl --out out/demo
+
+# the pinned outputs of the sample backtest (tests/unit/test_golden.py): regenerate only on purpose
+golden: demo
+	cp out/demo/report.json out/demo/opportunities.jsonl tests/golden/
 
 test: install
 	$(BIN)/python -m pytest tests
@@ -39,7 +44,7 @@ mutation: install
 	$(BIN)/python tests/mutation/run.py
 
 bench: install
-	$(BIN)/polysnipe bench backtest --markets data/sample/markets.json --events data/sample/events.jsonl
+	$(BIN)/polysnipe bench backtest --events data/sample/events.jsonl
 
 clean:
 	rm -rf $(VENV) out build

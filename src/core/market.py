@@ -50,6 +50,11 @@ class Market:
     #: rate in micro-units (0.04 = 40_000)
     fee_rate: int = 0
     fee_exponent: int = 1
+    #: False when the metadata enables fees without giving their schedule, or says nothing about
+    #: them: the gatekeeper refuses to trade such a market (adapters/metadata.py decides)
+    fees_known: bool = True
+    #: share of the taker fees the venue pays back to makers (micro-units: 0.25 = 250_000)
+    fee_rebate_rate: int = 0
     question: str = ""
     #: when the market is scheduled to end (ms epoch); 0 when the metadata does not say
     end_ms: int = 0

@@ -348,6 +348,8 @@ class RiskGatekeeper:
                 prices_ok = False
             if order.token_id in state.portfolio.resolved:
                 _once(hard, "market_resolved")
+            if not market.fees_known:
+                _once(hard, "fees_unknown")
             below_min = below_min or size < market.min_order_size
         if not prices_ok:
             hard.append("invalid_price")

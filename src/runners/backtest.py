@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 import structlog
 from dependency_injector import providers
 
-from polysnipe.adapters.files import ReadStats, load_events, read_markets
+from polysnipe.adapters.files import ReadStats, load_events
+from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.bus import InProcessBus
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.adapters.sim.replay import ReplaySource
 from polysnipe.core.events import Event
-from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import RecordError
 from polysnipe.core.state import EngineState
+from polysnipe.runners import core_objects as to_core
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Backtest
 from polysnipe.runners.loop import EngineLoop
@@ -52,25 +54,46 @@ class BacktestResult:
         return self.loop.state
 
 
-def _load(events_path: Path, signals_path: Path | None) -> tuple[list[Event], ReadStats, list[RecordError]]:
-    events, stats = load_events(events_path)
-    errors = [RecordError(events_path.name, str(line), reason, "", 0) for line, reason in stats.samples]
+class _MalformedSink:
+    """Every malformed input line, kept three ways: a RecordError for the journal's errors table, the
+    dead-letter stream, and one JSON line in malformed.jsonl beside the report (with the line itself)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.errors: list[RecordError] = []
+        self.dead_letters: InProcessBus[RecordError] = InProcessBus()
+
+    def source(self, name: str) -> Callable[[int, str, bytes], None]:
+        def on_malformed(line_number: int, reason: str, raw: bytes) -> None:
+            payload = raw.decode("utf-8", "replace")
+            error = RecordError(name, str(line_number), reason, payload, 0)
+            self.errors.append(error)
+            self.dead_letters.publish(DEAD_LETTER_STREAM, error)
+            row = {"source": name, "line": line_number, "reason": reason, "raw": payload}
+            self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        return on_malformed
+
+
+def _load(
+    events_path: Path, signals_path: Path | None, sink: _MalformedSink
+) -> tuple[list[Event], ReadStats]:
+    events, stats = load_events(events_path, on_malformed=sink.source(events_path.name))
     if signals_path is not None:
         # external signals kept beside the market data: merged in time order, market data first on a tie
-        signals, signal_stats = load_events(signals_path)
+        signals, signal_stats = load_events(signals_path, on_malformed=sink.source(signals_path.name))
         events = sorted(events + signals, key=lambda e: e.ts_ms)
         stats.lines += signal_stats.lines
         stats.events += signal_stats.events
         for line, reason in signal_stats.samples:
             stats.record_malformed(line, f"{signals_path.name}: {reason}")
-            errors.append(RecordError(signals_path.name, str(line), reason, "", 0))
         stats.malformed += signal_stats.malformed - len(signal_stats.samples)
-    return events, stats, errors
+    return events, stats
 
 
 def run_backtest(
     *,
-    markets_path: Path,
+    markets_paths: Sequence[Path],
     events_path: Path,
     out_dir: Path,
     config: EngineConfig,
@@ -78,23 +101,23 @@ def run_backtest(
     signals_path: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
-    """Replay `events_path` against the simulated venue and write the report files into `out_dir`."""
+    """Replay `events_path` against the simulated venue and write the report files into `out_dir`.
+
+    `markets_paths` are metadata files of any shape the loader reads (CLOB, GET /clob-markets,
+    Gamma markets and events), merged by condition id.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    markets = read_markets(markets_path)
-    events, stats, errors = _load(events_path, signals_path)
+    catalog = load_market_files(markets_paths)
+    with (out_dir / "malformed.jsonl").open("w", encoding="utf-8") as malformed_out:
+        sink = _MalformedSink(malformed_out)
+        events, stats = _load(events_path, signals_path, sink)
     source = ReplaySource(events)
-    container = Backtest(
-        registry=providers.Object(MarketRegistry.of(markets)), source=providers.Object(source)
-    )
+    container = Backtest(registry=providers.Object(catalog.registry()), source=providers.Object(source))
     container.config.from_dict(as_sections(config))
     loop: EngineLoop = container.loop()
     journal: MemoryJournal = container.journal()
-    # the errors table and the dead-letter stream keep what was dropped and why; the line itself stays
-    # in the source file at that line number
-    dead_letters: InProcessBus[RecordError] = InProcessBus()
-    journal.record(errors)
-    for error in errors:
-        dead_letters.publish(DEAD_LETTER_STREAM, error)
+    # the errors table and the dead-letter stream keep what was dropped and why
+    journal.record(sink.errors)
     if progress is not None:
         loop.on_batch = lambda: progress(source.consumed, source.total)
     starting_equity = loop.state.portfolio.equity().total_usdc_micro
@@ -115,10 +138,26 @@ def run_backtest(
     asyncio.run(loop.drain("end_of_data"))
 
     labels = read_labels(labels_path) if labels_path else None
-    inputs = {"markets": markets_path.name, "events": events_path.name, "seed": config.seed}
+    inputs = {
+        "markets": [p.name for p in markets_paths],
+        "events": events_path.name,
+        "seed": config.seed,
+        "markets_loaded": len(catalog.markets),
+        "markets_refused": [[cid, why] for cid, why in catalog.refused],
+        "markets_with_unknown_fees": catalog.fees_unknown,
+        "neg_risk_events_complete": sum(1 for e in catalog.events if e.complete),
+    }
+    feed = to_core.feed_latency(config.venue)
+    orders = to_core.latency_model(config.venue).describe()
+    assumptions = {
+        "latency": {"market_data": feed.describe(), **orders},
+        "queue_model": config.venue.queue_model,
+        "fees": "each market's schedule from its metadata; markets with unknown fees are not traded",
+    }
     report = build_report(
         loop,
         journal,
+        assumptions=assumptions,
         inputs=inputs,
         stats=InputStats(stats.lines, stats.malformed, tuple(stats.samples)),
         starting_equity=starting_equity,

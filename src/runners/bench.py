@@ -32,7 +32,7 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
         result = run_backtest(
-            markets_path=Path(args.markets),
+            markets_paths=[Path(m) for m in args.markets],
             events_path=Path(args.events),
             out_dir=Path(tmp),
             config=load_config(None),
@@ -82,9 +82,9 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     from dependency_injector import providers
 
     from polysnipe.adapters.clob.signing import OrderSigner
-    from polysnipe.adapters.files import load_events, read_markets
+    from polysnipe.adapters.files import load_events
+    from polysnipe.adapters.metadata import load_market_files
     from polysnipe.adapters.sim.replay import ReplaySource
-    from polysnipe.core.market import MarketRegistry
     from polysnipe.runners.bench_orders import ANVIL_TEST_KEY, latency_stats
     from polysnipe.runners.config import as_sections, load_config
     from polysnipe.runners.containers import Backtest
@@ -93,7 +93,7 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     signer = OrderSigner.from_key(ANVIL_TEST_KEY, 137)
     events, _ = load_events(args.events)
     container = Backtest(
-        registry=providers.Object(MarketRegistry.of(read_markets(args.markets))),
+        registry=providers.Object(load_market_files([Path(m) for m in args.markets]).registry()),
         source=providers.Object(ReplaySource(events)),
     )
     container.config.from_dict(as_sections(load_config(None)))

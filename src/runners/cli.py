@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import attrs
+
 from polysnipe.runners.errors import InputError, UnreachableService, UsageError, UserError
 
 if TYPE_CHECKING:
@@ -147,34 +149,60 @@ def _backtest(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.backtest import run_backtest
     from polysnipe.runners.logging import logging_to_file
+    from polysnipe.runners.outputs import write_manifest
     from polysnipe.runners.summary import print_summary
+    from polysnipe.runners.sweep import format_sweep, latency_sweep
 
-    config = _resolve(args, seed=args.seed).config
-    markets = inputs.require_file(args.markets, "--markets")
-    inputs.read_markets_file(markets, "--markets")
+    resolved = _resolve(args, seed=args.seed)
+    config = resolved.config
+    markets = [inputs.require_file(m, "--markets") for m in args.markets]
+    inputs.read_market_files(markets, "--markets")
     events = inputs.require_lines(args.events, "--events", "market-channel messages")
     labels = inputs.require_file(args.labels, "--labels") if args.labels else None
     if labels is not None:
         inputs.read_labels(labels, "--labels")
     signals = inputs.require_file(args.signals, "--signals") if args.signals else None
     out = inputs.output_dir(args.out, "--out")
-    with logging_to_file(out / "run.log", level=args.log_level), _progress_bar(args.progress) as bar:
-        task = bar.add_task("replay", total=None)
+    read = {f"markets_{i}": m for i, m in enumerate(markets)} | {"events": events, "labels": labels,
+                                                                  "signals": signals}  # fmt: skip
+    with _staged(out) as work:
+        with logging_to_file(work / "run.log", level=args.log_level), _progress_bar(args.progress) as bar:
+            task = bar.add_task("replay", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        result = run_backtest(
-            markets_path=markets,
-            events_path=events,
-            labels_path=labels,
-            signals_path=signals,
-            out_dir=out,
-            config=config,
-            progress=progress,
-        )
+            result = run_backtest(
+                markets_paths=markets,
+                events_path=events,
+                labels_path=labels,
+                signals_path=signals,
+                out_dir=work,
+                config=config,
+                progress=progress,
+            )
+        if args.latency_sweep:
+            sweep = latency_sweep(
+                args.latency_sweep, markets_paths=markets, events_path=events, labels_path=labels,
+                signals_path=signals, out_dir=work, config=config,
+            )  # fmt: skip
+        write_manifest(work, command="backtest", inputs=read, settings=_settings_of(resolved))
     print_summary(result.report, result.timing, out)
+    if args.latency_sweep:
+        print(format_sweep(sweep))
+        print(f"latency sweep written to {out / 'latency_sweep.json'} and latency_sweep.csv")
     return 0
+
+
+def _latencies(text: str) -> list[int]:
+    """--latency-sweep: comma-separated whole milliseconds, e.g. 5,50,250,1000."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds separated by commas, got {text!r}") from None
+    if not values or any(v < 0 or v > 600_000 for v in values):
+        raise argparse.ArgumentTypeError("expected one or more latencies from 0 to 600000 ms")
+    return values
 
 
 def _utc(ms: int) -> str:
@@ -190,9 +218,16 @@ def format_generate_summary(s: GenerateSummary) -> str:
     seconds = (s.end_ms - s.start_ms) // 1000
     size_mb = s.bytes_events / 1_000_000
     rows = [
-        ("written to", f"{s.out_dir}: markets.json, events.jsonl, labels.jsonl"),
+        (
+            "written to",
+            f"{s.out_dir}: markets.json, gamma_markets.json, gamma_events.json, events.jsonl, labels.jsonl",
+        ),
         ("seed", str(s.seed)),
-        ("markets", f"{s.markets} ({s.tokens} outcome tokens)"),
+        (
+            "markets",
+            f"{s.markets} ({s.tokens} outcome tokens); {s.resolved_markets} resolving, "
+            f"{s.augmented_events} augmented neg-risk event(s)",
+        ),
         ("time span", f"{_utc(s.start_ms)} to {_utc(s.end_ms)} ({seconds} s)"),
         ("events.jsonl", f"{s.lines:,} lines, {size_mb:.1f} MB; {s.malformed} deliberately malformed"),
         ("messages", _counts(s.events_by_type)),
@@ -201,8 +236,11 @@ def format_generate_summary(s: GenerateSummary) -> str:
     ]
     width = max(len(name) for name, _ in rows)
     lines = ["polysnipe generate", *(f"  {name.ljust(width)}  {text}" for name, text in rows)]
+    from polysnipe.tools.datagen import GENERATED_METADATA
+
+    markets = " ".join(f"--markets {s.out_dir / name}" for name in GENERATED_METADATA)
     lines.append(
-        f"  {'next'.ljust(width)}  polysnipe backtest --markets {s.out_dir / 'markets.json'} "
+        f"  {'next'.ljust(width)}  polysnipe backtest {markets} "
         f"--events {s.out_dir / 'events.jsonl'} --labels {s.out_dir / 'labels.jsonl'} --out OUT"
     )
     return "\n".join(lines)
@@ -212,15 +250,20 @@ def _generate(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.tools.datagen import generate
 
-    summary = generate(
-        inputs.output_dir(args.out, "--out"),
-        seed=args.seed,
-        markets=args.markets,
-        neg_risk_events=args.neg_risk_events,
-        outcomes_per_event=args.outcomes_per_event,
-        duration_s=args.duration_s,
-        malformed=args.malformed,
-    )
+    try:
+        summary = generate(
+            inputs.output_dir(args.out, "--out"),
+            seed=args.seed,
+            markets=args.markets,
+            neg_risk_events=args.neg_risk_events,
+            outcomes_per_event=args.outcomes_per_event,
+            duration_s=args.duration_s,
+            malformed=args.malformed,
+            resolved_markets=args.resolved_markets,
+            augment_main_event=args.augment_main_event,
+        )
+    except ValueError as exc:  # options that do not fit together, e.g. more resolving markets than binaries
+        raise UsageError(f"generate: {exc}") from None
     print(format_generate_summary(summary))
     return 0
 
@@ -230,7 +273,10 @@ def _bench(args: argparse.Namespace) -> int:
     from polysnipe.runners.bench import run_bench_command
 
     if args.what in ("backtest", "latency"):
-        inputs.read_markets_file(args.markets, "--markets")
+        from polysnipe.tools.datagen import GENERATED_METADATA
+
+        args.markets = args.markets or [f"data/sample/{name}" for name in GENERATED_METADATA]
+        inputs.read_market_files(args.markets, "--markets")
         inputs.require_lines(args.events, "--events", "market-channel messages")
     if args.what == "ws" and args.files:
         for path in args.files:
@@ -323,37 +369,103 @@ async def _check_venue(clob_url: str, ws_url: str) -> None:
 def _paper(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.logging import logging_to_file
+    from polysnipe.runners.outputs import write_manifest
     from polysnipe.runners.paper import VenueUnreachable, run_paper
     from polysnipe.runners.summary import print_summary
 
     resolved = _resolve(args)
     settings = resolved.config.connections
-    markets = inputs.read_markets_file(args.markets, "--markets")
-    known = {t for m in markets for t in m.token_ids}
-    for token in args.tokens or ():
-        if token not in known:
-            raise UsageError(f"--tokens: {token} is not a token of any market in {args.markets}")
+    catalog = inputs.read_market_files(args.markets, "--markets")
+    _check_tokens(args, catalog)
     out = inputs.output_dir(args.out, "--out")
     clob_url = args.clob_url or settings.clob_url
     ws_url = args.ws_url or settings.clob_ws_url.rstrip("/") + "/market"
     asyncio.run(_check_venue(clob_url, ws_url))
+    read = {f"markets_{i}": Path(m) for i, m in enumerate(args.markets)}
     try:
-        with logging_to_file(out / "run.log", level=args.log_level):
-            result = asyncio.run(
-                run_paper(
-                    markets=markets,
-                    config=resolved.config,
-                    clob_url=clob_url,
-                    market_ws_url=ws_url,
-                    duration_s=args.duration_s,
-                    out_dir=out,
-                    token_ids=args.tokens,
+        with _staged(out) as work:
+            with logging_to_file(work / "run.log", level=args.log_level):
+                result = asyncio.run(
+                    run_paper(
+                        registry=catalog.registry(),
+                        config=resolved.config,
+                        clob_url=clob_url,
+                        market_ws_url=ws_url,
+                        duration_s=args.duration_s,
+                        out_dir=work,
+                        token_ids=args.tokens,
+                    )
                 )
-            )
+            write_manifest(work, command="paper", inputs=read, settings=_settings_of(resolved))
     except VenueUnreachable as exc:  # it answered the check above, then went away
         raise UnreachableService(f"{exc}; check --clob-url or POLYSNIPE_CLOB_URL") from None
     print_summary(result.report, result.timing, out, title="polysnipe paper")
     return 0
+
+
+def _check_tokens(args: argparse.Namespace, catalog: Any) -> None:
+    known = {t for m in catalog.markets for t in m.token_ids}
+    for token in args.tokens or ():
+        if token not in known:
+            raise UsageError(f"--tokens: {token} is not a token of any market in --markets")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from polysnipe.runners import inputs
+    from polysnipe.runners.core_objects import clob_config
+    from polysnipe.runners.live import LiveStartError, run_live
+    from polysnipe.runners.logging import logging_to_file
+    from polysnipe.runners.outputs import write_manifest
+    from polysnipe.runners.summary import print_summary
+
+    resolved = _resolve(args)
+    settings = resolved.config.connections
+    catalog = inputs.read_market_files(args.markets, "--markets")
+    _check_tokens(args, catalog)
+    out = inputs.output_dir(args.out, "--out")
+    clob = clob_config(settings)
+    if args.clob_url:
+        clob = attrs.evolve(clob, host=args.clob_url)
+    ws = (args.ws_url or settings.clob_ws_url).rstrip("/")
+    read = {f"markets_{i}": Path(m) for i, m in enumerate(args.markets)}
+    try:
+        with _staged(out) as work:
+            with logging_to_file(work / "run.log", level=args.log_level):
+                result = asyncio.run(
+                    run_live(
+                        registry=catalog.registry(),
+                        config=resolved.config,
+                        clob=clob,
+                        market_ws_url=ws + "/market",
+                        user_ws_url=ws + "/user",
+                        out_dir=work,
+                        duration_s=args.duration_s,
+                        token_ids=args.tokens,
+                    )
+                )
+            write_manifest(work, command="run", inputs=read, settings=_settings_of(resolved))
+    except LiveStartError as exc:
+        raise UnreachableService(str(exc)) from None
+    print_summary(result.report, result.timing, out, title="polysnipe run")
+    return 0
+
+
+def _staged(out: Path) -> Any:
+    """The output folder, written whole or not at all (runners/outputs.py)."""
+    from polysnipe.runners.outputs import OutputDirRefused, check_output_dir, staged_output
+
+    try:
+        check_output_dir(out)
+    except OutputDirRefused as exc:
+        raise UsageError(f"--out: {exc}") from None
+    return staged_output(out)
+
+
+def _settings_of(resolved: Any) -> dict[str, Any]:
+    """The effective settings as the manifest records them (TOML text: what config show prints)."""
+    from polysnipe.runners.config import render_config
+
+    return {"toml": render_config(resolved)}
 
 
 def _sim_clob(args: argparse.Namespace) -> int:
@@ -366,7 +478,7 @@ def _sim_clob(args: argparse.Namespace) -> int:
         admin_token_for(args.host, os.environ)
     except AdminExposed as exc:
         raise UsageError(str(exc)) from None
-    inputs.read_markets_file(args.markets, "--markets")
+    inputs.read_market_files(args.markets, "--markets")
     if args.events:
         inputs.require_file(args.events, "--events")
     if args.balances:
@@ -450,9 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt = command(
         "backtest", "replay Polymarket-format data through the engine and the simulated venue", _backtest
     )
-    bt.add_argument(
-        "--markets", required=True, metavar="FILE", help="CLOB GET /markets JSON (page, list or one)"
-    )
+    bt.add_argument("--markets", required=True, action="append", metavar="FILE", help=_MARKETS_HELP)
     bt.add_argument(
         "--events", required=True, metavar="FILE", help="market-channel WebSocket messages, JSON lines"
     )
@@ -467,13 +577,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, metavar="DIR", help="folder for report.json, equity.png and the rest"
     )
     bt.add_argument("--seed", type=_int_at_least(0), help="override the settings' seed")
+    bt.add_argument(
+        "--latency-sweep",
+        type=_latencies,
+        metavar="MS,MS,...",
+        help="also rerun with each latency (market data, orders and acks alike) and write one row per"
+        " latency to latency_sweep.json/.csv, e.g. 5,50,250,1000",
+    )
     bt.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log")
     bt.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
 
     gen = command("generate", "write a synthetic data set with planted inefficiencies", _generate)
     gen.add_argument("--seed", type=_int_at_least(0), required=True, help="the data set is a function of it")
     gen.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for markets.json, events.jsonl, labels.jsonl"
+        "--out", required=True, metavar="DIR", help="folder for the metadata, events.jsonl and labels.jsonl"
     )
     gen.add_argument(
         "--markets", type=_int_at_least(1), default=6, help="standalone binary markets (default 6)"
@@ -493,11 +610,20 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--malformed", type=_int_at_least(0), default=3, help="malformed lines to plant (default 3)"
     )
+    gen.add_argument(
+        "--resolved-markets",
+        type=_int_at_least(0),
+        default=1,
+        help="standalone binary markets that resolve near the end (default 1)",
+    )
+    gen.add_argument(
+        "--augment-main-event",
+        action="store_true",
+        help="publish the first neg-risk event as augmented, with an 'Other' placeholder market",
+    )
 
     paper = command("paper", "trade live market data on paper against the simulated venue", _paper)
-    paper.add_argument(
-        "--markets", required=True, metavar="FILE", help="CLOB GET /markets JSON of the markets to trade"
-    )
+    paper.add_argument("--markets", required=True, action="append", metavar="FILE", help=_MARKETS_HELP)
     paper.add_argument(
         "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: all of --markets)"
     )
@@ -520,10 +646,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log"
     )
 
+    run = command(
+        "run", "trade live on Polymarket's CLOB (or polysnipe sim-clob) under the risk limits", _run
+    )
+    run.add_argument("--markets", required=True, action="append", metavar="FILE", help=_MARKETS_HELP)
+    run.add_argument(
+        "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: all of --markets)"
+    )
+    run.add_argument("--clob-url", type=_setting_value("clob_url"), help="CLOB REST URL (default: settings)")
+    run.add_argument(
+        "--ws-url", type=_setting_value("clob_ws_url"), help="WebSocket base URL, /market and /user added"
+    )
+    _config_option(run)
+    run.add_argument(
+        "--duration-s", type=_positive_seconds, help="stop after this long (default: until SIGTERM)"
+    )
+    run.add_argument("--out", required=True, metavar="DIR", help="folder for the run's report and log")
+    run.add_argument(
+        "--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log"
+    )
+
     sim = command("sim-clob", "serve a local stand-in for Polymarket's CLOB (REST and WebSockets)", _sim_clob)
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sim.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
-    sim.add_argument("--markets", required=True, metavar="FILE", help="CLOB GET /markets JSON")
+    sim.add_argument("--markets", required=True, action="append", metavar="FILE", help=_MARKETS_HELP)
     sim.add_argument("--events", metavar="FILE", help="market-channel JSON lines replayed into the books")
     sim.add_argument("--balances", metavar="FILE", help=_BALANCES_FORMAT)
     sim.add_argument(
@@ -562,7 +708,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
     bench.add_argument("what", choices=["backtest", "orders", "ws", "latency"], help="what to measure")
     bench.add_argument(
-        "--markets", default="data/sample/markets.json", help="backtest, latency: markets JSON"
+        "--markets",
+        action="append",
+        metavar="FILE",
+        help="backtest, latency: market metadata, several times (default: the bundled sample's)",
     )
     bench.add_argument(
         "--events", default="data/sample/events.jsonl", help="backtest, latency: events JSON lines"
@@ -600,6 +749,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_config_check)
     return p
+
+
+_MARKETS_HELP = (
+    "market metadata: CLOB GET /markets JSON, GET /clob-markets answers, Gamma GET /markets or"
+    " GET /events JSON; give it several times, merged by condition id"
+)
 
 
 def _where(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.journal import MemoryJournal
+from polysnipe.adapters.sim.models import FeedLatency
 from polysnipe.adapters.sim.venue import SimVenue
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.market import MarketRegistry
@@ -46,6 +47,15 @@ def _wallet_chooser(wallets: Mapping[str, WalletConfig]) -> Callable[[Opportunit
         return names[sum(opp.token_id.encode()) % len(names)]
 
     return choose
+
+
+def _feed_delay(model: FeedLatency, seed: int) -> Callable[[], int] | None:
+    """The backtest's market-data delay as a draw per event, from a seeded stream of its own (so the
+    delay never changes the venue's or the engine's random choices); None when there is none."""
+    if not model.base_ms and not model.jitter_ms:
+        return None
+    rng = random.Random(f"feed:{seed}")
+    return lambda: model.delay_ms(rng)
 
 
 class Core(containers.DeclarativeContainer):
@@ -158,6 +168,7 @@ def _loop(
     journal: Any,
     clock: Any,
     outputs: OutputsConfig,
+    feed_delay: Callable[[], int] | None = None,
 ) -> EngineLoop:
     return EngineLoop(
         engine,
@@ -168,6 +179,7 @@ def _loop(
         journal=journal,
         clock=clock,
         equity_sample_ms=outputs.equity_sample_ms,
+        feed_delay=feed_delay,
     )
 
 
@@ -191,6 +203,7 @@ class Backtest(containers.DeclarativeContainer):
         journal,
         clock,
         config.outputs,
+        providers.Callable(_feed_delay, providers.Callable(to_core.feed_latency, config.venue), config.seed),
     )
 
 

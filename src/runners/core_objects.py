@@ -18,6 +18,7 @@ from attrs import AttrsInstance
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.sim.models import (
     ConstantLatency,
+    FeedLatency,
     FeeModel,
     JitteredLatency,
     LatencyModel,
@@ -71,6 +72,7 @@ __all__ = [
     "evaluator_params",
     "exit_params",
     "fee_model",
+    "feed_latency",
     "latency_model",
     "liquidity_vacuum_params",
     "momentum_params",
@@ -306,6 +308,13 @@ def latency_model(c: VenueConfig) -> LatencyModel:
     return _make(ConstantLatency, "venue", c, _LATENCY_RENAMES, order_ms=c.order_latency_ms, ack_ms=ack)
 
 
+def feed_latency(c: VenueConfig) -> FeedLatency:
+    return _make(
+        FeedLatency, "venue", c, {"base_ms": "feed_latency_ms", "jitter_ms": "feed_jitter_ms"},
+        base_ms=c.feed_latency_ms, jitter_ms=c.feed_jitter_ms,
+    )  # fmt: skip
+
+
 def queue_model(c: VenueConfig) -> QueueModel:
     if c.queue_model == "risk_averse":
         return RiskAverseQueueModel()
@@ -359,6 +368,7 @@ def check(config: EngineConfig) -> list[Problem]:
         lambda: router(config.routing),
         lambda: exit_params(config.exits),
         lambda: latency_model(config.venue),
+        lambda: feed_latency(config.venue),
         lambda: queue_model(config.venue),
         lambda: fee_model(config.venue),
         lambda: clob_config(config.connections),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.files import read_markets
-from polysnipe.core.market import Market
+from polysnipe.adapters.metadata import Catalog, load_documents, read_document
 from polysnipe.core.units import parse_micro
 from polysnipe.runners.errors import InputError
 from polysnipe.runners.report import Label
@@ -23,12 +23,15 @@ __all__ = [
     "output_dir",
     "read_json_file",
     "read_labels",
-    "read_markets_file",
+    "read_market_files",
     "require_file",
     "require_lines",
 ]
 
-_MARKETS_FORMAT = 'CLOB GET /markets JSON: a page {"data": [...]}, a list of markets or one market'
+_MARKETS_FORMAT = (
+    'CLOB GET /markets JSON (a page {"data": [...]}, a list or one market), GET /clob-markets answers'
+    " by condition id, or Gamma GET /markets or GET /events JSON"
+)
 
 
 def require_file(path: str | os.PathLike[str], option: str) -> Path:
@@ -55,18 +58,31 @@ def require_lines(path: str | os.PathLike[str], option: str, what: str) -> Path:
     raise InputError(p, f"is empty; {option} takes {what}, one JSON object per line")
 
 
-def read_markets_file(path: str | os.PathLike[str], option: str) -> list[Market]:
-    """The markets of a CLOB markets file; at least one must have an order book."""
-    p = require_file(path, option)
-    try:
-        markets = read_markets(p)
-    except MalformedMessage as exc:
-        raise InputError(p, f"not a markets file ({exc.reason}); {option} takes {_MARKETS_FORMAT}") from None
-    except OSError as exc:
-        raise InputError(p, f"cannot be read: {exc.strerror}") from None
-    if not markets:
-        raise InputError(p, f"holds no market with an order book (token ids); {option} needs at least one")
-    return markets
+def read_market_files(paths: Sequence[str | os.PathLike[str]], option: str) -> Catalog:
+    """The merged metadata of every markets file given (any shape adapters/metadata.py reads); at
+    least one market must be usable."""
+    checked = [require_file(path, option) for path in paths]
+    documents: dict[str, bytes] = {}
+    for p in checked:
+        try:
+            documents[str(p)] = p.read_bytes()
+        except OSError as exc:
+            raise InputError(p, f"cannot be read: {exc.strerror}") from None
+    for p in checked:
+        try:
+            facts, _ = read_document(documents[str(p)], p.name)
+        except MalformedMessage as exc:
+            raise InputError(
+                p, f"not a markets file ({exc.reason}); {option} takes {_MARKETS_FORMAT}"
+            ) from None
+        if not facts:
+            raise InputError(p, f"holds no market; {option} takes {_MARKETS_FORMAT}")
+    catalog = load_documents(documents)
+    if not catalog.markets:
+        why = f" ({catalog.refused[0][1]})" if catalog.refused else ""
+        where = checked[0] if len(checked) == 1 else Path(", ".join(map(str, checked)))
+        raise InputError(where, f"hold no market that can be traded{why}; {option} needs at least one")
+    return catalog
 
 
 def read_json_file(path: str | os.PathLike[str], option: str) -> Any:

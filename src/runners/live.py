@@ -34,7 +34,7 @@ from polysnipe.adapters.clob.factory import ClobAdapters, ClobSecrets, secrets_f
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
 from polysnipe.adapters.sim.journal import MemoryJournal
-from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.market import MarketRegistry
 from polysnipe.runners.config import EngineConfig, WalletConfig, as_sections
 from polysnipe.runners.containers import Live
 from polysnipe.runners.loop import EngineLoop
@@ -94,7 +94,7 @@ def _live_config(config: EngineConfig, wallet: str, balance: int) -> EngineConfi
 
 async def run_live(
     *,
-    markets: Sequence[Market],
+    registry: MarketRegistry,
     config: EngineConfig,
     clob: ClobConfig,
     market_ws_url: str,
@@ -104,11 +104,11 @@ async def run_live(
     env: Mapping[str, str] | None = None,
     token_ids: Sequence[str] | None = None,
 ) -> LiveResult:
-    """Trade `markets` live until `duration_s` passes or SIGTERM/SIGINT arrives; then cancel what rests."""
+    """Trade the markets of `registry` live until `duration_s` passes or SIGTERM/SIGINT arrives, then
+    cancel what rests."""
     out_dir.mkdir(parents=True, exist_ok=True)
     secrets, wallet, balance = await _account(clob, env)
     log.info("live_wallet", wallet=wallet, balance_usdc_micro=balance, host=clob.host)
-    registry = MarketRegistry.of(markets)
     settings = {
         "clob": attrs.asdict(clob, recurse=False),
         "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},

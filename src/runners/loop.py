@@ -5,8 +5,10 @@ Theory of operation
 The loop takes batches of inputs from its InputSource (a replayed recording, the market WebSocket, the
 bus), and for each one:
 
-1. asks the clock for the engine's time of that input (event time in a replay, the wall clock live);
-2. shows a market event to the MarketEventSink (the simulated venue's books; the CLOB adapter's ticks);
+1. shows a market event to the MarketEventSink (the simulated venue's books; the CLOB adapter's ticks);
+2. asks the clock for the engine's time of that input (event time in a replay, the wall clock live);
+   a backtest with a market-data latency hands the event to the engine only once it has arrived
+   (venue time plus the modelled delay), while the venue already acted on it;
 3. hands the execution reports that fell due by then to the step first (a simulated venue's latency),
    so the engine never acts on a market it would already have seen its own orders change;
 4. runs the pure step and performs the commands it returns: orders and cancels through the
@@ -25,7 +27,7 @@ backtest runs at the speed of the step.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -166,6 +168,7 @@ class EngineLoop:
         equity_sample_ms: int = 1_000,
         max_wait_s: float = 1.0,
         on_batch: Callable[[], None] | None = None,
+        feed_delay: Callable[[], int] | None = None,
     ) -> None:
         self.state = state
         self.source = source
@@ -177,6 +180,11 @@ class EngineLoop:
         self.equity_sample_ms = equity_sample_ms
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
+        #: a simulated market-data latency (backtests): each market event reaches the engine this many
+        #: ms after the venue applied it; None when the latency is real (paper and live runs)
+        self.feed_delay = feed_delay
+        self._feed: deque[tuple[int, object]] = deque()
+        self._feed_last_ms = 0
         self.now_ms = 0
         #: inputs seen, by market-channel name (EVENT_NAMES)
         self.counts: Counter[str] = Counter()
@@ -197,6 +205,8 @@ class EngineLoop:
         while not self._stopping:
             batch = await source.next_batch(self._wait_s())
             if batch is None:
+                # the source ended: what is still on its way to the engine arrives now
+                await self._release_feed(NEVER_MS)
                 break
             if batch:
                 await self._consume(batch)
@@ -239,35 +249,32 @@ class EngineLoop:
 
     async def _consume(self, batch: Sequence[object]) -> None:
         state = self.state
-        execution = self.execution
         on_market_event = self.sink.on_market_event
         observe = self.clock.observe
         counts = self.counts
-        perf = time.perf_counter_ns
+        delayed = self.feed_delay is not None
         for item in batch:
             kind = type(item)
-            if kind in _MARKET or kind is ExternalSignal:
-                now = observe(item.ts_ms)  # type: ignore[attr-defined]
-                self.now_ms = now
+            if kind in _MARKET:
                 counts[EVENT_NAMES[kind]] += 1
-                if kind is not ExternalSignal:
-                    # the venue applies the event first (and whatever fell due before it)
+                if not delayed:
                     on_market_event(item)  # type: ignore[arg-type]
-                if now >= execution.wake_ms:
-                    reports = execution.due(now)
-                    if reports:
-                        await self._deliver(reports, now)
-                t0 = perf()
-                commands = step(state, item, now)  # type: ignore[arg-type]
-                if commands:
-                    places = any(type(c) is PlaceOrder for c in commands)
-                    if places:
-                        self.decision_ns.append(perf() - t0)
-                    await self.perform(commands, now)
-                    if places:
-                        self.order_ns.append(perf() - t0)
-                if now >= self._next_sample_ms:
-                    self.sample_equity(now)
+                    await self._engine_event(item, observe(item.ts_ms))  # type: ignore[attr-defined]
+                    continue
+                ts = item.ts_ms  # type: ignore[attr-defined]
+                if self._feed and self._feed[0][0] <= ts:
+                    await self._release_feed(ts)
+                # the venue sees the event at the exchange's time, the engine only once it arrives
+                on_market_event(item)  # type: ignore[arg-type]
+                arrives = max(ts + self.feed_delay(), self._feed_last_ms)  # type: ignore[misc]
+                self._feed_last_ms = arrives
+                self._feed.append((arrives, item))
+            elif kind is ExternalSignal:
+                counts[EVENT_NAMES[kind]] += 1
+                ts = item.ts_ms  # type: ignore[attr-defined]
+                if self._feed and self._feed[0][0] <= ts:
+                    await self._release_feed(ts)
+                await self._engine_event(item, observe(ts))
             elif kind in _REPORTS:
                 now = observe(item.ts_ms)  # type: ignore[attr-defined]
                 self.now_ms = now
@@ -280,6 +287,35 @@ class EngineLoop:
                 self._notice(item)  # type: ignore[arg-type]
             else:
                 raise TypeError(f"the engine loop cannot take a {kind.__name__}")
+
+    async def _release_feed(self, until_ms: int) -> None:
+        """Hand the engine the market events that have reached it by `until_ms`, in order."""
+        feed = self._feed
+        observe = self.clock.observe
+        while feed and feed[0][0] <= until_ms:
+            arrives, item = feed.popleft()
+            await self._engine_event(item, observe(arrives))
+
+    async def _engine_event(self, item: object, now: int) -> None:
+        """One market event or signal reaching the engine at `now`: the venue's due reports first."""
+        self.now_ms = now
+        execution = self.execution
+        if now >= execution.wake_ms:
+            reports = execution.due(now)
+            if reports:
+                await self._deliver(reports, now)
+        perf = time.perf_counter_ns
+        t0 = perf()
+        commands = step(self.state, item, now)  # type: ignore[arg-type]
+        if commands:
+            places = any(type(c) is PlaceOrder for c in commands)
+            if places:
+                self.decision_ns.append(perf() - t0)
+            await self.perform(commands, now)
+            if places:
+                self.order_ns.append(perf() - t0)
+        if now >= self._next_sample_ms:
+            self.sample_equity(now)
 
     # -- effects -------------------------------------------------------------------------------
     async def _deliver(self, reports: Sequence[ExecutionReport | SettlementReport], now: int) -> None:

@@ -26,7 +26,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST", "OutputDirRefused", "file_digest", "staged_output", "write_manifest"]
+__all__ = [
+    "MANIFEST",
+    "OutputDirRefused",
+    "check_output_dir",
+    "file_digest",
+    "staged_output",
+    "write_manifest",
+]
 
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
@@ -47,7 +54,8 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "bytes": size, "sha256": digest.hexdigest()}
 
 
-def _replaceable(out_dir: Path) -> None:
+def check_output_dir(out_dir: Path) -> None:
+    """Raise OutputDirRefused unless a run may write (or replace) `out_dir`."""
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
@@ -62,7 +70,7 @@ def _replaceable(out_dir: Path) -> None:
 @contextlib.contextmanager
 def staged_output(out_dir: Path) -> Iterator[Path]:
     """Yield a fresh staging folder; when the block completes, it becomes `out_dir` (module doc)."""
-    _replaceable(out_dir)
+    check_output_dir(out_dir)
     parent = out_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
@@ -71,7 +79,7 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    _replaceable(out_dir)  # the folder may have changed while the run went on
+    check_output_dir(out_dir)  # the folder may have changed while the run went on
     if out_dir.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
         os.rename(out_dir, old / out_dir.name)

@@ -27,7 +27,7 @@ from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import RestBook, parse_rest_book
 from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.sim.journal import MemoryJournal
-from polysnipe.core.market import Market, MarketRegistry
+from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import RaiseAlert, RecordError
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Paper
@@ -60,7 +60,7 @@ async def _check_reachable(http: ClobHttpClient, clob_url: str) -> None:
 
 async def run_paper(
     *,
-    markets: Sequence[Market],
+    registry: MarketRegistry,
     config: EngineConfig,
     clob_url: str,
     market_ws_url: str,
@@ -68,9 +68,10 @@ async def run_paper(
     out_dir: Path,
     token_ids: Sequence[str] | None = None,
 ) -> PaperResult:
-    """Trade `markets` on paper for `duration_s` seconds; writes the same outputs as a backtest."""
+    """Trade the markets of `registry` on paper for `duration_s` seconds; writes the same outputs as a
+    backtest."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    container = Paper(registry=providers.Object(MarketRegistry.of(markets)))
+    container = Paper(registry=providers.Object(registry))
     container.config.from_dict(as_sections(config))
     loop: EngineLoop = container.loop()
     journal: MemoryJournal = container.journal()
@@ -103,7 +104,7 @@ async def run_paper(
         on_malformed=on_malformed,
     )
     starting_equity = loop.state.portfolio.equity().total_usdc_micro
-    tokens = list(token_ids) if token_ids else [t for m in markets for t in m.token_ids]
+    tokens = list(token_ids) if token_ids else registry.token_ids()
     started = time.monotonic()
     try:
         await _check_reachable(http, clob_url)

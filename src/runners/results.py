@@ -108,7 +108,10 @@ def build_report(
     stats: InputStats,
     starting_equity: int,
     labels: Sequence[Label] | None = None,
+    assumptions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report of one run. `assumptions` states what the run assumed rather than observed
+    (a backtest's latencies and queue model), so a reader can judge the figures."""
     state = loop.state
     rows = opportunity_rows(state, journal)
     risk_rows = journal.of(RecordRiskDecision)
@@ -134,6 +137,7 @@ def build_report(
     counts = loop.counts
     report: dict[str, Any] = {
         "inputs": inputs,
+        "assumptions": assumptions or {},
         "markets": len(state.markets),
         "events": {
             "lines": stats.lines,

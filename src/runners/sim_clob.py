@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -61,7 +61,7 @@ def admin_token_for(host: str, env: Mapping[str, str]) -> str | None:
 def serve(
     host: str,
     port: int,
-    markets_path: str | Path,
+    markets_paths: str | Path | Sequence[str | Path],
     events_path: str | Path | None = None,
     balances_path: str | Path | None = None,
     *,
@@ -74,7 +74,7 @@ def serve(
     except AdminExposed as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
-    state = ClobSimState.from_files(markets_path, events_path, balances_path, config=config)
+    state = ClobSimState.from_files(markets_paths, events_path, balances_path, config=config)
     uvicorn.run(
         create_app(state, admin_token=token),
         host=host,
@@ -86,7 +86,7 @@ def serve(
 
 
 def start_in_thread(
-    markets_path: str | Path,
+    markets_paths: str | Path | Sequence[str | Path],
     events_path: str | Path | None = None,
     balances_path: str | Path | None = None,
     *,
@@ -99,7 +99,7 @@ def start_in_thread(
     The listening socket is bound here and handed to uvicorn, so no other process can take the port
     between choosing and binding it. `stop()` shuts the server down and joins the thread.
     """
-    state = ClobSimState.from_files(markets_path, events_path, balances_path, config=config)
+    state = ClobSimState.from_files(markets_paths, events_path, balances_path, config=config)
     app = create_app(state, tick_interval_s=tick_interval_s, admin_token=admin_token)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -43,6 +43,9 @@ def print_summary(
     t.add_row("avg slippage", f"{report['avg_slippage_bps']} bps")
     pnl = report["pnl"]
     t.add_row("PnL", f"realized {pnl['realized_usdc']} USDC, marked {pnl['marked_usdc']} USDC")
+    latency = report.get("assumptions", {}).get("latency")
+    if latency:
+        t.add_row("assumed latency", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in latency.items()))
     if "labels" in report:
         lb = report["labels"]
         t.add_row(

@@ -1,18 +1,37 @@
 """Sample data generator: Polymarket-format market data with planted, labelled inefficiencies.
 
-`generate(out_dir, seed=N)` writes three files that the backtest reads exactly as it reads recorded
-venue data, so the same parsing code runs on both:
+`generate(out_dir, seed=N)` writes five files that the backtest reads exactly as it reads recorded
+venue data, so the same parsing code runs on both. The metadata is as fetched when the window opens
+(every market active, also those that resolve inside it):
 
-- ``markets.json``: one CLOB ``GET /markets`` page (``{"data": [...], "next_cursor": "LTE=", ...}``).
-  ``markets`` standalone binary markets, plus ``neg_risk_events`` neg-risk events of
-  ``outcomes_per_event`` binary markets each (``neg_risk`` true, one shared ``neg_risk_market_id``).
-  Each market carries ``fd: {"r", "e"}`` fee parameters (``r`` = 0 on fee-free markets).
+- ``markets.json``: one CLOB ``GET /markets`` page (``{"data": [...], "next_cursor": "LTE=", ...}``),
+  each row key for key as the recorded rows: ``markets`` standalone binary markets, plus
+  ``neg_risk_events`` neg-risk events of ``outcomes_per_event`` binary markets each (``neg_risk``
+  true, one shared ``neg_risk_market_id``). The V2 fee schedule is not there, as on the venue:
+  ``maker_base_fee``/``taker_base_fee`` are the legacy V1 base fee in bps (1000 on fee markets, as
+  Gamma's ``makerBaseFee``; 0 on fee-free ones).
+- ``gamma_markets.json``: the same markets as a Gamma ``GET /markets`` list (PROTOCOL.md 11.5):
+  ``conditionId``, ``clobTokenIds`` and ``outcomes`` as JSON-encoded strings, ``orderPriceMinTickSize``,
+  ``orderMinSize``, ``negRisk`` (with ``negRiskMarketID``/``negRiskRequestID`` on neg-risk markets),
+  ``negRiskOther``, ``groupItemTitle``, ``active``, ``closed``, ``acceptingOrders``, ``feesEnabled``,
+  ``feeType`` and, on fee markets only, ``feeSchedule {exponent, rate, takerOnly, rebateRate}`` and
+  ``makerBaseFee``/``takerBaseFee``. Fee schedules by topic: crypto (``crypto_fees``, rate 0.07,
+  rebate 0.2), politics (``politics_fees``, 0.04, 0.25), sports (``sports_fees_v2``, 0.03, 0.25);
+  the other topics are fee-free (``feesEnabled`` false, ``feeType`` null).
+- ``gamma_events.json``: a Gamma ``GET /events`` list with one event per neg-risk group: ``negRisk``,
+  ``enableNegRisk``, ``negRiskMarketID``, ``negRiskAugmented`` and its ``markets[]`` as above. An
+  augmented event (``negRiskAugmented`` true) has one more market, the "Other" placeholder
+  (``negRiskOther`` true), which trades and takes its share of the event's fair values like any
+  outcome; "all current outcomes" of it are not a complete set, so no complement_arb is planted on
+  it. The first event is augmented only with ``augment_main_event``; with two or more events the
+  last one always is.
 - ``events.jsonl``: market-channel WebSocket messages (PROTOCOL.md 10.2), one frame per line, in
   timestamp order. A frame is one message or, as on the wire, a JSON list of messages (the initial
   dump is one list per market). Message types: ``book``, ``price_change`` (``price_changes[]`` form),
-  ``last_trade_price``, ``tick_size_change`` and ``external_signal`` (the news schema the signal parser
-  documents). ``malformed`` corrupted lines (truncated JSON, or a copy of the preceding message with
-  a required field removed) are inserted at random places; dropping them loses nothing.
+  ``last_trade_price``, ``tick_size_change``, ``market_resolved`` and ``external_signal`` (the news
+  schema the signal parser documents). ``malformed`` corrupted lines (truncated JSON, or a copy of the
+  preceding message with a required field removed) are inserted at random places; dropping them
+  loses nothing.
 - ``labels.jsonl``: one line per planted inefficiency, ``{"kind", "token_id", "market", "start_ms",
   "end_ms", "edge", "note"}``, sorted by start. ``token_id`` is the token to BUY to capture it;
   ``edge`` is a decimal string per share, measured on the generated book (see each kind below).
@@ -30,6 +49,13 @@ market (when ``markets >= 3``) is a long shot whose price drifts through 0.04 (o
 venue's tick moves 0.01 -> 0.001 and back; going back to the coarse tick is followed by fresh ``book``
 snapshots of both tokens, because levels off the coarse grid cannot survive it.
 
+Resolution. ``resolved_markets`` standalone binary markets (default one; never the long shot)
+resolve near the end: 12 s before, the outcome is drawn (YES with probability the fair value) and
+the price heads for 0.95 (or 0.05) in three requotes; then ``market_resolved`` (the recorded
+message's fields plus ``question``, ``slug``, ``description``, ``outcomes``) and, in the same
+instant, a ``book`` of each token with no bids and no asks: its orders are gone, and nothing more
+is published for that market. No planted window overlaps that stretch.
+
 Planted kinds (max(3, duration/200 s) of each, pair_inconsistency max(3, that/3); spaced so windows
 never overlap on one market, with a quiet book for 8 s before each so EWMA fair values settle):
 
@@ -45,23 +71,31 @@ never overlap on one market, with a quiet book for 8 s before each so EWMA fair 
   2-4 messages within 1 s; 1-5 s later fair value jumps several ticks in that direction and makers
   requote. Label token: NO when bids vanished (price falls), YES when asks vanished. edge = the label
   token's mid after the jump minus its best ask right after the vacuum; end = the jump.
-- ``news``: an ``external_signal`` (confidence 0.6-0.95, ``fair_price`` = the new fair value, on the
-  YES or the NO token) and, 2-10 s later, the book moves 5-20 ticks to that value in 1-3 steps.
-  Label token: the one whose price rises. edge = its mid after catch-up minus its best ask at the
-  signal; end = catch-up. A few low-confidence (0.2-0.5) signals whose fair_price is the current fair
-  value are also emitted, unlabelled: sources are not always right.
+- ``news``: an ``external_signal`` (confidence 0.6-0.95, on the YES or the NO token) and, 2-10 s
+  later, the book moves in 1-3 steps. The source knows the news and the book at that moment, never
+  the market's reaction: its ``fair_price`` is its own estimate, a move worth trading from the
+  present book (5-20 ticks or more), and the market then moves by that estimate times a reaction
+  drawn independently (log-normal, sd 0.35), again worth trading, and never exactly to the
+  estimate. Label token: the one whose price rises. edge = its mid after catch-up minus its best ask
+  at the signal; end = catch-up. A few low-confidence (0.2-0.5) signals whose fair_price is the
+  current fair value are also emitted, unlabelled: sources are not always right.
 - ``pair_inconsistency``: a data-quality event, not a trade (DESIGN.md section 3). The YES price
   jumps by more than its spread, but for 1-4 s only one token's entries are published; the other
   token's book goes stale until a ``book`` snapshot resyncs it. While stale, YES ask + NO ask < 1 and
   entries are not mirrored. token_id = the stale token; edge = 1 - (YES ask + NO ask).
 
-Every tradeable edge is at least 0.015 per share, above the largest 0.04 taker fee on p(1-p) (0.01).
+Fees. The planted edges use the fee schedules the metadata publishes: every tradeable edge is at
+least 0.015 per share and clears the taker fee of its market (rate * p(1-p) at the price it is
+taken, core.fees) by at least 0.005; a complement_arb's edge clears, by as much plus the engine's basket
+edge, the fee of the leg that nets the fewest shares (a BUY's fee is taken in shares: core/baskets.py).
+
 Determinism: the only randomness is ``random.Random(seed)``; output is byte-identical for one seed.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import random
@@ -72,12 +106,16 @@ from typing import Any
 
 import attrs
 
+from polysnipe.core.fees import fee_value_usdc
 from polysnipe.core.units import MICRO, ONE
 from polysnipe.core.units import format_micro as _fmt
 
-__all__ = ["KINDS", "GenerateSummary", "generate"]
+__all__ = ["GENERATED_METADATA", "KINDS", "GenerateSummary", "generate"]
 
 #: Label kinds, in the order they are planned.
+#: the metadata files `generate` writes, in the order a backtest takes them (--markets each)
+GENERATED_METADATA = ("markets.json", "gamma_markets.json", "gamma_events.json")
+
 KINDS = ("mispriced_book", "liquidity_vacuum", "news", "pair_inconsistency", "complement_arb")
 
 #: 2026-01-01T00:00:00Z. A fixed epoch, not the wall clock, keeps output byte-identical per seed.
@@ -90,11 +128,21 @@ _FINE = 1_000
 _FINE_BELOW = 0.04
 _COARSE_ABOVE = 0.05
 _SHARE_CENT = 10_000  # sizes carry 2 decimals
-# 0.04 * p(1-p) is at most 0.01; planted edges clear it by half a cent.
+# A tradeable planted edge clears the taker fee of its market at the price it is taken by this much,
+# and is never below _MIN_EDGE (a cent and a half: what a fee-free market's edge is planted at).
+_EDGE_MARGIN = 5_000
 _MIN_EDGE = 15_000
+#: the engine's default basket edge beyond fees (SpreadHunterParams.arb_min_edge_micro): a planted
+#: basket is a tradeable label only if it clears it
+_ARB_MIN_EDGE = 10_000
 _WARMUP_MS = 15_000
 _TAIL_MS = 5_000
 _GUARD_BEFORE_MS = 8_000
+# A resolving market: its price heads for the outcome over the lead, then it resolves this long
+# before the end of the window (several are staggered).
+_RESOLVE_LEAD_MS = 12_000
+_RESOLVE_BEFORE_END_MS = 2_500
+_RESOLVE_STAGGER_MS = 3_000
 _GUARD_AFTER_MS = 4_000
 
 _BID = 0  # a YES bid (its NO mirror is an ask)
@@ -104,24 +152,54 @@ _ASK = 1
 _Change = tuple[int, int, int]
 _Step = Callable[[int], None]
 
-_TOPICS = (
-    "Will Bitcoin close above $120,000 on March 31, 2026?",
-    "Will the Fed cut rates at its March 2026 meeting?",
-    "Will Ethereum trade above $5,000 before April 2026?",
-    "Will the US enter a recession in 2026?",
-    "Will SpaceX launch Starship to orbit before May 2026?",
-    "Will Taylor Swift announce a new album in Q1 2026?",
-    "Will the S&P 500 close 2026 Q1 above 7,000?",
-    "Will OpenAI release GPT-6 before July 2026?",
-    "Will US CPI for February 2026 come in above 3.0%?",
-    "Will Real Madrid win the 2025-26 Champions League?",
-    "Will it snow in New York City on Christmas Day 2026?",
-    "Will Solana flip Ethereum in market cap in 2026?",
+
+@attrs.frozen(slots=True)
+class _FeeSchedule:
+    """A V2 fee schedule as Gamma publishes it (`feeType`, `feeSchedule`; PROTOCOL.md 11.1, 11.5)."""
+
+    fee_type: str
+    rate: float
+    rebate_rate: float
+    exponent: int = 1
+
+    @property
+    def rate_micro(self) -> int:
+        return round(self.rate * MICRO)
+
+
+# Rates and rebates of the docs' fee page; the feeType names are the ones recorded Gamma rows carry.
+_CRYPTO = _FeeSchedule("crypto_fees", 0.07, 0.2)
+_POLITICS = _FeeSchedule("politics_fees", 0.04, 0.25)
+_SPORTS = _FeeSchedule("sports_fees_v2", 0.03, 0.25)
+
+#: (question, fee schedule or None for a fee-free market)
+_TOPICS: tuple[tuple[str, _FeeSchedule | None], ...] = (
+    ("Will Bitcoin close above $120,000 on March 31, 2026?", _CRYPTO),
+    ("Will the Fed cut rates at its March 2026 meeting?", None),
+    ("Will Ethereum trade above $5,000 before April 2026?", _CRYPTO),
+    ("Will the US enter a recession in 2026?", None),
+    ("Will SpaceX launch Starship to orbit before May 2026?", None),
+    ("Will the Senate confirm a new Fed chair before May 2026?", _POLITICS),
+    ("Will the S&P 500 close 2026 Q1 above 7,000?", None),
+    ("Will OpenAI release GPT-6 before July 2026?", None),
+    ("Will US CPI for February 2026 come in above 3.0%?", None),
+    ("Will Real Madrid win the 2025-26 Champions League?", _SPORTS),
+    ("Will it snow in New York City on Christmas Day 2026?", None),
+    ("Will Solana flip Ethereum in market cap in 2026?", _CRYPTO),
 )
-_EVENTS = (
-    ("the 2026 Ballon d'Or", ("Kylian Mbappe", "Lamine Yamal", "Erling Haaland", "Jude Bellingham")),
-    ("the 2026 US Open men's singles", ("Jannik Sinner", "Carlos Alcaraz", "Novak Djokovic", "Taylor Fritz")),
-    ("Best Picture at the 2027 Oscars", ("Film A", "Film B", "Film C", "Film D")),
+#: (title, outcome names, fee schedule of its markets)
+_EVENTS: tuple[tuple[str, tuple[str, ...], _FeeSchedule | None], ...] = (
+    (
+        "the 2028 Democratic presidential nomination",
+        ("Gavin Newsom", "Pete Buttigieg", "Josh Shapiro", "Gretchen Whitmer"),
+        _POLITICS,
+    ),
+    (
+        "the 2026 Ballon d'Or",
+        ("Kylian Mbappe", "Lamine Yamal", "Erling Haaland", "Jude Bellingham"),
+        _SPORTS,
+    ),
+    ("Best Picture at the 2027 Oscars", ("Film A", "Film B", "Film C", "Film D"), None),
 )
 _EXTRA_NAMES = ("Candidate E", "Candidate F", "Candidate G", "Candidate H", "Candidate I", "Candidate J")
 
@@ -144,6 +222,10 @@ class GenerateSummary:
     labels_by_kind: dict[str, int]
     malformed: int
     bytes_events: int
+    #: markets that resolve inside the window (a `market_resolved` each)
+    resolved_markets: int
+    #: neg-risk events published as augmented (a negRiskOther placeholder market each)
+    augmented_events: int
 
 
 def generate(
@@ -155,10 +237,15 @@ def generate(
     outcomes_per_event: int = 4,
     duration_s: int = 1800,
     malformed: int = 3,
+    resolved_markets: int = 1,
+    augment_main_event: bool = False,
 ) -> GenerateSummary:
-    """Write markets.json, events.jsonl and labels.jsonl into `out_dir` (created if missing).
+    """Write the five files of the module doc into `out_dir` (created if missing).
 
-    `markets` counts standalone binary markets; each neg-risk event adds `outcomes_per_event` more.
+    `markets` counts standalone binary markets; each neg-risk event adds `outcomes_per_event` more
+    (and an augmented one its placeholder). `resolved_markets` standalone binary markets resolve
+    near the end of the window. The first neg-risk event is augmented only with
+    `augment_main_event`; with two or more events the last one always is.
     """
     if markets < 1:
         raise ValueError("markets must be >= 1: the binary kinds are planted on standalone markets")
@@ -168,12 +255,27 @@ def generate(
         raise ValueError("duration_s must be >= 30")
     if malformed < 0:
         raise ValueError("malformed must be >= 0")
-    gen = _Gen(random.Random(seed), markets, neg_risk_events, outcomes_per_event, duration_s)
+    binaries = markets - (1 if markets >= 3 else 0)  # the long shot never resolves
+    if not 0 <= resolved_markets <= binaries:
+        raise ValueError(f"resolved_markets must be between 0 and {binaries} (the standalone binaries)")
+    if augment_main_event and not neg_risk_events:
+        raise ValueError("augment_main_event needs a neg-risk event")
+    gen = _Gen(
+        random.Random(seed),
+        markets,
+        neg_risk_events,
+        outcomes_per_event,
+        duration_s,
+        resolved_markets=resolved_markets,
+        augment_main_event=augment_main_event,
+    )
     gen.run()
     n_bad = gen.insert_malformed(malformed)
     out_dir.mkdir(parents=True, exist_ok=True)
     page = {"data": gen.market_rows, "next_cursor": "LTE=", "limit": len(gen.mkts), "count": len(gen.mkts)}
     _write(out_dir / "markets.json", json.dumps(page, indent=2, ensure_ascii=False) + "\n")
+    _write(out_dir / "gamma_markets.json", json.dumps(gen.gamma_markets, indent=2, ensure_ascii=False) + "\n")
+    _write(out_dir / "gamma_events.json", json.dumps(gen.gamma_events, indent=2, ensure_ascii=False) + "\n")
     events_text = "\n".join(gen.lines) + "\n"
     _write(out_dir / "events.jsonl", events_text)
     labels = sorted(gen.labels, key=lambda lb: (lb["start_ms"], lb["kind"], lb["market"]))
@@ -194,6 +296,8 @@ def generate(
         labels_by_kind=by_kind,
         malformed=n_bad,
         bytes_events=len(events_text.encode()),
+        resolved_markets=resolved_markets,
+        augmented_events=sum(1 for g in gen.groups if g.augmented),
     )
 
 
@@ -217,11 +321,35 @@ def _hex(rng: random.Random, nbytes: int) -> str:
 class _Group:
     """One neg-risk event: its outcome markets share a fair-value walk that sums to 1."""
 
-    __slots__ = ("anchors", "frozen", "logits", "mkts", "nr_id", "sigma", "t_ms", "title")
+    __slots__ = (
+        "anchors",
+        "augmented",
+        "event_id",
+        "frozen",
+        "logits",
+        "mkts",
+        "nr_id",
+        "sigma",
+        "t_ms",
+        "title",
+    )
 
-    def __init__(self, nr_id: str, title: str, fairs: list[float], sigma: float, t_ms: int) -> None:
+    def __init__(
+        self,
+        nr_id: str,
+        title: str,
+        fairs: list[float],
+        sigma: float,
+        t_ms: int,
+        event_id: str,
+        augmented: bool,
+    ) -> None:
         self.nr_id = nr_id
         self.title = title
+        self.event_id = event_id
+        #: Gamma's negRiskAugmented: outcomes may still be added, and the last market is the
+        #: "Other" placeholder (negRiskOther), so the current outcomes are not a complete set
+        self.augmented = augmented
         self.logits = [math.log(p) for p in fairs]
         self.anchors = list(self.logits)
         self.sigma = sigma
@@ -244,18 +372,22 @@ class _Mkt:
         "condition_id",
         "fair",
         "fair_t",
-        "fee_rate",
+        "fees",
         "flip",
         "frozen",
+        "gamma_id",
         "group",
         "hash_no",
         "hash_yes",
+        "item_title",
         "last_no",
         "last_snap",
         "last_yes",
         "longshot",
         "min_size",
         "no",
+        "nr_request_id",
+        "other",
         "protected",
         "question",
         "question_id",
@@ -275,24 +407,33 @@ class _Mkt:
         question_id: str,
         fair: float,
         tick: int,
-        fee_rate: float,
+        fees: _FeeSchedule | None,
         calm_rate: float,
         t_ms: int,
+        gamma_id: str,
         group: _Group | None = None,
+        item_title: str = "",
+        other: bool = False,
         longshot: bool = False,
         flip: bool = False,
     ) -> None:
         self.condition_id = "0x" + _hex(rng, 32)
         self.question = question
         self.question_id = question_id
+        self.gamma_id = gamma_id
         # Real token ids are uint256 decimals of 75-78 digits.
         self.yes = str(rng.randrange(10**75, 2**256))
         self.no = str(rng.randrange(10**75, 2**256))
         self.tick = tick
         self.base_tick = tick
         self.min_size = (5 if tick == _FINE else rng.choice((5, 15))) * MICRO
-        self.fee_rate = fee_rate
+        self.fees = fees
         self.group = group
+        self.nr_request_id = "0x" + _hex(rng, 32) if group is not None else ""
+        #: Gamma's groupItemTitle: the outcome's name inside its event ("" for a standalone market)
+        self.item_title = item_title
+        #: Gamma's negRiskOther: the placeholder outcome of an augmented event
+        self.other = other
         self.longshot = longshot
         self.flip = flip
         self.fair = fair
@@ -312,16 +453,44 @@ class _Mkt:
         self.last_no = ""
         self.last_snap = t_ms
         # 0: normal flow; 1: a planted window owns the touch (background only resizes other levels);
-        # 2: nothing but the planted script may publish for this market.
+        # 2: nothing but the planted script may publish for this market (for good once it resolved).
         self.frozen = 0
         self.protected: set[int] = set()
         self.suppress: str | None = None  # a token whose entries are withheld (pair_inconsistency)
         self.busy: list[tuple[int, int]] = []
 
+    @property
+    def slug(self) -> str:
+        slug = "".join(c if c.isalnum() else "-" for c in self.question.lower())
+        return "-".join(part for part in slug.split("-") if part)
+
+    def taker_fee(self, price: int) -> int:
+        """The taker fee per share bought at `price`, in micro-USDC, on the schedule it publishes."""
+        if self.fees is None:
+            return 0
+        return fee_value_usdc(ONE, price, self.fees.rate_micro, self.fees.exponent)
+
+    def min_edge(self, price: int) -> int:
+        """The least edge per share a tradeable window plants when its token is bought at `price`."""
+        return max(self.taker_fee(price) + _EDGE_MARGIN, _MIN_EDGE)
+
+
+#: Gamma ids are decimal strings; the generator numbers its markets and events from these.
+_GAMMA_MARKET_ID0 = 1_900_000
+_GAMMA_EVENT_ID0 = 41_000
+
 
 class _Gen:
     def __init__(
-        self, rng: random.Random, n_markets: int, n_events: int, n_outcomes: int, duration_s: int
+        self,
+        rng: random.Random,
+        n_markets: int,
+        n_events: int,
+        n_outcomes: int,
+        duration_s: int,
+        *,
+        resolved_markets: int,
+        augment_main_event: bool,
     ) -> None:
         self.rng = rng
         self.duration_s = duration_s
@@ -336,15 +505,20 @@ class _Gen:
         self.standalone: list[_Mkt] = []
         self.groups: list[_Group] = []
         self.mkts: list[_Mkt] = []
-        self._make_markets(n_markets, n_events, n_outcomes)
-        #: rendered before the run so token prices are the opening fair values
+        self.n_resolved = resolved_markets
+        self._make_markets(n_markets, n_events, n_outcomes, augment_main_event)
+        # Rendered before the run: the metadata as fetched when the window opens (opening fair
+        # values; every market active, including those that resolve inside the window).
         self.market_rows = self._markets_json()
+        self.gamma_markets = [self._gamma_market(m) for m in self.mkts]
+        self.gamma_events = [self._gamma_event(g) for g in self.groups]
 
     # -- setup ---------------------------------------------------------------------------------
-    def _make_markets(self, n_markets: int, n_events: int, n_outcomes: int) -> None:
+    def _make_markets(self, n_markets: int, n_events: int, n_outcomes: int, augment_main: bool) -> None:
         rng, t0 = self.rng, self.start_ms
+        gamma_ids = itertools.count(_GAMMA_MARKET_ID0)
         for i in range(n_markets):
-            question = _TOPICS[i % len(_TOPICS)]
+            question, fees = _TOPICS[i % len(_TOPICS)]
             if i >= len(_TOPICS):
                 question = f"{question[:-1]} (series {i // len(_TOPICS) + 1})?"
             longshot = i == 1 and n_markets >= 3
@@ -354,53 +528,65 @@ class _Gen:
             else:
                 fair = rng.uniform(0.2, 0.8)
                 tick = _FINE if rng.random() < 0.3 else _COARSE
-            fee = 0.04 if i % 2 == 0 else 0.0
             m = _Mkt(
                 rng,
                 question,
                 "0x" + _hex(rng, 32),
                 fair,
                 tick,
-                fee,
+                fees,
                 rng.uniform(0.55, 1.0),
                 t0,
+                str(next(gamma_ids)),
                 longshot=longshot,
                 flip=flip,
             )
             self.standalone.append(m)
         for e in range(n_events):
-            title, names_ = _EVENTS[e % len(_EVENTS)]
+            title, names_, fees = _EVENTS[e % len(_EVENTS)]
             names: tuple[str, ...] = (names_ + _EXTRA_NAMES)[:n_outcomes]
             while len(names) < n_outcomes:
                 names = (*names, f"Candidate {len(names) + 1}")
-            weights = [rng.uniform(0.5, 3.0) for _ in range(n_outcomes)]
+            augmented = (e == 0 and augment_main) or (e > 0 and e == n_events - 1)
+            if augmented:
+                names = (*names, "Other")
+            weights = [rng.uniform(0.5, 3.0) for _ in names]
             total = sum(weights)
             fairs = [w / total for w in weights]
             # A neg-risk question id is the market id with its last byte set to the outcome index.
             nr_id = "0x" + _hex(rng, 31) + "00"
-            g = _Group(nr_id, title, fairs, rng.uniform(0.006, 0.012), t0)
+            g = _Group(
+                nr_id, title, fairs, rng.uniform(0.006, 0.012), t0, str(_GAMMA_EVENT_ID0 + e), augmented
+            )
             tick = _FINE if rng.random() < 0.5 else _COARSE
             for k, name in enumerate(names):
+                other = augmented and k == len(names) - 1
+                question = f"Will any other candidate win {title}?" if other else f"Will {name} win {title}?"
                 m = _Mkt(
                     rng,
-                    f"Will {name} win {title}?",
+                    question,
                     nr_id[:-2] + f"{k:02x}",
                     fairs[k],
                     tick,
-                    0.04,
+                    fees,
                     rng.uniform(0.3, 0.6),
                     t0,
+                    str(next(gamma_ids)),
                     group=g,
+                    item_title=name,
+                    other=other,
                 )
                 g.mkts.append(m)
             self.groups.append(g)
         self.mkts = self.standalone + [m for g in self.groups for m in g.mkts]
 
     def _markets_json(self) -> list[dict[str, Any]]:
+        """CLOB GET /markets rows, key for key as the recorded ones (no V2 fee schedule: Gamma has it)."""
         out = []
         for m in self.mkts:
             yes_p = round(m.fair, 4)
-            slug = "".join(c if c.isalnum() else "-" for c in m.question.lower()).strip("-")
+            # the legacy V1 base fee in bps: 1000 on fee markets (as Gamma's makerBaseFee), else 0
+            base_fee = 1000 if m.fees is not None else 0
             out.append(
                 {
                     "enable_order_book": True,
@@ -415,17 +601,17 @@ class _Gen:
                     "question_id": m.question_id,
                     "question": m.question,
                     "description": f"This market will resolve to \u201cYes\u201d if: {m.question}",
-                    "market_slug": "-".join(p for p in slug.split("-") if p),
+                    "market_slug": m.slug,
                     "end_date_iso": "2026-12-31T00:00:00Z",
                     "game_start_time": None,
                     "seconds_delay": 0,
                     "fpmm": "",
-                    "maker_base_fee": 0,
-                    "taker_base_fee": round(m.fee_rate * 10_000),
+                    "maker_base_fee": base_fee,
+                    "taker_base_fee": base_fee,
                     "notifications_enabled": True,
                     "neg_risk": m.group is not None,
                     "neg_risk_market_id": m.group.nr_id if m.group else "",
-                    "neg_risk_request_id": "0x" + _hex(self.rng, 32) if m.group else "",
+                    "neg_risk_request_id": m.nr_request_id,
                     "icon": "",
                     "image": "",
                     "rewards": {"rates": None, "min_size": 0, "max_spread": 0},
@@ -435,10 +621,77 @@ class _Gen:
                         {"token_id": m.no, "outcome": "No", "price": round(1 - yes_p, 4), "winner": False},
                     ],
                     "tags": ["All"],
-                    "fd": {"r": m.fee_rate if m.fee_rate else 0, "e": 1},
                 }
             )
         return out
+
+    def _gamma_market(self, m: _Mkt) -> dict[str, Any]:
+        """A Gamma GET /markets object: lists JSON-encoded inside strings, fee schedule when enabled."""
+        yes_p = round(m.fair * 10_000) * 100
+        row: dict[str, Any] = {
+            "id": m.gamma_id,
+            "question": m.question,
+            "conditionId": m.condition_id,
+            "slug": m.slug,
+            "resolutionSource": "",
+            "endDate": "2026-12-31T00:00:00Z",
+            "startDate": "2025-12-01T00:00:00Z",
+            "description": f"This market will resolve to \u201cYes\u201d if: {m.question}",
+            "outcomes": json.dumps(["Yes", "No"]),
+            "outcomePrices": json.dumps([_fmt(yes_p), _fmt(ONE - yes_p)]),
+            "active": True,
+            "closed": False,
+            "archived": False,
+            "groupItemTitle": m.item_title,
+            "questionID": m.question_id,
+            "enableOrderBook": True,
+            "orderPriceMinTickSize": m.base_tick / MICRO,
+            "orderMinSize": m.min_size // MICRO,
+            "clobTokenIds": json.dumps([m.yes, m.no]),
+        }
+        if m.fees is not None:
+            row["makerBaseFee"] = row["takerBaseFee"] = 1000
+        row["acceptingOrders"] = True
+        row["negRisk"] = m.group is not None
+        if m.group is not None:
+            row["negRiskMarketID"] = m.group.nr_id
+            row["negRiskRequestID"] = m.nr_request_id
+        row["negRiskOther"] = m.other
+        row["feesEnabled"] = m.fees is not None
+        row["feeType"] = m.fees.fee_type if m.fees is not None else None
+        if m.fees is not None:
+            row["feeSchedule"] = {
+                "exponent": m.fees.exponent,
+                "rate": m.fees.rate,
+                "takerOnly": True,
+                "rebateRate": m.fees.rebate_rate,
+            }
+        return row
+
+    def _gamma_event(self, g: _Group) -> dict[str, Any]:
+        """A Gamma GET /events object for a neg-risk event, with its markets."""
+        title = g.title[0].upper() + g.title[1:]
+        slug = "".join(c if c.isalnum() else "-" for c in g.title.lower())
+        slug = "-".join(part for part in slug.split("-") if part)
+        return {
+            "id": g.event_id,
+            "ticker": slug,
+            "slug": slug,
+            "title": title,
+            "description": f"This event resolves to the winner of {g.title}.",
+            "resolutionSource": "",
+            "startDate": "2025-12-01T00:00:00Z",
+            "endDate": "2026-12-31T00:00:00Z",
+            "active": True,
+            "closed": False,
+            "archived": False,
+            "enableOrderBook": True,
+            "negRisk": True,
+            "negRiskMarketID": g.nr_id,
+            "markets": [row for row in self.gamma_markets if row.get("negRiskMarketID") == g.nr_id],
+            "enableNegRisk": True,
+            "negRiskAugmented": g.augmented,
+        }
 
     # -- scheduling ----------------------------------------------------------------------------
     def _push(self, ts: int, step: _Step) -> None:
@@ -562,7 +815,7 @@ class _Gen:
         return {
             "asset_id": m.yes if on_yes else m.no,
             "event_type": "last_trade_price",
-            "fee_rate_bps": str(round(m.fee_rate * 10_000)),
+            "fee_rate_bps": str(round(m.fees.rate * 10_000) if m.fees is not None else 0),
             "market": m.condition_id,
             "price": _fmt(price),
             "side": "BUY" if buy else "SELL",
@@ -845,6 +1098,12 @@ class _Gen:
             ("news", n, 15_000),
             ("pair_inconsistency", max(3, n // 3), 6_000),
         ]
+        # Markets resolving near the end go first: the rest of the window is theirs alone.
+        for j, m in enumerate(rng.sample(binaries, self.n_resolved)):
+            at = self.end_ms - _RESOLVE_BEFORE_END_MS - j * _RESOLVE_STAGGER_MS
+            settle = max(at - _RESOLVE_LEAD_MS, self.start_ms + 1)
+            m.busy.append((settle - _GUARD_BEFORE_MS, self.end_ms))
+            self._push(settle, partial(self._settle, m, at))
         starts: dict[str, Callable[[_Mkt, int], None]] = {
             "mispriced_book": self._mispriced,
             "liquidity_vacuum": self._vacuum,
@@ -863,8 +1122,10 @@ class _Gen:
             if slot is not None:
                 m, start = slot
                 self._push(start, partial(starts[kind], m))
-        for i in range(n if self.groups else 0):
-            g = self.groups[i % len(self.groups)]
+        # A basket of an augmented event's YES legs is not riskless: no complement_arb is planted there.
+        complete = [g for g in self.groups if not g.augmented]
+        for i in range(n if complete else 0):
+            g = complete[i % len(complete)]
             slot = self._find_slot([g.mkts[0]], lo, hi, i, n, 9_000, also=g.mkts)
             if slot is not None:
                 self._push(slot[1], partial(self._arb, g))
@@ -904,9 +1165,17 @@ class _Gen:
                 return m, start
         return None
 
-    def _edge_ticks(self, tick: int, lo: int, hi: int) -> int:
-        """3-8 ticks as asked, but never an edge a taker fee would eat."""
-        return max(self.rng.randint(lo, hi), -(-_MIN_EDGE // tick))
+    @staticmethod
+    def _fee_proof_price(m: _Mkt, fair: int, ticks: int, *, below: bool) -> int:
+        """A price at least `ticks` ticks from `fair` (below or above), and as many more as the
+        market's least edge at that price needs (`_Mkt.min_edge`)."""
+        t = m.tick
+        while True:
+            price = (fair - ticks * t) // t * t if below else -(-(fair + ticks * t) // t) * t
+            edge = fair - price if below else price - fair
+            if edge >= m.min_edge(min(max(price, t), ONE - t)) or not t < price < ONE - t:
+                return price
+            ticks += 1
 
     def _label(self, kind: str, token: str, market: str, start: int, end: int, edge: int, note: str) -> None:
         self.labels.append(
@@ -945,16 +1214,16 @@ class _Gen:
         rng, t = self.rng, m.tick
         m.frozen = 1
         f = round(m.fair * MICRO)
-        k = self._edge_ticks(t, 3, 8) + (rng.randint(0, 5) if t == _FINE else 0)
+        k = rng.randint(3, 8) + (rng.randint(0, 5) if t == _FINE else 0)
         size = max(m.min_size, round(rng.uniform(20, 250) * 100) * _SHARE_CENT)
         cheap_ask = not self._direction_up(m)  # an ask below fair needs room below
+        # the cheap YES ask (or the NO ask 1 - price) is taken at `price`: p(1-p) is symmetric
+        price = self._fee_proof_price(m, f, k, below=cheap_ask)
         if cheap_ask:
-            price = (f - k * t) // t * t
             changes = [*self._sweep(m, ts, _BID, price), (_ASK, price, size)]
             token, edge = m.yes, f - price
             what = f"YES ask {_fmt(price)} x {_fmt(size)} below fair {_fmt(f)}"
         else:
-            price = -(-(f + k * t) // t) * t
             changes = [*self._sweep(m, ts, _ASK, price), (_BID, price, size)]
             token, edge = m.no, price - f
             what = f"YES bid {_fmt(price)} x {_fmt(size)} above fair {_fmt(f)} = NO ask {_fmt(ONE - price)}"
@@ -993,7 +1262,7 @@ class _Gen:
         """Smallest move of at least `base` ticks that pays `entry_ask` back with a real edge."""
         t = m.tick
         anchor = round(m.fair * MICRO) // t * t
-        need = _MIN_EDGE + self.rng.randint(0, 3) * t
+        need = m.min_edge(entry_ask) + self.rng.randint(0, 3) * t
         j = base
         while j < 400:
             f2 = (anchor + (j * t if up else -j * t)) / MICRO
@@ -1003,6 +1272,14 @@ class _Gen:
                 return j
             j += 1
         return j
+
+    @staticmethod
+    def _room_ticks(m: _Mkt, up: bool) -> int:
+        """The largest move, in ticks, that keeps the fair value inside (0.03, 0.97)."""
+        t = m.tick
+        anchor = round(m.fair * MICRO) // t * t
+        edge = 970_000 - anchor if up else anchor - 30_000
+        return max(1, -(-edge // t) - 1)
 
     def _vacuum(self, m: _Mkt, ts: int) -> None:
         rng, t = self.rng, m.tick
@@ -1062,11 +1339,23 @@ class _Gen:
         up = self._direction_up(m)
         token = m.yes if up else m.no
         entry_ask = self._token_ask(m, token)
-        shock = self._jump_ticks(m, token, up, self._edge_ticks(t, 5, 20), entry_ask)
+        # The source knows the news, the book now and its own confidence, never the market's reaction:
+        # it estimates a move worth trading from the present book. The market then moves by that
+        # estimate times a reaction it draws independently, still worth trading but never equal to it.
+        room = self._room_ticks(m, up)
+        guess = min(self._jump_ticks(m, token, up, rng.randint(5, 20), entry_ask), room)
+        reaction = math.exp(rng.gauss(0.0, 0.35))
+        shock = min(self._jump_ticks(m, token, up, max(1, round(guess * reaction)), entry_ask), room)
+        if shock == guess:
+            if shock < room:
+                shock += 1
+            else:
+                guess -= 1
         anchor = round(m.fair * MICRO) // t * t
         target = anchor + (shock if up else -shock) * t
+        estimate = min(max(anchor + (guess if up else -guess) * t, t), ONE - t)
         about = rng.choice((m.yes, m.no))
-        fair_for = target if about == m.yes else ONE - target
+        fair_for = estimate if about == m.yes else ONE - estimate
         self._emit(
             {
                 "event_type": "external_signal",
@@ -1124,6 +1413,49 @@ class _Gen:
             }
         )
 
+    def _settle(self, m: _Mkt, at: int, ts: int) -> None:
+        """The outcome becomes known: the price heads for it in a few requotes, then `_resolve`."""
+        rng = self.rng
+        m.frozen = 1
+        yes_wins = rng.random() < m.fair
+        start_fair, end_fair = m.fair, (0.95 if yes_wins else 0.05)
+        steps = 3
+        for i in range(1, steps + 1):
+            fair_i = start_fair + (end_fair - start_fair) * i / steps
+            self._push(ts + (at - ts) * i // (steps + 1), partial(self._settle_step, m, fair_i))
+        self._push(at, partial(self._resolve, m, yes_wins))
+
+    def _settle_step(self, m: _Mkt, fair: float, ts: int) -> None:
+        m.fair = fair
+        m.fair_t = ts
+        self._requote(m, ts)
+
+    def _resolve(self, m: _Mkt, yes_wins: bool, ts: int) -> None:
+        """`market_resolved` (PROTOCOL.md 10.2), then the book goes: both tokens' books empty, and
+        nothing more is published for the market."""
+        m.frozen = 2  # for good
+        self._emit(
+            {
+                "event_type": "market_resolved",
+                "id": m.gamma_id,
+                "question": m.question,
+                "market": m.condition_id,
+                "slug": m.slug,
+                "description": f"This market will resolve to \u201cYes\u201d if: {m.question}",
+                "assets_ids": [m.yes, m.no],
+                "outcomes": ["Yes", "No"],
+                "winning_asset_id": m.yes if yes_wins else m.no,
+                "winning_outcome": "Yes" if yes_wins else "No",
+                "timestamp": str(ts),
+                "tags": ["All"],
+            }
+        )
+        m.bids.clear()
+        m.asks.clear()
+        m.hash_yes = _hex(self.rng, 20)
+        m.hash_no = _hex(self.rng, 20)
+        self._emit_frame([self._book_msg(ts, m, m.yes), self._book_msg(ts, m, m.no)])
+
     def _pair(self, m: _Mkt, ts: int) -> None:
         rng, t = self.rng, m.tick
         m.frozen = 2
@@ -1165,14 +1497,14 @@ class _Gen:
 
         self._push(ts + rng.randint(1_000, 4_000), resync)
 
-    def _arb(self, g: _Group, ts: int) -> None:
-        rng = self.rng
-        g.frozen = True
-        fee_sum = sum(0.04 * m.fair * (1 - m.fair) for m in g.mkts)
-        gap = max(rng.uniform(0.02, 0.045), fee_sum + 0.005)
-        # Each leg's ask sits the same fraction below its fair value; flooring to ticks loses up to
-        # a tick per leg, so ticks go back to the legs furthest below their share while the sum
-        # stays within 1 - gap (the edge is then "a few cents", not a few cents plus n ticks).
+    @staticmethod
+    def _arb_prices(g: _Group, gap: float) -> list[int]:
+        """Each leg's ask the same fraction `gap` below its fair value, on its tick.
+
+        Flooring to ticks loses up to a tick per leg, so ticks go back to the legs furthest below
+        their share while the sum stays within 1 - gap (the edge is then "a few cents", not a few
+        cents plus n ticks).
+        """
         target = int((1 - gap) * MICRO)
         ideal = [m.fair * (1 - gap) * MICRO for m in g.mkts]
         prices = [max(m.tick, int(x) // m.tick * m.tick) for m, x in zip(g.mkts, ideal, strict=True)]
@@ -1180,8 +1512,21 @@ class _Gen:
             room = [(x - p, i) for i, (x, p) in enumerate(zip(ideal, prices, strict=True))]
             _, i = max(room)
             if sum(prices) + g.mkts[i].tick > target:
-                break
+                return prices
             prices[i] += g.mkts[i].tick
+
+    def _arb(self, g: _Group, ts: int) -> None:
+        rng = self.rng
+        g.frozen = True
+        gap = rng.uniform(0.02, 0.045)
+        while True:
+            prices = self._arb_prices(g, gap)
+            # A BUY's fee is taken in shares, so the outcome whose leg nets the fewest shares decides
+            # what the basket locks (core/baskets.py): the planted edge must clear that leg's fee.
+            worst = max(m.taker_fee(p) * ONE // p for m, p in zip(g.mkts, prices, strict=True))
+            if ONE - sum(prices) >= max(worst + _EDGE_MARGIN + _ARB_MIN_EDGE, _MIN_EDGE):
+                break
+            gap += 0.0025
         asks = []
         for m, price in zip(g.mkts, prices, strict=True):
             m.frozen = 1
@@ -1217,6 +1562,7 @@ class _Gen:
             return 0
         picks = sorted(rng.sample(range(first, len(self.lines)), min(count, len(self.lines) - first)))
         required = {
+            "market_resolved": "winning_asset_id",
             "book": "asset_id",
             "price_change": "price_changes",
             "last_trade_price": "price",

@@ -14,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kit import market_files
 from polysnipe.adapters.clob.config import ClobConfig
-from polysnipe.adapters.files import read_markets
+from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.clob import ClobSimConfig
+from polysnipe.core.market import MarketRegistry
 from polysnipe.runners.config import load_config
 from polysnipe.runners.live import LiveStartError, run_live
 from polysnipe.runners.sim_clob import start_in_thread
@@ -43,9 +45,9 @@ async def _feed(base: str, ready: asyncio.Event) -> None:
 
 def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tmp_path: Path) -> None:
     config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
-    base, stop = start_in_thread(data / "markets.json", data / "events.jsonl", config=config)
+    base, stop = start_in_thread(market_files(data), data / "events.jsonl", config=config)
     try:
-        markets = read_markets(data / "markets.json")
+        registry = load_market_files(market_files(data)).registry()
         ws = base.replace("http://", "ws://") + "/ws"
 
         async def both() -> tuple[dict, list]:
@@ -53,7 +55,7 @@ def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tm
             feeder = asyncio.create_task(_feed(base, ready))
             run = asyncio.create_task(
                 run_live(
-                    markets=markets,
+                    registry=registry,
                     config=load_config(None),
                     clob=ClobConfig(host=base),
                     market_ws_url=ws + "/market",
@@ -92,7 +94,7 @@ def test_live_engine_without_a_key_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(LiveStartError, match="POLYSNIPE_CLOB_PRIVATE_KEY"):
         asyncio.run(
             run_live(
-                markets=[],
+                registry=MarketRegistry(),
                 config=load_config(None),
                 clob=ClobConfig(host="http://127.0.0.1:9"),
                 market_ws_url="ws://127.0.0.1:9",
@@ -107,7 +109,7 @@ def test_live_engine_without_a_venue_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(LiveStartError, match="cannot start on the CLOB"):
         asyncio.run(
             run_live(
-                markets=[],
+                registry=MarketRegistry(),
                 config=load_config(None),
                 clob=ClobConfig(host="http://127.0.0.1:9"),
                 market_ws_url="ws://127.0.0.1:9",

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from polysnipe.adapters.files import read_markets
+from kit import market_files
+from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.config import load_config
 from polysnipe.runners.paper import run_paper
@@ -30,10 +31,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_paper_trades_live_simulator_data(data: Path, tmp_path: Path) -> None:
-    base, stop = start_in_thread(data / "markets.json", data / "events.jsonl",
+    base, stop = start_in_thread(market_files(data), data / "events.jsonl",
                                  config=ClobSimConfig(paced_replay=True))  # fmt: skip
     try:
-        markets = read_markets(data / "markets.json")
+        registry = load_market_files(market_files(data)).registry()
         ws = base.replace("http://", "ws://") + "/ws/market"
 
         async def feed_the_simulator() -> None:
@@ -47,7 +48,7 @@ def test_paper_trades_live_simulator_data(data: Path, tmp_path: Path) -> None:
 
         async def both() -> dict:
             feeder = asyncio.create_task(feed_the_simulator())
-            result = await run_paper(markets=markets, config=load_config(None), clob_url=base,
+            result = await run_paper(registry=registry, config=load_config(None), clob_url=base,
                                      market_ws_url=ws, duration_s=6.0, out_dir=tmp_path)  # fmt: skip
             await feeder
             return result.report
@@ -55,7 +56,7 @@ def test_paper_trades_live_simulator_data(data: Path, tmp_path: Path) -> None:
         report = asyncio.run(both())
     finally:
         stop()
-    assert report["events"]["by_type"].get("book", 0) >= 2 * len(markets)
+    assert report["events"]["by_type"].get("book", 0) >= 2 * len(registry)
     assert report["events"]["by_type"].get("price_change", 0) > 100
     assert report["opportunities"]["total"] > 0
     assert report["fills"]["count"] > 0

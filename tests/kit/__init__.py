@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -29,6 +30,7 @@ from polysnipe.core.units import MICRO
 __all__ = [
     "MARKET",
     "NO",
+    "SAMPLE",
     "T0",
     "WALLET",
     "YES",
@@ -37,6 +39,7 @@ __all__ = [
     "engine",
     "fill",
     "market",
+    "market_files",
     "opportunity",
     "order_request",
     "risk_policy",
@@ -45,6 +48,18 @@ __all__ = [
 ]
 
 T0 = 1_700_000_000_000
+#: the bundled sample (polysnipe generate --seed 7 --duration-s 600)
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+def market_files(folder: Path) -> list[Path]:
+    """The metadata files `polysnipe generate` wrote into `folder` (CLOB markets and Gamma), all of
+    which a run takes: without Gamma's fee schedules no market's fees are known."""
+    from polysnipe.tools.datagen import GENERATED_METADATA
+
+    return [folder / name for name in GENERATED_METADATA]
+
+
 WALLET = "0x5afe"
 YES, NO = "111", "222"
 

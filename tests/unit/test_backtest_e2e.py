@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from kit import SAMPLE, market_files
 from polysnipe.runners.cli import main
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+#: every metadata file of the sample: CLOB markets and Gamma's fee schedules and events
+_MARKETS = [arg for path in market_files(SAMPLE) for arg in ("--markets", str(path))]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(SAMPLE / "events.jsonl"),
+    argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
             "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(out), "--no-progress"]  # fmt: skip
     assert 0 == main(argv)
     return out
@@ -55,7 +57,7 @@ def test_log_lines_carry_the_correlation_id_from_signal_to_fill(run: Path) -> No
 
 
 def test_same_inputs_give_a_byte_identical_report(run: Path, tmp_path: Path) -> None:
-    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(SAMPLE / "events.jsonl"),
+    argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
             "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(tmp_path), "--no-progress"]  # fmt: skip
     assert 0 == main(argv)
     assert (run / "report.json").read_bytes() == (tmp_path / "report.json").read_bytes()
@@ -69,7 +71,7 @@ def test_external_signals_may_live_beside_the_events_file(run: Path, tmp_path: P
     (tmp_path / "events.jsonl").write_text("".join(line for line in lines if line not in signals))
     (tmp_path / "signals.jsonl").write_text("".join(signals))
     out = tmp_path / "out"
-    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(tmp_path / "events.jsonl"),
+    argv = ["backtest", *_MARKETS, "--events", str(tmp_path / "events.jsonl"),
             "--signals", str(tmp_path / "signals.jsonl"), "--out", str(out), "--no-progress"]  # fmt: skip
     assert 0 == main(argv)
     split = json.loads((out / "report.json").read_text())
@@ -83,7 +85,7 @@ def test_config_show_written_to_a_file_reproduces_the_default_run(run: Path, tmp
 
     settings = tmp_path / "settings.toml"
     settings.write_text(render_config(resolve_config()))  # what `polysnipe config show` prints
-    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(SAMPLE / "events.jsonl"),
+    argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
             "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(tmp_path / "out"), "--no-progress",
             "--config", str(settings)]  # fmt: skip
     assert 0 == main(argv)
@@ -93,11 +95,29 @@ def test_config_show_written_to_a_file_reproduces_the_default_run(run: Path, tmp
 def test_settings_file_and_seed_reach_the_engine(tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text('[signals.momentum]\nenabled = false\n[risk]\nmax_order_notional_usdc = "5"\n')
-    argv = ["backtest", "--markets", str(SAMPLE / "markets.json"), "--events", str(SAMPLE / "events.jsonl"),
-            "--out", str(tmp_path), "--no-progress", "--config", str(settings), "--seed", "11"]  # fmt: skip
+    argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
+            "--out", str(tmp_path / "out"), "--no-progress", "--config", str(settings),
+            "--seed", "11"]  # fmt: skip
     assert 0 == main(argv)
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert 11 == report["inputs"]["seed"]
     assert "momentum" not in report["opportunities"]["by_strategy"]
     assert report["opportunities"]["total"] > 0
     assert report["risk_decisions"]["by_outcome"].get("resize", 0) > 0
+
+
+def test_latency_sweep_writes_one_row_per_latency(tmp_path: Path) -> None:
+    argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"), "--out", str(tmp_path / "out"),
+            "--no-progress", "--latency-sweep", "5,1000"]  # fmt: skip
+    assert 0 == main(argv)
+    rows = json.loads((tmp_path / "out" / "latency_sweep.json").read_text())
+    assert [5, 1000] == [r["latency_ms"] for r in rows]
+    assert (tmp_path / "out" / "latency" / "1000ms" / "report.json").exists()
+    header = (tmp_path / "out" / "latency_sweep.csv").read_text().splitlines()[0]
+    assert header.startswith("latency_ms,")
+    # a second away from the venue is not free: fewer fills than 5 ms
+    assert rows[1]["fills"] < rows[0]["fills"]
+    report = json.loads((tmp_path / "out" / "latency" / "1000ms" / "report.json").read_text())
+    assert {"market_data": "1000 ms + 0..4 ms", "order": "1000 ms + 0..4 ms", "ack": "1000 ms + 0..4 ms"} == (
+        report["assumptions"]["latency"]
+    )

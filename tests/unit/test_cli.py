@@ -157,6 +157,11 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         "generate --seed 1 --out {a_file}",
         ["a_file: exists and is not a directory"],
     ),
+    (
+        "generate: more resolving markets than binaries",
+        "generate --seed 1 --out {dir} --markets 2 --resolved-markets 3",
+        ["generate: resolved_markets must be between 0 and 2"],
+    ),
     ("paper: markets", "paper --markets {missing} --out {dir}", ["no such file (given to --markets)"]),
     ("paper: token", PAPER + " --tokens 42", ["--tokens: 42 is not a token of any market"]),
     (

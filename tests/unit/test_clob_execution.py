@@ -139,6 +139,10 @@ class FakeVenue:
         self.not_cancelable: set[str] = set()
         #: order ids the next GET /data/order does not find (a lagging read path)
         self.lookup_misses: set[str] = set()
+        #: (fault, body) of every POST /order that reached the venue, in order
+        self.outcomes: list[tuple[Fault, bytes]] = []
+        #: a venue whose order ids are not the EIP-712 hash (what PROTOCOL.md 12 cannot rule out)
+        self.foreign_ids = False
 
     # -- plumbing ------------------------------------------------------------------------------
     def transport(self) -> httpx.MockTransport:
@@ -174,8 +178,12 @@ class FakeVenue:
             order = self.orders.get(order_id)
             return self.reply(order) if order else self.reply({"error": "order not found"}, 404)
         if request.method == "GET" and path == "/data/trades":
-            trade = self.trades.get(request.url.params["id"])
-            return self.reply({"data": [trade] if trade else [], "next_cursor": "LTE="})
+            params = request.url.params
+            if "id" in params:
+                trade = self.trades.get(params["id"])
+                return self.reply({"data": [trade] if trade else [], "next_cursor": "LTE="})
+            rows = [t for t in self.trades.values() if params.get("market", t["market"]) == t["market"]]
+            return self.reply({"data": rows, "next_cursor": "LTE="})
         if request.method == "GET" and path == "/version":
             return self.reply({"version": self.version})
         if request.method == "GET" and path == "/tick-size":
@@ -192,6 +200,8 @@ class FakeVenue:
 
     def _store(self, order: dict[str, Any], body: bytes) -> dict[str, Any]:
         order_hash = venue_order_hash(order)
+        if self.foreign_ids:
+            order_hash = "0x" + keccak256(b"venue:" + order_hash.encode()).hex()
         if order_hash in self.orders:
             return {"success": False, "errorMsg": "order is invalid. Duplicated.", "orderID": ""}
         self.orders[order_hash] = {
@@ -216,6 +226,7 @@ class FakeVenue:
         if fault == "connect":
             raise httpx.ConnectError("connection refused", request=request)
         self.posted.append(body)
+        self.outcomes.append((fault, body))
         order = json.loads(body)["order"]
         if fault == "429":
             return self.reply({"error": "Too Many Requests"}, 429, {"Retry-After": "2"})
@@ -413,6 +424,160 @@ def test_no_order_is_ever_stored_twice_whatever_the_faults(faults: list[str], n_
     stored_hashes = [hash_ for hash_, _ in h.venue.stored]
     assert len(stored_hashes) == len(set(stored_hashes))
     assert len(h.venue.stored) <= n_orders
+
+
+UNKNOWN_FAULTS = ("500", "timeout", "500_stored", "timeout_stored")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["ok", "500", "500_stored", "timeout", "timeout_stored", "429", "connect"]),
+        max_size=12,
+    ),
+    st.lists(st.sampled_from([OrderType.GTC, OrderType.FAK, OrderType.FOK]), min_size=1, max_size=6),
+)
+def test_an_immediate_order_is_never_posted_again_after_an_unknown_outcome(
+    faults: list[str], types: list[OrderType]
+) -> None:
+    h = Harness(policy=RetryPolicy(max_reposts=3))
+    h.venue.script = list(faults)
+
+    async def scenario() -> None:
+        for n, order_type in enumerate(types):
+            await h.execution.submit(order(n, order_type=order_type))
+        for _ in range(4):
+            h.clock.ms += 11_000  # past the settle grace, within the GTC re-post window
+            await h.execution.reconcile(everything=True)
+
+    run(scenario())
+    immediate = {salt_of(b) for f, b in h.venue.outcomes if json.loads(b)["orderType"] in ("FAK", "FOK")}
+    for salt in immediate:
+        faults_of = [f for f, b in h.venue.outcomes if salt_of(b) == salt]
+        first_unknown = next((i for i, f in enumerate(faults_of) if f in UNKNOWN_FAULTS), None)
+        # 429s and refused connections may repeat it (the venue did not act); nothing after an unknown
+        assert first_unknown is None or first_unknown == len(faults_of) - 1
+
+
+def test_a_gtc_is_reposted_only_within_its_window_then_ends_cancelled_not_rejected() -> None:
+    h = Harness()
+    h.venue.script = ["ok", "500"]
+    run(h.execution.submit(order(0)))  # acknowledged under our hash: order ids verified
+    assert ["OrderStatusUnknown"] == kinds(run(h.execution.submit(order(1))))
+    h.clock.ms += 16_000  # the GTC's price is older than its re-post window now
+    reports = run(h.execution.reconcile())
+    assert ["OrderCancelled"] == kinds(reports)
+    assert isinstance(reports[0], OrderCancelled)
+    assert "not_on_venue" == reports[0].reason
+    assert 2 == len(h.venue.posted)  # not re-posted
+    assert ["clob_order_lost"] == [a.code for a in h.alerts]
+    assert (["opp-1:0"], []) == (h.execution.watched_orders, h.execution.unknown_orders)
+
+
+@pytest.mark.parametrize(("wait_ms", "reposted"), [(1_000, True), (31_000, False)])
+def test_a_gtd_is_reposted_only_before_its_expiry(wait_ms: int, reposted: bool) -> None:
+    h = Harness()
+    h.venue.script = ["ok", "500"]
+    run(h.execution.submit(order(0)))
+    gtd = order(1, order_type=OrderType.GTD, expiration_ms=T0_MS + 30_000)
+    assert ["OrderStatusUnknown"] == kinds(run(h.execution.submit(gtd)))
+    h.clock.ms += wait_ms
+    reports = run(h.execution.reconcile())
+    assert (["OrderAccepted"] if reposted else ["OrderCancelled"]) == kinds(reports)
+    assert (3 if reposted else 2) == len(h.venue.posted)
+    assert h.venue.posted[1] == h.venue.posted[-1]
+
+
+def test_a_fill_after_a_gtc_was_given_up_reaches_the_engine_and_counts() -> None:
+    from polysnipe.adapters.clob.user_channel import UserChannel
+    from polysnipe.core.orders import OrderRecord, OrderStatus
+
+    h = Harness(policy=RetryPolicy(max_reposts=1))
+    h.venue.script = ["ok", "500", "500"]
+    request = order(1, size=10_000_000)
+    run(h.execution.submit(order(0)))
+    reports = list(run(h.execution.submit(request)))
+    reports += run(h.execution.reconcile())  # re-posted once: lost again
+    reports += run(h.execution.reconcile())  # re-posts spent: given up
+    assert ["OrderStatusUnknown", "OrderStatusUnknown", "OrderCancelled"] == kinds(reports)
+    # the order reached the venue after all (a delayed retry by a proxy) and traded
+    order_hash = h.execution.index.venue_id("opp-1:0")
+    assert order_hash is not None
+    h.venue.orders[order_hash] = {
+        "id": order_hash,
+        "status": "MATCHED",
+        "side": "BUY",
+        "original_size": "10",
+        "size_matched": "10",
+        "associate_trades": ["t-late"],
+    }
+    trade = {
+        "id": "t-late",
+        "taker_order_id": order_hash,
+        "market": MARKET,
+        "asset_id": TOKEN,
+        "side": "BUY",
+        "size": "10",
+        "price": "0.5",
+        "status": "MATCHED",
+        "match_time": "1764061230",
+    }
+    h.venue.trades["t-late"] = trade
+    by_socket = UserChannel(h.execution.index).on_frame(json.dumps({"event_type": "trade", **trade}), 0)
+    by_rest = run(h.execution.reconcile(everything=True))
+    assert (["OrderFilled"], ["OrderFilled"]) == (kinds(by_socket), kinds(by_rest))  # type: ignore[arg-type]
+    record = OrderRecord(request)
+    record.mark_posted()
+    for report in [*reports, *by_socket, *by_rest]:
+        record.apply(report)  # type: ignore[arg-type]
+    assert (OrderStatus.CANCELLED, 10_000_000) == (record.status, record.filled_size)
+
+
+def test_order_ids_that_are_not_our_hashes_stop_posting() -> None:
+    h = Harness()
+    h.venue.foreign_ids = True
+    (accepted,) = run(h.execution.submit(order(1)))
+    assert isinstance(accepted, OrderAccepted)
+    our_hash = h.signer.sign_request(order(1), T0_MS).order_hash
+    assert accepted.venue_order_id != our_hash
+    assert "mismatch" == h.execution.order_id_check
+    assert [("critical", "clob_order_id_mismatch")] == [(a.severity, a.code) for a in h.alerts]
+    (refused,) = run(h.execution.submit(order(2)))
+    assert isinstance(refused, OrderRejected)
+    assert "circuit_open" == refused.reason
+    assert 1 == len(h.venue.posted)
+    # the order already placed stays tracked under the id the venue gave it
+    assert ["OrderCancelled"] == kinds(run(h.execution.cancel("opp-1:0")))
+
+
+def test_the_order_id_probe_on_a_venue_with_other_ids_stops_posting() -> None:
+    from polysnipe.core.market import Market
+
+    h = Harness()
+    h.venue.foreign_ids = True
+    market = Market(MARKET, (TOKEN, "1234"), ("Yes", "No"), 10_000, 5_000_000, False)
+    assert "mismatch" == run(h.execution.probe_order_ids(market, TOKEN))
+    assert h.execution.circuit.is_open
+    assert ["clob_order_id_mismatch"] == [a.code for a in h.alerts]
+    (probe_id,) = h.venue.orders
+    assert "CANCELED" == h.venue.orders[probe_id]["status"]  # cancelled by the id the venue gave
+
+
+def test_status_of_an_unknown_order_keeps_it_when_the_venue_cannot_be_read() -> None:
+    h = Harness()
+    h.venue.script = ["timeout_stored"]
+    run(h.execution.submit(order(1)))
+    order_hash = h.venue.stored[0][0]
+    h.venue.orders[order_hash].update(status="MATCHED", size_matched="100", associate_trades=["t-1"])
+
+    def trades_down(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/data/trades":
+            return httpx.Response(503, content=b'{"error": "upstream"}')
+        return h.venue.handle(request)
+
+    h.client._http._transport = httpx.MockTransport(trades_down)
+    assert [] == run(h.execution.status("opp-1:0"))  # no answer yet, and no exception
+    assert ["opp-1:0"] == h.execution.unknown_orders  # still tracked: new posts keep waiting
 
 
 # -- 429 and 425 ---------------------------------------------------------------------------------

@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polysnipe.adapters.sim.models import JitteredLatency, PolymarketFeeModel, PowerProbQueueModel
+from polysnipe.adapters.sim.models import (
+    FeedLatency,
+    JitteredLatency,
+    PolymarketFeeModel,
+    PowerProbQueueModel,
+)
 from polysnipe.core.evaluators import EvaluatorParams
 from polysnipe.core.messages import OrderType
 from polysnipe.core.risk import RiskPolicy, TreasuryPolicy
@@ -85,7 +90,8 @@ def test_the_embedded_default_builds_the_core_objects_make_demo_runs_with() -> N
             child=aggressive,
         ),
     } == dict(router.policies)
-    assert JitteredLatency(order_ms=4, ack_ms=4, jitter_ms=3) == core_objects.latency_model(c.venue)
+    assert JitteredLatency(order_ms=6, ack_ms=6, jitter_ms=4) == core_objects.latency_model(c.venue)
+    assert FeedLatency(base_ms=6, jitter_ms=4) == core_objects.feed_latency(c.venue)
     assert PowerProbQueueModel(power=2) == core_objects.queue_model(c.venue)
     assert PolymarketFeeModel() == core_objects.fee_model(c.venue)
     assert EvaluatorParams() == core_objects.evaluator_params(c.evaluators)
@@ -406,7 +412,7 @@ def test_venue_models_follow_the_venue_section(tmp_path: Path) -> None:
         f'[venue.fee_overrides."{cid}"]\nrate = "0.07"\nexponent = 2\n',
     )
     latency = core_objects.latency_model(c.venue)
-    assert (4, 9) == (latency.order_latency_ms(None), latency.ack_latency_ms(None))  # type: ignore[arg-type]
+    assert (6, 9) == (latency.order_latency_ms(None), latency.ack_latency_ms(None))  # type: ignore[arg-type]
     assert "RiskAverseQueueModel" == type(core_objects.queue_model(c.venue)).__name__
     assert PolymarketFeeModel(overrides={cid: (70_000, 2)}) == core_objects.fee_model(c.venue)
 

@@ -26,6 +26,7 @@ from polysnipe.core.messages import (
     RaiseAlert,
     RecordError,
     RecordKillSwitch,
+    RecordOpportunity,
     RecordOutcome,
 )
 from polysnipe.core.ports import NEVER_MS
@@ -142,3 +143,39 @@ def test_an_input_the_loop_cannot_take_is_a_bug_not_a_silent_skip() -> None:
     inbox.close()
     with pytest.raises(TypeError, match="cannot take a str"):
         asyncio.run(loop.run())
+
+
+class RecordingSink:
+    """A MarketEventSink that notes when (in engine time) it saw each event."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_market_event(self, event: object) -> None:
+        self.seen.append(event.ts_ms)  # type: ignore[attr-defined]
+
+
+def test_with_a_feed_latency_the_venue_sees_events_at_exchange_time_and_the_engine_later() -> None:
+    journal = MemoryJournal()
+    venue = ScriptedVenue(journal)
+    inbox = Inbox()
+    sink = RecordingSink()
+    loop = EngineLoop(engine({T0 + 1: [opportunity("a")]}), source=inbox, execution=venue, sink=sink,
+                      settlement=NoSettlement(), journal=journal, clock=EventClock(),
+                      feed_delay=lambda: 7)  # fmt: skip
+    submitted_at: list[int] = []
+    submit = venue.submit
+
+    async def timed_submit(order: OrderRequest, now_ms: int) -> Sequence[ExecutionReport]:
+        submitted_at.append(now_ms)
+        return await submit(order, now_ms)
+
+    venue.submit = timed_submit  # type: ignore[method-assign]
+    inbox.push([snapshot(T0), trade(T0 + 1)])
+    inbox.close()
+    asyncio.run(loop.run())
+    assert [T0, T0 + 1] == sink.seen
+    # the trade reached the engine 7 ms after the venue printed it: it decided and ordered then
+    assert [T0 + 1 + 7] == submitted_at
+    [record] = journal.of(RecordOpportunity)
+    assert T0 + 1 + 7 == record.ts_ms

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kit import market_files
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, PriceChange, Side
 from polysnipe.core.lifecycle import finish
@@ -240,7 +241,7 @@ def test_replay_is_deterministic_and_every_opportunity_ends_once(
     for _ in range(2):
         config = attrs.evolve(load_config(None), seed=engine_seed)
         out = tmp_path_factory.mktemp("bt")
-        result = run_backtest(markets_path=d / "markets.json", events_path=d / "events.jsonl", out_dir=out,
+        result = run_backtest(markets_paths=market_files(d), events_path=d / "events.jsonl", out_dir=out,
                               config=config)  # fmt: skip
         runs.append((out / "report.json").read_bytes() + (out / "opportunities.jsonl").read_bytes())
         outcomes = [r.opportunity_id for r in result.journal.of(RecordOutcome)]

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from polysnipe.adapters.sim import (
@@ -207,14 +208,151 @@ def test_sell_walks_bids_down_to_limit() -> None:
     assert [(390_000, 10, Liquidity.TAKER), (380_000, 5, Liquidity.TAKER)] == fills(reports)
 
 
-def test_taken_liquidity_stays_consumed_until_the_feed_updates_the_level() -> None:
+def test_taken_liquidity_stays_claimed_when_the_feed_shows_the_level_again() -> None:
     venue = make_venue()
     standard_book(venue)
     assert [(400_000, 10, Liquidity.TAKER)] == fills(run(venue, order(BUY, 410_000, 10, OrderType.FAK)))
     # the same displayed size cannot be taken twice
     assert [(410_000, 10, Liquidity.TAKER)] == fills(run(venue, order(BUY, 410_000, 10, OrderType.FAK)))
+    # the real market lost 2 of the 10 we took: the other 8 are still ours, not new liquidity
     venue.on_market_event(change(5, (YES, SELL, 400_000, 8)))
-    assert [(400_000, 8, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 10, OrderType.FAK), 5))
+    reports = run(venue, order(BUY, 400_000, 10, OrderType.FAK), 5)
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(reports)
+
+
+# -- liquidity we took: claims per level (module doc, Liquidity) ---------------------------------
+def test_three_faks_never_fill_more_than_the_level_ever_showed() -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 100)]))
+    total = 0
+    # the feed keeps touching the level with the real market's total, which never saw our orders
+    for ts, shown in ((1, 100), (2, 105), (3, 103)):
+        venue.on_market_event(change(ts, (YES, SELL, 400_000, shown)))
+        reports = run(venue, order(BUY, 400_000, 100, OrderType.FAK), ts)
+        total += sum(size for _, size, _ in fills(reports))
+    # 100 shown, then 5 more arrived; the fall to 103 is 2 of ours the real market lost
+    assert 105 == total
+
+
+def test_a_fall_shrinks_the_claim_by_as_much_and_a_rise_is_new_liquidity() -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 30)]))
+    assert [(400_000, 10, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 10, OrderType.FAK)))
+    book = venue.book(YES)
+    assert book is not None and 20 * S == book.best_ask_size()
+    venue.on_market_event(change(1, (YES, SELL, 400_000, 25)))  # 5 of our 10 gone in the real market
+    assert 20 * S == book.best_ask_size()
+    venue.on_market_event(change(2, (YES, SELL, 400_000, 40)))  # 15 new orders
+    assert 35 * S == book.best_ask_size()
+    assert [(400_000, 35, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 50, OrderType.FAK), 2))
+    venue.on_market_event(change(3, (YES, SELL, 400_000, 0)))  # the level is gone: so is the claim
+    venue.on_market_event(change(4, (YES, SELL, 400_000, 12)))
+    assert [(400_000, 12, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 50, OrderType.FAK), 4))
+
+
+@pytest.mark.parametrize(
+    ("token", "taker", "price"),
+    [(YES, BUY, 400_000), (NO, SELL, 600_000)],
+    ids=["print-on-yes", "print-on-no-mirrored"],
+)
+def test_a_print_and_the_fall_it_announces_explain_the_claim_once(
+    token: str, taker: Side, price: int
+) -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 30)]))
+    assert [(400_000, 30, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 30, OrderType.FAK)))
+    # the real market trades 10 at 0.40: the front of its queue, which is 10 of the 30 we took
+    venue.on_market_event(trade(1, price, 10, taker, token=token))
+    venue.on_market_event(change(1, (YES, SELL, 400_000, 20)))  # the fall that print announced
+    # 20 of ours are still displayed: counting the print and its fall twice would free 10
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(run(venue, order(BUY, 400_000, 20, OrderType.FAK), 1))
+    venue.on_market_event(change(2, (YES, SELL, 400_000, 5)))  # 15 more of ours lost
+    venue.on_market_event(change(3, (YES, SELL, 400_000, 12)))  # 7 new
+    assert [(400_000, 7, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 20, OrderType.FAK), 3))
+
+
+def test_a_print_reaches_resting_orders_only_past_the_size_we_took() -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 30)]))
+    run(venue, order(BUY, 400_000, 10, OrderType.FAK))  # claims the front 10 of the 30
+    ask = order(SELL, 400_000, 10, wallet="w2")
+    run(venue, ask)
+    assert 20 * S == venue.open_orders()[0].queue_ahead
+    # a real buyer of 10 traded the 10 we had already taken: nobody ahead of our ask moved
+    venue.on_market_event(trade(1, 400_000, 10, BUY))
+    venue.on_market_event(change(1, (YES, SELL, 400_000, 20)))
+    assert [] == fills(venue.poll(1))
+    assert 20 * S == venue.open_orders()[0].queue_ahead
+    venue.on_market_event(trade(2, 400_000, 25, BUY))  # 20 ahead of us, then 5 of ours
+    assert [(400_000, 5, Liquidity.MAKER)] == fills(venue.poll(2))
+
+
+def test_a_print_through_the_level_explains_all_of_the_claim_there() -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 30), (410_000, 30)]))
+    run(venue, order(BUY, 400_000, 10, OrderType.FAK))  # claims the front 10 at 0.40
+    run(venue, order(SELL, 400_000, 10, wallet="w2"))
+    # a buyer printing at 0.41 swept 0.40: every order there traded, the 10 we took included
+    venue.on_market_event(trade(1, 410_000, 4, BUY))
+    assert [(400_000, 4, Liquidity.MAKER)] == fills(venue.poll(1))
+    # so a print at 0.40 now is new orders trading: none of it is absorbed by our old claim
+    venue.on_market_event(trade(2, 400_000, 6, BUY))
+    assert [(400_000, 6, Liquidity.MAKER)] == fills(venue.poll(2))
+
+
+def test_a_snapshot_keeps_what_it_can_still_explain_of_the_claim() -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 30), (410_000, 10)]))
+    assert [(400_000, 20, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 20, OrderType.FAK)))
+    # the snapshot shows 5 fewer at 0.40: 5 of our 20 gone, 15 still ours
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 25), (410_000, 10)], ts=1))
+    assert [(400_000, 10, Liquidity.TAKER), (410_000, 10, Liquidity.TAKER)] == fills(
+        run(venue, order(BUY, 410_000, 40, OrderType.FAK), 1)
+    )
+    # 5 more of ours gone: the 20 shown are all ours
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 20)], ts=2))
+    book = venue.book(YES)
+    assert book is not None and 0 == book.size_at(SELL, 400_000)
+    # a snapshot without the level: the claim goes with it, and what shows there later is new
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(420_000, 5)], ts=3))
+    venue.on_market_event(snap(YES, bids=[(390_000, 50)], asks=[(400_000, 30)], ts=4))
+    assert [(400_000, 30, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 40, OrderType.FAK), 4))
+
+
+def test_a_claim_on_one_view_holds_when_the_other_view_is_read() -> None:
+    venue = make_venue()
+    # the two books show the same orders: YES asks 0.40 x10 are NO bids 0.60 x10
+    venue.on_market_event(snap(YES, bids=[(300_000, 10)], asks=[(400_000, 10)]))
+    venue.on_market_event(snap(NO, bids=[(600_000, 10)], asks=[(700_000, 10)]))
+    assert [(400_000, 10, Liquidity.TAKER)] == fills(run(venue, order(BUY, 400_000, 10, OrderType.FAK)))
+    # a NO seller reads the NO book: those bids are the asks we just took
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(
+        run(venue, order(SELL, 600_000, 10, OrderType.FAK, token=NO))
+    )
+    # the venue publishes both tokens' entries for one change; each book's claim follows its own
+    venue.on_market_event(change(1, (YES, SELL, 400_000, 4), (NO, BUY, 600_000, 4)))
+    venue.on_market_event(change(2, (YES, SELL, 400_000, 9), (NO, BUY, 600_000, 9)))
+    assert [(600_000, 5, Liquidity.TAKER)] == fills(
+        run(venue, order(SELL, 600_000, 10, OrderType.FAK, token=NO), 2)
+    )
+    assert VENUE_ERRORS["fak_not_filled"] == rejection(run(venue, order(BUY, 400_000, 10, OrderType.FAK), 2))
+
+
+def test_a_claim_taken_through_the_mirror_holds_when_the_own_book_arrives() -> None:
+    venue = make_venue()
+    venue.on_market_event(snap(YES, bids=[(400_000, 30)], asks=[(450_000, 30)]))
+    # no NO book yet: a NO buyer reads the YES bids mirrored (NO asks 0.60 x30)
+    assert [(600_000, 20, Liquidity.TAKER)] == fills(
+        run(venue, order(BUY, 600_000, 20, OrderType.FAK, token=NO))
+    )
+    venue.on_market_event(snap(NO, bids=[(550_000, 30)], asks=[(600_000, 30)], ts=1))
+    no_book = venue.book(NO)
+    assert no_book is not None and 10 * S == no_book.size_at(SELL, 600_000)
+    assert [(600_000, 10, Liquidity.TAKER)] == fills(
+        run(venue, order(BUY, 600_000, 30, OrderType.FAK, token=NO), 1)
+    )
+    yes_book = venue.book(YES)
+    assert yes_book is not None and 0 == yes_book.size_at(BUY, 400_000)
 
 
 # -- resting orders ------------------------------------------------------------------------------
@@ -841,8 +979,8 @@ def test_fok_is_all_or_nothing_across_replayed_and_resting_liquidity_counted_onc
         (no_bid.order_id, NO, BUY, 450_000, 10, Liquidity.MAKER),
         (taker.order_id, YES, BUY, 600_000, 10, Liquidity.TAKER),
     ] == _fill_rows(run(venue, taker))
-    # taken from the YES book only; the NO book's mirror stays until the feed updates it
-    assert (None, 10 * S) == (yes_book.best_ask(), no_book.best_bid_size())
+    # taken through the YES book, claimed in both: the NO bids at 0.40 are the same orders
+    assert (None, None) == (yes_book.best_ask(), no_book.best_bid())
 
 
 def test_fak_takes_both_sources_and_cancels_the_rest() -> None:
@@ -1008,6 +1146,140 @@ def test_free_balances_never_go_negative_and_reservations_are_released(seed: int
         assert ledger.usdc(wallet) == ledger.free_usdc(wallet)
         assert ledger.shares(wallet, YES) == ledger.free_shares(wallet, YES)
         assert ledger.shares(wallet, NO) == ledger.free_shares(wallet, NO)
+
+
+# -- property: replayed liquidity is never taken twice ------------------------------------------
+_ASK_PX = (400_000, 410_000)
+_BID_PX = (380_000, 390_000)
+
+
+class _Level(NamedTuple):
+    """The feed's new total at a YES level (and at its NO mirror when both books are replayed)."""
+
+    side: Side
+    price: int
+    shares: int
+
+
+class _Print(NamedTuple):
+    token: str
+    taker: Side
+    price: int
+    shares: int
+
+
+class _Snap(NamedTuple):
+    """YES price -> shares; the NO snapshot is its mirror."""
+
+    asks: dict[int, int]
+    bids: dict[int, int]
+
+
+class _Fak(NamedTuple):
+    token: str
+    side: Side
+    price: int
+    shares: int
+
+
+def _on(token: str, yes_price: int) -> int:
+    return yes_price if token == YES else ONE - yes_price
+
+
+def _fak_at(token: str, yes_level: tuple[Side, int], shares: int) -> _Fak:
+    """A FAK that takes the YES level (side, price) and any better one, through either token."""
+    side, price = yes_level
+    taker = side.opposite  # a YES buyer lifts YES asks
+    return _Fak(token, taker if token == YES else taker.opposite, _on(token, price), shares)
+
+
+_yes_levels = st.one_of(
+    st.tuples(st.just(SELL), st.sampled_from(_ASK_PX)), st.tuples(st.just(BUY), st.sampled_from(_BID_PX))
+)
+_yes_asks = st.dictionaries(st.sampled_from(_ASK_PX), st.integers(1, 30), max_size=2)
+_yes_bids = st.dictionaries(st.sampled_from(_BID_PX), st.integers(1, 30), max_size=2)
+_first_asks = st.dictionaries(st.sampled_from(_ASK_PX), st.integers(1, 30), min_size=1, max_size=2)
+_first_bids = st.dictionaries(st.sampled_from(_BID_PX), st.integers(1, 30), min_size=1, max_size=2)
+_tokens = st.sampled_from([YES, NO])
+_steps = st.lists(
+    st.one_of(
+        st.builds(lambda lv, n: _Level(lv[0], lv[1], n), _yes_levels, st.integers(0, 30)),
+        st.builds(
+            lambda t, lv, n: _Print(t, lv[0].opposite if t == YES else lv[0], _on(t, lv[1]), n),
+            _tokens,
+            _yes_levels,
+            st.integers(1, 30),
+        ),
+        st.builds(_Snap, _yes_asks, _yes_bids),
+        st.builds(_fak_at, _tokens, _yes_levels, st.integers(5, 40)),
+        st.builds(_fak_at, _tokens, _yes_levels, st.integers(5, 40)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_first_asks, _first_bids, _steps, st.booleans())
+# the issue's case: the feed shows the real market's total again after each take
+@example(
+    {400_000: 10},
+    {390_000: 10},
+    [_fak_at(YES, (SELL, 400_000), 10), _Level(SELL, 400_000, 10), _fak_at(NO, (SELL, 400_000), 10)],
+    True,
+)
+def test_fills_at_a_level_never_exceed_what_the_feed_ever_showed_arriving_there(
+    asks: dict[int, int],
+    bids: dict[int, int],
+    steps: list[_Level | _Print | _Snap | _Fak],
+    both_books: bool,
+) -> None:
+    """Replayed fills per YES-book level <= its first total plus every rise since (module doc).
+
+    With `both_books` the NO book is replayed too, as its mirror (the venue publishes both tokens'
+    entries), so orders read either view; without it NO orders read the YES book mirrored.
+    """
+    venue = make_venue(queue=PowerProbQueueModel())
+    shown: dict[tuple[Side, int], int] = {}
+    arrived: dict[tuple[Side, int], int] = {}
+    taken: dict[tuple[Side, int], int] = {}
+
+    def feed(side: Side, price: int, size: int) -> None:
+        key = (side, price)
+        arrived[key] = arrived.get(key, 0) + max(size - shown.get(key, 0), 0)
+        shown[key] = size
+
+    def replay_snap(ts: int, book: _Snap) -> None:
+        for px in _ASK_PX:
+            feed(SELL, px, book.asks.get(px, 0) * S)
+        for px in _BID_PX:
+            feed(BUY, px, book.bids.get(px, 0) * S)
+        venue.on_market_event(snap(YES, list(book.bids.items()), list(book.asks.items()), ts))
+        if both_books:
+            no_bids = [(ONE - p, n) for p, n in book.asks.items()]
+            venue.on_market_event(snap(NO, no_bids, [(ONE - p, n) for p, n in book.bids.items()], ts))
+
+    replay_snap(0, _Snap(asks, bids))
+    for ts, step in enumerate(steps, start=1):
+        if isinstance(step, _Level):
+            feed(step.side, step.price, step.shares * S)
+            deltas = [(YES, step.side, step.price, step.shares)]
+            if both_books:
+                deltas.append((NO, step.side.opposite, ONE - step.price, step.shares))
+            venue.on_market_event(change(ts, *deltas))
+        elif isinstance(step, _Print):
+            venue.on_market_event(trade(ts, step.price, step.shares, step.taker, token=step.token))
+        elif isinstance(step, _Snap):
+            replay_snap(ts, step)
+        else:
+            req = order(step.side, step.price, step.shares, OrderType.FAK, token=step.token)
+            for r in run(venue, req, ts):
+                if isinstance(r, OrderFilled):
+                    # the YES level it took: a YES buy lifts YES asks, a NO buy hits YES bids at 1-q
+                    hit = step.side.opposite if step.token == YES else step.side
+                    key = (hit, _on(step.token, r.price))
+                    taken[key] = taken.get(key, 0) + r.size
+    for key, size in taken.items():
+        assert size <= arrived.get(key, 0), key
 
 
 # -- property: many owners, both tokens, no replayed liquidity -------------------------------------

@@ -21,7 +21,7 @@ import httpx
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
-from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
+from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex, ReconcileConfig, Reconciler
 from polysnipe.adapters.clob.heartbeat import Heartbeat, HeartbeatConfig, VenueHealth
 from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import FeeOf
@@ -134,6 +134,8 @@ class ClobSettings:
     market_data: MarketDataConfig = attrs.field(factory=MarketDataConfig)
     heartbeat: HeartbeatConfig = attrs.field(factory=HeartbeatConfig)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: settling orders whose fate is open: the periodic reconciler, re-post bounds, alerts
+    reconcile: ReconcileConfig = attrs.field(factory=ReconcileConfig)
     order_bucket: BucketSpec = ORDER_BUCKET
     cancel_bucket: BucketSpec = CANCEL_BUCKET
     #: consecutive order rejects that stop all posting
@@ -142,6 +144,10 @@ class ClobSettings:
     tick_ttl_ms: int = 300_000
     #: REST catch-up window after the user channel reconnects
     catch_up_window_s: int = 600
+    #: at start, place and cancel one post-only order at one tick to verify that the venue's order id
+    #: is our EIP-712 hash before any real order (ClobExecution.probe_order_ids). Off: the first order
+    #: the venue acknowledges verifies it, and until then reconciliation draws nothing from absence.
+    order_id_probe: bool = False
 
 
 def _refuse_secrets(raw: Mapping[str, Any], where: str = "") -> None:
@@ -157,10 +163,10 @@ def _refuse_secrets(raw: Mapping[str, Any], where: str = "") -> None:
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> ClobSettings:
     """ClobSettings from a mapping with optional sections `clob`, `market_data`, `heartbeat`,
-    `retry`, `rate_limits` ({"order": {"burst", "per_s"}, "cancel": {...}}) and the scalar keys of
-    ClobSettings. Unknown keys raise (a typo must not silently fall back to a default)."""
+    `retry`, `reconcile`, `rate_limits` ({"order": {"burst", "per_s"}, "cancel": {...}}) and the
+    scalar keys of ClobSettings. Unknown keys raise (a typo must not silently fall back to a default)."""
     _refuse_secrets(raw)
-    known = {"clob", "market_data", "heartbeat", "retry", "rate_limits"}
+    known = {"clob", "market_data", "heartbeat", "retry", "reconcile", "rate_limits"}
     scalars = {k: v for k, v in raw.items() if k not in known}
     limits = raw.get("rate_limits", {})
     unknown_limits = set(limits) - {"order", "cancel"}
@@ -172,6 +178,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> ClobSettings:
         market_data=MarketDataConfig(**raw.get("market_data", {})),
         heartbeat=HeartbeatConfig(**raw.get("heartbeat", {})),
         retry=RetryPolicy(**raw.get("retry", {})),
+        reconcile=ReconcileConfig(**raw.get("reconcile", {})),
         order_bucket=BucketSpec(**limits["order"]) if "order" in limits else defaults.order_bucket,
         cancel_bucket=BucketSpec(**limits["cancel"]) if "cancel" in limits else defaults.cancel_bucket,
         **scalars,
@@ -179,10 +186,18 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> ClobSettings:
 
 
 def fee_lookup(registry: MarketRegistry) -> FeeOf:
-    """Taker fees of fills from each market's fee parameters (makers pay none)."""
+    """Taker fees of fills (makers pay none): at the rate the trade says it was charged
+    (`fee_rate_bps`, 100 bps = 0.01) when it carries one, else at the market's fee parameters.
 
-    def fee_of(token_id: str, side: Side, price: int, size: int) -> TakerFee:
+    A "0" is read as "not stated" on a market whose metadata has fees (payloads of the V1 era carry
+    "0" everywhere): the fee is never understated on the word of an empty field.
+    """
+
+    def fee_of(token_id: str, side: Side, price: int, size: int, rate_bps: int | None) -> TakerFee:
         market = registry.get_by_token(token_id)
+        exponent = market.fee_exponent if market is not None else 1
+        if rate_bps:
+            return taker_fee(side, size, price, rate_bps * 100, exponent)
         if market is None or not market.fee_rate:
             return NO_FEE
         return taker_fee(side, size, price, market.fee_rate, market.fee_exponent)
@@ -203,10 +218,13 @@ class ClobAdapters:
     user_channel: UserChannel
     user_stream: UserStream
     registry: MarketRegistry | None
+    reconciler: Reconciler
     _tasks: list[asyncio.Task[None]] = attrs.field(factory=list)
 
     async def start(self, token_ids: Iterable[str]) -> None:
-        """Subscribe the market channel to `token_ids`; start heartbeats and the user channel."""
+        """Subscribe the market channel to `token_ids`; with `order_id_probe`, verify that order ids
+        are our EIP-712 hashes; start heartbeats, the user channel and the periodic reconciler (its
+        reports go to the user channel's sink, the engine loop's inbox)."""
         tokens = list(token_ids)
         await self.market_data.subscribe(tokens)
         if self.registry is not None:
@@ -216,8 +234,20 @@ class ClobAdapters:
                     self.market_data.keeper.set_market_meta(
                         token_id, min_order_size=format_micro(market.min_order_size), neg_risk=market.neg_risk
                     )
+        if self.settings.order_id_probe:
+            await self._probe_order_ids(tokens)
         self._tasks.append(asyncio.create_task(self.heartbeat.run()))
         self._tasks.append(asyncio.create_task(self.user_stream.run()))
+        self._tasks.append(asyncio.create_task(self.reconciler.run()))
+
+    async def _probe_order_ids(self, tokens: list[str]) -> None:
+        """The start-up order-id check (settings.order_id_probe), on the first token we can price."""
+        markets = [] if self.registry is None else [self.registry.get_by_token(t) for t in tokens]
+        for token_id, market in zip(tokens, markets, strict=False):
+            if market is not None:
+                await self.execution.probe_order_ids(market, token_id)
+                return
+        raise ValueError("order_id_probe needs a token of a known market (pass the registry and tokens)")
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -275,6 +305,7 @@ def build_clob_adapters(
         index=index,
         fee_of=fee_of,
         tick_ttl_ms=settings.tick_ttl_ms,
+        reconcile=settings.reconcile,
     )
 
     def health(event: VenueHealth) -> None:
@@ -317,4 +348,13 @@ def build_clob_adapters(
         connect=connect,
         on_alert=alert,
     )
-    return ClobAdapters(settings, client, index, execution, heartbeat, feed, channel, user_stream, registry)
+    reconciler = Reconciler(
+        execution,
+        sink=user_sink,
+        on_alert=alert,
+        clock=clock,
+        interval_s=settings.reconcile.interval_s,
+    )
+    return ClobAdapters(
+        settings, client, index, execution, heartbeat, feed, channel, user_stream, registry, reconciler
+    )

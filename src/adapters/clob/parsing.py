@@ -81,6 +81,7 @@ __all__ = [
     "FeeOf",
     "RestBook",
     "book_hash",
+    "decimal_micro",
     "decode_json",
     "decode_market_frame",
     "decode_user_frame",
@@ -103,6 +104,7 @@ __all__ = [
     "parse_size",
     "parse_tick_size",
     "parse_version",
+    "token_id_text",
 ]
 
 #: `event_type` of our own external-signal lines (docs/external-signals.md)
@@ -603,7 +605,7 @@ _json_str = msgspec.json.Decoder(str)
 _json_decimal = msgspec.json.Decoder(Decimal)
 
 
-def _decimal_micro(raw: msgspec.Raw, name: str, bound: Decimal) -> int:
+def decimal_micro(raw: msgspec.Raw, name: str, bound: Decimal) -> int:
     """Exact micro-units of a decimal field sent as a JSON number or a decimal string, in [0, bound].
 
     A number is read from its JSON digits, never via float (0.001 would become 0.00100000000000000002);
@@ -633,7 +635,7 @@ def _decimal_micro(raw: msgspec.Raw, name: str, bound: Decimal) -> int:
 _TOKEN_ID_DIGITS = 78
 
 
-def _token_id(text: str) -> str:
+def token_id_text(text: str) -> str:
     """A token id as the venue spells it: the decimal digits of a uint256 (orders sign int(token_id))."""
     if not (text.isascii() and text.isdigit()) or len(text) > _TOKEN_ID_DIGITS or int(text) >= 1 << 256:
         raise ValueError(f"token id is not a uint256 in decimal: {text[:80]!r}")
@@ -644,7 +646,7 @@ def fee_parameters(fd: WireFeeDetails | None) -> tuple[int, int]:
     """(rate in micro-units, exponent) of a market's `fd`, range-checked; no `fd` is no fee."""
     if fd is None:
         return 0, 1
-    rate = _decimal_micro(fd.r, "fd.r", _FEE_RATE_BOUND)
+    rate = decimal_micro(fd.r, "fd.r", _FEE_RATE_BOUND)
     check_fee_parameters(rate, fd.e)
     return rate, fd.e
 
@@ -661,10 +663,10 @@ def _market(wire: WireMarket) -> Market | None:
         fee_rate, fee_exponent = fee_parameters(wire.fd)
         return Market(
             condition_id=wire.condition_id,
-            token_ids=(_token_id(ids[0]), _token_id(ids[1])),
+            token_ids=(token_id_text(ids[0]), token_id_text(ids[1])),
             outcomes=(wire.tokens[0].outcome, wire.tokens[1].outcome),
-            tick_size=_decimal_micro(wire.minimum_tick_size, "minimum_tick_size", _TICK_BOUND),
-            min_order_size=_decimal_micro(wire.minimum_order_size, "minimum_order_size", _SIZE_BOUND),
+            tick_size=decimal_micro(wire.minimum_tick_size, "minimum_tick_size", _TICK_BOUND),
+            min_order_size=decimal_micro(wire.minimum_order_size, "minimum_order_size", _SIZE_BOUND),
             neg_risk=wire.neg_risk,
             neg_risk_market_id=wire.neg_risk_market_id or None,
             fee_rate=fee_rate,
@@ -733,7 +735,7 @@ def parse_tick_size(data: _Data) -> int:
     """GET /tick-size to the token's tick in micro-units: one of the venue's ticks, or malformed."""
     try:
         _check_depth(data)
-        tick = _decimal_micro(_tick_size_decoder.decode(data).minimum_tick_size, "tick", _TICK_BOUND)
+        tick = decimal_micro(_tick_size_decoder.decode(data).minimum_tick_size, "tick", _TICK_BOUND)
         if tick not in VALID_TICKS:
             raise ValueError(f"not a venue tick: {tick / MICRO:g}")
     except _DECODE_ERRORS as exc:
@@ -993,7 +995,8 @@ def order_reports(msg: WireOrder, order_id: str, *, ts_recv_ms: int) -> list[Exe
     raise MalformedMessage(f"order {msg.id}: unknown status {msg.status!r}")
 
 
-FeeOf = Callable[[str, Side, int, int], TakerFee]
+#: (token, side, price, size, the trade's fee_rate_bps or None) -> the taker's fee
+FeeOf = Callable[[str, Side, int, int, int | None], TakerFee]
 
 
 def _maker_side(trade: WireTrade, maker: WireMakerOrder) -> Side:
@@ -1017,7 +1020,8 @@ def fills_from_trade(
 
     `order_id_of` maps a venue order id to our order id, None for orders that are not ours. Each fill
     is keyed by the trade id; the caller counts a (trade, order) pair once across statuses. Makers
-    never pay fees; a taker's fee comes from `fee_of` (the market's fee parameters).
+    never pay fees; a taker's fee comes from `fee_of`, given the trade's own fee_rate_bps when it
+    carries one (the rate the venue charged) and the market's fee parameters otherwise.
     """
     ts = epoch_ms(trade.match_time) or epoch_ms(trade.matchtime) or epoch_ms(trade.timestamp) or ts_recv_ms
     fills: list[OrderFilled] = []
@@ -1026,7 +1030,13 @@ def fills_from_trade(
             ours = order_id_of(trade.taker_order_id)
             if ours is not None:
                 side, price, size = _SIDES[trade.side], _trade_price(trade.price), _size(trade.size)
-                fee = fee_of(trade.asset_id, side, price, size) if fee_of is not None else NO_FEE
+                raw_bps = trade.fee_rate_bps
+                bps = (
+                    None
+                    if raw_bps is None or raw_bps == ""
+                    else _int(raw_bps, "fee_rate_bps", 0, _MAX_FEE_BPS)
+                )
+                fee = fee_of(trade.asset_id, side, price, size, bps) if fee_of is not None else NO_FEE
                 fills.append(
                     OrderFilled(
                         ours,

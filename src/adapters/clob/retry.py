@@ -304,6 +304,14 @@ class CircuitBreaker:
             return True
         return False
 
+    def trip(self, reason: str) -> bool:
+        """Open at once, whatever the streak (a fault that one event proves); True if this opened it."""
+        self.last_reason = reason
+        if self._open:
+            return False
+        self._open = True
+        return True
+
     def reset(self) -> None:
         self._consecutive = 0
         self._open = False

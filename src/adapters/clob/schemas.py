@@ -215,6 +215,8 @@ class WireMarket(msgspec.Struct, gc=False):
     question: str = ""
     #: fee parameters, when the payload carries them (GET /clob-markets compact form)
     fd: WireFeeDetails | None = None
+    #: ISO 8601 time the market is scheduled to end ("2027-12-31T00:00:00Z")
+    end_date_iso: str | None = None
 
 
 class WireClobMarket(msgspec.Struct, gc=False):

@@ -43,32 +43,23 @@ def user_subscription(creds: ApiCreds, markets: Sequence[str]) -> str:
 
 
 class UserChannel:
-    """User-channel messages to execution reports for our orders, each fill counted once."""
+    """User-channel messages to execution reports for our orders, each fill counted once.
 
-    __slots__ = ("_fee_of", "_max_seen", "_seen", "index")
+    Fills are claimed in the OrderIndex shared with execution, so a trade that REST already reported
+    (an order's answer, reconciliation, catch-up) is not reported again here, and the other way round.
+    A fill for an order that execution gave up on locally (reported cancelled) still maps to it while
+    the index remembers the order, and is reported: the core counts fills after a cancel.
+    """
 
-    def __init__(self, index: OrderIndex, *, fee_of: FeeOf | None = None, max_seen: int = 200_000) -> None:
+    __slots__ = ("_fee_of", "index")
+
+    def __init__(self, index: OrderIndex, *, fee_of: FeeOf | None = None) -> None:
         self.index = index
         self._fee_of = fee_of
-        self._max_seen = max_seen
-        #: (trade id, order id) pairs already reported, oldest first
-        self._seen: dict[tuple[str, str], None] = {}
-
-    def _first_time(self, fill: OrderFilled) -> bool:
-        key = (fill.trade_id, fill.order_id)
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self._max_seen:
-            del self._seen[next(iter(self._seen))]
-        return True
 
     def accept_fills(self, fills: Iterable[OrderFilled]) -> list[OrderFilled]:
         """Fills learned elsewhere (REST catch-up after a reconnect), minus those already reported."""
-        fresh = [f for f in fills if self._first_time(f)]
-        for fill in fresh:
-            self.index.observe(fill)
-        return fresh
+        return [f for f in fills if self.index.claim(f)]
 
     def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
         out: list[ExecutionReport | RaiseAlert] = []
@@ -97,7 +88,7 @@ class UserChannel:
         fills = fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of)
         if status == "FAILED":
             if fills:
-                counted = any((f.trade_id, f.order_id) in self._seen for f in fills)
+                counted = any(self.index.claimed(f) for f in fills)
                 out.append(
                     RaiseAlert(
                         "critical",
@@ -113,10 +104,7 @@ class UserChannel:
                     )
                 )
             return
-        for fill in fills:
-            if self._first_time(fill):
-                self.index.observe(fill)
-                out.append(fill)
+        out.extend(f for f in fills if self.index.claim(f))
 
 
 class UserStream:

@@ -20,6 +20,7 @@ from polysnipe.core.ports import Rng
 __all__ = [
     "ConstantLatency",
     "FeeModel",
+    "FeedLatency",
     "JitteredLatency",
     "LatencyModel",
     "PolymarketFeeModel",
@@ -31,6 +32,21 @@ __all__ = [
 
 
 # -- latency -------------------------------------------------------------------------------------
+@attrs.frozen(slots=True)
+class FeedLatency:
+    """Delay from the venue publishing a market event to the engine receiving it (a backtest's market-
+    data latency; a live run has the real one). Base plus uniform 0..jitter, from the injected RNG."""
+
+    base_ms: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    jitter_ms: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+
+    def delay_ms(self, rng: Rng) -> int:
+        return self.base_ms + (rng.randint(0, self.jitter_ms) if self.jitter_ms else 0)
+
+    def describe(self) -> str:
+        return f"{self.base_ms} ms" + (f" + 0..{self.jitter_ms} ms" if self.jitter_ms else "")
+
+
 class LatencyModel(Protocol):
     def order_latency_ms(self, rng: Rng) -> int:
         """Delay from our submit/cancel to its arrival at the matching engine."""
@@ -38,6 +54,10 @@ class LatencyModel(Protocol):
 
     def ack_latency_ms(self, rng: Rng) -> int:
         """Delay from the engine producing a report to us receiving it."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """The delays assumed, for the report ("order", "ack")."""
         ...
 
 
@@ -51,6 +71,9 @@ class ConstantLatency:
 
     def ack_latency_ms(self, rng: Rng) -> int:
         return self.ack_ms
+
+    def describe(self) -> dict[str, str]:
+        return {"order": f"{self.order_ms} ms", "ack": f"{self.ack_ms} ms"}
 
 
 @attrs.frozen(slots=True)
@@ -77,6 +100,12 @@ class JitteredLatency:
 
     def ack_latency_ms(self, rng: Rng) -> int:
         return self._draw(self.ack_ms, rng)
+
+    def describe(self) -> dict[str, str]:
+        extra = f" + 0..{self.jitter_ms} ms" if self.jitter_ms else ""
+        if self.spike_prob:
+            extra += f", {self.spike_prob:.2%} of them {self.spike_ms} ms slower"
+        return {"order": f"{self.order_ms} ms{extra}", "ack": f"{self.ack_ms} ms{extra}"}
 
 
 # -- queue position ------------------------------------------------------------------------------

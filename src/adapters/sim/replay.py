@@ -47,6 +47,6 @@ class ReplaySource:
     async def next_batch(self, timeout_s: float | None) -> Sequence[Event] | None:
         if self._pos < len(self._events):
             self._bus.publish_many(self._stream, self._events[self._pos : self._pos + self._batch])
-            self._pos += self._batch
+            self._pos = min(self._pos + self._batch, len(self._events))
         read = self._bus.read_batch(self._stream)
         return read[1] if read is not None else None

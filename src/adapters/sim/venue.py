@@ -39,9 +39,31 @@ Book view. `book_view(token)` is the book an order on that token would meet, in 
 its view's replayed levels (mirrored when the view is the complement's) plus every order resting in
 the market on either outcome. It is the one merged book; the CLOB simulator shows it as the venue's.
 
-Liquidity. Replayed levels are the market's displayed size. Liquidity our orders take is removed from
-the engine's book and stays removed until the feed next updates that level, so two orders cannot take
-the same displayed size; replayed liquidity is never removed for longer than that. Resting orders sit
+Liquidity. Replayed levels are the market's displayed size, and the real market never saw our orders:
+the feed's next total at a level we took from still holds what we took. So each book keeps a *claim*
+per level, the size our orders took there that the real market has not yet accounted for, and the
+engine's book shows the feed's total less the claim. The rule, per level:
+* a fall in the feed's total is the real market losing that size too; trades take the front of the
+  queue, which is where our orders took, so the claim shrinks by as much. A rise is new orders and
+  leaves the claim.
+* a print (`last_trade_price`) at the level, or through it, traded the front of the real queue, so
+  our claim first: it explains up to its size of the claim (through a level: all of it), and only
+  the rest of its size goes on to the resting orders queued there. The explained size stays hidden
+  until the fall that the print announces, which it then absorbs (one loss, not two). A print never
+  returns size by itself: the feed nets trades against new orders, so until the total falls the
+  displayed size may still contain the traded orders.
+* a snapshot is every level's new total at once. A book that was trusted keeps its claims, each
+  seeing the snapshot like a level update; one that becomes trusted takes the complement's claims
+  mirrored (the same orders); and no claim keeps more than its level displays: a level the snapshot
+  no longer shows holds none.
+Both books of a binary market show the same orders (BUY YES at p is SELL NO at 1-p), so a take puts
+the claim on the level of the view it read and on the complement book's mirror of it, and whichever
+view a later order reads, the size is gone; each book's claims then follow that book's own feed.
+Hence our fills at a level never exceed what the feed ever showed arriving there: its first total
+plus every rise since. (hftbacktest's L2 exchanges leave the depth untouched by our takes, so a
+repeated take reuses the same size; NautilusTrader's `liquidity_consumption` tracks the size taken
+per level but forgets it whenever the level's size changes, as this engine once did: three FAK buys
+filled 300 shares from a level of about 100.) Resting orders sit
 in a per-level list in time order, each with a queue position counted in replayed size ahead of it;
 the queue model moves it on depth changes and trades. A resting order fills when a trade reaches it
 at (or through) its price, or when replayed liquidity appears that crosses it. Orders of the same
@@ -214,19 +236,71 @@ class Ledger:
 
 
 # -- engine --------------------------------------------------------------------------------------
+class _Claim:
+    """Replayed size at one level of one book that our orders took and the feed still displays.
+
+    The engine's book shows `shown - hidden` at the level (module doc, Liquidity).
+    """
+
+    __slots__ = ("held", "printed", "shown")
+
+    def __init__(self, shown: int) -> None:
+        #: the feed's last total at the level
+        self.shown = shown
+        #: taken by our orders; nothing the real market did has accounted for it yet
+        self.held = 0
+        #: taken by our orders and since traded by the real market (a print reached it); still in
+        #: `shown` until the feed's total falls, and that fall is this, not a second loss
+        self.printed = 0
+
+    @property
+    def hidden(self) -> int:
+        return self.held + self.printed
+
+    def add(self, size: int) -> None:
+        # never more than the level displays: the complement's book may show less than the view read
+        self.held = min(self.held + size, self.shown - self.printed)
+
+    def see(self, total: int) -> None:
+        """The feed's new total at the level: a fall is the real market losing our claimed size."""
+        fall = self.shown - total
+        if fall > 0:
+            known = min(fall, self.printed)
+            self.printed -= known
+            self.held = max(self.held - (fall - known), 0)
+        self.shown = total
+        # what the level no longer displays cannot be claimed (after a snapshot, or a mirror that
+        # disagrees); printed size goes first, being already gone from the real book
+        over = self.held + self.printed - total
+        if over > 0:
+            cut = min(over, self.printed)
+            self.printed -= cut
+            self.held -= over - cut
+
+    def explain(self, size: int) -> int:
+        """A print of `size` at the level traded the front of the real queue, our claim first."""
+        known = min(size, self.held)
+        self.held -= known
+        self.printed += known
+        return known
+
+
 class _Tok:
     """One token's book plus the resting orders whose view is this book."""
 
-    __slots__ = ("asks", "bids", "book", "complement", "market", "resting")
+    __slots__ = ("asks", "bids", "book", "claims", "complement", "market", "resting")
 
     def __init__(self, token_id: str, market: Market) -> None:
         self.market = market
         self.complement = market.complement(token_id)
+        #: the replayed book less what our orders claim (module doc, Liquidity)
         self.book = BookState(token_id, market.tick_size)
         # view price -> resting orders in time order, by the side of this book they rest on
         self.bids: dict[int, list[_Order]] = {}
         self.asks: dict[int, list[_Order]] = {}
         self.resting = 0
+        #: per side (indexed by Side: BUY = bids), price -> the claim there; only while trusted
+        self.claims: tuple[dict[int, _Claim], dict[int, _Claim]] = ({}, {})
 
 
 class _Order:
@@ -466,9 +540,19 @@ class MatchingEngine:
                     tok = self._tok(d.token_id)
                     if tok is None:
                         continue
-                delta = tok.book.apply_level(d.side, d.price, d.size, ts)
+                claims = tok.claims[d.side]
+                claim = claims.get(d.price) if claims else None
+                if claim is None:
+                    delta = tok.book.apply_level(d.side, d.price, d.size, ts)
+                    shows = d.size
+                else:
+                    claim.see(d.size)
+                    shows = d.size - claim.hidden
+                    if not claim.hidden:
+                        del claims[d.price]
+                    delta = tok.book.apply_level(d.side, d.price, shows, ts)
                 if delta and tok.resting:
-                    self._level_changed(tok, d.side, d.price, d.size - delta, d.size, ts)
+                    self._level_changed(tok, d.side, d.price, shows - delta, shows, ts)
         elif type(event) is BookSnapshot:
             self._apply_snapshot(event)
         elif type(event) is LastTrade:
@@ -487,12 +571,15 @@ class MatchingEngine:
         if tok is None:
             return
         book = tok.book
+        was_trusted = book.trusted
         if not tok.resting:
             book.apply_snapshot(snap)
+            self._reclaim(tok, was_trusted, snap.ts_ms)
             return
         prev_bids = {px: book.bids.get(px, 0) for px in tok.bids}
         prev_asks = {px: book.asks.get(px, 0) for px in tok.asks}
         book.apply_snapshot(snap)
+        self._reclaim(tok, was_trusted, snap.ts_ms)
         for idx, levels, prev in ((tok.bids, book.bids, prev_bids), (tok.asks, book.asks, prev_asks)):
             for px, orders in idx.items():
                 new = levels.get(px, 0)
@@ -501,6 +588,49 @@ class MatchingEngine:
                         self._queue.on_depth_change(o.pos, prev[px], new)
         self._cross_resting(tok, Side.BUY, snap.ts_ms)
         self._cross_resting(tok, Side.SELL, snap.ts_ms)
+
+    def _reclaim(self, tok: _Tok, was_trusted: bool, ts: int) -> None:
+        """Carry the claims through a snapshot that just replaced `tok`'s book (module doc, Liquidity).
+
+        A book that was trusted keeps its own claims, each seeing the snapshot's total like a level
+        update; one that becomes trusted now takes the complement's claims, mirrored: the same orders.
+        Either way a claim keeps no more than its level displays, and a level absent is none.
+        """
+        book = tok.book
+        if not was_trusted:
+            comp = self._toks.get(tok.complement)
+            if comp is not None and comp.book.trusted:
+                for side in (Side.BUY, Side.SELL):
+                    mine = tok.claims[side.opposite]
+                    for px, theirs in comp.claims[side].items():
+                        c = mine[ONE - px] = _Claim(book.size_at(side.opposite, ONE - px))
+                        c.held, c.printed = theirs.held, theirs.printed
+        for side in (Side.BUY, Side.SELL):
+            claims = tok.claims[side]
+            for px, c in list(claims.items()):
+                c.see(book.size_at(side, px))
+                if not c.hidden:
+                    del claims[px]
+                book.apply_level(side, px, c.shown - c.hidden, ts)
+
+    def _explain(self, tok: _Tok | None, side: Side, price: int, size: int) -> int:
+        """A print of `size` at `price` hit `side` of `tok`'s book: it explains the claims it reached.
+
+        At `price` it traded the front of the real queue, which is where our orders took; through a
+        better level it traded all of it. Returns how much of `size` our claim at `price` absorbed.
+        """
+        if tok is None:
+            return 0
+        claims = tok.claims[side]
+        if not claims:
+            return 0
+        at = 0
+        for px, c in claims.items():
+            if px == price:
+                at = c.explain(size)
+            elif (px < price) if side is Side.SELL else (px > price):
+                c.explain(c.held)
+        return at
 
     def _level_changed(self, tok: _Tok, side: Side, price: int, prev: int, new: int, ts: int) -> None:
         orders = (tok.bids if side is Side.BUY else tok.asks).get(price)
@@ -545,6 +675,9 @@ class MatchingEngine:
         tok = self._tok(trade.token_id)
         if tok is None:
             return
+        # the print reached our claims in both books first: they show the same orders
+        absorbed = self._explain(tok, trade.side.opposite, trade.price, trade.size)
+        mirrored = self._explain(self._toks.get(tok.complement), trade.side, ONE - trade.price, trade.size)
         view, mirror = self._view(tok)
         if not view.resting:
             return
@@ -555,17 +688,19 @@ class MatchingEngine:
             hit = sorted((p for p in idx if p >= px), reverse=True)
         else:
             hit = sorted(p for p in idx if p <= px)
-        budget = trade.size
+        # what the real taker traded of the size we had already taken does not reach the queue
+        rest = trade.size - (mirrored if mirror else absorbed)
+        budget = rest
         trade_id = ""
         makers: list[TradeSide] = []
         for p in hit:
             for o in list(idx[p]):
                 if p == px:
-                    reached = self._queue.on_trade(o.pos, trade.size)
+                    reached = self._queue.on_trade(o.pos, rest)
                 else:
                     # the taker traded through our price, so everything ahead of us is gone
                     o.pos.ahead = 0
-                    reached = trade.size
+                    reached = rest
                 size = min(o.leaves, reached, budget)
                 if size > 0:
                     budget -= size
@@ -736,24 +871,43 @@ class MatchingEngine:
         return comp.asks if side is Side.BUY else comp.bids
 
     def _consume(self, view: _Tok, side: Side, plan: list[_Step], ts: int) -> None:
-        """Remove the replayed liquidity a plan takes; resting orders behind it move up by as much.
+        """Claim the replayed liquidity a plan takes; resting orders behind it move up by as much.
 
-        That includes orders resting mirrored in the complement view: the replayed level they queue
-        behind there shows the same orders as the one taken here.
+        The claim goes on the view's level and on the complement book's mirror of it (module doc,
+        Liquidity). Orders resting mirrored in the complement view move up too: the replayed level
+        they queue behind there shows the same orders as the one taken here.
         """
         used: dict[int, int] = {}
         for px, size, maker in plan:
             if maker is None:
                 used[px] = used.get(px, 0) + size
-        levels = view.book.bids if side is Side.BUY else view.book.asks
+        if not used:
+            return
         idx = view.bids if side is Side.BUY else view.asks
         other = self._mirrored_levels(view, side)
+        comp = self._toks.get(view.complement)
+        if comp is not None and not comp.book.trusted:
+            comp = None
         for px, size in used.items():
-            view.book.apply_level(side, px, levels[px] - size, ts)
+            self._claim(view, side, px, size, ts)
+            if comp is not None:
+                self._claim(comp, side.opposite, ONE - px, size, ts)
             for r in idx.get(px, ()):
                 r.pos.ahead = max(r.pos.ahead - size, 0)
             for r in other.get(ONE - px, ()):
                 r.pos.ahead = max(r.pos.ahead - size, 0)
+
+    @staticmethod
+    def _claim(tok: _Tok, side: Side, px: int, size: int, ts: int) -> None:
+        claims = tok.claims[side]
+        c = claims.get(px)
+        if c is None:
+            shown = tok.book.size_at(side, px)  # no claim yet: the book shows the feed's total
+            if not shown:
+                return  # a complement that disagrees shows nothing here to claim
+            c = claims[px] = _Claim(shown)
+        c.add(size)
+        tok.book.apply_level(side, px, c.shown - c.hidden, ts)
 
     def _take(self, o: _Order, plan: list[_Step], now_ms: int) -> None:
         """Execute an arriving order's plan, level by level.

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.clob.parsing import parse_market_message, parse_markets
+from polysnipe.adapters.clob.parsing import parse_market_message
 from polysnipe.adapters.files import load_events
+from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.clob import render
 from polysnipe.adapters.sim.clob.accounts import Accounts, ApiKey, Balances, parse_balances
 from polysnipe.adapters.sim.clob.auth import Authenticator, RateLimits
@@ -92,22 +93,37 @@ class ClobSimState:
     @classmethod
     def from_files(
         cls,
-        markets_path: str | Path,
+        markets_paths: str | Path | Sequence[str | Path],
         events_path: str | Path | None = None,
         balances_path: str | Path | None = None,
         *,
         config: ClobSimConfig | None = None,
         clock: Callable[[], int] = _wall_clock_ms,
     ) -> ClobSimState:
-        raw = Path(markets_path).read_bytes()
-        doc = json.loads(raw, parse_float=Decimal)  # venue numbers stay exact decimals
-        docs = doc if isinstance(doc, list) else doc["data"] if isinstance(doc.get("data"), list) else [doc]
+        """The markets of every metadata file given (adapters/metadata.py merges CLOB and Gamma shapes;
+        the CLOB documents among them are what GET /markets serves), the events replayed, balances."""
+        paths = (
+            [Path(markets_paths)]
+            if isinstance(markets_paths, str | Path)
+            else [Path(p) for p in markets_paths]
+        )
+        catalog = load_market_files(paths)
+        docs: list[Mapping[str, Any]] = []
+        for path in paths:
+            doc = json.loads(path.read_bytes(), parse_float=Decimal)  # venue numbers stay exact decimals
+            if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+                doc = doc["data"]
+            docs += [
+                d
+                for d in (doc if isinstance(doc, list) else [doc])
+                if isinstance(d, dict) and "condition_id" in d
+            ]
         events = load_events(events_path)[0] if events_path is not None else []
         balances = None
         if balances_path is not None:
             balances = parse_balances(json.loads(Path(balances_path).read_bytes()))
         return cls(
-            parse_markets(raw),
+            catalog.markets,
             config,
             market_documents=docs,
             balances=balances,
