@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo golden test unit contract check bench clean
+.PHONY: install demo golden test unit contract check bench mutation clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ check: install
 	# mypy cannot follow the package-dir mapping (polysnipe = src/), so it reads the package through a link
 	mkdir -p build/mypyroot && ln -sfn ../../src build/mypyroot/polysnipe
 	MYPYPATH=build/mypyroot $(BIN)/mypy --strict -p polysnipe
+
+# the pipeline properties must catch known mutations of the lifecycle (tests/mutation/run.py; ~75 s)
+mutation: install
+	$(BIN)/python tests/mutation/run.py
 
 bench: install
 	$(BIN)/polysnipe bench backtest --events data/sample/events.jsonl

@@ -7,19 +7,21 @@ takes keyword overrides, so a test states only what it is about.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from polysnipe.core.book import BookState
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, Side
+from polysnipe.core.exit_rules import ExitParams
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import Liquidity, OrderFilled, OrderRequest, OrderType
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.portfolio import Portfolio
-from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState
+from polysnipe.core.risk import RiskDecision, RiskGatekeeper, RiskPolicy, RiskState
 from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import SignalContext
 from polysnipe.core.state import EngineState, build_state
@@ -32,6 +34,7 @@ __all__ = [
     "T0",
     "WALLET",
     "YES",
+    "RecordingGatekeeper",
     "ScriptedSignal",
     "engine",
     "fill",
@@ -141,6 +144,31 @@ class ScriptedSignal:
         return self.script.pop(event.ts_ms, [])
 
 
+class RecordingGatekeeper(RiskGatekeeper):
+    """The real gatekeeper, keeping every check it made (the orders and the decision), in order.
+
+    For properties about decisions the journal does not show: the lifecycle journals an iceberg
+    slice's check only when it refuses the slice.
+    """
+
+    __slots__ = ("checks",)
+
+    def __init__(self, policy: RiskPolicy) -> None:
+        super().__init__(policy)
+        self.checks: list[tuple[tuple[OrderRequest, ...], RiskDecision]] = []
+
+    def check_orders(
+        self,
+        legs: Sequence[tuple[OrderRequest, Market, BookState | None]],
+        state: RiskState,
+        now_ms: int,
+        event_tokens: Sequence[str] = (),
+    ) -> RiskDecision:
+        decision = super().check_orders(legs, state, now_ms, event_tokens)
+        self.checks.append((tuple(order for order, _, _ in legs), decision))
+        return decision
+
+
 def engine(
     script: dict[int, list[Opportunity]] | None = None,
     markets: Sequence[Market] = (MARKET,),
@@ -148,7 +176,14 @@ def engine(
     balance: int = 10_000 * MICRO,
     policy: RiskPolicy | None = None,
     routing: dict[str, Any] | None = None,
+    balances: Mapping[str, int] | None = None,
+    wallet_for: Callable[[Opportunity], str] | None = None,
+    gatekeeper: RiskGatekeeper | None = None,
+    exits: ExitParams | None = None,
 ) -> EngineState:
+    """An engine over `markets` whose one signal plays `script`. One wallet (WALLET, `balance`) unless
+    `balances` names several, with `wallet_for` choosing among them; `gatekeeper` replaces the one
+    built from `policy`."""
     router = build_router(routing or {
         "default": "aggressive",
         "by_urgency": {"passive": "passive", "iceberg": "iceberg"},
@@ -157,11 +192,12 @@ def engine(
     })  # fmt: skip
     return build_state(
         markets=MarketRegistry.of(markets),
-        signals=[ScriptedSignal(script or {})],
+        signals=[ScriptedSignal({} if script is None else script)],
         evaluators=Evaluators(),
-        gatekeeper=RiskGatekeeper(policy or risk_policy()),
-        risk=RiskState(Portfolio.of({WALLET: balance})),
+        gatekeeper=gatekeeper or RiskGatekeeper(policy or risk_policy()),
+        risk=RiskState(Portfolio.of(balances or {WALLET: balance})),
         router=router,
         rng=random.Random(1),
-        wallet_for=lambda _: WALLET,
+        wallet_for=wallet_for or (lambda _: WALLET),
+        exits=exits,
     )
