@@ -2,7 +2,7 @@
 
 Merges and redemptions are CTF transactions of the trader's wallet, sent through Polymarket's relayer
 (or, as a fallback, by the Safe's owner on Polygon). Until this deployment has one, a request is
-answered with a warning that says exactly what waits, and the portfolio keeps the shares: nothing is
+refused with a reason that says exactly what waits, and the portfolio keeps the shares: nothing is
 reported done that was not done.
 """
 
@@ -10,35 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from polysnipe.core.messages import MergePositions, RaiseAlert, RedeemPositions, SettlementReport
-from polysnipe.core.units import format_micro
+from polysnipe.core.messages import MergePositions, RedeemPositions, SettlementRefused, SettlementReport
 
 __all__ = ["NoSettlement"]
+
+_WHY = "waits: no relayer or Polygon route is configured"
 
 
 class NoSettlement:
     """core.ports.SettlementPort that can settle nothing and says so."""
 
-    async def merge(self, request: MergePositions) -> Sequence[SettlementReport | RaiseAlert]:
+    async def merge(self, request: MergePositions) -> Sequence[SettlementReport]:
         return [
-            RaiseAlert(
-                "warning",
-                "settlement_unavailable",
-                f"merge of {format_micro(request.size)} sets of {request.market} for {request.wallet} waits:"
-                " no relayer or Polygon route is configured",
-                request.ts_ms,
-                request.correlation_id,
+            SettlementRefused(
+                "merge", request.wallet, request.market, _WHY, request.ts_ms, request.correlation_id
             )
         ]
 
-    async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport | RaiseAlert]:
+    async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport]:
         return [
-            RaiseAlert(
-                "warning",
-                "settlement_unavailable",
-                f"redemption of {request.market} for {request.wallet} waits:"
-                " no relayer or Polygon route is configured",
-                request.ts_ms,
-                request.correlation_id,
+            SettlementRefused(
+                "redeem", request.wallet, request.market, _WHY, request.ts_ms, request.correlation_id
             )
         ]

@@ -61,6 +61,8 @@ class ExitParams:
     min_merge_micro: int = attrs.field(default=MICRO, validator=_non_negative)
     #: after an exit that did not fill, how long before the rule may fire again
     retry_ms: int = attrs.field(default=5_000, validator=_non_negative)
+    #: after a merge the chain side refused, how long before it is asked again
+    settlement_retry_ms: int = attrs.field(default=60_000, validator=_non_negative)
 
     def rule_for(self, lot: str) -> ExitRule | None:
         """None for basket lots: they are held to resolution."""
@@ -89,6 +91,8 @@ class ExitState:
     #: (wallet, market) merges and redemptions in flight
     merging: set[tuple[str, str]] = attrs.field(factory=set)
     redeeming: set[tuple[str, str]] = attrs.field(factory=set)
+    #: (wallet, market) -> earliest time a refused merge may be asked again
+    merge_retry_at: dict[tuple[str, str], int] = attrs.field(factory=dict)
     #: counts by reason, for the report
     exits: dict[str, int] = attrs.field(factory=dict)
 

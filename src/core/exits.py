@@ -18,7 +18,9 @@ Complete sets: a wallet holding both outcomes of one market holds collateral twi
 each fill the free YES and NO shares (not promised to open SELLs) are merged back into USDC
 (MergePositions; the venue or the relayer does it and answers PositionsMerged). When a market
 resolves, its tokens are marked at 1 and 0, resting orders there are cancelled, new ones refused, and
-every wallet holding it redeems (RedeemPositions -> PositionsRedeemed).
+every wallet holding it redeems (RedeemPositions -> PositionsRedeemed). A settlement the chain side
+cannot do now answers SettlementRefused: an alert, and a merge may be asked again after
+`settlement_retry_ms` (a redemption on the next market_resolved). Requests and results are journaled.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from polysnipe.core.messages import (
     MergePositions,
     PositionsMerged,
     PositionsRedeemed,
+    RaiseAlert,
     RedeemPositions,
+    SettlementRefused,
 )
 from polysnipe.core.opportunity import Opportunity, opportunity_id
 from polysnipe.core.portfolio import Lot
@@ -172,13 +176,16 @@ def after_fill(
     if any(t == token_id and lot.shares > 0 for (t, _), lot in wallet.lots.items()):
         state.exits.watched.add(token_id)
     params = state.exits.params
-    if not params.merge_complete_sets or (wallet_name, market.condition_id) in state.exits.merging:
+    pair = (wallet_name, market.condition_id)
+    if not params.merge_complete_sets or pair in state.exits.merging:
+        return
+    if state.exits.merge_retry_at.get(pair, 0) > now_ms:
         return
     yes, no = market.token_ids
     free = min(state.risk.available_shares(wallet_name, yes), state.risk.available_shares(wallet_name, no))
     free -= free % state.gatekeeper.size_step
     if free >= max(params.min_merge_micro, 1) and yes not in state.portfolio.resolved:
-        state.exits.merging.add((wallet_name, market.condition_id))
+        state.exits.merging.add(pair)
         commands.append(MergePositions(wallet_name, market.condition_id, free, now_ms))
 
 
@@ -195,6 +202,7 @@ def redeem_resolved(state: EngineState, market_id: str, now_ms: int, commands: l
 def on_merged(state: EngineState, report: PositionsMerged, now_ms: int, commands: list[Command]) -> None:
     market = state.markets.get(report.market)
     state.exits.merging.discard((report.wallet, report.market))
+    commands.append(report)
     if market is None or report.wallet not in state.portfolio.wallets:
         state.bump("settlements_unknown")
         return
@@ -205,8 +213,32 @@ def on_merged(state: EngineState, report: PositionsMerged, now_ms: int, commands
 def on_redeemed(state: EngineState, report: PositionsRedeemed, now_ms: int, commands: list[Command]) -> None:
     market = state.markets.get(report.market)
     state.exits.redeeming.discard((report.wallet, report.market))
+    commands.append(report)
     if market is None or report.wallet not in state.portfolio.wallets:
         state.bump("settlements_unknown")
         return
     state.bump("redemptions")
     state.portfolio.apply_redemption(report.wallet, market.token_ids, report.winning_token, report.ts_ms)
+
+
+def on_settlement_refused(
+    state: EngineState, report: SettlementRefused, now_ms: int, commands: list[Command]
+) -> None:
+    """Nothing changed on chain: the request is no longer in flight, and a merge waits before it is
+    asked again (a refusal every fill would only repeat itself)."""
+    key = (report.wallet, report.market)
+    if report.kind == "merge":
+        state.exits.merging.discard(key)
+        state.exits.merge_retry_at[key] = now_ms + state.exits.params.settlement_retry_ms
+    else:
+        state.exits.redeeming.discard(key)
+    state.bump(f"{report.kind}s_refused")
+    commands.append(
+        RaiseAlert(
+            "warning",
+            f"{report.kind}_refused",
+            f"{report.kind} of {report.market} for {report.wallet}: {report.reason}",
+            now_ms,
+            report.correlation_id,
+        )
+    )

@@ -459,10 +459,14 @@ def _release_next_slice(
     order = _child_order(state, opp, policy.child_policy, index, size, market, book, now_ms)
     if order is not None:
         order = attrs.evolve(order, routing=policy.name, parent_id=opp.id)
-        decision = state.gatekeeper.check(order, state.risk, market, book, now_ms)
-        if decision.outcome == "reject" or decision.approved_size != order.size:
-            # A slice is never resized: the parent stops, keeping what already filled.
-            _journal_risk(opp, order.size, 0, decision.reasons, now_ms, commands)
+        decision = state.gatekeeper.check(
+            order, state.risk, market, book, now_ms, _event_tokens(state, market)
+        )
+        resized = decision.approved_size != order.size
+        # A slice is never resized: the parent stops, keeping what already filled.
+        approved = 0 if decision.outcome == "reject" or resized else order.size
+        _journal_risk(opp, order.size, approved, decision.reasons, now_ms, commands)
+        if not approved:
             track.pending_slices.clear()
             track.failures.extend(decision.reasons)
             _maybe_finalize(state, track, now_ms, commands)

@@ -44,6 +44,7 @@ __all__ = [
     "RecordOutcome",
     "RecordRiskDecision",
     "RedeemPositions",
+    "SettlementRefused",
     "SettlementReport",
     "Tick",
 ]
@@ -304,11 +305,27 @@ Command = (
     | RecordKillSwitch
     | MergePositions
     | RedeemPositions
+    | PositionsMerged
+    | PositionsRedeemed
     | RaiseAlert
 )
 
+
+@attrs.frozen(slots=True)
+class SettlementRefused:
+    """A merge or redemption that could not be done now (nothing to merge, no route to the chain, the
+    market not resolved on chain): the portfolio is unchanged and the request may be retried later."""
+
+    kind: str  # "merge" | "redeem"
+    wallet: str
+    market: str
+    reason: str
+    ts_ms: int
+    correlation_id: str = ""
+
+
 #: on-chain settlement results, fed back into the step like execution reports
-SettlementReport = PositionsMerged | PositionsRedeemed
+SettlementReport = PositionsMerged | PositionsRedeemed | SettlementRefused
 
 #: what the journal keeps: every decision, order, fill, error and alert
 JournalRecord = (

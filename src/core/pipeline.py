@@ -18,6 +18,7 @@ Where each input goes:
 | Order* execution reports | lifecycle.on_report | order state machine, risk, outcomes |
 | MarketResolved | market_handlers.on_resolved | marks 1/0, cancels, redeems (exits.py) |
 | PositionsMerged, PositionsRedeemed | exits | the portfolio settles the sets / the resolution |
+| SettlementRefused | exits.on_settlement_refused | an alert; the request may be asked again |
 | KillSwitch | lifecycle.on_kill_switch | risk scopes, cancels, stops slices |
 | Tick | (none) | time passed: only the slice release below |
 
@@ -39,7 +40,7 @@ from polysnipe.core.events import (
     PriceChange,
     TickSizeChange,
 )
-from polysnipe.core.exits import on_merged, on_redeemed
+from polysnipe.core.exits import on_merged, on_redeemed, on_settlement_refused
 from polysnipe.core.exits import release_due as release_due_exits
 from polysnipe.core.lifecycle import on_kill_switch, on_report, release_due_slices
 from polysnipe.core.market_handlers import (
@@ -62,6 +63,7 @@ from polysnipe.core.messages import (
     OrderStatusUnknown,
     PositionsMerged,
     PositionsRedeemed,
+    SettlementRefused,
     Tick,
 )
 from polysnipe.core.ports import NEVER_MS
@@ -87,6 +89,7 @@ HANDLERS: dict[type, Handler] = {
     OrderStatusUnknown: on_report,
     PositionsMerged: on_merged,
     PositionsRedeemed: on_redeemed,
+    SettlementRefused: on_settlement_refused,
     KillSwitch: on_kill_switch,
     Tick: lambda state, tick, now_ms, commands: None,
 }

@@ -26,7 +26,6 @@ from polysnipe.core.messages import (
     JournalRecord,
     MergePositions,
     OrderRequest,
-    RaiseAlert,
     RedeemPositions,
     SettlementReport,
 )
@@ -102,13 +101,13 @@ class SettlementPort(Protocol):
     """On-chain changes of positions: merging complete sets into collateral, redeeming resolved markets.
 
     Live, these are CTF transactions of the wallet, sent through the relayer. The answer is the
-    settlement done (fed back into the step) or, when it cannot be done now, an alert saying so: the
-    portfolio changes only on a done settlement, never on a request.
+    settlement done or, when it cannot be done now, a SettlementRefused saying why; either is fed back
+    into the step. The portfolio changes only on a done settlement, never on a request.
     """
 
-    async def merge(self, request: MergePositions) -> Sequence[SettlementReport | RaiseAlert]: ...
+    async def merge(self, request: MergePositions) -> Sequence[SettlementReport]: ...
 
-    async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport | RaiseAlert]: ...
+    async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport]: ...
 
 
 class Journal(Protocol):

@@ -67,6 +67,7 @@ from polysnipe.core.messages import (
     RecordOutcome,
     RecordRiskDecision,
     RedeemPositions,
+    SettlementRefused,
     SettlementReport,
     Tick,
 )
@@ -107,6 +108,7 @@ _REPORTS = frozenset(
         OrderStatusUnknown,
         PositionsMerged,
         PositionsRedeemed,
+        SettlementRefused,
     }
 )
 _NOTICES = frozenset({RaiseAlert, RecordError})
@@ -356,11 +358,7 @@ class EngineLoop:
                 records = []
                 log.info("settlement_requested", kind=kind.__name__, wallet=cmd.wallet, market=cmd.market)  # type: ignore[union-attr]
                 settle = self.settlement.merge if kind is MergePositions else self.settlement.redeem
-                for result in await settle(cmd):  # type: ignore[arg-type]
-                    if type(result) is RaiseAlert:
-                        self._notice(result)
-                    else:
-                        answers.append(result)  # type: ignore[arg-type]
+                answers.extend(await settle(cmd))  # type: ignore[arg-type]
             else:
                 records.append(cmd)  # type: ignore[arg-type]
                 _log_record(cmd)
@@ -414,6 +412,8 @@ def _log_record(cmd: object) -> None:
         log.debug(
             "order_status", order_id=cmd.order_id, status=cmd.status, filled=format_micro(cmd.filled_size)
         )
+    elif isinstance(cmd, PositionsMerged | PositionsRedeemed):
+        log.info("settled", kind=type(cmd).__name__, wallet=cmd.wallet, market=cmd.market)
     elif isinstance(cmd, RecordKillSwitch):
         log.warning("kill_switch", scope=cmd.scope, engaged=cmd.engaged, reason=cmd.reason, by=cmd.by)
     elif isinstance(cmd, RaiseAlert):

@@ -15,9 +15,11 @@ from polysnipe.core.messages import (
     PlaceOrder,
     PositionsMerged,
     PositionsRedeemed,
+    RaiseAlert,
     RecordOpportunity,
     RecordOutcome,
     RedeemPositions,
+    SettlementRefused,
     Tick,
 )
 from polysnipe.core.pipeline import next_timer_ms, step
@@ -101,7 +103,8 @@ def test_basket_legs_are_never_sold_on_price() -> None:
     assert {(YES, "scripted/basket")} == set(state.portfolio.wallets[WALLET].lots)
 
 
-def test_complete_sets_are_merged_back_into_collateral() -> None:
+def _both_sides() -> tuple[EngineState, list[Command]]:
+    """An engine that bought 20 YES at 0.50, then 20 NO at 0.48: the commands of the NO fill."""
     state = engine({T0 + 1: [opportunity("y", limit_price=500_000)], T0 + 3: [opportunity("n", token_id=NO,
                    limit_price=480_000, created_ms=T0 + 3)]})  # fmt: skip
     state.exits = type(state.exits)(ExitParams(rules={"scripted": ExitRule(take_profit=False)}))
@@ -110,15 +113,44 @@ def test_complete_sets_are_merged_back_into_collateral() -> None:
     [yes] = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
     assert [] == of(step(state, fill(yes.order, T0 + 2, trade_id="t1"), T0 + 2), MergePositions)
     [no] = of(step(state, trade(T0 + 3, token=NO, price=480_000), T0 + 3), PlaceOrder)
-    [merge] = of(step(state, fill(no.order, T0 + 4, trade_id="t2"), T0 + 4), MergePositions)
+    return state, step(state, fill(no.order, T0 + 4, trade_id="t2"), T0 + 4)
+
+
+def test_complete_sets_are_merged_back_into_collateral() -> None:
+    state, commands = _both_sides()
+    [merge] = of(commands, MergePositions)
     assert (WALLET, MARKET.condition_id, 20 * MICRO) == (merge.wallet, merge.market, merge.size)
     balance = state.portfolio.wallets[WALLET].balance_usdc_micro
-    step(state, PositionsMerged(WALLET, MARKET.condition_id, 20 * MICRO, T0 + 5), T0 + 5)
+    merged = PositionsMerged(WALLET, MARKET.condition_id, 20 * MICRO, T0 + 5)
+    assert [merged] == of(step(state, merged, T0 + 5), PositionsMerged)  # journaled as it came
     wallet = state.portfolio.wallets[WALLET]
     assert balance + 20 * MICRO == wallet.balance_usdc_micro
     assert {} == wallet.positions
     # 20 sets cost 10 + 9.6 and returned 20: 0.40 realized, split over the two lots
     assert 400_000 == state.portfolio.realized_total_usdc_micro
+
+
+def test_a_refused_merge_alerts_changes_nothing_and_is_asked_again_later() -> None:
+    state, commands = _both_sides()
+    [merge] = of(commands, MergePositions)
+    balance = state.portfolio.wallets[WALLET].balance_usdc_micro
+    refused = SettlementRefused("merge", WALLET, MARKET.condition_id, "no route", T0 + 5)
+    [alert] = of(step(state, refused, T0 + 5), RaiseAlert)
+    assert ("warning", "merge_refused") == (alert.severity, alert.code)
+    assert balance == state.portfolio.wallets[WALLET].balance_usdc_micro
+    assert 20 * MICRO == state.portfolio.wallets[WALLET].positions[YES]
+    # the next fill in the market inside the retry window asks nothing; after it, the merge again
+    retry = state.exits.params.settlement_retry_ms
+
+    def buy_more(ts: int, oid: str) -> list[Command]:
+        state.signals[0].script[ts] = [opportunity(oid, created_ms=ts, expires_ms=ts + 60_000)]  # type: ignore[attr-defined]
+        step(state, snapshot(ts - 1), ts - 1)
+        [place] = of(step(state, trade(ts), ts), PlaceOrder)
+        return step(state, fill(place.order, ts + 1, size=5 * MICRO, trade_id=f"t-{oid}"), ts + 1)
+
+    assert [] == of(buy_more(T0 + 10, "soon"), MergePositions)
+    [again] = of(buy_more(T0 + 5 + retry, "later"), MergePositions)
+    assert merge.size == again.size
 
 
 def test_resolution_marks_cancels_and_redeems() -> None:

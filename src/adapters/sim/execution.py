@@ -24,8 +24,8 @@ from polysnipe.core.messages import (
     OrderRequest,
     PositionsMerged,
     PositionsRedeemed,
-    RaiseAlert,
     RedeemPositions,
+    SettlementRefused,
     SettlementReport,
 )
 
@@ -76,23 +76,23 @@ class SimExecution:
                 self.venue.cancel(resting.order.order_id, event.ts_ms)
 
     # -- settlement ----------------------------------------------------------------------------
-    async def merge(self, request: MergePositions) -> Sequence[SettlementReport | RaiseAlert]:
+    async def merge(self, request: MergePositions) -> Sequence[SettlementReport]:
         market = self.registry.get(request.market)
         if market is None:
-            return [_refused("merge", request.market, request.ts_ms, "unknown market")]
+            return [_refused("merge", request, "unknown market")]
         merged = self.venue.ledger.merge(request.wallet, market.token_ids, request.size)
         if merged <= 0:
-            return [_refused("merge", request.market, request.ts_ms, "no complete set to merge")]
+            return [_refused("merge", request, "no complete set to merge")]
         return [PositionsMerged(request.wallet, request.market, merged, request.ts_ms)]
 
-    async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport | RaiseAlert]:
+    async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport]:
         market = self.registry.get(request.market)
         winner = self.winners.get(request.market)
         if market is None or winner is None:
-            return [_refused("redeem", request.market, request.ts_ms, "market not resolved on the venue")]
+            return [_refused("redeem", request, "market not resolved on the venue")]
         shares, paid = self.venue.ledger.redeem(request.wallet, market.token_ids, winner)
         return [PositionsRedeemed(request.wallet, request.market, winner, shares, paid, request.ts_ms)]
 
 
-def _refused(kind: str, market: str, ts_ms: int, why: str) -> RaiseAlert:
-    return RaiseAlert("warning", f"{kind}_refused", f"{kind} of {market}: {why}", ts_ms)
+def _refused(kind: str, request: MergePositions | RedeemPositions, why: str) -> SettlementRefused:
+    return SettlementRefused(kind, request.wallet, request.market, why, request.ts_ms, request.correlation_id)
