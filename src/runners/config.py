@@ -640,6 +640,9 @@ class ExitsConfig:
         key="min_merge_shares",
     )  # fmt: skip
     retry_ms: int = setting(_EXITS.retry_ms, Int(min=0), "after an exit that did not fill, wait this long")
+    settlement_retry_ms: int = setting(
+        _EXITS.settlement_retry_ms, Int(min=0), "after a merge the chain side refused, wait this long"
+    )
 
 
 # -- the whole -----------------------------------------------------------------------------------

@@ -355,6 +355,7 @@ def exit_params(c: ExitsConfig) -> ExitParams:
         merge_complete_sets=c.merge_complete_sets,
         min_merge_micro=c.min_merge_micro,
         retry_ms=c.retry_ms,
+        settlement_retry_ms=c.settlement_retry_ms,
     )  # fmt: skip
 
 
