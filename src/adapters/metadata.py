@@ -37,7 +37,7 @@ import attrs
 import msgspec
 
 from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.clob.parsing import decimal_micro, decode_json, token_id_text
+from polysnipe.adapters.clob.parsing import decimal_micro, decode_json, match_delay_ms, token_id_text
 from polysnipe.adapters.clob.schemas import WireFeeDetails, WireMarket
 from polysnipe.adapters.gamma.schemas import WireGammaEvent, WireGammaMarket
 from polysnipe.core.fees import check_fee_parameters
@@ -70,6 +70,7 @@ class MarketFacts:
     is_open: bool | None = None
     end_ms: int | None = None
     question: str | None = None
+    match_delay_ms: int | None = None
 
 
 @attrs.frozen(slots=True)
@@ -211,6 +212,7 @@ def _clob_facts(w: WireMarket, source: str) -> MarketFacts:
             fee_exponent=exponent if w.fd is not None else None,
             end_ms=_iso_ms(w.end_date_iso),
             question=w.question or None,
+            match_delay_ms=match_delay_ms(w.seconds_delay),
         )
     except ValueError as exc:
         raise MalformedMessage(f"{source}: market {cid[:80]}: {exc}") from None
@@ -272,6 +274,7 @@ def _gamma_facts(w: WireGammaMarket, source: str) -> MarketFacts:
             is_open=is_open,
             end_ms=_iso_ms(w.end_date),
             question=w.group_item_title or w.question,
+            match_delay_ms=match_delay_ms(w.seconds_delay),
         )
     except (ValueError, msgspec.DecodeError) as exc:
         raise MalformedMessage(f"{source}: market {cid[:80]}: {exc}") from None
@@ -407,6 +410,7 @@ def _market(cid: str, fs: Sequence[MarketFacts], augmented: bool) -> Market | st
             fee_rebate_rate=_first(fs, _FEE_ORDER, "fee_rebate_rate") or 0,
             question=_first(fs, _STRUCTURE_ORDER, "question") or "",
             end_ms=_first(fs, _STRUCTURE_ORDER, "end_ms") or 0,
+            match_delay_ms=_first(fs, _STRUCTURE_ORDER, "match_delay_ms") or 0,
         )
     except ValueError as exc:
         return str(exc)

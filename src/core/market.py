@@ -24,6 +24,10 @@ class UnknownToken(KeyError):
     """An event or order names a token that no loaded market owns."""
 
 
+#: a matching delay beyond this is not a delay but a market that does not trade (the venue uses seconds)
+_MAX_MATCH_DELAY_MS = 3_600_000
+
+
 @attrs.frozen(slots=True)
 class Market:
     """One binary market (a CTF condition) as the CLOB lists it.
@@ -58,6 +62,9 @@ class Market:
     question: str = ""
     #: when the market is scheduled to end (ms epoch); 0 when the metadata does not say
     end_ms: int = 0
+    #: how long the venue holds a marketable order before matching it (`seconds_delay`; sports
+    #: markets use 3 s); 0 = none
+    match_delay_ms: int = 0
 
     def __attrs_post_init__(self) -> None:
         # Checked here, once, rather than where they are used: a fee exponent of 0 would otherwise
@@ -74,6 +81,8 @@ class Market:
             check_fee_parameters(self.fee_rate, self.fee_exponent)
         except ValueError as exc:
             raise ValueError(f"market {self.condition_id}: {exc}") from None
+        if not 0 <= self.match_delay_ms <= _MAX_MATCH_DELAY_MS:
+            raise ValueError(f"invalid matching delay {self.match_delay_ms} ms, market {self.condition_id}")
 
     def complement(self, token_id: str) -> str:
         if token_id == self.token_ids[0]:

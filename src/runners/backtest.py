@@ -149,10 +149,13 @@ def run_backtest(
     }
     feed = to_core.feed_latency(config.venue)
     orders = to_core.latency_model(config.venue).describe()
+    delayed = sum(1 for m in catalog.markets if m.match_delay_ms)
     assumptions = {
         "latency": {"market_data": feed.describe(), **orders},
         "queue_model": config.venue.queue_model,
         "fees": "each market's schedule from its metadata; markets with unknown fees are not traded",
+        "matching_delay": "marketable orders wait their market's seconds_delay before matching"
+        f" ({delayed} of {len(catalog.markets)} markets have one)",
     }
     report = build_report(
         loop,

@@ -140,3 +140,12 @@ _UNICODE_TOKEN = json.dumps(
 def test_hostile_documents_are_malformed_not_crashes(text: bytes, problem: str | None) -> None:
     with pytest.raises(MalformedMessage, match=problem):
         load_documents({"bad.json": text})
+
+
+def test_the_recorded_matching_delays_load(shared_data: Path) -> None:
+    page = doc(shared_data, "nautilus_py_markets.json")
+    stated = {r["condition_id"]: r.get("seconds_delay") for r in page["data"]}
+    markets = load_market_files([rest(shared_data, "nautilus_py_markets.json")]).markets
+    assert markets
+    assert all((stated[m.condition_id] or 0) * 1_000 == m.match_delay_ms for m in markets)
+    assert any(m.match_delay_ms == 3_000 for m in markets)

@@ -89,6 +89,7 @@ __all__ = [
     "epoch_ms",
     "fee_parameters",
     "fills_from_trade",
+    "match_delay_ms",
     "message_events",
     "next_cursor",
     "order_reports",
@@ -651,6 +652,15 @@ def fee_parameters(fd: WireFeeDetails | None) -> tuple[int, int]:
     return rate, fd.e
 
 
+def match_delay_ms(seconds: int | None) -> int | None:
+    """`seconds_delay` (CLOB) / `secondsDelay` (Gamma) in ms; None when the document does not say."""
+    if seconds is None:
+        return None
+    if not 0 <= seconds <= 3_600:
+        raise ValueError(f"seconds_delay {seconds} outside 0..3600")
+    return seconds * 1_000
+
+
 def _market(wire: WireMarket) -> Market | None:
     ids = [t.token_id for t in wire.tokens]
     if not any(ids):
@@ -672,6 +682,7 @@ def _market(wire: WireMarket) -> Market | None:
             fee_rate=fee_rate,
             fee_exponent=fee_exponent,
             question=wire.question,
+            match_delay_ms=match_delay_ms(wire.seconds_delay) or 0,
         )
     except _DECODE_ERRORS as exc:
         raise _malformed(exc, f"market {wire.condition_id[:80]}") from None

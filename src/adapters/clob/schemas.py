@@ -217,6 +217,8 @@ class WireMarket(msgspec.Struct, gc=False):
     fd: WireFeeDetails | None = None
     #: ISO 8601 time the market is scheduled to end ("2027-12-31T00:00:00Z")
     end_date_iso: str | None = None
+    #: seconds the venue holds a marketable order before matching it (sports markets: 3)
+    seconds_delay: int | None = None
 
 
 class WireClobMarket(msgspec.Struct, gc=False):

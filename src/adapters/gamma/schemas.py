@@ -51,6 +51,8 @@ class WireGammaMarket(msgspec.Struct, gc=False, rename="camel"):
     #: ISO 8601 time the market is scheduled to end
     end_date: str | None = None
     question: str | None = None
+    #: seconds the venue holds a marketable order before matching it (sports markets: 3)
+    seconds_delay: int | None = None
 
 
 class WireGammaEvent(msgspec.Struct, gc=False, rename="camel"):

@@ -69,6 +69,13 @@ the queue model moves it on depth changes and trades. A resting order fills when
 at (or through) its price, or when replayed liquidity appears that crosses it. Orders of the same
 owner never match each other (they are passed over).
 
+Matching delay. Some markets (sports, `seconds_delay` in the CLOB's market metadata) hold marketable
+orders before matching them, on purpose; the venue answers such an order `delayed` (PROTOCOL.md 5.3).
+With `match_delays` on, an order that would take liquidity on arrival in such a market is accepted,
+its funds reserved, and matched only `Market.match_delay_ms` later against the book as it is then (a
+FAK/FOK that finds nothing then is cancelled, not rejected: it was already accepted). A cancel that
+arrives while it is held cancels it. Non-marketable and post-only orders rest at once.
+
 Rejections carry the venue's exact error strings from `VENUE_ERRORS`, which the CLOB simulator reuses.
 """
 
@@ -433,7 +440,9 @@ class MatchingEngine:
     __slots__ = (
         "_expiries",
         "_fees",
+        "_held",
         "_ledger",
+        "_match_delays",
         "_min_gtd_lead_ms",
         "_orders",
         "_queue",
@@ -458,8 +467,12 @@ class MatchingEngine:
         trade_id_prefix: str = "sim",
         min_gtd_lead_ms: int = 0,
         record_trades: bool = False,
+        match_delays: bool = False,
     ) -> None:
         self._registry = registry
+        self._match_delays = match_delays
+        #: order id -> the order held by its market's matching delay (accepted, funds reserved)
+        self._held: dict[str, _Order] = {}
         self._queue = queue
         self._fees = fees
         self._ledger = ledger
@@ -528,7 +541,8 @@ class MatchingEngine:
         return [OpenOrder(o.req, o.filled, o.leaves, o.pos.ahead, o.mirror) for o in self._orders.values()]
 
     def next_expiry_ms(self) -> int | None:
-        """When the earliest GTD deadline falls (possibly of an order already gone); None if none."""
+        """When the earliest GTD deadline or held order's release falls (possibly of an order already
+        gone); None if none."""
         return self._expiries[0][0] if self._expiries else None
 
     # -- market data ---------------------------------------------------------------------------
@@ -735,6 +749,11 @@ class MatchingEngine:
         self._seq += 1
         o = _Order(req, tok.market, view, mirror, self._seq)
         take_side = o.rest_side.opposite
+        delay = tok.market.match_delay_ms if self._match_delays else 0
+        if delay and not req.post_only and self._plan(view, take_side, o.vprice, 1, o.owner):
+            self.reports.append(OrderAccepted(req.order_id, now_ms, req.order_id))
+            self._hold(o, now_ms + delay)
+            return
         if req.post_only:
             if self._plan(view, take_side, o.vprice, 1, o.owner):
                 self._reject(req, "post_only_would_cross", now_ms)
@@ -751,10 +770,41 @@ class MatchingEngine:
         self.reports.append(OrderAccepted(req.order_id, now_ms, req.order_id))
         if plan:
             self._take(o, plan, now_ms)
+        self._rest_or_end(o, now_ms)
+
+    def _hold(self, o: _Order, due_ms: int) -> None:
+        """Keep an accepted order back until its market's matching delay has passed (module doc)."""
+        req = o.req
+        o.reserved = buy_cost(req.price, req.size) if req.side is Side.BUY else req.size
+        self._ledger.reserve(req.wallet, req.token_id, req.side, o.reserved)
+        self._held[req.order_id] = o
+        # one heap of deadlines for expiries and releases: an order id is in at most one of the two
+        heapq.heappush(self._expiries, (due_ms, o.seq, req.order_id))
+
+    def _release_reservation(self, o: _Order) -> None:
+        self._ledger.reserve(o.req.wallet, o.req.token_id, o.req.side, -o.reserved)
+        o.reserved = 0
+
+    def _match(self, o: _Order, now_ms: int) -> None:
+        """A held order meets the book as it is at the end of its delay; it was accepted already, so
+        what it cannot do ends as a cancel, never a rejection. The view is read again: the token's own
+        book may have become trusted meanwhile."""
+        req = o.req
+        view, mirror = self._view(self._toks[req.token_id])
+        o = _Order(req, o.market, view, mirror, o.seq)
+        plan = self._plan(view, o.rest_side.opposite, o.vprice, req.size, o.owner)
+        if req.order_type is OrderType.FOK and sum(step[1] for step in plan) < req.size:
+            self.reports.append(OrderCancelled(req.order_id, now_ms, "fok_not_filled"))
+            return
+        if plan:
+            self._take(o, plan, now_ms)
+        self._rest_or_end(o, now_ms)
+
+    def _rest_or_end(self, o: _Order, now_ms: int) -> None:
         if not o.leaves:
             return
-        if req.order_type.is_immediate:
-            self.reports.append(OrderCancelled(req.order_id, now_ms, "fak_remainder"))
+        if o.req.order_type.is_immediate:
+            self.reports.append(OrderCancelled(o.req.order_id, now_ms, "fak_remainder"))
             return
         self._rest(o)
 
@@ -773,21 +823,33 @@ class MatchingEngine:
         return ""
 
     def cancel(self, order_id: str, now_ms: int) -> None:
-        """Cancel a resting order; unknown or finished orders are a no-op, like a late cancel."""
+        """Cancel a resting or held order; unknown or finished orders are a no-op, like a late cancel."""
         o = self._orders.get(order_id)
         if o is not None:
             self._finish(o)
             self.reports.append(OrderCancelled(order_id, now_ms, "cancelled"))
+            return
+        held = self._held.pop(order_id, None)
+        if held is not None:
+            self._release_reservation(held)
+            self.reports.append(OrderCancelled(order_id, now_ms, "cancelled"))
 
     def expire_until(self, now_ms: int) -> None:
-        """Expire every GTD order whose deadline is at or before `now_ms`."""
+        """Expire every GTD order whose deadline is at or before `now_ms`, and match every held order
+        whose delay has passed, in time order (an expiry first on a tie)."""
         heap = self._expiries
         while heap and heap[0][0] <= now_ms:
-            exp, seq, order_id = heapq.heappop(heap)
+            due, seq, order_id = heapq.heappop(heap)
             o = self._orders.get(order_id)
             if o is not None and o.seq == seq:
                 self._finish(o)
-                self.reports.append(OrderExpired(order_id, exp))
+                self.reports.append(OrderExpired(order_id, due))
+                continue
+            held = self._held.get(order_id)
+            if held is not None and held.seq == seq:
+                del self._held[order_id]
+                self._release_reservation(held)
+                self._match(held, due)
 
     # -- matching internals --------------------------------------------------------------------
     def _tok(self, token_id: str) -> _Tok | None:
@@ -1054,6 +1116,8 @@ class SimVenueConfig:
     trade_id_prefix: str = "sim"
     #: a GTD must expire at least this long after arrival; the real venue asks for 60_000 (PROTOCOL 5.1)
     min_gtd_lead_ms: int = 0
+    #: hold marketable orders for their market's `match_delay_ms`, as the venue does (module doc)
+    match_delays: bool = True
 
 
 class SimVenue:
@@ -1095,6 +1159,7 @@ class SimVenue:
             Ledger(balances, positions),
             trade_id_prefix=config.trade_id_prefix,
             min_gtd_lead_ms=config.min_gtd_lead_ms,
+            match_delays=config.match_delays,
         )
         self._latency = latency
         self._rng = rng
