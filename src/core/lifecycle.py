@@ -47,6 +47,7 @@ from polysnipe.core.messages import (
     RecordOrderStatus,
     RecordOutcome,
     RecordRiskDecision,
+    VenueCondition,
 )
 from polysnipe.core.opportunity import Opportunity, opportunity_id
 from polysnipe.core.orders import InvalidTransition, OrderRecord, OverFill
@@ -59,6 +60,7 @@ __all__ = [
     "handle_opportunities",
     "on_kill_switch",
     "on_report",
+    "on_venue_condition",
     "place_now",
     "release_due_slices",
 ]
@@ -694,6 +696,20 @@ def on_kill_switch(state: EngineState, ks: KillSwitch, now_ms: int, commands: li
                 track.pending_slices.clear()
                 track.failures.append(f"kill_switch:{ks.scope}")
                 _maybe_finalize(state, track, now_ms, commands)
+
+
+def on_venue_condition(state: EngineState, vc: VenueCondition, now_ms: int, commands: list[Command]) -> None:
+    """The venue's state changed: risk refuses what the condition forbids until it clears. Resting
+    orders are left alone (the venue keeps them, and cancels stay allowed)."""
+    conditions = state.risk.venue_conditions
+    if vc.active == (vc.condition in conditions):
+        return
+    if vc.active:
+        conditions[vc.condition] = vc.detail
+        commands.append(RaiseAlert("warning", "venue_condition", f"{vc.condition}: {vc.detail}", now_ms))
+    else:
+        del conditions[vc.condition]
+        commands.append(RaiseAlert("info", "venue_condition_cleared", f"{vc.condition}: {vc.detail}", now_ms))
 
 
 def _covered(scope: str, order: OrderRequest) -> bool:

@@ -16,6 +16,7 @@ from polysnipe.core.events import Event, Side
 from polysnipe.core.opportunity import Opportunity
 
 __all__ = [
+    "VENUE_CONDITIONS",
     "CancelOrder",
     "Command",
     "ExecutionReport",
@@ -47,6 +48,7 @@ __all__ = [
     "SettlementRefused",
     "SettlementReport",
     "Tick",
+    "VenueCondition",
 ]
 
 
@@ -179,6 +181,34 @@ class Tick:
     """
 
     ts_ms: int
+
+
+#: what the venue's adapters can learn about its state, and what each forbids while it holds
+VENUE_CONDITIONS: Mapping[str, str] = {
+    # 425 on order endpoints: the matching engine restarts (~90 s); nothing new can be placed
+    "restarting": "all",
+    # the 2 minutes after a restart: only post-only orders and cancels are accepted
+    "post_only": "taking",
+    # 503 cancel-only / trading disabled
+    "cancel_only": "all",
+    # heartbeats fail while orders rest: the venue will cancel them; place nothing until it answers
+    "heartbeat": "all",
+}
+
+
+@attrs.frozen(slots=True)
+class VenueCondition:
+    """The venue entered (`active`) or left a condition (VENUE_CONDITIONS): while it holds, risk
+    refuses the new orders it forbids, with reason "venue:<condition>". Cancels are always allowed."""
+
+    ts_ms: int
+    condition: str
+    active: bool
+    detail: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.condition not in VENUE_CONDITIONS:
+            raise ValueError(f"unknown venue condition {self.condition!r}; known: {sorted(VENUE_CONDITIONS)}")
 
 
 @attrs.frozen(slots=True)
@@ -408,4 +438,4 @@ ExecutionReport = (
 )
 
 #: everything the pipeline step takes
-Input = Event | ExecutionReport | SettlementReport | KillSwitch | Tick
+Input = Event | ExecutionReport | SettlementReport | KillSwitch | VenueCondition | Tick

@@ -20,6 +20,7 @@ Where each input goes:
 | PositionsMerged, PositionsRedeemed | exits | the portfolio settles the sets / the resolution |
 | SettlementRefused | exits.on_settlement_refused | an alert; the request may be asked again |
 | KillSwitch | lifecycle.on_kill_switch | risk scopes, cancels, stops slices |
+| VenueCondition | lifecycle.on_venue_condition | risk refuses what a venue state forbids |
 | Tick | (none) | time passed: only the slice release below |
 
 Before any input, iceberg slices whose delay has passed are released (lifecycle.release_due_slices)
@@ -42,7 +43,7 @@ from polysnipe.core.events import (
 )
 from polysnipe.core.exits import on_merged, on_redeemed, on_settlement_refused
 from polysnipe.core.exits import release_due as release_due_exits
-from polysnipe.core.lifecycle import on_kill_switch, on_report, release_due_slices
+from polysnipe.core.lifecycle import on_kill_switch, on_report, on_venue_condition, release_due_slices
 from polysnipe.core.market_handlers import (
     on_book,
     on_last_trade,
@@ -65,6 +66,7 @@ from polysnipe.core.messages import (
     PositionsRedeemed,
     SettlementRefused,
     Tick,
+    VenueCondition,
 )
 from polysnipe.core.ports import NEVER_MS
 from polysnipe.core.state import EngineState
@@ -91,6 +93,7 @@ HANDLERS: dict[type, Handler] = {
     PositionsRedeemed: on_redeemed,
     SettlementRefused: on_settlement_refused,
     KillSwitch: on_kill_switch,
+    VenueCondition: on_venue_condition,
     Tick: lambda state, tick, now_ms, commands: None,
 }
 

@@ -30,7 +30,7 @@ import attrs
 from polysnipe.core.book import BookState
 from polysnipe.core.events import Side
 from polysnipe.core.market import Market
-from polysnipe.core.messages import OrderFilled, OrderRequest
+from polysnipe.core.messages import VENUE_CONDITIONS, OrderFilled, OrderRequest
 from polysnipe.core.portfolio import Portfolio
 from polysnipe.core.units import MICRO, ONE, notional
 
@@ -126,6 +126,8 @@ class RiskState:
     order_times: deque[int] = attrs.field(factory=deque)
     #: "global", "strategy:<name>", "market:<condition_id>", "wallet:<addr>"
     kill_switches: set[str] = attrs.field(factory=set)
+    #: venue conditions in force (messages.VENUE_CONDITIONS) -> what the adapter said about it
+    venue_conditions: dict[str, str] = attrs.field(factory=dict)
     #: token id -> USDC reserved by open BUY orders across all wallets
     reserved_by_token: dict[str, int] = attrs.field(factory=dict)
     #: recently closed orders, kept so a fill that races its cancel still finds its wallet
@@ -332,6 +334,10 @@ class RiskGatekeeper:
             raise ValueError("the legs of one risk check must all carry the same size")
         hard: list[str] = []
         switches = state.kill_switches
+        for condition in state.venue_conditions:
+            forbids = VENUE_CONDITIONS[condition]
+            if forbids == "all" or any(not o.post_only for o, _, _ in legs):
+                hard.append("venue:" + condition)
         prices_ok = True
         below_min = False
         for order, market, book in legs:

@@ -105,6 +105,7 @@ def _clob_adapters(
         alert=lambda alert: inbox.push((alert,)),
         market_sink=inbox.push,
         user_sink=inbox.push,
+        on_condition=lambda condition: inbox.push((condition,)),
         condition_ids=[m.condition_id for m in registry],
         registry=registry,
         secrets=secrets,

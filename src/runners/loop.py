@@ -70,6 +70,7 @@ from polysnipe.core.messages import (
     SettlementRefused,
     SettlementReport,
     Tick,
+    VenueCondition,
 )
 from polysnipe.core.pipeline import next_timer_ms, step
 from polysnipe.core.ports import (
@@ -281,7 +282,7 @@ class EngineLoop:
                 now = observe(item.ts_ms)  # type: ignore[attr-defined]
                 self.now_ms = now
                 await self._deliver((item,), now)  # type: ignore[arg-type]
-            elif kind is KillSwitch:
+            elif kind is KillSwitch or kind is VenueCondition:
                 now = observe(item.ts_ms)  # type: ignore[attr-defined]
                 self.now_ms = now
                 await self.perform(step(state, item, now), now)  # type: ignore[arg-type]

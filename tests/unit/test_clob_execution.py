@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner, l2_signature
 from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.conditions import VenueConditions
 from polysnipe.adapters.clob.config import ClobConfig, exchange_contracts
 from polysnipe.adapters.clob.errors import (
     MalformedMessage,
@@ -40,6 +41,7 @@ from polysnipe.core.messages import (
     OrderRequest,
     OrderType,
     RaiseAlert,
+    VenueCondition,
 )
 
 T = TypeVar("T")
@@ -122,7 +124,8 @@ class FakeVenue:
 
     Faults: "ok"; "500" and "timeout" (order NOT stored); "500_stored" and "timeout_stored" (the
     venue stored it, then the answer was lost); "429" (Retry-After: 2); "425"; "mismatch"
-    (order_version_mismatch); "balance"; "connect" (connection refused before sending).
+    (order_version_mismatch); "balance"; "cancel_only" (503); "connect" (connection refused before
+    sending).
     """
 
     def __init__(self) -> None:
@@ -236,6 +239,9 @@ class FakeVenue:
             return self.reply({"error": "order_version_mismatch"}, 400)
         if fault == "balance":
             return self.reply({"error": "not enough balance / allowance"}, 400)
+        if fault == "cancel_only":
+            text = "Trading is currently cancel-only. New orders are not accepted, but cancels are allowed."
+            return self.reply({"error": text}, 503)
         if fault in ("500", "timeout"):
             if fault == "500":
                 return self.reply({"error": "Internal server error"}, 500)
@@ -619,6 +625,52 @@ def test_425_backs_off_one_to_two_seconds_then_opens_a_post_only_window() -> Non
     assert ["OrderAccepted"] == kinds(run(h.execution.submit(order(3, post_only=True))))
     h.clock.ms += 121_000
     assert ["OrderAccepted"] == kinds(run(h.execution.submit(order(4))))
+
+
+class ManualTimers:
+    """`later` for VenueConditions: keeps the callbacks so the test fires them when it chooses."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay_s: float, callback: Callable[[], None]) -> ManualTimers:
+        self.pending.append((delay_s, callback))
+        return self
+
+    def cancel(self) -> None:
+        """(a real handle cancels one callback; here the test decides what fires)"""
+
+    def fire_all(self) -> None:
+        for _, callback in self.pending:
+            callback()
+        self.pending.clear()
+
+
+def test_a_restart_is_told_to_the_engine_as_conditions_that_clear() -> None:
+    heard: list[VenueCondition] = []
+    clock = FakeClock()
+    timers = ManualTimers()
+    h = Harness(conditions=VenueConditions(heard.append, clock, timers))
+    h.venue.script = ["425", "425"]
+    assert ["OrderAccepted"] == kinds(run(h.execution.submit(order(1, post_only=True))))
+    # raised once at the first 425, cleared when the post got through, then the post-only window
+    assert [("restarting", True), ("restarting", False), ("post_only", True)] == [
+        (c.condition, c.active) for c in heard
+    ]
+    assert [120.0] == [delay for delay, _ in timers.pending[-1:]]
+    timers.fire_all()
+    assert ("post_only", False) == (heard[-1].condition, heard[-1].active)
+
+
+def test_a_cancel_only_venue_is_a_condition_held_for_the_probe_time() -> None:
+    heard: list[VenueCondition] = []
+    timers = ManualTimers()
+    venue = FakeVenue()
+    h = Harness(venue, conditions=VenueConditions(heard.append, FakeClock(), timers))
+    venue.script = ["cancel_only"]
+    assert ["OrderRejected"] == kinds(run(h.execution.submit(order(1))))
+    assert [("cancel_only", True)] == [(c.condition, c.active) for c in heard]
+    assert [10.0] == [delay for delay, _ in timers.pending]
 
 
 def test_425_for_longer_than_the_restart_budget_rejects() -> None:

@@ -98,6 +98,7 @@ import msgspec
 import structlog
 
 from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.conditions import VenueConditions
 from polysnipe.adapters.clob.errors import (
     DuplicateOrder,
     EngineRestarting,
@@ -107,6 +108,7 @@ from polysnipe.adapters.clob.errors import (
     OrderVersionMismatch,
     PostOnlyMode,
     RateLimited,
+    TradingHalted,
     UnknownOutcome,
     VenueError,
     error_from_order_message,
@@ -425,6 +427,7 @@ class ClobExecution:
         tick_ttl_ms: int = 300_000,
         metadata: ClobMarkets | None = None,
         reconcile: ReconcileConfig | None = None,
+        conditions: VenueConditions | None = None,
     ) -> None:
         self._client = client
         self._signer = signer
@@ -453,6 +456,8 @@ class ClobExecution:
         self._reconcile_lock = asyncio.Lock()
         self._order_ids = ORDER_IDS_UNVERIFIED
         self._post_only_until_ms = 0
+        #: restart, post-only window, cancel-only: told to the engine, whose risk then holds orders back
+        self.conditions = conditions
         #: the venue's market metadata (ticks, neg-risk flags, order version, markets)
         self.metadata = metadata or ClobMarkets(client, rng=rng, policy=self._policy, sleep=sleep)
 
@@ -485,8 +490,11 @@ class ClobExecution:
     def post_only_until_ms(self) -> int:
         return self._post_only_until_ms
 
-    def _open_post_only_window(self) -> None:
-        self._post_only_until_ms = self._now_ms() + int(self._policy.post_only_window_s * 1000)
+    def _open_post_only_window(self, detail: str) -> None:
+        window_s = self._policy.post_only_window_s
+        self._post_only_until_ms = self._now_ms() + int(window_s * 1000)
+        if self.conditions is not None:
+            self.conditions.raise_("post_only", detail, clear_after_s=window_s)
 
     async def _reserve(self, n: int, *, cancels: bool) -> None:
         now_s = self._now_ms() / 1000
@@ -612,6 +620,11 @@ class ClobExecution:
                 if isinstance(exc, EngineRestarting):
                     now = self._now_ms()
                     restart_since_ms = now if restart_since_ms is None else restart_since_ms
+                    if self.conditions is not None:
+                        # held until this post gets through; if it never does, the next one probes
+                        self.conditions.raise_(
+                            "restarting", exc.message, clear_after_s=self._policy.restart_cap_s
+                        )
                     if now - restart_since_ms > self._policy.restart_budget_s * 1000:
                         raise
                 elif attempt > self._policy.max_attempts:
@@ -621,8 +634,11 @@ class ClobExecution:
                     raise
                 await self._sleep(delay_s)
                 continue
+            if self.conditions is not None:
+                self.conditions.clear("restarting", "an order post got through")
+                self.conditions.clear("cancel_only", "an order post got through")
             if restart_since_ms is not None:
-                self._open_post_only_window()
+                self._open_post_only_window("the matching engine restarted")
             return raw
 
     @staticmethod
@@ -707,7 +723,9 @@ class ClobExecution:
         order_id = entry.request.order_id
         now = self._now_ms()
         if isinstance(exc, PostOnlyMode):
-            self._open_post_only_window()
+            self._open_post_only_window(exc.message)
+        if isinstance(exc, TradingHalted) and self.conditions is not None:
+            self.conditions.raise_("cancel_only", exc.message, clear_after_s=self._policy.halt_probe_s)
         if counts_as_reject(exc) and self.circuit.record_reject(f"{exc.code}: {exc.message}"):
             self._raise_alert(
                 "critical",

@@ -20,6 +20,7 @@ import httpx
 
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.conditions import VenueConditions
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex, ReconcileConfig, Reconciler
 from polysnipe.adapters.clob.heartbeat import Heartbeat, HeartbeatConfig, VenueHealth
@@ -39,7 +40,7 @@ from polysnipe.adapters.clob.websocket import Connect
 from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
-from polysnipe.core.messages import ExecutionReport, OrderFilled, RaiseAlert
+from polysnipe.core.messages import ExecutionReport, OrderFilled, RaiseAlert, VenueCondition
 from polysnipe.core.ports import Clock, Rng
 from polysnipe.core.secret import Secret
 from polysnipe.core.units import format_micro
@@ -271,13 +272,16 @@ def build_clob_adapters(
     condition_ids: Iterable[str] = (),
     registry: MarketRegistry | None = None,
     on_health: Callable[[VenueHealth], None] | None = None,
+    on_condition: Callable[[VenueCondition], None] | None = None,
     on_gap: Callable[[str, str], None] | None = None,
     env: Mapping[str, str] | None = None,
     secrets: ClobSecrets | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     connect: Connect | None = None,
 ) -> ClobAdapters:
-    """Wire client, execution, heartbeat and both channels. `condition_ids` filter the user channel.
+    """Wire client, execution, heartbeat and both channels. `condition_ids` filter the user channel;
+    `on_condition` hears the venue's conditions (restart, post-only window, cancel-only, heartbeats
+    failing), which the engine's risk acts on.
 
     Secrets come from `env` (POLYSNIPE_CLOB_*) unless the caller already holds them (credentials it
     just created or derived with L1)."""
@@ -292,6 +296,7 @@ def build_clob_adapters(
     client = ClobHttpClient(config, clock, signer, transport=transport)
     index = OrderIndex()
     fee_of = fee_lookup(registry) if registry is not None else None
+    conditions = VenueConditions(on_condition, clock) if on_condition is not None else None
     execution = ClobExecution(
         client,
         OrderSigner.for_config(signer, config),
@@ -306,16 +311,26 @@ def build_clob_adapters(
         fee_of=fee_of,
         tick_ttl_ms=settings.tick_ttl_ms,
         reconcile=settings.reconcile,
+        conditions=conditions,
     )
 
     def health(event: VenueHealth) -> None:
-        alert(event.to_alert())
+        if on_health is not None:
+            on_health(event)
+        else:
+            alert(event.to_alert())
+        if conditions is None:
+            return
+        if event.healthy:
+            conditions.clear("heartbeat", event.reason)
+        else:
+            conditions.raise_("heartbeat", event.reason)
 
     heartbeat = Heartbeat(
         client,
         clock=clock,
         should_beat=lambda: index.resting_count > 0,
-        on_health=on_health or health,
+        on_health=health,
         config=settings.heartbeat,
     )
 

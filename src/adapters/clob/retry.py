@@ -82,6 +82,8 @@ class RetryPolicy:
     restart_budget_s: float = attrs.field(default=180.0, validator=_non_negative)
     #: after a restart the engine takes only post-only orders for 2 minutes
     post_only_window_s: float = attrs.field(default=120.0, validator=_non_negative)
+    #: a 503 cancel-only / disabled answer holds new orders back this long; the next one then probes
+    halt_probe_s: float = attrs.field(default=10.0, validator=_non_negative)
     #: the longest a 429 may make us wait before we give the order up instead
     max_rate_wait_s: float = attrs.field(default=10.0, validator=_non_negative)
     #: re-posts (same signed bytes) of an order that reconciliation could not find
