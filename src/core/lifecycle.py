@@ -47,12 +47,13 @@ from polysnipe.core.messages import (
     RecordOrderStatus,
     RecordOutcome,
     RecordRiskDecision,
+    TradeSettlement,
     VenueCondition,
 )
 from polysnipe.core.opportunity import Opportunity, opportunity_id
 from polysnipe.core.orders import InvalidTransition, OrderRecord, OverFill
 from polysnipe.core.routing import ChildOrder, Iceberg, RoutingPolicy
-from polysnipe.core.state import BasketTrack, EngineState, OpportunityTrack
+from polysnipe.core.state import MAX_UNSETTLED, BasketTrack, EngineState, OpportunityTrack, UnsettledFill
 from polysnipe.core.units import ONE, ceil_div, format_micro
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "handle_opportunities",
     "on_kill_switch",
     "on_report",
+    "on_trade_settlement",
     "on_venue_condition",
     "place_now",
     "release_due_slices",
@@ -543,7 +545,8 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
         )
         lot = track.lot if track is not None else ""
         fair = track.opp.fair_value if track is not None and report.side is Side.BUY else 0
-        state.risk.on_fill(report.order_id, report, lot, fair)
+        taken = state.risk.on_fill(report.order_id, report, lot, fair)
+        _await_settlement(state, UnsettledFill(report, request.wallet, lot or request.strategy, taken))
         after_fill(state, request.wallet, report.token_id, now_ms, commands)
         state.bump("fills")
         if track is not None:
@@ -593,6 +596,51 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
         on_kill_switch(state, KillSwitch(now_ms, "global", True, "daily loss limit"), now_ms, commands)
 
 
+def _await_settlement(state: EngineState, pending: UnsettledFill) -> None:
+    unsettled = state.unsettled
+    unsettled[pending.fill.trade_id, pending.fill.order_id] = pending
+    if len(unsettled) > MAX_UNSETTLED:
+        del unsettled[next(iter(unsettled))]
+        state.bump("unsettled_forgotten")
+
+
+def on_trade_settlement(
+    state: EngineState, report: TradeSettlement, now_ms: int, commands: list[Command]
+) -> None:
+    """A fill's trade moved on. Every status is journaled; CONFIRMED makes the fill final; FAILED means
+    the trade never settled, so the fill is undone in the portfolio (and so in risk) and the
+    opportunity's outcome revised, with a critical alert: the venue's balances are the truth now."""
+    key = (report.trade_id, report.order_id)
+    pending = state.unsettled.get(key)
+    if pending is None:
+        if report.status == "FAILED":
+            why = "its fill is not one the engine can undo (unknown, or settled long ago)"
+            text = f"trade {report.trade_id} of order {report.order_id} failed: {why}"
+            commands.append(RaiseAlert("critical", "trade_failed_unknown", text, now_ms))
+        state.bump("settlements_unknown_trade")
+        return
+    commands.append(report)
+    if report.status == "CONFIRMED":
+        del state.unsettled[key]
+        return
+    if report.status != "FAILED":
+        return
+    del state.unsettled[key]
+    fill = pending.fill
+    state.portfolio.reverse_fill(pending.wallet, fill, pending.lot, pending.taken)
+    state.bump("fills_failed")
+    record = state.orders.get(fill.order_id)
+    correlation_id = record.request.correlation_id if record is not None else ""
+    text = f"trade {fill.trade_id} failed on chain: {format_micro(fill.size)} of order {fill.order_id} undone"
+    commands.append(RaiseAlert("critical", "trade_failed", text, now_ms, correlation_id))
+    track = state.tracks.get(record.request.opportunity_id) if record is not None else None
+    if track is not None:
+        track.filled_size -= fill.size
+        track.filled_notional -= fill.price * fill.size
+        if track.done:
+            _revise(state, track, now_ms, commands, why="trade_failed")
+
+
 def _maybe_finalize(
     state: EngineState, track: OpportunityTrack, now_ms: int, commands: list[Command]
 ) -> None:
@@ -635,29 +683,38 @@ def _finalize(
     )
 
 
-def _revise(state: EngineState, track: OpportunityTrack, now_ms: int, commands: list[Command]) -> None:
+def _revise(
+    state: EngineState, track: OpportunityTrack, now_ms: int, commands: list[Command], why: str = "late_fill"
+) -> None:
+    """A recorded outcome no longer holds (a fill after it, or a fill whose trade failed): record the
+    outcome as it stands now, numbered, with `why` among its reasons."""
     track.revisions += 1
     state.bump("outcomes_revised")
-    kind = OutcomeKind.FILLED if track.filled_size >= track.target_size else OutcomeKind.PARTLY_FILLED
-    commands.append(
-        RaiseAlert(
-            "warning",
-            "late_fill",
-            f"opportunity {track.opp.id}: a fill arrived after its outcome; now {kind.value}"
-            f" {format_micro(track.filled_size)}",
-            now_ms,
-            correlation_id=track.opp.correlation_id,
+    filled = track.filled_size
+    if filled >= track.target_size:
+        kind = OutcomeKind.FILLED
+    else:
+        kind = OutcomeKind.PARTLY_FILLED if filled > 0 else OutcomeKind.ORDERED
+    if why == "late_fill":
+        commands.append(
+            RaiseAlert(
+                "warning",
+                "late_fill",
+                f"opportunity {track.opp.id}: a fill arrived after its outcome; now {kind.value}"
+                f" {format_micro(filled)}",
+                now_ms,
+                correlation_id=track.opp.correlation_id,
+            )
         )
-    )
     commands.append(
         RecordOutcome(
             opportunity_id=track.opp.id,
             correlation_id=track.opp.correlation_id,
             kind=kind,
-            reasons=(*track.failures, "late_fill"),
+            reasons=(*track.failures, why),
             order_ids=tuple(track.order_ids),
-            filled_size=track.filled_size,
-            avg_price=track.filled_notional // track.filled_size,
+            filled_size=filled,
+            avg_price=track.filled_notional // filled if filled > 0 else 0,
             ts_ms=now_ms,
             revision=track.revisions,
         )

@@ -16,6 +16,7 @@ from polysnipe.core.events import Event, Side
 from polysnipe.core.opportunity import Opportunity
 
 __all__ = [
+    "TRADE_STATUSES",
     "VENUE_CONDITIONS",
     "CancelOrder",
     "Command",
@@ -48,6 +49,7 @@ __all__ = [
     "SettlementRefused",
     "SettlementReport",
     "Tick",
+    "TradeSettlement",
     "VenueCondition",
 ]
 
@@ -324,6 +326,26 @@ class RecordError:
     correlation_id: str = ""
 
 
+#: a trade's settlement on chain (PROTOCOL.md 10.3): MATCHED -> MINED -> CONFIRMED, or via RETRYING to
+#: CONFIRMED or FAILED
+TRADE_STATUSES = frozenset({"MATCHED", "MINED", "CONFIRMED", "RETRYING", "FAILED"})
+
+
+@attrs.frozen(slots=True)
+class TradeSettlement:
+    """A fill's trade moved on in its settlement. A fill is provisional exposure until its trade is
+    CONFIRMED; FAILED means it never happened, and the engine undoes it (lifecycle.py)."""
+
+    ts_ms: int
+    trade_id: str
+    order_id: str
+    status: str
+
+    def __attrs_post_init__(self) -> None:
+        if self.status not in TRADE_STATUSES:
+            raise ValueError(f"unknown trade status {self.status!r}; known: {sorted(TRADE_STATUSES)}")
+
+
 Command = (
     PlaceOrder
     | CancelOrder
@@ -338,6 +360,7 @@ Command = (
     | PositionsMerged
     | PositionsRedeemed
     | RaiseAlert
+    | TradeSettlement
 )
 
 
@@ -372,6 +395,7 @@ JournalRecord = (
     | PositionsMerged
     | PositionsRedeemed
     | RaiseAlert
+    | TradeSettlement
 )
 
 
@@ -438,4 +462,4 @@ ExecutionReport = (
 )
 
 #: everything the pipeline step takes
-Input = Event | ExecutionReport | SettlementReport | KillSwitch | VenueCondition | Tick
+Input = Event | ExecutionReport | TradeSettlement | SettlementReport | KillSwitch | VenueCondition | Tick

@@ -16,6 +16,7 @@ Where each input goes:
 | PriceChange, BookSnapshot, TickSizeChange, LastTrade | market_handlers | update books, signals react |
 | ExternalSignal | market_handlers.on_signal | signals react (Momentum/Event) |
 | Order* execution reports | lifecycle.on_report | order state machine, risk, outcomes |
+| TradeSettlement | lifecycle.on_trade_settlement | a fill confirmed on chain, or undone when it failed |
 | MarketResolved | market_handlers.on_resolved | marks 1/0, cancels, redeems (exits.py) |
 | PositionsMerged, PositionsRedeemed | exits | the portfolio settles the sets / the resolution |
 | SettlementRefused | exits.on_settlement_refused | an alert; the request may be asked again |
@@ -43,7 +44,13 @@ from polysnipe.core.events import (
 )
 from polysnipe.core.exits import on_merged, on_redeemed, on_settlement_refused
 from polysnipe.core.exits import release_due as release_due_exits
-from polysnipe.core.lifecycle import on_kill_switch, on_report, on_venue_condition, release_due_slices
+from polysnipe.core.lifecycle import (
+    on_kill_switch,
+    on_report,
+    on_trade_settlement,
+    on_venue_condition,
+    release_due_slices,
+)
 from polysnipe.core.market_handlers import (
     on_book,
     on_last_trade,
@@ -66,6 +73,7 @@ from polysnipe.core.messages import (
     PositionsRedeemed,
     SettlementRefused,
     Tick,
+    TradeSettlement,
     VenueCondition,
 )
 from polysnipe.core.ports import NEVER_MS
@@ -89,6 +97,7 @@ HANDLERS: dict[type, Handler] = {
     OrderCancelled: on_report,
     OrderExpired: on_report,
     OrderStatusUnknown: on_report,
+    TradeSettlement: on_trade_settlement,
     PositionsMerged: on_merged,
     PositionsRedeemed: on_redeemed,
     SettlementRefused: on_settlement_refused,

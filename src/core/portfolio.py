@@ -228,8 +228,13 @@ class Portfolio:
         return Equity(cash + value, value, held)
 
     # -- updates -----------------------------------------------------------------------------
-    def apply_fill(self, wallet_name: str, fill: OrderFilled, strategy: str, fair_value: int = 0) -> None:
-        """Apply one new (de-duplicated) fill of `wallet_name`'s order placed for `strategy`."""
+    def apply_fill(
+        self, wallet_name: str, fill: OrderFilled, strategy: str, fair_value: int = 0
+    ) -> Mapping[str, tuple[int, int]]:
+        """Apply one new (de-duplicated) fill of `wallet_name`'s order placed for `strategy`.
+
+        Returns what a SELL took from the lots (strategy -> (shares, cost)), which undoing the fill
+        needs; nothing for a BUY."""
         wallet = self.wallets[wallet_name]
         token_id = fill.token_id
         self.traded_usdc_micro += notional(fill.price, fill.size)
@@ -248,7 +253,7 @@ class Portfolio:
             wallet._set(
                 token_id, wallet.positions.get(token_id, 0) + got, wallet.cost.get(token_id, 0) + paid
             )
-            return
+            return {}
         given = fill.size + fill.fee_shares
         proceeds = notional(fill.price, fill.size) - fill.fee_usdc + fill.rebate_usdc
         wallet.balance_usdc_micro += proceeds
@@ -259,6 +264,52 @@ class Portfolio:
             wallet._set(token_id, wallet.positions.get(token_id, 0) - (given - max(held, 0)),
                         wallet.cost.get(token_id, 0))  # fmt: skip
         self._realize(taken, proceeds, fill.ts_ms, fallback=strategy)
+        return taken
+
+    def reverse_fill(
+        self, wallet_name: str, fill: OrderFilled, strategy: str, taken: Mapping[str, tuple[int, int]]
+    ) -> None:
+        """Undo a fill whose trade failed on chain: it never happened. The cash comes back exactly.
+        A BUY's shares leave the lot it booked to at the cost they added while the lot still holds
+        them; shares of it sold since leave the position, which may go short (the risk audit shows
+        that, and the venue's balances are the truth). A SELL's shares go back to the lots it took
+        them from (`taken`, what apply_fill returned) at the cost they left with, and the PnL it
+        realized is reversed exactly."""
+        wallet = self.wallets[wallet_name]
+        token_id = fill.token_id
+        self.traded_usdc_micro -= notional(fill.price, fill.size)
+        if fill.side is Side.BUY:
+            paid = notional(fill.price, fill.size) + fill.fee_usdc - fill.rebate_usdc
+            got = fill.size - fill.fee_shares
+            wallet.balance_usdc_micro += paid
+            lot = wallet.lots.get((token_id, strategy))
+            back = min(got, lot.shares) if lot is not None else 0
+            cost_back = paid * back // got if got else 0
+            if lot is not None and back:
+                lot.shares -= back
+                lot.cost -= min(cost_back, lot.cost)
+                if lot.shares == 0:
+                    del wallet.lots[token_id, strategy]
+            wallet._set(token_id, wallet.positions.get(token_id, 0) - got,
+                        max(wallet.cost.get(token_id, 0) - paid, 0))  # fmt: skip
+            # what was sold of those shares since realized PnL against their cost; that sale stands
+            return
+        given = fill.size + fill.fee_shares
+        proceeds = notional(fill.price, fill.size) - fill.fee_usdc + fill.rebate_usdc
+        wallet.balance_usdc_micro -= proceeds
+        cost_back = 0
+        for lot_name, (n, cost) in taken.items():
+            lot = wallet.lots.get((token_id, lot_name))
+            if lot is None:
+                lot = wallet.lots[token_id, lot_name] = Lot(0, 0, fill.ts_ms)
+            lot.shares += n
+            lot.cost += cost
+            cost_back += cost
+        wallet._set(
+            token_id, wallet.positions.get(token_id, 0) + given, wallet.cost.get(token_id, 0) + cost_back
+        )
+        for lot_name, pnl in self._realized_parts(taken, proceeds, strategy):
+            self._book_realized(-pnl, fill.ts_ms, lot_name)
 
     def apply_merge(self, wallet_name: str, tokens: tuple[str, str], size: int, ts_ms: int) -> None:
         """`size` complete sets of one market became `size` USDC."""
@@ -299,17 +350,26 @@ class Portfolio:
         self, taken: Mapping[str, tuple[int, int]], proceeds: int, ts_ms: int, fallback: str = ""
     ) -> None:
         """Book `proceeds` against the lots `taken` from, pro rata to their shares."""
-        shares = sum(n for n, _ in taken.values())
+        for strategy, pnl in self._realized_parts(taken, proceeds, fallback):
+            self._book_realized(pnl, ts_ms, strategy)
+
+    @staticmethod
+    def _realized_parts(
+        taken: Mapping[str, tuple[int, int]], proceeds: int, fallback: str
+    ) -> list[tuple[str, int]]:
+        """(strategy, PnL) that a sale for `proceeds` of the shares `taken` realizes; parts sum exactly."""
         if not taken:
-            self._book_realized(proceeds, ts_ms, fallback)
-            return
+            return [(fallback, proceeds)]
+        shares = sum(n for n, _ in taken.values())
+        parts: list[tuple[str, int]] = []
         left = proceeds
         items = list(taken.items())
         for i, (strategy, (n, cost)) in enumerate(items):
             part = left if i == len(items) - 1 else (proceeds * n // shares if shares else 0)
             left -= part
             # shares no strategy bought (a wallet's opening holdings) go to whoever sells them
-            self._book_realized(part - cost, ts_ms, strategy or fallback)
+            parts.append((strategy or fallback, part - cost))
+        return parts
 
     def _book_realized(self, pnl: int, ts_ms: int, strategy: str) -> None:
         self.realized_total_usdc_micro += pnl

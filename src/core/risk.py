@@ -193,24 +193,27 @@ class RiskState:
         )
         self.order_times.append(now_ms)
 
-    def on_fill(self, order_id: str, fill: OrderFilled, lot: str = "", fair_value: int = 0) -> None:
+    def on_fill(
+        self, order_id: str, fill: OrderFilled, lot: str = "", fair_value: int = 0
+    ) -> Mapping[str, tuple[int, int]]:
         """Apply one (new, de-duplicated) fill: the portfolio's cash and shares, then reservations.
 
         `lot` names the portfolio lot the fill books to (default: the order's strategy); `fair_value`
         is what the entry claimed the shares are worth (exit rules take profit there).
         A fill for an order closed recently (a fill racing its cancel) still counts: the venue matched
-        it. Raises KeyError for an order never submitted.
+        it. Raises KeyError for an order never submitted. Returns what portfolio.apply_fill returns.
         """
         order = self.open_orders.get(order_id)
         if order is None:
             order = self.closed_orders.get(order_id)
             if order is None:
                 raise KeyError(order_id)
-        self.portfolio.apply_fill(order.wallet, fill, lot or order.strategy, fair_value)
+        taken = self.portfolio.apply_fill(order.wallet, fill, lot or order.strategy, fair_value)
         if order.remaining > 0:
             self._release(order, min(fill.size, order.remaining))
             if order.remaining == 0:
                 self._close(order_id, order)
+        return taken
 
     def on_order_closed(self, order_id: str) -> None:
         """Release what the order still reserves. Idempotent: unknown or closed orders are ignored."""

@@ -7,7 +7,7 @@ mutation safe: exactly one step function owns one EngineState.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -17,6 +17,7 @@ from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import Event, LastTrade
 from polysnipe.core.exit_rules import ExitParams, ExitState
 from polysnipe.core.market import MarketRegistry
+from polysnipe.core.messages import OrderFilled
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.orders import OrderRecord
 from polysnipe.core.portfolio import Portfolio
@@ -25,7 +26,16 @@ from polysnipe.core.risk import RiskGatekeeper, RiskState
 from polysnipe.core.routing import Router
 from polysnipe.core.signals.base import SignalContext, SignalModule
 
-__all__ = ["BasketTrack", "EngineState", "Flagging", "OpportunityTrack", "SignalRoute", "build_state"]
+__all__ = [
+    "MAX_UNSETTLED",
+    "BasketTrack",
+    "EngineState",
+    "Flagging",
+    "OpportunityTrack",
+    "SignalRoute",
+    "UnsettledFill",
+    "build_state",
+]
 
 
 @runtime_checkable
@@ -78,6 +88,22 @@ class BasketTrack:
     settled: bool = False
 
 
+@attrs.frozen(slots=True)
+class UnsettledFill:
+    """A fill whose trade is not CONFIRMED yet: what undoing it would take if the trade FAILED."""
+
+    fill: OrderFilled
+    wallet: str
+    lot: str
+    #: what a SELL took from the lots (Portfolio.apply_fill)
+    taken: Mapping[str, tuple[int, int]]
+
+
+#: fills awaiting their trade's confirmation that are remembered; older ones can no longer be undone
+#: (a trade confirms within minutes; this is a bound on memory, not a rule of the venue)
+MAX_UNSETTLED = 100_000
+
+
 @attrs.define(slots=True)
 class EngineState:
     markets: MarketRegistry
@@ -99,6 +125,8 @@ class EngineState:
     #: (release_ms, seq, opportunity id): iceberg slices waiting for their time
     timers: list[tuple[int, int, str]] = attrs.field(factory=list)
     timer_seq: int = 0
+    #: (trade id, order id) -> fills not yet CONFIRMED on chain, oldest first (lifecycle.py)
+    unsettled: dict[tuple[str, str], UnsettledFill] = attrs.field(factory=dict)
     #: counters for the report; plain ints keep the hot path cheap
     counters: dict[str, int] = attrs.field(factory=dict)
     opportunities_by_strategy: dict[str, int] = attrs.field(factory=dict)

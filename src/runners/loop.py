@@ -70,6 +70,7 @@ from polysnipe.core.messages import (
     SettlementRefused,
     SettlementReport,
     Tick,
+    TradeSettlement,
     VenueCondition,
 )
 from polysnipe.core.pipeline import next_timer_ms, step
@@ -110,6 +111,7 @@ _REPORTS = frozenset(
         PositionsMerged,
         PositionsRedeemed,
         SettlementRefused,
+        TradeSettlement,
     }
 )
 _NOTICES = frozenset({RaiseAlert, RecordError})
@@ -413,6 +415,8 @@ def _log_record(cmd: object) -> None:
         log.debug(
             "order_status", order_id=cmd.order_id, status=cmd.status, filled=format_micro(cmd.filled_size)
         )
+    elif isinstance(cmd, TradeSettlement):
+        log.info("trade_settlement", trade_id=cmd.trade_id, order_id=cmd.order_id, status=cmd.status)
     elif isinstance(cmd, PositionsMerged | PositionsRedeemed):
         log.info("settled", kind=type(cmd).__name__, wallet=cmd.wallet, market=cmd.market)
     elif isinstance(cmd, RecordKillSwitch):

@@ -32,6 +32,7 @@ from polysnipe.core.messages import (
     RecordOutcome,
     RecordRiskDecision,
     RedeemPositions,
+    TradeSettlement,
 )
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.units import MICRO
@@ -70,6 +71,8 @@ def _records() -> list[JournalRecord]:
         RecordError("events.jsonl", "17", "not JSON", '{"event_type": "bo', T0),
         MergePositions("0x5afe", "0xcond", 4 * MICRO, T0 + 30, "c-opp1"),
         PositionsMerged("0x5afe", "0xcond", 4 * MICRO, T0 + 31),
+        TradeSettlement(T0 + 6, "trade-1", "opp1-0", "MINED"),
+        TradeSettlement(T0 + 7, "trade-1", "opp1-0", "CONFIRMED"),
         RedeemPositions("0x5afe", "0xcond", T0 + 40),
         PositionsRedeemed("0x5afe", "0xcond", "123", 1 * MICRO, 1 * MICRO, T0 + 41),
         RaiseAlert("critical", "kill_switch_engaged", "market:0xcond: operator", T0 + 10, "c-opp1",
@@ -100,6 +103,18 @@ def test_every_record_type_round_trips_through_postgres(journal_conn: psycopg.Co
     assert ("partly_filled", 5 * MICRO, "0x" + "ab" * 32) == order
     switch = journal_conn.execute("SELECT engaged, changed_by FROM kill_switches").fetchone()
     assert (False, "bob") == switch
+    # the fill carries its trade's latest settlement status
+    assert ("CONFIRMED",) == journal_conn.execute("SELECT settlement_status FROM fills").fetchone()
+
+
+def test_a_failed_trade_stays_failed(journal_conn: psycopg.Connection) -> None:
+    journal = PostgresJournal(journal_conn)
+    journal.record([r for r in _records() if isinstance(r, RecordOpportunity | PlaceOrder | RecordFill)])
+    for status in ("MATCHED", "FAILED", "CONFIRMED"):
+        journal.record([TradeSettlement(T0 + 9, "trade-1", "opp1-0", status)])
+    journal.commit()
+    assert ("FAILED",) == journal_conn.execute("SELECT settlement_status FROM fills").fetchone()
+    assert (3,) == journal_conn.execute("SELECT count(*) FROM trade_settlements").fetchone()
 
 
 def test_replaying_a_batch_changes_nothing(journal_conn: psycopg.Connection) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -40,6 +40,7 @@ __all__ = [
     "fill",
     "market",
     "market_files",
+    "of",
     "opportunity",
     "order_request",
     "risk_policy",
@@ -47,6 +48,7 @@ __all__ = [
     "trade",
 ]
 
+T = TypeVar("T")
 T0 = 1_700_000_000_000
 #: the bundled sample (polysnipe generate --seed 7 --duration-s 600)
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -201,3 +203,8 @@ def engine(
         wallet_for=wallet_for or (lambda _: WALLET),
         exits=exits,
     )
+
+
+def of(commands: Sequence[object], kind: type[T]) -> list[T]:
+    """The commands of one type, in order."""
+    return [c for c in commands if isinstance(c, kind)]

@@ -41,6 +41,7 @@ from polysnipe.core.messages import (
     OrderRequest,
     OrderType,
     RaiseAlert,
+    TradeSettlement,
 )
 from polysnipe.core.orders import OrderRecord, OrderStatus
 from polysnipe.core.units import MICRO
@@ -199,6 +200,18 @@ async def verify_ids(sim: Sim) -> None:
     assert ORDER_IDS_VERIFIED == sim.execution.order_id_check
 
 
+def socket_reports(channel: UserChannel, sim: Sim) -> list[ExecutionReport]:
+    """What the user channel makes of the venue's trade frames, less the settlement statuses that
+    follow every trade (tests/unit/test_trade_settlement.py)."""
+    frames = sim.trade_frames()
+    return [
+        r
+        for f in frames
+        for r in channel.on_frame(f, sim.clock.ms)
+        if not isinstance(r, TradeSettlement | RaiseAlert)
+    ]
+
+
 # -- an accepted immediate order ends in its answer ------------------------------------------------
 @pytest.mark.parametrize(
     ("order_type", "shown", "status", "filled"),
@@ -225,7 +238,7 @@ def test_an_accepted_immediate_order_ends_with_its_fills_and_its_killed_rest(
     assert ([], 0) == (sim.execution.open_immediate_orders, sim.execution.index.resting_count)
     # the user channel then brings the same trade: already counted, not reported again
     channel = UserChannel(sim.execution.index)
-    assert [] == [r for frame in sim.trade_frames() for r in channel.on_frame(frame, sim.clock.ms)]
+    assert [] == socket_reports(channel, sim)
 
 
 def test_an_immediate_order_whose_trades_cannot_be_read_yet_is_ended_by_the_reconciler() -> None:
@@ -254,7 +267,7 @@ def test_a_fill_the_user_channel_reported_first_is_still_counted_once() -> None:
     sim.gate.refuse = lambda r: r.url.path == "/data/trades"
     answered = run(sim.execution.submit(order))
     channel = UserChannel(sim.execution.index)
-    (early,) = [r for frame in sim.trade_frames() for r in channel.on_frame(frame, sim.clock.ms)]
+    (early,) = socket_reports(channel, sim)
     assert isinstance(early, OrderFilled)
     sim.gate.refuse = lambda r: False
     settled = run(sim.execution.reconcile(everything=True))
@@ -392,7 +405,7 @@ def test_a_fill_after_a_local_give_up_is_reported_by_the_user_channel_and_the_re
         body = sim.gate.bodies[-1]
         await sim.client.request("POST", "/order", body=body, auth=True, posting=True)
         channel = UserChannel(sim.execution.index)
-        by_socket = [r for f in sim.trade_frames() for r in channel.on_frame(f, sim.clock.ms)]
+        by_socket = socket_reports(channel, sim)
         by_rest = await sim.execution.reconcile(everything=True)
         return given_up, by_socket, by_rest  # type: ignore[return-value]
 

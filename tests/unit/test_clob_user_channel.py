@@ -7,7 +7,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.execution import OrderIndex
 from polysnipe.adapters.clob.market_data import MarketDataConfig
 from polysnipe.adapters.clob.parsing import epoch_ms
-from polysnipe.adapters.clob.user_channel import UserChannel, UserStream, user_subscription
+from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream, user_subscription
 from polysnipe.core.events import Side
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -29,6 +29,7 @@ from polysnipe.core.messages import (
     OrderCancelled,
     OrderFilled,
     RaiseAlert,
+    TradeSettlement,
 )
 
 T = TypeVar("T")
@@ -92,6 +93,14 @@ def recorded_user(shared_data: Path) -> Recorded:
     return load
 
 
+def fills(reports: Sequence[UserReport]) -> list[OrderFilled]:
+    return [r for r in reports if isinstance(r, OrderFilled)]
+
+
+def kinds(reports: Sequence[UserReport]) -> list[str]:
+    return [type(r).__name__ for r in reports]
+
+
 def channel_with(*pairs: tuple[str, str, int]) -> UserChannel:
     index = OrderIndex()
     for order_id, venue_id, size in pairs:
@@ -121,12 +130,14 @@ def test_a_trade_is_counted_once_across_matched_mined_confirmed(
 ) -> None:
     channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
     trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
-    out: list[ExecutionReport | RaiseAlert] = []
+    out: list[UserReport] = []
     for status in ("MATCHED", "MINED", "MATCHED", "CONFIRMED"):
         out += channel.on_frame(frame(dict(trade, status=status)), 9)
-    assert 1 == len(out)
-    fill = out[0]
-    assert isinstance(fill, OrderFilled)
+    (fill,) = fills(out)
+    # every status goes on to the engine, which keeps the fill provisional until CONFIRMED
+    assert [("trade-0xabcdef1234", "o1", s) for s in ("MATCHED", "MINED", "MATCHED", "CONFIRMED")] == [
+        (r.trade_id, r.order_id, r.status) for r in out if isinstance(r, TradeSettlement)
+    ]
     assert ("o1", "trade-0xabcdef1234", Side.BUY, 500_000, 25_000_000, Liquidity.TAKER) == (
         fill.order_id,
         fill.trade_id,
@@ -140,19 +151,27 @@ def test_a_trade_is_counted_once_across_matched_mined_confirmed(
     assert [] == channel.accept_fills([fill])
 
 
-def test_failed_trade_raises_an_alert(recorded_user: Recorded) -> None:
+def test_a_failed_trade_is_a_settlement_never_a_fill(recorded_user: Recorded) -> None:
     channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
     trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
     channel.on_frame(frame(dict(trade, status="MATCHED")), 9)
-    (alert,) = channel.on_frame(frame(dict(trade, status="FAILED")), 9)
-    assert isinstance(alert, RaiseAlert)
-    assert ("critical", "trade_failed", True) == (
-        alert.severity,
-        alert.code,
-        alert.details["fill_already_counted"],
+    # the engine undoes the fill it counted (tests/unit/test_trade_settlement.py)
+    assert [TradeSettlement(9, "trade-0xabcdef1234", "o1", "FAILED")] == channel.on_frame(
+        frame(dict(trade, status="FAILED")), 9
     )
+    # failed before it was ever seen matched: no fill at all
+    fresh = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    assert ["TradeSettlement"] == kinds(fresh.on_frame(frame(dict(trade, status="FAILED")), 9))
     prefixed = channel_with(("o1", ORDER_ID_RS, 100_000_000))
-    assert 1 == len(prefixed.on_frame(frame(dict(trade, status="TRADE_STATUS_CONFIRMED")), 9))
+    assert 1 == len(fills(prefixed.on_frame(frame(dict(trade, status="TRADE_STATUS_CONFIRMED")), 9)))
+
+
+def test_an_unknown_trade_status_keeps_the_fill_provisional_and_warns(recorded_user: Recorded) -> None:
+    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
+    out = channel.on_frame(frame(dict(trade, status="SETTLING")), 9)
+    assert ["RaiseAlert", "OrderFilled", "TradeSettlement"] == kinds(out)
+    assert "MATCHED" == out[2].status  # type: ignore[union-attr]
 
 
 def test_maker_fills_take_the_maker_orders_side_price_and_size(
@@ -161,8 +180,7 @@ def test_maker_fills_take_the_maker_orders_side_price_and_size(
     trade3 = recorded_user("nautilus_py_user_trade3.json")
     maker_id = trade3["maker_orders"][0]["order_id"]
     channel = channel_with(("m1", maker_id, 5_000_000))
-    (fill,) = channel.on_frame(frame(trade3), 0)
-    assert isinstance(fill, OrderFilled)
+    (fill,) = fills(channel.on_frame(frame(trade3), 0))
     # the taker bought No at 0.49; our maker order bought Yes at 0.513 (a mirror match)
     assert (Side.BUY, 513_000, 5_000_000, Liquidity.MAKER, 0, 0) == (
         fill.side,
@@ -177,8 +195,7 @@ def test_maker_fills_take_the_maker_orders_side_price_and_size(
     # older payloads omit the maker's side: same token as the taker means the opposite side
     trade2 = recorded_user("nautilus_py_user_trade2.json")
     maker2 = trade2["maker_orders"][0]["order_id"]
-    (fill2,) = channel_with(("m2", maker2, 5_000_000)).on_frame(frame(trade2), 0)
-    assert isinstance(fill2, OrderFilled)
+    (fill2,) = fills(channel_with(("m2", maker2, 5_000_000)).on_frame(frame(trade2), 0))
     assert Side.SELL == fill2.side
 
 
@@ -188,7 +205,7 @@ def test_user_frames_may_be_arrays(recorded_user: Recorded) -> None:
         recorded_user("nautilus_rs_ws_user_order_msg.json"),
         recorded_user("nautilus_rs_ws_user_trade_msg.json"),
     ]
-    assert ["OrderAccepted", "OrderFilled"] == [type(r).__name__ for r in channel.on_frame(frame(both), 0)]
+    assert ["OrderAccepted", "OrderFilled", "TradeSettlement"] == kinds(channel.on_frame(frame(both), 0))
 
 
 def test_epoch_ms_reads_seconds_ms_and_iso() -> None:
@@ -211,7 +228,7 @@ def test_user_stream_catches_up_over_rest_after_a_reconnect(
 ) -> None:
     trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
 
-    async def scenario() -> list[ExecutionReport | RaiseAlert]:
+    async def scenario() -> list[UserReport]:
         connections = 0
 
         async def handler(ws: ServerConnection) -> None:
@@ -227,7 +244,7 @@ def test_user_stream_catches_up_over_rest_after_a_reconnect(
 
         async with serve(handler, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
-            out: list[ExecutionReport | RaiseAlert] = []
+            out: list[UserReport] = []
             channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
             missed = OrderFilled("o1", "trade-missed", 1, A, Side.BUY, 500_000, 1_000_000, Liquidity.TAKER)
             catch_ups = 0
@@ -249,7 +266,7 @@ def test_user_stream_catches_up_over_rest_after_a_reconnect(
                 catch_up=catch_up,
             )
             task = asyncio.create_task(stream.run())
-            await until(lambda: catch_ups == 1 and len(out) == 2)
+            await until(lambda: catch_ups == 1 and len(fills(out)) == 2)
             task.cancel()
             return out
 

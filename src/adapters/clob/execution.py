@@ -1369,7 +1369,7 @@ class Reconciler:
         self,
         execution: ClobExecution,
         *,
-        sink: Callable[[list[ExecutionReport | RaiseAlert]], None],
+        sink: Callable[[Sequence[ExecutionReport | RaiseAlert]], None],
         on_alert: Callable[[RaiseAlert], None],
         clock: Clock,
         interval_s: float,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -35,12 +35,12 @@ from polysnipe.adapters.clob.retry import (
     RetryPolicy,
 )
 from polysnipe.adapters.clob.signing import InvalidPrivateKey, OrderSigner, private_key_bytes
-from polysnipe.adapters.clob.user_channel import UserChannel, UserStream
+from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream
 from polysnipe.adapters.clob.websocket import Connect
 from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
-from polysnipe.core.messages import ExecutionReport, OrderFilled, RaiseAlert, VenueCondition
+from polysnipe.core.messages import OrderFilled, RaiseAlert, VenueCondition
 from polysnipe.core.ports import Clock, Rng
 from polysnipe.core.secret import Secret
 from polysnipe.core.units import format_micro
@@ -268,7 +268,7 @@ def build_clob_adapters(
     rng: Rng,
     alert: Callable[[RaiseAlert], None],
     market_sink: Callable[[list[Event]], None],
-    user_sink: Callable[[list[ExecutionReport | RaiseAlert]], None],
+    user_sink: Callable[[Sequence[UserReport]], None],
     condition_ids: Iterable[str] = (),
     registry: MarketRegistry | None = None,
     on_health: Callable[[VenueHealth], None] | None = None,

@@ -3,8 +3,8 @@
 Theory of operation: `UserChannel` (pure: frames in, reports out) maps `order` and `trade` messages
 (PROTOCOL.md 10.3) to core execution reports for orders in the OrderIndex shared with execution. A
 trade is reported as MATCHED, MINED, CONFIRMED (or RETRYING, FAILED): the fill is counted once per
-(trade id, order), whatever the status sequence; FAILED raises an alert, because a fill already
-counted did not settle.
+(trade id, order), whatever the status sequence, and every status also goes to the engine as a
+TradeSettlement, so the fill stays provisional until CONFIRMED and is undone if FAILED.
 
 `UserStream` runs its socket (websocket.ReconnectingSocket). After a reconnect, `catch_up` (REST
 trades) fills the hole the outage left. No frame can stop it: a malformed one goes whole to
@@ -28,10 +28,20 @@ from polysnipe.adapters.clob.parsing import FeeOf, decode_user_frame, fills_from
 from polysnipe.adapters.clob.retry import RetryPolicy
 from polysnipe.adapters.clob.schemas import WireOrder, WireTrade
 from polysnipe.adapters.clob.websocket import Connect, ReconnectingSocket, ws_connect
-from polysnipe.core.messages import ExecutionReport, OrderAccepted, OrderFilled, RaiseAlert
+from polysnipe.core.messages import (
+    TRADE_STATUSES,
+    ExecutionReport,
+    OrderAccepted,
+    OrderFilled,
+    RaiseAlert,
+    TradeSettlement,
+)
 from polysnipe.core.ports import Clock, Rng
 
-__all__ = ["UserChannel", "UserStream", "user_subscription"]
+__all__ = ["UserChannel", "UserReport", "UserStream", "user_subscription"]
+
+#: what the user channel hands the engine
+UserReport = ExecutionReport | TradeSettlement | RaiseAlert
 
 log = structlog.get_logger("polysnipe.clob.user_channel")
 
@@ -61,8 +71,8 @@ class UserChannel:
         """Fills learned elsewhere (REST catch-up after a reconnect), minus those already reported."""
         return [f for f in fills if self.index.claim(f)]
 
-    def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
-        out: list[ExecutionReport | RaiseAlert] = []
+    def on_frame(self, data: bytes | str, recv_ms: int) -> list[UserReport]:
+        out: list[UserReport] = []
         for msg in decode_user_frame(data):
             if isinstance(msg, WireTrade):
                 self._trade(msg, recv_ms, out)
@@ -70,7 +80,7 @@ class UserChannel:
                 self._order(msg, recv_ms, out)
         return out
 
-    def _order(self, msg: WireOrder, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
+    def _order(self, msg: WireOrder, recv_ms: int, out: list[UserReport]) -> None:
         order_id = self.index.order_id(msg.id)
         if order_id is None:
             return
@@ -82,29 +92,20 @@ class UserChannel:
                 self.index.observe(report)
             out.append(report)
 
-    def _trade(self, msg: WireTrade, recv_ms: int, out: list[ExecutionReport | RaiseAlert]) -> None:
+    def _trade(self, msg: WireTrade, recv_ms: int, out: list[UserReport]) -> None:
         # py-sdk also sees an internal prefixed spelling (TRADE_STATUS_CONFIRMED)
         status = msg.status.upper().removeprefix("TRADE_STATUS_")
         fills = fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of)
-        if status == "FAILED":
+        if status not in TRADE_STATUSES:
             if fills:
-                counted = any(self.index.claimed(f) for f in fills)
-                out.append(
-                    RaiseAlert(
-                        "critical",
-                        "trade_failed",
-                        f"trade {msg.id} failed to settle on chain",
-                        fills[0].ts_ms,
-                        details={
-                            "trade_id": msg.id,
-                            "order_ids": ",".join(f.order_id for f in fills),
-                            "fill_already_counted": counted,
-                            "transaction_hash": msg.transaction_hash or "",
-                        },
-                    )
-                )
-            return
-        out.extend(f for f in fills if self.index.claim(f))
+                out.append(RaiseAlert("warning", "trade_status_unknown",
+                                      f"trade {msg.id}: status {msg.status[:40]!r} is not one the protocol"
+                                      " lists; its fill is kept as provisional", recv_ms))  # fmt: skip
+            status = "MATCHED" if status != "FAILED" else status
+        if status != "FAILED":
+            # a failed trade's fill is never counted here; one counted before is undone by the core
+            out.extend(f for f in fills if self.index.claim(f))
+        out.extend(TradeSettlement(recv_ms, msg.id, f.order_id, status) for f in fills)
 
 
 class UserStream:
@@ -122,7 +123,7 @@ class UserStream:
         creds: ApiCreds,
         markets: Sequence[str],
         channel: UserChannel,
-        sink: Callable[[list[ExecutionReport | RaiseAlert]], None],
+        sink: Callable[[Sequence[UserReport]], None],
         clock: Clock,
         rng: Rng,
         catch_up: Callable[[], Awaitable[list[OrderFilled]]] | None = None,
@@ -171,7 +172,7 @@ class UserStream:
         except Exception:
             log.exception("user_dead_letter_failed", reason=reason)
 
-    def _deliver(self, out: list[ExecutionReport | RaiseAlert]) -> None:
+    def _deliver(self, out: list[UserReport]) -> None:
         try:
             self._sink(out)
         except Exception as exc:
@@ -220,7 +221,7 @@ class UserStream:
     async def _on_open(self, connects: int) -> None:
         if connects == 1 or self._catch_up is None:
             return
-        fresh: list[ExecutionReport | RaiseAlert] = []
+        fresh: list[UserReport] = []
         try:
             fresh.extend(self.channel.accept_fills(await self._catch_up()))
         except (VenueError, MalformedMessage) as exc:
@@ -239,5 +240,5 @@ class UserStream:
         await self._socket.run()
 
 
-def _order_ids(reports: Iterable[ExecutionReport | RaiseAlert]) -> list[str]:
+def _order_ids(reports: Iterable[UserReport]) -> list[str]:
     return [r.order_id for r in reports if not isinstance(r, RaiseAlert)]

@@ -46,6 +46,7 @@ from polysnipe.core.messages import (
     RecordOutcome,
     RecordRiskDecision,
     RedeemPositions,
+    TradeSettlement,
 )
 from polysnipe.core.opportunity import Opportunity
 
@@ -117,6 +118,15 @@ VALUES (%(source)s, %(position)s, %(reason)s, %(payload)s, %(correlation_id)s, %
 _INSERT_SETTLEMENT: LiteralString = """
 INSERT INTO settlements (kind, wallet, market, size_micro, winning_token, payout_micro, correlation_id, ts_ms)
 VALUES (%(kind)s, %(wallet)s, %(market)s, %(size)s, %(winning)s, %(payout)s, %(correlation_id)s, %(ts_ms)s)"""
+
+_INSERT_TRADE_SETTLEMENT: LiteralString = """
+INSERT INTO trade_settlements (trade_id, order_id, status, ts_ms)
+VALUES (%(trade_id)s, %(order_id)s, %(status)s, %(ts_ms)s)"""
+
+# the fill carries its trade's latest status; a FAILED one stays failed whatever comes after it
+_UPDATE_FILL_SETTLEMENT: LiteralString = """
+UPDATE fills SET settlement_status = %(status)s
+WHERE trade_id = %(trade_id)s AND order_id = %(order_id)s AND settlement_status <> 'FAILED'"""
 
 _INSERT_ALERT: LiteralString = """
 INSERT INTO alerts (severity, code, message, correlation_id, ts_ms, details)
@@ -209,6 +219,11 @@ def _alert(r: RaiseAlert) -> list[Statement]:
     })]  # fmt: skip
 
 
+def _trade_settlement(r: TradeSettlement) -> list[Statement]:
+    row = {"trade_id": r.trade_id, "order_id": r.order_id, "status": r.status, "ts_ms": r.ts_ms}
+    return [(_INSERT_TRADE_SETTLEMENT, row), (_UPDATE_FILL_SETTLEMENT, row)]
+
+
 _STATEMENTS: dict[type, Callable[[Any], list[Statement]]] = {
     RecordOpportunity: _opportunity,
     RecordOutcome: _outcome,
@@ -223,6 +238,7 @@ _STATEMENTS: dict[type, Callable[[Any], list[Statement]]] = {
     PositionsMerged: lambda r: _settlement("merged", r),
     PositionsRedeemed: lambda r: _settlement("redeemed", r),
     RaiseAlert: _alert,
+    TradeSettlement: _trade_settlement,
 }
 
 
@@ -293,6 +309,10 @@ def read_records(conn: psycopg.Connection[Any]) -> list[JournalRecord]:
         out += [_read_error(r) for r in cur.execute("SELECT * FROM errors ORDER BY id")]
         out += [_read_alert(r) for r in cur.execute("SELECT * FROM alerts ORDER BY id")]
         out += [_read_settlement(r) for r in cur.execute("SELECT * FROM settlements ORDER BY id")]
+        out += [
+            TradeSettlement(r["ts_ms"], r["trade_id"], r["order_id"], r["status"])
+            for r in cur.execute("SELECT * FROM trade_settlements ORDER BY id")
+        ]
     return out
 
 
