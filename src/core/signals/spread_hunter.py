@@ -605,6 +605,7 @@ class SpreadHunter:
         limit -= limit % tick
         if (
             post > limit - p.passive_margin_micro
+            or limit >= fair  # no edge left to post for (a zero required edge, a fair value on tick)
             or post >= ask
             or ts < st.passive_until
             or market.condition_id in self._mispriced
