@@ -12,7 +12,7 @@ at most `max_remembered_ids` are kept whatever the clock does.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -90,6 +90,14 @@ class Evaluators:
             return tuple(reasons)
         self._accepted_ms[key] = now_ms
         return ()
+
+    def remember(self, ids: Sequence[tuple[str, int]]) -> None:
+        """Opportunities (id, when first evaluated) an earlier run of the engine already handled,
+        from its journal: a redelivered input that makes one again is a duplicate, never a trade."""
+        for oid, at_ms in sorted(ids, key=lambda pair: pair[1]):
+            if oid not in self._seen:
+                self._seen[oid] = at_ms
+                self._order.append((at_ms, oid))
 
     def remembered(self) -> int:
         """Ids currently held for dedupe (for metrics and the bounded-memory test)."""

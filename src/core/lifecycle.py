@@ -732,7 +732,8 @@ def on_kill_switch(state: EngineState, ks: KillSwitch, now_ms: int, commands: li
         # a mistyped scope protects nothing: say so loudly rather than pretend it took effect
         commands.append(RaiseAlert("critical", "kill_switch_invalid", str(err), now_ms))
         return
-    commands.append(RecordKillSwitch(ks.scope, ks.engage, ks.reason, ks.by, now_ms))
+    if not ks.journaled:
+        commands.append(RecordKillSwitch(ks.scope, ks.engage, ks.reason, ks.by, now_ms))
     if not ks.engage:
         commands.append(RaiseAlert("info", "kill_switch_released", f"{ks.scope}: {ks.reason}", now_ms))
         return

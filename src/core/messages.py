@@ -226,6 +226,8 @@ class KillSwitch:
     engage: bool
     reason: str = ""
     by: str = "engine"
+    #: already in the journal (an operator's switch the engine read from it): not recorded again
+    journaled: bool = False
 
 
 @attrs.frozen(slots=True)

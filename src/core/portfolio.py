@@ -266,6 +266,20 @@ class Portfolio:
         self._realize(taken, proceeds, fill.ts_ms, fallback=strategy)
         return taken
 
+    def restore_position(
+        self, wallet_name: str, token_id: str, shares: int, cost: int, strategy: str, opened_ms: int
+    ) -> None:
+        """A restarted engine takes a holding as the venue reports it (`shares`), at the `cost` and in
+        the `strategy` lot its journal says (the strategy's exit rules then manage it)."""
+        if shares < 0 or cost < 0:
+            raise ValueError(f"a restored position is never negative: {shares} shares, cost {cost}")
+        wallet = self.wallets[wallet_name]
+        for key in [k for k in wallet.lots if k[0] == token_id]:
+            del wallet.lots[key]
+        if shares:
+            wallet.lots[token_id, strategy] = Lot(shares, cost, opened_ms)
+        wallet._set(token_id, shares, cost if shares else 0)
+
     def reverse_fill(
         self, wallet_name: str, fill: OrderFilled, strategy: str, taken: Mapping[str, tuple[int, int]]
     ) -> None:

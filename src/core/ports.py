@@ -10,7 +10,8 @@ these ports:
 | MarketEventSink | the simulated venue | the simulated venue | the CLOB adapter (tick sizes) |
 | ExecutionPort | simulated venue, virtual time | simulated venue, wall time | CLOB REST |
 | SettlementPort | the simulated venue's ledger | the venue's ledger | the relayer (not yet: alerts) |
-| Journal | memory | memory | Postgres |
+| Journal | memory | memory or Postgres | Postgres |
+| OrderOutbox | - | - | Postgres |
 | Clock | event time | wall clock | wall clock |
 """
 
@@ -32,12 +33,14 @@ from polysnipe.core.messages import (
 
 __all__ = [
     "NEVER_MS",
+    "OUTBOX_STATES",
     "BuilderSigner",
     "Clock",
     "ExecutionPort",
     "InputSource",
     "Journal",
     "MarketEventSink",
+    "OrderOutbox",
     "Rng",
     "SettlementPort",
 ]
@@ -120,6 +123,25 @@ class Journal(Protocol):
     def record(self, records: Sequence[JournalRecord]) -> None: ...
 
     def commit(self) -> None: ...
+
+
+#: what the venue's answers made of an outbox entry (OrderOutbox.settle)
+OUTBOX_STATES = frozenset({"sending", "unknown", "acknowledged", "rejected", "ended", "absent"})
+
+
+class OrderOutbox(Protocol):
+    """The durable record of every order sent to the venue, written before its bytes leave.
+
+    An order id is claimed once, ever: a claim refused means an earlier incarnation of the engine
+    already sent that order, and it must never be sent again (its fate is found on the venue by its
+    hash). States follow the venue's answers (OUTBOX_STATES).
+    """
+
+    def claim(self, order_id: str, order_hash: str, payload_sha256: str, signed_ms: int) -> bool: ...
+
+    def resign(self, order_id: str, order_hash: str, payload_sha256: str, signed_ms: int) -> None: ...
+
+    def settle(self, order_id: str, state: str, detail: str, ts_ms: int) -> None: ...
 
 
 class BuilderSigner(Protocol):

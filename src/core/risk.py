@@ -42,6 +42,7 @@ __all__ = [
     "RiskPolicy",
     "RiskState",
     "TreasuryPolicy",
+    "check_scope",
     "max_size_within",
 ]
 
@@ -225,10 +226,10 @@ class RiskState:
         self._close(order_id, order)
 
     def engage(self, scope: str) -> None:
-        self.kill_switches.add(_checked_scope(scope))
+        self.kill_switches.add(check_scope(scope))
 
     def release(self, scope: str) -> None:
-        self.kill_switches.discard(_checked_scope(scope))
+        self.kill_switches.discard(check_scope(scope))
 
     # -- internals ---------------------------------------------------------------------------
     def _release(self, order: OpenOrder, size: int) -> None:
@@ -265,7 +266,7 @@ def _subtract(totals: dict[str, int], key: str, amount: int) -> None:
         del totals[key]
 
 
-def _checked_scope(scope: str) -> str:
+def check_scope(scope: str) -> str:
     # a typo in a kill-switch scope would silently protect nothing
     if scope == "global" or (scope.startswith(_SCOPE_PREFIXES) and scope.partition(":")[2]):
         return scope

@@ -441,6 +441,7 @@ def _run(args: argparse.Namespace) -> int:
                         out_dir=work,
                         duration_s=args.duration_s,
                         token_ids=args.tokens,
+                        database=_database(resolved),
                     )
                 )
             write_manifest(work, command="run", inputs=read, settings=_settings_of(resolved))
@@ -448,6 +449,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UnreachableService(str(exc)) from None
     print_summary(result.report, result.timing, out, title="polysnipe run")
     return 0
+
+
+def _database(resolved: Any) -> Any:
+    from polysnipe.adapters.postgres.database import DatabaseConfig
+
+    settings = resolved.config.connections
+    return DatabaseConfig(url=settings.database_url, schema=settings.database_schema)
 
 
 def _staged(out: Path) -> Any:

@@ -13,13 +13,17 @@ the core.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dependency_injector import containers, providers
 
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.postgres.controls import KillSwitchWatch
+from polysnipe.adapters.postgres.database import JournalDatabase
+from polysnipe.adapters.postgres.journal import PostgresJournal
+from polysnipe.adapters.postgres.outbox import PostgresOutbox
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.journal import MemoryJournal
@@ -27,7 +31,9 @@ from polysnipe.adapters.sim.models import FeedLatency
 from polysnipe.adapters.sim.venue import SimVenue
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.market import MarketRegistry
+from polysnipe.core.messages import KillSwitch
 from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.ports import Journal
 from polysnipe.core.risk import RiskGatekeeper
 from polysnipe.core.state import EngineState, build_state
 from polysnipe.runners import core_objects as to_core
@@ -95,6 +101,7 @@ def _clob_adapters(
     secrets: Any,
     transport: Any,
     connect: Any,
+    outbox: Any,
 ) -> Any:
     from polysnipe.adapters.clob.factory import build_clob_adapters
 
@@ -111,6 +118,7 @@ def _clob_adapters(
         secrets=secrets,
         transport=transport,
         connect=connect,
+        outbox=outbox,
     )
 
 
@@ -128,8 +136,10 @@ class ClobGateways(containers.DeclarativeContainer):
     #: tests override these with an ASGI transport and an in-process WebSocket connector
     transport: providers.Object[Any] = providers.Object(None)
     connect: providers.Object[Any] = providers.Object(None)
+    #: the durable order outbox (core.ports.OrderOutbox)
+    outbox: providers.Dependency[Any] = providers.Dependency()
     adapters = providers.Singleton(
-        _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect
+        _clob_adapters, clob, clock, core.venue_rng, inbox, registry, secrets, transport, connect, outbox
     )
     execution = providers.Callable(lambda adapters: adapters.execution, adapters)
     #: merges and redemptions need the relayer (not built yet): they wait, loudly
@@ -170,6 +180,7 @@ def _loop(
     clock: Any,
     outputs: OutputsConfig,
     feed_delay: Callable[[], int] | None = None,
+    controls: Callable[[], Sequence[KillSwitch]] | None = None,
 ) -> EngineLoop:
     return EngineLoop(
         engine,
@@ -181,6 +192,7 @@ def _loop(
         clock=clock,
         equity_sample_ms=outputs.equity_sample_ms,
         feed_delay=feed_delay,
+        controls=controls,
     )
 
 
@@ -208,6 +220,18 @@ class Backtest(containers.DeclarativeContainer):
     )
 
 
+def _journal(database: JournalDatabase | None, view: MemoryJournal) -> Journal:
+    """The journal a paper or live run writes: Postgres when the run has a database (with the
+    in-memory view its report is built from), else the view alone."""
+    if database is None:
+        return view
+    return PostgresJournal(database.connection(), also=view)
+
+
+def _controls(database: JournalDatabase | None) -> Callable[[], Sequence[KillSwitch]] | None:
+    return None if database is None else KillSwitchWatch(database.connection()).poll
+
+
 class Paper(containers.DeclarativeContainer):
     """Live market data into the inbox, fills from the simulated venue on the wall clock."""
 
@@ -218,7 +242,10 @@ class Paper(containers.DeclarativeContainer):
     services = providers.Container(Services, config=config, core=core, registry=registry)
     clock = providers.Singleton(WallClock)
     inbox = providers.Singleton(Inbox)
-    journal = providers.Singleton(MemoryJournal)
+    #: the journal database (opened by the runner), or None to journal in memory only
+    database: providers.Object[JournalDatabase | None] = providers.Object(None)
+    view = providers.Singleton(MemoryJournal)
+    journal = providers.Singleton(_journal, database, view)
     loop = providers.Singleton(
         _loop,
         services.engine,
@@ -228,7 +255,13 @@ class Paper(containers.DeclarativeContainer):
         journal,
         clock,
         config.outputs,
+        None,
+        providers.Callable(_controls, database),
     )
+
+
+def _outbox(database: JournalDatabase, incarnation: str) -> PostgresOutbox:
+    return PostgresOutbox(database.connection(), incarnation)
 
 
 class Live(containers.DeclarativeContainer):
@@ -241,10 +274,21 @@ class Live(containers.DeclarativeContainer):
     core = providers.Container(Core, config=config)
     clock = providers.Singleton(WallClock)
     inbox = providers.Singleton(Inbox)
-    journal = providers.Singleton(MemoryJournal)
-    gateways = providers.Container(
-        ClobGateways, clob=clob, core=core, registry=registry, clock=clock, inbox=inbox, secrets=secrets
+    #: the journal database, opened by the runner: a live engine always journals to Postgres
+    database = providers.Dependency(instance_of=JournalDatabase)
+    view = providers.Singleton(MemoryJournal)
+    journal = providers.Singleton(_journal, database, view)
+    #: names this run of the engine in the outbox (runners/live.py)
+    incarnation = providers.Dependency(instance_of=str)
+    outbox = providers.Singleton(
+        lambda database, incarnation: PostgresOutbox(database.connection(), incarnation),
+        database,
+        incarnation,
     )
+    gateways = providers.Container(
+        ClobGateways, clob=clob, core=core, registry=registry, clock=clock, inbox=inbox, secrets=secrets,
+        outbox=outbox,
+    )  # fmt: skip
     services = providers.Container(Services, config=config, core=core, registry=registry)
     loop = providers.Singleton(
         _loop,
@@ -255,4 +299,6 @@ class Live(containers.DeclarativeContainer):
         journal,
         clock,
         config.outputs,
+        None,
+        providers.Callable(_controls, database),
     )

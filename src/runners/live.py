@@ -9,13 +9,19 @@ not: the signing key comes from POLYSNIPE_CLOB_PRIVATE_KEY; without L2 credentia
 it creates or derives them with L1 auth, as the official client does; the wallet it trades is the
 order maker (the funder for signature types 1-3, else the signer), and its balance is the one the
 venue reports (GET /balance-allowance), never the config's. The config's treasury and risk limits
-apply to that wallet.
+apply to that wallet. The journal is Postgres (a schema `polysnipe migrate` brought up to date):
+every decision is in it, every order is claimed in its outbox before it is sent, and operators' kill
+switches reach the engine through it. Before the first decision the engine takes over from the runs
+before it (adapters/restart.py): unanswered orders resolved by hash, resting ones cancelled, missed
+fills journaled, positions taken from the venue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,10 +35,12 @@ from polysnipe.adapters.clob.account import collateral_balance, create_or_derive
 from polysnipe.adapters.clob.auth import LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
-from polysnipe.adapters.clob.errors import VenueError
+from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
 from polysnipe.adapters.clob.factory import ClobAdapters, ClobSecrets, secrets_from_env
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
+from polysnipe.adapters.postgres.database import DatabaseConfig, JournalDatabase, JournalUnavailable
+from polysnipe.adapters.restart import take_over
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
 from polysnipe.runners.config import EngineConfig, WalletConfig, as_sections
@@ -101,28 +109,58 @@ async def run_live(
     user_ws_url: str,
     out_dir: Path,
     duration_s: float | None = None,
+    database: DatabaseConfig,
     env: Mapping[str, str] | None = None,
     token_ids: Sequence[str] | None = None,
 ) -> LiveResult:
     """Trade the markets of `registry` live until `duration_s` passes or SIGTERM/SIGINT arrives, then
-    cancel what rests."""
+    cancel what rests. Every decision is journaled in `database`, and before the first one the engine
+    takes over from the runs before it (adapters/restart.py)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     secrets, wallet, balance = await _account(clob, env)
     log.info("live_wallet", wallet=wallet, balance_usdc_micro=balance, host=clob.host)
+    db = JournalDatabase(database)
+    try:
+        db.open()
+    except JournalUnavailable as exc:
+        raise LiveStartError(str(exc)) from None
+    try:
+        return await _trade(registry, config, clob, market_ws_url, user_ws_url, out_dir, duration_s,
+                            secrets, wallet, balance, db, token_ids)  # fmt: skip
+    finally:
+        db.close()
+
+
+async def _trade(
+    registry: MarketRegistry,
+    config: EngineConfig,
+    clob: ClobConfig,
+    market_ws_url: str,
+    user_ws_url: str,
+    out_dir: Path,
+    duration_s: float | None,
+    secrets: ClobSecrets,
+    wallet: str,
+    balance: int,
+    db: JournalDatabase,
+    token_ids: Sequence[str] | None,
+) -> LiveResult:
     settings = {
         "clob": attrs.asdict(clob, recurse=False),
         "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},
     }
+    incarnation = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
     container = Live(
         registry=providers.Object(registry),
         clob=providers.Object(settings),
         secrets=providers.Object(secrets),
+        database=providers.Object(db),
+        incarnation=providers.Object(incarnation),
     )
     container.config.from_dict(as_sections(_live_config(config, wallet, balance)))
     loop: EngineLoop = container.loop()
-    journal: MemoryJournal = container.journal()
+    journal: MemoryJournal = container.view()
     adapters: ClobAdapters = container.gateways.adapters()
-    starting_equity = loop.state.portfolio.equity().total_usdc_micro
     tokens = list(token_ids) if token_ids else registry.token_ids()
     started = time.monotonic()
     stop = asyncio.Event()
@@ -130,6 +168,21 @@ async def run_live(
     for sig in (signal.SIGTERM, signal.SIGINT):
         aio.add_signal_handler(sig, stop.set)
     try:
+        try:
+            takeover = await take_over(
+                conn=db.connection(),
+                outbox=container.outbox(),
+                execution=adapters.execution,
+                client=adapters.client,
+                state=loop.state,
+                wallet=wallet,
+                signature_type=int(clob.signature_type),
+                now_ms=container.clock().now_ms(),
+                dedupe_horizon_ms=loop.state.evaluators.params.dedupe_horizon_ms,
+            )
+        except (VenueError, MalformedMessage) as exc:
+            raise LiveStartError(f"cannot take over from the previous run on {clob.host}: {exc}") from None
+        starting_equity = loop.state.portfolio.equity().total_usdc_micro
         await adapters.start(tokens)
         runner = asyncio.create_task(loop.run())
         waiter = asyncio.create_task(stop.wait())
@@ -145,7 +198,8 @@ async def run_live(
             aio.remove_signal_handler(sig)
         await adapters.aclose()
     elapsed = time.monotonic() - started
-    inputs = {"mode": "live", "clob_url": clob.host, "market_ws_url": market_ws_url, "wallet": wallet}
+    inputs = {"mode": "live", "clob_url": clob.host, "market_ws_url": market_ws_url, "wallet": wallet,
+              "incarnation": incarnation, "takeover": takeover.as_dict()}  # fmt: skip
     report = build_report(
         loop,
         journal,

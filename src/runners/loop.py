@@ -174,6 +174,7 @@ class EngineLoop:
         max_wait_s: float = 1.0,
         on_batch: Callable[[], None] | None = None,
         feed_delay: Callable[[], int] | None = None,
+        controls: Callable[[], Sequence[KillSwitch]] | None = None,
     ) -> None:
         self.state = state
         self.source = source
@@ -188,6 +189,9 @@ class EngineLoop:
         #: a simulated market-data latency (backtests): each market event reaches the engine this many
         #: ms after the venue applied it; None when the latency is real (paper and live runs)
         self.feed_delay = feed_delay
+        #: operators' kill switches changed since the last call (the journal's KillSwitchWatch), read
+        #: before every batch so a switch engaged from the command line stops the next decision
+        self.controls = controls
         self._feed: deque[tuple[int, object]] = deque()
         self._feed_last_ms = 0
         self.now_ms = 0
@@ -209,6 +213,8 @@ class EngineLoop:
         source = self.source
         while not self._stopping:
             batch = await source.next_batch(self._wait_s())
+            if self.controls is not None:
+                await self._apply_controls()
             if batch is None:
                 # the source ended: what is still on its way to the engine arrives now
                 await self._release_feed(NEVER_MS)
@@ -220,6 +226,15 @@ class EngineLoop:
             self.journal.commit()
             if self.on_batch is not None:
                 self.on_batch()
+
+    async def _apply_controls(self) -> None:
+        assert self.controls is not None
+        for switch in self.controls():
+            now = self.clock.observe(self.clock.now_ms())
+            self.now_ms = now
+            log.info("kill_switch_from_operator", scope=switch.scope, engage=switch.engage, by=switch.by,
+                     reason=switch.reason)  # fmt: skip
+            await self.perform(step(self.state, switch, now), now)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run` (SIGTERM, a paper run's deadline)."""
@@ -343,8 +358,10 @@ class EngineLoop:
             if kind is PlaceOrder:
                 o = cmd.order  # type: ignore[union-attr]
                 records.append(cmd)  # type: ignore[arg-type]
-                # the order is in the journal before it can reach the venue
+                # the order is in the journal, committed, before it can reach the venue: a crash after
+                # the POST finds it there (and the execution port's outbox row, which refers to it)
                 journal.record(records)
+                journal.commit()
                 records = []
                 log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id,
                          routing=o.routing, side=o.side.name, price=format_micro(o.price),

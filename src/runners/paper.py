@@ -74,7 +74,7 @@ async def run_paper(
     container = Paper(registry=providers.Object(registry))
     container.config.from_dict(as_sections(config))
     loop: EngineLoop = container.loop()
-    journal: MemoryJournal = container.journal()
+    journal: MemoryJournal = container.view()
     inbox: Inbox = container.inbox()
     clock = container.clock()
     http = ClobHttpClient(ClobConfig(host=clob_url), clock)

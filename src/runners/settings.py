@@ -16,6 +16,7 @@ import attrs
 
 from polysnipe.adapters.clob.config import AMOY, BYTES32_ZERO, POLYGON, SignatureType
 from polysnipe.adapters.clob.factory import ENV_API_KEY, ENV_API_PASSPHRASE, ENV_API_SECRET, ENV_PRIVATE_KEY
+from polysnipe.adapters.urls import mask_url, url_password
 from polysnipe.runners.schema import Int, Text, setting
 
 __all__ = [
@@ -45,23 +46,6 @@ def looks_secret(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
-def url_password(url: str) -> str | None:
-    try:
-        return urllib.parse.urlsplit(url).password
-    except ValueError:
-        return None
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password (if any) replaced by ***, for printing."""
-    password = url_password(url)
-    if not password:
-        return url
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
 def _url(*schemes: str) -> Text:
     def check(text: str) -> str | None:
         try:
@@ -87,6 +71,17 @@ def _hex(digits: int, what: str, *, empty_ok: bool = False) -> Text:
         return None
 
     return Text(f"{what}, 0x + {digits} hex digits" + (' or ""' if empty_ok else ""), check)
+
+
+def _schema_name(text: str) -> str | None:
+    # it goes into search_path and identifiers: plain lower-case names only
+    if not (0 < len(text) <= 63 and text[0] in _SCHEMA_FIRST and all(c in _SCHEMA_REST for c in text)):
+        return "expected a schema name: a-z or _ first, then a-z, 0-9 or _, at most 63 characters"
+    return None
+
+
+_SCHEMA_FIRST: Final = frozenset("abcdefghijklmnopqrstuvwxyz_")
+_SCHEMA_REST: Final = _SCHEMA_FIRST | frozenset("0123456789")
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -123,6 +118,11 @@ class Settings:
         "postgresql://127.0.0.1:5432/test", _url("postgresql", "postgres"),
         "Postgres journal (a password belongs in the environment or ~/.pgpass, never in a file)",
         env="POLYSNIPE_DATABASE_URL",
+    )  # fmt: skip
+    database_schema: str = setting(
+        "public", Text("a Postgres schema name", _schema_name),
+        "schema of the journal, so several deployments (or test runs) share one database",
+        env="POLYSNIPE_DATABASE_SCHEMA",
     )  # fmt: skip
     redis_url: str = setting(
         "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix"), "Redis Streams bus",

@@ -12,11 +12,16 @@ import json
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from conftest import DSN
 from kit import market_files
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.metadata import load_market_files
+from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS, DatabaseConfig
+from polysnipe.adapters.postgres.journal import set_schema
+from polysnipe.adapters.postgres.migrations import apply_migrations
 from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.core.market import MarketRegistry
 from polysnipe.runners.config import load_config
@@ -43,7 +48,17 @@ async def _feed(base: str, ready: asyncio.Event) -> None:
             await asyncio.sleep(0.02)
 
 
-def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def journal(db: tuple[psycopg.Connection, str]) -> DatabaseConfig:
+    """A migrated journal schema of this test's own."""
+    conn, schema = db
+    apply_migrations(conn, BUNDLED_MIGRATIONS, schema=schema)
+    return DatabaseConfig(url=DSN, schema=schema)
+
+
+def test_live_engine_trades_the_simulator_through_the_engine_loop(
+    data: Path, tmp_path: Path, journal: DatabaseConfig, db: tuple[psycopg.Connection, str]
+) -> None:
     config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
     base, stop = start_in_thread(market_files(data), data / "events.jsonl", config=config)
     try:
@@ -63,6 +78,7 @@ def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tm
                     out_dir=tmp_path,
                     duration_s=8.0,
                     env={"POLYSNIPE_CLOB_PRIVATE_KEY": KEY},
+                    database=journal,
                 )
             )
             await asyncio.sleep(1.0)  # the runner derives its key and subscribes first
@@ -88,6 +104,16 @@ def test_live_engine_trades_the_simulator_through_the_engine_loop(data: Path, tm
     assert len(hashes) <= report["orders"]["total"]
     assert 0 == report["risk_audit"]["breaches"]
     assert json.loads((tmp_path / "report.json").read_text())["inputs"]["mode"] == "live"
+    # every order the venue saw is in the journal and its outbox, under the hash it was sent with
+    conn, schema = db
+    set_schema(conn, schema)
+    rows = conn.execute("SELECT order_hash, state FROM outbox").fetchall()
+    assert set(hashes) <= {h for h, _ in rows}
+    assert {"sending"}.isdisjoint({state for _, state in rows})
+    journaled = conn.execute("SELECT count(*) FROM orders").fetchone()
+    assert (report["orders"]["total"],) == journaled
+    # every opportunity ended exactly once
+    assert (0,) == conn.execute("SELECT count(*) FROM opportunities WHERE outcome IS NULL").fetchone()
 
 
 def test_live_engine_without_a_key_fails_at_start(tmp_path: Path) -> None:
@@ -101,6 +127,7 @@ def test_live_engine_without_a_key_fails_at_start(tmp_path: Path) -> None:
                 user_ws_url="ws://127.0.0.1:9",
                 out_dir=tmp_path,
                 env={},
+                database=DatabaseConfig(url="postgresql://127.0.0.1:9/none"),
             )
         )
 
@@ -116,5 +143,29 @@ def test_live_engine_without_a_venue_fails_at_start(tmp_path: Path) -> None:
                 user_ws_url="ws://127.0.0.1:9",
                 out_dir=tmp_path,
                 env={"POLYSNIPE_CLOB_PRIVATE_KEY": KEY},
+                database=DatabaseConfig(url="postgresql://127.0.0.1:9/none"),
             )
         )
+
+
+def test_live_engine_on_an_unmigrated_journal_fails_at_start(
+    data: Path, tmp_path: Path, db: tuple[psycopg.Connection, str]
+) -> None:
+    _, schema = db
+    base, stop = start_in_thread(market_files(data), data / "events.jsonl", config=ClobSimConfig())
+    try:
+        with pytest.raises(LiveStartError, match=f"polysnipe migrate --schema {schema}"):
+            asyncio.run(
+                run_live(
+                    registry=load_market_files(market_files(data)).registry(),
+                    config=load_config(None),
+                    clob=ClobConfig(host=base),
+                    market_ws_url="ws://127.0.0.1:9",
+                    user_ws_url="ws://127.0.0.1:9",
+                    out_dir=tmp_path,
+                    env={"POLYSNIPE_CLOB_PRIVATE_KEY": KEY},
+                    database=DatabaseConfig(url=DSN, schema=schema),
+                )
+            )
+    finally:
+        stop()

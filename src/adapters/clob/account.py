@@ -15,7 +15,7 @@ from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
 
-__all__ = ["collateral_balance", "create_or_derive_creds"]
+__all__ = ["collateral_balance", "conditional_balance", "create_or_derive_creds"]
 
 
 class _WireCreds(msgspec.Struct, rename={"api_key": "apiKey"}):
@@ -30,7 +30,7 @@ class _WireBalance(msgspec.Struct):
 
 
 _creds = msgspec.json.Decoder(_WireCreds)
-_balance = msgspec.json.Decoder(_WireBalance)
+_balance_answer = msgspec.json.Decoder(_WireBalance)
 
 
 def _decode_creds(raw: bytes) -> ApiCreds:
@@ -55,13 +55,21 @@ async def create_or_derive_creds(
 
 async def collateral_balance(client: ClobHttpClient, signature_type: int) -> int:
     """The funder's collateral (pUSD) in micro-units, as the venue reports it."""
-    raw = await client.get(
-        "/balance-allowance", {"asset_type": "COLLATERAL", "signature_type": str(signature_type)}, auth=True
-    )
+    return await _balance(client, {"asset_type": "COLLATERAL", "signature_type": str(signature_type)})
+
+
+async def conditional_balance(client: ClobHttpClient, token_id: str, signature_type: int) -> int:
+    """The funder's micro-shares of one outcome token, as the venue reports them."""
+    query = {"asset_type": "CONDITIONAL", "token_id": token_id, "signature_type": str(signature_type)}
+    return await _balance(client, query)
+
+
+async def _balance(client: ClobHttpClient, query: dict[str, str]) -> int:
+    raw = await client.get("/balance-allowance", query, auth=True)
     try:
-        text = _balance.decode(raw).balance
+        text = _balance_answer.decode(raw).balance
     except msgspec.DecodeError as exc:
         raise MalformedMessage(f"unusable balance answer: {exc}") from None
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit() and len(text) <= 30):
         raise MalformedMessage(f"balance is not a whole number of micro-units: {text[:40]!r}")
     return int(text)

@@ -89,6 +89,7 @@ in any case.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -157,15 +158,17 @@ from polysnipe.core.messages import (
     RaiseAlert,
 )
 from polysnipe.core.order_math import ROUNDING
-from polysnipe.core.ports import NEVER_MS, Clock, Rng
+from polysnipe.core.ports import NEVER_MS, Clock, OrderOutbox, Rng
 
 __all__ = [
     "ORDER_IDS_MISMATCH",
     "ORDER_IDS_UNVERIFIED",
     "ORDER_IDS_VERIFIED",
     "SUPPORTED_ORDER_VERSIONS",
+    "AlreadySent",
     "ClobExecution",
     "OrderIndex",
+    "OutboxUnavailable",
     "ReconcileConfig",
     "Reconciler",
     "VenueOrder",
@@ -400,6 +403,30 @@ def _amount(text: str | None, what: str) -> int:
 
 
 # -- the adapter ---------------------------------------------------------------------------------
+class AlreadySent(Exception):
+    """The durable outbox already holds this order id: an earlier run sent it."""
+
+
+class OutboxUnavailable(Exception):
+    """The durable outbox could not record the order: it must not be sent."""
+
+
+#: the outbox state each report puts an order in (core.ports.OUTBOX_STATES)
+_OUTBOX_STATE: Final[dict[type, str]] = {
+    OrderAccepted: "acknowledged",
+    OrderFilled: "acknowledged",
+    OrderRejected: "rejected",
+    OrderStatusUnknown: "unknown",
+    OrderCancelled: "ended",
+    OrderExpired: "ended",
+}
+#: refusals before anything was sent: the outbox row (if any) is not this attempt's
+_NEVER_SENT: Final = frozenset(
+    {"already_sent", "outbox_unavailable", "unknown_outcome_pending", "circuit_open", "post_only_mode",
+     "tick_size_changed", "invalid_order"}
+)  # fmt: skip
+
+
 class ClobExecution:
     """AsyncExecutionPort over CLOB REST, plus the venue's other trading calls (cancels, open
     orders, trades, order books). Market metadata reads live in `metadata` (markets.ClobMarkets).
@@ -428,6 +455,7 @@ class ClobExecution:
         metadata: ClobMarkets | None = None,
         reconcile: ReconcileConfig | None = None,
         conditions: VenueConditions | None = None,
+        outbox: OrderOutbox | None = None,
     ) -> None:
         self._client = client
         self._signer = signer
@@ -458,6 +486,8 @@ class ClobExecution:
         self._post_only_until_ms = 0
         #: restart, post-only window, cancel-only: told to the engine, whose risk then holds orders back
         self.conditions = conditions
+        #: the durable record of every order sent (Postgres live): claimed before the bytes leave
+        self.outbox = outbox
         #: the venue's market metadata (ticks, neg-risk flags, order version, markets)
         self.metadata = metadata or ClobMarkets(client, rng=rng, policy=self._policy, sleep=sleep)
 
@@ -549,13 +579,46 @@ class ClobExecution:
         return tick
 
     # -- signing -----------------------------------------------------------------------------
-    def _sign(self, request: OrderRequest) -> _Outbox:
+    def _sign(self, request: OrderRequest, *, resign: bool = False) -> _Outbox:
+        """Sign `request` and, with a durable outbox, claim its order id there before anything is
+        sent (raises AlreadySent when an earlier run sent it; OutboxUnavailable when the claim
+        cannot be made: then nothing is sent)."""
         now = self._now_ms()
         signed = self._signer.sign_request(request, now)
         body = signed.post_body(self._owner, request.order_type, post_only=request.post_only)
         entry = _Outbox(request, signed, body, now)
+        outbox = self.outbox
+        if outbox is not None:
+            digest = hashlib.sha256(body).hexdigest()
+            try:
+                if resign:
+                    outbox.resign(request.order_id, signed.order_hash, digest, now)
+                elif not outbox.claim(request.order_id, signed.order_hash, digest, now):
+                    raise AlreadySent(request.order_id)
+            except AlreadySent:
+                raise
+            except Exception as exc:  # the database's error, whatever its driver calls it
+                raise OutboxUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         self.index.add(request.order_id, signed.order_hash, request.size)
         return entry
+
+    def _noted(self, reports: list[ExecutionReport]) -> list[ExecutionReport]:
+        """Tell the durable outbox what the venue's answers made of its orders; returns `reports`.
+        A failure here loses nothing: the entry stays open and a restart resolves it by hash."""
+        outbox = self.outbox
+        if outbox is None:
+            return reports
+        for report in reports:
+            state = _OUTBOX_STATE.get(type(report))
+            if state is None or (isinstance(report, OrderRejected) and report.reason in _NEVER_SENT):
+                continue
+            detail = getattr(report, "reason", "")
+            try:
+                outbox.settle(report.order_id, state, detail, self._now_ms())
+            except Exception as exc:
+                log.error("outbox_settle_failed", order_id=report.order_id, state=state,
+                          error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
+        return reports
 
     async def _prepare(self, order: OrderRequest) -> _Outbox | OrderRejected:
         now = self._now_ms()
@@ -573,6 +636,13 @@ class ClobExecution:
             order = attrs.evolve(order, tick_size=tick)
         try:
             return self._sign(order)
+        except AlreadySent:
+            why = "an earlier run of the engine sent this order id; it is never sent again"
+            return OrderRejected(order.order_id, now, "already_sent", why)
+        except OutboxUnavailable as exc:
+            self._raise_alert("critical", "outbox_unavailable", f"order not sent: {exc}",
+                              order_id=order.order_id)  # fmt: skip
+            return OrderRejected(order.order_id, now, "outbox_unavailable", str(exc))
         except ValueError as exc:  # OrderMathError, bad token id, GTD without expiry...
             return OrderRejected(order.order_id, now, "invalid_order", str(exc))
 
@@ -795,7 +865,11 @@ class ClobExecution:
                 version=str(version),
             )
             return self._rejected(entry, exc)
-        return await self._post(self._sign(entry.request), may_resign=False)
+        try:
+            again = self._sign(entry.request, resign=True)
+        except OutboxUnavailable as outbox_exc:
+            return self._rejected(entry, VenueError(0, "outbox_unavailable", str(outbox_exc)))
+        return await self._post(again, may_resign=False)
 
     # -- the engine loop's ExecutionPort ---------------------------------------------------------
     @property
@@ -816,12 +890,12 @@ class ClobExecution:
         if self._unknown:
             pending = ",".join(self._unknown)
             refused = OrderRejected(order.order_id, self._now_ms(), "unknown_outcome_pending", pending)
-            return [*self._take_settled(), refused]
+            return self._noted([*self._take_settled(), refused])
         prepared = await self._prepare(order)
         if isinstance(prepared, OrderRejected):
-            return [*self._take_settled(), prepared]
+            return self._noted([*self._take_settled(), prepared])
         posted = await self._post(prepared)
-        return [*self._take_settled(), *posted]
+        return self._noted([*self._take_settled(), *posted])
 
     async def post_batch(self, orders: Sequence[OrderRequest]) -> list[ExecutionReport]:
         """POST /orders in chunks of at most 15; each order gets its own reports, in order."""
@@ -831,7 +905,7 @@ class ClobExecution:
             now = self._now_ms()
             pending = ",".join(self._unknown)
             refused = [OrderRejected(o.order_id, now, "unknown_outcome_pending", pending) for o in orders]
-            return [*self._take_settled(), *refused]
+            return self._noted([*self._take_settled(), *refused])
         reports: list[ExecutionReport] = []
         entries: list[_Outbox] = []
         for order in orders:
@@ -842,7 +916,7 @@ class ClobExecution:
                 entries.append(prepared)
         for start in range(0, len(entries), MAX_BATCH_ORDERS):
             reports.extend(await self._post_chunk(entries[start : start + MAX_BATCH_ORDERS]))
-        return [*self._take_settled(), *reports]
+        return self._noted([*self._take_settled(), *reports])
 
     async def _post_chunk(self, chunk: list[_Outbox]) -> list[ExecutionReport]:
         reports: list[ExecutionReport] = []
@@ -869,6 +943,11 @@ class ClobExecution:
         return reports
 
     # -- reading the venue's view of an order ------------------------------------------------
+    async def lookup(self, order_hash: str) -> WireOrder | None:
+        """The venue's view of an order by its hash (None: the venue does not have it). Raises
+        VenueError / MalformedMessage when the venue cannot tell."""
+        return await self._fetch_order(order_hash)
+
     async def _fetch_order(self, venue_id: str) -> WireOrder | None:
         try:
             raw = await self._idempotent("GET", f"/data/order/{venue_id}", auth=True)
@@ -977,7 +1056,7 @@ class ClobExecution:
                 await self._settle_all(_OPEN)
                 await self._settle_all(_WATCH)
             self._alert_overdue()
-            return self._take_settled()
+            return self._noted(self._take_settled())
 
     async def _settle_all(self, kind: str) -> None:
         for entry in list(self._trackers[kind].values()):

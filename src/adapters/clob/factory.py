@@ -41,7 +41,7 @@ from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import OrderFilled, RaiseAlert, VenueCondition
-from polysnipe.core.ports import Clock, Rng
+from polysnipe.core.ports import Clock, OrderOutbox, Rng
 from polysnipe.core.secret import Secret
 from polysnipe.core.units import format_micro
 
@@ -278,10 +278,12 @@ def build_clob_adapters(
     secrets: ClobSecrets | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     connect: Connect | None = None,
+    outbox: OrderOutbox | None = None,
 ) -> ClobAdapters:
     """Wire client, execution, heartbeat and both channels. `condition_ids` filter the user channel;
     `on_condition` hears the venue's conditions (restart, post-only window, cancel-only, heartbeats
-    failing), which the engine's risk acts on.
+    failing), which the engine's risk acts on; `outbox` is the durable record every order is claimed
+    in before it is sent (live: Postgres).
 
     Secrets come from `env` (POLYSNIPE_CLOB_*) unless the caller already holds them (credentials it
     just created or derived with L1)."""
@@ -312,6 +314,7 @@ def build_clob_adapters(
         tick_ttl_ms=settings.tick_ttl_ms,
         reconcile=settings.reconcile,
         conditions=conditions,
+        outbox=outbox,
     )
 
     def health(event: VenueHealth) -> None:

@@ -49,6 +49,7 @@ from polysnipe.core.messages import (
     TradeSettlement,
 )
 from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.ports import Journal
 
 __all__ = ["PostgresJournal", "read_records", "set_schema", "statements_for"]
 
@@ -248,17 +249,23 @@ def statements_for(record: JournalRecord) -> list[Statement]:
 
 
 class PostgresJournal:
-    """core.ports.Journal on one psycopg connection whose search_path selects the journal's schema."""
+    """core.ports.Journal on one psycopg connection whose search_path selects the journal's schema.
 
-    __slots__ = ("_conn", "_pending")
+    `also` receives every record too, as it is recorded (the in-memory view a run's report is built
+    from)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    __slots__ = ("_also", "_conn", "_pending")
+
+    def __init__(self, conn: psycopg.Connection[Any], also: Journal | None = None) -> None:
         self._conn = conn
+        self._also = also
         self._pending: list[Statement] = []
 
     def record(self, records: Sequence[JournalRecord]) -> None:
         for r in records:
             self._pending.extend(statements_for(r))
+        if self._also is not None:
+            self._also.record(records)
 
     def commit(self) -> None:
         """Write everything recorded since the last commit in one transaction."""
