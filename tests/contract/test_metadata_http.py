@@ -17,6 +17,7 @@ from polysnipe.adapters.metadata import Catalog, load_market_files
 from polysnipe.adapters.metadata_http import MetadataHttpConfig, load_catalog_http
 from polysnipe.adapters.sim.clob import ClobSimConfig, ClobSimState, create_app
 from polysnipe.core.events import MarketResolved
+from polysnipe.runners.cli import main
 from polysnipe.runners.sim_clob import start_in_thread
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -167,3 +168,50 @@ def test_resolve_refuses_what_is_not_a_market_or_its_token() -> None:
     assert 400 == asyncio.run(post({"market": market.condition_id, "winning_asset_id": "1"})).status_code
     assert 400 == asyncio.run(post({"market": market.condition_id})).status_code
     assert {} == state.resolved
+
+
+# -- the CLI -----------------------------------------------------------------------------------------
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # a public anvil test key
+
+
+@pytest.mark.parametrize("command", ["paper", "run"])
+def test_paper_and_run_load_their_markets_from_the_venue(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POLYSNIPE_CLOB_PRIVATE_KEY", KEY)
+    base, stop = start_in_thread(SAMPLE_FILES, config=ClobSimConfig(default_usdc_micro=1_000_000_000))
+    ws = base.replace("http://", "ws://") + "/ws" + ("/market" if command == "paper" else "")
+    try:
+        code = main([command, "--clob-url", base, "--gamma-url", base + "/gamma", "--ws-url", ws,
+                     "--duration-s", "1", "--out", str(tmp_path / "out")])  # fmt: skip
+    finally:
+        stop()
+    assert 0 == code, capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert command == report["inputs"]["mode"] or report["inputs"]["mode"] == "live"
+
+
+def test_a_venue_without_metadata_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, stop = start_in_thread(SAMPLE_FILES)
+    try:
+        code = main(["paper", "--clob-url", base, "--gamma-url", base + "/nowhere", "--duration-s", "1",
+                     "--out", str(tmp_path / "out")])  # fmt: skip
+    finally:
+        stop()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert 2 == code
+    assert 1 == len(err) and "cannot load market metadata" in err[0] and "/nowhere/markets" in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_an_unknown_market_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, stop = start_in_thread(SAMPLE_FILES)
+    try:
+        code = main(["paper", "--clob-url", base, "--gamma-url", base + "/gamma",
+                     "--market", "0x" + "cd" * 32, "--out", str(tmp_path / "out")])  # fmt: skip
+    finally:
+        stop()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert 2 == code and 1 == len(err) and "does not list market 0x" + "cd" * 32 in err[0]
