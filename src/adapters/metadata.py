@@ -44,7 +44,15 @@ from polysnipe.core.fees import check_fee_parameters
 from polysnipe.core.market import Market, MarketRegistry, NegRiskEvent
 from polysnipe.core.units import MAX_AMOUNT_MICRO, MICRO
 
-__all__ = ["Catalog", "MarketFacts", "load_documents", "load_market_files", "merge_facts", "read_document"]
+__all__ = [
+    "Catalog",
+    "MarketFacts",
+    "document_shape",
+    "load_documents",
+    "load_market_files",
+    "merge_facts",
+    "read_document",
+]
 
 _TICK_BOUND = Decimal(1)
 _SIZE_BOUND = Decimal(MAX_AMOUNT_MICRO // MICRO)
@@ -131,8 +139,9 @@ _gamma_event = msgspec.json.Decoder(WireGammaEvent)
 _str_list = msgspec.json.Decoder(list[str])
 
 
-def _shape(doc: Any) -> str:
-    """Which document this is, from the keys only its shape has."""
+def document_shape(doc: Any) -> str:
+    """Which document this is, from the keys only its shape has: clob_page, clob_rows, clob_row,
+    clob_compact, gamma_markets, gamma_market, gamma_events, gamma_event or empty."""
     item = doc[0] if isinstance(doc, list) and doc else doc
     if isinstance(doc, list) and not doc:
         return "empty"
@@ -156,7 +165,7 @@ def _shape(doc: Any) -> str:
 
 def read_document(data: bytes | str, name: str) -> tuple[list[MarketFacts], list[_EventFacts]]:
     """The facts of one recorded (or fetched) metadata document named `name`, whatever its shape."""
-    shape = _shape(decode_json(_any, data, name))
+    shape = document_shape(decode_json(_any, data, name))
     kind = "gamma" if shape.startswith("gamma") else "compact" if shape == "clob_compact" else "clob"
     source = f"{kind}:{name}"
     try:

@@ -375,13 +375,13 @@ def _paper(args: argparse.Namespace) -> int:
 
     resolved = _resolve(args)
     settings = resolved.config.connections
-    catalog = inputs.read_market_files(args.markets, "--markets")
-    _check_tokens(args, catalog)
-    out = inputs.output_dir(args.out, "--out")
     clob_url = args.clob_url or settings.clob_url
     ws_url = args.ws_url or settings.clob_ws_url.rstrip("/") + "/market"
+    catalog = _catalog(args, clob_url, args.gamma_url or settings.gamma_url)
+    _check_tokens(args, catalog)
+    out = inputs.output_dir(args.out, "--out")
     asyncio.run(_check_venue(clob_url, ws_url))
-    read = {f"markets_{i}": Path(m) for i, m in enumerate(args.markets)}
+    read = {f"markets_{i}": Path(m) for i, m in enumerate(args.markets or ())}
     try:
         with _staged(out) as work:
             with logging_to_file(work / "run.log", level=args.log_level):
@@ -403,11 +403,50 @@ def _paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog(args: argparse.Namespace, clob_url: str, gamma_url: str) -> Any:
+    """The markets a live or paper run trades: from the --markets files alone; or, when no file is
+    given or --market names markets, from the venue over HTTP (CLOB and Gamma), merged with the files."""
+    from polysnipe.adapters.metadata_http import MetadataHttpConfig
+    from polysnipe.runners import inputs
+
+    if args.markets and not args.market:
+        return inputs.read_market_files(args.markets, "--markets")
+    config = MetadataHttpConfig(
+        clob_url=clob_url, gamma_url=gamma_url, condition_ids=tuple(args.market or ())
+    )
+    return inputs.venue_catalog(config, args.markets or ())
+
+
 def _check_tokens(args: argparse.Namespace, catalog: Any) -> None:
     known = {t for m in catalog.markets for t in m.token_ids}
     for token in args.tokens or ():
         if token not in known:
-            raise UsageError(f"--tokens: {token} is not a token of any market in --markets")
+            raise UsageError(f"--tokens: {token} is not a token of any market loaded")
+
+
+def _condition_id(text: str) -> str:
+    body = text[2:]
+    if not (text.startswith("0x") and len(body) == 64 and all(c in "0123456789abcdefABCDEF" for c in body)):
+        raise argparse.ArgumentTypeError(
+            f"expected a market condition id, 0x and 64 hex digits, got {text[:80]!r}"
+        )
+    return text
+
+
+def _live_metadata_options(p: argparse.ArgumentParser) -> None:
+    """--markets, --market and --gamma-url of `paper` and `run`."""
+    p.add_argument(
+        "--markets", action="append", metavar="FILE",
+        help=_MARKETS_HELP + " (default: loaded from the venue: CLOB GET /markets, /clob-markets and Gamma)",
+    )  # fmt: skip
+    p.add_argument(
+        "--market", action="append", type=_condition_id, metavar="CONDITION_ID",
+        help="load this market's metadata from the venue (several times for several; default: every"
+        " market the CLOB lists, when no --markets file is given); merged with any --markets files",
+    )  # fmt: skip
+    p.add_argument(
+        "--gamma-url", type=_setting_value("gamma_url"), help="Gamma API URL (default: settings' gamma_url)"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -420,14 +459,14 @@ def _run(args: argparse.Namespace) -> int:
 
     resolved = _resolve(args)
     settings = resolved.config.connections
-    catalog = inputs.read_market_files(args.markets, "--markets")
-    _check_tokens(args, catalog)
-    out = inputs.output_dir(args.out, "--out")
     clob = clob_config(settings)
     if args.clob_url:
         clob = attrs.evolve(clob, host=args.clob_url)
+    catalog = _catalog(args, clob.host, args.gamma_url or settings.gamma_url)
+    _check_tokens(args, catalog)
+    out = inputs.output_dir(args.out, "--out")
     ws = (args.ws_url or settings.clob_ws_url).rstrip("/")
-    read = {f"markets_{i}": Path(m) for i, m in enumerate(args.markets)}
+    read = {f"markets_{i}": Path(m) for i, m in enumerate(args.markets or ())}
     try:
         with _staged(out) as work:
             with logging_to_file(work / "run.log", level=args.log_level):
@@ -631,9 +670,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     paper = command("paper", "trade live market data on paper against the simulated venue", _paper)
-    paper.add_argument("--markets", required=True, action="append", metavar="FILE", help=_MARKETS_HELP)
+    _live_metadata_options(paper)
     paper.add_argument(
-        "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: all of --markets)"
+        "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: every market loaded)"
     )
     paper.add_argument(
         "--clob-url", type=_setting_value("clob_url"), help="CLOB REST URL (default: settings)"
@@ -657,9 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = command(
         "run", "trade live on Polymarket's CLOB (or polysnipe sim-clob) under the risk limits", _run
     )
-    run.add_argument("--markets", required=True, action="append", metavar="FILE", help=_MARKETS_HELP)
+    _live_metadata_options(run)
     run.add_argument(
-        "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: all of --markets)"
+        "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: every market loaded)"
     )
     run.add_argument("--clob-url", type=_setting_value("clob_url"), help="CLOB REST URL (default: settings)")
     run.add_argument(

@@ -1,4 +1,5 @@
-"""Input files and output folders named on the command line, checked before a run starts.
+"""Input files and output folders named on the command line, checked before a run starts, and the
+market metadata a live run loads from the venue instead of (or besides) files.
 
 A missing file, a folder where a file belongs, an unreadable, malformed or empty input is an
 `InputError` naming the path, the option it was given to and what to do, so a run never starts on
@@ -7,6 +8,7 @@ input it would crash on or silently ignore.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Sequence
@@ -15,17 +17,20 @@ from typing import Any
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.metadata import Catalog, load_documents, read_document
+from polysnipe.adapters.metadata_http import MetadataHttpConfig, MetadataUnavailable, load_catalog_http
 from polysnipe.core.units import parse_micro
-from polysnipe.runners.errors import InputError
+from polysnipe.runners.errors import InputError, UnreachableService
 from polysnipe.runners.report import Label
 
 __all__ = [
     "output_dir",
     "read_json_file",
     "read_labels",
+    "read_market_documents",
     "read_market_files",
     "require_file",
     "require_lines",
+    "venue_catalog",
 ]
 
 _MARKETS_FORMAT = (
@@ -58,9 +63,9 @@ def require_lines(path: str | os.PathLike[str], option: str, what: str) -> Path:
     raise InputError(p, f"is empty; {option} takes {what}, one JSON object per line")
 
 
-def read_market_files(paths: Sequence[str | os.PathLike[str]], option: str) -> Catalog:
-    """The merged metadata of every markets file given (any shape adapters/metadata.py reads); at
-    least one market must be usable."""
+def read_market_documents(paths: Sequence[str | os.PathLike[str]], option: str) -> dict[str, bytes]:
+    """Every markets file given, read and checked to be a metadata document holding a market
+    (path -> bytes, for adapters/metadata.load_documents)."""
     checked = [require_file(path, option) for path in paths]
     documents: dict[str, bytes] = {}
     for p in checked:
@@ -77,11 +82,36 @@ def read_market_files(paths: Sequence[str | os.PathLike[str]], option: str) -> C
             ) from None
         if not facts:
             raise InputError(p, f"holds no market; {option} takes {_MARKETS_FORMAT}")
-    catalog = load_documents(documents)
+    return documents
+
+
+def read_market_files(paths: Sequence[str | os.PathLike[str]], option: str) -> Catalog:
+    """The merged metadata of every markets file given (any shape adapters/metadata.py reads); at
+    least one market must be usable."""
+    catalog = load_documents(read_market_documents(paths, option))
     if not catalog.markets:
         why = f" ({catalog.refused[0][1]})" if catalog.refused else ""
-        where = checked[0] if len(checked) == 1 else Path(", ".join(map(str, checked)))
+        where = Path(paths[0]) if len(paths) == 1 else Path(", ".join(map(str, paths)))
         raise InputError(where, f"hold no market that can be traded{why}; {option} needs at least one")
+    return catalog
+
+
+def venue_catalog(
+    config: MetadataHttpConfig, paths: Sequence[str | os.PathLike[str]] = (), option: str = "--markets"
+) -> Catalog:
+    """The metadata of `config`'s markets as the venue serves it (CLOB and Gamma over HTTP), merged with
+    the markets files given; at least one market must be usable."""
+    files = read_market_documents(paths, option) if paths else {}
+    try:
+        catalog = asyncio.run(load_catalog_http(config, files=files))
+    except MetadataUnavailable as exc:
+        raise UnreachableService(
+            f"cannot load market metadata: {exc}; check --clob-url / POLYSNIPE_CLOB_URL and --gamma-url /"
+            " POLYSNIPE_GAMMA_URL, or give --markets files"
+        ) from None
+    if not catalog.markets:
+        why = f" ({catalog.refused[0][0]}: {catalog.refused[0][1]})" if catalog.refused else ""
+        raise UnreachableService(f"the venue at {config.clob_url} lists no market that can be traded{why}")
     return catalog
 
 

@@ -97,6 +97,11 @@ class Settings:
         "https://clob.polymarket.com", _url("https", "http"), "Polymarket CLOB REST endpoint",
         env="POLYSNIPE_CLOB_URL",
     )  # fmt: skip
+    gamma_url: str = setting(
+        "https://gamma-api.polymarket.com", _url("https", "http"),
+        "Polymarket Gamma API (market metadata: fee schedules, neg-risk events); polysnipe sim-clob"
+        " serves it under its URL + /gamma", env="POLYSNIPE_GAMMA_URL",
+    )  # fmt: skip
     clob_ws_url: str = setting(
         "wss://ws-subscriptions-clob.polymarket.com/ws", _url("wss", "ws"),
         "CLOB WebSocket base URL (the market channel is its /market)", env="POLYSNIPE_CLOB_WS_URL",

@@ -13,7 +13,7 @@ after sending may have. For POST /order the latter is an UnknownOutcome, to be r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import urlencode
 
@@ -76,7 +76,7 @@ class ClobHttpClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         body: bytes | None = None,
         auth: bool = False,
         posting: bool = False,
@@ -87,7 +87,8 @@ class ClobHttpClient:
 
         `posting` marks order placement: a 5xx or an answer lost after sending raises UnknownOutcome.
         `path` carries no query string; `params` are appended to the URL but never signed (PROTOCOL.md
-        6.2 signs the bare path). `headers` are sent as given (the L1 headers of credential calls).
+        6.2 signs the bare path); pairs repeat a key (Gamma's `condition_ids=a&condition_ids=b`).
+        `headers` are sent as given (the L1 headers of credential calls).
         """
         url = path + "?" + urlencode(params) if params else path
         sent: dict[str, str] = dict(headers or {})

@@ -22,9 +22,11 @@ in-process ASGI transport cannot show a dropped connection, use a 5xx there). Er
 Admin API under /_sim/ (never faulted): GET /_sim/orders (every order request received, with hash,
 salt, owner, outcome, error), GET /_sim/state (keys, wallets, counts, faults), POST /_sim/faults
 (replaces the fault set; `{}` clears it), POST /_sim/advance `{count?, until_ms?}` (paced replay),
-POST /_sim/events (a market-channel frame to apply now). With an admin token, every admin call must
-carry `Authorization: Bearer <token>`; runners/sim_clob.py refuses to expose the admin API beyond
-loopback without one.
+POST /_sim/events (a market-channel frame to apply now), POST /_sim/resolve `{market, winning_asset_id}`
+(the market resolves: `market_resolved` on the market channel, to subscribers that enabled custom
+features). Gamma's GET /markets and GET /events are served under /gamma (sim/clob/gamma.py). With an
+admin token, every admin call must carry `Authorization: Bearer <token>`; runners/sim_clob.py refuses
+to expose the admin API beyond loopback without one.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from polysnipe.adapters.sim.clob.accounts import ApiKey
 from polysnipe.adapters.sim.clob.channels import Hub
 from polysnipe.adapters.sim.clob.config import Faults
 from polysnipe.adapters.sim.clob.errors import ERRORS, VenueError
+from polysnipe.adapters.sim.clob.gamma import GAMMA_PREFIX
 from polysnipe.adapters.sim.clob.guards import BodyLimit, fault_text, lost_answer
 from polysnipe.adapters.sim.clob.orders import MAX_BATCH
 from polysnipe.adapters.sim.clob.state import ClobSimState
@@ -204,8 +207,13 @@ class _Sim:
         )
 
     async def clob_market(self, request: Request) -> Response:
-        """Compact market info the V2 client caches: tokens, min tick, neg risk, fee details."""
-        market = self.state.market.market(request.path_params["condition_id"])
+        """Compact market info the V2 client caches: tokens, min tick, neg risk, fee details; the
+        recorded answer when the metadata files held one."""
+        condition_id = request.path_params["condition_id"]
+        recorded = self.state.market.compact_document(condition_id)
+        if recorded is not None:
+            return render.json_response(recorded)
+        market = self.state.market.market(condition_id)
         if market is None:
             raise VenueError(404, ERRORS["market_not_found"])
         info: dict[str, Any] = {
@@ -217,6 +225,12 @@ class _Sim:
         if market.fee_rate:
             info["fd"] = {"r": render.number(market.fee_rate), "e": market.fee_exponent}
         return render.json_response(info)
+
+    async def gamma_markets(self, request: Request) -> Response:
+        return render.json_response(self.state.gamma.markets(_multi(request)))
+
+    async def gamma_events(self, request: Request) -> Response:
+        return render.json_response(self.state.gamma.events(_multi(request)))
 
     async def book(self, request: Request) -> Response:
         return render.json_response(self.state.market.book_json(self._token(request)))
@@ -481,6 +495,19 @@ class _Sim:
         applied = self.state.advance(count, until)
         return render.json_response({"applied": applied, "pending": self.state.pending_events})
 
+    async def admin_resolve(self, request: Request) -> Response:
+        payload = decode_json(await request.body())
+        if not (
+            isinstance(payload, dict)
+            and payload.keys() == {"market", "winning_asset_id"}
+            and all(isinstance(v, str) for v in payload.values())
+        ):
+            raise VenueError(400, "expected {market: condition id, winning_asset_id: token id}")
+        self.state.resolve(payload["market"], payload["winning_asset_id"])
+        return render.json_response(
+            {"resolved": payload["market"], "winning_asset_id": payload["winning_asset_id"]}
+        )
+
     async def admin_events(self, request: Request) -> Response:
         frame = decode_json(await request.body())
         applied = self.state.inject(frame if frame is not None else {})
@@ -518,6 +545,8 @@ class _Sim:
             ("/data/orders", self.open_orders, ["GET"]),
             ("/data/order/{order_id}", self.get_order, ["GET"]),
             ("/data/trades", self.trades, ["GET"]),
+            (GAMMA_PREFIX + "/markets", self.gamma_markets, ["GET"]),
+            (GAMMA_PREFIX + "/events", self.gamma_events, ["GET"]),
         ]
         routes: list[BaseRoute] = [Route(path, g(h), methods=m) for path, h, m in public]
         a = self.admin
@@ -536,8 +565,15 @@ class _Sim:
             Route("/_sim/faults", a(self.admin_faults), methods=["POST"]),
             Route("/_sim/advance", a(self.admin_advance), methods=["POST"]),
             Route("/_sim/events", a(self.admin_events), methods=["POST"]),
+            Route("/_sim/resolve", a(self.admin_resolve), methods=["POST"]),
         ]
         return routes
+
+
+def _multi(request: Request) -> dict[str, list[str]]:
+    """The query as {key: every value given}: Gamma repeats a key to name several ids."""
+    q = request.query_params
+    return {key: q.getlist(key) for key in q}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

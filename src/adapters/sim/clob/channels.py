@@ -36,6 +36,8 @@ __all__ = ["Channels", "Hub", "MarketOut", "UserOut"]
 MarketOut = tuple[tuple[str, ...], dict[str, Any]]
 #: (user, condition id, the message)
 UserOut = tuple[str, str, dict[str, Any]]
+#: sent only to subscribers that set `custom_feature_enabled` (PROTOCOL 10.1)
+_CUSTOM_FEATURES = frozenset({"best_bid_ask", "new_market", "market_resolved"})
 
 
 class Channels:
@@ -156,6 +158,25 @@ class Channels:
                     )
                 )
 
+    def resolved(self, market: Market, winning_token: str, market_id: str, now_ms: int) -> None:
+        """`market_resolved`, with the fields of the recorded payload
+        (data/polymarket/ws/nautilus_rs_ws_market_resolved_msg.json)."""
+        self._market_out.append(
+            (
+                market.token_ids,
+                {
+                    "event_type": "market_resolved",
+                    "id": market_id,
+                    "market": market.condition_id,
+                    "assets_ids": list(market.token_ids),
+                    "winning_asset_id": winning_token,
+                    "winning_outcome": market.outcome_of(winning_token),
+                    "timestamp": str(now_ms),
+                    "tags": [],
+                },
+            )
+        )
+
     # -- user channel --------------------------------------------------------------------------
     def order(self, order: SimOrder, kind: str, now_ms: int) -> None:
         self._user_out.append(
@@ -201,13 +222,15 @@ class Channels:
 class _Conn:
     """One WebSocket client: its queue of frames to send and what it listens to."""
 
-    __slots__ = ("assets", "markets", "queue", "user", "ws")
+    __slots__ = ("assets", "custom", "markets", "queue", "user", "ws")
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
         #: None closes the socket (a dropped connection)
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.assets: set[str] = set()
+        #: the subscriber asked for the custom-feature messages (market_resolved among them)
+        self.custom = False
         self.user = ""
         self.markets: set[str] = set()
 
@@ -250,6 +273,8 @@ class Hub:
         for assets, msg in self._channels.drain_market():
             for conn in self.market_conns:
                 if conn.assets.isdisjoint(assets):
+                    continue
+                if msg["event_type"] in _CUSTOM_FEATURES and not conn.custom:
                     continue
                 if msg["event_type"] == "price_change":
                     entries = [e for e in msg["price_changes"] if e["asset_id"] in conn.assets]
@@ -316,6 +341,8 @@ class Hub:
             return True
         kind = frame.get("type")
         if frame.get("operation") == "subscribe" or (isinstance(kind, str) and kind.lower() == "market"):
+            if "custom_feature_enabled" in frame:
+                conn.custom = frame["custom_feature_enabled"] is True
             self.dispatch()  # everything already published reaches listeners before the new books
             new = [a for a in dict.fromkeys(ids) if a not in conn.assets and a in self._market.registry]
             conn.assets.update(new)

@@ -18,7 +18,7 @@ __all__ = ["MarketData"]
 class MarketData:
     """Markets and books as the venue shows them (see module doc)."""
 
-    __slots__ = ("_clock", "_docs", "_engine", "_last_trade", "registry")
+    __slots__ = ("_clock", "_compact", "_docs", "_engine", "_last_trade", "registry")
 
     def __init__(
         self,
@@ -26,6 +26,7 @@ class MarketData:
         engine: MatchingEngine,
         clock: Callable[[], int],
         documents: Sequence[Mapping[str, Any]] = (),
+        compact_documents: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.registry = registry
         self._engine = engine
@@ -36,6 +37,7 @@ class MarketData:
         ]
         listed = {m.condition_id for m in registry}
         self._docs.extend(d for cid, d in by_id.items() if cid not in listed)
+        self._compact = dict(compact_documents or {})
         self._last_trade: dict[str, int] = {}
 
     # -- markets -------------------------------------------------------------------------------
@@ -44,6 +46,10 @@ class MarketData:
 
     def document(self, condition_id: str) -> Mapping[str, Any] | None:
         return next((d for d in self._docs if d.get("condition_id") == condition_id), None)
+
+    def compact_document(self, condition_id: str) -> Mapping[str, Any] | None:
+        """A recorded GET /clob-markets answer for the market, if the metadata files held one."""
+        return self._compact.get(condition_id)
 
     def market(self, condition_id: str) -> Market | None:
         try:

@@ -17,13 +17,14 @@ from typing import Any
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_market_message
 from polysnipe.adapters.files import load_events
-from polysnipe.adapters.metadata import load_market_files
+from polysnipe.adapters.metadata import document_shape, load_market_files
 from polysnipe.adapters.sim.clob import render
 from polysnipe.adapters.sim.clob.accounts import Accounts, ApiKey, Balances, parse_balances
 from polysnipe.adapters.sim.clob.auth import Authenticator, RateLimits
 from polysnipe.adapters.sim.clob.channels import Channels
 from polysnipe.adapters.sim.clob.config import ClobSimConfig, Faults
-from polysnipe.adapters.sim.clob.errors import VenueError
+from polysnipe.adapters.sim.clob.errors import ERRORS, VenueError
+from polysnipe.adapters.sim.clob.gamma import GammaDocs
 from polysnipe.adapters.sim.clob.heartbeats import Heartbeats
 from polysnipe.adapters.sim.clob.market import MarketData
 from polysnipe.adapters.sim.clob.orders import Orders
@@ -57,6 +58,8 @@ class ClobSimState:
         config: ClobSimConfig | None = None,
         *,
         market_documents: Sequence[Mapping[str, Any]] = (),
+        compact_documents: Mapping[str, Mapping[str, Any]] | None = None,
+        gamma: GammaDocs | None = None,
         balances: Balances | None = None,
         events: Sequence[Event] = (),
         clock: Callable[[], int] = _wall_clock_ms,
@@ -78,7 +81,11 @@ class ClobSimState:
         )
         self.auth = Authenticator(cfg, self.accounts, self.now_ms)
         self.rates = RateLimits(cfg, self.now_ms)
-        self.market = MarketData(self.registry, self.engine, self.now_ms, market_documents)
+        self.market = MarketData(self.registry, self.engine, self.now_ms, market_documents, compact_documents)
+        #: the Gamma documents served under /gamma (none unless the metadata files held some)
+        self.gamma = gamma or GammaDocs((), ())
+        #: condition id -> winning token, of the markets resolved (POST /_sim/resolve)
+        self.resolved: dict[str, str] = {}
         self.channels = Channels(self.market)
         self.orders = Orders(
             cfg, self.market, self.engine, self.accounts, self.channels, self.now_ms, self._current_faults
@@ -101,7 +108,8 @@ class ClobSimState:
         clock: Callable[[], int] = _wall_clock_ms,
     ) -> ClobSimState:
         """The markets of every metadata file given (adapters/metadata.py merges CLOB and Gamma shapes;
-        the CLOB documents among them are what GET /markets serves), the events replayed, balances."""
+        the CLOB documents among them are what GET /markets serves, recorded GET /clob-markets answers
+        what that serves, the Gamma ones what /gamma serves), the events replayed, balances."""
         paths = (
             [Path(markets_paths)]
             if isinstance(markets_paths, str | Path)
@@ -109,15 +117,24 @@ class ClobSimState:
         )
         catalog = load_market_files(paths)
         docs: list[Mapping[str, Any]] = []
+        compact: dict[str, Mapping[str, Any]] = {}
+        gamma_markets: list[Mapping[str, Any]] = []
+        gamma_events: list[Mapping[str, Any]] = []
         for path in paths:
             doc = json.loads(path.read_bytes(), parse_float=Decimal)  # venue numbers stay exact decimals
-            if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+            shape = document_shape(doc)
+            if shape == "clob_compact":
+                compact.update(doc)
+                continue
+            if shape == "clob_page":
                 doc = doc["data"]
-            docs += [
-                d
-                for d in (doc if isinstance(doc, list) else [doc])
-                if isinstance(d, dict) and "condition_id" in d
-            ]
+            items = [d for d in (doc if isinstance(doc, list) else [doc]) if isinstance(d, dict)]
+            if shape.startswith("gamma_market"):
+                gamma_markets += items
+            elif shape.startswith("gamma_event"):
+                gamma_events += items
+            else:
+                docs += [d for d in items if "condition_id" in d]
         events = load_events(events_path)[0] if events_path is not None else []
         balances = None
         if balances_path is not None:
@@ -126,6 +143,8 @@ class ClobSimState:
             catalog.markets,
             config,
             market_documents=docs,
+            compact_documents=compact,
+            gamma=GammaDocs(gamma_markets, gamma_events),
             balances=balances,
             events=events,
             clock=clock,
@@ -212,6 +231,21 @@ class ClobSimState:
             self.channels.tick_size_change(event, market)
         self.channels.publish(market, now, traded=bool(trades) or isinstance(event, BookSnapshot))
 
+    # -- resolution ----------------------------------------------------------------------------
+    def resolve(self, condition_id: str, winning_token: str) -> None:
+        """POST /_sim/resolve: the market resolved to `winning_token`; its watchers get
+        `market_resolved`. A market resolves once."""
+        market = self.market.market(condition_id)
+        if market is None:
+            raise VenueError(404, ERRORS["market_not_found"])
+        if winning_token not in market.token_ids:
+            raise VenueError(400, f"winning_asset_id is not a token of market {condition_id}")
+        if condition_id in self.resolved:
+            raise VenueError(409, f"market {condition_id} is already resolved")
+        self.resolved[condition_id] = winning_token
+        market_id = self.gamma.market_id(condition_id) or str(list(self.registry).index(market) + 1)
+        self.channels.resolved(market, winning_token, market_id, self.now_ms())
+
     # -- admin ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """GET /_sim/state: what an operator or a test wants to see at a glance (no secrets)."""
@@ -221,6 +255,7 @@ class ClobSimState:
             "exchange_version": self.exchange_version(),
             "markets": len(self.registry),
             "pending_events": len(self._pending),
+            "resolved": dict(self.resolved),
             "api_keys": [
                 {"key": k.key, "address": k.address, "nonce": k.nonce} for k in self.accounts.api_keys()
             ],
