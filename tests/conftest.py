@@ -51,3 +51,17 @@ def db() -> Iterator[tuple[psycopg.Connection, str]]:
 
 
 _schemas = iter(range(1_000_000))
+
+
+@pytest.fixture
+def journal_env(db: tuple[psycopg.Connection, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated journal schema of this test's own, named in POLYSNIPE_DATABASE_URL/_SCHEMA (what
+    `polysnipe run` reads); returns the schema."""
+    from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
+    from polysnipe.adapters.postgres.migrations import apply_migrations
+
+    conn, schema = db
+    apply_migrations(conn, BUNDLED_MIGRATIONS, schema=schema)
+    monkeypatch.setenv("POLYSNIPE_DATABASE_URL", DSN)
+    monkeypatch.setenv("POLYSNIPE_DATABASE_SCHEMA", schema)
+    return schema

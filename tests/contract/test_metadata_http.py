@@ -176,7 +176,11 @@ KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # a 
 
 @pytest.mark.parametrize("command", ["paper", "run"])
 def test_paper_and_run_load_their_markets_from_the_venue(
-    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    journal_env: str,
 ) -> None:
     monkeypatch.setenv("POLYSNIPE_CLOB_PRIVATE_KEY", KEY)
     base, stop = start_in_thread(SAMPLE_FILES, config=ClobSimConfig(default_usdc_micro=1_000_000_000))
