@@ -302,6 +302,29 @@ def _orders(args: argparse.Namespace) -> int:
         return sign_lines(fh, settings, secrets, sys.stdout, sys.stderr)
 
 
+def _kill(args: argparse.Namespace) -> int:
+    return _switch(args, engaged=True)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _switch(args, engaged=False)
+
+
+def _switch(args: argparse.Namespace, *, engaged: bool) -> int:
+    from polysnipe.runners.operators import engage, operator_name
+
+    database = _database(_resolve(args))
+    print(engage(database, args.scope, engaged=engaged, reason=args.reason, by=args.by or operator_name()))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from polysnipe.runners.operators import status_text
+
+    print(status_text(_database(_resolve(args))))
+    return 0
+
+
 def _migrate(args: argparse.Namespace) -> int:
     import psycopg
 
@@ -313,15 +336,19 @@ def _migrate(args: argparse.Namespace) -> int:
             "--database-url carries a password, and command lines are visible to every user of the "
             "machine; set POLYSNIPE_DATABASE_URL or put the password in ~/.pgpass"
         )
-    url = args.database_url or _resolve(args).config.connections.database_url
-    directory = Path(args.dir)
+    from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
+
+    connections = _resolve(args).config.connections
+    url = args.database_url or connections.database_url
+    schema = args.schema or connections.database_schema
+    directory = Path(args.dir) if args.dir else BUNDLED_MIGRATIONS
     if not directory.is_dir():
         raise InputError(directory, "no such directory; --dir takes the folder of *.sql migrations")
     if not any(directory.glob("*.sql")):
         raise InputError(directory, "holds no *.sql migration; --dir takes the folder of the migrations")
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-            applied = apply_migrations(conn, directory, schema=args.schema)
+            applied = apply_migrations(conn, directory, schema=schema)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnreachableService(
@@ -727,6 +754,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_int_at_least(0), default=0, help="seed of the simulator's ids (default 0)"
     )
 
+    for name, engaged, what in (
+        ("kill", True, "engage a kill switch: running engines stop trading its scope before their next "
+                       "decision and cancel what rests there"),
+        ("resume", False, "release a kill switch: running engines trade its scope again"),
+    ):  # fmt: skip
+        switch = command(name, what, _kill if engaged else _resume)
+        switch.add_argument("--scope", required=True,
+                            help="global, strategy:NAME, market:CONDITION_ID or wallet:ADDRESS")  # fmt: skip
+        switch.add_argument("--reason", required=True, help="why, in one line (kept in the journal)")
+        switch.add_argument("--by", help="who (default: your user name)")
+        _config_option(switch)
+    st = command(
+        "status", "show kill switches, open orders, exposure and the outbox from the journal", _status
+    )
+    _config_option(st)
+
     mig = command("migrate", "apply the SQL migrations to the journal database", _migrate)
     mig.add_argument(
         "--database-url",
@@ -735,11 +778,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(mig)
     mig.add_argument(
-        "--schema", default="public", help="schema to migrate, created if missing (default public)"
+        "--schema",
+        type=_setting_value("database_schema"),
+        help="schema to migrate, created if missing (default: settings' database_schema, "
+        "POLYSNIPE_DATABASE_SCHEMA)",
     )
-    mig.add_argument(
-        "--dir", default="migrations", help="folder of the *.sql migrations (default migrations)"
-    )
+    mig.add_argument("--dir", help="folder of the *.sql migrations (default: the project's migrations/)")
 
     orders = command("orders", "order tools for operators")
     orders_sub = orders.add_subparsers(dest="orders_command", required=True, metavar="TOOL")

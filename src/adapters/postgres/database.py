@@ -15,12 +15,13 @@ from typing import Any
 
 import attrs
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from polysnipe.adapters.postgres.migrations import MigrationDrift, pending_migrations
 from polysnipe.adapters.urls import mask_url
 
-__all__ = ["BUNDLED_MIGRATIONS", "DatabaseConfig", "JournalDatabase", "JournalUnavailable"]
+__all__ = ["BUNDLED_MIGRATIONS", "DatabaseConfig", "JournalDatabase", "JournalUnavailable", "connect"]
 
 #: the project's migrations (the repository's migrations/ folder)
 BUNDLED_MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -39,6 +40,32 @@ class DatabaseConfig:
     connect_timeout_s: float = 10.0
 
 
+def connect(config: DatabaseConfig, migrations: Path = BUNDLED_MIGRATIONS) -> psycopg.Connection[Any]:
+    """One autocommit connection on the journal's schema, which must hold every migration; raises
+    JournalUnavailable (with the line to show) when the database does not answer or is behind."""
+    where = f"{mask_url(config.url)} (schema {config.schema})"
+    try:
+        conn = psycopg.connect(config.url, autocommit=True, connect_timeout=int(config.connect_timeout_s))
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JournalUnavailable(f"cannot connect to the journal database at {where}: {reason}") from None
+    try:
+        missing = pending_migrations(conn, migrations, schema=config.schema)
+        if missing:
+            raise JournalUnavailable(
+                f"the journal at {where} lacks migrations {', '.join(missing)}: run "
+                f"`polysnipe migrate --schema {config.schema}` first"
+            )
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(config.schema)))
+    except MigrationDrift as exc:
+        conn.close()
+        raise JournalUnavailable(f"the journal at {where} differs from this version: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class JournalDatabase:
     """A pool of connections on the journal's schema (module doc). `open` checks the schema first."""
 
@@ -50,22 +77,8 @@ class JournalDatabase:
 
     def open(self) -> None:
         config = self.config
+        connect(config, self.migrations).close()
         where = f"{mask_url(config.url)} (schema {config.schema})"
-        try:
-            with psycopg.connect(
-                config.url, autocommit=True, connect_timeout=int(config.connect_timeout_s)
-            ) as c:
-                missing = pending_migrations(c, self.migrations, schema=config.schema)
-        except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise JournalUnavailable(f"cannot connect to the journal database at {where}: {reason}") from None
-        except MigrationDrift as exc:
-            raise JournalUnavailable(f"the journal at {where} differs from this version: {exc}") from None
-        if missing:
-            raise JournalUnavailable(
-                f"the journal at {where} lacks migrations {', '.join(missing)}: run "
-                f"`polysnipe migrate --schema {config.schema}` first"
-            )
         pool: ConnectionPool[Any] = ConnectionPool(
             config.url,
             min_size=1,
