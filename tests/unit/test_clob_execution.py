@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit import run
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner, l2_signature
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.conditions import VenueConditions
@@ -44,7 +45,6 @@ from polysnipe.core.messages import (
     VenueCondition,
 )
 
-T = TypeVar("T")
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "polymarket"
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -57,10 +57,6 @@ TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583
 MARKET = "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead110917"
 HOST = "https://clob.test"
 T0_MS = 1_764_061_200_000
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 class FakeClock:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kit import run, until
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
@@ -187,10 +188,6 @@ def engine_record(order: OrderRequest, reports: Sequence[ExecutionReport]) -> Or
 
 def kinds(reports: Sequence[ExecutionReport]) -> list[str]:
     return [type(r).__name__ for r in reports]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 async def verify_ids(sim: Sim) -> None:
@@ -452,10 +449,7 @@ def test_clob_adapters_start_the_reconciler_and_its_reports_reach_the_user_sink(
                 await execution.submit(request(1, 400_000, 20 * S, OrderType.FAK))
             )
             sim.heal()
-            for _ in range(500):  # rounds of 10 ms: a wait on the condition, not on the time
-                if pushed:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: bool(pushed))
         finally:
             await adapters.aclose()
         assert all(task.done() for task in adapters._tasks) or not adapters._tasks
