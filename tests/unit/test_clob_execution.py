@@ -45,8 +45,6 @@ from polysnipe.core.messages import (
     VenueCondition,
 )
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "polymarket"
-
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 CREDS = ApiCreds(
     api_key="3843ba63-391a-4a8a-b913-d6c677fd7d6f",
@@ -830,8 +828,10 @@ def test_status_of_an_unknown_order_is_empty_and_cancel_of_unsent_is_noop() -> N
 
 
 # -- reads ---------------------------------------------------------------------------------------
-def recorded(name: str) -> bytes:
-    return (DATA / "rest" / name).read_bytes()
+@pytest.fixture(scope="module")
+def recorded(shared_data: Path) -> Callable[[str], bytes]:
+    """A recorded REST answer by file name (shared/data/polymarket/rest), read when a test asks."""
+    return lambda name: (shared_data / "polymarket" / "rest" / name).read_bytes()
 
 
 def reads_harness(routes: dict[str, bytes | httpx.Response]) -> Harness:
@@ -848,7 +848,7 @@ def reads_harness(routes: dict[str, bytes | httpx.Response]) -> Harness:
     return Harness(venue)
 
 
-def test_book_is_hash_checked_and_keeps_neg_risk_true() -> None:
+def test_book_is_hash_checked_and_keeps_neg_risk_true(recorded: Callable[[str], bytes]) -> None:
     raw = recorded("nautilus_rs_clob_book_response_empty_ask.json")
     book = run(reads_harness({"/book": raw}).execution.book("7261"))
     assert book.hash_verified
@@ -859,7 +859,7 @@ def test_book_is_hash_checked_and_keeps_neg_risk_true() -> None:
         run(reads_harness({"/book": corrupt}).execution.book("7261"))
 
 
-def test_book_asks_arrive_worst_first_and_the_book_sorts_them() -> None:
+def test_book_asks_arrive_worst_first_and_the_book_sorts_them(recorded: Callable[[str], bytes]) -> None:
     from polysnipe.core.book import BookState
 
     book = run(reads_harness({"/book": recorded("nautilus_py_book.json")}).execution.book("x"))
@@ -887,7 +887,7 @@ def test_tick_size_server_time_and_version() -> None:
         run(reads_harness({"/tick-size": b'{"minimum_tick_size": 0.02}'}).execution.metadata.tick_size("t"))
 
 
-def test_open_orders_and_trades_map_recorded_pages() -> None:
+def test_open_orders_and_trades_map_recorded_pages(recorded: Callable[[str], bytes]) -> None:
     h = reads_harness(
         {
             "/data/orders": recorded("nautilus_rs_http_open_orders_page.json"),
@@ -914,7 +914,7 @@ def test_open_orders_and_trades_map_recorded_pages() -> None:
     assert fills and all(f.order_id == "mine" and f.liquidity is Liquidity.TAKER for f in fills)
 
 
-def test_markets_follow_the_cursor_to_the_last_page() -> None:
+def test_markets_follow_the_cursor_to_the_last_page(recorded: Callable[[str], bytes]) -> None:
     page = json.loads(recorded("nautilus_py_markets.json"))
     first = dict(page, next_cursor="NEXT")
     last = dict(page, next_cursor="LTE=")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 import warnings
@@ -66,10 +65,6 @@ from polysnipe.core.order_math import amounts_for_order
 from polysnipe.core.units import MICRO
 from polysnipe.runners.cli import main as cli_main
 from polysnipe.runners.sim_clob import ENV_ADMIN_TOKEN, admin_token_for, start_in_thread
-
-# recorded data lives beside the checkout; POLYSNIPE_SHARED_DATA moves it (as in tests/contract)
-SHARED = os.environ.get("POLYSNIPE_SHARED_DATA") or Path(__file__).parents[2].parent / "shared" / "data"
-VECTORS = Path(SHARED) / "vectors" / "orders.json"
 
 YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 NO = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
@@ -188,11 +183,12 @@ def rejected(call: Any) -> VenueError:
 
 # -- recorded vectors (made by the official client) -----------------------------------------------
 @pytest.fixture(scope="module")
-def vectors() -> dict[str, Any]:
+def vectors(shared_data: Path) -> dict[str, Any]:
     """The official client's signed-order vectors, read when a test asks (never at collection)."""
-    if not VECTORS.is_file():
-        pytest.fail(f"order vectors not found at {VECTORS}; set POLYSNIPE_SHARED_DATA to shared/data")
-    data: dict[str, Any] = json.loads(VECTORS.read_text())
+    path = shared_data / "vectors" / "orders.json"
+    if not path.is_file():
+        pytest.fail(f"order vectors not found at {path}; set POLYSNIPE_SHARED_DATA to shared/data")
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
