@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kit import run
+from kit import order_request, run
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner, l2_signature
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.conditions import VenueConditions
@@ -289,23 +289,10 @@ class Harness:
 
 def order(n: int = 0, **changes: Any) -> OrderRequest:
     fields: dict[str, Any] = {
-        "order_id": f"opp-{n}:0",
-        "opportunity_id": f"opp-{n}",
-        "correlation_id": f"c-{n}",
-        "strategy": "test",
-        "routing": "passive",
-        "wallet": "w",
-        "market": MARKET,
-        "token_id": TOKEN,
-        "side": Side.BUY,
-        "price": 500_000,
-        "size": 100_000_000,
-        "order_type": OrderType.GTC,
-        "tick_size": 10_000,
-        "neg_risk": False,
-    }
-    fields.update(changes)
-    return OrderRequest(**fields)
+        "opportunity_id": f"opp-{n}", "correlation_id": f"c-{n}", "strategy": "test", "routing": "passive",
+        "wallet": "w", "market": MARKET, "token_id": TOKEN, "size": 100_000_000, "order_type": OrderType.GTC,
+    }  # fmt: skip
+    return order_request(f"opp-{n}:0", **{**fields, **changes})
 
 
 def kinds(reports: list[ExecutionReport]) -> list[str]:

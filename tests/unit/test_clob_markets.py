@@ -11,7 +11,7 @@ import attrs
 import httpx
 import pytest
 
-from kit import run
+from kit import order_request, run
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
@@ -20,7 +20,6 @@ from polysnipe.adapters.clob.execution import ClobExecution
 from polysnipe.adapters.clob.heartbeat import Heartbeat, VenueHealth
 from polysnipe.adapters.clob.markets import ClobMarkets
 from polysnipe.adapters.clob.signing import OrderSigner
-from polysnipe.core.events import Side
 from polysnipe.core.market import Market
 from polysnipe.core.messages import OrderRejected, OrderRequest, OrderStatusUnknown, OrderType, RaiseAlert
 
@@ -138,10 +137,9 @@ def execution_answering(body: bytes) -> ClobExecution:
 
 
 def request() -> OrderRequest:
-    return OrderRequest(
-        "opp-1:0", "opp-1", "c-1", "test", "passive", "w", MARKET, TOKEN, Side.BUY, 500_000, 100_000_000,
-        OrderType.GTC, 10_000, False,
-    )  # fmt: skip
+    return order_request("opp-1:0", opportunity_id="opp-1", correlation_id="c-1", strategy="test",
+                         routing="passive", wallet="w", market=MARKET, token_id=TOKEN, size=100_000_000,
+                         order_type=OrderType.GTC)  # fmt: skip
 
 
 @pytest.mark.parametrize("body", list(UNREADABLE.values()), ids=list(UNREADABLE))

@@ -28,6 +28,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
+from kit import order_request
 from polysnipe.adapters.clob.auth import ApiCreds, L2Auth, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig, SignatureType
@@ -1100,22 +1101,9 @@ class _ExecClock(Clock):
 
 
 def _request(n: int, price: int, order_type: OrderType = OrderType.GTC) -> OrderRequest:
-    return OrderRequest(
-        order_id=f"opp-{n}:0",
-        opportunity_id=f"opp-{n}",
-        correlation_id=f"c-{n}",
-        strategy="test",
-        routing="passive",
-        wallet=ADDR0,
-        market=COND,
-        token_id=YES,
-        side=Side.BUY,
-        price=price,
-        size=20 * S,
-        order_type=order_type,
-        tick_size=10_000,
-        neg_risk=False,
-    )
+    return order_request(f"opp-{n}:0", opportunity_id=f"opp-{n}", correlation_id=f"c-{n}", strategy="test",
+                         routing="passive", wallet=ADDR0, market=COND, token_id=YES, price=price,
+                         size=20 * S, order_type=order_type)  # fmt: skip
 
 
 def _execution(
