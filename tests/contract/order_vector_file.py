@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from conftest import shared_data_dir
+
 __all__ = [
     "ENV_VECTORS",
     "SCHEMA",
@@ -42,9 +44,7 @@ def vectors_path() -> Path:
     override = os.environ.get(ENV_VECTORS)
     if override:
         return Path(override)
-    shared = os.environ.get("POLYSNIPE_SHARED_DATA")
-    data = Path(shared) if shared else Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return data / "vectors" / "orders.json"
+    return shared_data_dir() / "vectors" / "orders.json"
 
 
 @functools.cache

@@ -6,8 +6,10 @@ takes keyword overrides, so a test states only what it is about.
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +39,7 @@ __all__ = [
     "RecordingGatekeeper",
     "ScriptedSignal",
     "engine",
+    "event_legs",
     "fill",
     "market",
     "market_files",
@@ -44,8 +47,10 @@ __all__ = [
     "opportunity",
     "order_request",
     "risk_policy",
+    "run",
     "snapshot",
     "trade",
+    "until",
 ]
 
 T = TypeVar("T")
@@ -81,6 +86,14 @@ def market(
 MARKET = market()
 
 
+def event_legs(event: str = "E", n: int = 3, **more: Any) -> tuple[Market, ...]:
+    """The `n` binary markets of neg-risk event `event`: condition ids 0xe0.., YES y0.., NO n0.."""
+    return tuple(
+        market(f"0xe{i}", (f"y{i}", f"n{i}"), neg_risk=True, neg_risk_market_id=event, **more)
+        for i in range(n)
+    )
+
+
 def snapshot(
     ts: int = T0, token: str = YES, bid: int = 480_000, ask: int = 500_000, size: int = 100 * MICRO,
     condition_id: str = "0xc1",
@@ -111,11 +124,19 @@ def order_request(order_id: str = "o1-0", **changes: Any) -> OrderRequest:
 
 
 def fill(
-    order: OrderRequest, ts: int, size: int | None = None, trade_id: str = "t1", **fees: int
+    order: OrderRequest,
+    ts: int,
+    size: int | None = None,
+    trade_id: str = "t1",
+    *,
+    price: int | None = None,
+    liquidity: Liquidity = Liquidity.TAKER,
+    **fees: int,
 ) -> OrderFilled:
+    """A fill of `order` (all of it unless `size`, at its limit unless `price`), as a taker by default."""
     return OrderFilled(
-        order.order_id, trade_id, ts, order.token_id, order.side, order.price, size or order.size,
-        Liquidity.TAKER, **fees,
+        order.order_id, trade_id, ts, order.token_id, order.side, order.price if price is None else price,
+        order.size if size is None else size, liquidity, **fees,
     )  # fmt: skip
 
 
@@ -208,3 +229,21 @@ def engine(
 def of(commands: Sequence[object], kind: type[T]) -> list[T]:
     """The commands of one type, in order."""
     return [c for c in commands if isinstance(c, kind)]
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to the end on a fresh event loop (a sync test's way into async code)."""
+    return asyncio.run(coro)
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait, polling every 10 ms, until `predicate()` holds; fail the test after `timeout_s`.
+
+    What a test waits on instead of sleeping "long enough": fast when the condition comes early,
+    and a clear failure (not a later, puzzling one) when it never does.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout_s} s")
+        await asyncio.sleep(0.01)

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kit import T0, WALLET, engine, fill, market, opportunity, risk_policy
+from kit import T0, WALLET, engine, event_legs, fill, of, opportunity, risk_policy
 from polysnipe.core.baskets import worst_case_profit
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
-from polysnipe.core.market import NegRiskEvent
+from polysnipe.core.market import Market, NegRiskEvent
 from polysnipe.core.messages import (
     Command,
     OrderRejected,
@@ -28,15 +28,19 @@ from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO, notional
 
 EVENT = "E"
-LEGS = [market(f"0xe{i}", (f"y{i}", f"n{i}"), neg_risk=True, neg_risk_market_id=EVENT) for i in range(3)]
+LEGS = event_legs(EVENT)
+
+
+def _with_event(state: EngineState, legs: Sequence[Market]) -> EngineState:
+    """`state` knowing `legs` as one complete neg-risk event (no placeholder, all open)."""
+    state.markets.add_event(NegRiskEvent(EVENT, tuple(m.condition_id for m in legs), False, False, True))
+    return state
 
 
 def _engine(
     script: dict[int, list[Opportunity]], *, balance: int = 10_000 * MICRO, **policy: int
 ) -> EngineState:
-    state = engine(script, LEGS, balance=balance, policy=risk_policy(**policy))
-    state.markets.add_event(NegRiskEvent(EVENT, tuple(m.condition_id for m in LEGS), False, False, True))
-    return state
+    return _with_event(engine(script, LEGS, balance=balance, policy=risk_policy(**policy)), LEGS)
 
 
 def _books(state: EngineState, asks: Sequence[int], size: int = 500 * MICRO, ts: int = T0) -> None:
@@ -73,10 +77,6 @@ def _trigger(state: EngineState, ts: int = T0 + 1) -> list[Command]:
     )
 
 
-def of(commands: Sequence[Command], kind: type) -> list:  # type: ignore[type-arg]
-    return [c for c in commands if isinstance(c, kind)]
-
-
 def test_legs_are_checked_as_one_unit_against_the_wallet() -> None:
     # 3 legs of 100 shares at 0.30 cost 90 USDC; the wallet may spend 50: one common size for all legs
     asks = [300_000, 300_000, 300_000]
@@ -107,11 +107,9 @@ def test_one_leg_refused_refuses_every_leg() -> None:
 
 
 def test_a_basket_that_can_lose_after_fees_is_never_placed() -> None:
-    fee_legs = [market(f"0xe{i}", (f"y{i}", f"n{i}"), neg_risk=True, neg_risk_market_id=EVENT,
-                       fee_rate=70_000) for i in range(3)]  # fmt: skip
+    fee_legs = event_legs(EVENT, fee_rate=70_000)
     asks = [50_000, 450_000, 450_000]
-    state = engine({T0 + 1: _basket(asks, 100 * MICRO)}, fee_legs)
-    state.markets.add_event(NegRiskEvent(EVENT, tuple(m.condition_id for m in fee_legs), False, False, True))
+    state = _with_event(engine({T0 + 1: _basket(asks, 100 * MICRO)}, fee_legs), fee_legs)
     _books(state, asks)
     cmds = _trigger(state)
     assert [] == of(cmds, PlaceOrder)
@@ -182,11 +180,11 @@ def test_a_basket_whose_legs_all_filled_needs_no_repair() -> None:
 def test_placed_baskets_are_one_size_affordable_and_never_lose(
     ask_ticks: list[int], shares: int, balance_usdc: int, fee_pct: int
 ) -> None:
-    legs = [market(f"0xe{i}", (f"y{i}", f"n{i}"), neg_risk=True, neg_risk_market_id=EVENT,
-                   fee_rate=fee_pct * 10_000) for i in range(3)]  # fmt: skip
+    legs = event_legs(EVENT, fee_rate=fee_pct * 10_000)
     asks = [t * 10_000 for t in ask_ticks]
-    state = engine({T0 + 1: _basket(asks, shares * MICRO)}, legs, balance=balance_usdc * MICRO)
-    state.markets.add_event(NegRiskEvent(EVENT, tuple(m.condition_id for m in legs), False, False, True))
+    state = _with_event(
+        engine({T0 + 1: _basket(asks, shares * MICRO)}, legs, balance=balance_usdc * MICRO), legs
+    )
     for m, ask in zip(legs, asks, strict=True):
         step(state, BookSnapshot(T0, m.token_ids[0], m.condition_id, (Level(ask - 10_000, 10**9),),
                                  (Level(ask, 10**9),)), T0)  # fmt: skip

@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit import order_request, run
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner, l2_signature
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.conditions import VenueConditions
@@ -44,9 +45,6 @@ from polysnipe.core.messages import (
     VenueCondition,
 )
 
-T = TypeVar("T")
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "polymarket"
-
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 CREDS = ApiCreds(
     api_key="3843ba63-391a-4a8a-b913-d6c677fd7d6f",
@@ -57,10 +55,6 @@ TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583
 MARKET = "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead110917"
 HOST = "https://clob.test"
 T0_MS = 1_764_061_200_000
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 class FakeClock:
@@ -295,23 +289,10 @@ class Harness:
 
 def order(n: int = 0, **changes: Any) -> OrderRequest:
     fields: dict[str, Any] = {
-        "order_id": f"opp-{n}:0",
-        "opportunity_id": f"opp-{n}",
-        "correlation_id": f"c-{n}",
-        "strategy": "test",
-        "routing": "passive",
-        "wallet": "w",
-        "market": MARKET,
-        "token_id": TOKEN,
-        "side": Side.BUY,
-        "price": 500_000,
-        "size": 100_000_000,
-        "order_type": OrderType.GTC,
-        "tick_size": 10_000,
-        "neg_risk": False,
-    }
-    fields.update(changes)
-    return OrderRequest(**fields)
+        "opportunity_id": f"opp-{n}", "correlation_id": f"c-{n}", "strategy": "test", "routing": "passive",
+        "wallet": "w", "market": MARKET, "token_id": TOKEN, "size": 100_000_000, "order_type": OrderType.GTC,
+    }  # fmt: skip
+    return order_request(f"opp-{n}:0", **{**fields, **changes})
 
 
 def kinds(reports: list[ExecutionReport]) -> list[str]:
@@ -834,8 +815,10 @@ def test_status_of_an_unknown_order_is_empty_and_cancel_of_unsent_is_noop() -> N
 
 
 # -- reads ---------------------------------------------------------------------------------------
-def recorded(name: str) -> bytes:
-    return (DATA / "rest" / name).read_bytes()
+@pytest.fixture(scope="module")
+def recorded(shared_data: Path) -> Callable[[str], bytes]:
+    """A recorded REST answer by file name (shared/data/polymarket/rest), read when a test asks."""
+    return lambda name: (shared_data / "polymarket" / "rest" / name).read_bytes()
 
 
 def reads_harness(routes: dict[str, bytes | httpx.Response]) -> Harness:
@@ -852,7 +835,7 @@ def reads_harness(routes: dict[str, bytes | httpx.Response]) -> Harness:
     return Harness(venue)
 
 
-def test_book_is_hash_checked_and_keeps_neg_risk_true() -> None:
+def test_book_is_hash_checked_and_keeps_neg_risk_true(recorded: Callable[[str], bytes]) -> None:
     raw = recorded("nautilus_rs_clob_book_response_empty_ask.json")
     book = run(reads_harness({"/book": raw}).execution.book("7261"))
     assert book.hash_verified
@@ -863,7 +846,7 @@ def test_book_is_hash_checked_and_keeps_neg_risk_true() -> None:
         run(reads_harness({"/book": corrupt}).execution.book("7261"))
 
 
-def test_book_asks_arrive_worst_first_and_the_book_sorts_them() -> None:
+def test_book_asks_arrive_worst_first_and_the_book_sorts_them(recorded: Callable[[str], bytes]) -> None:
     from polysnipe.core.book import BookState
 
     book = run(reads_harness({"/book": recorded("nautilus_py_book.json")}).execution.book("x"))
@@ -891,7 +874,7 @@ def test_tick_size_server_time_and_version() -> None:
         run(reads_harness({"/tick-size": b'{"minimum_tick_size": 0.02}'}).execution.metadata.tick_size("t"))
 
 
-def test_open_orders_and_trades_map_recorded_pages() -> None:
+def test_open_orders_and_trades_map_recorded_pages(recorded: Callable[[str], bytes]) -> None:
     h = reads_harness(
         {
             "/data/orders": recorded("nautilus_rs_http_open_orders_page.json"),
@@ -918,7 +901,7 @@ def test_open_orders_and_trades_map_recorded_pages() -> None:
     assert fills and all(f.order_id == "mine" and f.liquidity is Liquidity.TAKER for f in fills)
 
 
-def test_markets_follow_the_cursor_to_the_last_page() -> None:
+def test_markets_follow_the_cursor_to_the_last_page(recorded: Callable[[str], bytes]) -> None:
     page = json.loads(recorded("nautilus_py_markets.json"))
     first = dict(page, next_cursor="NEXT")
     last = dict(page, next_cursor="LTE=")

@@ -5,18 +5,20 @@ against the CLOB simulator."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
+from kit import run, until
 from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.market_data import (
@@ -27,6 +29,8 @@ from polysnipe.adapters.clob.market_data import (
 )
 from polysnipe.adapters.clob.parsing import RestBook, book_hash, parse_market_line, parse_rest_book
 from polysnipe.adapters.clob.user_channel import UserChannel, UserStream
+from polysnipe.adapters.clob.websocket import PONG, WsConnection, ws_connect
+from polysnipe.adapters.clock import WallClock
 from polysnipe.core.events import BookSnapshot, Event, Level, PriceChange, Side
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -36,15 +40,10 @@ from polysnipe.core.messages import (
 )
 from polysnipe.runners.bench_ws import default_ws_files, format_table, run_bench_ws
 
-T = TypeVar("T")
 #: recorded market-channel messages, as decoded JSON
 Msgs = list[dict[str, Any]]
 A = "76670567130917723816490572615540605537878462672464291990940067659127658071111"
 B = "54179564009642723353355316176091991063553046330768303687769988635499280029688"
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 def frame(msg: Any) -> bytes:
@@ -88,14 +87,6 @@ def book_levels(msg: dict[str, Any], side: str) -> list[tuple[int, int]]:
     assert isinstance(snap, BookSnapshot)
     rows = [(lv.price, lv.size) for lv in (snap.bids if side == "bids" else snap.asks)]
     return sorted(rows, reverse=side == "bids")
-
-
-class RealClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
 
 
 # -- the venue's book hash -----------------------------------------------------------------------
@@ -249,14 +240,6 @@ def test_subscription_frame() -> None:
 
 
 # -- sockets: a real local WebSocket server with faults ------------------------------------------
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 def fast_config(port: int, **changes: Any) -> MarketDataConfig:
     fields: dict[str, Any] = {
         "market_url": f"ws://127.0.0.1:{port}",
@@ -312,7 +295,7 @@ def test_dropped_connection_untrusts_books_reconnects_and_pings(burst: Msgs) -> 
                 fast_config(port),
                 snapshots=no_rest,
                 sink=events.extend,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(1),
                 on_gap=lambda token, reason: gaps.append((token, reason)),
             )
@@ -357,7 +340,7 @@ def test_silent_connection_is_stale_and_rest_resyncs_books_the_dump_did_not_brin
                 fast_config(port, stale_after_s=0.2, snapshot_timeout_s=0.05),
                 snapshots=snapshots,
                 sink=lambda events: None,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(2),
                 on_gap=lambda token, reason: gaps.append((token, reason)),
             )
@@ -391,7 +374,7 @@ def test_out_of_order_message_on_the_wire_triggers_a_rest_resync(burst: Msgs) ->
                 fast_config(port),
                 snapshots=snapshots,
                 sink=events.extend,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(3),
                 on_gap=lambda token, reason: gaps.append((token, reason)),
             )
@@ -432,7 +415,7 @@ def test_malformed_frame_goes_whole_to_the_dead_letters_and_distrusts_the_books(
                 fast_config(port),
                 snapshots=snapshots,
                 sink=lambda events: None,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(4),
                 on_gap=lambda token, reason: gaps.append((token, reason)),
                 on_malformed=lambda frame, reason: dead.append((frame, reason)),
@@ -483,7 +466,7 @@ def test_a_hostile_frame_is_dead_lettered_and_the_frames_after_it_are_applied(bu
                 fast_config(port),
                 snapshots=snapshots,
                 sink=lambda events: None,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(5),
                 on_malformed=lambda frame, reason: dead.append((frame, reason)),
                 on_alert=alerts.append,
@@ -540,7 +523,7 @@ def test_a_sink_that_raises_does_not_stop_the_feed(burst: Msgs) -> None:
                 fast_config(port),
                 snapshots=no_rest,
                 sink=sink,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(6),
                 on_alert=alerts.append,
             )
@@ -614,6 +597,35 @@ def serve_sim(state: Any) -> tuple[int, Callable[[], None]]:
     return port, stop
 
 
+class _Pongs:
+    """A Connect (the production one underneath) that counts the PONGs the venue sends back.
+
+    The venue reads a socket's frames in order and applies a subscription before it reads the
+    next frame, so a PONG to a PING sent after the subscription says the subscription is in place.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, url: str) -> AsyncIterator[WsConnection]:
+        async with ws_connect(url) as ws:
+            yield self._Noting(ws, self)
+
+    class _Noting:
+        def __init__(self, ws: WsConnection, pongs: _Pongs) -> None:
+            self._ws, self._pongs = ws, pongs
+
+        async def send(self, message: str) -> None:
+            await self._ws.send(message)
+
+        async def recv(self) -> str | bytes:
+            frame = await self._ws.recv()
+            if frame == PONG:
+                self._pongs.count += 1
+            return frame
+
+
 def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
     from polysnipe.adapters.clob.auth import LocalSigner
     from polysnipe.adapters.clob.client import ClobHttpClient
@@ -638,7 +650,7 @@ def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
         clock=lambda: sim_ms[0],
     )
     port, stop = serve_sim(state)
-    clock = RealClock()
+    clock = WallClock()
 
     clients: list[ClobHttpClient] = []
     alerts: list[RaiseAlert] = []
@@ -702,6 +714,7 @@ def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
             on_gap=lambda token, reason: gaps.append((token, reason)),
         )
         statuses: list[str] = []
+        user_pongs = _Pongs()
 
         class RecordingChannel(UserChannel):
             def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
@@ -717,6 +730,7 @@ def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
             sink=reports.extend,
             clock=clock,
             rng=random.Random(3),
+            connect=user_pongs,
         )
         user_task = asyncio.create_task(user.run())
         await feed.subscribe([SIM_TOKEN])
@@ -724,7 +738,7 @@ def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
         book = feed.keeper.book(SIM_TOKEN)
         assert book is not None
         await until(lambda: book.trusted)
-        await asyncio.sleep(0.1)  # let the user channel subscribe before the order goes in
+        await until(lambda: user_pongs.count > 0)  # the user channel is subscribed before the order goes in
         assert ["OrderAccepted"] == [
             type(r).__name__ for r in await ours.submit(request(1, Side.BUY, 400_000, 20 * MICRO))
         ]

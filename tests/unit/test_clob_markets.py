@@ -3,16 +3,15 @@ every unreadable answer is a MalformedMessage (an order's, an unknown outcome), 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import httpx
 import pytest
 
+from kit import order_request, run
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
@@ -21,11 +20,9 @@ from polysnipe.adapters.clob.execution import ClobExecution
 from polysnipe.adapters.clob.heartbeat import Heartbeat, VenueHealth
 from polysnipe.adapters.clob.markets import ClobMarkets
 from polysnipe.adapters.clob.signing import OrderSigner
-from polysnipe.core.events import Side
 from polysnipe.core.market import Market
 from polysnipe.core.messages import OrderRejected, OrderRequest, OrderStatusUnknown, OrderType, RaiseAlert
 
-T = TypeVar("T")
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 CREDS = ApiCreds(
     api_key="3843ba63-391a-4a8a-b913-d6c677fd7d6f",
@@ -36,10 +33,6 @@ TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583
 NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 MARKET = "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead110917"
 DEEP = b'{"a":' * 1_000 + b"1" + b"}" * 1_000
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 class FixedClock:
@@ -144,10 +137,9 @@ def execution_answering(body: bytes) -> ClobExecution:
 
 
 def request() -> OrderRequest:
-    return OrderRequest(
-        "opp-1:0", "opp-1", "c-1", "test", "passive", "w", MARKET, TOKEN, Side.BUY, 500_000, 100_000_000,
-        OrderType.GTC, 10_000, False,
-    )  # fmt: skip
+    return order_request("opp-1:0", opportunity_id="opp-1", correlation_id="c-1", strategy="test",
+                         routing="passive", wallet="w", market=MARKET, token_id=TOKEN, size=100_000_000,
+                         order_type=OrderType.GTC)  # fmt: skip
 
 
 @pytest.mark.parametrize("body", list(UNREADABLE.values()), ids=list(UNREADABLE))

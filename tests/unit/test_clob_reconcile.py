@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kit import order_request, run, until
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
@@ -31,7 +32,7 @@ from polysnipe.adapters.clob.factory import ClobSecrets, build_clob_adapters
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clob.user_channel import UserChannel
 from polysnipe.adapters.sim.clob import Balances, ClobSimState, Faults, create_app, render
-from polysnipe.core.events import BookSnapshot, Level, Side, TickSizeChange
+from polysnipe.core.events import BookSnapshot, Level, TickSizeChange
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -157,22 +158,9 @@ class Sim:
 
 
 def request(n: int, price: int, size: int, order_type: OrderType) -> OrderRequest:
-    return OrderRequest(
-        order_id=f"opp-{n}:0",
-        opportunity_id=f"opp-{n}",
-        correlation_id=f"c-{n}",
-        strategy="test",
-        routing="aggressive",
-        wallet=ADDR,
-        market=COND,
-        token_id=YES,
-        side=Side.BUY,
-        price=price,
-        size=size,
-        order_type=order_type,
-        tick_size=10_000,
-        neg_risk=False,
-    )
+    return order_request(f"opp-{n}:0", opportunity_id=f"opp-{n}", correlation_id=f"c-{n}", strategy="test",
+                         wallet=ADDR, market=COND, token_id=YES, price=price, size=size,
+                         order_type=order_type)  # fmt: skip
 
 
 def engine_record(order: OrderRequest, reports: Sequence[ExecutionReport]) -> OrderRecord:
@@ -187,10 +175,6 @@ def engine_record(order: OrderRequest, reports: Sequence[ExecutionReport]) -> Or
 
 def kinds(reports: Sequence[ExecutionReport]) -> list[str]:
     return [type(r).__name__ for r in reports]
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 async def verify_ids(sim: Sim) -> None:
@@ -452,10 +436,7 @@ def test_clob_adapters_start_the_reconciler_and_its_reports_reach_the_user_sink(
                 await execution.submit(request(1, 400_000, 20 * S, OrderType.FAK))
             )
             sim.heal()
-            for _ in range(500):  # rounds of 10 ms: a wait on the condition, not on the time
-                if pushed:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: bool(pushed))
         finally:
             await adapters.aclose()
         assert all(task.done() for task in adapters._tasks) or not adapters._tasks

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 import warnings
@@ -29,6 +28,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
+from kit import order_request
 from polysnipe.adapters.clob.auth import ApiCreds, L2Auth, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig, SignatureType
@@ -66,10 +66,6 @@ from polysnipe.core.order_math import amounts_for_order
 from polysnipe.core.units import MICRO
 from polysnipe.runners.cli import main as cli_main
 from polysnipe.runners.sim_clob import ENV_ADMIN_TOKEN, admin_token_for, start_in_thread
-
-# recorded data lives beside the checkout; POLYSNIPE_SHARED_DATA moves it (as in tests/contract)
-SHARED = os.environ.get("POLYSNIPE_SHARED_DATA") or Path(__file__).parents[2].parent / "shared" / "data"
-VECTORS = Path(SHARED) / "vectors" / "orders.json"
 
 YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 NO = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
@@ -188,11 +184,12 @@ def rejected(call: Any) -> VenueError:
 
 # -- recorded vectors (made by the official client) -----------------------------------------------
 @pytest.fixture(scope="module")
-def vectors() -> dict[str, Any]:
+def vectors(shared_data: Path) -> dict[str, Any]:
     """The official client's signed-order vectors, read when a test asks (never at collection)."""
-    if not VECTORS.is_file():
-        pytest.fail(f"order vectors not found at {VECTORS}; set POLYSNIPE_SHARED_DATA to shared/data")
-    data: dict[str, Any] = json.loads(VECTORS.read_text())
+    path = shared_data / "vectors" / "orders.json"
+    if not path.is_file():
+        pytest.fail(f"order vectors not found at {path}; set POLYSNIPE_SHARED_DATA to shared/data")
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
@@ -1104,22 +1101,9 @@ class _ExecClock(Clock):
 
 
 def _request(n: int, price: int, order_type: OrderType = OrderType.GTC) -> OrderRequest:
-    return OrderRequest(
-        order_id=f"opp-{n}:0",
-        opportunity_id=f"opp-{n}",
-        correlation_id=f"c-{n}",
-        strategy="test",
-        routing="passive",
-        wallet=ADDR0,
-        market=COND,
-        token_id=YES,
-        side=Side.BUY,
-        price=price,
-        size=20 * S,
-        order_type=order_type,
-        tick_size=10_000,
-        neg_risk=False,
-    )
+    return order_request(f"opp-{n}:0", opportunity_id=f"opp-{n}", correlation_id=f"c-{n}", strategy="test",
+                         routing="passive", wallet=ADDR0, market=COND, token_id=YES, price=price,
+                         size=20 * S, order_type=order_type)  # fmt: skip
 
 
 def _execution(

@@ -6,21 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
+from kit import run, until
 from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.execution import OrderIndex
 from polysnipe.adapters.clob.market_data import MarketDataConfig
 from polysnipe.adapters.clob.parsing import epoch_ms
 from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream, user_subscription
+from polysnipe.adapters.clock import WallClock
 from polysnipe.core.events import Side
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -32,7 +33,6 @@ from polysnipe.core.messages import (
     TradeSettlement,
 )
 
-T = TypeVar("T")
 #: loads a recorded user-channel message by file name
 Recorded = Callable[[str], dict[str, Any]]
 #: (frame as received, reason) handed to on_malformed
@@ -45,28 +45,8 @@ CREDS = ApiCreds(
 )
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
 def frame(msg: Any) -> bytes:
     return json.dumps(msg, separators=(",", ":")).encode()
-
-
-class RealClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def fast_config(port: int) -> MarketDataConfig:
@@ -261,7 +241,7 @@ def test_user_stream_catches_up_over_rest_after_a_reconnect(
                 markets=["0xabc"],
                 channel=channel,
                 sink=out.extend,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(4),
                 catch_up=catch_up,
             )
@@ -308,7 +288,7 @@ def test_a_hostile_frame_is_dead_lettered_and_a_failing_sink_does_not_stop_the_s
                 markets=["0xabc"],
                 channel=channel_with(("o1", ORDER_ID_RS, 100_000_000)),
                 sink=sink,
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(5),
                 on_malformed=lambda frame, reason: dead.append((frame, reason)),
                 on_alert=alerts.append,

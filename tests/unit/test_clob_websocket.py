@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import Callable
 
 from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
+from kit import until
 from polysnipe.adapters.clob.retry import RetryPolicy
 from polysnipe.adapters.clob.websocket import PING, PONG, ReconnectingSocket, ws_connect
-
-
-class RealClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+from polysnipe.adapters.clock import WallClock
 
 
 def test_the_loop_outlives_failing_frames_sessions_and_callbacks() -> None:
@@ -71,7 +55,7 @@ def test_the_loop_outlives_failing_frames_sessions_and_callbacks() -> None:
                 ping_interval_s=0.05,
                 stale_after_s=1.0,
                 policy=RetryPolicy(base_s=0.01, cap_s=0.02),
-                clock=RealClock(),
+                clock=WallClock(),
                 rng=random.Random(1),
                 connect=ws_connect,
                 sleep=asyncio.sleep,

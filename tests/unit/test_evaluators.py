@@ -5,8 +5,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from kit import opportunity
 from polysnipe.core.evaluators import EvaluatorParams, Evaluators
-from polysnipe.core.events import Side
 from polysnipe.core.opportunity import Opportunity
 
 
@@ -19,22 +19,9 @@ def opp(
     confidence: float = 0.8,
     expires_ms: int = 5_000,
 ) -> Opportunity:
-    return Opportunity(
-        id=oid,
-        strategy=strategy,
-        market="m",
-        token_id=token,
-        side=Side.BUY,
-        size=10_000_000,
-        limit_price=450_000,
-        fair_value=450_000 + edge,
-        edge=edge,
-        confidence=confidence,
-        created_ms=1_000,
-        expires_ms=expires_ms,
-        reason="test",
-        correlation_id="c-" + oid,
-    )
+    return opportunity(oid, strategy=strategy, market="m", token_id=token, size=10_000_000,
+                       limit_price=450_000, fair_value=450_000 + edge, edge=edge, confidence=confidence,
+                       created_ms=1_000, expires_ms=expires_ms)  # fmt: skip
 
 
 PARAMS = EvaluatorParams(

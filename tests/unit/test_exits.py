@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from kit import MARKET, NO, T0, WALLET, YES, engine, fill, opportunity, snapshot, trade
-from polysnipe.core.events import BookDelta, BookSnapshot, Level, MarketResolved, PriceChange, Side
+from kit import MARKET, NO, T0, WALLET, YES, engine, fill, of, opportunity, snapshot, trade
+from polysnipe.core.events import BookDelta, MarketResolved, PriceChange, Side
 from polysnipe.core.exit_rules import ExitParams, ExitRule
 from polysnipe.core.messages import (
     CancelOrder,
@@ -27,10 +25,6 @@ from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO
 
 
-def of(commands: Sequence[Command], kind: type) -> list:  # type: ignore[type-arg]
-    return [c for c in commands if isinstance(c, kind)]
-
-
 def _holding(rule: ExitRule, *, fair: int = 550_000, group: str = "") -> tuple[EngineState, PlaceOrder]:
     """An engine holding 20 YES bought at 0.50 by the scripted strategy."""
     state = engine({T0 + 1: [opportunity("a", fair_value=fair, group_id=group)]})
@@ -43,10 +37,7 @@ def _holding(rule: ExitRule, *, fair: int = 550_000, group: str = "") -> tuple[E
 
 
 def _bid(state: EngineState, ts: int, bid: int) -> list[Command]:
-    book = BookSnapshot(
-        ts, YES, MARKET.condition_id, (Level(bid, 100 * MICRO),), (Level(bid + 20_000, 100 * MICRO),)
-    )
-    return step(state, book, ts)
+    return step(state, snapshot(ts, bid=bid, ask=bid + 20_000), ts)
 
 
 def test_take_profit_sells_at_the_fair_value_the_entry_claimed() -> None:

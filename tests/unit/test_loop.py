@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from kit import YES, engine, opportunity, snapshot, trade
+from kit import T0, WALLET, YES, engine, fill, opportunity, snapshot, trade, until
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.settlement import NoSettlement
@@ -16,9 +16,7 @@ from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.messages import (
     ExecutionReport,
     KillSwitch,
-    Liquidity,
     OrderAccepted,
-    OrderFilled,
     OrderRejected,
     OrderRequest,
     OutcomeKind,
@@ -32,8 +30,6 @@ from polysnipe.core.messages import (
 from polysnipe.core.ports import NEVER_MS
 from polysnipe.core.units import MICRO
 from polysnipe.runners.loop import EngineLoop, NullSink
-
-T0 = 1_700_000_000_000
 
 
 class ScriptedVenue:
@@ -50,9 +46,10 @@ class ScriptedVenue:
         self.journaled_first.append(PlaceOrder(order, now_ms) in self.journal.records)
         if self.answer == "reject":
             return [OrderRejected(order.order_id, now_ms, "fak_not_filled", "no orders found")]
-        fill = OrderFilled(order.order_id, f"t-{order.order_id}", now_ms, order.token_id, order.side,
-                           order.price, order.size, Liquidity.TAKER)  # fmt: skip
-        return [OrderAccepted(order.order_id, now_ms, "0xabc"), fill]
+        return [
+            OrderAccepted(order.order_id, now_ms, "0xabc"),
+            fill(order, now_ms, trade_id=f"t-{order.order_id}"),
+        ]
 
     async def cancel(self, order_id: str, now_ms: int) -> Sequence[ExecutionReport]:
         return ()
@@ -85,7 +82,7 @@ def test_orders_are_journaled_before_they_reach_the_venue_and_answers_go_back_in
     assert [True] == venue.journaled_first
     [outcome] = journal.of(RecordOutcome)
     assert OutcomeKind.FILLED == outcome.kind
-    assert 20 * MICRO == loop.state.portfolio.wallets["0x5afe"].positions[YES]
+    assert 20 * MICRO == loop.state.portfolio.wallets[WALLET].positions[YES]
 
 
 def test_a_refusal_in_the_venues_answer_ends_the_opportunity() -> None:
@@ -123,10 +120,10 @@ def test_an_iceberg_slice_falls_due_with_no_input_and_the_loop_ticks() -> None:
         runner = asyncio.create_task(loop.run())
         inbox.push([snapshot(now), trade(now + 1)])
         # nothing else arrives: the second and third slices (100 ms apart) come from ticks
-        deadline = time.monotonic() + 5
-        while len(venue.submitted) < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        inbox.close()
+        try:
+            await until(lambda: len(venue.submitted) >= 3)
+        finally:
+            inbox.close()
         await runner
 
     asyncio.run(scenario())

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polysnipe.core.events import Side
+from kit import fill, order_request
 from polysnipe.core.messages import (
     ExecutionReport,
     Liquidity,
@@ -13,7 +13,6 @@ from polysnipe.core.messages import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
-    OrderRequest,
     OrderStatusUnknown,
     OrderType,
 )
@@ -31,22 +30,10 @@ from polysnipe.core.units import MICRO
 
 S, E = OrderStatus, OrderEvent
 SIZE = 10 * MICRO
-REQUEST = OrderRequest(
-    order_id="o1",
-    opportunity_id="opp",
-    correlation_id="c",
-    strategy="spread",
-    routing="passive",
-    wallet="0xw",
-    market="0xc",
-    token_id="111",
-    side=Side.BUY,
-    price=500_000,
-    size=SIZE,
+REQUEST = order_request(
+    "o1", opportunity_id="opp", strategy="spread", routing="passive", wallet="0xw", market="0xc", size=SIZE,
     order_type=OrderType.GTD,
-    tick_size=10_000,
-    neg_risk=False,
-)
+)  # fmt: skip
 
 
 def _record(status: OrderStatus = S.NEW) -> OrderRecord:
@@ -54,7 +41,7 @@ def _record(status: OrderStatus = S.NEW) -> OrderRecord:
 
 
 def _fill(size: int, trade_id: str = "t1", price: int = 500_000, **fees: int) -> OrderFilled:
-    return OrderFilled("o1", trade_id, 1, "111", Side.BUY, price, size, Liquidity.MAKER, **fees)
+    return fill(REQUEST, 1, size, trade_id, price=price, liquidity=Liquidity.MAKER, **fees)
 
 
 # -- the table -----------------------------------------------------------------------------------

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from kit import market_files
-from polysnipe.core.evaluators import Evaluators
-from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, PriceChange, Side
+from kit import MARKET, T0, engine, fill, market, market_files, of, opportunity, snapshot, trade
+from polysnipe.core.events import BookSnapshot, Event, LastTrade, PriceChange
 from polysnipe.core.lifecycle import finish
-from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import (
     CancelOrder,
-    Command,
     KillSwitch,
-    Liquidity,
     OrderAccepted,
     OrderCancelled,
-    OrderFilled,
     OutcomeKind,
     PlaceOrder,
     RaiseAlert,
@@ -28,92 +21,12 @@ from polysnipe.core.messages import (
 )
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.pipeline import step
-from polysnipe.core.portfolio import Portfolio
-from polysnipe.core.risk import RiskGatekeeper, RiskPolicy, RiskState
-from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import SignalContext
-from polysnipe.core.state import EngineState, build_state
 from polysnipe.core.units import MICRO
-
-WALLET = "0x5afe"
-YES, NO = "111", "222"
-MARKET = Market("0xc1", (YES, NO), ("Yes", "No"), 10_000, 5 * MICRO, False)
-T0 = 1_700_000_000_000
-
-
-class ScriptedSignal:
-    """A real signal module that emits prepared opportunities when an event with a given time arrives."""
-
-    name = "scripted"
-
-    def __init__(self, script: dict[int, list[Opportunity]]) -> None:
-        self.script = script
-
-    def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
-        return self.script.pop(event.ts_ms, [])
-
-
-def opp(oid: str, *, size: int = 20 * MICRO, limit: int = 500_000, ts: int = T0, urgency: str = "aggressive",
-        group: str = "", token: str = YES, ttl: int = 60_000) -> Opportunity:  # fmt: skip
-    return Opportunity(
-        id=oid, strategy="scripted", market=MARKET.condition_id, token_id=token, side=Side.BUY, size=size,
-        limit_price=limit, fair_value=limit + 50_000, edge=50_000, confidence=0.9, created_ms=ts,
-        expires_ms=ts + ttl, reason="test", correlation_id=f"c-{oid}", urgency=urgency, group_id=group,
-    )  # fmt: skip
-
-
-def engine(
-    script: dict[int, list[Opportunity]], markets: Sequence[Market] = (MARKET,), **risk: int
-) -> EngineState:
-    policy = RiskPolicy(
-        max_order_notional_usdc_micro=risk.get("notional", 1_000 * MICRO),
-        max_market_exposure_usdc_micro=5_000 * MICRO,
-        max_outcome_exposure_usdc_micro=5_000 * MICRO,
-        max_open_orders=50,
-        max_orders_per_window=100,
-        rate_window_ms=10_000,
-        daily_loss_limit_usdc_micro=1_000 * MICRO,
-        max_book_age_ms=60_000,
-    )
-    router = build_router({
-        "default": "aggressive",
-        "by_urgency": {"passive": "passive", "iceberg": "iceberg"},
-        "iceberg": {"display_size_micro": 8 * MICRO, "size_jitter_bps": 0, "delay_ms": 100,
-                    "delay_jitter_ms": 0, "child": "aggressive"},
-    })  # fmt: skip
-    return build_state(
-        markets=MarketRegistry.of(markets),
-        signals=[ScriptedSignal(script)],
-        evaluators=Evaluators(),
-        gatekeeper=RiskGatekeeper(policy),
-        risk=RiskState(Portfolio.of({WALLET: 10_000 * MICRO})),
-        router=router,
-        rng=random.Random(1),
-        wallet_for=lambda _: WALLET,
-    )
-
-
-def snapshot(ts: int, token: str = YES, bid: int = 480_000, ask: int = 500_000) -> BookSnapshot:
-    return BookSnapshot(
-        ts, token, MARKET.condition_id, (Level(bid, 100 * MICRO),), (Level(ask, 100 * MICRO),)
-    )
-
-
-def trade(ts: int) -> LastTrade:
-    return LastTrade(ts, YES, MARKET.condition_id, 500_000, MICRO, Side.BUY)
-
-
-def of(commands: Sequence[Command], kind: type) -> list:  # type: ignore[type-arg]
-    return [c for c in commands if isinstance(c, kind)]
-
-
-def fill(order: PlaceOrder, ts: int, size: int | None = None, trade_id: str = "t1") -> OrderFilled:
-    o = order.order
-    return OrderFilled(o.order_id, trade_id, ts, o.token_id, o.side, o.price, size or o.size, Liquidity.TAKER)
 
 
 def test_aggressive_opportunity_fills_and_ends_with_one_outcome() -> None:
-    state = engine({T0 + 1: [opp("a")]})
+    state = engine({T0 + 1: [opportunity("a")]})
     step(state, snapshot(T0), T0)
     cmds = step(state, trade(T0 + 1), T0 + 1)
     [place] = of(cmds, PlaceOrder)
@@ -121,16 +34,16 @@ def test_aggressive_opportunity_fills_and_ends_with_one_outcome() -> None:
     assert 500_000 <= place.order.price
     assert [] == of(cmds, RecordOutcome)
     step(state, OrderAccepted(place.order.order_id, T0 + 5), T0 + 5)
-    out = step(state, fill(place, T0 + 6), T0 + 6)
+    out = step(state, fill(place.order, T0 + 6), T0 + 6)
     [outcome] = of(out, RecordOutcome)
     assert OutcomeKind.FILLED == outcome.kind
     assert place.order.size == outcome.filled_size
     # the same trade reported again (MATCHED, then MINED, ...) changes nothing
-    assert [] == step(state, fill(place, T0 + 7), T0 + 7)
+    assert [] == step(state, fill(place.order, T0 + 7), T0 + 7)
 
 
 def test_no_book_means_no_order_and_a_rejected_outcome() -> None:
-    state = engine({T0: [opp("a")]})
+    state = engine({T0: [opportunity("a")]})
     cmds = step(state, trade(T0), T0)
     assert [] == of(cmds, PlaceOrder)
     [outcome] = of(cmds, RecordOutcome)
@@ -138,7 +51,12 @@ def test_no_book_means_no_order_and_a_rejected_outcome() -> None:
 
 
 def test_kill_switch_blocks_and_cancels_resting_orders() -> None:
-    state = engine({T0 + 1: [opp("p", urgency="passive", limit=495_000)], T0 + 3: [opp("b", ts=T0 + 3)]})
+    state = engine(
+        {
+            T0 + 1: [opportunity("p", urgency="passive", limit_price=495_000, fair_value=545_000)],
+            T0 + 3: [opportunity("b", created_ms=T0 + 3, expires_ms=T0 + 3 + 60_000)],
+        }
+    )
     step(state, snapshot(T0), T0)
     [place] = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
     assert place.order.post_only
@@ -153,33 +71,32 @@ def test_kill_switch_blocks_and_cancels_resting_orders() -> None:
 
 
 def test_a_fill_after_the_outcome_revises_it_and_raises_an_alert() -> None:
-    state = engine({T0 + 1: [opp("p", urgency="passive", limit=495_000)]})
+    state = engine({T0 + 1: [opportunity("p", urgency="passive", limit_price=495_000, fair_value=545_000)]})
     step(state, snapshot(T0), T0)
     [place] = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
     step(state, OrderAccepted(place.order.order_id, T0 + 2), T0 + 2)
     [first] = of(step(state, OrderCancelled(place.order.order_id, T0 + 3), T0 + 3), RecordOutcome)
     assert (0, 0) == (first.filled_size, first.revision)
     # the venue matched part of it before the cancel took effect; that report comes last
-    cmds = step(state, fill(place, T0 + 4, size=6 * MICRO), T0 + 4)
+    cmds = step(state, fill(place.order, T0 + 4, size=6 * MICRO), T0 + 4)
     [revised] = of(cmds, RecordOutcome)
     assert (OutcomeKind.PARTLY_FILLED, 6 * MICRO, 1) == (revised.kind, revised.filled_size, revised.revision)
     assert (place.order.price, "late_fill") == (revised.avg_price, revised.reasons[-1])
     assert ["late_fill"] == [a.code for a in of(cmds, RaiseAlert)]
-    cmds = step(state, fill(place, T0 + 5, size=14 * MICRO, trade_id="t2"), T0 + 5)
+    cmds = step(state, fill(place.order, T0 + 5, size=14 * MICRO, trade_id="t2"), T0 + 5)
     [again] = of(cmds, RecordOutcome)
     assert (OutcomeKind.FILLED, 20 * MICRO, 2) == (again.kind, again.filled_size, again.revision)
 
 
 def test_group_legs_pass_risk_together_or_not_at_all() -> None:
-    other = Market("0xc2", ("333", "444"), ("Yes", "No"), 10_000, 5 * MICRO, False)
-    legs = [opp("l1", group="g"), opp("l2", group="g", token="333", size=1 * MICRO)]  # leg 2 below min size
+    other = market("0xc2", ("333", "444"))
+    legs = [
+        opportunity("l1", group_id="g"),
+        opportunity("l2", group_id="g", token_id="333", size=1 * MICRO),  # below the min size
+    ]
     state = engine({T0 + 1: legs}, markets=(MARKET, other))
     step(state, snapshot(T0), T0)
-    step(
-        state,
-        BookSnapshot(T0, "333", "0xc2", (Level(480_000, 100 * MICRO),), (Level(500_000, 100 * MICRO),)),
-        T0,
-    )
+    step(state, snapshot(T0, token="333", condition_id="0xc2"), T0)
     cmds = step(state, trade(T0 + 1), T0 + 1)
     assert [] == of(cmds, PlaceOrder)
     outcomes = of(cmds, RecordOutcome)
@@ -188,7 +105,7 @@ def test_group_legs_pass_risk_together_or_not_at_all() -> None:
 
 
 def test_iceberg_releases_slices_one_after_another_and_sums_to_parent() -> None:
-    state = engine({T0 + 1: [opp("i", size=20 * MICRO, urgency="iceberg")]})
+    state = engine({T0 + 1: [opportunity("i", size=20 * MICRO, urgency="iceberg")]})
     step(state, snapshot(T0), T0)
     placed = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
     assert 1 == len(placed)
@@ -197,7 +114,7 @@ def test_iceberg_releases_slices_one_after_another_and_sums_to_parent() -> None:
         p = placed[-1]
         assert p.order.size <= 8 * MICRO
         now += 10
-        done = step(state, fill(p, now, trade_id=f"t{now}"), now)
+        done = step(state, fill(p.order, now, trade_id=f"t{now}"), now)
         outcomes = of(done, RecordOutcome)
         if outcomes:
             break
@@ -210,24 +127,24 @@ def test_iceberg_releases_slices_one_after_another_and_sums_to_parent() -> None:
 
 
 def test_contradictory_report_raises_an_alert_and_changes_nothing() -> None:
-    state = engine({T0 + 1: [opp("a")]})
+    state = engine({T0 + 1: [opportunity("a")]})
     step(state, snapshot(T0), T0)
     [place] = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
-    cmds = step(state, fill(place, T0 + 2, size=place.order.size + MICRO), T0 + 2)
+    cmds = step(state, fill(place.order, T0 + 2, size=place.order.size + MICRO), T0 + 2)
     [alert] = of(cmds, RaiseAlert)
     assert "contradictory_report" == alert.code
     assert 0 == state.orders[place.order.order_id].filled_size
 
 
 def test_expired_opportunity_is_recorded_expired() -> None:
-    state = engine({T0 + 5: [opp("e", ts=T0, ttl=1)]})
+    state = engine({T0 + 5: [opportunity("e", expires_ms=T0 + 1)]})
     step(state, snapshot(T0), T0)
     [outcome] = of(step(state, trade(T0 + 5), T0 + 5), RecordOutcome)
     assert OutcomeKind.EXPIRED == outcome.kind
 
 
 def test_finish_cancels_resting_orders() -> None:
-    state = engine({T0 + 1: [opp("p", urgency="passive", limit=495_000)]})
+    state = engine({T0 + 1: [opportunity("p", urgency="passive", limit_price=495_000, fair_value=545_000)]})
     step(state, snapshot(T0), T0)
     [place] = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
     assert [place.order.order_id] == [c.order_id for c in of(finish(state, T0 + 10), CancelOrder)]

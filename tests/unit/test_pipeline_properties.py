@@ -54,7 +54,7 @@ import attrs
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from kit import T0, RecordingGatekeeper, engine, market, opportunity, risk_policy
+from kit import T0, RecordingGatekeeper, engine, event_legs, market, opportunity, risk_policy
 from polysnipe.core.baskets import worst_case_profit
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, MarketResolved, Side
 from polysnipe.core.exit_rules import ExitParams
@@ -99,7 +99,7 @@ TICK = 10_000
 STEP = 10_000  # the venue's 0.01-share size step
 EVENT = "E"
 PLAIN = (market("0xa", ("a1", "a2")), market("0xb", ("b1", "b2")))
-LEGS = tuple(market(f"0xe{i}", (f"y{i}", f"n{i}"), neg_risk=True, neg_risk_market_id=EVENT) for i in range(3))
+LEGS = event_legs(EVENT)
 EVENT_YES = tuple(m.token_ids[0] for m in LEGS)
 BASKET_STRATEGY = "spread_hunter"
 #: alpha and the baskets trade from W1, beta from W2

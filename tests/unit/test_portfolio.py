@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from kit import T0, YES, fill, order_request
 from polysnipe.core.book import BookState
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
-from polysnipe.core.messages import Liquidity, OrderFilled
+from polysnipe.core.messages import OrderFilled
 from polysnipe.core.portfolio import DAY_MS, Equity, Portfolio, mark_price
 from polysnipe.core.units import MICRO
 
-YES = "111"
 W = "0xw"
-NOW = 1_700_000_000_000
 
 
 class View:
@@ -29,18 +28,19 @@ class View:
 
 def _book(bids: tuple[Level, ...], asks: tuple[Level, ...]) -> BookState:
     book = BookState(YES, 10_000)
-    book.apply_snapshot(BookSnapshot(NOW, YES, "0xc", bids, asks))
+    book.apply_snapshot(BookSnapshot(T0, YES, "0xc", bids, asks))
     return book
 
 
-def _fill(side: Side, price: int, size: int, ts: int = NOW, **fees: int) -> OrderFilled:
-    return OrderFilled("o", f"t{ts}{side}{price}", ts, YES, side, price, size, Liquidity.TAKER, **fees)
+def _fill(side: Side, price: int, size: int, ts: int = T0, **fees: int) -> OrderFilled:
+    order = order_request("o", side=side, price=price, size=size)
+    return fill(order, ts, trade_id=f"t{ts}{side}{price}", **fees)
 
 
 def test_marking_rule_mid_then_last_trade_then_none() -> None:
     view = View()
     assert mark_price(view, YES) is None
-    view.trades[YES] = LastTrade(NOW, YES, "0xc", 420_000, MICRO, Side.SELL)
+    view.trades[YES] = LastTrade(T0, YES, "0xc", 420_000, MICRO, Side.SELL)
     assert 420_000 == mark_price(view, YES)
     # a one-sided book has no mid: the last trade still marks
     view.books[YES] = _book((Level(400_000, MICRO),), ())
@@ -75,10 +75,10 @@ def test_realized_pnl_per_day_per_strategy_and_total() -> None:
     portfolio.apply_fill(W, _fill(Side.BUY, 400_000, 10 * MICRO), "a")
     portfolio.apply_fill(W, _fill(Side.SELL, 500_000, 4 * MICRO, fee_usdc=10_000), "a")
     # 4 shares sold for 2 - 0.01 against 1.6 of basis
-    assert 390_000 == portfolio.realized_today(NOW)
-    tomorrow = (NOW // DAY_MS + 1) * DAY_MS
+    assert 390_000 == portfolio.realized_today(T0)
+    tomorrow = (T0 // DAY_MS + 1) * DAY_MS
     portfolio.apply_fill(W, _fill(Side.SELL, 300_000, 6 * MICRO, ts=tomorrow), "b")
-    assert 0 == portfolio.realized_today(NOW)
+    assert 0 == portfolio.realized_today(T0)
     assert -600_000 == portfolio.realized_today(tomorrow)
     # the shares "b" sold were bought by "a": the realized PnL is the lot's, the strategy that bought them
     assert {"a": -210_000} == portfolio.realized_by_strategy

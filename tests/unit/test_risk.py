@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit import fill, market, order_request, risk_policy, snapshot
 from polysnipe.core.book import BookState
-from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
-from polysnipe.core.market import Market
-from polysnipe.core.messages import Liquidity, OrderFilled, OrderRequest, OrderType
+from polysnipe.core.events import LastTrade, Side
+from polysnipe.core.messages import OrderFilled, OrderRequest
 from polysnipe.core.portfolio import DAY_MS, Portfolio, WalletState
 from polysnipe.core.risk import (
     RiskDecision,
@@ -25,29 +25,27 @@ from polysnipe.core.units import MICRO, notional
 YES, NO = "111", "222"
 W = "0xw1"
 NOW = 1_700_000_000_000
-MARKET = Market("0xc", (YES, NO), ("Yes", "No"), 10_000, 5 * MICRO, False)
+MARKET = market("0xc")
+#: tighter than the kit's limits, so that a few orders reach each of them
+LIMITS: dict[str, Any] = {
+    "max_order_notional_usdc_micro": 100 * MICRO,
+    "max_market_exposure_usdc_micro": 300 * MICRO,
+    "max_outcome_exposure_usdc_micro": 200 * MICRO,
+    "max_open_orders": 10,
+    "max_orders_per_window": 5,
+    "rate_window_ms": 1_000,
+    "daily_loss_limit_usdc_micro": 50 * MICRO,
+    "max_book_age_ms": 5_000,
+}
 
 
 def _policy(**overrides: Any) -> RiskPolicy:
-    base: dict[str, Any] = {
-        "max_order_notional_usdc_micro": 100 * MICRO,
-        "max_market_exposure_usdc_micro": 300 * MICRO,
-        "max_outcome_exposure_usdc_micro": 200 * MICRO,
-        "max_open_orders": 10,
-        "max_orders_per_window": 5,
-        "rate_window_ms": 1_000,
-        "daily_loss_limit_usdc_micro": 50 * MICRO,
-        "max_book_age_ms": 5_000,
-    }
-    base.update(overrides)
-    return RiskPolicy(**base)
+    return risk_policy(**{**LIMITS, **overrides})
 
 
 def _book(token: str = YES, ts_ms: int = NOW) -> BookState:
     book = BookState(token, 10_000)
-    book.apply_snapshot(
-        BookSnapshot(ts_ms, token, "0xc", (Level(480_000, 100 * MICRO),), (Level(500_000, 100 * MICRO),))
-    )
+    book.apply_snapshot(snapshot(ts_ms, token, condition_id="0xc"))
     return book
 
 
@@ -83,38 +81,14 @@ def _order(
     strategy: str = "spread",
 ) -> OrderRequest:
     n = next(_seq)
-    return OrderRequest(
-        order_id=f"o{n}",
-        opportunity_id=f"opp{n}",
-        correlation_id="c",
-        strategy=strategy,
-        routing="aggressive",
-        wallet=wallet,
-        market="0xc",
-        token_id=token,
-        side=side,
-        price=price,
-        size=size,
-        order_type=OrderType.FAK,
-        tick_size=10_000,
-        neg_risk=False,
-    )
+    return order_request(f"o{n}", opportunity_id=f"opp{n}", strategy=strategy, wallet=wallet, market="0xc",
+                         token_id=token, side=side, price=price, size=size)  # fmt: skip
 
 
 def _fill(
     order: OrderRequest, size: int, price: int | None = None, trade: str = "", **fees: int
 ) -> OrderFilled:
-    return OrderFilled(
-        order_id=order.order_id,
-        trade_id=trade or f"t{next(_seq)}",
-        ts_ms=NOW,
-        token_id=order.token_id,
-        side=order.side,
-        price=order.price if price is None else price,
-        size=size,
-        liquidity=Liquidity.TAKER,
-        **fees,
-    )
+    return fill(order, NOW, size, trade or f"t{next(_seq)}", price=price, **fees)
 
 
 def _check(

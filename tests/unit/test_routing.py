@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit import opportunity
 from polysnipe.core.book import BookState
 from polysnipe.core.events import BookSnapshot, Level, Side
 from polysnipe.core.messages import OrderType
@@ -32,23 +33,9 @@ def _opp(
     urgency: str = "aggressive",
     expires_ms: int = NOW + 60_000,
 ) -> Opportunity:
-    return Opportunity(
-        id="opp",
-        strategy=strategy,
-        market="0xc",
-        token_id="111",
-        side=side,
-        size=10 * MICRO,
-        limit_price=limit,
-        fair_value=600_000,
-        edge=50_000,
-        confidence=0.8,
-        created_ms=NOW,
-        expires_ms=expires_ms,
-        reason="test",
-        correlation_id="c",
-        urgency=urgency,
-    )
+    return opportunity("opp", strategy=strategy, market="0xc", side=side, size=10 * MICRO, limit_price=limit,
+                       fair_value=600_000, confidence=0.8, created_ms=NOW, expires_ms=expires_ms,
+                       correlation_id="c", urgency=urgency)  # fmt: skip
 
 
 def _book(bids: list[int], asks: list[int], tick: int = 10_000) -> BookState:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -916,14 +915,13 @@ def test_zone_depth_matches_book_depth_on_grid(
 
 
 # -- recorded data --------------------------------------------------------------------------------
-def _recorded_burst() -> list[Event]:
+def _recorded_burst(shared_data: Path) -> list[Event]:
     """The real price-change burst (shared/data, see its README), parsed with the stdlib alone.
 
     Only the YES token (...071111) has a snapshot in the recording; the NO book is its mirror, so the
     first snapshot is mirrored to give the NO token a trusted book as a live feed would.
     """
-    root = os.environ.get("POLYSNIPE_SHARED_DATA") or str(Path(__file__).parents[3] / "shared" / "data")
-    path = Path(root) / "polymarket" / "ws" / "nautilus_rs_ws_market_price_change_crossing_burst.json"
+    path = shared_data / "polymarket" / "ws" / "nautilus_rs_ws_market_price_change_crossing_burst.json"
     if not path.is_file():
         pytest.skip(f"recorded data not found at {path}")
     events: list[Event] = []
@@ -955,8 +953,8 @@ BURST_YES = "7667056713091772381649057261554060553787846267246429199094006765912
 BURST_NO = "54179564009642723353355316176091991063553046330768303687769988635499280029688"
 
 
-def test_recorded_burst_never_trades_a_crossed_book() -> None:
-    events = _recorded_burst()
+def test_recorded_burst_never_trades_a_crossed_book(shared_data: Path) -> None:
+    events = _recorded_burst(shared_data)
     assert isinstance(events[0], BookSnapshot)
     market = Market(
         condition_id=events[0].market,

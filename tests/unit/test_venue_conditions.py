@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import kit
+from kit import T0, of
 from polysnipe.core.messages import (
     CancelOrder,
     KillSwitch,
@@ -17,8 +18,6 @@ from polysnipe.core.messages import (
     VenueCondition,
 )
 from polysnipe.core.pipeline import step
-
-T0 = kit.T0
 
 
 @pytest.mark.parametrize(
@@ -56,15 +55,15 @@ def test_a_refusal_is_journaled_and_cancels_still_go_out() -> None:
     state = kit.engine({T0 + 1: [kit.opportunity("p", urgency="passive", limit_price=490_000)],
                         T0 + 3: [kit.opportunity("a", created_ms=T0 + 3)]})  # fmt: skip
     step(state, kit.snapshot(T0), T0)
-    [place] = [c for c in step(state, kit.trade(T0 + 1), T0 + 1) if isinstance(c, PlaceOrder)]
+    [place] = of(step(state, kit.trade(T0 + 1), T0 + 1), PlaceOrder)
     step(state, OrderAccepted(place.order.order_id, T0 + 2), T0 + 2)
     step(state, VenueCondition(T0 + 2, "restarting", True), T0 + 2)
     out = step(state, kit.trade(T0 + 3), T0 + 3)
-    assert [] == [c for c in out if isinstance(c, PlaceOrder)]
-    [decision] = [c for c in out if isinstance(c, RecordRiskDecision)]
+    assert [] == of(out, PlaceOrder)
+    [decision] = of(out, RecordRiskDecision)
     assert "venue:restarting" in decision.reasons
     cancels = step(state, KillSwitch(T0 + 4, "global", True, "operator"), T0 + 4)
-    assert [place.order.order_id] == [c.order_id for c in cancels if isinstance(c, CancelOrder)]
+    assert [place.order.order_id] == [c.order_id for c in of(cancels, CancelOrder)]
 
 
 def test_an_unknown_venue_condition_is_refused_at_construction() -> None:
