@@ -15,14 +15,25 @@ from typing import Any, TypeVar
 
 import attrs
 
+from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.book import BookState
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, Side
 from polysnipe.core.exit_rules import ExitParams
 from polysnipe.core.market import Market, MarketRegistry
-from polysnipe.core.messages import Liquidity, OrderFilled, OrderRequest, OrderType
+from polysnipe.core.messages import (
+    ExecutionReport,
+    Liquidity,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderType,
+    PlaceOrder,
+)
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.portfolio import Portfolio
+from polysnipe.core.ports import NEVER_MS
 from polysnipe.core.risk import RiskDecision, RiskGatekeeper, RiskPolicy, RiskState
 from polysnipe.core.routing import build_router
 from polysnipe.core.signals.base import SignalContext
@@ -38,6 +49,7 @@ __all__ = [
     "YES",
     "RecordingGatekeeper",
     "ScriptedSignal",
+    "ScriptedVenue",
     "engine",
     "event_legs",
     "fill",
@@ -247,3 +259,33 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached in {timeout_s} s")
         await asyncio.sleep(0.01)
+
+
+class ScriptedVenue:
+    """An ExecutionPort that answers every order at once with what `answer` says (the CLOB's way)."""
+
+    def __init__(self, journal: MemoryJournal, answer: str = "fill") -> None:
+        self.journal = journal
+        self.answer = answer
+        self.submitted: list[OrderRequest] = []
+        self.journaled_first: list[bool] = []
+
+    async def submit(self, order: OrderRequest, now_ms: int) -> Sequence[ExecutionReport]:
+        self.submitted.append(order)
+        self.journaled_first.append(PlaceOrder(order, now_ms) in self.journal.records)
+        if self.answer == "reject":
+            return [OrderRejected(order.order_id, now_ms, "fak_not_filled", "no orders found")]
+        return [
+            OrderAccepted(order.order_id, now_ms, "0xabc"),
+            fill(order, now_ms, trade_id=f"t-{order.order_id}"),
+        ]
+
+    async def cancel(self, order_id: str, now_ms: int) -> Sequence[ExecutionReport]:
+        return ()
+
+    def due(self, now_ms: int) -> Sequence[ExecutionReport]:
+        return ()
+
+    @property
+    def wake_ms(self) -> int:
+        return NEVER_MS

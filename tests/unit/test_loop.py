@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from kit import T0, WALLET, YES, engine, fill, opportunity, snapshot, trade, until
+from kit import T0, WALLET, YES, ScriptedVenue, engine, opportunity, snapshot, trade, until
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.settlement import NoSettlement
@@ -16,50 +16,16 @@ from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.messages import (
     ExecutionReport,
     KillSwitch,
-    OrderAccepted,
-    OrderRejected,
     OrderRequest,
     OutcomeKind,
-    PlaceOrder,
     RaiseAlert,
     RecordError,
     RecordKillSwitch,
     RecordOpportunity,
     RecordOutcome,
 )
-from polysnipe.core.ports import NEVER_MS
 from polysnipe.core.units import MICRO
 from polysnipe.runners.loop import EngineLoop, NullSink
-
-
-class ScriptedVenue:
-    """An ExecutionPort that answers every order at once with what `answer` says (the CLOB's way)."""
-
-    def __init__(self, journal: MemoryJournal, answer: str = "fill") -> None:
-        self.journal = journal
-        self.answer = answer
-        self.submitted: list[OrderRequest] = []
-        self.journaled_first: list[bool] = []
-
-    async def submit(self, order: OrderRequest, now_ms: int) -> Sequence[ExecutionReport]:
-        self.submitted.append(order)
-        self.journaled_first.append(PlaceOrder(order, now_ms) in self.journal.records)
-        if self.answer == "reject":
-            return [OrderRejected(order.order_id, now_ms, "fak_not_filled", "no orders found")]
-        return [
-            OrderAccepted(order.order_id, now_ms, "0xabc"),
-            fill(order, now_ms, trade_id=f"t-{order.order_id}"),
-        ]
-
-    async def cancel(self, order_id: str, now_ms: int) -> Sequence[ExecutionReport]:
-        return ()
-
-    def due(self, now_ms: int) -> Sequence[ExecutionReport]:
-        return ()
-
-    @property
-    def wake_ms(self) -> int:
-        return NEVER_MS
 
 
 def _loop(
