@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kit import order_request, run
+from kit import opportunity, order_request, run
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner, l2_signature
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.conditions import VenueConditions
@@ -31,6 +32,10 @@ from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
 from polysnipe.adapters.clob.heartbeat import Heartbeat, VenueHealth
 from polysnipe.adapters.clob.retry import BucketSpec, CircuitBreaker, RateBudgets, RetryPolicy
 from polysnipe.adapters.clob.signing import ORDER_TYPE_STRING, OrderSigner, domain_separator, keccak256
+from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
+from polysnipe.adapters.postgres.journal import PostgresJournal, set_schema
+from polysnipe.adapters.postgres.migrations import apply_migrations
+from polysnipe.adapters.postgres.outbox import PostgresOutbox
 from polysnipe.core.events import Side, TickSizeChange
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -41,7 +46,9 @@ from polysnipe.core.messages import (
     OrderRejected,
     OrderRequest,
     OrderType,
+    PlaceOrder,
     RaiseAlert,
+    RecordOpportunity,
     VenueCondition,
 )
 
@@ -1279,3 +1286,65 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
 
     run(scenario())
     assert [] == alerts
+
+
+# -- the durable outbox ------------------------------------------------------------------------------
+@pytest.fixture
+def outbox_conn(db: tuple[psycopg.Connection, str]) -> psycopg.Connection:
+    conn, schema = db
+    apply_migrations(conn, BUNDLED_MIGRATIONS, schema=schema)
+    set_schema(conn, schema)
+    return conn
+
+
+def journaled(conn: psycopg.Connection, request: OrderRequest) -> OrderRequest:
+    """The order and its opportunity in the journal, as the loop commits them before a placement."""
+    opp = opportunity(
+        request.opportunity_id, market=MARKET, token_id=TOKEN, correlation_id=request.correlation_id
+    )
+    journal = PostgresJournal(conn)
+    journal.record([RecordOpportunity(opp, "passive", request.price, 0), PlaceOrder(request, 0)])
+    journal.commit()
+    return request
+
+
+def test_every_order_is_claimed_in_the_outbox_before_it_is_sent_and_never_sent_twice(
+    outbox_conn: psycopg.Connection,
+) -> None:
+    first = Harness(outbox=PostgresOutbox(outbox_conn, "run-1"))
+    request = journaled(outbox_conn, order(1))
+    assert ["OrderAccepted"] == kinds(run(first.execution.submit(request)))
+    ((order_hash, state, incarnation),) = outbox_conn.execute(
+        "SELECT order_hash, state, incarnation FROM outbox"
+    ).fetchall()
+    assert (first.venue.stored[0][0], "acknowledged", "run-1") == (order_hash, state, incarnation)
+    # a restarted engine (a new incarnation) that decides the same order again never sends it
+    again = Harness(venue=first.venue, outbox=PostgresOutbox(outbox_conn, "run-2"))
+    (refused,) = run(again.execution.submit(request))
+    assert isinstance(refused, OrderRejected)
+    assert "already_sent" == refused.reason
+    assert 1 == len(first.venue.posted)
+    assert ("acknowledged",) == outbox_conn.execute("SELECT state FROM outbox").fetchone()
+
+
+def test_an_answer_lost_leaves_the_entry_unknown_for_the_next_run_to_resolve_by_hash(
+    outbox_conn: psycopg.Connection,
+) -> None:
+    h = Harness(outbox=PostgresOutbox(outbox_conn, "run-1"))
+    h.venue.script = ["timeout_stored"]
+    assert ["OrderStatusUnknown"] == kinds(run(h.execution.submit(journaled(outbox_conn, order(1)))))
+    assert ("unknown",) == outbox_conn.execute("SELECT state FROM outbox").fetchone()
+    # the next run sees it as unresolved (its own rows it does not)
+    assert [] == PostgresOutbox(outbox_conn, "run-1").unresolved()
+    (row,) = PostgresOutbox(outbox_conn, "run-2").unresolved()
+    assert h.venue.stored[0][0] == row.order_hash
+
+
+def test_an_outbox_that_cannot_record_sends_nothing(outbox_conn: psycopg.Connection) -> None:
+    h = Harness(outbox=PostgresOutbox(outbox_conn, "run-1"))
+    # no journaled order row: the outbox's foreign key refuses the claim, as a dead database would
+    (refused,) = run(h.execution.submit(order(1)))
+    assert isinstance(refused, OrderRejected)
+    assert "outbox_unavailable" == refused.reason
+    assert [] == h.venue.posted
+    assert ["outbox_unavailable"] == [a.code for a in h.alerts]
