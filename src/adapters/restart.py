@@ -150,12 +150,8 @@ async def take_over(
     journal.record(records)
     journal.commit()
     closing: list[JournalRecord] = []
-    for opp_id, correlation_id, order_ids, filled, cost in conn.execute(_OPEN_OPPORTUNITIES).fetchall():
-        kind = (
-            OutcomeKind.PARTLY_FILLED
-            if filled
-            else (OutcomeKind.ORDERED if order_ids else OutcomeKind.EXPIRED)
-        )
+    for opp_id, correlation_id, target, order_ids, filled, cost in conn.execute(_OPEN_OPPORTUNITIES):
+        kind = _outcome(int(target), int(filled), bool(order_ids))
         closing.append(RecordOutcome(opp_id, correlation_id, kind, (REASON,), tuple(order_ids), int(filled),
                                      int(cost) // int(filled) if filled else 0, now_ms))  # fmt: skip
         done.outcomes_closed += 1

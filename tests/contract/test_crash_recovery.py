@@ -1,0 +1,113 @@
+"""Exactly-once orders across crashes: `polysnipe run` SIGKILLed at random instants, restarted each time.
+
+The engine trades the CLOB simulator's paced replay through real processes on a real journal. After
+every kill the next run takes over (adapters/restart.py). In the end no order id reached the venue
+twice (its signing salt derives from the order id, so two accepted orders with one salt would be one
+order placed twice), every order the venue accepted was claimed in the outbox first, no outbox entry
+is left unresolved, and every opportunity has exactly one outcome in the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from conftest import DSN
+from kit import market_files
+from polysnipe.adapters.sim.clob import ClobSimConfig
+from polysnipe.runners.sim_clob import start_in_thread
+from polysnipe.tools.datagen import generate
+
+# a public anvil test key: nothing here is a secret
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+TRIALS = int(os.environ.get("POLYSNIPE_CRASH_TRIALS", "10"))
+
+
+def _feed(base: str, stop: threading.Event) -> None:
+    """Keep the simulator's replay moving, as a live market would."""
+    with httpx.Client(base_url=base, timeout=5.0) as client:
+        while not stop.is_set():
+            if not client.post("/_sim/advance", json={"count": 100}).json()["pending"]:
+                return
+            stop.wait(0.05)
+
+
+def _orders_journaled(conn: psycopg.Connection, schema: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {schema}.outbox").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path: Path) -> None:
+    schema = journal_env
+    data = tmp_path / "data"
+    generate(data, seed=11, duration_s=3600, markets=3, malformed=0)
+    config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
+    base, stop_sim = start_in_thread(market_files(data), data / "events.jsonl", config=config)
+    ws = base.replace("http://", "ws://") + "/ws"
+    env = {**os.environ, "POLYSNIPE_CLOB_PRIVATE_KEY": KEY, "POLYSNIPE_DATABASE_URL": DSN,
+           "POLYSNIPE_DATABASE_SCHEMA": schema}  # fmt: skip
+    markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
+    stop_feed = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(base, stop_feed), daemon=True)
+    rng = random.Random(3)
+    codes: list[int] = []
+
+    def engine(i: int, duration_s: float) -> subprocess.Popen[bytes]:
+        out = str(tmp_path / f"run{i}")
+        cmd = [sys.executable, "-m", "polysnipe.runners.cli", "run", *markets, "--clob-url", base,
+               "--ws-url", ws, "--duration-s", str(duration_s), "--out", out]  # fmt: skip
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    try:
+        feeder.start()
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            for i in range(TRIALS):
+                proc = engine(i, 60.0)
+                before = _orders_journaled(conn, schema)
+                # kill at a random instant around the engine's orders: just before one is claimed,
+                # between its claim and its POST, while the answer is on its way, or later
+                deadline = time.monotonic() + 12.0
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if _orders_journaled(conn, schema) > before:
+                        break
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0.0, 0.4))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                codes.append(proc.returncode)
+            last = engine(TRIALS, 4.0)
+            _, err = last.communicate(timeout=120)
+            assert 0 == last.returncode, err.decode()[-2000:]
+            outbox = conn.execute(f"SELECT order_id, order_hash, state FROM {schema}.outbox").fetchall()
+            unended = conn.execute(
+                f"SELECT count(*) FROM {schema}.opportunities WHERE outcome IS NULL"
+            ).fetchone()
+            opportunities = conn.execute(f"SELECT count(*) FROM {schema}.opportunities").fetchone()
+        sim_orders = httpx.get(base + "/_sim/orders", timeout=10).json()
+    finally:
+        stop_feed.set()
+        feeder.join(10)
+        stop_sim()
+    # a run may have ended on its own (it is never meant to before its kill): none may have failed
+    assert all(c in (-signal.SIGKILL, 0) for c in codes), codes
+    accepted = [
+        o for o in sim_orders if o["outcome"] == "accepted" and o["endpoint"] in ("/order", "/orders")
+    ]
+    assert accepted, "the engines placed no order: the test proves nothing"
+    # no order id placed twice: one accepted order per salt, one outbox row per order id
+    assert [] == [salt for salt, n in Counter(o["salt"] for o in accepted).items() if n > 1]
+    claimed = {order_hash for _, order_hash, _ in outbox}
+    assert {o["order_hash"] for o in accepted} <= claimed
+    assert [] == [(oid, state) for oid, _, state in outbox if state in ("sending", "unknown")]
+    assert opportunities is not None and opportunities[0] > 0
+    assert (0,) == unended
