@@ -508,6 +508,7 @@ def _run(args: argparse.Namespace) -> int:
                         duration_s=args.duration_s,
                         token_ids=args.tokens,
                         database=_database(resolved),
+                        lease_ms=settings.wallet_lease_ms,
                     )
                 )
             write_manifest(work, command="run", inputs=read, settings=_settings_of(resolved))

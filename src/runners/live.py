@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import psycopg
 import structlog
 from dependency_injector import providers
 
@@ -40,6 +41,7 @@ from polysnipe.adapters.clob.factory import ClobAdapters, ClobSecrets, secrets_f
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
 from polysnipe.adapters.postgres.database import DatabaseConfig, JournalDatabase, JournalUnavailable
+from polysnipe.adapters.postgres.leases import LeaseHeld, WalletLeases
 from polysnipe.adapters.restart import take_over
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
@@ -110,6 +112,7 @@ async def run_live(
     out_dir: Path,
     duration_s: float | None = None,
     database: DatabaseConfig,
+    lease_ms: int = 15_000,
     env: Mapping[str, str] | None = None,
     token_ids: Sequence[str] | None = None,
 ) -> LiveResult:
@@ -124,11 +127,50 @@ async def run_live(
         db.open()
     except JournalUnavailable as exc:
         raise LiveStartError(str(exc)) from None
+    incarnation = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
     try:
-        return await _trade(registry, config, clob, market_ws_url, user_ws_url, out_dir, duration_s,
-                            secrets, wallet, balance, db, token_ids)  # fmt: skip
+        leases = WalletLeases(db.connection(), incarnation, ttl_ms=lease_ms)
+        await _acquire(leases, wallet)
+        try:
+            return await _trade(registry, config, clob, market_ws_url, user_ws_url, out_dir, duration_s,
+                                secrets, wallet, balance, db, token_ids, leases)  # fmt: skip
+        finally:
+            leases.release(wallet)
     finally:
         db.close()
+
+
+async def _acquire(leases: WalletLeases, wallet: str) -> None:
+    """Take the wallet, waiting out a lease its last engine left behind (a crash: the lease runs out
+    within its time); a lease that is renewed meanwhile belongs to a live engine: refuse to start."""
+    deadline = time.monotonic() + leases.ttl_ms / 1000 + 1.0
+    while True:
+        try:
+            leases.acquire(wallet)
+            return
+        except LeaseHeld as exc:
+            if time.monotonic() >= deadline:
+                raise LiveStartError(str(exc)) from None
+            log.info("wallet_lease_wait", wallet=wallet, reason=str(exc))
+        await asyncio.sleep(0.2)
+
+
+async def _keep_lease(leases: WalletLeases, wallet: str, lost: asyncio.Event) -> None:
+    """Renew the wallet's lease a few times per lease; on any failure the wallet may be someone
+    else's before long, so the engine stops trading it (fail closed)."""
+    while True:
+        await asyncio.sleep(leases.ttl_ms / 3000)
+        try:
+            kept = leases.renew(wallet)
+        except psycopg.Error as exc:
+            log.critical(
+                "wallet_lease_unrenewable", wallet=wallet, error=f"{type(exc).__name__}: {exc}"[:300]
+            )
+            kept = False
+        if not kept:
+            log.critical("wallet_lease_lost", wallet=wallet, holder=leases.holder)
+            lost.set()
+            return
 
 
 async def _trade(
@@ -144,12 +186,13 @@ async def _trade(
     balance: int,
     db: JournalDatabase,
     token_ids: Sequence[str] | None,
+    leases: WalletLeases,
 ) -> LiveResult:
     settings = {
         "clob": attrs.asdict(clob, recurse=False),
         "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},
     }
-    incarnation = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    incarnation = leases.holder
     container = Live(
         registry=providers.Object(registry),
         clob=providers.Object(settings),
@@ -186,11 +229,19 @@ async def _trade(
         await adapters.start(tokens)
         runner = asyncio.create_task(loop.run())
         waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({runner, waiter}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED)
+        lost = asyncio.Event()
+        keeper = asyncio.create_task(_keep_lease(leases, wallet, lost))
+        lease_lost = asyncio.create_task(lost.wait())
+        await asyncio.wait(
+            {runner, waiter, lease_lost}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
+        )
         loop.stop()
         container.inbox().close()
         await runner
-        waiter.cancel()
+        for task in (waiter, keeper, lease_lost):
+            task.cancel()
+        if lost.is_set():
+            loop.state.bump("wallet_lease_lost")
         # resting orders are cancelled through the venue before the sockets close
         await loop.drain("live_stopped")
     finally:

@@ -129,6 +129,12 @@ class Settings:
         "schema of the journal, so several deployments (or test runs) share one database",
         env="POLYSNIPE_DATABASE_SCHEMA",
     )  # fmt: skip
+    wallet_lease_ms: int = setting(
+        15_000, Int(min=1_000, max=600_000),
+        "how long a wallet stays one engine's without renewal: a restarted or standby engine takes a dead "
+        "engine's wallet over after at most this long",
+        env="POLYSNIPE_WALLET_LEASE_MS",
+    )  # fmt: skip
     redis_url: str = setting(
         "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix"), "Redis Streams bus",
         env="POLYSNIPE_REDIS_URL",

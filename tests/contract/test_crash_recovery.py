@@ -55,7 +55,7 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
     base, stop_sim = start_in_thread(market_files(data), data / "events.jsonl", config=config)
     ws = base.replace("http://", "ws://") + "/ws"
     env = {**os.environ, "POLYSNIPE_CLOB_PRIVATE_KEY": KEY, "POLYSNIPE_DATABASE_URL": DSN,
-           "POLYSNIPE_DATABASE_SCHEMA": schema}  # fmt: skip
+           "POLYSNIPE_DATABASE_SCHEMA": schema, "POLYSNIPE_WALLET_LEASE_MS": "1000"}  # fmt: skip
     markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
     stop_feed = threading.Event()
     feeder = threading.Thread(target=_feed, args=(base, stop_feed), daemon=True)
@@ -111,3 +111,40 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
     assert [] == [(oid, state) for oid, _, state in outbox if state in ("sending", "unknown")]
     assert opportunities is not None and opportunities[0] > 0
     assert (0,) == unended
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    generate(data, seed=11, duration_s=600, markets=3, malformed=0)
+    config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
+    base, stop_sim = start_in_thread(market_files(data), data / "events.jsonl", config=config)
+    env = {**os.environ, "POLYSNIPE_CLOB_PRIVATE_KEY": KEY, "POLYSNIPE_DATABASE_URL": DSN,
+           "POLYSNIPE_DATABASE_SCHEMA": journal_env}  # fmt: skip
+    markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
+    stop_feed = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(base, stop_feed), daemon=True)
+    out = tmp_path / "out"
+    ws = base.replace("http://", "ws://") + "/ws"
+    cmd = [sys.executable, "-m", "polysnipe.runners.cli", "run", *markets, "--clob-url", base,
+           "--ws-url", ws, "--duration-s", "600", "--out", str(out)]  # fmt: skip
+    try:
+        feeder.start()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not _orders_journaled(conn, journal_env):
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+            unended = conn.execute(
+                f"SELECT count(*) FROM {journal_env}.opportunities WHERE outcome IS NULL"
+            ).fetchone()
+            lease = conn.execute(f"SELECT count(*) FROM {journal_env}.wallet_leases").fetchone()
+    finally:
+        stop_feed.set()
+        feeder.join(10)
+        stop_sim()
+    assert 0 == proc.returncode, err.decode()[-2000:]
+    assert (out / "report.json").is_file()
+    # everything it began ended, and the wallet is free for the next engine at once
+    assert ((0,), (0,)) == (unended, lease)

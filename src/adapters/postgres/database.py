@@ -4,7 +4,7 @@ A live or paper engine refuses to start on a schema that lacks a migration (`pol
 applies them) rather than journaling into tables that are not what the code expects. Each user of the
 database takes its own pooled connection: the journal writer (one transaction per consumed batch), the
 durable order outbox (committed before every POST), the operators' kill switches (polled before each
-batch). Connections run in autocommit mode with `search_path` set to the schema, so every statement
+batch), the wallet leases (renewed in the background), the start-up takeover. Connections run in autocommit mode with `search_path` set to the schema, so every statement
 of the journal adapter finds its tables unqualified.
 """
 
@@ -35,8 +35,9 @@ class JournalUnavailable(RuntimeError):
 class DatabaseConfig:
     url: str
     schema: str = "public"
-    #: connections kept: the journal writer, the outbox, the kill-switch watch, one spare
-    pool_size: int = 4
+    #: connections held: the journal writer, the outbox, the kill-switch watch, the wallet leases,
+    #: the start-up takeover, and spares
+    pool_size: int = 8
     connect_timeout_s: float = 10.0
 
 
@@ -99,7 +100,7 @@ class JournalDatabase:
         watch), held until `close`."""
         if self._pool is None:
             raise RuntimeError("JournalDatabase.open() first")
-        conn: psycopg.Connection[Any] = self._pool.getconn()
+        conn: psycopg.Connection[Any] = self._pool.getconn(timeout=self.config.connect_timeout_s)
         self._held.append(conn)
         return conn
 
