@@ -4,8 +4,9 @@ A live or paper engine refuses to start on a schema that lacks a migration (`pol
 applies them) rather than journaling into tables that are not what the code expects. Each user of the
 database takes its own pooled connection: the journal writer (one transaction per consumed batch), the
 durable order outbox (committed before every POST), the operators' kill switches (polled before each
-batch), the wallet leases (renewed in the background), the start-up takeover. Connections run in autocommit mode with `search_path` set to the schema, so every statement
-of the journal adapter finds its tables unqualified.
+batch), the wallet leases (renewed in the background), the start-up takeover. Connections run in
+autocommit mode with `search_path` set to the schema, so every statement of the journal adapter finds
+its tables unqualified.
 """
 
 from __future__ import annotations
