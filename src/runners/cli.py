@@ -394,6 +394,7 @@ async def _check_venue(clob_url: str, ws_url: str) -> None:
 
 
 def _paper(args: argparse.Namespace) -> int:
+    from polysnipe.adapters.postgres.database import JournalUnavailable
     from polysnipe.runners import inputs
     from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.outputs import write_manifest
@@ -421,9 +422,12 @@ def _paper(args: argparse.Namespace) -> int:
                         duration_s=args.duration_s,
                         out_dir=work,
                         token_ids=args.tokens,
+                        database=_database(resolved) if args.journal else None,
                     )
                 )
             write_manifest(work, command="paper", inputs=read, settings=_settings_of(resolved))
+    except JournalUnavailable as exc:
+        raise UnreachableService(str(exc)) from None
     except VenueUnreachable as exc:  # it answered the check above, then went away
         raise UnreachableService(f"{exc}; check --clob-url or POLYSNIPE_CLOB_URL") from None
     print_summary(result.report, result.timing, out, title="polysnipe paper")
@@ -719,6 +723,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     paper.add_argument(
         "--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log"
+    )
+    paper.add_argument(
+        "--journal",
+        action="store_true",
+        help="journal every decision to Postgres as a live run does (settings' database_url and "
+        "database_schema; kill switches then apply too)",
     )
 
     run = command(

@@ -26,6 +26,7 @@ from polysnipe.adapters.clob.errors import VenueError
 from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import RestBook, parse_rest_book
 from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.postgres.database import DatabaseConfig, JournalDatabase
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import RaiseAlert, RecordError
@@ -67,11 +68,33 @@ async def run_paper(
     duration_s: float,
     out_dir: Path,
     token_ids: Sequence[str] | None = None,
+    database: DatabaseConfig | None = None,
 ) -> PaperResult:
     """Trade the markets of `registry` on paper for `duration_s` seconds; writes the same outputs as a
-    backtest."""
+    backtest. With `database`, every decision is journaled there too, and operators' kill switches
+    apply, as in a live run."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    container = Paper(registry=providers.Object(registry))
+    db = JournalDatabase(database) if database is not None else None
+    if db is not None:
+        db.open()  # JournalUnavailable: the caller says so in one line
+    try:
+        return await _paper(registry, config, clob_url, market_ws_url, duration_s, out_dir, token_ids, db)
+    finally:
+        if db is not None:
+            db.close()
+
+
+async def _paper(
+    registry: MarketRegistry,
+    config: EngineConfig,
+    clob_url: str,
+    market_ws_url: str,
+    duration_s: float,
+    out_dir: Path,
+    token_ids: Sequence[str] | None,
+    db: JournalDatabase | None,
+) -> PaperResult:
+    container = Paper(registry=providers.Object(registry), database=providers.Object(db))
     container.config.from_dict(as_sections(config))
     loop: EngineLoop = container.loop()
     journal: MemoryJournal = container.view()

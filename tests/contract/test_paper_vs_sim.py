@@ -12,10 +12,13 @@ import json
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from conftest import DSN
 from kit import market_files
 from polysnipe.adapters.metadata import load_market_files
+from polysnipe.adapters.postgres.database import DatabaseConfig
 from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.config import load_config
 from polysnipe.runners.paper import run_paper
@@ -30,7 +33,12 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def test_paper_trades_live_simulator_data(data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("journaled", [False, True], ids=["memory", "postgres"])
+def test_paper_trades_live_simulator_data(
+    data: Path, tmp_path: Path, journaled: bool, request: pytest.FixtureRequest
+) -> None:
+    schema = request.getfixturevalue("journal_env") if journaled else ""
+    database = DatabaseConfig(url=DSN, schema=schema) if journaled else None
     base, stop = start_in_thread(market_files(data), data / "events.jsonl",
                                  config=ClobSimConfig(paced_replay=True))  # fmt: skip
     try:
@@ -49,7 +57,8 @@ def test_paper_trades_live_simulator_data(data: Path, tmp_path: Path) -> None:
         async def both() -> dict:
             feeder = asyncio.create_task(feed_the_simulator())
             result = await run_paper(registry=registry, config=load_config(None), clob_url=base,
-                                     market_ws_url=ws, duration_s=6.0, out_dir=tmp_path)  # fmt: skip
+                                     market_ws_url=ws, duration_s=6.0, out_dir=tmp_path,
+                                     database=database)  # fmt: skip
             await feeder
             return result.report
 
@@ -62,3 +71,8 @@ def test_paper_trades_live_simulator_data(data: Path, tmp_path: Path) -> None:
     assert report["fills"]["count"] > 0
     assert 0 == report["risk_audit"]["breaches"]
     assert json.loads((tmp_path / "report.json").read_text())["inputs"]["mode"] == "paper"
+    if journaled:
+        # the same decisions are in Postgres: every opportunity, each with its one outcome
+        with psycopg.connect(DSN) as conn:
+            rows = conn.execute(f"SELECT count(*), count(outcome) FROM {schema}.opportunities").fetchone()
+        assert (report["opportunities"]["total"],) * 2 == rows
