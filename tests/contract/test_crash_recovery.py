@@ -66,7 +66,9 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
         out = str(tmp_path / f"run{i}")
         cmd = [sys.executable, "-m", "polysnipe.runners.cli", "run", *markets, "--clob-url", base,
                "--ws-url", ws, "--duration-s", str(duration_s), "--out", out]  # fmt: skip
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file: a pipe nobody reads fills up and blocks the engine
+        with (tmp_path / f"run{i}.err").open("wb") as err:
+            return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
     try:
         feeder.start()
@@ -86,8 +88,8 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
                 proc.wait(10)
                 codes.append(proc.returncode)
             last = engine(TRIALS, 4.0)
-            _, err = last.communicate(timeout=120)
-            assert 0 == last.returncode, err.decode()[-2000:]
+            last.wait(120)
+            assert 0 == last.returncode, (tmp_path / f"run{TRIALS}.err").read_text()[-2000:]
             outbox = conn.execute(f"SELECT order_id, order_hash, state FROM {schema}.outbox").fetchall()
             unended = conn.execute(
                 f"SELECT count(*) FROM {schema}.opportunities WHERE outcome IS NULL"
@@ -129,13 +131,14 @@ def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path:
            "--ws-url", ws, "--duration-s", "600", "--out", str(out)]  # fmt: skip
     try:
         feeder.start()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with (tmp_path / "err").open("wb") as err_file:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
         with psycopg.connect(DSN, autocommit=True) as conn:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not _orders_journaled(conn, journal_env):
                 time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=120)
+            proc.wait(120)
             unended = conn.execute(
                 f"SELECT count(*) FROM {journal_env}.opportunities WHERE outcome IS NULL"
             ).fetchone()
@@ -144,7 +147,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path:
         stop_feed.set()
         feeder.join(10)
         stop_sim()
-    assert 0 == proc.returncode, err.decode()[-2000:]
+    assert 0 == proc.returncode, (tmp_path / "err").read_text()[-2000:]
     assert (out / "report.json").is_file()
     # everything it began ended, and the wallet is free for the next engine at once
     assert ((0,), (0,)) == (unended, lease)
