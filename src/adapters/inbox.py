@@ -4,16 +4,22 @@ loop takes batches in arrival order.
 One asyncio queue of batches, so a burst of frames is handed over as it came, without a task switch per
 message. Adapter notices (alerts, dead-lettered input) travel the same way, so the loop journals them
 in order with the inputs around them.
+
+`BusWithInbox` is the live engine's source when market data comes from the bus: each batch is what the
+inbox holds (venue reports, alerts, conditions: never waited for) followed by what the bus has, read
+with a short wait while the inbox is empty, so a report waits at most `report_wait_s` behind a quiet
+bus. Acknowledgements go to the bus (the inbox keeps nothing to acknowledge).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Protocol
 
 from polysnipe.core.messages import Input, RaiseAlert, RecordError
 
-__all__ = ["Inbox", "InboxItem"]
+__all__ = ["AckingSource", "BusWithInbox", "Inbox", "InboxItem"]
 
 InboxItem = Input | RaiseAlert | RecordError
 
@@ -37,6 +43,19 @@ class Inbox:
             self._closed = True
             self._queue.put_nowait(None)
 
+    def take_nowait(self) -> Sequence[InboxItem] | None:
+        """Everything queued now ([] when nothing is); None once closed and drained."""
+        batch: list[InboxItem] = []
+        while not self._queue.empty():
+            more = self._queue.get_nowait()
+            if more is None:
+                if batch:
+                    self._queue.put_nowait(None)
+                    break
+                return None
+            batch.extend(more)
+        return batch
+
     async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
         try:
             batch = await asyncio.wait_for(self._queue.get(), timeout_s)
@@ -52,3 +71,38 @@ class Inbox:
                 break
             batch = [*batch, *more]
         return batch
+
+
+class AckingSource(Protocol):
+    """An input source whose entries must be acknowledged once the journal holds what they caused."""
+
+    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None: ...
+
+    def acknowledge(self) -> None: ...
+
+
+class BusWithInbox:
+    """The bus's market data and signals after the inbox's venue reports (module doc)."""
+
+    __slots__ = ("bus", "inbox", "report_wait_s")
+
+    def __init__(self, bus: AckingSource, inbox: Inbox, report_wait_s: float = 0.02) -> None:
+        self.bus = bus
+        self.inbox = inbox
+        self.report_wait_s = report_wait_s
+
+    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
+        side = self.inbox.take_nowait()
+        if side is None:
+            # closed: the run is ending; what the bus holds stays unacknowledged for the next run
+            return None
+        wait = (
+            0.0 if side else self.report_wait_s if timeout_s is None else min(timeout_s, self.report_wait_s)
+        )
+        main = await self.bus.next_batch(wait)
+        if main is None:
+            return side or None
+        return [*side, *main] if side else main
+
+    def acknowledge(self) -> None:
+        self.bus.acknowledge()

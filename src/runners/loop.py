@@ -211,6 +211,8 @@ class EngineLoop:
     async def run(self) -> None:
         """Consume the source until it ends (or `stop()`); the journal commits after every batch."""
         source = self.source
+        # a source whose entries wait for acknowledgement (the bus: adapters/inbox.AckingSource)
+        acknowledge: Callable[[], None] | None = getattr(source, "acknowledge", None)
         while not self._stopping:
             batch = await source.next_batch(self._wait_s())
             if self.controls is not None:
@@ -224,6 +226,9 @@ class EngineLoop:
             else:
                 await self._idle()
             self.journal.commit()
+            if acknowledge is not None:
+                # the journal holds what the batch caused: its entries may leave the bus
+                acknowledge()
             if self.on_batch is not None:
                 self.on_batch()
 
