@@ -513,6 +513,7 @@ def _run(args: argparse.Namespace) -> int:
                         token_ids=args.tokens,
                         database=_database(resolved),
                         lease_ms=settings.wallet_lease_ms,
+                        standby=args.standby,
                     )
                 )
             write_manifest(work, command="run", inputs=read, settings=_settings_of(resolved))
@@ -735,6 +736,11 @@ def build_parser() -> argparse.ArgumentParser:
         "run", "trade live on Polymarket's CLOB (or polysnipe sim-clob) under the risk limits", _run
     )
     _live_metadata_options(run)
+    run.add_argument(
+        "--standby",
+        action="store_true",
+        help="wait while another engine trades the wallet, and take over when it dies (its lease runs out)",
+    )
     run.add_argument(
         "--tokens", nargs="*", metavar="TOKEN", help="token ids to subscribe (default: every market loaded)"
     )

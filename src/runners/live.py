@@ -113,6 +113,7 @@ async def run_live(
     duration_s: float | None = None,
     database: DatabaseConfig,
     lease_ms: int = 15_000,
+    standby: bool = False,
     env: Mapping[str, str] | None = None,
     token_ids: Sequence[str] | None = None,
 ) -> LiveResult:
@@ -130,7 +131,7 @@ async def run_live(
     incarnation = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
     try:
         leases = WalletLeases(db.connection(), incarnation, ttl_ms=lease_ms)
-        await _acquire(leases, wallet)
+        await _acquire(leases, wallet, standby=standby)
         try:
             return await _trade(registry, config, clob, market_ws_url, user_ws_url, out_dir, duration_s,
                                 secrets, wallet, balance, db, token_ids, leases)  # fmt: skip
@@ -140,19 +141,25 @@ async def run_live(
         db.close()
 
 
-async def _acquire(leases: WalletLeases, wallet: str) -> None:
+async def _acquire(leases: WalletLeases, wallet: str, *, standby: bool) -> None:
     """Take the wallet, waiting out a lease its last engine left behind (a crash: the lease runs out
-    within its time); a lease that is renewed meanwhile belongs to a live engine: refuse to start."""
-    deadline = time.monotonic() + leases.ttl_ms / 1000 + 1.0
+    within its time); a lease that is renewed meanwhile belongs to a live engine: refuse to start,
+    unless this engine is its `standby`, which waits until that engine dies and then takes over."""
+    deadline = None if standby else time.monotonic() + leases.ttl_ms / 1000 + 1.0
+    logged = False
     while True:
         try:
             leases.acquire(wallet)
+            if logged:
+                log.info("wallet_lease_taken", wallet=wallet, holder=leases.holder)
             return
         except LeaseHeld as exc:
-            if time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise LiveStartError(str(exc)) from None
-            log.info("wallet_lease_wait", wallet=wallet, reason=str(exc))
-        await asyncio.sleep(0.2)
+            if not logged:
+                log.info("wallet_lease_wait", wallet=wallet, reason=str(exc), standby=standby)
+                logged = True
+        await asyncio.sleep(min(0.2, leases.ttl_ms / 5000))
 
 
 async def _keep_lease(leases: WalletLeases, wallet: str, lost: asyncio.Event) -> None:
