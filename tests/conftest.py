@@ -54,14 +54,30 @@ _schemas = iter(range(1_000_000))
 
 
 @pytest.fixture
-def journal_env(db: tuple[psycopg.Connection, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """A migrated journal schema of this test's own, named in POLYSNIPE_DATABASE_URL/_SCHEMA (what
-    `polysnipe run` reads); returns the schema."""
+def journal_schema(db: tuple[psycopg.Connection, str]) -> str:
+    """A schema of this test's own with every migration applied."""
     from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
     from polysnipe.adapters.postgres.migrations import apply_migrations
 
     conn, schema = db
     apply_migrations(conn, BUNDLED_MIGRATIONS, schema=schema)
-    monkeypatch.setenv("POLYSNIPE_DATABASE_URL", DSN)
-    monkeypatch.setenv("POLYSNIPE_DATABASE_SCHEMA", schema)
     return schema
+
+
+@pytest.fixture
+def journal_conn(db: tuple[psycopg.Connection, str], journal_schema: str) -> psycopg.Connection:
+    """The `db` connection on a migrated schema (its search_path set there)."""
+    from polysnipe.adapters.postgres.journal import set_schema
+
+    conn, _ = db
+    set_schema(conn, journal_schema)
+    return conn
+
+
+@pytest.fixture
+def journal_env(journal_schema: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated journal schema of this test's own, named in POLYSNIPE_DATABASE_URL/_SCHEMA (what
+    `polysnipe run` reads); returns the schema."""
+    monkeypatch.setenv("POLYSNIPE_DATABASE_URL", DSN)
+    monkeypatch.setenv("POLYSNIPE_DATABASE_SCHEMA", journal_schema)
+    return journal_schema

@@ -8,8 +8,7 @@ import attrs
 import psycopg
 import pytest
 
-from polysnipe.adapters.postgres.journal import PostgresJournal, read_records, set_schema, statements_for
-from polysnipe.adapters.postgres.migrations import apply_migrations
+from polysnipe.adapters.postgres.journal import PostgresJournal, read_records, statements_for
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.events import Side
 from polysnipe.core.messages import (
@@ -78,14 +77,6 @@ def _records() -> list[JournalRecord]:
         RaiseAlert("critical", "kill_switch_engaged", "market:0xcond: operator", T0 + 10, "c-opp1",
                    {"module": "spread_hunter", "n": 3}),
     ]  # fmt: skip
-
-
-@pytest.fixture
-def journal_conn(db: tuple[psycopg.Connection, str]) -> psycopg.Connection:
-    conn, schema = db
-    apply_migrations(conn, MIGRATIONS, schema=schema)
-    set_schema(conn, schema)
-    return conn
 
 
 def test_every_record_type_round_trips_through_postgres(journal_conn: psycopg.Connection) -> None:

@@ -10,19 +10,15 @@ import psycopg
 import pytest
 
 from conftest import DSN
-from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
 from polysnipe.adapters.postgres.journal import set_schema
 from polysnipe.adapters.postgres.leases import LeaseHeld, WalletLeases
-from polysnipe.adapters.postgres.migrations import apply_migrations
 
 WALLET = "0x5afe"
 
 
 @pytest.fixture
-def schema(db: tuple[psycopg.Connection, str]) -> str:
-    conn, name = db
-    apply_migrations(conn, BUNDLED_MIGRATIONS, schema=name)
-    return name
+def schema(journal_schema: str) -> str:
+    return journal_schema
 
 
 def leases(schema: str, holder: str, ttl_ms: int = 60_000) -> WalletLeases:

@@ -19,9 +19,8 @@ from conftest import DSN
 from kit import market_files
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.metadata import load_market_files
-from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS, DatabaseConfig
+from polysnipe.adapters.postgres.database import DatabaseConfig
 from polysnipe.adapters.postgres.journal import set_schema
-from polysnipe.adapters.postgres.migrations import apply_migrations
 from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.core.market import MarketRegistry
 from polysnipe.runners.config import load_config
@@ -49,11 +48,8 @@ async def _feed(base: str, ready: asyncio.Event) -> None:
 
 
 @pytest.fixture
-def journal(db: tuple[psycopg.Connection, str]) -> DatabaseConfig:
-    """A migrated journal schema of this test's own."""
-    conn, schema = db
-    apply_migrations(conn, BUNDLED_MIGRATIONS, schema=schema)
-    return DatabaseConfig(url=DSN, schema=schema)
+def journal(journal_schema: str) -> DatabaseConfig:
+    return DatabaseConfig(url=DSN, schema=journal_schema)
 
 
 def test_live_engine_trades_the_simulator_through_the_engine_loop(

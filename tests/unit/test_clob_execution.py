@@ -32,9 +32,7 @@ from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
 from polysnipe.adapters.clob.heartbeat import Heartbeat, VenueHealth
 from polysnipe.adapters.clob.retry import BucketSpec, CircuitBreaker, RateBudgets, RetryPolicy
 from polysnipe.adapters.clob.signing import ORDER_TYPE_STRING, OrderSigner, domain_separator, keccak256
-from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
-from polysnipe.adapters.postgres.journal import PostgresJournal, set_schema
-from polysnipe.adapters.postgres.migrations import apply_migrations
+from polysnipe.adapters.postgres.journal import PostgresJournal
 from polysnipe.adapters.postgres.outbox import PostgresOutbox
 from polysnipe.core.events import Side, TickSizeChange
 from polysnipe.core.messages import (
@@ -1289,14 +1287,6 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
 
 
 # -- the durable outbox ------------------------------------------------------------------------------
-@pytest.fixture
-def outbox_conn(db: tuple[psycopg.Connection, str]) -> psycopg.Connection:
-    conn, schema = db
-    apply_migrations(conn, BUNDLED_MIGRATIONS, schema=schema)
-    set_schema(conn, schema)
-    return conn
-
-
 def journaled(conn: psycopg.Connection, request: OrderRequest) -> OrderRequest:
     """The order and its opportunity in the journal, as the loop commits them before a placement."""
     opp = opportunity(
@@ -1309,39 +1299,39 @@ def journaled(conn: psycopg.Connection, request: OrderRequest) -> OrderRequest:
 
 
 def test_every_order_is_claimed_in_the_outbox_before_it_is_sent_and_never_sent_twice(
-    outbox_conn: psycopg.Connection,
+    journal_conn: psycopg.Connection,
 ) -> None:
-    first = Harness(outbox=PostgresOutbox(outbox_conn, "run-1"))
-    request = journaled(outbox_conn, order(1))
+    first = Harness(outbox=PostgresOutbox(journal_conn, "run-1"))
+    request = journaled(journal_conn, order(1))
     assert ["OrderAccepted"] == kinds(run(first.execution.submit(request)))
-    ((order_hash, state, incarnation),) = outbox_conn.execute(
+    ((order_hash, state, incarnation),) = journal_conn.execute(
         "SELECT order_hash, state, incarnation FROM outbox"
     ).fetchall()
     assert (first.venue.stored[0][0], "acknowledged", "run-1") == (order_hash, state, incarnation)
     # a restarted engine (a new incarnation) that decides the same order again never sends it
-    again = Harness(venue=first.venue, outbox=PostgresOutbox(outbox_conn, "run-2"))
+    again = Harness(venue=first.venue, outbox=PostgresOutbox(journal_conn, "run-2"))
     (refused,) = run(again.execution.submit(request))
     assert isinstance(refused, OrderRejected)
     assert "already_sent" == refused.reason
     assert 1 == len(first.venue.posted)
-    assert ("acknowledged",) == outbox_conn.execute("SELECT state FROM outbox").fetchone()
+    assert ("acknowledged",) == journal_conn.execute("SELECT state FROM outbox").fetchone()
 
 
 def test_an_answer_lost_leaves_the_entry_unknown_for_the_next_run_to_resolve_by_hash(
-    outbox_conn: psycopg.Connection,
+    journal_conn: psycopg.Connection,
 ) -> None:
-    h = Harness(outbox=PostgresOutbox(outbox_conn, "run-1"))
+    h = Harness(outbox=PostgresOutbox(journal_conn, "run-1"))
     h.venue.script = ["timeout_stored"]
-    assert ["OrderStatusUnknown"] == kinds(run(h.execution.submit(journaled(outbox_conn, order(1)))))
-    assert ("unknown",) == outbox_conn.execute("SELECT state FROM outbox").fetchone()
+    assert ["OrderStatusUnknown"] == kinds(run(h.execution.submit(journaled(journal_conn, order(1)))))
+    assert ("unknown",) == journal_conn.execute("SELECT state FROM outbox").fetchone()
     # the next run sees it as unresolved (its own rows it does not)
-    assert [] == PostgresOutbox(outbox_conn, "run-1").unresolved()
-    (row,) = PostgresOutbox(outbox_conn, "run-2").unresolved()
+    assert [] == PostgresOutbox(journal_conn, "run-1").unresolved()
+    (row,) = PostgresOutbox(journal_conn, "run-2").unresolved()
     assert h.venue.stored[0][0] == row.order_hash
 
 
-def test_an_outbox_that_cannot_record_sends_nothing(outbox_conn: psycopg.Connection) -> None:
-    h = Harness(outbox=PostgresOutbox(outbox_conn, "run-1"))
+def test_an_outbox_that_cannot_record_sends_nothing(journal_conn: psycopg.Connection) -> None:
+    h = Harness(outbox=PostgresOutbox(journal_conn, "run-1"))
     # no journaled order row: the outbox's foreign key refuses the claim, as a dead database would
     (refused,) = run(h.execution.submit(order(1)))
     assert isinstance(refused, OrderRejected)
