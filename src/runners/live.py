@@ -23,7 +23,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
 from polysnipe.adapters.clob.factory import ClobAdapters, ClobSecrets, secrets_from_env
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
-from polysnipe.adapters.postgres.database import DatabaseConfig, JournalDatabase, JournalUnavailable
+from polysnipe.adapters.postgres.database import DatabaseConfig, JournalUnavailable, open_database
 from polysnipe.adapters.postgres.leases import LeaseHeld, WalletLeases
 from polysnipe.adapters.restart import take_over
 from polysnipe.adapters.sim.journal import MemoryJournal
@@ -123,22 +124,98 @@ async def run_live(
     out_dir.mkdir(parents=True, exist_ok=True)
     secrets, wallet, balance = await _account(clob, env)
     log.info("live_wallet", wallet=wallet, balance_usdc_micro=balance, host=clob.host)
-    db = JournalDatabase(database)
-    try:
-        db.open()
-    except JournalUnavailable as exc:
-        raise LiveStartError(str(exc)) from None
     incarnation = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
-    try:
-        leases = WalletLeases(db.connection(), incarnation, ttl_ms=lease_ms)
-        await _acquire(leases, wallet, standby=standby)
+    with ExitStack() as stack:
         try:
-            return await _trade(registry, config, clob, market_ws_url, user_ws_url, out_dir, duration_s,
-                                secrets, wallet, balance, db, token_ids, leases)  # fmt: skip
-        finally:
-            leases.release(wallet)
+            db = stack.enter_context(open_database(database))
+        except JournalUnavailable as exc:
+            raise LiveStartError(str(exc)) from None
+        leases = WalletLeases(db.connection(), incarnation, ttl_ms=lease_ms)
+        async with _owned(leases, wallet, standby=standby):
+            settings = {
+                "clob": attrs.asdict(clob, recurse=False),
+                "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},
+            }
+            container = Live(
+                registry=providers.Object(registry),
+                clob=providers.Object(settings),
+                secrets=providers.Object(secrets),
+                database=providers.Object(db),
+                incarnation=providers.Object(incarnation),
+            )
+            container.config.from_dict(as_sections(_live_config(config, wallet, balance)))
+            loop: EngineLoop = container.loop()
+            journal: MemoryJournal = container.view()
+            adapters: ClobAdapters = container.gateways.adapters()
+            tokens = list(token_ids) if token_ids else registry.token_ids()
+            started = time.monotonic()
+            stop = asyncio.Event()
+            aio = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                aio.add_signal_handler(sig, stop.set)
+            try:
+                try:
+                    takeover = await take_over(
+                        conn=db.connection(),
+                        outbox=container.outbox(),
+                        execution=adapters.execution,
+                        client=adapters.client,
+                        state=loop.state,
+                        wallet=wallet,
+                        signature_type=int(clob.signature_type),
+                        now_ms=container.clock().now_ms(),
+                        dedupe_horizon_ms=loop.state.evaluators.params.dedupe_horizon_ms,
+                    )
+                except (VenueError, MalformedMessage) as exc:
+                    why = f"cannot take over from the previous run on {clob.host}: {exc}"
+                    raise LiveStartError(why) from None
+                starting_equity = loop.state.portfolio.equity().total_usdc_micro
+                await adapters.start(tokens)
+                runner = asyncio.create_task(loop.run())
+                waiter = asyncio.create_task(stop.wait())
+                lost = asyncio.Event()
+                keeper = asyncio.create_task(_keep_lease(leases, wallet, lost))
+                lease_lost = asyncio.create_task(lost.wait())
+                await asyncio.wait(
+                    {runner, waiter, lease_lost}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                loop.stop()
+                container.inbox().close()
+                await runner
+                for task in (waiter, keeper, lease_lost):
+                    task.cancel()
+                if lost.is_set():
+                    loop.state.bump("wallet_lease_lost")
+                # resting orders are cancelled through the venue before the sockets close
+                await loop.drain("live_stopped")
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    aio.remove_signal_handler(sig)
+                await adapters.aclose()
+            elapsed = time.monotonic() - started
+            inputs = {"mode": "live", "clob_url": clob.host, "market_ws_url": market_ws_url, "wallet": wallet,
+                      "incarnation": incarnation, "takeover": takeover.as_dict()}  # fmt: skip
+            report = build_report(
+                loop,
+                journal,
+                inputs=inputs,
+                stats=InputStats(lines=sum(loop.counts.values())),
+                starting_equity=starting_equity,
+            )
+            timing = {"duration_s": round(elapsed, 3), "events": sum(loop.counts.values())}
+            write_outputs(out_dir, report, timing, loop, journal, title="live")
+            return LiveResult(report, timing, loop, journal, wallet)
+
+
+@asynccontextmanager
+async def _owned(leases: WalletLeases, wallet: str, *, standby: bool) -> AsyncIterator[None]:
+    """The wallet, this engine's while the block runs (module doc); released at the end, so a
+    standby or the next run takes it over at once."""
+    await _acquire(leases, wallet, standby=standby)
+    try:
+        yield
     finally:
-        db.close()
+        leases.release(wallet)
 
 
 async def _acquire(leases: WalletLeases, wallet: str, *, standby: bool) -> None:
@@ -178,93 +255,3 @@ async def _keep_lease(leases: WalletLeases, wallet: str, lost: asyncio.Event) ->
             log.critical("wallet_lease_lost", wallet=wallet, holder=leases.holder)
             lost.set()
             return
-
-
-async def _trade(
-    registry: MarketRegistry,
-    config: EngineConfig,
-    clob: ClobConfig,
-    market_ws_url: str,
-    user_ws_url: str,
-    out_dir: Path,
-    duration_s: float | None,
-    secrets: ClobSecrets,
-    wallet: str,
-    balance: int,
-    db: JournalDatabase,
-    token_ids: Sequence[str] | None,
-    leases: WalletLeases,
-) -> LiveResult:
-    settings = {
-        "clob": attrs.asdict(clob, recurse=False),
-        "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},
-    }
-    incarnation = leases.holder
-    container = Live(
-        registry=providers.Object(registry),
-        clob=providers.Object(settings),
-        secrets=providers.Object(secrets),
-        database=providers.Object(db),
-        incarnation=providers.Object(incarnation),
-    )
-    container.config.from_dict(as_sections(_live_config(config, wallet, balance)))
-    loop: EngineLoop = container.loop()
-    journal: MemoryJournal = container.view()
-    adapters: ClobAdapters = container.gateways.adapters()
-    tokens = list(token_ids) if token_ids else registry.token_ids()
-    started = time.monotonic()
-    stop = asyncio.Event()
-    aio = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        aio.add_signal_handler(sig, stop.set)
-    try:
-        try:
-            takeover = await take_over(
-                conn=db.connection(),
-                outbox=container.outbox(),
-                execution=adapters.execution,
-                client=adapters.client,
-                state=loop.state,
-                wallet=wallet,
-                signature_type=int(clob.signature_type),
-                now_ms=container.clock().now_ms(),
-                dedupe_horizon_ms=loop.state.evaluators.params.dedupe_horizon_ms,
-            )
-        except (VenueError, MalformedMessage) as exc:
-            raise LiveStartError(f"cannot take over from the previous run on {clob.host}: {exc}") from None
-        starting_equity = loop.state.portfolio.equity().total_usdc_micro
-        await adapters.start(tokens)
-        runner = asyncio.create_task(loop.run())
-        waiter = asyncio.create_task(stop.wait())
-        lost = asyncio.Event()
-        keeper = asyncio.create_task(_keep_lease(leases, wallet, lost))
-        lease_lost = asyncio.create_task(lost.wait())
-        await asyncio.wait(
-            {runner, waiter, lease_lost}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        loop.stop()
-        container.inbox().close()
-        await runner
-        for task in (waiter, keeper, lease_lost):
-            task.cancel()
-        if lost.is_set():
-            loop.state.bump("wallet_lease_lost")
-        # resting orders are cancelled through the venue before the sockets close
-        await loop.drain("live_stopped")
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            aio.remove_signal_handler(sig)
-        await adapters.aclose()
-    elapsed = time.monotonic() - started
-    inputs = {"mode": "live", "clob_url": clob.host, "market_ws_url": market_ws_url, "wallet": wallet,
-              "incarnation": incarnation, "takeover": takeover.as_dict()}  # fmt: skip
-    report = build_report(
-        loop,
-        journal,
-        inputs=inputs,
-        stats=InputStats(lines=sum(loop.counts.values())),
-        starting_equity=starting_equity,
-    )
-    timing = {"duration_s": round(elapsed, 3), "events": sum(loop.counts.values())}
-    write_outputs(out_dir, report, timing, loop, journal, title="live")
-    return LiveResult(report, timing, loop, journal, wallet)

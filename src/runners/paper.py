@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from polysnipe.adapters.clob.errors import VenueError
 from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import RestBook, parse_rest_book
 from polysnipe.adapters.inbox import Inbox
-from polysnipe.adapters.postgres.database import DatabaseConfig, JournalDatabase
+from polysnipe.adapters.postgres.database import DatabaseConfig, open_database
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import RaiseAlert, RecordError
@@ -74,90 +75,73 @@ async def run_paper(
     backtest. With `database`, every decision is journaled there too, and operators' kill switches
     apply, as in a live run."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    db = JournalDatabase(database) if database is not None else None
-    if db is not None:
-        db.open()  # JournalUnavailable: the caller says so in one line
-    try:
-        return await _paper(registry, config, clob_url, market_ws_url, duration_s, out_dir, token_ids, db)
-    finally:
-        if db is not None:
-            db.close()
+    with ExitStack() as stack:
+        # JournalUnavailable: the caller says so in one line
+        db = stack.enter_context(open_database(database)) if database is not None else None
+        container = Paper(registry=providers.Object(registry), database=providers.Object(db))
+        container.config.from_dict(as_sections(config))
+        loop: EngineLoop = container.loop()
+        journal: MemoryJournal = container.view()
+        inbox: Inbox = container.inbox()
+        clock = container.clock()
+        http = ClobHttpClient(ClobConfig(host=clob_url), clock)
+        malformed = 0
 
+        async def snapshot(token_id: str) -> RestBook:
+            raw = await http.get("/book", {"token_id": token_id})
+            return parse_rest_book(raw, ts_recv_ms=clock.now_ms())
 
-async def _paper(
-    registry: MarketRegistry,
-    config: EngineConfig,
-    clob_url: str,
-    market_ws_url: str,
-    duration_s: float,
-    out_dir: Path,
-    token_ids: Sequence[str] | None,
-    db: JournalDatabase | None,
-) -> PaperResult:
-    container = Paper(registry=providers.Object(registry), database=providers.Object(db))
-    container.config.from_dict(as_sections(config))
-    loop: EngineLoop = container.loop()
-    journal: MemoryJournal = container.view()
-    inbox: Inbox = container.inbox()
-    clock = container.clock()
-    http = ClobHttpClient(ClobConfig(host=clob_url), clock)
-    malformed = 0
+        def on_malformed(frame: str | bytes, reason: str) -> None:
+            # a frame we could not use is kept whole (errors table, dead letters) and the feed goes on
+            nonlocal malformed
+            malformed += 1
+            payload = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+            inbox.push((RecordError("market_ws", str(malformed), reason, payload, clock.now_ms()),))
 
-    async def snapshot(token_id: str) -> RestBook:
-        raw = await http.get("/book", {"token_id": token_id})
-        return parse_rest_book(raw, ts_recv_ms=clock.now_ms())
+        def on_gap(token: str, reason: str) -> None:
+            inbox.push((RaiseAlert("warning", "book_gap", f"{token}: {reason}", clock.now_ms()),))
 
-    def on_malformed(frame: str | bytes, reason: str) -> None:
-        # a frame we could not use is kept whole (errors table, dead letters) and the feed goes on
-        nonlocal malformed
-        malformed += 1
-        payload = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
-        inbox.push((RecordError("market_ws", str(malformed), reason, payload, clock.now_ms()),))
-
-    def on_gap(token: str, reason: str) -> None:
-        inbox.push((RaiseAlert("warning", "book_gap", f"{token}: {reason}", clock.now_ms()),))
-
-    feed = MarketDataFeed(
-        MarketDataConfig(market_url=market_ws_url),
-        snapshots=snapshot,
-        sink=inbox.push,
-        clock=clock,
-        rng=random.Random(config.seed),
-        on_gap=on_gap,
-        on_malformed=on_malformed,
-    )
-    starting_equity = loop.state.portfolio.equity().total_usdc_micro
-    tokens = list(token_ids) if token_ids else registry.token_ids()
-    started = time.monotonic()
-    try:
-        await _check_reachable(http, clob_url)
-        log.info("paper_start", tokens=len(tokens), clob_url=clob_url, market_ws_url=market_ws_url)
-        await feed.subscribe(tokens)
-        runner = asyncio.create_task(loop.run())
+        feed = MarketDataFeed(
+            MarketDataConfig(market_url=market_ws_url),
+            snapshots=snapshot,
+            sink=inbox.push,
+            clock=clock,
+            rng=random.Random(config.seed),
+            on_gap=on_gap,
+            on_malformed=on_malformed,
+        )
+        starting_equity = loop.state.portfolio.equity().total_usdc_micro
+        tokens = list(token_ids) if token_ids else registry.token_ids()
+        started = time.monotonic()
         try:
-            await asyncio.wait_for(asyncio.shield(runner), duration_s)
-        except TimeoutError:
-            loop.stop()
-            inbox.close()
-            await runner
-    finally:
-        await feed.close()
-        await http.aclose()
-    await loop.drain("paper_stopped")
-    elapsed = time.monotonic() - started
-    inputs = {
-        "mode": "paper",
-        "clob_url": clob_url,
-        "market_ws_url": market_ws_url,
-        "seed": config.seed,
-    }
-    report = build_report(
-        loop,
-        journal,
-        inputs=inputs,
-        stats=InputStats(lines=sum(loop.counts.values()) + malformed, malformed=malformed),
-        starting_equity=starting_equity,
-    )
-    timing = {"duration_s": round(elapsed, 3), "events": sum(loop.counts.values())}
-    write_outputs(out_dir, report, timing, loop, journal, title="paper")
-    return PaperResult(report, timing, loop, journal)
+            await _check_reachable(http, clob_url)
+            log.info("paper_start", tokens=len(tokens), clob_url=clob_url, market_ws_url=market_ws_url)
+            await feed.subscribe(tokens)
+            runner = asyncio.create_task(loop.run())
+            try:
+                await asyncio.wait_for(asyncio.shield(runner), duration_s)
+            except TimeoutError:
+                loop.stop()
+                inbox.close()
+                await runner
+        finally:
+            await feed.close()
+            await http.aclose()
+        await loop.drain("paper_stopped")
+        elapsed = time.monotonic() - started
+        inputs = {
+            "mode": "paper",
+            "clob_url": clob_url,
+            "market_ws_url": market_ws_url,
+            "seed": config.seed,
+        }
+        report = build_report(
+            loop,
+            journal,
+            inputs=inputs,
+            stats=InputStats(lines=sum(loop.counts.values()) + malformed, malformed=malformed),
+            starting_equity=starting_equity,
+        )
+        timing = {"duration_s": round(elapsed, 3), "events": sum(loop.counts.values())}
+        write_outputs(out_dir, report, timing, loop, journal, title="paper")
+        return PaperResult(report, timing, loop, journal)

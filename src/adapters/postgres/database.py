@@ -11,6 +11,8 @@ its tables unqualified.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from polysnipe.adapters.postgres.migrations import MigrationDrift, pending_migrations
 from polysnipe.adapters.urls import mask_url
 
-__all__ = ["BUNDLED_MIGRATIONS", "DatabaseConfig", "JournalDatabase", "JournalUnavailable", "connect"]
+__all__ = [
+    "BUNDLED_MIGRATIONS",
+    "DatabaseConfig",
+    "JournalDatabase",
+    "JournalUnavailable",
+    "connect",
+    "open_database",
+]
 
 #: the project's migrations (the repository's migrations/ folder)
 BUNDLED_MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -66,6 +75,17 @@ def connect(config: DatabaseConfig, migrations: Path = BUNDLED_MIGRATIONS) -> ps
         conn.close()
         raise
     return conn
+
+
+@contextmanager
+def open_database(config: DatabaseConfig) -> Iterator[JournalDatabase]:
+    """The journal database opened (raises JournalUnavailable), closed when the block ends."""
+    database = JournalDatabase(config)
+    database.open()
+    try:
+        yield database
+    finally:
+        database.close()
 
 
 class JournalDatabase:
