@@ -8,7 +8,9 @@ time, so collection works without them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,17 @@ def shared_data_dir() -> Path:
     if override:
         return Path(override)
     return Path(__file__).parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _logging_outlives_capsys() -> Iterator[None]:
+    # A CLI run ends by sending log lines back to the terminal, which under capsys is a stream pytest
+    # closes after the test; later tests must not log into it.
+    yield
+    from polysnipe.runners.logging import configure_logging
+
+    with contextlib.redirect_stderr(sys.__stderr__):
+        configure_logging(mode="console")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ one "internal error" line and exit code 1, and --debug shows the traceback of ei
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import socket
 import subprocess
@@ -17,7 +16,6 @@ import psycopg
 import pytest
 
 from polysnipe.runners.cli import build_parser, main
-from polysnipe.runners.logging import configure_logging
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -37,15 +35,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "POLYSNIPE_CHAIN_ID",
     ):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _logging_outlives_capsys() -> Iterator[None]:
-    # A run ends by sending log lines back to the terminal, which under capsys is a stream pytest
-    # closes after the test; later tests must not log into it.
-    yield
-    with contextlib.redirect_stderr(sys.__stderr__):
-        configure_logging(mode="console")
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, list[str]]:
