@@ -58,7 +58,9 @@ class Inbox:
 
     async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
         try:
-            batch = await asyncio.wait_for(self._queue.get(), timeout_s)
+            # asyncio.timeout keeps a cancel that lands as a batch arrives (3.11's wait_for loses it)
+            async with asyncio.timeout(timeout_s):
+                batch = await self._queue.get()
         except TimeoutError:
             return []
         if batch is None:

@@ -88,7 +88,7 @@ def test_a_kill_switch_from_the_command_line_stops_a_running_engines_next_decisi
         async def scenario() -> None:
             task = asyncio.create_task(loop.run())
             inbox.push([snapshot(T0), trade(T0 + 1)])
-            await until(lambda: len(venue.submitted) == 1)
+            await until(lambda: len(venue.submitted) == 1, timeout_s=30)
             assert 0 == main(["kill", "--scope", "global", "--reason", "stop now", "--by", "carol"])
             inbox.push([trade(T0 + 3)])
             inbox.close()

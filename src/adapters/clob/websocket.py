@@ -146,7 +146,10 @@ class ReconnectingSocket:
         try:
             while True:
                 try:
-                    frame = await asyncio.wait_for(ws.recv(), timeout=self._stale_after_s)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands while a
+                    # frame is ready, and a busy feed then never lets the socket close
+                    async with asyncio.timeout(self._stale_after_s):
+                        frame = await ws.recv()
                 except TimeoutError:
                     self._lost("stale")
                     return
