@@ -1,0 +1,118 @@
+"""Neg-risk conversions: the portfolio math, the position manager's decision, the simulated venue."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polysnipe.core.portfolio import Lot, Portfolio, WalletState
+from polysnipe.core.units import MICRO
+
+W = "0xw"
+T0 = 1_700_000_000_000
+
+
+def _wallet(cash: int, lots: dict[tuple[str, str], tuple[int, int]]) -> Portfolio:
+    """A portfolio of one wallet holding `lots`: (token, strategy) -> (shares, cost)."""
+    wallet = WalletState(cash)
+    for (token, strategy), (shares, cost) in lots.items():
+        wallet.lots[token, strategy] = Lot(shares, cost, T0)
+        wallet._set(token, wallet.positions.get(token, 0) + shares, wallet.cost.get(token, 0) + cost)
+    return Portfolio({W: wallet})
+
+
+def test_the_collateral_pays_back_the_cost_and_the_rest_moves_to_the_yes_shares() -> None:
+    # an event of three outcomes a, b, c: 10 NO of a bought at 0.70 and 10 NO of b at 0.80
+    p = _wallet(0, {("na", "s"): (10 * MICRO, 7 * MICRO), ("nb", "s"): (10 * MICRO, 8 * MICRO)})
+    p.apply_conversion(W, ("na", "nb"), ("yc",), 10 * MICRO, 10 * MICRO, 10 * MICRO, T0 + 1)
+    w = p.wallets[W]
+    assert 10 * MICRO == w.balance_usdc_micro
+    assert {"yc": 10 * MICRO} == w.positions
+    # 15 paid, 10 back in cash: the YES of c carries the other 5, nothing is realized
+    assert {"yc": 5 * MICRO} == w.cost
+    assert 0 == p.realized_total_usdc_micro
+    assert Lot(10 * MICRO, 5 * MICRO, T0) == w.lots["yc", "s"]
+
+
+def test_a_cost_below_the_collateral_realizes_the_gain() -> None:
+    p = _wallet(0, {("na", "s"): (10 * MICRO, 5 * MICRO), ("nb", "s"): (10 * MICRO, 4 * MICRO)})
+    p.apply_conversion(W, ("na", "nb"), ("yc",), 10 * MICRO, 10 * MICRO, 10 * MICRO, T0 + 1)
+    assert 1 * MICRO == p.realized_by_strategy["s"]
+    assert {"yc": 0} == p.wallets[W].cost
+
+
+def test_every_outcome_converts_into_collateral_alone() -> None:
+    # NO of all three outcomes: exactly two of them pay, whatever wins, and they become 2 USDC each
+    lots = {("na", "s"): (10 * MICRO, 7 * MICRO), ("nb", "s"): (10 * MICRO, 7 * MICRO),
+            ("nc", "t"): (10 * MICRO, 8 * MICRO)}  # fmt: skip
+    p = _wallet(0, lots)
+    p.apply_conversion(W, ("na", "nb", "nc"), (), 10 * MICRO, 20 * MICRO, 0, T0 + 1)
+    assert 20 * MICRO == p.wallets[W].balance_usdc_micro
+    assert {} == p.wallets[W].positions
+    assert -2 * MICRO == p.realized_total_usdc_micro
+    # each strategy realizes against its own cost: s gave 20 shares (13.33 cash for 14), t 10
+    assert {"s": 13_333_333 - 14 * MICRO, "t": 6_666_667 - 8 * MICRO} == p.realized_by_strategy
+
+
+def test_only_the_converted_shares_leave_and_the_lots_keep_the_rest() -> None:
+    p = _wallet(0, {("na", "s"): (15 * MICRO, 9 * MICRO), ("nb", "s"): (10 * MICRO, 8 * MICRO)})
+    p.apply_conversion(W, ("na", "nb"), ("yc", "yd"), 10 * MICRO, 10 * MICRO, 10 * MICRO, T0 + 1)
+    w = p.wallets[W]
+    assert {"na": 5 * MICRO, "yc": 10 * MICRO, "yd": 10 * MICRO} == w.positions
+    # 6 + 8 left the NO lots, 10 came back: 4 over the two YES tokens
+    assert {"na": 3 * MICRO, "yc": 2 * MICRO, "yd": 2 * MICRO} == w.cost
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> tuple[list[int], list[int], dict[tuple[str, str], tuple[int, int]], int]:
+    """A complete event's YES marks (summing to 1), the outcomes converted, the lots held, a size."""
+    n = draw(st.integers(2, 6))
+    cuts = sorted(draw(st.lists(st.integers(0, MICRO), min_size=n - 1, max_size=n - 1)))
+    marks = [b - a for a, b in zip([0, *cuts], [*cuts, MICRO], strict=True)]
+    chosen = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=n, unique=True))
+    lots: dict[tuple[str, str], tuple[int, int]] = {}
+    for i in range(n):
+        for strategy in draw(st.lists(st.sampled_from(["a", "b", "a/basket", ""]), max_size=3, unique=True)):
+            for token in (f"y{i}", f"n{i}"):
+                if draw(st.booleans()):
+                    shares = draw(st.integers(1, 50 * MICRO))
+                    lots[token, strategy] = (shares, draw(st.integers(0, shares)))
+    for i in chosen:  # every converted NO is held, by some lot
+        if not any(t == f"n{i}" for t, _ in lots):
+            lots[f"n{i}", "a"] = (MICRO, MICRO // 2)
+    held = min(sum(s for (t, _), (s, _) in lots.items() if t == f"n{i}") for i in chosen)
+    return marks, sorted(chosen), lots, draw(st.integers(1, held))
+
+
+def _value(p: Portfolio, marks: list[int]) -> int:
+    """Cash plus every share at its mark, exactly (micro-USDC times MICRO): no rounding to hide in."""
+    w = p.wallets[W]
+    price = {f"y{i}": m for i, m in enumerate(marks)} | {f"n{i}": MICRO - m for i, m in enumerate(marks)}
+    return w.balance_usdc_micro * MICRO + sum(price[t] * n for t, n in w.positions.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(_events(), st.integers(0, 1_000 * MICRO))
+def test_a_conversion_conserves_value_at_any_marks_of_a_complete_event(
+    event: tuple[list[int], list[int], dict[tuple[str, str], tuple[int, int]], int], cash: int
+) -> None:
+    marks, chosen, lots, size = event
+    p = _wallet(cash, lots)
+    before = _value(p, marks)
+    book = p.wallets[W].balance_usdc_micro + sum(p.wallets[W].cost.values()) - p.realized_total_usdc_micro
+    no = tuple(f"n{i}" for i in chosen)
+    yes = tuple(f"y{i}" for i in range(len(marks)) if i not in chosen)
+    shares_before = dict(p.wallets[W].positions)
+    p.apply_conversion(W, no, yes, size, (len(no) - 1) * size, size, T0 + 1)
+    w = p.wallets[W]
+    assert before == _value(p, marks)
+    # cash plus cost basis less realized PnL is what every fill, merge and conversion conserves
+    assert book == w.balance_usdc_micro + sum(w.cost.values()) - p.realized_total_usdc_micro
+    for t in no:
+        assert shares_before[t] - size == w.positions.get(t, 0)
+    for t in yes:
+        assert shares_before.get(t, 0) + size == w.positions[t]
+    # the lots still add up to the positions, and no cost basis goes negative
+    for token, shares in w.positions.items():
+        assert shares == sum(lot.shares for _, lot in w.lots_of(token))
+        assert w.cost[token] == sum(lot.cost for _, lot in w.lots_of(token)) >= 0
