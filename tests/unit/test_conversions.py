@@ -5,7 +5,23 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit import WALLET, engine, fill, market, of, opportunity, snapshot, trade
+from polysnipe.core.events import BookSnapshot, Level
+from polysnipe.core.exit_rules import ExitParams, ExitRule
+from polysnipe.core.market import NegRiskEvent
+from polysnipe.core.messages import (
+    Command,
+    ConvertPositions,
+    MergePositions,
+    PlaceOrder,
+    PositionsConverted,
+    RaiseAlert,
+    SettlementRefused,
+    Tick,
+)
+from polysnipe.core.pipeline import next_timer_ms, step
 from polysnipe.core.portfolio import Lot, Portfolio, WalletState
+from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO
 
 W = "0xw"
@@ -116,3 +132,123 @@ def test_a_conversion_conserves_value_at_any_marks_of_a_complete_event(
     for token, shares in w.positions.items():
         assert shares == sum(lot.shares for _, lot in w.lots_of(token))
         assert w.cost[token] == sum(lot.cost for _, lot in w.lots_of(token)) >= 0
+
+
+# -- the position manager: when a conversion is asked for, and what its answer does ----------------
+EV = "0xe0"
+MARKETS = [
+    market(f"0x{o}", (f"y{o}", f"n{o}"), neg_risk=True, neg_risk_market_id=EV) for o in ("a", "b", "c")
+]
+
+
+def _event(*, augmented: bool = False, exits: ExitParams | None = None) -> EngineState:
+    state = engine(
+        markets=MARKETS, exits=exits or ExitParams(rules={"scripted": ExitRule(take_profit=False)})
+    )
+    state.markets.add_event(NegRiskEvent(EV, tuple(m.condition_id for m in MARKETS), augmented, False, True))
+    return state
+
+
+def _buy(
+    state: EngineState, ts: int, token: str, size: int = 20 * MICRO, price: int = 700_000
+) -> list[Command]:
+    """Buy `size` of `token` at `price` through the whole pipeline: the commands of the fill."""
+    cond = state.markets.by_token(token).condition_id
+    state.signals[0].script[ts] = [  # type: ignore[attr-defined]
+        opportunity(f"buy-{token}-{ts}", market=cond, token_id=token, size=size, limit_price=price,
+                    created_ms=ts, expires_ms=ts + 60_000)
+    ]  # fmt: skip
+    step(state, snapshot(ts - 1, token=token, bid=price - 20_000, ask=price, condition_id=cond), ts - 1)
+    [place] = of(step(state, trade(ts, token=token, price=price, condition_id=cond), ts), PlaceOrder)
+    return step(state, fill(place.order, ts + 1, trade_id=f"t-{token}-{ts}"), ts + 1)
+
+
+def test_no_shares_of_two_outcomes_are_converted_and_the_answer_moves_the_balances() -> None:
+    state = _event()
+    assert [] == of(_buy(state, T0 + 10, "na"), ConvertPositions)  # one outcome frees nothing
+    [convert] = of(_buy(state, T0 + 20, "nb", price=800_000), ConvertPositions)
+    assert (WALLET, EV, ("0xa", "0xb"), 20 * MICRO) == (
+        convert.wallet,
+        convert.event,
+        convert.markets,
+        convert.size,
+    )
+    assert convert.correlation_id
+    # while it is in flight, nothing asks for a second one
+    assert [] == of(_buy(state, T0 + 30, "na", size=10 * MICRO), ConvertPositions)
+    wallet = state.portfolio.wallets[WALLET]
+    balance = wallet.balance_usdc_micro
+    done = PositionsConverted(WALLET, EV, ("0xa", "0xb"), 20 * MICRO, 20 * MICRO, ("0xc",), 20 * MICRO,
+                              T0 + 40, convert.correlation_id)  # fmt: skip
+    out = step(state, done, T0 + 40)
+    assert [done] == of(out, PositionsConverted)  # journaled as it came
+    assert balance + 20 * MICRO == wallet.balance_usdc_micro
+    assert {"na": 10 * MICRO, "yc": 20 * MICRO} == wallet.positions
+    # 20 NO of a at 0.70 and 20 NO of b at 0.80 cost 30; 20 came back, the YES of c carries 10
+    assert 10 * MICRO == wallet.cost["yc"]
+    assert 1 == state.counters["conversions"]
+    # the 10 NO of a left are one outcome: nothing more to convert
+    assert [] == of(out, ConvertPositions)
+
+
+def test_the_outcomes_that_free_the_most_are_converted() -> None:
+    state = _event()
+    _buy(state, T0 + 10, "na", size=30 * MICRO, price=600_000)
+    [first] = of(_buy(state, T0 + 20, "nb", size=5 * MICRO, price=600_000), ConvertPositions)
+    assert (("0xa", "0xb"), 5 * MICRO) == (first.markets, first.size)
+    step(state, SettlementRefused("convert", WALLET, EV, "no route", T0 + 30), T0 + 30)
+    _buy(state, T0 + 40, "nc", size=20 * MICRO, price=600_000)
+    # retry at T0 + 30 + 60 s: a and c at 20 free 20, a, b and c at 5 free 10
+    [again] = of(step(state, Tick(T0 + 30 + 60_000), T0 + 30 + 60_000), ConvertPositions)
+    assert (("0xa", "0xc"), 20 * MICRO) == (again.markets, again.size)
+
+
+def test_a_refused_conversion_alerts_changes_nothing_and_is_asked_again_on_time() -> None:
+    state = _event()
+    _buy(state, T0 + 10, "na")
+    [convert] = of(_buy(state, T0 + 20, "nb"), ConvertPositions)
+    wallet = state.portfolio.wallets[WALLET]
+    before = (wallet.balance_usdc_micro, dict(wallet.positions))
+    refused = SettlementRefused("convert", WALLET, EV, "no route", T0 + 30, convert.correlation_id)
+    [alert] = of(step(state, refused, T0 + 30), RaiseAlert)
+    assert ("warning", "convert_refused") == (alert.severity, alert.code)
+    assert before == (wallet.balance_usdc_micro, wallet.positions)
+    retry = state.exits.params.settlement_retry_ms
+    assert T0 + 30 + retry == next_timer_ms(state)
+    # a fill inside the retry window asks nothing; the timer asks again without any input
+    assert [] == of(_buy(state, T0 + 40, "nb", size=5 * MICRO), ConvertPositions)
+    assert [] == of(step(state, Tick(T0 + 30 + retry - 1), T0 + 30 + retry - 1), ConvertPositions)
+    [again] = of(step(state, Tick(T0 + 30 + retry), T0 + 30 + retry), ConvertPositions)
+    assert (("0xa", "0xb"), 20 * MICRO) == (again.markets, again.size)
+
+
+def test_complete_sets_merge_before_a_conversion_takes_their_no() -> None:
+    state = _event()
+    _buy(state, T0 + 10, "ya", size=20 * MICRO, price=300_000)
+    out = _buy(state, T0 + 20, "na", size=20 * MICRO)
+    assert 1 == len(of(out, MergePositions))
+    out = _buy(state, T0 + 30, "nb", size=20 * MICRO)
+    # a's NO pairs with a's YES and the merge is in flight: no conversion takes it
+    assert [] == of(out, ConvertPositions)
+
+
+def test_no_conversion_on_an_event_that_is_not_known_complete() -> None:
+    state = _event(augmented=True)
+    _buy(state, T0 + 10, "na")
+    assert [] == of(_buy(state, T0 + 20, "nb"), ConvertPositions)
+    off = _event(exits=ExitParams(convert_neg_risk=False))
+    _buy(off, T0 + 10, "na")
+    assert [] == of(_buy(off, T0 + 20, "nb"), ConvertPositions)
+
+
+def test_no_exit_sells_the_no_shares_a_conversion_in_flight_takes() -> None:
+    state = _event(exits=ExitParams(rules={"scripted": ExitRule(take_profit=False, stop_loss_micro=30_000)}))
+    _buy(state, T0 + 10, "na")
+    [convert] = of(_buy(state, T0 + 20, "nb"), ConvertPositions)
+    crash = BookSnapshot(T0 + 30, "na", "0xa", (Level(400_000, 100 * MICRO),), (Level(420_000, 100 * MICRO),))
+    assert [] == of(step(state, crash, T0 + 30), PlaceOrder)
+    done = PositionsConverted(
+        WALLET, EV, convert.markets, 20 * MICRO, 20 * MICRO, ("0xc",), 20 * MICRO, T0 + 40
+    )
+    step(state, done, T0 + 40)
+    assert "na" not in state.portfolio.wallets[WALLET].positions
