@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kit import WALLET, engine, fill, market, of, opportunity, snapshot, trade
+from polysnipe.adapters.settlement import NoSettlement
+from polysnipe.adapters.sim import ConstantLatency, PolymarketFeeModel, RiskAverseQueueModel, SimVenue
+from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.core.events import BookSnapshot, Level
 from polysnipe.core.exit_rules import ExitParams, ExitRule
-from polysnipe.core.market import NegRiskEvent
+from polysnipe.core.market import MarketRegistry, NegRiskEvent
 from polysnipe.core.messages import (
     Command,
     ConvertPositions,
@@ -252,3 +259,95 @@ def test_no_exit_sells_the_no_shares_a_conversion_in_flight_takes() -> None:
     )
     step(state, done, T0 + 40)
     assert "na" not in state.portfolio.wallets[WALLET].positions
+
+
+# -- the simulated venue: the conversion on its ledger, and what it refuses ------------------------
+def _venue(
+    positions: dict[str, int], *, fee_bips: int = 0, event: bool = True, balance: int = 100 * MICRO
+) -> SimExecution:
+    registry = MarketRegistry.of([*MARKETS, market("0xbin", ("y1", "n1"))])
+    if event:
+        registry.add_event(NegRiskEvent(EV, tuple(m.condition_id for m in MARKETS), False, False, True))
+    venue = SimVenue(registry, ConstantLatency(), RiskAverseQueueModel(), PolymarketFeeModel(),
+                     random.Random(1), {WALLET: balance}, {WALLET: positions})  # fmt: skip
+    return SimExecution(venue, registry, convert_fee_bips=fee_bips)
+
+
+def _convert(markets: tuple[str, ...], size: int = 10 * MICRO, event: str = EV) -> ConvertPositions:
+    return ConvertPositions(WALLET, event, markets, size, T0, "c-1")
+
+
+def test_the_venue_converts_on_its_ledger() -> None:
+    sim = _venue({"na": 10 * MICRO, "nb": 15 * MICRO, "yc": 1 * MICRO})
+    [done] = asyncio.run(sim.convert(_convert(("0xa", "0xb"))))
+    expected = PositionsConverted(WALLET, EV, ("0xa", "0xb"), 10 * MICRO, 10 * MICRO, ("0xc",), 10 * MICRO,
+                                  T0, "c-1")  # fmt: skip
+    assert expected == done
+    ledger = sim.venue.ledger
+    assert 110 * MICRO == ledger.usdc(WALLET)
+    assert {"nb": 5 * MICRO, "yc": 11 * MICRO} == ledger.positions(WALLET)
+
+
+def test_without_event_metadata_the_venue_knows_the_event_by_its_markets() -> None:
+    # on chain the questions are the adapter's own; the venue finds them in the markets that name it
+    sim = _venue({"na": 10 * MICRO, "nb": 10 * MICRO}, event=False)
+    [done] = asyncio.run(sim.convert(_convert(("0xa", "0xb"))))
+    assert isinstance(done, PositionsConverted)
+    assert ("0xc",) == done.yes_markets
+
+
+def test_the_adapter_fee_comes_out_of_the_collateral_and_the_yes_shares() -> None:
+    sim = _venue({"na": 11 * MICRO, "nb": 11 * MICRO, "nc": 10 * MICRO}, fee_bips=100)
+    [done] = asyncio.run(sim.convert(_convert(("0xa", "0xb"))))
+    assert isinstance(done, PositionsConverted)
+    # 1% of each unit out: 9.9 USDC and 9.9 YES of c
+    assert (9_900_000, ("0xc",), 9_900_000) == (done.collateral, done.yes_markets, done.yes_size)
+    [all_three] = asyncio.run(sim.convert(_convert(("0xa", "0xb", "0xc"), size=MICRO)))
+    assert isinstance(all_three, PositionsConverted)
+    assert (2 * 990_000, (), 990_000) == (all_three.collateral, all_three.yes_markets, all_three.yes_size)
+
+
+@pytest.mark.parametrize(
+    ("request_", "why"),
+    [
+        (_convert(("0xa", "0xb"), size=0), "amount 0"),
+        (_convert(("0xa", "0xb"), size=11 * MICRO), "not enough NO shares of 0xb"),
+        (_convert(()), "invalid index set"),
+        (_convert(("0xa", "0xa")), "invalid index set"),
+        (_convert(("0xa", "0xbin")), "invalid index set"),
+        (_convert(("0x1", "0x2"), event="0xnot-an-event"), "not a neg-risk event"),
+    ],
+)
+def test_the_venue_refuses_what_the_adapter_would_refuse(request_: ConvertPositions, why: str) -> None:
+    sim = _venue({"na": 20 * MICRO, "nb": 10 * MICRO})
+    [refused] = asyncio.run(sim.convert(request_))
+    assert isinstance(refused, SettlementRefused)
+    assert ("convert", WALLET, request_.event, "c-1") == (
+        refused.kind, refused.wallet, refused.market, refused.correlation_id
+    )  # fmt: skip
+    assert refused.reason.startswith(why), refused.reason
+    # nothing moved
+    assert 100 * MICRO == sim.venue.ledger.usdc(WALLET)
+    assert {"na": 20 * MICRO, "nb": 10 * MICRO} == sim.venue.ledger.positions(WALLET)
+
+
+def test_no_settlement_route_refuses_a_conversion() -> None:
+    [refused] = asyncio.run(NoSettlement().convert(_convert(("0xa", "0xb"))))
+    assert isinstance(refused, SettlementRefused)
+    assert ("convert", EV) == (refused.kind, refused.market)
+
+
+def test_engine_and_venue_agree_after_a_conversion() -> None:
+    """The whole path: the engine's holdings -> ConvertPositions -> the venue -> PositionsConverted ->
+    the engine's balances, which match the venue's ledger."""
+    state = _event()
+    _buy(state, T0 + 10, "na", size=20 * MICRO, price=600_000)
+    [convert] = of(_buy(state, T0 + 20, "nb", size=30 * MICRO, price=700_000), ConvertPositions)
+    wallet = state.portfolio.wallets[WALLET]
+    sim = _venue(dict(wallet.positions), balance=wallet.balance_usdc_micro)
+    [done] = asyncio.run(sim.convert(convert))
+    assert [] == of(step(state, done, T0 + 40), ConvertPositions)
+    assert sim.venue.ledger.usdc(WALLET) == wallet.balance_usdc_micro
+    assert sim.venue.ledger.positions(WALLET) == wallet.positions == {"nb": 10 * MICRO, "yc": 20 * MICRO}
+    # 20 NO of a and of b cost 12 + 14 and returned 20: the YES of c carries 6, nothing is realized
+    assert (6 * MICRO, 0) == (wallet.cost["yc"], state.portfolio.realized_total_usdc_micro)
