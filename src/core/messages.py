@@ -438,8 +438,10 @@ JournalRecord = (
     | RecordError
     | MergePositions
     | RedeemPositions
+    | ConvertPositions
     | PositionsMerged
     | PositionsRedeemed
+    | PositionsConverted
     | RaiseAlert
     | TradeSettlement
 )
