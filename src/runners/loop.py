@@ -370,7 +370,7 @@ class EngineLoop:
                 journal.record(records)
                 records = []
                 log.info("settlement_requested", kind=kind.__name__, correlation_id=cmd.correlation_id,  # type: ignore[union-attr]
-                         wallet=cmd.wallet, event=cmd.event, markets=list(cmd.markets),  # type: ignore[union-attr]
+                         wallet=cmd.wallet, neg_risk_event=cmd.event, markets=list(cmd.markets),  # type: ignore[union-attr]
                          size=format_micro(cmd.size))  # type: ignore[union-attr]  # fmt: skip
                 answers.extend(await self.settlement.convert(cmd))  # type: ignore[arg-type]
             else:
@@ -432,8 +432,8 @@ def _log_record(cmd: object) -> None:
         log.info("settled", kind=type(cmd).__name__, wallet=cmd.wallet, market=cmd.market)
     elif isinstance(cmd, PositionsConverted):
         log.info("settled", kind="PositionsConverted", correlation_id=cmd.correlation_id, wallet=cmd.wallet,
-                 event=cmd.event, size=format_micro(cmd.size), collateral=format_micro(cmd.collateral),
-                 yes_size=format_micro(cmd.yes_size))  # fmt: skip
+                 neg_risk_event=cmd.event, size=format_micro(cmd.size),
+                 collateral=format_micro(cmd.collateral), yes_size=format_micro(cmd.yes_size))  # fmt: skip
     elif isinstance(cmd, RecordKillSwitch):
         log.warning("kill_switch", scope=cmd.scope, engaged=cmd.engaged, reason=cmd.reason, by=cmd.by)
     elif isinstance(cmd, RaiseAlert):

@@ -10,9 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kit import WALLET, engine, fill, market, of, opportunity, snapshot, trade
+from polysnipe.adapters.clock import EventClock
+from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim import ConstantLatency, PolymarketFeeModel, RiskAverseQueueModel, SimVenue
 from polysnipe.adapters.sim.execution import SimExecution
+from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.events import BookSnapshot, Level
 from polysnipe.core.exit_rules import ExitParams, ExitRule
 from polysnipe.core.market import MarketRegistry, NegRiskEvent
@@ -30,6 +33,7 @@ from polysnipe.core.pipeline import next_timer_ms, step
 from polysnipe.core.portfolio import Lot, Portfolio, WalletState
 from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO
+from polysnipe.runners.loop import EngineLoop, NullSink
 
 W = "0xw"
 T0 = 1_700_000_000_000
@@ -351,3 +355,20 @@ def test_engine_and_venue_agree_after_a_conversion() -> None:
     assert sim.venue.ledger.positions(WALLET) == wallet.positions == {"nb": 10 * MICRO, "yc": 20 * MICRO}
     # 20 NO of a and of b cost 12 + 14 and returned 20: the YES of c carries 6, nothing is realized
     assert (6 * MICRO, 0) == (wallet.cost["yc"], state.portfolio.realized_total_usdc_micro)
+
+
+def test_the_loop_journals_the_request_asks_the_venue_and_feeds_the_answer_back() -> None:
+    state = _event()
+    _buy(state, T0 + 10, "na")
+    [convert] = of(_buy(state, T0 + 20, "nb"), ConvertPositions)
+    wallet = state.portfolio.wallets[WALLET]
+    sim = _venue(dict(wallet.positions), balance=wallet.balance_usdc_micro)
+    journal = MemoryJournal()
+    loop = EngineLoop(state, source=Inbox(), execution=sim, sink=NullSink(), settlement=sim, journal=journal,
+                      clock=EventClock())  # fmt: skip
+    asyncio.run(loop.perform([convert], T0 + 30))
+    assert [convert] == journal.of(ConvertPositions)
+    [done] = journal.of(PositionsConverted)
+    assert (convert.correlation_id, 20 * MICRO) == (done.correlation_id, done.collateral)
+    assert sim.venue.ledger.positions(WALLET) == wallet.positions == {"yc": 20 * MICRO}
+    assert sim.venue.ledger.usdc(WALLET) == wallet.balance_usdc_micro
