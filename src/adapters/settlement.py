@@ -1,16 +1,22 @@
 """Settlement where no on-chain route is configured yet (the live engine until the relayer lands).
 
-Merges and redemptions are CTF transactions of the trader's wallet, sent through Polymarket's relayer
-(or, as a fallback, by the Safe's owner on Polygon). Until this deployment has one, a request is
-refused with a reason that says exactly what waits, and the portfolio keeps the shares: nothing is
-reported done that was not done.
+Merges, redemptions and neg-risk conversions are CTF (and NegRiskAdapter) transactions of the
+trader's wallet, sent through Polymarket's relayer (or, as a fallback, by the Safe's owner on Polygon).
+Until this deployment has one, a request is refused with a reason that says exactly what waits, and
+the portfolio keeps the shares: nothing is reported done that was not done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from polysnipe.core.messages import MergePositions, RedeemPositions, SettlementRefused, SettlementReport
+from polysnipe.core.messages import (
+    ConvertPositions,
+    MergePositions,
+    RedeemPositions,
+    SettlementRefused,
+    SettlementReport,
+)
 
 __all__ = ["NoSettlement"]
 
@@ -31,5 +37,12 @@ class NoSettlement:
         return [
             SettlementRefused(
                 "redeem", request.wallet, request.market, _WHY, request.ts_ms, request.correlation_id
+            )
+        ]
+
+    async def convert(self, request: ConvertPositions) -> Sequence[SettlementReport]:
+        return [
+            SettlementRefused(
+                "convert", request.wallet, request.event, _WHY, request.ts_ms, request.correlation_id
             )
         ]

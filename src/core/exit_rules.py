@@ -61,8 +61,12 @@ class ExitParams:
     min_merge_micro: int = attrs.field(default=MICRO, validator=_non_negative)
     #: after an exit that did not fill, how long before the rule may fire again
     retry_ms: int = attrs.field(default=5_000, validator=_non_negative)
-    #: after a merge the chain side refused, how long before it is asked again
+    #: after a merge or conversion the chain side refused, how long before it is asked again
     settlement_retry_ms: int = attrs.field(default=60_000, validator=_non_negative)
+    #: convert NO shares of several outcomes of a complete neg-risk event into collateral (exits.py)
+    convert_neg_risk: bool = True
+    #: NO shares per outcome below this are not worth a relayer transaction
+    min_convert_micro: int = attrs.field(default=MICRO, validator=_non_negative)
 
     def rule_for(self, lot: str) -> ExitRule | None:
         """None for basket lots: they are held to resolution."""
@@ -93,9 +97,25 @@ class ExitState:
     redeeming: set[tuple[str, str]] = attrs.field(factory=set)
     #: (wallet, market) -> earliest time a refused merge may be asked again
     merge_retry_at: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    #: (wallet, neg-risk event) -> the markets whose NO shares a conversion in flight takes
+    converting: dict[tuple[str, str], tuple[str, ...]] = attrs.field(factory=dict)
+    #: (wallet, event) -> earliest time a refused conversion may be asked again
+    convert_retry_at: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    #: (due_ms, seq, wallet, event): refused conversions to ask again when their time comes
+    convert_timers: list[tuple[int, int, str, str]] = attrs.field(factory=list)
     #: counts by reason, for the report
     exits: dict[str, int] = attrs.field(factory=dict)
 
     def schedule(self, key: LotKey, due_ms: int) -> None:
         self.seq += 1
         heapq.heappush(self.timers, (due_ms, self.seq, key))
+
+    def schedule_convert(self, wallet: str, event: str, due_ms: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.convert_timers, (due_ms, self.seq, wallet, event))
+
+    def next_due_ms(self, never: int) -> int:
+        """When a time rule or a conversion retry next falls due; `never` if nothing waits."""
+        rules = self.timers[0][0] if self.timers else never
+        converts = self.convert_timers[0][0] if self.convert_timers else never
+        return min(rules, converts)

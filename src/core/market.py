@@ -183,13 +183,21 @@ class MarketRegistry:
         missing or closed) is no basket.
         """
         out: dict[str, tuple[Market, ...]] = {}
-        for event_id, event in self._events.items():
-            if not event.complete:
-                continue
-            members = [self._by_condition.get(cid) for cid in event.condition_ids]
-            if all(m is not None and m.neg_risk and not m.augmented for m in members):
-                out[event_id] = tuple(m for m in members if m is not None)
+        for event_id in self._events:
+            members = self.complete_event(event_id)
+            if members is not None:
+                out[event_id] = members
         return out
+
+    def complete_event(self, event_id: str) -> tuple[Market, ...] | None:
+        """The markets of `event_id` when they form a complete set (complete_baskets' rule), else None."""
+        event = self._events.get(event_id)
+        if event is None or not event.complete:
+            return None
+        members = [self._by_condition.get(cid) for cid in event.condition_ids]
+        if all(m is not None and m.neg_risk and not m.augmented for m in members):
+            return tuple(m for m in members if m is not None)
+        return None
 
     def token_ids(self) -> list[str]:
         return list(self._by_token)

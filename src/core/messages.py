@@ -20,6 +20,7 @@ __all__ = [
     "VENUE_CONDITIONS",
     "CancelOrder",
     "Command",
+    "ConvertPositions",
     "ExecutionReport",
     "Input",
     "KillSwitch",
@@ -35,6 +36,7 @@ __all__ = [
     "OrderType",
     "OutcomeKind",
     "PlaceOrder",
+    "PositionsConverted",
     "PositionsMerged",
     "PositionsRedeemed",
     "RaiseAlert",
@@ -292,6 +294,46 @@ class RedeemPositions:
 
 
 @attrs.frozen(slots=True)
+class ConvertPositions:
+    """Convert `size` NO shares of each of `markets` (k >= 2 outcomes of the neg-risk event `event`)
+    into (k - 1) * `size` USDC plus `size` YES shares of each of the event's other outcomes.
+
+    Exactly one outcome of a complete event wins, so k NO shares pay k - 1 if the winner is among
+    them and k otherwise, and so does what they convert into: the payoff is the same whatever wins,
+    and k - 1 of it is cash now. On chain this is NegRiskAdapter.convertPositions(marketId = `event`
+    (the neg_risk_market_id), indexSet, amount = `size`), where bit i of indexSet (least significant
+    first) selects the question of index i, the low byte of that market's question id; the adapter
+    takes its fee (feeBips of the event, 0 on none) from the collateral and the YES shares alike.
+    """
+
+    wallet: str
+    #: the neg_risk_market_id the markets share
+    event: str
+    #: condition ids of the markets whose NO shares are converted, in the event's order
+    markets: tuple[str, ...]
+    size: int
+    ts_ms: int
+    correlation_id: str = ""
+
+
+@attrs.frozen(slots=True)
+class PositionsConverted:
+    """The venue (or chain) converted `size` NO shares of each of `markets`: the wallet received
+    `collateral` USDC and `yes_size` YES shares of each of `yes_markets` (the event's other
+    outcomes); with no adapter fee, collateral = (k - 1) * size and yes_size = size."""
+
+    wallet: str
+    event: str
+    markets: tuple[str, ...]
+    size: int
+    collateral: int
+    yes_markets: tuple[str, ...]
+    yes_size: int
+    ts_ms: int
+    correlation_id: str = ""
+
+
+@attrs.frozen(slots=True)
 class PositionsMerged:
     """The venue (or chain) merged `size` complete sets of `market` for `wallet`."""
 
@@ -359,8 +401,10 @@ Command = (
     | RecordKillSwitch
     | MergePositions
     | RedeemPositions
+    | ConvertPositions
     | PositionsMerged
     | PositionsRedeemed
+    | PositionsConverted
     | RaiseAlert
     | TradeSettlement
 )
@@ -368,11 +412,13 @@ Command = (
 
 @attrs.frozen(slots=True)
 class SettlementRefused:
-    """A merge or redemption that could not be done now (nothing to merge, no route to the chain, the
-    market not resolved on chain): the portfolio is unchanged and the request may be retried later."""
+    """A merge, redemption or conversion that could not be done now (nothing to merge, no route to the
+    chain, the market not resolved on chain, too few NO shares): the portfolio is unchanged and the
+    request may be retried later."""
 
-    kind: str  # "merge" | "redeem"
+    kind: str  # "merge" | "redeem" | "convert"
     wallet: str
+    #: the condition id; for a conversion, the event (neg_risk_market_id)
     market: str
     reason: str
     ts_ms: int
@@ -380,7 +426,7 @@ class SettlementRefused:
 
 
 #: on-chain settlement results, fed back into the step like execution reports
-SettlementReport = PositionsMerged | PositionsRedeemed | SettlementRefused
+SettlementReport = PositionsMerged | PositionsRedeemed | PositionsConverted | SettlementRefused
 
 #: what the journal keeps: every decision, order, fill, error and alert
 JournalRecord = (
@@ -394,8 +440,10 @@ JournalRecord = (
     | RecordError
     | MergePositions
     | RedeemPositions
+    | ConvertPositions
     | PositionsMerged
     | PositionsRedeemed
+    | PositionsConverted
     | RaiseAlert
     | TradeSettlement
 )

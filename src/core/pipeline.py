@@ -18,14 +18,14 @@ Where each input goes:
 | Order* execution reports | lifecycle.on_report | order state machine, risk, outcomes |
 | TradeSettlement | lifecycle.on_trade_settlement | a fill confirmed on chain, or undone when it failed |
 | MarketResolved | market_handlers.on_resolved | marks 1/0, cancels, redeems (exits.py) |
-| PositionsMerged, PositionsRedeemed | exits | the portfolio settles the sets / the resolution |
+| PositionsMerged, PositionsRedeemed, PositionsConverted | exits | the portfolio settles what was done |
 | SettlementRefused | exits.on_settlement_refused | an alert; the request may be asked again |
 | KillSwitch | lifecycle.on_kill_switch | risk scopes, cancels, stops slices |
 | VenueCondition | lifecycle.on_venue_condition | risk refuses what a venue state forbids |
 | Tick | (none) | time passed: only the slice release below |
 
 Before any input, iceberg slices whose delay has passed are released (lifecycle.release_due_slices)
-and exit rules whose time has come are judged (exits.release_due).
+and exit rules (and refused conversions) whose time has come are judged (exits.release_due).
 The state is mutated in place (state.py says why).
 """
 
@@ -42,7 +42,7 @@ from polysnipe.core.events import (
     PriceChange,
     TickSizeChange,
 )
-from polysnipe.core.exits import on_merged, on_redeemed, on_settlement_refused
+from polysnipe.core.exits import on_converted, on_merged, on_redeemed, on_settlement_refused
 from polysnipe.core.exits import release_due as release_due_exits
 from polysnipe.core.lifecycle import (
     on_kill_switch,
@@ -69,6 +69,7 @@ from polysnipe.core.messages import (
     OrderFilled,
     OrderRejected,
     OrderStatusUnknown,
+    PositionsConverted,
     PositionsMerged,
     PositionsRedeemed,
     SettlementRefused,
@@ -100,6 +101,7 @@ HANDLERS: dict[type, Handler] = {
     TradeSettlement: on_trade_settlement,
     PositionsMerged: on_merged,
     PositionsRedeemed: on_redeemed,
+    PositionsConverted: on_converted,
     SettlementRefused: on_settlement_refused,
     KillSwitch: on_kill_switch,
     VenueCondition: on_venue_condition,
@@ -113,16 +115,16 @@ def step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
     timers = state.timers
     if timers and timers[0][0] <= now_ms:
         release_due_slices(state, now_ms, commands)
-    exit_timers = state.exits.timers
-    if exit_timers and exit_timers[0][0] <= now_ms:
+    exits = state.exits
+    rules, converts = exits.timers, exits.convert_timers
+    if (rules and rules[0][0] <= now_ms) or (converts and converts[0][0] <= now_ms):
         release_due_exits(state, now_ms, commands)
     HANDLERS[type(event)](state, event, now_ms, commands)
     return commands
 
 
 def next_timer_ms(state: EngineState) -> int:
-    """When the step next has something to do without any input (an iceberg slice, a time exit);
-    NEVER_MS if never."""
+    """When the step next has something to do without any input (an iceberg slice, a time exit, a
+    refused conversion asked again); NEVER_MS if never."""
     slices = state.timers[0][0] if state.timers else NEVER_MS
-    exits = state.exits.timers[0][0] if state.exits.timers else NEVER_MS
-    return min(slices, exits)
+    return min(slices, state.exits.next_due_ms(NEVER_MS))

@@ -8,7 +8,8 @@ venue takes a BUY's fee in shares); a SELL gives size (+ fee_shares) and receive
 USDC fee. Shares are held in lots, one per (token, strategy that bought them), each with its average
 cost (fees included), when it opened and the fair value its entry claimed (exit rules read them). A
 SELL of a strategy takes from that strategy's lot first, then from the others pro rata; merging
-complete sets and redeeming a resolved market take from every lot of the token pro rata. Realized PnL
+complete sets, converting neg-risk NO shares and redeeming a resolved market take from every lot of
+the token pro rata. Realized PnL
 is kept per lot's strategy, for the current UTC day (what the daily loss limit reads) and in total.
 
 The marking rule, the only one in the engine (risk's daily loss, the backtest's equity curve and the
@@ -20,7 +21,7 @@ the engine's own view of the market (EngineState) is the MarkSource.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import attrs
@@ -337,6 +338,67 @@ class Portfolio:
         to_yes = size * cost_yes // (cost_yes + cost_no) if cost_yes + cost_no else size // 2
         self._realize(yes, to_yes, ts_ms)
         self._realize(no, size - to_yes, ts_ms)
+
+    def apply_conversion(
+        self,
+        wallet_name: str,
+        no_tokens: Sequence[str],
+        yes_tokens: Sequence[str],
+        size: int,
+        collateral: int,
+        yes_size: int,
+        ts_ms: int,
+    ) -> None:
+        """`size` NO shares of each of `no_tokens` became `collateral` USDC and `yes_size` YES shares
+        of each of `yes_tokens` (a neg-risk conversion, core/messages.ConvertPositions).
+
+        Each lot's strategy keeps what its NO shares became, in proportion to the shares it gave:
+        its part of the collateral pays back its cost first, and what the cost exceeds it by moves
+        to that strategy's lots of the YES shares (split evenly over the tokens), opened when its
+        earliest NO lot was. A cost the collateral more than pays back realizes the difference as a
+        gain (the YES shares then cost nothing); with no YES shares to carry it, the whole
+        difference is realized. Nothing else changes: the payoff is the same whatever wins.
+        """
+        wallet = self.wallets[wallet_name]
+        opened: dict[str, int] = {}
+        given: dict[str, list[int]] = {}  # strategy -> [shares, cost]
+        for token in no_tokens:
+            for strategy, lot in wallet.lots_of(token):
+                opened[strategy] = min(opened.get(strategy, lot.opened_ms), lot.opened_ms)
+            held = max(wallet.positions.get(token, 0), 0)
+            for strategy, (n, cost) in wallet._take(token, min(size, held), None).items():
+                part = given.setdefault(strategy, [0, 0])
+                part[0] += n
+                part[1] += cost
+            if size > held:
+                # converted shares the books do not show: kept visible as short, like such a sale
+                wallet._set(token, wallet.positions.get(token, 0) - (size - held), wallet.cost.get(token, 0))
+        wallet.balance_usdc_micro += collateral
+        if not given:
+            given[""] = [0, 0]  # shares no lot held (never approved by risk): no strategy's
+        total = max(sum(n for n, _ in given.values()), 1)
+        cash_left, yes_left = collateral, yes_size
+        items = list(given.items())
+        for i, (strategy, (n, cost)) in enumerate(items):
+            last = i == len(items) - 1
+            cash = cash_left if last else collateral * n // total
+            got = yes_left if last else yes_size * n // total
+            cash_left -= cash
+            yes_left -= got
+            carry = cost - cash
+            if not yes_tokens or got <= 0 or carry <= 0:
+                self._book_realized(-carry, ts_ms, strategy)
+                carry = 0
+            if got <= 0:
+                continue
+            for j, token in enumerate(yes_tokens):
+                share = carry // len(yes_tokens) + (carry % len(yes_tokens) if j == 0 else 0)
+                yes_lot = wallet.lots.get((token, strategy))
+                if yes_lot is None:
+                    yes_lot = wallet.lots[token, strategy] = Lot(0, 0, opened.get(strategy, ts_ms))
+                yes_lot.shares += got
+                yes_lot.cost += share
+                wallet._set(token, wallet.positions.get(token, 0) + got, wallet.cost.get(token, 0) + share)
 
     def apply_resolution(self, tokens: tuple[str, str], winning_token: str) -> None:
         """A market resolved: marks become 1 (winner) and 0 (loser) until the shares are redeemed."""

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from polysnipe.core.events import MarketEvent
 from polysnipe.core.messages import (
+    ConvertPositions,
     ExecutionReport,
     Input,
     JournalRecord,
@@ -101,7 +102,8 @@ class ExecutionPort(Protocol):
 
 
 class SettlementPort(Protocol):
-    """On-chain changes of positions: merging complete sets into collateral, redeeming resolved markets.
+    """On-chain changes of positions: merging complete sets into collateral, redeeming resolved markets,
+    converting neg-risk NO shares into collateral and YES of the other outcomes.
 
     Live, these are CTF transactions of the wallet, sent through the relayer. The answer is the
     settlement done or, when it cannot be done now, a SettlementRefused saying why; either is fed back
@@ -111,6 +113,8 @@ class SettlementPort(Protocol):
     async def merge(self, request: MergePositions) -> Sequence[SettlementReport]: ...
 
     async def redeem(self, request: RedeemPositions) -> Sequence[SettlementReport]: ...
+
+    async def convert(self, request: ConvertPositions) -> Sequence[SettlementReport]: ...
 
 
 class Journal(Protocol):

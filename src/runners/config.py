@@ -626,7 +626,8 @@ DefaultExitConfig = _exit_rule_section("DefaultExitConfig", _EXITS.default, "oth
 
 @attrs.frozen(slots=True, kw_only=True)
 class ExitsConfig:
-    """The position manager: exit rules per strategy, merging complete sets, retrying exits."""
+    """The position manager: exit rules per strategy, merging complete sets, neg-risk conversions,
+    retrying exits."""
 
     spread_hunter: Any = attrs.field(factory=SpreadHunterExitConfig, metadata=subsection())
     momentum: Any = attrs.field(factory=MomentumExitConfig, metadata=subsection())
@@ -641,8 +642,17 @@ class ExitsConfig:
     )  # fmt: skip
     retry_ms: int = setting(_EXITS.retry_ms, Int(min=0), "after an exit that did not fill, wait this long")
     settlement_retry_ms: int = setting(
-        _EXITS.settlement_retry_ms, Int(min=0), "after a merge the chain side refused, wait this long"
+        _EXITS.settlement_retry_ms,
+        Int(min=0),
+        "after a merge or conversion the chain side refused, wait this long",
     )
+    convert_neg_risk: bool = setting(
+        True, Bool(), "convert NO held in several outcomes of a complete neg-risk event into USDC + YES"
+    )
+    min_convert_micro: int = setting(
+        _EXITS.min_convert_micro, Micro("shares", min=0), "NO per outcome below this is not converted",
+        key="min_convert_shares",
+    )  # fmt: skip
 
 
 # -- the whole -----------------------------------------------------------------------------------

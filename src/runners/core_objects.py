@@ -356,6 +356,8 @@ def exit_params(c: ExitsConfig) -> ExitParams:
         min_merge_micro=c.min_merge_micro,
         retry_ms=c.retry_ms,
         settlement_retry_ms=c.settlement_retry_ms,
+        convert_neg_risk=c.convert_neg_risk,
+        min_convert_micro=c.min_convert_micro,
     )  # fmt: skip
 
 

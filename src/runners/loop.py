@@ -45,6 +45,7 @@ from polysnipe.core.lifecycle import finish
 from polysnipe.core.messages import (
     CancelOrder,
     Command,
+    ConvertPositions,
     ExecutionReport,
     JournalRecord,
     KillSwitch,
@@ -56,6 +57,7 @@ from polysnipe.core.messages import (
     OrderRejected,
     OrderStatusUnknown,
     PlaceOrder,
+    PositionsConverted,
     PositionsMerged,
     PositionsRedeemed,
     RaiseAlert,
@@ -110,6 +112,7 @@ _REPORTS = frozenset(
         OrderStatusUnknown,
         PositionsMerged,
         PositionsRedeemed,
+        PositionsConverted,
         SettlementRefused,
         TradeSettlement,
     }
@@ -384,6 +387,14 @@ class EngineLoop:
                 log.info("settlement_requested", kind=kind.__name__, wallet=cmd.wallet, market=cmd.market)  # type: ignore[union-attr]
                 settle = self.settlement.merge if kind is MergePositions else self.settlement.redeem
                 answers.extend(await settle(cmd))  # type: ignore[arg-type]
+            elif kind is ConvertPositions:
+                records.append(cmd)  # type: ignore[arg-type]
+                journal.record(records)
+                records = []
+                log.info("settlement_requested", kind=kind.__name__, correlation_id=cmd.correlation_id,  # type: ignore[union-attr]
+                         wallet=cmd.wallet, neg_risk_event=cmd.event, markets=list(cmd.markets),  # type: ignore[union-attr]
+                         size=format_micro(cmd.size))  # type: ignore[union-attr]  # fmt: skip
+                answers.extend(await self.settlement.convert(cmd))  # type: ignore[arg-type]
             else:
                 records.append(cmd)  # type: ignore[arg-type]
                 _log_record(cmd)
@@ -441,6 +452,10 @@ def _log_record(cmd: object) -> None:
         log.info("trade_settlement", trade_id=cmd.trade_id, order_id=cmd.order_id, status=cmd.status)
     elif isinstance(cmd, PositionsMerged | PositionsRedeemed):
         log.info("settled", kind=type(cmd).__name__, wallet=cmd.wallet, market=cmd.market)
+    elif isinstance(cmd, PositionsConverted):
+        log.info("settled", kind="PositionsConverted", correlation_id=cmd.correlation_id, wallet=cmd.wallet,
+                 neg_risk_event=cmd.event, size=format_micro(cmd.size),
+                 collateral=format_micro(cmd.collateral), yes_size=format_micro(cmd.yes_size))  # fmt: skip
     elif isinstance(cmd, RecordKillSwitch):
         log.warning("kill_switch", scope=cmd.scope, engaged=cmd.engaged, reason=cmd.reason, by=cmd.by)
     elif isinstance(cmd, RaiseAlert):

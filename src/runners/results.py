@@ -197,6 +197,7 @@ def build_report(
             "by_reason": dict(sorted(state.exits.exits.items())),
             "merges": state.counters.get("merges", 0),
             "redemptions": state.counters.get("redemptions", 0),
+            "conversions": state.counters.get("conversions", 0),
             "markets_resolved": state.counters.get("markets_resolved", 0),
         },
         "alerts": dict(sorted(Counter(a.code for a in journal.of(RaiseAlert)).items())),

@@ -43,6 +43,11 @@ def print_summary(
     t.add_row("avg slippage", f"{report['avg_slippage_bps']} bps")
     pnl = report["pnl"]
     t.add_row("PnL", f"realized {pnl['realized_usdc']} USDC, marked {pnl['marked_usdc']} USDC")
+    ex = report["exits"]
+    t.add_row(
+        "settlements",
+        f"merges {ex['merges']}, redemptions {ex['redemptions']}, neg-risk conversions {ex['conversions']}",
+    )
     latency = report.get("assumptions", {}).get("latency")
     if latency:
         t.add_row("assumed latency", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in latency.items()))

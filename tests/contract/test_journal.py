@@ -12,6 +12,7 @@ from polysnipe.adapters.postgres.journal import PostgresJournal, read_records, s
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.events import Side
 from polysnipe.core.messages import (
+    ConvertPositions,
     JournalRecord,
     Liquidity,
     MergePositions,
@@ -20,6 +21,7 @@ from polysnipe.core.messages import (
     OrderType,
     OutcomeKind,
     PlaceOrder,
+    PositionsConverted,
     PositionsMerged,
     PositionsRedeemed,
     RaiseAlert,
@@ -74,6 +76,9 @@ def _records() -> list[JournalRecord]:
         TradeSettlement(T0 + 7, "trade-1", "opp1-0", "CONFIRMED"),
         RedeemPositions("0x5afe", "0xcond", T0 + 40),
         PositionsRedeemed("0x5afe", "0xcond", "123", 1 * MICRO, 1 * MICRO, T0 + 41),
+        ConvertPositions("0x5afe", "0xevent", ("0xa", "0xb"), 3 * MICRO, T0 + 50, "convert:0x5afe:0xevent"),
+        PositionsConverted("0x5afe", "0xevent", ("0xa", "0xb"), 3 * MICRO, 2_970_000, ("0xc", "0xd"),
+                           2_970_000, T0 + 51, "convert:0x5afe:0xevent"),
         RaiseAlert("critical", "kill_switch_engaged", "market:0xcond: operator", T0 + 10, "c-opp1",
                    {"module": "spread_hunter", "n": 3}),
     ]  # fmt: skip

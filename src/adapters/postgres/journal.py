@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from polysnipe.core.events import Side
 from polysnipe.core.messages import (
+    ConvertPositions,
     JournalRecord,
     Liquidity,
     MergePositions,
@@ -35,6 +36,7 @@ from polysnipe.core.messages import (
     OrderType,
     OutcomeKind,
     PlaceOrder,
+    PositionsConverted,
     PositionsMerged,
     PositionsRedeemed,
     RaiseAlert,
@@ -119,6 +121,12 @@ VALUES (%(source)s, %(position)s, %(reason)s, %(payload)s, %(correlation_id)s, %
 _INSERT_SETTLEMENT: LiteralString = """
 INSERT INTO settlements (kind, wallet, market, size_micro, winning_token, payout_micro, correlation_id, ts_ms)
 VALUES (%(kind)s, %(wallet)s, %(market)s, %(size)s, %(winning)s, %(payout)s, %(correlation_id)s, %(ts_ms)s)"""
+
+_INSERT_CONVERSION: LiteralString = """
+INSERT INTO conversions (kind, wallet, event_id, markets, size_micro, collateral_micro, yes_markets,
+    yes_size_micro, correlation_id, ts_ms)
+VALUES (%(kind)s, %(wallet)s, %(event)s, %(markets)s, %(size)s, %(collateral)s, %(yes_markets)s, %(yes_size)s,
+    %(correlation_id)s, %(ts_ms)s)"""
 
 _INSERT_TRADE_SETTLEMENT: LiteralString = """
 INSERT INTO trade_settlements (trade_id, order_id, status, ts_ms)
@@ -213,6 +221,17 @@ def _settlement(
     return [(_INSERT_SETTLEMENT, row)]
 
 
+def _conversion(r: ConvertPositions | PositionsConverted) -> list[Statement]:
+    row = {"kind": "convert_requested", "wallet": r.wallet, "event": r.event, "markets": list(r.markets),
+           "size": r.size, "collateral": 0, "yes_markets": [], "yes_size": 0,
+           "correlation_id": r.correlation_id, "ts_ms": r.ts_ms}  # fmt: skip
+    if isinstance(r, PositionsConverted):
+        row.update(
+            kind="converted", collateral=r.collateral, yes_markets=list(r.yes_markets), yes_size=r.yes_size
+        )
+    return [(_INSERT_CONVERSION, row)]
+
+
 def _alert(r: RaiseAlert) -> list[Statement]:
     return [(_INSERT_ALERT, {
         "severity": r.severity, "code": r.code, "message": r.message, "correlation_id": r.correlation_id,
@@ -238,6 +257,8 @@ _STATEMENTS: dict[type, Callable[[Any], list[Statement]]] = {
     RedeemPositions: lambda r: _settlement("redeem_requested", r),
     PositionsMerged: lambda r: _settlement("merged", r),
     PositionsRedeemed: lambda r: _settlement("redeemed", r),
+    ConvertPositions: _conversion,
+    PositionsConverted: _conversion,
     RaiseAlert: _alert,
     TradeSettlement: _trade_settlement,
 }
@@ -316,6 +337,7 @@ def read_records(conn: psycopg.Connection[Any]) -> list[JournalRecord]:
         out += [_read_error(r) for r in cur.execute("SELECT * FROM errors ORDER BY id")]
         out += [_read_alert(r) for r in cur.execute("SELECT * FROM alerts ORDER BY id")]
         out += [_read_settlement(r) for r in cur.execute("SELECT * FROM settlements ORDER BY id")]
+        out += [_read_conversion(r) for r in cur.execute("SELECT * FROM conversions ORDER BY id")]
         out += [
             TradeSettlement(r["ts_ms"], r["trade_id"], r["order_id"], r["status"])
             for r in cur.execute("SELECT * FROM trade_settlements ORDER BY id")
@@ -398,6 +420,17 @@ def _read_settlement(r: Row) -> MergePositions | RedeemPositions | PositionsMerg
     return PositionsRedeemed(
         r["wallet"], r["market"], r["winning_token"], r["size_micro"], r["payout_micro"], r["ts_ms"]
     )
+
+
+def _read_conversion(r: Row) -> ConvertPositions | PositionsConverted:
+    if r["kind"] == "convert_requested":
+        return ConvertPositions(
+            r["wallet"], r["event_id"], tuple(r["markets"]), r["size_micro"], r["ts_ms"], r["correlation_id"]
+        )
+    return PositionsConverted(
+        r["wallet"], r["event_id"], tuple(r["markets"]), r["size_micro"], r["collateral_micro"],
+        tuple(r["yes_markets"]), r["yes_size_micro"], r["ts_ms"], r["correlation_id"],
+    )  # fmt: skip
 
 
 def set_schema(conn: psycopg.Connection[Any], schema: str) -> None:

@@ -236,6 +236,21 @@ class Ledger:
         self._usdc[wallet] = self._usdc.get(wallet, 0) + merged
         return merged
 
+    def convert(
+        self, wallet: str, no_tokens: Sequence[str], yes_tokens: Sequence[str], size: int, fee_bips: int
+    ) -> tuple[int, int]:
+        """Convert `size` NO shares of each of `no_tokens` (the caller checked they are held free) into
+        collateral and YES of each of `yes_tokens`, as NegRiskAdapter.convertPositions does: its fee
+        is taken from every unit out, collateral and YES alike. Returns (collateral, YES per token)."""
+        out = size - size * fee_bips // 10_000
+        for token in no_tokens:
+            self._shares[wallet, token] = self._shares.get((wallet, token), 0) - size
+        for token in yes_tokens:
+            self._shares[wallet, token] = self._shares.get((wallet, token), 0) + out
+        collateral = (len(no_tokens) - 1) * out
+        self._usdc[wallet] = self._usdc.get(wallet, 0) + collateral
+        return collateral, out
+
     def redeem(self, wallet: str, tokens: tuple[str, str], winning_token: str) -> tuple[int, int]:
         """Redeem every share of a resolved market: (winning shares, USDC paid)."""
         won = max(self._shares.get((wallet, winning_token), 0), 0)
