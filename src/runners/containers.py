@@ -20,6 +20,8 @@ from dependency_injector import containers, providers
 
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.redis.factory import redis_client
+from polysnipe.adapters.redis.streams import BufferedPublisher, RedisClient, StreamPublisher
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.journal import MemoryJournal
@@ -31,10 +33,11 @@ from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.risk import RiskGatekeeper
 from polysnipe.core.state import EngineState, build_state
 from polysnipe.runners import core_objects as to_core
-from polysnipe.runners.config import OutputsConfig, WalletConfig
+from polysnipe.runners.config import OutputsConfig, RedisConfig, WalletConfig
 from polysnipe.runners.loop import EngineLoop
+from polysnipe.runners.settings import Settings
 
-__all__ = ["Backtest", "ClobGateways", "Live", "Paper"]
+__all__ = ["Backtest", "ClobGateways", "Ingest", "Live", "Paper"]
 
 
 def _wallet_chooser(wallets: Mapping[str, WalletConfig]) -> Callable[[Opportunity], str]:
@@ -256,3 +259,21 @@ class Live(containers.DeclarativeContainer):
         clock,
         config.outputs,
     )
+
+
+def _redis_client(connections: Settings, redis: RedisConfig) -> RedisClient:
+    return redis_client(connections.redis_url, cluster=redis.cluster)
+
+
+class Ingest(containers.DeclarativeContainer):
+    """`polysnipe ingest`: frames and signals onto the Redis Streams bus. The client connects on its
+    first command (runners/ingest.py pings it before anything else)."""
+
+    config = providers.Configuration()
+    clock = providers.Singleton(WallClock)
+    rng = providers.Singleton(random.Random)
+    streams = providers.Singleton(RedisConfig.streams, config.redis)
+    #: tests override this with a client of their own (a Redis Cluster, say)
+    redis = providers.Singleton(_redis_client, config.connections, config.redis)
+    publisher = providers.Singleton(StreamPublisher, redis, streams)
+    buffered = providers.Singleton(BufferedPublisher, publisher)
