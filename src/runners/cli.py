@@ -272,6 +272,8 @@ def _bench(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.bench import run_bench_command
 
+    if args.what == "bus":
+        inputs.require_lines(args.events, "--events", "market-channel messages")
     if args.what in ("backtest", "latency"):
         from polysnipe.tools.datagen import GENERATED_METADATA
 
@@ -823,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=_orders)
 
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
-    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency"], help="what to measure")
+    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency", "bus"], help="what to measure")
     bench.add_argument(
         "--markets",
         action="append",
@@ -831,9 +833,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="backtest, latency: market metadata, several times (default: the bundled sample's)",
     )
     bench.add_argument(
-        "--events", default="data/sample/events.jsonl", help="backtest, latency: events JSON lines"
+        "--events", default="data/sample/events.jsonl", help="backtest, latency, bus: events JSON lines"
     )
-    bench.add_argument("-n", type=_int_at_least(1), default=20_000, help="orders: iterations (default 20000)")
+    bench.add_argument(
+        "-n", type=_int_at_least(1), default=20_000, help="orders: iterations; bus: entries (default 20000)"
+    )
     bench.add_argument(
         "--no-gc-freeze",
         dest="gc_freeze",
