@@ -14,8 +14,10 @@ from typing import Any
 import attrs
 import httpx
 from test_redis_streams import REDIS_URL, drain, drop_keys, unique_prefix
+from websockets.asyncio.server import ServerConnection, serve
 
 from kit import SAMPLE
+from polysnipe.adapters.clob.parsing import parse_market_line
 from polysnipe.adapters.clock import WallClock
 from polysnipe.adapters.files import load_events
 from polysnipe.adapters.redis.factory import redis_client
@@ -214,5 +216,43 @@ def test_signals_listen_serves_http_and_records_what_it_accepts(tmp_path: Path) 
         assert 1 == await client.xlen(config.redis.streams().signals_key)
         await drop_keys(client, prefix)  # type: ignore[arg-type]
         await client.aclose()
+
+    asyncio.run(body())
+
+
+def test_live_feed_appends_frames_as_received_and_reopens_a_silent_connection(tmp_path: Path) -> None:
+    prefix = unique_prefix()
+    config = config_with(prefix, stale_data_s=1)
+    [line] = [raw.rstrip(b"\n") for raw in (SAMPLE / "events.jsonl").open("rb")][:1]
+    subscriptions: list[dict[str, Any]] = []
+
+    async def body() -> None:
+        async def venue(ws: ServerConnection) -> None:
+            subscriptions.append(json.loads(await ws.recv()))
+            await ws.send(line.decode())  # the book dump, then silence (PONGs only)
+            async for message in ws:
+                if message == "PING":
+                    await ws.send("PONG")
+
+        async with serve(venue, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            job = IngestJob(token_ids=["1", "2"], market_ws_url=f"ws://127.0.0.1:{port}", record_dir=tmp_path,
+                            duration_s=2.5)  # fmt: skip
+            result = await run_ingest(ingest_container(config), config, job, stop=asyncio.Event())
+        client = redis_client(REDIS_URL)
+        try:
+            source = StreamSource(client, config.redis.streams(), consumer="e", shards=range(4),
+                                  clock=WallClock())  # fmt: skip
+            got = await drain(source)
+        finally:
+            await drop_keys(client, prefix)  # type: ignore[arg-type]
+            await client.aclose()
+        assert len(subscriptions) >= 2  # reopened after a second of no market data: resubscribed
+        assert {"type": "market", "assets_ids": ["1", "2"], "custom_feature_enabled": True} == subscriptions[
+            0
+        ]
+        assert len(subscriptions) == result.frames
+        assert Counter(parse_market_line(line) * result.frames) == Counter(got)
+        assert [line] * result.frames == (tmp_path / result.record_files[0].name).read_bytes().splitlines()
 
     asyncio.run(body())
