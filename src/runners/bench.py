@@ -125,6 +125,15 @@ def run_bench_command(args: argparse.Namespace) -> int:
             f" = {result['events_per_s']:,} events/s;"
             f" decision compute p50 {dc['p50']} us, p99 {dc['p99']} us ({dc['samples']} orders)"
         )
+    elif args.what == "bus":
+        import asyncio
+
+        from polysnipe.runners.bench_bus import format_bus, run_bench_bus
+        from polysnipe.runners.config import load_config
+
+        url = load_config(None).connections.redis_url
+        result = asyncio.run(run_bench_bus(url, Path(args.events), args.n, max(args.n // 20, 1_000)))
+        print(format_bus(result))
     elif args.what == "latency":
         result = _bench_latency(args)
         lat = result["event_to_signed_order_us"]

@@ -272,6 +272,8 @@ def _bench(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.bench import run_bench_command
 
+    if args.what == "bus":
+        inputs.require_lines(args.events, "--events", "market-channel messages")
     if args.what in ("backtest", "latency"):
         from polysnipe.tools.datagen import GENERATED_METADATA
 
@@ -530,6 +532,91 @@ def _database(resolved: Any) -> Any:
     return DatabaseConfig(url=settings.database_url, schema=settings.database_schema)
 
 
+def _listen_address(text: str) -> tuple[str, int]:
+    """--signals-listen HOST:PORT."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:8090, got {text!r}")
+    return host.strip("[]"), _port(port)
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text) if text.isascii() else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a speed >= 0 (0: as fast as possible), got {text!r}")
+    return value
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    import structlog
+
+    from polysnipe.adapters.redis.errors import BusUnavailable
+    from polysnipe.adapters.signals_http import MissingSignalKeys, keys_from_env
+    from polysnipe.runners import inputs
+    from polysnipe.runners.ingest import IngestJob, ingest_container, run_ingest
+    from polysnipe.runners.logging import configure_logging
+
+    resolved = _resolve(args)
+    config = resolved.config
+    if args.replay is None and not args.markets and args.signals_listen is None:
+        raise UsageError(
+            "ingest: give --markets (the live feed), --replay FILE, or --signals-listen HOST:PORT"
+        )
+    if args.replay is not None and args.markets:
+        raise UsageError("ingest: --replay replaces the live feed; give --markets or --replay, not both")
+    if args.speed is not None and args.replay is None:
+        raise UsageError("ingest: --speed paces a --replay; it means nothing for the live feed")
+    replay = inputs.require_lines(args.replay, "--replay", "market-channel messages") if args.replay else None
+    tokens: list[str] = []
+    if args.markets:
+        catalog = inputs.read_market_files(args.markets, "--markets")
+        _check_tokens(args, catalog)
+        tokens = list(args.tokens) if args.tokens else catalog.registry().token_ids()
+    elif args.tokens:
+        raise UsageError("ingest: --tokens picks among the tokens of --markets; give --markets too")
+    record = inputs.output_dir(args.record, "--record") if args.record else None
+    if args.signals_listen is not None:
+        if not config.ingest.providers():
+            raise UserError(
+                "ingest: --signals-listen needs [ingest] signal_providers (or POLYSNIPE_SIGNAL_PROVIDERS)"
+            )
+        try:
+            keys_from_env(config.ingest.providers())
+        except MissingSignalKeys as exc:  # names the variables, never a value
+            raise UserError(f"ingest: {exc}") from None
+        host, port = args.signals_listen
+        try:
+            with socket.create_server((host, port)):
+                pass
+        except OSError as exc:
+            raise UserError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; choose another --signals-listen"
+            ) from None
+    ws = (args.ws_url or config.connections.clob_ws_url).rstrip("/") + "/market"
+    job = IngestJob(
+        replay=replay, speed=args.speed or 0.0, token_ids=tokens, market_ws_url=ws, record_dir=record,
+        listen=args.signals_listen, duration_s=args.duration_s,
+    )  # fmt: skip
+    # a service: JSON log lines on stderr, the summary alone on stdout
+    configure_logging(mode="json", level=args.log_level)
+    try:
+        result = asyncio.run(run_ingest(ingest_container(config), config, job))
+    except BusUnavailable as exc:
+        raise UnreachableService(f"{exc}; check POLYSNIPE_REDIS_URL (connections.redis_url)") from None
+    finally:
+        # the stream configured above may not outlive this command (a caller's captured stderr)
+        structlog.reset_defaults()
+    print(
+        f"ingest: {result.frames} frames as {result.entries - result.signals} entries on"
+        f" {config.redis.shards} shard(s), {result.signals} signal(s)"
+        + (f"; recorded to {', '.join(str(p) for p in result.record_files)}" if result.record_files else "")
+    )
+    return 0
+
+
 def _staged(out: Path) -> Any:
     """The output folder, written whole or not at all (runners/outputs.py)."""
     from polysnipe.runners.outputs import OutputDirRefused, check_output_dir, staged_output
@@ -757,6 +844,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log"
     )
 
+    ing = command(
+        "ingest", "append the market channel (or a recording) and external signals to the bus", _ingest
+    )
+    ing.add_argument("--markets", action="append", metavar="FILE", help="live: " + _MARKETS_HELP)
+    ing.add_argument(
+        "--tokens",
+        nargs="*",
+        metavar="TOKEN",
+        help="live: token ids to subscribe (default: all of --markets)",
+    )
+    ing.add_argument(
+        "--ws-url", type=_setting_value("clob_ws_url"), help="live: WebSocket base URL, /market added"
+    )
+    ing.add_argument(
+        "--replay", metavar="FILE", help="replay a JSON-lines recording instead of the live feed"
+    )
+    ing.add_argument(
+        "--speed",
+        type=_speed,
+        help="--replay pace: 1 as recorded, 10 ten times faster, 0 (default) at once",
+    )
+    ing.add_argument(
+        "--record", metavar="DIR", help="also write what arrives as rotating JSON lines (backtest --events)"
+    )
+    ing.add_argument(
+        "--signals-listen", type=_listen_address, metavar="HOST:PORT",
+        help="accept HMAC-signed external signals by HTTP POST /signals",
+    )  # fmt: skip
+    ing.add_argument("--duration-s", type=_positive_seconds, help="stop after this long (default: SIGTERM)")
+    ing.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="least level logged on stderr")
+    _config_option(ing)
+
     sim = command("sim-clob", "serve a local stand-in for Polymarket's CLOB (REST and WebSockets)", _sim_clob)
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sim.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
@@ -814,7 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=_orders)
 
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
-    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency"], help="what to measure")
+    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency", "bus"], help="what to measure")
     bench.add_argument(
         "--markets",
         action="append",
@@ -822,9 +941,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="backtest, latency: market metadata, several times (default: the bundled sample's)",
     )
     bench.add_argument(
-        "--events", default="data/sample/events.jsonl", help="backtest, latency: events JSON lines"
+        "--events", default="data/sample/events.jsonl", help="backtest, latency, bus: events JSON lines"
     )
-    bench.add_argument("-n", type=_int_at_least(1), default=20_000, help="orders: iterations (default 20000)")
+    bench.add_argument(
+        "-n", type=_int_at_least(1), default=20_000, help="orders: iterations; bus: entries (default 20000)"
+    )
     bench.add_argument(
         "--no-gc-freeze",
         dest="gc_freeze",

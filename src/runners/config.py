@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Final
 import attrs
 
 from polysnipe.adapters.clob.config import validate_address
+from polysnipe.adapters.redis.config import StreamsConfig
 from polysnipe.core.evaluators import EvaluatorParams
 from polysnipe.core.exit_rules import DEFAULT_RULES, ExitParams, ExitRule
 from polysnipe.core.messages import OrderType
@@ -46,6 +48,7 @@ from polysnipe.runners.schema import (
     Kind,
     Loader,
     Micro,
+    Text,
     dotted,
     env_leaves,
     leaf,
@@ -68,10 +71,12 @@ __all__ = [
     "ExitsConfig",
     "FeeOverrideConfig",
     "IcebergConfig",
+    "IngestConfig",
     "LiquidityVacuumConfig",
     "MomentumConfig",
     "OutputsConfig",
     "PassiveConfig",
+    "RedisConfig",
     "ResolvedConfig",
     "RiskConfig",
     "RoutingConfig",
@@ -655,6 +660,90 @@ class ExitsConfig:
     )  # fmt: skip
 
 
+# -- the bus and ingest --------------------------------------------------------------------------
+_PROVIDER = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def _key_prefix(text: str) -> str | None:
+    if "{" in text or "}" in text or any(c.isspace() for c in text) or len(text) > 128:
+        return "expected at most 128 characters without braces or spaces (braces are the hash tags)"
+    return None
+
+
+def _group_name(text: str) -> str | None:
+    if not text or len(text) > 128 or any(c.isspace() for c in text):
+        return "expected a name of 1 to 128 characters without spaces"
+    return None
+
+
+def _providers(text: str) -> str | None:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [n for n in names if not _PROVIDER.fullmatch(n)]
+    if bad:
+        return f"expected comma-separated provider names (a-z, 0-9, _ and -), not {bad[0]!r}"
+    return None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RedisConfig:
+    """The Redis Streams bus (its URL is connections.redis_url): shards, trimming, consumer group."""
+
+    prefix: str = setting(
+        "", Text("key prefix", _key_prefix),
+        "in front of every key, so several deployments (and test runs) share one server",
+        env="POLYSNIPE_REDIS_PREFIX",
+    )  # fmt: skip
+    cluster: bool = setting(
+        False, Bool(), "redis_url is a Redis Cluster node (reads go one stream at a time)",
+        env="POLYSNIPE_REDIS_CLUSTER",
+    )  # fmt: skip
+    shards: int = setting(
+        8, Int(1, 4_096), "market-data streams md.0 .. md.<shards-1>; ingest and every engine must agree",
+        env="POLYSNIPE_REDIS_SHARDS",
+    )  # fmt: skip
+    maxlen: int = setting(1_000_000, Int(min=1_000), "approximate cap on each stream's entries")
+    dead_maxlen: int = setting(100_000, Int(min=1), "approximate cap on each <stream>.dead")
+    group: str = setting("engine", Text("group name", _group_name), "consumer group of the engines")
+    batch: int = setting(2_048, Int(1, 100_000), "entries per stream per read")
+    block_ms: int = setting(1_000, Int(1, 60_000), "longest wait of one read")
+    claim_idle_ms: int = setting(
+        30_000, Int(min=1), "an entry pending this long belongs to a dead engine and is taken over"
+    )
+    claim_every_ms: int = setting(10_000, Int(min=1), "how often an engine looks for such entries")
+
+    def streams(self) -> StreamsConfig:
+        """The adapter's config (the one place these keys become it)."""
+        return StreamsConfig(
+            prefix=self.prefix, shards=self.shards, maxlen=self.maxlen, dead_maxlen=self.dead_maxlen,
+            group=self.group, batch=self.batch, block_ms=self.block_ms, claim_idle_ms=self.claim_idle_ms,
+            claim_every_ms=self.claim_every_ms,
+        )  # fmt: skip
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class IngestConfig:
+    """`polysnipe ingest`: the recorder's rotation and the external-signal endpoint. Each provider's
+    HMAC key comes from the environment only: POLYSNIPE_SIGNAL_KEY_<NAME> (upper case, - as _)."""
+
+    record_rotate_mb: int = setting(256, Int(min=1), "--record starts a new file past this many MB ...")
+    record_rotate_s: int = setting(3_600, Int(min=1), "... or this many seconds")
+    signal_providers: str = setting(
+        "", Text("provider names", _providers),
+        'who may POST signals, comma-separated, e.g. "newswire,x-sentiment" (each needs its key)',
+        env="POLYSNIPE_SIGNAL_PROVIDERS",
+    )  # fmt: skip
+    signal_max_skew_ms: int = setting(
+        30_000, Int(1, 3_600_000), "a signed request whose timestamp is further from now is refused"
+    )
+    signal_max_body_bytes: int = setting(65_536, Int(256, 16_777_216), "largest signal body accepted")
+    stale_data_s: int = setting(
+        300, Int(min=1), "live: a connection without market data this long (PONGs aside) is reopened"
+    )
+
+    def providers(self) -> list[str]:
+        return [p.strip() for p in self.signal_providers.split(",") if p.strip()]
+
+
 # -- the whole -----------------------------------------------------------------------------------
 @attrs.frozen(slots=True, kw_only=True)
 class EngineConfig:
@@ -679,6 +768,8 @@ class EngineConfig:
     venue: VenueConfig = attrs.field(factory=VenueConfig, metadata=subsection())
     exits: ExitsConfig = attrs.field(factory=ExitsConfig, metadata=subsection())
     outputs: OutputsConfig = attrs.field(factory=OutputsConfig, metadata=subsection())
+    redis: RedisConfig = attrs.field(factory=RedisConfig, metadata=subsection())
+    ingest: IngestConfig = attrs.field(factory=IngestConfig, metadata=subsection())
     connections: Settings = attrs.field(factory=Settings, metadata=subsection())
 
 

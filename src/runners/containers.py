@@ -24,6 +24,8 @@ from polysnipe.adapters.postgres.controls import KillSwitchWatch
 from polysnipe.adapters.postgres.database import JournalDatabase
 from polysnipe.adapters.postgres.journal import PostgresJournal
 from polysnipe.adapters.postgres.outbox import PostgresOutbox
+from polysnipe.adapters.redis.factory import redis_client
+from polysnipe.adapters.redis.streams import BufferedPublisher, RedisClient, StreamPublisher
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.journal import MemoryJournal
@@ -37,10 +39,11 @@ from polysnipe.core.ports import Journal
 from polysnipe.core.risk import RiskGatekeeper
 from polysnipe.core.state import EngineState, build_state
 from polysnipe.runners import core_objects as to_core
-from polysnipe.runners.config import OutputsConfig, WalletConfig
+from polysnipe.runners.config import OutputsConfig, RedisConfig, WalletConfig
 from polysnipe.runners.loop import EngineLoop
+from polysnipe.runners.settings import Settings
 
-__all__ = ["Backtest", "ClobGateways", "Live", "Paper"]
+__all__ = ["Backtest", "ClobGateways", "Ingest", "Live", "Paper"]
 
 
 def _wallet_chooser(wallets: Mapping[str, WalletConfig]) -> Callable[[Opportunity], str]:
@@ -302,3 +305,21 @@ class Live(containers.DeclarativeContainer):
         None,
         providers.Callable(_controls, database),
     )
+
+
+def _redis_client(connections: Settings, redis: RedisConfig) -> RedisClient:
+    return redis_client(connections.redis_url, cluster=redis.cluster)
+
+
+class Ingest(containers.DeclarativeContainer):
+    """`polysnipe ingest`: frames and signals onto the Redis Streams bus. The client connects on its
+    first command (runners/ingest.py pings it before anything else)."""
+
+    config = providers.Configuration()
+    clock = providers.Singleton(WallClock)
+    rng = providers.Singleton(random.Random)
+    streams = providers.Singleton(RedisConfig.streams, config.redis)
+    #: tests override this with a client of their own (a Redis Cluster, say)
+    redis = providers.Singleton(_redis_client, config.connections, config.redis)
+    publisher = providers.Singleton(StreamPublisher, redis, streams)
+    buffered = providers.Singleton(BufferedPublisher, publisher)
