@@ -57,6 +57,7 @@ from polysnipe.runners.schema import (
     table,
 )
 from polysnipe.runners.settings import SECRET_ENV, Settings, looks_secret, mask_url, url_password
+from polysnipe.runners.signer_settings import SignerSettings
 
 __all__ = [
     "CONFIG_ENV",
@@ -670,6 +671,7 @@ class EngineConfig:
     exits: ExitsConfig = attrs.field(factory=ExitsConfig, metadata=subsection())
     outputs: OutputsConfig = attrs.field(factory=OutputsConfig, metadata=subsection())
     connections: Settings = attrs.field(factory=Settings, metadata=subsection())
+    signer: SignerSettings = attrs.field(factory=SignerSettings, metadata=subsection())
 
 
 def as_sections(config: EngineConfig) -> dict[str, Any]:
