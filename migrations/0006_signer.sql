@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS signer_callers (
 );
 
 CREATE TABLE IF NOT EXISTS signer_audit (
-    seq             BIGINT PRIMARY KEY,         -- assigned by the server: 1, 2, 3, ... (covered by the chain)
+    id              BIGSERIAL PRIMARY KEY,      -- insertion order (not covered by the chain)
+    seq             BIGINT NOT NULL,            -- assigned by the server: 1, 2, 3, ... (covered by the chain)
     ts_ms           BIGINT NOT NULL,
     caller          TEXT NOT NULL,              -- caller name, '' when unauthenticated
     endpoint        TEXT NOT NULL,              -- METHOD path
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS signer_audit (
     prev_hash       TEXT NOT NULL,              -- row_hash of seq - 1 ('' for seq 1)
     row_hash        TEXT NOT NULL               -- HMAC-SHA256(audit key, prev_hash || this row's fields)
 );
+CREATE INDEX IF NOT EXISTS signer_audit_seq ON signer_audit (seq);
 CREATE INDEX IF NOT EXISTS signer_audit_day ON signer_audit (key_address, ts_ms) WHERE decision = 'allowed';
 
 -- Append-only: the server's role may insert and read, never rewrite history.

@@ -7,7 +7,8 @@ forge a row or re-chain the tail; verification needs the same key. A trigger ref
 DELETE (migrations/0006_signer.sql); the chain is what catches someone who gets past it:
 
 * an edited row no longer matches its own hash, but its neighbours still link through it;
-* an inserted row does not match its hash (or copies a seq that is already there);
+* an inserted row does not match its hash (or copies a seq that is already there); at the very end
+  of the log an appended row and an edited last row look alike, and are reported as either;
 * a deleted row leaves a gap in seq and a next row whose prev_hash links to nothing.
 
 A signature leaves the server only after its row is written: if the audit cannot be written the
@@ -149,7 +150,7 @@ def _entry(row: Sequence[Any]) -> AuditEntry:
 
 
 def fetch_rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(f"SELECT {_COLUMNS} FROM signer_audit ORDER BY seq").fetchall()
+    return conn.execute(f"SELECT {_COLUMNS} FROM signer_audit ORDER BY seq, id").fetchall()
 
 
 def verify_rows(rows: Iterable[Sequence[Any]], key: Secret[bytes]) -> tuple[int, list[Finding]]:
@@ -168,9 +169,22 @@ def verify_rows(rows: Iterable[Sequence[Any]], key: Secret[bytes]) -> tuple[int,
         duplicate = seqs.count(seq) > 1
         if not authentic:
             nxt = ordered[i + 1] if i + 1 < len(ordered) else None
-            if seq == last_seq + 1 and not duplicate and prev_hash == last_hash:
+            linked = nxt is not None and str(nxt[13]) == stored
+            if (
+                seq == last_seq + 1
+                and not duplicate
+                and (linked or (prev_hash == last_hash and nxt is not None))
+            ):
                 findings.append(Finding("edited", seq, f"row seq {seq} does not match its hash (edited)"))
                 last_seq, last_hash = seq, str(nxt[13]) if nxt is not None else stored
+            elif nxt is None and seq == last_seq + 1:
+                findings.append(
+                    Finding(
+                        "inserted", seq,
+                        f"row seq {seq} does not match its hash and nothing follows it"
+                        " (inserted at the end, or the last row edited)",
+                    )
+                )  # fmt: skip
             else:
                 findings.append(
                     Finding("inserted", seq, f"row seq {seq} was not written by the signer (inserted)")
