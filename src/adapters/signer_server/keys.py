@@ -158,13 +158,19 @@ class Pkcs11Provider:
         try:
             lib = pkcs11.lib(module_path)
             token = lib.get_token(token_label=token_label)
-            self._session = token.open(rw=True, user_pin=pin.reveal())
+            try:
+                self._session = token.open(rw=True, user_pin=pin.reveal())
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # PKCS#11 logins are per process: a second provider on the same token shares the first's
+                self._session = token.open(rw=True)
         except (RuntimeError, pkcs11.PKCS11Error) as exc:
             raise KeyProviderError(
                 f"cannot open PKCS#11 token {token_label!r} with {module_path}: {type(exc).__name__}"
             ) from None
         self._keys: dict[str, _TokenKey] = {}
-        for public in self._session.get_objects({pkcs11.Attribute.CLASS: ObjectClass.PUBLIC_KEY}):
+        # one search at a time per session: finish listing before looking up each private key
+        publics = list(self._session.get_objects({pkcs11.Attribute.CLASS: ObjectClass.PUBLIC_KEY}))
+        for public in publics:
             label = str(public[pkcs11.Attribute.LABEL] or "")
             if not label.startswith(_LABEL_PREFIX) or public[pkcs11.Attribute.KEY_TYPE] != KeyType.EC:
                 continue
