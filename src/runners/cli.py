@@ -517,6 +517,10 @@ def _signer(args: argparse.Namespace) -> int:
         for path in (settings.tls_cert_file, settings.tls_key_file):
             if path is not None and not Path(path).is_file():
                 raise InputError(path, "TLS file not found; check signer.tls_cert_file / tls_key_file")
+        from polysnipe.runners.logging import configure_logging
+
+        # JSON lines through the redaction processor: a machine reads them and no secret shows
+        configure_logging(mode="json")
         signer.serve(args.host, args.port, signer.build_service(settings, url, os.environ), settings)
         return 0
     if action == "verify-audit":
