@@ -149,8 +149,10 @@ class OrderOutbox(Protocol):
 
 
 class BuilderSigner(Protocol):
-    """Signs for the platform: order digests (trader keys) and relayer builder headers (builder key)."""
+    """The relayer's builder headers (the builder key), in process or from the signing server.
 
-    def sign_order_digest(self, digest: bytes) -> bytes: ...
+    Trader keys are not behind this port: the signing server signs an order from its fields, never a
+    bare digest, so that its policy sees what it signs (adapters/signer_client).
+    """
 
     def builder_headers(self, timestamp_s: int, method: str, path: str, body: bytes) -> Mapping[str, str]: ...

@@ -667,6 +667,44 @@ def _sim_clob(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signer(args: argparse.Namespace) -> int:
+    from polysnipe.runners import signer
+
+    resolved = _resolve(args).config
+    settings, url = resolved.signer, resolved.connections.database_url
+    action = args.signer_command
+    if action == "serve":
+        try:
+            with socket.create_server((args.host, args.port)):
+                pass
+        except OSError as exc:
+            raise UserError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port"
+            ) from None
+        for path in (settings.tls_cert_file, settings.tls_key_file):
+            if path is not None and not Path(path).is_file():
+                raise InputError(path, "TLS file not found; check signer.tls_cert_file / tls_key_file")
+        from polysnipe.runners.logging import configure_logging
+
+        # JSON lines through the redaction processor: a machine reads them and no secret shows
+        configure_logging(mode="json")
+        signer.serve(args.host, args.port, signer.build_service(settings, url, os.environ), settings)
+        return 0
+    if action == "verify-audit":
+        return signer.verify_audit(settings, url, os.environ, sys.stdout)
+    if action == "callers":
+        if args.callers_action == "list":
+            return signer.list_callers(settings, url, sys.stdout)
+        if not args.name:
+            raise UsageError(f"signer callers {args.callers_action} needs NAME")
+        if args.callers_action == "add":
+            return signer.add_caller(settings, url, args.name, sys.stdout)
+        return signer.revoke_caller(settings, url, args.name, sys.stdout)
+    if args.keys_action == "create":
+        return signer.create_key(settings, os.environ, sys.stdout)
+    return signer.list_keys(settings, os.environ, sys.stdout)
+
+
 def _config_show(args: argparse.Namespace) -> int:
     from polysnipe.runners.config import render_config
 
@@ -962,6 +1000,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--files", nargs="*", help="ws: JSON files of market-channel messages (default: recorded)"
     )
     bench.add_argument("--out", default="out/bench", help="folder for the JSON figures (default out/bench)")
+
+    signer_cmd = command(
+        "signer", "the signing server: builder headers and managed trader keys, audited", _signer
+    )
+    signer_sub = signer_cmd.add_subparsers(dest="signer_command", required=True, metavar="ACTION")
+    serve = signer_sub.add_parser(
+        "serve", help="serve the signing server (ASGI on uvicorn)", parents=[common]
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8700, help="TCP port (default 8700)")
+    _config_option(serve)
+    callers = signer_sub.add_parser("callers", help="add, list or revoke callers", parents=[common])
+    callers.add_argument("callers_action", choices=["add", "list", "revoke"], help="what to do")
+    callers.add_argument("name", nargs="?", metavar="NAME", help="the caller (add, revoke)")
+    _config_option(callers)
+    keys = signer_sub.add_parser("keys", help="create or list managed trader keys", parents=[common])
+    keys.add_argument("keys_action", choices=["create", "list"], help="what to do (addresses only)")
+    _config_option(keys)
+    verify = signer_sub.add_parser(
+        "verify-audit", help="check the audit log's hash chain; names any edited, inserted or deleted row",
+        parents=[common],
+    )  # fmt: skip
+    _config_option(verify)
 
     cfg = command("config", "print or check the settings")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -60,6 +60,7 @@ from polysnipe.runners.schema import (
     table,
 )
 from polysnipe.runners.settings import SECRET_ENV, Settings, looks_secret, mask_url, url_password
+from polysnipe.runners.signer_settings import SignerSettings
 
 __all__ = [
     "CONFIG_ENV",
@@ -771,6 +772,7 @@ class EngineConfig:
     redis: RedisConfig = attrs.field(factory=RedisConfig, metadata=subsection())
     ingest: IngestConfig = attrs.field(factory=IngestConfig, metadata=subsection())
     connections: Settings = attrs.field(factory=Settings, metadata=subsection())
+    signer: SignerSettings = attrs.field(factory=SignerSettings, metadata=subsection())
 
 
 def as_sections(config: EngineConfig) -> dict[str, Any]:

@@ -1,0 +1,289 @@
+"""Refusals of the signing server: missing, wrong, stale, replayed and tampered requests, disallowed
+chains, contracts, makers and Safes, bursts above the rate limit, malformed bodies. Every one is
+audited; no secret appears in any response or log line."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import structlog
+
+from polysnipe.adapters.clob.signing import OrderSigner
+from polysnipe.adapters.signer_client.client import SignerClient
+from polysnipe.adapters.signer_client.config import SignerClientConfig
+from polysnipe.adapters.signer_client.errors import SignerRefused
+from polysnipe.adapters.signer_server import schemas
+from polysnipe.adapters.signer_server.auth import (
+    CALLER_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Credential,
+    engine_signature,
+)
+from polysnipe.adapters.signer_server.config import RateLimit
+from polysnipe.core.events import Side
+from polysnipe.runners.signer import start_in_thread
+from polysnipe.runners.signer_settings import SignerSettings
+from signer_support import (
+    AUDIT_KEY_TEXT,
+    BUILDER_PASSPHRASE,
+    BUILDER_SECRET,
+    KEYSTORE_PASSWORD,
+    HandClock,
+    add_caller,
+    keystore,
+    migrate,
+    policy_for,
+    service,
+)
+
+CLOCK_S = HandClock().now // 1000
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+
+
+class Server:
+    def __init__(self, url: str, credential: Credential, conn: psycopg.Connection[Any], keys: Any) -> None:
+        self.url, self.credential, self.conn, self.keys = url, credential, conn, keys
+        self.client = SignerClient(SignerClientConfig(url=url, retries=0), credential, now_s=lambda: CLOCK_S)
+
+    @property
+    def address(self) -> str:
+        return str(self.keys.addresses()[0])
+
+    def audit(self) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            "SELECT endpoint, caller, decision, status, reason, digest FROM signer_audit ORDER BY seq"
+        ).fetchall()
+
+    def engine_post(self, path: str, body: bytes, **override: str) -> httpx.Response:
+        nonce = override.pop("nonce", secrets.token_urlsafe(18))
+        ts = int(override.pop("ts", str(CLOCK_S)))
+        sig_body = override.pop("signed_body", body.decode()).encode()
+        headers = {
+            CALLER_HEADER: self.credential.caller_id,
+            TIMESTAMP_HEADER: str(ts),
+            NONCE_HEADER: nonce,
+            SIGNATURE_HEADER: engine_signature(self.credential.hmac_key(), "POST", path, ts, nonce, sig_body),
+        }
+        headers.update(override)
+        return httpx.post(self.url + path, content=body, headers=headers)
+
+
+def _order(signer: str, **changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = dict(
+        chain_id=137, signer=signer, maker=None, signature_type=0, builder_code="0x" + "00" * 31 + "07",
+        token_id=TOKEN, side=Side.BUY, maker_amount=5_000_000, taker_amount=10_000_000, neg_risk=False,
+        salt=12345, timestamp_ms=1_800_000_000_000,
+    )  # fmt: skip
+    base.update(changes)
+    return base
+
+
+@pytest.fixture
+def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[Server]:
+    conn, schema = db
+    migrate(conn, schema)
+    credential = add_caller(conn, "engine")
+    keys = keystore(tmp_path)
+    svc = service(
+        schema, keys, HandClock(), per_caller=RateLimit(0.01, 30), daily_notional_cap_usdc_micro=12_000_000
+    )
+    url, stop = start_in_thread(svc, SignerSettings())
+    srv = Server(url, credential, conn, keys)
+    try:
+        yield srv
+    finally:
+        srv.client.close()
+        stop()
+
+
+def test_order_signatures_equal_in_process_signing(server: Server) -> None:
+    fields = _order(server.address)
+    remote = server.client.sign_order(**fields)
+    key = server.keys.signer(server.address)
+    local = OrderSigner(key, 137, builder_code=fields["builder_code"]).sign(
+        TOKEN, Side.BUY, 5_000_000, 10_000_000, neg_risk=False, salt=12345, timestamp_ms=1_800_000_000_000
+    )
+    assert local == remote
+    assert ("POST /sign/order", "engine", "allowed", 200, "", local.order_hash) == server.audit()[-1]
+
+
+def test_missing_wrong_stale_replayed_and_tampered_requests_are_refused_and_audited(server: Server) -> None:
+    body = msgspec_order(server.address)
+    cases = {
+        "missing": httpx.post(server.url + "/sign/order", content=body),
+        "wrong": server.engine_post("/sign/order", body, **{SIGNATURE_HEADER: "A" * 44}),
+        "stale": server.engine_post("/sign/order", body, ts=str(CLOCK_S - 31)),
+        "future": server.engine_post("/sign/order", body, ts=str(CLOCK_S + 31)),
+        "tampered": server.engine_post(
+            "/sign/order", body, signed_body=body.decode().replace("12345", "12346")
+        ),
+        "unknown": server.engine_post("/sign/order", body, **{CALLER_HEADER: "0" * 16}),
+    }
+    first = server.engine_post("/sign/order", body, nonce="n" * 20)
+    replay = server.engine_post("/sign/order", body, nonce="n" * 20)
+    assert 200 == first.status_code
+    reasons = {name: (r.status_code, r.json()["error"]) for name, r in cases.items()}
+    reasons["replayed"] = (replay.status_code, replay.json()["error"])
+    assert {name: 401 for name in reasons} == {name: code for name, (code, _) in reasons.items()}
+    assert "stale timestamp" in reasons["stale"][1] and "stale timestamp" in reasons["future"][1]
+    assert "replayed nonce" == reasons["replayed"][1]
+    assert "does not match" in reasons["tampered"][1] and "does not match" in reasons["wrong"][1]
+    refused = [row for row in server.audit() if row[2] == "refused"]
+    assert 7 == len(refused) and all(row[3] == 401 and row[4] for row in refused)
+
+
+def msgspec_order(signer: str, **changes: Any) -> bytes:
+    fields = _order(signer, **changes)
+    fields["side"] = "BUY" if fields.pop("side") is Side.BUY else "SELL"
+    for name in ("token_id", "maker_amount", "taker_amount"):
+        fields[name] = str(fields[name])
+    import msgspec
+
+    return msgspec.json.encode(schemas.OrderSignRequest(**fields))
+
+
+def test_policy_refuses_other_chains_contracts_makers_and_safes(server: Server) -> None:
+    address = server.address
+    refusals = []
+    for fields in (
+        _order(address, chain_id=80002),
+        _order(address, maker="0x" + "11" * 20, signature_type=2),
+        _order("0x" + "22" * 20, maker=address, signature_type=2),
+    ):
+        with pytest.raises(SignerRefused) as err:
+            server.client.sign_order(**fields)
+        refusals.append((err.value.status, err.value.reason))
+    with pytest.raises(SignerRefused) as safe:
+        server.client.sign_safe_tx(
+            schemas.SafeTxSignRequest(137, address, "0x" + "33" * 20, "0x" + "44" * 20, "0", "0x", 0, "0")
+        )
+    with pytest.raises(SignerRefused) as create:
+        server.client.sign_safe_create(schemas.SafeCreateSignRequest(137, address))
+    assert [403, 403, 403] == [status for status, _ in refusals]
+    assert "chain id 80002 is not allowed" in refusals[0][1]
+    assert "order maker 0x1111111111111111111111111111111111111111 is not allowed" in refusals[1][1]
+    assert "no managed key" in refusals[2][1]
+    assert (403, True) == (safe.value.status, "is not allowed by the policy" in safe.value.reason)
+    assert (403, True) == (create.value.status, "is not allowed by the policy" in create.value.reason)
+    assert 5 == sum(1 for row in server.audit() if row[3] == 403)
+
+
+def test_neg_risk_exchange_needs_its_own_permission(
+    db: tuple[psycopg.Connection[Any], str], tmp_path: Path
+) -> None:
+    conn, schema = db
+    migrate(conn, schema)
+    credential = add_caller(conn, "engine")
+    keys = keystore(tmp_path)
+    policy = policy_for(keys)
+    narrow = type(policy)(
+        chain_ids=policy.chain_ids, verifying_contracts=("0xE111180000d2663C0091e4f400237545B87B996B",),
+        makers=tuple(keys.addresses()),
+    )  # fmt: skip
+    url, stop = start_in_thread(service(schema, keys, HandClock(), policy=narrow), SignerSettings())
+    client = SignerClient(SignerClientConfig(url=url), credential, now_s=lambda: CLOCK_S)
+    try:
+        client.sign_order(**_order(keys.addresses()[0]))
+        with pytest.raises(
+            SignerRefused, match="0xe2222d279d744050d28e00520010520000310F59 is not an allowed"
+        ):
+            client.sign_order(**_order(keys.addresses()[0], neg_risk=True))
+    finally:
+        client.close()
+        stop()
+
+
+def test_burst_above_the_rate_limit_gets_429_with_retry_after(server: Server) -> None:
+    url = server.url + "/builder/headers"
+    auth = {"Authorization": f"Bearer {server.credential.token()}"}
+    with httpx.Client() as http:
+        codes = [
+            http.post(url, json={"method": "GET", "path": "/nonce", "timestamp": 1}, headers=auth)
+            for _ in range(32)
+        ]
+    assert [200] * 30 + [429, 429] == [r.status_code for r in codes]
+    assert int(codes[-1].headers["Retry-After"]) >= 1
+    assert "rate limit of caller engine" == codes[-1].json()["error"]
+
+
+def test_daily_notional_cap(server: Server) -> None:
+    server.client.sign_order(**_order(server.address))  # 5 USDC
+    server.client.sign_order(**_order(server.address))  # the same order again: counted once
+    server.client.sign_order(**_order(server.address, salt=2))  # 10
+    with pytest.raises(SignerRefused, match="daily notional cap") as err:
+        server.client.sign_order(**_order(server.address, salt=3))  # 15 > 12
+    assert 403 == err.value.status
+    # a SELL's notional is what it receives
+    server.client.sign_order(
+        **_order(server.address, side=Side.SELL, maker_amount=9_000_000, taker_amount=2_000_000)
+    )
+
+
+def test_malformed_input_is_a_4xx_with_a_reason_and_the_server_lives(server: Server) -> None:
+    auth = {"Authorization": f"Bearer {server.credential.token()}"}
+    url = server.url + "/builder/headers"
+    bad = [
+        (b"not json", 400, "not JSON"),
+        (b'{"method": "GET"}', 400, "path"),
+        (b'{"method": "GET", "path": "/x", "extra": 1}', 400, "extra"),
+        (b'{"method": "get", "path": "/x"}', 400, "upper-case"),
+        (b'{"method": "GET", "path": "/x", "timestamp": -1}', 400, "timestamp"),
+        (b'{"method": "GET", "path": "no-slash"}', 400, "path"),
+        (b"\xff\xfe" * 10, 400, "JSON"),
+        (b"x" * 20_000, 413, "larger than"),
+    ]
+    for body, status, words in bad:
+        answer = httpx.post(url, content=body, headers=auth)
+        assert (status, True) == (answer.status_code, words in answer.json()["error"]), body[:40]
+    for headers in (
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer psk.x.y"},
+    ):
+        answer = httpx.post(url, json={"method": "GET", "path": "/x"}, headers=headers)
+        assert 401 == answer.status_code and answer.json()["error"]
+    assert 404 == httpx.get(server.url + "/nope").status_code
+    assert 405 == httpx.get(url).status_code
+    bad_engine = server.engine_post("/sign/order", b'{"chain_id": "137"}')
+    assert 400 == bad_engine.status_code and "chain_id" in bad_engine.json()["error"]
+    assert 200 == httpx.get(server.url + "/healthz").status_code
+    rows = server.audit()
+    assert {"GET /nope", "GET /builder/headers"} <= {row[0] for row in rows}
+    assert all(row[4] for row in rows if row[2] == "refused")
+
+
+def test_revoked_callers_are_refused(server: Server) -> None:
+    from polysnipe.adapters.signer_server.callers import CallerStore
+
+    CallerStore(server.conn).revoke("engine")
+    with pytest.raises(SignerRefused, match="caller engine is revoked"):
+        server.client.sign_order(**_order(server.address))
+
+
+def test_no_secret_in_any_response_or_log_line(server: Server) -> None:
+    with structlog.testing.capture_logs() as logs:
+        server.client.sign_order(**_order(server.address))
+        server.client.builder_headers(1, "POST", "/submit", b'{"a":1}')
+        httpx.post(server.url + "/sign/order", content=b"{}")
+        server.engine_post("/sign/order", b"{}", nonce="m" * 20)
+        docs = httpx.get(server.url + "/openapi.json").text + httpx.get(server.url + "/healthz").text
+    key_file = next(Path(server.keys._directory).glob("*.json")).read_text()
+    import json
+
+    from eth_account import Account
+
+    private = Account.decrypt(json.loads(key_file), KEYSTORE_PASSWORD).hex()
+    everything = repr(logs) + docs + repr(server.audit()) + repr(server.client) + repr(server.keys)
+    secret_hash = server.credential.hmac_key().hex()
+    for secret in (private, BUILDER_SECRET, AUDIT_KEY_TEXT, server.credential.secret.reveal(), secret_hash,
+                   KEYSTORE_PASSWORD, BUILDER_PASSPHRASE):  # fmt: skip
+        assert secret not in everything
+    assert any(entry.get("event") == "signer_request" for entry in logs)
