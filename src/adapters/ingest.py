@@ -114,23 +114,53 @@ def _line_ts(line: bytes) -> int | None:
         return None
 
 
+def retimed(line: bytes, offset_ms: int) -> bytes:
+    """`line` with every message's `timestamp` moved by `offset_ms` (re-encoded compactly); the line
+    unchanged when it is not JSON or holds no timestamp (the engine dead-letters what it cannot use)."""
+    try:
+        doc = msgspec.json.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return line
+    messages = doc if isinstance(doc, list) else [doc]
+    moved = False
+    for msg in messages:
+        if not isinstance(msg, dict):
+            continue
+        ts = msg.get("timestamp")
+        if isinstance(ts, str) and ts.isascii() and ts.isdigit() and len(ts) <= 16:
+            msg["timestamp"] = str(int(ts) + offset_ms)
+            moved = True
+        elif isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts < 1 << 53:
+            msg["timestamp"] = ts + offset_ms
+            moved = True
+    return msgspec.json.encode(doc) if moved else line
+
+
 class ReplayFeed:
     """A JSON-lines recording fed line by line as if it arrived now.
 
     `speed` 0 sends as fast as the sink takes it; otherwise the gaps between the lines' venue
     timestamps are slept through, divided by `speed` (lines out of order are sent at once). Lines go
     out in file order, in batches of `batch` between yields to the event loop.
+
+    `retime` moves every message's venue timestamp so the recording starts now: a live engine's
+    freshness checks (the age of a book) then see a replay as the live feed it stands in for. The
+    lines are then re-encoded (same content, compact JSON) instead of sent byte for byte.
     """
 
-    def __init__(self, path: Path, *, speed: float, clock: Clock, batch: int = 1_000) -> None:
+    def __init__(
+        self, path: Path, *, speed: float, clock: Clock, batch: int = 1_000, retime: bool = False
+    ) -> None:
         self._path = path
         self._speed = speed
         self._clock = clock
         self._batch = batch
+        self._retime = retime
         self.lines = 0
 
     async def run(self, sink: FrameSink, flush: Callable[[], Awaitable[None]]) -> None:
         first_ts: int | None = None
+        offset: int | None = None
         started = time.monotonic()
         pending = 0
         with self._path.open("rb") as f:
@@ -138,6 +168,12 @@ class ReplayFeed:
                 if line.isspace():
                     continue
                 raw = line.rstrip(b"\r\n")
+                if self._retime:
+                    ts = _line_ts(raw)
+                    if ts is not None and offset is None:
+                        offset = self._clock.now_ms() - ts
+                    if offset is not None:
+                        raw = retimed(raw, offset)
                 if self._speed > 0:
                     ts = _line_ts(raw)
                     if ts is not None:

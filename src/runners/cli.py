@@ -516,6 +516,7 @@ def _run(args: argparse.Namespace) -> int:
                         database=_database(resolved),
                         lease_ms=settings.wallet_lease_ms,
                         standby=args.standby,
+                        bus=_bus(args, resolved) if args.bus else None,
                     )
                 )
             write_manifest(work, command="run", inputs=read, settings=_settings_of(resolved))
@@ -525,11 +526,43 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bus(args: argparse.Namespace, resolved: Any) -> Any:
+    """wallet -> the engine's Redis Streams source: one consumer group per wallet, so every wallet's
+    engine reads every event of its shards, and a stable consumer name per wallet, so a restarted or
+    standby engine re-reads what its predecessor was handed and never acknowledged."""
+    from polysnipe.adapters.clock import WallClock
+    from polysnipe.adapters.redis.factory import redis_client
+    from polysnipe.adapters.redis.streams import StreamSource
+
+    redis_config = resolved.config.redis
+    streams = redis_config.streams()
+    shards = sorted(set(args.shards)) if args.shards else list(range(streams.shards))
+    bad = [n for n in shards if not 0 <= n < streams.shards]
+    if bad:
+        raise UsageError(f"--shards: {bad} outside 0..{streams.shards - 1} (redis.shards = {streams.shards})")
+    client = redis_client(resolved.config.connections.redis_url, cluster=redis_config.cluster)
+
+    def source(wallet: str) -> StreamSource:
+        mine = attrs.evolve(streams, group=f"{streams.group}.{wallet.lower()}")
+        return StreamSource(
+            client, mine, consumer=f"engine.{wallet.lower()}", shards=shards, clock=WallClock()
+        )
+
+    return source
+
+
 def _database(resolved: Any) -> Any:
     from polysnipe.adapters.postgres.database import DatabaseConfig
 
     settings = resolved.config.connections
     return DatabaseConfig(url=settings.database_url, schema=settings.database_schema)
+
+
+def _shard_list(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected shard numbers like 0,1,2, got {text!r}")
+    return [int(p) for p in parts]
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -597,8 +630,8 @@ def _ingest(args: argparse.Namespace) -> int:
             ) from None
     ws = (args.ws_url or config.connections.clob_ws_url).rstrip("/") + "/market"
     job = IngestJob(
-        replay=replay, speed=args.speed or 0.0, token_ids=tokens, market_ws_url=ws, record_dir=record,
-        listen=args.signals_listen, duration_s=args.duration_s,
+        replay=replay, speed=args.speed or 0.0, retime=args.retime, token_ids=tokens, market_ws_url=ws,
+        record_dir=record, listen=args.signals_listen, duration_s=args.duration_s,
     )  # fmt: skip
     # a service: JSON log lines on stderr, the summary alone on stdout
     configure_logging(mode="json", level=args.log_level)
@@ -862,6 +895,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _live_metadata_options(run)
     run.add_argument(
+        "--bus",
+        action="store_true",
+        help="read market data and external signals from the Redis Streams bus (polysnipe ingest "
+        "writes it) instead of the market WebSocket",
+    )
+    run.add_argument(
+        "--shards",
+        type=_shard_list,
+        help="with --bus: the md.<k> shards to read, e.g. 0,1,2 (default: all of redis.shards)",
+    )
+    run.add_argument(
         "--standby",
         action="store_true",
         help="wait while another engine trades the wallet, and take over when it dies (its lease runs out)",
@@ -902,6 +946,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed",
         type=_speed,
         help="--replay pace: 1 as recorded, 10 ten times faster, 0 (default) at once",
+    )
+    ing.add_argument(
+        "--retime",
+        action="store_true",
+        help="--replay: move the recording's timestamps to start now, so a live engine treats it as a "
+        "live feed (its books are fresh); the lines are re-encoded",
     )
     ing.add_argument(
         "--record", metavar="DIR", help="also write what arrives as rotating JSON lines (backtest --events)"

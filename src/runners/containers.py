@@ -19,7 +19,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from polysnipe.adapters.clock import EventClock, WallClock
-from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.inbox import AckingSource, BusWithInbox, Inbox
 from polysnipe.adapters.postgres.controls import KillSwitchWatch
 from polysnipe.adapters.postgres.database import JournalDatabase
 from polysnipe.adapters.postgres.journal import PostgresJournal
@@ -263,6 +263,12 @@ class Paper(containers.DeclarativeContainer):
     )
 
 
+def _live_source(bus: AckingSource | None, inbox: Inbox) -> Inbox | BusWithInbox:
+    """Market data from the bus when the engine has one (venue reports still come by the inbox),
+    else everything by the inbox (the market channel feeds it)."""
+    return inbox if bus is None else BusWithInbox(bus, inbox)
+
+
 def _outbox(database: JournalDatabase, incarnation: str) -> PostgresOutbox:
     return PostgresOutbox(database.connection(), incarnation)
 
@@ -283,6 +289,9 @@ class Live(containers.DeclarativeContainer):
     journal = providers.Singleton(_journal, database, view)
     #: names this run of the engine in the outbox (runners/live.py)
     incarnation = providers.Dependency(instance_of=str)
+    #: the Redis Streams source of market data and signals, or None for the market WebSocket
+    bus: providers.Object[AckingSource | None] = providers.Object(None)
+    source = providers.Singleton(_live_source, bus, inbox)
     outbox = providers.Singleton(
         lambda database, incarnation: PostgresOutbox(database.connection(), incarnation),
         database,
@@ -296,7 +305,7 @@ class Live(containers.DeclarativeContainer):
     loop = providers.Singleton(
         _loop,
         services.engine,
-        inbox,
+        source,
         gateways.execution,
         gateways.settlement,
         journal,

@@ -43,6 +43,8 @@ class IngestJob:
     replay: Path | None = None
     #: replay pace: 1 = as recorded, 0 = as fast as possible
     speed: float = 0.0
+    #: --retime: the recording's timestamps moved to start now (ReplayFeed)
+    retime: bool = False
     #: live: the tokens to subscribe, and the market channel's URL
     token_ids: Sequence[str] = ()
     market_ws_url: str = ""
@@ -132,7 +134,9 @@ async def run_ingest(
             serving = asyncio.create_task(server.serve())
             log.info("signals_listening", host=host, port=port, providers=sorted(keys))
         if job.replay is not None:
-            feed = asyncio.create_task(ReplayFeed(job.replay, speed=job.speed, clock=clock).run(sink, flush))
+            feed = asyncio.create_task(
+                ReplayFeed(job.replay, speed=job.speed, clock=clock, retime=job.retime).run(sink, flush)
+            )
         elif job.token_ids:
             live = LiveFeed(
                 job.market_ws_url, list(job.token_ids), clock=clock, rng=container.rng(),

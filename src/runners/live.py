@@ -23,13 +23,14 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 import psycopg
+import redis.exceptions
 import structlog
 from dependency_injector import providers
 
@@ -43,6 +44,7 @@ from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
 from polysnipe.adapters.postgres.database import DatabaseConfig, JournalUnavailable, open_database
 from polysnipe.adapters.postgres.leases import LeaseHeld, WalletLeases
+from polysnipe.adapters.redis.streams import StreamSource
 from polysnipe.adapters.restart import take_over
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
@@ -115,6 +117,7 @@ async def run_live(
     database: DatabaseConfig,
     lease_ms: int = 15_000,
     standby: bool = False,
+    bus: Callable[[str], StreamSource] | None = None,
     env: Mapping[str, str] | None = None,
     token_ids: Sequence[str] | None = None,
 ) -> LiveResult:
@@ -125,6 +128,9 @@ async def run_live(
     secrets, wallet, balance = await _account(clob, env)
     log.info("live_wallet", wallet=wallet, balance_usdc_micro=balance, host=clob.host)
     incarnation = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    # one consumer per wallet, stable across restarts: a restarted or standby engine re-reads what its
+    # predecessor was handed and never acknowledged
+    stream = bus(wallet) if bus is not None else None
     with ExitStack() as stack:
         try:
             db = stack.enter_context(open_database(database))
@@ -142,6 +148,7 @@ async def run_live(
                 secrets=providers.Object(secrets),
                 database=providers.Object(db),
                 incarnation=providers.Object(incarnation),
+                bus=providers.Object(stream),
             )
             container.config.from_dict(as_sections(_live_config(config, wallet, balance)))
             loop: EngineLoop = container.loop()
@@ -170,7 +177,12 @@ async def run_live(
                     why = f"cannot take over from the previous run on {clob.host}: {exc}"
                     raise LiveStartError(why) from None
                 starting_equity = loop.state.portfolio.equity().total_usdc_micro
-                await adapters.start(tokens)
+                if stream is not None:
+                    try:
+                        await stream.start()
+                    except (redis.exceptions.RedisError, OSError) as exc:
+                        raise LiveStartError(f"cannot read the bus: {exc}"[:500]) from None
+                await adapters.start(tokens, market_channel=stream is None)
                 runner = asyncio.create_task(loop.run())
                 waiter = asyncio.create_task(stop.wait())
                 lost = asyncio.Event()
@@ -192,6 +204,9 @@ async def run_live(
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     aio.remove_signal_handler(sig)
                 await adapters.aclose()
+                if stream is not None:
+                    # the last batches' acknowledgements: their journal transactions committed
+                    await _flush(stream)
             elapsed = time.monotonic() - started
             inputs = {"mode": "live", "clob_url": clob.host, "market_ws_url": market_ws_url, "wallet": wallet,
                       "incarnation": incarnation, "takeover": takeover.as_dict()}  # fmt: skip
@@ -205,6 +220,15 @@ async def run_live(
             timing = {"duration_s": round(elapsed, 3), "events": sum(loop.counts.values())}
             write_outputs(out_dir, report, timing, loop, journal, title="live")
             return LiveResult(report, timing, loop, journal, wallet)
+
+
+async def _flush(stream: StreamSource) -> None:
+    try:
+        await stream.flush()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        # unacknowledged entries are read again by the next run, and its dedupe drops what they repeat
+        log.warning("bus_final_ack_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+    stream.close()
 
 
 @asynccontextmanager

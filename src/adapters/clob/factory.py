@@ -222,12 +222,14 @@ class ClobAdapters:
     reconciler: Reconciler
     _tasks: list[asyncio.Task[None]] = attrs.field(factory=list)
 
-    async def start(self, token_ids: Iterable[str]) -> None:
-        """Subscribe the market channel to `token_ids`; with `order_id_probe`, verify that order ids
-        are our EIP-712 hashes; start heartbeats, the user channel and the periodic reconciler (its
-        reports go to the user channel's sink, the engine loop's inbox)."""
+    async def start(self, token_ids: Iterable[str], *, market_channel: bool = True) -> None:
+        """Subscribe the market channel to `token_ids` (unless the engine reads market data from the
+        bus: `market_channel` False); with `order_id_probe`, verify that order ids are our EIP-712
+        hashes; start heartbeats, the user channel and the periodic reconciler (its reports go to the
+        user channel's sink, the engine loop's inbox)."""
         tokens = list(token_ids)
-        await self.market_data.subscribe(tokens)
+        if market_channel:
+            await self.market_data.subscribe(tokens)
         if self.registry is not None:
             for token_id in tokens:
                 market = self.registry.get_by_token(token_id)
