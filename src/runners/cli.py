@@ -321,9 +321,12 @@ def _switch(args: argparse.Namespace, *, engaged: bool) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from polysnipe.runners.operators import status_text
+    from polysnipe.runners.operators import bus_lines, status_text
 
-    print(status_text(_database(_resolve(args))))
+    resolved = _resolve(args)
+    redis = resolved.config.redis
+    bus = asyncio.run(bus_lines(resolved.config.connections.redis_url, redis.prefix, redis.cluster))
+    print(status_text(_database(resolved), bus))
     return 0
 
 

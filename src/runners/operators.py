@@ -24,7 +24,7 @@ from polysnipe.core.risk import check_scope
 from polysnipe.core.units import format_micro
 from polysnipe.runners.errors import UnreachableService, UsageError
 
-__all__ = ["engage", "operator_name", "status_text"]
+__all__ = ["bus_lines", "engage", "operator_name", "status_text"]
 
 #: a reason is for people reading the journal later: one line, bounded
 MAX_REASON = 500
@@ -93,6 +93,37 @@ def _table(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     return [f"{title}:", "  " + line.format(*header), *("  " + line.format(*r) for r in rows)]
+
+
+async def bus_lines(redis_url: str, prefix: str, cluster: bool) -> list[str]:
+    """The bus as an operator needs it: each stream's length, and per consumer group what it has not
+    read yet (lag) and what it read but never acknowledged (pending); dead letters per stream."""
+    import redis.exceptions
+
+    from polysnipe.adapters.redis.factory import redis_client
+
+    rows: list[tuple[str, ...]] = []
+    dead: dict[str, int] = {}
+    client = redis_client(redis_url, cluster=cluster, timeout_s=5.0)
+    try:
+        keys = sorted([k.decode() async for k in client.scan_iter(match=f"{prefix}{{*", count=1000)])
+        for key in keys:
+            if key.endswith(".dead"):
+                dead[key.removesuffix(".dead")] = int(await client.xlen(key))
+                continue
+            length = int(await client.xlen(key))
+            for g in await client.xinfo_groups(key) or [{"name": b"-", "pending": 0, "lag": None}]:
+                name = g["name"].decode() if isinstance(g["name"], bytes) else str(g["name"])
+                lag = g.get("lag")
+                lagging = "?" if lag is None else str(lag)
+                rows.append((key, str(length), name, lagging, str(g["pending"])))
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return [f"bus: unreachable at {mask_url(redis_url)} ({type(exc).__name__})"]
+    finally:
+        await client.aclose()
+    shown = [(k.removeprefix(prefix), n, g, lag, p, str(dead.get(k, 0))) for k, n, g, lag, p in rows]
+    header = ("stream", "length", "group", "lag", "pending", "dead")
+    return _table(f"bus {mask_url(redis_url)} prefix {prefix!r}", header, shown)
 
 
 def status_text(database: DatabaseConfig, extra: list[str] | None = None) -> str:
