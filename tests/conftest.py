@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,3 +98,70 @@ def journal_env(journal_schema: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("POLYSNIPE_DATABASE_URL", DSN)
     monkeypatch.setenv("POLYSNIPE_DATABASE_SCHEMA", journal_schema)
     return journal_schema
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        # a cluster node also listens on port + 10000: keep both free
+        ports = [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    if any(p + 10_000 > 65_535 for p in ports):
+        return _free_ports(n)
+    return ports
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[str]:
+    """A three-master Redis Cluster on free loopback ports (DESIGN.md 5), killed afterwards; skipped
+    where redis-server or redis-cli is not installed."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server / redis-cli not installed")
+    ports = _free_ports(3)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:
+            node = tmp_path / str(port)
+            node.mkdir()
+            procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--cluster-enabled", "yes", "--cluster-config-file",
+                 "nodes.conf", "--dir", str(node), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))  # fmt: skip
+        for port in ports:
+            _wait_ping(port)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while (
+            b"cluster_state:ok"
+            not in subprocess.run(
+                ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True, timeout=5
+            ).stdout
+        ):
+            assert time.monotonic() < deadline, "the cluster never reached cluster_state:ok"
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+def _wait_ping(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"redis-server on {port} did not start"
+            time.sleep(0.05)
