@@ -429,8 +429,12 @@ def _median_stats(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out[kind] = {}
         for key, first in runs[0][kind].items():
             values = [r[kind][key] for r in runs]
-            numeric = all(isinstance(v, int | float) for v in values)
-            out[kind][key] = statistics.median(values) if numeric else first
+            if all(type(v) is int for v in values):  # counts stay counts
+                out[kind][key] = statistics.median_low(values)
+            elif all(isinstance(v, int | float) for v in values):
+                out[kind][key] = statistics.median(values)
+            else:
+                out[kind][key] = first
     return out
 
 
