@@ -373,7 +373,8 @@ def _latency_run(events_path: Path, markets: Sequence[Path], gc_freeze: bool) ->
 
 def _latency_sample_set(args: argparse.Namespace) -> Iterator[tuple[list[int], list[int], str]]:
     """Sample sets of distinct events: the one given file, or generated sets (seeds 1, 2, ...)
-    until `--samples` decisions are pooled (at most `--max-sets`). Yields (ns, legs, source)."""
+    until `--samples` single-order decisions (the aim's kind) are pooled, at most `--max-sets` sets.
+    Yields (ns, legs, source)."""
     if args.events is not None:
         ns, legs = _latency_run(Path(args.events), [Path(m) for m in args.markets], args.gc_freeze)
         yield ns, legs, str(args.events)
@@ -382,7 +383,7 @@ def _latency_sample_set(args: argparse.Namespace) -> Iterator[tuple[list[int], l
     for seed in range(1, args.max_sets + 1):
         with _generated(seed) as (events_path, markets):
             ns, legs = _latency_run(events_path, markets, args.gc_freeze)
-        pooled += len(ns)
+        pooled += legs.count(1)
         yield ns, legs, f"generated seed {seed}"
         if pooled >= args.samples:
             return
@@ -442,17 +443,17 @@ def _format_latency(r: dict[str, Any]) -> str:
     lines = [
         f"event to signed order, median of {r['repeat']} run(s) over {len(r['sources'])} data set(s)"
         f" ({r['machine']['cpu_count']} cpus, Python {r['machine']['python']})",
-        f"{'':10s}{'samples':>9s}{'p50 us':>10s}{'p90 us':>10s}{'p99 us':>22s}{'p99.9 us':>22s}"
+        f"{'':10s}{'samples':>9s}{'p50 us':>10s}{'p90 us':>20s}{'p99 us':>22s}{'p99.9 us':>22s}"
         f"{'max us':>10s}",
     ]
 
     def cell(v: Any, width: int) -> str:
-        return f"{v:{width},.1f}" if isinstance(v, int | float) else f"{v:>{width}s}"
+        return f"{v:{width},.1f}" if isinstance(v, int | float) else f"  {v:>{width - 2}s}"
 
     for kind in ("single", "basket", "all"):
         s = r["median"][kind]
         lines.append(
-            f"{kind:10s}{s['samples']:9,d}{cell(s['p50_us'], 10)}{cell(s['p90_us'], 10)}"
+            f"{kind:10s}{s['samples']:9,d}{cell(s['p50_us'], 10)}{cell(s['p90_us'], 20)}"
             f"{cell(s['p99_us'], 22)}{cell(s['p99_9_us'], 22)}{cell(s['max_us'], 10)}"
         )
     return "\n".join(lines)
