@@ -1,16 +1,21 @@
-"""`polysnipe bench orders`: our order build + sign + serialize against py-clob-client-v2's create_order.
+"""`polysnipe bench orders`: our order build + sign + serialize against py-clob-client-v2's create_order
+and against the signing floor (libsecp256k1's recoverable signature of a ready digest, called as
+directly as Python can: no hashing, no amounts, no body).
 
-Both run in this one process on the same inputs, each timed per iteration with perf_counter_ns after
-a warm-up, so the ratio is not skewed by machine load between two runs. Nothing touches the network:
-the official client gets tick size, neg-risk and version up front (and a host nothing listens on).
+All three run in this one process on the same inputs, each timed per iteration with perf_counter_ns
+after a warm-up, interleaved `repeat` times (the median run reported), so the ratios are not skewed
+by machine load between runs. Nothing touches the network: the official client gets tick size,
+neg-risk and version up front (and a host nothing listens on).
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import math
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -114,30 +119,81 @@ def _official(n: int, warmup: int) -> tuple[list[int], str]:
     return samples, str(step(0).makerAmount)
 
 
-def run_bench(n: int, out: Path | None) -> dict[str, Any]:
-    """Time n orders each way (limit BUY 100 @ 0.57, tick 0.01); write JSON to `out` if given."""
+def _floor(n: int, warmup: int) -> list[int]:
+    """The raw signing floor: secp256k1_ecdsa_sign_recoverable + serialize on distinct ready digests."""
+    import coincurve._libsecp256k1 as libsecp  # type: ignore[import-not-found]
+    from coincurve import PrivateKey
+    from coincurve.context import GLOBAL_CONTEXT
+
+    ffi: Any = libsecp.ffi
+    lib: Any = libsecp.lib
+    ctx = GLOBAL_CONTEXT.ctx
+    secret = PrivateKey(bytes.fromhex(ANVIL_TEST_KEY[2:])).secret
+    sig = ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    compact = ffi.new("unsigned char[64]")
+    recid = ffi.new("int *")
+    null = ffi.NULL
+    digests = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(n + warmup)]
+    sign = lib.secp256k1_ecdsa_sign_recoverable
+    serialize = lib.secp256k1_ecdsa_recoverable_signature_serialize_compact
+
+    def step(i: int) -> None:
+        sign(ctx, sig, digests[i], secret, null, null)
+        serialize(ctx, compact, recid, sig)
+
+    return _time(lambda i: step(i + warmup), n, warmup)
+
+
+def run_bench(n: int, out: Path | None, *, repeat: int = 1) -> dict[str, Any]:
+    """Time n orders each way (limit BUY 100 @ 0.57, tick 0.01) and n raw signatures, `repeat`
+    times interleaved; write JSON to `out` if given."""
     if n < 1:
         raise ValueError("n must be at least 1")
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
     warmup = min(n, 500)
-    ours, our_maker = _ours(n, warmup)
-    official, official_maker = _official(n, warmup)
+    runs: list[dict[str, dict[str, float]]] = []
+    same_amounts = True
+    for _ in range(repeat):
+        ours, our_maker = _ours(n, warmup)
+        official, official_maker = _official(n, warmup)
+        same_amounts = same_amounts and our_maker == official_maker
+        runs.append(
+            {
+                "ours": latency_stats(ours),
+                "official": latency_stats(official),
+                "floor": latency_stats(_floor(n, warmup)),
+            }
+        )
+    median = {
+        side: {key: statistics.median(r[side][key] for r in runs) for key in runs[0][side]}
+        for side in runs[0]
+    }
     result: dict[str, Any] = {
+        "bench": "orders",
         "n": n,
         "warmup": warmup,
+        "repeat": repeat,
         "order": {"side": "BUY", "price": _PRICE, "size": _SIZE, "tick_size": _TICK, "order_type": "GTC"},
         "ours": {
             "measures": "amounts + salt + EIP-712 digest + signature + POST body bytes",
-            **latency_stats(ours),
+            **median["ours"],
         },
         "official": {
             "measures": "ClobClient.create_order (amounts + digest + signature)",
-            **latency_stats(official),
+            **median["official"],
         },
-        "same_amounts": our_maker == official_maker,
+        "floor": {
+            "measures": "libsecp256k1 sign_recoverable + serialize of a ready 32-byte digest, through cffi",
+            **median["floor"],
+        },
+        "runs": runs,
+        "same_amounts": same_amounts,
         "python": platform.python_version(),
         "py_clob_client_v2": metadata.version("py_clob_client_v2"),
     }
     result["official_over_ours_p50"] = result["official"]["p50_us"] / result["ours"]["p50_us"]
+    result["ours_over_floor_p50"] = result["ours"]["p50_us"] / result["floor"]["p50_us"]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
@@ -147,17 +203,18 @@ def run_bench(n: int, out: Path | None) -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     order = result["order"]
     lines = [
-        f"order build + sign, n={result['n']} (limit {order['side']} {order['size']} @ {order['price']}, "
-        f"tick {order['tick_size']})",
+        f"order build + sign, n={result['n']}, median of {result['repeat']} run(s) (limit {order['side']}"
+        f" {order['size']} @ {order['price']}, tick {order['tick_size']})",
         f"{'':20s}{'p50 us':>10s}{'p99 us':>10s}{'mean us':>10s}{'orders/s':>12s}",
     ]
-    for name, key in (("polysnipe", "ours"), ("py-clob-client-v2", "official")):
+    for name, key in (("polysnipe", "ours"), ("py-clob-client-v2", "official"), ("signing floor", "floor")):
         row = result[key]
         lines.append(
             f"{name:20s}{row['p50_us']:10.1f}{row['p99_us']:10.1f}{row['mean_us']:10.1f}"
             f"{row['throughput_per_s']:12,.0f}"
         )
     lines.append(f"official / ours (p50): {result['official_over_ours_p50']:.1f}x")
+    lines.append(f"ours / signing floor (p50): {result['ours_over_floor_p50']:.2f}x (aim <= 1.5x)")
     if not result["same_amounts"]:
         lines.append("WARNING: the two builders signed different amounts")
     return "\n".join(lines)

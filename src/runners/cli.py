@@ -272,17 +272,17 @@ def _bench(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.bench import run_bench_command
 
-    if args.what == "bus":
+    if args.events is None and args.what in ("backtest", "bus"):
+        args.events = "data/sample/events.jsonl"
+    if args.events is not None:
         inputs.require_lines(args.events, "--events", "market-channel messages")
-    if args.what in ("backtest", "latency"):
+    if args.what == "backtest" or (args.what == "latency" and args.events is not None):
         from polysnipe.tools.datagen import GENERATED_METADATA
 
         args.markets = args.markets or [f"data/sample/{name}" for name in GENERATED_METADATA]
         inputs.read_market_files(args.markets, "--markets")
-        inputs.require_lines(args.events, "--events", "market-channel messages")
-    if args.what == "ws" and args.files:
-        for path in args.files:
-            inputs.require_file(path, "--files")
+    if args.nautilus_python is not None:
+        inputs.require_file(args.nautilus_python, "--nautilus-python")
     inputs.output_dir(args.out, "--out")
     return run_bench_command(args)
 
@@ -1032,10 +1032,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="backtest, latency: market metadata, several times (default: the bundled sample's)",
     )
     bench.add_argument(
-        "--events", default="data/sample/events.jsonl", help="backtest, latency, bus: events JSON lines"
+        "--events",
+        help="events JSON lines; backtest, bus: default the bundled sample; ws, latency: default"
+        " generated sets (datagen defaults, about 27k frames each)",
     )
     bench.add_argument(
         "-n", type=_int_at_least(1), default=20_000, help="orders: iterations; bus: entries (default 20000)"
+    )
+    bench.add_argument(
+        "--repeat",
+        type=_int_at_least(1),
+        default=3,
+        help="runs of every measurement; the median run is reported (default 3)",
+    )
+    bench.add_argument(
+        "--samples",
+        type=_int_at_least(1),
+        default=1_000,
+        help="latency without --events: generate data sets until this many decisions (default 1000)",
+    )
+    bench.add_argument(
+        "--max-sets",
+        type=_int_at_least(1),
+        default=100,
+        help="latency without --events: at most this many generated sets (default 100)",
     )
     bench.add_argument(
         "--no-gc-freeze",
@@ -1044,13 +1064,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency: leave the loaded data in the collector's reach (to compare)",
     )
     bench.add_argument(
-        "--repeat",
-        type=_int_at_least(1),
-        default=2_000,
-        help="ws: passes over the recorded messages (default 2000)",
+        "--nautilus-python",
+        metavar="PYTHON",
+        help="backtest: an interpreter with nautilus_trader for the peer run"
+        " (default: $POLYSNIPE_NAUTILUS_PYTHON, else this one if it has it)",
     )
     bench.add_argument(
-        "--files", nargs="*", help="ws: JSON files of market-channel messages (default: recorded)"
+        "--no-peer", dest="peer", action="store_false", help="backtest: skip the NautilusTrader peer run"
     )
     bench.add_argument("--out", default="out/bench", help="folder for the JSON figures (default out/bench)")
 

@@ -204,6 +204,8 @@ class EngineLoop:
         #: the step to its last order handed to the execution port (signed, on a signing port)
         self.decision_ns: list[int] = []
         self.order_ns: list[int] = []
+        #: PlaceOrder commands of each event timed in order_ns: 1 is a single order, more a basket
+        self.order_legs: list[int] = []
         self.audits = 0
         self.breaches: list[str] = []
         self.equity: list[EquityPoint] = []
@@ -342,6 +344,7 @@ class EngineLoop:
             await self.perform(commands, now)
             if places:
                 self.order_ns.append(perf() - t0)
+                self.order_legs.append(sum(1 for c in commands if type(c) is PlaceOrder))
         if now >= self._next_sample_ms:
             self.sample_equity(now)
 

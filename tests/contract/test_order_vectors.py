@@ -462,8 +462,11 @@ def test_bench_runs_offline_and_both_builders_agree(tmp_path: Path) -> None:
     from polysnipe.runners.bench_orders import format_table, run_bench
 
     out = tmp_path / "bench.json"
-    result = run_bench(20, out)
+    result = run_bench(20, out, repeat=2)
     assert result == json.loads(out.read_text())
     assert result["same_amounts"]
+    assert 2 == len(result["runs"])
     assert 0 < result["ours"]["p50_us"] <= result["ours"]["p99_us"]
-    assert "py-clob-client-v2" in format_table(result)
+    assert 0 < result["floor"]["p50_us"]
+    assert {"official_over_ours_p50", "ours_over_floor_p50"} <= result.keys()
+    assert "signing floor" in format_table(result)

@@ -38,7 +38,7 @@ from polysnipe.core.messages import (
     OrderFilled,
     RaiseAlert,
 )
-from polysnipe.runners.bench_ws import default_ws_files, format_table, run_bench_ws
+from polysnipe.runners.bench_ws import format_table, run_bench_ws
 
 #: recorded market-channel messages, as decoded JSON
 Msgs = list[dict[str, Any]]
@@ -542,13 +542,15 @@ def test_a_sink_that_raises_does_not_stop_the_feed(burst: Msgs) -> None:
 
 
 # -- bench ---------------------------------------------------------------------------------------
-def test_bench_ws_measures_the_recordings(tmp_path: Path, ws_dir: Path) -> None:
-    burst = run_bench_ws([ws_dir / "nautilus_rs_ws_market_price_change_crossing_burst.json"], 2, None)
-    part = burst["price_change_only"]
-    assert 98 == part["deltas_per_repeat"]
-    # every delta of both tokens applied: the complement's book is seeded as the mirror
-    assert 2 * 98 == part["keeper"]["deltas_applied"] == part["bare"]["deltas_applied"]
-    result = run_bench_ws(default_ws_files(ws_dir), 2, tmp_path / "bench.json")
+def test_bench_ws_measures_a_recorded_stream(tmp_path: Path, ws_dir: Path) -> None:
+    burst = json.loads((ws_dir / "nautilus_rs_ws_market_price_change_crossing_burst.json").read_bytes())
+    stream = tmp_path / "burst.jsonl"
+    stream.write_text("".join(json.dumps(m) + "\n" for m in burst))
+    result = run_bench_ws(stream, 2, tmp_path / "bench.json")
+    part = result["price_change_only"]
+    assert 98 == part["deltas_per_pass"]
+    # every delta applied, on both tokens: the complement's book is seeded as the mirror
+    assert 98 == part["keeper"]["deltas_applied"] == part["bare"]["deltas_applied"]
     assert result["all_messages"]["keeper"]["messages_per_s"] > 0
     assert 2 == json.loads((tmp_path / "bench.json").read_text())["repeat"]
     assert "deltas/s" in format_table(result)

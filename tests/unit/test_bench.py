@@ -1,0 +1,101 @@
+"""The bench commands run on tiny inputs and write their JSON; speed itself is never asserted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from polysnipe.runners.bench import tail_stats
+from polysnipe.runners.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+@pytest.fixture
+def tiny_events(tmp_path: Path) -> Path:
+    """The sample's first 400 lines: its opening books and a few hundred deltas."""
+    lines = (SAMPLE / "events.jsonl").read_text().splitlines(keepends=True)[:400]
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("".join(lines))
+    return path
+
+
+def _markets() -> list[str]:
+    return [arg for name in ("markets.json", "gamma_markets.json", "gamma_events.json")
+            for arg in ("--markets", str(SAMPLE / name))]  # fmt: skip
+
+
+def _run(argv: list[str], out: Path, name: str) -> dict[str, object]:
+    assert 0 == main(["bench", *argv, "--repeat", "2", "--out", str(out)])
+    result: dict[str, object] = json.loads((out / f"{name}.json").read_text())
+    return result
+
+
+def test_tail_percentiles_are_withheld_under_their_sample_counts() -> None:
+    few = tail_stats([1_000 * i for i in range(1, 999)])
+    assert 998 == few["samples"]
+    assert 499.0 == few["p50_us"]
+    assert 899.0 == few["p90_us"]
+    assert "n/a (998 samples)" == few["p99_us"] == few["p99_9_us"]
+    assert 998.0 == few["max_us"]
+    enough = tail_stats([1_000 * i for i in range(1, 1_001)])
+    assert 990.0 == enough["p99_us"]
+    assert "n/a (1000 samples)" == enough["p99_9_us"]
+    assert {"samples": 0} == {k: v for k, v in tail_stats([]).items() if k == "samples"}
+    assert "n/a (0 samples)" == tail_stats([])["p50_us"]
+
+
+def test_bench_ws_times_the_given_stream(tmp_path: Path, tiny_events: Path) -> None:
+    result = _run(["ws", "--events", str(tiny_events)], tmp_path, "ws")
+    assert {"machine", "repeat", "all_messages", "price_change_only", "events_file"} <= result.keys()
+    part = result["all_messages"]
+    assert isinstance(part, dict)
+    assert part["frames"] > 300
+    assert {"cpu_s", "wall_s", "messages_per_s", "deltas_applied_per_s"} <= part["keeper"].keys()
+    machine = result["machine"]
+    assert isinstance(machine, dict)
+    assert {"cpu_count", "python"} <= machine.keys()
+
+
+def test_bench_backtest_reports_replay_and_end_to_end(tmp_path: Path, tiny_events: Path) -> None:
+    result = _run(["backtest", "--events", str(tiny_events), *_markets(), "--no-peer"], tmp_path, "backtest")
+    median = result["median"]
+    assert isinstance(median, dict)
+    for key in ("replay_events_per_s", "replay_deltas_per_s", "end_to_end_events_per_s",
+                "end_to_end_deltas_per_s", "replay_cpu_s", "end_to_end_cpu_s"):  # fmt: skip
+        assert key in median
+    assert median["end_to_end_s"] >= median["replay_s"]
+    runs = result["runs"]
+    assert isinstance(runs, list)
+    assert 2 == len(runs)
+    assert {"status": "skipped (--no-peer)"} == result["nautilus"]
+
+
+def test_bench_backtest_says_when_the_peer_cannot_run(tmp_path: Path, tiny_events: Path) -> None:
+    # this interpreter has no nautilus_trader: the peer's import fails and the bench says so
+    argv = ["backtest", "--events", str(tiny_events), *_markets(), "--nautilus-python", sys.executable]
+    result = _run(argv, tmp_path, "backtest")
+    peer = result["nautilus"]
+    assert isinstance(peer, dict)
+    assert "peer unavailable" == peer["status"]
+    assert "nautilus_trader" in peer["why"]
+    assert "ours_over_nautilus" not in result
+
+
+def test_bench_latency_withholds_the_p99_of_a_short_run(
+    tmp_path: Path, tiny_events: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = SAMPLE / "events.jsonl"
+    result = _run(["latency", "--events", str(full), *_markets()], tmp_path, "latency")
+    median = result["median"]
+    assert isinstance(median, dict)
+    assert {"all", "single", "basket"} == median.keys()
+    n = median["all"]["samples"]
+    assert 0 < n < 1_000
+    assert f"n/a ({n} samples)" == median["all"]["p99_us"]
+    assert isinstance(median["all"]["p50_us"], float)
+    assert f"n/a ({n} samples)" in capsys.readouterr().out
+    assert [str(full)] == result["sources"]
