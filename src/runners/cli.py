@@ -484,7 +484,7 @@ def _live_metadata_options(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
-    from polysnipe.runners.core_objects import clob_config
+    from polysnipe.runners.core_objects import clob_config, signer_client_config
     from polysnipe.runners.live import LiveStartError, run_live
     from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.outputs import write_manifest
@@ -495,6 +495,7 @@ def _run(args: argparse.Namespace) -> int:
     clob = clob_config(settings)
     if args.clob_url:
         clob = attrs.evolve(clob, host=args.clob_url)
+    signer = signer_client_config(settings)
     catalog = _catalog(args, clob.host, args.gamma_url or settings.gamma_url)
     _check_tokens(args, catalog)
     out = inputs.output_dir(args.out, "--out")
@@ -516,6 +517,7 @@ def _run(args: argparse.Namespace) -> int:
                         database=_database(resolved),
                         lease_ms=settings.wallet_lease_ms,
                         standby=args.standby,
+                        signer=signer,
                     )
                 )
             write_manifest(work, command="run", inputs=read, settings=_settings_of(resolved))
