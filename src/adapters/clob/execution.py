@@ -643,7 +643,7 @@ class ClobExecution:
         try:
             return await self._sign(order)
         except OrderSigningFailed as exc:
-            return self._signing_failed(order.order_id, exc)
+            return self._signing_failed(order, exc)
         except AlreadySent:
             why = "an earlier run of the engine sent this order id; it is never sent again"
             return OrderRejected(order.order_id, now, "already_sent", why)
@@ -654,12 +654,13 @@ class ClobExecution:
         except ValueError as exc:  # OrderMathError, bad token id, GTD without expiry...
             return OrderRejected(order.order_id, now, "invalid_order", str(exc))
 
-    def _signing_failed(self, order_id: str, exc: OrderSigningFailed) -> OrderRejected:
+    def _signing_failed(self, order: OrderRequest, exc: OrderSigningFailed) -> OrderRejected:
         """Fail closed: an order the signer would not sign is never sent; the operator hears of it."""
-        self._raise_alert(
-            "critical", exc.code, f"order not signed, not sent: {exc.detail}", order_id=order_id
-        )
-        return OrderRejected(order_id, self._now_ms(), exc.code, exc.detail)
+        now = self._now_ms()
+        message = f"order not signed, not sent: {exc.detail}"
+        details = {"order_id": order.order_id}
+        self._alert(RaiseAlert("critical", exc.code, message, now, order.correlation_id, details))
+        return OrderRejected(order.order_id, now, exc.code, exc.detail)
 
     # -- order ids ---------------------------------------------------------------------------
     def _note_order_id(self, entry: _Outbox, venue_id: str) -> None:
@@ -885,7 +886,7 @@ class ClobExecution:
         except OutboxUnavailable as outbox_exc:
             return self._rejected(entry, VenueError(0, "outbox_unavailable", str(outbox_exc)))
         except OrderSigningFailed as signing_exc:
-            self._signing_failed(entry.request.order_id, signing_exc)
+            self._signing_failed(entry.request, signing_exc)
             return self._rejected(entry, VenueError(0, signing_exc.code, signing_exc.detail))
         return await self._post(again, may_resign=False)
 
