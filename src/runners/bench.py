@@ -134,6 +134,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
         url = load_config(None).connections.redis_url
         result = asyncio.run(run_bench_bus(url, Path(args.events), args.n, max(args.n // 20, 1_000)))
         print(format_bus(result))
+    elif args.what == "signer":
+        from polysnipe.runners.bench_signer import format_signer, run_bench_signer
+        from polysnipe.runners.config import load_config
+
+        result = run_bench_signer(load_config(None).connections.database_url, args.n)
+        print(format_signer(result))
     elif args.what == "latency":
         result = _bench_latency(args)
         lat = result["event_to_signed_order_us"]

@@ -973,7 +973,9 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=_orders)
 
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
-    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency", "bus"], help="what to measure")
+    bench.add_argument(
+        "what", choices=["backtest", "orders", "ws", "latency", "bus", "signer"], help="what to measure"
+    )
     bench.add_argument(
         "--markets",
         action="append",
@@ -984,7 +986,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", default="data/sample/events.jsonl", help="backtest, latency, bus: events JSON lines"
     )
     bench.add_argument(
-        "-n", type=_int_at_least(1), default=20_000, help="orders: iterations; bus: entries (default 20000)"
+        "-n",
+        type=_int_at_least(1),
+        default=20_000,
+        help="orders, signer: iterations; bus: entries (default 20000)",
     )
     bench.add_argument(
         "--no-gc-freeze",

@@ -34,6 +34,7 @@ from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import OrderRejected, RaiseAlert
 from polysnipe.core.secret import Secret
 from polysnipe.runners import signer
+from polysnipe.runners.bench_signer import run_bench_signer
 from polysnipe.runners.config import load_config
 from polysnipe.runners.live import LiveStartError, run_live
 from polysnipe.runners.signer_settings import SignerSettings
@@ -221,3 +222,17 @@ def test_a_configured_but_absent_server_stops_the_engine_at_start(tmp_path: Path
                 signer=SignerClientConfig(url="http://127.0.0.1:9", order_key="0x" + "11" * 20, retries=0),
             )
         )
+
+
+def test_bench_signer_measures_both_sides_and_cleans_up() -> None:
+    result = run_bench_signer(DSN, 5)
+    assert result["same_signed_order"]
+    assert 1 + 5 + 5 == result["audit_rows"]  # the check, the warm-up and the timed orders
+    for side in ("in_process", "server_loopback"):
+        assert result[side]["p50_us"] > 0 and result[side]["orders_per_s"] > 0
+    assert result["server_over_in_process_p50"] > 1
+    with psycopg.connect(DSN) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench_signer_%'"
+        ).fetchone()
+    assert (0,) == left
