@@ -483,6 +483,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
         )
         result["machine"] = machine()
         print(format_bus(result))
+    elif args.what == "signer":
+        from polysnipe.runners.bench_signer import format_signer, run_bench_signer
+        from polysnipe.runners.config import load_config
+
+        result = run_bench_signer(load_config(None).connections.database_url, args.n)
+        print(format_signer(result))
     elif args.what == "latency":
         result = _bench_latency(args)
         print(_format_latency(result))

@@ -11,6 +11,7 @@ figure, in the same run). Numbers are the medians of `repeat` runs.
 from __future__ import annotations
 
 import os
+import platform
 import statistics
 import time
 import uuid

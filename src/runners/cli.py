@@ -487,7 +487,7 @@ def _live_metadata_options(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
-    from polysnipe.runners.core_objects import clob_config
+    from polysnipe.runners.core_objects import clob_config, signer_client_config
     from polysnipe.runners.live import LiveStartError, run_live
     from polysnipe.runners.logging import logging_to_file
     from polysnipe.runners.outputs import write_manifest
@@ -498,6 +498,7 @@ def _run(args: argparse.Namespace) -> int:
     clob = clob_config(settings)
     if args.clob_url:
         clob = attrs.evolve(clob, host=args.clob_url)
+    signer = signer_client_config(settings)
     catalog = _catalog(args, clob.host, args.gamma_url or settings.gamma_url)
     _check_tokens(args, catalog)
     out = inputs.output_dir(args.out, "--out")
@@ -520,6 +521,7 @@ def _run(args: argparse.Namespace) -> int:
                         lease_ms=settings.wallet_lease_ms,
                         standby=args.standby,
                         bus=_bus(args, resolved) if args.bus else None,
+                        signer=signer,
                     )
                 )
             write_manifest(work, command="run", inputs=read, settings=_settings_of(resolved))
@@ -1024,7 +1026,9 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=_orders)
 
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
-    bench.add_argument("what", choices=["backtest", "orders", "ws", "latency", "bus"], help="what to measure")
+    bench.add_argument(
+        "what", choices=["backtest", "orders", "ws", "latency", "bus", "signer"], help="what to measure"
+    )
     bench.add_argument(
         "--markets",
         action="append",
@@ -1037,7 +1041,10 @@ def build_parser() -> argparse.ArgumentParser:
         " generated sets (datagen defaults, about 27k frames each)",
     )
     bench.add_argument(
-        "-n", type=_int_at_least(1), default=20_000, help="orders: iterations; bus: entries (default 20000)"
+        "-n",
+        type=_int_at_least(1),
+        default=20_000,
+        help="orders, signer: iterations; bus: entries (default 20000)",
     )
     bench.add_argument(
         "--repeat",

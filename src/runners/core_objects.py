@@ -16,6 +16,7 @@ import attrs
 from attrs import AttrsInstance
 
 from polysnipe.adapters.clob.config import ClobConfig
+from polysnipe.adapters.signer_client.config import SignerClientConfig
 from polysnipe.adapters.sim.models import (
     ConstantLatency,
     FeedLatency,
@@ -334,6 +335,16 @@ def clob_config(c: Settings) -> ClobConfig:
         host=c.clob_url, chain_id=c.chain_id, builder_code=c.builder_code,
         signature_type=c.signature_type, funder=c.funder or None,
     )  # fmt: skip
+
+
+def signer_client_config(c: Settings) -> SignerClientConfig | None:
+    """Where `polysnipe run` has its orders signed: None in process, else the signing server."""
+    if not c.signer_url:
+        return None
+    if not c.signer_key:
+        problem = "is needed with signer_url: the managed key that signs the orders (signer keys list)"
+        raise ConfigError([Problem(_SOURCE, "connections.signer_key", problem)])
+    return SignerClientConfig(url=c.signer_url, order_key=c.signer_key)
 
 
 def exit_params(c: ExitsConfig) -> ExitParams:

@@ -19,6 +19,7 @@ fills journaled, positions taken from the venue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -35,17 +36,27 @@ import structlog
 from dependency_injector import providers
 
 from polysnipe.adapters.clob.account import collateral_balance, create_or_derive_creds
-from polysnipe.adapters.clob.auth import LocalSigner
+from polysnipe.adapters.clob.auth import ApiKeySigner, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
-from polysnipe.adapters.clob.factory import ClobAdapters, ClobSecrets, secrets_from_env
+from polysnipe.adapters.clob.factory import (
+    ClobAdapters,
+    ClobSecrets,
+    RemoteSigning,
+    api_creds_from_env,
+    secrets_from_env,
+)
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
 from polysnipe.adapters.postgres.database import DatabaseConfig, JournalUnavailable, open_database
 from polysnipe.adapters.postgres.leases import LeaseHeld, WalletLeases
 from polysnipe.adapters.redis.streams import StreamSource
 from polysnipe.adapters.restart import take_over
+from polysnipe.adapters.signer_client.config import SignerClientConfig
+from polysnipe.adapters.signer_client.errors import SignerUnavailable
+from polysnipe.adapters.signer_client.factory import build_remote_order_signer
+from polysnipe.adapters.signer_client.orders import RemoteOrderSigner
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
 from polysnipe.runners.config import EngineConfig, WalletConfig, as_sections
@@ -69,6 +80,29 @@ class LiveResult:
     loop: EngineLoop
     journal: MemoryJournal
     wallet: str
+
+
+async def _remote_account(
+    clob: ClobConfig, env: Mapping[str, str] | None, orders: RemoteOrderSigner
+) -> tuple[RemoteSigning, str, int]:
+    """_account when the signing server holds the trading key: the L2 credentials must be given (L1
+    auth would need the key), and the server must answer before the engine starts."""
+    try:
+        creds = api_creds_from_env(env)
+        health = await orders.health()
+    except KeyError as exc:
+        raise LiveStartError(str(exc).strip("'\"")) from None
+    except SignerUnavailable as exc:
+        raise LiveStartError(f"cannot start: {exc}") from None
+    log.info("signing_server", server=repr(orders), keys=health.keys)
+    client = ClobHttpClient(clob, WallClock(), ApiKeySigner(orders.address, creds))
+    try:
+        balance = await collateral_balance(client, int(clob.signature_type))
+    except VenueError as exc:
+        raise LiveStartError(f"cannot start on the CLOB at {clob.host}: {exc}") from None
+    finally:
+        await client.aclose()
+    return RemoteSigning(orders, creds), orders.maker, balance
 
 
 async def _account(clob: ClobConfig, env: Mapping[str, str] | None) -> tuple[ClobSecrets, str, int]:
@@ -120,12 +154,44 @@ async def run_live(
     bus: Callable[[str], StreamSource] | None = None,
     env: Mapping[str, str] | None = None,
     token_ids: Sequence[str] | None = None,
+    signer: SignerClientConfig | None = None,
 ) -> LiveResult:
     """Trade the markets of `registry` live until `duration_s` passes or SIGTERM/SIGINT arrives, then
     cancel what rests. Every decision is journaled in `database`, and before the first one the engine
-    takes over from the runs before it (adapters/restart.py)."""
+    takes over from the runs before it (adapters/restart.py). With `signer`, orders are signed by
+    the signing server's key `signer.order_key` and this process holds no trading key."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    secrets, wallet, balance = await _account(clob, env)
+    trade = functools.partial(_run_live, registry, config, clob, market_ws_url, user_ws_url, out_dir,
+                              duration_s, database, lease_ms, standby, token_ids, bus)  # fmt: skip
+    if signer is None:
+        return await trade(await _account(clob, env))
+    try:
+        orders = build_remote_order_signer(signer, clob, env)
+    except (KeyError, ValueError) as exc:
+        raise LiveStartError(str(exc).strip("'\"")) from None
+    try:
+        account = await _remote_account(clob, env, orders)
+        return await trade(account)
+    finally:
+        await orders.aclose()
+
+
+async def _run_live(
+    registry: MarketRegistry,
+    config: EngineConfig,
+    clob: ClobConfig,
+    market_ws_url: str,
+    user_ws_url: str,
+    out_dir: Path,
+    duration_s: float | None,
+    database: DatabaseConfig,
+    lease_ms: int,
+    standby: bool,
+    token_ids: Sequence[str] | None,
+    bus: Callable[[str], StreamSource] | None,
+    account: tuple[ClobSecrets | RemoteSigning, str, int],
+) -> LiveResult:
+    secrets, wallet, balance = account
     log.info("live_wallet", wallet=wallet, balance_usdc_micro=balance, host=clob.host)
     incarnation = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
     # one consumer per wallet, stable across restarts: a restarted or standby engine re-reads what its

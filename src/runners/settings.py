@@ -46,8 +46,10 @@ def looks_secret(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
-def _url(*schemes: str) -> Text:
+def _url(*schemes: str, empty_ok: bool = False) -> Text:
     def check(text: str) -> str | None:
+        if empty_ok and text == "":
+            return None
         try:
             parts = urllib.parse.urlsplit(text)
         except ValueError:
@@ -56,7 +58,9 @@ def _url(*schemes: str) -> Text:
             return f"expected a {' or '.join(s + '://' for s in schemes)} URL"
         return None
 
-    return Text(f"{' or '.join(s + '://' for s in schemes)} URL", check, mask_url)
+    return Text(
+        f"{' or '.join(s + '://' for s in schemes)} URL" + (' or ""' if empty_ok else ""), check, mask_url
+    )
 
 
 def _hex(digits: int, what: str, *, empty_ok: bool = False) -> Text:
@@ -134,6 +138,17 @@ class Settings:
         "how long a wallet stays one engine's without renewal: a restarted or standby engine takes a dead "
         "engine's wallet over after at most this long",
         env="POLYSNIPE_WALLET_LEASE_MS",
+    )  # fmt: skip
+    signer_url: str = setting(
+        "", _url("https", "http", empty_ok=True),
+        'signing server (polysnipe signer serve) that signs the orders of polysnipe run; "" = in process'
+        " with POLYSNIPE_CLOB_PRIVATE_KEY. Its caller credential comes from POLYSNIPE_SIGNER_CREDENTIAL",
+        env="POLYSNIPE_SIGNER_URL",
+    )  # fmt: skip
+    signer_key: str = setting(
+        "", _hex(40, "address", empty_ok=True),
+        "the signing server's managed key that signs the orders (polysnipe signer keys list)",
+        env="POLYSNIPE_SIGNER_KEY",
     )  # fmt: skip
     redis_url: str = setting(
         "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix"), "Redis Streams bus",

@@ -27,6 +27,7 @@ from polysnipe.core.secret import Secret
 __all__ = [
     "CLOB_AUTH_MESSAGE",
     "ApiCreds",
+    "ApiKeySigner",
     "BuilderAuth",
     "L2Auth",
     "LocalSigner",
@@ -270,3 +271,30 @@ class LocalSigner:
         return (
             f"LocalSigner(address={self._key.address}, chain_id={self._chain_id}, l2={self._l2 is not None})"
         )
+
+
+class ApiKeySigner:
+    """SignerPort of an engine whose trading key is on the signing server: L2 headers for the key's
+    address from its API credentials, nothing that needs the key itself (L1 auth, digests)."""
+
+    __slots__ = ("_address", "_l2")
+
+    def __init__(self, address: str, creds: ApiCreds) -> None:
+        self._address = address
+        self._l2 = L2Auth(address, creds)
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def sign_order_digest(self, digest: bytes) -> bytes:
+        raise PermissionError("the trading key is on the signing server: orders are signed there")
+
+    def l1_headers(self, timestamp_s: int, nonce: int = 0) -> dict[str, str]:
+        raise PermissionError("L1 auth needs the trading key, which is on the signing server")
+
+    def l2_headers(self, timestamp_s: int, method: str, path: str, body: bytes | str = b"") -> dict[str, str]:
+        return self._l2.headers(timestamp_s, method, path, body)
+
+    def __repr__(self) -> str:
+        return f"ApiKeySigner(address={self._address})"

@@ -142,7 +142,13 @@ from polysnipe.adapters.clob.schemas import (
     WireOrdersPage,
     WireTradesPage,
 )
-from polysnipe.adapters.clob.signing import MAX_BATCH_ORDERS, OrderSigner, SignedOrder, batch_post_body
+from polysnipe.adapters.clob.signing import (
+    MAX_BATCH_ORDERS,
+    OrderSigningFailed,
+    OrderSigningPort,
+    SignedOrder,
+    batch_post_body,
+)
 from polysnipe.core.events import MAX_TS_MS, BookSnapshot, Event, Side, TickSizeChange
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
@@ -439,7 +445,7 @@ class ClobExecution:
     def __init__(
         self,
         client: ClobHttpClient,
-        signer: OrderSigner,
+        signer: OrderSigningPort,
         *,
         owner: str,
         clock: Clock,
@@ -579,12 +585,12 @@ class ClobExecution:
         return tick
 
     # -- signing -----------------------------------------------------------------------------
-    def _sign(self, request: OrderRequest, *, resign: bool = False) -> _Outbox:
+    async def _sign(self, request: OrderRequest, *, resign: bool = False) -> _Outbox:
         """Sign `request` and, with a durable outbox, claim its order id there before anything is
         sent (raises AlreadySent when an earlier run sent it; OutboxUnavailable when the claim
-        cannot be made: then nothing is sent)."""
+        cannot be made, OrderSigningFailed when the signer refuses: then nothing is sent)."""
         now = self._now_ms()
-        signed = self._signer.sign_request(request, now)
+        signed = await self._signer.sign_order(request, now)
         body = signed.post_body(self._owner, request.order_type, post_only=request.post_only)
         entry = _Outbox(request, signed, body, now)
         outbox = self.outbox
@@ -635,7 +641,9 @@ class ClobExecution:
             # still on the venue's tick: sign with the venue's rounding for it
             order = attrs.evolve(order, tick_size=tick)
         try:
-            return self._sign(order)
+            return await self._sign(order)
+        except OrderSigningFailed as exc:
+            return self._signing_failed(order, exc)
         except AlreadySent:
             why = "an earlier run of the engine sent this order id; it is never sent again"
             return OrderRejected(order.order_id, now, "already_sent", why)
@@ -645,6 +653,14 @@ class ClobExecution:
             return OrderRejected(order.order_id, now, "outbox_unavailable", str(exc))
         except ValueError as exc:  # OrderMathError, bad token id, GTD without expiry...
             return OrderRejected(order.order_id, now, "invalid_order", str(exc))
+
+    def _signing_failed(self, order: OrderRequest, exc: OrderSigningFailed) -> OrderRejected:
+        """Fail closed: an order the signer would not sign is never sent; the operator hears of it."""
+        now = self._now_ms()
+        message = f"order not signed, not sent: {exc.detail}"
+        details = {"order_id": order.order_id}
+        self._alert(RaiseAlert("critical", exc.code, message, now, order.correlation_id, details))
+        return OrderRejected(order.order_id, now, exc.code, exc.detail)
 
     # -- order ids ---------------------------------------------------------------------------
     def _note_order_id(self, entry: _Outbox, venue_id: str) -> None:
@@ -866,9 +882,12 @@ class ClobExecution:
             )
             return self._rejected(entry, exc)
         try:
-            again = self._sign(entry.request, resign=True)
+            again = await self._sign(entry.request, resign=True)
         except OutboxUnavailable as outbox_exc:
             return self._rejected(entry, VenueError(0, "outbox_unavailable", str(outbox_exc)))
+        except OrderSigningFailed as signing_exc:
+            self._signing_failed(entry.request, signing_exc)
+            return self._rejected(entry, VenueError(0, signing_exc.code, signing_exc.detail))
         return await self._post(again, may_resign=False)
 
     # -- the engine loop's ExecutionPort ---------------------------------------------------------

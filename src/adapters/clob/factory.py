@@ -18,7 +18,7 @@ from typing import Any, Final
 import attrs
 import httpx
 
-from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
+from polysnipe.adapters.clob.auth import ApiCreds, ApiKeySigner, LocalSigner, SignerPort
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.conditions import VenueConditions
 from polysnipe.adapters.clob.config import ClobConfig
@@ -34,7 +34,12 @@ from polysnipe.adapters.clob.retry import (
     RateBudgets,
     RetryPolicy,
 )
-from polysnipe.adapters.clob.signing import InvalidPrivateKey, OrderSigner, private_key_bytes
+from polysnipe.adapters.clob.signing import (
+    InvalidPrivateKey,
+    OrderSigner,
+    OrderSigningPort,
+    private_key_bytes,
+)
 from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream
 from polysnipe.adapters.clob.websocket import Connect
 from polysnipe.core.events import Event, Side
@@ -53,7 +58,9 @@ __all__ = [
     "ClobAdapters",
     "ClobSecrets",
     "ClobSettings",
+    "RemoteSigning",
     "SecretsError",
+    "api_creds_from_env",
     "build_clob_adapters",
     "fee_lookup",
     "secrets_from_env",
@@ -127,6 +134,35 @@ def secrets_from_env(env: Mapping[str, str] | None = None) -> ClobSecrets:
         return ClobSecrets(private_key, creds)
     except InvalidPrivateKey as exc:
         raise SecretsError(f"{ENV_PRIVATE_KEY}: {exc}") from None
+
+
+@attrs.frozen(slots=True, repr=False)
+class RemoteSigning:
+    """The trading key is on the signing server: orders are signed through `orders`, and requests are
+    authenticated with the key's L2 credentials (L1 auth needs the key, so they must be given)."""
+
+    orders: OrderSigningPort
+    creds: ApiCreds
+
+    def __repr__(self) -> str:
+        return f"RemoteSigning(orders={self.orders!r}, creds={self.creds!r})"
+
+
+def api_creds_from_env(env: Mapping[str, str] | None = None) -> ApiCreds:
+    """The L2 credentials alone (the trading key being elsewhere); raises SecretsError naming what is
+    missing."""
+    env = os.environ if env is None else env
+    names = (ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE)
+    parts = [env.get(name, "") for name in names]
+    if not all(parts):
+        raise SecretsError(
+            f"signing through the signing server needs {', '.join(names)}: L1 auth (creating or "
+            "deriving them) needs the trading key, which the server holds"
+        )
+    try:
+        return ApiCreds(api_key=parts[0], secret=Secret(parts[1]), passphrase=Secret(parts[2]))
+    except ValueError as exc:
+        raise SecretsError(f"{', '.join(names)}: {exc}") from None
 
 
 @attrs.frozen(slots=True)
@@ -277,7 +313,7 @@ def build_clob_adapters(
     on_condition: Callable[[VenueCondition], None] | None = None,
     on_gap: Callable[[str, str], None] | None = None,
     env: Mapping[str, str] | None = None,
-    secrets: ClobSecrets | None = None,
+    secrets: ClobSecrets | RemoteSigning | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     connect: Connect | None = None,
     outbox: OrderOutbox | None = None,
@@ -288,13 +324,21 @@ def build_clob_adapters(
     in before it is sent (live: Postgres).
 
     Secrets come from `env` (POLYSNIPE_CLOB_*) unless the caller already holds them (credentials it
-    just created or derived with L1)."""
+    just created or derived with L1). With RemoteSigning the orders are signed by the signing server
+    and this process holds no trading key."""
     if not isinstance(settings, ClobSettings):
         settings = settings_from_mapping(settings)
     if secrets is None:
         secrets = secrets_from_env(env)
     config = settings.clob
-    signer = LocalSigner.from_private_key(secrets.private_key, config.chain_id, secrets.creds)
+    signer: SignerPort
+    order_signer: OrderSigningPort
+    if isinstance(secrets, RemoteSigning):
+        signer = ApiKeySigner(secrets.orders.address, secrets.creds)
+        order_signer = secrets.orders
+    else:
+        local = LocalSigner.from_private_key(secrets.private_key, config.chain_id, secrets.creds)
+        signer, order_signer = local, OrderSigner.for_config(local, config)
     if secrets.creds is None:
         raise KeyError(f"live execution needs L2 credentials: set {ENV_API_KEY} and its companions")
     client = ClobHttpClient(config, clock, signer, transport=transport)
@@ -303,7 +347,7 @@ def build_clob_adapters(
     conditions = VenueConditions(on_condition, clock) if on_condition is not None else None
     execution = ClobExecution(
         client,
-        OrderSigner.for_config(signer, config),
+        order_signer,
         owner=secrets.creds.api_key,
         clock=clock,
         rng=rng,

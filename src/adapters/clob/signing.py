@@ -56,12 +56,15 @@ __all__ = [
     "EcdsaKey",
     "InvalidPrivateKey",
     "OrderSigner",
+    "OrderSigningFailed",
+    "OrderSigningPort",
     "PrivateKeyInput",
     "SignedOrder",
     "batch_post_body",
     "checksum_address",
     "domain_separator",
     "keccak256",
+    "order_terms",
     "private_key_bytes",
     "salt_from_order_id",
     "wire_expiration_s",
@@ -350,6 +353,49 @@ _UINT256_END: Final = 2**256
 _UINT256_DIGITS: Final = 78
 
 
+def order_terms(order: OrderRequest) -> tuple[int, int, int, int]:
+    """(maker amount, taker amount, salt, expiration_s) of an engine order: its final amounts, its
+    deterministic salt and its wire expiration. Raises ValueError (OrderMathError) for an order that
+    cannot be signed. In-process and server signing both start here, so both sign the same order."""
+    if order.order_type is OrderType.GTD:
+        if order.expiration_ms <= 0:
+            raise ValueError(f"GTD order {order.order_id} has no expiration")
+    elif order.expiration_ms:
+        raise ValueError(f"{order.order_type.value} order {order.order_id} cannot carry an expiration")
+    maker_amount, taker_amount = amounts_for_order(
+        order.side, order.price, order.size, order.order_type, order.tick_size
+    )
+    return (
+        maker_amount,
+        taker_amount,
+        salt_from_order_id(order.order_id),
+        wire_expiration_s(order.expiration_ms),
+    )
+
+
+class OrderSigningFailed(RuntimeError):
+    """Signing refused or impossible (the signing server said no, or cannot be reached): the order is
+    not sent. `code` is the OrderRejected reason, `detail` says why."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class OrderSigningPort(Protocol):
+    """What live execution needs to sign engine orders: OrderSigner in process, or the signing server
+    (adapters/signer_client/orders.py). Raises ValueError for an order that cannot be signed and
+    OrderSigningFailed when the signer refuses or cannot be reached."""
+
+    @property
+    def address(self) -> str:
+        """The EOA that signs (also the POLY_ADDRESS of L2 headers and the rate budgets' key)."""
+        ...
+
+    async def sign_order(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder: ...
+
+
 class OrderSigner:
     """Signs V2 orders for one wallet on one chain: (signer key, chain, signature type, funder, builder).
 
@@ -552,24 +598,21 @@ class OrderSigner:
 
     def sign_request(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
         """Amounts, deterministic salt and signature for an engine order (the hot path)."""
-        if order.order_type is OrderType.GTD:
-            if order.expiration_ms <= 0:
-                raise ValueError(f"GTD order {order.order_id} has no expiration")
-        elif order.expiration_ms:
-            raise ValueError(f"{order.order_type.value} order {order.order_id} cannot carry an expiration")
-        maker_amount, taker_amount = amounts_for_order(
-            order.side, order.price, order.size, order.order_type, order.tick_size
-        )
+        maker_amount, taker_amount, salt, expiration_s = order_terms(order)
         return self.sign(
             order.token_id,
             order.side,
             maker_amount,
             taker_amount,
             neg_risk=order.neg_risk,
-            salt=salt_from_order_id(order.order_id),
+            salt=salt,
             timestamp_ms=timestamp_ms,
-            expiration_s=wire_expiration_s(order.expiration_ms),
+            expiration_s=expiration_s,
         )
+
+    async def sign_order(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
+        """OrderSigningPort: in process, a coroutine that never suspends (no event-loop round trip)."""
+        return self.sign_request(order, timestamp_ms)
 
     def __repr__(self) -> str:
         return (

@@ -29,9 +29,59 @@ from polysnipe.adapters.signer_server.auth import (
 )
 from polysnipe.core.events import Side
 
-__all__ = ["SignerClient"]
+__all__ = ["AsyncSignerClient", "SignerClient"]
 
 _ENCODER = msgspec.json.Encoder()
+
+
+def _headers(
+    credential: Credential, timestamp_s: int, path: str, body: bytes, engine: bool, correlation_id: str
+) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "X-Correlation-Id": correlation_id}
+    if engine:
+        nonce = secrets.token_urlsafe(18)
+        headers |= {
+            CALLER_HEADER: credential.caller_id,
+            TIMESTAMP_HEADER: str(timestamp_s),
+            NONCE_HEADER: nonce,
+            SIGNATURE_HEADER: engine_signature(credential.hmac_key(), "POST", path, timestamp_s, nonce, body),
+        }
+    else:
+        headers["Authorization"] = f"Bearer {credential.token()}"
+    return headers
+
+
+def _answer(response: httpx.Response) -> bytes:
+    if response.status_code != 200:
+        try:
+            reason = msgspec.json.decode(response.content, type=schemas.ErrorBody).error
+        except msgspec.MsgspecError:
+            reason = response.reason_phrase
+        raise SignerRefused(response.status_code, reason)
+    return response.content
+
+
+def _order_request(
+    chain_id: int, signer: str, maker: str | None, signature_type: int, builder_code: str, token_id: str,
+    side: Side, maker_amount: int, taker_amount: int, neg_risk: bool, salt: int, timestamp_ms: int,
+    expiration_s: int,
+) -> bytes:  # fmt: skip
+    request = schemas.OrderSignRequest(
+        chain_id, signer, maker, signature_type, builder_code, token_id,
+        "BUY" if side is Side.BUY else "SELL", str(maker_amount), str(taker_amount),
+        neg_risk, salt, timestamp_ms, expiration_s,
+    )  # fmt: skip
+    return _ENCODER.encode(request)
+
+
+def _signed_order(answer: bytes) -> SignedOrder:
+    try:
+        signed = msgspec.json.decode(answer, type=schemas.OrderSignature)
+    except msgspec.MsgspecError as exc:
+        raise SignerUnavailable(
+            f"signing server sent an unreadable order signature: {str(exc)[:120]}"
+        ) from None
+    return SignedOrder(**msgspec.structs.asdict(signed))
 
 
 class SignerClient:
@@ -63,28 +113,9 @@ class SignerClient:
     def _post(self, path: str, body: bytes, *, engine: bool, correlation_id: str) -> bytes:
         last: BaseException | None = None
         for _ in range(self._config.retries + 1):
-            headers = {"Content-Type": "application/json", "X-Correlation-Id": correlation_id}
-            if engine:
-                timestamp_s, nonce = self._now_s(), secrets.token_urlsafe(18)
-                headers |= {
-                    CALLER_HEADER: self._credential.caller_id,
-                    TIMESTAMP_HEADER: str(timestamp_s),
-                    NONCE_HEADER: nonce,
-                    SIGNATURE_HEADER: engine_signature(
-                        self._credential.hmac_key(), "POST", path, timestamp_s, nonce, body
-                    ),
-                }
-            else:
-                headers["Authorization"] = f"Bearer {self._credential.token()}"
+            headers = _headers(self._credential, self._now_s(), path, body, engine, correlation_id)
             try:
-                response = self._http.post(path, content=body, headers=headers)
-                if response.status_code != 200:
-                    try:
-                        reason = msgspec.json.decode(response.content, type=schemas.ErrorBody).error
-                    except msgspec.MsgspecError:
-                        reason = response.reason_phrase
-                    raise SignerRefused(response.status_code, reason)
-                return response.content
+                return _answer(self._http.post(path, content=body, headers=headers))
             except (httpx.TransportError, SignerRefused) as exc:
                 if not is_safe_to_retry(exc):
                     raise
@@ -115,16 +146,11 @@ class SignerClient:
         correlation_id: str = "",
     ) -> SignedOrder:
         """The same SignedOrder OrderSigner.sign makes, signed by the server's key for `signer`."""
-        request = schemas.OrderSignRequest(
-            chain_id, signer, maker, signature_type, builder_code, token_id,
-            "BUY" if side is Side.BUY else "SELL", str(maker_amount), str(taker_amount),
-            neg_risk, salt, timestamp_ms, expiration_s,
+        body = _order_request(
+            chain_id, signer, maker, signature_type, builder_code, token_id, side, maker_amount,
+            taker_amount, neg_risk, salt, timestamp_ms, expiration_s,
         )  # fmt: skip
-        answer = self._post(
-            "/sign/order", _ENCODER.encode(request), engine=True, correlation_id=correlation_id
-        )
-        signed = msgspec.json.decode(answer, type=schemas.OrderSignature)
-        return SignedOrder(**msgspec.structs.asdict(signed))
+        return _signed_order(self._post("/sign/order", body, engine=True, correlation_id=correlation_id))
 
     def sign_safe_tx(self, request: schemas.SafeTxSignRequest, correlation_id: str = "") -> schemas.Signature:
         answer = self._post(
@@ -142,3 +168,83 @@ class SignerClient:
 
     def __repr__(self) -> str:
         return f"SignerClient(url={self._config.url}, caller={self._credential.caller_id})"
+
+
+class AsyncSignerClient:
+    """Order signatures from the event loop: the live engine's path (signer_client/orders.py). Same
+    routes, credential, retries and errors as SignerClient, over an httpx.AsyncClient with keep-alive."""
+
+    __slots__ = ("_config", "_credential", "_http", "_now_s")
+
+    def __init__(
+        self,
+        config: SignerClientConfig,
+        credential: Credential,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        now_s: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        self._config = config
+        self._credential = credential
+        self._now_s = now_s
+        self._http = httpx.AsyncClient(
+            base_url=config.url,
+            timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+            transport=transport,
+            verify=config.ca_file if config.ca_file is not None else True,
+        )
+
+    @property
+    def url(self) -> str:
+        return self._config.url
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def health(self) -> schemas.Health:
+        """GET /healthz (no credential); raises SignerUnavailable when the server cannot answer."""
+        try:
+            answer = _answer(await self._http.get("/healthz"))
+            return msgspec.json.decode(answer, type=schemas.Health)
+        except (httpx.TransportError, SignerRefused, msgspec.MsgspecError) as exc:
+            raise SignerUnavailable(f"signing server at {self._config.url} failed: {exc}") from None
+
+    async def _post(self, path: str, body: bytes, correlation_id: str) -> bytes:
+        last: BaseException | None = None
+        for _ in range(self._config.retries + 1):
+            headers = _headers(self._credential, self._now_s(), path, body, True, correlation_id)
+            try:
+                return _answer(await self._http.post(path, content=body, headers=headers))
+            except (httpx.TransportError, SignerRefused) as exc:
+                if not is_safe_to_retry(exc):
+                    raise
+                last = exc
+        raise SignerUnavailable(f"signing server at {self._config.url} failed: {last}") from last
+
+    async def sign_order(
+        self,
+        *,
+        chain_id: int,
+        signer: str,
+        maker: str | None,
+        signature_type: int,
+        builder_code: str,
+        token_id: str,
+        side: Side,
+        maker_amount: int,
+        taker_amount: int,
+        neg_risk: bool,
+        salt: int,
+        timestamp_ms: int,
+        expiration_s: int = 0,
+        correlation_id: str = "",
+    ) -> SignedOrder:
+        """SignerClient.sign_order, awaitable."""
+        body = _order_request(
+            chain_id, signer, maker, signature_type, builder_code, token_id, side, maker_amount,
+            taker_amount, neg_risk, salt, timestamp_ms, expiration_s,
+        )  # fmt: skip
+        return _signed_order(await self._post("/sign/order", body, correlation_id))
+
+    def __repr__(self) -> str:
+        return f"AsyncSignerClient(url={self._config.url}, caller={self._credential.caller_id})"

@@ -25,3 +25,6 @@ class SignerClientConfig:
     retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     #: a CA bundle for a server with a private certificate; None: the system's
     ca_file: str | None = None
+    #: the managed key that signs this engine's orders (`polysnipe signer keys list` shows it);
+    #: None: this client signs no orders
+    order_key: str | None = None
