@@ -483,6 +483,25 @@ def run_bench_command(args: argparse.Namespace) -> int:
         )
         result["machine"] = machine()
         print(format_bus(result))
+    elif args.what == "live":
+        import asyncio
+
+        from polysnipe.runners.bench_live import format_live, run_bench_live
+        from polysnipe.runners.config import load_config
+        from polysnipe.runners.logging import configure_logging
+
+        # the engine logs every decision; the bench prints figures only
+        configure_logging(mode="console", level="error")
+
+        config = load_config(None)
+        result = asyncio.run(
+            run_bench_live(
+                redis_url=config.connections.redis_url, database_url=config.connections.database_url,
+                events_path=Path(args.events), markets=[Path(m) for m in args.markets], config=config,
+                n=args.n, repeat=args.repeat, samples=max(args.n // 20, 1_000),
+            )
+        )  # fmt: skip
+        print(format_live(result))
     elif args.what == "signer":
         from polysnipe.runners.bench_signer import format_signer, run_bench_signer
         from polysnipe.runners.config import load_config

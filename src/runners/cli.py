@@ -272,11 +272,11 @@ def _bench(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.bench import run_bench_command
 
-    if args.events is None and args.what in ("backtest", "bus"):
+    if args.events is None and args.what in ("backtest", "bus", "live"):
         args.events = "data/sample/events.jsonl"
     if args.events is not None:
         inputs.require_lines(args.events, "--events", "market-channel messages")
-    if args.what == "backtest" or (args.what == "latency" and args.events is not None):
+    if args.what in ("backtest", "live") or (args.what == "latency" and args.events is not None):
         from polysnipe.tools.datagen import GENERATED_METADATA
 
         args.markets = args.markets or [f"data/sample/{name}" for name in GENERATED_METADATA]
@@ -1027,7 +1027,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
     bench.add_argument(
-        "what", choices=["backtest", "orders", "ws", "latency", "bus", "signer"], help="what to measure"
+        "what",
+        choices=["backtest", "orders", "ws", "latency", "bus", "live", "signer"],
+        help="what to measure",
     )
     bench.add_argument(
         "--markets",

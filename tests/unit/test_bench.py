@@ -99,3 +99,11 @@ def test_bench_latency_withholds_the_p99_of_a_short_run(
     assert isinstance(median["all"]["p50_us"], float)
     assert f"n/a ({n} samples)" in capsys.readouterr().out
     assert [str(full)] == result["sources"]
+
+
+def test_bench_live_runs_entries_through_redis_into_the_journaled_engine(tmp_path: Path) -> None:
+    result = _run(["live", "-n", "300"], tmp_path, "live")
+    assert 300 == result["entries"]
+    assert {"entries_per_s", "events_per_s", "wall_s", "cpu_s", "bus_latency_us", "machine"} <= set(result)
+    # 1,000 latency samples: the p99 is a figure
+    assert isinstance(result["bus_latency_us"]["p99_us"], float)  # type: ignore[index]
