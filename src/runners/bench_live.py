@@ -36,10 +36,10 @@ from polysnipe.runners.bench_bus import _drop, _frames, _latency
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Backtest
 
-__all__ = ["format_live", "run_bench_live"]
+__all__ = ["DrainedSource", "format_live", "run_bench_live"]
 
 
-class _Drained:
+class DrainedSource:
     """The bus source, ended once every published entry was handed out (a live source never ends)."""
 
     def __init__(self, source: StreamSource, total: int) -> None:
@@ -75,7 +75,7 @@ async def _one_run(
         for start in range(0, len(frames), 1_000):
             await publisher.publish((raw, 1) for raw in frames[start : start + 1_000])
         source = StreamSource(client, cfg, consumer="bench", shards=[0], clock=_Clock())
-        drained = _Drained(source, publisher.published)
+        drained = DrainedSource(source, publisher.published)
         registry = load_market_files(markets).registry()
         container = Backtest(registry=providers.Object(registry), source=providers.Object(drained))
         container.config.from_dict(as_sections(config))

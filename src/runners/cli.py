@@ -1039,14 +1039,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--events",
-        help="events JSON lines; backtest, bus: default the bundled sample; ws, latency: default"
+        help="events JSON lines; backtest, bus, live: default the bundled sample; ws, latency: default"
         " generated sets (datagen defaults, about 27k frames each)",
     )
     bench.add_argument(
         "-n",
         type=_int_at_least(1),
         default=20_000,
-        help="orders, signer: iterations; bus: entries (default 20000)",
+        help="orders, signer: iterations; bus, live: entries (default 20000)",
     )
     bench.add_argument(
         "--repeat",

@@ -9,14 +9,12 @@ import asyncio
 import os
 import random
 import uuid
-from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from dependency_injector import providers
 
 from kit import SAMPLE, market_files
 from polysnipe.adapters.files import load_events
-from polysnipe.adapters.inbox import InboxItem
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.redis.config import StreamsConfig
 from polysnipe.adapters.redis.factory import redis_client
@@ -24,6 +22,7 @@ from polysnipe.adapters.redis.streams import StreamSource
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.adapters.sim.replay import ReplaySource
 from polysnipe.core.messages import PlaceOrder, RecordError, RecordFill, RecordOutcome, RecordRiskDecision
+from polysnipe.runners.bench_live import DrainedSource
 from polysnipe.runners.config import as_sections, load_config
 from polysnipe.runners.containers import Backtest
 
@@ -66,22 +65,6 @@ def good_lines() -> list[bytes]:
     return [line.rstrip(b"\n") for line in (SAMPLE / "events.jsonl").open("rb") if line.strip()]
 
 
-class Drained:
-    """The bus source, ended once every published entry was handed out (a live source never ends)."""
-
-    def __init__(self, source: StreamSource, total: int) -> None:
-        self.source = source
-        self.total = total
-
-    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
-        if self.source.entries >= self.total:
-            return None
-        return await self.source.next_batch(0.05)
-
-    def acknowledge(self) -> None:
-        self.source.acknowledge()
-
-
 def decisions(journal: MemoryJournal) -> tuple[list[object], ...]:
     return (
         [(r.opportunity_id, r.kind, r.filled_size, r.avg_price) for r in journal.of(RecordOutcome)],
@@ -121,7 +104,7 @@ def test_hostile_entries_are_dead_lettered_and_the_good_ones_decide_as_a_clean_r
             await pipe.execute()
             source = StreamSource(client, config, consumer="engine.test", shards=[0], clock=_Clock(),
                                   signals=False)  # fmt: skip
-            container, journal = engine(Drained(source, len(entries)))
+            container, journal = engine(DrainedSource(source, len(entries)))
             loop = container.loop()
             await loop.run()
             await loop.drain("end_of_data")
