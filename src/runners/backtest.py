@@ -178,7 +178,10 @@ def run_backtest(
         "events_per_s": round(total / (elapsed_ns / 1e9)) if elapsed_ns else 0,
         "decision_compute_us": {
             "p50": round(percentile(decisions, 50), 2),
-            "p99": round(percentile(decisions, 99), 2),
+            # a p99 is a figure only over enough samples (issue 15: never the maximum of a few dozen)
+            "p99": round(percentile(decisions, 99), 2)
+            if len(decisions) >= 1_000
+            else f"n/a ({len(decisions)} samples)",
             "samples": len(decisions),
             "what": "wall-clock time of the pure step from a market event to the PlaceOrder commands",
         },

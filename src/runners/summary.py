@@ -60,10 +60,10 @@ def print_summary(
         )
     dc = timing.get("decision_compute_us")
     if dc is not None:
-        t.add_row(
-            "speed", f"{timing['events_per_s']:,} events/s; decision p50 {dc['p50']} us, p99 {dc['p99']} us"
-        )
+        p99 = dc["p99"] if isinstance(dc["p99"], str) else f"{dc['p99']} us"
+        t.add_row("speed", f"{timing['events_per_s']:,} events/s; decision p50 {dc['p50']} us, p99 {p99}")
     elif "duration_s" in timing:
         t.add_row("ran", f"{timing['duration_s']} s, {timing['events']} events")
-    t.add_row("outputs", f"{out_dir}/report.json, opportunities.jsonl, equity.png, timing.json, run.log")
+    written = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+    t.add_row("outputs", f"{out_dir}/: {', '.join(written)}")
     console.print(t)
