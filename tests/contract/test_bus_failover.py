@@ -23,23 +23,13 @@ from pathlib import Path
 import httpx
 import psycopg
 import redis
-from test_crash_recovery import KEY, _feed, _orders_journaled
+from test_crash_recovery import KEY, _feed, _orders_journaled, acked
 
 from conftest import DSN
 from kit import market_files
 from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.sim_clob import start_in_thread
 from polysnipe.tools.datagen import generate
-
-
-def _acked(client: redis.RedisCluster, prefix: str) -> bool:
-    keys = [k for k in client.scan_iter(match=prefix + "{md.*}", count=1000) if not k.endswith(b".dead")]
-    for key in keys:
-        last = client.xinfo_stream(key)["last-generated-id"]
-        for group in client.xinfo_groups(key):
-            if group["pending"] or group["last-delivered-id"] != last:
-                return False
-    return bool(keys)
 
 
 def test_a_standby_engine_takes_over_a_killed_engines_wallet_and_shards(
@@ -84,10 +74,10 @@ def test_a_standby_engine_takes_over_a_killed_engines_wallet_and_shards(
             active.wait(10)
             assert 0 == ingest.wait(120), (tmp_path / "ingest.err").read_text()[-2000:]
             deadline = time.monotonic() + 90
-            while not _acked(client, prefix) and time.monotonic() < deadline:
+            while not acked(client, prefix) and time.monotonic() < deadline:
                 assert standby.poll() is None, (tmp_path / "b.err").read_text()[-3000:]
                 time.sleep(0.2)
-            assert _acked(client, prefix), "the standby never finished the killed engine's entries"
+            assert acked(client, prefix), "the standby never finished the killed engine's entries"
             standby.send_signal(signal.SIGTERM)
             assert 0 == standby.wait(120), (tmp_path / "b.err").read_text()[-3000:]
             unended = conn.execute(f"SELECT count(*) FROM {journal_env}.opportunities WHERE outcome IS NULL")

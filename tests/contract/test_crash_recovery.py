@@ -16,11 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
+import redis
 
 from conftest import DSN
 from kit import market_files
@@ -31,6 +34,7 @@ from polysnipe.tools.datagen import generate
 # a public anvil test key: nothing here is a secret
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 TRIALS = int(os.environ.get("POLYSNIPE_CRASH_TRIALS", "10"))
+REDIS_URL = os.environ.get("POLYSNIPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _feed(base: str, stop: threading.Event) -> None:
@@ -47,7 +51,24 @@ def _orders_journaled(conn: psycopg.Connection, schema: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path: Path) -> None:
+def acked(client: redis.Redis | redis.RedisCluster, prefix: str) -> bool:
+    """Every entry of every market-data stream under `prefix` delivered to every group and acked."""
+    keys = [k for k in client.scan_iter(match=prefix + "{md.*}", count=1000) if not k.endswith(b".dead")]
+    for key in keys:
+        last = client.xinfo_stream(key)["last-generated-id"]
+        for group in client.xinfo_groups(key):
+            if group["pending"] or group["last-delivered-id"] != last:
+                return False
+    return bool(keys)
+
+
+@pytest.mark.parametrize(("feed", "trials"), [("bus", TRIALS), ("ws", 3)])
+def test_sigkilled_engines_never_place_an_order_twice(
+    journal_env: str, tmp_path: Path, feed: str, trials: int
+) -> None:
+    """`bus`: `ingest --replay --retime` feeds Redis Streams while `run --bus` engines are killed; in
+    the end every entry was processed or dead-lettered and acknowledged. `ws`: the engines read the
+    simulator's market channel."""
     schema = journal_env
     data = tmp_path / "data"
     generate(data, seed=11, duration_s=3600, markets=3, malformed=0)
@@ -55,7 +76,13 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
     base, stop_sim = start_in_thread(market_files(data), data / "events.jsonl", config=config)
     ws = base.replace("http://", "ws://") + "/ws"
     env = {**os.environ, "POLYSNIPE_CLOB_PRIVATE_KEY": KEY, "POLYSNIPE_DATABASE_URL": DSN,
-           "POLYSNIPE_DATABASE_SCHEMA": schema, "POLYSNIPE_WALLET_LEASE_MS": "1000"}  # fmt: skip
+           "POLYSNIPE_DATABASE_SCHEMA": schema, "POLYSNIPE_WALLET_LEASE_MS": "1000",
+           "POLYSNIPE_REDIS_URL": REDIS_URL, "POLYSNIPE_REDIS_PREFIX": f"test:{uuid.uuid4().hex[:12]}:",
+           "POLYSNIPE_REDIS_SHARDS": "2"}  # fmt: skip
+    prefix = env["POLYSNIPE_REDIS_PREFIX"]
+    client = redis.Redis.from_url(REDIS_URL)
+    bus = ["--bus"] if feed == "bus" else []
+    ingest: subprocess.Popen[bytes] | None = None
     markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
     stop_feed = threading.Event()
     feeder = threading.Thread(target=_feed, args=(base, stop_feed), daemon=True)
@@ -64,7 +91,7 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
 
     def engine(i: int, duration_s: float) -> subprocess.Popen[bytes]:
         out = str(tmp_path / f"run{i}")
-        cmd = [sys.executable, "-m", "polysnipe.runners.cli", "run", *markets, "--clob-url", base,
+        cmd = [sys.executable, "-m", "polysnipe.runners.cli", "run", *bus, *markets, "--clob-url", base,
                "--ws-url", ws, "--duration-s", str(duration_s), "--out", out]  # fmt: skip
         # stderr to a file: a pipe nobody reads fills up and blocks the engine
         with (tmp_path / f"run{i}.err").open("wb") as err:
@@ -72,8 +99,15 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
 
     try:
         feeder.start()
+        if bus:
+            with (tmp_path / "ingest.err").open("wb") as err:
+                ingest = subprocess.Popen(
+                    [sys.executable, "-m", "polysnipe.runners.cli", "ingest", "--replay",
+                     str(data / "events.jsonl"), "--retime", "--speed", "20"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=err,
+                )  # fmt: skip
         with psycopg.connect(DSN, autocommit=True) as conn:
-            for i in range(TRIALS):
+            for i in range(trials):
                 proc = engine(i, 60.0)
                 before = _orders_journaled(conn, schema)
                 # kill at a random instant around the engine's orders: just before one is claimed,
@@ -87,9 +121,19 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
                 codes.append(proc.returncode)
-            last = engine(TRIALS, 4.0)
+            if ingest is not None:
+                ingest.terminate()  # what it published so far must all be consumed
+                ingest.wait(30)
+            last = engine(trials, 120.0 if bus else 4.0)
+            if bus:
+                deadline = time.monotonic() + 90
+                while not acked(client, prefix) and time.monotonic() < deadline:
+                    assert last.poll() is None, (tmp_path / f"run{trials}.err").read_text()[-2000:]
+                    time.sleep(0.2)
+                assert acked(client, prefix), "entries were left unprocessed or unacknowledged"
+                last.send_signal(signal.SIGTERM)
             last.wait(120)
-            assert 0 == last.returncode, (tmp_path / f"run{TRIALS}.err").read_text()[-2000:]
+            assert 0 == last.returncode, (tmp_path / f"run{trials}.err").read_text()[-2000:]
             outbox = conn.execute(f"SELECT order_id, order_hash, state FROM {schema}.outbox").fetchall()
             unended = conn.execute(
                 f"SELECT count(*) FROM {schema}.opportunities WHERE outcome IS NULL"
@@ -100,6 +144,11 @@ def test_sigkilled_engines_never_place_an_order_twice(journal_env: str, tmp_path
         stop_feed.set()
         feeder.join(10)
         stop_sim()
+        if ingest is not None and ingest.poll() is None:
+            ingest.kill()
+        for key in client.scan_iter(match=prefix + "*", count=1000):
+            client.delete(key)
+        client.close()
     # a run may have ended on its own (it is never meant to before its kill): none may have failed
     assert all(c in (-signal.SIGKILL, 0) for c in codes), codes
     accepted = [
