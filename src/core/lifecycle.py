@@ -115,65 +115,47 @@ def _event_tokens(state: EngineState, market: Market) -> tuple[str, ...]:
 def _route_and_place(
     state: EngineState, legs: list[Opportunity], now_ms: int, commands: list[Command]
 ) -> None:
-    """Route the opportunity (or every leg of a basket), risk-check the concrete orders, place them."""
+    """Route the opportunity (or every leg of a basket), risk-check the concrete order, place it."""
     if len(legs) > 1:
         _place_basket(state, legs, now_ms, commands)
         return
-    planned: list[tuple[OpportunityTrack, OrderRequest | None, RoutingPolicy, list[tuple[int, int]]]] = []
-    refusals: dict[str, tuple[str, ...]] = {}
-    for opp in legs:
-        track = state.tracks[opp.id]
-        policy = state.router.select(opp)
-        track.policy = policy.name
-        market = state.markets.by_token(opp.token_id)
-        book = state.books.get(opp.token_id)
-        commands.append(RecordOpportunity(opp, policy.name, _arrival(state, opp), now_ms))
-        slices: list[tuple[int, int]] = []
-        if isinstance(policy, Iceberg):
-            # The parent is checked as a whole at its limit price; each slice is checked again on release.
-            parent = _order_request(state, opp, policy, 0, opp.size, _parent_child(opp), market)
-            decision = state.gatekeeper.check(
-                parent, state.risk, market, book, now_ms, _event_tokens(state, market)
-            )
-            _journal_risk(opp, parent.size, decision.approved_size, decision.reasons, now_ms, commands)
-            if decision.outcome == "reject":
-                refusals[opp.id] = decision.reasons
-                continue
-            slices = policy.slices(
-                decision.approved_size, market.min_order_size, state.gatekeeper.size_step, state.rng
-            )
-            planned.append((track, None, policy, slices))
-            continue
-        order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms)
-        if order is None:
-            refusals[opp.id] = ("no_route",)
-            continue
+    (opp,) = legs
+    track = state.tracks[opp.id]
+    policy = state.router.select(opp)
+    track.policy = policy.name
+    market = state.markets.by_token(opp.token_id)
+    book = state.books.get(opp.token_id)
+    commands.append(RecordOpportunity(opp, policy.name, _arrival(state, opp), now_ms))
+    if isinstance(policy, Iceberg):
+        # The parent is checked as a whole at its limit price; each slice is checked again on release.
+        parent = _order_request(state, opp, policy, 0, opp.size, _parent_child(opp), market)
         decision = state.gatekeeper.check(
-            order, state.risk, market, book, now_ms, _event_tokens(state, market)
+            parent, state.risk, market, book, now_ms, _event_tokens(state, market)
         )
-        _journal_risk(opp, order.size, decision.approved_size, decision.reasons, now_ms, commands)
+        _journal_risk(opp, parent.size, decision.approved_size, decision.reasons, now_ms, commands)
         if decision.outcome == "reject":
-            refusals[opp.id] = decision.reasons
-            continue
-        if decision.approved_size != order.size:
-            order = attrs.evolve(order, size=decision.approved_size)
-        planned.append((track, order, policy, slices))
-
-    if refusals:
-        for opp in legs:
-            track = state.tracks[opp.id]
-            reasons = refusals.get(opp.id) or ("group_leg_refused",)
-            _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=reasons)
+            _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=decision.reasons)
+            return
+        slices = policy.slices(
+            decision.approved_size, market.min_order_size, state.gatekeeper.size_step, state.rng
+        )
+        track.target_size = sum(size for size, _ in slices)
+        track.pending_slices = slices
+        _release_next_slice(state, track, policy, now_ms, commands)
         return
-
-    for track, order, policy, slices in planned:
-        if order is not None:
-            track.target_size = order.size
-            _place(state, track, order, now_ms, commands)
-        else:
-            track.target_size = sum(size for size, _ in slices)
-            track.pending_slices = slices
-            _release_next_slice(state, track, policy, now_ms, commands)
+    order = _child_order(state, opp, policy, 0, opp.size, market, book, now_ms)
+    if order is None:
+        _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=("no_route",))
+        return
+    decision = state.gatekeeper.check(order, state.risk, market, book, now_ms, _event_tokens(state, market))
+    _journal_risk(opp, order.size, decision.approved_size, decision.reasons, now_ms, commands)
+    if decision.outcome == "reject":
+        _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=decision.reasons)
+        return
+    if decision.approved_size != order.size:
+        order = attrs.evolve(order, size=decision.approved_size)
+    track.target_size = order.size
+    _place(state, track, order, now_ms, commands)
 
 
 def _place_basket(state: EngineState, legs: list[Opportunity], now_ms: int, commands: list[Command]) -> None:

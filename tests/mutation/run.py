@@ -44,10 +44,10 @@ MUTATIONS = (
         LIFECYCLE,
         (
             (
-                "        if decision.approved_size != order.size:\n"
-                "            order = attrs.evolve(order, size=decision.approved_size)\n"
-                "        planned.append((track, order, policy, slices))\n",
-                "        planned.append((track, order, policy, slices))\n",
+                "    if decision.approved_size != order.size:\n"
+                "        order = attrs.evolve(order, size=decision.approved_size)\n"
+                "    track.target_size = order.size\n",
+                "    track.target_size = order.size\n",
             ),
         ),
     ),
@@ -57,8 +57,8 @@ MUTATIONS = (
         LIFECYCLE,
         (
             (
-                "        decision = state.gatekeeper.check(order, state.risk, market, book, now_ms)\n",
-                '        decision = RiskDecision("approve", order.size, ())\n',
+                "    decision = state.gatekeeper.check(order, state.risk, market, book, now_ms, tokens)\n",
+                '    decision = RiskDecision("approve", order.size, ())\n',
             ),
             (
                 "from polysnipe.core.routing import ChildOrder, Iceberg, RoutingPolicy\n",
