@@ -69,14 +69,23 @@ def remote(url: str, token: str, *call: Any) -> tuple[dict[str, str] | None, str
     return sdk({"mode": "remote", "url": url, "token": token, **request(*call)})
 
 
+Server = tuple[str, Credential, psycopg.Connection[Any]]
+
+
+def audit(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT endpoint, caller, decision, status, reason FROM signer_audit ORDER BY seq"
+    ).fetchall()
+
+
 @pytest.fixture
-def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[tuple[str, Credential]]:
+def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[Server]:
     conn, schema = db
     migrate(conn, schema)
     credential = add_caller(conn, "ts-relayer-client")
     url, stop = start_in_thread(service(schema, keystore(tmp_path, 0), HandClock()), SignerSettings())
     try:
-        yield f"{url}/builder/headers", credential
+        yield f"{url}/builder/headers", credential, conn
     finally:
         stop()
 
@@ -87,32 +96,33 @@ def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[
      ("GET", "/transactions", None, 1764061200), ("GET", "/nonce", "", 1800000000)],
 )  # fmt: skip
 def test_remote_mode_equals_local_mode(
-    server: tuple[str, Credential], method: str, path: str, body: str | None, ts: int
+    server: Server, method: str, path: str, body: str | None, ts: int
 ) -> None:
-    url, credential = server
+    url, credential, conn = server
     expected = local(method, path, body, ts)
     answer, stderr = remote(url, credential.token(), method, path, body, ts)
     assert expected is not None and expected["POLY_BUILDER_TIMESTAMP"] == str(ts)
     # the SDK hands the response object on as the headers, so an extra key would be an extra header
     assert expected == answer
     assert "" == stderr
+    assert [("POST /builder/headers", "ts-relayer-client", "allowed", 200, "")] == audit(conn)
 
 
-def test_server_clock_when_no_timestamp(server: tuple[str, Credential]) -> None:
+def test_server_clock_when_no_timestamp(server: Server) -> None:
     # the TS relayer client never passes a timestamp: the key is absent from the remote request
-    url, credential = server
+    url, credential, _ = server
     answer, _ = remote(url, credential.token(), "POST", "/submit", SUBMIT, None)
     assert answer is not None and answer["POLY_BUILDER_TIMESTAMP"] == str(HandClock().now // 1000)
     assert local("POST", "/submit", SUBMIT, 1800000000) == answer
 
 
 @pytest.mark.parametrize("token", [None, WRONG_TOKEN])
-def test_a_refused_caller_gets_no_headers(server: tuple[str, Credential], token: str | None) -> None:
+def test_a_refused_caller_gets_no_headers_and_is_audited(server: Server, token: str | None) -> None:
     """The SDK swallows the 401: it resolves to undefined (no headers, nothing that looks valid), and
     the only trace is its console.error, which dumps the whole axios error including the request's
     `Authorization: Bearer` header. A relayer client on top then sends without builder headers
     (RELAYER.md 1.3), so the SDK's stderr must be watched, and treated as holding the caller's secret."""
-    url, _ = server
+    url, _, conn = server
     job = {"mode": "remote", "url": url, **request("POST", "/submit", SUBMIT, 1800000000)}
     if token is not None:
         job["token"] = token
@@ -121,3 +131,7 @@ def test_a_refused_caller_gets_no_headers(server: tuple[str, Credential], token:
     assert "error calling remote signer" in stderr and "status code 401" in stderr
     if token is not None:
         assert f"Bearer {token}" in stderr
+    reason = "unknown caller" if token is not None else "missing credential"
+    [(endpoint, caller, decision, status, why)] = audit(conn)
+    assert ("POST /builder/headers", "", "refused", 401) == (endpoint, caller, decision, status)
+    assert why.startswith(reason)
