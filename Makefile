@@ -1,4 +1,5 @@
-# Every target goes through `install`, which is idempotent: it (re)installs only when pyproject.toml changed.
+# Every target goes through `install`, which is idempotent: it (re)installs only when pyproject.toml or the
+# Node lockfile changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,12 +9,15 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/node/package-lock.json
 	# softhsm2: the PKCS#11 token the signing server's HSM tests use (Debian package)
 	test -e /usr/lib/softhsm/libsofthsm2.so || (apt-get update -qq && apt-get install -y -qq softhsm2)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# the official TypeScript builder signing SDK, for its contract test (skips without Node)
+	if command -v node >/dev/null && command -v npm >/dev/null; then npm ci --prefix tools/node --no-audit --no-fund; \
+	else echo "node/npm not found: skipping tools/node (tests/contract/test_signer_ts_sdk.py will skip)"; fi
 	touch $(STAMP)
 
 demo: install
