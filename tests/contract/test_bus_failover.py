@@ -32,6 +32,11 @@ from polysnipe.runners.sim_clob import start_in_thread
 from polysnipe.tools.datagen import generate
 
 
+def _leased(conn: psycopg.Connection[tuple[int]], schema: str) -> bool:
+    row = conn.execute(f"SELECT count(*) FROM {schema}.wallet_leases").fetchone()
+    return row is not None and row[0] > 0
+
+
 def test_a_standby_engine_takes_over_a_killed_engines_wallet_and_shards(
     journal_env: str, redis_cluster: str, tmp_path: Path
 ) -> None:
@@ -58,15 +63,19 @@ def test_a_standby_engine_takes_over_a_killed_engines_wallet_and_shards(
     try:
         feeder.start()
         active = engine("a")
-        time.sleep(2.0)  # A holds the wallet before its standby asks for it
-        standby = engine("b", "--standby")
-        with (tmp_path / "ingest.err").open("wb") as err:
-            ingest = subprocess.Popen(
-                [sys.executable, "-m", "polysnipe.runners.cli", "ingest", "--replay",
-                 str(data / "events.jsonl"), "--retime", "--speed", "20"],
-                env=env, stdout=subprocess.DEVNULL, stderr=err,
-            )  # fmt: skip
         with psycopg.connect(DSN, autocommit=True) as conn:
+            deadline = time.monotonic() + 30
+            while not _leased(conn, journal_env):  # A holds the wallet before its standby asks for it
+                assert active.poll() is None, (tmp_path / "a.err").read_text()[-3000:]
+                assert time.monotonic() < deadline, "engine A never took the wallet's lease"
+                time.sleep(0.05)
+            standby = engine("b", "--standby")
+            with (tmp_path / "ingest.err").open("wb") as err:
+                ingest = subprocess.Popen(
+                    [sys.executable, "-m", "polysnipe.runners.cli", "ingest", "--replay",
+                     str(data / "events.jsonl"), "--retime", "--speed", "20"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=err,
+                )  # fmt: skip
             deadline = time.monotonic() + 60
             while not _orders_journaled(conn, journal_env) and time.monotonic() < deadline:
                 time.sleep(0.05)

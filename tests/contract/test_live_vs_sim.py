@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from conftest import DSN
-from kit import market_files
+from kit import market_files, until_subscribed
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.postgres.database import DatabaseConfig
@@ -77,7 +77,8 @@ def test_live_engine_trades_the_simulator_through_the_engine_loop(
                     database=journal,
                 )
             )
-            await asyncio.sleep(1.0)  # the runner derives its key and subscribes first
+            # the runner derives its key and subscribes to both channels first
+            await until_subscribed(base, registry.token_ids(), user=True, started=run)
             ready.set()
             result = await run
             await feeder

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from conftest import DSN
-from kit import market_files
+from kit import market_files, until_subscribed
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.postgres.database import DatabaseConfig
 from polysnipe.adapters.sim.clob import ClobSimConfig
@@ -46,7 +46,7 @@ def test_paper_trades_live_simulator_data(
         ws = base.replace("http://", "ws://") + "/ws/market"
 
         async def feed_the_simulator() -> None:
-            await asyncio.sleep(0.8)  # let the paper runner subscribe and get its first books
+            await until_subscribed(base, registry.token_ids())  # the runner has its first books
             async with httpx.AsyncClient(base_url=base) as client:
                 while True:
                     r = await client.post("/_sim/advance", json={"count": 400})

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from conftest import DSN
-from kit import market_files, order_request
+from kit import market_files, order_request, until_subscribed
 from polysnipe.adapters.clob.auth import ApiCreds, ApiKeySigner, clob_auth_digest
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
@@ -115,7 +115,7 @@ def test_live_engine_orders_are_signed_by_the_signing_server(
                     signer=SignerClientConfig(url=signer_url, order_key=address),
                 )
             )
-            await asyncio.sleep(1.0)
+            await until_subscribed(base, registry.token_ids(), user=True, started=live)
             ready.set()
             result = await live
             await feeder

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
+import httpx
 
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.book import BookState
@@ -63,6 +64,7 @@ __all__ = [
     "snapshot",
     "trade",
     "until",
+    "until_subscribed",
 ]
 
 T = TypeVar("T")
@@ -248,17 +250,49 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout_s: float = 5.0) -> None:
     """Wait, polling every 10 ms, until `predicate()` holds; fail the test after `timeout_s`.
 
     What a test waits on instead of sleeping "long enough": fast when the condition comes early,
-    and a clear failure (not a later, puzzling one) when it never does.
+    and a clear failure (not a later, puzzling one) when it never does. The predicate may be a
+    coroutine function, for conditions only a request can see.
     """
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while True:
+        held = predicate()
+        if held if isinstance(held, bool) else await held:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached in {timeout_s} s")
         await asyncio.sleep(0.01)
+
+
+async def until_subscribed(
+    sim_url: str,
+    token_ids: Iterable[str],
+    *,
+    user: bool = False,
+    started: asyncio.Task[Any] | None = None,
+    timeout_s: float = 10.0,
+) -> None:
+    """Wait until the CLOB simulator at `sim_url` serves every one of `token_ids` on its market
+    channel and, with `user`, has an authenticated user socket (GET /_sim/state `subscriptions`).
+
+    The simulator sends a subscriber its books as it subscribes, so after this a runner has them
+    before any replayed change. A `started` task that ends first (a runner that failed to start)
+    raises its own error rather than a timeout.
+    """
+    wanted = set(token_ids)
+    async with httpx.AsyncClient(base_url=sim_url) as client:
+
+        async def subscribed() -> bool:
+            if started is not None and started.done():
+                started.result()
+                raise AssertionError("the runner ended before it subscribed")
+            subs = (await client.get("/_sim/state")).json()["subscriptions"]
+            return wanted <= set(subs["market_assets"]) and (not user or subs["user"] > 0)
+
+        await until(subscribed, timeout_s)
 
 
 class ScriptedVenue:

@@ -836,6 +836,35 @@ def test_app_websockets(app_state: tuple[ClobSimState, TestClient]) -> None:
         assert "websocket.close" == bad.receive()["type"]
 
 
+def test_state_reports_the_channels_subscriptions(app_state: tuple[ClobSimState, TestClient]) -> None:
+    state, client = app_state
+    alice = Trader(state, KEY0)
+
+    def subscriptions() -> dict[str, Any]:
+        subs: dict[str, Any] = client.get("/_sim/state").json()["subscriptions"]
+        return subs
+
+    nobody = {"market": 0, "user": 0, "market_assets": []}
+    assert nobody == subscriptions()
+    with client.websocket_connect("/ws/market") as market_ws, client.websocket_connect("/ws/user") as user_ws:
+        market_ws.send_text("PING")
+        assert "PONG" == market_ws.receive_text()
+        assert nobody == subscriptions()  # connected is not subscribed
+        market_ws.send_text(json.dumps({"type": "market", "assets_ids": [NO, "123", YES]}))
+        market_ws.receive_json()  # the books: the subscription was processed
+        # "123" is no listed token: the venue does not serve it
+        assert {"market": 1, "user": 0, "market_assets": sorted([YES, NO])} == subscriptions()
+        auth = {"apiKey": alice.creds.key, "secret": alice.creds.secret, "passphrase": alice.creds.passphrase}
+        user_ws.send_text(json.dumps({"auth": auth, "markets": [COND], "type": "user"}))
+        user_ws.send_text("PING")
+        assert "PONG" == user_ws.receive_text()
+        assert {"market": 1, "user": 1, "market_assets": sorted([YES, NO])} == subscriptions()
+        market_ws.send_text(json.dumps({"operation": "unsubscribe", "assets_ids": [YES, NO]}))
+        market_ws.send_text("PING")
+        assert "PONG" == market_ws.receive_text()
+        assert {"market": 0, "user": 1, "market_assets": []} == subscriptions()
+
+
 # -- trades come from the engine's records ---------------------------------------------------------
 def test_a_replayed_print_reaching_two_users_orders_is_one_trade_both_see_and_prints_once() -> None:
     state = make_state()

@@ -20,7 +20,9 @@ in-process ASGI transport cannot show a dropped connection, use a 5xx there). Er
 `{"error": "<text>"}` (PROTOCOL 11.4).
 
 Admin API under /_sim/ (never faulted): GET /_sim/orders (every order request received, with hash,
-salt, owner, outcome, error), GET /_sim/state (keys, wallets, counts, faults), POST /_sim/faults
+salt, owner, outcome, error), GET /_sim/state (keys, wallets, counts, faults, and `subscriptions`:
+`{market, user, market_assets}`, the market sockets subscribed to at least one listed asset, the
+authenticated user sockets, and the sorted asset ids the market channel serves), POST /_sim/faults
 (replaces the fault set; `{}` clears it), POST /_sim/advance `{count?, until_ms?}` (paced replay),
 POST /_sim/events (a market-channel frame to apply now), POST /_sim/resolve `{market, winning_asset_id}`
 (the market resolves: `market_resolved` on the market channel, to subscribers that enabled custom
@@ -472,7 +474,7 @@ class _Sim:
         return render.json_response([entry.to_json() for entry in self.state.order_log])
 
     async def admin_state(self, request: Request) -> Response:
-        return render.json_response(self.state.summary())
+        return render.json_response({**self.state.summary(), "subscriptions": self.hub.summary()})
 
     async def admin_faults(self, request: Request) -> Response:
         try:

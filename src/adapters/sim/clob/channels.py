@@ -286,6 +286,20 @@ class Hub:
                 if conn.user == user and (not conn.markets or condition_id in conn.markets):
                     conn.send(msg)
 
+    def summary(self) -> dict[str, Any]:
+        """The subscriptions GET /_sim/state reports: what a test waits on instead of sleeping until
+        a client has subscribed. A socket counts once it has subscribed to a listed asset (market)
+        or authenticated (user); connected but silent, it does not."""
+        market = [c for c in self.market_conns if c.assets]
+        assets: set[str] = set()
+        for conn in market:
+            assets |= conn.assets
+        return {
+            "market": len(market),
+            "user": sum(1 for c in self.user_conns if c.user),
+            "market_assets": sorted(assets),
+        }
+
     def drop_all(self) -> None:
         for conn in (*self.market_conns, *self.user_conns):
             conn.queue.put_nowait(None)
