@@ -59,7 +59,14 @@ from polysnipe.runners.schema import (
     subsection,
     table,
 )
-from polysnipe.runners.settings import SECRET_ENV, Settings, looks_secret, mask_url, url_password
+from polysnipe.runners.settings import (
+    SECRET_ENV,
+    SECRET_ENV_PREFIXES,
+    Settings,
+    looks_secret,
+    mask_url,
+    url_password,
+)
 from polysnipe.runners.signer_settings import SignerSettings
 
 __all__ = [
@@ -818,8 +825,8 @@ def _secrets(raw: Mapping[str, Any], loader: Loader, path: str = "") -> None:
         if looks_secret(key):
             loader.problem(
                 here,
-                "secrets are never read from a file: remove it and set "
-                f"{', '.join(SECRET_ENV)} in the environment",
+                "secrets are never read from a file: remove it and set it in the environment "
+                "(polysnipe config show lists the variables secrets come from)",
             )
         elif isinstance(value, Mapping):
             _secrets(value, loader, here)
@@ -957,7 +964,10 @@ def render_config(resolved: ResolvedConfig, env: Mapping[str, str] | None = None
     lines += ["", "# secrets: read from the environment only, never printed"]
     lines += [f"#   {name}: {'set' if env.get(name) else 'not set'}" for name in SECRET_ENV]
     known = [spec.env for _, spec in env_leaves(EngineConfig)] + [CONFIG_ENV, *SECRET_ENV]
-    stray = sorted(name for name in env if name.startswith("POLYSNIPE_") and name not in known)
+    stray = sorted(
+        name for name in env
+        if name.startswith("POLYSNIPE_") and name not in known and not name.startswith(SECRET_ENV_PREFIXES)
+    )  # fmt: skip
     if stray:
         lines += ["", "# set in the environment but read by no setting (a test or tool may read it):"]
         for name in stray:

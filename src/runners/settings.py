@@ -16,11 +16,21 @@ import attrs
 
 from polysnipe.adapters.clob.config import AMOY, BYTES32_ZERO, POLYGON, SignatureType
 from polysnipe.adapters.clob.factory import ENV_API_KEY, ENV_API_PASSPHRASE, ENV_API_SECRET, ENV_PRIVATE_KEY
+from polysnipe.adapters.signer_client.factory import ENV_CREDENTIAL
+from polysnipe.adapters.signer_server.factory import (
+    ENV_AUDIT_KEY,
+    ENV_BUILDER_API_KEY,
+    ENV_BUILDER_PASSPHRASE,
+    ENV_BUILDER_SECRET,
+    ENV_KEYSTORE_PASSWORD,
+    ENV_PKCS11_PIN,
+)
 from polysnipe.adapters.urls import mask_url, url_password
 from polysnipe.runners.schema import Int, Text, setting
 
 __all__ = [
     "SECRET_ENV",
+    "SECRET_ENV_PREFIXES",
     "Settings",
     "looks_secret",
     "mask_url",
@@ -28,7 +38,14 @@ __all__ = [
 ]
 
 #: the environment variables that hold secrets: named by `config show`, never printed
-SECRET_ENV: Final = (ENV_PRIVATE_KEY, ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE)
+SECRET_ENV: Final = (
+    ENV_PRIVATE_KEY, ENV_API_KEY, ENV_API_SECRET, ENV_API_PASSPHRASE,
+    # the signing server's, and the engine's credential for it
+    ENV_BUILDER_API_KEY, ENV_BUILDER_SECRET, ENV_BUILDER_PASSPHRASE, ENV_AUDIT_KEY, ENV_KEYSTORE_PASSWORD,
+    ENV_PKCS11_PIN, ENV_CREDENTIAL,
+)  # fmt: skip
+#: one secret per external-signal provider: POLYSNIPE_SIGNAL_KEY_<NAME>
+SECRET_ENV_PREFIXES: Final = ("POLYSNIPE_SIGNAL_KEY_",)
 _SECRET_WORDS: Final = (
     "private_key",
     "privatekey",

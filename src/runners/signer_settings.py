@@ -31,11 +31,11 @@ class _ListOf:
 
     @property
     def what(self) -> str:
-        return f"array of {self.item}s"
+        return f"array of {self.item}{'es' if self.item.endswith('s') else 's'}"
 
     def parse(self, value: object) -> tuple[Any, ...]:
         if not isinstance(value, list):
-            raise Invalid(f"expected an array of {self.item}s, e.g. [{self._example()}]")
+            raise Invalid(f"expected an {self.what}, e.g. [{self._example()}]")
         return tuple(self.check(item) for item in value)
 
     def parse_env(self, text: str) -> tuple[Any, ...]:
