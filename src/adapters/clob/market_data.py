@@ -48,7 +48,7 @@ from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import RestBook, book_hash, decode_market_frame, message_events
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
 from polysnipe.adapters.clob.schemas import WireMessage
-from polysnipe.adapters.clob.websocket import Connect, ReconnectingSocket, ws_connect
+from polysnipe.adapters.clob.websocket import Connect, Notices, ReconnectingSocket, ws_connect
 from polysnipe.core.book import BookState
 from polysnipe.core.events import (
     BookDelta,
@@ -453,8 +453,7 @@ class MarketDataFeed:
         on_malformed: OnMalformedFrame | None = None,
         on_alert: OnAlert | None = None,
     ) -> None:
-        self._on_malformed = on_malformed
-        self._on_alert = on_alert
+        self._notices = Notices("market", clock, on_alert, on_malformed)
         self._config = config
         self._snapshots = snapshots
         self._sink = sink
@@ -541,20 +540,10 @@ class MarketDataFeed:
 
     # -- failures ------------------------------------------------------------------------------
     def _alert(self, severity: str, code: str, message: str, **details: str) -> None:
-        if self._on_alert is None:
-            return
-        try:
-            self._on_alert(RaiseAlert(severity, code, message, self._clock.now_ms(), details=details))
-        except Exception:
-            log.exception("market_alert_callback_failed", code=code)
+        self._notices.alert(severity, code, message, **details)
 
     def _dead_letter(self, frame: str | bytes, reason: str) -> None:
-        if self._on_malformed is None:
-            return
-        try:
-            self._on_malformed(frame, reason)
-        except Exception:
-            log.exception("market_dead_letter_failed", reason=reason)
+        self._notices.dead_letter(frame, reason)
 
     def _deliver(self, events: list[Event]) -> None:
         """Events to the sink. A sink that raises is a failure downstream, not of our books (they

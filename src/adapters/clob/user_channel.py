@@ -27,7 +27,7 @@ from polysnipe.adapters.clob.market_data import MarketDataConfig, OnAlert, OnMal
 from polysnipe.adapters.clob.parsing import FeeOf, decode_user_frame, fills_from_trade, order_reports
 from polysnipe.adapters.clob.retry import RetryPolicy
 from polysnipe.adapters.clob.schemas import WireOrder, WireTrade
-from polysnipe.adapters.clob.websocket import Connect, ReconnectingSocket, ws_connect
+from polysnipe.adapters.clob.websocket import Connect, Notices, ReconnectingSocket, ws_connect
 from polysnipe.core.messages import (
     TRADE_STATUSES,
     ExecutionReport,
@@ -136,8 +136,7 @@ class UserStream:
         self._sink = sink
         self._clock = clock
         self._catch_up = catch_up
-        self._on_malformed = on_malformed
-        self._on_alert = on_alert
+        self._notices = Notices("user", clock, on_alert, on_malformed)
         #: frames that could not be parsed
         self.malformed = 0
         self._socket = ReconnectingSocket(
@@ -157,20 +156,10 @@ class UserStream:
         )
 
     def _alert(self, severity: str, code: str, message: str, **details: str) -> None:
-        if self._on_alert is None:
-            return
-        try:
-            self._on_alert(RaiseAlert(severity, code, message, self._clock.now_ms(), details=details))
-        except Exception:
-            log.exception("user_alert_callback_failed", code=code)
+        self._notices.alert(severity, code, message, **details)
 
     def _dead_letter(self, frame: str | bytes, reason: str) -> None:
-        if self._on_malformed is None:
-            return
-        try:
-            self._on_malformed(frame, reason)
-        except Exception:
-            log.exception("user_dead_letter_failed", reason=reason)
+        self._notices.dead_letter(frame, reason)
 
     def _deliver(self, out: list[UserReport]) -> None:
         try:

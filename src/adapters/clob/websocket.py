@@ -28,9 +28,10 @@ import websockets
 from websockets.asyncio.client import connect as _websockets_connect
 
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
+from polysnipe.core.messages import RaiseAlert
 from polysnipe.core.ports import Clock, Rng
 
-__all__ = ["PING", "PONG", "Connect", "ReconnectingSocket", "WsConnection", "ws_connect"]
+__all__ = ["PING", "PONG", "Connect", "Notices", "ReconnectingSocket", "WsConnection", "ws_connect"]
 
 PING: Final = "PING"
 PONG: Final = "PONG"
@@ -180,3 +181,39 @@ class ReconnectingSocket:
                 self._lost(f"error: {exc!r}")
             attempt += 1
             await self._sleep(backoff_s(attempt, self._policy, self._rng))
+
+
+class Notices:
+    """A socket stream's alerts and dead letters, handed to callbacks that may themselves fail: a
+    failing callback is logged (`<name>_alert_callback_failed`, `<name>_dead_letter_failed`), never
+    the end of the stream."""
+
+    __slots__ = ("_clock", "_name", "_on_alert", "_on_malformed")
+
+    def __init__(
+        self,
+        name: str,
+        clock: Clock,
+        on_alert: Callable[[RaiseAlert], None] | None,
+        on_malformed: Callable[[str | bytes, str], None] | None,
+    ) -> None:
+        self._name = name
+        self._clock = clock
+        self._on_alert = on_alert
+        self._on_malformed = on_malformed
+
+    def alert(self, severity: str, code: str, message: str, **details: str) -> None:
+        if self._on_alert is None:
+            return
+        try:
+            self._on_alert(RaiseAlert(severity, code, message, self._clock.now_ms(), details=details))
+        except Exception:
+            log.exception(f"{self._name}_alert_callback_failed", code=code)
+
+    def dead_letter(self, frame: str | bytes, reason: str) -> None:
+        if self._on_malformed is None:
+            return
+        try:
+            self._on_malformed(frame, reason)
+        except Exception:
+            log.exception(f"{self._name}_dead_letter_failed", reason=reason)
