@@ -1,8 +1,10 @@
 """`polysnipe run`: the live engine on Polymarket's CLOB (or `polysnipe sim-clob`, which speaks it).
 
 The same engine loop as the backtest and paper runs (runners/loop.py), composed by the Live
-container: the market channel and the user channel push into the inbox, signed CLOB V2 orders go out
-through the REST adapter, which is also the loop's market-event sink (it follows tick sizes).
+container: the market channel (or, with `bus`, the Redis Streams the ingest writes) and the user
+channel feed the loop, signed CLOB V2 orders go out through the REST adapter, which is also the loop's
+market-event sink (it follows tick sizes). Orders are signed in process or, with `signer`, by the
+signing server. The wallet is this engine's only while it holds the wallet's lease in the journal.
 
 Before the first event, the runner makes sure it can trade for real, and fails with one clear line if
 not: the signing key comes from POLYSNIPE_CLOB_PRIVATE_KEY; without L2 credentials in the environment
