@@ -107,7 +107,6 @@ def _generated(seed: int) -> Iterator[tuple[Path, list[Path]]]:
 def _write_deltas(events: Sequence[Any], path: Path) -> int:
     """The events' book deltas in the peer's line format (bench_nautilus_peer); returns the count."""
     from polysnipe.core.events import BookSnapshot, PriceChange, Side
-    from polysnipe.core.units import format_micro
 
     live: set[tuple[str, int, int]] = set()
     count = 0
@@ -120,8 +119,7 @@ def _write_deltas(events: Sequence[Any], path: Path) -> int:
                 for i, (side, lv) in enumerate(levels):
                     live.add((e.token_id, side, lv.price))
                     last = 1 if i == len(levels) - 1 else 0
-                    out.write(f"{e.ts_ms} {e.token_id} A {'BS'[side]} {format_micro(lv.price)}"
-                              f" {format_micro(lv.size)} {last}\n")  # fmt: skip
+                    out.write(f"{e.ts_ms} {e.token_id} A {'BS'[side]} {lv.price} {lv.size} {last}\n")
                 count += len(levels)
             elif type(e) is PriceChange:
                 last_of = {d.token_id: i for i, d in enumerate(e.changes)}
@@ -134,8 +132,7 @@ def _write_deltas(events: Sequence[Any], path: Path) -> int:
                         action = "U" if key in live else "N"
                         live.add(key)
                     last = 1 if last_of[d.token_id] == i else 0
-                    out.write(f"{e.ts_ms} {d.token_id} {action} {'BS'[d.side]} {format_micro(d.price)}"
-                              f" {format_micro(d.size)} {last}\n")  # fmt: skip
+                    out.write(f"{e.ts_ms} {d.token_id} {action} {'BS'[d.side]} {d.price} {d.size} {last}\n")
                 count += len(e.changes)
     return count
 

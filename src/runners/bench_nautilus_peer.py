@@ -3,7 +3,8 @@ nautilus_trader (it needs neither polysnipe nor its dependencies), as
 `python bench_nautilus_peer.py DELTAS REPEAT`; prints one JSON object.
 
 DELTAS is written by the bench from the events polysnipe parsed: one line per book delta,
-`ts_ms token action side price size last`, action C (clear: a snapshot starts), A (a snapshot
+`ts_ms token action side price size last` (price and size in integer micro-units, as polysnipe holds
+them; made exact decimal strings here, never floats), action C (clear: a snapshot starts), A (a snapshot
 level), N (a new level), U (a level's new size) or D (a level removed); `last` is 1 on an event's
 last delta of that token. The clears count as deltas here.
 Each token becomes a BinaryOption on one L2 (MBP) venue, so the venue's matching engine applies
@@ -89,6 +90,16 @@ def _instrument(n: int) -> Any:
     )
 
 
+def _decimal(micro: int, places: int) -> str:
+    """`micro` micro-units as a decimal string with `places` decimals: exact for prices on the
+    instruments' 0.001 tick (multiples of 1,000) and for sizes (6 decimals)."""
+    whole, frac = divmod(micro, 1_000_000)
+    step = 10 ** (6 - places)
+    if frac % step:
+        raise ValueError(f"{micro} micro-units do not fit {places} decimals: the peer would round them")
+    return f"{whole}.{frac // step:0{places}d}"
+
+
 def _load(path: str) -> tuple[list[Any], list[Any], int]:
     """(instruments, deltas, delta lines)."""
     tokens: dict[str, Any] = {}
@@ -107,7 +118,8 @@ def _load(path: str) -> tuple[list[Any], list[Any], int]:
                 order = clear_order
                 flags |= RecordFlag.F_SNAPSHOT
             else:
-                order = BookOrder(_SIDES[side], Price(float(price), 3), Quantity(float(size), 6), 0)
+                order = BookOrder(_SIDES[side], Price.from_str(_decimal(int(price), 3)),
+                                  Quantity.from_str(_decimal(int(size), 6)), 0)  # fmt: skip
                 if action == "A":
                     flags |= RecordFlag.F_SNAPSHOT
             seq += 1
