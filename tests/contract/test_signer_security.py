@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from polysnipe.adapters.clob.signing import OrderSigner
-from polysnipe.adapters.signer_client.client import SignerClient
+from polysnipe.adapters.signer_client.client import SignerClient, order_sign_request
 from polysnipe.adapters.signer_client.config import SignerClientConfig
 from polysnipe.adapters.signer_client.errors import SignerRefused
 from polysnipe.adapters.signer_server import schemas
@@ -86,6 +86,10 @@ def _order(signer: str, **changes: Any) -> dict[str, Any]:
     return base
 
 
+def _request(signer: str, **changes: Any) -> schemas.OrderSignRequest:
+    return order_sign_request(**_order(signer, **changes))
+
+
 @pytest.fixture
 def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[Server]:
     conn, schema = db
@@ -106,7 +110,7 @@ def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[
 
 def test_order_signatures_equal_in_process_signing(server: Server) -> None:
     fields = _order(server.address)
-    remote = server.client.sign_order(**fields)
+    remote = server.client.sign_order(order_sign_request(**fields))
     key = server.keys.signer(server.address)
     local = OrderSigner(key, 137, builder_code=fields["builder_code"]).sign(
         TOKEN, Side.BUY, 5_000_000, 10_000_000, neg_risk=False, salt=12345, timestamp_ms=1_800_000_000_000
@@ -141,13 +145,9 @@ def test_missing_wrong_stale_replayed_and_tampered_requests_are_refused_and_audi
 
 
 def msgspec_order(signer: str, **changes: Any) -> bytes:
-    fields = _order(signer, **changes)
-    fields["side"] = "BUY" if fields.pop("side") is Side.BUY else "SELL"
-    for name in ("token_id", "maker_amount", "taker_amount"):
-        fields[name] = str(fields[name])
     import msgspec
 
-    return msgspec.json.encode(schemas.OrderSignRequest(**fields))
+    return msgspec.json.encode(_request(signer, **changes))
 
 
 def test_policy_refuses_other_chains_contracts_makers_and_safes(server: Server) -> None:
@@ -159,7 +159,7 @@ def test_policy_refuses_other_chains_contracts_makers_and_safes(server: Server) 
         _order("0x" + "22" * 20, maker=address, signature_type=2),
     ):
         with pytest.raises(SignerRefused) as err:
-            server.client.sign_order(**fields)
+            server.client.sign_order(order_sign_request(**fields))
         refusals.append((err.value.status, err.value.reason))
     with pytest.raises(SignerRefused) as safe:
         server.client.sign_safe_tx(
@@ -191,11 +191,11 @@ def test_neg_risk_exchange_needs_its_own_permission(
     url, stop = start_in_thread(service(schema, keys, HandClock(), policy=narrow), SignerSettings())
     client = SignerClient(SignerClientConfig(url=url), credential, now_s=lambda: CLOCK_S)
     try:
-        client.sign_order(**_order(keys.addresses()[0]))
+        client.sign_order(_request(keys.addresses()[0]))
         with pytest.raises(
             SignerRefused, match="0xe2222d279d744050d28e00520010520000310F59 is not an allowed"
         ):
-            client.sign_order(**_order(keys.addresses()[0], neg_risk=True))
+            client.sign_order(_request(keys.addresses()[0], neg_risk=True))
     finally:
         client.close()
         stop()
@@ -215,15 +215,15 @@ def test_burst_above_the_rate_limit_gets_429_with_retry_after(server: Server) ->
 
 
 def test_daily_notional_cap(server: Server) -> None:
-    server.client.sign_order(**_order(server.address))  # 5 USDC
-    server.client.sign_order(**_order(server.address))  # the same order again: counted once
-    server.client.sign_order(**_order(server.address, salt=2))  # 10
+    server.client.sign_order(_request(server.address))  # 5 USDC
+    server.client.sign_order(_request(server.address))  # the same order again: counted once
+    server.client.sign_order(_request(server.address, salt=2))  # 10
     with pytest.raises(SignerRefused, match="daily notional cap") as err:
-        server.client.sign_order(**_order(server.address, salt=3))  # 15 > 12
+        server.client.sign_order(_request(server.address, salt=3))  # 15 > 12
     assert 403 == err.value.status
     # a SELL's notional is what it receives
     server.client.sign_order(
-        **_order(server.address, side=Side.SELL, maker_amount=9_000_000, taker_amount=2_000_000)
+        _request(server.address, side=Side.SELL, maker_amount=9_000_000, taker_amount=2_000_000)
     )
 
 
@@ -265,12 +265,12 @@ def test_revoked_callers_are_refused(server: Server) -> None:
 
     CallerStore(server.conn).revoke("engine")
     with pytest.raises(SignerRefused, match="caller engine is revoked"):
-        server.client.sign_order(**_order(server.address))
+        server.client.sign_order(_request(server.address))
 
 
 def test_no_secret_in_any_response_or_log_line(server: Server) -> None:
     with structlog.testing.capture_logs() as logs:
-        server.client.sign_order(**_order(server.address))
+        server.client.sign_order(_request(server.address))
         server.client.builder_headers(1, "POST", "/submit", b'{"a":1}')
         httpx.post(server.url + "/sign/order", content=b"{}")
         server.engine_post("/sign/order", b"{}", nonce="m" * 20)

@@ -29,7 +29,7 @@ from polysnipe.adapters.signer_server.auth import (
 )
 from polysnipe.core.events import Side
 
-__all__ = ["AsyncSignerClient", "SignerClient"]
+__all__ = ["AsyncSignerClient", "SignerClient", "order_sign_request"]
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -61,17 +61,17 @@ def _answer(response: httpx.Response) -> bytes:
     return response.content
 
 
-def _order_request(
-    chain_id: int, signer: str, maker: str | None, signature_type: int, builder_code: str, token_id: str,
+def order_sign_request(
+    *, chain_id: int, signer: str, maker: str | None, signature_type: int, builder_code: str, token_id: str,
     side: Side, maker_amount: int, taker_amount: int, neg_risk: bool, salt: int, timestamp_ms: int,
-    expiration_s: int,
-) -> bytes:  # fmt: skip
-    request = schemas.OrderSignRequest(
+    expiration_s: int = 0,
+) -> schemas.OrderSignRequest:  # fmt: skip
+    """An order to sign, by its fields as OrderSigner signs them (amounts in micro-units)."""
+    return schemas.OrderSignRequest(
         chain_id, signer, maker, signature_type, builder_code, token_id,
         "BUY" if side is Side.BUY else "SELL", str(maker_amount), str(taker_amount),
         neg_risk, salt, timestamp_ms, expiration_s,
     )  # fmt: skip
-    return _ENCODER.encode(request)
 
 
 def _signed_order(answer: bytes) -> SignedOrder:
@@ -127,29 +127,9 @@ class SignerClient:
         answer = self._post("/builder/headers", _ENCODER.encode(request), engine=False, correlation_id="")
         return msgspec.structs.asdict(msgspec.json.decode(answer, type=schemas.BuilderHeaders))
 
-    def sign_order(
-        self,
-        *,
-        chain_id: int,
-        signer: str,
-        maker: str | None,
-        signature_type: int,
-        builder_code: str,
-        token_id: str,
-        side: Side,
-        maker_amount: int,
-        taker_amount: int,
-        neg_risk: bool,
-        salt: int,
-        timestamp_ms: int,
-        expiration_s: int = 0,
-        correlation_id: str = "",
-    ) -> SignedOrder:
-        """The same SignedOrder OrderSigner.sign makes, signed by the server's key for `signer`."""
-        body = _order_request(
-            chain_id, signer, maker, signature_type, builder_code, token_id, side, maker_amount,
-            taker_amount, neg_risk, salt, timestamp_ms, expiration_s,
-        )  # fmt: skip
+    def sign_order(self, request: schemas.OrderSignRequest, correlation_id: str = "") -> SignedOrder:
+        """The same SignedOrder OrderSigner.sign makes, signed by the server's key for `request.signer`."""
+        body = _ENCODER.encode(request)
         return _signed_order(self._post("/sign/order", body, engine=True, correlation_id=correlation_id))
 
     def sign_safe_tx(self, request: schemas.SafeTxSignRequest, correlation_id: str = "") -> schemas.Signature:
@@ -221,30 +201,9 @@ class AsyncSignerClient:
                 last = exc
         raise SignerUnavailable(f"signing server at {self._config.url} failed: {last}") from last
 
-    async def sign_order(
-        self,
-        *,
-        chain_id: int,
-        signer: str,
-        maker: str | None,
-        signature_type: int,
-        builder_code: str,
-        token_id: str,
-        side: Side,
-        maker_amount: int,
-        taker_amount: int,
-        neg_risk: bool,
-        salt: int,
-        timestamp_ms: int,
-        expiration_s: int = 0,
-        correlation_id: str = "",
-    ) -> SignedOrder:
+    async def sign_order(self, request: schemas.OrderSignRequest, correlation_id: str = "") -> SignedOrder:
         """SignerClient.sign_order, awaitable."""
-        body = _order_request(
-            chain_id, signer, maker, signature_type, builder_code, token_id, side, maker_amount,
-            taker_amount, neg_risk, salt, timestamp_ms, expiration_s,
-        )  # fmt: skip
-        return _signed_order(await self._post("/sign/order", body, correlation_id))
+        return _signed_order(await self._post("/sign/order", _ENCODER.encode(request), correlation_id))
 
     def __repr__(self) -> str:
         return f"AsyncSignerClient(url={self._config.url}, caller={self._credential.caller_id})"

@@ -14,7 +14,7 @@ from typing import Final
 
 from polysnipe.adapters.clob.config import ClobConfig, validate_address
 from polysnipe.adapters.clob.signing import OrderSigningFailed, SignedOrder, order_terms
-from polysnipe.adapters.signer_client.client import AsyncSignerClient
+from polysnipe.adapters.signer_client.client import AsyncSignerClient, order_sign_request
 from polysnipe.adapters.signer_client.errors import SignerRefused, SignerUnavailable
 from polysnipe.adapters.signer_server.schemas import Health
 from polysnipe.core.events import Side
@@ -58,14 +58,14 @@ class RemoteOrderSigner:
         maker_amount, taker_amount, salt, expiration_s = order_terms(order)
         config = self._config
         try:
-            signed = await self._client.sign_order(
+            request = order_sign_request(
                 chain_id=config.chain_id, signer=self._address, maker=config.funder,
                 signature_type=int(config.signature_type), builder_code=config.builder_code,
                 token_id=order.token_id, side=order.side, maker_amount=maker_amount,
                 taker_amount=taker_amount, neg_risk=order.neg_risk, salt=salt,
                 timestamp_ms=timestamp_ms, expiration_s=expiration_s,
-                correlation_id=order.correlation_id,
             )  # fmt: skip
+            signed = await self._client.sign_order(request, order.correlation_id)
         except SignerRefused as exc:
             raise OrderSigningFailed(
                 SIGNER_REFUSED, f"signing server refused ({exc.status}): {exc.reason}"
