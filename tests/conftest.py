@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-__all__ = ["shared_data_dir"]
+__all__ = ["require_shared_data", "shared_data_dir"]
 
 DSN = os.environ.get("POLYSNIPE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -46,12 +46,28 @@ def _logging_outlives_capsys() -> Iterator[None]:
         configure_logging(mode="console")
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
+def pytest_report_header() -> str:
+    path = shared_data_dir()
+    found = "found" if path.is_dir() else "NOT FOUND: the tests that need it skip (set POLYSNIPE_SHARED_DATA)"
+    return f"polysnipe recorded data: {path} ({found})"
+
+
+def require_shared_data() -> Path:
+    """The recorded venue data's directory. Where it is missing (a clone outside the workspace), the
+    test asking skips with the reason; CI sets POLYSNIPE_REQUIRE_SHARED_DATA=1 (.ci/run), and then a
+    missing directory fails it instead, so the contract tests can never go quietly unrun."""
     path = shared_data_dir()
     if not path.is_dir():
-        pytest.fail(f"recorded data not found at {path}; set POLYSNIPE_SHARED_DATA to its directory")
+        why = f"recorded data not found at {path}; set POLYSNIPE_SHARED_DATA to its directory"
+        if os.environ.get("POLYSNIPE_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return require_shared_data()
 
 
 @pytest.fixture

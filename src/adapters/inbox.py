@@ -49,10 +49,8 @@ class Inbox:
         while not self._queue.empty():
             more = self._queue.get_nowait()
             if more is None:
-                if batch:
-                    self._queue.put_nowait(None)
-                    break
-                return None
+                self._queue.put_nowait(None)  # closed stays closed, for every later call
+                return batch or None
             batch.extend(more)
         return batch
 
@@ -60,19 +58,15 @@ class Inbox:
         try:
             # asyncio.timeout keeps a cancel that lands as a batch arrives (3.11's wait_for loses it)
             async with asyncio.timeout(timeout_s):
-                batch = await self._queue.get()
+                first = await self._queue.get()
         except TimeoutError:
             return []
-        if batch is None:
+        if first is None:
+            self._queue.put_nowait(None)
             return None
-        # take whatever else is already waiting: one batch per wake-up, not one per push
-        while not self._queue.empty():
-            more = self._queue.get_nowait()
-            if more is None:
-                self._queue.put_nowait(None)
-                break
-            batch = [*batch, *more]
-        return batch
+        # whatever else is already waiting comes along: one batch per wake-up, not one per push
+        rest = self.take_nowait()
+        return [*first, *rest] if rest else first
 
 
 class AckingSource(Protocol):

@@ -69,6 +69,7 @@ LEFT JOIN (SELECT order_id, sum(size_micro) AS size, sum(price_micro * size_micr
            FROM fills WHERE settlement_status <> 'FAILED' GROUP BY order_id) f ON f.order_id = r.order_id
 WHERE o.outcome IS NULL GROUP BY o.id, o.correlation_id, o.size_micro ORDER BY o.id"""
 _SEEN = "SELECT id, created_ms FROM opportunities WHERE created_ms >= %s"
+_FILLED = "SELECT trade_id FROM fills WHERE order_id = %s"
 #: per token: which strategy bought it last, and the average price its journaled buys paid
 _LOTS = """
 SELECT DISTINCT ON (f.token_id) f.token_id, o.strategy, f.ts_ms,
@@ -130,11 +131,14 @@ async def take_over(
         resting = False
         if order_hash:
             execution.index.add(order_id, order_hash, size)
+            known = {t for (t,) in conn.execute(_FILLED, (order_id,)).fetchall()}
             for report in await execution.status(order_id):
                 if isinstance(report, OrderFilled):
                     filled += report.size
-                    records.append(RecordFill(report, opp_id, correlation_id, strategy, routing))
-                    done.fills_recovered += 1
+                    if report.trade_id not in known:
+                        # a fill the crashed run never journaled (one it did is its row already)
+                        records.append(RecordFill(report, opp_id, correlation_id, strategy, routing))
+                        done.fills_recovered += 1
                 elif isinstance(report, OrderAccepted):
                     resting = True
                 elif isinstance(report, OrderCancelled):

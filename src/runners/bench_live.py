@@ -23,6 +23,7 @@ import psycopg
 from dependency_injector import providers
 from psycopg import sql
 
+from polysnipe.adapters.clock import WallClock
 from polysnipe.adapters.inbox import InboxItem
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
@@ -55,16 +56,6 @@ class DrainedSource:
         self.source.acknowledge()
 
 
-class _Clock:
-    """The bus source's clock: the alerts it raises need a time, the bench none of its own."""
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
-
-
 async def _one_run(
     client: RedisClient, conn: psycopg.Connection[Any], frames: list[bytes], markets: Sequence[Path],
     config: EngineConfig,
@@ -74,7 +65,7 @@ async def _one_run(
     try:
         for start in range(0, len(frames), 1_000):
             await publisher.publish((raw, 1) for raw in frames[start : start + 1_000])
-        source = StreamSource(client, cfg, consumer="bench", shards=[0], clock=_Clock())
+        source = StreamSource(client, cfg, consumer="bench", shards=[0], clock=WallClock())
         drained = DrainedSource(source, publisher.published)
         registry = load_market_files(markets).registry()
         container = Backtest(registry=providers.Object(registry), source=providers.Object(drained))

@@ -614,10 +614,19 @@ class ClobExecution:
         outbox = self.outbox
         if outbox is None:
             return reports
+        # an entry's first final state is the one that sticks (the outbox moves only open entries):
+        # an accepted order's fills and end in the same answer need no round trip of their own
+        settled: set[str] = set()
         for report in reports:
             state = _OUTBOX_STATE.get(type(report))
-            if state is None or (isinstance(report, OrderRejected) and report.reason in _NEVER_SENT):
+            if (
+                state is None
+                or report.order_id in settled
+                or (isinstance(report, OrderRejected) and report.reason in _NEVER_SENT)
+            ):
                 continue
+            if state != "unknown":
+                settled.add(report.order_id)
             detail = getattr(report, "reason", "")
             try:
                 outbox.settle(report.order_id, state, detail, self._now_ms())
