@@ -46,12 +46,6 @@ def _logging_outlives_capsys() -> Iterator[None]:
         configure_logging(mode="console")
 
 
-def pytest_report_header() -> str:
-    path = shared_data_dir()
-    found = "found" if path.is_dir() else "NOT FOUND: the tests that need it skip (set POLYSNIPE_SHARED_DATA)"
-    return f"polysnipe recorded data: {path} ({found})"
-
-
 def require_shared_data() -> Path:
     """The recorded venue data's directory. Where it is missing (a clone outside the workspace), the
     test asking skips with the reason; CI sets POLYSNIPE_REQUIRE_SHARED_DATA=1 (.ci/run), and then a
