@@ -57,7 +57,7 @@ def find_nautilus_python(given: str | None) -> tuple[str | None, str]:
     for named, source in ((given, "--nautilus-python"), (env, "POLYSNIPE_NAUTILUS_PYTHON")):
         if named:
             if _nautilus_version(named) is None:
-                return None, f"{named} (from {source}) cannot import nautilus_trader"
+                return None, f"{named} (from {source}) does not run or cannot import nautilus_trader"
             return named, source
     if importlib.util.find_spec("nautilus_trader") is not None:
         return sys.executable, "this interpreter"
