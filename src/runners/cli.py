@@ -1065,7 +1065,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples",
         type=_int_at_least(1),
         default=1_000,
-        help="latency without --events: generate data sets until this many decisions (default 1000)",
+        help="latency without --events: generate data sets until this many single-order decisions, the"
+        " aim's kind (default 1000; a tail quantile needs 10 samples beyond it, p99.9 10000)",
     )
     bench.add_argument(
         "--max-sets",
