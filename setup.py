@@ -1,0 +1,18 @@
+"""The compiled parts of polysnipe; everything else is declared in pyproject.toml.
+
+setuptools builds each extension in place beside its Python counterpart (editable installs load it
+from src/), so `make install` compiles them on a fresh machine with gcc and the Python headers.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
+        Extension(
+            "polysnipe.adapters.clob._fastdecode",
+            sources=["src/adapters/clob/_fastdecode.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
+    ],
+)
