@@ -65,14 +65,33 @@ static inline int eat(Cur *c, unsigned char ch) {
     return 0;
 }
 
+/* Whether any of the 8 bytes of `w` ends or spoils a plain string: a quote, a backslash, a control
+ * byte (below 0x20) or a non-ASCII byte. The classic SWAR tests: `has_zero(w ^ c)` finds a byte equal
+ * to c, `(w - 0x20..) & ~w & 0x80..` a byte below 0x20; both are exact as to whether one exists. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline int word_special(uint64_t w) {
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w;
+    return (t & HIGHS) != 0;
+}
+
 /* A JSON string of printable ASCII without escapes: its contents in [*s, *s + *n). 0 otherwise (an
- * escape, a control byte, a non-ASCII byte or no closing quote). */
+ * escape, a control byte, a non-ASCII byte or no closing quote). Token ids and hashes are most of a
+ * frame's bytes, so the plain run is skipped 8 bytes at a time. */
 static inline int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
     skip_ws(c);
     if (c->p >= c->end || *c->p != '"')
         return 0;
     const unsigned char *q = c->p + 1;
     const unsigned char *start = q;
+    while (c->end - q >= 8) {
+        uint64_t w;
+        memcpy(&w, q, 8);
+        if (word_special(w))
+            break;
+        q += 8;
+    }
     while (q < c->end) {
         unsigned char ch = *q;
         if (ch == '"') {
@@ -172,6 +191,35 @@ static PyObject *ascii_str(const unsigned char *s, Py_ssize_t n) {
     return u;
 }
 
+/* Token and market ids repeat across frames (a feed carries a few hundred tokens), and every consumer
+ * looks them up in dicts: one shared str per id spares the allocation here and the hash computation
+ * at every lookup downstream (a str caches its hash). A direct-mapped table keyed by a mix of the id's
+ * first and last 8 bytes and its length; a collision just replaces the slot. Ids shorter than 8 bytes
+ * are not real ids and get a str of their own. */
+#define ID_SLOTS 1024
+static PyObject *IdCache[ID_SLOTS];
+
+static PyObject *id_str(const unsigned char *s, Py_ssize_t n) {
+    if (n < 8)
+        return ascii_str(s, n);
+    uint64_t head, tail;
+    memcpy(&head, s, 8);
+    memcpy(&tail, s + n - 8, 8);
+    uint64_t h = (tail ^ (head * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)n) * 0xBF58476D1CE4E5B9ULL;
+    PyObject **slot = &IdCache[h >> 54]; /* the top 10 bits: ID_SLOTS == 1 << 10 */
+    PyObject *hit = *slot;
+    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n && memcmp(PyUnicode_1BYTE_DATA(hit), s, (size_t)n) == 0) {
+        Py_INCREF(hit);
+        return hit;
+    }
+    PyObject *u = ascii_str(s, n);
+    if (u == NULL)
+        return NULL;
+    Py_INCREF(u);
+    Py_XSETREF(*slot, u);
+    return u;
+}
+
 /* A tuple subclass instance with these items, references stolen: what tuple.__new__(cls, items) gives
  * the NamedTuples, without the Python-level constructor. Releases the items on failure. */
 static PyObject *new_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
@@ -190,17 +238,8 @@ static PyObject *new_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
 enum { K_ASSET = 1, K_PRICE = 2, K_SIZE = 4, K_SIDE = 8, K_HASH = 16, K_BID = 32, K_ASK = 64 };
 #define K_REQUIRED (K_ASSET | K_PRICE | K_SIZE | K_SIDE)
 
-/* The token ids of one frame repeat (each delta has a mirror on the complement token, often the same
- * two tokens throughout): the last ones built are reused rather than allocated again. */
-typedef struct {
-    const unsigned char *s[2];
-    Py_ssize_t n[2];
-    PyObject *obj[2]; /* borrowed from deltas the frame already holds */
-    int next;
-} TokenMemo;
-
 /* 1 and *out a new BookDelta; 0 when the entry is not the plain shape; -1 with an exception set. */
-static int read_entry(Cur *c, TokenMemo *memo, PyObject **out) {
+static int read_entry(Cur *c, PyObject **out) {
     const unsigned char *asset = NULL, *hash = NULL, *s;
     Py_ssize_t asset_n = 0, hash_n = 0, n;
     long long price = 0, size = 0, bid = -1, ask = -1; /* -1: None */
@@ -283,22 +322,9 @@ static int read_entry(Cur *c, TokenMemo *memo, PyObject **out) {
         return 0;
 
     PyObject *items[7];
-    PyObject *token = NULL;
-    for (int i = 0; i < 2; i++) {
-        if (memo->obj[i] != NULL && memo->n[i] == asset_n && memcmp(memo->s[i], asset, (size_t)asset_n) == 0) {
-            token = memo->obj[i];
-            Py_INCREF(token);
-            break;
-        }
-    }
-    if (token == NULL) {
-        if ((token = ascii_str(asset, asset_n)) == NULL)
-            return -1;
-        memo->s[memo->next] = asset;
-        memo->n[memo->next] = asset_n;
-        memo->obj[memo->next] = token;
-        memo->next ^= 1;
-    }
+    PyObject *token = id_str(asset, asset_n);
+    if (token == NULL)
+        return -1;
     items[0] = token;
     Py_INCREF(side);
     items[1] = side;
@@ -387,7 +413,6 @@ static int read_message(Cur *c, PyObject *events) {
     unsigned seen = 0;
     int rc = 0;
     Refs deltas;
-    TokenMemo memo = {{NULL, NULL}, {0, 0}, {NULL, NULL}, 0};
     refs_init(&deltas);
     if (!eat(c, '{'))
         return 0;
@@ -414,7 +439,7 @@ static int read_message(Cur *c, PyObject *events) {
             if (!eat(c, ']')) {
                 for (;;) {
                     PyObject *delta;
-                    int r = read_entry(c, &memo, &delta);
+                    int r = read_entry(c, &delta);
                     if (r <= 0) {
                         rc = r;
                         goto done;
@@ -474,7 +499,7 @@ static int read_message(Cur *c, PyObject *events) {
         for (Py_ssize_t i = 0; i < deltas.n; i++)
             PyTuple_SET_ITEM(changes, i, deltas.items[i]);
         deltas.n = 0; /* the tuple owns them now */
-        PyObject *items[3] = {PyLong_FromLongLong(ts), ascii_str(market, market_n), changes};
+        PyObject *items[3] = {PyLong_FromLongLong(ts), id_str(market, market_n), changes};
         if (items[0] == NULL || items[1] == NULL) {
             for (int j = 0; j < 3; j++)
                 Py_XDECREF(items[j]);
