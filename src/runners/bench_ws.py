@@ -231,6 +231,8 @@ def run_bench_ws(events: Path, repeat: int, out: Path | None) -> dict[str, Any]:
         "events_file": str(events),
         "skipped_lines": skipped,
         "repeat": repeat,
+        # the compiled price_change fast path, or msgspec alone (POLYSNIPE_PURE_PYTHON=1)
+        "decoder": parsing.decoder_implementation(),
         "clock": "CPU seconds of the timing thread (wall seconds beside); the median of the runs",
         "all_messages": _measure(frames, messages, frames, repeat, with_first_books=False),
         "price_change_only": _measure(deltas, delta_messages, frames, repeat, with_first_books=True)
@@ -247,7 +249,7 @@ def run_bench_ws(events: Path, repeat: int, out: Path | None) -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"market-channel parse + apply, median of {result['repeat']} run(s) over {result['events_file']}"
-        f" ({result['skipped_lines']} lines skipped)"
+        f" ({result['skipped_lines']} lines skipped; {result['decoder']} decoder)"
     ]
     for title, key in (("all market messages", "all_messages"), ("price_change only", "price_change_only")):
         part = result[key]

@@ -26,6 +26,7 @@ from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.market_data import BookKeeper, MarketDataConfig
 from polysnipe.adapters.clob.parsing import RestBook, parse_market_line
 from polysnipe.core.events import BookDelta, BookSnapshot, PriceChange, Side
+from polysnipe.runners.cli import main
 from polysnipe.runners.implementation import PURE_PYTHON_ENV, select_decoder
 from polysnipe.tools.datagen import generate
 
@@ -433,3 +434,13 @@ def test_pure_python_env_turns_the_fast_path_off() -> None:
     built = parsing.compiled_decoder_available()
     assert select_decoder({}) == ("compiled" if built else "python")
     assert select_decoder({PURE_PYTHON_ENV: "0"}) == ("compiled" if built else "python")
+
+
+def test_the_cli_reads_the_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`polysnipe bench ws` reports the decoder it ran with: msgspec alone under PURE_PYTHON_ENV=1."""
+    events = tmp_path / "tiny.jsonl"
+    events.write_bytes(b"\n".join(_sample_lines()[:200]) + b"\n")
+    for env, expected in (("1", "python"), ("0", parsing.decoder_implementation())):
+        monkeypatch.setenv(PURE_PYTHON_ENV, env)
+        assert 0 == main(["bench", "ws", "--events", str(events), "--repeat", "1", "--out", str(tmp_path)])
+        assert expected == json.loads((tmp_path / "ws.json").read_text())["decoder"]
