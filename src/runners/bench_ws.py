@@ -33,7 +33,7 @@ from polysnipe.adapters.clob import parsing
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.market_data import BookKeeper, MarketDataConfig
 from polysnipe.adapters.clob.parsing import RestBook, parse_market_line
-from polysnipe.core.book import BookState
+from polysnipe.core.book import new_book
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, PriceChange, TickSizeChange
 from polysnipe.core.market import mirror_price
 
@@ -164,7 +164,7 @@ def _measure(
         return loop
 
     def bare_path() -> Callable[[], int]:
-        books = {t: BookState(t, 10_000) for t in tokens}
+        books = {t: new_book(t, 10_000) for t in tokens}
         for snap in seeds:
             books[snap.token_id].apply_snapshot(snap)
 
