@@ -1029,7 +1029,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
     bench.add_argument(
         "what",
-        choices=["backtest", "orders", "ws", "latency", "bus", "live", "signer"],
+        choices=["backtest", "orders", "ws", "book", "latency", "bus", "live", "signer"],
         help="what to measure",
     )
     bench.add_argument(
@@ -1040,8 +1040,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--events",
-        help="events JSON lines; backtest, bus, live: default the bundled sample; ws, latency: default"
-        " generated sets (datagen defaults, about 27k frames each)",
+        help="events JSON lines; backtest, bus, live: default the bundled sample; ws, book, latency:"
+        " default generated sets (datagen defaults, about 27k frames each)",
     )
     bench.add_argument(
         "-n",
