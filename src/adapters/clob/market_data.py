@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-`BookKeeper` is the synchronous heart: frames in, events out, no I/O. It keeps a BookState per
-subscribed token and only forwards what it could apply to a book it trusts. A book stops being
+`BookKeeper` is the synchronous heart: frames in, events out, no I/O. It keeps a book (core.book.new_book)
+per subscribed token and only forwards what it could apply to a book it trusts. A book stops being
 trusted on any sign of a gap:
 
 * timestamp going backwards for a token (an out-of-order or replayed message);

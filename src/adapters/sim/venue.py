@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-`MatchingEngine` keeps its own BookState per token, built from the same replayed events the strategy
-sees, plus the resting orders placed into it (ours in a backtest; several owners' in the CLOB
+`MatchingEngine` keeps its own book (core.book.new_book) per token, built from the same replayed events
+the strategy sees, plus the resting orders placed into it (ours in a backtest; several owners' in the CLOB
 simulator). It is synchronous and clock-free: every call carries the venue time at which it happens,
 and results are appended to `reports`. `SimVenue` wraps it with time: orders and cancels reach the
 engine after the latency model's delay (FIFO, like requests on one connection), GTD orders expire at
