@@ -18,6 +18,9 @@
  * changes (the Python book would store it). A negative or zero size of any magnitude removes the level,
  * as in BookState. Sums (depth) accumulate in 128 bits, so they never wrap. Prices, sizes and tick sizes
  * must be ints (TypeError otherwise); timestamps are compared as the Python book compares them.
+ *
+ * Built by setup.py (gcc or clang: __int128 and the clz/ctz builtins); tests/unit/test_book_compiled.py
+ * holds it to BookState on random streams, and was run under AddressSanitizer and UBSan as well.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
