@@ -8,6 +8,12 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
+        # the dense L2 book, core.book's compiled twin (src/core/_book.c)
+        Extension(
+            "polysnipe.core._book",
+            sources=["src/core/_book.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
         # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
         Extension(
             "polysnipe.adapters.clob._fastdecode",

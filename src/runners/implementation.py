@@ -1,11 +1,18 @@
 """Which implementation of the compiled parts a process uses: the one place the environment decides.
 
-Library modules read no environment, so the choice is made here, once, by `cli.main` before any
-command decodes a frame: POLYSNIPE_PURE_PYTHON=1 makes parse_market_line decode every frame with
-msgspec, where the compiled fast path (adapters/clob/_fastdecode) would take the plain price_change
-frames. Both give the same events and the same MalformedMessage reasons (tests/unit/test_fastdecode.py);
-the switch exists to check that and to run where the extension is not built. Code that decodes without
-the CLI (tests, notebooks) gets the fast path when it is built, or calls `parsing.use_pure_python`.
+The core and the adapters read no environment (DESIGN.md section 2), so the choice is made here, once,
+by `cli.main` before any command makes a book or decodes a frame. POLYSNIPE_PURE_PYTHON=1 selects the
+Python versions of both compiled parts:
+
+* the reference book (core.book.BookState) where the compiled one (core._book.DenseBook) would serve;
+  both give the same answers (tests/unit/test_book_compiled.py, tests/unit/test_book_paths.py);
+* msgspec alone for every market frame, where the compiled fast path (adapters/clob/_fastdecode) would
+  take the plain price_change frames; both give the same events and the same MalformedMessage reasons
+  (tests/unit/test_fastdecode.py).
+
+The switch exists to check that and to run where the extensions are not built. Code that works without
+the CLI (tests, notebooks) gets the compiled parts when they are built, or calls
+`core.book.use_pure_python` / `adapters.clob.parsing.use_pure_python` itself.
 """
 
 from __future__ import annotations
@@ -13,11 +20,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from polysnipe.adapters.clob import parsing
+from polysnipe.core.book import book_implementation, use_pure_python
 
-__all__ = ["PURE_PYTHON_ENV", "select_decoder"]
+__all__ = ["PURE_PYTHON_ENV", "select_book", "select_decoder"]
 
-#: set to 1: every frame this process decodes goes through msgspec
+#: set to 1: every book this process makes is the Python BookState, every frame it decodes goes
+#: through msgspec
 PURE_PYTHON_ENV = "POLYSNIPE_PURE_PYTHON"
+
+
+def select_book(env: Mapping[str, str]) -> str:
+    """Apply PURE_PYTHON_ENV from `env`; returns what `new_book` makes now ("compiled" or "python")."""
+    use_pure_python(env.get(PURE_PYTHON_ENV) == "1")
+    return book_implementation()
 
 
 def select_decoder(env: Mapping[str, str]) -> str:
