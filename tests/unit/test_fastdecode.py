@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,23 @@ def test_values_convert_as_the_python_path_does(compiled: None) -> None:
             )
         ]
     )
+
+
+def test_many_distinct_ids(compiled: None) -> None:
+    """Token and market ids are shared through a small table of the decoder's: thousands of distinct
+    ids, colliding in it, and ids that differ only in the middle, still come out as sent."""
+    rng = random.Random(3)
+    ids = [str(rng.getrandbits(256)) for _ in range(3_000)]
+    ids += [f"{TOKEN[:30]}{i:018d}{TOKEN[48:]}" for i in range(500)]
+    for i in range(0, len(ids), 3):
+        doc = _pc_doc()
+        doc["market"] = ids[-1 - i]
+        doc["price_changes"] = [{**doc["price_changes"][0], "asset_id": t} for t in ids[i : i + 3]]
+        events = parsing.fast_price_changes(json.dumps(doc))
+        assert events is not None
+        assert [ids[-1 - i]] == [e.market for e in events]
+        assert ids[i : i + 3] == [d.token_id for d in events[0].changes]
+        _same(json.dumps(doc))
 
 
 def test_empty_price_changes_and_arrays(compiled: None) -> None:
@@ -443,4 +461,6 @@ def test_the_cli_reads_the_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for env, expected in (("1", "python"), ("0", parsing.decoder_implementation())):
         monkeypatch.setenv(PURE_PYTHON_ENV, env)
         assert 0 == main(["bench", "ws", "--events", str(events), "--repeat", "1", "--out", str(tmp_path)])
-        assert expected == json.loads((tmp_path / "ws.json").read_text())["decoder"]
+        result = json.loads((tmp_path / "ws.json").read_text())
+        assert expected == result["decoder"]
+        assert result["book"] in ("compiled", "python")
