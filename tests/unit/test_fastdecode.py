@@ -224,6 +224,7 @@ def test_many_distinct_ids(compiled: None) -> None:
     rng = random.Random(3)
     ids = [str(rng.getrandbits(256)) for _ in range(3_000)]
     ids += [f"{TOKEN[:30]}{i:018d}{TOKEN[48:]}" for i in range(500)]
+    ids += ["x" * n for n in (0, 1, 7, 8, 9, 127, 128, 129, 100_000)]
     for i in range(0, len(ids), 3):
         doc = _pc_doc()
         doc["market"] = ids[-1 - i]

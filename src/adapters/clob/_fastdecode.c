@@ -195,12 +195,14 @@ static PyObject *ascii_str(const unsigned char *s, Py_ssize_t n) {
  * looks them up in dicts: one shared str per id spares the allocation here and the hash computation
  * at every lookup downstream (a str caches its hash). A direct-mapped table keyed by a mix of the id's
  * first and last 8 bytes and its length; a collision just replaces the slot. Ids shorter than 8 bytes
- * are not real ids and get a str of their own. */
+ * or longer than ID_MAX are not real ids (tokens have at most 78 digits, markets 66 characters) and get
+ * a str of their own, so hostile ones cannot make the table hold megabytes. */
 #define ID_SLOTS 1024
+#define ID_MAX 128
 static PyObject *IdCache[ID_SLOTS];
 
 static PyObject *id_str(const unsigned char *s, Py_ssize_t n) {
-    if (n < 8)
+    if (n < 8 || n > ID_MAX)
         return ascii_str(s, n);
     uint64_t head, tail;
     memcpy(&head, s, 8);
