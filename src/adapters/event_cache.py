@@ -4,27 +4,29 @@ once, and later runs rebuild the same events from the columns without decoding a
 Where: `<events file>.cache/<sha256 of the file>-f<FORMAT_VERSION>-p<parser fingerprint>.cols`. The
 key is the hash of the recording's bytes, so an edited or replaced file misses; the parser fingerprint
 is a hash of the parsing code itself (the modules in _PARSER_MODULES), so a parser change misses too
-without anyone remembering to bump a number. After a cache is written, the other `.cols` files of that
-directory (stale keys) are removed.
+without anyone remembering to bump a number (code that takes over decoding belongs in that list).
+After a cache is written, the other `.cols` files of that directory (stale keys) are removed.
 
 One file per recording, written to a temporary name and renamed into place, so a crash or a concurrent
 run never leaves a half-written cache under the real name:
 
-    MAGIC (8 bytes) | header length (8 bytes, little endian) | header (JSON) | padding | payload
+    MAGIC (8 bytes) | header length (8 bytes, little endian) | header (JSON, space-padded) | payload
 
 The header repeats the key (source sha256, format, parser fingerprint) and gives the payload's length
 and sha256 and each column's (name, dtype, count, offset). Columns are little-endian int64 (None as
 -1: every optional field is non-negative), float64 or bytes; strings (token ids, markets, hashes, ...)
-are indices into one string table (UTF-8, with surrogates passed through as the JSON decoder can
-produce them). Nested tuples (a price change's deltas, a book's levels) are a count column on the
-parent and flat child columns. `_SCHEMA` spells every event type field by field; an import-time
-check refuses a field or an event type it does not cover, so a new one cannot be silently dropped.
+are indices into one string table (UTF-8). Nested tuples (a price change's deltas, a book's levels)
+are a count column on the parent and flat child columns. `_SCHEMA` spells every event type field by
+field; an import-time check refuses a field or an event type it does not cover, so a new one cannot
+be silently dropped.
 
 Trust: a file that is truncated, corrupted or foreign fails the header, the length or the payload
 hash and is parsed again (one warning, then rewritten). A deliberately edited cache could carry a
 matching hash, so every column is also range-checked on load against the parser's own bounds
 (prices in [0, 1], venue ticks, timestamps in the accepted window, ...), and the events must be in
-time order: a cache can never hand the engine a value that parsing the line would have refused.
+time order: a cache can never hand the engine a field outside what the parser accepts for it.
+(Checks across a message that leave no trace in the event, such as a market_resolved winner being
+one of its assets_ids, rest on the hash.)
 
 Why read rather than mmap the file: every column becomes Python objects at once, so a mapping would
 save one memcpy, and a mapped file truncated by another process faults (SIGBUS) instead of raising.
@@ -297,13 +299,9 @@ class _Strings:
 
     def encode(self, values: Iterable[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
         index = self.index
-        out = []
-        for s in values:
-            i = index.get(s)
-            if i is None:
-                i = index[s] = len(index)
-            out.append(i)
-        return np.array(out, dtype=_I8)
+        add = index.setdefault
+        # len(index) is the next index exactly when `s` is new, which is when setdefault stores it
+        return np.array([add(s, len(index)) for s in values], dtype=_I8)
 
 
 def _bytes_table(values: Iterable[bytes]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -356,7 +354,7 @@ def _encode(
     out["malformed.line"] = _MALFORMED_LINE.encode([m.line for m in malformed])
     out["malformed.reason"] = strings.encode(m.reason for m in malformed)
     out["malformed.raw"], out["malformed.raw@"] = _bytes_table(m.raw for m in malformed)
-    out["strings"], out["strings@"] = _bytes_table(s.encode("utf-8", "surrogatepass") for s in strings.index)
+    out["strings"], out["strings@"] = _bytes_table(s.encode() for s in strings.index)
     return out
 
 
@@ -442,7 +440,7 @@ def _strings(cols: _Columns) -> list[str]:
         # the common case (token ids, hex hashes): one decode, then str slices at the byte offsets
         text = data.decode("ascii")
         return [text[a:b] for a, b in pairwise(bounds)]
-    return [data[a:b].decode("utf-8", "surrogatepass") for a, b in pairwise(bounds)]
+    return [data[a:b].decode() for a, b in pairwise(bounds)]
 
 
 def _string_refs(name: str, col: np.ndarray[Any, Any], table: list[str]) -> list[str]:
@@ -564,7 +562,8 @@ def _read(path: Path, key: dict[str, Any]) -> tuple[list[Event], ReadStats, list
     target = cache_dir_of(path) / _file_name(key)
     try:
         blob = target.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # no cache yet (a file in the folder's place is reported once, when writing fails)
         return None
     except OSError as exc:
         log.warning("event_cache_unreadable", cache=str(target), error=str(exc))
@@ -593,6 +592,8 @@ def _write(path: Path, key: dict[str, Any], columns: dict[str, np.ndarray[Any, A
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as f:
+                # mkstemp makes it private (0600); a cache beside shared data serves every reader
+                os.fchmod(f.fileno(), 0o644)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
