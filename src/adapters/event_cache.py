@@ -44,7 +44,7 @@ import tempfile
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
-from itertools import pairwise, repeat
+from itertools import chain, compress, pairwise, repeat
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -292,16 +292,33 @@ _check_schema()
 
 # -- encoding ------------------------------------------------------------------------------------
 class _Strings:
-    """The string table being built: each distinct str once, referenced by index."""
+    """The string columns of a file, gathered first and turned into indices at the end: deduplicating
+    and indexing whole columns with dict.fromkeys and map keeps the per-string work in C."""
 
     def __init__(self) -> None:
-        self.index: dict[str, int] = {}
+        self.columns: dict[str, Sequence[str]] = {}
 
-    def encode(self, values: Iterable[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
-        index = self.index
-        add = index.setdefault
-        # len(index) is the next index exactly when `s` is new, which is when setdefault stores it
-        return np.array([add(s, len(index)) for s in values], dtype=_I8)
+    def add(self, key: str, values: Sequence[str]) -> None:
+        self.columns[key] = values
+
+    def encode(self, out: dict[str, np.ndarray[Any, Any]]) -> None:
+        table = list(dict.fromkeys(chain.from_iterable(self.columns.values())))
+        index = dict(zip(table, range(len(table)), strict=True))
+        for key, values in self.columns.items():
+            out[key] = np.fromiter(map(index.__getitem__, values), dtype=_I8, count=len(values))
+        text = "".join(table)
+        if text.isascii():
+            # one encode for the whole table (token ids and hex hashes are ASCII): lengths in
+            # characters are lengths in bytes
+            lengths = list(map(len, table))
+            blob = text.encode("ascii")
+        else:
+            encoded = [s.encode() for s in table]
+            lengths = list(map(len, encoded))
+            blob = b"".join(encoded)
+        out["strings@"] = np.zeros(len(table) + 1, dtype=_I8)
+        np.cumsum(lengths, out=out["strings@"][1:])
+        out["strings"] = np.frombuffer(blob, dtype=_U1)
 
 
 def _bytes_table(values: Iterable[bytes]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -326,10 +343,10 @@ def _encode_rows(
     for (name, codec), values in zip(fields, columns, strict=True):
         key = prefix + name
         if isinstance(codec, _Str):
-            out[key] = strings.encode(values)
+            strings.add(key, values)
         elif isinstance(codec, _Tuple):
-            out[key] = np.array([len(t) for t in values], dtype=_I8)
-            _encode_rows(codec.of, [child for t in values for child in t], key + ".", strings, out)
+            out[key] = np.fromiter(map(len, values), dtype=_I8, count=len(values))
+            _encode_rows(codec.of, list(chain.from_iterable(values)), key + ".", strings, out)
         else:
             out[key] = codec.encode(values)
 
@@ -346,15 +363,16 @@ def _encode(
     strings = _Strings()
     out: dict[str, np.ndarray[Any, Any]] = {}
     code = {cls: i for i, cls in enumerate(_EVENT_TYPES)}
-    out["kind"] = np.array([code[type(e)] for e in events], dtype=_I8)
-    for cls in _EVENT_TYPES:
-        rows = [e for e in events if type(e) is cls]
+    kinds = np.fromiter(map(code.__getitem__, map(type, events)), dtype=_I8, count=len(events))
+    out["kind"] = kinds
+    for i, cls in enumerate(_EVENT_TYPES):
+        rows = list(compress(events, (kinds == i).tolist()))
         _encode_rows(cls, rows, cls.__name__ + ".", strings, out)
     out["stats"] = np.array([stats.lines, stats.events, stats.malformed], dtype=_I8)
     out["malformed.line"] = _MALFORMED_LINE.encode([m.line for m in malformed])
-    out["malformed.reason"] = strings.encode(m.reason for m in malformed)
+    strings.add("malformed.reason", [m.reason for m in malformed])
     out["malformed.raw"], out["malformed.raw@"] = _bytes_table(m.raw for m in malformed)
-    out["strings"], out["strings@"] = _bytes_table(s.encode() for s in strings.index)
+    strings.encode(out)
     return out
 
 
@@ -558,6 +576,19 @@ def _file_name(key: dict[str, Any]) -> str:
     return f"{key['source_sha256']}-f{key['format']}-p{key['parser']}.cols"
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """As in load_events: the events and their columns are acyclic, and the collector rescanning the
+    growing heap while they are built or taken apart would cost more than the work itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _read(path: Path, key: dict[str, Any]) -> tuple[list[Event], ReadStats, list[_Malformed]] | None:
     target = cache_dir_of(path) / _file_name(key)
     try:
@@ -568,18 +599,12 @@ def _read(path: Path, key: dict[str, Any]) -> tuple[list[Event], ReadStats, list
     except OSError as exc:
         log.warning("event_cache_unreadable", cache=str(target), error=str(exc))
         return None
-    # as in load_events: the rebuilt events are acyclic, and the collector rescanning them as they
-    # are allocated would cost more than building them
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        return _decode(blob, key)
+        with _gc_paused():
+            return _decode(blob, key)
     except (_Invalid, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         log.warning("event_cache_invalid", cache=str(target), reason=str(exc), action="parsing the recording")
         return None
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _write(path: Path, key: dict[str, Any], columns: dict[str, np.ndarray[Any, Any]]) -> bool:
@@ -641,7 +666,8 @@ def load_events_cached(
     with source.open("rb") as f:
         events, stats = collect_events(_hashed(f, h), on_malformed=keep)
     try:
-        columns = _encode(events, stats, seen)
+        with _gc_paused():
+            columns = _encode(events, stats, seen)
     except (TypeError, ValueError, OverflowError) as exc:
         # an event the schema cannot hold exactly is never cached half right
         log.warning(
