@@ -10,7 +10,6 @@ frame per line, so `--record` output replays through `polysnipe backtest --event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import structlog
 from polysnipe.adapters.clob.market_data import market_subscription
 from polysnipe.adapters.clob.retry import RetryPolicy
 from polysnipe.adapters.clob.websocket import Connect, ReconnectingSocket, ws_connect
+from polysnipe.adapters.tasks import cancel_and_wait
 from polysnipe.core.ports import Clock, Rng
 
 __all__ = ["FrameSink", "LiveFeed", "Recorder", "ReplayFeed", "one_line"]
@@ -271,7 +271,5 @@ class LiveFeed:
                         self.reopened += 1
                         break
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
             last[0] = time.monotonic()

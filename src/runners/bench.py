@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import math
 import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -32,8 +29,6 @@ __all__ = ["machine", "medians", "run_bench_command", "tail_stats"]
 
 #: percentiles reported for latencies, each with the samples it needs: 10 beyond it (p99: 1,000)
 _QUANTILES = (("p50", 0.5, 1), ("p90", 0.9, 100), ("p99", 0.99, 1_000), ("p99_9", 0.999, 10_000))
-#: the NautilusTrader peer gets this long, all its repetitions together
-_PEER_TIMEOUT_S = 1_800
 
 
 def machine() -> dict[str, Any]:
@@ -105,92 +100,6 @@ def _generated(seed: int) -> Iterator[tuple[Path, list[Path]]]:
 
 
 # -- backtest ----------------------------------------------------------------------------------
-def _write_deltas(events: Sequence[Any], path: Path) -> int:
-    """The events' book deltas in the peer's line format (bench_nautilus_peer); returns the count."""
-    from polysnipe.core.events import BookSnapshot, PriceChange, Side
-
-    live: set[tuple[str, int, int]] = set()
-    count = 0
-    with path.open("w", encoding="ascii") as out:
-        for e in events:
-            if type(e) is BookSnapshot:
-                levels = [(Side.BUY, lv) for lv in e.bids] + [(Side.SELL, lv) for lv in e.asks]
-                live = {k for k in live if k[0] != e.token_id}
-                out.write(f"{e.ts_ms} {e.token_id} C - 0 0 {0 if levels else 1}\n")
-                for i, (side, lv) in enumerate(levels):
-                    live.add((e.token_id, side, lv.price))
-                    last = 1 if i == len(levels) - 1 else 0
-                    out.write(f"{e.ts_ms} {e.token_id} A {'BS'[side]} {lv.price} {lv.size} {last}\n")
-                count += len(levels)
-            elif type(e) is PriceChange:
-                last_of = {d.token_id: i for i, d in enumerate(e.changes)}
-                for i, d in enumerate(e.changes):
-                    key = (d.token_id, d.side, d.price)
-                    if d.size == 0:
-                        action = "D"
-                        live.discard(key)
-                    else:
-                        action = "U" if key in live else "N"
-                        live.add(key)
-                    last = 1 if last_of[d.token_id] == i else 0
-                    out.write(f"{e.ts_ms} {d.token_id} {action} {'BS'[d.side]} {d.price} {d.size} {last}\n")
-                count += len(e.changes)
-    return count
-
-
-def _nautilus_python(args: argparse.Namespace) -> str | None:
-    given = args.nautilus_python or os.environ.get("POLYSNIPE_NAUTILUS_PYTHON")
-    if given:
-        return str(given)
-    return sys.executable if importlib.util.find_spec("nautilus_trader") else None
-
-
-def _nautilus_peer(args: argparse.Namespace, events: Sequence[Any]) -> dict[str, Any]:
-    """NautilusTrader's BacktestEngine over the same deltas (bench_nautilus_peer.py), or why not."""
-    python = _nautilus_python(args)
-    if python is None:
-        return {"status": "peer unavailable",
-                "why": "nautilus_trader is not importable here; give --nautilus-python (a Python 3.12"
-                       " with `pip install nautilus_trader`) or POLYSNIPE_NAUTILUS_PYTHON"}  # fmt: skip
-    script = Path(__file__).with_name("bench_nautilus_peer.py")
-    with tempfile.TemporaryDirectory() as tmp:
-        deltas_path = Path(tmp) / "deltas.txt"
-        _write_deltas(events, deltas_path)
-        try:
-            # -I: the script's folder (runners/, which has a logging.py) must not shadow the stdlib
-            done = subprocess.run(
-                [python, "-I", str(script), str(deltas_path), str(args.repeat)],
-                capture_output=True,
-                text=True,
-                timeout=_PEER_TIMEOUT_S,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return {"status": "peer unavailable", "why": f"{python}: {exc}"}
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"status": "peer unavailable", "why": f"{python} exited {done.returncode}: {tail}"}
-    peer: dict[str, Any] = json.loads(done.stdout)
-    med = medians(peer["runs"])
-    n = med["deltas"]
-    end_to_end = med["load_s"] + med["replay_s"]
-    return {
-        "status": "ran",
-        "engine": f"NautilusTrader {peer['version']} BacktestEngine, L2_MBP venue, one strategy"
-        " subscribed to every token's deltas, doing nothing",
-        "python": peer["python"],
-        "load_reads": "the deltas polysnipe parsed, as text lines (it does not parse the JSON frames)",
-        "runs": peer["runs"],
-        "median": {
-            **med,
-            "replay_deltas_per_s": _rate(n, med["replay_s"]),
-            "replay_deltas_per_cpu_s": _rate(n, med["replay_cpu_s"]),
-            "end_to_end_s": end_to_end,
-            "end_to_end_deltas_per_s": _rate(n, end_to_end),
-        },
-    }
-
-
 def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
     """The whole backtest (all three signals on), `--repeat` times: replay-only and end to end."""
     from polysnipe.adapters.event_cache import cache_dir_of
@@ -271,19 +180,6 @@ def _bench_backtest(args: argparse.Namespace) -> dict[str, Any]:
         "median": ours,
         "decision_compute_us_last_run": decision,
     }
-    if args.peer:
-        peer = _nautilus_peer(args, events)
-        out["nautilus"] = peer
-        if peer["status"] == "ran":
-            theirs = peer["median"]
-            out["ours_over_nautilus"] = {
-                "replay_deltas_per_s": round(ours["replay_deltas_per_s"] / theirs["replay_deltas_per_s"], 3),
-                "end_to_end_deltas_per_s": round(
-                    ours["end_to_end_deltas_per_s"] / theirs["end_to_end_deltas_per_s"], 3
-                ),
-            }
-    else:
-        out["nautilus"] = {"status": "skipped (--no-peer)"}
     return out
 
 
@@ -316,19 +212,147 @@ def _format_backtest(r: dict[str, Any]) -> str:
             f"{'cold load':24s}{m['cold_load_s']:9.3f}{m['cold_load_cpu_s']:9.3f}"
             "   (parse + write the cache)",
         ]
-    peer = r["nautilus"]
-    if peer["status"] == "ran":
-        p = peer["median"]
-        lines += [
-            f"{'nautilus replay':24s}{p['replay_s']:9.3f}{p['replay_cpu_s']:9.3f}{'':12s}"
-            f"{p['replay_deltas_per_s']:12,.0f}",
-            f"{'nautilus load + replay':24s}{p['end_to_end_s']:9.3f}{'':9s}{'':12s}"
-            f"{p['end_to_end_deltas_per_s']:12,.0f}",
-            f"ours / nautilus per delta: replay {r['ours_over_nautilus']['replay_deltas_per_s']:.2f}x,"
-            f" end to end {r['ours_over_nautilus']['end_to_end_deltas_per_s']:.2f}x",
-        ]
+    return "\n".join(lines)
+
+
+# -- compare-nautilus --------------------------------------------------------------------------
+#: NautilusTrader's BacktestEngine as the peer runs it (bench_nautilus_peer.py)
+_PEER_ENGINE = (
+    "BacktestEngine, one L2_MBP venue (its matching engine applies every delta), one strategy subscribed"
+    " to every token's deltas with a managed book, reading its best bid on each delta"
+)
+
+#: the generated set compared on by default: realistic books and flow, far beyond the tiny sample
+_COMPARE_SEED = 11
+
+
+def _compare_nautilus(args: argparse.Namespace) -> dict[str, Any]:
+    """The same deltas through our backtest and NautilusTrader's BacktestEngine, a run of each in
+    turn `--repeat` times (so a change in the machine's load falls on both), medians reported."""
+    from polysnipe.runners.bench_nautilus import HOW_TO_GET, find_nautilus_python
+
+    if args.events is not None:
+        data = f"{args.events} (given)"
     else:
-        lines.append(f"nautilus: {peer['status']}" + (f" ({peer['why']})" if "why" in peer else ""))
+        data = f"generated: polysnipe generate --seed {_COMPARE_SEED} (datagen defaults, 1800 s)"
+    head: dict[str, Any] = {
+        "bench": "compare-nautilus",
+        "data": data,
+        "repeat": args.repeat,
+        "machine": machine(),
+    }
+    python, found = find_nautilus_python(args.nautilus_python)
+    if python is None:
+        return {**head, "status": "skipped", "why": f"NautilusTrader not found: {found}", "how": HOW_TO_GET}
+    if args.events is not None:
+        return _compare_on(args, head, python, found)
+    with _generated(_COMPARE_SEED) as (events_path, markets):
+        ns = argparse.Namespace(
+            **{**vars(args), "events": str(events_path), "markets": [str(m) for m in markets]}
+        )
+        return _compare_on(ns, head, python, found)
+
+
+def _compare_on(args: argparse.Namespace, head: dict[str, Any], python: str, found: str) -> dict[str, Any]:
+    from polysnipe.adapters.files import load_events
+    from polysnipe.runners.bench_nautilus import run_peer, write_deltas
+
+    once = argparse.Namespace(**{**vars(args), "repeat": 1})
+    ours: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    version = peer_python = ""
+    with tempfile.TemporaryDirectory() as tmp:
+        deltas_path = Path(tmp) / "deltas.txt"
+        events, _ = load_events(args.events)
+        write_deltas(events, deltas_path)
+        del events
+        for _ in range(args.repeat):
+            ran = _bench_backtest(once)
+            ours.append(ran["median"])
+            try:
+                peer = run_peer(python, deltas_path, 1)
+            except RuntimeError as exc:
+                return {**head, "status": "failed", "why": str(exc)}
+            version, peer_python = peer["version"], peer["python"]
+            run = peer["runs"][0]
+            n = run["deltas"]
+            e2e_s = run["load_s"] + run["replay_s"] + run["report_s"]
+            e2e_cpu_s = run["load_cpu_s"] + run["replay_cpu_s"] + run["report_cpu_s"]
+            theirs.append({
+                **run, "end_to_end_s": e2e_s, "end_to_end_cpu_s": e2e_cpu_s,
+                "replay_deltas_per_s": _rate(n, run["replay_s"]),
+                "replay_deltas_per_cpu_s": _rate(n, run["replay_cpu_s"]),
+                "end_to_end_deltas_per_s": _rate(n, e2e_s),
+                "end_to_end_deltas_per_cpu_s": _rate(n, e2e_cpu_s),
+            })  # fmt: skip
+    mine, peer_med = medians(ours), medians(theirs)
+    keys = (
+        "replay_deltas_per_s",
+        "replay_deltas_per_cpu_s",
+        "end_to_end_deltas_per_s",
+        "end_to_end_deltas_per_cpu_s",
+    )
+    return {
+        **head,
+        "status": "ran",
+        "events": ran["events"],
+        "deltas": ran["deltas"],
+        "ours": {
+            "engine": "polysnipe backtest: the engine loop, three signals, the simulated venue",
+            "measures": ran["measures"],
+            "runs": ours,
+            "median": mine,
+        },
+        "nautilus": {
+            "engine": f"NautilusTrader {version} {_PEER_ENGINE}",
+            "version": version,
+            "python": peer_python,
+            "found": f"{python} ({found})",
+            "measures": {
+                "replay": "BacktestEngine.run over the loaded deltas",
+                "end_to_end": "load (read the deltas polysnipe parsed, as text lines, and build"
+                " OrderBookDelta objects; it parses no JSON frames) + replay + report (result, fills,"
+                " positions, account)",
+                "deltas": "ours plus one clear per book snapshot",
+            },
+            "runs": theirs,
+            "median": peer_med,
+        },
+        "ours_over_nautilus": {k: round(mine[k] / peer_med[k], 3) if peer_med[k] else None for k in keys},
+        "aims": {"replay_deltas_per_s": 5, "end_to_end_deltas_per_s": 2},
+    }
+
+
+def _format_compare(r: dict[str, Any]) -> str:
+    if r["status"] != "ran":
+        return f"compare-nautilus {r['status']}: {r['why']}" + (f"; {r['how']}" if "how" in r else "")
+    o, t, x = r["ours"]["median"], r["nautilus"]["median"], r["ours_over_nautilus"]
+
+    def ratio(key: str) -> str:
+        return f"{x[key]:.2f}x" if x[key] is not None else "n/a"
+
+    lines = [
+        f"data: {r['data']}: {r['events']:,} events, {r['deltas']:,} deltas",
+        f"polysnipe vs {r['nautilus']['engine']}",
+        f"median of {r['repeat']} run(s) each, in turn ({r['machine']['cpu_count']} cpus; Python"
+        f" {r['machine']['python']} vs {r['nautilus']['python']})",
+        f"{'':28s}{'wall s':>9s}{'cpu s':>9s}{'deltas/s':>12s}{'deltas/cpu s':>14s}",
+    ]
+    for name, m in (("polysnipe", o), ("nautilus", t)):
+        for part in ("replay", "end_to_end"):
+            label = f"{name} {'replay' if part == 'replay' else 'end to end'}"
+            lines.append(
+                f"{label:28s}{m[f'{part}_s']:9.3f}{m[f'{part}_cpu_s']:9.3f}"
+                f"{m[f'{part}_deltas_per_s']:12,.0f}{m[f'{part}_deltas_per_cpu_s']:14,.0f}"
+            )
+    replay, e2e = (
+        f"{ratio(f'{p}_deltas_per_s')} (cpu {ratio(f'{p}_deltas_per_cpu_s')})"
+        for p in ("replay", "end_to_end")
+    )
+    lines.append(
+        f"ours / nautilus per delta: replay {replay}, end to end {e2e};"
+        f" aims {r['aims']['replay_deltas_per_s']}x, {r['aims']['end_to_end_deltas_per_s']}x"
+    )
     return "\n".join(lines)
 
 
@@ -549,6 +573,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
     elif args.what == "latency":
         result = _bench_latency(args)
         print(_format_latency(result))
+    elif args.what == "compare-nautilus":
+        result = _compare_nautilus(args)
+        print(_format_compare(result))
     else:
         from polysnipe.runners.bench_ws import format_table as ws_table
         from polysnipe.runners.bench_ws import run_bench_ws
@@ -563,4 +590,5 @@ def run_bench_command(args: argparse.Namespace) -> int:
         print(ws_table(result))
     path = _write(out_dir, args.what, result)
     print(f"figures written to {path}")
-    return 0
+    # skipped (no NautilusTrader here) is not a failure; a peer that ran and broke is
+    return 1 if result.get("status") == "failed" else 0

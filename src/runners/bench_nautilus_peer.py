@@ -1,5 +1,5 @@
-"""The NautilusTrader side of `polysnipe bench backtest`: run by path under an interpreter that has
-nautilus_trader (it needs neither polysnipe nor its dependencies), as
+"""The NautilusTrader side of `polysnipe bench compare-nautilus`: run by path under an interpreter
+that has nautilus_trader (it needs neither polysnipe nor its dependencies), as
 `python bench_nautilus_peer.py DELTAS REPEAT`; prints one JSON object.
 
 DELTAS is written by the bench from the events polysnipe parsed: one line per book delta,
@@ -8,9 +8,12 @@ them; made exact decimal strings here, never floats), action C (clear: a snapsho
 level), N (a new level), U (a level's new size) or D (a level removed); `last` is 1 on an event's
 last delta of that token. The clears count as deltas here.
 Each token becomes a BinaryOption on one L2 (MBP) venue, so the venue's matching engine applies
-every delta to its book as ours does, and one strategy subscribes to every token's deltas and does
-nothing with them. Load (read + build the OrderBookDelta objects + add_data) and replay
-(BacktestEngine.run) are timed apart, wall clock and CPU, `REPEAT` times with a fresh engine.
+every delta to its book as ours does, and one strategy subscribes to every token's deltas with a
+book the data engine manages (a second book per token, as our engine keeps its own beside the
+venue's) and reads that book's best bid on every delta it is handed, so it is not a no-op.
+Load (read + build the OrderBookDelta objects + add_data), replay (BacktestEngine.run) and report
+(the engine's result and the trader's fills, positions and account reports) are timed apart, wall
+clock and CPU, `REPEAT` times with a fresh engine.
 """
 
 from __future__ import annotations
@@ -51,12 +54,14 @@ _SIDES = {"B": OrderSide.BUY, "S": OrderSide.SELL}
 
 
 class _Subscribed(Strategy):  # type: ignore[misc]
-    """Subscribed to every token's deltas; counts the batches it is handed and does nothing else."""
+    """Subscribed to every token's deltas; on each batch it is handed (one delta each: the data
+    engine does not buffer them) it reads the managed book's best bid, the least a strategy does."""
 
     def __init__(self, ids: list[Any]) -> None:
         super().__init__()
         self.ids = ids
         self.batches = 0
+        self.bids_seen = 0
 
     def on_start(self) -> None:
         for instrument_id in self.ids:
@@ -64,6 +69,8 @@ class _Subscribed(Strategy):  # type: ignore[misc]
 
     def on_order_book_deltas(self, deltas: Any) -> None:
         self.batches += 1
+        if self.cache.order_book(deltas.instrument_id).best_bid_price() is not None:
+            self.bids_seen += 1
 
 
 def _instrument(n: int) -> Any:
@@ -147,15 +154,23 @@ def _once(path: str) -> dict[str, Any]:
     wall1, cpu1 = time.perf_counter(), time.process_time()
     engine.run()
     wall2, cpu2 = time.perf_counter(), time.process_time()
+    engine.get_result()
+    engine.trader.generate_order_fills_report()
+    engine.trader.generate_positions_report()
+    engine.trader.generate_account_report(_VENUE)
+    wall3, cpu3 = time.perf_counter(), time.process_time()
     engine.dispose()
     return {
         "deltas": n,
         "tokens": len(instruments),
         "batches_seen": strategy.batches,
+        "best_bids_seen": strategy.bids_seen,
         "load_s": wall1 - wall0,
         "load_cpu_s": cpu1 - cpu0,
         "replay_s": wall2 - wall1,
         "replay_cpu_s": cpu2 - cpu1,
+        "report_s": wall3 - wall2,
+        "report_cpu_s": cpu3 - cpu2,
     }
 
 

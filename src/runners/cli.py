@@ -277,7 +277,11 @@ def _bench(args: argparse.Namespace) -> int:
         args.events = "data/sample/events.jsonl"
     if args.events is not None:
         inputs.require_lines(args.events, "--events", "market-channel messages")
-    if args.what in ("backtest", "live") or (args.what == "latency" and args.events is not None):
+    elif args.markets and args.what == "compare-nautilus":
+        raise UsageError("bench compare-nautilus: --markets needs --events (a generated set brings its own)")
+    if args.what in ("backtest", "live") or (
+        args.what in ("latency", "compare-nautilus") and args.events is not None
+    ):
         from polysnipe.tools.datagen import GENERATED_METADATA
 
         args.markets = args.markets or [f"data/sample/{name}" for name in GENERATED_METADATA]
@@ -1030,19 +1034,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
     bench.add_argument(
         "what",
-        choices=["backtest", "orders", "ws", "latency", "bus", "live", "signer"],
-        help="what to measure",
+        choices=["backtest", "compare-nautilus", "orders", "ws", "latency", "bus", "live", "signer"],
+        help="what to measure; compare-nautilus: our backtest and NautilusTrader's BacktestEngine on the"
+        " same book deltas, a run of each in turn, with the ratios",
     )
     bench.add_argument(
         "--markets",
         action="append",
         metavar="FILE",
-        help="backtest, latency: market metadata, several times (default: the bundled sample's)",
+        help="backtest, latency, compare-nautilus: market metadata, several times (default with --events:"
+        " the bundled sample's)",
     )
     bench.add_argument(
         "--events",
         help="events JSON lines; backtest, bus, live: default the bundled sample; ws, latency: default"
-        " generated sets (datagen defaults, about 27k frames each)",
+        " generated sets (datagen defaults, about 27k frames each); compare-nautilus: default the"
+        " generated set of seed 11 (datagen defaults, 1800 s)",
     )
     bench.add_argument(
         "-n",
@@ -1060,7 +1067,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples",
         type=_int_at_least(1),
         default=1_000,
-        help="latency without --events: generate data sets until this many decisions (default 1000)",
+        help="latency without --events: generate data sets until this many single-order decisions, the"
+        " aim's kind (default 1000; a tail quantile needs 10 samples beyond it, p99.9 10000)",
     )
     bench.add_argument(
         "--max-sets",
@@ -1077,18 +1085,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--nautilus-python",
         metavar="PYTHON",
-        help="backtest: an interpreter with nautilus_trader for the peer run"
-        " (default: $POLYSNIPE_NAUTILUS_PYTHON, else this one if it has it)",
-    )
-    bench.add_argument(
-        "--no-peer", dest="peer", action="store_false", help="backtest: skip the NautilusTrader peer run"
+        help="compare-nautilus: an interpreter with nautilus_trader (default: $POLYSNIPE_NAUTILUS_PYTHON,"
+        " else this one if it has it, else a pyenv Python 3.12 that has it; none: skipped, exit 0)",
     )
     bench.add_argument(
         "--no-cache",
         dest="cache",
         action="store_false",
-        help="backtest: parse the JSON lines on every run; without it the runs use a copy of the events"
-        " file, so they time loading cold (parse + write the cache) and warm (from the cache)",
+        help="backtest, compare-nautilus: parse the JSON lines on every run; without it our runs use a link"
+        " to the events file, each repeat timing a cold load (parse + write the cache) and a warm one",
     )
     bench.add_argument("--out", default="out/bench", help="folder for the JSON figures (default out/bench)")
 

@@ -26,6 +26,7 @@ from polysnipe.adapters.ingest import LiveFeed, Recorder, ReplayFeed
 from polysnipe.adapters.redis.factory import ping
 from polysnipe.adapters.redis.streams import BufferedPublisher, StreamPublisher
 from polysnipe.adapters.signals_http import SignalEndpointConfig, keys_from_env, signal_app
+from polysnipe.adapters.tasks import cancel_and_wait
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Ingest
 from polysnipe.runners.settings import mask_url
@@ -149,16 +150,11 @@ async def run_ingest(
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
-        if feed is not None and not feed.done():
-            feed.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feed
+        await cancel_and_wait(feed)
         try:
             await buffered.flush()
         finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await cancel_and_wait(pump)
             if recorder is not None:
                 recorder.close()
                 result.record_files = list(recorder.files)

@@ -154,7 +154,8 @@ def test_sigkilled_engines_never_place_an_order_twice(
     accepted = [
         o for o in sim_orders if o["outcome"] == "accepted" and o["endpoint"] in ("/order", "/orders")
     ]
-    assert accepted, "the engines placed no order: the test proves nothing"
+    outcomes = Counter((o["endpoint"], o["outcome"]) for o in sim_orders)
+    assert accepted, f"the engines placed no order: the test proves nothing ({dict(outcomes)})"
     # no order id placed twice: one accepted order per salt, one outbox row per order id
     assert [] == [salt for salt, n in Counter(o["salt"] for o in accepted).items() if n > 1]
     claimed = {order_hash for _, order_hash, _ in outbox}

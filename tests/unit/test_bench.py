@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from polysnipe.runners.bench import tail_stats
-from polysnipe.runners.cli import main
+from polysnipe.runners.bench_nautilus import HOW_TO_GET, find_nautilus_python
+from polysnipe.runners.cli import build_parser, main
+from polysnipe.tools.datagen import GENERATED_METADATA, generate
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -61,7 +63,7 @@ def test_bench_ws_times_the_given_stream(tmp_path: Path, tiny_events: Path) -> N
 
 
 def test_bench_backtest_reports_replay_and_end_to_end(tmp_path: Path, tiny_events: Path) -> None:
-    result = _run(["backtest", "--events", str(tiny_events), *_markets(), "--no-peer"], tmp_path, "backtest")
+    result = _run(["backtest", "--events", str(tiny_events), *_markets()], tmp_path, "backtest")
     median = result["median"]
     assert isinstance(median, dict)
     for key in ("replay_events_per_s", "replay_deltas_per_s", "end_to_end_events_per_s",
@@ -71,7 +73,7 @@ def test_bench_backtest_reports_replay_and_end_to_end(tmp_path: Path, tiny_event
     runs = result["runs"]
     assert isinstance(runs, list)
     assert 2 == len(runs)
-    assert {"status": "skipped (--no-peer)"} == result["nautilus"]
+    assert "nautilus" not in result  # the peer has its own command, compare-nautilus
     # each repeat is a cold run (parse, write the cache) and a warm one, beside a private link
     assert {"load_s", "cold_load_s", "cold_end_to_end_s", "cold_replay_s"} <= median.keys()
     assert median["end_to_end_s"] >= median["load_s"]
@@ -79,7 +81,7 @@ def test_bench_backtest_reports_replay_and_end_to_end(tmp_path: Path, tiny_event
 
 
 def test_bench_backtest_without_the_cache_parses_every_run(tmp_path: Path, tiny_events: Path) -> None:
-    argv = ["backtest", "--events", str(tiny_events), *_markets(), "--no-peer", "--no-cache"]
+    argv = ["backtest", "--events", str(tiny_events), *_markets(), "--no-cache"]
     result = _run(argv, tmp_path, "backtest")
     median = result["median"]
     assert isinstance(median, dict)
@@ -88,15 +90,85 @@ def test_bench_backtest_without_the_cache_parses_every_run(tmp_path: Path, tiny_
     assert "off (--no-cache)" == result["event_cache"]
 
 
-def test_bench_backtest_says_when_the_peer_cannot_run(tmp_path: Path, tiny_events: Path) -> None:
-    # this interpreter has no nautilus_trader: the peer's import fails and the bench says so
-    argv = ["backtest", "--events", str(tiny_events), *_markets(), "--nautilus-python", sys.executable]
-    result = _run(argv, tmp_path, "backtest")
-    peer = result["nautilus"]
-    assert isinstance(peer, dict)
-    assert "peer unavailable" == peer["status"]
-    assert "nautilus_trader" in peer["why"]
-    assert "ours_over_nautilus" not in result
+def test_compare_nautilus_parses_its_options() -> None:
+    args = build_parser().parse_args(
+        ["bench", "compare-nautilus", "--markets", "a.json", "--markets", "b.json", "--events", "e.jsonl",
+         "--repeat", "5", "--nautilus-python", "/opt/py", "--out", "figs"]
+    )  # fmt: skip
+    assert "compare-nautilus" == args.what
+    assert ["a.json", "b.json"] == args.markets
+    assert ("e.jsonl", 5, "/opt/py", "figs") == (args.events, args.repeat, args.nautilus_python, args.out)
+    defaults = build_parser().parse_args(["bench", "compare-nautilus"])
+    assert (None, None, 3, None) == (
+        defaults.events,
+        defaults.markets,
+        defaults.repeat,
+        defaults.nautilus_python,
+    )
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> list[str]:
+    """A 30 s generated set: `--events E --markets M ...`."""
+    out = tmp_path / "gen"
+    generate(out, seed=11, duration_s=30)
+    markets = [arg for name in GENERATED_METADATA for arg in ("--markets", str(out / name))]
+    return ["--events", str(out / "events.jsonl"), *markets]
+
+
+def test_compare_nautilus_without_nautilus_says_how_to_get_it_and_exits_0(
+    tmp_path: Path, generated: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # this interpreter (the project's) has no nautilus_trader
+    argv = ["bench", "compare-nautilus", *generated, "--nautilus-python", sys.executable]
+    assert 0 == main([*argv, "--repeat", "1", "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "compare-nautilus.json").read_text())
+    assert "skipped" == result["status"]
+    assert f"{sys.executable} (from --nautilus-python) does not run or cannot import" in result["why"]
+    assert "pip install nautilus_trader" in result["how"]
+    assert result["data"].startswith(generated[1])
+    assert {"bench", "data", "how", "machine", "repeat", "status", "why"} == result.keys()
+    printed = capsys.readouterr().out.splitlines()
+    assert 2 == len(printed)  # the skip, and where the JSON went
+    assert printed[0].startswith("compare-nautilus skipped: NautilusTrader not found: ")
+
+
+def test_compare_nautilus_takes_the_interpreter_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYSNIPE_NAUTILUS_PYTHON", sys.executable)
+    assert 0 == main(["bench", "compare-nautilus", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "compare-nautilus.json").read_text())
+    assert "skipped" == result["status"]
+    assert "(from POLYSNIPE_NAUTILUS_PYTHON)" in result["why"]
+    assert "generated: polysnipe generate --seed 11 (datagen defaults, 1800 s)" == result["data"]
+
+
+def test_compare_nautilus_runs_both_engines_where_nautilus_is_found(
+    tmp_path: Path, generated: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    python, why = find_nautilus_python(None)
+    if python is None:
+        pytest.skip(f"{why}; {HOW_TO_GET}")
+    assert 0 == main(
+        ["bench", "compare-nautilus", *generated, "--repeat", "1", "--out", str(tmp_path / "out")]
+    )
+    result = json.loads((tmp_path / "out" / "compare-nautilus.json").read_text())
+    assert "ran" == result["status"]
+    rates = {"replay_deltas_per_s", "replay_deltas_per_cpu_s", "end_to_end_deltas_per_s",
+             "end_to_end_deltas_per_cpu_s"}  # fmt: skip
+    assert rates == result["ours_over_nautilus"].keys()
+    for side in ("ours", "nautilus"):
+        assert 1 == len(result[side]["runs"])
+        assert (
+            rates | {"replay_s", "replay_cpu_s", "end_to_end_s", "end_to_end_cpu_s"}
+            <= result[side]["median"].keys()
+        )
+    peer = result["nautilus"]["median"]
+    # every delta reached the strategy, one at a time, and its reads found books
+    assert peer["deltas"] == peer["batches_seen"] >= result["deltas"]
+    assert 0 < peer["best_bids_seen"] <= peer["batches_seen"]
+    assert result["nautilus"]["version"] in capsys.readouterr().out
 
 
 def test_bench_latency_withholds_the_p99_of_a_short_run(

@@ -196,6 +196,16 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
     ("bench: markets", "bench backtest --markets {missing}", ["no such file (given to --markets)"]),
     ("bench: events", "bench latency --events {empty_jsonl}", ["empty.jsonl: is empty"]),
     ("bench: n", "bench orders -n 0", ["argument -n: must be at least 1, got 0"]),
+    (
+        "bench: compare markets without events",
+        "bench compare-nautilus --markets {missing}",
+        ["bench compare-nautilus: --markets needs --events"],
+    ),
+    (
+        "bench: nautilus python",
+        "bench compare-nautilus --nautilus-python {missing}",
+        ["no such file (given to --nautilus-python)"],
+    ),
     ("config: check missing", "config check {missing}", ["missing: settings file not found"]),
     ("config: show bad", "config show --config {bad_toml}", ["[venu]: unknown section"]),
     ("config: no action", "config", ["polysnipe config: the following arguments are required: ACTION"]),

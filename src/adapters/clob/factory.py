@@ -10,7 +10,6 @@ value). Building opens no socket: `ClobAdapters.start()` does, and `aclose()` re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -42,6 +41,7 @@ from polysnipe.adapters.clob.signing import (
 )
 from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream
 from polysnipe.adapters.clob.websocket import Connect
+from polysnipe.adapters.tasks import cancel_and_wait
 from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
@@ -289,11 +289,7 @@ class ClobAdapters:
         raise ValueError("order_id_probe needs a token of a known market (pass the registry and tokens)")
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         await self.market_data.close()
         await self.client.aclose()
