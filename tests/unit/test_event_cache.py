@@ -3,12 +3,14 @@ and a cache that is damaged, foreign, stale or unwritable never changes a run's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -345,14 +347,31 @@ def test_where_no_cache_can_be_written_the_run_goes_on_with_one_warning(recordin
         assert ["event_cache_not_written"] == [e["event"] for e in logs if e["log_level"] == "warning"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """`folder` read-only for this process: by its mode, or for root (whom modes do not stop) by the
+    immutable attribute, where the file system and the container allow it."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("running as root, and chattr +i is not available here")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
+
+
 def test_a_read_only_directory_runs_uncached_with_one_warning(recording: Path) -> None:
     expected, _ = _load(load_events, recording)
-    recording.parent.chmod(0o555)
-    try:
+    with _read_only(recording.parent):
         with capture_logs() as logs:
             got, status = _load(load_events_cached, recording)
-    finally:
-        recording.parent.chmod(0o755)
+        assert not cache_dir_of(recording).exists()
     assert ("unwritable", expected) == (status, got)
     assert ["event_cache_not_written"] == [e["event"] for e in logs if e["log_level"] == "warning"]
