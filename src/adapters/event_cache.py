@@ -204,6 +204,8 @@ class _Tuple:
     """A tuple of NamedTuples: a count column here, the children's columns under `name.`."""
 
     of: type[tuple[Any, ...]]
+    #: the fewest children the parser gives a row (it drops a price_change with no deltas)
+    min_count: int = 0
 
 
 _Codec = _Int | _OneOf | _Side | _Unit | _Str | _Tuple
@@ -227,7 +229,7 @@ _SCHEMA: dict[type[tuple[Any, ...]], tuple[tuple[str, _Codec], ...]] = {
         ("best_bid", _OPT_PRICE),
         ("best_ask", _OPT_PRICE),
     ),
-    PriceChange: (("ts_ms", _TS), ("market", _STR), ("changes", _Tuple(BookDelta))),
+    PriceChange: (("ts_ms", _TS), ("market", _STR), ("changes", _Tuple(BookDelta, min_count=1))),
     BookSnapshot: (
         ("ts_ms", _TS),
         ("token_id", _STR),
@@ -487,8 +489,8 @@ def _decode_rows(
             continue
         if isinstance(codec, _Tuple):
             children, _ = _decode_rows(codec.of, key + ".", cols, table)
-            negative_or_over = len(col) and (col.min() < 0 or col.max() > len(children))
-            if negative_or_over or int(col.sum()) != len(children):
+            out_of_range = len(col) and (col.min() < codec.min_count or col.max() > len(children))
+            if out_of_range or int(col.sum()) != len(children):
                 raise _Invalid(f"{key}: counts do not match the children")
             # slicing a tuple makes each row's tuple in one allocation
             flat = tuple(children)

@@ -275,6 +275,13 @@ def _resealed(name: str, value: int) -> Callable[[Path], None]:
     return lambda f: _rewrite_header(f, _set_int(name, value))
 
 
+def _first_deltas_to_second(header: dict[str, Any], payload: bytearray) -> None:
+    [offset] = [off for col, _, _, off in header["columns"] if col == "PriceChange.changes"]
+    first = int.from_bytes(payload[offset : offset + 8], "little")
+    second = int.from_bytes(payload[offset + 8 : offset + 16], "little")
+    payload[offset : offset + 16] = (0).to_bytes(8, "little") + (first + second).to_bytes(8, "little")
+
+
 def _other_parser(header: dict[str, Any], payload: bytearray) -> None:
     header["parser"] = "0" * 16
 
@@ -296,6 +303,8 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "an unknown event kind (resealed)": _resealed("kind", 9),
     "a tick off the venue's grid (resealed)": _resealed("TickSizeChange.new_tick", 3),
     "a child count over the children (resealed)": _resealed("PriceChange.changes", 10**6),
+    # the first price change's deltas handed to the second: the counts still add up
+    "a price change without deltas (resealed)": lambda f: _rewrite_header(f, _first_deltas_to_second),
     "out of time order (resealed)": _resealed("LastTrade.ts_ms", MAX_TS_MS),
 }  # fmt: skip
 
