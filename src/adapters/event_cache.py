@@ -37,9 +37,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import importlib
 import json
 import os
-import sys
 import tempfile
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -544,8 +544,7 @@ def _parser_fingerprint() -> str | None:
     """A hash of the parsing code's files; None (no caching) when one has no file to hash."""
     h = hashlib.sha256()
     for name in _PARSER_MODULES:
-        module = sys.modules.get(name)
-        file = getattr(module, "__file__", None)
+        file = importlib.import_module(name).__file__
         if file is None:
             return None
         h.update(Path(file).read_bytes())
