@@ -1,5 +1,5 @@
-# Every target goes through `install`, which is idempotent: it (re)installs only when pyproject.toml or the
-# Node lockfile changed.
+# Every target goes through `install`, which is idempotent: it (re)installs only when pyproject.toml, the
+# Node lockfile or a compiled extension's sources (setup.py, src/core/_book.c) changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,10 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml tools/node/package-lock.json
+# the C extensions setup.py builds: editing one rebuilds it (pip install -e compiles it beside its .py)
+EXT_SOURCES := setup.py src/core/_book.c
+
+$(STAMP): pyproject.toml tools/node/package-lock.json $(EXT_SOURCES)
 	# softhsm2: the PKCS#11 token the signing server's HSM tests use (Debian package)
 	test -e /usr/lib/softhsm/libsofthsm2.so || (apt-get update -qq && apt-get install -y -qq softhsm2)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,4 +56,4 @@ bench: install
 	$(BIN)/polysnipe bench backtest --events data/sample/events.jsonl
 
 clean:
-	rm -rf $(VENV) out build
+	rm -rf $(VENV) out build src/core/_book.*.so

@@ -7,19 +7,66 @@ list: O(log n) search and a memmove of a few hundred ints at most. The best bid 
 every signal does after every update) is an attribute read. A book is *untrusted* until a snapshot
 arrives and again after any gap or reconnect: deltas applied to an untrusted book are dropped (they
 describe changes to a state we do not have), and risk refuses to trade on it.
+
+Two books, one interface (`Book`): `BookState` here is the readable reference model, and
+`polysnipe.core._book.DenseBook` (C, src/core/_book.c) is the same book on a dense price grid with a
+bitmap over its levels, giving identical answers on any int input (its header says how). Callers use the
+methods, never a side's storage, and make books with `new_book`, which picks DenseBook when the extension
+is built. The core reads no environment: the runners turn POLYSNIPE_PURE_PYTHON=1 into
+`use_pure_python(True)` before anything makes a book (runners/cli.py).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Callable
+from typing import Protocol
 
 from polysnipe.core.events import BookSnapshot, Level, Side
 
-__all__ = ["BookState"]
+__all__ = ["Book", "BookState", "book_implementation", "compiled_available", "new_book", "use_pure_python"]
 
 # `Side.BUY` is a lookup through the enum metaclass's __getattr__ hook (about 60 ns a read in 3.11);
 # a module constant is a plain global read, and apply_level runs for every delta.
 _BUY = Side.BUY
+
+
+class Book(Protocol):
+    """An L2 book of one token: what every caller may use (BookState documents each method)."""
+
+    @property
+    def token_id(self) -> str: ...
+    @property
+    def tick_size(self) -> int: ...
+    @property
+    def top_bid(self) -> int | None: ...
+    @property
+    def top_ask(self) -> int | None: ...
+    @property
+    def trusted(self) -> bool: ...
+    @property
+    def last_ts_ms(self) -> int: ...
+    @property
+    def snapshot_ts_ms(self) -> int: ...
+    @property
+    def hash(self) -> str: ...
+    def apply_snapshot(self, snap: BookSnapshot, /) -> None: ...
+    def apply_level(self, side: Side, price: int, size: int, ts_ms: int, /) -> int: ...
+    def set_tick_size(self, tick_size: int, /) -> None: ...
+    def invalidate(self) -> None: ...
+    def best_bid(self) -> int | None: ...
+    def best_ask(self) -> int | None: ...
+    def best_bid_size(self) -> int: ...
+    def best_ask_size(self) -> int: ...
+    def size_at(self, side: Side, price: int, /) -> int: ...
+    def mid(self) -> int | None: ...
+    def spread(self) -> int | None: ...
+    def is_crossed(self) -> bool: ...
+    def depth(self, side: Side, n_ticks: int, /) -> int: ...
+    def grid_depth(self, side: Side, price: int, n_ticks: int, /) -> int: ...
+    def levels(self, side: Side, /) -> list[Level]: ...
+    def level_prices(self, side: Side, /) -> list[int]: ...
+    def is_stale(self, now_ms: int, max_age_ms: int, /) -> bool: ...
 
 
 class BookState:
@@ -163,6 +210,21 @@ class BookState:
         i = bisect_left(self._ask_px, ceiling + 1)
         return sum(self.asks[p] for p in self._ask_px[:i])
 
+    def grid_depth(self, side: Side, price: int, n_ticks: int) -> int:
+        """Size at `price` plus at the `n_ticks` grid prices behind it, one tick apart away from the spread.
+
+        Unlike `depth` it starts where the caller says (an anchor the touch has left) and makes n_ticks + 1
+        lookups instead of a bisect and a slice; a level off the tick grid is not counted.
+        """
+        levels = self.bids if side is _BUY else self.asks
+        step = -self.tick_size if side is _BUY else self.tick_size
+        get = levels.get
+        depth = get(price, 0)
+        for _ in range(n_ticks):
+            price += step
+            depth += get(price, 0)
+        return depth
+
     def levels(self, side: Side) -> list[Level]:
         """Levels best-first."""
         if side is _BUY:
@@ -175,3 +237,41 @@ class BookState:
 
     def is_stale(self, now_ms: int, max_age_ms: int) -> bool:
         return now_ms - self.last_ts_ms > max_age_ms
+
+
+# -- which book ----------------------------------------------------------------------------------
+_DenseBook: Callable[[str, int], Book] | None
+try:
+    from polysnipe.core._book import DenseBook as _Compiled
+
+    _DenseBook = _Compiled
+except ImportError:  # the extension is not built: the reference model serves alone
+    _DenseBook = None
+
+_use_compiled = _DenseBook is not None
+
+
+def compiled_available() -> bool:
+    """True when the compiled book (polysnipe.core._book) is built and importable."""
+    return _DenseBook is not None
+
+
+def use_pure_python(pure: bool) -> None:
+    """Make `new_book` return BookState (True) or the compiled book where it is built (False).
+
+    Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1); books made before keep their kind.
+    """
+    global _use_compiled
+    _use_compiled = not pure and _DenseBook is not None
+
+
+def book_implementation() -> str:
+    """ "compiled" or "python": what `new_book` makes now."""
+    return "compiled" if _use_compiled else "python"
+
+
+def new_book(token_id: str, tick_size: int) -> Book:
+    """An empty, untrusted book for `token_id`: the compiled one unless it is absent or turned off."""
+    if _use_compiled and _DenseBook is not None:
+        return _DenseBook(token_id, tick_size)
+    return BookState(token_id, tick_size)

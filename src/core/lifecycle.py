@@ -21,7 +21,7 @@ import heapq
 import attrs
 
 from polysnipe.core.baskets import buy_cost, worst_case_profit
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.events import Side
 from polysnipe.core.exit_rules import lot_name
 from polysnipe.core.exits import after_fill
@@ -162,7 +162,7 @@ def _place_basket(state: EngineState, legs: list[Opportunity], now_ms: int, comm
     """The legs of a basket as one unit: one order per leg, one risk decision on them together (summed
     notional and reservations, one common size), placed only if, at that size and those prices,
     every outcome that can win still returns more than the basket costs after fees (baskets.py)."""
-    orders: list[tuple[OrderRequest, Market, BookState | None]] = []
+    orders: list[tuple[OrderRequest, Market, Book | None]] = []
     refusal: tuple[str, ...] = ()
     for opp in legs:
         track = state.tracks[opp.id]
@@ -380,7 +380,7 @@ def _child_order(
     index: int,
     size: int,
     market: Market,
-    book: BookState | None,
+    book: Book | None,
     now_ms: int,
     wallet: str = "",
 ) -> OrderRequest | None:

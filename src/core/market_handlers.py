@@ -7,7 +7,7 @@ opportunities they find go to the opportunity lifecycle; their data-quality flag
 
 from __future__ import annotations
 
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book, new_book
 from polysnipe.core.events import (
     BookSnapshot,
     Event,
@@ -27,13 +27,13 @@ from polysnipe.core.state import EngineState, Flagging, SignalRoute
 __all__ = ["on_book", "on_last_trade", "on_price_change", "on_resolved", "on_signal", "on_tick_size"]
 
 
-def _book_for(state: EngineState, token_id: str) -> BookState | None:
+def _book_for(state: EngineState, token_id: str) -> Book | None:
     book = state.books.get(token_id)
     if book is None:
         market = state.markets.get_by_token(token_id)
         if market is None:
             return None
-        book = BookState(token_id, market.tick_size)
+        book = new_book(token_id, market.tick_size)
         state.books[token_id] = book
     return book
 

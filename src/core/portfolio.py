@@ -26,7 +26,7 @@ from typing import Protocol
 
 import attrs
 
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.events import LastTrade, Side
 from polysnipe.core.messages import OrderFilled
 from polysnipe.core.units import MICRO, notional
@@ -39,7 +39,7 @@ DAY_MS = 86_400_000
 class MarkSource(Protocol):
     """Where marks come from: the engine's books and last trades."""
 
-    def book(self, token_id: str) -> BookState | None: ...
+    def book(self, token_id: str) -> Book | None: ...
 
     def last_trade(self, token_id: str) -> LastTrade | None: ...
 
@@ -47,7 +47,7 @@ class MarkSource(Protocol):
 class _NoMarks:
     """A market view with nothing in it: every position is valued at cost."""
 
-    def book(self, token_id: str) -> BookState | None:
+    def book(self, token_id: str) -> Book | None:
         return None
 
     def last_trade(self, token_id: str) -> LastTrade | None:

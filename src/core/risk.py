@@ -27,7 +27,7 @@ from typing import Literal
 
 import attrs
 
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.events import Side
 from polysnipe.core.market import Market
 from polysnipe.core.messages import VENUE_CONDITIONS, OrderFilled, OrderRequest
@@ -311,7 +311,7 @@ class RiskGatekeeper:
         order: OrderRequest,
         state: RiskState,
         market: Market,
-        book: BookState | None,
+        book: Book | None,
         now_ms: int,
         event_tokens: Sequence[str] = (),
     ) -> RiskDecision:
@@ -320,7 +320,7 @@ class RiskGatekeeper:
 
     def check_orders(
         self,
-        legs: Sequence[tuple[OrderRequest, Market, BookState | None]],
+        legs: Sequence[tuple[OrderRequest, Market, Book | None]],
         state: RiskState,
         now_ms: int,
         event_tokens: Sequence[str] = (),

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import attrs
 
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.events import Side
 from polysnipe.core.messages import OrderType
 from polysnipe.core.opportunity import Opportunity
@@ -49,7 +49,7 @@ class RoutingPolicy(Protocol):
     @property
     def name(self) -> str: ...
 
-    def child(self, opp: Opportunity, size: int, book: BookState, now_ms: int) -> ChildOrder | None:
+    def child(self, opp: Opportunity, size: int, book: Book, now_ms: int) -> ChildOrder | None:
         """Price one order of `size` now; None when the book gives nothing to route against."""
         ...
 
@@ -89,7 +89,7 @@ class ImmediateAggressive:
     slippage_ticks: int = attrs.field(default=2, validator=_non_negative)
     order_type: OrderType = attrs.field(default=OrderType.FAK, validator=_immediate)
 
-    def child(self, opp: Opportunity, size: int, book: BookState, now_ms: int) -> ChildOrder | None:
+    def child(self, opp: Opportunity, size: int, book: Book, now_ms: int) -> ChildOrder | None:
         tick = book.tick_size
         if opp.side is Side.BUY:
             ask = book.best_ask()
@@ -120,7 +120,7 @@ class PassivePosting:
     improve_ticks: int = attrs.field(default=1, validator=_non_negative)
     ttl_ms: int = attrs.field(default=30_000, validator=_positive)
 
-    def child(self, opp: Opportunity, size: int, book: BookState, now_ms: int) -> ChildOrder | None:
+    def child(self, opp: Opportunity, size: int, book: Book, now_ms: int) -> ChildOrder | None:
         expiration = now_ms + self.ttl_ms
         if 0 < opp.expires_ms < expiration:
             expiration = opp.expires_ms
@@ -172,7 +172,7 @@ class Iceberg:
         if value >= _BPS:
             raise ValueError(f"{attr.name} must be < {_BPS}, got {value}")
 
-    def child(self, opp: Opportunity, size: int, book: BookState, now_ms: int) -> ChildOrder | None:
+    def child(self, opp: Opportunity, size: int, book: Book, now_ms: int) -> ChildOrder | None:
         if size > self.display_size_micro:
             raise ValueError(f"slice {size} exceeds the display size {self.display_size_micro}")
         return self.child_policy.child(opp, size, book, now_ms)

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import Event, LastTrade
 from polysnipe.core.exit_rules import ExitParams, ExitState
@@ -115,7 +115,7 @@ class EngineState:
     rng: Rng
     #: which wallet trades an opportunity (the platform runs one Safe per trader)
     wallet_for: Callable[[Opportunity], str]
-    books: dict[str, BookState] = attrs.field(factory=dict)
+    books: dict[str, Book] = attrs.field(factory=dict)
     last_trades: dict[str, LastTrade] = attrs.field(factory=dict)
     orders: dict[str, OrderRecord] = attrs.field(factory=dict)
     tracks: dict[str, OpportunityTrack] = attrs.field(factory=dict)
@@ -137,7 +137,7 @@ class EngineState:
     routes_of: object = attrs.field(init=False, default=None, repr=False, eq=False)
 
     # -- the SignalContext and MarkSource view ----------------------------------------------------
-    def book(self, token_id: str) -> BookState | None:
+    def book(self, token_id: str) -> Book | None:
         return self.books.get(token_id)
 
     def last_trade(self, token_id: str) -> LastTrade | None:

@@ -576,6 +576,17 @@ def run_bench_command(args: argparse.Namespace) -> int:
     elif args.what == "compare-nautilus":
         result = _compare_nautilus(args)
         print(_format_compare(result))
+    elif args.what == "book":
+        from polysnipe.runners.bench_book import format_book, run_bench_book
+
+        if args.events is not None:
+            result = run_bench_book(Path(args.events), args.repeat)
+        else:
+            with _generated(1) as (events_path, _):
+                result = run_bench_book(events_path, args.repeat)
+                result["events_file"] = "generated seed 1 (datagen defaults)"
+        result["machine"] = machine()
+        print(format_book(result))
     else:
         from polysnipe.runners.bench_ws import format_table as ws_table
         from polysnipe.runners.bench_ws import run_bench_ws

@@ -1,4 +1,4 @@
-"""`polysnipe bench ws`: market-channel frames parsed and applied to BookState, per second on one core.
+"""`polysnipe bench ws`: market-channel frames parsed and applied to books, per second on one core.
 
 The frames are a long stream, each frame used once per run (the parser's decimal caches emptied
 before it): a recording of the market channel (one frame per line, as the data generator writes
@@ -9,8 +9,10 @@ Three paths, each timed `repeat` runs (the median reported):
 
 * parse: `parse_market_line` alone (JSON to core events);
 * parse + apply: the live feed's path, `BookKeeper.on_frame`: decode, map, gap checks (timestamps,
-  sampled book hashes) and BookState updates; the headline figure;
-* parse + apply (bare): `parse_market_line` then `BookState.apply_level` directly, no gap checks.
+  sampled book hashes) and book updates; the headline figure;
+* parse + apply (bare): `parse_market_line` then `apply_level` directly, no gap checks.
+
+The books are what `core.book.new_book` makes: the compiled DenseBook unless POLYSNIPE_PURE_PYTHON=1.
 
 Each run starts from fresh books. The complement token of a book without a snapshot of its own is
 seeded (untimed) as the mirror of the first book (every order shows on both tokens,
@@ -33,7 +35,7 @@ from polysnipe.adapters.clob import parsing
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.market_data import BookKeeper, MarketDataConfig
 from polysnipe.adapters.clob.parsing import RestBook, parse_market_line
-from polysnipe.core.book import BookState
+from polysnipe.core.book import new_book
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, PriceChange, TickSizeChange
 from polysnipe.core.market import mirror_price
 
@@ -164,7 +166,7 @@ def _measure(
         return loop
 
     def bare_path() -> Callable[[], int]:
-        books = {t: BookState(t, 10_000) for t in tokens}
+        books = {t: new_book(t, 10_000) for t in tokens}
         for snap in seeds:
             books[snap.token_id].apply_snapshot(snap)
 
@@ -208,7 +210,7 @@ def _measure(
             _time_runs(repeat, keeper_path),
             "BookKeeper.on_frame: parse + gap checks + sampled hashes + apply",
         ),
-        "bare": row(_time_runs(repeat, bare_path), "parse_market_line + BookState.apply_level, no checks"),
+        "bare": row(_time_runs(repeat, bare_path), "parse_market_line + Book.apply_level, no checks"),
     }
 
 

@@ -43,6 +43,7 @@ EPILOG = """\
 settings: the embedded defaults, a TOML file (--config, or $POLYSNIPE_CONFIG) and POLYSNIPE_*
 environment variables; `polysnipe config show` prints every key with its documentation and source.
 Secrets (the signing key and API credentials) come from the environment only.
+POLYSNIPE_PURE_PYTHON=1 uses the Python order book instead of the compiled one (same answers, slower).
 
 exit status: 0 done; 2 a mistake in the command line, an input file, the settings or the environment
 (one line says which and how to fix it); 1 an internal error (a bug: rerun with --debug and report it)."""
@@ -1034,9 +1035,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
     bench.add_argument(
         "what",
-        choices=["backtest", "compare-nautilus", "orders", "ws", "latency", "bus", "live", "signer"],
+        choices=["backtest", "compare-nautilus", "orders", "ws", "book", "latency", "bus", "live", "signer"],
         help="what to measure; compare-nautilus: our backtest and NautilusTrader's BacktestEngine on the"
-        " same book deltas, a run of each in turn, with the ratios",
+        " same book deltas, a run of each in turn, with the ratios; book: the Python and the compiled"
+        " order book alone, apply_level and touch reads per delta",
     )
     bench.add_argument(
         "--markets",
@@ -1047,8 +1049,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--events",
-        help="events JSON lines; backtest, bus, live: default the bundled sample; ws, latency: default"
-        " generated sets (datagen defaults, about 27k frames each); compare-nautilus: default the"
+        help="events JSON lines; backtest, bus, live: default the bundled sample; ws, book, latency:"
+        " default generated sets (datagen defaults, about 27k frames each); compare-nautilus: default the"
         " generated set of seed 11 (datagen defaults, 1800 s)",
     )
     bench.add_argument(
@@ -1163,6 +1165,9 @@ def _where(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in arguments
+    from polysnipe.runners.implementation import select_book
+
+    select_book(os.environ)  # before any command makes a book
     try:
         try:
             args = build_parser().parse_args(arguments)

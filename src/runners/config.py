@@ -963,7 +963,15 @@ def render_config(resolved: ResolvedConfig, env: Mapping[str, str] | None = None
     lines += render_toml(resolved.config, resolved.sources)
     lines += ["", "# secrets: read from the environment only, never printed"]
     lines += [f"#   {name}: {'set' if env.get(name) else 'not set'}" for name in SECRET_ENV]
-    known = [spec.env for _, spec in env_leaves(EngineConfig)] + [CONFIG_ENV, *SECRET_ENV]
+    from polysnipe.core.book import book_implementation, compiled_available
+    from polysnipe.runners.implementation import PURE_PYTHON_ENV
+
+    built = "built" if compiled_available() else "not built"
+    lines += [
+        "",
+        f"# order book: {book_implementation()} (compiled extension {built}; {PURE_PYTHON_ENV}=1: Python)",
+    ]
+    known = [spec.env for _, spec in env_leaves(EngineConfig)] + [CONFIG_ENV, PURE_PYTHON_ENV, *SECRET_ENV]
     stray = sorted(
         name for name in env
         if name.startswith("POLYSNIPE_") and name not in known and not name.startswith(SECRET_ENV_PREFIXES)

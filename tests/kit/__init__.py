@@ -17,7 +17,7 @@ import attrs
 import httpx
 
 from polysnipe.adapters.sim.journal import MemoryJournal
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, Level, Side
 from polysnipe.core.exit_rules import ExitParams
@@ -196,7 +196,7 @@ class RecordingGatekeeper(RiskGatekeeper):
 
     def check_orders(
         self,
-        legs: Sequence[tuple[OrderRequest, Market, BookState | None]],
+        legs: Sequence[tuple[OrderRequest, Market, Book | None]],
         state: RiskState,
         now_ms: int,
         event_tokens: Sequence[str] = (),

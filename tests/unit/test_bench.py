@@ -62,6 +62,19 @@ def test_bench_ws_times_the_given_stream(tmp_path: Path, tiny_events: Path) -> N
     assert {"cpu_count", "python"} <= machine.keys()
 
 
+def test_bench_book_times_both_books_on_the_given_stream(tmp_path: Path, tiny_events: Path) -> None:
+    from polysnipe.core.book import compiled_available
+
+    result = _run(["book", "--events", str(tiny_events)], tmp_path, "book")
+    assert {"deltas", "snapshots", "books", "loop_only_ns_per_delta", "machine"} <= result.keys()
+    books = result["books"]
+    assert isinstance(books, dict)
+    assert ({"python", "compiled"} if compiled_available() else {"python"}) == books.keys()
+    assert {"cpu_s", "ns_per_delta", "deltas_per_s"} <= books["python"].keys()
+    # both books saw the same stream, so the same touches
+    assert len({row["two_sided_after"] for row in books.values()}) == 1
+
+
 def test_bench_backtest_reports_replay_and_end_to_end(tmp_path: Path, tiny_events: Path) -> None:
     result = _run(["backtest", "--events", str(tiny_events), *_markets()], tmp_path, "backtest")
     median = result["median"]

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-`BookKeeper` is the synchronous heart: frames in, events out, no I/O. It keeps a BookState per
-subscribed token and only forwards what it could apply to a book it trusts. A book stops being
+`BookKeeper` is the synchronous heart: frames in, events out, no I/O. It keeps a book (core.book.new_book)
+per subscribed token and only forwards what it could apply to a book it trusts. A book stops being
 trusted on any sign of a gap:
 
 * timestamp going backwards for a token (an out-of-order or replayed message);
@@ -49,7 +49,7 @@ from polysnipe.adapters.clob.parsing import RestBook, book_hash, decode_market_f
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
 from polysnipe.adapters.clob.schemas import WireMessage
 from polysnipe.adapters.clob.websocket import Connect, Notices, ReconnectingSocket, ws_connect
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book, new_book
 from polysnipe.core.events import (
     BookDelta,
     BookSnapshot,
@@ -145,7 +145,7 @@ class _Token:
     )
 
     def __init__(self, token_id: str, now_ms: int, max_buffered: int) -> None:
-        self.book = BookState(token_id, _DEFAULT_TICK)
+        self.book = new_book(token_id, _DEFAULT_TICK)
         self.market = ""
         #: the venue's own strings the hash covers; None = unknown (hash not checkable)
         self.min_order_size: str | None = None
@@ -187,7 +187,7 @@ class BookKeeper:
         for token_id in token_ids:
             self._tokens.pop(token_id, None)
 
-    def book(self, token_id: str) -> BookState | None:
+    def book(self, token_id: str) -> Book | None:
         state = self._tokens.get(token_id)
         return state.book if state is not None else None
 
@@ -239,8 +239,8 @@ class BookKeeper:
         self.checks += 1
         book = state.book
         fmt = format_micro
-        bids = [(fmt(p), fmt(book.bids[p])) for p in reversed(book.level_prices(Side.BUY))]
-        asks = [(fmt(p), fmt(book.asks[p])) for p in reversed(book.level_prices(Side.SELL))]
+        bids = [(fmt(p), fmt(n)) for p, n in reversed(book.levels(Side.BUY))]
+        asks = [(fmt(p), fmt(n)) for p, n in reversed(book.levels(Side.SELL))]
         return any(
             book_hash(
                 state.market,

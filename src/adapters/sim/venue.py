@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-`MatchingEngine` keeps its own BookState per token, built from the same replayed events the strategy
-sees, plus the resting orders placed into it (ours in a backtest; several owners' in the CLOB
+`MatchingEngine` keeps its own book (core.book.new_book) per token, built from the same replayed events
+the strategy sees, plus the resting orders placed into it (ours in a backtest; several owners' in the CLOB
 simulator). It is synchronous and clock-free: every call carries the venue time at which it happens,
 and results are appended to `reports`. `SimVenue` wraps it with time: orders and cancels reach the
 engine after the latency model's delay (FIFO, like requests on one connection), GTD orders expire at
@@ -90,7 +90,7 @@ from types import MappingProxyType
 import attrs
 
 from polysnipe.adapters.sim.models import FeeModel, LatencyModel, QueueModel, QueuePosition
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book, new_book
 from polysnipe.core.events import BookSnapshot, LastTrade, MarketEvent, PriceChange, Side, TickSizeChange
 from polysnipe.core.fees import NO_FEE, TakerFee
 from polysnipe.core.market import Market, MarketRegistry
@@ -319,7 +319,7 @@ class _Tok:
         self.market = market
         self.complement = market.complement(token_id)
         #: the replayed book less what our orders claim (module doc, Liquidity)
-        self.book = BookState(token_id, market.tick_size)
+        self.book = new_book(token_id, market.tick_size)
         # view price -> resting orders in time order, by the side of this book they rest on
         self.bids: dict[int, list[_Order]] = {}
         self.asks: dict[int, list[_Order]] = {}
@@ -519,7 +519,7 @@ class MatchingEngine:
         out, self.trades = self.trades, []
         return out
 
-    def book(self, token_id: str) -> BookState | None:
+    def book(self, token_id: str) -> Book | None:
         tok = self._toks.get(token_id)
         return tok.book if tok is not None else None
 
@@ -534,10 +534,10 @@ class MatchingEngine:
             bids: dict[int, int] = {}
             asks: dict[int, int] = {}
         elif mirror:
-            bids = {ONE - p: n for p, n in replayed.asks.items()}
-            asks = {ONE - p: n for p, n in replayed.bids.items()}
+            bids = {ONE - p: n for p, n in replayed.levels(Side.SELL)}
+            asks = {ONE - p: n for p, n in replayed.levels(Side.BUY)}
         else:
-            bids, asks = dict(replayed.bids), dict(replayed.asks)
+            bids, asks = dict(replayed.levels(Side.BUY)), dict(replayed.levels(Side.SELL))
         for t in (tok, self._tok(tok.complement)):
             if t is None or not t.resting:
                 continue
@@ -608,13 +608,14 @@ class MatchingEngine:
             book.apply_snapshot(snap)
             self._reclaim(tok, was_trusted, snap.ts_ms)
             return
-        prev_bids = {px: book.bids.get(px, 0) for px in tok.bids}
-        prev_asks = {px: book.asks.get(px, 0) for px in tok.asks}
+        size_at = book.size_at
+        prev_bids = {px: size_at(Side.BUY, px) for px in tok.bids}
+        prev_asks = {px: size_at(Side.SELL, px) for px in tok.asks}
         book.apply_snapshot(snap)
         self._reclaim(tok, was_trusted, snap.ts_ms)
-        for idx, levels, prev in ((tok.bids, book.bids, prev_bids), (tok.asks, book.asks, prev_asks)):
+        for side, idx, prev in ((Side.BUY, tok.bids, prev_bids), (Side.SELL, tok.asks, prev_asks)):
             for px, orders in idx.items():
-                new = levels.get(px, 0)
+                new = size_at(side, px)
                 if new != prev[px]:
                     for o in orders:
                         self._queue.on_depth_change(o.pos, prev[px], new)
@@ -895,16 +896,17 @@ class MatchingEngine:
         are passed over.
         """
         book = view.book
-        if side is Side.BUY:
-            levels, idx = book.bids, view.bids
-        else:
-            levels, idx = book.asks, view.asks
+        idx = view.bids if side is Side.BUY else view.asks
         prices = book.level_prices(side)
         other = _NO_LEVELS if replayed_only else self._mirrored_levels(view, side)
         if not replayed_only and (idx or other):
-            extra = {px for px, rs in idx.items() if px not in levels and _has_other_owner(rs, owner)}
+            # a book holds positive sizes only: size 0 means no level
+            size_at = book.size_at
+            extra = {px for px, rs in idx.items() if not size_at(side, px) and _has_other_owner(rs, owner)}
             extra.update(
-                ONE - px for px, rs in other.items() if ONE - px not in levels and _has_other_owner(rs, owner)
+                ONE - px
+                for px, rs in other.items()
+                if not size_at(side, ONE - px) and _has_other_owner(rs, owner)
             )
             if extra:
                 prices = sorted({*prices, *extra}, reverse=side is Side.BUY)
@@ -913,7 +915,7 @@ class MatchingEngine:
         for px in prices:
             if (px < limit) if side is Side.BUY else (px > limit):
                 break
-            avail = levels.get(px, 0)
+            avail = book.size_at(side, px)
             queue: Sequence[_Order] = idx.get(px, ())
             if other:
                 mirrored = other.get(ONE - px)
@@ -1225,7 +1227,7 @@ class SimVenue:
     def open_orders(self) -> list[OpenOrder]:
         return self._engine.open_orders()
 
-    def book(self, token_id: str) -> BookState | None:
+    def book(self, token_id: str) -> Book | None:
         return self._engine.book(token_id)
 
     # -- internals -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.events import Event, LastTrade, Side
 from polysnipe.core.fees import fee_value_usdc
 from polysnipe.core.market import Market, MarketRegistry
@@ -53,11 +53,11 @@ class SignalContext(Protocol):
     markets: MarketRegistry
 
     @property
-    def books(self) -> Mapping[str, BookState]:
+    def books(self) -> Mapping[str, Book]:
         """Books by token, read-only: `books.get(t)` is `book(t)` without a Python call (hot loops)."""
         ...
 
-    def book(self, token_id: str) -> BookState | None: ...
+    def book(self, token_id: str) -> Book | None: ...
 
     def last_trade(self, token_id: str) -> LastTrade | None: ...
 

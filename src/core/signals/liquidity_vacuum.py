@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, PriceChange, Side, TickSizeChange
 from polysnipe.core.market import Market
 from polysnipe.core.opportunity import Opportunity
@@ -88,28 +88,15 @@ class LiquidityVacuumParams:
     ttl_ms: int = attrs.field(default=1_000, validator=attrs.validators.gt(0))
 
 
-def zone_depth(book: BookState, side: Side, n_ticks: int) -> int:
+def zone_depth(book: Book, side: Side, n_ticks: int) -> int:
     """`book.depth(side, n_ticks)` for a book whose levels sit on its tick grid, in n_ticks + 1 lookups.
 
-    BookState.depth bisects and sums a slice through a generator (about 1 us); walking the few grid
-    prices is cheaper. A level left off the grid by a tick-size change is not counted: that can only
-    hide depth, never invent a drop (the change also clears the module's state).
+    The Python book's depth bisects and sums a slice through a generator (about 1 us); walking the few
+    grid prices (`Book.grid_depth`) is cheaper. A level left off the grid by a tick-size change is not
+    counted: that can only hide depth, never invent a drop (the change also clears the module's state).
     """
-    if side is _BUY:
-        price = book.top_bid
-        return 0 if price is None else _depth_from(book.bids, price, -book.tick_size, n_ticks)
-    price = book.top_ask
-    return 0 if price is None else _depth_from(book.asks, price, book.tick_size, n_ticks)
-
-
-def _depth_from(levels: dict[int, int], price: int, step: int, n_ticks: int) -> int:
-    """Size at `price` and the `n_ticks` grid prices behind it (`step` points away from the spread)."""
-    get = levels.get
-    depth = get(price, 0)
-    for _ in range(n_ticks):
-        price += step
-        depth += get(price, 0)
-    return depth
+    price = book.top_bid if side is _BUY else book.top_ask
+    return 0 if price is None else book.grid_depth(side, price, n_ticks)
 
 
 class _SideState:
@@ -192,7 +179,7 @@ class LiquidityVacuum:
         tracks = self._tracks
         books = ctx.books
         view: _TokenTrack | None = None
-        view_book: BookState | None = None
+        view_book: Book | None = None
         view_token = mirror = ""
         bid_dirty = ask_dirty = False
         # The view's zones, read once (they only move when the view is processed, after the loop), as
@@ -272,7 +259,7 @@ class LiquidityVacuum:
             self._tracks[token_id] = track
         return track
 
-    def _reanchor(self, track: _TokenTrack, book: BookState | None) -> None:
+    def _reanchor(self, track: _TokenTrack, book: Book | None) -> None:
         if book is None or not book.trusted:
             track.clear()
             return
@@ -280,8 +267,8 @@ class LiquidityVacuum:
         bid = book.top_bid or 0
         ask = book.top_ask or 0
         track.tick = book.tick_size
-        track.bids.anchor(bid, _depth_from(book.bids, bid, -book.tick_size, n) if bid else 0, ask)
-        track.asks.anchor(ask, _depth_from(book.asks, ask, book.tick_size, n) if ask else 0, bid)
+        track.bids.anchor(bid, book.grid_depth(_BUY, bid, n) if bid else 0, ask)
+        track.asks.anchor(ask, book.grid_depth(_SELL, ask, n) if ask else 0, bid)
 
     def _on_trade(self, trade: LastTrade, ctx: SignalContext) -> None:
         track = self._tracks.get(trade.token_id) or self._track(trade.token_id, ctx)
@@ -299,7 +286,7 @@ class LiquidityVacuum:
         self,
         track: _TokenTrack,
         token: str,
-        book: BookState,
+        book: Book,
         bid_dirty: bool,
         ask_dirty: bool,
         ts: int,
@@ -312,13 +299,21 @@ class LiquidityVacuum:
         tick = track.tick = book.tick_size
         bids, asks = track.bids, track.asks
         # a side none of whose levels changed only needs a look when the opposite touch moved
-        if (bid_dirty or ask != bids.opp) and self._side(bids, book.bids, bid, ask, -tick, ts, bid_dirty):
+        if (bid_dirty or ask != bids.opp) and self._side(bids, book, _BUY, bid, ask, -tick, ts, bid_dirty):
             self._fire(track, token, book, _BUY, ts, ctx, now_ms, out)
-        if (ask_dirty or bid != asks.opp) and self._side(asks, book.asks, ask, bid, tick, ts, ask_dirty):
+        if (ask_dirty or bid != asks.opp) and self._side(asks, book, _SELL, ask, bid, tick, ts, ask_dirty):
             self._fire(track, token, book, _SELL, ts, ctx, now_ms, out)
 
     def _side(
-        self, st: _SideState, levels: dict[int, int], touch: int, opp: int, step: int, ts: int, dirty: bool
+        self,
+        st: _SideState,
+        book: Book,
+        side: Side,
+        touch: int,
+        opp: int,
+        step: int,
+        ts: int,
+        dirty: bool,
     ) -> bool:
         """Advance one side's anchor and episode; True when the side shows a vacuum now.
 
@@ -338,12 +333,7 @@ class LiquidityVacuum:
             if not dirty and touch == px:
                 depth = st.depth  # no level of this side changed
             elif touch:
-                get = levels.get
-                depth = get(touch, 0)
-                price = touch
-                for _ in range(n):
-                    price += step
-                    depth += get(price, 0)
+                depth = book.grid_depth(side, touch, n)
             else:
                 depth = 0
             st.px = st.last_px = touch
@@ -351,14 +341,14 @@ class LiquidityVacuum:
             st.opp = st.last_opp = opp
             st.start_ts = st.pulls = st.traded = 0
             return False
-        gone = st.depth - _depth_from(levels, px, step, n)
+        gone = st.depth - book.grid_depth(side, px, n)
         if gone < 0:
             # depth was added to the zone while its touch retreated: measure from the most that stood
             st.depth -= gone
             gone = 0
         elif gone <= st.traded:
             # takers took what left: the book as it is now is the new normal
-            st.anchor(touch, _depth_from(levels, touch, step, n), opp)
+            st.anchor(touch, book.grid_depth(side, touch, n), opp)
             return False
         retreat = (touch - px) // step
         if not st.start_ts:
@@ -367,7 +357,7 @@ class LiquidityVacuum:
         elif retreat > (st.last_px - px) // step:
             st.pulls += 1
         st.last_px, st.last_opp = touch, opp
-        st.last_depth = _depth_from(levels, touch, step, n)
+        st.last_depth = book.grid_depth(side, touch, n)
         if retreat <= n or st.pulls < p.min_pulls:
             return False
         unexplained = gone - st.traded
@@ -377,7 +367,7 @@ class LiquidityVacuum:
         self,
         track: _TokenTrack,
         token: str,
-        book: BookState,
+        book: Book,
         side: Side,
         ts: int,
         ctx: SignalContext,
@@ -412,9 +402,7 @@ class LiquidityVacuum:
         if size < market.min_order_size:
             return
         self._fired_ms[buy] = ts
-        step = -book.tick_size if side is _BUY else book.tick_size
-        levels = book.bids if side is _BUY else book.asks
-        now_depth = _depth_from(levels, st.px, step, p.n_ticks)
+        now_depth = book.grid_depth(side, st.px, p.n_ticks)
         traded = st.traded
         unexplained = st.depth - now_depth - traded
         what = "bids" if side is _BUY else "asks"

@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 import attrs
 
 from polysnipe.core.baskets import worst_case_profit
-from polysnipe.core.book import BookState
+from polysnipe.core.book import Book
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, PriceChange, Side
 from polysnipe.core.market import Market
 from polysnipe.core.opportunity import Opportunity, opportunity_id
@@ -193,7 +193,7 @@ class _MarketState:
         self.yes = _TokenState(self, market.token_ids[0], True)
         self.no = _TokenState(self, market.token_ids[1], False)
         #: the book last read while trusted (None until then and after a reset) and its top, YES terms
-        self.book: BookState | None = None
+        self.book: Book | None = None
         self.bid: int | None = _UNSEEN
         self.ask: int | None = _UNSEEN
         self.bsz = _UNSEEN
@@ -270,7 +270,7 @@ class _Basket:
         self.asks[i] = ask
 
 
-def _usable_ask(book: BookState | None) -> int:
+def _usable_ask(book: Book | None) -> int:
     """The book's best ask if a leg could be bought there now, else 0."""
     if book is None or not book.trusted or book.is_crossed():
         return 0
@@ -440,15 +440,15 @@ class SpreadHunter:
         if tst.is_yes:
             bid = book.top_bid
             ask = book.top_ask
-            bsz = 0 if bid is None else book.bids[bid]
-            asz = 0 if ask is None else book.asks[ask]
+            bsz = book.best_bid_size()
+            asz = book.best_ask_size()
         else:
             no_bid = book.top_bid
             no_ask = book.top_ask
             bid = None if no_ask is None else ONE - no_ask
             ask = None if no_bid is None else ONE - no_bid
-            bsz = 0 if no_ask is None else book.asks[no_ask]
-            asz = 0 if no_bid is None else book.bids[no_bid]
+            bsz = book.best_ask_size()
+            asz = book.best_bid_size()
         old_bid, old_ask = ms.bid, ms.ask
         if ask == old_ask and bid == old_bid and asz == ms.asz and bsz == ms.bsz:
             return

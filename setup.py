@@ -1,0 +1,18 @@
+"""The compiled parts of polysnipe; everything else is declared in pyproject.toml.
+
+setuptools builds each extension in place beside its Python counterpart (editable installs load it
+from src/), so `make install` compiles them on a fresh machine with gcc and the Python headers.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        # the dense L2 book, core.book's compiled twin (src/core/_book.c)
+        Extension(
+            "polysnipe.core._book",
+            sources=["src/core/_book.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
+    ],
+)
