@@ -468,5 +468,6 @@ def test_bench_runs_offline_and_both_builders_agree(tmp_path: Path) -> None:
     assert 2 == len(result["runs"])
     assert 0 < result["ours"]["p50_us"] <= result["ours"]["p99_us"]
     assert 0 < result["floor"]["p50_us"]
-    assert {"official_over_ours_p50", "ours_over_floor_p50"} <= result.keys()
+    assert {"official_over_ours_p50", "ours_over_floor_p50", "ours_over_floor_paired"} <= result.keys()
+    assert 2 == len(result["ours_over_floor_paired"]["runs"])
     assert "signing floor" in format_table(result)
