@@ -46,6 +46,19 @@ def _logging_outlives_capsys() -> Iterator[None]:
         configure_logging(mode="console")
 
 
+_REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_event_cache_in_the_repository() -> Iterator[None]:
+    """Tests run backtests on the bundled sample with --no-cache or on tmp_path copies: a cache they
+    wrote into data/ would be a stray file in a user's tree (one `make demo` wrote is left alone)."""
+    before = set(_REPO_DATA.rglob("*.cache"))
+    yield
+    stray = set(_REPO_DATA.rglob("*.cache")) - before
+    assert not stray, f"tests wrote event caches into the repository: {sorted(stray)}"
+
+
 def require_shared_data() -> Path:
     """The recorded venue data's directory. Where it is missing (a clone outside the workspace), the
     test asking skips with the reason; CI sets POLYSNIPE_REQUIRE_SHARED_DATA=1 (.ci/run), and then a

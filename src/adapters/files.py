@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from pathlib import Path
 
@@ -23,7 +23,15 @@ from polysnipe.adapters.clob.parsing import parse_market_line, parse_markets
 from polysnipe.core.events import Event
 from polysnipe.core.market import Market
 
-__all__ = ["OnMalformedLine", "ReadStats", "iter_events", "load_events", "read_markets"]
+__all__ = [
+    "OnMalformedLine",
+    "ReadStats",
+    "collect_events",
+    "iter_events",
+    "iter_line_events",
+    "load_events",
+    "read_markets",
+]
 
 _by_ts = attrgetter("ts_ms")
 
@@ -69,23 +77,33 @@ def iter_events(
     recorded in `stats` (when given), passed to `on_malformed` (every one), and skipped. Each line is
     decoded exactly once.
     """
+    with open(path, "rb") as f:
+        yield from iter_line_events(f, stats, on_malformed=on_malformed)
+
+
+def iter_line_events(
+    lines: Iterable[bytes],
+    stats: ReadStats | None = None,
+    *,
+    on_malformed: OnMalformedLine | None = None,
+) -> Iterator[tuple[int, list[Event]]]:
+    """iter_events over lines already read (each with its newline, as a binary file yields them)."""
     st = stats if stats is not None else ReadStats()
     parse = parse_market_line
-    with open(path, "rb") as f:
-        for line_number, line in enumerate(f, 1):
-            if line.isspace():
-                continue
-            st.lines += 1
-            try:
-                events = parse(line)
-            except MalformedMessage as exc:
-                st.record_malformed(line_number, exc.reason)
-                if on_malformed is not None:
-                    on_malformed(line_number, exc.reason, line.rstrip(b"\r\n"))
-                continue
-            if events:
-                st.events += len(events)
-                yield line_number, events
+    for line_number, line in enumerate(lines, 1):
+        if line.isspace():
+            continue
+        st.lines += 1
+        try:
+            events = parse(line)
+        except MalformedMessage as exc:
+            st.record_malformed(line_number, exc.reason)
+            if on_malformed is not None:
+                on_malformed(line_number, exc.reason, line.rstrip(b"\r\n"))
+            continue
+        if events:
+            st.events += len(events)
+            yield line_number, events
 
 
 def load_events(
@@ -95,6 +113,14 @@ def load_events(
 
     Every malformed line is counted in the returned ReadStats and passed to `on_malformed`.
     """
+    with open(path, "rb") as f:
+        return collect_events(f, on_malformed=on_malformed)
+
+
+def collect_events(
+    lines: Iterable[bytes], *, on_malformed: OnMalformedLine | None = None
+) -> tuple[list[Event], ReadStats]:
+    """load_events over lines already read (each with its newline, as a binary file yields them)."""
     stats = ReadStats()
     events: list[Event] = []
     extend = events.extend
@@ -103,7 +129,7 @@ def load_events(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _, line_events in iter_events(path, stats, on_malformed=on_malformed):
+        for _, line_events in iter_line_events(lines, stats, on_malformed=on_malformed):
             extend(line_events)
     finally:
         if gc_was_enabled:

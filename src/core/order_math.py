@@ -140,15 +140,16 @@ def _market(side: Side, price: int, amount: int, cfg: RoundConfig) -> tuple[int,
 
 def _floor_cents(value: int, what: str = "amount", typed: str | None = None) -> int:
     """`value` floored to the cent, or InvalidAmount naming `what` (and the text `typed`, if any)."""
+    cents = value - value % _CENT
+    if 0 < cents and value <= MAX_QUANTITY:
+        return cents
+    # the amount is rendered only for the error: this runs once per order on the signing hot path
     shown = format_micro(value) if typed is None else typed
     if value < 0:
         raise InvalidAmount(f"{what} {shown} is negative")
     if value > MAX_QUANTITY:
         raise InvalidAmount(f"{what} {shown} exceeds the maximum {format_micro(MAX_QUANTITY)}")
-    cents = value - value % _CENT
-    if not cents:
-        raise InvalidAmount(f"{what} {shown} rounds to zero at {_SIZE_DECIMALS} decimals")
-    return cents
+    raise InvalidAmount(f"{what} {shown} rounds to zero at {_SIZE_DECIMALS} decimals")
 
 
 def amounts_for_order(side: Side, price: int, size: int, order_type: OrderType, tick: int) -> tuple[int, int]:

@@ -182,11 +182,12 @@ def _backtest(args: argparse.Namespace) -> int:
                 out_dir=work,
                 config=config,
                 progress=progress,
+                use_cache=args.cache,
             )
         if args.latency_sweep:
             sweep = latency_sweep(
                 args.latency_sweep, markets_paths=markets, events_path=events, labels_path=labels,
-                signals_path=signals, out_dir=work, config=config,
+                signals_path=signals, out_dir=work, config=config, use_cache=args.cache,
             )  # fmt: skip
         write_manifest(work, command="backtest", inputs=read, settings=_settings_of(resolved))
     print_summary(result.report, result.timing, out)
@@ -835,6 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="least level written to run.log")
     bt.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
+    bt.add_argument("--no-cache", dest="cache", action="store_false", help=_NO_CACHE_HELP)
 
     gen = command("generate", "write a synthetic data set with planted inefficiencies", _generate)
     gen.add_argument("--seed", type=_int_at_least(0), required=True, help="the data set is a function of it")
@@ -1089,6 +1091,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare-nautilus: an interpreter with nautilus_trader (default: $POLYSNIPE_NAUTILUS_PYTHON,"
         " else this one if it has it, else a pyenv Python 3.12 that has it; none: skipped, exit 0)",
     )
+    bench.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="backtest, compare-nautilus: parse the JSON lines on every run; without it our runs use a link"
+        " to the events file, each repeat timing a cold load (parse + write the cache) and a warm one",
+    )
     bench.add_argument("--out", default="out/bench", help="folder for the JSON figures (default out/bench)")
 
     signer_cmd = command(
@@ -1134,6 +1143,11 @@ def build_parser() -> argparse.ArgumentParser:
 _MARKETS_HELP = (
     "market metadata: CLOB GET /markets JSON, GET /clob-markets answers, Gamma GET /markets or"
     " GET /events JSON; give it several times, merged by condition id"
+)
+_NO_CACHE_HELP = (
+    "parse --events (and --signals) on every run; by default the parsed events are cached in FILE.cache/"
+    " beside each file, keyed by its hash (a changed file or parser is parsed again), and later runs"
+    " read that instead; the report is the same either way"
 )
 
 

@@ -34,6 +34,7 @@ def latency_sweep(
     config: EngineConfig,
     labels_path: Path | None = None,
     signals_path: Path | None = None,
+    use_cache: bool = True,
 ) -> list[dict[str, Any]]:
     rows = []
     for ms in latencies_ms:
@@ -45,6 +46,7 @@ def latency_sweep(
             signals_path=signals_path,
             out_dir=out_dir / "latency" / f"{ms}ms",
             config=attrs.evolve(config, venue=venue),
+            use_cache=use_cache,
         )
         r = result.report
         rows.append(

@@ -232,6 +232,22 @@ def test_post_body_and_l2_headers(vector: Vector) -> None:
     )
 
 
+def test_signed_order_is_an_immutable_value_that_survives_the_signing_server_wire(vector: Vector) -> None:
+    import msgspec
+
+    from polysnipe.adapters.signer_server.schemas import OrderSignature
+
+    order = sign_vector(vector)
+    with pytest.raises(AttributeError):
+        order.signature = "0x"  # type: ignore[misc]
+    # the signing server's answer and the client's rebuild of it (adapters/signer_client)
+    answer = msgspec.json.encode(OrderSignature(**msgspec.structs.asdict(order)))
+    rebuilt = SignedOrder(**msgspec.structs.asdict(msgspec.json.decode(answer, type=OrderSignature)))
+    assert order == rebuilt
+    assert hash(order) == hash(rebuilt)
+    assert body_of(vector, order) == body_of(vector, rebuilt)
+
+
 def test_engine_order_signs_the_exact_amounts(vector: Vector) -> None:
     """The engine path (OrderRequest in micro-units) gives the vector's exact amounts and fields."""
     inputs = vector["inputs"]
@@ -468,5 +484,6 @@ def test_bench_runs_offline_and_both_builders_agree(tmp_path: Path) -> None:
     assert 2 == len(result["runs"])
     assert 0 < result["ours"]["p50_us"] <= result["ours"]["p99_us"]
     assert 0 < result["floor"]["p50_us"]
-    assert {"official_over_ours_p50", "ours_over_floor_p50"} <= result.keys()
+    assert {"official_over_ours_p50", "ours_over_floor_p50", "ours_over_floor_paired"} <= result.keys()
+    assert 2 == len(result["ours_over_floor_paired"]["runs"])
     assert "signing floor" in format_table(result)

@@ -18,7 +18,8 @@ _MARKETS = [arg for path in market_files(SAMPLE) for arg in ("--markets", str(pa
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
-            "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(out), "--no-progress"]  # fmt: skip
+            "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(out), "--no-progress",
+            "--no-cache"]  # fmt: skip
     assert 0 == main(argv)
     return out
 
@@ -58,7 +59,8 @@ def test_log_lines_carry_the_correlation_id_from_signal_to_fill(run: Path) -> No
 
 def test_same_inputs_give_a_byte_identical_report(run: Path, tmp_path: Path) -> None:
     argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
-            "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+            "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(tmp_path), "--no-progress",
+            "--no-cache"]  # fmt: skip
     assert 0 == main(argv)
     assert (run / "report.json").read_bytes() == (tmp_path / "report.json").read_bytes()
     assert (run / "opportunities.jsonl").read_bytes() == (tmp_path / "opportunities.jsonl").read_bytes()
@@ -87,7 +89,7 @@ def test_config_show_written_to_a_file_reproduces_the_default_run(run: Path, tmp
     settings.write_text(render_config(resolve_config()))  # what `polysnipe config show` prints
     argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
             "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(tmp_path / "out"), "--no-progress",
-            "--config", str(settings)]  # fmt: skip
+            "--config", str(settings), "--no-cache"]  # fmt: skip
     assert 0 == main(argv)
     assert (run / "report.json").read_bytes() == (tmp_path / "out" / "report.json").read_bytes()
 
@@ -97,7 +99,7 @@ def test_settings_file_and_seed_reach_the_engine(tmp_path: Path) -> None:
     settings.write_text('[signals.momentum]\nenabled = false\n[risk]\nmax_order_notional_usdc = "5"\n')
     argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"),
             "--out", str(tmp_path / "out"), "--no-progress", "--config", str(settings),
-            "--seed", "11"]  # fmt: skip
+            "--seed", "11", "--no-cache"]  # fmt: skip
     assert 0 == main(argv)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert 11 == report["inputs"]["seed"]
@@ -108,7 +110,7 @@ def test_settings_file_and_seed_reach_the_engine(tmp_path: Path) -> None:
 
 def test_latency_sweep_writes_one_row_per_latency(tmp_path: Path) -> None:
     argv = ["backtest", *_MARKETS, "--events", str(SAMPLE / "events.jsonl"), "--out", str(tmp_path / "out"),
-            "--no-progress", "--latency-sweep", "5,1000"]  # fmt: skip
+            "--no-progress", "--latency-sweep", "5,1000", "--no-cache"]  # fmt: skip
     assert 0 == main(argv)
     rows = json.loads((tmp_path / "out" / "latency_sweep.json").read_text())
     assert [5, 1000] == [r["latency_ms"] for r in rows]

@@ -87,6 +87,20 @@ def test_bench_backtest_reports_replay_and_end_to_end(tmp_path: Path, tiny_event
     assert isinstance(runs, list)
     assert 2 == len(runs)
     assert "nautilus" not in result  # the peer has its own command, compare-nautilus
+    # each repeat is a cold run (parse, write the cache) and a warm one, beside a private link
+    assert {"load_s", "cold_load_s", "cold_end_to_end_s", "cold_replay_s"} <= median.keys()
+    assert median["end_to_end_s"] >= median["load_s"]
+    assert not (tiny_events.parent / "tiny.jsonl.cache").exists()
+
+
+def test_bench_backtest_without_the_cache_parses_every_run(tmp_path: Path, tiny_events: Path) -> None:
+    argv = ["backtest", "--events", str(tiny_events), *_markets(), "--no-cache"]
+    result = _run(argv, tmp_path, "backtest")
+    median = result["median"]
+    assert isinstance(median, dict)
+    assert "load_s" in median
+    assert "cold_load_s" not in median
+    assert "off (--no-cache)" == result["event_cache"]
 
 
 def test_compare_nautilus_parses_its_options() -> None:

@@ -28,7 +28,7 @@ def _backtest(data: Path, out: Path, *, pure: bool) -> dict[str, bytes]:
     if pure:
         env["POLYSNIPE_PURE_PYTHON"] = "1"
     markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
-    argv = ["backtest", *markets, "--events", str(data / "events.jsonl"),
+    argv = ["backtest", *markets, "--events", str(data / "events.jsonl"), "--no-cache",
             "--labels", str(data / "labels.jsonl"), "--out", str(out), "--no-progress"]  # fmt: skip
     done = subprocess.run([sys.executable, "-c", _MAIN, *argv], env=env, capture_output=True, timeout=600)
     assert 0 == done.returncode, done.stderr.decode(errors="replace")[-2000:]

@@ -75,7 +75,7 @@ def files(tmp_path: Path) -> dict[str, str]:
     }
 
 
-BACKTEST = f"backtest --markets {MARKETS} --events {EVENTS} --out {{dir}}/out --no-progress"
+BACKTEST = f"backtest --markets {MARKETS} --events {EVENTS} --out {{dir}}/out --no-progress --no-cache"
 PAPER = f"paper --markets {MARKETS} --out {{dir}}"
 SIM = f"sim-clob --markets {MARKETS}"
 MIGRATE = f"migrate --dir {MIGRATIONS}"

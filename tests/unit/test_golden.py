@@ -20,7 +20,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("golden") / "out"
     markets = [arg for path in market_files(SAMPLE) for arg in ("--markets", str(path))]
     argv = ["backtest", *markets, "--events", str(SAMPLE / "events.jsonl"),
-            "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(out), "--no-progress"]  # fmt: skip
+            "--labels", str(SAMPLE / "labels.jsonl"), "--out", str(out), "--no-progress",
+            "--no-cache"]  # fmt: skip
     assert 0 == main(argv)
     return out
 

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
-import attrs
 import coincurve._libsecp256k1 as _libsecp256k1  # type: ignore[import-not-found]
+import msgspec
 from coincurve import PrivateKey
 from coincurve.context import GLOBAL_CONTEXT
 
@@ -294,9 +294,12 @@ def _json_string(value: str) -> str:
 _JSON_BOOL: Final = ("false", "true")
 
 
-@attrs.frozen(slots=True)
-class SignedOrder:
-    """A signed V2 order; fields in wire order with wire names and wire types (PROTOCOL.md 5.1)."""
+class SignedOrder(msgspec.Struct, frozen=True):
+    """A signed V2 order; fields in wire order with wire names and wire types (PROTOCOL.md 5.1).
+
+    A msgspec Struct, not an attrs class: one is made per order on the signing hot path, and a frozen
+    attrs class sets its 14 fields through object.__setattr__ one by one (~1 us), msgspec in C (~0.1 us).
+    """
 
     salt: int
     maker: str

@@ -378,7 +378,7 @@ class SignerService:
             raise Refused(403, breach)
         # counted before the audit row is written: a failed audit over-counts, never under-counts
         self._daily.commit(key.address, signed.order_hash, notional, now_ms)
-        return _ENCODER.encode(schemas.OrderSignature(**attrs.asdict(signed)))
+        return _ENCODER.encode(schemas.OrderSignature(**msgspec.structs.asdict(signed)))
 
     def _order_signer(self, key: DigestSigner, req: schemas.OrderSignRequest) -> OrderSigner:
         cache_key = (key.address, req.chain_id, req.signature_type, req.maker, req.builder_code.lower())
