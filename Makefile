@@ -1,5 +1,6 @@
 # Every target goes through `install`, which is idempotent: it (re)installs only when pyproject.toml, the
-# Node lockfile or a compiled extension's sources (setup.py, src/core/_book.c) changed.
+# Node lockfile or a compiled extension's sources (setup.py, src/core/_book.c,
+# src/adapters/clob/_fastdecode.c) changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # the C extensions setup.py builds: editing one rebuilds it (pip install -e compiles it beside its .py)
-EXT_SOURCES := setup.py src/core/_book.c
+EXT_SOURCES := setup.py src/core/_book.c src/adapters/clob/_fastdecode.c
 
 $(STAMP): pyproject.toml tools/node/package-lock.json $(EXT_SOURCES)
 	# softhsm2: the PKCS#11 token the signing server's HSM tests use (Debian package)
@@ -56,4 +57,4 @@ bench: install
 	$(BIN)/polysnipe bench backtest --events data/sample/events.jsonl
 
 clean:
-	rm -rf $(VENV) out build src/core/_book.*.so
+	rm -rf $(VENV) out build src/core/_book.*.so src/adapters/clob/_fastdecode.*.so

@@ -14,5 +14,11 @@ setup(
             sources=["src/core/_book.c"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
+        # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
+        Extension(
+            "polysnipe.adapters.clob._fastdecode",
+            sources=["src/adapters/clob/_fastdecode.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
     ],
 )

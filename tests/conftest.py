@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-__all__ = ["require_shared_data", "shared_data_dir"]
+__all__ = ["require_compiled_book", "require_compiled_decoder", "require_shared_data", "shared_data_dir"]
 
 DSN = os.environ.get("POLYSNIPE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -79,6 +79,18 @@ def require_compiled_book() -> None:
 
     if not compiled_available():
         why = "the compiled book polysnipe.core._book is not built (make install builds it)"
+        if os.environ.get("POLYSNIPE_REQUIRE_COMPILED") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def require_compiled_decoder() -> None:
+    """Skip the asking test with the reason when the compiled decoder (polysnipe.adapters.clob._fastdecode)
+    is not built; under POLYSNIPE_REQUIRE_COMPILED=1 (.ci/run) its absence fails the test instead."""
+    from polysnipe.adapters.clob.parsing import compiled_decoder_available
+
+    if not compiled_decoder_available():
+        why = "the compiled decoder polysnipe.adapters.clob._fastdecode is not built (make install builds it)"
         if os.environ.get("POLYSNIPE_REQUIRE_COMPILED") == "1":
             pytest.fail(why)
         pytest.skip(why)

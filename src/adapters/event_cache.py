@@ -96,6 +96,10 @@ _PARSER_MODULES = (
     "polysnipe.core.units",
     __name__,
 )
+#: compiled code that decodes in their place when it is built: its absence is part of the fingerprint
+#: too (same events either way, by the fast path's construction, but a cache must never outlive the code
+#: that wrote it)
+_COMPILED_PARSER_MODULES = ("polysnipe.adapters.clob._fastdecode",)
 
 
 class _Invalid(Exception):
@@ -545,6 +549,15 @@ def _parser_fingerprint() -> str | None:
     h = hashlib.sha256()
     for name in _PARSER_MODULES:
         file = importlib.import_module(name).__file__
+        if file is None:
+            return None
+        h.update(Path(file).read_bytes())
+    for name in _COMPILED_PARSER_MODULES:
+        try:
+            file = importlib.import_module(name).__file__
+        except ImportError:  # not built: the Python path alone decodes
+            h.update(b"absent:" + name.encode())
+            continue
         if file is None:
             return None
         h.update(Path(file).read_bytes())

@@ -12,7 +12,9 @@ Three paths, each timed `repeat` runs (the median reported):
   sampled book hashes) and book updates; the headline figure;
 * parse + apply (bare): `parse_market_line` then `apply_level` directly, no gap checks.
 
-The books are what `core.book.new_book` makes: the compiled DenseBook unless POLYSNIPE_PURE_PYTHON=1.
+The books are what `core.book.new_book` makes: the compiled DenseBook unless POLYSNIPE_PURE_PYTHON=1,
+which also turns off the compiled price_change decoder (adapters/clob/_fastdecode); the JSON and the
+table say which book and which decoder ran.
 
 Each run starts from fresh books. The complement token of a book without a snapshot of its own is
 seeded (untimed) as the mirror of the first book (every order shows on both tokens,
@@ -35,7 +37,7 @@ from polysnipe.adapters.clob import parsing
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.market_data import BookKeeper, MarketDataConfig
 from polysnipe.adapters.clob.parsing import RestBook, parse_market_line
-from polysnipe.core.book import new_book
+from polysnipe.core.book import book_implementation, new_book
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, PriceChange, TickSizeChange
 from polysnipe.core.market import mirror_price
 
@@ -233,6 +235,10 @@ def run_bench_ws(events: Path, repeat: int, out: Path | None) -> dict[str, Any]:
         "events_file": str(events),
         "skipped_lines": skipped,
         "repeat": repeat,
+        # compiled or python (POLYSNIPE_PURE_PYTHON=1): the DenseBook or BookState, and the compiled
+        # price_change fast path or msgspec alone
+        "book": book_implementation(),
+        "decoder": parsing.decoder_implementation(),
         "clock": "CPU seconds of the timing thread (wall seconds beside); the median of the runs",
         "all_messages": _measure(frames, messages, frames, repeat, with_first_books=False),
         "price_change_only": _measure(deltas, delta_messages, frames, repeat, with_first_books=True)
@@ -249,7 +255,7 @@ def run_bench_ws(events: Path, repeat: int, out: Path | None) -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"market-channel parse + apply, median of {result['repeat']} run(s) over {result['events_file']}"
-        f" ({result['skipped_lines']} lines skipped)"
+        f" ({result['skipped_lines']} lines skipped; {result['book']} book, {result['decoder']} decoder)"
     ]
     for title, key in (("all market messages", "all_messages"), ("price_change only", "price_change_only")):
         part = result[key]

@@ -43,7 +43,8 @@ EPILOG = """\
 settings: the embedded defaults, a TOML file (--config, or $POLYSNIPE_CONFIG) and POLYSNIPE_*
 environment variables; `polysnipe config show` prints every key with its documentation and source.
 Secrets (the signing key and API credentials) come from the environment only.
-POLYSNIPE_PURE_PYTHON=1 uses the Python order book instead of the compiled one (same answers, slower).
+POLYSNIPE_PURE_PYTHON=1 uses the Python order book and market-frame decoder instead of the compiled
+ones (same answers, slower).
 
 exit status: 0 done; 2 a mistake in the command line, an input file, the settings or the environment
 (one line says which and how to fix it); 1 an internal error (a bug: rerun with --debug and report it)."""
@@ -1165,9 +1166,10 @@ def _where(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in arguments
-    from polysnipe.runners.implementation import select_book
+    from polysnipe.runners.implementation import select_book, select_decoder
 
     select_book(os.environ)  # before any command makes a book
+    select_decoder(os.environ)  # ...or decodes a frame
     try:
         try:
             args = build_parser().parse_args(arguments)

@@ -1,22 +1,31 @@
 """Which implementation of the compiled parts a process uses: the one place the environment decides.
 
-The core reads no environment (DESIGN.md section 2), so the choice is made here, once, by `cli.main`
-before any command makes a book: POLYSNIPE_PURE_PYTHON=1 selects the Python reference book
-(core.book.BookState) where the compiled one (core._book.DenseBook) would serve. Both give the same
-answers (tests/unit/test_book_compiled.py, tests/unit/test_book_paths.py); the switch exists to check
-that and to run where the extension is not built. Code that makes books without the CLI (tests,
-notebooks) gets the compiled book when it is built, or calls `core.book.use_pure_python` itself.
+The core and the adapters read no environment (DESIGN.md section 2), so the choice is made here, once,
+by `cli.main` before any command makes a book or decodes a frame. POLYSNIPE_PURE_PYTHON=1 selects the
+Python versions of both compiled parts:
+
+* the reference book (core.book.BookState) where the compiled one (core._book.DenseBook) would serve;
+  both give the same answers (tests/unit/test_book_compiled.py, tests/unit/test_book_paths.py);
+* msgspec alone for every market frame, where the compiled fast path (adapters/clob/_fastdecode) would
+  take the plain price_change frames; both give the same events and the same MalformedMessage reasons
+  (tests/unit/test_fastdecode.py).
+
+The switch exists to check that and to run where the extensions are not built. Code that works without
+the CLI (tests, notebooks) gets the compiled parts when they are built, or calls
+`core.book.use_pure_python` / `adapters.clob.parsing.use_pure_python` itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from polysnipe.adapters.clob import parsing
 from polysnipe.core.book import book_implementation, use_pure_python
 
-__all__ = ["PURE_PYTHON_ENV", "select_book"]
+__all__ = ["PURE_PYTHON_ENV", "select_book", "select_decoder"]
 
-#: set to 1: every book this process makes is the Python BookState
+#: set to 1: every book this process makes is the Python BookState, every frame it decodes goes
+#: through msgspec
 PURE_PYTHON_ENV = "POLYSNIPE_PURE_PYTHON"
 
 
@@ -24,3 +33,9 @@ def select_book(env: Mapping[str, str]) -> str:
     """Apply PURE_PYTHON_ENV from `env`; returns what `new_book` makes now ("compiled" or "python")."""
     use_pure_python(env.get(PURE_PYTHON_ENV) == "1")
     return book_implementation()
+
+
+def select_decoder(env: Mapping[str, str]) -> str:
+    """Apply PURE_PYTHON_ENV from `env`; returns what parse_market_line uses now ("compiled" or "python")."""
+    parsing.use_pure_python(env.get(PURE_PYTHON_ENV) == "1")
+    return parsing.decoder_implementation()

@@ -45,7 +45,13 @@ import msgspec
 import structlog
 
 from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.clob.parsing import RestBook, book_hash, decode_market_frame, message_events
+from polysnipe.adapters.clob.parsing import (
+    RestBook,
+    book_hash,
+    decode_market_frame,
+    fast_price_changes,
+    message_events,
+)
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
 from polysnipe.adapters.clob.schemas import WireMessage
 from polysnipe.adapters.clob.websocket import Connect, Notices, ReconnectingSocket, ws_connect
@@ -292,6 +298,12 @@ class BookKeeper:
         books it may have touched are still trustworthy).
         """
         out: list[Event] = []
+        fast = fast_price_changes(data)
+        if fast is not None:
+            # the common frame, decoded by the compiled fast path: price changes need no raw fields
+            for change in fast:
+                self._price_change(change, recv_ms, out)
+            return out
         tokens = self._tokens
         for msg in decode_market_frame(data):
             for event in message_events(msg, ts_recv_ms=recv_ms):

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import msgspec
@@ -81,12 +81,15 @@ __all__ = [
     "FeeOf",
     "RestBook",
     "book_hash",
+    "compiled_decoder_available",
     "decimal_micro",
     "decode_json",
     "decode_market_frame",
     "decode_user_frame",
+    "decoder_implementation",
     "effective_event_type",
     "epoch_ms",
+    "fast_price_changes",
     "fee_parameters",
     "fills_from_trade",
     "match_delay_ms",
@@ -106,6 +109,7 @@ __all__ = [
     "parse_tick_size",
     "parse_version",
     "token_id_text",
+    "use_pure_python",
 ]
 
 #: `event_type` of our own external-signal lines (docs/external-signals.md)
@@ -560,9 +564,58 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
         raise _malformed(exc, what) from None
 
 
+# -- the compiled fast path ---------------------------------------------------------------------
+# _fastdecode (C, beside this file) decodes the common frame, a plain current-form price_change, straight
+# into the events below build; it answers None for every other frame, which then takes the msgspec
+# path. It is a strict subset of that path (its header comment says which frames it takes), so both give
+# the same events and the same MalformedMessage reasons on every input (tests/unit/test_fastdecode.py).
+_FastDecode = Callable[[_Data], list[PriceChange] | None]
+_compiled_decode: _FastDecode | None
+try:
+    from polysnipe.adapters.clob._fastdecode import decode_price_change as _compiled
+
+    _compiled_decode = _compiled
+except ImportError:  # the extension is not built: the msgspec path serves alone
+    _compiled_decode = None
+
+_fast_decode = _compiled_decode
+
+
+def compiled_decoder_available() -> bool:
+    """True when the compiled decoder (polysnipe.adapters.clob._fastdecode) is built and importable."""
+    return _compiled_decode is not None
+
+
+def use_pure_python(pure: bool) -> None:
+    """Decode every frame with msgspec (True), or take the compiled fast path where it is built (False).
+
+    Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1, runners/implementation.py).
+    """
+    global _fast_decode
+    _fast_decode = None if pure else _compiled_decode
+
+
+def decoder_implementation() -> str:
+    """ "compiled" or "python": whether parse_market_line tries the compiled fast path first."""
+    return "python" if _fast_decode is None else "compiled"
+
+
+def fast_price_changes(data: _Data) -> list[PriceChange] | None:
+    """The events of a plain price_change frame from the compiled decoder, exactly as parse_market_line
+    gives them; None when the fast path is off or absent, or the frame is anything else (then decode it
+    the ordinary way). For callers that need a frame's raw fields except on this common frame."""
+    fast = _fast_decode
+    return None if fast is None else fast(data)
+
+
 # -- public API ----------------------------------------------------------------------------------
 def parse_market_line(data: _Data, *, ts_recv_ms: int | None = None) -> list[Event]:
     """Fast path: one JSON text (a WebSocket frame or a JSON-lines line) to events, decoded once."""
+    fast = _fast_decode
+    if fast is not None:
+        events = fast(data)
+        if events is not None:
+            return cast("list[Event]", events)
     try:
         if len(data) > _SHALLOW_LEN:
             _check_depth(data)

@@ -1,0 +1,645 @@
+/* A compiled fast path for the market channel's common frame: a `price_change` message in its current
+ * form (`price_changes[]` entries), or a JSON array of them, decoded straight into the same
+ * PriceChange / BookDelta tuples that parsing.py builds.
+ *
+ * Theory of operation: this is a STRICT SUBSET of parsing.parse_market_line. It takes only the plain
+ * shape it fully understands and returns None for anything else, and the caller then runs the msgspec
+ * path, which yields its own events or MalformedMessage exactly as without this module. So the fast
+ * path never needs to explain a failure, and its output equals the Python path's on every input as long
+ * as every frame it accepts is one the Python path maps to the same events.
+ *
+ * What it accepts (anything else is None):
+ *   frame    := ws (message | "[" ws message (ws "," ws message)* ws "]") ws      (ws: JSON's 4 bytes)
+ *   message  := an object with exactly the keys event_type ("price_change"), market, timestamp and
+ *               price_changes (an array of entries), each once, in any order
+ *   entry    := an object with asset_id, price, size, side and optionally hash, best_bid, best_ask,
+ *               each at most once, in any order; best_bid / best_ask may be null
+ * Every value is a string of printable ASCII without escapes (or null where allowed). Values are
+ * converted exactly as parsing.py does: decimals as core.units.parse_micro reads them (optional "-",
+ * at most MAX_WHOLE_DIGITS whole digits, at most 6 decimals unless the rest are zeros), prices in
+ * [0, ONE], sizes in [0, MAX_AMOUNT_MICRO], best_bid / best_ask "" or null -> None, side "BUY" /
+ * "SELL" -> Side members, timestamp 1..13 ASCII digits within [MIN_TS_MS, MAX_TS_MS]; a value that
+ * would be malformed makes the frame None (the Python path then names the fault).
+ *
+ * Safety on hostile bytes: the parser reads through one cursor that every step checks against the end
+ * of the buffer, never recurses (the shape is flat), and allocates only Python objects it releases on
+ * every exit path. The constants and types come from polysnipe.core at import, so they cannot drift.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* -- what polysnipe.core provides, fetched once at import ----------------------------------------- */
+static PyTypeObject *BookDeltaType;
+static PyTypeObject *PriceChangeType;
+static PyObject *SideBuy;
+static PyObject *SideSell;
+static PyObject *EmptyStr;
+static long long MinTsMs, MaxTsMs, One, MaxAmount;
+static Py_ssize_t MaxWholeDigits;
+
+/* Prices repeat constantly and are usually multiples of 100 micro-units (the 0.0001 grid): their ints
+ * are kept here, filled on first use, so most deltas allocate no int for the price. */
+#define GRID 100
+static PyObject **GridInts; /* One / GRID + 1 slots */
+
+/* -- cursor ----------------------------------------------------------------------------------------- */
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+} Cur;
+
+static inline void skip_ws(Cur *c) {
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
+        c->p++;
+}
+
+/* Consume `ch` after optional whitespace; 0 when the next byte is something else. */
+static inline int eat(Cur *c, unsigned char ch) {
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether any of the 8 bytes of `w` ends or spoils a plain string: a quote, a backslash, a control
+ * byte (below 0x20) or a non-ASCII byte. The classic SWAR tests: `has_zero(w ^ c)` finds a byte equal
+ * to c, `(w - 0x20..) & ~w & 0x80..` a byte below 0x20; both are exact as to whether one exists. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline int word_special(uint64_t w) {
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w;
+    return (t & HIGHS) != 0;
+}
+
+/* A JSON string of printable ASCII without escapes: its contents in [*s, *s + *n). 0 otherwise (an
+ * escape, a control byte, a non-ASCII byte or no closing quote). Token ids and hashes are most of a
+ * frame's bytes, so the plain run is skipped 8 bytes at a time. */
+static inline int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        return 0;
+    const unsigned char *q = c->p + 1;
+    const unsigned char *start = q;
+    while (c->end - q >= 8) {
+        uint64_t w;
+        memcpy(&w, q, 8);
+        if (word_special(w))
+            break;
+        q += 8;
+    }
+    while (q < c->end) {
+        unsigned char ch = *q;
+        if (ch == '"') {
+            *s = start;
+            *n = q - start;
+            c->p = q + 1;
+            return 1;
+        }
+        if (ch < 0x20 || ch == '\\' || ch >= 0x80)
+            return 0;
+        q++;
+    }
+    return 0;
+}
+
+/* `null`, consumed when it is next. */
+static inline int read_null(Cur *c) {
+    skip_ws(c);
+    if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+        c->p += 4;
+        return 1;
+    }
+    return 0;
+}
+
+static inline int is(const unsigned char *s, Py_ssize_t n, const char *lit, Py_ssize_t litn) {
+    return n == litn && memcmp(s, lit, (size_t)litn) == 0;
+}
+#define IS(s, n, lit) is((s), (n), (lit), (Py_ssize_t)(sizeof(lit) - 1))
+
+/* -- values ----------------------------------------------------------------------------------------- */
+/* core.units.parse_micro on [s, s + n), then the range [0, high]; 0 when parse_micro would raise or the
+ * value falls outside (the Python path then reports it). A leading "-" is kept only for zero ("-0"),
+ * the one negative spelling inside the range. */
+static int decimal_micro(const unsigned char *s, Py_ssize_t n, long long high, long long *out) {
+    const unsigned char *p = s, *end = s + n;
+    int negative = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    const unsigned char *whole = p;
+    /* the whole part is bounded by high (at most 10**18 here): accumulate with an early cut */
+    long long w = 0;
+    int too_big = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (!too_big) {
+            w = w * 10 + (*p - '0');
+            if (w > high / 1000000)
+                too_big = 1;
+        }
+        p++;
+    }
+    Py_ssize_t whole_n = p - whole;
+    Py_ssize_t frac_n = 0;
+    long long f = 0;
+    if (p < end && *p == '.') {
+        p++;
+        const unsigned char *frac = p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            Py_ssize_t i = p - frac;
+            if (i < 6)
+                f = f * 10 + (*p - '0');
+            else if (*p != '0')
+                return 0; /* a seventh decimal that is not zero */
+            p++;
+        }
+        frac_n = p - frac;
+    }
+    if (p != end || (whole_n == 0 && frac_n == 0) || whole_n > MaxWholeDigits || too_big)
+        return 0;
+    for (Py_ssize_t i = frac_n; i < 6; i++)
+        f *= 10;
+    long long v = w * 1000000 + f;
+    if (v > high || (negative && v != 0))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static PyObject *price_int(long long v) {
+    if (v % GRID == 0) {
+        PyObject **slot = &GridInts[v / GRID];
+        if (*slot == NULL && (*slot = PyLong_FromLongLong(v)) == NULL)
+            return NULL;
+        Py_INCREF(*slot);
+        return *slot;
+    }
+    return PyLong_FromLongLong(v);
+}
+
+/* An ASCII str of [s, s + n): the caller checked every byte is below 0x80. */
+static PyObject *ascii_str(const unsigned char *s, Py_ssize_t n) {
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)n);
+    return u;
+}
+
+/* Token and market ids repeat across frames (a feed carries a few hundred tokens), and every consumer
+ * looks them up in dicts: one shared str per id spares the allocation here and the hash computation
+ * at every lookup downstream (a str caches its hash). A direct-mapped table keyed by a mix of the id's
+ * first and last 8 bytes and its length; a collision just replaces the slot. Ids shorter than 8 bytes
+ * or longer than ID_MAX are not real ids (tokens have at most 78 digits, markets 66 characters) and get
+ * a str of their own, so hostile ones cannot make the table hold megabytes. */
+#define ID_SLOTS 1024
+#define ID_MAX 128
+static PyObject *IdCache[ID_SLOTS];
+
+static PyObject *id_str(const unsigned char *s, Py_ssize_t n) {
+    if (n < 8 || n > ID_MAX)
+        return ascii_str(s, n);
+    uint64_t head, tail;
+    memcpy(&head, s, 8);
+    memcpy(&tail, s + n - 8, 8);
+    uint64_t h = (tail ^ (head * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)n) * 0xBF58476D1CE4E5B9ULL;
+    PyObject **slot = &IdCache[h >> 54]; /* the top 10 bits: ID_SLOTS == 1 << 10 */
+    PyObject *hit = *slot;
+    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n && memcmp(PyUnicode_1BYTE_DATA(hit), s, (size_t)n) == 0) {
+        Py_INCREF(hit);
+        return hit;
+    }
+    PyObject *u = ascii_str(s, n);
+    if (u == NULL)
+        return NULL;
+    Py_INCREF(u);
+    Py_XSETREF(*slot, u);
+    return u;
+}
+
+/* A tuple subclass instance with these items, references stolen: what tuple.__new__(cls, items) gives
+ * the NamedTuples, without the Python-level constructor. Releases the items on failure. */
+static PyObject *new_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
+    PyObject *t = type->tp_alloc(type, n);
+    if (t == NULL) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            Py_XDECREF(items[i]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, items[i]);
+    return t;
+}
+
+/* -- one price_changes[] entry ---------------------------------------------------------------------- */
+enum { K_ASSET = 1, K_PRICE = 2, K_SIZE = 4, K_SIDE = 8, K_HASH = 16, K_BID = 32, K_ASK = 64 };
+#define K_REQUIRED (K_ASSET | K_PRICE | K_SIZE | K_SIDE)
+
+/* 1 and *out a new BookDelta; 0 when the entry is not the plain shape; -1 with an exception set. */
+static int read_entry(Cur *c, PyObject **out) {
+    const unsigned char *asset = NULL, *hash = NULL, *s;
+    Py_ssize_t asset_n = 0, hash_n = 0, n;
+    long long price = 0, size = 0, bid = -1, ask = -1; /* -1: None */
+    PyObject *side = NULL;
+    unsigned seen = 0;
+    if (!eat(c, '{'))
+        return 0;
+    for (;;) {
+        if (!read_str(c, &s, &n) || !eat(c, ':'))
+            return 0;
+        unsigned key;
+        if (IS(s, n, "asset_id"))
+            key = K_ASSET;
+        else if (IS(s, n, "price"))
+            key = K_PRICE;
+        else if (IS(s, n, "size"))
+            key = K_SIZE;
+        else if (IS(s, n, "side"))
+            key = K_SIDE;
+        else if (IS(s, n, "hash"))
+            key = K_HASH;
+        else if (IS(s, n, "best_bid"))
+            key = K_BID;
+        else if (IS(s, n, "best_ask"))
+            key = K_ASK;
+        else
+            return 0;
+        if (seen & key)
+            return 0;
+        seen |= key;
+        if ((key == K_BID || key == K_ASK) && read_null(c)) {
+            /* null: None, as the absent field */
+        } else {
+            const unsigned char *v;
+            Py_ssize_t vn;
+            if (!read_str(c, &v, &vn))
+                return 0;
+            switch (key) {
+            case K_ASSET:
+                asset = v;
+                asset_n = vn;
+                break;
+            case K_PRICE:
+                if (!decimal_micro(v, vn, One, &price))
+                    return 0;
+                break;
+            case K_SIZE:
+                if (!decimal_micro(v, vn, MaxAmount, &size))
+                    return 0;
+                break;
+            case K_SIDE:
+                if (IS(v, vn, "BUY"))
+                    side = SideBuy;
+                else if (IS(v, vn, "SELL"))
+                    side = SideSell;
+                else
+                    return 0;
+                break;
+            case K_HASH:
+                hash = v;
+                hash_n = vn;
+                break;
+            case K_BID: /* "" is how the venue spells an empty side: None */
+                if (vn && !decimal_micro(v, vn, One, &bid))
+                    return 0;
+                break;
+            default: /* K_ASK */
+                if (vn && !decimal_micro(v, vn, One, &ask))
+                    return 0;
+                break;
+            }
+        }
+        if (eat(c, ','))
+            continue;
+        if (eat(c, '}'))
+            break;
+        return 0;
+    }
+    if ((seen & K_REQUIRED) != K_REQUIRED)
+        return 0;
+
+    PyObject *items[7];
+    PyObject *token = id_str(asset, asset_n);
+    if (token == NULL)
+        return -1;
+    items[0] = token;
+    Py_INCREF(side);
+    items[1] = side;
+    items[2] = price_int(price);
+    items[3] = PyLong_FromLongLong(size);
+    if (hash_n) {
+        items[4] = ascii_str(hash, hash_n);
+    } else {
+        Py_INCREF(EmptyStr);
+        items[4] = EmptyStr;
+    }
+    if (bid < 0) {
+        Py_INCREF(Py_None);
+        items[5] = Py_None;
+    } else {
+        items[5] = price_int(bid);
+    }
+    if (ask < 0) {
+        Py_INCREF(Py_None);
+        items[6] = Py_None;
+    } else {
+        items[6] = price_int(ask);
+    }
+    for (int i = 2; i < 7; i++) {
+        if (items[i] == NULL) {
+            for (int j = 0; j < 7; j++)
+                Py_XDECREF(items[j]);
+            return -1;
+        }
+    }
+    if ((*out = new_tuple(BookDeltaType, items, 7)) == NULL)
+        return -1;
+    return 1;
+}
+
+/* -- one message ------------------------------------------------------------------------------------ */
+enum { M_TYPE = 1, M_MARKET = 2, M_TS = 4, M_CHANGES = 8 };
+#define M_ALL (M_TYPE | M_MARKET | M_TS | M_CHANGES)
+
+/* A growable array of new references, on the stack while it is short. */
+typedef struct {
+    PyObject **items;
+    Py_ssize_t n, cap;
+    PyObject *inline_items[32];
+} Refs;
+
+static void refs_init(Refs *r) {
+    r->items = r->inline_items;
+    r->n = 0;
+    r->cap = 32;
+}
+
+static void refs_clear(Refs *r) {
+    for (Py_ssize_t i = 0; i < r->n; i++)
+        Py_DECREF(r->items[i]);
+    if (r->items != r->inline_items)
+        PyMem_Free(r->items);
+    refs_init(r);
+}
+
+static int refs_push(Refs *r, PyObject *o) {
+    if (r->n == r->cap) {
+        Py_ssize_t cap = r->cap * 2;
+        PyObject **items = PyMem_Malloc((size_t)cap * sizeof(PyObject *));
+        if (items == NULL) {
+            Py_DECREF(o);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(items, r->items, (size_t)r->n * sizeof(PyObject *));
+        if (r->items != r->inline_items)
+            PyMem_Free(r->items);
+        r->items = items;
+        r->cap = cap;
+    }
+    r->items[r->n++] = o;
+    return 0;
+}
+
+/* 1 and the message's PriceChange appended to `events` (nothing when it has no entries, as the Python
+ * path does); 0 when it is not the plain shape; -1 with an exception set. */
+static int read_message(Cur *c, PyObject *events) {
+    const unsigned char *market = NULL, *s;
+    Py_ssize_t market_n = 0, n;
+    long long ts = 0;
+    unsigned seen = 0;
+    int rc = 0;
+    Refs deltas;
+    refs_init(&deltas);
+    if (!eat(c, '{'))
+        return 0;
+    for (;;) {
+        if (!read_str(c, &s, &n) || !eat(c, ':'))
+            goto done;
+        unsigned key;
+        if (IS(s, n, "event_type"))
+            key = M_TYPE;
+        else if (IS(s, n, "market"))
+            key = M_MARKET;
+        else if (IS(s, n, "timestamp"))
+            key = M_TS;
+        else if (IS(s, n, "price_changes"))
+            key = M_CHANGES;
+        else
+            goto done;
+        if (seen & key)
+            goto done;
+        seen |= key;
+        if (key == M_CHANGES) {
+            if (!eat(c, '['))
+                goto done;
+            if (!eat(c, ']')) {
+                for (;;) {
+                    PyObject *delta;
+                    int r = read_entry(c, &delta);
+                    if (r <= 0) {
+                        rc = r;
+                        goto done;
+                    }
+                    if (refs_push(&deltas, delta) < 0) {
+                        rc = -1;
+                        goto done;
+                    }
+                    if (eat(c, ','))
+                        continue;
+                    if (eat(c, ']'))
+                        break;
+                    goto done;
+                }
+            }
+        } else {
+            const unsigned char *v;
+            Py_ssize_t vn;
+            if (!read_str(c, &v, &vn))
+                goto done;
+            if (key == M_TYPE) {
+                if (!IS(v, vn, "price_change"))
+                    goto done;
+            } else if (key == M_MARKET) {
+                market = v;
+                market_n = vn;
+            } else { /* M_TS: epoch ms as ASCII digits, at most as many as MAX_TS_MS has */
+                if (vn < 1 || vn > 13)
+                    goto done;
+                ts = 0;
+                for (Py_ssize_t i = 0; i < vn; i++) {
+                    if (v[i] < '0' || v[i] > '9')
+                        goto done;
+                    ts = ts * 10 + (v[i] - '0');
+                }
+                if (ts < MinTsMs || ts > MaxTsMs)
+                    goto done;
+            }
+        }
+        if (eat(c, ','))
+            continue;
+        if (eat(c, '}'))
+            break;
+        goto done;
+    }
+    if (seen != M_ALL)
+        goto done;
+    rc = 1;
+    if (deltas.n == 0)
+        goto done;
+    {
+        PyObject *changes = PyTuple_New(deltas.n);
+        if (changes == NULL) {
+            rc = -1;
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < deltas.n; i++)
+            PyTuple_SET_ITEM(changes, i, deltas.items[i]);
+        deltas.n = 0; /* the tuple owns them now */
+        PyObject *items[3] = {PyLong_FromLongLong(ts), id_str(market, market_n), changes};
+        if (items[0] == NULL || items[1] == NULL) {
+            for (int j = 0; j < 3; j++)
+                Py_XDECREF(items[j]);
+            rc = -1;
+            goto done;
+        }
+        PyObject *event = new_tuple(PriceChangeType, items, 3);
+        if (event == NULL || PyList_Append(events, event) < 0)
+            rc = -1;
+        Py_XDECREF(event);
+    }
+done:
+    refs_clear(&deltas);
+    return rc;
+}
+
+/* -- the frame -------------------------------------------------------------------------------------- */
+static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len) {
+    Cur c = {data, data + len};
+    PyObject *events = PyList_New(0);
+    if (events == NULL)
+        return NULL;
+    int rc;
+    skip_ws(&c);
+    if (c.p < c.end && *c.p == '[') {
+        c.p++;
+        if (eat(&c, ']')) {
+            rc = 0; /* an empty frame: the Python path's business */
+        } else {
+            for (;;) {
+                rc = read_message(&c, events);
+                if (rc <= 0)
+                    break;
+                if (eat(&c, ','))
+                    continue;
+                if (!eat(&c, ']'))
+                    rc = 0;
+                break;
+            }
+        }
+    } else {
+        rc = read_message(&c, events);
+    }
+    if (rc > 0) {
+        skip_ws(&c);
+        if (c.p != c.end)
+            rc = 0; /* trailing bytes */
+    }
+    if (rc > 0)
+        return events;
+    Py_DECREF(events);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *decode_price_change(PyObject *module, PyObject *data) {
+    if (PyBytes_CheckExact(data))
+        return decode_frame((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+    /* a text frame (the WebSocket client's str): ASCII ones are their own UTF-8; others are left to
+     * msgspec rather than encoded here */
+    if (PyUnicode_CheckExact(data)) {
+        if (PyUnicode_READY(data) < 0)
+            return NULL;
+        if (PyUnicode_IS_ASCII(data))
+            return decode_frame(PyUnicode_1BYTE_DATA(data), PyUnicode_GET_LENGTH(data));
+    }
+    Py_RETURN_NONE;
+}
+
+/* -- module ----------------------------------------------------------------------------------------- */
+static PyMethodDef methods[] = {
+    {"decode_price_change", decode_price_change, METH_O,
+     "decode_price_change(data, /) -> list[PriceChange] | None\n\n"
+     "The events of a plain price_change frame (bytes or an ASCII str), exactly as\n"
+     "parsing.parse_market_line maps it; None for any frame outside that plain shape."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "polysnipe.adapters.clob._fastdecode",
+    "Compiled decoding of plain market-channel price_change frames (see parsing.py).", -1, methods,
+};
+
+static int get_ll(PyObject *mod, const char *name, long long *out) {
+    PyObject *v = PyObject_GetAttrString(mod, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+PyMODINIT_FUNC PyInit__fastdecode(void) {
+    PyObject *events = NULL, *units = NULL, *side = NULL;
+    long long whole_digits;
+    events = PyImport_ImportModule("polysnipe.core.events");
+    units = events ? PyImport_ImportModule("polysnipe.core.units") : NULL;
+    if (units == NULL)
+        goto fail;
+    if (get_ll(events, "MIN_TS_MS", &MinTsMs) < 0 || get_ll(events, "MAX_TS_MS", &MaxTsMs) < 0 ||
+        get_ll(units, "ONE", &One) < 0 || get_ll(units, "MAX_AMOUNT_MICRO", &MaxAmount) < 0 ||
+        get_ll(units, "MAX_WHOLE_DIGITS", &whole_digits) < 0)
+        goto fail;
+    MaxWholeDigits = (Py_ssize_t)whole_digits;
+    /* the digit rules above assume these; a change in core must revisit them, not overflow here */
+    if (MaxTsMs >= 10000000000000LL || MinTsMs < 0 || One <= 0 || One % GRID || MaxAmount < One ||
+        MaxAmount > 1000000000000000000LL) {
+        PyErr_SetString(PyExc_ImportError, "_fastdecode: core constants outside what it was written for");
+        goto fail;
+    }
+    BookDeltaType = (PyTypeObject *)PyObject_GetAttrString(events, "BookDelta");
+    PriceChangeType = (PyTypeObject *)PyObject_GetAttrString(events, "PriceChange");
+    side = PyObject_GetAttrString(events, "Side");
+    if (BookDeltaType == NULL || PriceChangeType == NULL || side == NULL)
+        goto fail;
+    if (!PyType_Check(BookDeltaType) || !PyType_IsSubtype(BookDeltaType, &PyTuple_Type) ||
+        !PyType_Check(PriceChangeType) || !PyType_IsSubtype(PriceChangeType, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_ImportError, "_fastdecode: BookDelta and PriceChange must be tuple types");
+        goto fail;
+    }
+    SideBuy = PyObject_GetAttrString(side, "BUY");
+    SideSell = PyObject_GetAttrString(side, "SELL");
+    EmptyStr = PyUnicode_New(0, 0);
+    GridInts = PyMem_Calloc((size_t)(One / GRID + 1), sizeof(PyObject *));
+    if (SideBuy == NULL || SideSell == NULL || EmptyStr == NULL)
+        goto fail;
+    if (GridInts == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_DECREF(side);
+    Py_DECREF(units);
+    Py_DECREF(events);
+    return PyModule_Create(&module_def);
+fail:
+    Py_XDECREF(side);
+    Py_XDECREF(units);
+    Py_XDECREF(events);
+    return NULL;
+}
