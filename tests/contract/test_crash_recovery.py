@@ -2,9 +2,9 @@
 
 The engine trades the CLOB simulator's paced replay through real processes on a real journal. After
 every kill the next run takes over (adapters/restart.py). In the end no order id reached the venue
-twice (its signing salt derives from the order id, so two accepted orders with one salt would be one
-order placed twice), every order the venue accepted was claimed in the outbox first, no outbox entry
-is left unresolved, and every opportunity has exactly one outcome in the journal.
+twice (its signing salt derives from the order id, so two requests the venue received with one salt
+would be one order sent twice), every order the venue received was claimed in the outbox first, no
+outbox entry is left unresolved, and every opportunity has exactly one outcome in the journal.
 """
 
 from __future__ import annotations
@@ -151,15 +151,15 @@ def test_sigkilled_engines_never_place_an_order_twice(
         client.close()
     # a run may have ended on its own (it is never meant to before its kill): none may have failed
     assert all(c in (-signal.SIGKILL, 0) for c in codes), codes
-    accepted = [
-        o for o in sim_orders if o["outcome"] == "accepted" and o["endpoint"] in ("/order", "/orders")
-    ]
+    # every order the venue looked at (its hash computed), whatever it answered: a FAK order that
+    # found nothing is rejected, and under load most decisions meet a book that has moved on
+    received = [o for o in sim_orders if o["order_hash"] and o["endpoint"] in ("/order", "/orders")]
     outcomes = Counter((o["endpoint"], o["outcome"]) for o in sim_orders)
-    assert accepted, f"the engines placed no order: the test proves nothing ({dict(outcomes)})"
-    # no order id placed twice: one accepted order per salt, one outbox row per order id
-    assert [] == [salt for salt, n in Counter(o["salt"] for o in accepted).items() if n > 1]
+    assert received, f"the engines sent no order: the test proves nothing ({dict(outcomes)})"
+    # no order id sent twice: one request per salt, one outbox row per order id
+    assert [] == [salt for salt, n in Counter(o["salt"] for o in received).items() if n > 1]
     claimed = {order_hash for _, order_hash, _ in outbox}
-    assert {o["order_hash"] for o in accepted} <= claimed
+    assert {o["order_hash"] for o in received} <= claimed
     assert [] == [(oid, state) for oid, _, state in outbox if state in ("sending", "unknown")]
     assert opportunities is not None and opportunities[0] > 0
     assert (0,) == unended

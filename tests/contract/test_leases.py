@@ -44,6 +44,15 @@ def test_one_engine_per_wallet_and_a_dead_engines_wallet_is_taken_over(schema: s
     a.acquire(WALLET)
 
 
+def test_a_late_renewal_keeps_a_wallet_nobody_took(schema: str) -> None:
+    a, b = leases(schema, "engine-a", ttl_ms=300), leases(schema, "engine-b", ttl_ms=300)
+    a.acquire(WALLET)
+    time.sleep(0.4)  # engine a stalled past its lease, and nobody took the wallet meanwhile
+    assert a.renew(WALLET)
+    with pytest.raises(LeaseHeld, match="engine-a"):
+        b.acquire(WALLET)
+
+
 def test_two_engines_starting_at_once_never_both_own_the_wallet(schema: str) -> None:
     engines = [leases(schema, f"engine-{i}") for i in range(6)]
     won: list[str] = []

@@ -4,8 +4,10 @@
 incarnation already holds it; otherwise it says who does. The row is locked while it is decided, so two
 engines starting at once never both win. `renew` extends the lease only while this incarnation still
 holds it; False means the wallet was lost (this engine stalled longer than the lease and another took
-over), and the engine must stop trading it at once. Times are the database's clock, one clock for
-every host.
+over), and the engine must stop trading it at once. A renewal that comes late, after the lease ran out
+but before anyone took the wallet, still holds it: the holder is the fence, and nobody else traded the
+wallet meanwhile (taking it changes the holder), so a busy machine's stall is no reason to stop.
+Times are the database's clock, one clock for every host.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ RETURNING holder"""
 _HOLDER = f"SELECT holder, expires_ms - {_NOW_MS} FROM wallet_leases WHERE wallet = %s"
 _RENEW = f"""
 UPDATE wallet_leases SET expires_ms = {_NOW_MS} + %(ttl)s
-WHERE wallet = %(wallet)s AND holder = %(holder)s AND expires_ms > {_NOW_MS} RETURNING wallet"""
+WHERE wallet = %(wallet)s AND holder = %(holder)s RETURNING wallet"""
 _RELEASE = "DELETE FROM wallet_leases WHERE wallet = %s AND holder = %s"
 
 
