@@ -1168,9 +1168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in arguments
     from polysnipe.runners.implementation import select_book, select_decoder
 
-    select_book(os.environ)  # before any command makes a book
-    select_decoder(os.environ)  # ...or decodes a frame
     try:
+        select_book(os.environ)  # before any command makes a book
+        select_decoder(os.environ)  # ...or decodes a frame
         try:
             args = build_parser().parse_args(arguments)
         except SystemExit as exc:  # --help and --version print and stop here

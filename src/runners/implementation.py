@@ -21,21 +21,33 @@ from collections.abc import Mapping
 
 from polysnipe.adapters.clob import parsing
 from polysnipe.core.book import book_implementation, use_pure_python
+from polysnipe.runners.errors import UserError
 
-__all__ = ["PURE_PYTHON_ENV", "select_book", "select_decoder"]
+__all__ = ["PURE_PYTHON_ENV", "pure_python", "select_book", "select_decoder"]
 
 #: set to 1: every book this process makes is the Python BookState, every frame it decodes goes
 #: through msgspec
 PURE_PYTHON_ENV = "POLYSNIPE_PURE_PYTHON"
 
 
+def pure_python(env: Mapping[str, str]) -> bool:
+    """PURE_PYTHON_ENV read from `env`: unset, empty or "0" is False, "1" True; anything else is a
+    UserError (a misspelt "true" silently running the compiled path would defeat its purpose)."""
+    value = env.get(PURE_PYTHON_ENV, "")
+    if value not in ("", "0", "1"):
+        raise UserError(
+            f"{PURE_PYTHON_ENV} must be 1 (Python implementations) or 0 / unset, got {value[:40]!r}"
+        )
+    return value == "1"
+
+
 def select_book(env: Mapping[str, str]) -> str:
     """Apply PURE_PYTHON_ENV from `env`; returns what `new_book` makes now ("compiled" or "python")."""
-    use_pure_python(env.get(PURE_PYTHON_ENV) == "1")
+    use_pure_python(pure_python(env))
     return book_implementation()
 
 
 def select_decoder(env: Mapping[str, str]) -> str:
     """Apply PURE_PYTHON_ENV from `env`; returns what parse_market_line uses now ("compiled" or "python")."""
-    parsing.use_pure_python(env.get(PURE_PYTHON_ENV) == "1")
+    parsing.use_pure_python(pure_python(env))
     return parsing.decoder_implementation()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -414,3 +415,12 @@ def test_the_installed_entry_point(tmp_path: Path) -> None:
     )  # fmt: skip
     done = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
     assert (0, "polysnipe") == (done.returncode, done.stdout.split()[0])
+
+
+def test_a_misspelt_pure_python_switch_is_one_line_and_exit_2() -> None:
+    env = {**os.environ, "POLYSNIPE_PURE_PYTHON": "true"}
+    done = subprocess.run([sys.executable, "-m", "polysnipe.runners.cli", "config", "show"], env=env,
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert 2 == done.returncode
+    err = done.stderr.decode().strip().splitlines()
+    assert 1 == len(err) and "POLYSNIPE_PURE_PYTHON must be 1" in err[0], err
