@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import attrs
 import msgspec
@@ -565,20 +565,26 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
 
 
 # -- the compiled fast path ---------------------------------------------------------------------
-# _fastdecode (C, beside this file) decodes the common frame, a plain current-form price_change, straight
-# into the events below build; it answers None for every other frame, which then takes the msgspec
-# path. It is a strict subset of that path (its header comment says which frames it takes), so both give
-# the same events and the same MalformedMessage reasons on every input (tests/unit/test_fastdecode.py).
-_FastDecode = Callable[[_Data], list[PriceChange] | None]
+# _fastdecode (C, beside this file) decodes the common frames, plain price_change, last_trade_price and
+# book messages alone or in arrays, straight into the events below build; it answers None for every
+# other frame, which then takes the msgspec path. It is a strict subset of that path (its header comment
+# says which frames it takes), so both give the same events and the same MalformedMessage reasons on
+# every input (tests/unit/test_fastdecode.py). Its price_change-only entry serves callers that need
+# the raw fields of every other message (BookKeeper checks book hashes against the venue's strings).
+_FastDecode = Callable[[_Data], list[Event] | None]
+_FastPriceChanges = Callable[[_Data], list[PriceChange] | None]
 _compiled_decode: _FastDecode | None
+_compiled_price_changes: _FastPriceChanges | None
 try:
-    from polysnipe.adapters.clob._fastdecode import decode_price_change as _compiled
+    from polysnipe.adapters.clob._fastdecode import decode_market as _compiled
+    from polysnipe.adapters.clob._fastdecode import decode_price_change as _compiled_pc
 
-    _compiled_decode = _compiled
+    _compiled_decode, _compiled_price_changes = _compiled, _compiled_pc
 except ImportError:  # the extension is not built: the msgspec path serves alone
-    _compiled_decode = None
+    _compiled_decode = _compiled_price_changes = None
 
 _fast_decode = _compiled_decode
+_fast_price_changes = _compiled_price_changes
 
 
 def compiled_decoder_available() -> bool:
@@ -591,8 +597,9 @@ def use_pure_python(pure: bool) -> None:
 
     Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1, runners/implementation.py).
     """
-    global _fast_decode
+    global _fast_decode, _fast_price_changes
     _fast_decode = None if pure else _compiled_decode
+    _fast_price_changes = None if pure else _compiled_price_changes
 
 
 def decoder_implementation() -> str:
@@ -604,7 +611,7 @@ def fast_price_changes(data: _Data) -> list[PriceChange] | None:
     """The events of a plain price_change frame from the compiled decoder, exactly as parse_market_line
     gives them; None when the fast path is off or absent, or the frame is anything else (then decode it
     the ordinary way). For callers that need a frame's raw fields except on this common frame."""
-    fast = _fast_decode
+    fast = _fast_price_changes
     return None if fast is None else fast(data)
 
 
@@ -615,7 +622,7 @@ def parse_market_line(data: _Data, *, ts_recv_ms: int | None = None) -> list[Eve
     if fast is not None:
         events = fast(data)
         if events is not None:
-            return cast("list[Event]", events)
+            return events
     try:
         if len(data) > _SHALLOW_LEN:
             _check_depth(data)
