@@ -297,8 +297,9 @@ def test_many_distinct_ids(compiled: None) -> None:
         doc = _pc_doc()
         doc["market"] = ids[-1 - i]
         doc["price_changes"] = [{**doc["price_changes"][0], "asset_id": t} for t in ids[i : i + 3]]
-        events = parsing.fast_price_changes(json.dumps(doc))
+        events = parsing._fast_decode(json.dumps(doc)) if parsing._fast_decode else None
         assert events is not None
+        assert all(type(e) is PriceChange for e in events)
         assert [ids[-1 - i]] == [e.market for e in events]
         assert ids[i : i + 3] == [d.token_id for d in events[0].changes]
         _same(json.dumps(doc))
@@ -524,10 +525,17 @@ def test_mixed_arrays(compiled: None) -> None:
     frame = json.dumps(docs)
     assert _taken(frame)
     assert ["PriceChange", "LastTrade", "BookSnapshot", "LastTrade"] == [e[0] for e in _same(frame)]
-    # the price_change-only entry, which BookKeeper uses, leaves every other type to msgspec
-    assert parsing.fast_price_changes(frame) is None
-    assert parsing.fast_price_changes(json.dumps(_lt_doc())) is None
-    assert parsing.fast_price_changes(json.dumps([_pc_doc(), _pc_doc()])) is not None
+    # the feed entry, which BookKeeper uses, takes price changes and trade prints, with each print's
+    # price as sent, and leaves books to msgspec
+    assert parsing.fast_feed_events(frame) is None
+    lt = {**_lt_doc(), "price": "0.30"}
+    feed = parsing.fast_feed_events(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]))
+    assert feed is not None
+    events, prices = feed
+    assert ["0.30", "0.3"] == prices
+    assert _typed(events) == _same(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]))
+    pc_only = parsing.fast_feed_events(json.dumps(_pc_doc()))
+    assert pc_only is not None and [] == pc_only[1]
     # one message outside the subset sends the whole frame to msgspec
     for odd in ({**_lt_doc(), "event_type": "tick_size_change"}, {**_lt_doc(), "price": "2"}, {}, [], "x"):
         text = json.dumps([*docs, odd])
@@ -666,10 +674,19 @@ def test_book_keeper_forwards_the_same_events_on_both_paths(compiled: None, gene
     assert _keeper_run(lines, pure=False) == _keeper_run(lines, pure=True)
 
 
+def test_book_keeper_on_the_sample(compiled: None) -> None:
+    """The sample's trade prints (alone and in arrays with price changes) take the keeper's fast path;
+    the books it keeps, and what it forwards, are those of the msgspec path."""
+    lines = _sample_lines()
+    assert sum(parsing.fast_feed_events(line) is not None for line in lines) > 8_000
+    assert _keeper_run(lines, pure=False) == _keeper_run(lines, pure=True)
+
+
 # -- selection -------------------------------------------------------------------------------------------
 def test_pure_python_env_turns_the_fast_path_off() -> None:
     assert select_decoder({PURE_PYTHON_ENV: "1"}) == "python"
-    assert parsing.fast_price_changes(json.dumps(_pc_doc())) is None
+    assert parsing.fast_feed_events(json.dumps(_pc_doc())) is None
+    assert parsing._fast_decode is None
     built = parsing.compiled_decoder_available()
     assert select_decoder({}) == ("compiled" if built else "python")
     assert select_decoder({PURE_PYTHON_ENV: "0"}) == ("compiled" if built else "python")

@@ -7,9 +7,10 @@
  * shape it fully understands and returns None for anything else, and the caller then runs the msgspec
  * path, which yields its own events or MalformedMessage exactly as without this module. So the fast
  * path never needs to explain a failure, and its output equals the Python path's on every input as long
- * as every frame it accepts is one the Python path maps to the same events. decode_price_change takes
- * only price_change messages (for callers that need every other message's raw fields); decode_market
- * takes all three types.
+ * as every frame it accepts is one the Python path maps to the same events. decode_market takes all
+ * three types; decode_feed takes price changes and trade prints only, and hands each print's price
+ * string beside the events: the live feed's BookKeeper keeps that spelling for its book hash checks,
+ * and reads books from msgspec's Structs, whose raw strings those checks hash.
  *
  * What it accepts (anything else is None):
  *   frame    := ws (message | "[" ws message (ws "," ws message)* ws "]") ws      (ws: JSON's 4 bytes)
@@ -519,17 +520,21 @@ typedef struct {
 } Raw;
 
 static int key_bit(const unsigned char *s, Py_ssize_t n, unsigned *key) {
+#define KEY(name, bit) {name, (Py_ssize_t)(sizeof(name) - 1), bit}
     static const struct {
         const char *name;
+        Py_ssize_t n;
         unsigned bit;
     } keys[] = {
-        {"event_type", M_TYPE}, {"market", M_MARKET}, {"timestamp", M_TS}, {"price_changes", M_CHANGES},
-        {"asset_id", M_ASSET}, {"price", M_PRICE}, {"size", M_SIZE}, {"side", M_SIDE},
-        {"fee_rate_bps", M_FEE}, {"transaction_hash", M_TX}, {"bids", M_BIDS}, {"asks", M_ASKS},
-        {"hash", M_HASH}, {"tick_size", M_TICK}, {"last_trade_price", M_LTP},
+        KEY("event_type", M_TYPE),     KEY("market", M_MARKET),         KEY("timestamp", M_TS),
+        KEY("price_changes", M_CHANGES), KEY("asset_id", M_ASSET),      KEY("price", M_PRICE),
+        KEY("size", M_SIZE),           KEY("side", M_SIDE),             KEY("fee_rate_bps", M_FEE),
+        KEY("transaction_hash", M_TX), KEY("bids", M_BIDS),             KEY("asks", M_ASKS),
+        KEY("hash", M_HASH),           KEY("tick_size", M_TICK),        KEY("last_trade_price", M_LTP),
     };
+#undef KEY
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (is(s, n, keys[i].name, (Py_ssize_t)strlen(keys[i].name))) {
+        if (n == keys[i].n && memcmp(s, keys[i].name, (size_t)n) == 0) {
             *key = keys[i].bit;
             return 1;
         }
@@ -547,9 +552,9 @@ static int key_index(unsigned key) {
 }
 
 /* 1 and the message's event appended to `events` (nothing for a price_change without entries, as
- * the Python path does); 0 when it is not the plain shape of a type in `kinds`; -1 with an exception
- * set. */
-static int read_message(Cur *c, PyObject *events, unsigned kinds) {
+ * the Python path does), and a trade print's price as the venue spelt it to `prices` when that is not
+ * NULL; 0 when it is not the plain shape of a type in `kinds`; -1 with an exception set. */
+static int read_message(Cur *c, PyObject *events, unsigned kinds, PyObject *prices) {
     const unsigned char *s;
     Py_ssize_t n;
     Raw raw[15];
@@ -661,6 +666,15 @@ static int read_message(Cur *c, PyObject *events, unsigned kinds) {
             }
         }
         event = new_tuple(LastTradeType, items, 7);
+        if (event != NULL && prices != NULL) {
+            PyObject *text = ascii_str(p->p, p->n);
+            if (text == NULL || PyList_Append(prices, text) < 0) {
+                Py_XDECREF(text);
+                Py_CLEAR(event);
+            } else {
+                Py_DECREF(text);
+            }
+        }
     } else if (type == T_BOOK) {
         long long tick = -1; /* -1: None */
         if ((seen & BOOK_NEEDS) != BOOK_NEEDS)
@@ -716,7 +730,7 @@ done:
 }
 
 /* -- the frame -------------------------------------------------------------------------------------- */
-static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigned kinds) {
+static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigned kinds, PyObject *prices) {
     Cur c = {data, data + len};
     PyObject *events = PyList_New(0);
     if (events == NULL)
@@ -729,7 +743,7 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigne
             rc = 0; /* an empty frame: the Python path's business */
         } else {
             for (;;) {
-                rc = read_message(&c, events, kinds);
+                rc = read_message(&c, events, kinds, prices);
                 if (rc <= 0)
                     break;
                 if (eat(&c, ','))
@@ -740,7 +754,7 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigne
             }
         }
     } else {
-        rc = read_message(&c, events, kinds);
+        rc = read_message(&c, events, kinds, prices);
     }
     if (rc > 0) {
         skip_ws(&c);
@@ -756,38 +770,50 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigne
 }
 
 /* decode_frame on a bytes or str argument; None for every other type. */
-static PyObject *decode_data(PyObject *data, unsigned kinds) {
+static PyObject *decode_data(PyObject *data, unsigned kinds, PyObject *prices) {
     if (PyBytes_CheckExact(data))
-        return decode_frame((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), kinds);
+        return decode_frame((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), kinds, prices);
     /* a text frame (the WebSocket client's str): ASCII ones are their own UTF-8; others are left to
      * msgspec rather than encoded here */
     if (PyUnicode_CheckExact(data)) {
         if (PyUnicode_READY(data) < 0)
             return NULL;
         if (PyUnicode_IS_ASCII(data))
-            return decode_frame(PyUnicode_1BYTE_DATA(data), PyUnicode_GET_LENGTH(data), kinds);
+            return decode_frame(PyUnicode_1BYTE_DATA(data), PyUnicode_GET_LENGTH(data), kinds, prices);
     }
     Py_RETURN_NONE;
 }
 
-static PyObject *decode_price_change(PyObject *module, PyObject *data) {
-    return decode_data(data, T_PRICE_CHANGE);
+static PyObject *decode_market(PyObject *module, PyObject *data) {
+    return decode_data(data, T_PRICE_CHANGE | T_LAST_TRADE | T_BOOK, NULL);
 }
 
-static PyObject *decode_market(PyObject *module, PyObject *data) {
-    return decode_data(data, T_PRICE_CHANGE | T_LAST_TRADE | T_BOOK);
+static PyObject *decode_feed(PyObject *module, PyObject *data) {
+    PyObject *prices = PyList_New(0);
+    if (prices == NULL)
+        return NULL;
+    PyObject *events = decode_data(data, T_PRICE_CHANGE | T_LAST_TRADE, prices);
+    if (events == NULL || events == Py_None) {
+        Py_DECREF(prices);
+        return events;
+    }
+    PyObject *pair = PyTuple_Pack(2, events, prices);
+    Py_DECREF(events);
+    Py_DECREF(prices);
+    return pair;
 }
 
 /* -- module ----------------------------------------------------------------------------------------- */
 static PyMethodDef methods[] = {
-    {"decode_price_change", decode_price_change, METH_O,
-     "decode_price_change(data, /) -> list[PriceChange] | None\n\n"
-     "The events of a plain price_change frame (bytes or an ASCII str), exactly as\n"
-     "parsing.parse_market_line maps it; None for any frame outside that plain shape."},
     {"decode_market", decode_market, METH_O,
      "decode_market(data, /) -> list[PriceChange | LastTrade | BookSnapshot] | None\n\n"
      "The events of a frame of plain price_change, last_trade_price and book messages (bytes or\n"
      "an ASCII str), exactly as parsing.parse_market_line maps it; None for any other frame."},
+    {"decode_feed", decode_feed, METH_O,
+     "decode_feed(data, /) -> tuple[list[PriceChange | LastTrade], list[str]] | None\n\n"
+     "The events of a frame of plain price_change and last_trade_price messages, and each trade\n"
+     "print's price as sent (the live feed keeps that spelling for book hash checks); None for any\n"
+     "other frame."},
     {NULL, NULL, 0, NULL},
 };
 

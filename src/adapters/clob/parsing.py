@@ -89,7 +89,7 @@ __all__ = [
     "decoder_implementation",
     "effective_event_type",
     "epoch_ms",
-    "fast_price_changes",
+    "fast_feed_events",
     "fee_parameters",
     "fills_from_trade",
     "match_delay_ms",
@@ -569,22 +569,22 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
 # book messages alone or in arrays, straight into the events below build; it answers None for every
 # other frame, which then takes the msgspec path. It is a strict subset of that path (its header comment
 # says which frames it takes), so both give the same events and the same MalformedMessage reasons on
-# every input (tests/unit/test_fastdecode.py). Its price_change-only entry serves callers that need
-# the raw fields of every other message (BookKeeper checks book hashes against the venue's strings).
+# every input (tests/unit/test_fastdecode.py). Its feed entry takes price changes and trade prints only
+# and hands each print's price as sent: BookKeeper hashes books with the venue's own strings.
 _FastDecode = Callable[[_Data], list[Event] | None]
-_FastPriceChanges = Callable[[_Data], list[PriceChange] | None]
+_FastFeed = Callable[[_Data], tuple[list[PriceChange | LastTrade], list[str]] | None]
 _compiled_decode: _FastDecode | None
-_compiled_price_changes: _FastPriceChanges | None
+_compiled_feed: _FastFeed | None
 try:
+    from polysnipe.adapters.clob._fastdecode import decode_feed as _compiled_f
     from polysnipe.adapters.clob._fastdecode import decode_market as _compiled
-    from polysnipe.adapters.clob._fastdecode import decode_price_change as _compiled_pc
 
-    _compiled_decode, _compiled_price_changes = _compiled, _compiled_pc
+    _compiled_decode, _compiled_feed = _compiled, _compiled_f
 except ImportError:  # the extension is not built: the msgspec path serves alone
-    _compiled_decode = _compiled_price_changes = None
+    _compiled_decode = _compiled_feed = None
 
 _fast_decode = _compiled_decode
-_fast_price_changes = _compiled_price_changes
+_fast_feed = _compiled_feed
 
 
 def compiled_decoder_available() -> bool:
@@ -597,9 +597,9 @@ def use_pure_python(pure: bool) -> None:
 
     Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1, runners/implementation.py).
     """
-    global _fast_decode, _fast_price_changes
+    global _fast_decode, _fast_feed
     _fast_decode = None if pure else _compiled_decode
-    _fast_price_changes = None if pure else _compiled_price_changes
+    _fast_feed = None if pure else _compiled_feed
 
 
 def decoder_implementation() -> str:
@@ -607,11 +607,12 @@ def decoder_implementation() -> str:
     return "python" if _fast_decode is None else "compiled"
 
 
-def fast_price_changes(data: _Data) -> list[PriceChange] | None:
-    """The events of a plain price_change frame from the compiled decoder, exactly as parse_market_line
-    gives them; None when the fast path is off or absent, or the frame is anything else (then decode it
-    the ordinary way). For callers that need a frame's raw fields except on this common frame."""
-    fast = _fast_price_changes
+def fast_feed_events(data: _Data) -> tuple[list[PriceChange | LastTrade], list[str]] | None:
+    """The events of a frame of plain price_change and last_trade_price messages from the compiled
+    decoder, exactly as parse_market_line gives them, and each trade print's price as the venue spelt
+    it, in order; None when the fast path is off or absent, or the frame is anything else (then decode
+    it the ordinary way). For callers that need a frame's raw fields except on these common frames."""
+    fast = _fast_feed
     return None if fast is None else fast(data)
 
 
