@@ -527,15 +527,18 @@ def test_mixed_arrays(compiled: None) -> None:
     assert ["PriceChange", "LastTrade", "BookSnapshot", "LastTrade"] == [e[0] for e in _same(frame)]
     # the feed entry, which BookKeeper uses, takes price changes and trade prints, with each print's
     # price as sent, and leaves books to msgspec
-    assert parsing.fast_feed_events(frame) is None
+    prices = ["stale"]
+    assert parsing.fast_feed_events(frame, prices) is None
     lt = {**_lt_doc(), "price": "0.30"}
-    feed = parsing.fast_feed_events(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]))
-    assert feed is not None
-    events, prices = feed
+    events = parsing.fast_feed_events(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]), prices)
+    assert events is not None
     assert ["0.30", "0.3"] == prices
     assert _typed(events) == _same(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]))
-    pc_only = parsing.fast_feed_events(json.dumps(_pc_doc()))
-    assert pc_only is not None and [] == pc_only[1]
+    assert parsing.fast_feed_events(json.dumps(_pc_doc()), prices) is not None
+    assert [] == prices
+    for bad in ((), (b"{}",), (b"{}", ()), (b"{}", [], 1)):
+        with pytest.raises(TypeError):
+            parsing._compiled_feed(*bad)  # type: ignore[misc]
     # one message outside the subset sends the whole frame to msgspec
     for odd in ({**_lt_doc(), "event_type": "tick_size_change"}, {**_lt_doc(), "price": "2"}, {}, [], "x"):
         text = json.dumps([*docs, odd])
@@ -678,14 +681,14 @@ def test_book_keeper_on_the_sample(compiled: None) -> None:
     """The sample's trade prints (alone and in arrays with price changes) take the keeper's fast path;
     the books it keeps, and what it forwards, are those of the msgspec path."""
     lines = _sample_lines()
-    assert sum(parsing.fast_feed_events(line) is not None for line in lines) > 8_000
+    assert sum(parsing.fast_feed_events(line, []) is not None for line in lines) > 8_000
     assert _keeper_run(lines, pure=False) == _keeper_run(lines, pure=True)
 
 
 # -- selection -------------------------------------------------------------------------------------------
 def test_pure_python_env_turns_the_fast_path_off() -> None:
     assert select_decoder({PURE_PYTHON_ENV: "1"}) == "python"
-    assert parsing.fast_feed_events(json.dumps(_pc_doc())) is None
+    assert parsing.fast_feed_events(json.dumps(_pc_doc()), []) is None
     assert parsing._fast_decode is None
     built = parsing.compiled_decoder_available()
     assert select_decoder({}) == ("compiled" if built else "python")

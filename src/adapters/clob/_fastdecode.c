@@ -788,19 +788,16 @@ static PyObject *decode_market(PyObject *module, PyObject *data) {
     return decode_data(data, T_PRICE_CHANGE | T_LAST_TRADE | T_BOOK, NULL);
 }
 
-static PyObject *decode_feed(PyObject *module, PyObject *data) {
-    PyObject *prices = PyList_New(0);
-    if (prices == NULL)
+/* The caller's list, emptied here, rather than one made per frame: most frames hold no trade print. */
+static PyObject *decode_feed(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "decode_feed(data, prices, /): prices must be a list");
         return NULL;
-    PyObject *events = decode_data(data, T_PRICE_CHANGE | T_LAST_TRADE, prices);
-    if (events == NULL || events == Py_None) {
-        Py_DECREF(prices);
-        return events;
     }
-    PyObject *pair = PyTuple_Pack(2, events, prices);
-    Py_DECREF(events);
-    Py_DECREF(prices);
-    return pair;
+    PyObject *prices = args[1];
+    if (PyList_GET_SIZE(prices) && PyList_SetSlice(prices, 0, PyList_GET_SIZE(prices), NULL) < 0)
+        return NULL;
+    return decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE, prices);
 }
 
 /* -- module ----------------------------------------------------------------------------------------- */
@@ -809,11 +806,11 @@ static PyMethodDef methods[] = {
      "decode_market(data, /) -> list[PriceChange | LastTrade | BookSnapshot] | None\n\n"
      "The events of a frame of plain price_change, last_trade_price and book messages (bytes or\n"
      "an ASCII str), exactly as parsing.parse_market_line maps it; None for any other frame."},
-    {"decode_feed", decode_feed, METH_O,
-     "decode_feed(data, /) -> tuple[list[PriceChange | LastTrade], list[str]] | None\n\n"
-     "The events of a frame of plain price_change and last_trade_price messages, and each trade\n"
-     "print's price as sent (the live feed keeps that spelling for book hash checks); None for any\n"
-     "other frame."},
+    {"decode_feed", (PyCFunction)(void (*)(void))decode_feed, METH_FASTCALL,
+     "decode_feed(data, prices, /) -> list[PriceChange | LastTrade] | None\n\n"
+     "The events of a frame of plain price_change and last_trade_price messages; `prices` (a list,\n"
+     "emptied first) gets each trade print's price as sent, in order (the live feed keeps that\n"
+     "spelling for book hash checks). None for any other frame (`prices` then holds no meaning)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Final
+from typing import Final, cast
 
 import attrs
 import msgspec
@@ -170,12 +170,14 @@ class _Token:
 class BookKeeper:
     """Books per token, fed by market-channel frames and REST snapshots; detects gaps."""
 
-    __slots__ = ("_config", "_gaps", "_tokens", "checks", "malformed")
+    __slots__ = ("_config", "_gaps", "_tokens", "_trade_prices", "checks", "malformed")
 
     def __init__(self, config: MarketDataConfig | None = None) -> None:
         self._config = config or MarketDataConfig()
         self._tokens: dict[str, _Token] = {}
         self._gaps: list[tuple[str, str]] = []
+        #: the compiled decoder's trade print prices of the frame at hand (reused: fast_feed_events)
+        self._trade_prices: list[str] = []
         #: hash checks performed (books and deltas), for metrics and tests
         self.checks = 0
         #: frames that could not be parsed
@@ -298,18 +300,18 @@ class BookKeeper:
         books it may have touched are still trustworthy).
         """
         out: list[Event] = []
-        fast = fast_feed_events(data)
+        prices = self._trade_prices
+        fast = fast_feed_events(data, prices)
         if fast is not None:
             # the common frames, decoded by the compiled fast path: price changes need no raw fields,
             # trade prints only their price as sent, which it hands over
-            events, prices = fast
             trade = 0
-            for fast_event in events:
-                if isinstance(fast_event, LastTrade):
-                    self._last_trade(fast_event, prices[trade], recv_ms, out)
-                    trade += 1
-                else:
+            for fast_event in fast:
+                if type(fast_event) is PriceChange:
                     self._price_change(fast_event, recv_ms, out)
+                else:
+                    self._last_trade(cast("LastTrade", fast_event), prices[trade], recv_ms, out)
+                    trade += 1
             return out
         tokens = self._tokens
         for msg in decode_market_frame(data):

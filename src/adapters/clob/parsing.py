@@ -572,7 +572,7 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
 # every input (tests/unit/test_fastdecode.py). Its feed entry takes price changes and trade prints only
 # and hands each print's price as sent: BookKeeper hashes books with the venue's own strings.
 _FastDecode = Callable[[_Data], list[Event] | None]
-_FastFeed = Callable[[_Data], tuple[list[PriceChange | LastTrade], list[str]] | None]
+_FastFeed = Callable[[_Data, list[str]], list[PriceChange | LastTrade] | None]
 _compiled_decode: _FastDecode | None
 _compiled_feed: _FastFeed | None
 try:
@@ -607,13 +607,14 @@ def decoder_implementation() -> str:
     return "python" if _fast_decode is None else "compiled"
 
 
-def fast_feed_events(data: _Data) -> tuple[list[PriceChange | LastTrade], list[str]] | None:
+def fast_feed_events(data: _Data, prices: list[str]) -> list[PriceChange | LastTrade] | None:
     """The events of a frame of plain price_change and last_trade_price messages from the compiled
-    decoder, exactly as parse_market_line gives them, and each trade print's price as the venue spelt
-    it, in order; None when the fast path is off or absent, or the frame is anything else (then decode
-    it the ordinary way). For callers that need a frame's raw fields except on these common frames."""
+    decoder, exactly as parse_market_line gives them, with `prices` (emptied first) set to each trade
+    print's price as the venue spelt it, in order; None when the fast path is off or absent, or the
+    frame is anything else (then decode it the ordinary way). For callers that need a frame's raw
+    fields except on these common frames; `prices` is theirs to reuse, so most frames allocate none."""
     fast = _fast_feed
-    return None if fast is None else fast(data)
+    return None if fast is None else fast(data, prices)
 
 
 # -- public API ----------------------------------------------------------------------------------
