@@ -13,7 +13,7 @@ Three paths, each timed `repeat` runs (the median reported):
 * parse + apply (bare): `parse_market_line` then `apply_level` directly, no gap checks.
 
 The books are what `core.book.new_book` makes: the compiled DenseBook unless POLYSNIPE_PURE_PYTHON=1,
-which also turns off the compiled price_change decoder (adapters/clob/_fastdecode); the JSON and the
+which also turns off the compiled market-channel decoder (adapters/clob/_fastdecode); the JSON and the
 table say which book and which decoder ran.
 
 Each run starts from fresh books. The complement token of a book without a snapshot of its own is
@@ -236,7 +236,7 @@ def run_bench_ws(events: Path, repeat: int, out: Path | None) -> dict[str, Any]:
         "skipped_lines": skipped,
         "repeat": repeat,
         # compiled or python (POLYSNIPE_PURE_PYTHON=1): the DenseBook or BookState, and the compiled
-        # price_change fast path or msgspec alone
+        # market-channel fast path or msgspec alone
         "book": book_implementation(),
         "decoder": parsing.decoder_implementation(),
         "clock": "CPU seconds of the timing thread (wall seconds beside); the median of the runs",

@@ -1,4 +1,5 @@
-"""The compiled price_change fast path (adapters/clob/_fastdecode) against the msgspec path it shortcuts.
+"""The compiled fast path (adapters/clob/_fastdecode) against the msgspec path it shortcuts: plain
+price_change, last_trade_price and book frames.
 
 The fast path is a strict subset: on any frame it does not fully understand it answers None and
 parse_market_line decodes with msgspec. So every frame, taken or not, must give the same events (same
@@ -26,7 +27,7 @@ from polysnipe.adapters.clob import parsing
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.market_data import BookKeeper, MarketDataConfig
 from polysnipe.adapters.clob.parsing import RestBook, parse_market_line
-from polysnipe.core.events import BookDelta, BookSnapshot, PriceChange, Side
+from polysnipe.core.events import BookDelta, BookSnapshot, Event, LastTrade, Level, PriceChange, Side
 from polysnipe.runners.cli import main
 from polysnipe.runners.implementation import PURE_PYTHON_ENV, select_decoder
 from polysnipe.tools.datagen import generate
@@ -76,7 +77,25 @@ def _same(data: Any) -> Any:
 
 
 def _taken(data: Any) -> bool:
-    return parsing.fast_price_changes(data) is not None
+    """Does parse_market_line's compiled path decode `data` itself?"""
+    fast = parsing._fast_decode
+    assert fast is not None
+    return fast(data) is not None
+
+
+#: the message types the fast path maps (a price_change only in its current form)
+FAST_TYPES = ("price_change", "last_trade_price", "book")
+
+
+def _fast_shape(doc: Any) -> bool:
+    """Is this decoded JSON a frame of only messages of the types the fast path maps?"""
+    msgs = doc if isinstance(doc, list) and doc else [doc]
+    return all(
+        isinstance(m, dict)
+        and m.get("event_type") in FAST_TYPES
+        and (m["event_type"] != "price_change" or "price_changes" in m)
+        for m in msgs
+    )
 
 
 # -- real frames -----------------------------------------------------------------------------------
@@ -98,6 +117,12 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
 
 # A handful of short real price_change frames to mutate (short keeps each hypothesis example cheap).
 _SEEDS = [line for line in _sample_lines() if b'"price_changes"' in line and len(line) < 900][:40]
+# and short real trade prints, arrays mixing them with price changes, and books
+_OTHER_SEEDS = (
+    [line for line in _sample_lines() if line.startswith(b'{"asset_id"') and b"last_trade_price" in line][:10]
+    + [line for line in _sample_lines() if line.startswith(b"[") and b"last_trade_price" in line][:10]
+    + sorted((line for line in _sample_lines() if b'"bids"' in line), key=len)[:10]
+)
 
 
 def _pc_doc() -> dict[str, Any]:
@@ -119,13 +144,52 @@ def _pc_doc() -> dict[str, Any]:
     }
 
 
+def _lt_doc() -> dict[str, Any]:
+    return {
+        "asset_id": TOKEN,
+        "event_type": "last_trade_price",
+        "fee_rate_bps": "400",
+        "market": MKT,
+        "price": "0.3",
+        "side": "BUY",
+        "size": "54.28",
+        "timestamp": "1767225601468",
+        "transaction_hash": "0xf1bf55edb6143f78ea16b18fc17a4f81de27a24ee134f9f810e1fec9aa069dd3",
+    }
+
+
+def _book_doc() -> dict[str, Any]:
+    return {
+        "market": MKT,
+        "asset_id": TOKEN,
+        "timestamp": "1767225600000",
+        "hash": "8a6a63ec24ede6a46b4cb2424a23d5962217bead",
+        "bids": [{"price": "0.353", "size": "1281.94"}, {"price": ".36", "size": "0"}],
+        "asks": [{"price": "0.999", "size": "10500100"}],
+        "event_type": "book",
+        "tick_size": "0.001",
+        "last_trade_price": "0.36",
+    }
+
+
+#: each fast-path message type's model document, its top-level keys, and its nested objects' keys
+DOCS = {"price_change": _pc_doc, "last_trade_price": _lt_doc, "book": _book_doc}
+LT_KEYS = sorted(_lt_doc())
+BOOK_KEYS = sorted(_book_doc())
+LEVEL_KEYS = ["price", "size"]
+
+
 def test_recorded_frames_equal_on_both_paths(compiled: None) -> None:
     frames = _recorded()
-    taken = [f for f in frames if _taken(f)]
     for frame in frames:
         _same(frame)
-    # the current-form recordings (pretty-printed, so whitespace is handled) take the fast path
-    assert len(taken) == 2
+    # the recordings of the types it maps (pretty-printed, so whitespace is handled) take the fast
+    # path, those without an event_type do not
+    taken = [json.loads(f) for f in frames if _taken(f)]
+    kinds = sorted(m["event_type"] for doc in taken for m in (doc if isinstance(doc, list) else [doc]))
+    assert len(taken) >= 4
+    assert {"price_change", "last_trade_price", "book"} == set(kinds)
+    assert all(_fast_shape(doc) for doc in taken)
 
 
 def test_sample_and_generated_lines_equal_on_both_paths(compiled: None, generated: list[bytes]) -> None:
@@ -137,13 +201,14 @@ def test_sample_and_generated_lines_equal_on_both_paths(compiled: None, generate
 def test_the_fast_path_takes_the_common_frames(
     compiled: None, generated: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every plain price_change line of the sample and of a generated set is decoded by the compiled
-    path, counted at the hook parse_market_line calls."""
+    """Every plain price_change, last_trade_price and book line of the sample and of a generated set,
+    and every array of them, is decoded by the compiled path, counted at the hook parse_market_line
+    calls."""
     fast = parsing._fast_decode
     assert fast is not None
     hits = [0]
 
-    def counting(data: Any) -> list[PriceChange] | None:
+    def counting(data: Any) -> list[Event] | None:
         events = fast(data)
         hits[0] += events is not None
         return events
@@ -156,13 +221,16 @@ def test_the_fast_path_takes_the_common_frames(
             doc = json.loads(line)
         except ValueError:
             continue  # the generator's planted malformed lines
-        if isinstance(doc, dict) and doc.get("event_type") == "price_change" and "price_changes" in doc:
-            expected += 1
+        expected += _fast_shape(doc)
     for line in lines:
         with contextlib.suppress(MalformedMessage):
             parse_market_line(line)
     assert expected > 1_000
     assert expected == hits[0]
+    # the sample's arrays that mix price changes and trade prints (392 of them) are among them
+    mixed = [line for line in _sample_lines() if line.startswith(b"[") and b"last_trade_price" in line]
+    assert len(mixed) > 300
+    assert all(_taken(line) for line in mixed)
 
 
 def test_every_prefix_and_every_single_byte_deletion(compiled: None) -> None:
@@ -229,8 +297,9 @@ def test_many_distinct_ids(compiled: None) -> None:
         doc = _pc_doc()
         doc["market"] = ids[-1 - i]
         doc["price_changes"] = [{**doc["price_changes"][0], "asset_id": t} for t in ids[i : i + 3]]
-        events = parsing.fast_price_changes(json.dumps(doc))
+        events = parsing._fast_decode(json.dumps(doc)) if parsing._fast_decode else None
         assert events is not None
+        assert all(type(e) is PriceChange for e in events)
         assert [ids[-1 - i]] == [e.market for e in events]
         assert ids[i : i + 3] == [d.token_id for d in events[0].changes]
         _same(json.dumps(doc))
@@ -259,6 +328,8 @@ EDGE_VALUES: list[Any] = [
     *["1703875201000", "7258118399999", "7258118400000", "17038752010000", "00000000000001", "0" * 13],
     *["1", "0", "123456789012", "-1703875201000", "1703875201000.0", "1.7e12", "\x7f", "a\x00b"],
     *["\\u0030", "é", 'a"b', "x\\ny", "\t", "0xhash001", TOKEN, MKT],
+    *["0.1", "0.01", "0.001", "0.0001", "0.005", "0.0025", "0.002", "0.01000000", "1e-2", ".01"],
+    *["400", "9999", "10000", "09999", "0400", "00000", "-1", "4.0", "1000000", "0.999999"],
     *[0, 1, -1, 1703875201000, 2**64, 0.5, 1e300, None, True, False, [], {}, ["0.5"], {"a": "b"}],
 ]
 HOSTILE_VALUES = st.one_of(
@@ -361,7 +432,7 @@ def test_mutated_documents_equal_on_both_paths(compiled: None, text: str, as_byt
 
 @st.composite
 def byte_edits(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(_SEEDS)))
+    data = bytearray(draw(st.sampled_from(_SEEDS + _OTHER_SEEDS)))
     special = st.sampled_from([*b'"\\{}[],:-.0123456789 \t\n\r\x00\x7f\xc3\xa9\xff\x80'])
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         at = draw(st.integers(min_value=0, max_value=len(data)))
@@ -389,7 +460,8 @@ def test_byte_mutations_equal_on_both_paths(compiled: None, data: bytes) -> None
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(TOP_KEYS + ENTRY_KEYS), inner)
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(TOP_KEYS + ENTRY_KEYS + LT_KEYS + BOOK_KEYS), inner)
     ),
     max_leaves=20,
 )
@@ -406,6 +478,165 @@ def test_random_json_equal_on_both_paths(compiled: None, value: Any) -> None:
 def test_random_bytes_equal_on_both_paths(compiled: None, data: bytes) -> None:
     _same(data)
     _same(b'{"event_type":"price_change","price_changes":[' + data)
+
+
+# -- trade prints and books ---------------------------------------------------------------------------
+def test_trade_prints_and_books_convert_as_the_python_path_does(compiled: None) -> None:
+    trade, book = _lt_doc(), _book_doc()
+    expected_trade = LastTrade(1767225601468, TOKEN, MKT, 300_000, 54_280_000, Side.BUY, 400)
+    expected_book = BookSnapshot(
+        1767225600000,
+        TOKEN,
+        MKT,
+        (Level(353_000, 1_281_940_000), Level(360_000, 0)),
+        (Level(999_000, 10_500_100_000_000),),
+        "8a6a63ec24ede6a46b4cb2424a23d5962217bead",
+        1_000,
+    )
+    for doc, expected in ((trade, expected_trade), (book, expected_book)):
+        assert _taken(json.dumps(doc))
+        assert _typed([expected]) == _same(json.dumps(doc))
+    # optional fields absent, null or empty: the defaults the Python path gives
+    for fee in (None, ""):
+        doc = {**trade, "fee_rate_bps": fee, "transaction_hash": None}
+        assert _taken(json.dumps(doc))
+        assert _typed([expected_trade._replace(fee_rate_bps=0)]) == _same(json.dumps(doc))
+    bare = {k: v for k, v in trade.items() if k not in ("fee_rate_bps", "transaction_hash")}
+    assert _taken(json.dumps(bare)) and _typed([expected_trade._replace(fee_rate_bps=0)]) == _same(
+        json.dumps(bare)
+    )
+    for tick in (None, ""):
+        doc = {**book, "tick_size": tick, "hash": None, "last_trade_price": None, "bids": []}
+        assert _taken(json.dumps(doc))
+        assert _typed([expected_book._replace(tick_size=None, hash="", bids=())]) == _same(json.dumps(doc))
+    bare = {k: v for k, v in book.items() if k not in ("tick_size", "hash", "last_trade_price")}
+    assert _taken(json.dumps(bare))
+    assert _typed([expected_book._replace(tick_size=None, hash="")]) == _same(json.dumps(bare))
+    # trade prices strictly inside (0, 1), every venue tick, and what is not a tick
+    for price in ("0", "-0", "1", "1.0", "0.000001", "0.999999"):
+        _same(json.dumps({**trade, "price": price}))
+    assert not _taken(json.dumps({**trade, "price": "0"}))
+    for tick in ("0.1", "0.01", "0.001", "0.0001", "0.005", "0.0025", "0.002", "1", "0"):
+        _same(json.dumps({**book, "tick_size": tick}))
+
+
+def test_mixed_arrays(compiled: None) -> None:
+    docs = [_pc_doc(), _lt_doc(), _book_doc(), _lt_doc()]
+    frame = json.dumps(docs)
+    assert _taken(frame)
+    assert ["PriceChange", "LastTrade", "BookSnapshot", "LastTrade"] == [e[0] for e in _same(frame)]
+    # the feed entry, which BookKeeper uses, takes price changes and trade prints, with each print's
+    # price as sent, and leaves books to msgspec
+    prices = ["stale"]
+    assert parsing.fast_feed_events(frame, prices) is None
+    lt = {**_lt_doc(), "price": "0.30"}
+    events = parsing.fast_feed_events(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]), prices)
+    assert events is not None
+    assert ["0.30", "0.3"] == prices
+    assert _typed(events) == _same(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]))
+    assert parsing.fast_feed_events(json.dumps(_pc_doc()), prices) is not None
+    assert [] == prices
+    for bad in ((), (b"{}",), (b"{}", ()), (b"{}", [], 1)):
+        with pytest.raises(TypeError):
+            parsing._compiled_feed(*bad)  # type: ignore[misc]
+    # one message outside the subset sends the whole frame to msgspec
+    for odd in ({**_lt_doc(), "event_type": "tick_size_change"}, {**_lt_doc(), "price": "2"}, {}, [], "x"):
+        text = json.dumps([*docs, odd])
+        assert not _taken(text)
+        _same(text)
+
+
+def test_trade_and_book_fields_with_every_edge_value(compiled: None) -> None:
+    for make, keys in ((_lt_doc, LT_KEYS), (_book_doc, BOOK_KEYS)):
+        for key in keys:
+            for value in EDGE_VALUES:
+                doc = make()
+                doc[key] = value
+                _same(json.dumps(doc))
+                _same(json.dumps(doc, ensure_ascii=False).encode())
+    for side in ("bids", "asks"):
+        for key in LEVEL_KEYS:
+            for value in EDGE_VALUES:
+                doc = _book_doc()
+                doc[side][0][key] = value
+                _same(json.dumps(doc))
+
+
+def test_trade_and_book_missing_duplicate_and_unknown_keys(compiled: None) -> None:
+    optional = {"fee_rate_bps", "transaction_hash", "hash", "tick_size", "last_trade_price"}
+    for make, keys in ((_lt_doc, LT_KEYS), (_book_doc, BOOK_KEYS)):
+        text = json.dumps(make())
+        assert _taken(text)
+        for key in keys:
+            doc = make()
+            value = doc.pop(key)
+            _same(json.dumps(doc))
+            assert _taken(json.dumps(doc)) == (key in optional)
+            for twin in (value, "0.5", "SELL", "1", None):
+                at = text.index(f'"{key}"')
+                doubled = f'{text[:at]}"{key}": {json.dumps(twin)}, {text[at:]}'
+                assert not _taken(doubled)
+                _same(doubled)
+            # another type's keys are not this type's
+            for extra in ("extra", "price_changes", "bids", "price", "min_order_size", "neg_risk", "changes"):
+                if extra not in keys:
+                    doc = {**make(), extra: value}
+                    assert not _taken(json.dumps(doc))
+                    _same(json.dumps(doc))
+    for level in ({"price": "0.5"}, {"size": "1"}, {"price": "0.5", "size": "1", "x": "1"}, {}):
+        doc = _book_doc()
+        doc["asks"] = [level]
+        assert not _taken(json.dumps(doc))
+        _same(json.dumps(doc))
+    text = json.dumps(_book_doc())
+    doubled = text.replace('"size": "0"', '"size": "0", "size": "1"')
+    assert not _taken(doubled)
+    _same(doubled)
+
+
+@st.composite
+def mutated_other_docs(draw: st.DrawFn) -> str:
+    """Trade prints, books and arrays of them (with price changes), mutated."""
+    if draw(st.booleans()):
+        doc = json.loads(draw(st.sampled_from(_OTHER_SEEDS)))
+    else:
+        doc = [DOCS[kind]() for kind in draw(st.lists(st.sampled_from(FAST_TYPES), min_size=1, max_size=3))]
+    msgs = doc if isinstance(doc, list) else [doc]
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        msg = msgs[draw(st.integers(0, len(msgs) - 1))]
+        if not isinstance(msg, dict):
+            continue
+        what = draw(st.sampled_from(["top", "level", "drop", "add", "type"]))
+        levels = msg.get(draw(st.sampled_from(["bids", "asks"])))
+        if what == "top":
+            msg[draw(st.sampled_from(LT_KEYS + BOOK_KEYS))] = draw(HOSTILE_VALUES)
+        elif what == "level" and isinstance(levels, list) and levels and isinstance(levels[0], dict):
+            levels[0][draw(st.sampled_from(LEVEL_KEYS))] = draw(HOSTILE_VALUES)
+        elif what == "drop" and msg:
+            msg.pop(draw(st.sampled_from(sorted(msg))))
+        elif what == "add":
+            msg[draw(st.sampled_from([*TOP_KEYS, *LT_KEYS, *BOOK_KEYS, "extra", "neg_risk"]))] = draw(
+                HOSTILE_VALUES
+            )
+        else:
+            msg["event_type"] = draw(st.sampled_from([*FAST_TYPES, "tick_size_change", "best_bid_ask"]))
+    text = json.dumps(
+        doc, indent=draw(st.sampled_from([None, None, 0, 2, "\t"])), ensure_ascii=draw(st.booleans())
+    )
+    if draw(st.booleans()):
+        key = draw(st.sampled_from(LT_KEYS + BOOK_KEYS + LEVEL_KEYS))
+        at = text.find(f'"{key}"')
+        if at >= 0:
+            text = f'{text[:at]}"{key}": {json.dumps(draw(HOSTILE_VALUES))}, {text[at:]}'
+    return text
+
+
+@FUZZ
+@given(text=mutated_other_docs(), as_bytes=st.booleans())
+def test_mutated_trade_and_book_documents_equal_on_both_paths(
+    compiled: None, text: str, as_bytes: bool
+) -> None:
+    _same(text.encode("utf-8", "surrogatepass") if as_bytes else text)
 
 
 # -- the live feed's keeper ------------------------------------------------------------------------------
@@ -446,10 +677,19 @@ def test_book_keeper_forwards_the_same_events_on_both_paths(compiled: None, gene
     assert _keeper_run(lines, pure=False) == _keeper_run(lines, pure=True)
 
 
+def test_book_keeper_on_the_sample(compiled: None) -> None:
+    """The sample's trade prints (alone and in arrays with price changes) take the keeper's fast path;
+    the books it keeps, and what it forwards, are those of the msgspec path."""
+    lines = _sample_lines()
+    assert sum(parsing.fast_feed_events(line, []) is not None for line in lines) > 8_000
+    assert _keeper_run(lines, pure=False) == _keeper_run(lines, pure=True)
+
+
 # -- selection -------------------------------------------------------------------------------------------
 def test_pure_python_env_turns_the_fast_path_off() -> None:
     assert select_decoder({PURE_PYTHON_ENV: "1"}) == "python"
-    assert parsing.fast_price_changes(json.dumps(_pc_doc())) is None
+    assert parsing.fast_feed_events(json.dumps(_pc_doc()), []) is None
+    assert parsing._fast_decode is None
     built = parsing.compiled_decoder_available()
     assert select_decoder({}) == ("compiled" if built else "python")
     assert select_decoder({PURE_PYTHON_ENV: "0"}) == ("compiled" if built else "python")

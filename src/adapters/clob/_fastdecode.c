@@ -1,25 +1,37 @@
-/* A compiled fast path for the market channel's common frame: a `price_change` message in its current
- * form (`price_changes[]` entries), or a JSON array of them, decoded straight into the same
- * PriceChange / BookDelta tuples that parsing.py builds.
+/* A compiled fast path for the market channel's common frames: `price_change` messages in their current
+ * form (`price_changes[]` entries), `last_trade_price` and `book` messages, alone or in a JSON array,
+ * decoded straight into the same PriceChange / BookDelta, LastTrade and BookSnapshot / Level tuples
+ * that parsing.py builds.
  *
  * Theory of operation: this is a STRICT SUBSET of parsing.parse_market_line. It takes only the plain
  * shape it fully understands and returns None for anything else, and the caller then runs the msgspec
  * path, which yields its own events or MalformedMessage exactly as without this module. So the fast
  * path never needs to explain a failure, and its output equals the Python path's on every input as long
- * as every frame it accepts is one the Python path maps to the same events.
+ * as every frame it accepts is one the Python path maps to the same events. decode_market takes all
+ * three types; decode_feed takes price changes and trade prints only, and hands each print's price
+ * string beside the events: the live feed's BookKeeper keeps that spelling for its book hash checks,
+ * and reads books from msgspec's Structs, whose raw strings those checks hash.
  *
  * What it accepts (anything else is None):
  *   frame    := ws (message | "[" ws message (ws "," ws message)* ws "]") ws      (ws: JSON's 4 bytes)
- *   message  := an object with exactly the keys event_type ("price_change"), market, timestamp and
- *               price_changes (an array of entries), each once, in any order
+ *   message  := an object whose keys, each once and in any order, are exactly those of one of:
+ *     price_change:      event_type, market, timestamp, price_changes (an array of entries)
+ *     last_trade_price:  event_type, asset_id, market, timestamp, price, size, side, and optionally
+ *                        fee_rate_bps and transaction_hash (either may be null)
+ *     book:              event_type, asset_id, market, timestamp, bids, asks (arrays of levels), and
+ *                        optionally hash, tick_size and last_trade_price (any of them may be null)
  *   entry    := an object with asset_id, price, size, side and optionally hash, best_bid, best_ask,
  *               each at most once, in any order; best_bid / best_ask may be null
+ *   level    := an object with exactly price and size, once each, in either order
  * Every value is a string of printable ASCII without escapes (or null where allowed). Values are
  * converted exactly as parsing.py does: decimals as core.units.parse_micro reads them (optional "-",
  * at most MAX_WHOLE_DIGITS whole digits, at most 6 decimals unless the rest are zeros), prices in
- * [0, ONE], sizes in [0, MAX_AMOUNT_MICRO], best_bid / best_ask "" or null -> None, side "BUY" /
- * "SELL" -> Side members, timestamp 1..13 ASCII digits within [MIN_TS_MS, MAX_TS_MS]; a value that
- * would be malformed makes the frame None (the Python path then names the fault).
+ * [0, ONE] (trade prices strictly inside), sizes in [0, MAX_AMOUNT_MICRO], best_bid / best_ask "" or
+ * null -> None, side "BUY" / "SELL" -> Side members, timestamp 1..13 ASCII digits within
+ * [MIN_TS_MS, MAX_TS_MS], fee_rate_bps absent, null or "" -> 0 else 1..4 ASCII digits (parsing's
+ * _MAX_FEE_BPS is 9999), book hash absent or null -> "", tick_size absent, null or "" -> None else one
+ * of core.market.VALID_TICKS; a value that would be malformed makes the frame None (the Python path
+ * then names the fault).
  *
  * Safety on hostile bytes: the parser reads through one cursor that every step checks against the end
  * of the buffer, never recurses (the shape is flat), and allocates only Python objects it releases on
@@ -33,6 +45,13 @@
 /* -- what polysnipe.core provides, fetched once at import ----------------------------------------- */
 static PyTypeObject *BookDeltaType;
 static PyTypeObject *PriceChangeType;
+static PyTypeObject *LastTradeType;
+static PyTypeObject *BookSnapshotType;
+static PyTypeObject *LevelType;
+/* core.market.VALID_TICKS */
+#define MAX_TICKS 16
+static long long Ticks[MAX_TICKS];
+static Py_ssize_t NTicks;
 static PyObject *SideBuy;
 static PyObject *SideSell;
 static PyObject *EmptyStr;
@@ -363,8 +382,6 @@ static int read_entry(Cur *c, PyObject **out) {
 }
 
 /* -- one message ------------------------------------------------------------------------------------ */
-enum { M_TYPE = 1, M_MARKET = 2, M_TS = 4, M_CHANGES = 8 };
-#define M_ALL (M_TYPE | M_MARKET | M_TS | M_CHANGES)
 
 /* A growable array of new references, on the stack while it is short. */
 typedef struct {
@@ -406,78 +423,193 @@ static int refs_push(Refs *r, PyObject *o) {
     return 0;
 }
 
-/* 1 and the message's PriceChange appended to `events` (nothing when it has no entries, as the Python
- * path does); 0 when it is not the plain shape; -1 with an exception set. */
-static int read_message(Cur *c, PyObject *events) {
-    const unsigned char *market = NULL, *s;
-    Py_ssize_t market_n = 0, n;
-    long long ts = 0;
+/* One price level of a book: an object with exactly price and size, each once, in either order.
+ * 1 and *out a new Level; 0 when it is not that shape; -1 with an exception set. */
+static int read_level(Cur *c, PyObject **out) {
+    const unsigned char *s;
+    Py_ssize_t n;
+    long long price = 0, size = 0;
     unsigned seen = 0;
-    int rc = 0;
-    Refs deltas;
-    refs_init(&deltas);
     if (!eat(c, '{'))
         return 0;
     for (;;) {
         if (!read_str(c, &s, &n) || !eat(c, ':'))
-            goto done;
+            return 0;
+        unsigned key = IS(s, n, "price") ? 1 : IS(s, n, "size") ? 2 : 0;
+        if (key == 0 || (seen & key))
+            return 0;
+        seen |= key;
+        const unsigned char *v;
+        Py_ssize_t vn;
+        if (!read_str(c, &v, &vn) || !decimal_micro(v, vn, key == 1 ? One : MaxAmount, key == 1 ? &price : &size))
+            return 0;
+        if (eat(c, ','))
+            continue;
+        if (eat(c, '}'))
+            break;
+        return 0;
+    }
+    if (seen != 3)
+        return 0;
+    PyObject *items[2] = {price_int(price), PyLong_FromLongLong(size)};
+    if (items[0] == NULL || items[1] == NULL) {
+        Py_XDECREF(items[0]);
+        Py_XDECREF(items[1]);
+        return -1;
+    }
+    return (*out = new_tuple(LevelType, items, 2)) == NULL ? -1 : 1;
+}
+
+/* A JSON array of price_changes[] entries (read_entry) or of book levels (read_level) into `refs`:
+ * 1, 0 when it is not that shape, -1 with an exception set. */
+static int read_array(Cur *c, int (*read_item)(Cur *, PyObject **), Refs *refs) {
+    if (!eat(c, '['))
+        return 0;
+    if (eat(c, ']'))
+        return 1;
+    for (;;) {
+        PyObject *item;
+        int r = read_item(c, &item);
+        if (r <= 0)
+            return r;
+        if (refs_push(refs, item) < 0)
+            return -1;
+        if (eat(c, ','))
+            continue;
+        return eat(c, ']') ? 1 : 0;
+    }
+}
+
+/* A tuple of the references in `refs`, which it takes over (refs is left empty). */
+static PyObject *refs_tuple(Refs *r) {
+    PyObject *t = PyTuple_New(r->n);
+    if (t == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < r->n; i++)
+        PyTuple_SET_ITEM(t, i, r->items[i]);
+    r->n = 0;
+    return t;
+}
+
+/* The message types the fast path maps, as the bits of decode_frame's `kinds`. */
+enum { T_PRICE_CHANGE = 1, T_LAST_TRADE = 2, T_BOOK = 4 };
+
+/* The top-level keys, one bit each. Keys come in any order and `event_type` need not be first, so
+ * every value is read (and checked as far as it can be alone) before the type decides which keys it
+ * allows and needs, and how the values convert. */
+enum {
+    M_TYPE = 1 << 0, M_MARKET = 1 << 1, M_TS = 1 << 2, M_CHANGES = 1 << 3, M_ASSET = 1 << 4,
+    M_PRICE = 1 << 5, M_SIZE = 1 << 6, M_SIDE = 1 << 7, M_FEE = 1 << 8, M_TX = 1 << 9,
+    M_BIDS = 1 << 10, M_ASKS = 1 << 11, M_HASH = 1 << 12, M_TICK = 1 << 13, M_LTP = 1 << 14,
+};
+#define PC_NEEDS (M_TYPE | M_MARKET | M_TS | M_CHANGES)
+#define PC_ALLOWS PC_NEEDS
+/* _last_trade: fee_rate_bps and transaction_hash may be absent */
+#define LT_NEEDS (M_TYPE | M_ASSET | M_MARKET | M_TS | M_PRICE | M_SIZE | M_SIDE)
+#define LT_ALLOWS (LT_NEEDS | M_FEE | M_TX)
+/* _snapshot: hash, tick_size and the summary's last_trade_price (not mapped) may be absent */
+#define BOOK_NEEDS (M_TYPE | M_ASSET | M_MARKET | M_TS | M_BIDS | M_ASKS)
+#define BOOK_ALLOWS (BOOK_NEEDS | M_HASH | M_TICK | M_LTP)
+/* keys whose value may be null, which the Python path reads as absent */
+#define M_NULLABLE (M_FEE | M_TX | M_HASH | M_TICK | M_LTP)
+
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t n;
+    int null;
+} Raw;
+
+static int key_bit(const unsigned char *s, Py_ssize_t n, unsigned *key) {
+#define KEY(name, bit) {name, (Py_ssize_t)(sizeof(name) - 1), bit}
+    static const struct {
+        const char *name;
+        Py_ssize_t n;
+        unsigned bit;
+    } keys[] = {
+        KEY("event_type", M_TYPE),     KEY("market", M_MARKET),         KEY("timestamp", M_TS),
+        KEY("price_changes", M_CHANGES), KEY("asset_id", M_ASSET),      KEY("price", M_PRICE),
+        KEY("size", M_SIZE),           KEY("side", M_SIDE),             KEY("fee_rate_bps", M_FEE),
+        KEY("transaction_hash", M_TX), KEY("bids", M_BIDS),             KEY("asks", M_ASKS),
+        KEY("hash", M_HASH),           KEY("tick_size", M_TICK),        KEY("last_trade_price", M_LTP),
+    };
+#undef KEY
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (n == keys[i].n && memcmp(s, keys[i].name, (size_t)n) == 0) {
+            *key = keys[i].bit;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int key_index(unsigned key) {
+    int i = 0;
+    while (!(key & 1u)) {
+        key >>= 1;
+        i++;
+    }
+    return i;
+}
+
+/* 1 and the message's event appended to `events` (nothing for a price_change without entries, as
+ * the Python path does), and a trade print's price as the venue spelt it to `prices` when that is not
+ * NULL; 0 when it is not the plain shape of a type in `kinds`; -1 with an exception set. */
+static int read_message(Cur *c, PyObject *events, unsigned kinds, PyObject *prices) {
+    const unsigned char *s;
+    Py_ssize_t n;
+    Raw raw[15];
+    long long ts = 0;
+    unsigned seen = 0, type = 0, allows = ~0u;
+    PyObject *side = NULL, *event = NULL;
+    int rc = 0;
+    Refs deltas, bids, asks;
+    refs_init(&deltas);
+    refs_init(&bids);
+    refs_init(&asks);
+    if (!eat(c, '{'))
+        return 0;
+    for (;;) {
         unsigned key;
-        if (IS(s, n, "event_type"))
-            key = M_TYPE;
-        else if (IS(s, n, "market"))
-            key = M_MARKET;
-        else if (IS(s, n, "timestamp"))
-            key = M_TS;
-        else if (IS(s, n, "price_changes"))
-            key = M_CHANGES;
-        else
-            goto done;
-        if (seen & key)
+        if (!read_str(c, &s, &n) || !eat(c, ':') || !key_bit(s, n, &key) || (seen & key) || !(allows & key))
             goto done;
         seen |= key;
-        if (key == M_CHANGES) {
-            if (!eat(c, '['))
+        if (key == M_CHANGES || key == M_BIDS || key == M_ASKS) {
+            int r = key == M_CHANGES ? read_array(c, read_entry, &deltas)
+                                     : read_array(c, read_level, key == M_BIDS ? &bids : &asks);
+            if (r <= 0) {
+                rc = r;
                 goto done;
-            if (!eat(c, ']')) {
-                for (;;) {
-                    PyObject *delta;
-                    int r = read_entry(c, &delta);
-                    if (r <= 0) {
-                        rc = r;
-                        goto done;
-                    }
-                    if (refs_push(&deltas, delta) < 0) {
-                        rc = -1;
-                        goto done;
-                    }
-                    if (eat(c, ','))
-                        continue;
-                    if (eat(c, ']'))
-                        break;
-                    goto done;
-                }
             }
         } else {
-            const unsigned char *v;
-            Py_ssize_t vn;
-            if (!read_str(c, &v, &vn))
+            Raw *v = &raw[key_index(key)];
+            v->null = (key & M_NULLABLE) && read_null(c);
+            if (!v->null && !read_str(c, &v->p, &v->n))
                 goto done;
             if (key == M_TYPE) {
-                if (!IS(v, vn, "price_change"))
+                if (IS(v->p, v->n, "price_change"))
+                    type = T_PRICE_CHANGE, allows = PC_ALLOWS;
+                else if (IS(v->p, v->n, "last_trade_price"))
+                    type = T_LAST_TRADE, allows = LT_ALLOWS;
+                else if (IS(v->p, v->n, "book"))
+                    type = T_BOOK, allows = BOOK_ALLOWS;
+                if (!(type & kinds) || (seen & ~allows))
                     goto done;
-            } else if (key == M_MARKET) {
-                market = v;
-                market_n = vn;
-            } else { /* M_TS: epoch ms as ASCII digits, at most as many as MAX_TS_MS has */
-                if (vn < 1 || vn > 13)
+            } else if (key == M_TS) { /* epoch ms as ASCII digits, at most as many as MAX_TS_MS has */
+                if (v->n < 1 || v->n > 13)
                     goto done;
-                ts = 0;
-                for (Py_ssize_t i = 0; i < vn; i++) {
-                    if (v[i] < '0' || v[i] > '9')
+                for (Py_ssize_t i = 0; i < v->n; i++) {
+                    if (v->p[i] < '0' || v->p[i] > '9')
                         goto done;
-                    ts = ts * 10 + (v[i] - '0');
+                    ts = ts * 10 + (v->p[i] - '0');
                 }
                 if (ts < MinTsMs || ts > MaxTsMs)
+                    goto done;
+            } else if (key == M_SIDE) {
+                if (IS(v->p, v->n, "BUY"))
+                    side = SideBuy;
+                else if (IS(v->p, v->n, "SELL"))
+                    side = SideSell;
+                else
                     goto done;
             }
         }
@@ -487,39 +619,118 @@ static int read_message(Cur *c, PyObject *events) {
             break;
         goto done;
     }
-    if (seen != M_ALL)
-        goto done;
-    rc = 1;
-    if (deltas.n == 0)
-        goto done;
-    {
-        PyObject *changes = PyTuple_New(deltas.n);
-        if (changes == NULL) {
-            rc = -1;
+    Raw *market = &raw[key_index(M_MARKET)], *asset = &raw[key_index(M_ASSET)];
+    if (type == T_PRICE_CHANGE) {
+        if (seen != PC_NEEDS)
             goto done;
-        }
-        for (Py_ssize_t i = 0; i < deltas.n; i++)
-            PyTuple_SET_ITEM(changes, i, deltas.items[i]);
-        deltas.n = 0; /* the tuple owns them now */
-        PyObject *items[3] = {PyLong_FromLongLong(ts), id_str(market, market_n), changes};
-        if (items[0] == NULL || items[1] == NULL) {
+        rc = 1;
+        if (deltas.n == 0)
+            goto done;
+        PyObject *items[3] = {PyLong_FromLongLong(ts), id_str(market->p, market->n), refs_tuple(&deltas)};
+        if (items[0] == NULL || items[1] == NULL || items[2] == NULL) {
             for (int j = 0; j < 3; j++)
                 Py_XDECREF(items[j]);
             rc = -1;
             goto done;
         }
-        PyObject *event = new_tuple(PriceChangeType, items, 3);
-        if (event == NULL || PyList_Append(events, event) < 0)
-            rc = -1;
-        Py_XDECREF(event);
+        event = new_tuple(PriceChangeType, items, 3);
+    } else if (type == T_LAST_TRADE) {
+        long long price, size, fee = 0;
+        if ((seen & LT_NEEDS) != LT_NEEDS)
+            goto done;
+        Raw *p = &raw[key_index(M_PRICE)], *q = &raw[key_index(M_SIZE)], *f = &raw[key_index(M_FEE)];
+        /* _trade_price: a level price strictly inside (0, 1); _size */
+        if (!decimal_micro(p->p, p->n, One, &price) || price <= 0 || price >= One ||
+            !decimal_micro(q->p, q->n, MaxAmount, &size))
+            goto done;
+        /* fee_rate_bps: absent, null or "" is 0; else 1..4 ASCII digits, all within [0, _MAX_FEE_BPS]
+         * (9999); a JSON number is msgspec's */
+        if ((seen & M_FEE) && !f->null) {
+            if (f->n > 4)
+                goto done;
+            for (Py_ssize_t i = 0; i < f->n; i++) {
+                if (f->p[i] < '0' || f->p[i] > '9')
+                    goto done;
+                fee = fee * 10 + (f->p[i] - '0');
+            }
+        }
+        PyObject *items[7] = {PyLong_FromLongLong(ts), id_str(asset->p, asset->n), id_str(market->p, market->n),
+                              price_int(price), PyLong_FromLongLong(size), side, PyLong_FromLongLong(fee)};
+        Py_INCREF(side);
+        for (int i = 0; i < 7; i++) {
+            if (items[i] == NULL) {
+                for (int j = 0; j < 7; j++)
+                    Py_XDECREF(items[j]);
+                rc = -1;
+                goto done;
+            }
+        }
+        event = new_tuple(LastTradeType, items, 7);
+        if (event != NULL && prices != NULL) {
+            PyObject *text = ascii_str(p->p, p->n);
+            if (text == NULL || PyList_Append(prices, text) < 0) {
+                Py_XDECREF(text);
+                Py_CLEAR(event);
+            } else {
+                Py_DECREF(text);
+            }
+        }
+    } else if (type == T_BOOK) {
+        long long tick = -1; /* -1: None */
+        if ((seen & BOOK_NEEDS) != BOOK_NEEDS)
+            goto done;
+        Raw *h = &raw[key_index(M_HASH)], *t = &raw[key_index(M_TICK)];
+        /* tick_size: absent, null or "" is None; else one of VALID_TICKS */
+        if ((seen & M_TICK) && !t->null && t->n) {
+            int valid = 0;
+            if (!decimal_micro(t->p, t->n, One, &tick))
+                goto done;
+            for (Py_ssize_t i = 0; i < NTicks; i++)
+                valid |= Ticks[i] == tick;
+            if (!valid)
+                goto done;
+        }
+        PyObject *items[7];
+        items[0] = PyLong_FromLongLong(ts);
+        items[1] = id_str(asset->p, asset->n);
+        items[2] = id_str(market->p, market->n);
+        items[3] = refs_tuple(&bids);
+        items[4] = refs_tuple(&asks);
+        if ((seen & M_HASH) && !h->null && h->n) {
+            items[5] = ascii_str(h->p, h->n);
+        } else {
+            Py_INCREF(EmptyStr);
+            items[5] = EmptyStr;
+        }
+        if (tick < 0) {
+            Py_INCREF(Py_None);
+            items[6] = Py_None;
+        } else {
+            items[6] = PyLong_FromLongLong(tick);
+        }
+        for (int i = 0; i < 7; i++) {
+            if (items[i] == NULL) {
+                for (int j = 0; j < 7; j++)
+                    Py_XDECREF(items[j]);
+                rc = -1;
+                goto done;
+            }
+        }
+        event = new_tuple(BookSnapshotType, items, 7);
+    } else {
+        goto done; /* no event_type */
     }
+    rc = (event == NULL || PyList_Append(events, event) < 0) ? -1 : 1;
+    Py_XDECREF(event);
 done:
     refs_clear(&deltas);
+    refs_clear(&bids);
+    refs_clear(&asks);
     return rc;
 }
 
 /* -- the frame -------------------------------------------------------------------------------------- */
-static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len) {
+static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigned kinds, PyObject *prices) {
     Cur c = {data, data + len};
     PyObject *events = PyList_New(0);
     if (events == NULL)
@@ -532,7 +743,7 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len) {
             rc = 0; /* an empty frame: the Python path's business */
         } else {
             for (;;) {
-                rc = read_message(&c, events);
+                rc = read_message(&c, events, kinds, prices);
                 if (rc <= 0)
                     break;
                 if (eat(&c, ','))
@@ -543,7 +754,7 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len) {
             }
         }
     } else {
-        rc = read_message(&c, events);
+        rc = read_message(&c, events, kinds, prices);
     }
     if (rc > 0) {
         skip_ws(&c);
@@ -558,32 +769,54 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len) {
     Py_RETURN_NONE;
 }
 
-static PyObject *decode_price_change(PyObject *module, PyObject *data) {
+/* decode_frame on a bytes or str argument; None for every other type. */
+static PyObject *decode_data(PyObject *data, unsigned kinds, PyObject *prices) {
     if (PyBytes_CheckExact(data))
-        return decode_frame((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+        return decode_frame((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), kinds, prices);
     /* a text frame (the WebSocket client's str): ASCII ones are their own UTF-8; others are left to
      * msgspec rather than encoded here */
     if (PyUnicode_CheckExact(data)) {
         if (PyUnicode_READY(data) < 0)
             return NULL;
         if (PyUnicode_IS_ASCII(data))
-            return decode_frame(PyUnicode_1BYTE_DATA(data), PyUnicode_GET_LENGTH(data));
+            return decode_frame(PyUnicode_1BYTE_DATA(data), PyUnicode_GET_LENGTH(data), kinds, prices);
     }
     Py_RETURN_NONE;
 }
 
+static PyObject *decode_market(PyObject *module, PyObject *data) {
+    return decode_data(data, T_PRICE_CHANGE | T_LAST_TRADE | T_BOOK, NULL);
+}
+
+/* The caller's list, emptied here, rather than one made per frame: most frames hold no trade print. */
+static PyObject *decode_feed(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "decode_feed(data, prices, /): prices must be a list");
+        return NULL;
+    }
+    PyObject *prices = args[1];
+    if (PyList_GET_SIZE(prices) && PyList_SetSlice(prices, 0, PyList_GET_SIZE(prices), NULL) < 0)
+        return NULL;
+    return decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE, prices);
+}
+
 /* -- module ----------------------------------------------------------------------------------------- */
 static PyMethodDef methods[] = {
-    {"decode_price_change", decode_price_change, METH_O,
-     "decode_price_change(data, /) -> list[PriceChange] | None\n\n"
-     "The events of a plain price_change frame (bytes or an ASCII str), exactly as\n"
-     "parsing.parse_market_line maps it; None for any frame outside that plain shape."},
+    {"decode_market", decode_market, METH_O,
+     "decode_market(data, /) -> list[PriceChange | LastTrade | BookSnapshot] | None\n\n"
+     "The events of a frame of plain price_change, last_trade_price and book messages (bytes or\n"
+     "an ASCII str), exactly as parsing.parse_market_line maps it; None for any other frame."},
+    {"decode_feed", (PyCFunction)(void (*)(void))decode_feed, METH_FASTCALL,
+     "decode_feed(data, prices, /) -> list[PriceChange | LastTrade] | None\n\n"
+     "The events of a frame of plain price_change and last_trade_price messages; `prices` (a list,\n"
+     "emptied first) gets each trade print's price as sent, in order (the live feed keeps that\n"
+     "spelling for book hash checks). None for any other frame (`prices` then holds no meaning)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "polysnipe.adapters.clob._fastdecode",
-    "Compiled decoding of plain market-channel price_change frames (see parsing.py).", -1, methods,
+    "Compiled decoding of plain market-channel price_change, last_trade_price and book frames (see parsing.py).", -1, methods,
 };
 
 static int get_ll(PyObject *mod, const char *name, long long *out) {
@@ -596,12 +829,34 @@ static int get_ll(PyObject *mod, const char *name, long long *out) {
 }
 
 PyMODINIT_FUNC PyInit__fastdecode(void) {
-    PyObject *events = NULL, *units = NULL, *side = NULL;
+    PyObject *events = NULL, *units = NULL, *side = NULL, *market = NULL, *ticks = NULL;
     long long whole_digits;
     events = PyImport_ImportModule("polysnipe.core.events");
     units = events ? PyImport_ImportModule("polysnipe.core.units") : NULL;
-    if (units == NULL)
+    market = units ? PyImport_ImportModule("polysnipe.core.market") : NULL;
+    if (market == NULL)
         goto fail;
+    ticks = PyObject_GetAttrString(market, "VALID_TICKS");
+    if (ticks == NULL || PySequence_Size(ticks) < 0)
+        goto fail;
+    if (PySequence_Size(ticks) > MAX_TICKS) {
+        PyErr_SetString(PyExc_ImportError, "_fastdecode: more VALID_TICKS than it was written for");
+        goto fail;
+    }
+    {
+        PyObject *it = PyObject_GetIter(ticks), *tick;
+        if (it == NULL)
+            goto fail;
+        while ((tick = PyIter_Next(it)) != NULL) {
+            Ticks[NTicks++] = PyLong_AsLongLong(tick);
+            Py_DECREF(tick);
+            if (PyErr_Occurred())
+                break;
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred())
+            goto fail;
+    }
     if (get_ll(events, "MIN_TS_MS", &MinTsMs) < 0 || get_ll(events, "MAX_TS_MS", &MaxTsMs) < 0 ||
         get_ll(units, "ONE", &One) < 0 || get_ll(units, "MAX_AMOUNT_MICRO", &MaxAmount) < 0 ||
         get_ll(units, "MAX_WHOLE_DIGITS", &whole_digits) < 0)
@@ -615,13 +870,19 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
     }
     BookDeltaType = (PyTypeObject *)PyObject_GetAttrString(events, "BookDelta");
     PriceChangeType = (PyTypeObject *)PyObject_GetAttrString(events, "PriceChange");
+    LastTradeType = (PyTypeObject *)PyObject_GetAttrString(events, "LastTrade");
+    BookSnapshotType = (PyTypeObject *)PyObject_GetAttrString(events, "BookSnapshot");
+    LevelType = (PyTypeObject *)PyObject_GetAttrString(events, "Level");
     side = PyObject_GetAttrString(events, "Side");
-    if (BookDeltaType == NULL || PriceChangeType == NULL || side == NULL)
+    if (BookDeltaType == NULL || PriceChangeType == NULL || LastTradeType == NULL || BookSnapshotType == NULL ||
+        LevelType == NULL || side == NULL)
         goto fail;
-    if (!PyType_Check(BookDeltaType) || !PyType_IsSubtype(BookDeltaType, &PyTuple_Type) ||
-        !PyType_Check(PriceChangeType) || !PyType_IsSubtype(PriceChangeType, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_ImportError, "_fastdecode: BookDelta and PriceChange must be tuple types");
-        goto fail;
+    PyTypeObject *types[] = {BookDeltaType, PriceChangeType, LastTradeType, BookSnapshotType, LevelType};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (!PyType_Check(types[i]) || !PyType_IsSubtype(types[i], &PyTuple_Type)) {
+            PyErr_SetString(PyExc_ImportError, "_fastdecode: the core events must be tuple types");
+            goto fail;
+        }
     }
     SideBuy = PyObject_GetAttrString(side, "BUY");
     SideSell = PyObject_GetAttrString(side, "SELL");
@@ -634,11 +895,15 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
         goto fail;
     }
     Py_DECREF(side);
+    Py_DECREF(ticks);
+    Py_DECREF(market);
     Py_DECREF(units);
     Py_DECREF(events);
     return PyModule_Create(&module_def);
 fail:
     Py_XDECREF(side);
+    Py_XDECREF(ticks);
+    Py_XDECREF(market);
     Py_XDECREF(units);
     Py_XDECREF(events);
     return NULL;

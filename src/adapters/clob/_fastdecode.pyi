@@ -1,5 +1,8 @@
-"""Types of the compiled price_change fast path (src/adapters/clob/_fastdecode.c)."""
+"""Types of the compiled market-channel fast path (src/adapters/clob/_fastdecode.c)."""
 
-from polysnipe.core.events import PriceChange
+from polysnipe.core.events import Event, LastTrade, PriceChange
 
-def decode_price_change(data: bytes | bytearray | memoryview | str, /) -> list[PriceChange] | None: ...
+def decode_market(data: bytes | bytearray | memoryview | str, /) -> list[Event] | None: ...
+def decode_feed(
+    data: bytes | bytearray | memoryview | str, prices: list[str], /
+) -> list[PriceChange | LastTrade] | None: ...

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Final
+from typing import Final, cast
 
 import attrs
 import msgspec
@@ -49,7 +49,7 @@ from polysnipe.adapters.clob.parsing import (
     RestBook,
     book_hash,
     decode_market_frame,
-    fast_price_changes,
+    fast_feed_events,
     message_events,
 )
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
@@ -170,12 +170,14 @@ class _Token:
 class BookKeeper:
     """Books per token, fed by market-channel frames and REST snapshots; detects gaps."""
 
-    __slots__ = ("_config", "_gaps", "_tokens", "checks", "malformed")
+    __slots__ = ("_config", "_gaps", "_tokens", "_trade_prices", "checks", "malformed")
 
     def __init__(self, config: MarketDataConfig | None = None) -> None:
         self._config = config or MarketDataConfig()
         self._tokens: dict[str, _Token] = {}
         self._gaps: list[tuple[str, str]] = []
+        #: the compiled decoder's trade print prices of the frame at hand (reused: fast_feed_events)
+        self._trade_prices: list[str] = []
         #: hash checks performed (books and deltas), for metrics and tests
         self.checks = 0
         #: frames that could not be parsed
@@ -298,11 +300,18 @@ class BookKeeper:
         books it may have touched are still trustworthy).
         """
         out: list[Event] = []
-        fast = fast_price_changes(data)
+        prices = self._trade_prices
+        fast = fast_feed_events(data, prices)
         if fast is not None:
-            # the common frame, decoded by the compiled fast path: price changes need no raw fields
-            for change in fast:
-                self._price_change(change, recv_ms, out)
+            # the common frames, decoded by the compiled fast path: price changes need no raw fields,
+            # trade prints only their price as sent, which it hands over
+            trade = 0
+            for fast_event in fast:
+                if type(fast_event) is PriceChange:
+                    self._price_change(fast_event, recv_ms, out)
+                else:
+                    self._last_trade(cast("LastTrade", fast_event), prices[trade], recv_ms, out)
+                    trade += 1
             return out
         tokens = self._tokens
         for msg in decode_market_frame(data):
@@ -310,7 +319,10 @@ class BookKeeper:
                 if type(event) is PriceChange:
                     self._price_change(event, recv_ms, out)
                     continue
-                if isinstance(event, BookSnapshot | TickSizeChange | LastTrade):
+                if type(event) is LastTrade:
+                    self._last_trade(event, msg.price or "", recv_ms, out)
+                    continue
+                if isinstance(event, BookSnapshot | TickSizeChange):
                     state = tokens.get(event.token_id)
                     if state is None:
                         continue  # not subscribed here: no book to keep, nothing to forward
@@ -318,17 +330,21 @@ class BookKeeper:
                     if isinstance(event, BookSnapshot):
                         self._wire_book(state, event, msg, out)
                         continue
-                    if isinstance(event, TickSizeChange):
-                        state.book.set_tick_size(event.new_tick)
-                    else:
-                        # the summary hash spells the last trade price its own way; keep the
-                        # spellings it has been seen in
-                        price = event.price
-                        state.ltp = tuple(
-                            dict.fromkeys((msg.price or "", _fixed_3(price), format_micro(price)))
-                        )
+                    state.book.set_tick_size(event.new_tick)
                 out.append(event)
         return out
+
+    def _last_trade(self, event: LastTrade, price_text: str, recv_ms: int, out: list[Event]) -> None:
+        """A trade print; `price_text` is its price as the venue spelt it."""
+        state = self._tokens.get(event.token_id)
+        if state is None:
+            return  # not subscribed here: no book to keep, nothing to forward
+        state.last_recv_ms = recv_ms
+        # the summary hash spells the last trade price its own way; keep the spellings it has been
+        # seen in
+        price = event.price
+        state.ltp = tuple(dict.fromkeys((price_text, _fixed_3(price), format_micro(price))))
+        out.append(event)
 
     def _price_change(self, event: PriceChange, recv_ms: int, out: list[Event]) -> None:
         # The hot path: one dict lookup, two compares and apply_level per delta; nothing allocated

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import attrs
 import msgspec
@@ -89,7 +89,7 @@ __all__ = [
     "decoder_implementation",
     "effective_event_type",
     "epoch_ms",
-    "fast_price_changes",
+    "fast_feed_events",
     "fee_parameters",
     "fills_from_trade",
     "match_delay_ms",
@@ -565,20 +565,26 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
 
 
 # -- the compiled fast path ---------------------------------------------------------------------
-# _fastdecode (C, beside this file) decodes the common frame, a plain current-form price_change, straight
-# into the events below build; it answers None for every other frame, which then takes the msgspec
-# path. It is a strict subset of that path (its header comment says which frames it takes), so both give
-# the same events and the same MalformedMessage reasons on every input (tests/unit/test_fastdecode.py).
-_FastDecode = Callable[[_Data], list[PriceChange] | None]
+# _fastdecode (C, beside this file) decodes the common frames, plain price_change, last_trade_price and
+# book messages alone or in arrays, straight into the events below build; it answers None for every
+# other frame, which then takes the msgspec path. It is a strict subset of that path (its header comment
+# says which frames it takes), so both give the same events and the same MalformedMessage reasons on
+# every input (tests/unit/test_fastdecode.py). Its feed entry takes price changes and trade prints only
+# and hands each print's price as sent: BookKeeper hashes books with the venue's own strings.
+_FastDecode = Callable[[_Data], list[Event] | None]
+_FastFeed = Callable[[_Data, list[str]], list[PriceChange | LastTrade] | None]
 _compiled_decode: _FastDecode | None
+_compiled_feed: _FastFeed | None
 try:
-    from polysnipe.adapters.clob._fastdecode import decode_price_change as _compiled
+    from polysnipe.adapters.clob._fastdecode import decode_feed as _compiled_f
+    from polysnipe.adapters.clob._fastdecode import decode_market as _compiled
 
-    _compiled_decode = _compiled
+    _compiled_decode, _compiled_feed = _compiled, _compiled_f
 except ImportError:  # the extension is not built: the msgspec path serves alone
-    _compiled_decode = None
+    _compiled_decode = _compiled_feed = None
 
 _fast_decode = _compiled_decode
+_fast_feed = _compiled_feed
 
 
 def compiled_decoder_available() -> bool:
@@ -591,8 +597,9 @@ def use_pure_python(pure: bool) -> None:
 
     Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1, runners/implementation.py).
     """
-    global _fast_decode
+    global _fast_decode, _fast_feed
     _fast_decode = None if pure else _compiled_decode
+    _fast_feed = None if pure else _compiled_feed
 
 
 def decoder_implementation() -> str:
@@ -600,12 +607,14 @@ def decoder_implementation() -> str:
     return "python" if _fast_decode is None else "compiled"
 
 
-def fast_price_changes(data: _Data) -> list[PriceChange] | None:
-    """The events of a plain price_change frame from the compiled decoder, exactly as parse_market_line
-    gives them; None when the fast path is off or absent, or the frame is anything else (then decode it
-    the ordinary way). For callers that need a frame's raw fields except on this common frame."""
-    fast = _fast_decode
-    return None if fast is None else fast(data)
+def fast_feed_events(data: _Data, prices: list[str]) -> list[PriceChange | LastTrade] | None:
+    """The events of a frame of plain price_change and last_trade_price messages from the compiled
+    decoder, exactly as parse_market_line gives them, with `prices` (emptied first) set to each trade
+    print's price as the venue spelt it, in order; None when the fast path is off or absent, or the
+    frame is anything else (then decode it the ordinary way). For callers that need a frame's raw
+    fields except on these common frames; `prices` is theirs to reuse, so most frames allocate none."""
+    fast = _fast_feed
+    return None if fast is None else fast(data, prices)
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -615,7 +624,7 @@ def parse_market_line(data: _Data, *, ts_recv_ms: int | None = None) -> list[Eve
     if fast is not None:
         events = fast(data)
         if events is not None:
-            return cast("list[Event]", events)
+            return events
     try:
         if len(data) > _SHALLOW_LEN:
             _check_depth(data)
