@@ -202,6 +202,15 @@ static PyObject *price_int(long long v) {
     return PyLong_FromLongLong(v);
 }
 
+/* A decoded micro-unit amount that may be absent (v < 0 marks absent): None or the int, new reference. */
+static PyObject *optional_micro(long long v) {
+    if (v < 0) {
+        Py_INCREF(Py_None);
+        return Py_None;
+    }
+    return price_int(v);
+}
+
 /* An ASCII str of [s, s + n): the caller checked every byte is below 0x80. */
 static PyObject *ascii_str(const unsigned char *s, Py_ssize_t n) {
     PyObject *u = PyUnicode_New(n, 127);
@@ -357,18 +366,8 @@ static int read_entry(Cur *c, PyObject **out) {
         Py_INCREF(EmptyStr);
         items[4] = EmptyStr;
     }
-    if (bid < 0) {
-        Py_INCREF(Py_None);
-        items[5] = Py_None;
-    } else {
-        items[5] = price_int(bid);
-    }
-    if (ask < 0) {
-        Py_INCREF(Py_None);
-        items[6] = Py_None;
-    } else {
-        items[6] = price_int(ask);
-    }
+    items[5] = optional_micro(bid);
+    items[6] = optional_micro(ask);
     for (int i = 2; i < 7; i++) {
         if (items[i] == NULL) {
             for (int j = 0; j < 7; j++)
@@ -702,12 +701,7 @@ static int read_message(Cur *c, PyObject *events, unsigned kinds, PyObject *pric
             Py_INCREF(EmptyStr);
             items[5] = EmptyStr;
         }
-        if (tick < 0) {
-            Py_INCREF(Py_None);
-            items[6] = Py_None;
-        } else {
-            items[6] = PyLong_FromLongLong(tick);
-        }
+        items[6] = optional_micro(tick);
         for (int i = 0; i < 7; i++) {
             if (items[i] == NULL) {
                 for (int j = 0; j < 7; j++)
