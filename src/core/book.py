@@ -248,7 +248,8 @@ try:
 except ImportError:  # the extension is not built: the reference model serves alone
     _DenseBook = None
 
-_use_compiled = _DenseBook is not None
+#: what `new_book` makes: the compiled book where it is built, unless turned off
+_make_book: Callable[[str, int], Book] = _DenseBook or BookState
 
 
 def compiled_available() -> bool:
@@ -261,17 +262,15 @@ def use_pure_python(pure: bool) -> None:
 
     Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1); books made before keep their kind.
     """
-    global _use_compiled
-    _use_compiled = not pure and _DenseBook is not None
+    global _make_book
+    _make_book = BookState if pure else (_DenseBook or BookState)
 
 
 def book_implementation() -> str:
     """ "compiled" or "python": what `new_book` makes now."""
-    return "compiled" if _use_compiled else "python"
+    return "python" if _make_book is BookState else "compiled"
 
 
 def new_book(token_id: str, tick_size: int) -> Book:
     """An empty, untrusted book for `token_id`: the compiled one unless it is absent or turned off."""
-    if _use_compiled and _DenseBook is not None:
-        return _DenseBook(token_id, tick_size)
-    return BookState(token_id, tick_size)
+    return _make_book(token_id, tick_size)
