@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from queue import SimpleQueue
 
 from polysnipe.adapters.clob.signing import EcdsaKey, OrderSigner
-from polysnipe.core.events import Side
-from polysnipe.core.messages import OrderRequest, OrderType
+from polysnipe.core.messages import OrderType
+from polysnipe.runners.bench_orders import bench_requests
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 perf = time.perf_counter_ns
@@ -108,28 +108,6 @@ def handoff(n: int = 20000) -> None:
     )
 
 
-def _requests(n: int) -> list[OrderRequest]:
-    return [
-        OrderRequest(
-            order_id=f"b-{i}:0",
-            opportunity_id=f"b-{i}",
-            correlation_id="b",
-            strategy="b",
-            routing="b",
-            wallet="b",
-            market="b",
-            token_id="71321045679252212594626385532706912750332728571942532289631379312455583992563",
-            side=Side.BUY,
-            price=570_000,
-            size=100_000_000,
-            order_type=OrderType.GTC,
-            tick_size=10_000,
-            neg_risk=True,
-        )
-        for i in range(n)
-    ]
-
-
 def basket(baskets: int = 3000) -> None:
     """Serial vs calling thread + 1 worker (two OrderSigners, one each), legs split in halves."""
     main_signer = OrderSigner.from_key(KEY, 137)
@@ -150,7 +128,7 @@ def basket(baskets: int = 3000) -> None:
     pool.submit(int).result()
     pool_signer = OrderSigner.from_key(KEY, 137)
     for k in (2, 3, 4, 6, 8):
-        reqs = _requests(k * baskets)
+        reqs = bench_requests(k * baskets, neg_risk=True)
         serial, queue_par, pool_par = [], [], []
         for b in range(baskets):
             legs = reqs[b * k : (b + 1) * k]

@@ -28,7 +28,7 @@ from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.core.events import Side
 from polysnipe.core.messages import OrderRequest, OrderType
 
-__all__ = ["format_table", "latency_stats", "run_bench"]
+__all__ = ["bench_requests", "format_table", "latency_stats", "run_bench"]
 
 # A public anvil/hardhat test key and a real token id: nothing here is a secret or reaches the venue.
 ANVIL_TEST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -95,11 +95,10 @@ def _time_alternating(
     return a, b
 
 
-def _ours(n: int, warmup: int) -> tuple[Callable[[int], bytes], str]:
-    """Our step over n + warmup distinct orders, and the maker amount we sign for the order."""
-    signer = OrderSigner.from_key(ANVIL_TEST_KEY, _CHAIN_ID)
-    # distinct order ids, so every iteration derives its own salt like the live engine does
-    requests = [
+def bench_requests(n: int, *, neg_risk: bool) -> list[OrderRequest]:
+    """n limit BUYs of 100 @ 0.57 (tick 0.01) with distinct order ids, so each signature derives its
+    own salt as the live engine's do."""
+    return [
         OrderRequest(
             order_id=f"bench-{i}:0",
             opportunity_id=f"bench-{i}",
@@ -114,10 +113,16 @@ def _ours(n: int, warmup: int) -> tuple[Callable[[int], bytes], str]:
             size=100_000_000,
             order_type=OrderType.GTC,
             tick_size=10_000,
-            neg_risk=False,
+            neg_risk=neg_risk,
         )
-        for i in range(n + warmup)
+        for i in range(n)
     ]
+
+
+def _ours(n: int, warmup: int) -> tuple[Callable[[int], bytes], str]:
+    """Our step over n + warmup distinct orders, and the maker amount we sign for the order."""
+    signer = OrderSigner.from_key(ANVIL_TEST_KEY, _CHAIN_ID)
+    requests = bench_requests(n + warmup, neg_risk=False)
     gtc = OrderType.GTC
 
     def step(i: int) -> bytes:
