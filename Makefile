@@ -1,6 +1,5 @@
 # Every target goes through `install`, which is idempotent: it (re)installs only when pyproject.toml, the
-# Node lockfile or a compiled extension's sources (setup.py, src/core/_book.c,
-# src/adapters/clob/_fastdecode.c) changed.
+# Node lockfile or a compiled extension's sources (setup.py and every .c / .h under src/) changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +10,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # the C extensions setup.py builds: editing one rebuilds it (pip install -e compiles it beside its .py)
-EXT_SOURCES := setup.py src/core/_book.c src/adapters/clob/_fastdecode.c
+EXT_SOURCES := setup.py $(shell find src -name '*.c' -o -name '*.h')
 
 $(STAMP): pyproject.toml tools/node/package-lock.json $(EXT_SOURCES)
 	# softhsm2: the PKCS#11 token the signing server's HSM tests use (Debian package)

@@ -12,6 +12,7 @@ setup(
         Extension(
             "polysnipe.core._book",
             sources=["src/core/_book.c"],
+            depends=["src/core/_book_api.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
         # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)

@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_book_api.h"
+
 #define STEP 100                  /* micro-units between grid slots: the 0.0001 tick */
 #define NSLOTS 10001              /* prices 0, 100, ..., 1_000_000 */
 #define NWORDS ((NSLOTS + 63) / 64)
@@ -743,6 +745,19 @@ static PyObject *DenseBook_depth(DenseBook *self, PyObject *const *args, Py_ssiz
     return long_from_i128(grid_sum(s, s->best, hi));
 }
 
+/* grid_depth on a side with no overflow, in machine ints */
+static i128 grid_depth_fast(const Side_ *s, int is_bid, long long p, long long n, long long tick) {
+    i128 step = is_bid ? -(i128)tick : (i128)tick, px = p, total = 0;
+    for (long long k = 0; k == 0 || k <= n; k++, px += step) {
+        if (px >= 0 && px <= (i128)(NSLOTS - 1) * STEP) {
+            if (px % STEP == 0) total += slot_size(s, (int)(px / STEP));
+        } else if ((px < 0 && step <= 0) || (px > 0 && step >= 0)) {
+            break; /* walked off the grid for good: no level out there */
+        }
+    }
+    return total;
+}
+
 /* grid_depth: size at `price` plus at the n_ticks grid prices behind it, one tick apart away from
  * the spread (BookState.grid_depth). */
 static PyObject *DenseBook_grid_depth(DenseBook *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -755,17 +770,8 @@ static PyObject *DenseBook_grid_depth(DenseBook *self, PyObject *const *args, Py
     PyObject *price = args[1];
     long long p, n, tick;
     if (slot_of(price) == -2) return NULL;
-    if (!s->ovf_px && arg_i64(price, &p) && arg_i64(args[2], &n) && arg_i64(self->tick_size, &tick)) {
-        i128 step = is_bid ? -(i128)tick : (i128)tick, px = p, total = 0;
-        for (long long k = 0; k == 0 || k <= n; k++, px += step) {
-            if (px >= 0 && px <= (i128)(NSLOTS - 1) * STEP) {
-                if (px % STEP == 0) total += slot_size(s, (int)(px / STEP));
-            } else if ((px < 0 && step <= 0) || (px > 0 && step >= 0)) {
-                break; /* walked off the grid for good: no level out there */
-            }
-        }
-        return long_from_i128(total);
-    }
+    if (!s->ovf_px && arg_i64(price, &p) && arg_i64(args[2], &n) && arg_i64(self->tick_size, &tick))
+        return long_from_i128(grid_depth_fast(s, is_bid, p, n, tick));
     /* generic: the Python loop itself, with Python ints */
     PyObject *step = is_bid ? PyNumber_Negative(self->tick_size) : (Py_INCREF(self->tick_size), self->tick_size);
     PyObject *total = step ? side_size_at(s, price) : NULL, *px = NULL, *range = NULL, *it = NULL, *item;
@@ -905,6 +911,102 @@ static PyTypeObject DenseBookType = {
     .tp_members = DenseBook_members,
 };
 
+
+/* -- the C API (src/core/_book_api.h) ------------------------------------------------------------ */
+/* A Python int result as int64: OverflowError when it does not fit (the API speaks int64 only). */
+static int as_i64(PyObject *v, int64_t *out) {
+    if (!v) return -1;
+    long long x = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = x;
+    return 0;
+}
+
+static int i128_out(i128 v, int64_t *out) {
+    if (v > INT64_MAX || v < INT64_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "book value beyond int64");
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int api_trusted(PyObject *book) { return ((DenseBook *)book)->trusted; }
+
+static int api_tick_size(PyObject *book, int64_t *out) {
+    PyObject *t = ((DenseBook *)book)->tick_size;
+    Py_INCREF(t);
+    return as_i64(t, out);
+}
+
+static int api_top(PyObject *book, int is_bid, int64_t *price) {
+    DenseBook *b = (DenseBook *)book;
+    Side_ *s = is_bid ? &b->bid : &b->ask;
+    if (s->top_src == 0) return 0;
+    if (s->top_src == 1) {
+        *price = (int64_t)s->best * STEP;
+        return 1;
+    }
+    Py_INCREF(s->top);
+    return as_i64(s->top, price) < 0 ? -1 : 1;
+}
+
+static int api_top_size(PyObject *book, int is_bid, int64_t *size) {
+    DenseBook *b = (DenseBook *)book;
+    Side_ *s = is_bid ? &b->bid : &b->ask;
+    if (s->top_src == 0) {
+        *size = 0;
+        return 0;
+    }
+    if (s->top_src == 1) {
+        *size = slot_size(s, s->best);
+        return 0;
+    }
+    return as_i64(side_top_size(s, is_bid), size);
+}
+
+static int api_size_at(PyObject *book, int is_bid, int64_t price, int64_t *size) {
+    DenseBook *b = (DenseBook *)book;
+    Side_ *s = is_bid ? &b->bid : &b->ask;
+    if (price >= 0 && price <= (int64_t)(NSLOTS - 1) * STEP && price % STEP == 0) {
+        *size = slot_size(s, (int)(price / STEP)); /* a grid price is never in the overflow */
+        return 0;
+    }
+    PyObject *p = PyLong_FromLongLong(price);
+    if (!p) return -1;
+    PyObject *v = side_size_at(s, p);
+    Py_DECREF(p);
+    return as_i64(v, size);
+}
+
+static int api_grid_depth(PyObject *book, int is_bid, int64_t price, int64_t n_ticks, int64_t *out) {
+    DenseBook *b = (DenseBook *)book;
+    Side_ *s = is_bid ? &b->bid : &b->ask;
+    long long tick;
+    if (!s->ovf_px && arg_i64(b->tick_size, &tick)) return i128_out(grid_depth_fast(s, is_bid, price, n_ticks, tick), out);
+    PyObject *args[3] = {is_bid ? BUY : Py_None, PyLong_FromLongLong(price), PyLong_FromLongLong(n_ticks)};
+    PyObject *v = args[1] && args[2] ? DenseBook_grid_depth(b, args, 3) : NULL;
+    Py_XDECREF(args[1]);
+    Py_XDECREF(args[2]);
+    return as_i64(v, out);
+}
+
+static int api_is_crossed(PyObject *book) {
+    DenseBook *b = (DenseBook *)book;
+    if (!b->bid.top_src || !b->ask.top_src) return 0;
+    if (both_on_grid(b)) return b->bid.best >= b->ask.best;
+    PyObject *v = DenseBook_is_crossed(b, NULL);
+    if (!v) return -1;
+    int r = v == Py_True;
+    Py_DECREF(v);
+    return r;
+}
+
+static PsBookApi book_api = {
+    &DenseBookType, api_trusted, api_tick_size, api_top, api_top_size, api_size_at, api_grid_depth, api_is_crossed,
+};
+
 static struct PyModuleDef bookmodule = {PyModuleDef_HEAD_INIT, "polysnipe.core._book", NULL, -1, NULL};
 
 PyMODINIT_FUNC PyInit__book(void) {
@@ -938,6 +1040,12 @@ PyMODINIT_FUNC PyInit__book(void) {
     Py_INCREF(&DenseBookType);
     if (PyModule_AddObject(m, "DenseBook", (PyObject *)&DenseBookType) < 0) {
         Py_DECREF(&DenseBookType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(&book_api, PS_BOOK_CAPSULE, NULL);
+    if (!capsule || PyModule_AddObject(m, "_C_API", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(m);
         return NULL;
     }
