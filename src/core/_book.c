@@ -65,6 +65,7 @@ typedef struct {
 } DenseBook;
 
 static PyObject *BUY;          /* polysnipe.core.events.Side.BUY */
+static PyObject *SELL;         /* ... and Side.SELL, for the C API */
 static PyTypeObject *LevelType; /* polysnipe.core.events.Level (a NamedTuple) */
 static PyObject *insort_fn, *bisect_left_fn;
 static PyObject *s_bids, *s_asks, *s_tick_size, *s_ts_ms, *s_hash, *s_price, *s_size;
@@ -1005,6 +1006,7 @@ static int api_is_crossed(PyObject *book) {
 
 static PsBookApi book_api = {
     &DenseBookType, api_trusted, api_tick_size, api_top, api_top_size, api_size_at, api_grid_depth, api_is_crossed,
+    NULL, NULL, /* buy, sell: set at import */
 };
 
 static struct PyModuleDef bookmodule = {PyModuleDef_HEAD_INIT, "polysnipe.core._book", NULL, -1, NULL};
@@ -1016,11 +1018,12 @@ PyMODINIT_FUNC PyInit__book(void) {
     PyObject *side = PyObject_GetAttrString(events, "Side");
     if (!side) goto fail;
     BUY = PyObject_GetAttrString(side, "BUY");
+    SELL = PyObject_GetAttrString(side, "SELL");
     Py_DECREF(side);
     LevelType = (PyTypeObject *)PyObject_GetAttrString(events, "Level");
     insort_fn = PyObject_GetAttrString(bisect, "insort");
     bisect_left_fn = PyObject_GetAttrString(bisect, "bisect_left");
-    if (!BUY || !LevelType || !insort_fn || !bisect_left_fn) goto fail;
+    if (!BUY || !SELL || !LevelType || !insort_fn || !bisect_left_fn) goto fail;
     if (!PyType_Check(LevelType) || !PyType_IsSubtype(LevelType, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "polysnipe.core.events.Level must be a NamedTuple");
         goto fail;
@@ -1043,6 +1046,8 @@ PyMODINIT_FUNC PyInit__book(void) {
         Py_DECREF(m);
         return NULL;
     }
+    book_api.buy = BUY;
+    book_api.sell = SELL;
     PyObject *capsule = PyCapsule_New(&book_api, PS_BOOK_CAPSULE, NULL);
     if (!capsule || PyModule_AddObject(m, "_C_API", capsule) < 0) {
         Py_XDECREF(capsule);

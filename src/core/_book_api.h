@@ -32,9 +32,76 @@ typedef struct {
     int (*grid_depth)(PyObject *book, int is_bid, int64_t price, int64_t n_ticks, int64_t *out);
     /* 1 when both sides have a level and the best bid >= the best ask, else 0 (is_crossed) */
     int (*is_crossed)(PyObject *book);
+    /* polysnipe.core.events.Side.BUY and Side.SELL (borrowed, alive as long as the module) */
+    PyObject *buy;
+    PyObject *sell;
 } PsBookApi;
 
 /* The API of the loaded polysnipe.core._book, or NULL with an exception set. */
 static inline PsBookApi *PsBook_Import(void) { return (PsBookApi *)PyCapsule_Import(PS_BOOK_CAPSULE, 0); }
+
+/* The same questions of any Book (core.book's protocol): a DenseBook through the API, anything else
+ * (BookState, a test's own book) through its Python attributes and methods, so a kernel gives the same
+ * answers whichever book it is handed. */
+static inline int ps_i64_of(PyObject *v, int64_t *out) {
+    if (!v) return -1;
+    long long x = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = x;
+    return 0;
+}
+
+static inline int PsBook_Trusted(PsBookApi *api, PyObject *book) {
+    if (Py_IS_TYPE(book, api->type)) return api->trusted(book);
+    PyObject *v = PyObject_GetAttrString(book, "trusted");
+    if (!v) return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static inline int PsBook_TickSize(PsBookApi *api, PyObject *book, int64_t *out) {
+    if (Py_IS_TYPE(book, api->type)) return api->tick_size(book, out);
+    return ps_i64_of(PyObject_GetAttrString(book, "tick_size"), out);
+}
+
+static inline int PsBook_Top(PsBookApi *api, PyObject *book, int is_bid, int64_t *price) {
+    if (Py_IS_TYPE(book, api->type)) return api->top(book, is_bid, price);
+    PyObject *v = PyObject_GetAttrString(book, is_bid ? "top_bid" : "top_ask");
+    if (!v) return -1;
+    if (v == Py_None) {
+        Py_DECREF(v);
+        return 0;
+    }
+    return ps_i64_of(v, price) < 0 ? -1 : 1;
+}
+
+static inline int PsBook_TopSize(PsBookApi *api, PyObject *book, int is_bid, int64_t *size) {
+    if (Py_IS_TYPE(book, api->type)) return api->top_size(book, is_bid, size);
+    return ps_i64_of(PyObject_CallMethod(book, is_bid ? "best_bid_size" : "best_ask_size", NULL), size);
+}
+
+static inline int PsBook_SizeAt(PsBookApi *api, PyObject *book, int is_bid, int64_t price, int64_t *size) {
+    if (Py_IS_TYPE(book, api->type)) return api->size_at(book, is_bid, price, size);
+    return ps_i64_of(PyObject_CallMethod(book, "size_at", "OL", is_bid ? api->buy : api->sell, (long long)price), size);
+}
+
+static inline int PsBook_GridDepth(PsBookApi *api, PyObject *book, int is_bid, int64_t price, int64_t n_ticks,
+                                   int64_t *out) {
+    if (Py_IS_TYPE(book, api->type)) return api->grid_depth(book, is_bid, price, n_ticks, out);
+    return ps_i64_of(PyObject_CallMethod(book, "grid_depth", "OLL", is_bid ? api->buy : api->sell,
+                                         (long long)price, (long long)n_ticks),
+                     out);
+}
+
+static inline int PsBook_IsCrossed(PsBookApi *api, PyObject *book) {
+    if (Py_IS_TYPE(book, api->type)) return api->is_crossed(book);
+    PyObject *v = PyObject_CallMethod(book, "is_crossed", NULL);
+    if (!v) return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
 
 #endif
