@@ -87,9 +87,11 @@ def watch_lot(state: EngineState, key: LotKey, lot: Lot, now_ms: int) -> None:
 def on_book_change(state: EngineState, token_id: str, now_ms: int, commands: list[Command]) -> None:
     """The token's book changed: judge the price rules of every lot held in it."""
     for wallet_name, wallet in state.portfolio.wallets.items():
-        for (token, lot_label), lot in list(wallet.lots.items()):
-            if token == token_id and lot.shares > 0:
-                _judge(state, (wallet_name, token, lot_label), lot, now_ms, commands, timer=False)
+        # judging places orders but moves no shares (fills come later, as reports), so the lots held
+        # can be picked first; this runs on every price change of a held token
+        held = [(key[1], lot) for key, lot in wallet.lots.items() if key[0] == token_id and lot.shares > 0]
+        for lot_label, lot in held:
+            _judge(state, (wallet_name, token_id, lot_label), lot, now_ms, commands, timer=False)
 
 
 def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> None:

@@ -58,7 +58,9 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
     _react(state, event, now_ms, commands)
     if state.exits.watched:
         watched = state.exits.watched
-        for token in {d.token_id for d in event.changes if d.token_id in watched}:
+        # in the order the changes name them: a set's order follows string hashes, which differ
+        # between processes, and two exits in one event would be placed in either order
+        for token in dict.fromkeys(d.token_id for d in event.changes if d.token_id in watched):
             on_book_change(state, token, now_ms, commands)
 
 
