@@ -63,8 +63,7 @@ def _feed_delay(model: FeedLatency, seed: int) -> Callable[[], int] | None:
     delay never changes the venue's or the engine's random choices); None when there is none."""
     if not model.base_ms and not model.jitter_ms:
         return None
-    rng = random.Random(f"feed:{seed}")
-    return lambda: model.delay_ms(rng)
+    return model.draws(random.Random(f"feed:{seed}"))
 
 
 class Core(containers.DeclarativeContainer):

@@ -26,6 +26,7 @@ from polysnipe.adapters.sim import (
     TradeSide,
 )
 from polysnipe.adapters.sim.execution import SimExecution
+from polysnipe.adapters.sim.models import FeedLatency
 from polysnipe.core.events import (
     BookDelta,
     BookSnapshot,
@@ -1669,3 +1670,14 @@ def test_timestamps_at_or_past_the_never_mark_cannot_make_the_venue_spin() -> No
     venue.on_market_event(change(far + 1_000, (YES, BUY, 390_000, 0)))
     assert [OrderExpired] == [type(r) for r in venue.poll(1 << 70)]
     assert ([], 1 << 62) == (venue.open_orders(), venue.wake_ms)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 50), st.integers(0, 5_000), st.integers(0, 2**32))
+def test_feed_latency_draws_are_the_delays_delay_ms_gives(base_ms: int, jitter_ms: int, seed: int) -> None:
+    # the backtest's fast draw must not change a single delay (goldens), on this Python or the next
+    model = FeedLatency(base_ms=base_ms, jitter_ms=jitter_ms)
+    slow, fast = random.Random(seed), random.Random(seed)
+    draw = model.draws(fast)
+    assert [model.delay_ms(slow) for _ in range(200)] == [draw() for _ in range(200)]
+    assert slow.random() == fast.random()

@@ -7,7 +7,8 @@ All models are deterministic given the injected RNG and work in integer micro-un
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import attrs
@@ -43,6 +44,24 @@ class FeedLatency:
 
     def delay_ms(self, rng: Rng) -> int:
         return self.base_ms + (rng.randint(0, self.jitter_ms) if self.jitter_ms else 0)
+
+    def draws(self, rng: random.Random) -> Callable[[], int]:
+        """The delays successive `delay_ms(rng)` calls give, as one call each, about a microsecond
+        cheaper (a backtest draws one per event): rejection sampling on `getrandbits`, which is how
+        `randint` draws (tests/unit/test_sim_venue.py holds the two to the same sequence)."""
+        base, span = self.base_ms, self.jitter_ms + 1
+        if span == 1:
+            return lambda: base
+        bits = span.bit_length()
+        getrandbits = rng.getrandbits
+
+        def draw() -> int:
+            r = getrandbits(bits)
+            while r >= span:
+                r = getrandbits(bits)
+            return base + r
+
+        return draw
 
     def describe(self) -> str:
         return f"{self.base_ms} ms" + (f" + 0..{self.jitter_ms} ms" if self.jitter_ms else "")
