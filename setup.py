@@ -15,6 +15,14 @@ setup(
             depends=["src/core/_book_api.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
+        # the simulated venue's per-delta book upkeep, beside venue.py (src/adapters/sim/_venue.c)
+        Extension(
+            "polysnipe.adapters.sim._venue",
+            sources=["src/adapters/sim/_venue.c"],
+            include_dirs=["src/core"],
+            depends=["src/core/_book_api.h"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
         # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
         Extension(
             "polysnipe.adapters.clob._fastdecode",

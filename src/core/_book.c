@@ -1004,12 +1004,84 @@ static int api_is_crossed(PyObject *book) {
     return r;
 }
 
+static PyObject *api_apply_level(PyObject *book, PyObject *side, PyObject *price, PyObject *size, PyObject *ts) {
+    PyObject *args[4] = {side, price, size, ts};
+    return DenseBook_apply_level((DenseBook *)book, args, 4);
+}
+
 static PsBookApi book_api = {
     &DenseBookType, api_trusted, api_tick_size, api_top, api_top_size, api_size_at, api_grid_depth, api_is_crossed,
     NULL, NULL, /* buy, sell: set at import */
+    api_apply_level,
 };
 
-static struct PyModuleDef bookmodule = {PyModuleDef_HEAD_INIT, "polysnipe.core._book", NULL, -1, NULL};
+
+/* apply_changes(books, changes, ts_ms, start) -> (stop, applied, dropped): core.book.apply_changes, the
+ * engine's per-delta loop in one call. Each change from `start` on goes to books[change.token_id]: a
+ * trusted book takes the level (apply_level), an untrusted one drops it. Stops at the first change whose
+ * token has no book in `books`, returning its index so the caller can make the book (or skip the change)
+ * and call again; `stop` is len(changes) when all were taken. Books of another class are asked through
+ * their own methods, so the answers are the Python loop's whatever the books are. */
+static PyObject *apply_changes(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "apply_changes(books: dict, changes, ts_ms, start) takes 4 arguments");
+        return NULL;
+    }
+    PyObject *books = args[0], *ts = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    PyObject *seq = PySequence_Fast(args[1], "changes must be a sequence");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i = start < 0 ? 0 : start, applied = 0, dropped = 0;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (; i < n; i++) {
+        PyObject *d = items[i];
+        if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) < 4) {
+            PyErr_SetString(PyExc_TypeError, "a change must be a BookDelta");
+            goto fail;
+        }
+        PyObject *book = PyDict_GetItemWithError(books, PyTuple_GET_ITEM(d, 0));
+        if (!book) {
+            if (PyErr_Occurred()) goto fail;
+            break;
+        }
+        PyObject *call[4] = {PyTuple_GET_ITEM(d, 1), PyTuple_GET_ITEM(d, 2), PyTuple_GET_ITEM(d, 3), ts};
+        PyObject *r;
+        if (Py_IS_TYPE(book, &DenseBookType)) {
+            DenseBook *b = (DenseBook *)book;
+            if (!b->trusted) {
+                dropped++;
+                continue;
+            }
+            r = DenseBook_apply_level(b, call, 4);
+        } else {
+            PyObject *trusted = PyObject_GetAttrString(book, "trusted");
+            int t = trusted ? PyObject_IsTrue(trusted) : -1;
+            Py_XDECREF(trusted);
+            if (t < 0) goto fail;
+            if (!t) {
+                dropped++;
+                continue;
+            }
+            r = PyObject_CallMethod(book, "apply_level", "OOOO", call[0], call[1], call[2], ts);
+        }
+        if (!r) goto fail;
+        Py_DECREF(r);
+        applied++;
+    }
+    Py_DECREF(seq);
+    return Py_BuildValue("(nnn)", i < n ? i : n, applied, dropped);
+fail:
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyMethodDef book_functions[] = {
+    {"apply_changes", (PyCFunction)(void (*)(void))apply_changes, METH_FASTCALL, NULL},
+    {NULL},
+};
+
+static struct PyModuleDef bookmodule = {PyModuleDef_HEAD_INIT, "polysnipe.core._book", NULL, -1, book_functions};
 
 PyMODINIT_FUNC PyInit__book(void) {
     PyObject *events = PyImport_ImportModule("polysnipe.core.events");

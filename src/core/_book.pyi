@@ -1,6 +1,9 @@
 """Types of the compiled book (src/core/_book.c); it answers exactly as core.book.BookState."""
 
-from polysnipe.core.events import BookSnapshot, Level, Side
+from collections.abc import Mapping, Sequence
+
+from polysnipe.core.book import Book
+from polysnipe.core.events import BookDelta, BookSnapshot, Level, Side
 
 class DenseBook:
     def __init__(self, token_id: str, tick_size: int) -> None: ...
@@ -37,3 +40,7 @@ class DenseBook:
     def levels(self, side: Side, /) -> list[Level]: ...
     def level_prices(self, side: Side, /) -> list[int]: ...
     def is_stale(self, now_ms: int, max_age_ms: int, /) -> bool: ...
+
+def apply_changes(
+    books: Mapping[str, Book], changes: Sequence[BookDelta], ts_ms: int, start: int, /
+) -> tuple[int, int, int]: ...

@@ -35,6 +35,9 @@ typedef struct {
     /* polysnipe.core.events.Side.BUY and Side.SELL (borrowed, alive as long as the module) */
     PyObject *buy;
     PyObject *sell;
+    /* apply_level(side, price, size, ts_ms) with the caller's objects: a new reference to the change in
+     * size it returns (0 on an untrusted book), NULL on error */
+    PyObject *(*apply_level)(PyObject *book, PyObject *side, PyObject *price, PyObject *size, PyObject *ts);
 } PsBookApi;
 
 /* The API of the loaded polysnipe.core._book, or NULL with an exception set. */
@@ -102,6 +105,12 @@ static inline int PsBook_IsCrossed(PsBookApi *api, PyObject *book) {
     int r = PyObject_IsTrue(v);
     Py_DECREF(v);
     return r;
+}
+
+static inline PyObject *PsBook_ApplyLevel(PsBookApi *api, PyObject *book, PyObject *side, PyObject *price,
+                                          PyObject *size, PyObject *ts) {
+    if (Py_IS_TYPE(book, api->type)) return api->apply_level(book, side, price, size, ts);
+    return PyObject_CallMethod(book, "apply_level", "OOOO", side, price, size, ts);
 }
 
 #endif

@@ -19,12 +19,20 @@ is built. The core reads no environment: the runners turn POLYSNIPE_PURE_PYTHON=
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from polysnipe.core.events import BookSnapshot, Level, Side
+from polysnipe.core.events import BookDelta, BookSnapshot, Level, Side
 
-__all__ = ["Book", "BookState", "book_implementation", "compiled_available", "new_book", "use_pure_python"]
+__all__ = [
+    "Book",
+    "BookState",
+    "apply_changes",
+    "book_implementation",
+    "compiled_available",
+    "new_book",
+    "use_pure_python",
+]
 
 # `Side.BUY` is a lookup through the enum metaclass's __getattr__ hook (about 60 ns a read in 3.11);
 # a module constant is a plain global read, and apply_level runs for every delta.
@@ -239,17 +247,40 @@ class BookState:
         return now_ms - self.last_ts_ms > max_age_ms
 
 
+def _apply_changes(
+    books: Mapping[str, Book], changes: Sequence[BookDelta], ts_ms: int, start: int
+) -> tuple[int, int, int]:
+    """`apply_changes` in Python: the reference for the compiled loop (core._book.apply_changes)."""
+    applied = dropped = 0
+    for i in range(max(start, 0), len(changes)):
+        d = changes[i]
+        book = books.get(d.token_id)
+        if book is None:
+            return i, applied, dropped
+        if book.trusted:
+            book.apply_level(d.side, d.price, d.size, ts_ms)
+            applied += 1
+        else:
+            dropped += 1
+    return len(changes), applied, dropped
+
+
 # -- which book ----------------------------------------------------------------------------------
+_ApplyLoop = Callable[[Mapping[str, Book], Sequence[BookDelta], int, int], tuple[int, int, int]]
 _DenseBook: Callable[[str, int], Book] | None
+_compiled_apply: _ApplyLoop | None
 try:
     from polysnipe.core._book import DenseBook as _Compiled
+    from polysnipe.core._book import apply_changes as _compiled_loop
 
-    _DenseBook = _Compiled
+    _DenseBook, _compiled_apply = _Compiled, _compiled_loop
 except ImportError:  # the extension is not built: the reference model serves alone
-    _DenseBook = None
+    _DenseBook = _compiled_apply = None
 
 #: what `new_book` makes: the compiled book where it is built, unless turned off
 _make_book: Callable[[str, int], Book] = _DenseBook or BookState
+#: the per-delta loop `apply_changes` runs, chosen with the book
+_apply = _compiled_apply or _apply_changes
 
 
 def compiled_available() -> bool:
@@ -262,13 +293,26 @@ def use_pure_python(pure: bool) -> None:
 
     Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1); books made before keep their kind.
     """
-    global _make_book
+    global _make_book, _apply
     _make_book = BookState if pure else (_DenseBook or BookState)
+    _apply = _apply_changes if pure else (_compiled_apply or _apply_changes)
 
 
 def book_implementation() -> str:
     """ "compiled" or "python": what `new_book` makes now."""
     return "python" if _make_book is BookState else "compiled"
+
+
+def apply_changes(
+    books: Mapping[str, Book], changes: Sequence[BookDelta], ts_ms: int, start: int = 0
+) -> tuple[int, int, int]:
+    """Apply `changes[start:]` to their books in order: a trusted book takes the level, an untrusted
+    one drops it (it describes a state we do not have). Stops at the first change whose token has no
+    book in `books` and returns (its index, levels applied, levels dropped), so the caller can make
+    that book, or skip the change, and go on from there; the index is len(changes) when all were taken.
+    One call per price change instead of a Python loop per delta: the compiled loop where it is built.
+    """
+    return _apply(books, changes, ts_ms, start)
 
 
 def new_book(token_id: str, tick_size: int) -> Book:

@@ -7,7 +7,7 @@ opportunities they find go to the opportunity lifecycle; their data-quality flag
 
 from __future__ import annotations
 
-from polysnipe.core.book import Book, new_book
+from polysnipe.core.book import Book, apply_changes, new_book
 from polysnipe.core.events import (
     BookSnapshot,
     Event,
@@ -39,19 +39,20 @@ def _book_for(state: EngineState, token_id: str) -> Book | None:
 
 
 def on_price_change(state: EngineState, event: PriceChange, now_ms: int, commands: list[Command]) -> None:
-    # Most inputs are price changes: the loop stays inline here, with no helper call per delta.
+    # Most inputs are price changes: one apply_changes call takes every delta whose book exists (all
+    # of them but a token's first); it stops at a token without one, made here (or skipped if unknown).
     books = state.books
-    ts = event.ts_ms
-    applied = False
-    for d in event.changes:
-        book = books.get(d.token_id) or _book_for(state, d.token_id)
-        if book is None:
-            continue
-        if book.trusted:
-            book.apply_level(d.side, d.price, d.size, ts)
-            applied = True
-        else:
-            state.bump("deltas_before_snapshot")
+    changes = event.changes
+    applied = dropped = start = 0
+    while True:
+        stop, took, lost = apply_changes(books, changes, event.ts_ms, start)
+        applied += took
+        dropped += lost
+        if stop == len(changes):
+            break
+        start = stop if _book_for(state, changes[stop].token_id) is not None else stop + 1
+    if dropped:
+        state.bump("deltas_before_snapshot", dropped)
     if not applied:
         state.bump("events_unknown_token")
         return

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import require_compiled_book
 from polysnipe.core.book import Book, BookState, new_book, use_pure_python
-from polysnipe.core.events import BookSnapshot, Level, Side
+from polysnipe.core.events import BookDelta, BookSnapshot, Level, Side
 
 INT64_MAX = 2**63 - 1
 
@@ -200,3 +200,45 @@ def test_new_book_follows_the_selection() -> None:
         assert isinstance(new_book("t", 10_000), _dense())
     finally:
         use_pure_python(False)
+
+
+TOKENS = ("t0", "t1", "t2", "t3")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(TOKENS), SIDE, ON_GRID, SIZE), max_size=12),
+    st.lists(
+        st.tuples(st.sampled_from(TOKENS), st.booleans(), st.booleans()), max_size=4, unique_by=lambda t: t[0]
+    ),
+    st.integers(min_value=-2, max_value=14),
+    TS,
+)
+def test_apply_changes_in_c_is_the_python_loop(
+    raw: list[tuple[str, Side, int, int]], held: list[tuple[str, bool, bool]], start: int, ts: int
+) -> None:
+    # books of both classes, trusted or not, tokens without one: the same stop, counts and levels
+    from polysnipe.core import _book, book
+
+    changes = tuple(BookDelta(token, side, price, size) for token, side, price, size in raw)
+
+    def make() -> dict[str, Book]:
+        books: dict[str, Book] = {}
+        for token, dense, trusted in held:
+            b: Book = _dense()(token, 100) if dense else BookState(token, 100)
+            if trusted:
+                b.apply_snapshot(_snap([Level(500_000, 7)], [Level(510_000, 9)], 0, "h", None))
+            books[token] = b
+        return books
+
+    compiled_books, python_books = make(), make()
+    got = _book.apply_changes(compiled_books, changes, ts, start)
+    expected = book._apply_changes(python_books, changes, ts, start)
+    assert expected == got
+    for token in compiled_books:
+        c, p = compiled_books[token], python_books[token]
+        assert (p.levels(Side.BUY), p.levels(Side.SELL), p.last_ts_ms) == (
+            c.levels(Side.BUY),
+            c.levels(Side.SELL),
+            c.last_ts_ms,
+        )

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conftest import require_compiled_book
 from polysnipe.adapters.sim import (
     VENUE_ERRORS,
     BookView,
@@ -27,6 +28,7 @@ from polysnipe.adapters.sim import (
 )
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.models import FeedLatency
+from polysnipe.core.book import Book, BookState
 from polysnipe.core.events import (
     BookDelta,
     BookSnapshot,
@@ -1681,3 +1683,68 @@ def test_feed_latency_draws_are_the_delays_delay_ms_gives(base_ms: int, jitter_m
     draw = model.draws(fast)
     assert [model.delay_ms(slow) for _ in range(200)] == [draw() for _ in range(200)]
     assert slow.random() == fast.random()
+
+
+class _FakeTok:
+    """What apply_plain reads of the venue's _Tok."""
+
+    __slots__ = ("book", "claims", "resting")
+
+    def __init__(self, book: Book, resting: int, claims: tuple[dict[int, object], dict[int, object]]) -> None:
+        self.book, self.resting, self.claims = book, resting, claims
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(("a", "b", "c")),
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.integers(4_990, 5_010).map(lambda i: i * 100),
+            st.integers(0, 50),
+        ),
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(
+            st.sampled_from(("a", "b", "c")),
+            st.booleans(),
+            st.integers(0, 1),
+            st.sets(st.integers(4_990, 5_010).map(lambda i: i * 100), max_size=3),
+            st.sets(st.integers(4_990, 5_010).map(lambda i: i * 100), max_size=3),
+        ),
+        max_size=3,
+        unique_by=lambda t: t[0],
+    ),
+    st.integers(-1, 13),
+)
+def test_the_compiled_plain_delta_loop_is_the_python_one(
+    raw: list[tuple[str, Side, int, int]],
+    toks: list[tuple[str, bool, int, set[int], set[int]]],
+    start: int,
+) -> None:
+    # it stops at the same delta (unknown token, resting order, claim at that price) with the books the same
+    require_compiled_book()
+    from polysnipe.adapters.sim import _venue
+    from polysnipe.adapters.sim.venue import _apply_plain
+    from polysnipe.core._book import DenseBook
+
+    changes = tuple(BookDelta(token, side, price, size) for token, side, price, size in raw)
+
+    def make() -> dict[str, _FakeTok]:
+        out = {}
+        for token, dense, resting, bid_claims, ask_claims in toks:
+            book: Book = DenseBook(token, 100) if dense else BookState(token, 100)
+            book.apply_snapshot(BookSnapshot(0, token, "m", (Level(500_000, 5),), (Level(501_000, 5),), "h"))
+            claims = ({p: None for p in bid_claims}, {p: None for p in ask_claims})
+            out[token] = _FakeTok(book, resting, claims)
+        return out
+
+    compiled, python = make(), make()
+    assert _apply_plain(python, changes, 7, start) == _venue.apply_plain(compiled, changes, 7, start)  # type: ignore[arg-type]
+    for token, tok in compiled.items():
+        other = python[token].book
+        assert (other.levels(Side.BUY), other.levels(Side.SELL)) == (
+            tok.book.levels(Side.BUY),
+            tok.book.levels(Side.SELL),
+        )

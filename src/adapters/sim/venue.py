@@ -84,14 +84,22 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 import attrs
 
 from polysnipe.adapters.sim.models import FeeModel, LatencyModel, QueueModel, QueuePosition
-from polysnipe.core.book import Book, new_book
-from polysnipe.core.events import BookSnapshot, LastTrade, MarketEvent, PriceChange, Side, TickSizeChange
+from polysnipe.core.book import Book, book_implementation, new_book
+from polysnipe.core.events import (
+    BookDelta,
+    BookSnapshot,
+    LastTrade,
+    MarketEvent,
+    PriceChange,
+    Side,
+    TickSizeChange,
+)
 from polysnipe.core.fees import NO_FEE, TakerFee
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import (
@@ -328,6 +336,27 @@ class _Tok:
         self.claims: tuple[dict[int, _Claim], dict[int, _Claim]] = ({}, {})
 
 
+def _apply_plain(toks: Mapping[str, _Tok], changes: Sequence[BookDelta], ts_ms: int, start: int) -> int:
+    """Apply `changes[start:]` to the venue's books while each is only a book update (a known token with
+    no resting order and no claim at that price); returns the index of the first delta that needs
+    `MatchingEngine.apply`'s full handling, or len(changes). The reference for _venue.apply_plain."""
+    for i in range(max(start, 0), len(changes)):
+        d = changes[i]
+        tok = toks.get(d.token_id)
+        if tok is None or tok.resting or d.price in tok.claims[d.side]:
+            return i
+        tok.book.apply_level(d.side, d.price, d.size, ts_ms)
+    return len(changes)
+
+
+_PlainLoop = Callable[[Mapping[str, _Tok], Sequence[BookDelta], int, int], int]
+_compiled_plain: _PlainLoop | None
+try:
+    from polysnipe.adapters.sim._venue import apply_plain as _compiled_plain
+except ImportError:  # not built: the Python loop serves
+    _compiled_plain = None
+
+
 class _Order:
     __slots__ = (
         "filled",
@@ -453,6 +482,7 @@ class MatchingEngine:
     """Price-time matching of orders against replayed L2 liquidity and each other (see module doc)."""
 
     __slots__ = (
+        "_apply_plain",
         "_expiries",
         "_fees",
         "_held",
@@ -494,6 +524,9 @@ class MatchingEngine:
         self._trade_prefix = trade_id_prefix
         self._min_gtd_lead_ms = min_gtd_lead_ms
         self._toks: dict[str, _Tok] = {}
+        # the compiled loop along with the compiled books (POLYSNIPE_PURE_PYTHON=1 turns both off)
+        compiled = _compiled_plain is not None and book_implementation() == "compiled"
+        self._apply_plain: _PlainLoop = _compiled_plain if compiled else _apply_plain  # type: ignore[assignment]
         self._orders: dict[str, _Order] = {}  # resting orders only, in placement order
         self._seen: set[str] = set()
         self._expiries: list[tuple[int, int, str]] = []  # heap of (expiration_ms, seq, order_id)
@@ -566,25 +599,14 @@ class MatchingEngine:
         if type(event) is PriceChange:
             ts = event.ts_ms
             toks = self._toks
-            for d in event.changes:
-                tok = toks.get(d.token_id)
-                if tok is None:
-                    tok = self._tok(d.token_id)
-                    if tok is None:
-                        continue
-                claims = tok.claims[d.side]
-                claim = claims.get(d.price) if claims else None
-                if claim is None:
-                    delta = tok.book.apply_level(d.side, d.price, d.size, ts)
-                    shows = d.size
-                else:
-                    claim.see(d.size)
-                    shows = d.size - claim.hidden
-                    if not claim.hidden:
-                        del claims[d.price]
-                    delta = tok.book.apply_level(d.side, d.price, shows, ts)
-                if delta and tok.resting:
-                    self._level_changed(tok, d.side, d.price, shows - delta, shows, ts)
+            changes = event.changes
+            n = len(changes)
+            # in order: the plain deltas (no order, no claim there: nearly all) a run at a time, in one
+            # call, and each other one through _apply_delta
+            i = self._apply_plain(toks, changes, ts, 0)
+            while i < n:
+                self._apply_delta(changes[i], ts)
+                i = self._apply_plain(toks, changes, ts, i + 1)
         elif type(event) is BookSnapshot:
             self._apply_snapshot(event)
         elif type(event) is LastTrade:
@@ -597,6 +619,25 @@ class MatchingEngine:
                 if comp is not None:
                     # the tick is a market property; the feed may announce it on one token only
                     comp.book.set_tick_size(event.new_tick)
+
+    def _apply_delta(self, d: BookDelta, ts: int) -> None:
+        """One level change of a token that is new here, has resting orders or a claim at that price."""
+        tok = self._tok(d.token_id)
+        if tok is None:
+            return
+        claims = tok.claims[d.side]
+        claim = claims.get(d.price) if claims else None
+        if claim is None:
+            delta = tok.book.apply_level(d.side, d.price, d.size, ts)
+            shows = d.size
+        else:
+            claim.see(d.size)
+            shows = d.size - claim.hidden
+            if not claim.hidden:
+                del claims[d.price]
+            delta = tok.book.apply_level(d.side, d.price, shows, ts)
+        if delta and tok.resting:
+            self._level_changed(tok, d.side, d.price, shows - delta, shows, ts)
 
     def _apply_snapshot(self, snap: BookSnapshot) -> None:
         tok = self._tok(snap.token_id)
