@@ -50,10 +50,10 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 import numpy as np
-import structlog
 
 from polysnipe.adapters.clob.parsing import _MAX_FEE_BPS
 from polysnipe.adapters.files import OnMalformedLine, ReadStats, collect_events, load_events
+from polysnipe.adapters.logs import get_logger
 from polysnipe.core.events import (
     MAX_TS_MS,
     MIN_TS_MS,
@@ -73,7 +73,7 @@ from polysnipe.core.units import MAX_AMOUNT_MICRO, ONE
 
 __all__ = ["FORMAT_VERSION", "CacheStatus", "cache_dir_of", "load_events_cached"]
 
-log = structlog.get_logger("polysnipe.event_cache")
+log = get_logger("polysnipe.event_cache")
 
 #: bump when the file layout or the column encoding changes
 FORMAT_VERSION = 1

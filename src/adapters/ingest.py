@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 import msgspec
-import structlog
 
 from polysnipe.adapters.clob.market_data import market_subscription
 from polysnipe.adapters.clob.retry import RetryPolicy
 from polysnipe.adapters.clob.websocket import Connect, ReconnectingSocket, ws_connect
+from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.tasks import cancel_and_wait
 from polysnipe.core.ports import Clock, Rng
 
 __all__ = ["FrameSink", "LiveFeed", "Recorder", "ReplayFeed", "one_line"]
 
-log = structlog.get_logger("polysnipe.ingest")
+log = get_logger("polysnipe.ingest")
 
 #: (raw bytes as received, receive time in epoch ms)
 FrameSink = Callable[[bytes, int], None]

@@ -27,11 +27,11 @@ from typing import Any
 
 import attrs
 import psycopg
-import structlog
 
 from polysnipe.adapters.clob.account import conditional_balance
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.execution import ClobExecution
+from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.postgres.journal import PostgresJournal
 from polysnipe.adapters.postgres.outbox import PostgresOutbox
 from polysnipe.core.messages import (
@@ -49,7 +49,7 @@ from polysnipe.core.units import notional
 
 __all__ = ["Takeover", "take_over"]
 
-log = structlog.get_logger("polysnipe.restart")
+log = get_logger("polysnipe.restart")
 
 REASON = "engine_restarted"
 

@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 import attrs
-import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -37,6 +36,7 @@ from starlette.routing import Route
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_market_line
+from polysnipe.adapters.logs import get_logger
 from polysnipe.core.events import ExternalSignal
 from polysnipe.core.ports import Clock
 
@@ -52,7 +52,7 @@ __all__ = [
     "signal_app",
 ]
 
-log = structlog.get_logger("polysnipe.signals_http")
+log = get_logger("polysnipe.signals_http")
 
 HEADER_PROVIDER: Final = "x-polysnipe-provider"
 HEADER_TIMESTAMP: Final = "x-polysnipe-timestamp"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import structlog
+from polysnipe.adapters.logs import get_logger
 
 __all__ = ["cancel_and_wait"]
 
-log = structlog.get_logger("polysnipe.tasks")
+log = get_logger("polysnipe.tasks")
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, retry_s: float = 0.2) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
-import structlog
 from dependency_injector import providers
 
 from polysnipe.adapters.event_cache import CacheStatus, load_events_cached
 from polysnipe.adapters.files import ReadStats
+from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim.bus import InProcessBus
 from polysnipe.adapters.sim.journal import MemoryJournal
@@ -37,7 +37,7 @@ from polysnipe.runners.results import InputStats, build_report, write_outputs
 
 __all__ = ["DEAD_LETTER_STREAM", "BacktestResult", "run_backtest"]
 
-log = structlog.get_logger("polysnipe.backtest")
+log = get_logger("polysnipe.backtest")
 
 DEAD_LETTER_STREAM = "md.dead"
 

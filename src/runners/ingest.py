@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import structlog
 import uvicorn
 
 from polysnipe.adapters.clob.websocket import Connect
 from polysnipe.adapters.ingest import LiveFeed, Recorder, ReplayFeed
+from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.redis.factory import ping
 from polysnipe.adapters.redis.streams import BufferedPublisher, StreamPublisher
 from polysnipe.adapters.signals_http import SignalEndpointConfig, keys_from_env, signal_app
@@ -33,7 +33,7 @@ from polysnipe.runners.settings import mask_url
 
 __all__ = ["IngestJob", "IngestResult", "ingest_container", "run_ingest"]
 
-log = structlog.get_logger("polysnipe.ingest")
+log = get_logger("polysnipe.ingest")
 
 
 @attrs.frozen(slots=True, kw_only=True)

@@ -34,7 +34,6 @@ from typing import Any
 import attrs
 import psycopg
 import redis.exceptions
-import structlog
 from dependency_injector import providers
 
 from polysnipe.adapters.clob.account import collateral_balance, create_or_derive_creds
@@ -51,6 +50,7 @@ from polysnipe.adapters.clob.factory import (
 )
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.adapters.clock import WallClock
+from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.postgres.database import DatabaseConfig, JournalUnavailable, open_database
 from polysnipe.adapters.postgres.leases import LeaseHeld, WalletLeases
 from polysnipe.adapters.redis.streams import StreamSource
@@ -68,7 +68,7 @@ from polysnipe.runners.results import InputStats, build_report, write_outputs
 
 __all__ = ["LiveResult", "LiveStartError", "run_live"]
 
-log = structlog.get_logger("polysnipe.live")
+log = get_logger("polysnipe.live")
 
 
 class LiveStartError(RuntimeError):

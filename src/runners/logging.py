@@ -40,6 +40,7 @@ import msgspec
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
+from polysnipe.adapters import logs
 from polysnipe.core.secret import MASK, Secret
 
 __all__ = ["configure_logging", "get_logger", "logging_to_file", "redact", "redact_secrets"]
@@ -179,7 +180,7 @@ def configure_logging(
 
 
 def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger(**bound)
+    return logs.get_logger(**bound)
 
 
 @contextlib.contextmanager

@@ -31,8 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-import structlog
-
+from polysnipe.adapters.logs import get_logger
 from polysnipe.core.events import (
     BookSnapshot,
     ExternalSignal,
@@ -90,7 +89,7 @@ from polysnipe.runners.report import EquityPoint
 
 __all__ = ["DRAIN_MS", "EVENT_NAMES", "EngineLoop", "LoopClock", "NullSink", "audit_risk"]
 
-log = structlog.get_logger("polysnipe.engine")
+log = get_logger("polysnipe.engine")
 
 #: the market-channel name of each input type, for counts in reports
 EVENT_NAMES: dict[type, str] = {

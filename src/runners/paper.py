@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import structlog
 from dependency_injector import providers
 
 from polysnipe.adapters.clob.client import ClobHttpClient
@@ -27,6 +26,7 @@ from polysnipe.adapters.clob.errors import VenueError
 from polysnipe.adapters.clob.market_data import MarketDataConfig, MarketDataFeed
 from polysnipe.adapters.clob.parsing import RestBook, parse_rest_book
 from polysnipe.adapters.inbox import Inbox
+from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.postgres.database import DatabaseConfig, open_database
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
@@ -38,7 +38,7 @@ from polysnipe.runners.results import InputStats, build_report, write_outputs
 
 __all__ = ["PaperResult", "VenueUnreachable", "run_paper"]
 
-log = structlog.get_logger("polysnipe.paper")
+log = get_logger("polysnipe.paper")
 
 
 class VenueUnreachable(RuntimeError):

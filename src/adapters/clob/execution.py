@@ -96,7 +96,6 @@ from typing import Final
 
 import attrs
 import msgspec
-import structlog
 
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.conditions import VenueConditions
@@ -149,6 +148,7 @@ from polysnipe.adapters.clob.signing import (
     SignedOrder,
     batch_post_body,
 )
+from polysnipe.adapters.logs import get_logger
 from polysnipe.core.events import MAX_TS_MS, BookSnapshot, Event, Side, TickSizeChange
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
@@ -189,7 +189,7 @@ _SIDES: Final = {"BUY": Side.BUY, "SELL": Side.SELL}
 #: an order's expiration, unix seconds: within the timestamp window
 _MAX_EXPIRATION_S: Final = MAX_TS_MS // 1000
 
-log = structlog.get_logger("polysnipe.clob.execution")
+log = get_logger("polysnipe.clob.execution")
 
 _order_response = msgspec.json.Decoder(WireOrderResponse)
 _batch_response = msgspec.json.Decoder(list[WireOrderResponse])

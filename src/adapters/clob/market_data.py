@@ -42,7 +42,6 @@ from typing import Final, cast
 
 import attrs
 import msgspec
-import structlog
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import (
@@ -55,6 +54,7 @@ from polysnipe.adapters.clob.parsing import (
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
 from polysnipe.adapters.clob.schemas import WireMessage
 from polysnipe.adapters.clob.websocket import Connect, Notices, ReconnectingSocket, ws_connect
+from polysnipe.adapters.logs import get_logger
 from polysnipe.core.book import Book, new_book
 from polysnipe.core.events import (
     BookDelta,
@@ -78,7 +78,7 @@ __all__ = [
     "market_subscription",
 ]
 
-log = structlog.get_logger("polysnipe.clob.market_data")
+log = get_logger("polysnipe.clob.market_data")
 
 #: the dead letters: (the frame exactly as received, why it could not be used)
 OnMalformedFrame = Callable[[str | bytes, str], None]

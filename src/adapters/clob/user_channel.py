@@ -18,7 +18,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import msgspec
-import structlog
 
 from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
@@ -28,6 +27,7 @@ from polysnipe.adapters.clob.parsing import FeeOf, decode_user_frame, fills_from
 from polysnipe.adapters.clob.retry import RetryPolicy
 from polysnipe.adapters.clob.schemas import WireOrder, WireTrade
 from polysnipe.adapters.clob.websocket import Connect, Notices, ReconnectingSocket, ws_connect
+from polysnipe.adapters.logs import get_logger
 from polysnipe.core.messages import (
     TRADE_STATUSES,
     ExecutionReport,
@@ -43,7 +43,7 @@ __all__ = ["UserChannel", "UserReport", "UserStream", "user_subscription"]
 #: what the user channel hands the engine
 UserReport = ExecutionReport | TradeSettlement | RaiseAlert
 
-log = structlog.get_logger("polysnipe.clob.user_channel")
+log = get_logger("polysnipe.clob.user_channel")
 
 
 def user_subscription(creds: ApiCreds, markets: Sequence[str]) -> str:

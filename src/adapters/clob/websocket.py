@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol
 
-import structlog
 import websockets
 from websockets.asyncio.client import connect as _websockets_connect
 
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
+from polysnipe.adapters.logs import get_logger
 from polysnipe.core.messages import RaiseAlert
 from polysnipe.core.ports import Clock, Rng
 
@@ -36,7 +36,7 @@ __all__ = ["PING", "PONG", "Connect", "Notices", "ReconnectingSocket", "WsConnec
 PING: Final = "PING"
 PONG: Final = "PONG"
 
-log = structlog.get_logger("polysnipe.clob.websocket")
+log = get_logger("polysnipe.clob.websocket")
 
 
 class WsConnection(Protocol):

@@ -40,11 +40,11 @@ from typing import Any, Final, TypeAlias
 
 import redis.asyncio as aioredis
 import redis.exceptions
-import structlog
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_int, parse_market_line
 from polysnipe.adapters.inbox import InboxItem
+from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.redis.config import StreamsConfig
 from polysnipe.adapters.redis.parsing import route_frame
 from polysnipe.core.events import MAX_TS_MS, MIN_TS_MS, Event, ExternalSignal
@@ -60,7 +60,7 @@ __all__ = [
     "StreamSource",
 ]
 
-log = structlog.get_logger("polysnipe.redis.streams")
+log = get_logger("polysnipe.redis.streams")
 
 RedisClient: TypeAlias = "aioredis.Redis | aioredis.RedisCluster"
 
