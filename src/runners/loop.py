@@ -149,7 +149,17 @@ def audit_risk(state: EngineState) -> list[str]:
         if free < 0:
             breaches.append(f"wallet {name} free balance {free} < 0")
         breaches += [f"wallet {name} short {t}" for t, n in wallet.positions.items() if n < 0]
+    # Only tokens held or reserved have exposure: a market with neither is within any cap that is not
+    # negative (the config's are positive), and skipping it keeps the audit, run after every order,
+    # proportional to what the engine holds rather than to every market it knows.
+    live: set[str] | None = None
+    if policy.max_outcome_exposure_usdc_micro >= 0 and policy.max_market_exposure_usdc_micro >= 0:
+        live = set(risk.reserved_by_token)
+        for wallet in risk.portfolio.wallets.values():
+            live.update(wallet.cost)
     for market in state.markets:
+        if live is not None and not any(t in live for t in market.token_ids):
+            continue
         per_token = [risk.exposure(t) for t in market.token_ids]
         for token, exposure in zip(market.token_ids, per_token, strict=True):
             if exposure > policy.max_outcome_exposure_usdc_micro:

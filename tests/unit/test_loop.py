@@ -8,7 +8,19 @@ from collections.abc import Sequence
 
 import pytest
 
-from kit import T0, WALLET, YES, ScriptedVenue, engine, opportunity, snapshot, trade, until
+from kit import (
+    T0,
+    WALLET,
+    YES,
+    ScriptedVenue,
+    engine,
+    market,
+    opportunity,
+    risk_policy,
+    snapshot,
+    trade,
+    until,
+)
 from polysnipe.adapters.clock import EventClock, WallClock
 from polysnipe.adapters.inbox import Inbox
 from polysnipe.adapters.settlement import NoSettlement
@@ -25,7 +37,7 @@ from polysnipe.core.messages import (
     RecordOutcome,
 )
 from polysnipe.core.units import MICRO
-from polysnipe.runners.loop import EngineLoop, NullSink
+from polysnipe.runners.loop import EngineLoop, NullSink, audit_risk
 
 
 def _loop(
@@ -142,3 +154,27 @@ def test_with_a_feed_latency_the_venue_sees_events_at_exchange_time_and_the_engi
     assert [T0 + 1 + 7] == submitted_at
     [record] = journal.of(RecordOpportunity)
     assert T0 + 1 + 7 == record.ts_ms
+
+
+def test_the_audit_finds_exposure_breaches_where_the_engine_holds_or_reserves() -> None:
+    # it skips markets where nothing is held or reserved, never a breach in one where something is
+    quiet, held, reserved = (
+        market("0xq", ("q1", "q2")),
+        market("0xh", ("h1", "h2")),
+        market("0xr", ("r1", "r2")),
+    )
+    cap = 100 * MICRO
+    state = engine(markets=(quiet, held, reserved), policy=risk_policy(max_outcome_exposure_usdc_micro=cap,
+                   max_market_exposure_usdc_micro=cap))  # fmt: skip
+    assert [] == audit_risk(state)
+    state.risk.portfolio.wallets[WALLET].cost["h2"] = cap + 1
+    state.risk.reserved_by_token["r1"] = cap // 2 + 1
+    state.risk.reserved_by_token["r2"] = cap // 2
+    assert [
+        f"outcome exposure h2 {cap + 1}",
+        f"market exposure 0xh {cap + 1}",
+        f"market exposure 0xr {cap + 1}",
+    ] == (audit_risk(state))
+    # a negative cap (no config allows one) is breached by every market, held or not
+    state = engine(markets=(quiet,), policy=risk_policy(max_outcome_exposure_usdc_micro=-1))
+    assert ["outcome exposure q1 0", "outcome exposure q2 0"] == audit_risk(state)
