@@ -215,6 +215,8 @@ class EngineLoop:
         self.order_ns: list[int] = []
         #: PlaceOrder commands of each event timed in order_ns: 1 is a single order, more a basket
         self.order_legs: list[int] = []
+        #: perf_counter_ns when the execution port last took an order (where order_ns ends)
+        self._placed_ns = 0
         self.audits = 0
         self.breaches: list[str] = []
         self.equity: list[EquityPoint] = []
@@ -352,7 +354,9 @@ class EngineLoop:
                 self.decision_ns.append(perf() - t0)
             await self.perform(commands, now)
             if places:
-                self.order_ns.append(perf() - t0)
+                # to the last order taken, not to the end of perform: the venue's answers it then
+                # feeds back in (acks, fills and their audits) come after the order is out
+                self.order_ns.append(self._placed_ns - t0)
                 self.order_legs.append(sum(1 for c in commands if type(c) is PlaceOrder))
         if now >= self._next_sample_ms:
             self.sample_equity(now)
@@ -387,6 +391,7 @@ class EngineLoop:
                          routing=o.routing, side=o.side.name, price=format_micro(o.price),
                          size=format_micro(o.size), order_type=o.order_type.value)  # fmt: skip
                 answers.extend(await execution.submit(o, now))
+                self._placed_ns = time.perf_counter_ns()
                 self.audit()
             elif kind is CancelOrder:
                 log.info("order_cancel", correlation_id=cmd.correlation_id, order_id=cmd.order_id,  # type: ignore[union-attr]
