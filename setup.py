@@ -23,6 +23,15 @@ setup(
             depends=["src/core/_book_api.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
+        # the Spread Hunter's per-event state, beside spread_hunter.py (src/core/signals/_hunter.c); its
+        # floats must round as Python's do, so no fused multiply-adds
+        Extension(
+            "polysnipe.core.signals._hunter",
+            sources=["src/core/signals/_hunter.c"],
+            include_dirs=["src/core"],
+            depends=["src/core/_book_api.h"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers", "-ffp-contract=off"],
+        ),
         # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
         Extension(
             "polysnipe.adapters.clob._fastdecode",

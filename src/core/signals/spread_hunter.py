@@ -47,18 +47,25 @@ filters downstream judge the basket, not an arbitrary share of it.
 
 YES ask + NO ask < 1 inside one binary market cannot be traded (the venue merge-matches it, and the
 books mirror each other), so it is recorded in `data_quality_flags` and suppresses trading that market.
+
+Compiled kernel (issue 15): where the compiled book serves (`book_implementation() == "compiled"` when
+the module is built) and the extension polysnipe.core.signals._hunter is built, the per-market and
+per-token state and the common path of `on_event` run in C (src/core/signals/_hunter.c, its header
+says how), with the same answers to the last bit. This Python stays the reference, and the rare paths
+are shared: the kernel hands its candidates to `_cheap_ask`, `_passive_bid`, `_emit_basket` and
+`_flag_pair` below, so every Opportunity and flag is made by the same code either way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import attrs
 
 from polysnipe.core.baskets import worst_case_profit
-from polysnipe.core.book import Book
+from polysnipe.core.book import Book, book_implementation
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, PriceChange, Side
 from polysnipe.core.market import Market
 from polysnipe.core.opportunity import Opportunity, opportunity_id
@@ -73,11 +80,21 @@ from polysnipe.core.signals.base import (
 )
 from polysnipe.core.units import ONE, format_micro
 
+try:
+    from polysnipe.core.signals._hunter import Basket, Kernel, MarketState, Token
+
+    _COMPILED = True
+except ImportError:  # the extension is not built: the reference serves alone
+    _COMPILED = False
+
 __all__ = ["NAME", "DataQualityFlag", "SpreadHunter", "SpreadHunterParams"]
 
 NAME = "spread_hunter"
 FAIR_SOURCES = ("ewma", "microprice")
 _UNSEEN = -1  # top-of-book cache value no book can report, so the first look always counts as a change
+#: the kernel's ints are exact up to here (int64 sums, exact doubles), and so are its floats' products
+_KERNEL_INT_MAX = 2**53
+_KERNEL_INT_WEIGHT_MAX = 2**26
 
 
 @attrs.frozen(slots=True)
@@ -127,6 +144,38 @@ class DataQualityFlag:
 
     def __str__(self) -> str:
         return f"{self.kind} in market {self.market} at {self.ts_ms}: {self.detail}"
+
+
+class _HasMarket(Protocol):
+    @property
+    def market(self) -> Market: ...
+
+
+class _Seller(Protocol):
+    """What `_cheap_ask` and `_passive_bid` read and write of a token: a _TokenState or the kernel's Token."""
+
+    fired_ask: int
+    sell_px: int
+    sell_ts: int
+    passive_until: int
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def mkt(self) -> _HasMarket: ...
+
+
+class _BasketView(Protocol):
+    """What `_emit_basket` reads and writes of a basket: a _Basket or the kernel's Basket."""
+
+    fired: tuple[int, ...]
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def markets(self) -> tuple[Market, ...]: ...
+    @property
+    def tokens(self) -> tuple[str, ...]: ...
 
 
 class _TokenState:
@@ -270,6 +319,19 @@ class _Basket:
         self.asks[i] = ask
 
 
+def _kernel_serves(p: SpreadHunterParams) -> bool:
+    """Whether the kernel computes exactly what the reference does with these parameters: ints within
+    `_KERNEL_INT_MAX` and finite float weights (everything a config file gives); others run the reference.
+    """
+    ints = (p.half_life_ms, p.min_observations, p.min_edge_ticks, p.sweep_window_ms, p.passive_ttl_ms,
+            p.arb_min_edge_micro)  # fmt: skip
+    floats = (p.trade_weight, p.noise_z, p.passive_spread_mult)
+    return all(type(v) is int and 0 <= v <= _KERNEL_INT_MAX for v in ints) and all(
+        (type(v) is float and math.isfinite(v)) or (type(v) is int and abs(v) <= _KERNEL_INT_WEIGHT_MAX)
+        for v in floats
+    )
+
+
 def _usable_ask(book: Book | None) -> int:
     """The book's best ask if a leg could be bought there now, else 0."""
     if book is None or not book.trusted or book.is_crossed():
@@ -283,6 +345,8 @@ def _usable_ask(book: Book | None) -> int:
 class SpreadHunter:
     __slots__ = (
         "_ewma",
+        "_kernel",
+        "_kernel_leg_of",
         "_leg_of",
         "_mispriced",
         "_registry_revision",
@@ -307,12 +371,27 @@ class SpreadHunter:
         #: append-only (the pipeline reads new entries by index); bounded by max_data_quality_flags
         self.data_quality_flags: list[DataQualityFlag] = []
         self.data_quality_count = 0
+        #: the compiled kernel, where it serves (module doc); None runs the reference below
+        self._kernel: Kernel | None = None
+        self._kernel_leg_of: dict[str, tuple[Basket, int]] = {}
+        if _COMPILED and book_implementation() == "compiled" and _kernel_serves(self.params):
+            p = self.params
+            self._kernel = Kernel(
+                self, {}, self._mispriced, ewma=self._ewma, half_life_ms=p.half_life_ms,
+                trade_weight=p.trade_weight, min_observations=p.min_observations,
+                min_edge_ticks=p.min_edge_ticks, noise_z=p.noise_z, require_sweep=p.require_sweep,
+                sweep_window_ms=p.sweep_window_ms, passive_enabled=p.passive_enabled,
+                passive_spread_mult=p.passive_spread_mult, arb_min_edge_micro=p.arb_min_edge_micro,
+            )  # fmt: skip
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SpreadHunter:
         return cls(params_from(SpreadHunterParams, params))
 
     def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
+        kernel = self._kernel
+        if kernel is not None:
+            return kernel.on_event(event, ctx, now_ms)
         if type(event) is PriceChange:
             out: list[Opportunity] = []
             ts = event.ts_ms
@@ -533,13 +612,13 @@ class SpreadHunter:
             basket.fired = ()  # the edge closed: the same prices may fire again later
 
     # -- per token -----------------------------------------------------------------------------
-    def _swept_above(self, st: _TokenState, price: int, ts: int) -> bool:
+    def _swept_above(self, st: _Seller, price: int, ts: int) -> bool:
         """A taker sold this token above `price` within the sweep window."""
         return st.sell_px > price and ts - st.sell_ts <= self.params.sweep_window_ms
 
     def _cheap_ask(
         self,
-        st: _TokenState,
+        st: _Seller,
         ask: int,
         asz: int,
         fair: int,
@@ -587,7 +666,7 @@ class SpreadHunter:
 
     def _passive_bid(
         self,
-        st: _TokenState,
+        st: _Seller,
         bid: int,
         ask: int,
         fair: int,
@@ -650,18 +729,23 @@ class SpreadHunter:
         cid = ms.market.condition_id
         if yes_ask is not None and no_ask is not None and yes_ask + no_ask < ONE:
             if cid not in self._mispriced:
-                self._mispriced.add(cid)
-                self._flag(
-                    DataQualityFlag(
-                        ts,
-                        cid,
-                        "binary_pair_asks_below_one",
-                        f"asks {format_micro(yes_ask)} + {format_micro(no_ask)} < 1"
-                        f" (tokens {ms.yes.token}, {ms.no.token})",
-                    )
-                )
+                self._flag_pair(ms.market, ts, yes_ask, no_ask)
         else:
             self._mispriced.discard(cid)
+
+    def _flag_pair(self, market: Market, ts: int, yes_ask: int, no_ask: int) -> None:
+        """The market's pair of asks newly shows below 1: mark it mispriced and flag it."""
+        cid = market.condition_id
+        self._mispriced.add(cid)
+        yes, no = market.token_ids
+        self._flag(
+            DataQualityFlag(
+                ts,
+                cid,
+                "binary_pair_asks_below_one",
+                f"asks {format_micro(yes_ask)} + {format_micro(no_ask)} < 1 (tokens {yes}, {no})",
+            )
+        )
 
     def _flag(self, flag: DataQualityFlag) -> None:
         self.data_quality_count += 1
@@ -688,7 +772,7 @@ class SpreadHunter:
             st.basket, st.leg = link if link is not None else (None, 0)
 
     def _emit_basket(
-        self, basket: _Basket, ts: int, ctx: SignalContext, now_ms: int, out: list[Opportunity]
+        self, basket: _BasketView, ts: int, ctx: SignalContext, now_ms: int, out: list[Opportunity]
     ) -> None:
         p = self.params
         asks: list[int] = []
@@ -737,3 +821,38 @@ class SpreadHunter:
                     group_id=group_id,
                 )
             )
+
+    # -- the kernel's registry reads (its C code calls _kernel_token for a token it does not know) -----
+    def _kernel_token(self, token_id: str, ctx: SignalContext) -> Token | None:
+        """`_token` for the kernel: the same registry reads, making the kernel's state objects."""
+        kernel = self._kernel
+        assert kernel is not None
+        markets = ctx.markets
+        market = markets.get_by_token(token_id)
+        if market is None:
+            return None
+        ms = MarketState(market)
+        tokens = kernel.tokens
+        tokens[ms.yes.token] = ms.yes
+        tokens[ms.no.token] = ms.no
+        if self.params.arb_enabled and markets.revision != self._registry_revision:
+            self._kernel_rebuild_baskets(ctx, tokens)
+        else:
+            link = self._kernel_leg_of.get(ms.yes.token)
+            if link is not None:
+                ms.yes.basket, ms.yes.leg = link
+        return tokens[token_id]
+
+    def _kernel_rebuild_baskets(self, ctx: SignalContext, tokens: dict[str, Token]) -> None:
+        """`_rebuild_baskets` for the kernel, whose Basket keeps the leg sums in C."""
+        markets = ctx.markets
+        self._registry_revision = markets.revision
+        self._kernel_leg_of = leg_of = {}
+        for event_id, group in markets.complete_baskets().items():
+            basket = Basket(event_id, group)
+            for i, token in enumerate(basket.tokens):
+                leg_of[token] = (basket, i)
+                basket.set_leg(i, _usable_ask(ctx.book(token)))
+        for token, st in tokens.items():
+            link = leg_of.get(token) if st.is_yes else None
+            st.basket, st.leg = link if link is not None else (None, 0)
