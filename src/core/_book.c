@@ -161,20 +161,6 @@ static void side_free(Side_ *s) {
 }
 
 /* -- ints -------------------------------------------------------------------------------------- */
-static PyObject *long_from_i128(i128 v) {
-    if (v >= INT64_MIN && v <= INT64_MAX) return PyLong_FromLongLong((long long)v);
-    PyObject *hi = PyLong_FromLongLong((long long)(v >> 64));
-    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)(uint64_t)v);
-    PyObject *sh = PyLong_FromLong(64);
-    PyObject *r = NULL, *t = NULL;
-    if (hi && lo && sh && (t = PyNumber_Lshift(hi, sh))) r = PyNumber_Add(t, lo);
-    Py_XDECREF(hi);
-    Py_XDECREF(lo);
-    Py_XDECREF(sh);
-    Py_XDECREF(t);
-    return r;
-}
-
 /* The grid slot of an int price, or -1 when it belongs to the overflow; -2 with TypeError when not an int. */
 static int slot_of(PyObject *price) {
     if (!PyLong_Check(price)) {
@@ -590,7 +576,7 @@ static PyObject *DenseBook_apply_level(DenseBook *self, PyObject *const *args, P
         Py_DECREF(o);
         return r;
     }
-    return long_from_i128((i128)sz - (i128)old);
+    return PsLong_FromI128((i128)sz - (i128)old);
 }
 
 static PyObject *DenseBook_set_tick_size(DenseBook *self, PyObject *tick) {
@@ -738,12 +724,12 @@ static PyObject *DenseBook_depth(DenseBook *self, PyObject *const *args, Py_ssiz
         i128 floor = top - span; /* slots at or above floor, up to the touch */
         if (floor > top) return PyLong_FromLong(0);
         int lo = floor <= 0 ? 0 : (int)((floor + STEP - 1) / STEP);
-        return long_from_i128(grid_sum(s, lo, s->best));
+        return PsLong_FromI128(grid_sum(s, lo, s->best));
     }
     i128 ceiling = top + span; /* slots at or below ceiling, from the touch */
     if (ceiling < top) return PyLong_FromLong(0);
     int hi = ceiling >= (i128)(NSLOTS - 1) * STEP ? NSLOTS - 1 : (int)(ceiling / STEP);
-    return long_from_i128(grid_sum(s, s->best, hi));
+    return PsLong_FromI128(grid_sum(s, s->best, hi));
 }
 
 /* grid_depth on a side with no overflow, in machine ints */
@@ -772,7 +758,7 @@ static PyObject *DenseBook_grid_depth(DenseBook *self, PyObject *const *args, Py
     long long p, n, tick;
     if (slot_of(price) == -2) return NULL;
     if (!s->ovf_px && arg_i64(price, &p) && arg_i64(args[2], &n) && arg_i64(self->tick_size, &tick))
-        return long_from_i128(grid_depth_fast(s, is_bid, p, n, tick));
+        return PsLong_FromI128(grid_depth_fast(s, is_bid, p, n, tick));
     /* generic: the Python loop itself, with Python ints */
     PyObject *step = is_bid ? PyNumber_Negative(self->tick_size) : (Py_INCREF(self->tick_size), self->tick_size);
     PyObject *total = step ? side_size_at(s, price) : NULL, *px = NULL, *range = NULL, *it = NULL, *item;
@@ -1035,16 +1021,10 @@ static PyObject *apply_changes(PyObject *module, PyObject *const *args, Py_ssize
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i = start < 0 ? 0 : start, applied = 0, dropped = 0;
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (; i < n; i++) {
-        PyObject *d = items[i];
-        if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) < 4) {
-            PyErr_SetString(PyExc_TypeError, "a change must be a BookDelta");
-            goto fail;
-        }
-        PyObject *book = PyDict_GetItemWithError(books, PyTuple_GET_ITEM(d, 0));
-        if (!book) {
-            if (PyErr_Occurred()) goto fail;
-            break;
-        }
+        PyObject *d = items[i], *book;
+        int has = PsDelta_Lookup(d, books, &book);
+        if (has < 0) goto fail;
+        if (!has) break;
         PyObject *call[4] = {PyTuple_GET_ITEM(d, 1), PyTuple_GET_ITEM(d, 2), PyTuple_GET_ITEM(d, 3), ts};
         PyObject *r;
         if (Py_IS_TYPE(book, &DenseBookType)) {

@@ -113,4 +113,32 @@ static inline PyObject *PsBook_ApplyLevel(PsBookApi *api, PyObject *book, PyObje
     return PyObject_CallMethod(book, "apply_level", "OOOO", side, price, size, ts);
 }
 
+/* An exact 128-bit int (book sums, products of micro-units) as a Python int. */
+static inline PyObject *PsLong_FromI128(__int128 v) {
+    if (v >= INT64_MIN && v <= INT64_MAX) return PyLong_FromLongLong((long long)v);
+    PyObject *hi = PyLong_FromLongLong((long long)(v >> 64));
+    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)(uint64_t)v);
+    PyObject *sh = PyLong_FromLong(64);
+    PyObject *r = NULL, *t = NULL;
+    if (hi && lo && sh && (t = PyNumber_Lshift(hi, sh))) r = PyNumber_Add(t, lo);
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    Py_XDECREF(sh);
+    Py_XDECREF(t);
+    return r;
+}
+
+/* One change of a price change (a BookDelta: token_id, side, price, size, ...) and what its token maps
+ * to in `by_token` (borrowed): 1 found, 0 no entry, -1 error (not a BookDelta). The per-delta loops in
+ * C (core._book.apply_changes, adapters.sim._venue.apply_plain) read their changes through this. */
+static inline int PsDelta_Lookup(PyObject *d, PyObject *by_token, PyObject **found) {
+    if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) < 4) {
+        PyErr_SetString(PyExc_TypeError, "a change must be a BookDelta");
+        return -1;
+    }
+    *found = PyDict_GetItemWithError(by_token, PyTuple_GET_ITEM(d, 0));
+    if (*found) return 1;
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 #endif

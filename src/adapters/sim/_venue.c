@@ -31,16 +31,10 @@ static PyObject *apply_plain(PyObject *module, PyObject *const *args, Py_ssize_t
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i = start < 0 ? 0 : start;
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (; i < n; i++) {
-        PyObject *d = items[i];
-        if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) < 4) {
-            PyErr_SetString(PyExc_TypeError, "a change must be a BookDelta");
-            goto fail;
-        }
-        PyObject *tok = PyDict_GetItemWithError(toks, PyTuple_GET_ITEM(d, 0));
-        if (!tok) {
-            if (PyErr_Occurred()) goto fail;
-            break;
-        }
+        PyObject *d = items[i], *tok;
+        int has = PsDelta_Lookup(d, toks, &tok);
+        if (has < 0) goto fail;
+        if (!has) break;
         PyObject *side = PyTuple_GET_ITEM(d, 1);
         int is_bid = side == Books->buy;
         if (!is_bid && side != Books->sell) break; /* not a Side: the Python venue says what that means */

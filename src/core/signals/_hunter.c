@@ -103,21 +103,6 @@ typedef struct {
 static PyTypeObject BasketType, TokenType, MarketStateType, KernelType;
 
 /* -- ints and floats as Python computes them ------------------------------------------------------ */
-static PyObject *long_from_i128(i128 v) {
-    if (v >= INT64_MIN && v <= INT64_MAX) return PyLong_FromLongLong((long long)v);
-    /* only reachable from book values near the int64 edges */
-    PyObject *hi = PyLong_FromLongLong((long long)(v >> 64));
-    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)(uint64_t)v);
-    PyObject *sh = PyLong_FromLong(64);
-    PyObject *r = NULL, *t = NULL;
-    if (hi && lo && sh && (t = PyNumber_Lshift(hi, sh))) r = PyNumber_Add(t, lo);
-    Py_XDECREF(hi);
-    Py_XDECREF(lo);
-    Py_XDECREF(sh);
-    Py_XDECREF(t);
-    return r;
-}
-
 static inline i128 abs128(i128 v) { return v < 0 ? -v : v; }
 
 /* a / b as Python's int / int: exact doubles divide as doubles, anything else through Python ints */
@@ -126,7 +111,7 @@ static int true_divide(i128 a, i128 b, double *out) {
         *out = (double)a / (double)b;
         return 0;
     }
-    PyObject *pa = long_from_i128(a), *pb = pa ? long_from_i128(b) : NULL;
+    PyObject *pa = PsLong_FromI128(a), *pb = pa ? PsLong_FromI128(b) : NULL;
     PyObject *q = pb ? PyNumber_TrueDivide(pa, pb) : NULL;
     Py_XDECREF(pa);
     Py_XDECREF(pb);
@@ -170,7 +155,7 @@ static int float_to_int(double x, i128 *out) {
 /* a % b == 0 for Python ints, b the book's tick: a tick of 0 raises as Python does */
 static int divisible(i128 a, int64_t b) {
     if (b > 0) return a % b == 0;
-    PyObject *pa = long_from_i128(a), *pb = pa ? PyLong_FromLongLong(b) : NULL;
+    PyObject *pa = PsLong_FromI128(a), *pb = pa ? PyLong_FromLongLong(b) : NULL;
     PyObject *r = pb ? PyNumber_Remainder(pa, pb) : NULL;
     Py_XDECREF(pa);
     Py_XDECREF(pb);
@@ -515,8 +500,8 @@ static void MarketState_dealloc(HMarket *ms) {
 
 /* (bid, ask, bsz, asz) as the reference caches them: None for an empty side, -1 before the first look */
 static PyObject *MarketState_get_touch(HMarket *ms, void *closure) {
-    PyObject *bid = ms->has_bid ? long_from_i128(ms->bid) : Py_NewRef(Py_None);
-    PyObject *ask = ms->has_ask ? long_from_i128(ms->ask) : Py_NewRef(Py_None);
+    PyObject *bid = ms->has_bid ? PsLong_FromI128(ms->bid) : Py_NewRef(Py_None);
+    PyObject *ask = ms->has_ask ? PsLong_FromI128(ms->ask) : Py_NewRef(Py_None);
     PyObject *r = bid && ask ? Py_BuildValue("(OOLL)", bid, ask, (long long)ms->bsz, (long long)ms->asz) : NULL;
     Py_XDECREF(bid);
     Py_XDECREF(ask);
@@ -721,7 +706,7 @@ done:
  * now_ms, out); the result of _cheap_ask, or 0 for _passive_bid. */
 static int candidate(PyObject *fn, Token *st, i128 a, i128 b, i128 fair, PyObject *required, int64_t tick,
                      Call *c) {
-    PyObject *pa = long_from_i128(a), *pb = long_from_i128(b), *pf = long_from_i128(fair);
+    PyObject *pa = PsLong_FromI128(a), *pb = PsLong_FromI128(b), *pf = PsLong_FromI128(fair);
     PyObject *pt = PyLong_FromLongLong(tick), *ts = ts_of(c), *res = NULL;
     if (pa && pb && pf && pt && ts) {
         PyObject *args[] = {(PyObject *)st, pa, pb, pf, required, pt, ts, c->now, c->out};
@@ -744,13 +729,13 @@ static PyObject *required_edge(Kernel *k, HMarket *ms, i128 min_edge) {
     double x = k->noise_z * se;
     if (isfinite(x) && fabs(x) < 4.6e18) {
         i128 c = (i128)ceil(x);
-        return long_from_i128(c > min_edge ? c : min_edge);
+        return PsLong_FromI128(c > min_edge ? c : min_edge);
     }
     /* math.ceil's own answer: its exception for NaN and inf, a big int otherwise */
     PyObject *f = PyFloat_FromDouble(x), *c = f ? PyObject_CallOneArg(math_ceil, f) : NULL;
     Py_XDECREF(f);
     if (!c) return NULL;
-    PyObject *m = long_from_i128(min_edge);
+    PyObject *m = PsLong_FromI128(min_edge);
     int gt = m ? PyObject_RichCompareBool(c, m, Py_GT) : -1;
     if (gt < 0) {
         Py_DECREF(c);
@@ -832,7 +817,7 @@ static int on_market(Kernel *k, HMarket *ms, Token *tst, Call *c) {
         if (true_divide(bid * asz + ask * bsz, (i128)bsz + asz, &micro) < 0) goto done;
     } else {
         /* only from book values near the int64 edges: Python ints all the way */
-        PyObject *pb = long_from_i128(bid), *pa = long_from_i128(ask);
+        PyObject *pb = PsLong_FromI128(bid), *pa = PsLong_FromI128(ask);
         PyObject *pbs = PyLong_FromLongLong(bsz), *pas = PyLong_FromLongLong(asz);
         PyObject *t1 = NULL, *t2 = NULL, *num = NULL, *den = NULL, *q = NULL;
         if (pb && pa && pbs && pas && (t1 = PyNumber_Multiply(pb, pas)) && (t2 = PyNumber_Multiply(pa, pbs)) &&
@@ -867,7 +852,7 @@ static int on_market(Kernel *k, HMarket *ms, Token *tst, Call *c) {
     int post_no = wide && !cheap_no && no_ask >= fair_no;
     PyObject *required = NULL;
     if (cheap_yes || cheap_no || post_yes || post_no) {
-        required = k->ewma ? required_edge(k, ms, min_edge) : long_from_i128(min_edge);
+        required = k->ewma ? required_edge(k, ms, min_edge) : PsLong_FromI128(min_edge);
         if (!required) goto done;
     }
     if (observe(k, ms, micro, c->ts, 1.0, 1, spread) < 0) goto judged;
@@ -924,7 +909,7 @@ static int beyond(PyObject *price, i128 bound, int less) {
     }
     PyObject *b = bound >= BOUND_INF    ? PyFloat_FromDouble(INFINITY)
                   : bound <= -BOUND_INF ? PyFloat_FromDouble(-INFINITY)
-                                        : long_from_i128(bound);
+                                        : PsLong_FromI128(bound);
     if (!b) return -1;
     int r = PyObject_RichCompareBool(price, b, less ? Py_LT : Py_GT);
     Py_DECREF(b);
