@@ -32,6 +32,14 @@ setup(
             depends=["src/core/_book_api.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers", "-ffp-contract=off"],
         ),
+        # Liquidity Vacuum's per-event state, beside liquidity_vacuum.py (src/core/signals/_vacuum.c)
+        Extension(
+            "polysnipe.core.signals._vacuum",
+            sources=["src/core/signals/_vacuum.c"],
+            include_dirs=["src/core"],
+            depends=["src/core/_book_api.h"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
         # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
         Extension(
             "polysnipe.adapters.clob._fastdecode",

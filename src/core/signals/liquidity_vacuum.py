@@ -28,6 +28,13 @@ anchored zones are skipped after one comparison. The cooldown is keyed by the to
 
 Snapshots never trigger: the venue sends them after trades and on resync; they re-anchor both sides.
 Untrusted books and tick-size changes clear the token's state.
+
+Two implementations, one answer. The code below is the readable reference. Where the compiled book
+runs (`core.book.book_implementation() == "compiled"` when the module is made) and the extension
+`_vacuum` is built, a C kernel (src/core/signals/_vacuum.c) holds the same per-token state and runs the
+same steps for every event; it calls back only when a side shows a vacuum, into `_opportunity`, the code
+both paths share for the cooldown, the buy book's checks, the fee and the Opportunity's text
+(tests/unit/test_vacuum_kernel.py holds the two paths to the same opportunities on random streams).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from polysnipe.core.book import Book
+from polysnipe.core.book import Book, book_implementation
 from polysnipe.core.events import BookSnapshot, Event, LastTrade, PriceChange, Side, TickSizeChange
 from polysnipe.core.market import Market
 from polysnipe.core.opportunity import Opportunity
@@ -56,6 +63,14 @@ from polysnipe.core.units import ONE, format_micro
 __all__ = ["NAME", "LiquidityVacuum", "LiquidityVacuumParams", "zone_depth"]
 
 NAME = "liquidity_vacuum"
+
+_Kernel: type[VacuumKernel] | None
+try:
+    from polysnipe.core.signals._vacuum import VacuumKernel
+
+    _Kernel = VacuumKernel
+except ImportError:  # the extension (or the compiled book it reads through) is not built
+    _Kernel = None
 
 # Side.BUY is a read through the enum metaclass's __getattr__ hook (about 60 ns in 3.11); these are
 # plain globals, read on every price change.
@@ -153,8 +168,21 @@ class _TokenTrack:
         self.bids.px = self.asks.px = 0
 
 
+def _kernel_for(module: LiquidityVacuum) -> VacuumKernel | None:
+    """The compiled kernel for `module`, when the compiled book runs and the kernel takes its params."""
+    if _Kernel is None or book_implementation() != "compiled":
+        return None
+    p = module.params
+    try:
+        return _Kernel(
+            p.n_ticks, p.window_ms, p.drop_fraction, p.min_depth_micro, p.min_pulls, module._opportunity
+        )
+    except (TypeError, OverflowError):  # a parameter beyond int64 (or not an int): the reference copes
+        return None
+
+
 class LiquidityVacuum:
-    __slots__ = ("_fired_ms", "_tracks", "name", "params")
+    __slots__ = ("_fired_ms", "_kernel", "_tracks", "name", "params")
     #: what on_event reacts to: the pipeline calls it for nothing else
     event_types: ClassVar[tuple[type, ...]] = (PriceChange, LastTrade, BookSnapshot, TickSizeChange)
 
@@ -162,14 +190,18 @@ class LiquidityVacuum:
         self.name = NAME
         self.params = params or LiquidityVacuumParams()
         self._tracks: dict[str, _TokenTrack] = {}
-        #: token bought -> event time of its last opportunity (the cooldown)
+        #: token bought -> event time of its last opportunity (the cooldown); both paths keep it here
         self._fired_ms: dict[str, int] = {}
+        #: the compiled state and steps, or None: the code below runs
+        self._kernel = _kernel_for(self)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> LiquidityVacuum:
         return cls(params_from(LiquidityVacuumParams, params))
 
     def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
+        if self._kernel is not None:
+            return self._kernel.on_event(event, ctx, now_ms)
         if type(event) is not PriceChange:
             self._on_other(event, ctx)
             return []
@@ -374,62 +406,88 @@ class LiquidityVacuum:
         now_ms: int,
         out: list[Opportunity],
     ) -> None:
-        p = self.params
         st = track.bids if side is _BUY else track.asks
-        if side is _SELL:
-            buy, buy_book = token, book
-        else:
-            buy = track.complement
-            other = ctx.book(buy)
-            if other is None or not other.trusted:
-                return
-            buy_book = other
-        last = self._fired_ms.get(buy)
-        if last is not None and ts - last < p.cooldown_ms:
+        now_depth = book.grid_depth(side, st.px, self.params.n_ticks)
+        opp = self._opportunity(
+            track.market, track.complement, token, book, side,
+            st.px, st.depth, st.opp, st.pulls, st.start_ts, st.traded, now_depth, ts, ctx, now_ms,
+        )  # fmt: skip
+        if opp is None:
             return
-        if buy_book.is_crossed():
-            return
-        ask = buy_book.best_ask()
-        tick = buy_book.tick_size
-        if ask is None or not tradable_price(ask, tick):
-            return
-        market = track.market
-        fair = min(ask + max(p.jump_ticks * tick, p.min_jump_micro), ONE)
-        fee = taker_fee_per_share(ask, market)
-        if fair - ask <= fee:
-            return
-        size = floor_size(min(buy_book.best_ask_size(), p.max_size_micro))
-        if size < market.min_order_size:
-            return
-        self._fired_ms[buy] = ts
-        now_depth = book.grid_depth(side, st.px, p.n_ticks)
-        traded = st.traded
-        unexplained = st.depth - now_depth - traded
-        what = "bids" if side is _BUY else "asks"
-        reason = (
-            f"{what} of {token} within {p.n_ticks} ticks of {format_micro(st.px)} pulled in"
-            f" {st.pulls} updates over {ts - st.start_ts} ms: {format_micro(st.depth)} ->"
-            f" {format_micro(now_depth)} shares ({format_micro(traded)} traded), opposite touch held at"
-            f" {format_micro(st.opp)}"
-        )
-        anchor_px, anchor_depth = st.px, st.depth
         # the vacuum is spent: both views of the market start over from the book as it is now
         self._reanchor(track, book)
         mirror = self._tracks.get(track.complement)
         if mirror is not None:
             self._reanchor(mirror, ctx.book(track.complement))
-        out.append(
-            buy_opportunity(
-                strategy=NAME,
-                market=market,
-                token_id=buy,
-                size=size,
-                limit_price=ask,
-                fair_value=fair,
-                confidence=min(1.0, unexplained / anchor_depth),
-                now_ms=now_ms,
-                ttl_ms=p.ttl_ms,
-                reason=reason,
-                trigger=(token, side.name, anchor_px, anchor_depth, ts),
-            )
+        out.append(opp)
+
+    def _opportunity(
+        self,
+        market: Market,
+        complement: str,
+        token: str,
+        book: Book,
+        side: Side,
+        anchor_px: int,
+        anchor_depth: int,
+        anchor_opp: int,
+        pulls: int,
+        start_ts: int,
+        traded: int,
+        now_depth: int,
+        ts: int,
+        ctx: SignalContext,
+        now_ms: int,
+    ) -> Opportunity | None:
+        """The opportunity a vacuum on `side` of `token`'s book makes, or None; starts its cooldown.
+
+        Both paths call it with the side's anchor and episode (the compiled kernel from C), so what an
+        opportunity says and when the cooldown, the buy book or the fee withhold it is one code.
+        """
+        p = self.params
+        if side is _SELL:
+            buy, buy_book = token, book
+        else:
+            buy = complement
+            other = ctx.book(buy)
+            if other is None or not other.trusted:
+                return None
+            buy_book = other
+        last = self._fired_ms.get(buy)
+        if last is not None and ts - last < p.cooldown_ms:
+            return None
+        if buy_book.is_crossed():
+            return None
+        ask = buy_book.best_ask()
+        tick = buy_book.tick_size
+        if ask is None or not tradable_price(ask, tick):
+            return None
+        fair = min(ask + max(p.jump_ticks * tick, p.min_jump_micro), ONE)
+        fee = taker_fee_per_share(ask, market)
+        if fair - ask <= fee:
+            return None
+        size = floor_size(min(buy_book.best_ask_size(), p.max_size_micro))
+        if size < market.min_order_size:
+            return None
+        self._fired_ms[buy] = ts
+        unexplained = anchor_depth - now_depth - traded
+        what = "bids" if side is _BUY else "asks"
+        reason = (
+            f"{what} of {token} within {p.n_ticks} ticks of {format_micro(anchor_px)} pulled in"
+            f" {pulls} updates over {ts - start_ts} ms: {format_micro(anchor_depth)} ->"
+            f" {format_micro(now_depth)} shares ({format_micro(traded)} traded), opposite touch held at"
+            f" {format_micro(anchor_opp)}"
+        )
+        return buy_opportunity(
+            strategy=NAME,
+            market=market,
+            token_id=buy,
+            size=size,
+            limit_price=ask,
+            fair_value=fair,
+            confidence=min(1.0, unexplained / anchor_depth),
+            now_ms=now_ms,
+            ttl_ms=p.ttl_ms,
+            reason=reason,
+            trigger=(token, side.name, anchor_px, anchor_depth, ts),
         )
