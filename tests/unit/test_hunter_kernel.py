@@ -11,6 +11,7 @@ on BookStates and on a mix of both.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -463,3 +464,70 @@ def test_the_kernel_serves_only_where_it_is_exact() -> None:
         assert SpreadHunter()._kernel is None
     finally:
         use_pure_python(False)
+
+
+# -- an ask exactly at fair value ----------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["dense", "state"])
+@pytest.mark.parametrize("token", ["a-yes", "a-no"])
+def test_an_ask_at_fair_value_is_not_cheap_with_no_edge_required(kind: str, token: str) -> None:
+    # With no minimum edge, an ask at fair value has an edge of 0, which is not cheap: the side keeps
+    # its passive bid (a cheap ask would rule it out). The EWMA stands at exactly 0.50 (observations at
+    # 0.49 and 0.51, with no time between them to decay), the next quote puts `token`'s ask there and
+    # a taker has just sold `token` above its bid.
+    params = SpreadHunterParams(
+        min_observations=2, min_edge_ticks=0, noise_z=0.5, passive_spread_mult=1.0, passive_margin_micro=0,
+        trade_weight=0.0, sweep_window_ms=5_000,
+    )  # fmt: skip
+    run = Run(params, kind)
+
+    def pair(bid: int, ask: int) -> None:
+        yes = BookSnapshot(
+            1_000, "a-yes", "a", (Level(bid * TICK, 100 * SHARE),), (Level(ask * TICK, 100 * SHARE),)
+        )
+        run.step(yes)
+        run.step(_mirror(yes))
+
+    pair(48, 50)
+    pair(50, 52)
+    run.step(LastTrade(1_000, token, "a", 49 * TICK, 10 * SHARE, SELL))
+    pair(*((47, 50) if token == "a-yes" else (50, 53)))
+    assert [(o.token_id, o.urgency, o.fair_value) for o in run.found] == [(token, "passive", 50 * TICK)]
+
+
+def test_asks_at_and_around_fair_value_judge_alike() -> None:
+    # The streams above rarely put an ask exactly at the (floored) fair value, where an edge of 0 must
+    # not count as cheap when no edge is required. Here the EWMA stands exactly at `mid` ticks and the
+    # judged quote puts `token`'s ask `off` ticks from it, the spread `width` ticks wide, after a sweep
+    # printed `sweep` ticks from that ask (or none): every combination, on either book.
+    grid = itertools.product(
+        ["a-yes", "a-no"], [35, 64], [-1, 0, 1], [1, 2, 3], [0.0, 0.5, 2.0], [1.0, 1.5], [0, TICK],
+        [None, -2, -1, 0, 1, 2],
+    )  # fmt: skip
+    passive: set[str] = set()
+    for i, (token, mid, off, width, noise_z, mult, margin, sweep) in enumerate(grid):
+        params = SpreadHunterParams(
+            min_observations=2, min_edge_ticks=0, noise_z=noise_z, passive_spread_mult=mult,
+            passive_margin_micro=margin, trade_weight=0.0, sweep_window_ms=5_000,
+        )  # fmt: skip
+        run = Run(params, ("dense", "state")[i % 2])
+
+        def pair(bid: int, ask: int, run: Run = run) -> None:
+            yes = BookSnapshot(
+                1_000, "a-yes", "a", (Level(bid * TICK, 100 * SHARE),), (Level(ask * TICK, 100 * SHARE),)
+            )
+            run.step(yes)
+            run.step(_mirror(yes))
+
+        pair(mid - 2, mid)
+        pair(mid, mid + 2)
+        # the NO ask is 1 - the YES bid
+        quote = (mid + off - width, mid + off) if token == "a-yes" else (mid - off, mid - off + width)
+        if sweep is not None:
+            ask = ONE - quote[0] * TICK if token == "a-no" else quote[1] * TICK
+            run.step(LastTrade(1_000, token, "a", ask + sweep * TICK, 10 * SHARE, SELL))
+        seen = len(run.found)
+        pair(*quote)
+        if off == 0 and any(o.urgency == "passive" and o.token_id == token for o in run.found[seen:]):
+            passive.add(token)
+    # the grid reaches the case that tells an edge of 0 from a cheap ask, on both tokens
+    assert passive == {"a-yes", "a-no"}

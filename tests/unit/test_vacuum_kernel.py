@@ -379,3 +379,133 @@ def test_the_kernel_fires_as_the_reference_on_cascades(dense: bool, proxy: bool)
 def test_parameters_beyond_int64_keep_the_reference() -> None:
     assert _made(LiquidityVacuumParams(window_ms=2**64), compiled=True)._kernel is None
     assert _made(LiquidityVacuumParams(), compiled=True)._kernel is not None
+
+
+# -- the boundaries, one by one --------------------------------------------------------------------
+# Random streams reach these edges only by luck: each case below sits a step on either side of one
+# compare, so that a kernel off by one there (a tick, a micro, `>` for `>=`) parts from the reference.
+# m0's YES token is 0, its NO token 1, on the 0.01 grid; the ladder leaves 0.46 and 0.45 empty, so a
+# removal there changes no depth and only the zone compare decides whether a side is looked at.
+EDGE = LiquidityVacuumParams(
+    n_ticks=2, window_ms=100, drop_fraction=0.05, min_depth_micro=1, min_pulls=2, cooldown_ms=0
+)
+_C = 10_000
+LADDER_BIDS = [(48 * _C, 100 * SHARE), (47 * _C, 100 * SHARE), (44 * _C, 100 * SHARE), (40 * _C, 100 * SHARE)]
+LADDER_ASKS = [(52 * _C, 100 * SHARE), (53 * _C, 100 * SHARE), (56 * _C, 100 * SHARE), (60 * _C, 100 * SHARE)]
+
+
+def _pulled(side: Side) -> list[tuple[tuple[Any, ...], int]]:
+    """A fresh mirrored ladder, then YES's touch on `side` pulled: an episode of one pull begins."""
+    return [(("snap", 0, LADDER_BIDS, LADDER_ASKS, True), 1_000), (("pull", 0, side, 1, False), 10)]
+
+
+def _probe(
+    token: int, side: Side, price: int, *, after: int, lead: bool = False
+) -> tuple[tuple[Any, ...], int]:
+    """A removal where no level stands, after a harmless YES change when `lead` (the kernel reads a
+    view's first change and those after it in two places); on the NO token always, so that it is read
+    as the YES view's mirror."""
+    changes = [(token, side, price, 0)]
+    if lead or token == 1:
+        changes.insert(0, (0, Side.BUY, 30 * _C, 0))
+    return (("change", changes), after)
+
+
+def _probes() -> list[tuple[Side, int, Side, int, bool]]:
+    """(side pulled, token, side changed, price, lead) at, and a micro and a tick beyond, each zone's
+    edge.
+
+    After a bid pull the YES bids' zone starts at 0.48 - 2 ticks = 0.46 (the NO asks' at 0.54); after
+    an ask pull the YES asks' zone ends at 0.52 + 2 ticks = 0.54 (the NO bids' at 0.46).
+    """
+    buy, sell = Side.BUY, Side.SELL
+    out: list[tuple[Side, int, Side, int, bool]] = []
+    for beyond in (0, 1, _C):
+        for lead in (False, True):
+            out += [(buy, 0, buy, 46 * _C - beyond, lead), (sell, 0, sell, 54 * _C + beyond, lead)]
+        out += [(buy, 1, sell, 54 * _C + beyond, True), (sell, 1, buy, 46 * _C - beyond, True)]
+    return out
+
+
+def _episode(
+    params: LiquidityVacuumParams, ops: list[tuple[tuple[Any, ...], int]], side: Side
+) -> tuple[int, int]:
+    """The reference's episode (start, pulls) on YES's `side` after `ops`: the cases check that they
+    probe what they say (an episode there to end or to count in, or none)."""
+    markets = _markets(3)
+    ctx = Ctx(markets, BookState, proxy=False)
+    ref = _made(params, compiled=False)
+    ts = 0
+    for op, gap in ops:
+        ts += gap
+        for ev in list(_events(op, ts, ctx, markets)):
+            ctx.apply(ev)
+            ref.on_event(ev, ctx, ts)
+    track = ref._tracks["m0-yes"]
+    state = track.bids if side is Side.BUY else track.asks
+    return state.start_ts, state.pulls
+
+
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize(("pulled", "token", "side", "price", "lead"), _probes())
+def test_a_change_at_the_zone_edge_wakes_an_expired_episode_and_one_beyond_does_not(
+    dense: bool, pulled: Side, token: int, side: Side, price: int, lead: bool
+) -> None:
+    # past the window, a look at the side ends the episode (the anchor moves to the last view); a
+    # change the zones leave out must leave the episode as it stands
+    ops = [*_pulled(pulled), _probe(token, side, price, after=EDGE.window_ms + 1, lead=lead)]
+    at_edge = price in (46 * _C, 54 * _C)
+    assert (_episode(EDGE, ops, pulled)[0] == 0) is at_edge
+    _compare(EDGE, ops, dense=dense, proxy=False)
+
+
+@pytest.mark.parametrize("after", [EDGE.window_ms - 1, EDGE.window_ms, EDGE.window_ms + 1])
+def test_the_window_ends_strictly_after_window_ms(after: int) -> None:
+    ops = [*_pulled(Side.BUY), _probe(0, Side.BUY, 46 * _C, after=after)]
+    assert (_episode(EDGE, ops, Side.BUY)[0] == 0) is (after > EDGE.window_ms)
+    _compare(EDGE, ops, dense=True, proxy=False)
+
+
+@pytest.mark.parametrize("pulled", [Side.BUY, Side.SELL])
+def test_a_look_that_does_not_move_the_touch_is_no_pull(pulled: Side) -> None:
+    # inside the zone and the window, the touch where the last view left it: the count holds
+    inside = 46 * _C if pulled is Side.BUY else 54 * _C
+    ops = [*_pulled(pulled), _probe(0, pulled, inside, after=5)]
+    assert _episode(EDGE, ops, pulled) == (1_010, 1)
+    _compare(EDGE, ops, dense=True, proxy=False)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("pulled", [Side.BUY, Side.SELL])
+def test_a_vacuum_fires_one_tick_beyond_the_zone_and_not_at_its_edge(dense: bool, pulled: Side) -> None:
+    # one level at a time: the second pull leaves the touch two ticks back, at the zone's edge, the
+    # third three ticks back, beyond it
+    bids = [(48 * _C, 100 * SHARE), (47 * _C, 100 * SHARE), (46 * _C, 100 * SHARE), (45 * _C, 10 * SHARE)]
+    asks = [(52 * _C, 100 * SHARE), (53 * _C, 100 * SHARE), (54 * _C, 100 * SHARE), (55 * _C, 10 * SHARE)]
+    ops = [(("snap", 0, bids, asks, True), 1_000)]
+    ops += [(("pull", 0, pulled, 1, False), 10) for _ in range(2)]
+    assert _compare(EDGE, ops, dense=dense, proxy=False) == 0
+    assert _compare(EDGE, [*ops, (("pull", 0, pulled, 1, False), 10)], dense=dense, proxy=False) == 1
+
+
+@pytest.mark.parametrize("traded", [99 * SHARE, 100 * SHARE, 101 * SHARE])
+def test_a_pull_takers_explain_exactly_is_no_episode(traded: int) -> None:
+    # a taker selling takes bids: the touch's 100 shares gone with exactly that traded re-anchors
+    ops = [
+        (("snap", 0, LADDER_BIDS, LADDER_ASKS, True), 1_000),
+        (("trade", 0, Side.SELL, traded), 5),
+        (("pull", 0, Side.BUY, 1, False), 5),
+    ]
+    assert (_episode(EDGE, ops, Side.BUY)[0] == 0) is (traded >= 100 * SHARE)
+    _compare(EDGE, ops, dense=True, proxy=False)
+
+
+@pytest.mark.parametrize("min_depth", [99 * SHARE, 100 * SHARE, 101 * SHARE])
+def test_the_unexplained_depth_needs_min_depth_exactly(min_depth: int) -> None:
+    params = LiquidityVacuumParams(
+        n_ticks=1, window_ms=100, drop_fraction=0.05, min_depth_micro=min_depth, min_pulls=1, cooldown_ms=0
+    )
+    # the zone of 0.48 one tick deep holds 200 shares; 0.48 and 0.47 pulled at once leaves 0.44
+    ops = [(("snap", 0, LADDER_BIDS, LADDER_ASKS, True), 1_000), (("trade", 0, Side.SELL, 100 * SHARE), 5)]
+    ops.append((("pull", 0, Side.BUY, 2, False), 5))
+    assert _compare(params, ops, dense=True, proxy=False) == (1 if min_depth <= 100 * SHARE else 0)
