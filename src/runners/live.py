@@ -26,8 +26,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -200,12 +200,15 @@ async def _run_live(
     # predecessor was handed and never acknowledged
     stream = bus(wallet) if bus is not None else None
     with ExitStack() as stack:
+        # SIGTERM/SIGINT are handled from before the wallet's lease is taken: a signal while the
+        # engine starts stops it cleanly once started (or ends a standby's wait), not midway
+        stop = stack.enter_context(_stop_on_signals())
         try:
             db = stack.enter_context(open_database(database))
         except JournalUnavailable as exc:
             raise LiveStartError(str(exc)) from None
         leases = WalletLeases(db.connection(), incarnation, ttl_ms=lease_ms)
-        async with _owned(leases, wallet, standby=standby):
+        async with _owned(leases, wallet, standby=standby, stop=stop):
             settings = {
                 "clob": attrs.asdict(clob, recurse=False),
                 "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},
@@ -224,10 +227,6 @@ async def _run_live(
             adapters: ClobAdapters = container.gateways.adapters()
             tokens = list(token_ids) if token_ids else registry.token_ids()
             started = time.monotonic()
-            stop = asyncio.Event()
-            aio = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                aio.add_signal_handler(sig, stop.set)
             try:
                 try:
                     takeover = await take_over(
@@ -269,8 +268,6 @@ async def _run_live(
                 # resting orders are cancelled through the venue before the sockets close
                 await loop.drain("live_stopped")
             finally:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    aio.remove_signal_handler(sig)
                 await adapters.aclose()
                 if stream is not None:
                     # the last batches' acknowledgements: their journal transactions committed
@@ -299,21 +296,38 @@ async def _flush(stream: StreamSource) -> None:
     stream.close()
 
 
+@contextmanager
+def _stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGTERM or SIGINT while the block runs (the running loop's handlers)."""
+    stop = asyncio.Event()
+    aio = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        aio.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            aio.remove_signal_handler(sig)
+
+
 @asynccontextmanager
-async def _owned(leases: WalletLeases, wallet: str, *, standby: bool) -> AsyncIterator[None]:
+async def _owned(
+    leases: WalletLeases, wallet: str, *, standby: bool, stop: asyncio.Event
+) -> AsyncIterator[None]:
     """The wallet, this engine's while the block runs (module doc); released at the end, so a
     standby or the next run takes it over at once."""
-    await _acquire(leases, wallet, standby=standby)
+    await _acquire(leases, wallet, standby=standby, stop=stop)
     try:
         yield
     finally:
         leases.release(wallet)
 
 
-async def _acquire(leases: WalletLeases, wallet: str, *, standby: bool) -> None:
+async def _acquire(leases: WalletLeases, wallet: str, *, standby: bool, stop: asyncio.Event) -> None:
     """Take the wallet, waiting out a lease its last engine left behind (a crash: the lease runs out
     within its time); a lease that is renewed meanwhile belongs to a live engine: refuse to start,
-    unless this engine is its `standby`, which waits until that engine dies and then takes over."""
+    unless this engine is its `standby`, which waits until that engine dies and then takes over.
+    A stop (SIGTERM) while waiting ends the wait: nothing was traded."""
     deadline = None if standby else time.monotonic() + leases.ttl_ms / 1000 + 1.0
     logged = False
     while True:
@@ -328,6 +342,8 @@ async def _acquire(leases: WalletLeases, wallet: str, *, standby: bool) -> None:
             if not logged:
                 log.info("wallet_lease_wait", wallet=wallet, reason=str(exc), standby=standby)
                 logged = True
+        if stop.is_set():
+            raise LiveStartError(f"stopped while waiting for the lease of wallet {wallet}: nothing traded")
         await asyncio.sleep(min(0.2, leases.ttl_ms / 5000))
 
 

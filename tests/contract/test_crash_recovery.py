@@ -51,6 +51,12 @@ def _orders_journaled(conn: psycopg.Connection, schema: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _holds_lease(conn: psycopg.Connection, schema: str, pid: int) -> bool:
+    """Does the engine process `pid` hold the wallet's lease (its incarnation is host:pid:start)?"""
+    rows = conn.execute(f"SELECT holder FROM {schema}.wallet_leases").fetchall()
+    return any(holder.split(":")[-2] == str(pid) for (holder,) in rows)
+
+
 def acked(client: redis.Redis | redis.RedisCluster, prefix: str) -> bool:
     """Every entry of every market-data stream under `prefix` delivered to every group and acked."""
     keys = [k for k in client.scan_iter(match=prefix + "{md.*}", count=1000) if not k.endswith(b".dead")]
@@ -131,6 +137,11 @@ def test_sigkilled_engines_never_place_an_order_twice(
                     assert last.poll() is None, (tmp_path / f"run{trials}.err").read_text()[-2000:]
                     time.sleep(0.2)
                 assert acked(client, prefix), "entries were left unprocessed or unacknowledged"
+                # the entries may all have been acked by the killed engines: the last one may still be
+                # starting. Holding the lease, it handles SIGTERM (its handler comes first).
+                while not _holds_lease(conn, schema, last.pid) and time.monotonic() < deadline:
+                    assert last.poll() is None, (tmp_path / f"run{trials}.err").read_text()[-2000:]
+                    time.sleep(0.05)
                 last.send_signal(signal.SIGTERM)
             last.wait(120)
             assert 0 == last.returncode, (tmp_path / f"run{trials}.err").read_text()[-2000:]
@@ -201,3 +212,36 @@ def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path:
     assert (out / "report.json").is_file()
     # everything it began ended, and the wallet is free for the next engine at once
     assert ((0,), (0,)) == (unended, lease)
+
+
+def test_sigterm_while_the_engine_starts_stops_it_cleanly(journal_env: str, tmp_path: Path) -> None:
+    """A SIGTERM the moment the engine has the wallet, before it has traded or even taken over: it
+    starts, stops at once and exits 0 with its report, the lease released."""
+    data = tmp_path / "data"
+    generate(data, seed=11, duration_s=600, markets=3, malformed=0)
+    config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
+    base, stop_sim = start_in_thread(market_files(data), data / "events.jsonl", config=config)
+    env = {**os.environ, "POLYSNIPE_CLOB_PRIVATE_KEY": KEY, "POLYSNIPE_DATABASE_URL": DSN,
+           "POLYSNIPE_DATABASE_SCHEMA": journal_env}  # fmt: skip
+    markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
+    out = tmp_path / "out"
+    ws = base.replace("http://", "ws://") + "/ws"
+    cmd = [sys.executable, "-m", "polysnipe.runners.cli", "run", *markets, "--clob-url", base,
+           "--ws-url", ws, "--duration-s", "600", "--out", str(out)]  # fmt: skip
+    try:
+        with (tmp_path / "err").open("wb") as err_file:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while not _holds_lease(conn, journal_env, proc.pid):
+                assert proc.poll() is None, (tmp_path / "err").read_text()[-2000:]
+                assert time.monotonic() < deadline, "the engine never took the wallet's lease"
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+            lease = conn.execute(f"SELECT count(*) FROM {journal_env}.wallet_leases").fetchone()
+    finally:
+        stop_sim()
+    assert 0 == proc.returncode, (tmp_path / "err").read_text()[-2000:]
+    assert (out / "report.json").is_file()
+    assert (0,) == lease
