@@ -372,51 +372,66 @@ class EngineLoop:
             await self.perform(step(self.state, r, r.ts_ms), now)
 
     async def perform(self, commands: Sequence[Command], now: int) -> None:
-        """Journal, log and execute the step's commands, in order; venue answers go back in."""
+        """Journal, log and execute the step's commands, in order; venue answers go back in.
+
+        Log lines are written once the order they lead to is out (or, for records no order follows,
+        at the next effect and at the end): rendering a line is not on an order's path, and the lines
+        keep the commands' order."""
         journal = self.journal
         execution = self.execution
         records: list[JournalRecord] = []
+        unlogged: list[JournalRecord] = []
         answers: list[ExecutionReport | SettlementReport] = []
-        for cmd in commands:
-            kind = type(cmd)
-            if kind is PlaceOrder:
-                o = cmd.order  # type: ignore[union-attr]
-                records.append(cmd)  # type: ignore[arg-type]
-                # the order is in the journal, committed, before it can reach the venue: a crash after
-                # the POST finds it there (and the execution port's outbox row, which refers to it)
-                journal.record(records)
-                journal.commit()
-                records = []
-                log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id,
-                         routing=o.routing, side=o.side.name, price=format_micro(o.price),
-                         size=format_micro(o.size), order_type=o.order_type.value)  # fmt: skip
-                answers.extend(await execution.submit(o, now))
-                self._placed_ns = time.perf_counter_ns()
-                self.audit()
-            elif kind is CancelOrder:
-                log.info("order_cancel", correlation_id=cmd.correlation_id, order_id=cmd.order_id,  # type: ignore[union-attr]
-                         reason=cmd.reason)  # type: ignore[union-attr]  # fmt: skip
-                answers.extend(await execution.cancel(cmd.order_id, now))  # type: ignore[union-attr]
-            elif kind is MergePositions or kind is RedeemPositions:
-                records.append(cmd)  # type: ignore[arg-type]
-                journal.record(records)
-                records = []
-                log.info("settlement_requested", kind=kind.__name__, wallet=cmd.wallet, market=cmd.market)  # type: ignore[union-attr]
-                settle = self.settlement.merge if kind is MergePositions else self.settlement.redeem
-                answers.extend(await settle(cmd))  # type: ignore[arg-type]
-            elif kind is ConvertPositions:
-                records.append(cmd)  # type: ignore[arg-type]
-                journal.record(records)
-                records = []
-                log.info("settlement_requested", kind=kind.__name__, correlation_id=cmd.correlation_id,  # type: ignore[union-attr]
-                         wallet=cmd.wallet, neg_risk_event=cmd.event, markets=list(cmd.markets),  # type: ignore[union-attr]
-                         size=format_micro(cmd.size))  # type: ignore[union-attr]  # fmt: skip
-                answers.extend(await self.settlement.convert(cmd))  # type: ignore[arg-type]
-            else:
-                records.append(cmd)  # type: ignore[arg-type]
-                _log_record(cmd)
-                if kind is RecordFill:
+        try:
+            for cmd in commands:
+                kind = type(cmd)
+                if kind is PlaceOrder:
+                    o = cmd.order  # type: ignore[union-attr]
+                    records.append(cmd)  # type: ignore[arg-type]
+                    # the order is in the journal, committed, before it can reach the venue: a crash
+                    # after the POST finds it there (and the execution port's outbox row, which refers to it)
+                    journal.record(records)
+                    journal.commit()
+                    records = []
+                    try:
+                        answers.extend(await execution.submit(o, now))
+                        self._placed_ns = time.perf_counter_ns()
+                    finally:
+                        _log_records(unlogged)
+                        log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id,
+                                 routing=o.routing, side=o.side.name, price=format_micro(o.price),
+                                 size=format_micro(o.size), order_type=o.order_type.value)  # fmt: skip
                     self.audit()
+                elif kind is CancelOrder:
+                    _log_records(unlogged)
+                    log.info("order_cancel", correlation_id=cmd.correlation_id, order_id=cmd.order_id,  # type: ignore[union-attr]
+                             reason=cmd.reason)  # type: ignore[union-attr]  # fmt: skip
+                    answers.extend(await execution.cancel(cmd.order_id, now))  # type: ignore[union-attr]
+                elif kind is MergePositions or kind is RedeemPositions:
+                    records.append(cmd)  # type: ignore[arg-type]
+                    journal.record(records)
+                    records = []
+                    _log_records(unlogged)
+                    log.info("settlement_requested", kind=kind.__name__, wallet=cmd.wallet, market=cmd.market)  # type: ignore[union-attr]
+                    settle = self.settlement.merge if kind is MergePositions else self.settlement.redeem
+                    answers.extend(await settle(cmd))  # type: ignore[arg-type]
+                elif kind is ConvertPositions:
+                    records.append(cmd)  # type: ignore[arg-type]
+                    journal.record(records)
+                    records = []
+                    _log_records(unlogged)
+                    log.info("settlement_requested", kind=kind.__name__, correlation_id=cmd.correlation_id,  # type: ignore[union-attr]
+                             wallet=cmd.wallet, neg_risk_event=cmd.event, markets=list(cmd.markets),  # type: ignore[union-attr]
+                             size=format_micro(cmd.size))  # type: ignore[union-attr]  # fmt: skip
+                    answers.extend(await self.settlement.convert(cmd))  # type: ignore[arg-type]
+                else:
+                    records.append(cmd)  # type: ignore[arg-type]
+                    unlogged.append(cmd)  # type: ignore[arg-type]
+                    if kind is RecordFill:
+                        _log_records(unlogged)
+                        self.audit()
+        finally:
+            _log_records(unlogged)
         if records:
             journal.record(records)
         if answers:
@@ -439,6 +454,13 @@ class EngineLoop:
         eq = self.state.portfolio.equity()
         self.equity.append(EquityPoint(now, eq.total_usdc_micro, eq.positions_usdc_micro, eq.held))
         self._next_sample_ms = now + self.equity_sample_ms
+
+
+def _log_records(records: list[JournalRecord]) -> None:
+    """Log `records` in order and empty the list."""
+    for record in records:
+        _log_record(record)
+    records.clear()
 
 
 def _log_record(cmd: object) -> None:

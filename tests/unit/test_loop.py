@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from structlog.testing import capture_logs
 
 from kit import (
     T0,
@@ -61,6 +62,28 @@ def test_orders_are_journaled_before_they_reach_the_venue_and_answers_go_back_in
     [outcome] = journal.of(RecordOutcome)
     assert OutcomeKind.FILLED == outcome.kind
     assert 20 * MICRO == loop.state.portfolio.wallets[WALLET].positions[YES]
+
+
+def test_an_orders_log_lines_are_written_once_it_is_out_in_the_commands_order() -> None:
+    """Rendering log lines is not on an order's path: the opportunity's and risk decision's lines
+    come after the venue took the order, followed by its order_placed line, then the answers'."""
+    loop, inbox, venue, _ = _loop({T0 + 1: [opportunity("a")]})
+    at_submit: list[list[str]] = []
+    submit = venue.submit
+
+    async def noting(order: OrderRequest, now_ms: int) -> Sequence[ExecutionReport]:
+        at_submit.append([e["event"] for e in logs])
+        return await submit(order, now_ms)
+
+    venue.submit = noting  # type: ignore[method-assign]
+    inbox.push([snapshot(T0), trade(T0 + 1)])
+    inbox.close()
+    with capture_logs() as logs:
+        asyncio.run(loop.run())
+    [before] = at_submit
+    assert not {"opportunity", "risk_decision", "order_placed"} & set(before)
+    events = [e["event"] for e in logs if e.get("correlation_id") == venue.submitted[0].correlation_id]
+    assert ["opportunity", "risk_decision", "order_placed", "order_filled", "outcome"] == events
 
 
 def test_a_refusal_in_the_venues_answer_ends_the_opportunity() -> None:
