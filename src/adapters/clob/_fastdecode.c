@@ -10,7 +10,8 @@
  * as every frame it accepts is one the Python path maps to the same events. decode_market takes all
  * three types; decode_feed takes price changes and trade prints only, and hands each print's price
  * string beside the events: the live feed's BookKeeper keeps that spelling for its book hash checks,
- * and reads books from msgspec's Structs, whose raw strings those checks hash.
+ * and reads books from msgspec's Structs, whose raw strings those checks hash. FeedKeeper, at the end,
+ * is that keeper's common case: decode_feed's frames decoded and applied to its books in one call.
  *
  * What it accepts (anything else is None):
  *   frame    := ws (message | "[" ws message (ws "," ws message)* ws "]") ws      (ws: JSON's 4 bytes)
