@@ -44,6 +44,8 @@ setup(
         Extension(
             "polysnipe.adapters.clob._fastdecode",
             sources=["src/adapters/clob/_fastdecode.c"],
+            include_dirs=["src/core"],
+            depends=["src/core/_book_api.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
     ],

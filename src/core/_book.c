@@ -995,10 +995,17 @@ static PyObject *api_apply_level(PyObject *book, PyObject *side, PyObject *price
     return DenseBook_apply_level((DenseBook *)book, args, 4);
 }
 
+static int api_last_ts(PyObject *book, int64_t *out) {
+    DenseBook *b = (DenseBook *)book;
+    if (!b->last_ts_fits) return 0;
+    *out = b->last_ts_c;
+    return 1;
+}
+
 static PsBookApi book_api = {
     &DenseBookType, api_trusted, api_tick_size, api_top, api_top_size, api_size_at, api_grid_depth, api_is_crossed,
     NULL, NULL, /* buy, sell: set at import */
-    api_apply_level,
+    api_apply_level, api_last_ts,
 };
 
 

@@ -38,6 +38,8 @@ typedef struct {
     /* apply_level(side, price, size, ts_ms) with the caller's objects: a new reference to the change in
      * size it returns (0 on an untrusted book), NULL on error */
     PyObject *(*apply_level)(PyObject *book, PyObject *side, PyObject *price, PyObject *size, PyObject *ts);
+    /* last_ts_ms: 1 with *out set when it fits an int64, else 0 (the caller then asks the attribute) */
+    int (*last_ts)(PyObject *book, int64_t *out);
 } PsBookApi;
 
 /* The API of the loaded polysnipe.core._book, or NULL with an exception set. */

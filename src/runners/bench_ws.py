@@ -10,7 +10,9 @@ Three paths, each timed `repeat` runs (the median reported):
 * parse: `parse_market_line` alone (JSON to core events);
 * parse + apply: the live feed's path, `BookKeeper.on_frame`: decode, map, gap checks (timestamps,
   sampled book hashes) and book updates; the headline figure;
-* parse + apply (bare): `parse_market_line` then `apply_level` directly, no gap checks.
+* parse + apply (bare): `parse_market_line` then the engine's own per-event apply,
+  `core.book.apply_changes` (one call per price change, as core.market_handlers.on_price_change does
+  on the Redis path), no gap checks.
 
 The books are what `core.book.new_book` makes: the compiled DenseBook unless POLYSNIPE_PURE_PYTHON=1,
 which also turns off the compiled market-channel decoder (adapters/clob/_fastdecode); the JSON and the
@@ -37,7 +39,7 @@ from polysnipe.adapters.clob import parsing
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.market_data import BookKeeper, MarketDataConfig
 from polysnipe.adapters.clob.parsing import RestBook, parse_market_line
-from polysnipe.core.book import book_implementation, new_book
+from polysnipe.core.book import Book, apply_changes, book_implementation, new_book
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, PriceChange, TickSizeChange
 from polysnipe.core.market import mirror_price
 
@@ -168,7 +170,7 @@ def _measure(
         return loop
 
     def bare_path() -> Callable[[], int]:
-        books = {t: new_book(t, 10_000) for t in tokens}
+        books: dict[str, Book] = {t: new_book(t, 10_000) for t in tokens}
         for snap in seeds:
             books[snap.token_id].apply_snapshot(snap)
 
@@ -177,12 +179,13 @@ def _measure(
             for frame in frames:
                 for event in parse_market_line(frame):
                     if type(event) is PriceChange:
-                        ts = event.ts_ms
-                        for d in event.changes:
-                            book = books[d.token_id]
-                            if book.trusted:
-                                book.apply_level(d.side, d.price, d.size, ts)
-                                applied += 1
+                        changes = event.changes
+                        start = 0
+                        while start < len(changes):
+                            # every token of the frames has a book; a stop would be one that does not
+                            stop, took, _ = apply_changes(books, changes, event.ts_ms, start)
+                            applied += took
+                            start = stop + 1
                     elif type(event) is BookSnapshot:
                         books[event.token_id].apply_snapshot(event)
             return applied
@@ -212,7 +215,10 @@ def _measure(
             _time_runs(repeat, keeper_path),
             "BookKeeper.on_frame: parse + gap checks + sampled hashes + apply",
         ),
-        "bare": row(_time_runs(repeat, bare_path), "parse_market_line + Book.apply_level, no checks"),
+        "bare": row(
+            _time_runs(repeat, bare_path),
+            "parse_market_line + core.book.apply_changes (the engine's per-event apply), no checks",
+        ),
     }
 
 

@@ -10,7 +10,8 @@
  * as every frame it accepts is one the Python path maps to the same events. decode_market takes all
  * three types; decode_feed takes price changes and trade prints only, and hands each print's price
  * string beside the events: the live feed's BookKeeper keeps that spelling for its book hash checks,
- * and reads books from msgspec's Structs, whose raw strings those checks hash.
+ * and reads books from msgspec's Structs, whose raw strings those checks hash. FeedKeeper, at the end,
+ * is that keeper's common case: decode_feed's frames decoded and applied to its books in one call.
  *
  * What it accepts (anything else is None):
  *   frame    := ws (message | "[" ws message (ws "," ws message)* ws "]") ws      (ws: JSON's 4 bytes)
@@ -41,6 +42,12 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "_book_api.h"
 
 /* -- what polysnipe.core provides, fetched once at import ----------------------------------------- */
 static PyTypeObject *BookDeltaType;
@@ -70,7 +77,8 @@ typedef struct {
 } Cur;
 
 static inline void skip_ws(Cur *c) {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
+    /* the venue sends no whitespace: one compare settles the usual byte (every JSON space is <= ' ') */
+    while (c->p < c->end && *c->p <= ' ' && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t'))
         c->p++;
 }
 
@@ -84,15 +92,15 @@ static inline int eat(Cur *c, unsigned char ch) {
     return 0;
 }
 
-/* Whether any of the 8 bytes of `w` ends or spoils a plain string: a quote, a backslash, a control
- * byte (below 0x20) or a non-ASCII byte. The classic SWAR tests: `has_zero(w ^ c)` finds a byte equal
- * to c, `(w - 0x20..) & ~w & 0x80..` a byte below 0x20; both are exact as to whether one exists. */
+/* The bytes of `w` that end or spoil a plain string (a quote, a backslash, a control byte below 0x20 or
+ * a non-ASCII byte), flagged by their high bits; 0 when there is none. The classic SWAR tests:
+ * `has_zero(w ^ c)` finds a byte equal to c, `(w - 0x20..) & ~w & 0x80..` a byte below 0x20; both are
+ * exact as to whether one exists and where the first is. */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
-static inline int word_special(uint64_t w) {
+static inline uint64_t word_special(uint64_t w) {
     uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w;
-    return (t & HIGHS) != 0;
+    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w) & HIGHS;
 }
 
 /* A JSON string of printable ASCII without escapes: its contents in [*s, *s + *n). 0 otherwise (an
@@ -104,11 +112,45 @@ static inline int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
         return 0;
     const unsigned char *q = c->p + 1;
     const unsigned char *start = q;
+#ifdef __SSE2__
+    /* 16 bytes a step: a signed compare below 0x20 flags the control and the non-ASCII bytes at once */
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (c->end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)q);
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                   _mm_cmplt_epi8(v, space));
+        unsigned special = (unsigned)_mm_movemask_epi8(bad);
+        if (special) {
+            q += __builtin_ctz(special);
+            if (*q != '"')
+                return 0;
+            *s = start;
+            *n = q - start;
+            c->p = q + 1;
+            return 1;
+        }
+        q += 16;
+    }
+#endif
     while (c->end - q >= 8) {
         uint64_t w;
         memcpy(&w, q, 8);
-        if (word_special(w))
+        uint64_t special = word_special(w);
+        if (special) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* A flag is false only above a true one (a borrow runs upwards), so the lowest flag is the
+             * first byte that ends or spoils the string: the string is plain iff that byte is the quote. */
+            q += __builtin_ctzll(special) >> 3;
+            if (*q != '"')
+                return 0;
+            *s = start;
+            *n = q - start;
+            c->p = q + 1;
+            return 1;
+#else
             break;
+#endif
+        }
         q += 8;
     }
     while (q < c->end) {
@@ -794,6 +836,250 @@ static PyObject *decode_feed(PyObject *module, PyObject *const *args, Py_ssize_t
     return decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE, prices);
 }
 
+/* -- the live feed's book keeper ------------------------------------------------------------------- */
+/* FeedKeeper is BookKeeper.on_frame's fast path (market_data.py): one call decodes a frame of plain
+ * price changes and trade prints (decode_feed's subset) and runs BookKeeper._price_change's common case
+ * on every delta: the token's state is looked up, its book is a trusted DenseBook, the timestamp does
+ * not go backwards, and either the delta carries the pending hash or no sampled check is due; then the
+ * state's hash bookkeeping, the level applied through the book's C API, since_check counted and the
+ * PriceChange forwarded as decoded. Every other case (an unknown token, an untrusted or non-DenseBook
+ * book, a gap, a check due, a state this code cannot read) hands the event, from the delta at hand on,
+ * to the keeper's own _price_change(event, recv_ms, out, start), and every trade print to its
+ * _last_trade: each rule keeps one implementation, the Python one, which the common case mirrors step
+ * for step (tests/unit/test_feed_keeper.py holds the two to the same events, gaps and books).
+ *
+ * The per-token state is the keeper's _Token, a Python class with __slots__: its slots are read and
+ * written in place at the offsets its member descriptors give (checked to be object slots at
+ * construction), and a state of any other type takes the Python path. */
+static PsBookApi *BookApi; /* NULL when polysnipe.core._book is not built: every book takes the Python path */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *tokens;          /* the keeper's dict token id -> _Token */
+    PyTypeObject *token_type;  /* _Token */
+    PyObject *on_price_change; /* keeper._price_change */
+    PyObject *on_last_trade;   /* keeper._last_trade */
+    PyObject *prices;          /* decode_feed's trade print prices, reused frame to frame */
+    long long every;           /* config.hash_check_every */
+    Py_ssize_t off_book, off_recv, off_hash, off_ts, off_since;
+} FeedKeeper;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+static inline void set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) {
+    Py_INCREF(value);
+    Py_XSETREF(SLOT(obj, off), value);
+}
+
+/* The offset of the object slot `name` of `type`; -1 with an exception set when it is not one. */
+static Py_ssize_t slot_offset(PyTypeObject *type, const char *name) {
+    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
+    if (d == NULL)
+        return -1;
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY) && m->offset > 0)
+            off = m->offset;
+    }
+    Py_DECREF(d);
+    if (off < 0)
+        PyErr_Format(PyExc_TypeError, "FeedKeeper: %s is not a writable __slots__ attribute", name);
+    return off;
+}
+
+static int str_equal(PyObject *a, PyObject *b) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b) &&
+           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* BookKeeper._price_change on one decoded PriceChange: 0, or -1 with an exception set. */
+static int keep_price_change(FeedKeeper *k, PyObject *event, PyObject *recv_ms, PyObject *out) {
+    PyObject *ts_obj = PyTuple_GET_ITEM(event, 0), *changes = PyTuple_GET_ITEM(event, 2);
+    long long ts = PyLong_AsLongLong(ts_obj); /* the decoder's range check makes it fit */
+    if (ts == -1 && PyErr_Occurred())
+        return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(changes), i;
+    for (i = 0; i < n; i++) {
+        PyObject *d = PyTuple_GET_ITEM(changes, i); /* a BookDelta the decoder made */
+        PyObject *state = PyDict_GetItemWithError(k->tokens, PyTuple_GET_ITEM(d, 0));
+        if (state == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            break; /* not subscribed here: the delta is not forwarded */
+        }
+        if (!Py_IS_TYPE(state, k->token_type))
+            break;
+        PyObject *book = SLOT(state, k->off_book), *pending = SLOT(state, k->off_hash);
+        PyObject *since = SLOT(state, k->off_since), *hash = PyTuple_GET_ITEM(d, 4);
+        int64_t last_ts;
+        if (BookApi == NULL || book == NULL || !Py_IS_TYPE(book, BookApi->type) || !BookApi->trusted(book) ||
+            BookApi->last_ts(book, &last_ts) != 1 || ts < last_ts)
+            break; /* untrusted (buffered), a gap, or a book only Python reads */
+        if (pending == NULL || !PyUnicode_CheckExact(pending) || since == NULL || !PyLong_CheckExact(since))
+            break;
+        int overflow;
+        long long since_n = PyLong_AsLongLongAndOverflow(since, &overflow);
+        if (overflow || since_n == LLONG_MAX)
+            break;
+        int same = hash == pending || str_equal(hash, pending);
+        if (!same && k->every && since_n >= k->every && PyUnicode_GET_LENGTH(pending))
+            break; /* a sampled hash check is due */
+        set_slot(state, k->off_recv, recv_ms);
+        if (!same) {
+            set_slot(state, k->off_hash, hash);
+            set_slot(state, k->off_ts, ts_obj);
+        }
+        PyObject *r = BookApi->apply_level(book, PyTuple_GET_ITEM(d, 1), PyTuple_GET_ITEM(d, 2),
+                                           PyTuple_GET_ITEM(d, 3), ts_obj);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+        PyObject *next = PyLong_FromLongLong(since_n + 1);
+        if (next == NULL)
+            return -1;
+        Py_SETREF(SLOT(state, k->off_since), next);
+    }
+    if (i == n)
+        return PyList_Append(out, event);
+    PyObject *start = PyLong_FromSsize_t(i);
+    if (start == NULL)
+        return -1;
+    PyObject *args[4] = {event, recv_ms, out, start};
+    PyObject *r = PyObject_Vectorcall(k->on_price_change, args, 4, NULL);
+    Py_DECREF(start);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *FeedKeeper_feed(FeedKeeper *k, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "feed(data, recv_ms, out, /): out must be a list");
+        return NULL;
+    }
+    PyObject *recv_ms = args[1], *out = args[2], *prices = k->prices;
+    if (PyList_GET_SIZE(prices) && PyList_SetSlice(prices, 0, PyList_GET_SIZE(prices), NULL) < 0)
+        return NULL;
+    PyObject *events = decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE, prices);
+    if (events == NULL)
+        return NULL;
+    if (events == Py_None) {
+        Py_DECREF(events);
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t trade = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+        PyObject *event = PyList_GET_ITEM(events, i);
+        int rc;
+        if (Py_IS_TYPE(event, PriceChangeType)) {
+            rc = keep_price_change(k, event, recv_ms, out);
+        } else { /* a LastTrade, its price as sent the next of `prices` */
+            PyObject *call[4] = {event, PyList_GET_ITEM(prices, trade++), recv_ms, out};
+            PyObject *r = PyObject_Vectorcall(k->on_last_trade, call, 4, NULL);
+            rc = r == NULL ? -1 : 0;
+            Py_XDECREF(r);
+        }
+        if (rc < 0) {
+            Py_DECREF(events);
+            return NULL;
+        }
+    }
+    Py_DECREF(events);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *FeedKeeper_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *names[] = {"tokens", "token_type", "hash_check_every", "on_price_change", "on_last_trade", NULL};
+    PyObject *tokens, *token_type, *on_price_change, *on_last_trade;
+    long long every;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!LOO:FeedKeeper", names, &PyDict_Type, &tokens, &PyType_Type,
+                                     &token_type, &every, &on_price_change, &on_last_trade))
+        return NULL;
+    if (every < 0 || !PyCallable_Check(on_price_change) || !PyCallable_Check(on_last_trade)) {
+        PyErr_SetString(PyExc_ValueError, "FeedKeeper: hash_check_every must be >= 0 and the handlers callable");
+        return NULL;
+    }
+    PyTypeObject *tt = (PyTypeObject *)token_type;
+    Py_ssize_t offs[5];
+    const char *slots[5] = {"book", "last_recv_ms", "pending_hash", "pending_ts", "since_check"};
+    for (int i = 0; i < 5; i++)
+        if ((offs[i] = slot_offset(tt, slots[i])) < 0)
+            return NULL;
+    PyObject *prices = PyList_New(0);
+    if (prices == NULL)
+        return NULL;
+    FeedKeeper *k = (FeedKeeper *)type->tp_alloc(type, 0);
+    if (k == NULL) {
+        Py_DECREF(prices);
+        return NULL;
+    }
+    Py_INCREF(tokens);
+    Py_INCREF(token_type);
+    Py_INCREF(on_price_change);
+    Py_INCREF(on_last_trade);
+    k->tokens = tokens;
+    k->token_type = tt;
+    k->on_price_change = on_price_change;
+    k->on_last_trade = on_last_trade;
+    k->prices = prices;
+    k->every = every;
+    k->off_book = offs[0];
+    k->off_recv = offs[1];
+    k->off_hash = offs[2];
+    k->off_ts = offs[3];
+    k->off_since = offs[4];
+    return (PyObject *)k;
+}
+
+/* The handlers are the keeper's bound methods and the keeper holds this object: a cycle for the GC. */
+static int FeedKeeper_traverse(FeedKeeper *k, visitproc visit, void *arg) {
+    Py_VISIT(k->tokens);
+    Py_VISIT(k->token_type);
+    Py_VISIT(k->on_price_change);
+    Py_VISIT(k->on_last_trade);
+    Py_VISIT(k->prices);
+    return 0;
+}
+
+static int FeedKeeper_clear(FeedKeeper *k) {
+    Py_CLEAR(k->tokens);
+    Py_CLEAR(k->token_type);
+    Py_CLEAR(k->on_price_change);
+    Py_CLEAR(k->on_last_trade);
+    Py_CLEAR(k->prices);
+    return 0;
+}
+
+static void FeedKeeper_dealloc(FeedKeeper *k) {
+    PyObject_GC_UnTrack(k);
+    FeedKeeper_clear(k);
+    Py_TYPE(k)->tp_free((PyObject *)k);
+}
+
+static PyMethodDef FeedKeeper_methods[] = {
+    {"feed", (PyCFunction)(void (*)(void))FeedKeeper_feed, METH_FASTCALL,
+     "feed(data, recv_ms, out, /) -> bool\n\n"
+     "BookKeeper.on_frame on a frame of plain price_change and last_trade_price messages: the events\n"
+     "to forward appended to `out`, True. False (nothing done) for any other frame."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FeedKeeperType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "polysnipe.adapters.clob._fastdecode.FeedKeeper",
+    .tp_basicsize = sizeof(FeedKeeper),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "FeedKeeper(tokens, token_type, hash_check_every, on_price_change, on_last_trade): BookKeeper's "
+              "compiled common case (see the source's comment).",
+    .tp_new = FeedKeeper_new,
+    .tp_traverse = (traverseproc)FeedKeeper_traverse,
+    .tp_clear = (inquiry)FeedKeeper_clear,
+    .tp_dealloc = (destructor)FeedKeeper_dealloc,
+    .tp_methods = FeedKeeper_methods,
+};
+
 /* -- module ----------------------------------------------------------------------------------------- */
 static PyMethodDef methods[] = {
     {"decode_market", decode_market, METH_O,
@@ -893,7 +1179,24 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
     Py_DECREF(market);
     Py_DECREF(units);
     Py_DECREF(events);
-    return PyModule_Create(&module_def);
+    /* the keeper's books: without polysnipe.core._book they are all Python's business */
+    PyObject *book_module = PyImport_ImportModule("polysnipe.core._book"); /* the capsule is its attribute */
+    BookApi = book_module != NULL ? PsBook_Import() : NULL;
+    Py_XDECREF(book_module);
+    if (BookApi == NULL)
+        PyErr_Clear();
+    if (PyType_Ready(&FeedKeeperType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&FeedKeeperType);
+    if (PyModule_AddObject(m, "FeedKeeper", (PyObject *)&FeedKeeperType) < 0) {
+        Py_DECREF(&FeedKeeperType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 fail:
     Py_XDECREF(side);
     Py_XDECREF(ticks);

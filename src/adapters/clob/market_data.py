@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Final, cast
+from typing import Final
 
 import attrs
 import msgspec
@@ -48,7 +48,7 @@ from polysnipe.adapters.clob.parsing import (
     RestBook,
     book_hash,
     decode_market_frame,
-    fast_feed_events,
+    feed_keeper,
     message_events,
 )
 from polysnipe.adapters.clob.retry import RetryPolicy, backoff_s
@@ -170,14 +170,19 @@ class _Token:
 class BookKeeper:
     """Books per token, fed by market-channel frames and REST snapshots; detects gaps."""
 
-    __slots__ = ("_config", "_gaps", "_tokens", "_trade_prices", "checks", "malformed")
+    __slots__ = ("_config", "_fast", "_gaps", "_tokens", "checks", "malformed")
 
     def __init__(self, config: MarketDataConfig | None = None) -> None:
         self._config = config or MarketDataConfig()
         self._tokens: dict[str, _Token] = {}
         self._gaps: list[tuple[str, str]] = []
-        #: the compiled decoder's trade print prices of the frame at hand (reused: fast_feed_events)
-        self._trade_prices: list[str] = []
+        # the compiled common case of on_frame (parsing.feed_keeper): it runs _price_change's usual
+        # path itself and calls _price_change and _last_trade for everything else
+        fast = feed_keeper()
+        self._fast = None
+        if fast is not None:
+            every = self._config.hash_check_every
+            self._fast = fast(self._tokens, _Token, every, self._price_change, self._last_trade)
         #: hash checks performed (books and deltas), for metrics and tests
         self.checks = 0
         #: frames that could not be parsed
@@ -300,18 +305,10 @@ class BookKeeper:
         books it may have touched are still trustworthy).
         """
         out: list[Event] = []
-        prices = self._trade_prices
-        fast = fast_feed_events(data, prices)
-        if fast is not None:
-            # the common frames, decoded by the compiled fast path: price changes need no raw fields,
-            # trade prints only their price as sent, which it hands over
-            trade = 0
-            for fast_event in fast:
-                if type(fast_event) is PriceChange:
-                    self._price_change(fast_event, recv_ms, out)
-                else:
-                    self._last_trade(cast("LastTrade", fast_event), prices[trade], recv_ms, out)
-                    trade += 1
+        fast = self._fast
+        if fast is not None and fast.feed(data, recv_ms, out):
+            # the common frames, decoded and kept by the compiled fast path: price changes need no raw
+            # fields, trade prints only their price as sent, which it hands to _last_trade
             return out
         tokens = self._tokens
         for msg in decode_market_frame(data):
@@ -346,15 +343,17 @@ class BookKeeper:
         state.ltp = tuple(dict.fromkeys((price_text, _fixed_3(price), format_micro(price))))
         out.append(event)
 
-    def _price_change(self, event: PriceChange, recv_ms: int, out: list[Event]) -> None:
+    def _price_change(self, event: PriceChange, recv_ms: int, out: list[Event], start: int = 0) -> None:
+        """The deltas of `event` from `start` on (those before it were applied and are forwarded)."""
         # The hot path: one dict lookup, two compares and apply_level per delta; nothing allocated
-        # unless some delta cannot be forwarded.
+        # unless some delta cannot be forwarded. The compiled FeedKeeper runs this same path over
+        # the deltas it can, and hands the rest of the event here at the first one it cannot.
         ts = event.ts_ms
         tokens = self._tokens
         every = self._config.hash_check_every
         changes = event.changes
         kept: list[BookDelta] | None = None
-        for i, delta in enumerate(changes):
+        for i, delta in enumerate(changes[start:], start):
             state = tokens.get(delta.token_id)
             applied = False
             if state is not None:

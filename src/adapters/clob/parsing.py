@@ -91,6 +91,7 @@ __all__ = [
     "epoch_ms",
     "fast_feed_events",
     "fee_parameters",
+    "feed_keeper",
     "fills_from_trade",
     "match_delay_ms",
     "message_events",
@@ -575,13 +576,15 @@ _FastDecode = Callable[[_Data], list[Event] | None]
 _FastFeed = Callable[[_Data, list[str]], list[PriceChange | LastTrade] | None]
 _compiled_decode: _FastDecode | None
 _compiled_feed: _FastFeed | None
+_compiled_keeper: type[FeedKeeper] | None
 try:
+    from polysnipe.adapters.clob._fastdecode import FeedKeeper
     from polysnipe.adapters.clob._fastdecode import decode_feed as _compiled_f
     from polysnipe.adapters.clob._fastdecode import decode_market as _compiled
 
-    _compiled_decode, _compiled_feed = _compiled, _compiled_f
+    _compiled_decode, _compiled_feed, _compiled_keeper = _compiled, _compiled_f, FeedKeeper
 except ImportError:  # the extension is not built: the msgspec path serves alone
-    _compiled_decode = _compiled_feed = None
+    _compiled_decode = _compiled_feed = _compiled_keeper = None
 
 _fast_decode = _compiled_decode
 _fast_feed = _compiled_feed
@@ -605,6 +608,13 @@ def use_pure_python(pure: bool) -> None:
 def decoder_implementation() -> str:
     """ "compiled" or "python": whether parse_market_line tries the compiled fast path first."""
     return "python" if _fast_decode is None else "compiled"
+
+
+def feed_keeper() -> type[FeedKeeper] | None:
+    """The compiled common case of market_data.BookKeeper.on_frame (it decodes with the feed entry
+    and keeps the books of plain price changes itself), or None when the fast path is off or absent;
+    the keeper asks once, when it is made."""
+    return None if _fast_feed is None else _compiled_keeper
 
 
 def fast_feed_events(data: _Data, prices: list[str]) -> list[PriceChange | LastTrade] | None:
