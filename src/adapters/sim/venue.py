@@ -86,6 +86,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Protocol
 
 import attrs
 
@@ -350,11 +351,22 @@ def _apply_plain(toks: Mapping[str, _Tok], changes: Sequence[BookDelta], ts_ms: 
 
 
 _PlainLoop = Callable[[Mapping[str, _Tok], Sequence[BookDelta], int, int], int]
+
+
+class _EventHandler(Protocol):
+    """A market-event handler that may be told where a price change's unapplied deltas begin."""
+
+    def __call__(self, event: MarketEvent, start: int = 0, /) -> None: ...
+
+
+_SinkMaker = Callable[[object, object, Mapping[str, _Tok], _EventHandler], Callable[[MarketEvent], None]]
 _compiled_plain: _PlainLoop | None
+_compiled_sink: _SinkMaker | None
 try:
     from polysnipe.adapters.sim._venue import apply_plain as _compiled_plain
+    from polysnipe.adapters.sim._venue import sink as _compiled_sink
 except ImportError:  # not built: the Python loop serves
-    _compiled_plain = None
+    _compiled_plain = _compiled_sink = None
 
 
 class _Order:
@@ -483,6 +495,7 @@ class MatchingEngine:
 
     __slots__ = (
         "_apply_plain",
+        "_compiled",
         "_expiries",
         "_fees",
         "_held",
@@ -525,8 +538,8 @@ class MatchingEngine:
         self._min_gtd_lead_ms = min_gtd_lead_ms
         self._toks: dict[str, _Tok] = {}
         # the compiled loop along with the compiled books (POLYSNIPE_PURE_PYTHON=1 turns both off)
-        compiled = _compiled_plain is not None and book_implementation() == "compiled"
-        self._apply_plain: _PlainLoop = _compiled_plain if compiled else _apply_plain  # type: ignore[assignment]
+        self._compiled = _compiled_plain is not None and book_implementation() == "compiled"
+        self._apply_plain: _PlainLoop = _compiled_plain if self._compiled else _apply_plain  # type: ignore[assignment]
         self._orders: dict[str, _Order] = {}  # resting orders only, in placement order
         self._seen: set[str] = set()
         self._expiries: list[tuple[int, int, str]] = []  # heap of (expiration_ms, seq, order_id)
@@ -594,8 +607,20 @@ class MatchingEngine:
         return self._expiries[0][0] if self._expiries else None
 
     # -- market data ---------------------------------------------------------------------------
-    def apply(self, event: MarketEvent) -> None:
-        """Update the books from one replayed event and fill resting orders it reaches."""
+    def sink(self, venue: object, handler: _EventHandler) -> Callable[[MarketEvent], None]:
+        """`handler` as a MarketEventSink's on_market_event, for `venue` (a SimVenue over this engine).
+
+        Compiled (along with the book), the events that are only book upkeep at this engine (_venue.c,
+        `sink`) are applied in C and never reach `handler`, which gets the rest, and a price change
+        it gets with the index of its first delta not yet applied; else `handler` itself, with start 0.
+        """
+        if _compiled_sink is None or not self._compiled:
+            return handler
+        return _compiled_sink(venue, self, self._toks, handler)
+
+    def apply(self, event: MarketEvent, start: int = 0) -> None:
+        """Update the books from one replayed event and fill resting orders it reaches; a price
+        change from its delta `start` on (those before it are applied already)."""
         if type(event) is PriceChange:
             ts = event.ts_ms
             toks = self._toks
@@ -603,7 +628,7 @@ class MatchingEngine:
             n = len(changes)
             # in order: the plain deltas (no order, no claim there: nearly all) a run at a time, in one
             # call, and each other one through _apply_delta
-            i = self._apply_plain(toks, changes, ts, 0)
+            i = self._apply_plain(toks, changes, ts, start)
             while i < n:
                 self._apply_delta(changes[i], ts)
                 i = self._apply_plain(toks, changes, ts, i + 1)
@@ -1194,8 +1219,12 @@ class SimVenue:
         "_outbox",
         "_pending",
         "_rng",
+        "on_market_event",
         "wake_ms",
     )
+
+    #: apply a replayed event (`apply_event`, with the compiled engine's plain events done in C)
+    on_market_event: Callable[[MarketEvent], None]
 
     def __init__(
         self,
@@ -1230,6 +1259,7 @@ class SimVenue:
         #: the earliest time at which `poll` has anything to do (an arrival, an expiry or a report to
         #: deliver); before it, poll returns [] and a replay loop may skip the call
         self.wake_ms = _NEVER
+        self.on_market_event = self.market_sink(self.apply_event)
 
     # -- ExecutionPort -------------------------------------------------------------------------
     def submit(self, order: OrderRequest, now_ms: int) -> None:
@@ -1250,15 +1280,22 @@ class SimVenue:
         return out
 
     # -- market data ---------------------------------------------------------------------------
-    def on_market_event(self, event: MarketEvent) -> None:
-        """Apply a replayed event; anything due at or before its time happens first."""
+    def apply_event(self, event: MarketEvent, start: int = 0) -> None:
+        """Apply a replayed event; anything due at or before its time happens first. A price change
+        from its delta `start` on: the compiled sink applied those before it, having found nothing due.
+        The reference for `on_market_event`."""
         ts = event.ts_ms
         if ts >= self._next_due_ms:
             self._advance(ts)
         engine = self._engine
-        engine.apply(event)
+        engine.apply(event, start)
         if engine.reports:
             self._flush(ts)
+
+    def market_sink(self, handler: _EventHandler) -> Callable[[MarketEvent], None]:
+        """`handler` (apply_event, or a caller's that ends in it) as an on_market_event that leaves
+        the venue's plain events (only book upkeep, nothing due) to compiled code where it is built."""
+        return self._engine.sink(self, handler)
 
     # -- inspection ----------------------------------------------------------------------------
     @property
