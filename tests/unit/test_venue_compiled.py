@@ -108,6 +108,7 @@ def _state(execution: SimExecution) -> Any:
     }
     ledger = venue.ledger
     money = (ledger._usdc, ledger._shares, ledger._reserved_usdc, ledger._reserved_shares)
+    assert venue.wake_ms == execution.wake_ms
     return toks, venue.open_orders(), money, venue.wake_ms, execution.winners
 
 
