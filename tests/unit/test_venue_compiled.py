@@ -213,3 +213,37 @@ def test_an_arrival_due_at_the_events_time_happens_before_it_on_both_paths() -> 
         venue.submit(req, 0)
         execution.on_market_event(PriceChange(5, COND, (BookDelta(YES, Side.SELL, 400_000, 0),)))
         assert [10 * S] == [r.size for r in execution.due(10) if isinstance(r, OrderFilled)]
+
+
+def _outcome(execution: SimExecution, event: Any) -> Any:
+    try:
+        execution.on_market_event(event)
+    except Exception as exc:  # the same failure on both paths is the point here
+        return type(exc)
+    return _state(execution)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from([0, 5, 2.5, -1, 1 << 70]),
+    st.sampled_from([YES, 7, STRAY]),
+    st.sampled_from([Side.BUY, 0, 1, "BUY"]),
+    st.sampled_from([400_000, 400_000.0, 1 << 70]),
+    st.booleans(),
+)
+def test_odd_events_fail_or_apply_alike_on_both_paths(
+    ts: Any, token: Any, side: Any, price: Any, as_list: bool
+) -> None:
+    # what the decoders never produce must still not crash the C code, nor make it differ
+    require_compiled_book()
+    compiled, python = _pair(3, 0)
+    for execution in (compiled, python):
+        execution.on_market_event(BookSnapshot(0, YES, COND, (Level(390_000, S),), (Level(410_000, S),)))
+        execution.on_market_event(BookSnapshot(0, NO, COND, (Level(590_000, S),), (Level(610_000, S),)))
+    changes: Any = [BookDelta(token, side, price, 2 * S)]
+    events = [
+        PriceChange(ts, COND, changes if as_list else tuple(changes)),
+        LastTrade(ts, token, COND, price, S, side),
+    ]
+    for event in events:
+        assert _outcome(compiled, event) == _outcome(python, event)
