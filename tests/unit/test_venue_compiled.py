@@ -247,3 +247,28 @@ def test_odd_events_fail_or_apply_alike_on_both_paths(
     ]
     for event in events:
         assert _outcome(compiled, event) == _outcome(python, event)
+
+
+def test_a_first_snapshot_takes_over_the_complements_claims_on_both_paths() -> None:
+    # NO is known (a delta made it) but untrusted; a FAK on NO read YES mirrored and claimed there; NO's
+    # snapshot must carry that claim over: not a plain snapshot, whatever NO itself holds
+    require_compiled_book()
+    compiled, python = _pair(0, 0)
+    for execution in (compiled, python):
+        execution.on_market_event(
+            BookSnapshot(0, YES, COND, (Level(390_000, 10 * S),), (Level(410_000, 10 * S),))
+        )
+        execution.on_market_event(PriceChange(1, COND, (BookDelta(NO, Side.BUY, 590_000, 10 * S),)))
+        req = OrderRequest(
+            order_id="fak", opportunity_id="opp", correlation_id="corr", strategy="test", routing="test",
+            wallet="w1", market=COND, token_id=NO, side=Side.BUY, price=610_000, size=6 * S,
+            order_type=OrderType.FAK, tick_size=10_000, neg_risk=False,
+        )  # fmt: skip
+        execution.venue.submit(req, 1)
+        execution.due(1)
+        execution.on_market_event(
+            BookSnapshot(2, NO, COND, (Level(590_000, 10 * S),), (Level(610_000, 10 * S),))
+        )
+    assert _state(compiled) == _state(python)
+    no_claims = _state(python)[0][NO][5]
+    assert [{}, {610_000: (10 * S, 6 * S, 0)}] == no_claims

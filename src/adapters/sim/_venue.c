@@ -13,8 +13,9 @@
  *   exactly as the Python loop would have left them (venue._apply_plain is its reference).
  * - sink(venue, engine, toks, slow) is a market-event sink (MarketEventSink.on_market_event): for an
  *   event before anything falls due at the venue (SimVenue._next_due_ms) with no report pending, a
- *   price change's plain deltas are applied at once and a print that can reach neither a claim nor a
- *   resting order is dropped, as the Python venue would; whatever is left goes to `slow(event, start)`
+ *   price change's plain deltas are applied at once, a snapshot of a token without resting orders or
+ *   claims (its complement's included) is handed to its book, and a print that can reach neither a
+ *   claim nor a resting order is dropped, as the Python venue would; whatever is left goes to `slow(event, start)`
  *   with the index of the first delta not applied (0 for any other event). So a replayed book update
  *   costs one C call and no Python frame (SimVenue.on_market_event's docstring says what slow does).
  * - draws(getrandbits, base, span) is models.FeedLatency.draws' per-event delay, the same draws from the
@@ -32,7 +33,7 @@
 #include "_book_api.h"
 
 static PsBookApi *Books;
-static PyObject *PriceChangeType, *LastTradeType;
+static PyObject *PriceChangeType, *LastTradeType, *BookSnapshotType, *s_apply_snapshot;
 
 /* -- slots ------------------------------------------------------------------------------------------ */
 
@@ -171,6 +172,45 @@ done:
     return r;
 }
 
+/* A snapshot of a token with nothing resting and no claim, whose complement has no claim either (one it
+ * could take over, were it trusted): MatchingEngine._apply_snapshot only hands it to the book, and its
+ * _reclaim finds nothing to carry. Applied then: 1; 0 when the Python venue must; -1 error. */
+static int plain_snapshot(PyObject *toks, PyObject *snap) {
+    PyObject *token = PyTuple_GET_ITEM(snap, 1);
+    if (!PyUnicode_CheckExact(token)) return 0;
+    PyObject *tok = PyDict_GetItemWithError(toks, token);
+    if (!tok) return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(tok);
+    PyObject *comp = NULL;
+    int r = idle(tok);
+    if (r <= 0) goto done;
+    PyObject *bids = claims_of(tok, 0), *asks = claims_of(tok, 1), *book = slot(tok, o_book);
+    PyObject *comp_id = o_complement < 0 ? NULL : slot(tok, o_complement);
+    r = 0;
+    if (!bids || !asks || PyDict_GET_SIZE(bids) || PyDict_GET_SIZE(asks) || !book || !comp_id ||
+        !PyUnicode_CheckExact(comp_id))
+        goto done;
+    comp = PyDict_GetItemWithError(toks, comp_id);
+    if (comp) {
+        Py_INCREF(comp);
+        if (!Py_IS_TYPE(comp, Py_TYPE(tok))) goto done;
+        bids = claims_of(comp, 0), asks = claims_of(comp, 1);
+        if (!bids || !asks || PyDict_GET_SIZE(bids) || PyDict_GET_SIZE(asks)) goto done;
+    } else if (PyErr_Occurred()) {
+        r = -1;
+        goto done;
+    }
+    Py_INCREF(book);
+    PyObject *x = PyObject_CallMethodOneArg(book, s_apply_snapshot, snap);
+    Py_DECREF(book);
+    r = x ? 1 : -1;
+    Py_XDECREF(x);
+done:
+    Py_XDECREF(comp);
+    Py_DECREF(tok);
+    return r;
+}
+
 /* apply_plain(toks, changes, ts_ms, start) -> int: see the module comment and venue._apply_plain. */
 static PyObject *apply_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4 || !PyDict_Check(args[0])) {
@@ -224,6 +264,11 @@ static PyObject *sink_on_event(Sink *s, PyObject *event) {
             if (start < 0) return NULL;
             if (start == n) Py_RETURN_NONE;
         }
+    } else if (type == BookSnapshotType && PyTuple_GET_SIZE(event) >= 2) {
+        int r = ready(s, PyTuple_GET_ITEM(event, 0));
+        if (r > 0) r = plain_snapshot(s->toks, event);
+        if (r < 0) return NULL;
+        if (r) Py_RETURN_NONE;
     } else if (type == LastTradeType && PyTuple_GET_SIZE(event) >= 6) {
         int r = ready(s, PyTuple_GET_ITEM(event, 0));
         if (r > 0) r = plain_trade(s->toks, event);
@@ -405,7 +450,9 @@ PyMODINIT_FUNC PyInit__venue(void) {
     if (!events) return NULL;
     PriceChangeType = PyObject_GetAttrString(events, "PriceChange");
     LastTradeType = PyObject_GetAttrString(events, "LastTrade");
+    BookSnapshotType = PyObject_GetAttrString(events, "BookSnapshot");
     Py_DECREF(events);
-    if (!PriceChangeType || !LastTradeType) return NULL;
+    s_apply_snapshot = PyUnicode_InternFromString("apply_snapshot");
+    if (!PriceChangeType || !LastTradeType || !BookSnapshotType || !s_apply_snapshot) return NULL;
     return PyModule_Create(&venuemodule);
 }
