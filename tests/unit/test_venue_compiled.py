@@ -35,7 +35,7 @@ from polysnipe.core.events import (
 )
 from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import OrderFilled, OrderRequest, OrderType
-from polysnipe.core.units import MICRO
+from polysnipe.core.units import MICRO, ONE
 
 S = MICRO
 YES, NO, COND = "tok-yes", "tok-no", "cond-1"
@@ -272,3 +272,47 @@ def test_a_first_snapshot_takes_over_the_complements_claims_on_both_paths() -> N
     assert _state(compiled) == _state(python)
     no_claims = _state(python)[0][NO][5]
     assert [{}, {610_000: (10 * S, 6 * S, 0)}] == no_claims
+
+
+_near = st.integers(47, 53).map(lambda t: t * 10_000)
+_claims_op = st.one_of(
+    st.tuples(st.just("fak"), _token, _side, _near, st.integers(5, 40)),
+    st.tuples(st.just("delta"), _token, _side, _near, st.integers(0, 40)),
+    st.tuples(st.just("print"), _token, _near, st.integers(1, 40), _side),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_claims_op, min_size=1, max_size=30), st.booleans())
+def test_claims_follow_the_feed_and_the_prints_alike_on_both_paths(
+    stream: list[tuple[Any, ...]], both_books: bool
+) -> None:
+    # nothing rests, so every claim update (a fall, a rise, a print at or through the level, of less or
+    # more than the claim) is the compiled sink's to do; the Python venue is the reference
+    require_compiled_book()
+    compiled, python = _pair(0, 0)
+    bids = tuple(Level(p * 10_000, 20 * S) for p in (49, 48, 47))
+    asks = tuple(Level(p * 10_000, 20 * S) for p in (51, 52, 53))
+    for execution in (compiled, python):
+        execution.on_market_event(BookSnapshot(0, YES, COND, bids, asks))
+        if both_books:
+            mirror = [tuple(Level(ONE - lv.price, lv.size) for lv in side) for side in (asks, bids)]
+            execution.on_market_event(BookSnapshot(0, NO, COND, mirror[0], mirror[1]))
+    for ts, op in enumerate(stream, start=1):
+        for execution in (compiled, python):
+            if op[0] == "fak":
+                _, token, side, price, shares = op
+                req = OrderRequest(
+                    order_id=f"f{ts}", opportunity_id="opp", correlation_id="corr", strategy="test",
+                    routing="test", wallet="w1", market=COND, token_id=token, side=side, price=price,
+                    size=shares * S, order_type=OrderType.FAK, tick_size=10_000, neg_risk=False,
+                )  # fmt: skip
+                execution.venue.submit(req, ts)
+                execution.due(ts)
+            elif op[0] == "delta":
+                _, token, side, price, shares = op
+                execution.on_market_event(PriceChange(ts, COND, (BookDelta(token, side, price, shares * S),)))
+            else:
+                _, token, price, shares, taker = op
+                execution.on_market_event(LastTrade(ts, token, COND, price, shares * S, taker))
+        assert _state(compiled) == _state(python)

@@ -33,6 +33,8 @@
 #include "_book_api.h"
 
 static PsBookApi *Books;
+/* core.units.ONE: a price and its complement's add up to it */
+#define ONE 1000000LL
 static PyObject *PriceChangeType, *LastTradeType, *BookSnapshotType, *s_apply_snapshot;
 
 /* -- slots ------------------------------------------------------------------------------------------ */
@@ -88,6 +90,111 @@ static PyObject *claims_of(PyObject *tok, int sell) {
     return PyDict_CheckExact(mine) ? mine : NULL;
 }
 
+/* -- claims ----------------------------------------------------------------------------------------- */
+
+/* venue._Claim's slots: the last type seen and its offsets, as for _Tok */
+static PyTypeObject *ClaimType;
+static Py_ssize_t o_shown, o_held, o_printed;
+
+/* bounds inside which the claim arithmetic below cannot overflow; sizes are micro-units, far below */
+#define SMALL (1LL << 60)
+
+/* 1 with *out set when `v` is an int within +-SMALL, else 0 (the Python venue's case) */
+static int small(PyObject *v, long long *out) {
+    if (!v || !PyLong_CheckExact(v)) return 0;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x <= -SMALL || x >= SMALL) return 0;
+    *out = x;
+    return 1;
+}
+
+typedef struct {
+    long long shown, held, printed;
+} ClaimV;
+
+/* a _Claim's values: 1 read, 0 not a slotted _Claim of small ints */
+static int claim_read(PyObject *c, ClaimV *v) {
+    PyTypeObject *t = Py_TYPE(c);
+    if (t != ClaimType) {
+        Py_ssize_t s, h, p;
+        if (!slot_offset(t, "shown", &s) || !slot_offset(t, "held", &h) || !slot_offset(t, "printed", &p)) return 0;
+        Py_INCREF(t);
+        Py_XSETREF(ClaimType, t);
+        o_shown = s, o_held = h, o_printed = p;
+    }
+    return small(slot(c, o_shown), &v->shown) && small(slot(c, o_held), &v->held) &&
+           small(slot(c, o_printed), &v->printed);
+}
+
+static int set_slot(PyObject *o, Py_ssize_t off, long long x) {
+    PyObject *n = PyLong_FromLongLong(x);
+    if (!n) return -1;
+    PyObject **p = (PyObject **)((char *)o + off);
+    Py_XSETREF(*p, n);
+    return 0;
+}
+
+static int claim_write(PyObject *c, const ClaimV *v) {
+    return set_slot(c, o_shown, v->shown) < 0 || set_slot(c, o_held, v->held) < 0 ||
+                   set_slot(c, o_printed, v->printed) < 0
+               ? -1
+               : 0;
+}
+
+static inline long long min_ll(long long a, long long b) { return a < b ? a : b; }
+
+/* _Claim.see: the feed's new total at the level */
+static void claim_see(ClaimV *c, long long total) {
+    long long fall = c->shown - total;
+    if (fall > 0) {
+        long long known = min_ll(fall, c->printed);
+        c->printed -= known;
+        c->held = c->held - (fall - known) > 0 ? c->held - (fall - known) : 0;
+    }
+    c->shown = total;
+    long long over = c->held + c->printed - total;
+    if (over > 0) {
+        long long cut = min_ll(over, c->printed);
+        c->printed -= cut;
+        c->held -= over - cut;
+    }
+}
+
+/* 1 when every claim in `claims` (price -> _Claim) is one claim_read takes, else 0 */
+static int claims_readable(PyObject *claims) {
+    Py_ssize_t pos = 0;
+    PyObject *px, *c;
+    long long p = 0;
+    ClaimV v;
+    while (PyDict_Next(claims, &pos, &px, &c))
+        if (!small(px, &p) || !claim_read(c, &v)) return 0;
+    return 1;
+}
+
+/* MatchingEngine._explain on one book's side: a print of `size` at `price` hit it (claims_readable) */
+static int claims_explain(PyObject *claims, long long price, long long size, int sell) {
+    Py_ssize_t pos = 0;
+    PyObject *px, *c;
+    long long p = 0;
+    ClaimV v;
+    while (PyDict_Next(claims, &pos, &px, &c)) {
+        small(px, &p);
+        claim_read(c, &v);
+        long long known;
+        if (p == price)
+            known = min_ll(size, v.held);
+        else if (sell ? p < price : p > price)
+            known = v.held; /* through a better level: all of it */
+        else
+            continue;
+        v.held -= known;
+        v.printed += known;
+        if (claim_write(c, &v) < 0) return -1;
+    }
+    return 0;
+}
+
 /* -- the plain cases -------------------------------------------------------------------------------- */
 
 /* One delta: 1 applied (it was plain), 0 it needs the Python venue (nothing done), -1 error. */
@@ -106,16 +213,36 @@ static int plain_delta(PyObject *toks, PyObject *d, PyObject *ts) {
         r = 0;
         goto done;
     }
-    if (PyDict_GET_SIZE(mine)) {
-        PyObject *c = PyDict_GetItemWithError(mine, PyTuple_GET_ITEM(d, 2));
-        if (c || PyErr_Occurred()) {
-            r = c ? 0 : -1; /* a claim at this price: the Python venue's case */
+    PyObject *c = PyDict_GET_SIZE(mine) ? PyDict_GetItemWithError(mine, PyTuple_GET_ITEM(d, 2)) : NULL;
+    PyObject *shows = PyTuple_GET_ITEM(d, 3);
+    if (c) {
+        /* a claim at this price: the feed's total less what it still hides (MatchingEngine._apply_delta) */
+        ClaimV v;
+        long long total;
+        r = 0;
+        if (!claim_read(c, &v) || !small(shows, &total)) goto done;
+        claim_see(&v, total);
+        Py_INCREF(c);
+        r = claim_write(c, &v);
+        Py_DECREF(c);
+        if (r < 0 || (!(v.held + v.printed) && PyDict_DelItem(mine, PyTuple_GET_ITEM(d, 2)) < 0)) {
+            r = -1;
             goto done;
         }
+        if (!(shows = PyLong_FromLongLong(total - v.held - v.printed))) {
+            r = -1;
+            goto done;
+        }
+    } else if (PyErr_Occurred()) {
+        r = -1;
+        goto done;
+    } else {
+        Py_INCREF(shows);
     }
     Py_INCREF(book);
-    PyObject *x = PsBook_ApplyLevel(Books, book, side, PyTuple_GET_ITEM(d, 2), PyTuple_GET_ITEM(d, 3), ts);
+    PyObject *x = PsBook_ApplyLevel(Books, book, side, PyTuple_GET_ITEM(d, 2), shows, ts);
     Py_DECREF(book);
+    Py_DECREF(shows);
     if (!x) {
         r = -1;
         goto done;
@@ -163,9 +290,20 @@ static int plain_trade(PyObject *toks, PyObject *trade) {
     Py_INCREF(comp);
     r = Py_IS_TYPE(comp, Py_TYPE(tok)) ? idle(comp) : 0; /* one type: the offsets read below are its */
     if (r <= 0) goto done;
-    /* the print hits the taker's opposite side of its own book and the same side of the complement's */
+    /* the print hits the taker's opposite side of its own book and the same side of the complement's;
+     * with nothing resting, explaining the claims there is all it does */
     PyObject *mine = claims_of(tok, is_buy), *theirs = claims_of(comp, !is_buy);
-    r = mine && theirs && !PyDict_GET_SIZE(mine) && !PyDict_GET_SIZE(theirs);
+    long long px, size;
+    r = 0;
+    if (!mine || !theirs) goto done;
+    if (!PyDict_GET_SIZE(mine) && !PyDict_GET_SIZE(theirs)) {
+        r = 1;
+        goto done;
+    }
+    if (!small(price, &px) || !small(PyTuple_GET_ITEM(trade, 4), &size) || !claims_readable(mine) ||
+        !claims_readable(theirs))
+        goto done;
+    r = claims_explain(mine, px, size, is_buy) < 0 || claims_explain(theirs, ONE - px, size, !is_buy) < 0 ? -1 : 1;
 done:
     Py_XDECREF(comp);
     Py_DECREF(tok);

@@ -338,16 +338,31 @@ class _Tok:
 
 
 def _apply_plain(toks: Mapping[str, _Tok], changes: Sequence[BookDelta], ts_ms: int, start: int) -> int:
-    """Apply `changes[start:]` to the venue's books while each is only a book update (a known token with
-    no resting order and no claim at that price); returns the index of the first delta that needs
-    `MatchingEngine.apply`'s full handling, or len(changes). The reference for _venue.apply_plain."""
+    """Apply `changes[start:]` to the venue's books while each is only upkeep (a known token with no
+    resting order: a book update, and the claim's at that price if there is one); returns the index of
+    the first delta that needs `MatchingEngine.apply`'s full handling, or len(changes). The reference
+    for _venue.apply_plain."""
     for i in range(max(start, 0), len(changes)):
         d = changes[i]
         tok = toks.get(d.token_id)
-        if tok is None or tok.resting or d.price in tok.claims[d.side]:
+        if tok is None or tok.resting:
             return i
-        tok.book.apply_level(d.side, d.price, d.size, ts_ms)
+        _update_level(tok, d, ts_ms)
     return len(changes)
+
+
+def _update_level(tok: _Tok, d: BookDelta, ts_ms: int) -> tuple[int, int]:
+    """One level change of `tok`'s book, less what a claim there still hides (module doc, Liquidity):
+    (the change in the book's size, the size it shows now)."""
+    claims = tok.claims[d.side]
+    claim = claims.get(d.price) if claims else None
+    if claim is None:
+        return tok.book.apply_level(d.side, d.price, d.size, ts_ms), d.size
+    claim.see(d.size)
+    shows = d.size - claim.hidden
+    if not claim.hidden:
+        del claims[d.price]
+    return tok.book.apply_level(d.side, d.price, shows, ts_ms), shows
 
 
 _PlainLoop = Callable[[Mapping[str, _Tok], Sequence[BookDelta], int, int], int]
@@ -626,8 +641,8 @@ class MatchingEngine:
             toks = self._toks
             changes = event.changes
             n = len(changes)
-            # in order: the plain deltas (no order, no claim there: nearly all) a run at a time, in one
-            # call, and each other one through _apply_delta
+            # in order: the plain deltas (no order there: nearly all) a run at a time, in one call, and
+            # each other one through _apply_delta
             i = self._apply_plain(toks, changes, ts, start)
             while i < n:
                 self._apply_delta(changes[i], ts)
@@ -646,21 +661,12 @@ class MatchingEngine:
                     comp.book.set_tick_size(event.new_tick)
 
     def _apply_delta(self, d: BookDelta, ts: int) -> None:
-        """One level change of a token that is new here, has resting orders or a claim at that price."""
+        """One level change of a token that is new here or has resting orders (or that the compiled
+        loop leaves to Python: a claim whose values it does not take)."""
         tok = self._tok(d.token_id)
         if tok is None:
             return
-        claims = tok.claims[d.side]
-        claim = claims.get(d.price) if claims else None
-        if claim is None:
-            delta = tok.book.apply_level(d.side, d.price, d.size, ts)
-            shows = d.size
-        else:
-            claim.see(d.size)
-            shows = d.size - claim.hidden
-            if not claim.hidden:
-                del claims[d.price]
-            delta = tok.book.apply_level(d.side, d.price, shows, ts)
+        delta, shows = _update_level(tok, d, ts)
         if delta and tok.resting:
             self._level_changed(tok, d.side, d.price, shows - delta, shows, ts)
 
