@@ -1,26 +1,28 @@
 /* polysnipe.adapters.sim._venue: the simulated venue's per-event path, compiled where it is only upkeep.
  *
  * Theory of operation. The venue (venue.py) applies every replayed event to its own book of the token.
- * Nearly always the token has neither an order of ours resting on it nor a claim (liquidity our fills
- * took that the feed still shows), and then a level change is only a book update and a print changes
- * nothing at all. Two entry points do exactly that much in C and hand everything else to the Python
- * venue, which stays the reference:
+ * Nearly always the token has no order of ours resting on it, and then a level change is only upkeep:
+ * a book update, less what a claim there still hides (a claim: liquidity our fills took that the feed
+ * still shows), and a print only explains the claims it reaches. Three entry points do exactly that
+ * much in C and hand everything else to the Python venue, which stays the reference:
  *
  * - apply_plain(toks, changes, ts_ms, start) walks a price change's deltas in order and applies each
- *   one while it is plain (a known token, no resting order, no claim at that price), reading the
- *   token's state (the venue's _Tok) as it stands at that delta; it returns the index of the first
- *   delta that needs the Python venue, so matching and the queue model always run in Python on books
- *   exactly as the Python loop would have left them (venue._apply_plain is its reference).
+ *   one while it is plain (a known token with no resting order), reading the token's state (the
+ *   venue's _Tok) as it stands at that delta; it returns the index of the first delta that needs the
+ *   Python venue, so matching and the queue model always run in Python on books and claims exactly as
+ *   the Python loop would have left them (venue._apply_plain is its reference).
  * - sink(venue, engine, toks, slow) is a market-event sink (MarketEventSink.on_market_event): for an
  *   event before anything falls due at the venue (SimVenue._next_due_ms) with no report pending, a
  *   price change's plain deltas are applied at once, a snapshot of a token without resting orders or
- *   claims (its complement's included) is handed to its book, and a print that can reach neither a
- *   claim nor a resting order is dropped, as the Python venue would; whatever is left goes to `slow(event, start)`
- *   with the index of the first delta not applied (0 for any other event). So a replayed book update
- *   costs one C call and no Python frame (SimVenue.on_market_event's docstring says what slow does).
+ *   claims (its complement's included) is handed to its book, and a print on a market with nothing
+ *   resting explains the claims it reaches, as the Python venue would; whatever is left goes to
+ *   `slow(event, start)` with the index of the first delta not applied (0 for any other event). So a
+ *   replayed book update costs one C call and no Python frame (SimVenue.apply_event is the reference).
  * - draws(getrandbits, base, span) is models.FeedLatency.draws' per-event delay, the same draws from the
  *   same RNG calls without a Python frame.
  *
+ * Claims are read and written as int64 within +-2**60 (micro-units are far below); a claim with any
+ * other value is the Python venue's case, checked before anything changes.
  * State is read from the venue's __slots__ objects directly: a slot's offset comes from its member
  * descriptor (checked to be an object slot of the instance's exact type), so a read is one load, not
  * an attribute lookup through the type's MRO. An object of a type without those slots, or a slot
