@@ -14,9 +14,13 @@ Python versions of both compiled parts:
   both give the same events, gaps, checks and books (tests/unit/test_feed_keeper.py);
 * and, following the book (they are chosen where `book_implementation()` says "compiled"): the Python
   per-delta loops of the engine and the simulated venue (core._book.apply_changes,
-  adapters/sim/_venue.apply_plain) and the Python Spread Hunter and Liquidity Vacuum, where their
-  compiled kernels (core/signals/_hunter.c, _vacuum.c) would hold the per-event state; each pair is held
-  to one answer by differential tests, and whole backtests to the same bytes (tests/unit/test_book_paths.py).
+  adapters/sim/_venue.apply_plain), the simulated venue's Python market-event path where its compiled
+  sink would apply the events that are only book upkeep (_venue.sink, SimVenue.market_sink), the
+  backtest's Python feed-delay draw (_venue.draws, models.FeedLatency.draws), and the Python Spread
+  Hunter and Liquidity Vacuum, where their compiled kernels (core/signals/_hunter.c, _vacuum.c) would
+  hold the per-event state; each pair is held to one answer by differential tests
+  (tests/unit/test_venue_compiled.py for the venue's), and whole backtests to the same bytes
+  (tests/unit/test_book_paths.py).
 
 The switch exists to check that and to run where the extensions are not built. Code that works without
 the CLI (tests, notebooks) gets the compiled parts when they are built, or calls

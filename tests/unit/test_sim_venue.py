@@ -28,6 +28,7 @@ from polysnipe.adapters.sim import (
 )
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.models import FeedLatency
+from polysnipe.adapters.sim.venue import _Claim
 from polysnipe.core.book import Book, BookState
 from polysnipe.core.events import (
     BookDelta,
@@ -1686,11 +1687,11 @@ def test_feed_latency_draws_are_the_delays_delay_ms_gives(base_ms: int, jitter_m
 
 
 class _FakeTok:
-    """What apply_plain reads of the venue's _Tok."""
+    """What apply_plain reads of the venue's _Tok (its claims are the venue's own)."""
 
     __slots__ = ("book", "claims", "resting")
 
-    def __init__(self, book: Book, resting: int, claims: tuple[dict[int, object], dict[int, object]]) -> None:
+    def __init__(self, book: Book, resting: int, claims: tuple[dict[int, _Claim], dict[int, _Claim]]) -> None:
         self.book, self.resting, self.claims = book, resting, claims
 
 
@@ -1736,15 +1737,24 @@ def test_the_compiled_plain_delta_loop_is_the_python_one(
         for token, dense, resting, bid_claims, ask_claims in toks:
             book: Book = DenseBook(token, 100) if dense else BookState(token, 100)
             book.apply_snapshot(BookSnapshot(0, token, "m", (Level(500_000, 5),), (Level(501_000, 5),), "h"))
-            claims = ({p: None for p in bid_claims}, {p: None for p in ask_claims})
+            claims = ({p: _claim(p) for p in bid_claims}, {p: _claim(p) for p in ask_claims})
             out[token] = _FakeTok(book, resting, claims)
         return out
+
+    def _claim(price: int) -> _Claim:
+        # some of it traded already, some still ours: a fall or a rise moves both (_Claim.see)
+        c = _Claim(20 + price % 7)
+        c.held, c.printed = price % 5, price % 3
+        return c
 
     compiled, python = make(), make()
     assert _apply_plain(python, changes, 7, start) == _venue.apply_plain(compiled, changes, 7, start)  # type: ignore[arg-type]
     for token, tok in compiled.items():
-        other = python[token].book
-        assert (other.levels(Side.BUY), other.levels(Side.SELL)) == (
+        other = python[token]
+        assert (other.book.levels(Side.BUY), other.book.levels(Side.SELL)) == (
             tok.book.levels(Side.BUY),
             tok.book.levels(Side.SELL),
         )
+        assert [{p: (c.shown, c.held, c.printed) for p, c in side.items()} for side in other.claims] == [
+            {p: (c.shown, c.held, c.printed) for p, c in side.items()} for side in tok.claims
+        ]

@@ -1,21 +1,355 @@
-/* polysnipe.adapters.sim._venue: the simulated venue's per-delta book upkeep, compiled.
+/* polysnipe.adapters.sim._venue: the simulated venue's per-event path, compiled where it is only upkeep.
  *
- * Theory of operation. The venue (venue.py, MatchingEngine.apply) applies every replayed level change to
- * its own book of the token. Nearly always the token has neither an order of ours resting on it nor a
- * claim (liquidity our fills took that the feed still shows), and then a change is only a book update.
- * apply_plain walks a price change's deltas in order and does exactly that for each one, reading the
- * token's state (the venue's _Tok: `resting`, `claims`, `book`) as it stands at that delta; it stops at
- * the first delta that needs the Python venue (an unknown token, a claim on that side, a resting order)
- * and returns its index, so matching and the queue model always run in Python on books that are exactly
- * as the Python loop would have left them. Books are read through core._book's C API (_book_api.h).
+ * Theory of operation. The venue (venue.py) applies every replayed event to its own book of the token.
+ * Nearly always the token has no order of ours resting on it, and then a level change is only upkeep:
+ * a book update, less what a claim there still hides (a claim: liquidity our fills took that the feed
+ * still shows), and a print only explains the claims it reaches. Three entry points do exactly that
+ * much in C and hand everything else to the Python venue, which stays the reference:
+ *
+ * - apply_plain(toks, changes, ts_ms, start) walks a price change's deltas in order and applies each
+ *   one while it is plain (a known token with no resting order), reading the token's state (the
+ *   venue's _Tok) as it stands at that delta; it returns the index of the first delta that needs the
+ *   Python venue, so matching and the queue model always run in Python on books and claims exactly as
+ *   the Python loop would have left them (venue._apply_plain is its reference).
+ * - sink(venue, engine, toks, slow) is a market-event sink (MarketEventSink.on_market_event): for an
+ *   event before anything falls due at the venue (SimVenue._next_due_ms) with no report pending, a
+ *   price change's plain deltas are applied at once, a snapshot of a token without resting orders or
+ *   claims (its complement's included) is handed to its book, and a print on a market with nothing
+ *   resting explains the claims it reaches, as the Python venue would; whatever is left goes to
+ *   `slow(event, start)` with the index of the first delta not applied (0 for any other event). So a
+ *   replayed book update costs one C call and no Python frame (SimVenue.apply_event is the reference).
+ * - draws(getrandbits, base, span) is models.FeedLatency.draws' per-event delay, the same draws from the
+ *   same RNG calls without a Python frame.
+ *
+ * Claims are read and written as int64 within +-2**60 (micro-units are far below); a claim with any
+ * other value is the Python venue's case, checked before anything changes.
+ * State is read from the venue's __slots__ objects directly: a slot's offset comes from its member
+ * descriptor (checked to be an object slot of the instance's exact type), so a read is one load, not
+ * an attribute lookup through the type's MRO. An object of a type without those slots, or a slot
+ * unset, is the Python venue's case. Books are read through core._book's C API (_book_api.h).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include "_book_api.h"
 
 static PsBookApi *Books;
-static PyObject *s_resting, *s_claims, *s_book;
+/* core.units.ONE: a price and its complement's add up to it */
+#define ONE 1000000LL
+static PyObject *PriceChangeType, *LastTradeType, *BookSnapshotType, *s_apply_snapshot;
+
+/* -- slots ------------------------------------------------------------------------------------------ */
+
+/* 1 with *off set when `name` is an object slot of instances of `t`, 0 when it is not (no error). */
+static int slot_offset(PyTypeObject *t, const char *name, Py_ssize_t *off) {
+    PyObject *d = PyObject_GetAttrString((PyObject *)t, name);
+    if (!d) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = Py_IS_TYPE(d, &PyMemberDescr_Type) && PyType_IsSubtype(t, PyDescr_TYPE(d)) &&
+             ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+    if (ok) *off = ((PyMemberDescrObject *)d)->d_member->offset;
+    Py_DECREF(d);
+    return ok;
+}
+
+/* a slot's value, borrowed; NULL when unset */
+static inline PyObject *slot(PyObject *o, Py_ssize_t off) { return *(PyObject **)((char *)o + off); }
+
+/* The _Tok type last seen and its slots' offsets (one type in practice: venue._Tok). */
+static PyTypeObject *TokType;
+static Py_ssize_t o_resting, o_claims, o_book, o_complement;
+
+/* 1 when `tok` is of a type whose slots are known (learning a new type's), 0 when not a slotted _Tok. */
+static int tok_known(PyObject *tok) {
+    PyTypeObject *t = Py_TYPE(tok);
+    if (t == TokType) return 1;
+    Py_ssize_t r, c, b, m;
+    if (!slot_offset(t, "resting", &r) || !slot_offset(t, "claims", &c) || !slot_offset(t, "book", &b)) return 0;
+    if (!slot_offset(t, "complement", &m)) m = -1; /* only prints read it */
+    Py_INCREF(t);
+    Py_XSETREF(TokType, t);
+    o_resting = r, o_claims = c, o_book = b, o_complement = m;
+    return 1;
+}
+
+/* 1 when `tok` has no resting order (resting == 0), 0 when it has or is not a known _Tok, -1 error */
+static int idle(PyObject *tok) {
+    if (!tok_known(tok)) return 0;
+    PyObject *resting = slot(tok, o_resting);
+    if (!resting || !PyLong_CheckExact(resting)) return 0;
+    int r = PyObject_IsTrue(resting);
+    return r < 0 ? -1 : !r;
+}
+
+/* the claims dict of one side of `tok` (borrowed), NULL when claims are not the venue's shape */
+static PyObject *claims_of(PyObject *tok, int sell) {
+    PyObject *claims = slot(tok, o_claims);
+    if (!claims || !PyTuple_CheckExact(claims) || PyTuple_GET_SIZE(claims) != 2) return NULL;
+    PyObject *mine = PyTuple_GET_ITEM(claims, sell);
+    return PyDict_CheckExact(mine) ? mine : NULL;
+}
+
+/* -- claims ----------------------------------------------------------------------------------------- */
+
+/* venue._Claim's slots: the last type seen and its offsets, as for _Tok */
+static PyTypeObject *ClaimType;
+static Py_ssize_t o_shown, o_held, o_printed;
+
+/* bounds inside which the claim arithmetic below cannot overflow; sizes are micro-units, far below */
+#define SMALL (1LL << 60)
+
+/* 1 with *out set when `v` is an int within +-SMALL, else 0 (the Python venue's case) */
+static int small(PyObject *v, long long *out) {
+    if (!v || !PyLong_CheckExact(v)) return 0;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x <= -SMALL || x >= SMALL) return 0;
+    *out = x;
+    return 1;
+}
+
+typedef struct {
+    long long shown, held, printed;
+} ClaimV;
+
+/* a _Claim's values: 1 read, 0 not a slotted _Claim of small ints */
+static int claim_read(PyObject *c, ClaimV *v) {
+    PyTypeObject *t = Py_TYPE(c);
+    if (t != ClaimType) {
+        Py_ssize_t s, h, p;
+        if (!slot_offset(t, "shown", &s) || !slot_offset(t, "held", &h) || !slot_offset(t, "printed", &p)) return 0;
+        Py_INCREF(t);
+        Py_XSETREF(ClaimType, t);
+        o_shown = s, o_held = h, o_printed = p;
+    }
+    return small(slot(c, o_shown), &v->shown) && small(slot(c, o_held), &v->held) &&
+           small(slot(c, o_printed), &v->printed);
+}
+
+static int set_slot(PyObject *o, Py_ssize_t off, long long x) {
+    PyObject *n = PyLong_FromLongLong(x);
+    if (!n) return -1;
+    PyObject **p = (PyObject **)((char *)o + off);
+    Py_XSETREF(*p, n);
+    return 0;
+}
+
+static int claim_write(PyObject *c, const ClaimV *v) {
+    return set_slot(c, o_shown, v->shown) < 0 || set_slot(c, o_held, v->held) < 0 ||
+                   set_slot(c, o_printed, v->printed) < 0
+               ? -1
+               : 0;
+}
+
+static inline long long min_ll(long long a, long long b) { return a < b ? a : b; }
+
+/* _Claim.see: the feed's new total at the level */
+static void claim_see(ClaimV *c, long long total) {
+    long long fall = c->shown - total;
+    if (fall > 0) {
+        long long known = min_ll(fall, c->printed);
+        c->printed -= known;
+        c->held = c->held - (fall - known) > 0 ? c->held - (fall - known) : 0;
+    }
+    c->shown = total;
+    long long over = c->held + c->printed - total;
+    if (over > 0) {
+        long long cut = min_ll(over, c->printed);
+        c->printed -= cut;
+        c->held -= over - cut;
+    }
+}
+
+/* 1 when every claim in `claims` (price -> _Claim) is one claim_read takes, else 0 */
+static int claims_readable(PyObject *claims) {
+    Py_ssize_t pos = 0;
+    PyObject *px, *c;
+    long long p = 0;
+    ClaimV v;
+    while (PyDict_Next(claims, &pos, &px, &c))
+        if (!small(px, &p) || !claim_read(c, &v)) return 0;
+    return 1;
+}
+
+/* MatchingEngine._explain on one book's side: a print of `size` at `price` hit it (claims_readable) */
+static int claims_explain(PyObject *claims, long long price, long long size, int sell) {
+    Py_ssize_t pos = 0;
+    PyObject *px, *c;
+    long long p = 0;
+    ClaimV v;
+    while (PyDict_Next(claims, &pos, &px, &c)) {
+        small(px, &p);
+        claim_read(c, &v);
+        long long known;
+        if (p == price)
+            known = min_ll(size, v.held);
+        else if (sell ? p < price : p > price)
+            known = v.held; /* through a better level: all of it */
+        else
+            continue;
+        v.held -= known;
+        v.printed += known;
+        if (claim_write(c, &v) < 0) return -1;
+    }
+    return 0;
+}
+
+/* -- the plain cases -------------------------------------------------------------------------------- */
+
+/* One delta: 1 applied (it was plain), 0 it needs the Python venue (nothing done), -1 error. */
+static int plain_delta(PyObject *toks, PyObject *d, PyObject *ts) {
+    PyObject *tok;
+    int has = PsDelta_Lookup(d, toks, &tok);
+    if (has <= 0) return has;
+    PyObject *side = PyTuple_GET_ITEM(d, 1);
+    int is_bid = side == Books->buy;
+    if (!is_bid && side != Books->sell) return 0; /* not a Side: the Python venue says what that means */
+    Py_INCREF(tok);
+    int r = idle(tok);
+    if (r <= 0) goto done;
+    PyObject *mine = claims_of(tok, !is_bid), *book = slot(tok, o_book);
+    if (!mine || !book) {
+        r = 0;
+        goto done;
+    }
+    PyObject *c = PyDict_GET_SIZE(mine) ? PyDict_GetItemWithError(mine, PyTuple_GET_ITEM(d, 2)) : NULL;
+    PyObject *shows = PyTuple_GET_ITEM(d, 3);
+    if (c) {
+        /* a claim at this price: the feed's total less what it still hides (MatchingEngine._apply_delta) */
+        ClaimV v;
+        long long total;
+        r = 0;
+        if (!claim_read(c, &v) || !small(shows, &total)) goto done;
+        claim_see(&v, total);
+        Py_INCREF(c);
+        r = claim_write(c, &v);
+        Py_DECREF(c);
+        if (r < 0 || (!(v.held + v.printed) && PyDict_DelItem(mine, PyTuple_GET_ITEM(d, 2)) < 0)) {
+            r = -1;
+            goto done;
+        }
+        if (!(shows = PyLong_FromLongLong(total - v.held - v.printed))) {
+            r = -1;
+            goto done;
+        }
+    } else if (PyErr_Occurred()) {
+        r = -1;
+        goto done;
+    } else {
+        Py_INCREF(shows);
+    }
+    Py_INCREF(book);
+    PyObject *x = PsBook_ApplyLevel(Books, book, side, PyTuple_GET_ITEM(d, 2), shows, ts);
+    Py_DECREF(book);
+    Py_DECREF(shows);
+    if (!x) {
+        r = -1;
+        goto done;
+    }
+    Py_DECREF(x);
+    r = 1;
+done:
+    Py_DECREF(tok);
+    return r;
+}
+
+/* changes[start:] while plain: the index of the first delta not applied (n when all were), -1 error */
+static Py_ssize_t plain_run(PyObject *toks, PyObject *changes, PyObject *ts, Py_ssize_t start) {
+    Py_ssize_t n = PyTuple_GET_SIZE(changes), i = start < 0 ? 0 : start;
+    for (; i < n; i++) {
+        int r = plain_delta(toks, PyTuple_GET_ITEM(changes, i), ts);
+        if (r < 0) return -1;
+        if (!r) break;
+    }
+    return i < n ? i : n;
+}
+
+/* A print (LastTrade) that cannot reach anything: both tokens known, neither with a resting order (so
+ * no view has one), no claim on the side of either book it hits. Then MatchingEngine._apply_trade does
+ * nothing. 1 when so, 0 when the Python venue must see it, -1 error. */
+static int plain_trade(PyObject *toks, PyObject *trade) {
+    PyObject *token = PyTuple_GET_ITEM(trade, 1), *price = PyTuple_GET_ITEM(trade, 3);
+    PyObject *side = PyTuple_GET_ITEM(trade, 5);
+    int is_buy = side == Books->buy;
+    if ((!is_buy && side != Books->sell) || !PyUnicode_CheckExact(token) || !PyLong_Check(price)) return 0;
+    PyObject *tok = PyDict_GetItemWithError(toks, token);
+    if (!tok) return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(tok);
+    PyObject *comp = NULL;
+    int r = idle(tok);
+    if (r <= 0) goto done;
+    PyObject *comp_id = o_complement < 0 ? NULL : slot(tok, o_complement);
+    r = 0;
+    if (!comp_id || !PyUnicode_CheckExact(comp_id)) goto done;
+    comp = PyDict_GetItemWithError(toks, comp_id);
+    if (!comp) {
+        r = PyErr_Occurred() ? -1 : 0; /* a complement the venue never made: _view would make it */
+        goto done;
+    }
+    Py_INCREF(comp);
+    r = Py_IS_TYPE(comp, Py_TYPE(tok)) ? idle(comp) : 0; /* one type: the offsets read below are its */
+    if (r <= 0) goto done;
+    /* the print hits the taker's opposite side of its own book and the same side of the complement's;
+     * with nothing resting, explaining the claims there is all it does */
+    PyObject *mine = claims_of(tok, is_buy), *theirs = claims_of(comp, !is_buy);
+    long long px, size;
+    r = 0;
+    if (!mine || !theirs) goto done;
+    if (!PyDict_GET_SIZE(mine) && !PyDict_GET_SIZE(theirs)) {
+        r = 1;
+        goto done;
+    }
+    if (!small(price, &px) || !small(PyTuple_GET_ITEM(trade, 4), &size) || !claims_readable(mine) ||
+        !claims_readable(theirs))
+        goto done;
+    r = claims_explain(mine, px, size, is_buy) < 0 || claims_explain(theirs, ONE - px, size, !is_buy) < 0 ? -1 : 1;
+done:
+    Py_XDECREF(comp);
+    Py_DECREF(tok);
+    return r;
+}
+
+/* A snapshot of a token with nothing resting and no claim, whose complement has no claim either (one it
+ * could take over, were it trusted): MatchingEngine._apply_snapshot only hands it to the book, and its
+ * _reclaim finds nothing to carry. Applied then: 1; 0 when the Python venue must; -1 error. */
+static int plain_snapshot(PyObject *toks, PyObject *snap) {
+    PyObject *token = PyTuple_GET_ITEM(snap, 1);
+    if (!PyUnicode_CheckExact(token)) return 0;
+    PyObject *tok = PyDict_GetItemWithError(toks, token);
+    if (!tok) return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(tok);
+    PyObject *comp = NULL;
+    int r = idle(tok);
+    if (r <= 0) goto done;
+    PyObject *bids = claims_of(tok, 0), *asks = claims_of(tok, 1), *book = slot(tok, o_book);
+    PyObject *comp_id = o_complement < 0 ? NULL : slot(tok, o_complement);
+    r = 0;
+    if (!bids || !asks || PyDict_GET_SIZE(bids) || PyDict_GET_SIZE(asks) || !book || !comp_id ||
+        !PyUnicode_CheckExact(comp_id))
+        goto done;
+    comp = PyDict_GetItemWithError(toks, comp_id);
+    if (comp) {
+        Py_INCREF(comp);
+        if (!Py_IS_TYPE(comp, Py_TYPE(tok))) goto done;
+        bids = claims_of(comp, 0), asks = claims_of(comp, 1);
+        if (!bids || !asks || PyDict_GET_SIZE(bids) || PyDict_GET_SIZE(asks)) goto done;
+    } else if (PyErr_Occurred()) {
+        r = -1;
+        goto done;
+    }
+    Py_INCREF(book);
+    PyObject *x = PyObject_CallMethodOneArg(book, s_apply_snapshot, snap);
+    Py_DECREF(book);
+    r = x ? 1 : -1;
+    Py_XDECREF(x);
+done:
+    Py_XDECREF(comp);
+    Py_DECREF(tok);
+    return r;
+}
 
 /* apply_plain(toks, changes, ts_ms, start) -> int: see the module comment and venue._apply_plain. */
 static PyObject *apply_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -23,54 +357,225 @@ static PyObject *apply_plain(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "apply_plain(toks: dict, changes, ts_ms, start) takes 4 arguments");
         return NULL;
     }
-    PyObject *toks = args[0], *ts = args[2];
     Py_ssize_t start = PyLong_AsSsize_t(args[3]);
     if (start == -1 && PyErr_Occurred()) return NULL;
-    PyObject *seq = PySequence_Fast(args[1], "changes must be a sequence");
-    if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i = start < 0 ? 0 : start;
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (; i < n; i++) {
-        PyObject *d = items[i], *tok;
-        int has = PsDelta_Lookup(d, toks, &tok);
-        if (has < 0) goto fail;
-        if (!has) break;
-        PyObject *side = PyTuple_GET_ITEM(d, 1);
-        int is_bid = side == Books->buy;
-        if (!is_bid && side != Books->sell) break; /* not a Side: the Python venue says what that means */
-        PyObject *v = PyObject_GetAttr(tok, s_resting);
-        if (!v) goto fail;
-        int resting = PyObject_IsTrue(v);
-        Py_DECREF(v);
-        if (resting < 0) goto fail;
-        if (resting) break;
-        PyObject *claims = PyObject_GetAttr(tok, s_claims);
-        if (!claims) goto fail;
-        PyObject *mine = PyTuple_Check(claims) && PyTuple_GET_SIZE(claims) == 2 ? PyTuple_GET_ITEM(claims, !is_bid) : NULL;
-        int held = -1; /* claims of another shape: the Python venue's case */
-        if (mine && PyDict_CheckExact(mine)) {
-            held = PyDict_GET_SIZE(mine) && PyDict_GetItemWithError(mine, PyTuple_GET_ITEM(d, 2));
-            if (!held && PyErr_Occurred()) held = -2;
+    /* a tuple of its own: nothing the books call back into can change what is walked */
+    PyObject *changes = PyTuple_CheckExact(args[1]) ? Py_NewRef(args[1]) : PySequence_Tuple(args[1]);
+    if (!changes) return NULL;
+    Py_ssize_t i = plain_run(args[0], changes, args[2], start);
+    Py_DECREF(changes);
+    return i < 0 ? NULL : PyLong_FromSsize_t(i);
+}
+
+/* -- the sink --------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *venue, *engine, *toks, *slow;
+    /* the venue's and the engine's types, held: their slot offsets are only valid for them */
+    PyTypeObject *venue_type, *engine_type;
+    Py_ssize_t o_due, o_reports;
+} Sink;
+
+/* 1 when an event at `ts` needs nothing to happen first: before the venue's next due time (an
+ * arrival, expiry or delivery) and no report waiting to be flushed; 0 when the Python venue must
+ * look; -1 error. */
+static int ready(Sink *s, PyObject *ts) {
+    if (!Py_IS_TYPE(s->venue, s->venue_type) || !Py_IS_TYPE(s->engine, s->engine_type)) return 0;
+    PyObject *due = slot(s->venue, s->o_due), *reports = slot(s->engine, s->o_reports);
+    if (!due || !reports || !PyLong_CheckExact(due) || !PyLong_CheckExact(ts) || !PyList_CheckExact(reports) ||
+        PyList_GET_SIZE(reports))
+        return 0;
+    return PyObject_RichCompareBool(ts, due, Py_LT);
+}
+
+static PyObject *sink_on_event(Sink *s, PyObject *event) {
+    PyObject *type = (PyObject *)Py_TYPE(event);
+    Py_ssize_t start = 0;
+    if (type == PriceChangeType && PyTuple_GET_SIZE(event) >= 3 && PyTuple_CheckExact(PyTuple_GET_ITEM(event, 2))) {
+        PyObject *ts = PyTuple_GET_ITEM(event, 0), *changes = PyTuple_GET_ITEM(event, 2);
+        int r = ready(s, ts);
+        if (r < 0) return NULL;
+        if (r) {
+            Py_INCREF(event); /* keeps `changes` alive whatever the books call */
+            start = plain_run(s->toks, changes, ts, 0);
+            Py_ssize_t n = PyTuple_GET_SIZE(changes);
+            Py_DECREF(event);
+            if (start < 0) return NULL;
+            if (start == n) Py_RETURN_NONE;
         }
-        Py_DECREF(claims);
-        if (held == -2) goto fail;
-        if (held) break; /* a claim at this price: the Python venue's case */
-        PyObject *book = PyObject_GetAttr(tok, s_book);
-        if (!book) goto fail;
-        PyObject *r = PsBook_ApplyLevel(Books, book, side, PyTuple_GET_ITEM(d, 2), PyTuple_GET_ITEM(d, 3), ts);
-        Py_DECREF(book);
-        if (!r) goto fail;
-        Py_DECREF(r);
+    } else if (type == BookSnapshotType && PyTuple_GET_SIZE(event) >= 2) {
+        int r = ready(s, PyTuple_GET_ITEM(event, 0));
+        if (r > 0) r = plain_snapshot(s->toks, event);
+        if (r < 0) return NULL;
+        if (r) Py_RETURN_NONE;
+    } else if (type == LastTradeType && PyTuple_GET_SIZE(event) >= 6) {
+        int r = ready(s, PyTuple_GET_ITEM(event, 0));
+        if (r > 0) r = plain_trade(s->toks, event);
+        if (r < 0) return NULL;
+        if (r) Py_RETURN_NONE;
     }
-    Py_DECREF(seq);
-    return PyLong_FromSsize_t(i < n ? i : n);
-fail:
-    Py_DECREF(seq);
-    return NULL;
+    PyObject *at = PyLong_FromSsize_t(start);
+    if (!at) return NULL;
+    PyObject *args[2] = {event, at};
+    PyObject *r = PyObject_Vectorcall(s->slow, args, 2, NULL);
+    Py_DECREF(at);
+    return r;
+}
+
+static int sink_traverse(Sink *s, visitproc visit, void *arg) {
+    Py_VISIT(s->venue);
+    Py_VISIT(s->engine);
+    Py_VISIT(s->toks);
+    Py_VISIT(s->slow);
+    Py_VISIT(s->venue_type);
+    Py_VISIT(s->engine_type);
+    return 0;
+}
+
+static int sink_clear(Sink *s) {
+    Py_CLEAR(s->venue);
+    Py_CLEAR(s->engine);
+    Py_CLEAR(s->toks);
+    Py_CLEAR(s->slow);
+    Py_CLEAR(s->venue_type);
+    Py_CLEAR(s->engine_type);
+    return 0;
+}
+
+static void sink_dealloc(Sink *s) {
+    PyObject_GC_UnTrack(s);
+    sink_clear(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef sink_methods[] = {
+    {"on_market_event", (PyCFunction)sink_on_event, METH_O, NULL},
+    {NULL},
+};
+
+static PyTypeObject SinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "polysnipe.adapters.sim._venue.Sink",
+    .tp_basicsize = sizeof(Sink),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)sink_traverse,
+    .tp_clear = (inquiry)sink_clear,
+    .tp_dealloc = (destructor)sink_dealloc,
+    .tp_methods = sink_methods,
+};
+
+/* sink(venue, engine, toks, slow) -> on_market_event: see the module comment. */
+static PyObject *sink(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyDict_CheckExact(args[2]) || !PyCallable_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "sink(venue, engine, toks: dict, slow: callable) takes 4 arguments");
+        return NULL;
+    }
+    PyTypeObject *vt = Py_TYPE(args[0]), *et = Py_TYPE(args[1]);
+    Py_ssize_t o_due, o_reports;
+    if (!slot_offset(vt, "_next_due_ms", &o_due) || !slot_offset(et, "reports", &o_reports)) {
+        PyErr_SetString(PyExc_TypeError, "sink: the venue needs a _next_due_ms slot, the engine a reports slot");
+        return NULL;
+    }
+    Sink *s = PyObject_GC_New(Sink, &SinkType);
+    if (!s) return NULL;
+    s->venue = Py_NewRef(args[0]);
+    s->engine = Py_NewRef(args[1]);
+    s->toks = Py_NewRef(args[2]);
+    s->slow = Py_NewRef(args[3]);
+    s->venue_type = (PyTypeObject *)Py_NewRef(vt);
+    s->engine_type = (PyTypeObject *)Py_NewRef(et);
+    s->o_due = o_due;
+    s->o_reports = o_reports;
+    PyObject_GC_Track(s);
+    PyObject *bound = PyObject_GetAttrString((PyObject *)s, "on_market_event");
+    Py_DECREF(s);
+    return bound;
+}
+
+/* -- the feed's delays ------------------------------------------------------------------------------ */
+
+/* models.FeedLatency.draws' closure, one call each: rejection sampling on the RNG's own getrandbits,
+ * so the sequence is the Python one's draw for draw. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *getrandbits, *bits;
+    long long base, span;
+} Draws;
+
+static PyObject *draws_next(Draws *d, PyObject *unused) {
+    for (;;) {
+        PyObject *r = PyObject_Vectorcall(d->getrandbits, &d->bits, 1, NULL);
+        if (!r) return NULL;
+        long long v = PyLong_AsLongLong(r);
+        Py_DECREF(r);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        if (v >= 0 && v < d->span) return PyLong_FromLongLong(d->base + v);
+    }
+}
+
+static int draws_traverse(Draws *d, visitproc visit, void *arg) {
+    Py_VISIT(d->getrandbits);
+    return 0;
+}
+
+static int draws_clear(Draws *d) {
+    Py_CLEAR(d->getrandbits);
+    Py_CLEAR(d->bits);
+    return 0;
+}
+
+static void draws_dealloc(Draws *d) {
+    PyObject_GC_UnTrack(d);
+    draws_clear(d);
+    Py_TYPE(d)->tp_free((PyObject *)d);
+}
+
+static PyMethodDef draws_methods[] = {
+    {"draw", (PyCFunction)draws_next, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject DrawsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "polysnipe.adapters.sim._venue.Draws",
+    .tp_basicsize = sizeof(Draws),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)draws_traverse,
+    .tp_clear = (inquiry)draws_clear,
+    .tp_dealloc = (destructor)draws_dealloc,
+    .tp_methods = draws_methods,
+};
+
+/* draws(getrandbits, base, span) -> draw: base + a uniform 0..span-1, for 0 <= base and 2 <= span with
+ * base + span < 2**62 (the caller keeps the Python closure for anything else). */
+static PyObject *draws(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyCallable_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "draws(getrandbits, base, span) takes 3 arguments");
+        return NULL;
+    }
+    long long base = PyLong_AsLongLong(args[1]), span = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (base < 0 || span < 2 || span > (1LL << 62) - base) {
+        PyErr_SetString(PyExc_ValueError, "draws: needs 0 <= base, 2 <= span, base + span <= 2**62");
+        return NULL;
+    }
+    int bits = 0;
+    for (long long x = span; x; x >>= 1) bits++;
+    Draws *d = PyObject_GC_New(Draws, &DrawsType);
+    if (!d) return NULL;
+    d->getrandbits = Py_NewRef(args[0]);
+    d->bits = PyLong_FromLong(bits);
+    d->base = base;
+    d->span = span;
+    PyObject_GC_Track(d);
+    PyObject *bound = d->bits ? PyObject_GetAttrString((PyObject *)d, "draw") : NULL;
+    Py_DECREF(d);
+    return bound;
 }
 
 static PyMethodDef venue_functions[] = {
+    {"draws", (PyCFunction)(void (*)(void))draws, METH_FASTCALL, NULL},
     {"apply_plain", (PyCFunction)(void (*)(void))apply_plain, METH_FASTCALL, NULL},
+    {"sink", (PyCFunction)(void (*)(void))sink, METH_FASTCALL, NULL},
     {NULL},
 };
 
@@ -80,9 +585,14 @@ static struct PyModuleDef venuemodule = {PyModuleDef_HEAD_INIT, "polysnipe.adapt
 PyMODINIT_FUNC PyInit__venue(void) {
     Books = PsBook_Import();
     if (!Books) return NULL;
-    s_resting = PyUnicode_InternFromString("resting");
-    s_claims = PyUnicode_InternFromString("claims");
-    s_book = PyUnicode_InternFromString("book");
-    if (!s_resting || !s_claims || !s_book) return NULL;
+    if (PyType_Ready(&SinkType) < 0 || PyType_Ready(&DrawsType) < 0) return NULL;
+    PyObject *events = PyImport_ImportModule("polysnipe.core.events");
+    if (!events) return NULL;
+    PriceChangeType = PyObject_GetAttrString(events, "PriceChange");
+    LastTradeType = PyObject_GetAttrString(events, "LastTrade");
+    BookSnapshotType = PyObject_GetAttrString(events, "BookSnapshot");
+    Py_DECREF(events);
+    s_apply_snapshot = PyUnicode_InternFromString("apply_snapshot");
+    if (!PriceChangeType || !LastTradeType || !BookSnapshotType || !s_apply_snapshot) return NULL;
     return PyModule_Create(&venuemodule);
 }

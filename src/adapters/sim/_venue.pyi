@@ -1,9 +1,14 @@
-"""Types of the compiled venue loop (src/adapters/sim/_venue.c); venue._apply_plain is its reference."""
+"""Types of the compiled venue path (src/adapters/sim/_venue.c); venue._apply_plain and
+SimVenue.apply_event are its reference."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from polysnipe.core.events import BookDelta
+from polysnipe.core.events import BookDelta, MarketEvent
 
 def apply_plain(
     toks: Mapping[str, object], changes: Sequence[BookDelta], ts_ms: int, start: int, /
 ) -> int: ...
+def sink(
+    venue: object, engine: object, toks: Mapping[str, object], slow: Callable[[MarketEvent, int], None], /
+) -> Callable[[MarketEvent], None]: ...
+def draws(getrandbits: Callable[[int], int], base: int, span: int, /) -> Callable[[], int]: ...

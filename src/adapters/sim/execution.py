@@ -18,7 +18,7 @@ the real winner.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from polysnipe.adapters.sim.venue import SimVenue
 from polysnipe.core.events import MarketEvent, MarketResolved
@@ -42,7 +42,10 @@ __all__ = ["SimExecution"]
 class SimExecution:
     """core.ports.ExecutionPort, MarketEventSink and SettlementPort over one SimVenue."""
 
-    __slots__ = ("convert_fee_bips", "registry", "venue", "winners")
+    __slots__ = ("convert_fee_bips", "on_market_event", "registry", "venue", "winners")
+
+    #: `_on_market_event`, with the venue's plain events done in C (SimVenue.market_sink)
+    on_market_event: Callable[[MarketEvent], None]
 
     def __init__(self, venue: SimVenue, registry: MarketRegistry, *, convert_fee_bips: int = 0) -> None:
         if not 0 <= convert_fee_bips <= 10_000:
@@ -52,6 +55,7 @@ class SimExecution:
         self.convert_fee_bips = convert_fee_bips
         #: condition id -> winning token, from the market_resolved events seen
         self.winners: dict[str, str] = {}
+        self.on_market_event = venue.market_sink(self._on_market_event)
 
     # -- execution -----------------------------------------------------------------------------
     async def submit(self, order: OrderRequest, now_ms: int) -> Sequence[ExecutionReport]:
@@ -70,11 +74,11 @@ class SimExecution:
         return self.venue.wake_ms
 
     # -- market events -------------------------------------------------------------------------
-    def on_market_event(self, event: MarketEvent) -> None:
+    def _on_market_event(self, event: MarketEvent, start: int = 0) -> None:
         if type(event) is MarketResolved:
             self._resolve(event)
             return
-        self.venue.on_market_event(event)
+        self.venue.apply_event(event, start)
 
     def _resolve(self, event: MarketResolved) -> None:
         if event.market in self.winners:

@@ -13,11 +13,18 @@ from typing import Protocol
 
 import attrs
 
+from polysnipe.core.book import book_implementation
 from polysnipe.core.events import Side
 from polysnipe.core.fees import FEE_QUANTUM_MICRO, TakerFee, fee_value_usdc, taker_fee
 from polysnipe.core.market import Market
 from polysnipe.core.ports import Rng
 from polysnipe.core.units import MICRO
+
+_compiled_draws: Callable[[Callable[[int], int], int, int], Callable[[], int]] | None
+try:
+    from polysnipe.adapters.sim._venue import draws as _compiled_draws
+except ImportError:  # not built: the Python closure serves
+    _compiled_draws = None
 
 __all__ = [
     "ConstantLatency",
@@ -54,6 +61,9 @@ class FeedLatency:
             return lambda: base
         bits = span.bit_length()
         getrandbits = rng.getrandbits
+        if _compiled_draws is not None and book_implementation() == "compiled" and base + span <= 1 << 62:
+            # the same draws, without a Python frame each (adapters/sim/_venue.c)
+            return _compiled_draws(getrandbits, base, span)
 
         def draw() -> int:
             r = getrandbits(bits)

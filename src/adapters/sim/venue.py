@@ -86,6 +86,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Protocol
 
 import attrs
 
@@ -337,24 +338,50 @@ class _Tok:
 
 
 def _apply_plain(toks: Mapping[str, _Tok], changes: Sequence[BookDelta], ts_ms: int, start: int) -> int:
-    """Apply `changes[start:]` to the venue's books while each is only a book update (a known token with
-    no resting order and no claim at that price); returns the index of the first delta that needs
-    `MatchingEngine.apply`'s full handling, or len(changes). The reference for _venue.apply_plain."""
+    """Apply `changes[start:]` to the venue's books while each is only upkeep (a known token with no
+    resting order: a book update, and the claim's at that price if there is one); returns the index of
+    the first delta that needs `MatchingEngine.apply`'s full handling, or len(changes). The reference
+    for _venue.apply_plain."""
     for i in range(max(start, 0), len(changes)):
         d = changes[i]
         tok = toks.get(d.token_id)
-        if tok is None or tok.resting or d.price in tok.claims[d.side]:
+        if tok is None or tok.resting:
             return i
-        tok.book.apply_level(d.side, d.price, d.size, ts_ms)
+        _update_level(tok, d, ts_ms)
     return len(changes)
 
 
+def _update_level(tok: _Tok, d: BookDelta, ts_ms: int) -> tuple[int, int]:
+    """One level change of `tok`'s book, less what a claim there still hides (module doc, Liquidity):
+    (the change in the book's size, the size it shows now)."""
+    claims = tok.claims[d.side]
+    claim = claims.get(d.price) if claims else None
+    if claim is None:
+        return tok.book.apply_level(d.side, d.price, d.size, ts_ms), d.size
+    claim.see(d.size)
+    shows = d.size - claim.hidden
+    if not claim.hidden:
+        del claims[d.price]
+    return tok.book.apply_level(d.side, d.price, shows, ts_ms), shows
+
+
 _PlainLoop = Callable[[Mapping[str, _Tok], Sequence[BookDelta], int, int], int]
+
+
+class _EventHandler(Protocol):
+    """A market-event handler that may be told where a price change's unapplied deltas begin."""
+
+    def __call__(self, event: MarketEvent, start: int = 0, /) -> None: ...
+
+
+_SinkMaker = Callable[[object, object, Mapping[str, _Tok], _EventHandler], Callable[[MarketEvent], None]]
 _compiled_plain: _PlainLoop | None
+_compiled_sink: _SinkMaker | None
 try:
     from polysnipe.adapters.sim._venue import apply_plain as _compiled_plain
+    from polysnipe.adapters.sim._venue import sink as _compiled_sink
 except ImportError:  # not built: the Python loop serves
-    _compiled_plain = None
+    _compiled_plain = _compiled_sink = None
 
 
 class _Order:
@@ -483,6 +510,7 @@ class MatchingEngine:
 
     __slots__ = (
         "_apply_plain",
+        "_compiled",
         "_expiries",
         "_fees",
         "_held",
@@ -525,8 +553,8 @@ class MatchingEngine:
         self._min_gtd_lead_ms = min_gtd_lead_ms
         self._toks: dict[str, _Tok] = {}
         # the compiled loop along with the compiled books (POLYSNIPE_PURE_PYTHON=1 turns both off)
-        compiled = _compiled_plain is not None and book_implementation() == "compiled"
-        self._apply_plain: _PlainLoop = _compiled_plain if compiled else _apply_plain  # type: ignore[assignment]
+        self._compiled = _compiled_plain is not None and book_implementation() == "compiled"
+        self._apply_plain: _PlainLoop = _compiled_plain if self._compiled else _apply_plain  # type: ignore[assignment]
         self._orders: dict[str, _Order] = {}  # resting orders only, in placement order
         self._seen: set[str] = set()
         self._expiries: list[tuple[int, int, str]] = []  # heap of (expiration_ms, seq, order_id)
@@ -594,16 +622,28 @@ class MatchingEngine:
         return self._expiries[0][0] if self._expiries else None
 
     # -- market data ---------------------------------------------------------------------------
-    def apply(self, event: MarketEvent) -> None:
-        """Update the books from one replayed event and fill resting orders it reaches."""
+    def sink(self, venue: object, handler: _EventHandler) -> Callable[[MarketEvent], None]:
+        """`handler` as a MarketEventSink's on_market_event, for `venue` (a SimVenue over this engine).
+
+        Compiled (along with the book), the events that are only book upkeep at this engine (_venue.c,
+        `sink`) are applied in C and never reach `handler`, which gets the rest, and a price change
+        it gets with the index of its first delta not yet applied; else `handler` itself, with start 0.
+        """
+        if _compiled_sink is None or not self._compiled:
+            return handler
+        return _compiled_sink(venue, self, self._toks, handler)
+
+    def apply(self, event: MarketEvent, start: int = 0) -> None:
+        """Update the books from one replayed event and fill resting orders it reaches; a price
+        change from its delta `start` on (those before it are applied already)."""
         if type(event) is PriceChange:
             ts = event.ts_ms
             toks = self._toks
             changes = event.changes
             n = len(changes)
-            # in order: the plain deltas (no order, no claim there: nearly all) a run at a time, in one
-            # call, and each other one through _apply_delta
-            i = self._apply_plain(toks, changes, ts, 0)
+            # in order: the plain deltas (no order there: nearly all) a run at a time, in one call, and
+            # each other one through _apply_delta
+            i = self._apply_plain(toks, changes, ts, start)
             while i < n:
                 self._apply_delta(changes[i], ts)
                 i = self._apply_plain(toks, changes, ts, i + 1)
@@ -621,21 +661,12 @@ class MatchingEngine:
                     comp.book.set_tick_size(event.new_tick)
 
     def _apply_delta(self, d: BookDelta, ts: int) -> None:
-        """One level change of a token that is new here, has resting orders or a claim at that price."""
+        """One level change of a token that is new here or has resting orders (or that the compiled
+        loop leaves to Python: a claim whose values it does not take)."""
         tok = self._tok(d.token_id)
         if tok is None:
             return
-        claims = tok.claims[d.side]
-        claim = claims.get(d.price) if claims else None
-        if claim is None:
-            delta = tok.book.apply_level(d.side, d.price, d.size, ts)
-            shows = d.size
-        else:
-            claim.see(d.size)
-            shows = d.size - claim.hidden
-            if not claim.hidden:
-                del claims[d.price]
-            delta = tok.book.apply_level(d.side, d.price, shows, ts)
+        delta, shows = _update_level(tok, d, ts)
         if delta and tok.resting:
             self._level_changed(tok, d.side, d.price, shows - delta, shows, ts)
 
@@ -1194,8 +1225,12 @@ class SimVenue:
         "_outbox",
         "_pending",
         "_rng",
+        "on_market_event",
         "wake_ms",
     )
+
+    #: apply a replayed event (`apply_event`, with the compiled engine's plain events done in C)
+    on_market_event: Callable[[MarketEvent], None]
 
     def __init__(
         self,
@@ -1230,6 +1265,7 @@ class SimVenue:
         #: the earliest time at which `poll` has anything to do (an arrival, an expiry or a report to
         #: deliver); before it, poll returns [] and a replay loop may skip the call
         self.wake_ms = _NEVER
+        self.on_market_event = self.market_sink(self.apply_event)
 
     # -- ExecutionPort -------------------------------------------------------------------------
     def submit(self, order: OrderRequest, now_ms: int) -> None:
@@ -1250,15 +1286,22 @@ class SimVenue:
         return out
 
     # -- market data ---------------------------------------------------------------------------
-    def on_market_event(self, event: MarketEvent) -> None:
-        """Apply a replayed event; anything due at or before its time happens first."""
+    def apply_event(self, event: MarketEvent, start: int = 0) -> None:
+        """Apply a replayed event; anything due at or before its time happens first. A price change
+        from its delta `start` on: the compiled sink applied those before it, having found nothing due.
+        The reference for `on_market_event`."""
         ts = event.ts_ms
         if ts >= self._next_due_ms:
             self._advance(ts)
         engine = self._engine
-        engine.apply(event)
+        engine.apply(event, start)
         if engine.reports:
             self._flush(ts)
+
+    def market_sink(self, handler: _EventHandler) -> Callable[[MarketEvent], None]:
+        """`handler` (apply_event, or a caller's that ends in it) as an on_market_event that leaves
+        the venue's plain events (only book upkeep, nothing due) to compiled code where it is built."""
+        return self._engine.sink(self, handler)
 
     # -- inspection ----------------------------------------------------------------------------
     @property
