@@ -21,7 +21,7 @@ from polysnipe.core.exits import on_book_change, redeem_resolved
 from polysnipe.core.lifecycle import handle_opportunities
 from polysnipe.core.messages import CancelOrder, Command, RaiseAlert
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.signals.base import reacts_to
+from polysnipe.core.signals.base import handler_of, reacts_to
 from polysnipe.core.state import EngineState, Flagging, SignalRoute
 
 __all__ = ["on_book", "on_last_trade", "on_price_change", "on_resolved", "on_signal", "on_tick_size"]
@@ -43,26 +43,28 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
     # of them but a token's first); it stops at a token without one, made here (or skipped if unknown).
     books = state.books
     changes = event.changes
-    applied = dropped = start = 0
-    while True:
-        stop, took, lost = apply_changes(books, changes, event.ts_ms, start)
+    ts = event.ts_ms
+    n = len(changes)
+    stop, applied, dropped = apply_changes(books, changes, ts, 0)
+    while stop != n:
+        start = stop if _book_for(state, changes[stop].token_id) is not None else stop + 1
+        stop, took, lost = apply_changes(books, changes, ts, start)
         applied += took
         dropped += lost
-        if stop == len(changes):
-            break
-        start = stop if _book_for(state, changes[stop].token_id) is not None else stop + 1
     if dropped:
         state.bump("deltas_before_snapshot", dropped)
     if not applied:
         state.bump("events_unknown_token")
         return
     _react(state, event, now_ms, commands)
-    if state.exits.watched:
-        watched = state.exits.watched
-        # in the order the changes name them: a set's order follows string hashes, which differ
-        # between processes, and two exits in one event would be placed in either order
-        for token in dict.fromkeys(d.token_id for d in event.changes if d.token_id in watched):
-            on_book_change(state, token, now_ms, commands)
+    watched = state.exits.watched
+    if watched:
+        touched = [t for d in changes if (t := d.token_id) in watched]
+        if touched:
+            # in the order the changes name them: a set's order follows string hashes, which differ
+            # between processes, and two exits in one event would be placed in either order
+            for token in dict.fromkeys(touched):
+                on_book_change(state, token, now_ms, commands)
 
 
 def on_book(state: EngineState, event: BookSnapshot, now_ms: int, commands: list[Command]) -> None:
@@ -129,7 +131,7 @@ def _route_for(state: EngineState, kind: type) -> SignalRoute:
         state.routes_of = state.signals
     modules = [m for m in state.signals if (types := reacts_to(m)) is None or kind in types]
     route: SignalRoute = (
-        tuple(m.on_event for m in modules),
+        tuple(handler_of(m) for m in modules),
         tuple(m for m in modules if isinstance(m, Flagging)),
     )
     state.routes[kind] = route
