@@ -40,6 +40,7 @@ a refused one is asked again `settlement_retry_ms` later, on a timer.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 
 from polysnipe.core.events import Side
 from polysnipe.core.exit_rules import LotKey
@@ -62,6 +63,7 @@ from polysnipe.core.units import ONE, format_micro
 
 __all__ = [
     "after_fill",
+    "judge_lots",
     "on_book_change",
     "on_converted",
     "on_merged",
@@ -92,6 +94,15 @@ def on_book_change(state: EngineState, token_id: str, now_ms: int, commands: lis
         held = [(key[1], lot) for key, lot in wallet.lots.items() if key[0] == token_id and lot.shares > 0]
         for lot_label, lot in held:
             _judge(state, (wallet_name, token_id, lot_label), lot, now_ms, commands, timer=False)
+
+
+def judge_lots(
+    state: EngineState, lots: Sequence[tuple[LotKey, Lot]], now_ms: int, commands: list[Command]
+) -> None:
+    """`on_book_change` for lots already picked, (key, lot) in the order it would judge them (what
+    core._market.price_change hands back for the tokens a price change touched)."""
+    for key, lot in lots:
+        _judge(state, key, lot, now_ms, commands, timer=False)
 
 
 def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> None:

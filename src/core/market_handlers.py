@@ -7,8 +7,11 @@ opportunities they find go to the opportunity lifecycle; their data-quality flag
 
 from __future__ import annotations
 
-from polysnipe.core.book import Book, apply_changes, new_book
+from collections.abc import Callable, Sequence
+
+from polysnipe.core.book import Book, apply_changes, book_implementation, new_book
 from polysnipe.core.events import (
+    BookDelta,
     BookSnapshot,
     Event,
     ExternalSignal,
@@ -17,12 +20,25 @@ from polysnipe.core.events import (
     PriceChange,
     TickSizeChange,
 )
-from polysnipe.core.exits import on_book_change, redeem_resolved
+from polysnipe.core.exit_rules import LotKey
+from polysnipe.core.exits import judge_lots, on_book_change, redeem_resolved
 from polysnipe.core.lifecycle import handle_opportunities
 from polysnipe.core.messages import CancelOrder, Command, RaiseAlert
 from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.portfolio import Lot
 from polysnipe.core.signals.base import handler_of, reacts_to
 from polysnipe.core.state import EngineState, Flagging, SignalRoute
+
+#: what core._market.price_change answers when Python has work left: (stop, applied, dropped, what the
+#: signal modules found, the lots to judge)
+_Left = tuple[int, int, int, list[Opportunity] | None, list[tuple[LotKey, Lot]] | None]
+_price_change: Callable[..., _Left | None] | None
+try:
+    from polysnipe.core._market import price_change as _compiled
+
+    _price_change = _compiled
+except ImportError:  # the extension is not built: the Python below serves alone
+    _price_change = None
 
 __all__ = ["on_book", "on_last_trade", "on_price_change", "on_resolved", "on_signal", "on_tick_size"]
 
@@ -41,11 +57,36 @@ def _book_for(state: EngineState, token_id: str) -> Book | None:
 def on_price_change(state: EngineState, event: PriceChange, now_ms: int, commands: list[Command]) -> None:
     # Most inputs are price changes: one apply_changes call takes every delta whose book exists (all
     # of them but a token's first); it stops at a token without one, made here (or skipped if unknown).
+    # With the compiled book, core._market.price_change also runs the signal modules and picks the lots
+    # to judge in that call, and answers None when nothing is left for Python (nearly every event).
     books = state.books
     changes = event.changes
     ts = event.ts_ms
     n = len(changes)
-    stop, applied, dropped = apply_changes(books, changes, ts, 0)
+    if _price_change is not None and book_implementation() == "compiled":
+        handlers, flagged = _route(state, PriceChange)
+        done = _price_change(
+            books, changes, ts, handlers, event, state, now_ms, state.exits.watched, state.portfolio.wallets
+        )
+        if done is None:
+            if flagged:
+                _collect_flags(state, flagged, now_ms, commands)
+            return
+        stop, applied, dropped, opps, held = done
+        if stop == n and applied:
+            if dropped:
+                state.bump("deltas_before_snapshot", dropped)
+            if opps:
+                handle_opportunities(state, opps, now_ms, commands)
+            if flagged:
+                _collect_flags(state, flagged, now_ms, commands)
+            if opps:  # the lifecycle came first: the lots are picked now, as below
+                _on_books_changed(state, changes, now_ms, commands)
+            elif held:
+                judge_lots(state, held, now_ms, commands)
+            return
+    else:
+        stop, applied, dropped = apply_changes(books, changes, ts, 0)
     while stop != n:
         start = stop if _book_for(state, changes[stop].token_id) is not None else stop + 1
         stop, took, lost = apply_changes(books, changes, ts, start)
@@ -57,6 +98,13 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
         state.bump("events_unknown_token")
         return
     _react(state, event, now_ms, commands)
+    _on_books_changed(state, changes, now_ms, commands)
+
+
+def _on_books_changed(
+    state: EngineState, changes: Sequence[BookDelta], now_ms: int, commands: list[Command]
+) -> None:
+    """Judge the exit rules of the lots held in the watched tokens `changes` touched."""
     watched = state.exits.watched
     if watched:
         touched = [t for d in changes if (t := d.token_id) in watched]
@@ -138,10 +186,13 @@ def _route_for(state: EngineState, kind: type) -> SignalRoute:
     return route
 
 
-def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command]) -> None:
-    kind = type(event)
+def _route(state: EngineState, kind: type) -> SignalRoute:
     route = state.routes.get(kind) if state.routes_of is state.signals else None
-    handlers, flagged = route if route is not None else _route_for(state, kind)
+    return route if route is not None else _route_for(state, kind)
+
+
+def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command]) -> None:
+    handlers, flagged = _route(state, type(event))
     opps: list[Opportunity] | None = None
     for on_event in handlers:
         found = on_event(event, state, now_ms)
@@ -152,6 +203,12 @@ def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command
                 opps.extend(found)
     if opps:
         handle_opportunities(state, opps, now_ms, commands)
+    _collect_flags(state, flagged, now_ms, commands)
+
+
+def _collect_flags(
+    state: EngineState, flagged: tuple[Flagging, ...], now_ms: int, commands: list[Command]
+) -> None:
     for module in flagged:
         if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
             _collect_data_quality(state, module, now_ms, commands)

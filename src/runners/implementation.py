@@ -11,9 +11,11 @@ Python versions of both compiled parts:
   (tests/unit/test_fastdecode.py);
 * and, following the book (they are chosen where `book_implementation()` says "compiled"): the Python
   per-delta loops of the engine and the simulated venue (core._book.apply_changes,
-  adapters/sim/_venue.apply_plain) and the Python Spread Hunter and Liquidity Vacuum, where their
-  compiled kernels (core/signals/_hunter.c, _vacuum.c) would hold the per-event state; each pair is held
-  to one answer by differential tests, and whole backtests to the same bytes (tests/unit/test_book_paths.py).
+  adapters/sim/_venue.apply_plain), the Python Spread Hunter and Liquidity Vacuum, where their
+  compiled kernels (core/signals/_hunter.c, _vacuum.c) would hold the per-event state, and
+  market_handlers.on_price_change's own steps, where the compiled dispatch (core/_market.c) would apply
+  a price change, run the signal modules and pick the lots to judge in one call; each pair is held to
+  one answer by differential tests, and whole backtests to the same bytes (tests/unit/test_book_paths.py).
 
 The switch exists to check that and to run where the extensions are not built. Code that works without
 the CLI (tests, notebooks) gets the compiled parts when they are built, or calls
