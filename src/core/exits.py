@@ -101,8 +101,11 @@ def judge_lots(
 ) -> None:
     """`on_book_change` for lots already picked, (key, lot) in the order it would judge them (what
     core._market.price_change hands back for the tokens a price change touched)."""
+    rule_for = state.exits.params.rule_for
     for key, lot in lots:
-        _judge(state, key, lot, now_ms, commands, timer=False)
+        # a lot no price rule watches (a basket leg) is about half of those a replay holds
+        if rule_for(key[2]) is not None:
+            _judge(state, key, lot, now_ms, commands, timer=False)
 
 
 def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> None:
@@ -126,7 +129,7 @@ def _judge(
     rule = exits.params.rule_for(key[2])
     if rule is None or key[1] in state.portfolio.resolved:
         return
-    if _converting(state, key[0], key[1]):
+    if exits.converting and _converting(state, key[0], key[1]):
         if timer:  # the conversion in flight takes these shares; look again once it answered
             exits.schedule(key, now_ms + exits.params.retry_ms)
         return

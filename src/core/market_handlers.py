@@ -64,13 +64,15 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
     ts = event.ts_ms
     n = len(changes)
     if _price_change is not None and book_implementation() == "compiled":
-        handlers, flagged = _route(state, PriceChange)
+        route = state.routes.get(PriceChange) if state.routes_of is state.signals else None
+        handlers, flagged = route if route is not None else _route_for(state, PriceChange)
         done = _price_change(
             books, changes, ts, handlers, event, state, now_ms, state.exits.watched, state.portfolio.wallets
         )
         if done is None:
-            if flagged:
-                _collect_flags(state, flagged, now_ms, commands)
+            for module in flagged:  # _collect_flags, inline: this runs for nearly every event
+                if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
+                    _collect_data_quality(state, module, now_ms, commands)
             return
         stop, applied, dropped, opps, held = done
         if stop == n and applied:

@@ -296,7 +296,9 @@ class EngineLoop:
         on_market_event = self.sink.on_market_event
         observe = self.clock.observe
         counts = self.counts
-        delayed = self.feed_delay is not None
+        feed_delay = self.feed_delay
+        delayed = feed_delay is not None
+        feed = self._feed
         for item in batch:
             kind = type(item)
             if kind in _MARKET:
@@ -306,19 +308,21 @@ class EngineLoop:
                     await self._engine_event(item, observe(item.ts_ms))  # type: ignore[attr-defined]
                     continue
                 ts = item.ts_ms  # type: ignore[attr-defined]
-                if self._feed and self._feed[0][0] <= ts:
+                if feed and feed[0][0] <= ts:
                     held = self._release_quiet(ts)
                     if held is not None:
                         await self._release_feed(ts, held)
                 # the venue sees the event at the exchange's time, the engine only once it arrives
                 on_market_event(item)  # type: ignore[arg-type]
-                arrives = max(ts + self.feed_delay(), self._feed_last_ms)  # type: ignore[misc]
+                arrives = ts + feed_delay()  # type: ignore[misc]
+                if arrives < self._feed_last_ms:  # never before the event ahead of it
+                    arrives = self._feed_last_ms
                 self._feed_last_ms = arrives
-                self._feed.append((arrives, item))
+                feed.append((arrives, item))
             elif kind is ExternalSignal:
                 counts[EVENT_NAMES[kind]] += 1
                 ts = item.ts_ms  # type: ignore[attr-defined]
-                if self._feed and self._feed[0][0] <= ts:
+                if feed and feed[0][0] <= ts:
                     await self._release_feed(ts)
                 await self._engine_event(item, observe(ts))
             elif kind in _REPORTS:
