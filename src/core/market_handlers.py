@@ -67,7 +67,15 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
         route = state.routes.get(PriceChange) if state.routes_of is state.signals else None
         handlers, flagged = route if route is not None else _route_for(state, PriceChange)
         done = _price_change(
-            books, changes, ts, handlers, event, state, now_ms, state.exits.watched, state.portfolio.wallets
+            books,
+            changes,
+            ts,
+            handlers,
+            event,
+            state,
+            now_ms,
+            state.exits.watched,
+            state.risk.portfolio.wallets,
         )
         if done is None:
             for module in flagged:  # _collect_flags, inline: this runs for nearly every event
