@@ -15,47 +15,60 @@ static PyObject *apply_changes_fn, *s_lots, *s_shares, *zero;
 
 /* Append to `out` a (wallet, token, lot) key and its lot for every lot of `token` held (shares > 0)
  * in each wallet, in the order exits.on_book_change judges them: wallets, then lots, as their dicts
- * iterate. */
-static int held_lots(PyObject *wallets, PyObject *token, PyObject *out) {
-    Py_ssize_t wpos = 0;
-    PyObject *wname, *wallet;
-    while (PyDict_Next(wallets, &wpos, &wname, &wallet)) {
-        PyObject *lots = PyObject_GetAttr(wallet, s_lots);
-        if (!lots) return -1;
-        if (!PyDict_Check(lots)) {
-            Py_DECREF(lots);
-            PyErr_SetString(PyExc_TypeError, "a wallet's lots must be a dict");
-            return -1;
+ * iterate. The items are held while Python code may run (attribute reads, comparisons), so a dict
+ * changed meanwhile can misorder the answer but never free what is in use. */
+static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject *out) {
+    PyObject *lots = PyObject_GetAttr(wallet, s_lots);
+    if (!lots) return -1;
+    if (!PyDict_Check(lots)) {
+        Py_DECREF(lots);
+        PyErr_SetString(PyExc_TypeError, "a wallet's lots must be a dict");
+        return -1;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *lot;
+    int rc = 0;
+    while (rc == 0 && PyDict_Next(lots, &pos, &key, &lot)) {
+        if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a lot's key must be (token, strategy)");
+            rc = -1;
+            break;
         }
-        Py_ssize_t lpos = 0;
-        PyObject *key, *lot;
-        while (PyDict_Next(lots, &lpos, &key, &lot)) {
-            if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 2) {
-                Py_DECREF(lots);
-                PyErr_SetString(PyExc_TypeError, "a lot's key must be (token, strategy)");
-                return -1;
-            }
-            int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(key, 0), token, Py_EQ);
-            if (same < 0) goto fail;
-            if (!same) continue;
+        Py_INCREF(key);
+        Py_INCREF(lot);
+        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(key, 0), token, Py_EQ);
+        int held = 0;
+        if (same > 0) {
             PyObject *shares = PyObject_GetAttr(lot, s_shares);
-            if (!shares) goto fail;
-            int held = PyObject_RichCompareBool(shares, zero, Py_GT);
-            Py_DECREF(shares);
-            if (held < 0) goto fail;
-            if (!held) continue;
+            held = shares ? PyObject_RichCompareBool(shares, zero, Py_GT) : -1;
+            Py_XDECREF(shares);
+        }
+        if (same < 0 || held < 0) {
+            rc = -1;
+        } else if (held) {
             PyObject *lkey = PyTuple_Pack(3, wname, token, PyTuple_GET_ITEM(key, 1));
             PyObject *pair = lkey ? PyTuple_Pack(2, lkey, lot) : NULL;
             Py_XDECREF(lkey);
-            int bad = !pair || PyList_Append(out, pair) < 0;
+            if (!pair || PyList_Append(out, pair) < 0) rc = -1;
             Py_XDECREF(pair);
-            if (bad) goto fail;
         }
-        Py_DECREF(lots);
-        continue;
-    fail:
-        Py_DECREF(lots);
-        return -1;
+        Py_DECREF(key);
+        Py_DECREF(lot);
+    }
+    Py_DECREF(lots);
+    return rc;
+}
+
+static int held_lots(PyObject *wallets, PyObject *token, PyObject *out) {
+    Py_ssize_t pos = 0;
+    PyObject *wname, *wallet;
+    while (PyDict_Next(wallets, &pos, &wname, &wallet)) {
+        Py_INCREF(wname);
+        Py_INCREF(wallet);
+        int rc = lots_of(wname, wallet, token, out);
+        Py_DECREF(wname);
+        Py_DECREF(wallet);
+        if (rc < 0) return -1;
     }
     return 0;
 }
@@ -115,25 +128,27 @@ static PyObject *price_change(PyObject *module, PyObject *const *args, Py_ssize_
         if (any < 0) goto done;
     }
     if (!opps && PySet_GET_SIZE(watched)) {
-        PyObject **items = PySequence_Fast_ITEMS(seq);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *d = items[i];
+        /* the size is read again each time: `seq` may be the caller's list, which Python code run
+         * meanwhile (hashes, comparisons) could change */
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *d = PySequence_Fast_GET_ITEM(seq, i);
             if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) < 1) {
                 PyErr_SetString(PyExc_TypeError, "a change must be a BookDelta");
                 goto done;
             }
-            PyObject *token = PyTuple_GET_ITEM(d, 0);
+            PyObject *token = Py_NewRef(PyTuple_GET_ITEM(d, 0));
             int w = PySet_Contains(watched, token);
-            if (w < 0) goto done;
-            if (!w) continue;
             /* each token once, where the changes first name it (dict.fromkeys in the reference) */
-            if (!touched && !(touched = PyDict_New())) goto done;
-            int seen = PyDict_Contains(touched, token);
-            if (seen < 0) goto done;
-            if (seen) continue;
-            if (PyDict_SetItem(touched, token, Py_None) < 0) goto done;
-            if (!held && !(held = PyList_New(0))) goto done;
-            if (held_lots(args[8], token, held) < 0) goto done;
+            if (w > 0 && !touched && !(touched = PyDict_New())) w = -1;
+            int seen = w > 0 ? PyDict_Contains(touched, token) : 0;
+            int rc = w < 0 || seen < 0 ? -1 : 0;
+            if (rc == 0 && w > 0 && !seen) {
+                if (PyDict_SetItem(touched, token, Py_None) < 0 || (!held && !(held = PyList_New(0))) ||
+                    held_lots(args[8], token, held) < 0)
+                    rc = -1;
+            }
+            Py_DECREF(token);
+            if (rc < 0) goto done;
         }
     }
     if (!dropped && !opps && (!held || !PyList_GET_SIZE(held))) {
