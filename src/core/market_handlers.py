@@ -3,6 +3,9 @@
 Each handler applies its event to the engine's books (or last trades), counts an event that names no
 known token, and hands the event to the signal modules that declared interest in its type. Whatever
 opportunities they find go to the opportunity lifecycle; their data-quality flags become alerts.
+
+Price changes, nearly every input, take one compiled call where the compiled book serves
+(core/_market.c: the deltas, the signal modules and the lots to judge); the Python here is its reference.
 """
 
 from __future__ import annotations
