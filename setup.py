@@ -15,6 +15,12 @@ setup(
             depends=["src/core/_book_api.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
+        # a price change's engine work in one call, beside market_handlers.py (src/core/_market.c)
+        Extension(
+            "polysnipe.core._market",
+            sources=["src/core/_market.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
         # the simulated venue's per-delta book upkeep, beside venue.py (src/adapters/sim/_venue.c)
         Extension(
             "polysnipe.adapters.sim._venue",

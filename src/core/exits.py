@@ -40,6 +40,7 @@ a refused one is asked again `settlement_retry_ms` later, on a timer.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 
 from polysnipe.core.events import Side
 from polysnipe.core.exit_rules import LotKey
@@ -62,6 +63,7 @@ from polysnipe.core.units import ONE, format_micro
 
 __all__ = [
     "after_fill",
+    "judge_lots",
     "on_book_change",
     "on_converted",
     "on_merged",
@@ -94,6 +96,18 @@ def on_book_change(state: EngineState, token_id: str, now_ms: int, commands: lis
             _judge(state, (wallet_name, token_id, lot_label), lot, now_ms, commands, timer=False)
 
 
+def judge_lots(
+    state: EngineState, lots: Sequence[tuple[LotKey, Lot]], now_ms: int, commands: list[Command]
+) -> None:
+    """`on_book_change` for lots already picked, (key, lot) in the order it would judge them (what
+    core._market.price_change hands back for the tokens a price change touched)."""
+    rule_for = state.exits.params.rule_for
+    for key, lot in lots:
+        # a lot no price rule watches (a basket leg) is about half of those a replay holds
+        if rule_for(key[2]) is not None:
+            _judge(state, key, lot, now_ms, commands, timer=False)
+
+
 def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> None:
     timers = state.exits.timers
     while timers and timers[0][0] <= now_ms:
@@ -115,7 +129,7 @@ def _judge(
     rule = exits.params.rule_for(key[2])
     if rule is None or key[1] in state.portfolio.resolved:
         return
-    if _converting(state, key[0], key[1]):
+    if exits.converting and _converting(state, key[0], key[1]):
         if timer:  # the conversion in flight takes these shares; look again once it answered
             exits.schedule(key, now_ms + exits.params.retry_ms)
         return

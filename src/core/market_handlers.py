@@ -3,12 +3,18 @@
 Each handler applies its event to the engine's books (or last trades), counts an event that names no
 known token, and hands the event to the signal modules that declared interest in its type. Whatever
 opportunities they find go to the opportunity lifecycle; their data-quality flags become alerts.
+
+Price changes, nearly every input, take one compiled call where the compiled book serves
+(core/_market.c: the deltas, the signal modules and the lots to judge); the Python here is its reference.
 """
 
 from __future__ import annotations
 
-from polysnipe.core.book import Book, apply_changes, new_book
+from collections.abc import Callable, Sequence
+
+from polysnipe.core.book import Book, apply_changes, book_implementation, new_book
 from polysnipe.core.events import (
+    BookDelta,
     BookSnapshot,
     Event,
     ExternalSignal,
@@ -17,12 +23,25 @@ from polysnipe.core.events import (
     PriceChange,
     TickSizeChange,
 )
-from polysnipe.core.exits import on_book_change, redeem_resolved
+from polysnipe.core.exit_rules import LotKey
+from polysnipe.core.exits import judge_lots, on_book_change, redeem_resolved
 from polysnipe.core.lifecycle import handle_opportunities
 from polysnipe.core.messages import CancelOrder, Command, RaiseAlert
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.signals.base import reacts_to
+from polysnipe.core.portfolio import Lot
+from polysnipe.core.signals.base import handler_of, reacts_to
 from polysnipe.core.state import EngineState, Flagging, SignalRoute
+
+#: what core._market.price_change answers when Python has work left: (stop, applied, dropped, what the
+#: signal modules found, the lots to judge)
+_Left = tuple[int, int, int, list[Opportunity] | None, list[tuple[LotKey, Lot]] | None]
+_price_change: Callable[..., _Left | None] | None
+try:
+    from polysnipe.core._market import price_change as _compiled
+
+    _price_change = _compiled
+except ImportError:  # the extension is not built: the Python below serves alone
+    _price_change = None
 
 __all__ = ["on_book", "on_last_trade", "on_price_change", "on_resolved", "on_signal", "on_tick_size"]
 
@@ -41,28 +60,72 @@ def _book_for(state: EngineState, token_id: str) -> Book | None:
 def on_price_change(state: EngineState, event: PriceChange, now_ms: int, commands: list[Command]) -> None:
     # Most inputs are price changes: one apply_changes call takes every delta whose book exists (all
     # of them but a token's first); it stops at a token without one, made here (or skipped if unknown).
+    # With the compiled book, core._market.price_change also runs the signal modules and picks the lots
+    # to judge in that call, and answers None when nothing is left for Python (nearly every event).
     books = state.books
     changes = event.changes
-    applied = dropped = start = 0
-    while True:
-        stop, took, lost = apply_changes(books, changes, event.ts_ms, start)
+    ts = event.ts_ms
+    n = len(changes)
+    if _price_change is not None and book_implementation() == "compiled":
+        route = state.routes.get(PriceChange) if state.routes_of is state.signals else None
+        handlers, flagged = route if route is not None else _route_for(state, PriceChange)
+        done = _price_change(
+            books,
+            changes,
+            ts,
+            handlers,
+            event,
+            state,
+            now_ms,
+            state.exits.watched,
+            state.risk.portfolio.wallets,
+        )
+        if done is None:
+            for module in flagged:  # _collect_flags, inline: this runs for nearly every event
+                if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
+                    _collect_data_quality(state, module, now_ms, commands)
+            return
+        stop, applied, dropped, opps, held = done
+        if stop == n and applied:
+            if dropped:
+                state.bump("deltas_before_snapshot", dropped)
+            if opps:
+                handle_opportunities(state, opps, now_ms, commands)
+            if flagged:
+                _collect_flags(state, flagged, now_ms, commands)
+            if opps:  # the lifecycle came first: the lots are picked now, as below
+                _on_books_changed(state, changes, now_ms, commands)
+            elif held:
+                judge_lots(state, held, now_ms, commands)
+            return
+    else:
+        stop, applied, dropped = apply_changes(books, changes, ts, 0)
+    while stop != n:
+        start = stop if _book_for(state, changes[stop].token_id) is not None else stop + 1
+        stop, took, lost = apply_changes(books, changes, ts, start)
         applied += took
         dropped += lost
-        if stop == len(changes):
-            break
-        start = stop if _book_for(state, changes[stop].token_id) is not None else stop + 1
     if dropped:
         state.bump("deltas_before_snapshot", dropped)
     if not applied:
         state.bump("events_unknown_token")
         return
     _react(state, event, now_ms, commands)
-    if state.exits.watched:
-        watched = state.exits.watched
-        # in the order the changes name them: a set's order follows string hashes, which differ
-        # between processes, and two exits in one event would be placed in either order
-        for token in dict.fromkeys(d.token_id for d in event.changes if d.token_id in watched):
-            on_book_change(state, token, now_ms, commands)
+    _on_books_changed(state, changes, now_ms, commands)
+
+
+def _on_books_changed(
+    state: EngineState, changes: Sequence[BookDelta], now_ms: int, commands: list[Command]
+) -> None:
+    """Judge the exit rules of the lots held in the watched tokens `changes` touched."""
+    watched = state.exits.watched
+    if watched:
+        touched = [t for d in changes if (t := d.token_id) in watched]
+        if touched:
+            # in the order the changes name them: a set's order follows string hashes, which differ
+            # between processes, and two exits in one event would be placed in either order
+            for token in dict.fromkeys(touched):
+                on_book_change(state, token, now_ms, commands)
 
 
 def on_book(state: EngineState, event: BookSnapshot, now_ms: int, commands: list[Command]) -> None:
@@ -129,17 +192,20 @@ def _route_for(state: EngineState, kind: type) -> SignalRoute:
         state.routes_of = state.signals
     modules = [m for m in state.signals if (types := reacts_to(m)) is None or kind in types]
     route: SignalRoute = (
-        tuple(m.on_event for m in modules),
+        tuple(handler_of(m) for m in modules),
         tuple(m for m in modules if isinstance(m, Flagging)),
     )
     state.routes[kind] = route
     return route
 
 
-def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command]) -> None:
-    kind = type(event)
+def _route(state: EngineState, kind: type) -> SignalRoute:
     route = state.routes.get(kind) if state.routes_of is state.signals else None
-    handlers, flagged = route if route is not None else _route_for(state, kind)
+    return route if route is not None else _route_for(state, kind)
+
+
+def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command]) -> None:
+    handlers, flagged = _route(state, type(event))
     opps: list[Opportunity] | None = None
     for on_event in handlers:
         found = on_event(event, state, now_ms)
@@ -150,6 +216,12 @@ def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command
                 opps.extend(found)
     if opps:
         handle_opportunities(state, opps, now_ms, commands)
+    _collect_flags(state, flagged, now_ms, commands)
+
+
+def _collect_flags(
+    state: EngineState, flagged: tuple[Flagging, ...], now_ms: int, commands: list[Command]
+) -> None:
     for module in flagged:
         if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
             _collect_data_quality(state, module, now_ms, commands)

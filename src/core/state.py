@@ -46,7 +46,8 @@ class Flagging(Protocol):
     data_quality_flags: Sequence[object]
 
 
-#: for one event type: the `on_event` of each module that reacts to it, and those of these modules
+#: for one event type: what to call for each module that reacts to it (its `on_event`, or the kernel method
+#: that forwards to, signals.base.handler_of), and those of these modules
 #: that keep data-quality flags (read right after they ran)
 SignalRoute = tuple[
     tuple[Callable[[Event, SignalContext, int], Sequence[Opportunity]], ...], tuple[Flagging, ...]

@@ -16,9 +16,11 @@ Python versions of both compiled parts:
   per-delta loops of the engine and the simulated venue (core._book.apply_changes,
   adapters/sim/_venue.apply_plain), the simulated venue's Python market-event path where its compiled
   sink would apply the events that are only book upkeep (_venue.sink, SimVenue.market_sink), the
-  backtest's Python feed-delay draw (_venue.draws, models.FeedLatency.draws), and the Python Spread
+  backtest's Python feed-delay draw (_venue.draws, models.FeedLatency.draws), the Python Spread
   Hunter and Liquidity Vacuum, where their compiled kernels (core/signals/_hunter.c, _vacuum.c) would
-  hold the per-event state; each pair is held to one answer by differential tests
+  hold the per-event state, and market_handlers.on_price_change's own steps, where the compiled
+  dispatch (core/_market.c) would apply a price change, run the signal modules and pick the lots to
+  judge in one call; each pair is held to one answer by differential tests
   (tests/unit/test_venue_compiled.py for the venue's), and whole backtests to the same bytes
   (tests/unit/test_book_paths.py).
 

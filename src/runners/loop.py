@@ -119,6 +119,9 @@ _REPORTS = frozenset(
 _NOTICES = frozenset({RaiseAlert, RecordError})
 #: at the end of a run, how long in-flight orders get to arrive and the final cancels to be answered
 DRAIN_MS = 60_000
+#: an event `_release_quiet` left for the coroutine: the event, its engine time, and the commands its
+#: step returned with perf_counter_ns at the step's start (None, 0: the step has not run)
+_Held = tuple[object, int, list[Command] | None, int]
 
 
 class LoopClock(Protocol):
@@ -293,7 +296,11 @@ class EngineLoop:
         on_market_event = self.sink.on_market_event
         observe = self.clock.observe
         counts = self.counts
-        delayed = self.feed_delay is not None
+        feed_delay = self.feed_delay
+        delayed = feed_delay is not None
+        feed = self._feed
+        execution = self.execution
+        perf = time.perf_counter_ns
         for item in batch:
             kind = type(item)
             if kind in _MARKET:
@@ -303,17 +310,33 @@ class EngineLoop:
                     await self._engine_event(item, observe(item.ts_ms))  # type: ignore[attr-defined]
                     continue
                 ts = item.ts_ms  # type: ignore[attr-defined]
-                if self._feed and self._feed[0][0] <= ts:
-                    await self._release_feed(ts)
+                # _release_quiet(ts), inline: it runs for nearly every event
+                held: _Held | None = None
+                while feed and feed[0][0] <= ts:
+                    arrives, ready = feed.popleft()
+                    now = observe(arrives)
+                    if now >= execution.wake_ms or now >= self._next_sample_ms:
+                        held = ready, now, None, 0
+                        break
+                    self.now_ms = now
+                    t0 = perf()
+                    commands = step(state, ready, now)  # type: ignore[arg-type]
+                    if commands:
+                        held = ready, now, commands, t0
+                        break
+                if held is not None:
+                    await self._release_feed(ts, held)
                 # the venue sees the event at the exchange's time, the engine only once it arrives
                 on_market_event(item)  # type: ignore[arg-type]
-                arrives = max(ts + self.feed_delay(), self._feed_last_ms)  # type: ignore[misc]
+                arrives = ts + feed_delay()  # type: ignore[misc]
+                if arrives < self._feed_last_ms:  # never before the event ahead of it
+                    arrives = self._feed_last_ms
                 self._feed_last_ms = arrives
-                self._feed.append((arrives, item))
+                feed.append((arrives, item))
             elif kind is ExternalSignal:
                 counts[EVENT_NAMES[kind]] += 1
                 ts = item.ts_ms  # type: ignore[attr-defined]
-                if self._feed and self._feed[0][0] <= ts:
+                if feed and feed[0][0] <= ts:
                     await self._release_feed(ts)
                 await self._engine_event(item, observe(ts))
             elif kind in _REPORTS:
@@ -329,13 +352,39 @@ class EngineLoop:
             else:
                 raise TypeError(f"the engine loop cannot take a {kind.__name__}")
 
-    async def _release_feed(self, until_ms: int) -> None:
-        """Hand the engine the market events that have reached it by `until_ms`, in order."""
+    async def _release_feed(self, until_ms: int, held: _Held | None = None) -> None:
+        """Hand the engine the market events that have reached it by `until_ms`, in order (after
+        `held`, the one `_release_quiet` stopped at)."""
+        if held is None:
+            held = self._release_quiet(until_ms)
+        while held is not None:
+            item, now, commands, t0 = held
+            if commands is None:
+                await self._engine_event(item, now)
+            else:
+                await self._performed(commands, now, t0)
+            held = self._release_quiet(until_ms)
+
+    def _release_quiet(self, until_ms: int) -> _Held | None:
+        """`_release_feed` without a coroutine while it can: events with nothing due from the venue and
+        no equity sample whose step returns no commands (nearly all of them) are done here; the first
+        that needs more comes back with its time (and commands, when its step ran), or None at the end."""
         feed = self._feed
         observe = self.clock.observe
+        execution = self.execution
+        state = self.state
+        perf = time.perf_counter_ns
         while feed and feed[0][0] <= until_ms:
             arrives, item = feed.popleft()
-            await self._engine_event(item, observe(arrives))
+            now = observe(arrives)
+            if now >= execution.wake_ms or now >= self._next_sample_ms:
+                return item, now, None, 0
+            self.now_ms = now
+            t0 = perf()
+            commands = step(state, item, now)  # type: ignore[arg-type]
+            if commands:
+                return item, now, commands, t0
+        return None
 
     async def _engine_event(self, item: object, now: int) -> None:
         """One market event or signal reaching the engine at `now`: the venue's due reports first."""
@@ -345,21 +394,25 @@ class EngineLoop:
             reports = execution.due(now)
             if reports:
                 await self._deliver(reports, now)
-        perf = time.perf_counter_ns
-        t0 = perf()
+        t0 = time.perf_counter_ns()
         commands = step(self.state, item, now)  # type: ignore[arg-type]
         if commands:
-            places = any(type(c) is PlaceOrder for c in commands)
-            if places:
-                self.decision_ns.append(perf() - t0)
-            await self.perform(commands, now)
-            if places:
-                # to the last order taken, not to the end of perform: the venue's answers it then
-                # feeds back in (acks, fills and their audits) come after the order is out
-                self.order_ns.append(self._placed_ns - t0)
-                self.order_legs.append(sum(1 for c in commands if type(c) is PlaceOrder))
+            await self._performed(commands, now, t0)
         if now >= self._next_sample_ms:
             self.sample_equity(now)
+
+    async def _performed(self, commands: list[Command], now: int, t0: int) -> None:
+        """Perform the commands a market event's step (begun at perf_counter_ns `t0`) returned, timing
+        the decision and the orders when it places any."""
+        places = any(type(c) is PlaceOrder for c in commands)
+        if places:
+            self.decision_ns.append(time.perf_counter_ns() - t0)
+        await self.perform(commands, now)
+        if places:
+            # to the last order taken, not to the end of perform: the venue's answers it then
+            # feeds back in (acks, fills and their audits) come after the order is out
+            self.order_ns.append(self._placed_ns - t0)
+            self.order_legs.append(sum(1 for c in commands if type(c) is PlaceOrder))
 
     # -- effects -------------------------------------------------------------------------------
     async def _deliver(self, reports: Sequence[ExecutionReport | SettlementReport], now: int) -> None:

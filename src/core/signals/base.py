@@ -9,7 +9,9 @@ Modules only ever BUY: selling YES is expressed as buying NO at its ask, which i
 binary market's mirrored books (DESIGN.md section 3) and needs no inventory.
 
 A module may declare `event_types`, the event classes its `on_event` reacts to; the pipeline then
-never calls it for other events (`reacts_to`). Without it the module sees every event.
+never calls it for other events (`reacts_to`). Without it the module sees every event. A module may
+also name, in an optional `event_handler`, the callable its `on_event` forwards to (a compiled kernel's
+own method): the pipeline then calls that directly (`handler_of`), one Python call less per event.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "buy_opportunity",
     "complement_bounds",
     "floor_size",
+    "handler_of",
     "params_from",
     "reacts_to",
     "register",
@@ -78,6 +81,14 @@ def reacts_to(module: SignalModule) -> tuple[type, ...] | None:
     """The event types `module` declares in its optional `event_types`; None means every type."""
     types = getattr(module, "event_types", None)
     return None if types is None else tuple(types)
+
+
+def handler_of(module: SignalModule) -> Callable[[Event, SignalContext, int], list[Opportunity]]:
+    """What the pipeline calls for `module`: its optional `event_handler`, else its `on_event`."""
+    handler: Callable[[Event, SignalContext, int], list[Opportunity]] | None = getattr(
+        module, "event_handler", None
+    )
+    return module.on_event if handler is None else handler
 
 
 def register(name: str, factory: SignalFactory) -> None:

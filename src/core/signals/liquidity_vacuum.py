@@ -40,7 +40,7 @@ both paths share for the cooldown, the buy book's checks, the fee and the Opport
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -198,6 +198,12 @@ class LiquidityVacuum:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> LiquidityVacuum:
         return cls(params_from(LiquidityVacuumParams, params))
+
+    @property
+    def event_handler(self) -> Callable[[Event, SignalContext, int], list[Opportunity]]:
+        """What `on_event` forwards to, fixed at construction: the kernel's own `on_event` when compiled,
+        so the pipeline calls it without this module's Python frame in between (base.handler_of)."""
+        return self._kernel.on_event if self._kernel is not None else self.on_event
 
     def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
         if self._kernel is not None:

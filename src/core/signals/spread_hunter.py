@@ -59,7 +59,7 @@ are shared: the kernel hands its candidates to `_cheap_ask`, `_passive_bid`, `_e
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 import attrs
@@ -387,6 +387,12 @@ class SpreadHunter:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SpreadHunter:
         return cls(params_from(SpreadHunterParams, params))
+
+    @property
+    def event_handler(self) -> Callable[[Event, SignalContext, int], list[Opportunity]]:
+        """What `on_event` forwards to, fixed at construction: the kernel's own `on_event` when compiled,
+        so the pipeline calls it without this module's Python frame in between (base.handler_of)."""
+        return self._kernel.on_event if self._kernel is not None else self.on_event
 
     def on_event(self, event: Event, ctx: SignalContext, now_ms: int) -> list[Opportunity]:
         kernel = self._kernel

@@ -1,0 +1,290 @@
+"""The compiled price-change dispatch (core/_market.c) against market_handlers.py's Python path.
+
+Two engines, alike in every part (the compiled book and signal kernels, a scripted module emitting
+opportunities, lots held in several tokens by two wallets, exit rules that fire), take the same random
+stream in lockstep: one through core._market.price_change, the other with it turned off. Every step's
+commands must be equal, and so must the books, the counters and the exit state after each step; the
+venue's answers to the orders (fills, rejections) go to both, so exits in flight, retries and new lots
+are reached too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from conftest import require_compiled_book
+from kit import ScriptedSignal, fill, market, of, opportunity, risk_policy
+from polysnipe.core import market_handlers
+from polysnipe.core.book import BookState
+from polysnipe.core.evaluators import Evaluators
+from polysnipe.core.events import BookDelta, BookSnapshot, Level, PriceChange, Side
+from polysnipe.core.exit_rules import ExitParams, ExitRule
+from polysnipe.core.market import MarketRegistry
+from polysnipe.core.messages import Command, Input, OrderRejected, PlaceOrder
+from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.pipeline import step
+from polysnipe.core.portfolio import Lot, Portfolio
+from polysnipe.core.risk import RiskGatekeeper, RiskState
+from polysnipe.core.routing import build_router
+from polysnipe.core.signals.liquidity_vacuum import LiquidityVacuum
+from polysnipe.core.signals.spread_hunter import SpreadHunter
+from polysnipe.core.state import EngineState, build_state
+from polysnipe.core.units import MICRO
+
+T0 = 1_700_000_000_000
+WALLETS = ("0xa", "0xb")
+MARKETS = tuple(market(f"0xc{i}", (f"y{i}", f"n{i}")) for i in range(4))
+TOKENS = [t for m in MARKETS for t in m.token_ids]
+#: named by changes but by no market: counted, never a book
+UNKNOWN = "999"
+
+
+@pytest.fixture(autouse=True)
+def _compiled() -> None:
+    require_compiled_book()
+    if market_handlers._price_change is None:
+        pytest.skip("polysnipe.core._market is not built")
+
+
+@contextmanager
+def _python_path() -> Iterator[None]:
+    compiled = market_handlers._price_change
+    market_handlers._price_change = None
+    try:
+        yield
+    finally:
+        market_handlers._price_change = compiled
+
+
+def _script(rng: random.Random, n: int) -> dict[int, list[Opportunity]]:
+    """Opportunities for the scripted module at some event times (buys, so lots open)."""
+    script: dict[int, list[Opportunity]] = {}
+    for k in range(n):
+        ts = T0 + rng.randrange(1, 400) * 50
+        m = rng.choice(MARKETS)
+        token = rng.choice(m.token_ids)
+        script.setdefault(ts, []).append(
+            opportunity(f"s{k}", market=m.condition_id, token_id=token,
+                        limit_price=rng.randrange(30, 70) * 10_000, fair_value=rng.randrange(30, 80) * 10_000,
+                        created_ms=ts, expires_ms=ts + 60_000)
+        )  # fmt: skip
+    return script
+
+
+def _engine(seed: int) -> EngineState:
+    rng = random.Random(seed)
+    state = build_state(
+        markets=MarketRegistry.of(MARKETS),
+        signals=[SpreadHunter(), LiquidityVacuum(), ScriptedSignal(_script(rng, 12))],
+        evaluators=Evaluators(),
+        gatekeeper=RiskGatekeeper(risk_policy(max_book_age_ms=10**9)),
+        risk=RiskState(Portfolio.of({w: 10_000 * MICRO for w in WALLETS})),
+        router=build_router({"default": "aggressive"}),
+        rng=random.Random(1),
+        wallet_for=lambda opp: WALLETS[len(opp.id) % 2],
+        exits=ExitParams(rules={"scripted": ExitRule(stop_loss_micro=rng.choice([0, 20_000, 50_000]))}),
+    )
+    # lots already held (some empty, one a basket leg), in tokens the exits watch, and one watched
+    # token nothing is held in
+    for w in WALLETS:
+        wallet = state.portfolio.wallets[w]
+        for token in rng.sample(TOKENS, 5):
+            shares = rng.choice([0, 10 * MICRO, 30 * MICRO])
+            label = rng.choice(["scripted", "scripted", "spread_hunter", "scripted/basket"])
+            wallet.lots[token, label] = Lot(shares, shares // 2, T0, rng.choice([0, 600_000]))
+            if shares:
+                wallet.positions[token] = wallet.positions.get(token, 0) + shares
+                wallet.cost[token] = wallet.cost.get(token, 0) + shares // 2
+            state.exits.watched.add(token)
+    state.exits.watched.add(TOKENS[0])
+    return state
+
+
+def _side_levels(rng: random.Random, lo: int, hi: int) -> tuple[Level, ...]:
+    return tuple(
+        Level(p * 10_000, rng.randrange(1, 200) * MICRO) for p in sorted(rng.sample(range(lo, hi), 3))
+    )
+
+
+def _stream(rng: random.Random, n: int) -> Iterator[Input]:
+    ts = T0
+    # a few books open with a snapshot; the others' first deltas make an untrusted book that drops them
+    for m in MARKETS[:3]:
+        yes, no = m.token_ids
+        yield BookSnapshot(ts, yes, m.condition_id, _side_levels(rng, 30, 48), _side_levels(rng, 50, 70))
+        yield BookSnapshot(ts, no, m.condition_id, _side_levels(rng, 30, 48), _side_levels(rng, 52, 70))
+    for _ in range(n):
+        ts += 50
+        m = rng.choice(MARKETS)
+        changes: list[BookDelta] = []
+        for _ in range(rng.choice([1, 2, 2, 4, 6])):
+            token = rng.choice([*m.token_ids, *m.token_ids, rng.choice(TOKENS), UNKNOWN])
+            side = rng.choice([Side.BUY, Side.SELL])
+            price = rng.randrange(1, 100) * 10_000
+            changes.append(BookDelta(token, side, price, rng.choice([0, rng.randrange(1, 300) * MICRO])))
+        yield PriceChange(ts, m.condition_id, tuple(changes))
+
+
+def _observed(state: EngineState) -> object:
+    books = {t: (b.trusted, b.best_bid(), b.best_ask(), b.best_bid_size(), b.best_ask_size())
+             for t, b in sorted(state.books.items())}  # fmt: skip
+    exits = state.exits
+    lots = {w: dict(wallet.lots) for w, wallet in state.portfolio.wallets.items()}
+    return (books, dict(state.counters), dict(exits.exiting), dict(exits.retry_at), dict(exits.exits), lots,
+            sorted(state.orders), dict(state.dq_seen))  # fmt: skip
+
+
+def _answers(rng: random.Random, commands: list[Command], ts: int) -> list[Input]:
+    """The venue's answers: each order filled (whole or part) or not filled at all."""
+    out: list[Input] = []
+    for place in of(commands, PlaceOrder):
+        o = place.order
+        if rng.random() < 0.4:
+            out.append(OrderRejected(o.order_id, ts, "fak_not_filled"))
+        else:
+            part = o.size if rng.random() < 0.7 else max(o.size // 2 // 10_000 * 10_000, 10_000)
+            out.append(fill(o, ts, part, trade_id=f"t-{o.order_id}"))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_dispatch_returns_the_commands_and_state_of_the_python_path(seed: int) -> None:
+    compiled, python = _engine(seed), _engine(seed)
+    rng = random.Random(1000 + seed)
+    placed = 0
+    pending: list[Input] = []
+    for event in _stream(rng, 400):
+        for item in [*pending, event]:
+            now = item.ts_ms
+            got = step(compiled, item, now)
+            with _python_path():
+                want = step(python, item, now)
+            assert want == got, (seed, item)
+            assert _observed(python) == _observed(compiled), (seed, item)
+            placed += len(of(got, PlaceOrder))
+        pending = _answers(rng, got, event.ts_ms + 1)
+    assert placed, "the stream should place orders (entries and exits)"
+
+
+def test_streams_reach_every_answer_of_the_dispatch() -> None:
+    """The random streams above see each kind of answer price_change gives: None (nothing left), lots to
+    judge, opportunities found, dropped deltas, and a change naming a token with no book."""
+    seen: set[str] = set()
+    compiled_call = market_handlers._price_change
+    assert compiled_call is not None
+
+    def watching(*args: object) -> market_handlers._Left | None:
+        done = compiled_call(*args)
+        if done is None:
+            seen.add("none")
+        else:
+            stop, applied, dropped, opps, held = done
+            changes = args[1]
+            assert isinstance(changes, tuple)
+            seen.update(
+                name
+                for name, hit in [("partial", stop != len(changes)), ("unapplied", not applied),
+                                  ("dropped", dropped > 0), ("opps", bool(opps)), ("held", bool(held))]
+                if hit
+            )  # fmt: skip
+        return done
+
+    for seed in range(4):
+        state = _engine(seed)
+        rng = random.Random(1000 + seed)
+        market_handlers._price_change = watching
+        try:
+            for event in _stream(rng, 400):
+                step(state, event, event.ts_ms)
+        finally:
+            market_handlers._price_change = compiled_call
+    assert {"none", "partial", "unapplied", "dropped", "opps", "held"} <= seen
+
+
+def _call(**override: object) -> object:
+    from polysnipe.core._market import price_change
+
+    args: dict[str, object] = {
+        "books": {"y0": BookState("y0", 10_000)},
+        "changes": (BookDelta("y0", Side.BUY, 400_000, MICRO),),
+        "ts": T0,
+        "handlers": (),
+        "event": None,
+        "ctx": None,
+        "now": T0,
+        "watched": {"y0"},
+        "wallets": {},
+    }
+    args.update(override)
+    return price_change(*args.values())  # type: ignore[arg-type]
+
+
+def test_hostile_arguments_raise_rather_than_crash() -> None:
+    bads: list[dict[str, object]] = [{"books": []}, {"handlers": [print]}, {"watched": ["y0"]}]
+    bads.append({"wallets": []})
+    for bad in bads:
+        with pytest.raises(TypeError):
+            _call(**bad)
+    with pytest.raises(TypeError):
+        _call(changes=(("y0",),))  # not a BookDelta
+    trusted = BookState("y0", 10_000)
+    trusted.apply_snapshot(BookSnapshot(T0, "y0", "0xc0", (Level(300_000, MICRO),), (Level(600_000, MICRO),)))
+
+    class Wallet:
+        lots: object = [("y0", "s")]
+
+    with pytest.raises(TypeError):
+        _call(books={"y0": trusted}, wallets={"0xa": Wallet()})
+    Wallet.lots = {"y0": Lot(MICRO, 1, T0)}  # a key that is no (token, strategy)
+    with pytest.raises(TypeError):
+        _call(books={"y0": trusted}, wallets={"0xa": Wallet()})
+
+    def failing(*_: object) -> list[object]:
+        raise ValueError("a module's own error")
+
+    with pytest.raises(ValueError, match="own error"):
+        _call(books={"y0": trusted}, handlers=(failing,))
+    found = _call(books={"y0": trusted}, handlers=(lambda *_: (1, 2), lambda *_: [], lambda *_: [3]))
+    assert (1, 1, 0, [1, 2, 3], None) == found
+    assert None is _call(books={"y0": trusted}, watched=set())
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_lots_handed_back_are_those_on_book_change_would_judge(seed: int) -> None:
+    """The (key, lot) pairs, in order, for random wallets (lots empty, short, in other tokens) and
+    changes naming watched tokens more than once: what on_book_change picks, token by token."""
+    from polysnipe.core.portfolio import WalletState
+
+    rng = random.Random(seed)
+    tokens = ["a", "b", "c", "d"]
+    wallets = {}
+    for w in rng.sample(["0x1", "0x2", "0x3"], rng.randrange(1, 4)):
+        lots = {
+            (rng.choice(tokens), f"s{k}"): Lot(rng.choice([-MICRO, 0, 1, MICRO]), 0, T0) for k in range(6)
+        }
+        wallets[w] = WalletState(0, lots=lots)
+    watched = set(rng.sample(tokens, rng.randrange(1, 4)))
+    books = {t: BookState(t, 10_000) for t in tokens}
+    for book in books.values():
+        book.apply_snapshot(BookSnapshot(T0, book.token_id, "0xc0", (Level(300_000, MICRO),), ()))
+    changes = tuple(
+        BookDelta(rng.choice(tokens), Side.BUY, 200_000, MICRO) for _ in range(rng.randrange(1, 7))
+    )
+    want = [
+        ((w, token, label), lot)
+        for token in dict.fromkeys(d.token_id for d in changes if d.token_id in watched)
+        for w, wallet in wallets.items()
+        for (t, label), lot in wallet.lots.items()
+        if t == token and lot.shares > 0
+    ]
+    got = _call(books=books, changes=changes, watched=watched, wallets=wallets)
+    if not want:
+        assert got is None
+    else:
+        assert (len(changes), len(changes), 0, None, want) == got
+        assert isinstance(got, tuple)
+        assert all(a[1] is b[1] for a, b in zip(want, got[4], strict=True))
