@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -176,7 +177,11 @@ def test_sigkilled_engines_never_place_an_order_twice(
     assert (0,) == unended
 
 
-def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path: Path) -> None:
+def _one_engine(
+    journal_env: str, tmp_path: Path
+) -> tuple[str, Callable[[], None], dict[str, str], list[str]]:
+    """A paced CLOB simulator over a generated 600 s set and what one `run` against it needs:
+    (base url, stop the simulator, environment, --markets arguments)."""
     data = tmp_path / "data"
     generate(data, seed=11, duration_s=600, markets=3, malformed=0)
     config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
@@ -184,6 +189,11 @@ def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path:
     env = {**os.environ, "POLYSNIPE_CLOB_PRIVATE_KEY": KEY, "POLYSNIPE_DATABASE_URL": DSN,
            "POLYSNIPE_DATABASE_SCHEMA": journal_env}  # fmt: skip
     markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
+    return base, stop_sim, env, markets
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path: Path) -> None:
+    base, stop_sim, env, markets = _one_engine(journal_env, tmp_path)
     stop_feed = threading.Event()
     feeder = threading.Thread(target=_feed, args=(base, stop_feed), daemon=True)
     out = tmp_path / "out"
@@ -217,13 +227,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_0(journal_env: str, tmp_path:
 def test_sigterm_while_the_engine_starts_stops_it_cleanly(journal_env: str, tmp_path: Path) -> None:
     """A SIGTERM the moment the engine has the wallet, before it has traded or even taken over: it
     starts, stops at once and exits 0 with its report, the lease released."""
-    data = tmp_path / "data"
-    generate(data, seed=11, duration_s=600, markets=3, malformed=0)
-    config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
-    base, stop_sim = start_in_thread(market_files(data), data / "events.jsonl", config=config)
-    env = {**os.environ, "POLYSNIPE_CLOB_PRIVATE_KEY": KEY, "POLYSNIPE_DATABASE_URL": DSN,
-           "POLYSNIPE_DATABASE_SCHEMA": journal_env}  # fmt: skip
-    markets = [arg for path in market_files(data) for arg in ("--markets", str(path))]
+    base, stop_sim, env, markets = _one_engine(journal_env, tmp_path)
     out = tmp_path / "out"
     ws = base.replace("http://", "ws://") + "/ws"
     cmd = [sys.executable, "-m", "polysnipe.runners.cli", "run", *markets, "--clob-url", base,
