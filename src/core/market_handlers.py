@@ -23,7 +23,7 @@ from polysnipe.core.events import (
     PriceChange,
     TickSizeChange,
 )
-from polysnipe.core.exit_rules import LotKey
+from polysnipe.core.exit_rules import BASKET_LOT, LotKey
 from polysnipe.core.exits import judge_lots, on_book_change, redeem_resolved
 from polysnipe.core.lifecycle import handle_opportunities
 from polysnipe.core.messages import CancelOrder, Command, RaiseAlert
@@ -79,11 +79,11 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
             now_ms,
             state.exits.watched,
             state.risk.portfolio.wallets,
+            BASKET_LOT,
+            flagged,
+            state.dq_seen,
         )
         if done is None:
-            for module in flagged:  # _collect_flags, inline: this runs for nearly every event
-                if len(module.data_quality_flags) != state.dq_seen.get(module.name, 0):
-                    _collect_data_quality(state, module, now_ms, commands)
             return
         stop, applied, dropped, opps, held = done
         if stop == n and applied:

@@ -22,7 +22,7 @@ from polysnipe.core import market_handlers
 from polysnipe.core.book import BookState
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import BookDelta, BookSnapshot, Level, PriceChange, Side
-from polysnipe.core.exit_rules import ExitParams, ExitRule
+from polysnipe.core.exit_rules import BASKET_LOT, ExitParams, ExitRule
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import Command, Input, OrderRejected, PlaceOrder
 from polysnipe.core.opportunity import Opportunity
@@ -218,6 +218,9 @@ def _call(**override: object) -> object:
         "now": T0,
         "watched": {"y0"},
         "wallets": {},
+        "unruled": BASKET_LOT,
+        "flagged": (),
+        "dq_seen": {},
     }
     args.update(override)
     return price_change(*args.values())  # type: ignore[arg-type]
@@ -225,7 +228,7 @@ def _call(**override: object) -> object:
 
 def test_hostile_arguments_raise_rather_than_crash() -> None:
     bads: list[dict[str, object]] = [{"books": []}, {"handlers": [print]}, {"watched": ["y0"]}]
-    bads.append({"wallets": []})
+    bads += [{"wallets": []}, {"unruled": None}, {"flagged": []}, {"dq_seen": []}]
     for bad in bads:
         with pytest.raises(TypeError):
             _call(**bad)
@@ -255,8 +258,9 @@ def test_hostile_arguments_raise_rather_than_crash() -> None:
 
 @pytest.mark.parametrize("seed", range(30))
 def test_the_lots_handed_back_are_those_on_book_change_would_judge(seed: int) -> None:
-    """The (key, lot) pairs, in order, for random wallets (lots empty, short, in other tokens) and
-    changes naming watched tokens more than once: what on_book_change picks, token by token."""
+    """The (key, lot) pairs, in order, for random wallets (lots empty, short, in other tokens, basket
+    legs no rule watches) and changes naming watched tokens more than once: what on_book_change picks,
+    token by token, that judge_lots would judge."""
     from polysnipe.core.portfolio import WalletState
 
     rng = random.Random(seed)
@@ -264,7 +268,10 @@ def test_the_lots_handed_back_are_those_on_book_change_would_judge(seed: int) ->
     wallets = {}
     for w in rng.sample(["0x1", "0x2", "0x3"], rng.randrange(1, 4)):
         lots = {
-            (rng.choice(tokens), f"s{k}"): Lot(rng.choice([-MICRO, 0, 1, MICRO]), 0, T0) for k in range(6)
+            (rng.choice(tokens), rng.choice([f"s{k}", f"s{k}" + BASKET_LOT])): Lot(
+                rng.choice([-MICRO, 0, 1, MICRO]), 0, T0
+            )
+            for k in range(6)
         }
         wallets[w] = WalletState(0, lots=lots)
     watched = set(rng.sample(tokens, rng.randrange(1, 4)))
@@ -279,7 +286,7 @@ def test_the_lots_handed_back_are_those_on_book_change_would_judge(seed: int) ->
         for token in dict.fromkeys(d.token_id for d in changes if d.token_id in watched)
         for w, wallet in wallets.items()
         for (t, label), lot in wallet.lots.items()
-        if t == token and lot.shares > 0
+        if t == token and lot.shares > 0 and ExitParams().rule_for(label) is not None
     ]
     got = _call(books=books, changes=changes, watched=watched, wallets=wallets)
     if not want:
@@ -288,3 +295,25 @@ def test_the_lots_handed_back_are_those_on_book_change_would_judge(seed: int) ->
         assert (len(changes), len(changes), 0, None, want) == got
         assert isinstance(got, tuple)
         assert all(a[1] is b[1] for a, b in zip(want, got[4], strict=True))
+
+
+def test_new_data_quality_flags_leave_work_for_python() -> None:
+    """None only while every flagging module's flags are all counted in dq_seen (_collect_flags would
+    raise no alert); a module whose flags cannot be read raises."""
+    trusted = BookState("y0", 10_000)
+    trusted.apply_snapshot(BookSnapshot(T0, "y0", "0xc0", (Level(300_000, MICRO),), (Level(600_000, MICRO),)))
+
+    class Module:
+        name = "m"
+        data_quality_flags: object = ["pair below 1"]
+
+    args = {"books": {"y0": trusted}, "watched": set(), "flagged": (Module(),)}
+    assert (1, 1, 0, None, None) == _call(**args)
+    assert (1, 1, 0, None, None) == _call(**args, dq_seen={"m": 0})
+    assert None is _call(**args, dq_seen={"m": 1})
+    Module.data_quality_flags = None
+    with pytest.raises(TypeError):
+        _call(**args, dq_seen={"m": 1})
+    Module.data_quality_flags = []
+    with pytest.raises(TypeError):
+        _call(**args, dq_seen={"m": "1"})
