@@ -116,6 +116,8 @@ static int flags_beyond(PyObject *flagged, PyObject *dq_seen) {
  * beyond its count in `dq_seen` (_collect_flags would raise no alert). Otherwise the tuple; the
  * handlers ran only if stop == len(changes) and applied > 0 (else the caller goes on from `stop` as
  * without this call). */
+static PyObject *price_change_impl(PyObject *const *args);
+
 static PyObject *price_change(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 12 || !PyDict_Check(args[0]) || !PyTuple_Check(args[3]) || !PyAnySet_Check(args[7]) ||
         !PyDict_Check(args[8]) || !PyUnicode_Check(args[9]) || !PyTuple_Check(args[10]) || !PyDict_Check(args[11])) {
@@ -124,6 +126,10 @@ static PyObject *price_change(PyObject *module, PyObject *const *args, Py_ssize_
                         "set, wallets: dict, unruled: str, flagged: tuple, dq_seen: dict) takes 12 arguments");
         return NULL;
     }
+    return price_change_impl(args);
+}
+
+static PyObject *price_change_impl(PyObject *const *args) {
     PyObject *handlers = args[3], *event = args[4], *ctx = args[5], *now = args[6], *watched = args[7];
     PyObject *seq = PySequence_Fast(args[1], "changes must be a sequence");
     if (!seq) return NULL;
@@ -201,8 +207,197 @@ done:
     return result;
 }
 
+
+/* -- the step ------------------------------------------------------------------------------------------
+ * step(state, event, now_ms) -> commands: pipeline.step's compiled twin (pipeline.py is the reference and
+ * binds this at import with bind_step). It releases the due slices and exits as the reference does, then
+ * takes a price change through price_change_impl itself, without the frames of pipeline.step and
+ * market_handlers.on_price_change, when that handler is the one bound and would make the same call (its
+ * module's _price_change is this module's and the books are compiled ones); anything else goes to its
+ * handler in HANDLERS. What price_change leaves goes to market_handlers.price_change_left. */
+static PyObject *b_handlers, *b_slices, *b_exits, *b_pc_type, *b_on_pc, *b_left, *b_route_for, *b_mh_globals,
+    *b_book_globals, *b_dense, *b_unruled, *b_pc_fn;
+static PyObject *s_timers, *s_convert_timers, *s_exits_attr, *s_books, *s_changes, *s_ts_ms, *s_routes, *s_routes_of,
+    *s_signals, *s_watched, *s_risk, *s_portfolio, *s_wallets, *s_dq_seen, *s_price_change_name, *s_make_book;
+
+/* 1 when heap-ordered `timers` (a list of tuples led by a due time) has one due by `now`. */
+static int due(PyObject *timers, PyObject *now) {
+    if (!PyList_Check(timers)) {
+        PyErr_SetString(PyExc_TypeError, "timers must be a list");
+        return -1;
+    }
+    if (!PyList_GET_SIZE(timers)) return 0;
+    PyObject *head = PyList_GET_ITEM(timers, 0);
+    if (!PyTuple_Check(head) || !PyTuple_GET_SIZE(head)) {
+        PyErr_SetString(PyExc_TypeError, "a timer must be a tuple led by its due time");
+        return -1;
+    }
+    return PyObject_RichCompareBool(PyTuple_GET_ITEM(head, 0), now, Py_LE);
+}
+
+static PyObject *attr_of(PyObject *o, PyObject *name, PyObject *name2) {
+    PyObject *a = PyObject_GetAttr(o, name);
+    if (!a || !name2) return a;
+    PyObject *b = PyObject_GetAttr(a, name2);
+    Py_DECREF(a);
+    return b;
+}
+
+/* The compiled path of market_handlers.on_price_change: 0 done, -1 error. */
+static int price_change_step(PyObject *state, PyObject *event, PyObject *now, PyObject *commands) {
+    PyObject *a[12] = {NULL};
+    PyObject *route = NULL, *done = NULL;
+    int rc = -1;
+    PyObject *routes_of = PyObject_GetAttr(state, s_routes_of);
+    PyObject *signals = routes_of ? PyObject_GetAttr(state, s_signals) : NULL;
+    if (!signals) {
+        Py_XDECREF(routes_of);
+        return -1;
+    }
+    if (routes_of == signals) {
+        PyObject *routes = PyObject_GetAttr(state, s_routes);
+        if (routes && PyDict_Check(routes)) route = Py_XNewRef(PyDict_GetItemWithError(routes, b_pc_type));
+        Py_XDECREF(routes);
+    }
+    Py_DECREF(routes_of);
+    Py_DECREF(signals);
+    if (!route && !PyErr_Occurred()) {
+        PyObject *rargs[2] = {state, b_pc_type};
+        route = PyObject_Vectorcall(b_route_for, rargs, 2, NULL);
+    }
+    if (!route) return -1;
+    if (!PyTuple_Check(route) || PyTuple_GET_SIZE(route) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a signal route must be (handlers, flagged)");
+        goto done;
+    }
+    a[0] = PyObject_GetAttr(state, s_books);
+    a[1] = a[0] ? PyObject_GetAttr(event, s_changes) : NULL;
+    a[2] = a[1] ? PyObject_GetAttr(event, s_ts_ms) : NULL;
+    a[7] = a[2] ? attr_of(state, s_exits_attr, s_watched) : NULL;
+    PyObject *portfolio = a[7] ? attr_of(state, s_risk, s_portfolio) : NULL;
+    a[8] = portfolio ? PyObject_GetAttr(portfolio, s_wallets) : NULL;
+    Py_XDECREF(portfolio);
+    a[11] = a[8] ? PyObject_GetAttr(state, s_dq_seen) : NULL;
+    if (!a[11]) goto done;
+    a[3] = PyTuple_GET_ITEM(route, 0);
+    a[4] = event;
+    a[5] = state;
+    a[6] = now;
+    a[9] = b_unruled;
+    a[10] = PyTuple_GET_ITEM(route, 1);
+    if (!PyDict_Check(a[0]) || !PyTuple_Check(a[3]) || !PyAnySet_Check(a[7]) || !PyDict_Check(a[8]) ||
+        !PyTuple_Check(a[10]) || !PyDict_Check(a[11])) {
+        PyErr_SetString(PyExc_TypeError, "the engine state's books, route, watched tokens, wallets or dq_seen");
+        goto done;
+    }
+    done = price_change_impl(a);
+    if (!done) goto done;
+    if (done != Py_None) {
+        PyObject *largs[6] = {state, event, now, commands, done, a[10]};
+        PyObject *r = PyObject_Vectorcall(b_left, largs, 6, NULL);
+        if (!r) goto done;
+        Py_DECREF(r);
+    }
+    rc = 0;
+done:
+    Py_XDECREF(done);
+    Py_XDECREF(route);
+    Py_XDECREF(a[0]);
+    Py_XDECREF(a[1]);
+    Py_XDECREF(a[2]);
+    Py_XDECREF(a[7]);
+    Py_XDECREF(a[8]);
+    Py_XDECREF(a[11]);
+    return rc;
+}
+
+static PyObject *step(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "step(state, event, now_ms) takes 3 arguments");
+        return NULL;
+    }
+    if (!b_handlers) {
+        PyErr_SetString(PyExc_RuntimeError, "core._market.step is not bound (pipeline.py binds it)");
+        return NULL;
+    }
+    PyObject *state = args[0], *event = args[1], *now = args[2];
+    PyObject *commands = PyList_New(0);
+    if (!commands) return NULL;
+    PyObject *cargs[3] = {state, now, commands};
+    PyObject *timers = PyObject_GetAttr(state, s_timers);
+    int d = timers ? due(timers, now) : -1;
+    Py_XDECREF(timers);
+    if (d > 0) {
+        PyObject *r = PyObject_Vectorcall(b_slices, cargs, 3, NULL);
+        d = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    if (d < 0) goto fail;
+    PyObject *exits = PyObject_GetAttr(state, s_exits_attr);
+    if (!exits) goto fail;
+    PyObject *rules = PyObject_GetAttr(exits, s_timers);
+    d = rules ? due(rules, now) : -1;
+    Py_XDECREF(rules);
+    if (d == 0) {
+        PyObject *converts = PyObject_GetAttr(exits, s_convert_timers);
+        d = converts ? due(converts, now) : -1;
+        Py_XDECREF(converts);
+    }
+    Py_DECREF(exits);
+    if (d > 0) {
+        PyObject *r = PyObject_Vectorcall(b_exits, cargs, 3, NULL);
+        d = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    if (d < 0) goto fail;
+    PyObject *handler = PyDict_GetItemWithError(b_handlers, (PyObject *)Py_TYPE(event));
+    if (!handler) {
+        if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, (PyObject *)Py_TYPE(event));
+        goto fail;
+    }
+    if (handler == b_on_pc && Py_TYPE(event) == (PyTypeObject *)b_pc_type &&
+        PyDict_GetItemWithError(b_mh_globals, s_price_change_name) == b_pc_fn &&
+        PyDict_GetItemWithError(b_book_globals, s_make_book) == b_dense) {
+        if (price_change_step(state, event, now, commands) < 0) goto fail;
+        return commands;
+    }
+    if (PyErr_Occurred()) goto fail;
+    Py_INCREF(handler);
+    PyObject *hargs[4] = {state, event, now, commands};
+    PyObject *r = PyObject_Vectorcall(handler, hargs, 4, NULL);
+    Py_DECREF(handler);
+    if (!r) goto fail;
+    Py_DECREF(r);
+    return commands;
+fail:
+    Py_DECREF(commands);
+    return NULL;
+}
+
+/* bind_step(handlers, release_due_slices, release_due_exits, PriceChange, on_price_change,
+ *           price_change_left, route_for, market_handlers_globals, book_globals, DenseBook, unruled) */
+static PyObject *bind_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 11 || !PyDict_Check(args[0]) || !PyType_Check(args[3]) || !PyDict_Check(args[7]) ||
+        !PyDict_Check(args[8]) || !PyUnicode_Check(args[10])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind_step(handlers: dict, release_due_slices, release_due_exits, PriceChange: type, "
+                        "on_price_change, price_change_left, route_for, market_handlers globals: dict, book "
+                        "globals: dict, DenseBook, unruled: str) takes 11 arguments");
+        return NULL;
+    }
+    PyObject *pc_fn = PyObject_GetAttrString(module, "price_change");
+    if (!pc_fn) return NULL;
+    PyObject **slots[] = {&b_handlers, &b_slices, &b_exits, &b_pc_type, &b_on_pc, &b_left,
+                          &b_route_for, &b_mh_globals, &b_book_globals, &b_dense, &b_unruled};
+    for (Py_ssize_t i = 0; i < 11; i++) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
+    Py_XSETREF(b_pc_fn, pc_fn);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef market_functions[] = {
     {"price_change", (PyCFunction)(void (*)(void))price_change, METH_FASTCALL, NULL},
+    {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL, NULL},
+    {"bind_step", (PyCFunction)(void (*)(void))bind_step, METH_FASTCALL, NULL},
     {NULL},
 };
 
@@ -220,5 +415,18 @@ PyMODINIT_FUNC PyInit__market(void) {
     s_name = PyUnicode_InternFromString("name");
     zero = PyLong_FromLong(0);
     if (!apply_changes_fn || !s_lots || !s_shares || !s_flags || !s_name || !zero) return NULL;
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {{&s_timers, "timers"},      {&s_convert_timers, "convert_timers"},
+                 {&s_exits_attr, "exits"},   {&s_books, "books"},
+                 {&s_changes, "changes"},    {&s_ts_ms, "ts_ms"},
+                 {&s_routes, "routes"},      {&s_routes_of, "routes_of"},
+                 {&s_signals, "signals"},    {&s_watched, "watched"},
+                 {&s_risk, "risk"},          {&s_portfolio, "portfolio"},
+                 {&s_wallets, "wallets"},    {&s_dq_seen, "dq_seen"},
+                 {&s_price_change_name, "_price_change"}, {&s_make_book, "_make_book"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name))) return NULL;
     return PyModule_Create(&marketmodule);
 }

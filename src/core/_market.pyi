@@ -1,26 +1,36 @@
-"""Types of market_handlers.on_price_change's compiled part (src/core/_market.c); market_handlers.py is its
-reference."""
+"""Types of the compiled engine step and price-change dispatch (src/core/_market.c)."""
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from polysnipe.core.book import Book
-from polysnipe.core.events import BookDelta, PriceChange
-from polysnipe.core.exit_rules import LotKey
-from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.portfolio import Lot, WalletState
-from polysnipe.core.signals.base import SignalContext
-
-Handler = Callable[[PriceChange, SignalContext, int], Sequence[Opportunity]]
+from polysnipe.core.messages import Command, Input
+from polysnipe.core.state import EngineState
 
 def price_change(
-    books: Mapping[str, Book],
-    changes: Sequence[BookDelta],
+    books: dict[str, Any],
+    changes: Sequence[Any],
     ts_ms: int,
-    handlers: tuple[Handler, ...],
-    event: PriceChange,
-    ctx: SignalContext,
+    handlers: tuple[Callable[..., Any], ...],
+    event: Any,
+    ctx: Any,
     now_ms: int,
     watched: set[str],
-    wallets: Mapping[str, WalletState],
-    /,
-) -> tuple[int, int, int, list[Opportunity] | None, list[tuple[LotKey, Lot]] | None] | None: ...
+    wallets: dict[str, Any],
+    unruled: str,
+    flagged: tuple[Any, ...],
+    dq_seen: dict[str, int],
+) -> tuple[int, int, int, list[Any] | None, list[Any] | None] | None: ...
+def step(state: EngineState, event: Input, now_ms: int) -> list[Command]: ...
+def bind_step(
+    handlers: Mapping[type, Callable[..., None]],
+    release_due_slices: Callable[..., None],
+    release_due_exits: Callable[..., None],
+    price_change_type: type,
+    on_price_change: Callable[..., None],
+    price_change_left: Callable[..., None],
+    route_for: Callable[..., Any],
+    market_handlers_globals: dict[str, Any],
+    book_globals: dict[str, Any],
+    dense_book: object,
+    unruled: str,
+) -> None: ...

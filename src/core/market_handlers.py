@@ -61,18 +61,14 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
     # Most inputs are price changes: one apply_changes call takes every delta whose book exists (all
     # of them but a token's first); it stops at a token without one, made here (or skipped if unknown).
     # With the compiled book, core._market.price_change also runs the signal modules and picks the lots
-    # to judge in that call, and answers None when nothing is left for Python (nearly every event).
-    books = state.books
-    changes = event.changes
-    ts = event.ts_ms
-    n = len(changes)
+    # to judge in that call, and answers None when nothing is left for Python (nearly every event);
+    # core._market.step makes that call itself, without this frame (pipeline.py).
     if _price_change is not None and book_implementation() == "compiled":
-        route = state.routes.get(PriceChange) if state.routes_of is state.signals else None
-        handlers, flagged = route if route is not None else _route_for(state, PriceChange)
+        handlers, flagged = _route(state, PriceChange)
         done = _price_change(
-            books,
-            changes,
-            ts,
+            state.books,
+            event.changes,
+            event.ts_ms,
             handlers,
             event,
             state,
@@ -83,26 +79,54 @@ def on_price_change(state: EngineState, event: PriceChange, now_ms: int, command
             flagged,
             state.dq_seen,
         )
-        if done is None:
-            return
-        stop, applied, dropped, opps, held = done
-        if stop == n and applied:
-            if dropped:
-                state.bump("deltas_before_snapshot", dropped)
-            if opps:
-                handle_opportunities(state, opps, now_ms, commands)
-            if flagged:
-                _collect_flags(state, flagged, now_ms, commands)
-            if opps:  # the lifecycle came first: the lots are picked now, as below
-                _on_books_changed(state, changes, now_ms, commands)
-            elif held:
-                judge_lots(state, held, now_ms, commands)
-            return
-    else:
-        stop, applied, dropped = apply_changes(books, changes, ts, 0)
+        if done is not None:
+            price_change_left(state, event, now_ms, commands, done, flagged)
+        return
+    stop, applied, dropped = apply_changes(state.books, event.changes, event.ts_ms, 0)
+    _changes_left(state, event, now_ms, commands, stop, applied, dropped)
+
+
+def price_change_left(
+    state: EngineState,
+    event: PriceChange,
+    now_ms: int,
+    commands: list[Command],
+    done: _Left,
+    flagged: tuple[Flagging, ...],
+) -> None:
+    """The rest of a price change after core._market.price_change answered `done` (not None)."""
+    stop, applied, dropped, opps, held = done
+    if stop != len(event.changes) or not applied:
+        _changes_left(state, event, now_ms, commands, stop, applied, dropped)
+        return
+    if dropped:
+        state.bump("deltas_before_snapshot", dropped)
+    if opps:
+        handle_opportunities(state, opps, now_ms, commands)
+    if flagged:
+        _collect_flags(state, flagged, now_ms, commands)
+    if opps:  # the lifecycle came first: the lots are picked now, as below
+        _on_books_changed(state, event.changes, now_ms, commands)
+    elif held:
+        judge_lots(state, held, now_ms, commands)
+
+
+def _changes_left(
+    state: EngineState,
+    event: PriceChange,
+    now_ms: int,
+    commands: list[Command],
+    stop: int,
+    applied: int,
+    dropped: int,
+) -> None:
+    """A price change whose deltas were applied up to `stop`: the rest, then the reactions."""
+    books = state.books
+    changes = event.changes
+    n = len(changes)
     while stop != n:
         start = stop if _book_for(state, changes[stop].token_id) is not None else stop + 1
-        stop, took, lost = apply_changes(books, changes, ts, start)
+        stop, took, lost = apply_changes(books, changes, event.ts_ms, start)
         applied += took
         dropped += lost
     if dropped:

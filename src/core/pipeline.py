@@ -42,6 +42,7 @@ from polysnipe.core.events import (
     PriceChange,
     TickSizeChange,
 )
+from polysnipe.core.exit_rules import BASKET_LOT
 from polysnipe.core.exits import on_converted, on_merged, on_redeemed, on_settlement_refused
 from polysnipe.core.exits import release_due as release_due_exits
 from polysnipe.core.lifecycle import (
@@ -80,7 +81,7 @@ from polysnipe.core.messages import (
 from polysnipe.core.ports import NEVER_MS
 from polysnipe.core.state import EngineState
 
-__all__ = ["HANDLERS", "next_timer_ms", "step"]
+__all__ = ["HANDLERS", "next_timer_ms", "python_step", "step"]
 
 Handler = Callable[[EngineState, Any, int, list[Command]], None]
 
@@ -109,8 +110,11 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
-def step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
-    """Advance the engine by one input; returns the commands the runner must perform."""
+def python_step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
+    """Advance the engine by one input; returns the commands the runner must perform.
+
+    The reference of `step`, which is core._market.step where that is built: the same steps, with a
+    price change's compiled dispatch called from C (market_handlers.on_price_change says when)."""
     commands: list[Command] = []
     timers = state.timers
     if timers and timers[0][0] <= now_ms:
@@ -121,6 +125,31 @@ def step(state: EngineState, event: Input, now_ms: int) -> list[Command]:
         release_due_exits(state, now_ms, commands)
     HANDLERS[type(event)](state, event, now_ms, commands)
     return commands
+
+
+step: Callable[[EngineState, Input, int], list[Command]]
+try:
+    from polysnipe.core import _market
+except ImportError:  # the extension is not built: the Python step serves alone
+    step = python_step
+else:
+    from polysnipe.core import book as _book
+    from polysnipe.core import market_handlers as _market_handlers
+
+    _market.bind_step(
+        HANDLERS,
+        release_due_slices,
+        release_due_exits,
+        PriceChange,
+        on_price_change,
+        _market_handlers.price_change_left,
+        _market_handlers._route_for,
+        vars(_market_handlers),
+        vars(_book),
+        _book._DenseBook,
+        BASKET_LOT,
+    )
+    step = _market.step
 
 
 def next_timer_ms(state: EngineState) -> int:

@@ -1,4 +1,5 @@
-"""The compiled price-change dispatch (core/_market.c) against market_handlers.py's Python path.
+"""The compiled step and price-change dispatch (core/_market.c) against pipeline.py's and
+market_handlers.py's Python path.
 
 Two engines, alike in every part (the compiled book and signal kernels, a scripted module emitting
 opportunities, lots held in several tokens by two wallets, exit rules that fire), take the same random
@@ -26,7 +27,7 @@ from polysnipe.core.exit_rules import BASKET_LOT, ExitParams, ExitRule
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import Command, Input, OrderRejected, PlaceOrder
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.pipeline import step
+from polysnipe.core.pipeline import python_step, step
 from polysnipe.core.portfolio import Lot, Portfolio
 from polysnipe.core.risk import RiskGatekeeper, RiskState
 from polysnipe.core.routing import build_router
@@ -162,7 +163,7 @@ def test_the_dispatch_returns_the_commands_and_state_of_the_python_path(seed: in
             now = item.ts_ms
             got = step(compiled, item, now)
             with _python_path():
-                want = step(python, item, now)
+                want = python_step(python, item, now)
             assert want == got, (seed, item)
             assert _observed(python) == _observed(compiled), (seed, item)
             placed += len(of(got, PlaceOrder))
@@ -317,3 +318,17 @@ def test_new_data_quality_flags_leave_work_for_python() -> None:
     Module.data_quality_flags = []
     with pytest.raises(TypeError):
         _call(**args, dq_seen={"m": "1"})
+
+
+def test_the_compiled_step_refuses_bad_calls() -> None:
+    from polysnipe.core import _market
+
+    with pytest.raises(TypeError):
+        _market.step(None, None)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _market.bind_step({}, None)  # type: ignore[call-arg]
+    state = _engine(0)
+    with pytest.raises(KeyError):
+        step(state, object(), T0)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        step(object(), PriceChange(T0, "0xc0", ()), T0)  # type: ignore[arg-type]
