@@ -46,6 +46,13 @@ setup(
             depends=["src/core/_book_api.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
+        # the backtest loop's market events between the venue, the feed delay and the step, beside
+        # loop.py (src/runners/_loop.c)
+        Extension(
+            "polysnipe.runners._loop",
+            sources=["src/runners/_loop.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
         # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
         Extension(
             "polysnipe.adapters.clob._fastdecode",

@@ -20,7 +20,10 @@ Python versions of both compiled parts:
   Hunter and Liquidity Vacuum, where their compiled kernels (core/signals/_hunter.c, _vacuum.c) would
   hold the per-event state, and market_handlers.on_price_change's own steps, where the compiled
   dispatch (core/_market.c) would apply a price change, run the signal modules and pick the lots to
-  judge in one call; each pair is held to one answer by differential tests
+  judge in one call, pipeline.step's own steps where core._market.step would make that call from C,
+  and the backtest loop's upkeep of market events (count, release what has reached the engine, hand
+  to the venue, queue after the feed delay) where runners/_loop.c would do it for a run of them
+  (tests/unit/test_loop_compiled.py); each pair is held to one answer by differential tests
   (tests/unit/test_venue_compiled.py for the venue's), and whole backtests to the same bytes
   (tests/unit/test_book_paths.py).
 

@@ -21,7 +21,9 @@ loop waits on the source until the earliest of the venue's next due report and t
 every placement and fill; a breach is logged and counted, never silently absorbed.
 
 The per-input work is synchronous: `await` happens only where an input produced commands, so a
-backtest runs at the speed of the step.
+backtest runs at the speed of the step. With a feed delay, runs of market events that need no
+coroutine (nothing due from the venue, no equity sample, no commands) go through runners/_loop.c,
+which does steps 1-4 for them in one call; the Python path here is its reference.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from polysnipe.adapters.logs import get_logger
+from polysnipe.core.book import book_implementation
 from polysnipe.core.events import (
     BookSnapshot,
     ExternalSignal,
@@ -122,6 +125,13 @@ DRAIN_MS = 60_000
 #: an event `_release_quiet` left for the coroutine: the event, its engine time, and the commands its
 #: step returned with perf_counter_ns at the step's start (None, 0: the step has not run)
 _Held = tuple[object, int, list[Command] | None, int]
+
+
+_feed_quiet: Callable[..., tuple[int, _Held | None]] | None
+try:
+    from polysnipe.runners._loop import feed_quiet as _feed_quiet
+except ImportError:  # the extension is not built: the Python path serves alone
+    _feed_quiet = None
 
 
 class LoopClock(Protocol):
@@ -293,64 +303,71 @@ class EngineLoop:
 
     async def _consume(self, batch: Sequence[object]) -> None:
         state = self.state
-        on_market_event = self.sink.on_market_event
-        observe = self.clock.observe
         counts = self.counts
-        feed_delay = self.feed_delay
-        delayed = feed_delay is not None
-        feed = self._feed
-        execution = self.execution
-        perf = time.perf_counter_ns
-        for item in batch:
+        delayed = self.feed_delay is not None
+        # with a feed delay, runs of market events go through the compiled loop where the compiled
+        # parts serve (runners/_loop.c); it stops where the coroutine is needed
+        quiet = (
+            _feed_quiet if delayed and type(batch) is list and book_implementation() == "compiled" else None
+        )
+        i, n = 0, len(batch)
+        while i < n:
+            if quiet is not None:
+                i, held = quiet(batch, i, self, step, state, self.sink.on_market_event, self.clock.observe,
+                                self.execution, self._feed, self.feed_delay, counts, EVENT_NAMES, _MARKET,
+                                time.perf_counter_ns)  # fmt: skip
+                if held is not None:
+                    item = batch[i]
+                    await self._release_feed(item.ts_ms, held)  # type: ignore[attr-defined]
+                    self._to_feed(item)
+                    i += 1
+                    continue
+                if i == n:
+                    break
+            item = batch[i]
+            i += 1
             kind = type(item)
             if kind in _MARKET:
                 counts[EVENT_NAMES[kind]] += 1
                 if not delayed:
-                    on_market_event(item)  # type: ignore[arg-type]
-                    await self._engine_event(item, observe(item.ts_ms))  # type: ignore[attr-defined]
+                    self.sink.on_market_event(item)  # type: ignore[arg-type]
+                    await self._engine_event(item, self.clock.observe(item.ts_ms))  # type: ignore[attr-defined]
                     continue
                 ts = item.ts_ms  # type: ignore[attr-defined]
-                # _release_quiet(ts), inline: it runs for nearly every event
-                held: _Held | None = None
-                while feed and feed[0][0] <= ts:
-                    arrives, ready = feed.popleft()
-                    now = observe(arrives)
-                    if now >= execution.wake_ms or now >= self._next_sample_ms:
-                        held = ready, now, None, 0
-                        break
-                    self.now_ms = now
-                    t0 = perf()
-                    commands = step(state, ready, now)  # type: ignore[arg-type]
-                    if commands:
-                        held = ready, now, commands, t0
-                        break
+                held = self._release_quiet(ts)
                 if held is not None:
                     await self._release_feed(ts, held)
-                # the venue sees the event at the exchange's time, the engine only once it arrives
-                on_market_event(item)  # type: ignore[arg-type]
-                arrives = ts + feed_delay()  # type: ignore[misc]
-                if arrives < self._feed_last_ms:  # never before the event ahead of it
-                    arrives = self._feed_last_ms
-                self._feed_last_ms = arrives
-                feed.append((arrives, item))
+                self._to_feed(item)
             elif kind is ExternalSignal:
                 counts[EVENT_NAMES[kind]] += 1
                 ts = item.ts_ms  # type: ignore[attr-defined]
+                feed = self._feed
                 if feed and feed[0][0] <= ts:
                     await self._release_feed(ts)
-                await self._engine_event(item, observe(ts))
+                await self._engine_event(item, self.clock.observe(ts))
             elif kind in _REPORTS:
-                now = observe(item.ts_ms)  # type: ignore[attr-defined]
+                now = self.clock.observe(item.ts_ms)  # type: ignore[attr-defined]
                 self.now_ms = now
                 await self._deliver((item,), now)  # type: ignore[arg-type]
             elif kind is KillSwitch or kind is VenueCondition:
-                now = observe(item.ts_ms)  # type: ignore[attr-defined]
+                now = self.clock.observe(item.ts_ms)  # type: ignore[attr-defined]
                 self.now_ms = now
                 await self.perform(step(state, item, now), now)  # type: ignore[arg-type]
             elif kind in _NOTICES:
                 self._notice(item)  # type: ignore[arg-type]
             else:
                 raise TypeError(f"the engine loop cannot take a {kind.__name__}")
+
+    def _to_feed(self, item: object) -> None:
+        """A market event goes to the venue at the exchange's time and reaches the engine once its
+        simulated latency has passed, never before the event ahead of it."""
+        self.sink.on_market_event(item)  # type: ignore[arg-type]
+        assert self.feed_delay is not None
+        arrives = item.ts_ms + self.feed_delay()  # type: ignore[attr-defined]
+        if arrives < self._feed_last_ms:
+            arrives = self._feed_last_ms
+        self._feed_last_ms = arrives
+        self._feed.append((arrives, item))
 
     async def _release_feed(self, until_ms: int, held: _Held | None = None) -> None:
         """Hand the engine the market events that have reached it by `until_ms`, in order (after
