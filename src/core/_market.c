@@ -13,6 +13,18 @@
 
 static PyObject *apply_changes_fn, *s_lots, *s_shares, *s_flags, *s_name, *zero;
 
+/* a == b for a lot's token and a change's: str hashes are cached, so two tokens whose hashes differ
+ * are told apart without comparing their 70-odd digits (nearly every lot is in another token) */
+static int same_token(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) {
+        Py_hash_t ha = PyObject_Hash(a), hb = PyObject_Hash(b);
+        if (ha == -1 || hb == -1) return -1;
+        if (ha != hb) return 0;
+    }
+    return PyObject_RichCompareBool(a, b, Py_EQ);
+}
+
 /* Append to `out` a (wallet, token, lot) key and its lot for every lot of `token` held (shares > 0)
  * in each wallet, in the order exits.on_book_change judges them: wallets, then lots, as their dicts
  * iterate. The items are held while Python code may run (attribute reads, comparisons), so a dict
@@ -36,7 +48,7 @@ static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject 
         }
         Py_INCREF(key);
         Py_INCREF(lot);
-        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(key, 0), token, Py_EQ);
+        int same = same_token(PyTuple_GET_ITEM(key, 0), token);
         if (same > 0) {
             /* a lot no exit rule watches (ExitParams.rule_for: a basket leg) is not judged */
             PyObject *label = PyTuple_GET_ITEM(key, 1);

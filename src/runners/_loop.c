@@ -4,15 +4,30 @@
  * engine later, through the loop's feed queue. Per event the Python loop spent more on that upkeep
  * (count it, release what has arrived, step it, hand the event to the venue, draw its delay, queue it)
  * than the compiled step, venue sink and draws spent working. feed_quiet does the same steps in one call
- * for a run of market events and stops where the coroutine is needed: an input that is no market event,
- * or a released event with reports due from the venue, an equity sample due, or commands to perform.
+ * for a run of market events (taking the equity samples that fall due) and stops where the coroutine is
+ * needed: an input that is no market event, or a released event with reports due from the venue or
+ * commands to perform.
  * loop.py's Python path stays the reference (whole backtests are held to the same bytes both ways:
  * tests/unit/test_book_paths.py; tests/unit/test_loop_compiled.py compares the calls).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static PyObject *one, *s_ts_ms, *s_wake_ms, *s_feed_last_ms, *s_next_sample_ms, *s_now_ms, *s_popleft, *s_append;
+static PyObject *one, *s_sample_equity, *s_ts_ms, *s_wake_ms, *s_feed_last_ms, *s_next_sample_ms, *s_now_ms, *s_popleft, *s_append;
+
+/* After a step that returned no commands at `at`: loop.sample_equity(at) when `*sample` (the loop's
+ * _next_sample_ms) is due, reading the next one into `*sample`. 0 done, -1 error. */
+static int sample_due(PyObject *loop, PyObject *at, PyObject **sample) {
+    int due = PyObject_RichCompareBool(at, *sample, Py_GE);
+    if (due <= 0) return due;
+    PyObject *r = PyObject_CallMethodOneArg(loop, s_sample_equity, at);
+    if (!r) return -1;
+    Py_DECREF(r);
+    PyObject *next = PyObject_GetAttr(loop, s_next_sample_ms);
+    if (!next) return -1;
+    Py_SETREF(*sample, next);
+    return 0;
+}
 
 /* feed_quiet(batch, start, loop, step, state, on_market_event, observe, execution, feed, feed_delay,
  *            counts, names, market_kinds, perf) -> (index, held)
@@ -90,7 +105,6 @@ static PyObject *feed_quiet(PyObject *module, PyObject *const *args, Py_ssize_t 
             PyObject *wake = PyObject_GetAttr(execution, s_wake_ms);
             int busy = wake ? PyObject_RichCompareBool(at, wake, Py_GE) : -1;
             Py_XDECREF(wake);
-            if (busy == 0) busy = PyObject_RichCompareBool(at, sample, Py_GE);
             if (busy != 0) {
                 held = busy > 0 ? Py_BuildValue("(OOOi)", ready, at, Py_None, 0) : NULL;
                 Py_DECREF(ready);
@@ -107,6 +121,7 @@ static PyObject *feed_quiet(PyObject *module, PyObject *const *args, Py_ssize_t 
             PyObject *commands = t0 ? PyObject_Vectorcall(step, sargs, 3, NULL) : NULL;
             int any = commands ? PyObject_IsTrue(commands) : -1;
             if (any > 0) held = PyTuple_Pack(4, ready, at, commands, t0);
+            if (any == 0) any = sample_due(loop, at, &sample);
             Py_XDECREF(commands);
             Py_XDECREF(t0);
             Py_DECREF(ready);
@@ -164,7 +179,7 @@ PyMODINIT_FUNC PyInit__loop(void) {
         const char *name;
     } names[] = {{&s_ts_ms, "ts_ms"},         {&s_wake_ms, "wake_ms"}, {&s_feed_last_ms, "_feed_last_ms"},
                  {&s_next_sample_ms, "_next_sample_ms"}, {&s_now_ms, "now_ms"}, {&s_popleft, "popleft"},
-                 {&s_append, "append"}};
+                 {&s_append, "append"}, {&s_sample_equity, "sample_equity"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name))) return NULL;
     if (!(one = PyLong_FromLong(1))) return NULL;

@@ -380,12 +380,14 @@ class EngineLoop:
                 await self._engine_event(item, now)
             else:
                 await self._performed(commands, now, t0)
+                self.sample_equity(now)
             held = self._release_quiet(until_ms)
 
     def _release_quiet(self, until_ms: int) -> _Held | None:
-        """`_release_feed` without a coroutine while it can: events with nothing due from the venue and
-        no equity sample whose step returns no commands (nearly all of them) are done here; the first
-        that needs more comes back with its time (and commands, when its step ran), or None at the end."""
+        """`_release_feed` without a coroutine while it can: events with nothing due from the venue whose
+        step returns no commands (nearly all of them) are done here, with the equity sample when one is
+        due; the first that needs more comes back with its time (and commands, when its step ran: the
+        caller samples after performing them), or None at the end."""
         feed = self._feed
         observe = self.clock.observe
         execution = self.execution
@@ -394,13 +396,15 @@ class EngineLoop:
         while feed and feed[0][0] <= until_ms:
             arrives, item = feed.popleft()
             now = observe(arrives)
-            if now >= execution.wake_ms or now >= self._next_sample_ms:
+            if now >= execution.wake_ms:
                 return item, now, None, 0
             self.now_ms = now
             t0 = perf()
             commands = step(state, item, now)  # type: ignore[arg-type]
             if commands:
                 return item, now, commands, t0
+            if now >= self._next_sample_ms:
+                self.sample_equity(now)
         return None
 
     async def _engine_event(self, item: object, now: int) -> None:
