@@ -10,6 +10,47 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+
+/* Attribute reads of the engine state's slots, as PyObject_GetAttr answers them but without its type
+ * lookup each time (about 160 instructions a read, fifteen reads a price change): each call site keeps
+ * the slot offset it found for the last type it saw, and reads the slot directly while that type is
+ * unchanged (its version tag, which CPython renews on every change to a type or its bases). Anything
+ * but a plain object slot (a property, a type with its own getattr) goes through PyObject_GetAttr. */
+typedef struct {
+    PyTypeObject *type;
+    unsigned int version;
+    Py_ssize_t offset; /* 0: not a plain slot */
+} SlotSite;
+
+static PyObject *slot_attr(PyObject *o, PyObject *name, SlotSite *site) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t != site->type || t->tp_version_tag != site->version || !site->version) {
+        site->type = t;
+        site->version = 0;
+        site->offset = 0;
+        PyObject *d = t->tp_getattro == PyObject_GenericGetAttr ? _PyType_Lookup(t, name) : NULL;
+        if (d && Py_IS_TYPE(d, &PyMemberDescr_Type) && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+            if (m->type == T_OBJECT_EX) {
+                site->offset = m->offset;
+                site->version = t->tp_version_tag;
+            }
+        }
+    }
+    if (site->offset) {
+        PyObject *v = *(PyObject **)((char *)o + site->offset);
+        if (v) return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(o, name); /* also raises the AttributeError of an unset slot */
+}
+
+/* PyObject_GetAttr(o, name) through a SlotSite of its own */
+#define SLOT_ATTR(o, name)                \
+    ({                                    \
+        static SlotSite site_;            \
+        slot_attr((o), (name), &site_);   \
+    })
 
 static PyObject *apply_changes_fn, *s_lots, *s_shares, *s_flags, *s_name, *zero;
 
@@ -30,7 +71,7 @@ static int same_token(PyObject *a, PyObject *b) {
  * iterate. The items are held while Python code may run (attribute reads, comparisons), so a dict
  * changed meanwhile can misorder the answer but never free what is in use. */
 static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject *unruled, PyObject *out) {
-    PyObject *lots = PyObject_GetAttr(wallet, s_lots);
+    PyObject *lots = SLOT_ATTR(wallet, s_lots);
     if (!lots) return -1;
     if (!PyDict_Check(lots)) {
         Py_DECREF(lots);
@@ -57,7 +98,7 @@ static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject 
         }
         int held = 0;
         if (same > 0) {
-            PyObject *shares = PyObject_GetAttr(lot, s_shares);
+            PyObject *shares = SLOT_ATTR(lot, s_shares);
             held = shares ? PyObject_RichCompareBool(shares, zero, Py_GT) : -1;
             Py_XDECREF(shares);
         }
@@ -247,27 +288,19 @@ static int due(PyObject *timers, PyObject *now) {
     return PyObject_RichCompareBool(PyTuple_GET_ITEM(head, 0), now, Py_LE);
 }
 
-static PyObject *attr_of(PyObject *o, PyObject *name, PyObject *name2) {
-    PyObject *a = PyObject_GetAttr(o, name);
-    if (!a || !name2) return a;
-    PyObject *b = PyObject_GetAttr(a, name2);
-    Py_DECREF(a);
-    return b;
-}
-
 /* The compiled path of market_handlers.on_price_change: 0 done, -1 error. */
 static int price_change_step(PyObject *state, PyObject *event, PyObject *now, PyObject *commands) {
     PyObject *a[12] = {NULL};
     PyObject *route = NULL, *done = NULL;
     int rc = -1;
-    PyObject *routes_of = PyObject_GetAttr(state, s_routes_of);
-    PyObject *signals = routes_of ? PyObject_GetAttr(state, s_signals) : NULL;
+    PyObject *routes_of = SLOT_ATTR(state, s_routes_of);
+    PyObject *signals = routes_of ? SLOT_ATTR(state, s_signals) : NULL;
     if (!signals) {
         Py_XDECREF(routes_of);
         return -1;
     }
     if (routes_of == signals) {
-        PyObject *routes = PyObject_GetAttr(state, s_routes);
+        PyObject *routes = SLOT_ATTR(state, s_routes);
         if (routes && PyDict_Check(routes)) route = Py_XNewRef(PyDict_GetItemWithError(routes, b_pc_type));
         Py_XDECREF(routes);
     }
@@ -282,14 +315,18 @@ static int price_change_step(PyObject *state, PyObject *event, PyObject *now, Py
         PyErr_SetString(PyExc_TypeError, "a signal route must be (handlers, flagged)");
         goto done;
     }
-    a[0] = PyObject_GetAttr(state, s_books);
+    a[0] = SLOT_ATTR(state, s_books);
     a[1] = a[0] ? PyObject_GetAttr(event, s_changes) : NULL;
     a[2] = a[1] ? PyObject_GetAttr(event, s_ts_ms) : NULL;
-    a[7] = a[2] ? attr_of(state, s_exits_attr, s_watched) : NULL;
-    PyObject *portfolio = a[7] ? attr_of(state, s_risk, s_portfolio) : NULL;
-    a[8] = portfolio ? PyObject_GetAttr(portfolio, s_wallets) : NULL;
+    PyObject *exits = a[2] ? SLOT_ATTR(state, s_exits_attr) : NULL;
+    a[7] = exits ? SLOT_ATTR(exits, s_watched) : NULL;
+    Py_XDECREF(exits);
+    PyObject *risk = a[7] ? SLOT_ATTR(state, s_risk) : NULL;
+    PyObject *portfolio = risk ? SLOT_ATTR(risk, s_portfolio) : NULL;
+    Py_XDECREF(risk);
+    a[8] = portfolio ? SLOT_ATTR(portfolio, s_wallets) : NULL;
     Py_XDECREF(portfolio);
-    a[11] = a[8] ? PyObject_GetAttr(state, s_dq_seen) : NULL;
+    a[11] = a[8] ? SLOT_ATTR(state, s_dq_seen) : NULL;
     if (!a[11]) goto done;
     a[3] = PyTuple_GET_ITEM(route, 0);
     a[4] = event;
@@ -336,7 +373,7 @@ static PyObject *step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *commands = PyList_New(0);
     if (!commands) return NULL;
     PyObject *cargs[3] = {state, now, commands};
-    PyObject *timers = PyObject_GetAttr(state, s_timers);
+    PyObject *timers = SLOT_ATTR(state, s_timers);
     int d = timers ? due(timers, now) : -1;
     Py_XDECREF(timers);
     if (d > 0) {
@@ -345,13 +382,13 @@ static PyObject *step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(r);
     }
     if (d < 0) goto fail;
-    PyObject *exits = PyObject_GetAttr(state, s_exits_attr);
+    PyObject *exits = SLOT_ATTR(state, s_exits_attr);
     if (!exits) goto fail;
-    PyObject *rules = PyObject_GetAttr(exits, s_timers);
+    PyObject *rules = SLOT_ATTR(exits, s_timers);
     d = rules ? due(rules, now) : -1;
     Py_XDECREF(rules);
     if (d == 0) {
-        PyObject *converts = PyObject_GetAttr(exits, s_convert_timers);
+        PyObject *converts = SLOT_ATTR(exits, s_convert_timers);
         d = converts ? due(converts, now) : -1;
         Py_XDECREF(converts);
     }

@@ -332,3 +332,34 @@ def test_the_compiled_step_refuses_bad_calls() -> None:
         step(state, object(), T0)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         step(object(), PriceChange(T0, "0xc0", ()), T0)  # type: ignore[arg-type]
+
+
+def test_the_compiled_step_reads_attributes_as_python_does() -> None:
+    """It reads the state's slots directly while their class is unchanged: an unset slot still raises,
+    and a class changed after the first read (here a property in place of a slot) is read anew."""
+
+    class Exits:
+        __slots__ = ("convert_timers", "timers")
+
+    class State:
+        __slots__ = ("exits", "timers")
+
+    state = State()
+    state.timers = []
+    state.exits = Exits()
+    state.exits.timers = []
+    state.exits.convert_timers = []
+    for _ in range(2):
+        with pytest.raises(KeyError):  # the slots were read; no handler takes an object()
+            step(state, object(), T0)  # type: ignore[arg-type]
+    del state.timers
+    with pytest.raises(AttributeError):
+        step(state, object(), T0)  # type: ignore[arg-type]
+    state.timers = []
+
+    def refuse(_: object) -> list[object]:
+        raise ValueError("read through the property")
+
+    State.timers = property(refuse)  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="through the property"):
+        step(state, object(), T0)  # type: ignore[arg-type]
