@@ -190,9 +190,13 @@ static PyObject *price_change_impl(PyObject *const *args) {
     PyObject *call[4] = {args[0], seq, args[2], zero};
     PyObject *r = PyObject_Vectorcall(apply_changes_fn, call, 4, NULL);
     if (!r) goto done;
-    Py_ssize_t stop, applied, dropped;
-    int ok = PyTuple_Check(r) && PyArg_ParseTuple(r, "nnn", &stop, &applied, &dropped);
-    if (!ok) {
+    Py_ssize_t stop = -1, applied = -1, dropped = -1;
+    if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 3) {
+        stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 0));
+        applied = stop < 0 ? -1 : PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 1));
+        dropped = applied < 0 ? -1 : PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 2));
+    }
+    if (dropped < 0) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "apply_changes must return (stop, applied, dropped)");
         Py_DECREF(r);
         goto done;

@@ -171,7 +171,7 @@ def audit_risk(state: EngineState) -> list[str]:
         for wallet in risk.portfolio.wallets.values():
             live.update(wallet.cost)
     for market in state.markets:
-        if live is not None and not any(t in live for t in market.token_ids):
+        if live is not None and live.isdisjoint(market.token_ids):
             continue
         per_token = [risk.exposure(t) for t in market.token_ids]
         for token, exposure in zip(market.token_ids, per_token, strict=True):
