@@ -171,6 +171,30 @@ static int flags_beyond(PyObject *flagged, PyObject *dq_seen) {
  * without this call). */
 static PyObject *price_change_impl(PyObject *const *args);
 
+/* Every handler of `handlers` called with (event, ctx, now_ms) in order, what they found gathered as
+ * market_handlers._react does: *opps stays NULL while nothing was found, else a new list. 0, or -1 on
+ * an error (*opps then released). */
+static int gather(PyObject *handlers, PyObject *const *hargs, PyObject **opps) {
+    for (Py_ssize_t h = 0; h < PyTuple_GET_SIZE(handlers); h++) {
+        PyObject *found = PyObject_Vectorcall(PyTuple_GET_ITEM(handlers, h), hargs, 3, NULL);
+        int any = found ? PyObject_IsTrue(found) : -1;
+        if (any > 0) {
+            if (!*opps) {
+                *opps = PySequence_List(found);
+                if (!*opps) any = -1;
+            } else if (PyList_SetSlice(*opps, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, found) < 0) {
+                any = -1;
+            }
+        }
+        Py_XDECREF(found);
+        if (any < 0) {
+            Py_CLEAR(*opps);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *price_change(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 12 || !PyDict_Check(args[0]) || !PyTuple_Check(args[3]) || !PyAnySet_Check(args[7]) ||
         !PyDict_Check(args[8]) || !PyUnicode_Check(args[9]) || !PyTuple_Check(args[10]) || !PyDict_Check(args[11])) {
@@ -208,21 +232,7 @@ static PyObject *price_change_impl(PyObject *const *args) {
         goto done;
     }
     PyObject *hargs[3] = {event, ctx, now};
-    for (Py_ssize_t h = 0; h < PyTuple_GET_SIZE(handlers); h++) {
-        PyObject *found = PyObject_Vectorcall(PyTuple_GET_ITEM(handlers, h), hargs, 3, NULL);
-        if (!found) goto done;
-        int any = PyObject_IsTrue(found);
-        if (any > 0) {
-            if (!opps) {
-                opps = PySequence_List(found);
-                if (!opps) any = -1;
-            } else if (PyList_SetSlice(opps, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, found) < 0) {
-                any = -1;
-            }
-        }
-        Py_DECREF(found);
-        if (any < 0) goto done;
-    }
+    if (gather(handlers, hargs, &opps) < 0) goto done;
     if (!opps && PySet_GET_SIZE(watched)) {
         /* the size is read again each time: `seq` may be the caller's list, which Python code run
          * meanwhile (hashes, comparisons) could change */
@@ -273,9 +283,11 @@ done:
  * module's _price_change is this module's and the books are compiled ones); anything else goes to its
  * handler in HANDLERS. What price_change leaves goes to market_handlers.price_change_left. */
 static PyObject *b_handlers, *b_slices, *b_exits, *b_pc_type, *b_on_pc, *b_left, *b_route_for, *b_mh_globals,
-    *b_book_globals, *b_dense, *b_unruled, *b_pc_fn;
+    *b_book_globals, *b_dense, *b_unruled, *b_lt_type, *b_on_lt, *b_react_left, *b_registry, *b_pc_fn;
+static Py_ssize_t b_lt_token; /* LastTrade's token_id field */
 static PyObject *s_timers, *s_convert_timers, *s_exits_attr, *s_books, *s_changes, *s_ts_ms, *s_routes, *s_routes_of,
-    *s_signals, *s_watched, *s_risk, *s_portfolio, *s_wallets, *s_dq_seen, *s_price_change_name, *s_make_book;
+    *s_signals, *s_watched, *s_risk, *s_portfolio, *s_wallets, *s_dq_seen, *s_price_change_name, *s_make_book,
+    *s_markets, *s_by_token, *s_last_trades;
 
 /* 1 when heap-ordered `timers` (a list of tuples led by a due time) has one due by `now`. */
 static int due(PyObject *timers, PyObject *now) {
@@ -293,32 +305,89 @@ static int due(PyObject *timers, PyObject *now) {
 }
 
 /* The compiled path of market_handlers.on_price_change: 0 done, -1 error. */
-static int price_change_step(PyObject *state, PyObject *event, PyObject *now, PyObject *commands) {
-    PyObject *a[12] = {NULL};
-    PyObject *route = NULL, *done = NULL;
-    int rc = -1;
+/* market_handlers._route(state, kind): a new reference to (handlers, flagged), both tuples, or NULL */
+static PyObject *route_of(PyObject *state, PyObject *kind) {
+    PyObject *route = NULL;
     PyObject *routes_of = SLOT_ATTR(state, s_routes_of);
     PyObject *signals = routes_of ? SLOT_ATTR(state, s_signals) : NULL;
     if (!signals) {
         Py_XDECREF(routes_of);
-        return -1;
+        return NULL;
     }
     if (routes_of == signals) {
         PyObject *routes = SLOT_ATTR(state, s_routes);
-        if (routes && PyDict_Check(routes)) route = Py_XNewRef(PyDict_GetItemWithError(routes, b_pc_type));
+        if (routes && PyDict_Check(routes)) route = Py_XNewRef(PyDict_GetItemWithError(routes, kind));
         Py_XDECREF(routes);
     }
     Py_DECREF(routes_of);
     Py_DECREF(signals);
     if (!route && !PyErr_Occurred()) {
-        PyObject *rargs[2] = {state, b_pc_type};
+        PyObject *rargs[2] = {state, kind};
         route = PyObject_Vectorcall(b_route_for, rargs, 2, NULL);
     }
-    if (!route) return -1;
-    if (!PyTuple_Check(route) || PyTuple_GET_SIZE(route) != 2) {
-        PyErr_SetString(PyExc_TypeError, "a signal route must be (handlers, flagged)");
-        goto done;
+    if (route && (!PyTuple_Check(route) || PyTuple_GET_SIZE(route) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(route, 0)) ||
+                  !PyTuple_Check(PyTuple_GET_ITEM(route, 1)))) {
+        PyErr_SetString(PyExc_TypeError, "a signal route must be (handlers, flagged), both tuples");
+        Py_CLEAR(route);
     }
+    return route;
+}
+
+/* The compiled path of market_handlers.on_last_trade for a registry of the bound type, whose
+ * `in` is `token_id in registry._by_token` (market.py): 0 done, -1 error. */
+static int last_trade_step(PyObject *state, PyObject *event, PyObject *now, PyObject *commands) {
+    PyObject *markets = SLOT_ATTR(state, s_markets);
+    if (!markets) return -1;
+    PyObject *by_token = SLOT_ATTR(markets, s_by_token);
+    Py_DECREF(markets);
+    if (!by_token) return -1;
+    PyObject *token = PyTuple_GET_ITEM(event, b_lt_token); /* an exact LastTrade: a NamedTuple */
+    int known = PyDict_Check(by_token) ? PyDict_Contains(by_token, token) : -1;
+    Py_DECREF(by_token);
+    if (known < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a registry's markets by token must be a dict");
+        return -1;
+    }
+    if (!known) { /* state.bump("events_unknown_token"), as the handler does */
+        PyObject *r = PyObject_CallMethod(state, "bump", "s", "events_unknown_token");
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    PyObject *trades = SLOT_ATTR(state, s_last_trades);
+    int rc = trades ? PyObject_SetItem(trades, token, event) : -1;
+    Py_XDECREF(trades);
+    if (rc < 0) return -1;
+    PyObject *route = route_of(state, b_lt_type);
+    if (!route) return -1;
+    PyObject *opps = NULL;
+    PyObject *hargs[3] = {event, state, now};
+    rc = gather(PyTuple_GET_ITEM(route, 0), hargs, &opps);
+    if (rc == 0 && !opps) {
+        PyObject *dq_seen = SLOT_ATTR(state, s_dq_seen);
+        int flags = dq_seen && PyDict_Check(dq_seen) ? flags_beyond(PyTuple_GET_ITEM(route, 1), dq_seen) : -1;
+        if (dq_seen && !PyDict_Check(dq_seen)) PyErr_SetString(PyExc_TypeError, "dq_seen must be a dict");
+        Py_XDECREF(dq_seen);
+        rc = flags < 0 ? -1 : flags ? 1 : 0;
+    }
+    if (rc != 0 || opps) {
+        if (rc >= 0) {
+            PyObject *largs[5] = {state, now, commands, opps ? opps : Py_None, PyTuple_GET_ITEM(route, 1)};
+            PyObject *r = PyObject_Vectorcall(b_react_left, largs, 5, NULL);
+            rc = r ? 0 : -1;
+            Py_XDECREF(r);
+        }
+    }
+    Py_XDECREF(opps);
+    Py_DECREF(route);
+    return rc;
+}
+
+static int price_change_step(PyObject *state, PyObject *event, PyObject *now, PyObject *commands) {
+    PyObject *a[12] = {NULL};
+    PyObject *done = NULL;
+    int rc = -1;
+    PyObject *route = route_of(state, b_pc_type);
+    if (!route) return -1;
     a[0] = SLOT_ATTR(state, s_books);
     a[1] = a[0] ? PyObject_GetAttr(event, s_changes) : NULL;
     a[2] = a[1] ? PyObject_GetAttr(event, s_ts_ms) : NULL;
@@ -408,11 +477,23 @@ static PyObject *step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, (PyObject *)Py_TYPE(event));
         goto fail;
     }
-    if (handler == b_on_pc && Py_TYPE(event) == (PyTypeObject *)b_pc_type &&
+    if ((handler == b_on_pc || handler == b_on_lt) &&
         PyDict_GetItemWithError(b_mh_globals, s_price_change_name) == b_pc_fn &&
         PyDict_GetItemWithError(b_book_globals, s_make_book) == b_dense) {
-        if (price_change_step(state, event, now, commands) < 0) goto fail;
-        return commands;
+        if (handler == b_on_pc && Py_TYPE(event) == (PyTypeObject *)b_pc_type) {
+            if (price_change_step(state, event, now, commands) < 0) goto fail;
+            return commands;
+        }
+        if (handler == b_on_lt && Py_TYPE(event) == (PyTypeObject *)b_lt_type) {
+            PyObject *markets = SLOT_ATTR(state, s_markets);
+            int plain = markets && Py_TYPE(markets) == (PyTypeObject *)b_registry;
+            Py_XDECREF(markets);
+            if (!markets) goto fail;
+            if (plain) {
+                if (last_trade_step(state, event, now, commands) < 0) goto fail;
+                return commands;
+            }
+        }
     }
     if (PyErr_Occurred()) goto fail;
     Py_INCREF(handler);
@@ -428,21 +509,34 @@ fail:
 }
 
 /* bind_step(handlers, release_due_slices, release_due_exits, PriceChange, on_price_change,
- *           price_change_left, route_for, market_handlers_globals, book_globals, DenseBook, unruled) */
+ *           price_change_left, route_for, market_handlers_globals, book_globals, DenseBook, unruled,
+ *           LastTrade, on_last_trade, react_left, MarketRegistry) */
 static PyObject *bind_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 11 || !PyDict_Check(args[0]) || !PyType_Check(args[3]) || !PyDict_Check(args[7]) ||
-        !PyDict_Check(args[8]) || !PyUnicode_Check(args[10])) {
+    if (nargs != 15 || !PyDict_Check(args[0]) || !PyType_Check(args[3]) || !PyDict_Check(args[7]) ||
+        !PyDict_Check(args[8]) || !PyUnicode_Check(args[10]) || !PyType_Check(args[11]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[11], &PyTuple_Type) || !PyType_Check(args[14])) {
         PyErr_SetString(PyExc_TypeError,
                         "bind_step(handlers: dict, release_due_slices, release_due_exits, PriceChange: type, "
                         "on_price_change, price_change_left, route_for, market_handlers globals: dict, book "
-                        "globals: dict, DenseBook, unruled: str) takes 11 arguments");
+                        "globals: dict, DenseBook, unruled: str, LastTrade: NamedTuple, on_last_trade, "
+                        "react_left, MarketRegistry: type) takes 15 arguments");
+        return NULL;
+    }
+    PyObject *fields = PyObject_GetAttrString(args[11], "_fields");
+    PyObject *token = PyUnicode_InternFromString("token_id");
+    Py_ssize_t at = fields && token && PyTuple_Check(fields) ? PySequence_Index(fields, token) : -1;
+    Py_XDECREF(fields);
+    Py_XDECREF(token);
+    if (at < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "LastTrade must be a NamedTuple with a token_id");
         return NULL;
     }
     PyObject *pc_fn = PyObject_GetAttrString(module, "price_change");
     if (!pc_fn) return NULL;
-    PyObject **slots[] = {&b_handlers, &b_slices, &b_exits, &b_pc_type, &b_on_pc, &b_left,
-                          &b_route_for, &b_mh_globals, &b_book_globals, &b_dense, &b_unruled};
-    for (Py_ssize_t i = 0; i < 11; i++) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
+    PyObject **slots[] = {&b_handlers, &b_slices, &b_exits, &b_pc_type, &b_on_pc,       &b_left,      &b_route_for, &b_mh_globals,
+                          &b_book_globals, &b_dense, &b_unruled, &b_lt_type, &b_on_lt, &b_react_left, &b_registry};
+    for (Py_ssize_t i = 0; i < 15; i++) Py_XSETREF(*slots[i], Py_NewRef(args[i]));
+    b_lt_token = at;
     Py_XSETREF(b_pc_fn, pc_fn);
     Py_RETURN_NONE;
 }
@@ -478,7 +572,8 @@ PyMODINIT_FUNC PyInit__market(void) {
                  {&s_signals, "signals"},    {&s_watched, "watched"},
                  {&s_risk, "risk"},          {&s_portfolio, "portfolio"},
                  {&s_wallets, "wallets"},    {&s_dq_seen, "dq_seen"},
-                 {&s_price_change_name, "_price_change"}, {&s_make_book, "_make_book"}};
+                 {&s_price_change_name, "_price_change"}, {&s_make_book, "_make_book"},
+                 {&s_markets, "markets"}, {&s_by_token, "_by_token"}, {&s_last_trades, "last_trades"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name))) return NULL;
     return PyModule_Create(&marketmodule);

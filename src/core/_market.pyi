@@ -33,4 +33,8 @@ def bind_step(
     book_globals: dict[str, Any],
     dense_book: object,
     unruled: str,
+    last_trade_type: type,
+    on_last_trade: Callable[..., None],
+    react_left: Callable[..., None],
+    registry_type: type,
 ) -> None: ...

@@ -238,6 +238,19 @@ def _react(state: EngineState, event: Event, now_ms: int, commands: list[Command
                 opps = list(found)
             else:
                 opps.extend(found)
+    react_left(state, now_ms, commands, opps, flagged)
+
+
+def react_left(
+    state: EngineState,
+    now_ms: int,
+    commands: list[Command],
+    opps: list[Opportunity] | None,
+    flagged: tuple[Flagging, ...],
+) -> None:
+    """What the signal modules' reaction to an event leaves: the lifecycle takes what they found, then
+    their new data-quality flags become alerts (core._market.step calls this for a last trade whose
+    reaction it ran, when something is left)."""
     if opps:
         handle_opportunities(state, opps, now_ms, commands)
     _collect_flags(state, flagged, now_ms, commands)

@@ -43,6 +43,7 @@ from polysnipe.core.events import (
     TickSizeChange,
 )
 from polysnipe.core.exit_rules import BASKET_LOT
+from polysnipe.core.market import MarketRegistry
 from polysnipe.core.exits import on_converted, on_merged, on_redeemed, on_settlement_refused
 from polysnipe.core.exits import release_due as release_due_exits
 from polysnipe.core.lifecycle import (
@@ -148,6 +149,10 @@ else:
         vars(_book),
         _book._DenseBook,
         BASKET_LOT,
+        LastTrade,
+        on_last_trade,
+        _market_handlers.react_left,
+        MarketRegistry,
     )
     step = _market.step
 

@@ -22,7 +22,7 @@ from kit import ScriptedSignal, fill, market, of, opportunity, risk_policy
 from polysnipe.core import market_handlers
 from polysnipe.core.book import BookState
 from polysnipe.core.evaluators import Evaluators
-from polysnipe.core.events import BookDelta, BookSnapshot, Level, PriceChange, Side
+from polysnipe.core.events import BookDelta, BookSnapshot, LastTrade, Level, PriceChange, Side
 from polysnipe.core.exit_rules import BASKET_LOT, ExitParams, ExitRule
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import Command, Input, OrderRejected, PlaceOrder
@@ -65,7 +65,7 @@ def _script(rng: random.Random, n: int) -> dict[int, list[Opportunity]]:
     """Opportunities for the scripted module at some event times (buys, so lots open)."""
     script: dict[int, list[Opportunity]] = {}
     for k in range(n):
-        ts = T0 + rng.randrange(1, 400) * 50
+        ts = T0 + rng.randrange(1, 400) * 50 + rng.choice([0, 0, 1])  # +1: a last trade's time
         m = rng.choice(MARKETS)
         token = rng.choice(m.token_ids)
         script.setdefault(ts, []).append(
@@ -128,6 +128,12 @@ def _stream(rng: random.Random, n: int) -> Iterator[Input]:
             price = rng.randrange(1, 100) * 10_000
             changes.append(BookDelta(token, side, price, rng.choice([0, rng.randrange(1, 300) * MICRO])))
         yield PriceChange(ts, m.condition_id, tuple(changes))
+        if rng.random() < 0.2:  # a print, sometimes of a token no market has
+            token = rng.choice([*m.token_ids, UNKNOWN])
+            side = rng.choice([Side.BUY, Side.SELL])
+            yield LastTrade(
+                ts + 1, token, m.condition_id, rng.randrange(1, 100) * 10_000, rng.randrange(1, 50) * MICRO, side
+            )
 
 
 def _observed(state: EngineState) -> object:
@@ -136,7 +142,7 @@ def _observed(state: EngineState) -> object:
     exits = state.exits
     lots = {w: dict(wallet.lots) for w, wallet in state.portfolio.wallets.items()}
     return (books, dict(state.counters), dict(exits.exiting), dict(exits.retry_at), dict(exits.exits), lots,
-            sorted(state.orders), dict(state.dq_seen))  # fmt: skip
+            sorted(state.orders), dict(state.dq_seen), dict(state.last_trades))  # fmt: skip
 
 
 def _answers(rng: random.Random, commands: list[Command], ts: int) -> list[Input]:
