@@ -43,7 +43,6 @@ from polysnipe.core.events import (
     TickSizeChange,
 )
 from polysnipe.core.exit_rules import BASKET_LOT
-from polysnipe.core.market import MarketRegistry
 from polysnipe.core.exits import on_converted, on_merged, on_redeemed, on_settlement_refused
 from polysnipe.core.exits import release_due as release_due_exits
 from polysnipe.core.lifecycle import (
@@ -53,6 +52,7 @@ from polysnipe.core.lifecycle import (
     on_venue_condition,
     release_due_slices,
 )
+from polysnipe.core.market import MarketRegistry
 from polysnipe.core.market_handlers import (
     on_book,
     on_last_trade,

@@ -131,9 +131,8 @@ def _stream(rng: random.Random, n: int) -> Iterator[Input]:
         if rng.random() < 0.2:  # a print, sometimes of a token no market has
             token = rng.choice([*m.token_ids, UNKNOWN])
             side = rng.choice([Side.BUY, Side.SELL])
-            yield LastTrade(
-                ts + 1, token, m.condition_id, rng.randrange(1, 100) * 10_000, rng.randrange(1, 50) * MICRO, side
-            )
+            price, size = rng.randrange(1, 100) * 10_000, rng.randrange(1, 50) * MICRO
+            yield LastTrade(ts + 1, token, m.condition_id, price, size, side)
 
 
 def _observed(state: EngineState) -> object:
