@@ -382,6 +382,242 @@ static int last_trade_step(PyObject *state, PyObject *event, PyObject *now, PyOb
     return rc;
 }
 
+/* -- lots whose exit rules cannot fire -------------------------------------------------------------
+ * exits._judge(state, key, lot, now_ms, commands, timer=False) for a lot a price change touched does
+ * nothing at all (no order, no change to the exit state) on nearly every call: the token resolved, or a
+ * retry not yet due, or no trusted bid, or no rule firing at that bid and time. quiet_lot answers 1 only
+ * in those cases, reading what _judge reads; anything else (a conversion or an exit in flight, a rule
+ * that fires, a value that does not fit an int64, a book, registry or mapping of another kind) is 0 and
+ * the lot goes to _judge as before. exits.py's _judge is the reference; keep the two together. */
+static PyObject *s_resolved, *s_converting, *s_exiting, *s_retry_at, *s_params, *s_rules, *s_default, *s_top_bid,
+    *s_trusted, *s_take_profit, *s_stop_loss, *s_max_hold, *s_before_end, *s_fair_value, *s_cost, *s_opened,
+    *s_end_ms;
+
+/* a new reference's value as an int64: 1 set, 0 it is no int that fits (or no int), -1 error */
+static int i64_of(PyObject *v, long long *out) {
+    if (!v) return -1;
+    int ovf = 0;
+    long long x = PyLong_CheckExact(v) ? PyLong_AsLongLongAndOverflow(v, &ovf) : (ovf = 1, 0);
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (ovf) return 0;
+    *out = x;
+    return 1;
+}
+
+#define I64(o, name, out)                                  \
+    do {                                                   \
+        int ok_ = i64_of(SLOT_ATTR((o), (name)), (out));   \
+        if (ok_ <= 0) return ok_;                          \
+    } while (0)
+
+
+static int quiet_lot(PyObject *state, PyObject *pair, long long now);
+
+/* 1 when none of `rule`'s sell conditions holds for `lot` at `bid` and `now` (the why of _judge), 0 when
+ * one does or a value does not fit, -1 on an error */
+static int rule_quiet(PyObject *rule, PyObject *lot, PyObject *market, long long bid, long long now) {
+    long long stop, hold, before, fair, cost, shares, opened, end;
+    PyObject *tp = SLOT_ATTR(rule, s_take_profit);
+    int take = tp ? PyObject_IsTrue(tp) : -1;
+    Py_XDECREF(tp);
+    if (take < 0) return -1;
+    I64(rule, s_stop_loss, &stop);
+    I64(rule, s_max_hold, &hold);
+    I64(rule, s_before_end, &before);
+    I64(lot, s_fair_value, &fair);
+    I64(lot, s_cost, &cost);
+    I64(lot, s_shares, &shares);
+    I64(lot, s_opened, &opened);
+    I64(market, s_end_ms, &end);
+    if (shares <= 0) return 0;
+    __int128 avg = (__int128)cost * 1000000 / shares; /* Lot.avg_price: cost * MICRO // shares */
+    if ((__int128)cost * 1000000 % shares && ((cost < 0) != (shares < 0))) avg -= 1; /* floor division */
+    if (take && fair && bid >= fair) return 0;
+    if (stop && (__int128)bid <= avg - stop) return 0;
+    if (hold && (__int128)now - opened >= hold) return 0;
+    if (before && end && (__int128)end - now <= before) return 0;
+    return 1;
+}
+
+/* In the step, a price change's lots to judge (done[4]) without those quiet_lot finds quiet: `*done`
+ * becomes None when nothing is left for Python (no lot, nothing found or dropped, no new flags), or a
+ * tuple holding only the lots left. 0, or -1 on an error. */
+static int quiet_held(PyObject *state, PyObject *now_obj, PyObject **done, PyObject *flagged, PyObject *dq_seen) {
+    PyObject *t = *done;
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) return 0;
+    PyObject *held = PyTuple_GET_ITEM(t, 4);
+    if (!PyList_Check(held) || PyTuple_GET_ITEM(t, 3) != Py_None) return 0;
+    int ovf = 0;
+    long long now = PyLong_CheckExact(now_obj) ? PyLong_AsLongLongAndOverflow(now_obj, &ovf) : (ovf = 1, 0);
+    if (now == -1 && PyErr_Occurred()) return -1;
+    if (ovf) return 0;
+    PyObject *left = PyList_New(0);
+    if (!left) return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(held, i));
+        int q = quiet_lot(state, pair, now);
+        int rc = q < 0 ? -1 : q ? 0 : PyList_Append(left, pair);
+        Py_DECREF(pair);
+        if (rc < 0) {
+            Py_DECREF(left);
+            return -1;
+        }
+    }
+    if (PyList_GET_SIZE(left) == PyList_GET_SIZE(held)) {
+        Py_DECREF(left);
+        return 0;
+    }
+    PyObject *stop = PyTuple_GET_ITEM(t, 0), *applied = PyTuple_GET_ITEM(t, 1), *dropped = PyTuple_GET_ITEM(t, 2);
+    if (!PyList_GET_SIZE(left)) {
+        int nothing = PyObject_Not(dropped);
+        int flags = nothing > 0 ? flags_beyond(flagged, dq_seen) : 0;
+        if (nothing < 0 || flags < 0) {
+            Py_DECREF(left);
+            return -1;
+        }
+        if (nothing && !flags) {
+            Py_DECREF(left);
+            Py_SETREF(*done, Py_NewRef(Py_None));
+            return 0;
+        }
+    }
+    PyObject *fresh = PyTuple_Pack(5, stop, applied, dropped, Py_None, PyList_GET_SIZE(left) ? left : Py_None);
+    Py_DECREF(left);
+    if (!fresh) return -1;
+    Py_SETREF(*done, fresh);
+    return 0;
+}
+
+static int quiet_lot(PyObject *state, PyObject *pair, long long now) {
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(pair, 0)) ||
+        PyTuple_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) != 3)
+        return 0;
+    PyObject *key = PyTuple_GET_ITEM(pair, 0), *lot = PyTuple_GET_ITEM(pair, 1);
+    PyObject *token = PyTuple_GET_ITEM(key, 1), *label = PyTuple_GET_ITEM(key, 2);
+    int r = 0;
+    PyObject *risk = SLOT_ATTR(state, s_risk);
+    PyObject *portfolio = risk ? SLOT_ATTR(risk, s_portfolio) : NULL;
+    Py_XDECREF(risk);
+    PyObject *resolved = portfolio ? SLOT_ATTR(portfolio, s_resolved) : NULL;
+    Py_XDECREF(portfolio);
+    if (!resolved) return -1;
+    int gone = PyDict_CheckExact(resolved) ? PyDict_Contains(resolved, token) : -2;
+    Py_DECREF(resolved);
+    if (gone != 0) return gone == 1 ? 1 : gone == -2 ? 0 : -1; /* a resolved token's lots are not judged */
+    PyObject *exits = SLOT_ATTR(state, s_exits_attr);
+    if (!exits) return -1;
+    PyObject *converting = SLOT_ATTR(exits, s_converting);
+    PyObject *exiting = converting ? SLOT_ATTR(exits, s_exiting) : NULL;
+    PyObject *retry_at = exiting ? SLOT_ATTR(exits, s_retry_at) : NULL;
+    PyObject *params = retry_at ? SLOT_ATTR(exits, s_params) : NULL;
+    Py_DECREF(exits);
+    PyObject *rules = params ? SLOT_ATTR(params, s_rules) : NULL;
+    PyObject *fallback = rules ? SLOT_ATTR(params, s_default) : NULL;
+    PyObject *rule = NULL, *book = NULL, *bidobj = NULL, *market = NULL;
+    if (!fallback) {
+        r = -1;
+        goto out;
+    }
+    if (!PyDict_CheckExact(converting) || PyDict_GET_SIZE(converting) || !PyDict_CheckExact(exiting) ||
+        !PyDict_CheckExact(retry_at) || !PyDict_CheckExact(rules))
+        goto out; /* a conversion in flight, or mappings of another kind: _judge decides */
+    int pending = PyDict_Contains(exiting, key);
+    if (pending != 0) {
+        r = pending < 0 ? -1 : 0;
+        goto out;
+    }
+    PyObject *retry = PyDict_GetItemWithError(retry_at, key);
+    if (retry) {
+        long long due;
+        int ok = i64_of(Py_NewRef(retry), &due);
+        if (ok <= 0) {
+            r = ok;
+            goto out;
+        }
+        if (now < due) {
+            r = 1;
+            goto out;
+        }
+    } else if (PyErr_Occurred()) {
+        r = -1;
+        goto out;
+    }
+    PyObject *books = SLOT_ATTR(state, s_books);
+    if (!books) {
+        r = -1;
+        goto out;
+    }
+    book = PyDict_CheckExact(books) ? Py_XNewRef(PyDict_GetItemWithError(books, token)) : NULL;
+    int plain_books = PyDict_CheckExact(books);
+    Py_DECREF(books);
+    if (!book) {
+        r = PyErr_Occurred() ? -1 : plain_books; /* no book: no bid */
+        goto out;
+    }
+    if (Py_TYPE(book) != (PyTypeObject *)b_dense) goto out;
+    PyObject *trusted = SLOT_ATTR(book, s_trusted);
+    if (!trusted) {
+        r = -1;
+        goto out;
+    }
+    int t = PyObject_IsTrue(trusted);
+    Py_DECREF(trusted);
+    if (t <= 0) {
+        r = t < 0 ? -1 : 1; /* an untrusted book shows no bid */
+        goto out;
+    }
+    bidobj = SLOT_ATTR(book, s_top_bid);
+    if (!bidobj) {
+        r = -1;
+        goto out;
+    }
+    if (bidobj == Py_None) {
+        r = 1;
+        goto out;
+    }
+    long long bid;
+    r = i64_of(Py_NewRef(bidobj), &bid);
+    if (r <= 0) goto out;
+    PyObject *markets = SLOT_ATTR(state, s_markets);
+    if (!markets) {
+        r = -1;
+        goto out;
+    }
+    PyObject *by_token = Py_TYPE(markets) == (PyTypeObject *)b_registry ? SLOT_ATTR(markets, s_by_token) : NULL;
+    Py_DECREF(markets);
+    if (!by_token || !PyDict_CheckExact(by_token)) {
+        r = by_token || PyErr_Occurred() ? (PyErr_Occurred() ? -1 : 0) : 0;
+        Py_XDECREF(by_token);
+        goto out;
+    }
+    market = Py_XNewRef(PyDict_GetItemWithError(by_token, token));
+    Py_DECREF(by_token);
+    if (!market) {
+        r = PyErr_Occurred() ? -1 : 1; /* no market: _judge places nothing */
+        goto out;
+    }
+    rule = Py_XNewRef(PyDict_GetItemWithError(rules, label));
+    if (!rule && PyErr_Occurred()) {
+        r = -1;
+        goto out;
+    }
+    if (!rule) rule = Py_NewRef(fallback);
+    r = rule_quiet(rule, lot, market, bid, now);
+out:
+    Py_XDECREF(converting);
+    Py_XDECREF(exiting);
+    Py_XDECREF(retry_at);
+    Py_XDECREF(params);
+    Py_XDECREF(rules);
+    Py_XDECREF(fallback);
+    Py_XDECREF(rule);
+    Py_XDECREF(book);
+    Py_XDECREF(bidobj);
+    Py_XDECREF(market);
+    return r;
+}
+
 static int price_change_step(PyObject *state, PyObject *event, PyObject *now, PyObject *commands) {
     PyObject *a[12] = {NULL};
     PyObject *done = NULL;
@@ -414,6 +650,7 @@ static int price_change_step(PyObject *state, PyObject *event, PyObject *now, Py
     }
     done = price_change_impl(a);
     if (!done) goto done;
+    if (done != Py_None && quiet_held(state, now, &done, a[10], a[11]) < 0) goto done;
     if (done != Py_None) {
         PyObject *largs[6] = {state, event, now, commands, done, a[10]};
         PyObject *r = PyObject_Vectorcall(b_left, largs, 6, NULL);
@@ -573,7 +810,13 @@ PyMODINIT_FUNC PyInit__market(void) {
                  {&s_risk, "risk"},          {&s_portfolio, "portfolio"},
                  {&s_wallets, "wallets"},    {&s_dq_seen, "dq_seen"},
                  {&s_price_change_name, "_price_change"}, {&s_make_book, "_make_book"},
-                 {&s_markets, "markets"}, {&s_by_token, "_by_token"}, {&s_last_trades, "last_trades"}};
+                 {&s_markets, "markets"}, {&s_by_token, "_by_token"}, {&s_last_trades, "last_trades"},
+                 {&s_resolved, "resolved"}, {&s_converting, "converting"}, {&s_exiting, "exiting"},
+                 {&s_retry_at, "retry_at"}, {&s_params, "params"}, {&s_rules, "rules"}, {&s_default, "default"},
+                 {&s_top_bid, "top_bid"}, {&s_trusted, "trusted"}, {&s_take_profit, "take_profit"},
+                 {&s_stop_loss, "stop_loss_micro"}, {&s_max_hold, "max_hold_ms"},
+                 {&s_before_end, "exit_before_end_ms"}, {&s_fair_value, "fair_value"}, {&s_cost, "cost"},
+                 {&s_opened, "opened_ms"}, {&s_end_ms, "end_ms"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!(*names[i].slot = PyUnicode_InternFromString(names[i].name))) return NULL;
     return PyModule_Create(&marketmodule);

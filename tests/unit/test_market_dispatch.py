@@ -24,7 +24,7 @@ from polysnipe.core.book import BookState
 from polysnipe.core.evaluators import Evaluators
 from polysnipe.core.events import BookDelta, BookSnapshot, LastTrade, Level, PriceChange, Side
 from polysnipe.core.exit_rules import BASKET_LOT, ExitParams, ExitRule
-from polysnipe.core.market import MarketRegistry
+from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import Command, Input, OrderRejected, PlaceOrder
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.pipeline import python_step, step
@@ -368,3 +368,75 @@ def test_the_compiled_step_reads_attributes_as_python_does() -> None:
     State.timers = property(refuse)  # type: ignore[assignment]
     with pytest.raises(ValueError, match="through the property"):
         step(state, object(), T0)  # type: ignore[arg-type]
+
+
+def _edge_engine(rng: random.Random) -> tuple[EngineState, tuple[Market, ...]]:
+    """Lots whose exit rules sit near firing: random stops, hold times, market ends, fair values and
+    retries, each lot in a token of its own, with no signal module to disturb them."""
+    end = T0 + rng.randrange(0, 40) * 1_000
+    markets = tuple(market(f"0xe{i}", (f"ey{i}", f"en{i}"), end_ms=rng.choice([0, end])) for i in range(6))
+    rules = {
+        f"s{k}": ExitRule(take_profit=rng.random() < 0.5, stop_loss_micro=rng.choice([0, 10_000, 30_000]),
+                          max_hold_ms=rng.choice([0, 5_000, 20_000]),
+                          exit_before_end_ms=rng.choice([0, 10_000, 30_000]))
+        for k in range(4)
+    }  # fmt: skip
+    state = build_state(
+        markets=MarketRegistry.of(markets),
+        signals=[],
+        evaluators=Evaluators(),
+        gatekeeper=RiskGatekeeper(risk_policy(max_book_age_ms=10**9)),
+        risk=RiskState(Portfolio.of({w: 10_000 * MICRO for w in WALLETS})),
+        router=build_router({"default": "aggressive"}),
+        rng=random.Random(1),
+        wallet_for=lambda opp: WALLETS[0],
+        exits=ExitParams(rules=rules),
+    )
+    for m in markets:
+        for token in m.token_ids:
+            w = rng.choice(WALLETS)
+            shares = rng.randrange(5, 40) * MICRO
+            label = rng.choice([*rules, "unruled"])  # "unruled": the default rule
+            lot = Lot(shares, shares * rng.randrange(30, 70) // 100, T0 - rng.choice([0, 3_000, 15_000]),
+                      rng.choice([0, rng.randrange(40, 70) * 10_000]))  # fmt: skip
+            state.portfolio.wallets[w].lots[token, label] = lot
+            state.portfolio.wallets[w].positions[token] = shares
+            state.portfolio.wallets[w].cost[token] = lot.cost
+            state.exits.watched.add(token)
+            if rng.random() < 0.3:
+                state.exits.retry_at[w, token, label] = T0 + rng.randrange(0, 20) * 1_000
+    return state, markets
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lots_at_the_edges_of_their_exit_rules_are_judged_as_python_does(seed: int) -> None:
+    """The step's own test of quiet lots (core/_market.c quiet_lot) against exits._judge: bids wander
+    across the stops and fair values while time passes the hold limits, the market ends and the
+    retries; every step's commands and the exit state must be those of the Python path."""
+    rng = random.Random(seed)
+    compiled, markets = _edge_engine(random.Random(seed))
+    python, _ = _edge_engine(random.Random(seed))
+    events: list[Input] = []
+    for m in markets:
+        for token in m.token_ids:
+            if rng.random() < 0.85:  # some books never come: no trusted bid
+                bids = (Level(rng.randrange(20, 60) * 10_000, 50 * MICRO),)
+                events.append(BookSnapshot(T0, token, m.condition_id, bids, (Level(900_000, 50 * MICRO),)))
+    ts = T0
+    for _ in range(300):
+        ts += rng.choice([50, 500, 2_000])
+        m = rng.choice(markets)
+        token = rng.choice(m.token_ids)
+        price = rng.randrange(20, 80) * 10_000
+        events.append(
+            PriceChange(ts, m.condition_id, (BookDelta(token, Side.BUY, price, rng.choice([0, MICRO])),))
+        )
+    placed = 0
+    for event in events:
+        got = step(compiled, event, event.ts_ms)
+        with _python_path():
+            want = python_step(python, event, event.ts_ms)
+        assert want == got, (seed, event)
+        assert _observed(python) == _observed(compiled), (seed, event)
+        placed += len(of(got, PlaceOrder))
+    assert placed or seed % 10, "most streams should fire some exit"
