@@ -587,7 +587,7 @@ static int quiet_lot(PyObject *state, PyObject *pair, long long now) {
     PyObject *by_token = Py_TYPE(markets) == (PyTypeObject *)b_registry ? SLOT_ATTR(markets, s_by_token) : NULL;
     Py_DECREF(markets);
     if (!by_token || !PyDict_CheckExact(by_token)) {
-        r = by_token || PyErr_Occurred() ? (PyErr_Occurred() ? -1 : 0) : 0;
+        r = PyErr_Occurred() ? -1 : 0; /* a registry of another kind: _judge asks it */
         Py_XDECREF(by_token);
         goto out;
     }
