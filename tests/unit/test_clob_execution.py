@@ -1371,11 +1371,17 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
             transport=venue.transport(),
         )
         assert not venue.requests  # building opened nothing
+        signers = adapters.signers
+        assert signers is not None and 0 == signers.threads  # ... and started no thread
         adapters.execution.on_market_event(TickSizeChange(T0_MS, TOKEN, MARKET, 10_000, 10_000))
         assert ["OrderAccepted"] == kinds(await adapters.execution.submit(order()))
         assert 1 == adapters.index.resting_count  # the heartbeat now has a reason to beat
         assert await adapters.heartbeat.beat()
+        signers.start()  # as start() does; the basket's legs are then signed in parallel
+        legs = [order(n, price=300_000 + n * 10_000) for n in range(1, 4)]
+        assert [["OrderAccepted"]] * 3 == [kinds(a) for a in await adapters.execution.submit_many(legs)]
         await adapters.aclose()
+        assert 0 == signers.threads  # the signing threads stop with the adapters
 
     run(scenario())
     assert [] == alerts
