@@ -40,22 +40,24 @@ def _vector_signer(vector: dict[str, Any]) -> OrderSigner:
     )
 
 
-def _sign_vector(signer: OrderSigner, vector: dict[str, Any]) -> SignedOrder:
+def _vector_args(vector: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     inputs, signed = vector["inputs"], vector["signed"]
-    return signer.sign(
+    args = (
         inputs["token_id"],
         Side.BUY if inputs["side"] == "BUY" else Side.SELL,
         int(signed["makerAmount"]),
         int(signed["takerAmount"]),
-        neg_risk=inputs["neg_risk"],
-        salt=int(signed["salt"]),
-        timestamp_ms=int(signed["timestamp"]),
-        expiration_s=int(signed["expiration"]),
     )
+    return args, {
+        "neg_risk": inputs["neg_risk"],
+        "salt": int(signed["salt"]),
+        "timestamp_ms": int(signed["timestamp"]),
+        "expiration_s": int(signed["expiration"]),
+    }
 
 
-def _started(threads: int = 2, **signer: Any) -> ParallelSigner:
-    pool = ParallelSigner(lambda: OrderSigner.from_key(KEY, 137, **signer), threads)
+def _started(threads: int = 2) -> ParallelSigner:
+    pool = ParallelSigner(lambda: OrderSigner.from_key(KEY, 137), threads)
     pool.start()
     return pool
 
@@ -66,41 +68,53 @@ def test_the_official_vectors_signed_in_parallel_are_the_serial_signatures(
     assert vectors
     for wallet in {_wallet(v) for v in vectors}:
         group = [v for v in vectors if _wallet(v) == wallet]
-        if len(group) < 2:
-            group = group * 2  # still two legs: one for a worker, one for the caller
+        serial = _vector_signer(group[0])
         pool = ParallelSigner(functools.partial(_vector_signer, group[0]), 2)
         pool.start()
         try:
-            # the caller waits on its first vector until a worker signed one: both kinds of thread sign
-            worker_signed = threading.Event()
-
-            def sign(
-                signer: OrderSigner, vector: dict[str, Any], ready: threading.Event = worker_signed
-            ) -> tuple[bool, SignedOrder]:
-                on_worker = threading.current_thread().name.startswith("order-signer-")
-                if on_worker:
-                    ready.set()
-                else:
-                    ready.wait(10)
-                return on_worker, _sign_vector(signer, vector)
-
-            results = pool.map(sign, group)
+            unsigned = [serial.prepare(*a, **k) for a, k in map(_vector_args, group)]
+            results = pool.sign_prepared([*unsigned, *unsigned])  # every leg also on another thread
         finally:
             pool.close()
-        assert not [r for r in results if isinstance(r, Exception)]
-        done = [r for r in results if not isinstance(r, Exception)]
-        assert {True, False} == {on_worker for on_worker, _ in done}
-        serial = _vector_signer(group[0])
-        for vector, (_, signed) in zip(group, done, strict=True):
+        for vector, signed in zip(group * 2, results, strict=True):
+            assert isinstance(signed, SignedOrder), vector["id"]
             assert vector["signed"]["signature"] == signed.signature, vector["id"]
             assert vector["order_hash"] == signed.order_hash, vector["id"]
-            assert _sign_vector(serial, vector) == signed, vector["id"]
+            args, kwargs = _vector_args(vector)
+            assert serial.sign(*args, **kwargs) == signed, vector["id"]
+
+
+def test_workers_and_the_caller_both_sign() -> None:
+    """The caller holds its first signature until a worker made one: both kinds of thread sign,
+    and the answers are in the items' order whoever made them."""
+    pool = _started()
+    worker_signed = threading.Event()
+    signers: list[bool] = []
+
+    def sign(signer: OrderSigner, digest: bytes) -> bytes:
+        on_worker = threading.current_thread().name.startswith("order-signer-")
+        signature = signer.sign_digest(digest)
+        signers.append(on_worker)
+        if on_worker:
+            worker_signed.set()
+        else:
+            worker_signed.wait(10)
+        return signature
+
+    digests = [bytes([n + 1]) * 32 for n in range(6)]
+    try:
+        results = pool.map(sign, digests)
+    finally:
+        pool.close()
+    assert {True, False} == set(signers)
+    serial = OrderSigner.from_key(KEY, 137)
+    assert [serial.sign_digest(d) for d in digests] == results
 
 
 def test_many_baskets_sign_as_the_serial_signer_does() -> None:
     """Every worker on buffers of its own: no signature of one leg leaks into another's."""
     serial = OrderSigner.from_key(KEY, 137)
-    pool = _started(threads=3)
+    pool = _started(3)
     try:
         for n in range(40):
             legs = [

@@ -71,6 +71,7 @@ __all__ = [
     "ParallelSigner",
     "PrivateKeyInput",
     "SignedOrder",
+    "UnsignedOrder",
     "batch_post_body",
     "checksum_address",
     "domain_separator",
@@ -354,6 +355,25 @@ class SignedOrder(msgspec.Struct, frozen=True):
         ).encode()
 
 
+class UnsignedOrder(msgspec.Struct, frozen=True):
+    """An order hashed and ready for its ECDSA signature (OrderSigner.prepare): the one step of
+    signing that ParallelSigner hands to other threads, the rest staying on the caller's."""
+
+    #: what the key signs: the order hash, or for POLY_1271 the ERC-7739 TypedDataSign digest
+    digest: bytes
+    #: EIP-712 digest of the order (the venue's orderID)
+    order_hash: bytes
+    #: hex appended to the signature: the ERC-7739 wrapper for POLY_1271, "" otherwise
+    wrapper: str
+    token_id: str
+    side: Side
+    maker_amount: int
+    taker_amount: int
+    salt: int
+    timestamp_ms: int
+    expiration_s: int
+
+
 def batch_post_body(bodies: Sequence[bytes]) -> bytes:
     """POST /orders body from single-order bodies (each keeps its own orderType and flags)."""
     if not 1 <= len(bodies) <= MAX_BATCH_ORDERS:
@@ -569,6 +589,27 @@ class OrderSigner:
         expiration_s: int = 0,
     ) -> SignedOrder:
         """Sign an order whose amounts are already final (see core.order_math)."""
+        unsigned = self.prepare(
+            token_id, side, maker_amount, taker_amount,
+            neg_risk=neg_risk, salt=salt, timestamp_ms=timestamp_ms, expiration_s=expiration_s,
+        )  # fmt: skip
+        return self.complete(unsigned, self._sign(unsigned.digest))
+
+    def prepare(
+        self,
+        token_id: str,
+        side: Side,
+        maker_amount: int,
+        taker_amount: int,
+        *,
+        neg_risk: bool,
+        salt: int,
+        timestamp_ms: int,
+        expiration_s: int = 0,
+    ) -> UnsignedOrder:
+        """Everything of `sign` but the ECDSA signature: the digest the key signs, and what
+        `complete` builds the signed order from. Raises ValueError for an order that cannot be
+        signed."""
         end = _UINT256_END
         if not (0 < maker_amount < end and 0 < taker_amount < end and expiration_s >= 0):
             raise ValueError(f"invalid amounts {maker_amount}/{taker_amount} or expiration {expiration_s}")
@@ -592,39 +633,50 @@ class OrderSigner:
         )
         prefix = self._digest_prefix[neg_risk]
         order_hash = keccak(prefix + contents)
+        digest, wrapper = order_hash, ""
         if self._signature_type is SignatureType.POLY_1271:
-            signature = self._poly_1271_signature(prefix, contents)
-        else:
-            signature = "0x" + self._sign(order_hash).hex()
+            # ERC-7739: the EOA signs TypedDataSign(contents, wallet domain) under the exchange
+            # domain, and the wrapper carries what the wallet needs to rebuild that digest
+            type_hash, wallet_domain, tail = self._poly_1271_tail
+            digest = keccak(prefix + keccak(type_hash + contents + wallet_domain))
+            wrapper = prefix[2:].hex() + contents.hex() + tail
+        return UnsignedOrder(
+            digest, order_hash, wrapper, token_id, side, maker_amount, taker_amount, salt, timestamp_ms,
+            expiration_s,
+        )  # fmt: skip
+
+    def complete(self, unsigned: UnsignedOrder, signature: bytes) -> SignedOrder:
+        """The signed order of `prepare`'s answer, with the key's 65-byte signature of its digest."""
         return SignedOrder(
-            salt,
+            unsigned.salt,
             self._maker,
             self._signer_address,
-            token_id,
-            str(maker_amount),
-            str(taker_amount),
-            _SIDE_NAMES[side],
-            str(expiration_s),
+            unsigned.token_id,
+            str(unsigned.maker_amount),
+            str(unsigned.taker_amount),
+            _SIDE_NAMES[unsigned.side],
+            str(unsigned.expiration_s),
             self._signature_type_int,
-            str(timestamp_ms),
+            str(unsigned.timestamp_ms),
             BYTES32_ZERO,
             self._builder,
-            signature,
-            "0x" + order_hash.hex(),
+            "0x" + signature.hex() + unsigned.wrapper,
+            "0x" + unsigned.order_hash.hex(),
         )
 
-    def _poly_1271_signature(self, prefix: bytes, contents: bytes) -> str:
-        """ERC-7739 wrapped signature: the EOA signs TypedDataSign(contents, wallet domain) under the
-        exchange domain, and the wrapper carries what the wallet needs to rebuild that digest."""
-        type_hash, wallet_domain, tail = self._poly_1271_tail
-        typed_data_sign = self._keccak(type_hash + contents + wallet_domain)
-        inner = self._sign(self._keccak(prefix + typed_data_sign))
-        return "0x" + inner.hex() + prefix[2:].hex() + contents.hex() + tail
+    def sign_digest(self, digest: bytes) -> bytes:
+        """The key's 65-byte signature (r || s || v) of a 32-byte digest."""
+        return self._sign(digest)
 
     def sign_request(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
         """Amounts, deterministic salt and signature for an engine order (the hot path)."""
+        unsigned = self.prepare_request(order, timestamp_ms)
+        return self.complete(unsigned, self._sign(unsigned.digest))
+
+    def prepare_request(self, order: OrderRequest, timestamp_ms: int) -> UnsignedOrder:
+        """`prepare` for an engine order: its amounts, deterministic salt and expiry (order_terms)."""
         maker_amount, taker_amount, salt, expiration_s = order_terms(order)
-        return self.sign(
+        return self.prepare(
             order.token_id,
             order.side,
             maker_amount,
@@ -673,43 +725,59 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
+#: a result slot no thread has filled yet
+_PENDING: Final[Any] = object()
+
+
 class _Batch(Generic[_T, _R]):
     """The items of one ParallelSigner.map call, taken one at a time by whichever thread is free."""
 
-    __slots__ = ("done", "finished", "fn", "items", "n", "results", "taken")
+    __slots__ = ("fn", "items", "n", "results", "taken")
 
     def __init__(self, fn: Callable[[OrderSigner, _T], _R], items: Sequence[_T]) -> None:
         self.fn = fn
         self.items = items
         self.n = len(items)
-        self.results: list[_R | Exception | None] = [None] * self.n
+        self.results: list[_R | Exception] = [_PENDING] * self.n
         # next() on an itertools.count is one C call, atomic under the GIL: no lock per item
         self.taken = itertools.count()
-        self.finished = itertools.count()
-        self.done = threading.Event()
+
+    def do(self, signer: OrderSigner, i: int) -> _R | Exception:
+        try:
+            return self.fn(signer, self.items[i])
+        except Exception as exc:  # ValueError for an order that cannot be signed: its item alone
+            return exc
 
     def drain(self, signer: OrderSigner) -> None:
-        """Do items until none is left; whoever finishes the last one wakes the caller."""
-        n, fn, items, results = self.n, self.fn, self.items, self.results
+        """Do items until none is left to take."""
+        n, results = self.n, self.results
         while (i := next(self.taken)) < n:
-            try:
-                results[i] = fn(signer, items[i])
-            except Exception as exc:  # ValueError for an order that cannot be signed: its item alone
-                results[i] = exc
-            if next(self.finished) == n - 1:
-                self.done.set()
+            results[i] = self.do(signer, i)
+
+    def finish(self, signer: OrderSigner) -> list[_R | Exception]:
+        """The caller's end: every result, doing itself the items a worker took and has not done.
+        Never waiting on a worker keeps a basket's time within serial signing's even when the
+        worker's CPU is taken by another process (a shared machine); the item is done twice then,
+        with the same answer (`fn` is deterministic), and the worker's late copy is ignored."""
+        out = self.results[:]
+        for i, result in enumerate(out):
+            if result is _PENDING:
+                out[i] = self.do(signer, i)
+        return out
 
 
 class ParallelSigner:
-    """Signs the legs of a basket in parallel: the calling thread and `threads` persistent workers
-    (signing_threads(): the CPUs less one) each take the next unsigned leg with an OrderSigner of
-    its own (`make_signer` builds one per thread, on independent buffers; see the module doc). The
-    signatures are the ones OrderSigner makes: RFC 6979 signing is deterministic.
+    """Signs the legs of a basket in parallel: the calling thread hashes every leg, then it and
+    `threads` persistent workers (signing_threads(): the CPUs less one) each take the next leg's
+    ECDSA signature with a key of its own (`make_signer` builds an OrderSigner per thread, on
+    independent buffers; see the module doc). The signatures are the ones OrderSigner makes: RFC
+    6979 signing is deterministic.
 
     The workers run from `start()` to `close()` (both idempotent; building starts no thread, like
-    the factories that build it); without them the calling thread signs alone. The caller waits
-    only for legs already taken: a worker slow to wake finds nothing left, so a basket is never
-    slower than signing it alone by more than a queue put per worker."""
+    the factories that build it); without them the calling thread signs alone. The caller never
+    waits for a worker: it signs what is left, and then any leg a worker took but has not finished
+    (a worker slow to wake or without a free CPU), so a basket costs at most its serial signing plus
+    a queue put per worker and the GIL the workers take."""
 
     __slots__ = ("_jobs", "_own", "_signers", "_threads")
 
@@ -749,15 +817,13 @@ class ParallelSigner:
 
     def map(self, fn: Callable[[OrderSigner, _T], _R], items: Sequence[_T]) -> list[_R | Exception]:
         """`fn(signer, item)` for every item, each thread with its own signer; the answers in the
-        items' order, an item's exception in its place."""
+        items' order, an item's exception in its place. `fn` must be deterministic: an item a worker
+        is slow with is done again by the caller (_Batch.finish)."""
         batch = _Batch(fn, items)
-        helpers = min(len(self._threads), len(items) - 1)
-        for _ in range(helpers):
+        for _ in range(min(len(self._threads), len(items) - 1)):
             self._jobs.put(batch)
         batch.drain(self._own)
-        if helpers > 0:
-            batch.done.wait()
-        return batch.results  # type: ignore[return-value]  # every slot filled (before `done`)
+        return batch.finish(self._own)
 
     def sign_request(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
         """One order, on the calling thread (nothing to share out)."""
@@ -767,7 +833,32 @@ class ParallelSigner:
         self, orders: Sequence[OrderRequest], timestamp_ms: int
     ) -> list[SignedOrder | Exception]:
         """Every order signed (or the exception that refused it), in order; at once across threads."""
-        return self.map(lambda signer, order: signer.sign_request(order, timestamp_ms), orders)
+        own = self._own
+        unsigned: list[UnsignedOrder | Exception] = []
+        for order in orders:
+            try:
+                unsigned.append(own.prepare_request(order, timestamp_ms))
+            except Exception as exc:  # ValueError: an order that cannot be signed fails alone
+                unsigned.append(exc)
+        return self.sign_prepared(unsigned)
+
+    def sign_prepared(self, unsigned: Sequence[UnsignedOrder | Exception]) -> list[SignedOrder | Exception]:
+        """The prepared orders signed, the ECDSA signatures shared out among the threads (an
+        exception stays in its place). Only that step is: the hashing around it makes several short
+        cffi calls, each of which hands the GIL over, and two threads doing whole orders spend the
+        gain passing the GIL back and forth (measured: 5 legs 196 -> 188 us whole, 151 -> 97 us of
+        signatures alone on 2 free CPUs)."""
+        own = self._own
+        digests = [u.digest for u in unsigned if not isinstance(u, Exception)]
+        signatures = iter(self.map(OrderSigner.sign_digest, digests))
+        out: list[SignedOrder | Exception] = []
+        for u in unsigned:
+            if isinstance(u, Exception):
+                out.append(u)
+                continue
+            signature = next(signatures)
+            out.append(signature if isinstance(signature, Exception) else own.complete(u, signature))
+        return out
 
     async def sign_order(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
         """OrderSigningPort (never suspends)."""
