@@ -8,6 +8,11 @@ see one order, however often a network failure makes us repeat it. The single ex
 `order_version_mismatch`: the exchange moved to a new order version, the old signature can never be
 accepted, so the order is re-signed once (same salt, fresh timestamp) after refreshing GET /version.
 
+A basket's legs (`submit_many`) are checked and claimed one by one, signed together (in parallel
+with signing.ParallelSigner) and sent in one POST /orders (chunks of 15). Each element of the answer
+is handled as the answer to a single post; a failure of the request itself (unknown outcome, an
+HTTP refusal) applies to every order in it.
+
 What a failed POST means decides what happens next (predicates in retry.py):
 
 * 429 / 425 / a connection that never opened: the venue did not act. Wait (Retry-After as a floor;
