@@ -1387,6 +1387,32 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
     assert [] == alerts
 
 
+def test_signing_threads_are_a_setting_zero_signs_on_the_event_loops_thread_alone() -> None:
+    from polysnipe.adapters.clob.factory import (
+        ENV_API_KEY,
+        ENV_API_PASSPHRASE,
+        ENV_API_SECRET,
+        ENV_PRIVATE_KEY,
+        build_clob_adapters,
+        settings_from_mapping,
+    )
+
+    env = {ENV_PRIVATE_KEY: KEY, ENV_API_KEY: CREDS.api_key, ENV_API_SECRET: CREDS.secret.reveal(),
+           ENV_API_PASSPHRASE: CREDS.passphrase.reveal()}  # fmt: skip
+    for threads in (0, 2):
+        settings = settings_from_mapping({"clob": {"host": HOST}, "signing_threads": threads})
+        adapters = build_clob_adapters(
+            settings, clock=FakeClock(), rng=random.Random(1), alert=lambda a: None,
+            market_sink=lambda events: None, user_sink=lambda reports: None, env=env,
+            transport=FakeVenue().transport(),
+        )  # fmt: skip
+        assert adapters.signers is not None
+        adapters.signers.start()
+        assert threads == adapters.signers.threads
+        run(adapters.aclose())
+        assert 0 == adapters.signers.threads
+
+
 # -- the durable outbox ------------------------------------------------------------------------------
 def journaled(conn: psycopg.Connection, request: OrderRequest) -> OrderRequest:
     """The order and its opportunity in the journal, as the loop commits them before a placement."""

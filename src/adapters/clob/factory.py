@@ -187,6 +187,10 @@ class ClobSettings:
     #: is our EIP-712 hash before any real order (ClobExecution.probe_order_ids). Off: the first order
     #: the venue acknowledges verifies it, and until then reconciliation draws nothing from absence.
     order_id_probe: bool = False
+    #: worker threads that sign a basket's legs beside the event loop's (signing.ParallelSigner);
+    #: None: the CPUs less one. 0 on a host whose CPUs other processes keep busy: there a worker
+    #: without a CPU of its own only makes the event loop wait for the GIL.
+    signing_threads: int | None = None
 
 
 def _refuse_secrets(raw: Mapping[str, Any], where: str = "") -> None:
@@ -346,7 +350,7 @@ def build_clob_adapters(
         key = secrets.private_key
         # a basket's legs are signed at once, each thread with a key object of its own (signing.py);
         # `local` signs the L1/L2 headers on the event loop's thread
-        pool = ParallelSigner(lambda: OrderSigner.for_config(EcdsaKey(key), config))
+        pool = ParallelSigner(lambda: OrderSigner.for_config(EcdsaKey(key), config), settings.signing_threads)
         signer, order_signer = local, pool
     if secrets.creds is None:
         raise KeyError(f"live execution needs L2 credentials: set {ENV_API_KEY} and its companions")
