@@ -776,8 +776,9 @@ class ParallelSigner:
     The workers run from `start()` to `close()` (both idempotent; building starts no thread, like
     the factories that build it); without them the calling thread signs alone. The caller never
     waits for a worker: it signs what is left, and then any leg a worker took but has not finished
-    (a worker slow to wake or without a free CPU), so a basket costs at most its serial signing plus
-    a queue put per worker and the GIL the workers take."""
+    (a worker slow to wake or without a free CPU). It does wait for the GIL a worker holds, which
+    on a host whose CPUs other processes keep busy can be a scheduler slice: workers pay only with
+    a CPU free for them (threads=0 otherwise; the CLOB factory's `signing_threads`)."""
 
     __slots__ = ("_jobs", "_own", "_signers", "_threads")
 
