@@ -35,6 +35,7 @@ from polysnipe.core.messages import (
 __all__ = [
     "NEVER_MS",
     "OUTBOX_STATES",
+    "BatchExecutionPort",
     "BuilderSigner",
     "Clock",
     "ExecutionPort",
@@ -99,6 +100,20 @@ class ExecutionPort(Protocol):
 
     @property
     def wake_ms(self) -> int: ...
+
+
+class BatchExecutionPort(ExecutionPort, Protocol):
+    """An ExecutionPort that also takes several orders in one call: the legs of a basket, signed
+    together and sent in one request where the venue allows it (the CLOB's POST /orders).
+
+    Optional: the engine loop uses `submit_many` where a port has it and calls `submit` per order
+    where not. One sequence of reports per order, in the orders' order, meaning what `submit` would
+    have answered for that order; a leg refused before it is sent is refused alone.
+    """
+
+    async def submit_many(
+        self, orders: Sequence[OrderRequest], now_ms: int
+    ) -> Sequence[Sequence[ExecutionReport]]: ...
 
 
 class SettlementPort(Protocol):

@@ -358,9 +358,10 @@ def _format_compare(r: dict[str, Any]) -> str:
 
 # -- latency -----------------------------------------------------------------------------------
 class _SigningExecution:
-    """An execution port that signs every order as the CLOB adapter would (its POST /order body)
-    before handing it to the simulated venue: the live decision path, without a network. The
-    simulated venue is also the backtest's settlement gateway: that passes through."""
+    """An execution port that signs every order as the CLOB adapter would (its POST /order body;
+    a basket's legs in parallel, as POST /orders elements) before handing it to the simulated venue:
+    the live decision path, without a network. The simulated venue is also the backtest's
+    settlement gateway: that passes through."""
 
     def __init__(self, inner: Any, signer: Any) -> None:
         self.inner = inner
@@ -371,6 +372,15 @@ class _SigningExecution:
             "bench-owner", order.order_type, post_only=order.post_only
         )
         return await self.inner.submit(order, now_ms)
+
+    async def submit_many(self, orders: Sequence[Any], now_ms: int) -> Any:
+        """A basket as the CLOB adapter sends it: the legs signed at once (ParallelSigner), each
+        serialized as its element of the POST /orders body."""
+        for order, signed in zip(orders, self.signer.sign_requests(orders, now_ms), strict=True):
+            if isinstance(signed, Exception):
+                raise signed
+            signed.post_body("bench-owner", order.order_type, post_only=order.post_only)
+        return await self.inner.submit_many(orders, now_ms)
 
     async def cancel(self, order_id: str, now_ms: int) -> Any:
         return await self.inner.cancel(order_id, now_ms)
@@ -401,7 +411,7 @@ def _latency_run(events_path: Path, markets: Sequence[Path], gc_freeze: bool) ->
 
     from dependency_injector import providers
 
-    from polysnipe.adapters.clob.signing import OrderSigner
+    from polysnipe.adapters.clob.signing import OrderSigner, ParallelSigner
     from polysnipe.adapters.files import load_events
     from polysnipe.adapters.metadata import load_market_files
     from polysnipe.adapters.sim.replay import ReplaySource
@@ -410,7 +420,7 @@ def _latency_run(events_path: Path, markets: Sequence[Path], gc_freeze: bool) ->
     from polysnipe.runners.containers import Backtest
 
     # a public anvil test key: nothing here is a secret or reaches a venue
-    signer = OrderSigner.from_key(ANVIL_TEST_KEY, 137)
+    signer = ParallelSigner(lambda: OrderSigner.from_key(ANVIL_TEST_KEY, 137))
     events, _ = load_events(events_path)
     container = Backtest(
         registry=providers.Object(load_market_files(list(markets)).registry()),
@@ -424,10 +434,12 @@ def _latency_run(events_path: Path, markets: Sequence[Path], gc_freeze: bool) ->
     gc.collect()
     if gc_freeze:
         gc.freeze()
+    signer.start()
     try:
         with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
             asyncio.run(loop.run())
     finally:
+        signer.close()
         if gc_freeze:
             gc.unfreeze()
     return loop.order_ns, loop.order_legs

@@ -57,6 +57,7 @@ from polysnipe.core.messages import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderRequest,
     OrderStatusUnknown,
     PlaceOrder,
     PositionsConverted,
@@ -448,6 +449,7 @@ class EngineLoop:
     async def perform(self, commands: Sequence[Command], now: int) -> None:
         """Journal, log and execute the step's commands, in order; venue answers go back in.
 
+        Several PlaceOrder commands in a row (a basket's legs) go out together (`_place_basket`).
         Log lines are written once the order they lead to is out (or, for records no order follows,
         at the next effect and at the end): rendering a line is not on an order's path, and the lines
         keep the commands' order."""
@@ -456,10 +458,21 @@ class EngineLoop:
         records: list[JournalRecord] = []
         unlogged: list[JournalRecord] = []
         answers: list[ExecutionReport | SettlementReport] = []
+        n = len(commands)
+        basket_end = 0
         try:
-            for cmd in commands:
+            for i, cmd in enumerate(commands):
+                if i < basket_end:
+                    continue  # a leg of the basket placed below
                 kind = type(cmd)
                 if kind is PlaceOrder:
+                    if i + 1 < n and type(commands[i + 1]) is PlaceOrder:
+                        basket_end = i + 2
+                        while basket_end < n and type(commands[basket_end]) is PlaceOrder:
+                            basket_end += 1
+                        await self._place_basket(commands[i:basket_end], records, unlogged, answers, now)  # type: ignore[arg-type]
+                        records = []
+                        continue
                     o = cmd.order  # type: ignore[union-attr]
                     records.append(cmd)  # type: ignore[arg-type]
                     # the order is in the journal, committed, before it can reach the venue: a crash
@@ -472,9 +485,7 @@ class EngineLoop:
                         self._placed_ns = time.perf_counter_ns()
                     finally:
                         _log_records(unlogged)
-                        log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id,
-                                 routing=o.routing, side=o.side.name, price=format_micro(o.price),
-                                 size=format_micro(o.size), order_type=o.order_type.value)  # fmt: skip
+                        _log_placed(o)
                     self.audit()
                 elif kind is CancelOrder:
                     _log_records(unlogged)
@@ -511,6 +522,41 @@ class EngineLoop:
         if answers:
             await self._deliver(answers, now)
 
+    async def _place_basket(
+        self,
+        legs: Sequence[PlaceOrder],
+        records: list[JournalRecord],
+        unlogged: list[JournalRecord],
+        answers: list[ExecutionReport | SettlementReport],
+        now: int,
+    ) -> None:
+        """`perform` for a run of PlaceOrder commands (a basket's legs): every leg journaled and
+        committed first, then all handed to the execution port in one call (its `submit_many`, which
+        signs them at once and sends them in one request; `submit` per leg on a port without one).
+        The venue's answers join `answers` in the legs' order; log lines and audits follow."""
+        journal = self.journal
+        execution = self.execution
+        orders = [leg.order for leg in legs]
+        # every leg in the journal, committed, before any can reach the venue (as for one order)
+        records.extend(legs)
+        journal.record(records)
+        journal.commit()
+        try:
+            submit_many = getattr(execution, "submit_many", None)
+            if submit_many is None:
+                for o in orders:
+                    answers.extend(await execution.submit(o, now))
+            else:
+                for reports in await submit_many(orders, now):
+                    answers.extend(reports)
+            self._placed_ns = time.perf_counter_ns()
+        finally:
+            _log_records(unlogged)
+            for o in orders:
+                _log_placed(o)
+        for _ in orders:
+            self.audit()
+
     def _notice(self, notice: RaiseAlert | RecordError) -> None:
         self.journal.record((notice,))
         _log_record(notice)
@@ -528,6 +574,12 @@ class EngineLoop:
         eq = self.state.portfolio.equity()
         self.equity.append(EquityPoint(now, eq.total_usdc_micro, eq.positions_usdc_micro, eq.held))
         self._next_sample_ms = now + self.equity_sample_ms
+
+
+def _log_placed(o: OrderRequest) -> None:
+    log.info("order_placed", correlation_id=o.correlation_id, order_id=o.order_id, routing=o.routing,
+             side=o.side.name, price=format_micro(o.price), size=format_micro(o.size),
+             order_type=o.order_type.value)  # fmt: skip
 
 
 def _log_records(records: list[JournalRecord]) -> None:

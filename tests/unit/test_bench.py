@@ -206,3 +206,36 @@ def test_bench_live_runs_entries_through_redis_into_the_journaled_engine(tmp_pat
     assert {"entries_per_s", "events_per_s", "wall_s", "cpu_s", "bus_latency_us", "machine"} <= set(result)
     # 1,000 latency samples: the p99 is a figure
     assert isinstance(result["bus_latency_us"]["p99_us"], float)  # type: ignore[index]
+
+
+def test_bench_latency_signs_a_baskets_legs_together_and_hands_them_on_as_one_batch() -> None:
+    import asyncio
+
+    from kit import order_request
+    from polysnipe.adapters.clob.signing import OrderSigner, ParallelSigner
+    from polysnipe.runners.bench import _SigningExecution
+    from polysnipe.runners.bench_orders import ANVIL_TEST_KEY
+
+    token = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+
+    class Batches:
+        def __init__(self) -> None:
+            self.batches: list[list[str]] = []
+
+        async def submit_many(self, orders: list[object], now_ms: int) -> list[tuple[()]]:
+            self.batches.append([o.order_id for o in orders])  # type: ignore[attr-defined]
+            return [()] * len(orders)
+
+    signer = ParallelSigner(lambda: OrderSigner.from_key(ANVIL_TEST_KEY, 137), 1)
+    signer.start()
+    inner = Batches()
+    legs = [order_request(f"l{i}-0", token_id=token) for i in range(3)]
+    try:
+        assert [(), (), ()] == asyncio.run(_SigningExecution(inner, signer).submit_many(legs, 1))
+        with pytest.raises(ValueError, match="token id"):
+            asyncio.run(
+                _SigningExecution(inner, signer).submit_many([*legs, order_request("bad-0", token_id="x")], 1)
+            )
+    finally:
+        signer.close()
+    assert [["l0-0", "l1-0", "l2-0"]] == inner.batches  # a leg that cannot be signed stops the batch

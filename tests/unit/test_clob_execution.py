@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,16 @@ from polysnipe.adapters.clob.errors import (
 from polysnipe.adapters.clob.execution import ClobExecution, OrderIndex
 from polysnipe.adapters.clob.heartbeat import Heartbeat, VenueHealth
 from polysnipe.adapters.clob.retry import BucketSpec, CircuitBreaker, RateBudgets, RetryPolicy
-from polysnipe.adapters.clob.signing import ORDER_TYPE_STRING, OrderSigner, domain_separator, keccak256
+from polysnipe.adapters.clob.signing import (
+    ORDER_TYPE_STRING,
+    OrderSigner,
+    OrderSigningFailed,
+    OrderSigningPort,
+    ParallelSigner,
+    SignedOrder,
+    domain_separator,
+    keccak256,
+)
 from polysnipe.adapters.postgres.journal import PostgresJournal
 from polysnipe.adapters.postgres.outbox import PostgresOutbox
 from polysnipe.core.events import Side, TickSizeChange
@@ -268,7 +277,9 @@ class FakeVenue:
 
 
 class Harness:
-    def __init__(self, venue: FakeVenue | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, venue: FakeVenue | None = None, signer: OrderSigningPort | None = None, **kwargs: Any
+    ) -> None:
         self.venue = venue or FakeVenue()
         self.clock = FakeClock()
         self.sleeper = Sleeper(self.clock)
@@ -277,7 +288,7 @@ class Harness:
         self.client = ClobHttpClient(
             ClobConfig(host=HOST), self.clock, self.local, transport=self.venue.transport()
         )
-        self.signer = OrderSigner.from_key(KEY, 137)
+        self.signer = signer or OrderSigner.from_key(KEY, 137)
         self.execution = ClobExecution(
             self.client,
             self.signer,
@@ -767,6 +778,81 @@ def test_post_batch_splits_into_requests_of_at_most_15() -> None:
     assert 20 == len(h.venue.stored)
 
 
+@pytest.fixture
+def parallel() -> Iterator[ParallelSigner]:
+    signer = ParallelSigner(lambda: OrderSigner.from_key(KEY, 137), 2)
+    signer.start()
+    yield signer
+    signer.close()
+
+
+def test_a_basket_is_signed_together_and_sent_in_one_post_orders(parallel: ParallelSigner) -> None:
+    legs = [order(n, price=300_000 + n * 10_000) for n in range(3)]
+    h = Harness(signer=parallel)
+    answers = run(h.execution.submit_many(legs))
+    assert [["OrderAccepted"]] * 3 == [kinds(a) for a in answers]
+    assert [leg.order_id for leg in legs] == [a[0].order_id for a in answers]
+    assert [("POST", "/orders")] == [(m, p) for m, p in h.venue.requests if m == "POST"]
+    # the bytes signed in parallel are those `submit` signs one by one
+    serial = Harness()
+    for leg in legs:
+        run(serial.execution.submit(leg))
+    assert [order_hash for order_hash, _ in serial.venue.stored] == [
+        order_hash for order_hash, _ in h.venue.stored
+    ]
+    assert [a[0].venue_order_id for a in answers] == [order_hash for order_hash, _ in h.venue.stored]  # type: ignore[attr-defined]
+
+
+def test_a_leg_refused_before_sending_is_refused_alone_in_its_place(parallel: ParallelSigner) -> None:
+    h = Harness(signer=parallel)
+    legs = [order(0), order(1, price=505_000), order(2, order_type=OrderType.GTD), order(3)]
+    h.execution.on_market_event(TickSizeChange(h.clock.ms, TOKEN, MARKET, 10_000, 10_000))
+    answers = run(h.execution.submit_many(legs))
+    assert [["OrderAccepted"], ["OrderRejected"], ["OrderRejected"], ["OrderAccepted"]] == [
+        kinds(a) for a in answers
+    ]
+    assert ["invalid_order", "invalid_order"] == [a[0].reason for a in answers[1:3]]  # type: ignore[attr-defined]
+    assert 1 == sum(1 for m, p in h.venue.requests if (m, p) == ("POST", "/orders"))
+    assert 2 == len(h.venue.stored)
+
+
+class RefusingSigner:
+    """A signing port without batches (the signing server's shape) that refuses one order id."""
+
+    def __init__(self, refused: str) -> None:
+        self.inner = OrderSigner.from_key(KEY, 137)
+        self.refused = refused
+
+    @property
+    def address(self) -> str:
+        return self.inner.address
+
+    async def sign_order(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
+        await asyncio.sleep(0)  # a round trip, as to the server
+        if order.order_id == self.refused:
+            raise OrderSigningFailed("signer_refused", "policy says no")
+        return self.inner.sign_request(order, timestamp_ms)
+
+
+def test_a_leg_the_signer_refuses_is_rejected_alone_with_an_alert() -> None:
+    h = Harness(signer=RefusingSigner("opp-1:0"))
+    answers = run(h.execution.submit_many([order(n, price=300_000 + n * 10_000) for n in range(3)]))
+    assert [["OrderAccepted"], ["OrderRejected"], ["OrderAccepted"]] == [kinds(a) for a in answers]
+    assert "signer_refused" == answers[1][0].reason  # type: ignore[attr-defined]
+    assert ["signer_refused"] == [a.code for a in h.alerts]
+    assert 1 == sum(1 for m, p in h.venue.requests if (m, p) == ("POST", "/orders"))
+
+
+def test_a_basket_is_refused_whole_while_an_earlier_outcome_is_unknown(parallel: ParallelSigner) -> None:
+    h = Harness(signer=parallel)
+    h.venue.script = ["timeout_stored"]
+    assert ["OrderStatusUnknown"] == kinds(run(h.execution.submit(order(9))))
+    h.venue.lookup_misses.add(h.venue.stored[0][0])  # the venue cannot show it yet
+    answers = run(h.execution.submit_many([order(1), order(2)]))
+    assert [["OrderRejected"], ["OrderRejected"]] == [kinds(a)[-1:] for a in answers]
+    assert {"unknown_outcome_pending"} == {a[-1].reason for a in answers}  # type: ignore[attr-defined]
+
+
 def test_rate_budget_spaces_out_orders() -> None:
     h = Harness(budgets=RateBudgets(BucketSpec(2, 1.0), BucketSpec(2, 1.0)))
     for n in range(3):
@@ -1084,7 +1170,7 @@ S = 1_000_000
 class SimHarness:
     """Our client and execution talking to the simulator's ASGI app; faults set on its state."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, order_signer: OrderSigningPort | None = None, **kwargs: Any) -> None:
         from polysnipe.adapters.sim.clob import Balances, ClobSimState, create_app
         from polysnipe.core.market import Market
 
@@ -1107,7 +1193,7 @@ class SimHarness:
         self.heal_on_sleep = True
         self.execution = ClobExecution(
             self.client,
-            OrderSigner.from_key(KEY, 137),
+            order_signer or OrderSigner.from_key(KEY, 137),
             owner=self.creds.api_key,
             clock=self.clock,
             rng=random.Random(5),
@@ -1212,6 +1298,15 @@ def test_sim_heartbeat_chain() -> None:
     assert [] == health
 
 
+def test_sim_basket_legs_reach_the_simulator_in_one_post_orders(parallel: ParallelSigner) -> None:
+    sim = SimHarness(order_signer=parallel)
+    legs = [order(n, price=300_000 + n * 10_000, size=5 * S) for n in range(4)]
+    answers = run(sim.execution.submit_many(legs))
+    assert [["OrderAccepted"]] * 4 == [kinds(a) for a in answers]
+    assert ["/orders"] * 4 == [e.to_json().get("endpoint") for e in sim.state.order_log]
+    assert {leg.order_id for leg in legs} == {o.order_id for o in run(sim.execution.open_orders())}
+
+
 def test_sim_batch_of_20_orders() -> None:
     sim = SimHarness()
     reports = run(
@@ -1276,14 +1371,46 @@ def test_factory_reads_secrets_from_env_only_and_builds_without_sockets() -> Non
             transport=venue.transport(),
         )
         assert not venue.requests  # building opened nothing
+        signers = adapters.signers
+        assert signers is not None and 0 == signers.threads  # ... and started no thread
         adapters.execution.on_market_event(TickSizeChange(T0_MS, TOKEN, MARKET, 10_000, 10_000))
         assert ["OrderAccepted"] == kinds(await adapters.execution.submit(order()))
         assert 1 == adapters.index.resting_count  # the heartbeat now has a reason to beat
         assert await adapters.heartbeat.beat()
+        signers.start()  # as start() does; the basket's legs are then signed in parallel
+        legs = [order(n, price=300_000 + n * 10_000) for n in range(1, 4)]
+        assert [["OrderAccepted"]] * 3 == [kinds(a) for a in await adapters.execution.submit_many(legs)]
         await adapters.aclose()
+        assert 0 == signers.threads  # the signing threads stop with the adapters
 
     run(scenario())
     assert [] == alerts
+
+
+def test_signing_threads_are_a_setting_zero_signs_on_the_event_loops_thread_alone() -> None:
+    from polysnipe.adapters.clob.factory import (
+        ENV_API_KEY,
+        ENV_API_PASSPHRASE,
+        ENV_API_SECRET,
+        ENV_PRIVATE_KEY,
+        build_clob_adapters,
+        settings_from_mapping,
+    )
+
+    env = {ENV_PRIVATE_KEY: KEY, ENV_API_KEY: CREDS.api_key, ENV_API_SECRET: CREDS.secret.reveal(),
+           ENV_API_PASSPHRASE: CREDS.passphrase.reveal()}  # fmt: skip
+    for threads in (0, 2):
+        settings = settings_from_mapping({"clob": {"host": HOST}, "signing_threads": threads})
+        adapters = build_clob_adapters(
+            settings, clock=FakeClock(), rng=random.Random(1), alert=lambda a: None,
+            market_sink=lambda events: None, user_sink=lambda reports: None, env=env,
+            transport=FakeVenue().transport(),
+        )  # fmt: skip
+        assert adapters.signers is not None
+        adapters.signers.start()
+        assert threads == adapters.signers.threads
+        run(adapters.aclose())
+        assert 0 == adapters.signers.threads
 
 
 # -- the durable outbox ------------------------------------------------------------------------------

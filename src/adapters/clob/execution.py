@@ -8,6 +8,11 @@ see one order, however often a network failure makes us repeat it. The single ex
 `order_version_mismatch`: the exchange moved to a new order version, the old signature can never be
 accepted, so the order is re-signed once (same salt, fresh timestamp) after refreshing GET /version.
 
+A basket's legs (`submit_many`) are checked and claimed one by one, signed together (in parallel
+with signing.ParallelSigner) and sent in one POST /orders (chunks of 15). Each element of the answer
+is handled as the answer to a single post; a failure of the request itself (unknown outcome, an
+HTTP refusal) applies to every order in it.
+
 What a failed POST means decides what happens next (predicates in retry.py):
 
 * 429 / 425 / a connection that never opened: the venue did not act. Wait (Retry-After as a floor;
@@ -92,7 +97,7 @@ import asyncio
 import hashlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import Final, cast
 
 import attrs
 import msgspec
@@ -143,6 +148,7 @@ from polysnipe.adapters.clob.schemas import (
 )
 from polysnipe.adapters.clob.signing import (
     MAX_BATCH_ORDERS,
+    BatchOrderSigningPort,
     OrderSigningFailed,
     OrderSigningPort,
     SignedOrder,
@@ -590,7 +596,12 @@ class ClobExecution:
         sent (raises AlreadySent when an earlier run sent it; OutboxUnavailable when the claim
         cannot be made, OrderSigningFailed when the signer refuses: then nothing is sent)."""
         now = self._now_ms()
-        signed = await self._signer.sign_order(request, now)
+        return self._claim(request, await self._signer.sign_order(request, now), now, resign=resign)
+
+    def _claim(
+        self, request: OrderRequest, signed: SignedOrder, now: int, *, resign: bool = False
+    ) -> _Outbox:
+        """The outbox entry of a signed order, claimed in the durable outbox (see `_sign`)."""
         body = signed.post_body(self._owner, request.order_type, post_only=request.post_only)
         entry = _Outbox(request, signed, body, now)
         outbox = self.outbox
@@ -636,6 +647,17 @@ class ClobExecution:
         return reports
 
     async def _prepare(self, order: OrderRequest) -> _Outbox | OrderRejected:
+        checked = await self._check(order)
+        if isinstance(checked, OrderRejected):
+            return checked
+        try:
+            return await self._sign(checked)
+        except Exception as exc:
+            return self._refusal(checked, exc)
+
+    async def _check(self, order: OrderRequest) -> OrderRequest | OrderRejected:
+        """What may be sent of `order` before it is signed: refused while the circuit is open, in a
+        post-only window, or off the venue's current tick; re-ticked when its price is on that tick."""
         now = self._now_ms()
         if self.circuit.is_open:
             return OrderRejected(order.order_id, now, "circuit_open", self.circuit.last_reason)
@@ -649,19 +671,24 @@ class ClobExecution:
                 )
             # still on the venue's tick: sign with the venue's rounding for it
             order = attrs.evolve(order, tick_size=tick)
-        try:
-            return await self._sign(order)
-        except OrderSigningFailed as exc:
+        return order
+
+    def _refusal(self, order: OrderRequest, exc: Exception) -> OrderRejected:
+        """The rejection of an order that could not be signed or claimed (nothing was sent); raises
+        `exc` again when it is none of those."""
+        now = self._now_ms()
+        if isinstance(exc, OrderSigningFailed):
             return self._signing_failed(order, exc)
-        except AlreadySent:
+        if isinstance(exc, AlreadySent):
             why = "an earlier run of the engine sent this order id; it is never sent again"
             return OrderRejected(order.order_id, now, "already_sent", why)
-        except OutboxUnavailable as exc:
+        if isinstance(exc, OutboxUnavailable):
             self._raise_alert("critical", "outbox_unavailable", f"order not sent: {exc}",
                               order_id=order.order_id)  # fmt: skip
             return OrderRejected(order.order_id, now, "outbox_unavailable", str(exc))
-        except ValueError as exc:  # OrderMathError, bad token id, GTD without expiry...
+        if isinstance(exc, ValueError):  # OrderMathError, bad token id, GTD without expiry...
             return OrderRejected(order.order_id, now, "invalid_order", str(exc))
+        raise exc
 
     def _signing_failed(self, order: OrderRequest, exc: OrderSigningFailed) -> OrderRejected:
         """Fail closed: an order the signer would not sign is never sent; the operator hears of it."""
@@ -925,50 +952,100 @@ class ClobExecution:
         posted = await self._post(prepared)
         return self._noted([*self._take_settled(), *posted])
 
-    async def post_batch(self, orders: Sequence[OrderRequest]) -> list[ExecutionReport]:
-        """POST /orders in chunks of at most 15; each order gets its own reports, in order."""
+    async def submit_many(
+        self, orders: Sequence[OrderRequest], now_ms: int | None = None
+    ) -> list[list[ExecutionReport]]:
+        """Sign the orders together (in parallel with a ParallelSigner) and post them with POST
+        /orders, in chunks of at most 15: the legs of a basket reach the venue in one request. One
+        list of reports per order, in order, as `submit` answers (reports of earlier orders that
+        reconciliation settled come first, in the first order's list). An order refused before it is
+        sent (checks, signing, the outbox claim) is refused alone; a refusal of the whole request
+        (HTTP level) refuses every order in it, and an unknown outcome makes each unknown."""
         async with self._reconcile_lock:
             await self._settle_all(_UNKNOWN)
+        answers: list[list[ExecutionReport]]
         if self._unknown:
             now = self._now_ms()
             pending = ",".join(self._unknown)
-            refused = [OrderRejected(o.order_id, now, "unknown_outcome_pending", pending) for o in orders]
-            return self._noted([*self._take_settled(), *refused])
-        reports: list[ExecutionReport] = []
-        entries: list[_Outbox] = []
-        for order in orders:
-            prepared = await self._prepare(order)
-            if isinstance(prepared, OrderRejected):
-                reports.append(prepared)
-            else:
-                entries.append(prepared)
-        for start in range(0, len(entries), MAX_BATCH_ORDERS):
-            reports.extend(await self._post_chunk(entries[start : start + MAX_BATCH_ORDERS]))
-        return self._noted([*self._take_settled(), *reports])
+            answers = [[OrderRejected(o.order_id, now, "unknown_outcome_pending", pending)] for o in orders]
+        else:
+            answers = await self._place_many(orders)
+        if answers:
+            answers[0][:0] = self._take_settled()
+        for reports in answers:
+            self._noted(reports)
+        return answers
 
-    async def _post_chunk(self, chunk: list[_Outbox]) -> list[ExecutionReport]:
-        reports: list[ExecutionReport] = []
+    async def _place_many(self, orders: Sequence[OrderRequest]) -> list[list[ExecutionReport]]:
+        answers: list[list[ExecutionReport]] = [[] for _ in orders]
+        ready: list[tuple[int, OrderRequest]] = []
+        for i, order in enumerate(orders):
+            checked = await self._check(order)
+            if isinstance(checked, OrderRejected):
+                answers[i].append(checked)
+            else:
+                ready.append((i, checked))
+        now = self._now_ms()
+        signed = await self._sign_all([order for _, order in ready], now)
+        entries: list[tuple[int, _Outbox]] = []
+        # claimed one by one, in order, all before the first byte leaves
+        for (i, order), result in zip(ready, signed, strict=True):
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                entries.append((i, self._claim(order, result, now)))
+            except Exception as exc:
+                answers[i].append(self._refusal(order, exc))
+        if len(entries) == 1:
+            i, entry = entries[0]
+            answers[i].extend(await self._post(entry))
+            return answers
+        for start in range(0, len(entries), MAX_BATCH_ORDERS):
+            chunk = entries[start : start + MAX_BATCH_ORDERS]
+            posted = await self._post_chunk([entry for _, entry in chunk])
+            for (i, _), reports in zip(chunk, posted, strict=True):
+                answers[i].extend(reports)
+        return answers
+
+    async def _sign_all(self, orders: list[OrderRequest], now: int) -> list[SignedOrder | Exception]:
+        """Every order signed at `now`, or the exception that refused it: at once by a signer that
+        signs batches (BatchOrderSigningPort), else concurrently (the signing server's requests)."""
+        if not orders:
+            return []
+        if hasattr(self._signer, "sign_orders"):
+            return await cast(BatchOrderSigningPort, self._signer).sign_orders(orders, now)
+        results = await asyncio.gather(
+            *(self._signer.sign_order(order, now) for order in orders), return_exceptions=True
+        )
+        out: list[SignedOrder | Exception] = []
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # a cancellation is not the order's refusal
+            out.append(result)
+        return out
+
+    async def post_batch(self, orders: Sequence[OrderRequest]) -> list[ExecutionReport]:
+        """`submit_many`, its reports in one list."""
+        return [report for reports in await self.submit_many(orders) for report in reports]
+
+    async def _post_chunk(self, chunk: list[_Outbox]) -> list[list[ExecutionReport]]:
+        """POST /orders of one chunk: each entry's reports, in order."""
         try:
             raw = await self._send_orders("/orders", batch_post_body([e.body for e in chunk]), len(chunk))
             answers = decode_json(_batch_response, raw, "batch response")
             if len(answers) != len(chunk):
                 raise MalformedMessage(f"batch response: {len(answers)} answers for {len(chunk)} orders")
         except UnknownOutcome as exc:
-            for entry in chunk:
-                reports.extend(self._unknown_outcome(entry, exc.message))
-            return reports
+            return [self._unknown_outcome(entry, exc.message) for entry in chunk]
         except MalformedMessage as exc:
-            for entry in chunk:
-                reports.extend(self._unknown_outcome(entry, f"unreadable answer: {exc.reason}"))
-            return reports
+            return [self._unknown_outcome(entry, f"unreadable answer: {exc.reason}") for entry in chunk]
         except VenueError as exc:
             # a batch is all-or-nothing: one HTTP-level refusal refuses every order in it
-            for entry in chunk:
-                reports.extend(self._rejected(entry, exc))
-            return reports
-        for entry, answer in zip(chunk, answers, strict=True):
-            reports.extend(await self._answer(entry, answer, may_resign=True))
-        return reports
+            return [self._rejected(entry, exc) for entry in chunk]
+        return [
+            await self._answer(entry, answer, may_resign=True)
+            for entry, answer in zip(chunk, answers, strict=True)
+        ]
 
     # -- reading the venue's view of an order ------------------------------------------------
     async def lookup(self, order_hash: str) -> WireOrder | None:

@@ -34,9 +34,11 @@ from polysnipe.adapters.clob.retry import (
     RetryPolicy,
 )
 from polysnipe.adapters.clob.signing import (
+    EcdsaKey,
     InvalidPrivateKey,
     OrderSigner,
     OrderSigningPort,
+    ParallelSigner,
     private_key_bytes,
 )
 from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream
@@ -185,6 +187,10 @@ class ClobSettings:
     #: is our EIP-712 hash before any real order (ClobExecution.probe_order_ids). Off: the first order
     #: the venue acknowledges verifies it, and until then reconciliation draws nothing from absence.
     order_id_probe: bool = False
+    #: worker threads that sign a basket's legs beside the event loop's (signing.ParallelSigner);
+    #: None: the CPUs less one. 0 on a host whose CPUs other processes keep busy: there a worker
+    #: without a CPU of its own only makes the event loop wait for the GIL.
+    signing_threads: int | None = None
 
 
 def _refuse_secrets(raw: Mapping[str, Any], where: str = "") -> None:
@@ -256,6 +262,8 @@ class ClobAdapters:
     user_stream: UserStream
     registry: MarketRegistry | None
     reconciler: Reconciler
+    #: the threads that sign a basket's legs in parallel (None: the signing server signs)
+    signers: ParallelSigner | None = None
     _tasks: list[asyncio.Task[None]] = attrs.field(factory=list)
 
     async def start(self, token_ids: Iterable[str], *, market_channel: bool = True) -> None:
@@ -273,6 +281,8 @@ class ClobAdapters:
                     self.market_data.keeper.set_market_meta(
                         token_id, min_order_size=format_micro(market.min_order_size), neg_risk=market.neg_risk
                     )
+        if self.signers is not None:
+            self.signers.start()
         if self.settings.order_id_probe:
             await self._probe_order_ids(tokens)
         self._tasks.append(asyncio.create_task(self.heartbeat.run()))
@@ -293,6 +303,8 @@ class ClobAdapters:
         self._tasks.clear()
         await self.market_data.close()
         await self.client.aclose()
+        if self.signers is not None:
+            self.signers.close()
 
 
 def build_clob_adapters(
@@ -329,12 +341,17 @@ def build_clob_adapters(
     config = settings.clob
     signer: SignerPort
     order_signer: OrderSigningPort
+    pool: ParallelSigner | None = None
     if isinstance(secrets, RemoteSigning):
         signer = ApiKeySigner(secrets.orders.address, secrets.creds)
         order_signer = secrets.orders
     else:
         local = LocalSigner.from_private_key(secrets.private_key, config.chain_id, secrets.creds)
-        signer, order_signer = local, OrderSigner.for_config(local, config)
+        key = secrets.private_key
+        # a basket's legs are signed at once, each thread with a key object of its own (signing.py);
+        # `local` signs the L1/L2 headers on the event loop's thread
+        pool = ParallelSigner(lambda: OrderSigner.for_config(EcdsaKey(key), config), settings.signing_threads)
+        signer, order_signer = local, pool
     if secrets.creds is None:
         raise KeyError(f"live execution needs L2 credentials: set {ENV_API_KEY} and its companions")
     client = ClobHttpClient(config, clock, signer, transport=transport)
@@ -416,5 +433,5 @@ def build_clob_adapters(
         interval_s=settings.reconcile.interval_s,
     )
     return ClobAdapters(
-        settings, client, index, execution, heartbeat, feed, channel, user_stream, registry, reconciler
+        settings, client, index, execution, heartbeat, feed, channel, user_stream, registry, reconciler, pool
     )

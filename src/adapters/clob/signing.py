@@ -16,7 +16,12 @@ are to the pinned dependencies' compiled cores and are pinned down by the signed
 if an upgrade breaks them, the contract tests fail, not production silently.
 
 Preallocated buffers make EcdsaKey and OrderSigner unsafe to share between threads: use one per
-thread (the engine signs from a single event loop).
+thread. ParallelSigner does that for baskets: the legs of one decision are signed at once by the
+calling thread and a few persistent worker threads, each with an OrderSigner of its own. It pays
+because the libsecp256k1 call (~30 of a signature's ~38 us) runs without the GIL: coincurve's cffi
+module wraps every C call in PyEval_SaveThread/RestoreThread. Measured with a 1 s switch interval
+beside a thread spinning in pure Python: 2 s of signing made ~130 signatures (each call hands the
+GIL over), a pure-Python call of the same length ~110,000 (the GIL stays with the caller).
 """
 
 from __future__ import annotations
@@ -24,10 +29,14 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
+import itertools
 import json
-from collections.abc import Sequence
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import coincurve._libsecp256k1 as _libsecp256k1  # type: ignore[import-not-found]
 import msgspec
@@ -52,14 +61,17 @@ __all__ = [
     "GTD_SECURITY_THRESHOLD_S",
     "MAX_BATCH_ORDERS",
     "ORDER_TYPE_STRING",
+    "BatchOrderSigningPort",
     "DigestSigner",
     "EcdsaKey",
     "InvalidPrivateKey",
     "OrderSigner",
     "OrderSigningFailed",
     "OrderSigningPort",
+    "ParallelSigner",
     "PrivateKeyInput",
     "SignedOrder",
+    "UnsignedOrder",
     "batch_post_body",
     "checksum_address",
     "domain_separator",
@@ -67,6 +79,7 @@ __all__ = [
     "order_terms",
     "private_key_bytes",
     "salt_from_order_id",
+    "signing_threads",
     "wire_expiration_s",
 ]
 
@@ -342,6 +355,25 @@ class SignedOrder(msgspec.Struct, frozen=True):
         ).encode()
 
 
+class UnsignedOrder(msgspec.Struct, frozen=True):
+    """An order hashed and ready for its ECDSA signature (OrderSigner.prepare): the one step of
+    signing that ParallelSigner hands to other threads, the rest staying on the caller's."""
+
+    #: what the key signs: the order hash, or for POLY_1271 the ERC-7739 TypedDataSign digest
+    digest: bytes
+    #: EIP-712 digest of the order (the venue's orderID)
+    order_hash: bytes
+    #: hex appended to the signature: the ERC-7739 wrapper for POLY_1271, "" otherwise
+    wrapper: str
+    token_id: str
+    side: Side
+    maker_amount: int
+    taker_amount: int
+    salt: int
+    timestamp_ms: int
+    expiration_s: int
+
+
 def batch_post_body(bodies: Sequence[bytes]) -> bytes:
     """POST /orders body from single-order bodies (each keeps its own orderType and flags)."""
     if not 1 <= len(bodies) <= MAX_BATCH_ORDERS:
@@ -397,6 +429,16 @@ class OrderSigningPort(Protocol):
         ...
 
     async def sign_order(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder: ...
+
+
+class BatchOrderSigningPort(OrderSigningPort, Protocol):
+    """A signer that signs several orders in one call (the legs of a basket): one answer per order, in
+    order, the signed order or the exception `sign_order` would have raised for it, so that one leg
+    that cannot be signed fails alone."""
+
+    async def sign_orders(
+        self, orders: Sequence[OrderRequest], timestamp_ms: int
+    ) -> list[SignedOrder | Exception]: ...
 
 
 class OrderSigner:
@@ -547,6 +589,27 @@ class OrderSigner:
         expiration_s: int = 0,
     ) -> SignedOrder:
         """Sign an order whose amounts are already final (see core.order_math)."""
+        unsigned = self.prepare(
+            token_id, side, maker_amount, taker_amount,
+            neg_risk=neg_risk, salt=salt, timestamp_ms=timestamp_ms, expiration_s=expiration_s,
+        )  # fmt: skip
+        return self.complete(unsigned, self._sign(unsigned.digest))
+
+    def prepare(
+        self,
+        token_id: str,
+        side: Side,
+        maker_amount: int,
+        taker_amount: int,
+        *,
+        neg_risk: bool,
+        salt: int,
+        timestamp_ms: int,
+        expiration_s: int = 0,
+    ) -> UnsignedOrder:
+        """Everything of `sign` but the ECDSA signature: the digest the key signs, and what
+        `complete` builds the signed order from. Raises ValueError for an order that cannot be
+        signed."""
         end = _UINT256_END
         if not (0 < maker_amount < end and 0 < taker_amount < end and expiration_s >= 0):
             raise ValueError(f"invalid amounts {maker_amount}/{taker_amount} or expiration {expiration_s}")
@@ -570,39 +633,50 @@ class OrderSigner:
         )
         prefix = self._digest_prefix[neg_risk]
         order_hash = keccak(prefix + contents)
+        digest, wrapper = order_hash, ""
         if self._signature_type is SignatureType.POLY_1271:
-            signature = self._poly_1271_signature(prefix, contents)
-        else:
-            signature = "0x" + self._sign(order_hash).hex()
+            # ERC-7739: the EOA signs TypedDataSign(contents, wallet domain) under the exchange
+            # domain, and the wrapper carries what the wallet needs to rebuild that digest
+            type_hash, wallet_domain, tail = self._poly_1271_tail
+            digest = keccak(prefix + keccak(type_hash + contents + wallet_domain))
+            wrapper = prefix[2:].hex() + contents.hex() + tail
+        return UnsignedOrder(
+            digest, order_hash, wrapper, token_id, side, maker_amount, taker_amount, salt, timestamp_ms,
+            expiration_s,
+        )  # fmt: skip
+
+    def complete(self, unsigned: UnsignedOrder, signature: bytes) -> SignedOrder:
+        """The signed order of `prepare`'s answer, with the key's 65-byte signature of its digest."""
         return SignedOrder(
-            salt,
+            unsigned.salt,
             self._maker,
             self._signer_address,
-            token_id,
-            str(maker_amount),
-            str(taker_amount),
-            _SIDE_NAMES[side],
-            str(expiration_s),
+            unsigned.token_id,
+            str(unsigned.maker_amount),
+            str(unsigned.taker_amount),
+            _SIDE_NAMES[unsigned.side],
+            str(unsigned.expiration_s),
             self._signature_type_int,
-            str(timestamp_ms),
+            str(unsigned.timestamp_ms),
             BYTES32_ZERO,
             self._builder,
-            signature,
-            "0x" + order_hash.hex(),
+            "0x" + signature.hex() + unsigned.wrapper,
+            "0x" + unsigned.order_hash.hex(),
         )
 
-    def _poly_1271_signature(self, prefix: bytes, contents: bytes) -> str:
-        """ERC-7739 wrapped signature: the EOA signs TypedDataSign(contents, wallet domain) under the
-        exchange domain, and the wrapper carries what the wallet needs to rebuild that digest."""
-        type_hash, wallet_domain, tail = self._poly_1271_tail
-        typed_data_sign = self._keccak(type_hash + contents + wallet_domain)
-        inner = self._sign(self._keccak(prefix + typed_data_sign))
-        return "0x" + inner.hex() + prefix[2:].hex() + contents.hex() + tail
+    def sign_digest(self, digest: bytes) -> bytes:
+        """The key's 65-byte signature (r || s || v) of a 32-byte digest."""
+        return self._sign(digest)
 
     def sign_request(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
         """Amounts, deterministic salt and signature for an engine order (the hot path)."""
+        unsigned = self.prepare_request(order, timestamp_ms)
+        return self.complete(unsigned, self._sign(unsigned.digest))
+
+    def prepare_request(self, order: OrderRequest, timestamp_ms: int) -> UnsignedOrder:
+        """`prepare` for an engine order: its amounts, deterministic salt and expiry (order_terms)."""
         maker_amount, taker_amount, salt, expiration_s = order_terms(order)
-        return self.sign(
+        return self.prepare(
             order.token_id,
             order.side,
             maker_amount,
@@ -617,8 +691,193 @@ class OrderSigner:
         """OrderSigningPort: in process, a coroutine that never suspends (no event-loop round trip)."""
         return self.sign_request(order, timestamp_ms)
 
+    async def sign_orders(
+        self, orders: Sequence[OrderRequest], timestamp_ms: int
+    ) -> list[SignedOrder | Exception]:
+        """BatchOrderSigningPort, one after the other (ParallelSigner signs them at once)."""
+        return [_signed_or_error(self, order, timestamp_ms) for order in orders]
+
     def __repr__(self) -> str:
         return (
             f"OrderSigner(address={self._signer.address}, chain_id={self._chain_id}, "
             f"signature_type={self._signature_type.name}, maker={self._maker})"
         )
+
+
+def _signed_or_error(signer: OrderSigner, order: OrderRequest, timestamp_ms: int) -> SignedOrder | Exception:
+    try:
+        return signer.sign_request(order, timestamp_ms)
+    except Exception as exc:  # ValueError for an order that cannot be signed; kept for its leg alone
+        return exc
+
+
+def signing_threads() -> int:
+    """Worker threads for a ParallelSigner: one per CPU this process may run on, less the calling
+    thread's (which signs too)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return cpus - 1
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+#: a result slot no thread has filled yet
+_PENDING: Final[Any] = object()
+
+
+class _Batch(Generic[_T, _R]):
+    """The items of one ParallelSigner.map call, taken one at a time by whichever thread is free."""
+
+    __slots__ = ("fn", "items", "n", "results", "taken")
+
+    def __init__(self, fn: Callable[[OrderSigner, _T], _R], items: Sequence[_T]) -> None:
+        self.fn = fn
+        self.items = items
+        self.n = len(items)
+        self.results: list[_R | Exception] = [_PENDING] * self.n
+        # next() on an itertools.count is one C call, atomic under the GIL: no lock per item
+        self.taken = itertools.count()
+
+    def do(self, signer: OrderSigner, i: int) -> _R | Exception:
+        try:
+            return self.fn(signer, self.items[i])
+        except Exception as exc:  # ValueError for an order that cannot be signed: its item alone
+            return exc
+
+    def drain(self, signer: OrderSigner) -> None:
+        """Do items until none is left to take."""
+        n, results = self.n, self.results
+        while (i := next(self.taken)) < n:
+            results[i] = self.do(signer, i)
+
+    def finish(self, signer: OrderSigner) -> list[_R | Exception]:
+        """The caller's end: every result, doing itself the items a worker took and has not done.
+        Never waiting on a worker keeps a basket's time within serial signing's even when the
+        worker's CPU is taken by another process (a shared machine); the item is done twice then,
+        with the same answer (`fn` is deterministic), and the worker's late copy is ignored."""
+        out = self.results[:]
+        for i, result in enumerate(out):
+            if result is _PENDING:
+                out[i] = self.do(signer, i)
+        return out
+
+
+class ParallelSigner:
+    """Signs the legs of a basket in parallel: the calling thread hashes every leg, then it and
+    `threads` persistent workers (signing_threads(): the CPUs less one) each take the next leg's
+    ECDSA signature with a key of its own (`make_signer` builds an OrderSigner per thread, on
+    independent buffers; see the module doc). The signatures are the ones OrderSigner makes: RFC
+    6979 signing is deterministic.
+
+    The workers run from `start()` to `close()` (both idempotent; building starts no thread, like
+    the factories that build it); without them the calling thread signs alone. The caller never
+    waits for a worker: it signs what is left, and then any leg a worker took but has not finished
+    (a worker slow to wake or without a free CPU). It does wait for the GIL a worker holds, which
+    on a host whose CPUs other processes keep busy can be a scheduler slice: workers pay only with
+    a CPU free for them (threads=0 otherwise; the CLOB factory's `signing_threads`)."""
+
+    __slots__ = ("_jobs", "_own", "_signers", "_threads")
+
+    def __init__(self, make_signer: Callable[[], OrderSigner], threads: int | None = None) -> None:
+        count = signing_threads() if threads is None else threads
+        if count < 0:
+            raise ValueError(f"threads must be >= 0, got {count}")
+        self._own = make_signer()
+        self._signers = [make_signer() for _ in range(count)]
+        self._jobs: queue.SimpleQueue[_Batch[Any, Any] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the worker threads (one per signer; nothing when they run)."""
+        if self._threads:
+            return
+        self._threads = [
+            threading.Thread(target=self._work, args=(signer,), name=f"order-signer-{n}", daemon=True)
+            for n, signer in enumerate(self._signers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def address(self) -> str:
+        return self._own.address
+
+    @property
+    def threads(self) -> int:
+        """Worker threads running (0 before `start` and after `close`)."""
+        return sum(1 for t in self._threads if t.is_alive())
+
+    def _work(self, signer: OrderSigner) -> None:
+        get = self._jobs.get
+        while (batch := get()) is not None:
+            batch.drain(signer)
+
+    def map(self, fn: Callable[[OrderSigner, _T], _R], items: Sequence[_T]) -> list[_R | Exception]:
+        """`fn(signer, item)` for every item, each thread with its own signer; the answers in the
+        items' order, an item's exception in its place. `fn` must be deterministic: an item a worker
+        is slow with is done again by the caller (_Batch.finish)."""
+        batch = _Batch(fn, items)
+        for _ in range(min(len(self._threads), len(items) - 1)):
+            self._jobs.put(batch)
+        batch.drain(self._own)
+        return batch.finish(self._own)
+
+    def sign_request(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
+        """One order, on the calling thread (nothing to share out)."""
+        return self._own.sign_request(order, timestamp_ms)
+
+    def sign_requests(
+        self, orders: Sequence[OrderRequest], timestamp_ms: int
+    ) -> list[SignedOrder | Exception]:
+        """Every order signed (or the exception that refused it), in order; at once across threads."""
+        own = self._own
+        unsigned: list[UnsignedOrder | Exception] = []
+        for order in orders:
+            try:
+                unsigned.append(own.prepare_request(order, timestamp_ms))
+            except Exception as exc:  # ValueError: an order that cannot be signed fails alone
+                unsigned.append(exc)
+        return self.sign_prepared(unsigned)
+
+    def sign_prepared(self, unsigned: Sequence[UnsignedOrder | Exception]) -> list[SignedOrder | Exception]:
+        """The prepared orders signed, the ECDSA signatures shared out among the threads (an
+        exception stays in its place). Only that step is: the hashing around it makes several short
+        cffi calls, each of which hands the GIL over, and two threads doing whole orders spend the
+        gain passing the GIL back and forth (measured: 5 legs 196 -> 188 us whole, 151 -> 97 us of
+        signatures alone on 2 free CPUs)."""
+        own = self._own
+        digests = [u.digest for u in unsigned if not isinstance(u, Exception)]
+        signatures = iter(self.map(OrderSigner.sign_digest, digests))
+        out: list[SignedOrder | Exception] = []
+        for u in unsigned:
+            if isinstance(u, Exception):
+                out.append(u)
+                continue
+            signature = next(signatures)
+            out.append(signature if isinstance(signature, Exception) else own.complete(u, signature))
+        return out
+
+    async def sign_order(self, order: OrderRequest, timestamp_ms: int) -> SignedOrder:
+        """OrderSigningPort (never suspends)."""
+        return self._own.sign_request(order, timestamp_ms)
+
+    async def sign_orders(
+        self, orders: Sequence[OrderRequest], timestamp_ms: int
+    ) -> list[SignedOrder | Exception]:
+        """BatchOrderSigningPort (never suspends: the event loop's thread signs its share and waits)."""
+        return self.sign_requests(orders, timestamp_ms)
+
+    def close(self) -> None:
+        """Stop and join the workers."""
+        threads, self._threads = self._threads, []
+        for _ in threads:
+            self._jobs.put(None)
+        for thread in threads:
+            thread.join()
+
+    def __repr__(self) -> str:
+        return f"ParallelSigner({self._own!r}, threads={len(self._threads)})"

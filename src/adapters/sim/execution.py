@@ -62,6 +62,16 @@ class SimExecution:
         self.venue.submit(order, now_ms)
         return ()
 
+    async def submit_many(
+        self, orders: Sequence[OrderRequest], now_ms: int
+    ) -> Sequence[Sequence[ExecutionReport]]:
+        """core.ports.BatchExecutionPort: the legs enter the venue one after the other, in order,
+        exactly as submits would (the venue answers each later, through `due`)."""
+        submit = self.venue.submit
+        for order in orders:
+            submit(order, now_ms)
+        return [()] * len(orders)
+
     async def cancel(self, order_id: str, now_ms: int) -> Sequence[ExecutionReport]:
         self.venue.cancel(order_id, now_ms)
         return ()
