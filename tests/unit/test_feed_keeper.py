@@ -44,6 +44,7 @@ STATE = (
     "dropped",
     "last_recv_ms",
     "ltp",
+    "ltp_print",
     "market",
     "min_order_size",
     "neg_risk",
@@ -303,7 +304,7 @@ def test_the_compiled_keeper_takes_plain_frames_itself(compiled: None) -> None:
 
     from polysnipe.adapters.clob._fastdecode import FeedKeeper
 
-    k._fast = FeedKeeper(k._tokens, type(k._tokens[TOKENS[0]]), 256, spy, k._last_trade)
+    k._fast = FeedKeeper(k, k._tokens, type(k._tokens[TOKENS[0]]), 256, spy, k._message_text)
     entry = {"asset_id": TOKENS[0], "price": "0.4", "size": "3", "side": "BUY", "hash": "h1"}
     doc = {
         "event_type": "price_change",
