@@ -104,7 +104,8 @@ static inline uint64_t word_special(uint64_t w) {
 /* A JSON string of printable ASCII without escapes: its contents in [*s, *s + *n). 0 otherwise (an
  * escape, a control byte, a non-ASCII byte or no closing quote). Token ids and hashes are most of a
  * frame's bytes, so the plain run is skipped 8 bytes at a time. */
-static inline int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
+/* (inlined at every call: most of a frame's strings are short, and a call costs as much as their scan) */
+static inline __attribute__((always_inline)) int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
     skip_ws(c);
     if (c->p >= c->end || *c->p != '"')
         return 0;
@@ -187,44 +188,38 @@ static inline int is(const unsigned char *s, Py_ssize_t n, const char *lit, Py_s
  * the one negative spelling inside the range. */
 static int decimal_micro(const unsigned char *s, Py_ssize_t n, long long high, long long *out) {
     const unsigned char *p = s, *end = s + n;
-    int negative = 0;
-    if (p < end && *p == '-') {
-        negative = 1;
-        p++;
-    }
+    int negative = p < end && *p == '-';
+    p += negative;
+    /* the whole part is bounded by high (at most 10**18 here): a digit that takes it past high's whole
+     * units settles the answer at once (it only grows from there), so it never overflows */
+    const long long whole_max = high / 1000000;
     const unsigned char *whole = p;
-    /* the whole part is bounded by high (at most 10**18 here): accumulate with an early cut */
     long long w = 0;
-    int too_big = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
-        if (!too_big) {
-            w = w * 10 + (*p - '0');
-            if (w > high / 1000000)
-                too_big = 1;
-        }
+    unsigned d;
+    while (p < end && (d = (unsigned)(*p - '0')) < 10) {
+        w = w * 10 + d;
+        if (w > whole_max)
+            return 0;
         p++;
     }
     Py_ssize_t whole_n = p - whole;
     Py_ssize_t frac_n = 0;
     long long f = 0;
     if (p < end && *p == '.') {
-        p++;
-        const unsigned char *frac = p;
-        while (p < end && *p >= '0' && *p <= '9') {
-            Py_ssize_t i = p - frac;
-            if (i < 6)
-                f = f * 10 + (*p - '0');
-            else if (*p != '0')
+        const unsigned char *frac = ++p;
+        while (p < end && (d = (unsigned)(*p - '0')) < 10) {
+            if (p - frac < 6)
+                f = f * 10 + d;
+            else if (d)
                 return 0; /* a seventh decimal that is not zero */
             p++;
         }
         frac_n = p - frac;
     }
-    if (p != end || (whole_n == 0 && frac_n == 0) || whole_n > MaxWholeDigits || too_big)
+    if (p != end || (whole_n == 0 && frac_n == 0) || whole_n > MaxWholeDigits)
         return 0;
-    for (Py_ssize_t i = frac_n; i < 6; i++)
-        f *= 10;
-    long long v = w * 1000000 + f;
+    static const long long scale[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
+    long long v = w * 1000000 + f * scale[frac_n < 6 ? frac_n : 6];
     if (v > high || (negative && v != 0))
         return 0;
     *out = v;
@@ -308,36 +303,53 @@ static PyObject *new_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
 enum { K_ASSET = 1, K_PRICE = 2, K_SIZE = 4, K_SIDE = 8, K_HASH = 16, K_BID = 32, K_ASK = 64 };
 #define K_REQUIRED (K_ASSET | K_PRICE | K_SIZE | K_SIDE)
 
+/* Is `lit` (a string literal) next in the buffer? Then it is consumed. A constant length lets the
+ * compiler compare it in a load or two. */
+#define AT(c, lit) \
+    ((c)->end - (c)->p >= (Py_ssize_t)(sizeof(lit) - 1) && memcmp((c)->p, (lit), sizeof(lit) - 1) == 0 && \
+     ((c)->p += sizeof(lit) - 1, 1))
+
+/* An entry's key and the ':' after it: its K_ bit, 0 when the next token is not one of those keys (a
+ * string that is not one, an escaped spelling, no string at all: none of which read_entry takes). Every
+ * key is matched with its quotes, so the string is exactly the key; the byte after the opening quote
+ * picks the one candidate. This is the per-key cost of every delta, hence no general string read. */
+static inline unsigned entry_key(Cur *c) {
+    skip_ws(c);
+    if (c->end - c->p < 2)
+        return 0;
+    unsigned key = 0;
+    switch (c->p[1]) {
+    case 'a':
+        key = AT(c, "\"asset_id\"") ? K_ASSET : 0;
+        break;
+    case 'p':
+        key = AT(c, "\"price\"") ? K_PRICE : 0;
+        break;
+    case 's':
+        key = AT(c, "\"size\"") ? K_SIZE : AT(c, "\"side\"") ? K_SIDE : 0;
+        break;
+    case 'h':
+        key = AT(c, "\"hash\"") ? K_HASH : 0;
+        break;
+    case 'b':
+        key = AT(c, "\"best_bid\"") ? K_BID : AT(c, "\"best_ask\"") ? K_ASK : 0;
+        break;
+    }
+    return key && eat(c, ':') ? key : 0;
+}
+
 /* 1 and *out a new BookDelta; 0 when the entry is not the plain shape; -1 with an exception set. */
 static int read_entry(Cur *c, PyObject **out) {
-    const unsigned char *asset = NULL, *hash = NULL, *s;
-    Py_ssize_t asset_n = 0, hash_n = 0, n;
+    const unsigned char *asset = NULL, *hash = NULL;
+    Py_ssize_t asset_n = 0, hash_n = 0;
     long long price = 0, size = 0, bid = -1, ask = -1; /* -1: None */
     PyObject *side = NULL;
     unsigned seen = 0;
     if (!eat(c, '{'))
         return 0;
     for (;;) {
-        if (!read_str(c, &s, &n) || !eat(c, ':'))
-            return 0;
-        unsigned key;
-        if (IS(s, n, "asset_id"))
-            key = K_ASSET;
-        else if (IS(s, n, "price"))
-            key = K_PRICE;
-        else if (IS(s, n, "size"))
-            key = K_SIZE;
-        else if (IS(s, n, "side"))
-            key = K_SIDE;
-        else if (IS(s, n, "hash"))
-            key = K_HASH;
-        else if (IS(s, n, "best_bid"))
-            key = K_BID;
-        else if (IS(s, n, "best_ask"))
-            key = K_ASK;
-        else
-            return 0;
-        if (seen & key)
+        unsigned key = entry_key(c);
+        if (key == 0 || (seen & key))
             return 0;
         seen |= key;
         if ((key == K_BID || key == K_ASK) && read_null(c)) {
