@@ -618,44 +618,58 @@ typedef struct {
     int null;
 } Raw;
 
-static int key_bit(const unsigned char *s, Py_ssize_t n, unsigned *key) {
-#define KEY(name, bit) {name, (Py_ssize_t)(sizeof(name) - 1), bit}
-    static const struct {
-        const char *name;
-        Py_ssize_t n;
-        unsigned bit;
-    } keys[] = {
-        KEY("event_type", M_TYPE),     KEY("market", M_MARKET),         KEY("timestamp", M_TS),
-        KEY("price_changes", M_CHANGES), KEY("asset_id", M_ASSET),      KEY("price", M_PRICE),
-        KEY("size", M_SIZE),           KEY("side", M_SIDE),             KEY("fee_rate_bps", M_FEE),
-        KEY("transaction_hash", M_TX), KEY("bids", M_BIDS),             KEY("asks", M_ASKS),
-        KEY("hash", M_HASH),           KEY("tick_size", M_TICK),        KEY("last_trade_price", M_LTP),
-    };
-#undef KEY
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (n == keys[i].n && memcmp(s, keys[i].name, (size_t)n) == 0) {
-            *key = keys[i].bit;
-            return 1;
-        }
+/* A message's key and the ':' after it: its M_ bit, 0 when the next token is not one of those keys (as
+ * entry_key: matched with its quotes, picked by the byte after the opening quote). */
+static inline unsigned message_key(Cur *c) {
+    skip_ws(c);
+    if (c->end - c->p < 2)
+        return 0;
+    unsigned key = 0;
+    switch (c->p[1]) {
+    case 'e':
+        key = AT(c, "\"event_type\"") ? M_TYPE : 0;
+        break;
+    case 'm':
+        key = AT(c, "\"market\"") ? M_MARKET : 0;
+        break;
+    case 't':
+        key = AT(c, "\"timestamp\"")          ? M_TS
+              : AT(c, "\"tick_size\"")        ? M_TICK
+              : AT(c, "\"transaction_hash\"") ? M_TX
+                                               : 0;
+        break;
+    case 'p':
+        key = AT(c, "\"price_changes\"") ? M_CHANGES : AT(c, "\"price\"") ? M_PRICE : 0;
+        break;
+    case 'a':
+        key = AT(c, "\"asset_id\"") ? M_ASSET : AT(c, "\"asks\"") ? M_ASKS : 0;
+        break;
+    case 's':
+        key = AT(c, "\"size\"") ? M_SIZE : AT(c, "\"side\"") ? M_SIDE : 0;
+        break;
+    case 'f':
+        key = AT(c, "\"fee_rate_bps\"") ? M_FEE : 0;
+        break;
+    case 'b':
+        key = AT(c, "\"bids\"") ? M_BIDS : 0;
+        break;
+    case 'h':
+        key = AT(c, "\"hash\"") ? M_HASH : 0;
+        break;
+    case 'l':
+        key = AT(c, "\"last_trade_price\"") ? M_LTP : 0;
+        break;
     }
-    return 0;
+    return key && eat(c, ':') ? key : 0;
 }
 
-static int key_index(unsigned key) {
-    int i = 0;
-    while (!(key & 1u)) {
-        key >>= 1;
-        i++;
-    }
-    return i;
-}
+/* The index of a key's bit, for its slot in read_message's `raw`. */
+static inline int key_index(unsigned key) { return __builtin_ctz(key); }
 
 /* 1 and the message's event appended to `events` (nothing for a price_change without entries, as
  * the Python path does), and its Info to `infos` when that is not NULL; 0 when it is not the plain
  * shape of a type in `kinds`; -1 with an exception set. */
 static int read_message(Cur *c, PyObject *events, unsigned kinds, Infos *infos) {
-    const unsigned char *s;
-    Py_ssize_t n;
     Raw raw[15];
     long long ts = 0;
     unsigned seen = 0, type = 0, allows = ~0u;
@@ -671,8 +685,8 @@ static int read_message(Cur *c, PyObject *events, unsigned kinds, Infos *infos) 
     if (!eat(c, '{'))
         return 0;
     for (;;) {
-        unsigned key;
-        if (!read_str(c, &s, &n) || !eat(c, ':') || !key_bit(s, n, &key) || (seen & key) || !(allows & key))
+        unsigned key = message_key(c);
+        if (key == 0 || (seen & key) || !(allows & key))
             goto done;
         seen |= key;
         if (key == M_CHANGES || key == M_BIDS || key == M_ASKS) {
