@@ -82,6 +82,10 @@ static inline void skip_ws(Cur *c) {
 
 /* Consume `ch` after optional whitespace; 0 when the next byte is something else. */
 static inline int eat(Cur *c, unsigned char ch) {
+    if (c->p < c->end && *c->p == ch) { /* the usual case, without whitespace: one compare */
+        c->p++;
+        return 1;
+    }
     skip_ws(c);
     if (c->p < c->end && *c->p == ch) {
         c->p++;
@@ -226,6 +230,41 @@ static int decimal_micro(const unsigned char *s, Py_ssize_t n, long long high, l
     return 1;
 }
 
+/* decimal_micro(s, n, One) for a price string inside the frame that ends at `end`, remembered: a feed
+ * spells a few hundred prices over and over, and every delta carries three. A string of at most 8
+ * bytes is its own key (its bytes, zero-padded: a plain string holds no zero byte, so no two share
+ * one), read in one load when 8 bytes of the frame follow it (the closing quote at least does); only
+ * prices that convert are kept, so a miss simply converts again. Direct-mapped, a collision replaces
+ * the slot. */
+#define PRICE_SLOTS 1024
+static struct {
+    uint64_t key; /* 0: empty (no key is 0: a string here has 1 to 8 nonzero bytes) */
+    long long value;
+} PriceCache[PRICE_SLOTS];
+
+static inline int price_micro(const unsigned char *s, Py_ssize_t n, const unsigned char *end, long long *out) {
+    if (n < 1 || n > 8 || end - s < 8)
+        return decimal_micro(s, n, One, out);
+    uint64_t key;
+    memcpy(&key, s, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n < 8)
+        key &= (1ULL << (8 * n)) - 1; /* the string's own bytes, the first n in memory */
+#else
+    return decimal_micro(s, n, One, out);
+#endif
+    size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 54); /* the top 10 bits: PRICE_SLOTS == 1 << 10 */
+    if (PriceCache[slot].key == key) {
+        *out = PriceCache[slot].value;
+        return 1;
+    }
+    if (!decimal_micro(s, n, One, out))
+        return 0;
+    PriceCache[slot].key = key;
+    PriceCache[slot].value = *out;
+    return 1;
+}
+
 static PyObject *price_int(long long v) {
     if (v % GRID == 0) {
         PyObject **slot = &GridInts[v / GRID];
@@ -365,7 +404,7 @@ static int read_entry(Cur *c, PyObject **out) {
                 asset_n = vn;
                 break;
             case K_PRICE:
-                if (!decimal_micro(v, vn, One, &price))
+                if (!price_micro(v, vn, c->end, &price))
                     return 0;
                 break;
             case K_SIZE:
@@ -385,11 +424,11 @@ static int read_entry(Cur *c, PyObject **out) {
                 hash_n = vn;
                 break;
             case K_BID: /* "" is how the venue spells an empty side: None */
-                if (vn && !decimal_micro(v, vn, One, &bid))
+                if (vn && !price_micro(v, vn, c->end, &bid))
                     return 0;
                 break;
             default: /* K_ASK */
-                if (vn && !decimal_micro(v, vn, One, &ask))
+                if (vn && !price_micro(v, vn, c->end, &ask))
                     return 0;
                 break;
             }
@@ -492,7 +531,8 @@ static int read_level(Cur *c, PyObject **out) {
         seen |= key;
         const unsigned char *v;
         Py_ssize_t vn;
-        if (!read_str(c, &v, &vn) || !decimal_micro(v, vn, key == 1 ? One : MaxAmount, key == 1 ? &price : &size))
+        if (!read_str(c, &v, &vn) ||
+            !(key == 1 ? price_micro(v, vn, c->end, &price) : decimal_micro(v, vn, MaxAmount, &size)))
             return 0;
         if (eat(c, ','))
             continue;
