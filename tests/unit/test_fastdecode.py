@@ -527,8 +527,7 @@ def test_mixed_arrays(compiled: None) -> None:
     assert ["PriceChange", "LastTrade", "BookSnapshot", "LastTrade"] == [e[0] for e in _same(frame)]
     # the live feed's keeper takes the same frames (tests/unit/test_feed_keeper.py holds it to the
     # Python keeper)
-    keeper = BookKeeper(MarketDataConfig())
-    assert keeper._fast is not None and keeper._fast.feed(frame, 7, [])
+    assert _keeper_takes(frame.encode())
     # one message outside the subset sends the whole frame to msgspec
     for odd in ({**_lt_doc(), "event_type": "tick_size_change"}, {**_lt_doc(), "price": "2"}, {}, [], "x"):
         text = json.dumps([*docs, odd])
@@ -631,10 +630,22 @@ def test_mutated_trade_and_book_documents_equal_on_both_paths(
 
 # -- the live feed's keeper ------------------------------------------------------------------------------
 def _keeper_takes(line: bytes) -> bool:
-    """Does the live feed's compiled keeper take this frame itself (on a keeper tracking nothing)?"""
+    """Does the live feed's compiled keeper take this frame itself (on a keeper tracking nothing), or
+    hand it whole to the Python path?"""
+    from polysnipe.adapters.clob._fastdecode import FeedKeeper
+    from polysnipe.adapters.clob.market_data import _Token
+
     keeper = BookKeeper(MarketDataConfig())
-    assert keeper._fast is not None
-    return keeper._fast.feed(line, 7, [])
+    handed: list[Any] = []
+
+    def python_path(data: bytes | str, recv_ms: int, out: list[Event]) -> None:
+        handed.append(data)
+        keeper._decode_frame(data, recv_ms, out)
+
+    fast = FeedKeeper(keeper, keeper._tokens, _Token, 256, keeper._price_change, python_path)
+    with contextlib.suppress(MalformedMessage):
+        fast.on_frame(line, 7)
+    return line not in handed
 
 
 def _keeper_run(lines: list[bytes], *, pure: bool) -> list[Any]:
@@ -686,7 +697,8 @@ def test_book_keeper_on_the_sample(compiled: None) -> None:
 def test_pure_python_env_turns_the_fast_path_off() -> None:
     assert select_decoder({PURE_PYTHON_ENV: "1"}) == "python"
     assert parsing.feed_keeper() is None
-    assert BookKeeper(MarketDataConfig())._fast is None
+    keeper = BookKeeper(MarketDataConfig())
+    assert keeper.on_frame == keeper._on_frame
     assert parsing._fast_decode is None
     built = parsing.compiled_decoder_available()
     assert select_decoder({}) == ("compiled" if built else "python")

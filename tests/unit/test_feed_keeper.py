@@ -89,11 +89,19 @@ def _keeper(
     finally:
         parsing.use_pure_python(False)
         core_book.use_pure_python(False)
-    assert (k._fast is not None) == compiled_keeper
+    assert (_compiled_keeper(k) is not None) == compiled_keeper
     for token, known in zip(TOKENS, meta, strict=True):
         if known:
             k.set_market_meta(token, min_order_size="5", neg_risk=False)
     return k
+
+
+def _compiled_keeper(k: BookKeeper) -> Any:
+    """The compiled keeper whose on_frame `k.on_frame` is, or None when it is the Python one."""
+    from polysnipe.adapters.clob._fastdecode import FeedKeeper
+
+    owner = getattr(k.on_frame, "__self__", None)
+    return owner if isinstance(owner, FeedKeeper) else None
 
 
 def _view(k: BookKeeper) -> Any:
@@ -341,7 +349,7 @@ def test_the_compiled_keeper_takes_plain_frames_itself(compiled: None) -> None:
 
     from polysnipe.adapters.clob._fastdecode import FeedKeeper
 
-    k._fast = FeedKeeper(k, k._tokens, type(k._tokens[TOKENS[0]]), 256, spy, k._message_text)
+    k.on_frame = FeedKeeper(k, k._tokens, type(k._tokens[TOKENS[0]]), 256, spy, k._decode_frame).on_frame
     entry = {"asset_id": TOKENS[0], "price": "0.4", "size": "3", "side": "BUY", "hash": "h1"}
     doc = {
         "event_type": "price_change",
@@ -397,21 +405,28 @@ def test_the_recorded_burst_checks_the_same_hashes(compiled: None, shared_data: 
 # -- books and trade prints -----------------------------------------------------------------------------
 def _spied(k: BookKeeper) -> list[str]:
     """Give `k` a compiled keeper whose hand-overs to Python are recorded: "delta" for a price change
-    from a delta on, "message" for a message whole."""
+    from a delta on, "message" for one message of a frame, "frame" for a frame whole."""
     from polysnipe.adapters.clob._fastdecode import FeedKeeper
 
     handed: list[str] = []
-    by_delta, by_message = k._price_change, k._message_text
+    by_delta, by_text = k._price_change, k._decode_frame
+    frame: list[Any] = [None]
 
     def price_change(event: Any, recv_ms: int, out: Any, start: int = 0) -> None:
         handed.append("delta")
         by_delta(event, recv_ms, out, start)
 
-    def message(text: bytes, recv_ms: int, out: Any) -> None:
-        handed.append("message")
-        by_message(text, recv_ms, out)
+    def text(data: bytes | str, recv_ms: int, out: Any) -> None:
+        handed.append("frame" if data is frame[0] else "message")
+        by_text(data, recv_ms, out)
 
-    k._fast = FeedKeeper(k, k._tokens, type(k._tokens[TOKENS[0]]), 256, price_change, message)
+    on_frame = FeedKeeper(k, k._tokens, type(k._tokens[TOKENS[0]]), 256, price_change, text).on_frame
+
+    def spied(data: bytes | str, recv_ms: int) -> list[Any]:
+        frame[0] = data
+        return on_frame(data, recv_ms)
+
+    k.on_frame = spied
     return handed
 
 
@@ -622,13 +637,16 @@ def test_hostile_frames_give_the_same_events_errors_and_books(
         _both(ref, fast, frame, recv_ms)
 
 
-def test_feed_arguments_are_checked(compiled: None) -> None:
-    k = _keeper(MarketDataConfig(), compiled_keeper=True, pure_books=False, meta=[False] * len(TOKENS))
-    assert k._fast is not None
-    bad_args: list[tuple[Any, ...]] = [(), (b"{}",), (b"{}", 1), (b"{}", 1, ()), (b"{}", 1, [], 2)]
+def test_on_frame_arguments_and_other_buffers(compiled: None) -> None:
+    on_frame = _keeper(MarketDataConfig(), compiled_keeper=True, pure_books=False, meta=[False] * 3).on_frame
+    bad_args: list[tuple[Any, ...]] = [(), (b"{}",), (b"{}", 1, [])]
     for bad in bad_args:
         with pytest.raises(TypeError):
-            k._fast.feed(*bad)
-    # what the decoder does not take (other types, non-ASCII text) is not taken, and nothing changes
-    for data in (bytearray(b"{}"), memoryview(b"{}"), "é", 5, None):
-        assert not k._fast.feed(data, 1, [])  # type: ignore[arg-type]
+            on_frame(*bad)
+    # what the decoder does not take (other buffers, non-ASCII text) goes whole to Python
+    ref, fast, handed = _pair()
+    text = json.dumps(_book_doc())
+    for data in (bytearray(text.encode()), memoryview(text.encode()), text.replace("book", "bo\u00f6k")):
+        assert _typed(ref.on_frame(data, 1)) == _typed(fast.on_frame(data, 1))  # type: ignore[arg-type]
+        assert _view(ref) == _view(fast)
+    assert ["frame"] * 3 == handed

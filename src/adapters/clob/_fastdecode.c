@@ -942,9 +942,9 @@ static PyObject *decode_market(PyObject *module, PyObject *data) {
 }
 
 /* -- the live feed's book keeper ------------------------------------------------------------------- */
-/* FeedKeeper is BookKeeper.on_frame's fast path (market_data.py): one call decodes a frame of plain
- * price changes, trade prints and books (decode_market's subset) and runs the common case of the
- * keeper's rule for each message, in order:
+/* FeedKeeper.on_frame is BookKeeper.on_frame when this module is built (market_data.py binds it, so no
+ * Python frame runs per frame): one call decodes a frame of plain price changes, trade prints and books
+ * (decode_market's subset) and runs the common case of the keeper's rule for each message, in order:
  *
  * - a price change (BookKeeper._price_change), per delta: the token's state is looked up, its book is
  *   a trusted DenseBook, the timestamp does not go backwards, and either the delta carries the pending
@@ -959,9 +959,10 @@ static PyObject *decode_market(PyObject *module, PyObject *data) {
  *
  * Every other case (an unknown token takes none of these steps, as in Python) is handed to the keeper:
  * a price change from the delta at hand on to its _price_change(event, recv_ms, out, start), a print
- * or a book whole, as its own JSON text, to its _message_text(text, recv_ms, out), which decodes it
+ * or a book whole, as its own JSON text, to its _decode_frame(text, recv_ms, out), which decodes it
  * with msgspec and runs the Python rule (a check due that does not match, a buffer to replay, a
- * BookState, a hash input this code does not spell, a state it cannot read). Each rule keeps one
+ * BookState, a hash input this code does not spell, a state it cannot read); a frame outside the
+ * subset goes whole to _decode_frame, before anything is applied. Each rule keeps one
  * implementation, the Python one, which the common case mirrors step for step and hands over before it
  * changes anything (tests/unit/test_feed_keeper.py holds the two to the same events, gaps, checks and
  * books).
@@ -988,7 +989,7 @@ typedef struct {
     PyObject *tokens;          /* the keeper's dict token id -> _Token */
     PyTypeObject *token_type;  /* _Token */
     PyObject *on_price_change; /* keeper._price_change */
-    PyObject *on_message;      /* keeper._message_text */
+    PyObject *on_text;         /* keeper._decode_frame: the Python path on a frame, or on one message of one */
     long long every;           /* config.hash_check_every */
     Py_ssize_t off_checks;
     Py_ssize_t off[N_SLOTS];
@@ -1025,13 +1026,14 @@ static int str_equal(PyObject *a, PyObject *b) {
            memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
 }
 
-/* The keeper's _message_text on the message of `info`: 0, or -1 with an exception set. */
+/* The keeper's Python path on the message of `info`, as its own JSON text: 0, or -1 with an exception
+ * set. */
 static int hand_message(FeedKeeper *k, const Info *info, PyObject *recv_ms, PyObject *out) {
     PyObject *text = PyBytes_FromStringAndSize((const char *)info->start, info->end - info->start);
     if (text == NULL)
         return -1;
     PyObject *args[3] = {text, recv_ms, out};
-    PyObject *r = PyObject_Vectorcall(k->on_message, args, 3, NULL);
+    PyObject *r = PyObject_Vectorcall(k->on_text, args, 3, NULL);
     Py_DECREF(text);
     if (r == NULL)
         return -1;
@@ -1384,48 +1386,55 @@ static int keep_book(FeedKeeper *k, PyObject *snap, const Info *info, PyObject *
     return 0;
 }
 
-static PyObject *FeedKeeper_feed(FeedKeeper *k, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "feed(data, recv_ms, out, /): out must be a list");
+/* BookKeeper.on_frame: the events to forward, a new list; NULL with an exception set (MalformedMessage
+ * included, from the Python path). A frame outside decode_market's subset goes whole to on_text; so
+ * does a frame that is not bytes or str (which decode_data leaves to msgspec). */
+static PyObject *FeedKeeper_on_frame(FeedKeeper *k, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "on_frame(data, recv_ms, /) takes 2 arguments");
         return NULL;
     }
-    PyObject *recv_ms = args[1], *out = args[2];
+    PyObject *recv_ms = args[1], *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
     Infos infos;
     infos_init(&infos);
     PyObject *events = decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE | T_BOOK, &infos);
-    if (events == NULL || events == Py_None) {
-        infos_clear(&infos);
-        if (events == NULL)
-            return NULL;
-        Py_DECREF(events);
-        Py_RETURN_FALSE;
-    }
     int rc = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && rc == 0; i++) {
-        PyObject *event = PyList_GET_ITEM(events, i);
-        if (Py_IS_TYPE(event, PriceChangeType))
-            rc = keep_price_change(k, event, recv_ms, out);
-        else if (Py_IS_TYPE(event, LastTradeType))
-            rc = keep_last_trade(k, event, &infos.items[i], recv_ms, out);
-        else
-            rc = keep_book(k, event, &infos.items[i], recv_ms, out);
+    if (events == NULL) {
+        rc = -1;
+    } else if (events == Py_None) {
+        PyObject *call[3] = {args[0], recv_ms, out};
+        PyObject *r = PyObject_Vectorcall(k->on_text, call, 3, NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    } else {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && rc == 0; i++) {
+            PyObject *event = PyList_GET_ITEM(events, i);
+            if (Py_IS_TYPE(event, PriceChangeType))
+                rc = keep_price_change(k, event, recv_ms, out);
+            else if (Py_IS_TYPE(event, LastTradeType))
+                rc = keep_last_trade(k, event, &infos.items[i], recv_ms, out);
+            else
+                rc = keep_book(k, event, &infos.items[i], recv_ms, out);
+        }
     }
     infos_clear(&infos);
-    Py_DECREF(events);
+    Py_XDECREF(events);
     if (rc < 0)
-        return NULL;
-    Py_RETURN_TRUE;
+        Py_CLEAR(out);
+    return out;
 }
 
 static PyObject *FeedKeeper_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *names[] = {"keeper", "tokens", "token_type", "hash_check_every", "on_price_change", "on_message",
+    static char *names[] = {"keeper", "tokens", "token_type", "hash_check_every", "on_price_change", "on_text",
                             NULL};
-    PyObject *keeper, *tokens, *token_type, *on_price_change, *on_message;
+    PyObject *keeper, *tokens, *token_type, *on_price_change, *on_text;
     long long every;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!LOO:FeedKeeper", names, &keeper, &PyDict_Type, &tokens,
-                                     &PyType_Type, &token_type, &every, &on_price_change, &on_message))
+                                     &PyType_Type, &token_type, &every, &on_price_change, &on_text))
         return NULL;
-    if (every < 0 || !PyCallable_Check(on_price_change) || !PyCallable_Check(on_message)) {
+    if (every < 0 || !PyCallable_Check(on_price_change) || !PyCallable_Check(on_text)) {
         PyErr_SetString(PyExc_ValueError, "FeedKeeper: hash_check_every must be >= 0 and the handlers callable");
         return NULL;
     }
@@ -1442,12 +1451,12 @@ static PyObject *FeedKeeper_new(PyTypeObject *type, PyObject *args, PyObject *kw
     Py_INCREF(tokens);
     Py_INCREF(token_type);
     Py_INCREF(on_price_change);
-    Py_INCREF(on_message);
+    Py_INCREF(on_text);
     k->keeper = keeper;
     k->tokens = tokens;
     k->token_type = (PyTypeObject *)token_type;
     k->on_price_change = on_price_change;
-    k->on_message = on_message;
+    k->on_text = on_text;
     k->every = every;
     k->off_checks = off_checks;
     memcpy(k->off, offs, sizeof(offs));
@@ -1460,7 +1469,7 @@ static int FeedKeeper_traverse(FeedKeeper *k, visitproc visit, void *arg) {
     Py_VISIT(k->tokens);
     Py_VISIT(k->token_type);
     Py_VISIT(k->on_price_change);
-    Py_VISIT(k->on_message);
+    Py_VISIT(k->on_text);
     return 0;
 }
 
@@ -1469,7 +1478,7 @@ static int FeedKeeper_clear(FeedKeeper *k) {
     Py_CLEAR(k->tokens);
     Py_CLEAR(k->token_type);
     Py_CLEAR(k->on_price_change);
-    Py_CLEAR(k->on_message);
+    Py_CLEAR(k->on_text);
     return 0;
 }
 
@@ -1480,10 +1489,10 @@ static void FeedKeeper_dealloc(FeedKeeper *k) {
 }
 
 static PyMethodDef FeedKeeper_methods[] = {
-    {"feed", (PyCFunction)(void (*)(void))FeedKeeper_feed, METH_FASTCALL,
-     "feed(data, recv_ms, out, /) -> bool\n\n"
-     "BookKeeper.on_frame on a frame of plain price_change, last_trade_price and book messages: the\n"
-     "events to forward appended to `out`, True. False (nothing done) for any other frame."},
+    {"on_frame", (PyCFunction)(void (*)(void))FeedKeeper_on_frame, METH_FASTCALL,
+     "on_frame(data, recv_ms, /) -> list[Event]\n\n"
+     "BookKeeper.on_frame: the events to forward. Frames of plain price_change, last_trade_price and\n"
+     "book messages are decoded and kept here, any other frame by on_text."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1491,7 +1500,7 @@ static PyTypeObject FeedKeeperType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "polysnipe.adapters.clob._fastdecode.FeedKeeper",
     .tp_basicsize = sizeof(FeedKeeper),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "FeedKeeper(keeper, tokens, token_type, hash_check_every, on_price_change, on_message): "
+    .tp_doc = "FeedKeeper(keeper, tokens, token_type, hash_check_every, on_price_change, on_text): "
               "BookKeeper's compiled common case (see the source's comment).",
     .tp_new = FeedKeeper_new,
     .tp_traverse = (traverseproc)FeedKeeper_traverse,

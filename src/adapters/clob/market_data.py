@@ -174,7 +174,13 @@ class _Token:
 class BookKeeper:
     """Books per token, fed by market-channel frames and REST snapshots; detects gaps."""
 
-    __slots__ = ("_config", "_fast", "_gaps", "_tokens", "checks", "malformed")
+    __slots__ = ("_config", "_gaps", "_tokens", "checks", "malformed", "on_frame")
+
+    #: Apply one market-channel frame; returns the events safe to forward downstream. Raises
+    #: MalformedMessage for a frame that cannot be parsed (the caller decides whether the books it may
+    #: have touched are still trustworthy). The compiled keeper's own method where it is built
+    #: (parsing.feed_keeper: no Python frame runs per frame), else _on_frame.
+    on_frame: Callable[[bytes | str, int], list[Event]]
 
     def __init__(self, config: MarketDataConfig | None = None) -> None:
         self._config = config or MarketDataConfig()
@@ -182,12 +188,14 @@ class BookKeeper:
         self._gaps: list[tuple[str, str]] = []
         # the compiled common case of on_frame (parsing.feed_keeper): it runs the usual paths of
         # _price_change, _last_trade and _wire_book itself, counting its checks in self.checks, and
-        # calls _price_change and _message_text for everything else
+        # calls _price_change and _decode_frame for everything else
         fast = feed_keeper()
-        self._fast = None
+        self.on_frame = self._on_frame
         if fast is not None:
             every = self._config.hash_check_every
-            self._fast = fast(self, self._tokens, _Token, every, self._price_change, self._message_text)
+            self.on_frame = fast(
+                self, self._tokens, _Token, every, self._price_change, self._decode_frame
+            ).on_frame
         #: hash checks performed (books and deltas), for metrics and tests
         self.checks = 0
         #: frames that could not be parsed
@@ -309,26 +317,17 @@ class BookKeeper:
         return computed == msg.hash
 
     # -- frames --------------------------------------------------------------------------------
-    def on_frame(self, data: bytes | str, recv_ms: int) -> list[Event]:
-        """Apply one market-channel frame; returns the events safe to forward downstream.
-
-        Raises MalformedMessage for a frame that cannot be parsed (the caller decides whether the
-        books it may have touched are still trustworthy).
-        """
+    def _on_frame(self, data: bytes | str, recv_ms: int) -> list[Event]:
+        """on_frame in Python alone."""
         out: list[Event] = []
-        fast = self._fast
-        if fast is not None and fast.feed(data, recv_ms, out):
-            # the common frames, decoded and kept by the compiled fast path; what it cannot keep itself
-            # it hands to _price_change (from a delta on) or _message_text (a whole message)
-            return out
-        for msg in decode_market_frame(data):
-            self._message(msg, recv_ms, out)
+        self._decode_frame(data, recv_ms, out)
         return out
 
-    def _message_text(self, text: bytes, recv_ms: int, out: list[Event]) -> None:
-        """One message of a frame the compiled keeper decoded, as its own JSON text, for the cases it
-        leaves to Python: decoded again here, so this path reads the same Struct as on_frame's."""
-        for msg in decode_market_frame(text):
+    def _decode_frame(self, data: bytes | str, recv_ms: int, out: list[Event]) -> None:
+        """A frame decoded with msgspec and applied, its events appended to `out`. The compiled keeper
+        calls it for a frame it does not take, and for one message of a frame it did when the case is
+        Python's (then `data` is that message's own JSON text, so this reads the same Struct)."""
+        for msg in decode_market_frame(data):
             self._message(msg, recv_ms, out)
 
     def _message(self, msg: WireMessage, recv_ms: int, out: list[Event]) -> None:
