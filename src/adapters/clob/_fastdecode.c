@@ -590,6 +590,7 @@ typedef struct {
     const unsigned char *start, *end; /* the message's JSON text */
     const unsigned char *text;        /* LastTrade: its price as sent; BookSnapshot: its last_trade_price */
     Py_ssize_t text_n;
+    long long ts;                     /* the event's ts_ms, as decoded (no int to read it back from) */
     unsigned char has_text;           /* a BookSnapshot's last_trade_price is present and not null */
     unsigned char has_tick;           /* a BookSnapshot's tick_size is present and not null */
 } Info;
@@ -872,6 +873,7 @@ static int read_message(Cur *c, PyObject *events, unsigned kinds, Infos *infos) 
         goto done; /* no event_type */
     }
     info.end = c->p;
+    info.ts = ts;
     rc = (event == NULL || PyList_Append(events, event) < 0 || (infos != NULL && infos_push(infos, &info) < 0)) ? -1
                                                                                                               : 1;
     Py_XDECREF(event);
@@ -1042,11 +1044,9 @@ static int hand_message(FeedKeeper *k, const Info *info, PyObject *recv_ms, PyOb
 }
 
 /* BookKeeper._price_change on one decoded PriceChange: 0, or -1 with an exception set. */
-static int keep_price_change(FeedKeeper *k, PyObject *event, PyObject *recv_ms, PyObject *out) {
+static int keep_price_change(FeedKeeper *k, PyObject *event, const Info *info, PyObject *recv_ms, PyObject *out) {
     PyObject *ts_obj = PyTuple_GET_ITEM(event, 0), *changes = PyTuple_GET_ITEM(event, 2);
-    long long ts = PyLong_AsLongLong(ts_obj); /* the decoder's range check makes it fit */
-    if (ts == -1 && PyErr_Occurred())
-        return -1;
+    long long ts = info->ts;
     Py_ssize_t n = PyTuple_GET_SIZE(changes), i;
     for (i = 0; i < n; i++) {
         PyObject *d = PyTuple_GET_ITEM(changes, i); /* a BookDelta the decoder made */
@@ -1333,9 +1333,7 @@ static int keep_book(FeedKeeper *k, PyObject *snap, const Info *info, PyObject *
         if (n != 0)
             return hand_message(k, info, recv_ms, out);
     }
-    long long ts = PyLong_AsLongLong(PyTuple_GET_ITEM(snap, 0)); /* the decoder's range check makes it fit */
-    if (ts == -1 && PyErr_Occurred())
-        return -1;
+    long long ts = info->ts;
     if (BookApi->trusted(book)) {
         int64_t last_ts;
         if (BookApi->last_ts(book, &last_ts) != 1)
@@ -1412,7 +1410,7 @@ static PyObject *FeedKeeper_on_frame(FeedKeeper *k, PyObject *const *args, Py_ss
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && rc == 0; i++) {
             PyObject *event = PyList_GET_ITEM(events, i);
             if (Py_IS_TYPE(event, PriceChangeType))
-                rc = keep_price_change(k, event, recv_ms, out);
+                rc = keep_price_change(k, event, &infos.items[i], recv_ms, out);
             else if (Py_IS_TYPE(event, LastTradeType))
                 rc = keep_last_trade(k, event, &infos.items[i], recv_ms, out);
             else
