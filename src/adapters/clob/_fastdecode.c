@@ -110,9 +110,11 @@ static inline uint64_t word_special(uint64_t w) {
  * frame's bytes, so the plain run is skipped 8 bytes at a time. */
 /* (inlined at every call: most of a frame's strings are short, and a call costs as much as their scan) */
 static inline __attribute__((always_inline)) int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
-    skip_ws(c);
-    if (c->p >= c->end || *c->p != '"')
-        return 0;
+    if (c->p >= c->end || *c->p != '"') { /* (the quote first: the venue sends no whitespace) */
+        skip_ws(c);
+        if (c->p >= c->end || *c->p != '"')
+            return 0;
+    }
     const unsigned char *q = c->p + 1;
     const unsigned char *start = q;
 #ifdef __SSE2__
@@ -353,7 +355,8 @@ enum { K_ASSET = 1, K_PRICE = 2, K_SIZE = 4, K_SIDE = 8, K_HASH = 16, K_BID = 32
  * key is matched with its quotes, so the string is exactly the key; the byte after the opening quote
  * picks the one candidate. This is the per-key cost of every delta, hence no general string read. */
 static inline unsigned entry_key(Cur *c) {
-    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        skip_ws(c);
     if (c->end - c->p < 2)
         return 0;
     unsigned key = 0;
@@ -662,7 +665,8 @@ typedef struct {
 /* A message's key and the ':' after it: its M_ bit, 0 when the next token is not one of those keys (as
  * entry_key: matched with its quotes, picked by the byte after the opening quote). */
 static inline unsigned message_key(Cur *c) {
-    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        skip_ws(c);
     if (c->end - c->p < 2)
         return 0;
     unsigned key = 0;
