@@ -10,7 +10,8 @@ Python versions of both compiled parts:
   take the plain price_change frames; both give the same events and the same MalformedMessage reasons
   (tests/unit/test_fastdecode.py);
 * and with it the live feed's BookKeeper in Python alone, where the same module's FeedKeeper would run
-  its common case (decode, gap checks and book updates of plain price changes in one call per frame);
+  its common case (decode, gap checks, book hash checks and book updates of plain price changes,
+  trade prints and books in one call per frame);
   both give the same events, gaps, checks and books (tests/unit/test_feed_keeper.py);
 * and, following the book (they are chosen where `book_implementation()` says "compiled"): the Python
   per-delta loops of the engine and the simulated venue (core._book.apply_changes,

@@ -525,20 +525,9 @@ def test_mixed_arrays(compiled: None) -> None:
     frame = json.dumps(docs)
     assert _taken(frame)
     assert ["PriceChange", "LastTrade", "BookSnapshot", "LastTrade"] == [e[0] for e in _same(frame)]
-    # the feed entry, which BookKeeper uses, takes price changes and trade prints, with each print's
-    # price as sent, and leaves books to msgspec
-    prices = ["stale"]
-    assert parsing.fast_feed_events(frame, prices) is None
-    lt = {**_lt_doc(), "price": "0.30"}
-    events = parsing.fast_feed_events(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]), prices)
-    assert events is not None
-    assert ["0.30", "0.3"] == prices
-    assert _typed(events) == _same(json.dumps([_pc_doc(), lt, _pc_doc(), _lt_doc()]))
-    assert parsing.fast_feed_events(json.dumps(_pc_doc()), prices) is not None
-    assert [] == prices
-    for bad in ((), (b"{}",), (b"{}", ()), (b"{}", [], 1)):
-        with pytest.raises(TypeError):
-            parsing._compiled_feed(*bad)  # type: ignore[misc]
+    # the live feed's keeper takes the same frames (tests/unit/test_feed_keeper.py holds it to the
+    # Python keeper)
+    assert _keeper_takes(frame.encode())
     # one message outside the subset sends the whole frame to msgspec
     for odd in ({**_lt_doc(), "event_type": "tick_size_change"}, {**_lt_doc(), "price": "2"}, {}, [], "x"):
         text = json.dumps([*docs, odd])
@@ -640,6 +629,25 @@ def test_mutated_trade_and_book_documents_equal_on_both_paths(
 
 
 # -- the live feed's keeper ------------------------------------------------------------------------------
+def _keeper_takes(line: bytes) -> bool:
+    """Does the live feed's compiled keeper take this frame itself (on a keeper tracking nothing), or
+    hand it whole to the Python path?"""
+    from polysnipe.adapters.clob._fastdecode import FeedKeeper
+    from polysnipe.adapters.clob.market_data import _Token
+
+    keeper = BookKeeper(MarketDataConfig())
+    handed: list[Any] = []
+
+    def python_path(data: bytes | str, recv_ms: int, out: list[Event]) -> None:
+        handed.append(data)
+        keeper._decode_frame(data, recv_ms, out)
+
+    fast = FeedKeeper(keeper, keeper._tokens, _Token, 256, keeper._price_change, python_path)
+    with contextlib.suppress(MalformedMessage):
+        fast.on_frame(line, 7)
+    return line not in handed
+
+
 def _keeper_run(lines: list[bytes], *, pure: bool) -> list[Any]:
     """What BookKeeper.on_frame forwards for each line, and the books at the end."""
     parsing.use_pure_python(pure)
@@ -678,17 +686,19 @@ def test_book_keeper_forwards_the_same_events_on_both_paths(compiled: None, gene
 
 
 def test_book_keeper_on_the_sample(compiled: None) -> None:
-    """The sample's trade prints (alone and in arrays with price changes) take the keeper's fast path;
-    the books it keeps, and what it forwards, are those of the msgspec path."""
+    """The sample's price changes, trade prints and books (alone and in arrays) take the keeper's fast
+    path; the books it keeps, and what it forwards, are those of the msgspec path."""
     lines = _sample_lines()
-    assert sum(parsing.fast_feed_events(line, []) is not None for line in lines) > 8_000
+    assert sum(map(_keeper_takes, lines)) > 8_000
     assert _keeper_run(lines, pure=False) == _keeper_run(lines, pure=True)
 
 
 # -- selection -------------------------------------------------------------------------------------------
 def test_pure_python_env_turns_the_fast_path_off() -> None:
     assert select_decoder({PURE_PYTHON_ENV: "1"}) == "python"
-    assert parsing.fast_feed_events(json.dumps(_pc_doc()), []) is None
+    assert parsing.feed_keeper() is None
+    keeper = BookKeeper(MarketDataConfig())
+    assert keeper.on_frame == keeper._on_frame
     assert parsing._fast_decode is None
     built = parsing.compiled_decoder_available()
     assert select_decoder({}) == ("compiled" if built else "python")

@@ -14,6 +14,7 @@ that pass.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ STATE = (
     "dropped",
     "last_recv_ms",
     "ltp",
+    "ltp_print",
     "market",
     "min_order_size",
     "neg_risk",
@@ -87,11 +89,19 @@ def _keeper(
     finally:
         parsing.use_pure_python(False)
         core_book.use_pure_python(False)
-    assert (k._fast is not None) == compiled_keeper
+    assert (_compiled_keeper(k) is not None) == compiled_keeper
     for token, known in zip(TOKENS, meta, strict=True):
         if known:
             k.set_market_meta(token, min_order_size="5", neg_risk=False)
     return k
+
+
+def _compiled_keeper(k: BookKeeper) -> Any:
+    """The compiled keeper whose on_frame `k.on_frame` is, or None when it is the Python one."""
+    from polysnipe.adapters.clob._fastdecode import FeedKeeper
+
+    owner = getattr(k.on_frame, "__self__", None)
+    return owner if isinstance(owner, FeedKeeper) else None
 
 
 def _view(k: BookKeeper) -> Any:
@@ -186,24 +196,60 @@ trades = st.builds(
 levels = st.lists(
     st.builds(lambda p, s: {"price": p, "size": s}, prices, sizes.filter(lambda s: s != "0")), max_size=3
 )
-wire_books = st.builds(
-    lambda token, ts, bids, asks, h: {
+#: what the keepers know of every token when `meta` says so (_keeper): a book hash made with these can
+#: match
+MIN_SIZE = "5"
+
+
+def _summary_hash(doc: dict[str, Any], min_size: str = MIN_SIZE, neg_risk: bool = False) -> str:
+    """The venue's hash of a book message, from its own strings (parsing.book_hash, the reference)."""
+    return parsing.book_hash(
+        doc["market"],
+        doc["asset_id"],
+        doc["timestamp"],
+        [(lv["price"], lv["size"]) for lv in doc["bids"]],
+        [(lv["price"], lv["size"]) for lv in doc["asks"]],
+        min_order_size=min_size,
+        tick_size=doc.get("tick_size"),
+        neg_risk=neg_risk,
+        last_trade_price=doc.get("last_trade_price"),
+    )
+
+
+#: a book field's absent, null, empty and usual values ("absent" drops the key)
+ABSENT = "absent"
+
+
+@st.composite
+def wire_books(draw: st.DrawFn) -> dict[str, Any]:
+    """A book message whose hash is the right one as often as not (then a check passes, if it is due:
+    the compiled keeper's own hash), a wrong one, empty, null or absent; tick_size and
+    last_trade_price present, empty, null or absent, so that checkable and not both come."""
+    doc: dict[str, Any] = {
         "event_type": "book",
-        "asset_id": token,
+        "asset_id": draw(tokens),
         "market": MARKET,
-        "timestamp": ts,
-        "bids": bids,
-        "asks": asks,
-        "hash": h,
-        "last_trade_price": "0.5",
-    },
-    tokens,
-    stamps,
-    levels,
-    levels,
-    hashes,
-)
-messages = st.one_of(price_changes, price_changes, price_changes, trades, wire_books)
+        "timestamp": draw(stamps),
+        "bids": draw(levels),
+        "asks": draw(levels),
+    }
+    for key, values in (("tick_size", ["0.01", "0.001", None, ""]), ("last_trade_price", ["0.5", "", None])):
+        value = draw(st.sampled_from([*values, values[0], ABSENT]))
+        if value != ABSENT:
+            doc[key] = value
+    kind = draw(st.sampled_from(["right", "right", "wrong", "", None, ABSENT]))
+    if kind == "right":
+        doc["hash"] = _summary_hash(doc)
+    elif kind == "wrong":
+        doc["hash"] = draw(hashes.filter(bool))
+    elif kind != ABSENT:
+        doc["hash"] = kind
+    if draw(st.booleans()):  # the venue's key order is not fixed
+        doc = dict(draw(st.permutations(list(doc.items()))))
+    return doc
+
+
+messages = st.one_of(price_changes, price_changes, price_changes, trades, wire_books())
 
 
 @st.composite
@@ -303,7 +349,7 @@ def test_the_compiled_keeper_takes_plain_frames_itself(compiled: None) -> None:
 
     from polysnipe.adapters.clob._fastdecode import FeedKeeper
 
-    k._fast = FeedKeeper(k._tokens, type(k._tokens[TOKENS[0]]), 256, spy, k._last_trade)
+    k.on_frame = FeedKeeper(k, k._tokens, type(k._tokens[TOKENS[0]]), 256, spy, k._decode_frame).on_frame
     entry = {"asset_id": TOKENS[0], "price": "0.4", "size": "3", "side": "BUY", "hash": "h1"}
     doc = {
         "event_type": "price_change",
@@ -354,3 +400,253 @@ def test_the_recorded_burst_checks_the_same_hashes(compiled: None, shared_data: 
         assert _typed(ref.on_frame(f, recv_ms)) == _typed(fast.on_frame(f, recv_ms))
         assert _view(ref) == _view(fast)
     assert ref.checks > 0
+
+
+# -- books and trade prints -----------------------------------------------------------------------------
+def _spied(k: BookKeeper) -> list[str]:
+    """Give `k` a compiled keeper whose hand-overs to Python are recorded: "delta" for a price change
+    from a delta on, "message" for one message of a frame, "frame" for a frame whole."""
+    from polysnipe.adapters.clob._fastdecode import FeedKeeper
+
+    handed: list[str] = []
+    by_delta, by_text = k._price_change, k._decode_frame
+    frame: list[Any] = [None]
+
+    def price_change(event: Any, recv_ms: int, out: Any, start: int = 0) -> None:
+        handed.append("delta")
+        by_delta(event, recv_ms, out, start)
+
+    def text(data: bytes | str, recv_ms: int, out: Any) -> None:
+        handed.append("frame" if data is frame[0] else "message")
+        by_text(data, recv_ms, out)
+
+    on_frame = FeedKeeper(k, k._tokens, type(k._tokens[TOKENS[0]]), 256, price_change, text).on_frame
+
+    def spied(data: bytes | str, recv_ms: int) -> list[Any]:
+        frame[0] = data
+        return on_frame(data, recv_ms)
+
+    k.on_frame = spied
+    return handed
+
+
+def _book_doc(ts: int = TS0 + 1, **fields: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "event_type": "book",
+        "asset_id": TOKENS[0],
+        "market": MARKET,
+        "timestamp": str(ts),
+        "bids": [{"price": "0.4", "size": "10"}, {"price": "0.45", "size": "2.5"}],
+        "asks": [{"price": "0.6", "size": "100"}],
+        "tick_size": "0.01",
+        "last_trade_price": "0.5",
+        **fields,
+    }
+    if "hash" not in fields:
+        doc["hash"] = _summary_hash(doc)
+    return doc
+
+
+def _pair(meta: bool = True) -> tuple[BookKeeper, BookKeeper, list[str]]:
+    """A Python keeper and a compiled one with spies, every token tracked, the hash inputs known."""
+    ref = _keeper(MarketDataConfig(), compiled_keeper=False, pure_books=False, meta=[meta] * len(TOKENS))
+    fast = _keeper(MarketDataConfig(), compiled_keeper=True, pure_books=False, meta=[meta] * len(TOKENS))
+    return ref, fast, _spied(fast)
+
+
+def _both(ref: BookKeeper, fast: BookKeeper, frame: bytes | str, recv_ms: int = 5) -> Any:
+    out = _run(ref, ("frame", frame), recv_ms)
+    assert out == _run(fast, ("frame", frame), recv_ms), frame
+    assert _view(ref) == _view(fast), frame
+    return out
+
+
+def test_the_compiled_keeper_keeps_books_and_prints_itself(compiled: None) -> None:
+    """Without this the differential tests would pass with every book and print handed to Python."""
+    ref, fast, handed = _pair()
+    # a checkable book whose hash matches: checked, applied and forwarded in C
+    (snap,) = _both(ref, fast, json.dumps(_book_doc()))
+    assert "BookSnapshot" == snap[0]
+    assert [] == handed and 1 == fast.checks
+    state = fast._tokens[TOKENS[0]]
+    assert ("0.5", None, state.book.hash, TS0 + 1, 0, None) == (
+        state.ltp,
+        state.ltp_print,
+        state.pending_hash,
+        state.pending_ts,
+        state.since_check,
+        state.buffer,
+    )
+    assert [(400_000, 10_000_000), (450_000, 2_500_000)] == [
+        (lv.price, lv.size) for lv in sorted(state.book.levels(Side.BUY))
+    ]
+    # a trade print: its price kept as sent, with the price its other spellings come from
+    trade = {
+        "event_type": "last_trade_price",
+        "asset_id": TOKENS[0],
+        "market": MARKET,
+        "timestamp": str(TS0 + 2),
+        "price": "0.50",
+        "size": "10",
+        "side": "BUY",
+    }
+    _both(ref, fast, json.dumps(trade).encode())
+    assert [] == handed and ("0.50", 500_000) == (state.ltp, state.ltp_print)
+    # a book that is not checkable (no tick), an older one, and one for a token not tracked
+    _both(ref, fast, json.dumps(_book_doc(TS0 + 3, tick_size=None)))
+    assert [] == _both(ref, fast, json.dumps(_book_doc(TS0)))
+    assert [] == _both(ref, fast, json.dumps(_book_doc(asset_id=UNKNOWN)))
+    assert [] == handed and 1 == fast.checks
+    # a hash that does not match is Python's to report
+    _both(ref, fast, json.dumps(_book_doc(TS0 + 4, hash="h1")))
+    assert ["message"] == handed and 2 == fast.checks
+    assert not state.book.trusted  # (the gap itself is compared, and taken, by _both's _view)
+    # deltas buffered while untrusted are replayed by Python's _snapshot
+    entry = {"asset_id": TOKENS[0], "price": "0.4", "size": "3", "side": "BUY", "hash": "h9"}
+    pc = {"event_type": "price_change", "market": MARKET, "timestamp": str(TS0 + 6), "price_changes": [entry]}
+    assert [] == _both(ref, fast, json.dumps(pc))
+    handed.clear()
+    events = _both(ref, fast, json.dumps([_book_doc(TS0 + 5), trade]))
+    assert ["BookSnapshot", "PriceChange", "LastTrade"] == [e[0] for e in events]
+    assert ["message"] == handed
+
+
+@FUZZ
+@given(
+    doc=wire_books(),
+    min_size=st.sampled_from(["5", "0.001", "15", "", "x y~\x7f"]),
+    neg_risk=st.booleans(),
+    indent=st.sampled_from([None, None, 0, 1, "\t"]),
+    compact=st.booleans(),
+)
+def test_book_hashes_computed_in_c_are_book_hash(
+    compiled: None, doc: dict[str, Any], min_size: str, neg_risk: bool, indent: Any, compact: bool
+) -> None:
+    """The compiled keeper's book summary is parsing.book_hash's, whatever the message's key order,
+    level key order and whitespace: a right hash is checked in C (never handed over), a wrong one is
+    handed to Python, which counts the check and reports the gap."""
+    doc = {**doc, "asset_id": TOKENS[0], "tick_size": doc.get("tick_size") or "0.01"}
+    doc["last_trade_price"] = doc.get("last_trade_price") or "0.5"
+    doc["bids"] = [dict(reversed(lv.items())) if i % 2 else lv for i, lv in enumerate(doc["bids"])]
+    right = _summary_hash(doc, min_size, neg_risk)
+    for claimed in (right, right[::-1]):
+        ref, fast, handed = _pair(meta=False)
+        for k in (ref, fast):
+            k.set_market_meta(TOKENS[0], min_order_size=min_size, neg_risk=neg_risk)
+        text = json.dumps({**doc, "hash": claimed}, indent=indent, separators=(",", ":") if compact else None)
+        _both(ref, fast, text)
+        assert 1 == fast.checks
+        assert ([] if claimed == right else ["message"]) == handed
+
+
+def test_hash_inputs_the_compiled_keeper_does_not_spell_go_to_python(compiled: None) -> None:
+    """A min_order_size json.dumps would escape, or a neg_risk that is not a bool: Python's check."""
+    for min_size, neg_risk in (('5"', False), ("5\\", True), ("é", False), ("\n", True), ("5", 1)):
+        ref, fast, handed = _pair(meta=False)
+        for k in (ref, fast):
+            k.set_market_meta(TOKENS[0], min_order_size=min_size, neg_risk=neg_risk)  # type: ignore[arg-type]
+        doc = _book_doc()
+        doc["hash"] = _summary_hash(doc, min_size, neg_risk)  # type: ignore[arg-type]
+        _both(ref, fast, json.dumps(doc))
+        assert ["message"] == handed and 1 == fast.checks == ref.checks
+
+
+# -- hostile frames --------------------------------------------------------------------------------------
+HOSTILE_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "9" * 400,
+            "1" + "0" * 30,
+            "0." + "0" * 30 + "1",
+            "0.5000001",
+            "-0",
+            "-0.5",
+            "1e3",
+            "0x10",
+            " 0.5",
+            "0.5 ",
+            "\u0661\u0662",
+            "\uff10.5",
+            "0\u00b75",
+            "0.5\x00",
+            "",
+            "BUY",
+            "SELL",
+            "buy",
+            "9" * 14,
+            "1767225600000",
+        ]
+    ),
+    st.sampled_from([None, True, 0, 1e999, -1, 10**30, 0.5, [], {}, ["0.5"], {"price": "0.5"}]),
+    st.text(max_size=20),
+)
+#: a fresh copy each time: the lists and dicts above must not be shared between messages
+HOSTILE = HOSTILE_VALUES.map(copy.deepcopy)
+
+
+@st.composite
+def hostile_frames(draw: st.DrawFn) -> bytes | str:
+    """Books, trade prints and price changes (alone or in arrays) with a field, a level field or a
+    key made hostile: huge numbers, non-ASCII digits, wrong types, control bytes; then perhaps cut."""
+    msgs = draw(st.lists(st.one_of(wire_books(), trades, price_changes), min_size=1, max_size=3))
+    for _ in range(draw(st.integers(1, 3))):
+        msg = msgs[draw(st.integers(0, len(msgs) - 1))]
+        where = draw(st.sampled_from(["top", "level", "entry", "drop"]))
+        if where == "top":
+            msg[draw(st.sampled_from([*sorted(msg), "hash", "tick_size", "neg_risk", "min_order_size"]))] = (
+                draw(HOSTILE)
+            )
+        elif (
+            where == "level"
+            and isinstance(msg.get("bids"), list)
+            and msg["bids"]
+            and isinstance(msg["bids"][0], dict)
+        ):
+            msg["bids"][0][draw(st.sampled_from(["price", "size", "x"]))] = draw(HOSTILE)
+        elif (
+            where == "entry"
+            and isinstance(msg.get("price_changes"), list)
+            and msg["price_changes"]
+            and isinstance(msg["price_changes"][0], dict)
+        ):
+            msg["price_changes"][0][
+                draw(st.sampled_from(["price", "size", "side", "asset_id", "best_bid"]))
+            ] = draw(HOSTILE)
+        elif msg:
+            msg.pop(draw(st.sampled_from(sorted(msg))))
+    doc: Any = msgs if len(msgs) > 1 else msgs[0]
+    text = json.dumps(doc, ensure_ascii=draw(st.booleans()), separators=(",", ":"))
+    if draw(st.booleans()):
+        text = text[: draw(st.integers(0, len(text)))]
+    return text.encode("utf-8", "surrogatepass") if draw(st.booleans()) else text
+
+
+@FUZZ
+@given(frames_=st.lists(hostile_frames(), min_size=1, max_size=6))
+def test_hostile_frames_give_the_same_events_errors_and_books(
+    compiled: None, frames_: list[bytes | str]
+) -> None:
+    """Whatever the bytes, the compiled keeper never crashes and agrees with the Python keeper on every
+    event, MalformedMessage reason, gap, check and book level."""
+    ref, fast, _ = _pair()
+    for token in TOKENS:
+        snap = BookSnapshot(TS0, token, MARKET, (Level(400_000, 5_000_000),), (), "", 10_000)
+        for k in (ref, fast):
+            k.on_rest_book(RestBook(snap, None, None, None, "0.5", False), 0)
+    for recv_ms, frame in enumerate(frames_, 1):
+        _both(ref, fast, frame, recv_ms)
+
+
+def test_on_frame_arguments_and_other_buffers(compiled: None) -> None:
+    on_frame = _keeper(MarketDataConfig(), compiled_keeper=True, pure_books=False, meta=[False] * 3).on_frame
+    bad_args: list[tuple[Any, ...]] = [(), (b"{}",), (b"{}", 1, [])]
+    for bad in bad_args:
+        with pytest.raises(TypeError):
+            on_frame(*bad)
+    # what the decoder does not take (other buffers, non-ASCII text) goes whole to Python
+    ref, fast, handed = _pair()
+    text = json.dumps(_book_doc())
+    for data in (bytearray(text.encode()), memoryview(text.encode()), text.replace("book", "bo\u00f6k")):
+        assert _typed(ref.on_frame(data, 1)) == _typed(fast.on_frame(data, 1))  # type: ignore[arg-type]
+        assert _view(ref) == _view(fast)
+    assert ["frame"] * 3 == handed

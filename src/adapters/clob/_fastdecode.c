@@ -7,11 +7,9 @@
  * shape it fully understands and returns None for anything else, and the caller then runs the msgspec
  * path, which yields its own events or MalformedMessage exactly as without this module. So the fast
  * path never needs to explain a failure, and its output equals the Python path's on every input as long
- * as every frame it accepts is one the Python path maps to the same events. decode_market takes all
- * three types; decode_feed takes price changes and trade prints only, and hands each print's price
- * string beside the events: the live feed's BookKeeper keeps that spelling for its book hash checks,
- * and reads books from msgspec's Structs, whose raw strings those checks hash. FeedKeeper, at the end,
- * is that keeper's common case: decode_feed's frames decoded and applied to its books in one call.
+ * as every frame it accepts is one the Python path maps to the same events. FeedKeeper, at the end,
+ * is the live feed's BookKeeper.on_frame on the same frames: decoded and applied to its books in one
+ * call, with the raw strings its book hash checks and trade prints need read from the frame itself.
  *
  * What it accepts (anything else is None):
  *   frame    := ws (message | "[" ws message (ws "," ws message)* ws "]") ws      (ws: JSON's 4 bytes)
@@ -84,6 +82,10 @@ static inline void skip_ws(Cur *c) {
 
 /* Consume `ch` after optional whitespace; 0 when the next byte is something else. */
 static inline int eat(Cur *c, unsigned char ch) {
+    if (c->p < c->end && *c->p == ch) { /* the usual case, without whitespace: one compare */
+        c->p++;
+        return 1;
+    }
     skip_ws(c);
     if (c->p < c->end && *c->p == ch) {
         c->p++;
@@ -106,10 +108,13 @@ static inline uint64_t word_special(uint64_t w) {
 /* A JSON string of printable ASCII without escapes: its contents in [*s, *s + *n). 0 otherwise (an
  * escape, a control byte, a non-ASCII byte or no closing quote). Token ids and hashes are most of a
  * frame's bytes, so the plain run is skipped 8 bytes at a time. */
-static inline int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
-    skip_ws(c);
-    if (c->p >= c->end || *c->p != '"')
-        return 0;
+/* (inlined at every call: most of a frame's strings are short, and a call costs as much as their scan) */
+static inline __attribute__((always_inline)) int read_str(Cur *c, const unsigned char **s, Py_ssize_t *n) {
+    if (c->p >= c->end || *c->p != '"') { /* (the quote first: the venue sends no whitespace) */
+        skip_ws(c);
+        if (c->p >= c->end || *c->p != '"')
+            return 0;
+    }
     const unsigned char *q = c->p + 1;
     const unsigned char *start = q;
 #ifdef __SSE2__
@@ -189,47 +194,76 @@ static inline int is(const unsigned char *s, Py_ssize_t n, const char *lit, Py_s
  * the one negative spelling inside the range. */
 static int decimal_micro(const unsigned char *s, Py_ssize_t n, long long high, long long *out) {
     const unsigned char *p = s, *end = s + n;
-    int negative = 0;
-    if (p < end && *p == '-') {
-        negative = 1;
-        p++;
-    }
+    int negative = p < end && *p == '-';
+    p += negative;
+    /* the whole part is bounded by high (at most 10**18 here): a digit that takes it past high's whole
+     * units settles the answer at once (it only grows from there), so it never overflows */
+    const long long whole_max = high / 1000000;
     const unsigned char *whole = p;
-    /* the whole part is bounded by high (at most 10**18 here): accumulate with an early cut */
     long long w = 0;
-    int too_big = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
-        if (!too_big) {
-            w = w * 10 + (*p - '0');
-            if (w > high / 1000000)
-                too_big = 1;
-        }
+    unsigned d;
+    while (p < end && (d = (unsigned)(*p - '0')) < 10) {
+        w = w * 10 + d;
+        if (w > whole_max)
+            return 0;
         p++;
     }
     Py_ssize_t whole_n = p - whole;
     Py_ssize_t frac_n = 0;
     long long f = 0;
     if (p < end && *p == '.') {
-        p++;
-        const unsigned char *frac = p;
-        while (p < end && *p >= '0' && *p <= '9') {
-            Py_ssize_t i = p - frac;
-            if (i < 6)
-                f = f * 10 + (*p - '0');
-            else if (*p != '0')
+        const unsigned char *frac = ++p;
+        while (p < end && (d = (unsigned)(*p - '0')) < 10) {
+            if (p - frac < 6)
+                f = f * 10 + d;
+            else if (d)
                 return 0; /* a seventh decimal that is not zero */
             p++;
         }
         frac_n = p - frac;
     }
-    if (p != end || (whole_n == 0 && frac_n == 0) || whole_n > MaxWholeDigits || too_big)
+    if (p != end || (whole_n == 0 && frac_n == 0) || whole_n > MaxWholeDigits)
         return 0;
-    for (Py_ssize_t i = frac_n; i < 6; i++)
-        f *= 10;
-    long long v = w * 1000000 + f;
+    static const long long scale[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
+    long long v = w * 1000000 + f * scale[frac_n < 6 ? frac_n : 6];
     if (v > high || (negative && v != 0))
         return 0;
     *out = v;
+    return 1;
+}
+
+/* decimal_micro(s, n, One) for a price string inside the frame that ends at `end`, remembered: a feed
+ * spells a few hundred prices over and over, and every delta carries three. A string of at most 8
+ * bytes is its own key (its bytes, zero-padded: a plain string holds no zero byte, so no two share
+ * one), read in one load when 8 bytes of the frame follow it (the closing quote at least does); only
+ * prices that convert are kept, so a miss simply converts again. Direct-mapped, a collision replaces
+ * the slot. */
+#define PRICE_SLOTS 1024
+static struct {
+    uint64_t key; /* 0: empty (no key is 0: a string here has 1 to 8 nonzero bytes) */
+    long long value;
+} PriceCache[PRICE_SLOTS];
+
+static inline int price_micro(const unsigned char *s, Py_ssize_t n, const unsigned char *end, long long *out) {
+    if (n < 1 || n > 8 || end - s < 8)
+        return decimal_micro(s, n, One, out);
+    uint64_t key;
+    memcpy(&key, s, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n < 8)
+        key &= (1ULL << (8 * n)) - 1; /* the string's own bytes, the first n in memory */
+#else
+    return decimal_micro(s, n, One, out);
+#endif
+    size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 54); /* the top 10 bits: PRICE_SLOTS == 1 << 10 */
+    if (PriceCache[slot].key == key) {
+        *out = PriceCache[slot].value;
+        return 1;
+    }
+    if (!decimal_micro(s, n, One, out))
+        return 0;
+    PriceCache[slot].key = key;
+    PriceCache[slot].value = *out;
     return 1;
 }
 
@@ -310,36 +344,54 @@ static PyObject *new_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
 enum { K_ASSET = 1, K_PRICE = 2, K_SIZE = 4, K_SIDE = 8, K_HASH = 16, K_BID = 32, K_ASK = 64 };
 #define K_REQUIRED (K_ASSET | K_PRICE | K_SIZE | K_SIDE)
 
+/* Is `lit` (a string literal) next in the buffer? Then it is consumed. A constant length lets the
+ * compiler compare it in a load or two. */
+#define AT(c, lit) \
+    ((c)->end - (c)->p >= (Py_ssize_t)(sizeof(lit) - 1) && memcmp((c)->p, (lit), sizeof(lit) - 1) == 0 && \
+     ((c)->p += sizeof(lit) - 1, 1))
+
+/* An entry's key and the ':' after it: its K_ bit, 0 when the next token is not one of those keys (a
+ * string that is not one, an escaped spelling, no string at all: none of which read_entry takes). Every
+ * key is matched with its quotes, so the string is exactly the key; the byte after the opening quote
+ * picks the one candidate. This is the per-key cost of every delta, hence no general string read. */
+static inline unsigned entry_key(Cur *c) {
+    if (c->p >= c->end || *c->p != '"')
+        skip_ws(c);
+    if (c->end - c->p < 2)
+        return 0;
+    unsigned key = 0;
+    switch (c->p[1]) {
+    case 'a':
+        key = AT(c, "\"asset_id\"") ? K_ASSET : 0;
+        break;
+    case 'p':
+        key = AT(c, "\"price\"") ? K_PRICE : 0;
+        break;
+    case 's':
+        key = AT(c, "\"size\"") ? K_SIZE : AT(c, "\"side\"") ? K_SIDE : 0;
+        break;
+    case 'h':
+        key = AT(c, "\"hash\"") ? K_HASH : 0;
+        break;
+    case 'b':
+        key = AT(c, "\"best_bid\"") ? K_BID : AT(c, "\"best_ask\"") ? K_ASK : 0;
+        break;
+    }
+    return key && eat(c, ':') ? key : 0;
+}
+
 /* 1 and *out a new BookDelta; 0 when the entry is not the plain shape; -1 with an exception set. */
 static int read_entry(Cur *c, PyObject **out) {
-    const unsigned char *asset = NULL, *hash = NULL, *s;
-    Py_ssize_t asset_n = 0, hash_n = 0, n;
+    const unsigned char *asset = NULL, *hash = NULL;
+    Py_ssize_t asset_n = 0, hash_n = 0;
     long long price = 0, size = 0, bid = -1, ask = -1; /* -1: None */
     PyObject *side = NULL;
     unsigned seen = 0;
     if (!eat(c, '{'))
         return 0;
     for (;;) {
-        if (!read_str(c, &s, &n) || !eat(c, ':'))
-            return 0;
-        unsigned key;
-        if (IS(s, n, "asset_id"))
-            key = K_ASSET;
-        else if (IS(s, n, "price"))
-            key = K_PRICE;
-        else if (IS(s, n, "size"))
-            key = K_SIZE;
-        else if (IS(s, n, "side"))
-            key = K_SIDE;
-        else if (IS(s, n, "hash"))
-            key = K_HASH;
-        else if (IS(s, n, "best_bid"))
-            key = K_BID;
-        else if (IS(s, n, "best_ask"))
-            key = K_ASK;
-        else
-            return 0;
-        if (seen & key)
+        unsigned key = entry_key(c);
+        if (key == 0 || (seen & key))
             return 0;
         seen |= key;
         if ((key == K_BID || key == K_ASK) && read_null(c)) {
@@ -355,7 +407,7 @@ static int read_entry(Cur *c, PyObject **out) {
                 asset_n = vn;
                 break;
             case K_PRICE:
-                if (!decimal_micro(v, vn, One, &price))
+                if (!price_micro(v, vn, c->end, &price))
                     return 0;
                 break;
             case K_SIZE:
@@ -375,11 +427,11 @@ static int read_entry(Cur *c, PyObject **out) {
                 hash_n = vn;
                 break;
             case K_BID: /* "" is how the venue spells an empty side: None */
-                if (vn && !decimal_micro(v, vn, One, &bid))
+                if (vn && !price_micro(v, vn, c->end, &bid))
                     return 0;
                 break;
             default: /* K_ASK */
-                if (vn && !decimal_micro(v, vn, One, &ask))
+                if (vn && !price_micro(v, vn, c->end, &ask))
                     return 0;
                 break;
             }
@@ -482,7 +534,8 @@ static int read_level(Cur *c, PyObject **out) {
         seen |= key;
         const unsigned char *v;
         Py_ssize_t vn;
-        if (!read_str(c, &v, &vn) || !decimal_micro(v, vn, key == 1 ? One : MaxAmount, key == 1 ? &price : &size))
+        if (!read_str(c, &v, &vn) ||
+            !(key == 1 ? price_micro(v, vn, c->end, &price) : decimal_micro(v, vn, MaxAmount, &size)))
             return 0;
         if (eat(c, ','))
             continue;
@@ -532,6 +585,55 @@ static PyObject *refs_tuple(Refs *r) {
     return t;
 }
 
+/* What FeedKeeper needs of a message besides its event, one per event decode_frame makes (when it is
+ * asked to collect them): the message's own JSON text, which a case it leaves to Python is decoded
+ * from again and a book hash check reads its strings from, and the raw values it keeps. All point into
+ * the frame, which the caller holds for as long as it reads them. */
+typedef struct {
+    const unsigned char *start, *end; /* the message's JSON text */
+    const unsigned char *text;        /* LastTrade: its price as sent; BookSnapshot: its last_trade_price */
+    Py_ssize_t text_n;
+    long long ts;                     /* the event's ts_ms, as decoded (no int to read it back from) */
+    unsigned char has_text;           /* a BookSnapshot's last_trade_price is present and not null */
+    unsigned char has_tick;           /* a BookSnapshot's tick_size is present and not null */
+} Info;
+
+/* A growable array of Info, on the stack while it is short. */
+typedef struct {
+    Info *items;
+    Py_ssize_t n, cap;
+    Info inline_items[16];
+} Infos;
+
+static void infos_init(Infos *r) {
+    r->items = r->inline_items;
+    r->n = 0;
+    r->cap = 16;
+}
+
+static void infos_clear(Infos *r) {
+    if (r->items != r->inline_items)
+        PyMem_Free(r->items);
+    infos_init(r);
+}
+
+static int infos_push(Infos *r, const Info *info) {
+    if (r->n == r->cap) {
+        Info *items = PyMem_Malloc((size_t)r->cap * 2 * sizeof(Info));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(items, r->items, (size_t)r->n * sizeof(Info));
+        if (r->items != r->inline_items)
+            PyMem_Free(r->items);
+        r->items = items;
+        r->cap *= 2;
+    }
+    r->items[r->n++] = *info;
+    return 0;
+}
+
 /* The message types the fast path maps, as the bits of decode_frame's `kinds`. */
 enum { T_PRICE_CHANGE = 1, T_LAST_TRADE = 2, T_BOOK = 4 };
 
@@ -560,58 +662,76 @@ typedef struct {
     int null;
 } Raw;
 
-static int key_bit(const unsigned char *s, Py_ssize_t n, unsigned *key) {
-#define KEY(name, bit) {name, (Py_ssize_t)(sizeof(name) - 1), bit}
-    static const struct {
-        const char *name;
-        Py_ssize_t n;
-        unsigned bit;
-    } keys[] = {
-        KEY("event_type", M_TYPE),     KEY("market", M_MARKET),         KEY("timestamp", M_TS),
-        KEY("price_changes", M_CHANGES), KEY("asset_id", M_ASSET),      KEY("price", M_PRICE),
-        KEY("size", M_SIZE),           KEY("side", M_SIDE),             KEY("fee_rate_bps", M_FEE),
-        KEY("transaction_hash", M_TX), KEY("bids", M_BIDS),             KEY("asks", M_ASKS),
-        KEY("hash", M_HASH),           KEY("tick_size", M_TICK),        KEY("last_trade_price", M_LTP),
-    };
-#undef KEY
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (n == keys[i].n && memcmp(s, keys[i].name, (size_t)n) == 0) {
-            *key = keys[i].bit;
-            return 1;
-        }
+/* A message's key and the ':' after it: its M_ bit, 0 when the next token is not one of those keys (as
+ * entry_key: matched with its quotes, picked by the byte after the opening quote). */
+static inline unsigned message_key(Cur *c) {
+    if (c->p >= c->end || *c->p != '"')
+        skip_ws(c);
+    if (c->end - c->p < 2)
+        return 0;
+    unsigned key = 0;
+    switch (c->p[1]) {
+    case 'e':
+        key = AT(c, "\"event_type\"") ? M_TYPE : 0;
+        break;
+    case 'm':
+        key = AT(c, "\"market\"") ? M_MARKET : 0;
+        break;
+    case 't':
+        key = AT(c, "\"timestamp\"")          ? M_TS
+              : AT(c, "\"tick_size\"")        ? M_TICK
+              : AT(c, "\"transaction_hash\"") ? M_TX
+                                               : 0;
+        break;
+    case 'p':
+        key = AT(c, "\"price_changes\"") ? M_CHANGES : AT(c, "\"price\"") ? M_PRICE : 0;
+        break;
+    case 'a':
+        key = AT(c, "\"asset_id\"") ? M_ASSET : AT(c, "\"asks\"") ? M_ASKS : 0;
+        break;
+    case 's':
+        key = AT(c, "\"size\"") ? M_SIZE : AT(c, "\"side\"") ? M_SIDE : 0;
+        break;
+    case 'f':
+        key = AT(c, "\"fee_rate_bps\"") ? M_FEE : 0;
+        break;
+    case 'b':
+        key = AT(c, "\"bids\"") ? M_BIDS : 0;
+        break;
+    case 'h':
+        key = AT(c, "\"hash\"") ? M_HASH : 0;
+        break;
+    case 'l':
+        key = AT(c, "\"last_trade_price\"") ? M_LTP : 0;
+        break;
     }
-    return 0;
+    return key && eat(c, ':') ? key : 0;
 }
 
-static int key_index(unsigned key) {
-    int i = 0;
-    while (!(key & 1u)) {
-        key >>= 1;
-        i++;
-    }
-    return i;
-}
+/* The index of a key's bit, for its slot in read_message's `raw`. */
+static inline int key_index(unsigned key) { return __builtin_ctz(key); }
 
 /* 1 and the message's event appended to `events` (nothing for a price_change without entries, as
- * the Python path does), and a trade print's price as the venue spelt it to `prices` when that is not
- * NULL; 0 when it is not the plain shape of a type in `kinds`; -1 with an exception set. */
-static int read_message(Cur *c, PyObject *events, unsigned kinds, PyObject *prices) {
-    const unsigned char *s;
-    Py_ssize_t n;
+ * the Python path does), and its Info to `infos` when that is not NULL; 0 when it is not the plain
+ * shape of a type in `kinds`; -1 with an exception set. */
+static int read_message(Cur *c, PyObject *events, unsigned kinds, Infos *infos) {
     Raw raw[15];
     long long ts = 0;
     unsigned seen = 0, type = 0, allows = ~0u;
     PyObject *side = NULL, *event = NULL;
     int rc = 0;
     Refs deltas, bids, asks;
+    Info info = {0};
     refs_init(&deltas);
     refs_init(&bids);
     refs_init(&asks);
+    skip_ws(c);
+    info.start = c->p;
     if (!eat(c, '{'))
         return 0;
     for (;;) {
-        unsigned key;
-        if (!read_str(c, &s, &n) || !eat(c, ':') || !key_bit(s, n, &key) || (seen & key) || !(allows & key))
+        unsigned key = message_key(c);
+        if (key == 0 || (seen & key) || !(allows & key))
             goto done;
         seen |= key;
         if (key == M_CHANGES || key == M_BIDS || key == M_ASKS) {
@@ -707,15 +827,8 @@ static int read_message(Cur *c, PyObject *events, unsigned kinds, PyObject *pric
             }
         }
         event = new_tuple(LastTradeType, items, 7);
-        if (event != NULL && prices != NULL) {
-            PyObject *text = ascii_str(p->p, p->n);
-            if (text == NULL || PyList_Append(prices, text) < 0) {
-                Py_XDECREF(text);
-                Py_CLEAR(event);
-            } else {
-                Py_DECREF(text);
-            }
-        }
+        info.text = p->p;
+        info.text_n = p->n;
     } else if (type == T_BOOK) {
         long long tick = -1; /* -1: None */
         if ((seen & BOOK_NEEDS) != BOOK_NEEDS)
@@ -744,6 +857,13 @@ static int read_message(Cur *c, PyObject *events, unsigned kinds, PyObject *pric
             items[5] = EmptyStr;
         }
         items[6] = optional_micro(tick);
+        Raw *l = &raw[key_index(M_LTP)];
+        info.has_tick = (seen & M_TICK) && !t->null;
+        info.has_text = (seen & M_LTP) && !l->null;
+        if (info.has_text) {
+            info.text = l->p;
+            info.text_n = l->n;
+        }
         for (int i = 0; i < 7; i++) {
             if (items[i] == NULL) {
                 for (int j = 0; j < 7; j++)
@@ -756,7 +876,10 @@ static int read_message(Cur *c, PyObject *events, unsigned kinds, PyObject *pric
     } else {
         goto done; /* no event_type */
     }
-    rc = (event == NULL || PyList_Append(events, event) < 0) ? -1 : 1;
+    info.end = c->p;
+    info.ts = ts;
+    rc = (event == NULL || PyList_Append(events, event) < 0 || (infos != NULL && infos_push(infos, &info) < 0)) ? -1
+                                                                                                              : 1;
     Py_XDECREF(event);
 done:
     refs_clear(&deltas);
@@ -766,7 +889,7 @@ done:
 }
 
 /* -- the frame -------------------------------------------------------------------------------------- */
-static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigned kinds, PyObject *prices) {
+static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigned kinds, Infos *infos) {
     Cur c = {data, data + len};
     PyObject *events = PyList_New(0);
     if (events == NULL)
@@ -779,7 +902,7 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigne
             rc = 0; /* an empty frame: the Python path's business */
         } else {
             for (;;) {
-                rc = read_message(&c, events, kinds, prices);
+                rc = read_message(&c, events, kinds, infos);
                 if (rc <= 0)
                     break;
                 if (eat(&c, ','))
@@ -790,7 +913,7 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigne
             }
         }
     } else {
-        rc = read_message(&c, events, kinds, prices);
+        rc = read_message(&c, events, kinds, infos);
     }
     if (rc > 0) {
         skip_ws(&c);
@@ -806,16 +929,16 @@ static PyObject *decode_frame(const unsigned char *data, Py_ssize_t len, unsigne
 }
 
 /* decode_frame on a bytes or str argument; None for every other type. */
-static PyObject *decode_data(PyObject *data, unsigned kinds, PyObject *prices) {
+static PyObject *decode_data(PyObject *data, unsigned kinds, Infos *infos) {
     if (PyBytes_CheckExact(data))
-        return decode_frame((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), kinds, prices);
+        return decode_frame((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), kinds, infos);
     /* a text frame (the WebSocket client's str): ASCII ones are their own UTF-8; others are left to
      * msgspec rather than encoded here */
     if (PyUnicode_CheckExact(data)) {
         if (PyUnicode_READY(data) < 0)
             return NULL;
         if (PyUnicode_IS_ASCII(data))
-            return decode_frame(PyUnicode_1BYTE_DATA(data), PyUnicode_GET_LENGTH(data), kinds, prices);
+            return decode_frame(PyUnicode_1BYTE_DATA(data), PyUnicode_GET_LENGTH(data), kinds, infos);
     }
     Py_RETURN_NONE;
 }
@@ -824,47 +947,62 @@ static PyObject *decode_market(PyObject *module, PyObject *data) {
     return decode_data(data, T_PRICE_CHANGE | T_LAST_TRADE | T_BOOK, NULL);
 }
 
-/* The caller's list, emptied here, rather than one made per frame: most frames hold no trade print. */
-static PyObject *decode_feed(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyList_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "decode_feed(data, prices, /): prices must be a list");
-        return NULL;
-    }
-    PyObject *prices = args[1];
-    if (PyList_GET_SIZE(prices) && PyList_SetSlice(prices, 0, PyList_GET_SIZE(prices), NULL) < 0)
-        return NULL;
-    return decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE, prices);
-}
-
 /* -- the live feed's book keeper ------------------------------------------------------------------- */
-/* FeedKeeper is BookKeeper.on_frame's fast path (market_data.py): one call decodes a frame of plain
- * price changes and trade prints (decode_feed's subset) and runs BookKeeper._price_change's common case
- * on every delta: the token's state is looked up, its book is a trusted DenseBook, the timestamp does
- * not go backwards, and either the delta carries the pending hash or no sampled check is due; then the
- * state's hash bookkeeping, the level applied through the book's C API, since_check counted and the
- * PriceChange forwarded as decoded. Every other case (an unknown token, an untrusted or non-DenseBook
- * book, a gap, a check due, a state this code cannot read) hands the event, from the delta at hand on,
- * to the keeper's own _price_change(event, recv_ms, out, start), and every trade print to its
- * _last_trade: each rule keeps one implementation, the Python one, which the common case mirrors step
- * for step (tests/unit/test_feed_keeper.py holds the two to the same events, gaps and books).
+/* FeedKeeper.on_frame is BookKeeper.on_frame when this module is built (market_data.py binds it, so no
+ * Python frame runs per frame): one call decodes a frame of plain price changes, trade prints and books
+ * (decode_market's subset) and runs the common case of the keeper's rule for each message, in order:
+ *
+ * - a price change (BookKeeper._price_change), per delta: the token's state is looked up, its book is
+ *   a trusted DenseBook, the timestamp does not go backwards, and either the delta carries the pending
+ *   hash or no sampled check is due; then the state's hash bookkeeping, the level applied through the
+ *   book's C API, since_check counted and the PriceChange forwarded as decoded;
+ * - a trade print (_last_trade): the state's last_recv_ms, its last trade price as sent (ltp) and the
+ *   price (ltp_print), the print forwarded;
+ * - a book (on_frame then _wire_book and _snapshot): a DenseBook with no deltas buffered; an older
+ *   picture than a trusted book's is dropped; the hash is checked when it is checkable, over the
+ *   message's own strings (book_summary_hash below: the text is built only then), and must match;
+ *   then ltp, the snapshot applied, the state's hash bookkeeping reset and the snapshot forwarded.
+ *
+ * Every other case (an unknown token takes none of these steps, as in Python) is handed to the keeper:
+ * a price change from the delta at hand on to its _price_change(event, recv_ms, out, start), a print
+ * or a book whole, as its own JSON text, to its _decode_frame(text, recv_ms, out), which decodes it
+ * with msgspec and runs the Python rule (a check due that does not match, a buffer to replay, a
+ * BookState, a hash input this code does not spell, a state it cannot read); a frame outside the
+ * subset goes whole to _decode_frame, before anything is applied. Each rule keeps one
+ * implementation, the Python one, which the common case mirrors step for step and hands over before it
+ * changes anything (tests/unit/test_feed_keeper.py holds the two to the same events, gaps, checks and
+ * books).
  *
  * The per-token state is the keeper's _Token, a Python class with __slots__: its slots are read and
  * written in place at the offsets its member descriptors give (checked to be object slots at
- * construction), and a state of any other type takes the Python path. */
+ * construction), and a state of any other type takes the Python path; so is the keeper's `checks`. */
 static PsBookApi *BookApi; /* NULL when polysnipe.core._book is not built: every book takes the Python path */
+static PyObject *Sha1;     /* hashlib.sha1 */
+static PyObject *ApplySnapshotName, *HexdigestName;
+
+enum {
+    S_BOOK, S_BUFFER, S_RECV, S_LTP, S_LTP_PRINT, S_MARKET, S_MIN_SIZE, S_NEG_RISK, S_HASH, S_TS, S_SINCE,
+    N_SLOTS
+};
+static const char *const SlotNames[N_SLOTS] = {
+    "book", "buffer", "last_recv_ms", "ltp", "ltp_print", "market", "min_order_size", "neg_risk",
+    "pending_hash", "pending_ts", "since_check",
+};
 
 typedef struct {
     PyObject_HEAD
+    PyObject *keeper;          /* the BookKeeper, whose `checks` this counts in */
     PyObject *tokens;          /* the keeper's dict token id -> _Token */
     PyTypeObject *token_type;  /* _Token */
     PyObject *on_price_change; /* keeper._price_change */
-    PyObject *on_last_trade;   /* keeper._last_trade */
-    PyObject *prices;          /* decode_feed's trade print prices, reused frame to frame */
+    PyObject *on_text;         /* keeper._decode_frame: the Python path on a frame, or on one message of one */
     long long every;           /* config.hash_check_every */
-    Py_ssize_t off_book, off_recv, off_hash, off_ts, off_since;
+    Py_ssize_t off_checks;
+    Py_ssize_t off[N_SLOTS];
 } FeedKeeper;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+#define STATE(k, state, name) SLOT(state, (k)->off[name])
 
 static inline void set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) {
     Py_INCREF(value);
@@ -894,12 +1032,25 @@ static int str_equal(PyObject *a, PyObject *b) {
            memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
 }
 
-/* BookKeeper._price_change on one decoded PriceChange: 0, or -1 with an exception set. */
-static int keep_price_change(FeedKeeper *k, PyObject *event, PyObject *recv_ms, PyObject *out) {
-    PyObject *ts_obj = PyTuple_GET_ITEM(event, 0), *changes = PyTuple_GET_ITEM(event, 2);
-    long long ts = PyLong_AsLongLong(ts_obj); /* the decoder's range check makes it fit */
-    if (ts == -1 && PyErr_Occurred())
+/* The keeper's Python path on the message of `info`, as its own JSON text: 0, or -1 with an exception
+ * set. */
+static int hand_message(FeedKeeper *k, const Info *info, PyObject *recv_ms, PyObject *out) {
+    PyObject *text = PyBytes_FromStringAndSize((const char *)info->start, info->end - info->start);
+    if (text == NULL)
         return -1;
+    PyObject *args[3] = {text, recv_ms, out};
+    PyObject *r = PyObject_Vectorcall(k->on_text, args, 3, NULL);
+    Py_DECREF(text);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* BookKeeper._price_change on one decoded PriceChange: 0, or -1 with an exception set. */
+static int keep_price_change(FeedKeeper *k, PyObject *event, const Info *info, PyObject *recv_ms, PyObject *out) {
+    PyObject *ts_obj = PyTuple_GET_ITEM(event, 0), *changes = PyTuple_GET_ITEM(event, 2);
+    long long ts = info->ts;
     Py_ssize_t n = PyTuple_GET_SIZE(changes), i;
     for (i = 0; i < n; i++) {
         PyObject *d = PyTuple_GET_ITEM(changes, i); /* a BookDelta the decoder made */
@@ -911,8 +1062,8 @@ static int keep_price_change(FeedKeeper *k, PyObject *event, PyObject *recv_ms, 
         }
         if (!Py_IS_TYPE(state, k->token_type))
             break;
-        PyObject *book = SLOT(state, k->off_book), *pending = SLOT(state, k->off_hash);
-        PyObject *since = SLOT(state, k->off_since), *hash = PyTuple_GET_ITEM(d, 4);
+        PyObject *book = STATE(k, state, S_BOOK), *pending = STATE(k, state, S_HASH);
+        PyObject *since = STATE(k, state, S_SINCE), *hash = PyTuple_GET_ITEM(d, 4);
         int64_t last_ts;
         if (BookApi == NULL || book == NULL || !Py_IS_TYPE(book, BookApi->type) || !BookApi->trusted(book) ||
             BookApi->last_ts(book, &last_ts) != 1 || ts < last_ts)
@@ -926,10 +1077,10 @@ static int keep_price_change(FeedKeeper *k, PyObject *event, PyObject *recv_ms, 
         int same = hash == pending || str_equal(hash, pending);
         if (!same && k->every && since_n >= k->every && PyUnicode_GET_LENGTH(pending))
             break; /* a sampled hash check is due */
-        set_slot(state, k->off_recv, recv_ms);
+        set_slot(state, k->off[S_RECV], recv_ms);
         if (!same) {
-            set_slot(state, k->off_hash, hash);
-            set_slot(state, k->off_ts, ts_obj);
+            set_slot(state, k->off[S_HASH], hash);
+            set_slot(state, k->off[S_TS], ts_obj);
         }
         PyObject *r = BookApi->apply_level(book, PyTuple_GET_ITEM(d, 1), PyTuple_GET_ITEM(d, 2),
                                            PyTuple_GET_ITEM(d, 3), ts_obj);
@@ -939,7 +1090,7 @@ static int keep_price_change(FeedKeeper *k, PyObject *event, PyObject *recv_ms, 
         PyObject *next = PyLong_FromLongLong(since_n + 1);
         if (next == NULL)
             return -1;
-        Py_SETREF(SLOT(state, k->off_since), next);
+        Py_SETREF(SLOT(state, k->off[S_SINCE]), next);
     }
     if (i == n)
         return PyList_Append(out, event);
@@ -955,101 +1106,381 @@ static int keep_price_change(FeedKeeper *k, PyObject *event, PyObject *recv_ms, 
     return 0;
 }
 
-static PyObject *FeedKeeper_feed(FeedKeeper *k, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "feed(data, recv_ms, out, /): out must be a list");
-        return NULL;
-    }
-    PyObject *recv_ms = args[1], *out = args[2], *prices = k->prices;
-    if (PyList_GET_SIZE(prices) && PyList_SetSlice(prices, 0, PyList_GET_SIZE(prices), NULL) < 0)
-        return NULL;
-    PyObject *events = decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE, prices);
-    if (events == NULL)
-        return NULL;
-    if (events == Py_None) {
-        Py_DECREF(events);
-        Py_RETURN_FALSE;
-    }
-    Py_ssize_t trade = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
-        PyObject *event = PyList_GET_ITEM(events, i);
-        int rc;
-        if (Py_IS_TYPE(event, PriceChangeType)) {
-            rc = keep_price_change(k, event, recv_ms, out);
-        } else { /* a LastTrade, its price as sent the next of `prices` */
-            PyObject *call[4] = {event, PyList_GET_ITEM(prices, trade++), recv_ms, out};
-            PyObject *r = PyObject_Vectorcall(k->on_last_trade, call, 4, NULL);
-            rc = r == NULL ? -1 : 0;
-            Py_XDECREF(r);
+/* BookKeeper._last_trade on one decoded LastTrade: 0, or -1 with an exception set. */
+static int keep_last_trade(FeedKeeper *k, PyObject *event, const Info *info, PyObject *recv_ms, PyObject *out) {
+    PyObject *state = PyDict_GetItemWithError(k->tokens, PyTuple_GET_ITEM(event, 1));
+    if (state == NULL)
+        return PyErr_Occurred() ? -1 : 0; /* not subscribed here: no book to keep, nothing to forward */
+    if (!Py_IS_TYPE(state, k->token_type))
+        return hand_message(k, info, recv_ms, out);
+    PyObject *text = ascii_str(info->text, info->text_n);
+    if (text == NULL)
+        return -1;
+    set_slot(state, k->off[S_RECV], recv_ms);
+    Py_XSETREF(STATE(k, state, S_LTP), text);
+    set_slot(state, k->off[S_LTP_PRINT], PyTuple_GET_ITEM(event, 3));
+    return PyList_Append(out, event);
+}
+
+/* -- book hashes ---------------------------------------------------------------------------------- */
+/* A growable byte buffer, on the stack while it is short. */
+typedef struct {
+    char *p;
+    Py_ssize_t n, cap;
+    char inline_bytes[4096];
+} Buf;
+
+static void buf_init(Buf *b) {
+    b->p = b->inline_bytes;
+    b->n = 0;
+    b->cap = (Py_ssize_t)sizeof(b->inline_bytes);
+}
+
+static void buf_free(Buf *b) {
+    if (b->p != b->inline_bytes)
+        PyMem_Free(b->p);
+    buf_init(b);
+}
+
+static int buf_put(Buf *b, const void *s, Py_ssize_t n) {
+    if (n > b->cap - b->n) {
+        if (n > PY_SSIZE_T_MAX / 2 - b->n) {
+            PyErr_NoMemory();
+            return -1;
         }
-        if (rc < 0) {
-            Py_DECREF(events);
-            return NULL;
+        Py_ssize_t cap = (b->n + n) * 2;
+        char *p = PyMem_Malloc((size_t)cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(p, b->p, (size_t)b->n);
+        if (b->p != b->inline_bytes)
+            PyMem_Free(b->p);
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, (size_t)n);
+    b->n += n;
+    return 0;
+}
+#define PUT(b, lit) buf_put((b), (lit), (Py_ssize_t)(sizeof(lit) - 1))
+
+/* `"s"`: parsing._json_text of a string, for the plain strings the decoder takes (printable ASCII
+ * without a quote or a backslash, which json.dumps leaves as they are). */
+static int put_quoted(Buf *b, const unsigned char *s, Py_ssize_t n) {
+    return PUT(b, "\"") < 0 || buf_put(b, s, n) < 0 || PUT(b, "\"") < 0 ? -1 : 0;
+}
+
+/* The levels of a book message's bids or asks, as parsing._json_levels writes them, appended to `b`
+ * (the cursor at the array): 1, 0 when they are not the decoder's plain shape, -1 on error. */
+static int summary_levels(Cur *c, Buf *b) {
+    if (!eat(c, '['))
+        return 0;
+    if (eat(c, ']'))
+        return 1;
+    for (int first = 1;; first = 0) {
+        const unsigned char *s, *price = NULL, *size = NULL;
+        Py_ssize_t n, price_n = 0, size_n = 0;
+        if (!eat(c, '{'))
+            return 0;
+        for (;;) {
+            const unsigned char *v;
+            Py_ssize_t vn;
+            if (!read_str(c, &s, &n) || !eat(c, ':') || !read_str(c, &v, &vn))
+                return 0;
+            if (IS(s, n, "price") && price == NULL) {
+                price = v;
+                price_n = vn;
+            } else if (IS(s, n, "size") && size == NULL) {
+                size = v;
+                size_n = vn;
+            } else {
+                return 0;
+            }
+            if (eat(c, ','))
+                continue;
+            if (eat(c, '}'))
+                break;
+            return 0;
+        }
+        if (price == NULL || size == NULL)
+            return 0;
+        if ((!first && PUT(b, ",") < 0) || PUT(b, "{\"price\":") < 0 || put_quoted(b, price, price_n) < 0 ||
+            PUT(b, ",\"size\":") < 0 || put_quoted(b, size, size_n) < 0 || PUT(b, "}") < 0)
+            return -1;
+        if (eat(c, ','))
+            continue;
+        return eat(c, ']') ? 1 : 0;
+    }
+}
+
+/* Is `s` a str that parsing._json_text spells as its characters in quotes, as put_quoted does? */
+static int plain_str(PyObject *s) {
+    if (!PyUnicode_CheckExact(s) || !PyUnicode_IS_ASCII(s))
+        return 0;
+    const unsigned char *p = PyUnicode_1BYTE_DATA(s);
+    for (Py_ssize_t i = 0, n = PyUnicode_GET_LENGTH(s); i < n; i++)
+        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\')
+            return 0;
+    return 1;
+}
+
+/* parsing.book_hash over a book message's own strings (BookKeeper._wire_book_matches), with the
+ * state's min_order_size and neg_risk: 1 and *match set, 0 when this code does not build that text
+ * (an input it does not spell: Python's then), -1 with an exception set. The summary is written here
+ * and nowhere else, only for a check: the venue's key order, `hash` set to "", the levels in the
+ * message's order. */
+static int book_summary_matches(const Info *info, PyObject *min_size, PyObject *neg_risk, PyObject *claimed,
+                                int *match) {
+    if (!plain_str(min_size) || (neg_risk != Py_True && neg_risk != Py_False))
+        return 0;
+    typedef struct {
+        const unsigned char *p;
+        Py_ssize_t n;
+        int null, seen;
+    } Field;
+    enum { F_MARKET, F_ASSET, F_TS, F_TICK, F_LTP, F_OTHER, N_FIELDS };
+    Field f[N_FIELDS];
+    memset(f, 0, sizeof(f));
+    Buf bids, asks, text;
+    buf_init(&bids);
+    buf_init(&asks);
+    buf_init(&text);
+    int rc = 0;
+    Cur c = {info->start, info->end};
+    if (!eat(&c, '{'))
+        goto done;
+    for (;;) {
+        const unsigned char *s;
+        Py_ssize_t n;
+        if (!read_str(&c, &s, &n) || !eat(&c, ':'))
+            goto done;
+        if (IS(s, n, "bids") || IS(s, n, "asks")) {
+            int r = summary_levels(&c, IS(s, n, "bids") ? &bids : &asks);
+            if (r <= 0) {
+                rc = r;
+                goto done;
+            }
+        } else {
+            int which = IS(s, n, "market")             ? F_MARKET
+                        : IS(s, n, "asset_id")         ? F_ASSET
+                        : IS(s, n, "timestamp")        ? F_TS
+                        : IS(s, n, "tick_size")        ? F_TICK
+                        : IS(s, n, "last_trade_price") ? F_LTP
+                                                       : F_OTHER; /* event_type, hash */
+            Field *v = &f[which];
+            v->seen = 1;
+            v->null = read_null(&c);
+            if (!v->null && !read_str(&c, &v->p, &v->n))
+                goto done;
+        }
+        if (eat(&c, ','))
+            continue;
+        if (eat(&c, '}'))
+            break;
+        goto done;
+    }
+    for (int i = F_MARKET; i <= F_LTP; i++)
+        if (!f[i].seen || f[i].null)
+            goto done; /* the decoder took it, and the caller checked tick and ltp: not reached */
+    if (PUT(&text, "{\"market\":") < 0 || put_quoted(&text, f[F_MARKET].p, f[F_MARKET].n) < 0 ||
+        PUT(&text, ",\"asset_id\":") < 0 || put_quoted(&text, f[F_ASSET].p, f[F_ASSET].n) < 0 ||
+        PUT(&text, ",\"timestamp\":") < 0 || put_quoted(&text, f[F_TS].p, f[F_TS].n) < 0 ||
+        PUT(&text, ",\"hash\":\"\",\"bids\":[") < 0 || buf_put(&text, bids.p, bids.n) < 0 ||
+        PUT(&text, "],\"asks\":[") < 0 || buf_put(&text, asks.p, asks.n) < 0 ||
+        PUT(&text, "],\"min_order_size\":") < 0 ||
+        put_quoted(&text, PyUnicode_1BYTE_DATA(min_size), PyUnicode_GET_LENGTH(min_size)) < 0 ||
+        PUT(&text, ",\"tick_size\":") < 0 || put_quoted(&text, f[F_TICK].p, f[F_TICK].n) < 0 ||
+        (neg_risk == Py_True ? PUT(&text, ",\"neg_risk\":true") : PUT(&text, ",\"neg_risk\":false")) < 0 ||
+        PUT(&text, ",\"last_trade_price\":") < 0 || put_quoted(&text, f[F_LTP].p, f[F_LTP].n) < 0 ||
+        PUT(&text, "}") < 0) {
+        rc = -1;
+        goto done;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(text.p, text.n), *h = NULL, *hex = NULL;
+    if (bytes != NULL && (h = PyObject_CallOneArg(Sha1, bytes)) != NULL &&
+        (hex = PyObject_CallMethodNoArgs(h, HexdigestName)) != NULL && PyUnicode_CheckExact(hex)) {
+        *match = str_equal(hex, claimed);
+        rc = 1;
+    } else {
+        rc = PyErr_Occurred() ? -1 : 0;
+    }
+    Py_XDECREF(bytes);
+    Py_XDECREF(h);
+    Py_XDECREF(hex);
+done:
+    buf_free(&bids);
+    buf_free(&asks);
+    buf_free(&text);
+    return rc;
+}
+
+/* on_frame's book step, then BookKeeper._wire_book and _snapshot, on one decoded BookSnapshot: 0, or
+ * -1 with an exception set. Nothing is changed before the last case that goes to Python is ruled out. */
+static int keep_book(FeedKeeper *k, PyObject *snap, const Info *info, PyObject *recv_ms, PyObject *out) {
+    PyObject *state = PyDict_GetItemWithError(k->tokens, PyTuple_GET_ITEM(snap, 1));
+    if (state == NULL)
+        return PyErr_Occurred() ? -1 : 0; /* not subscribed here: no book to keep, nothing to forward */
+    if (!Py_IS_TYPE(state, k->token_type))
+        return hand_message(k, info, recv_ms, out);
+    PyObject *book = STATE(k, state, S_BOOK), *buffer = STATE(k, state, S_BUFFER);
+    PyObject *min_size = STATE(k, state, S_MIN_SIZE), *neg_risk = STATE(k, state, S_NEG_RISK);
+    PyObject *checks = SLOT(k->keeper, k->off_checks), *hash = PyTuple_GET_ITEM(snap, 5);
+    if (BookApi == NULL || book == NULL || !Py_IS_TYPE(book, BookApi->type) || buffer == NULL ||
+        min_size == NULL || neg_risk == NULL || checks == NULL || !PyLong_CheckExact(checks))
+        return hand_message(k, info, recv_ms, out);
+    if (buffer != Py_None) { /* a deque: deltas to replay on top are Python's */
+        Py_ssize_t n = PyObject_Length(buffer);
+        if (n < 0)
+            PyErr_Clear();
+        if (n != 0)
+            return hand_message(k, info, recv_ms, out);
+    }
+    long long ts = info->ts;
+    if (BookApi->trusted(book)) {
+        int64_t last_ts;
+        if (BookApi->last_ts(book, &last_ts) != 1)
+            return hand_message(k, info, recv_ms, out);
+        if (ts < last_ts) { /* an older picture than the one we hold: nothing to learn */
+            set_slot(state, k->off[S_RECV], recv_ms);
+            return 0;
         }
     }
-    Py_DECREF(events);
-    Py_RETURN_TRUE;
+    /* _wire_book_matches: checkable with a hash, the state's hash inputs and the message's tick and last
+     * trade price; a mismatch is Python's to report */
+    int checked = PyUnicode_GET_LENGTH(hash) && min_size != Py_None && neg_risk != Py_None && info->has_tick &&
+                  info->has_text;
+    if (checked) {
+        int match = 0, r = book_summary_matches(info, min_size, neg_risk, hash, &match);
+        if (r < 0)
+            return -1;
+        if (r == 0 || !match)
+            return hand_message(k, info, recv_ms, out);
+        PyObject *one = PyLong_FromLong(1), *more = one ? PyNumber_Add(checks, one) : NULL;
+        Py_XDECREF(one);
+        if (more == NULL)
+            return -1;
+        Py_SETREF(SLOT(k->keeper, k->off_checks), more);
+    }
+    set_slot(state, k->off[S_RECV], recv_ms);
+    if (info->has_text) {
+        PyObject *text = ascii_str(info->text, info->text_n);
+        if (text == NULL)
+            return -1;
+        Py_XSETREF(STATE(k, state, S_LTP), text);
+        set_slot(state, k->off[S_LTP_PRINT], Py_None);
+    }
+    PyObject *r = PyObject_CallMethodOneArg(book, ApplySnapshotName, snap);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL)
+        return -1;
+    set_slot(state, k->off[S_MARKET], PyTuple_GET_ITEM(snap, 2));
+    set_slot(state, k->off[S_HASH], hash);
+    set_slot(state, k->off[S_TS], PyTuple_GET_ITEM(snap, 0));
+    Py_XSETREF(STATE(k, state, S_SINCE), zero);
+    if (PyList_Append(out, snap) < 0)
+        return -1;
+    set_slot(state, k->off[S_BUFFER], Py_None);
+    return 0;
+}
+
+/* BookKeeper.on_frame: the events to forward, a new list; NULL with an exception set (MalformedMessage
+ * included, from the Python path). A frame outside decode_market's subset goes whole to on_text; so
+ * does a frame that is not bytes or str (which decode_data leaves to msgspec). */
+static PyObject *FeedKeeper_on_frame(FeedKeeper *k, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "on_frame(data, recv_ms, /) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *recv_ms = args[1], *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Infos infos;
+    infos_init(&infos);
+    PyObject *events = decode_data(args[0], T_PRICE_CHANGE | T_LAST_TRADE | T_BOOK, &infos);
+    int rc = 0;
+    if (events == NULL) {
+        rc = -1;
+    } else if (events == Py_None) {
+        PyObject *call[3] = {args[0], recv_ms, out};
+        PyObject *r = PyObject_Vectorcall(k->on_text, call, 3, NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    } else {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && rc == 0; i++) {
+            PyObject *event = PyList_GET_ITEM(events, i);
+            if (Py_IS_TYPE(event, PriceChangeType))
+                rc = keep_price_change(k, event, &infos.items[i], recv_ms, out);
+            else if (Py_IS_TYPE(event, LastTradeType))
+                rc = keep_last_trade(k, event, &infos.items[i], recv_ms, out);
+            else
+                rc = keep_book(k, event, &infos.items[i], recv_ms, out);
+        }
+    }
+    infos_clear(&infos);
+    Py_XDECREF(events);
+    if (rc < 0)
+        Py_CLEAR(out);
+    return out;
 }
 
 static PyObject *FeedKeeper_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *names[] = {"tokens", "token_type", "hash_check_every", "on_price_change", "on_last_trade", NULL};
-    PyObject *tokens, *token_type, *on_price_change, *on_last_trade;
+    static char *names[] = {"keeper", "tokens", "token_type", "hash_check_every", "on_price_change", "on_text",
+                            NULL};
+    PyObject *keeper, *tokens, *token_type, *on_price_change, *on_text;
     long long every;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!LOO:FeedKeeper", names, &PyDict_Type, &tokens, &PyType_Type,
-                                     &token_type, &every, &on_price_change, &on_last_trade))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!LOO:FeedKeeper", names, &keeper, &PyDict_Type, &tokens,
+                                     &PyType_Type, &token_type, &every, &on_price_change, &on_text))
         return NULL;
-    if (every < 0 || !PyCallable_Check(on_price_change) || !PyCallable_Check(on_last_trade)) {
+    if (every < 0 || !PyCallable_Check(on_price_change) || !PyCallable_Check(on_text)) {
         PyErr_SetString(PyExc_ValueError, "FeedKeeper: hash_check_every must be >= 0 and the handlers callable");
         return NULL;
     }
-    PyTypeObject *tt = (PyTypeObject *)token_type;
-    Py_ssize_t offs[5];
-    const char *slots[5] = {"book", "last_recv_ms", "pending_hash", "pending_ts", "since_check"};
-    for (int i = 0; i < 5; i++)
-        if ((offs[i] = slot_offset(tt, slots[i])) < 0)
+    Py_ssize_t off_checks = slot_offset(Py_TYPE(keeper), "checks"), offs[N_SLOTS];
+    if (off_checks < 0)
+        return NULL;
+    for (int i = 0; i < N_SLOTS; i++)
+        if ((offs[i] = slot_offset((PyTypeObject *)token_type, SlotNames[i])) < 0)
             return NULL;
-    PyObject *prices = PyList_New(0);
-    if (prices == NULL)
-        return NULL;
     FeedKeeper *k = (FeedKeeper *)type->tp_alloc(type, 0);
-    if (k == NULL) {
-        Py_DECREF(prices);
+    if (k == NULL)
         return NULL;
-    }
+    Py_INCREF(keeper);
     Py_INCREF(tokens);
     Py_INCREF(token_type);
     Py_INCREF(on_price_change);
-    Py_INCREF(on_last_trade);
+    Py_INCREF(on_text);
+    k->keeper = keeper;
     k->tokens = tokens;
-    k->token_type = tt;
+    k->token_type = (PyTypeObject *)token_type;
     k->on_price_change = on_price_change;
-    k->on_last_trade = on_last_trade;
-    k->prices = prices;
+    k->on_text = on_text;
     k->every = every;
-    k->off_book = offs[0];
-    k->off_recv = offs[1];
-    k->off_hash = offs[2];
-    k->off_ts = offs[3];
-    k->off_since = offs[4];
+    k->off_checks = off_checks;
+    memcpy(k->off, offs, sizeof(offs));
     return (PyObject *)k;
 }
 
-/* The handlers are the keeper's bound methods and the keeper holds this object: a cycle for the GC. */
+/* The keeper holds this object, which holds the keeper and its bound methods: a cycle for the GC. */
 static int FeedKeeper_traverse(FeedKeeper *k, visitproc visit, void *arg) {
+    Py_VISIT(k->keeper);
     Py_VISIT(k->tokens);
     Py_VISIT(k->token_type);
     Py_VISIT(k->on_price_change);
-    Py_VISIT(k->on_last_trade);
-    Py_VISIT(k->prices);
+    Py_VISIT(k->on_text);
     return 0;
 }
 
 static int FeedKeeper_clear(FeedKeeper *k) {
+    Py_CLEAR(k->keeper);
     Py_CLEAR(k->tokens);
     Py_CLEAR(k->token_type);
     Py_CLEAR(k->on_price_change);
-    Py_CLEAR(k->on_last_trade);
-    Py_CLEAR(k->prices);
+    Py_CLEAR(k->on_text);
     return 0;
 }
 
@@ -1060,10 +1491,10 @@ static void FeedKeeper_dealloc(FeedKeeper *k) {
 }
 
 static PyMethodDef FeedKeeper_methods[] = {
-    {"feed", (PyCFunction)(void (*)(void))FeedKeeper_feed, METH_FASTCALL,
-     "feed(data, recv_ms, out, /) -> bool\n\n"
-     "BookKeeper.on_frame on a frame of plain price_change and last_trade_price messages: the events\n"
-     "to forward appended to `out`, True. False (nothing done) for any other frame."},
+    {"on_frame", (PyCFunction)(void (*)(void))FeedKeeper_on_frame, METH_FASTCALL,
+     "on_frame(data, recv_ms, /) -> list[Event]\n\n"
+     "BookKeeper.on_frame: the events to forward. Frames of plain price_change, last_trade_price and\n"
+     "book messages are decoded and kept here, any other frame by on_text."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1071,8 +1502,8 @@ static PyTypeObject FeedKeeperType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "polysnipe.adapters.clob._fastdecode.FeedKeeper",
     .tp_basicsize = sizeof(FeedKeeper),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "FeedKeeper(tokens, token_type, hash_check_every, on_price_change, on_last_trade): BookKeeper's "
-              "compiled common case (see the source's comment).",
+    .tp_doc = "FeedKeeper(keeper, tokens, token_type, hash_check_every, on_price_change, on_text): "
+              "BookKeeper's compiled common case (see the source's comment).",
     .tp_new = FeedKeeper_new,
     .tp_traverse = (traverseproc)FeedKeeper_traverse,
     .tp_clear = (inquiry)FeedKeeper_clear,
@@ -1086,11 +1517,6 @@ static PyMethodDef methods[] = {
      "decode_market(data, /) -> list[PriceChange | LastTrade | BookSnapshot] | None\n\n"
      "The events of a frame of plain price_change, last_trade_price and book messages (bytes or\n"
      "an ASCII str), exactly as parsing.parse_market_line maps it; None for any other frame."},
-    {"decode_feed", (PyCFunction)(void (*)(void))decode_feed, METH_FASTCALL,
-     "decode_feed(data, prices, /) -> list[PriceChange | LastTrade] | None\n\n"
-     "The events of a frame of plain price_change and last_trade_price messages; `prices` (a list,\n"
-     "emptied first) gets each trade print's price as sent, in order (the live feed keeps that\n"
-     "spelling for book hash checks). None for any other frame (`prices` then holds no meaning)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1185,7 +1611,12 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
     Py_XDECREF(book_module);
     if (BookApi == NULL)
         PyErr_Clear();
-    if (PyType_Ready(&FeedKeeperType) < 0)
+    PyObject *hashlib = PyImport_ImportModule("hashlib");
+    Sha1 = hashlib != NULL ? PyObject_GetAttrString(hashlib, "sha1") : NULL;
+    Py_XDECREF(hashlib);
+    ApplySnapshotName = PyUnicode_InternFromString("apply_snapshot");
+    HexdigestName = PyUnicode_InternFromString("hexdigest");
+    if (Sha1 == NULL || ApplySnapshotName == NULL || HexdigestName == NULL || PyType_Ready(&FeedKeeperType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

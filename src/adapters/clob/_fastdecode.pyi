@@ -3,22 +3,20 @@
 from collections.abc import Callable
 from typing import Any
 
-from polysnipe.core.events import Event, LastTrade, PriceChange
+from polysnipe.core.events import Event, PriceChange
 
 def decode_market(data: bytes | bytearray | memoryview | str, /) -> list[Event] | None: ...
-def decode_feed(
-    data: bytes | bytearray | memoryview | str, prices: list[str], /
-) -> list[PriceChange | LastTrade] | None: ...
 
 class FeedKeeper:
     """BookKeeper.on_frame's compiled common case (the source's comment says which)."""
 
     def __init__(
         self,
+        keeper: object,
         tokens: dict[str, Any],
         token_type: type,
         hash_check_every: int,
         on_price_change: Callable[[PriceChange, int, list[Event], int], None],
-        on_last_trade: Callable[[LastTrade, str, int, list[Event]], None],
+        on_text: Callable[[bytes | str, int, list[Event]], None],
     ) -> None: ...
-    def feed(self, data: bytes | bytearray | memoryview | str, recv_ms: int, out: list[Event], /) -> bool: ...
+    def on_frame(self, data: bytes | str, recv_ms: int, /) -> list[Event]: ...

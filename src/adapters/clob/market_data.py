@@ -142,6 +142,7 @@ class _Token:
         "dropped",
         "last_recv_ms",
         "ltp",
+        "ltp_print",
         "market",
         "min_order_size",
         "neg_risk",
@@ -156,8 +157,11 @@ class _Token:
         #: the venue's own strings the hash covers; None = unknown (hash not checkable)
         self.min_order_size: str | None = None
         self.neg_risk: bool | None = None
-        #: spellings of the last trade price to try ("" = no trade yet)
-        self.ltp: tuple[str, ...] | None = None
+        #: the last trade price as the venue spelt it ("" = no trade yet)
+        self.ltp: str | None = None
+        #: when `ltp` came from a trade print, its price in micro-units: the summary hash may spell it
+        #: two other ways (_ltp_spellings); None when it is a book summary's own string
+        self.ltp_print: int | None = None
         self.pending_hash = ""
         self.pending_ts = 0
         self.since_check = 0
@@ -170,19 +174,28 @@ class _Token:
 class BookKeeper:
     """Books per token, fed by market-channel frames and REST snapshots; detects gaps."""
 
-    __slots__ = ("_config", "_fast", "_gaps", "_tokens", "checks", "malformed")
+    __slots__ = ("_config", "_gaps", "_tokens", "checks", "malformed", "on_frame")
+
+    #: Apply one market-channel frame; returns the events safe to forward downstream. Raises
+    #: MalformedMessage for a frame that cannot be parsed (the caller decides whether the books it may
+    #: have touched are still trustworthy). The compiled keeper's own method where it is built
+    #: (parsing.feed_keeper: no Python frame runs per frame), else _on_frame.
+    on_frame: Callable[[bytes | str, int], list[Event]]
 
     def __init__(self, config: MarketDataConfig | None = None) -> None:
         self._config = config or MarketDataConfig()
         self._tokens: dict[str, _Token] = {}
         self._gaps: list[tuple[str, str]] = []
-        # the compiled common case of on_frame (parsing.feed_keeper): it runs _price_change's usual
-        # path itself and calls _price_change and _last_trade for everything else
+        # the compiled common case of on_frame (parsing.feed_keeper): it runs the usual paths of
+        # _price_change, _last_trade and _wire_book itself, counting its checks in self.checks, and
+        # calls _price_change and _decode_frame for everything else
         fast = feed_keeper()
-        self._fast = None
+        self.on_frame = self._on_frame
         if fast is not None:
             every = self._config.hash_check_every
-            self._fast = fast(self._tokens, _Token, every, self._price_change, self._last_trade)
+            self.on_frame = fast(
+                self, self._tokens, _Token, every, self._price_change, self._decode_frame
+            ).on_frame
         #: hash checks performed (books and deltas), for metrics and tests
         self.checks = 0
         #: frames that could not be parsed
@@ -247,8 +260,14 @@ class BookKeeper:
     # -- hashes --------------------------------------------------------------------------------
     def _book_matches(self, state: _Token, claimed: str, ts_ms: int) -> bool | None:
         """Does the book equal the venue's hash `claimed` at `ts_ms`? None when not checkable."""
-        if state.min_order_size is None or state.neg_risk is None or state.ltp is None:
+        ltp = state.ltp
+        if state.min_order_size is None or state.neg_risk is None or ltp is None:
             return None
+        # the spellings of the last trade price the summary may use: a print's price as sent and the
+        # two ways the venue writes it in summaries, made here rather than at every print
+        price = state.ltp_print
+        spoken = (ltp,) if price is None else (ltp, _fixed_3(price), format_micro(price))
+        spellings = tuple(dict.fromkeys(spoken))
         self.checks += 1
         book = state.book
         fmt = format_micro
@@ -264,10 +283,10 @@ class BookKeeper:
                 min_order_size=state.min_order_size,
                 tick_size=fmt(book.tick_size),
                 neg_risk=state.neg_risk,
-                last_trade_price=ltp,
+                last_trade_price=spelling,
             )
             == claimed
-            for ltp in state.ltp
+            for spelling in spellings
         )
 
     def _wire_book_matches(self, state: _Token, msg: WireMessage) -> bool | None:
@@ -298,38 +317,37 @@ class BookKeeper:
         return computed == msg.hash
 
     # -- frames --------------------------------------------------------------------------------
-    def on_frame(self, data: bytes | str, recv_ms: int) -> list[Event]:
-        """Apply one market-channel frame; returns the events safe to forward downstream.
-
-        Raises MalformedMessage for a frame that cannot be parsed (the caller decides whether the
-        books it may have touched are still trustworthy).
-        """
+    def _on_frame(self, data: bytes | str, recv_ms: int) -> list[Event]:
+        """on_frame in Python alone."""
         out: list[Event] = []
-        fast = self._fast
-        if fast is not None and fast.feed(data, recv_ms, out):
-            # the common frames, decoded and kept by the compiled fast path: price changes need no raw
-            # fields, trade prints only their price as sent, which it hands to _last_trade
-            return out
-        tokens = self._tokens
-        for msg in decode_market_frame(data):
-            for event in message_events(msg, ts_recv_ms=recv_ms):
-                if type(event) is PriceChange:
-                    self._price_change(event, recv_ms, out)
-                    continue
-                if type(event) is LastTrade:
-                    self._last_trade(event, msg.price or "", recv_ms, out)
-                    continue
-                if isinstance(event, BookSnapshot | TickSizeChange):
-                    state = tokens.get(event.token_id)
-                    if state is None:
-                        continue  # not subscribed here: no book to keep, nothing to forward
-                    state.last_recv_ms = recv_ms
-                    if isinstance(event, BookSnapshot):
-                        self._wire_book(state, event, msg, out)
-                        continue
-                    state.book.set_tick_size(event.new_tick)
-                out.append(event)
+        self._decode_frame(data, recv_ms, out)
         return out
+
+    def _decode_frame(self, data: bytes | str, recv_ms: int, out: list[Event]) -> None:
+        """A frame decoded with msgspec and applied, its events appended to `out`. The compiled keeper
+        calls it for a frame it does not take, and for one message of a frame it did when the case is
+        Python's (then `data` is that message's own JSON text, so this reads the same Struct)."""
+        for msg in decode_market_frame(data):
+            self._message(msg, recv_ms, out)
+
+    def _message(self, msg: WireMessage, recv_ms: int, out: list[Event]) -> None:
+        for event in message_events(msg, ts_recv_ms=recv_ms):
+            if type(event) is PriceChange:
+                self._price_change(event, recv_ms, out)
+                continue
+            if type(event) is LastTrade:
+                self._last_trade(event, msg.price or "", recv_ms, out)
+                continue
+            if isinstance(event, BookSnapshot | TickSizeChange):
+                state = self._tokens.get(event.token_id)
+                if state is None:
+                    continue  # not subscribed here: no book to keep, nothing to forward
+                state.last_recv_ms = recv_ms
+                if isinstance(event, BookSnapshot):
+                    self._wire_book(state, event, msg, out)
+                    continue
+                state.book.set_tick_size(event.new_tick)
+            out.append(event)
 
     def _last_trade(self, event: LastTrade, price_text: str, recv_ms: int, out: list[Event]) -> None:
         """A trade print; `price_text` is its price as the venue spelt it."""
@@ -337,10 +355,10 @@ class BookKeeper:
         if state is None:
             return  # not subscribed here: no book to keep, nothing to forward
         state.last_recv_ms = recv_ms
-        # the summary hash spells the last trade price its own way; keep the spellings it has been
-        # seen in
-        price = event.price
-        state.ltp = tuple(dict.fromkeys((price_text, _fixed_3(price), format_micro(price))))
+        # the summary hash spells the last trade price its own way: the spellings it may take are
+        # made from these when a check is due
+        state.ltp = price_text
+        state.ltp_print = event.price
         out.append(event)
 
     def _price_change(self, event: PriceChange, recv_ms: int, out: list[Event], start: int = 0) -> None:
@@ -400,7 +418,8 @@ class BookKeeper:
             self._gap(snap.token_id, state, "hash_mismatch")
             return
         if msg.last_trade_price is not None:
-            state.ltp = (msg.last_trade_price,)
+            state.ltp = msg.last_trade_price
+            state.ltp_print = None
         if msg.min_order_size is not None:
             state.min_order_size = msg.min_order_size
         if msg.neg_risk is not None:
@@ -421,7 +440,8 @@ class BookKeeper:
         if rest.neg_risk is not None:
             state.neg_risk = rest.neg_risk
         if rest.last_trade_price is not None:
-            state.ltp = (rest.last_trade_price,)
+            state.ltp = rest.last_trade_price
+            state.ltp_print = None
         out: list[Event] = []
         self._snapshot(state, snap, out)
         return out

@@ -89,7 +89,6 @@ __all__ = [
     "decoder_implementation",
     "effective_event_type",
     "epoch_ms",
-    "fast_feed_events",
     "fee_parameters",
     "feed_keeper",
     "fills_from_trade",
@@ -570,24 +569,20 @@ def decode_json(decoder: msgspec.json.Decoder[_T], data: _Data, what: str) -> _T
 # book messages alone or in arrays, straight into the events below build; it answers None for every
 # other frame, which then takes the msgspec path. It is a strict subset of that path (its header comment
 # says which frames it takes), so both give the same events and the same MalformedMessage reasons on
-# every input (tests/unit/test_fastdecode.py). Its feed entry takes price changes and trade prints only
-# and hands each print's price as sent: BookKeeper hashes books with the venue's own strings.
+# every input (tests/unit/test_fastdecode.py). Its FeedKeeper is the live feed's BookKeeper.on_frame on
+# the same frames, decoded and applied in one call (tests/unit/test_feed_keeper.py).
 _FastDecode = Callable[[_Data], list[Event] | None]
-_FastFeed = Callable[[_Data, list[str]], list[PriceChange | LastTrade] | None]
 _compiled_decode: _FastDecode | None
-_compiled_feed: _FastFeed | None
 _compiled_keeper: type[FeedKeeper] | None
 try:
     from polysnipe.adapters.clob._fastdecode import FeedKeeper
-    from polysnipe.adapters.clob._fastdecode import decode_feed as _compiled_f
     from polysnipe.adapters.clob._fastdecode import decode_market as _compiled
 
-    _compiled_decode, _compiled_feed, _compiled_keeper = _compiled, _compiled_f, FeedKeeper
+    _compiled_decode, _compiled_keeper = _compiled, FeedKeeper
 except ImportError:  # the extension is not built: the msgspec path serves alone
-    _compiled_decode = _compiled_feed = _compiled_keeper = None
+    _compiled_decode = _compiled_keeper = None
 
 _fast_decode = _compiled_decode
-_fast_feed = _compiled_feed
 
 
 def compiled_decoder_available() -> bool:
@@ -600,9 +595,8 @@ def use_pure_python(pure: bool) -> None:
 
     Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1, runners/implementation.py).
     """
-    global _fast_decode, _fast_feed
+    global _fast_decode
     _fast_decode = None if pure else _compiled_decode
-    _fast_feed = None if pure else _compiled_feed
 
 
 def decoder_implementation() -> str:
@@ -611,20 +605,10 @@ def decoder_implementation() -> str:
 
 
 def feed_keeper() -> type[FeedKeeper] | None:
-    """The compiled common case of market_data.BookKeeper.on_frame (it decodes with the feed entry
-    and keeps the books of plain price changes itself), or None when the fast path is off or absent;
-    the keeper asks once, when it is made."""
-    return None if _fast_feed is None else _compiled_keeper
-
-
-def fast_feed_events(data: _Data, prices: list[str]) -> list[PriceChange | LastTrade] | None:
-    """The events of a frame of plain price_change and last_trade_price messages from the compiled
-    decoder, exactly as parse_market_line gives them, with `prices` (emptied first) set to each trade
-    print's price as the venue spelt it, in order; None when the fast path is off or absent, or the
-    frame is anything else (then decode it the ordinary way). For callers that need a frame's raw
-    fields except on these common frames; `prices` is theirs to reuse, so most frames allocate none."""
-    fast = _fast_feed
-    return None if fast is None else fast(data, prices)
+    """The compiled common case of market_data.BookKeeper.on_frame (it decodes parse_market_line's
+    compiled subset and keeps the books of its price changes, trade prints and books itself), or None
+    when the fast path is off or absent; the keeper asks once, when it is made."""
+    return None if _fast_decode is None else _compiled_keeper
 
 
 # -- public API ----------------------------------------------------------------------------------
