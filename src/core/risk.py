@@ -347,7 +347,11 @@ class RiskGatekeeper:
         # One pass over the legs gathers what the checks below need (a single order is nearly every
         # call, and this runs on the decision path): the reasons keep the order of the rules above.
         leg_hard: list[str] = []
-        buys: list[tuple[OrderRequest, Market]] = []
+        #: the BUY legs, each with its notional at `size` (what it would reserve)
+        buys: list[tuple[OrderRequest, Market, int]] = []
+        #: prices of the legs whose notional is beyond the order cap, in leg order
+        over_notional: list[int] = []
+        notional_cap = policy.max_order_notional_usdc_micro
         wallets: set[str] = set()
         switches = state.kill_switches
         resolved = state.portfolio.resolved
@@ -378,14 +382,16 @@ class RiskGatekeeper:
                 below_min = True
             if not order.post_only:
                 all_post_only = False
+            cost = notional(price, size)
+            if cost > notional_cap:
+                over_notional.append(price)
             if order.side is Side.BUY:
-                buys.append((order, market))
+                buys.append((order, market, cost))
             wallets.add(order.wallet)
-        hard = [
-            "venue:" + condition
-            for condition in state.venue_conditions
-            if VENUE_CONDITIONS[condition] == "all" or not all_post_only
-        ]
+        hard: list[str] = []
+        for condition in state.venue_conditions:
+            if VENUE_CONDITIONS[condition] == "all" or not all_post_only:
+                hard.append("venue:" + condition)
         hard += leg_hard
         if not prices_ok:
             hard.append("invalid_price")
@@ -417,39 +423,36 @@ class RiskGatekeeper:
         if size % step:
             caps.append("size_step")
         if prices_ok:
-            limit = policy.max_order_notional_usdc_micro
-            for order, _, _ in legs:
-                if notional(order.price, size) > limit:
-                    max_size = _cap(caps, "order_notional", max_size, limit, order.price)
-            for order, _ in buys:
-                room = policy.max_outcome_exposure_usdc_micro - state.exposure(order.token_id)
-                if notional(order.price, size) > room:
+            for price in over_notional:
+                max_size = _cap(caps, "order_notional", max_size, notional_cap, price)
+            exposure = state.exposure
+            for order, _, cost in buys:
+                room = policy.max_outcome_exposure_usdc_micro - exposure(order.token_id)
+                if cost > room:
                     max_size = _cap(caps, "outcome_exposure", max_size, room, order.price)
             judged: set[int] = set()  # the buys' markets by identity, each judged once
-            for _, market in buys:
+            for _, market, _ in buys:
                 if id(market) in judged:
                     continue
                 judged.add(id(market))
-                prices = [o.price for o, m in buys if m is market]
-                room = policy.max_market_exposure_usdc_micro - sum(
-                    state.exposure(t) for t in market.token_ids
-                )
-                if sum(notional(p, size) for p in prices) > room:
-                    max_size = _cap(caps, "market_exposure", max_size, room, sum(prices))
+                prices, costs = _totals([b for b in buys if b[1] is market])
+                room = policy.max_market_exposure_usdc_micro - sum(map(exposure, market.token_ids))
+                if costs > room:
+                    max_size = _cap(caps, "market_exposure", max_size, room, prices)
             if event_tokens:
-                event_buys = [o.price for o, m in buys if m.neg_risk_market_id]
-                if event_buys:
-                    room = policy.event_exposure_cap - sum(state.exposure(t) for t in event_tokens)
-                    if sum(notional(p, size) for p in event_buys) > room:
-                        max_size = _cap(caps, "event_exposure", max_size, room, sum(event_buys))
+                prices, costs = _totals([b for b in buys if b[1].neg_risk_market_id])
+                if prices:
+                    room = policy.event_exposure_cap - sum(map(exposure, event_tokens))
+                    if costs > room:
+                        max_size = _cap(caps, "event_exposure", max_size, room, prices)
             if known and buys:
                 for wallet in ordered_wallets:
-                    prices = [o.price for o, _ in buys if o.wallet == wallet]
+                    prices, costs = _totals([b for b in buys if b[0].wallet == wallet])
                     if not prices:
                         continue
                     free = state.free_usdc(wallet, policy.treasury_for(wallet))
-                    if sum(notional(p, size) for p in prices) > free:
-                        max_size = _cap(caps, "free_balance", max_size, free, sum(prices))
+                    if costs > free:
+                        max_size = _cap(caps, "free_balance", max_size, free, prices)
         if known and len(buys) < n:
             for order, _, _ in legs:
                 if order.side is Side.SELL:
@@ -467,6 +470,15 @@ class RiskGatekeeper:
         if policy.allow_resize and max_size > 0 and max_size >= min_size:
             return RiskDecision("resize", max_size, tuple(caps))
         return RiskDecision("reject", 0, tuple(caps))
+
+
+def _totals(buys: list[tuple[OrderRequest, Market, int]]) -> tuple[int, int]:
+    """(summed prices, summed notionals) of `buys`, as check_orders lists them."""
+    prices = costs = 0
+    for order, _, cost in buys:
+        prices += order.price
+        costs += cost
+    return prices, costs
 
 
 def _cap(caps: list[str], reason: str, max_size: int, budget: int, price: int) -> int:
