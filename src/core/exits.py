@@ -43,7 +43,7 @@ import heapq
 from collections.abc import Sequence
 
 from polysnipe.core.events import Side
-from polysnipe.core.exit_rules import LotKey
+from polysnipe.core.exit_rules import ExitRule, LotKey
 from polysnipe.core.market import Market
 from polysnipe.core.messages import (
     Command,
@@ -88,12 +88,14 @@ def watch_lot(state: EngineState, key: LotKey, lot: Lot, now_ms: int) -> None:
 
 def on_book_change(state: EngineState, token_id: str, now_ms: int, commands: list[Command]) -> None:
     """The token's book changed: judge the price rules of every lot held in it."""
+    rule_for = state.exits.params.rule_for
     for wallet_name, wallet in state.portfolio.wallets.items():
         # judging places orders but moves no shares (fills come later, as reports), so the lots held
         # can be picked first; this runs on every price change of a held token
         held = [(key[1], lot) for key, lot in wallet.lots.items() if key[0] == token_id and lot.shares > 0]
         for lot_label, lot in held:
-            _judge(state, (wallet_name, token_id, lot_label), lot, now_ms, commands, timer=False)
+            key = (wallet_name, token_id, lot_label)
+            _judge(state, key, lot, rule_for(lot_label), now_ms, commands, timer=False)
 
 
 def judge_lots(
@@ -104,8 +106,9 @@ def judge_lots(
     rule_for = state.exits.params.rule_for
     for key, lot in lots:
         # a lot no price rule watches (a basket leg) is about half of those a replay holds
-        if rule_for(key[2]) is not None:
-            _judge(state, key, lot, now_ms, commands, timer=False)
+        rule = rule_for(key[2])
+        if rule is not None:
+            _judge(state, key, lot, rule, now_ms, commands, timer=False)
 
 
 def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> None:
@@ -115,7 +118,7 @@ def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> Non
         wallet = state.portfolio.wallets.get(key[0])
         lot = wallet.lots.get((key[1], key[2])) if wallet is not None else None
         if lot is not None and lot.shares > 0:
-            _judge(state, key, lot, now_ms, commands, timer=True)
+            _judge(state, key, lot, state.exits.params.rule_for(key[2]), now_ms, commands, timer=True)
     converts = state.exits.convert_timers
     while converts and converts[0][0] <= now_ms:
         _, _, wallet_name, event_id = heapq.heappop(converts)
@@ -123,10 +126,17 @@ def release_due(state: EngineState, now_ms: int, commands: list[Command]) -> Non
 
 
 def _judge(
-    state: EngineState, key: LotKey, lot: Lot, now_ms: int, commands: list[Command], *, timer: bool
+    state: EngineState,
+    key: LotKey,
+    lot: Lot,
+    rule: ExitRule | None,
+    now_ms: int,
+    commands: list[Command],
+    *,
+    timer: bool,
 ) -> None:
+    """Judge one lot by `rule`, its strategy's exit rule (the caller's rule_for: None, never sold)."""
     exits = state.exits
-    rule = exits.params.rule_for(key[2])
     if rule is None or key[1] in state.portfolio.resolved:
         return
     if exits.converting and _converting(state, key[0], key[1]):

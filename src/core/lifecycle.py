@@ -128,7 +128,7 @@ def _route_and_place(
     commands.append(RecordOpportunity(opp, policy.name, _arrival(state, opp), now_ms))
     if isinstance(policy, Iceberg):
         # The parent is checked as a whole at its limit price; each slice is checked again on release.
-        parent = _order_request(state, opp, policy, 0, opp.size, _parent_child(opp), market)
+        parent = _order_request(state, opp, policy.name, 0, opp.size, _parent_child(opp), market, book)
         decision = state.gatekeeper.check(
             parent, state.risk, market, book, now_ms, _event_tokens(state, market)
         )
@@ -203,7 +203,9 @@ def _place_basket(state: EngineState, legs: list[Opportunity], now_ms: int, comm
     for opp, (order, _, _) in zip(legs, orders, strict=True):
         track = state.tracks[opp.id]
         track.target_size = size
-        _place(state, track, attrs.evolve(order, size=size), now_ms, commands)
+        if order.size != size:
+            order = attrs.evolve(order, size=size)
+        _place(state, track, order, now_ms, commands)
 
 
 def _settle_basket(state: EngineState, basket: BasketTrack, now_ms: int, commands: list[Command]) -> None:
@@ -330,7 +332,8 @@ def place_now(
     if decision.outcome == "reject":
         _finalize(state, track, now_ms, commands, kind=OutcomeKind.REJECTED, reasons=decision.reasons)
         return
-    order = attrs.evolve(order, size=decision.approved_size)
+    if decision.approved_size != order.size:
+        order = attrs.evolve(order, size=decision.approved_size)
     track.target_size = order.size
     _place(state, track, order, now_ms, commands)
 
@@ -344,20 +347,23 @@ def _parent_child(opp: Opportunity) -> ChildOrder:
 def _order_request(
     state: EngineState,
     opp: Opportunity,
-    policy: RoutingPolicy,
+    routing: str,
     index: int,
     size: int,
     child: ChildOrder,
     market: Market,
+    book: Book | None,
     wallet: str = "",
+    parent_id: str = "",
 ) -> OrderRequest:
-    book = state.books.get(opp.token_id)
+    """The order `child` prices; `parent_id` defaults to the opportunity for every child but the first
+    (an iceberg's slices name it from the first)."""
     return OrderRequest(
         order_id=f"{opp.id}-{index}",
         opportunity_id=opp.id,
         correlation_id=opp.correlation_id,
         strategy=opp.strategy,
-        routing=policy.name,
+        routing=routing,
         wallet=wallet or state.wallet_for(opp),
         market=market.condition_id,
         token_id=opp.token_id,
@@ -369,7 +375,7 @@ def _order_request(
         neg_risk=market.neg_risk,
         post_only=child.post_only,
         expiration_ms=child.expiration_ms,
-        parent_id=opp.id if index else "",
+        parent_id=parent_id or (opp.id if index else ""),
     )
 
 
@@ -383,13 +389,21 @@ def _child_order(
     book: Book | None,
     now_ms: int,
     wallet: str = "",
+    *,
+    slice_of: Iceberg | None = None,
 ) -> OrderRequest | None:
+    """One child order priced by `policy`; an iceberg's slice (`slice_of`, priced by its child policy)
+    is routed as the iceberg and names its parent, built so here rather than copied (attrs.evolve)."""
     if book is None:
         return None
     child = policy.child(opp, size, book, now_ms)
     if child is None:
         return None
-    return _order_request(state, opp, policy, index, child.size, child, market, wallet)
+    if slice_of is not None:
+        routing, parent_id = slice_of.name, opp.id
+    else:
+        routing, parent_id = policy.name, ""
+    return _order_request(state, opp, routing, index, child.size, child, market, book, wallet, parent_id)
 
 
 def _place(
@@ -442,9 +456,8 @@ def _release_next_slice(
     market = state.markets.by_token(opp.token_id)
     book = state.books.get(opp.token_id)
     index = len(track.order_ids)
-    order = _child_order(state, opp, policy.child_policy, index, size, market, book, now_ms)
+    order = _child_order(state, opp, policy.child_policy, index, size, market, book, now_ms, slice_of=policy)
     if order is not None:
-        order = attrs.evolve(order, routing=policy.name, parent_id=opp.id)
         decision = state.gatekeeper.check(
             order, state.risk, market, book, now_ms, _event_tokens(state, market)
         )

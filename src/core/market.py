@@ -128,6 +128,10 @@ class MarketRegistry:
     _events: dict[str, NegRiskEvent] = attrs.field(factory=dict)
     #: bumped by every addition, so a reader can tell the registry changed since it last looked
     revision: int = 0
+    #: event id -> event_tokens' answer, valid while `revision` is `_tokens_revision`: the answer
+    #: scans every market, and the risk check of each order in a neg-risk market asks for it
+    _tokens_by_event: dict[str, tuple[str, ...]] = attrs.field(init=False, factory=dict, eq=False, repr=False)
+    _tokens_revision: int = attrs.field(init=False, default=-1, eq=False, repr=False)
 
     @classmethod
     def of(cls, markets: Iterable[Market]) -> MarketRegistry:
@@ -171,9 +175,16 @@ class MarketRegistry:
         """Every loaded token of the markets that share `event_id` (neg_risk_market_id); () for None."""
         if not event_id:
             return ()
-        return tuple(
-            t for m in self._by_condition.values() if m.neg_risk_market_id == event_id for t in m.token_ids
-        )
+        cache = self._tokens_by_event
+        if self._tokens_revision != self.revision:
+            cache.clear()
+            self._tokens_revision = self.revision
+        tokens = cache.get(event_id)
+        if tokens is None:
+            markets = self._by_condition.values()
+            tokens = tuple(t for m in markets if m.neg_risk_market_id == event_id for t in m.token_ids)
+            cache[event_id] = tokens
+        return tokens
 
     def complete_baskets(self) -> dict[str, tuple[Market, ...]]:
         """The markets of each neg-risk event whose YES legs form a complete set, by event id.

@@ -213,6 +213,17 @@ class Portfolio:
                     pnl += notional(mark, shares) - w.cost.get(token_id, 0)
         return pnl
 
+    def unrealized_floor(self) -> int | None:
+        """A lower bound on `unrealized()` that reads no mark: minus the cost of everything held, as
+        no mark is below 0 (so no long position is worth less than nothing). None when a wallet holds
+        a short position or a negative cost, where that reasoning does not hold."""
+        total = 0
+        for w in self.wallets.values():
+            if min(w.positions.values(), default=0) < 0 or min(w.cost.values(), default=0) < 0:
+                return None
+            total += sum(w.cost.values())
+        return -total
+
     def equity(self) -> Equity:
         """Cash plus every position at its mark (at cost when it has none)."""
         cash = 0

@@ -22,7 +22,7 @@ errs on the side of caution.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import attrs
@@ -131,6 +131,8 @@ class RiskState:
     venue_conditions: dict[str, str] = attrs.field(factory=dict)
     #: token id -> USDC reserved by open BUY orders across all wallets
     reserved_by_token: dict[str, int] = attrs.field(factory=dict)
+    #: wallet -> how many of `open_orders` are its own (the per-wallet cap reads it on every check)
+    open_by_wallet: dict[str, int] = attrs.field(factory=dict)
     #: recently closed orders, kept so a fill that races its cancel still finds its wallet
     closed_orders: dict[str, OpenOrder] = attrs.field(factory=dict)
     closed_memory: int = 100_000
@@ -153,7 +155,7 @@ class RiskState:
         return held - self.reserved_shares.get(wallet, {}).get(token_id, 0)
 
     def open_orders_of(self, wallet: str) -> int:
-        return sum(1 for o in self.open_orders.values() if o.wallet == wallet)
+        return self.open_by_wallet.get(wallet, 0)
 
     def orders_in_window(self, now_ms: int, window_ms: int) -> int:
         """Submissions in (now - window, now]; drops older timestamps (time only moves forward)."""
@@ -192,6 +194,7 @@ class RiskState:
         self.open_orders[order.order_id] = OpenOrder(
             order.wallet, order.strategy, token_id, order.side, order.price, order.size, reserved, shares
         )
+        self.open_by_wallet[order.wallet] = self.open_by_wallet.get(order.wallet, 0) + 1
         self.order_times.append(now_ms)
 
     def on_fill(
@@ -251,6 +254,7 @@ class RiskState:
 
     def _close(self, order_id: str, order: OpenOrder) -> None:
         del self.open_orders[order_id]
+        _subtract(self.open_by_wallet, order.wallet, 1)
         closed = self.closed_orders
         closed[order_id] = order
         if len(closed) > self.closed_memory:
@@ -304,7 +308,13 @@ class RiskGatekeeper:
 
     def breaches_daily_loss(self, state: RiskState, now_ms: int) -> bool:
         """True when today's realized plus unrealized loss is beyond the limit; engage a kill switch."""
-        return state.daily_pnl(now_ms) < -self.policy.daily_loss_limit_usdc_micro
+        limit = -self.policy.daily_loss_limit_usdc_micro
+        # Marking every position is the dearest part of an order's check: it is needed only when
+        # losing all that is held (the unrealized floor) would take the day beyond the limit.
+        floor = state.portfolio.unrealized_floor()
+        if floor is not None and state.portfolio.realized_today(now_ms) + floor >= limit:
+            return False
+        return state.daily_pnl(now_ms) < limit
 
     def check(
         self,
@@ -334,33 +344,55 @@ class RiskGatekeeper:
         """
         policy = self.policy
         size = legs[0][0].size
-        if any(o.size != size for o, _, _ in legs):
-            raise ValueError("the legs of one risk check must all carry the same size")
-        hard: list[str] = []
+        # One pass over the legs gathers what the checks below need (a single order is nearly every
+        # call, and this runs on the decision path): the reasons keep the order of the rules above.
+        leg_hard: list[str] = []
+        #: the BUY legs, each with its notional at `size` (what it would reserve)
+        buys: list[tuple[OrderRequest, Market, int]] = []
+        #: prices of the legs whose notional is beyond the order cap, in leg order
+        over_notional: list[int] = []
+        notional_cap = policy.max_order_notional_usdc_micro
+        wallets: set[str] = set()
         switches = state.kill_switches
-        for condition in state.venue_conditions:
-            forbids = VENUE_CONDITIONS[condition]
-            if forbids == "all" or any(not o.post_only for o, _, _ in legs):
-                hard.append("venue:" + condition)
+        resolved = state.portfolio.resolved
+        max_book_age_ms = policy.max_book_age_ms
+        all_post_only = True
         prices_ok = True
         below_min = False
         for order, market, book in legs:
+            if order.size != size:
+                raise ValueError("the legs of one risk check must all carry the same size")
             if switches:
                 for scope in ("global", "strategy:" + order.strategy, "market:" + order.market,
                               "wallet:" + order.wallet):  # fmt: skip
-                    if scope in switches and "kill_switch:" + scope not in hard:
-                        hard.append("kill_switch:" + scope)
+                    if scope in switches:
+                        _once(leg_hard, "kill_switch:" + scope)
             if book is None or not book.trusted:
-                _once(hard, "book_untrusted")
-            elif book.is_stale(now_ms, policy.max_book_age_ms):
-                _once(hard, "book_stale")
-            if not (0 < order.price < ONE and order.price % order.tick_size == 0):
+                _once(leg_hard, "book_untrusted")
+            elif book.is_stale(now_ms, max_book_age_ms):
+                _once(leg_hard, "book_stale")
+            price = order.price
+            if not (0 < price < ONE and price % order.tick_size == 0):
                 prices_ok = False
-            if order.token_id in state.portfolio.resolved:
-                _once(hard, "market_resolved")
+            if order.token_id in resolved:
+                _once(leg_hard, "market_resolved")
             if not market.fees_known:
-                _once(hard, "fees_unknown")
-            below_min = below_min or size < market.min_order_size
+                _once(leg_hard, "fees_unknown")
+            if size < market.min_order_size:
+                below_min = True
+            if not order.post_only:
+                all_post_only = False
+            cost = notional(price, size)
+            if cost > notional_cap:
+                over_notional.append(price)
+            if order.side is Side.BUY:
+                buys.append((order, market, cost))
+            wallets.add(order.wallet)
+        hard: list[str] = []
+        for condition in state.venue_conditions:
+            if VENUE_CONDITIONS[condition] == "all" or not all_post_only:
+                hard.append("venue:" + condition)
+        hard += leg_hard
         if not prices_ok:
             hard.append("invalid_price")
         if below_min:
@@ -368,20 +400,20 @@ class RiskGatekeeper:
         n = len(legs)
         if len(state.open_orders) + n > policy.max_open_orders:
             hard.append("open_orders")
-        wallets = {o.wallet for o, _, _ in legs}
+        ordered_wallets = sorted(wallets) if n > 1 else list(wallets)
         per_wallet = policy.max_open_orders_per_wallet
         if per_wallet is not None:
-            for wallet in sorted(wallets):
+            for wallet in ordered_wallets:
                 mine = sum(1 for o, _, _ in legs if o.wallet == wallet)
                 if state.open_orders_of(wallet) + mine > per_wallet:
                     _once(hard, "wallet_open_orders")
         if state.orders_in_window(now_ms, policy.rate_window_ms) + n > policy.max_orders_per_window:
             hard.append("rate_limit")
-        buys = [(o, m) for o, m, _ in legs if o.side is Side.BUY]
         # SELLs reduce risk, so a day in loss must still be able to exit (kill switches stop those)
         if buys and self.breaches_daily_loss(state, now_ms):
             hard.append("daily_loss")
-        known = all(w in state.portfolio.wallets for w in wallets)
+        known_wallets = state.portfolio.wallets
+        known = all(w in known_wallets for w in ordered_wallets)
         if not known:
             hard.append("unknown_wallet")
 
@@ -390,41 +422,38 @@ class RiskGatekeeper:
         step = policy.size_step_micro
         if size % step:
             caps.append("size_step")
-
-        def cap(reason: str, budget: int, price: int) -> None:
-            nonlocal max_size
-            _once(caps, reason)
-            max_size = min(max_size, max_size_within(budget, price))
-
         if prices_ok:
-            for order, _, _ in legs:
-                if notional(order.price, size) > policy.max_order_notional_usdc_micro:
-                    cap("order_notional", policy.max_order_notional_usdc_micro, order.price)
-            for order, _ in buys:
-                room = policy.max_outcome_exposure_usdc_micro - state.exposure(order.token_id)
-                if notional(order.price, size) > room:
-                    cap("outcome_exposure", room, order.price)
-            for market in _distinct(m for _, m in buys):
-                prices = [o.price for o, m in buys if m is market]
-                room = policy.max_market_exposure_usdc_micro - sum(
-                    state.exposure(t) for t in market.token_ids
-                )
-                if sum(notional(p, size) for p in prices) > room:
-                    cap("market_exposure", room, sum(prices))
-            event_buys = [o.price for o, m in buys if m.neg_risk_market_id and event_tokens]
-            if event_buys:
-                room = policy.event_exposure_cap - sum(state.exposure(t) for t in event_tokens)
-                if sum(notional(p, size) for p in event_buys) > room:
-                    cap("event_exposure", room, sum(event_buys))
-            if known:
-                for wallet in sorted(wallets):
-                    prices = [o.price for o, _ in buys if o.wallet == wallet]
+            for price in over_notional:
+                max_size = _cap(caps, "order_notional", max_size, notional_cap, price)
+            exposure = state.exposure
+            for order, _, cost in buys:
+                room = policy.max_outcome_exposure_usdc_micro - exposure(order.token_id)
+                if cost > room:
+                    max_size = _cap(caps, "outcome_exposure", max_size, room, order.price)
+            judged: set[int] = set()  # the buys' markets by identity, each judged once
+            for _, market, _ in buys:
+                if id(market) in judged:
+                    continue
+                judged.add(id(market))
+                prices, costs = _totals([b for b in buys if b[1] is market])
+                room = policy.max_market_exposure_usdc_micro - sum(map(exposure, market.token_ids))
+                if costs > room:
+                    max_size = _cap(caps, "market_exposure", max_size, room, prices)
+            if event_tokens:
+                prices, costs = _totals([b for b in buys if b[1].neg_risk_market_id])
+                if prices:
+                    room = policy.event_exposure_cap - sum(map(exposure, event_tokens))
+                    if costs > room:
+                        max_size = _cap(caps, "event_exposure", max_size, room, prices)
+            if known and buys:
+                for wallet in ordered_wallets:
+                    prices, costs = _totals([b for b in buys if b[0].wallet == wallet])
                     if not prices:
                         continue
                     free = state.free_usdc(wallet, policy.treasury_for(wallet))
-                    if sum(notional(p, size) for p in prices) > free:
-                        cap("free_balance", free, sum(prices))
-        if known:
+                    if costs > free:
+                        max_size = _cap(caps, "free_balance", max_size, free, prices)
+        if known and len(buys) < n:
             for order, _, _ in legs:
                 if order.side is Side.SELL:
                     available = state.available_shares(order.wallet, order.token_id)
@@ -443,14 +472,22 @@ class RiskGatekeeper:
         return RiskDecision("reject", 0, tuple(caps))
 
 
+def _totals(buys: list[tuple[OrderRequest, Market, int]]) -> tuple[int, int]:
+    """(summed prices, summed notionals) of `buys`, as check_orders lists them."""
+    prices = costs = 0
+    for order, _, cost in buys:
+        prices += order.price
+        costs += cost
+    return prices, costs
+
+
+def _cap(caps: list[str], reason: str, max_size: int, budget: int, price: int) -> int:
+    """A size cap breached: note `reason` once; the largest size within `budget` at `price` bounds
+    the size."""
+    _once(caps, reason)
+    return min(max_size, max_size_within(budget, price))
+
+
 def _once(reasons: list[str], reason: str) -> None:
     if reason not in reasons:
         reasons.append(reason)
-
-
-def _distinct(markets: Iterable[Market]) -> list[Market]:
-    out: list[Market] = []
-    for m in markets:
-        if all(m is not seen for seen in out):
-            out.append(m)
-    return out

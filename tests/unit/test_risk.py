@@ -260,6 +260,29 @@ def test_daily_loss_from_realized_and_unrealized() -> None:
     assert not gk.breaches_daily_loss(state, tomorrow)
 
 
+def test_unrealized_floor_is_minus_the_cost_held_unless_a_position_is_short() -> None:
+    state = _state(positions={YES: 200 * MICRO, NO: 10 * MICRO}, cost={YES: 100 * MICRO, NO: 3 * MICRO})
+    marks = _Marks()
+    state.portfolio.marks = marks
+    marks.set(YES, 0)  # worth nothing: all its cost is lost, the floor itself
+    assert -103 * MICRO == state.portfolio.unrealized_floor()
+    assert -100 * MICRO == state.portfolio.unrealized()
+    assert None is _state(positions={YES: -1}, cost={YES: 0}).portfolio.unrealized_floor()
+    assert None is _state(positions={YES: 1}, cost={YES: -1}).portfolio.unrealized_floor()
+    assert 0 == _state().portfolio.unrealized_floor()
+
+
+def test_daily_loss_marks_positions_once_the_floor_could_breach() -> None:
+    gk = RiskGatekeeper(_policy())  # limit 50
+    state = _state(positions={YES: 200 * MICRO}, cost={YES: 60 * MICRO})
+    marks = _Marks()
+    state.portfolio.marks = marks
+    marks.set(YES, 200_000)  # worth 40: unrealized -20, within the limit though the floor is not
+    assert not gk.breaches_daily_loss(state, NOW)
+    marks.set(YES, 40_000)  # worth 8: unrealized -52
+    assert gk.breaches_daily_loss(state, NOW)
+
+
 def test_free_balance_honours_the_treasury_floor_and_utilization() -> None:
     policy = _policy(
         treasury=TreasuryPolicy(min_free_balance_usdc_micro=95 * MICRO),
@@ -552,10 +575,17 @@ def test_approved_orders_never_breach_a_limit(
         # reservations always equal what the open orders still hold
         for name in state.portfolio.wallets:
             mine = [o for o in state.open_orders.values() if o.wallet == name]
+            assert len(mine) == state.open_orders_of(name)
             assert sum(o.reserved_usdc_micro for o in mine) == state.reserved_usdc.get(name, 0)
             for o in mine:
                 assert o.reserved_usdc_micro == (notional(o.price, o.remaining) if o.side is Side.BUY else 0)
         assert all(v > 0 for v in state.reserved_by_token.values())
+        # the daily loss shortcut (no marks read while losing all held cost stays within the limit)
+        # answers as marking everything would
+        floor = state.portfolio.unrealized_floor()
+        assert floor is None or floor <= state.portfolio.unrealized()
+        limit = policy.daily_loss_limit_usdc_micro
+        assert (state.daily_pnl(now) < -limit) == gk.breaches_daily_loss(state, now)
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit import event_legs
 from polysnipe.core.book import BookState
 from polysnipe.core.events import BookSnapshot, Level, Side
 from polysnipe.core.market import Market, MarketRegistry, UnknownToken, mirror_price
@@ -85,6 +86,16 @@ def test_market_complement_and_registry() -> None:
     assert 700_000 == mirror_price(300_000)
     with pytest.raises(ValueError):
         Market("0xd", ("1", "2"), ("Yes", "No"), 20_000, 1, False)
+
+
+def test_event_tokens_follow_markets_added_after_a_lookup() -> None:
+    first, second, third = event_legs("E", 3)
+    reg = MarketRegistry.of([first, second, _market()])
+    assert ("y0", "n0", "y1", "n1") == reg.event_tokens("E")
+    assert reg.event_tokens("E") is reg.event_tokens("E")  # remembered: the risk check asks per order
+    assert () == reg.event_tokens("F") == reg.event_tokens(None)
+    reg.add(third)
+    assert ("y0", "n0", "y1", "n1", "y2", "n2") == reg.event_tokens("E")
 
 
 @pytest.mark.parametrize(
