@@ -22,8 +22,9 @@ every placement and fill; a breach is logged and counted, never silently absorbe
 
 The per-input work is synchronous: `await` happens only where an input produced commands, so a
 backtest runs at the speed of the step. With a feed delay, runs of market events that need no
-coroutine (nothing due from the venue, no equity sample, no commands) go through runners/_loop.c,
-which does steps 1-4 for them in one call; the Python path here is its reference.
+coroutine (nothing due from the venue, no commands to perform) go through runners/_loop.c, which does
+steps 1-4 for them in one call and takes the equity samples that fall due; the Python path here is
+its reference.
 """
 
 from __future__ import annotations
