@@ -416,6 +416,7 @@ def _latency_run(events_path: Path, markets: Sequence[Path], gc_freeze: bool) ->
     from polysnipe.adapters.metadata import load_market_files
     from polysnipe.adapters.sim.replay import ReplaySource
     from polysnipe.runners.bench_orders import ANVIL_TEST_KEY
+    from polysnipe.runners.collector import between_batches
     from polysnipe.runners.config import as_sections, load_config
     from polysnipe.runners.containers import Backtest
 
@@ -432,16 +433,17 @@ def _latency_run(events_path: Path, markets: Sequence[Path], gc_freeze: bool) ->
     )
     loop = container.loop()
     gc.collect()
-    if gc_freeze:
-        gc.freeze()
     signer.start()
     try:
-        with tempfile.TemporaryDirectory() as tmp, logging_to_file(Path(tmp) / "run.log", level="warning"):
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            stack.enter_context(logging_to_file(Path(tmp) / "run.log", level="warning"))
+            if gc_freeze:
+                # as the live and paper runners collect: between batches, never inside a decision
+                loop.on_batch = stack.enter_context(between_batches())
             asyncio.run(loop.run())
     finally:
         signer.close()
-        if gc_freeze:
-            gc.unfreeze()
     return loop.order_ns, loop.order_legs
 
 

@@ -1083,7 +1083,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-gc-freeze",
         dest="gc_freeze",
         action="store_false",
-        help="latency: leave the loaded data in the collector's reach (to compare)",
+        help="latency: leave CPython's garbage collector automatic, pausing inside decisions, rather than"
+        " collecting between batches as the live and paper runners do (to compare)",
     )
     bench.add_argument(
         "--nautilus-python",

@@ -61,6 +61,7 @@ from polysnipe.adapters.signer_client.factory import build_remote_order_signer
 from polysnipe.adapters.signer_client.orders import RemoteOrderSigner
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
+from polysnipe.runners.collector import between_batches
 from polysnipe.runners.config import EngineConfig, WalletConfig, as_sections
 from polysnipe.runners.containers import Live
 from polysnipe.runners.loop import EngineLoop
@@ -250,6 +251,8 @@ async def _run_live(
                     except (redis.exceptions.RedisError, OSError) as exc:
                         raise LiveStartError(f"cannot read the bus: {exc}"[:500]) from None
                 await adapters.start(tokens, market_channel=stream is None)
+                # cyclic garbage is collected between batches, never inside a decision (collector.py)
+                loop.on_batch = stack.enter_context(between_batches())
                 runner = asyncio.create_task(loop.run())
                 waiter = asyncio.create_task(stop.wait())
                 lost = asyncio.Event()

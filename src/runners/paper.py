@@ -31,6 +31,7 @@ from polysnipe.adapters.postgres.database import DatabaseConfig, open_database
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.market import MarketRegistry
 from polysnipe.core.messages import RaiseAlert, RecordError
+from polysnipe.runners.collector import between_batches
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Paper
 from polysnipe.runners.loop import EngineLoop
@@ -117,6 +118,8 @@ async def run_paper(
             await _check_reachable(http, clob_url)
             log.info("paper_start", tokens=len(tokens), clob_url=clob_url, market_ws_url=market_ws_url)
             await feed.subscribe(tokens)
+            # cyclic garbage is collected between batches, never inside a decision (collector.py)
+            loop.on_batch = stack.enter_context(between_batches())
             runner = asyncio.create_task(loop.run())
             try:
                 await asyncio.wait_for(asyncio.shield(runner), duration_s)
