@@ -526,6 +526,7 @@ def _run(args: argparse.Namespace) -> int:
                         token_ids=args.tokens,
                         database=_database(resolved),
                         lease_ms=settings.wallet_lease_ms,
+                        signing_threads=None if settings.signing_threads < 0 else settings.signing_threads,
                         standby=args.standby,
                         bus=_bus(args, resolved) if args.bus else None,
                         signer=signer,

@@ -153,6 +153,7 @@ async def run_live(
     duration_s: float | None = None,
     database: DatabaseConfig,
     lease_ms: int = 15_000,
+    signing_threads: int | None = None,
     standby: bool = False,
     bus: Callable[[str], StreamSource] | None = None,
     env: Mapping[str, str] | None = None,
@@ -165,7 +166,8 @@ async def run_live(
     the signing server's key `signer.order_key` and this process holds no trading key."""
     out_dir.mkdir(parents=True, exist_ok=True)
     trade = functools.partial(_run_live, registry, config, clob, market_ws_url, user_ws_url, out_dir,
-                              duration_s, database, lease_ms, standby, token_ids, bus)  # fmt: skip
+                              duration_s, database, lease_ms, signing_threads, standby, token_ids,
+                              bus)  # fmt: skip
     if signer is None:
         return await trade(await _account(clob, env))
     try:
@@ -189,6 +191,7 @@ async def _run_live(
     duration_s: float | None,
     database: DatabaseConfig,
     lease_ms: int,
+    signing_threads: int | None,
     standby: bool,
     token_ids: Sequence[str] | None,
     bus: Callable[[str], StreamSource] | None,
@@ -213,6 +216,8 @@ async def _run_live(
             settings = {
                 "clob": attrs.asdict(clob, recurse=False),
                 "market_data": {"market_url": market_ws_url, "user_url": user_ws_url},
+                # worker threads signing a basket's legs (None: the CPUs less one)
+                "signing_threads": signing_threads,
             }
             container = Live(
                 registry=providers.Object(registry),

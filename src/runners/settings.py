@@ -156,6 +156,12 @@ class Settings:
         "engine's wallet over after at most this long",
         env="POLYSNIPE_WALLET_LEASE_MS",
     )  # fmt: skip
+    signing_threads: int = setting(
+        -1, Int(min=-1, max=64),
+        "worker threads signing a basket's legs beside the engine loop; -1 = the CPUs less one, 0 = none"
+        " (best on a host whose CPUs other processes keep busy)",
+        env="POLYSNIPE_SIGNING_THREADS",
+    )  # fmt: skip
     signer_url: str = setting(
         "", _url("https", "http", empty_ok=True),
         'signing server (polysnipe signer serve) that signs the orders of polysnipe run; "" = in process'

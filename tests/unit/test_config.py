@@ -484,3 +484,12 @@ def _leaf_specs() -> list[Any]:
 
 def test_every_connection_setting_has_its_environment_variable() -> None:
     assert all(spec.env.startswith("POLYSNIPE_") for spec in _leaf_specs())
+
+
+def test_signing_threads_come_from_the_environment_and_are_range_checked() -> None:
+    """The workers signing a basket's legs in a live run (README, Latency)."""
+    assert -1 == resolve_config(None, env={}).config.connections.signing_threads
+    threads = resolve_config(None, env={"POLYSNIPE_SIGNING_THREADS": "0"}).config.connections.signing_threads
+    assert 0 == threads
+    with pytest.raises(ConfigError, match="POLYSNIPE_SIGNING_THREADS"):
+        resolve_config(None, env={"POLYSNIPE_SIGNING_THREADS": "-2"})
