@@ -7,6 +7,11 @@
  * opportunities to handle, lots whose exit rules are to be judged, a delta dropped or a book missing.
  * market_handlers.py stays the reference (tests/unit/test_market_dispatch.py holds both to the same
  * commands on random streams).
+ *
+ * step is pipeline.step's compiled twin (pipeline.py binds it and keeps python_step as the reference):
+ * it takes price changes and last trades itself, without the Python frames of the step and handlers,
+ * leaves out held lots whose exit rules cannot fire (quiet_lot, exits._judge's twin), and reads the
+ * engine state's slots directly (slot_attr).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
