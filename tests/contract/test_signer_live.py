@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -231,8 +232,10 @@ def test_bench_signer_measures_both_sides_and_cleans_up() -> None:
     for side in ("in_process", "server_loopback"):
         assert result[side]["p50_us"] > 0 and result[side]["orders_per_s"] > 0
     assert result["server_over_in_process_p50"] > 1
+    # only this process's schemas (bench_signer_<pid>_...): another test run may be benchmarking
+    # against the same database at this moment
     with psycopg.connect(DSN) as conn:
         left = conn.execute(
-            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench_signer_%'"
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s", (f"bench_signer_{os.getpid()}_%",)
         ).fetchone()
     assert (0,) == left
