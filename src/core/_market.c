@@ -71,11 +71,21 @@ static int same_token(PyObject *a, PyObject *b) {
     return PyObject_RichCompareBool(a, b, Py_EQ);
 }
 
+/* The step's leave to keep out the lots whose exit rules cannot fire (quiet_lot), at `now` in `state` */
+typedef struct {
+    PyObject *state;
+    long long now;
+} Judge;
+
+static int quiet_lot(PyObject *state, PyObject *pair, long long now);
+
 /* Append to `out` a (wallet, token, lot) key and its lot for every lot of `token` held (shares > 0)
  * in each wallet, in the order exits.on_book_change judges them: wallets, then lots, as their dicts
- * iterate. The items are held while Python code may run (attribute reads, comparisons), so a dict
- * changed meanwhile can misorder the answer but never free what is in use. */
-static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject *unruled, PyObject *out) {
+ * iterate; with `judge`, not those quiet_lot finds quiet. The items are held while Python code may run
+ * (attribute reads, comparisons), so a dict changed meanwhile can misorder the answer but never free
+ * what is in use. */
+static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject *unruled, const Judge *judge,
+                   PyObject *out) {
     PyObject *lots = SLOT_ATTR(wallet, s_lots);
     if (!lots) return -1;
     if (!PyDict_Check(lots)) {
@@ -113,7 +123,8 @@ static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject 
             PyObject *lkey = PyTuple_Pack(3, wname, token, PyTuple_GET_ITEM(key, 1));
             PyObject *pair = lkey ? PyTuple_Pack(2, lkey, lot) : NULL;
             Py_XDECREF(lkey);
-            if (!pair || PyList_Append(out, pair) < 0) rc = -1;
+            int quiet = pair && judge ? quiet_lot(judge->state, pair, judge->now) : 0;
+            if (!pair || quiet < 0 || (!quiet && PyList_Append(out, pair) < 0)) rc = -1;
             Py_XDECREF(pair);
         }
         Py_DECREF(key);
@@ -123,13 +134,13 @@ static int lots_of(PyObject *wname, PyObject *wallet, PyObject *token, PyObject 
     return rc;
 }
 
-static int held_lots(PyObject *wallets, PyObject *token, PyObject *unruled, PyObject *out) {
+static int held_lots(PyObject *wallets, PyObject *token, PyObject *unruled, const Judge *judge, PyObject *out) {
     Py_ssize_t pos = 0;
     PyObject *wname, *wallet;
     while (PyDict_Next(wallets, &pos, &wname, &wallet)) {
         Py_INCREF(wname);
         Py_INCREF(wallet);
-        int rc = lots_of(wname, wallet, token, unruled, out);
+        int rc = lots_of(wname, wallet, token, unruled, judge, out);
         Py_DECREF(wname);
         Py_DECREF(wallet);
         if (rc < 0) return -1;
@@ -174,7 +185,7 @@ static int flags_beyond(PyObject *flagged, PyObject *dq_seen) {
  * beyond its count in `dq_seen` (_collect_flags would raise no alert). Otherwise the tuple; the
  * handlers ran only if stop == len(changes) and applied > 0 (else the caller goes on from `stop` as
  * without this call). */
-static PyObject *price_change_impl(PyObject *const *args);
+static PyObject *price_change_impl(PyObject *const *args, const Judge *judge);
 
 /* Every handler of `handlers` called with (event, ctx, now_ms) in order, what they found gathered as
  * market_handlers._react does: *opps stays NULL while nothing was found, else a new list. 0, or -1 on
@@ -208,10 +219,10 @@ static PyObject *price_change(PyObject *module, PyObject *const *args, Py_ssize_
                         "set, wallets: dict, unruled: str, flagged: tuple, dq_seen: dict) takes 12 arguments");
         return NULL;
     }
-    return price_change_impl(args);
+    return price_change_impl(args, NULL);
 }
 
-static PyObject *price_change_impl(PyObject *const *args) {
+static PyObject *price_change_impl(PyObject *const *args, const Judge *judge) {
     PyObject *handlers = args[3], *event = args[4], *ctx = args[5], *now = args[6], *watched = args[7];
     PyObject *seq = PySequence_Fast(args[1], "changes must be a sequence");
     if (!seq) return NULL;
@@ -255,7 +266,7 @@ static PyObject *price_change_impl(PyObject *const *args) {
             int rc = w < 0 || seen < 0 ? -1 : 0;
             if (rc == 0 && w > 0 && !seen) {
                 if (PyDict_SetItem(touched, token, Py_None) < 0 || (!held && !(held = PyList_New(0))) ||
-                    held_lots(args[8], token, args[9], held) < 0)
+                    held_lots(args[8], token, args[9], judge, held) < 0)
                     rc = -1;
             }
             Py_DECREF(token);
@@ -417,8 +428,6 @@ static int i64_of(PyObject *v, long long *out) {
     } while (0)
 
 
-static int quiet_lot(PyObject *state, PyObject *pair, long long now);
-
 /* 1 when none of `rule`'s sell conditions holds for `lot` at `bid` and `now` (the why of _judge), 0 when
  * one does or a value does not fit, -1 on an error */
 static int rule_quiet(PyObject *rule, PyObject *lot, PyObject *market, long long bid, long long now) {
@@ -443,55 +452,6 @@ static int rule_quiet(PyObject *rule, PyObject *lot, PyObject *market, long long
     if (hold && (__int128)now - opened >= hold) return 0;
     if (before && end && (__int128)end - now <= before) return 0;
     return 1;
-}
-
-/* In the step, a price change's lots to judge (done[4]) without those quiet_lot finds quiet: `*done`
- * becomes None when nothing is left for Python (no lot, nothing found or dropped, no new flags), or a
- * tuple holding only the lots left. 0, or -1 on an error. */
-static int quiet_held(PyObject *state, PyObject *now_obj, PyObject **done, PyObject *flagged, PyObject *dq_seen) {
-    PyObject *t = *done;
-    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) return 0;
-    PyObject *held = PyTuple_GET_ITEM(t, 4);
-    if (!PyList_Check(held) || PyTuple_GET_ITEM(t, 3) != Py_None) return 0;
-    int ovf = 0;
-    long long now = PyLong_CheckExact(now_obj) ? PyLong_AsLongLongAndOverflow(now_obj, &ovf) : (ovf = 1, 0);
-    if (now == -1 && PyErr_Occurred()) return -1;
-    if (ovf) return 0;
-    PyObject *left = PyList_New(0);
-    if (!left) return -1;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
-        PyObject *pair = Py_NewRef(PyList_GET_ITEM(held, i));
-        int q = quiet_lot(state, pair, now);
-        int rc = q < 0 ? -1 : q ? 0 : PyList_Append(left, pair);
-        Py_DECREF(pair);
-        if (rc < 0) {
-            Py_DECREF(left);
-            return -1;
-        }
-    }
-    if (PyList_GET_SIZE(left) == PyList_GET_SIZE(held)) {
-        Py_DECREF(left);
-        return 0;
-    }
-    PyObject *stop = PyTuple_GET_ITEM(t, 0), *applied = PyTuple_GET_ITEM(t, 1), *dropped = PyTuple_GET_ITEM(t, 2);
-    if (!PyList_GET_SIZE(left)) {
-        int nothing = PyObject_Not(dropped);
-        int flags = nothing > 0 ? flags_beyond(flagged, dq_seen) : 0;
-        if (nothing < 0 || flags < 0) {
-            Py_DECREF(left);
-            return -1;
-        }
-        if (nothing && !flags) {
-            Py_DECREF(left);
-            Py_SETREF(*done, Py_NewRef(Py_None));
-            return 0;
-        }
-    }
-    PyObject *fresh = PyTuple_Pack(5, stop, applied, dropped, Py_None, PyList_GET_SIZE(left) ? left : Py_None);
-    Py_DECREF(left);
-    if (!fresh) return -1;
-    Py_SETREF(*done, fresh);
-    return 0;
 }
 
 static int quiet_lot(PyObject *state, PyObject *pair, long long now) {
@@ -653,9 +613,12 @@ static int price_change_step(PyObject *state, PyObject *event, PyObject *now, Py
         PyErr_SetString(PyExc_TypeError, "the engine state's books, route, watched tokens, wallets or dq_seen");
         goto done;
     }
-    done = price_change_impl(a);
+    /* the lots whose exit rules cannot fire stay out, at an engine time that fits an int64 */
+    int ovf = 0;
+    Judge judge = {state, PyLong_CheckExact(now) ? PyLong_AsLongLongAndOverflow(now, &ovf) : (ovf = 1, 0)};
+    if (judge.now == -1 && PyErr_Occurred()) goto done;
+    done = price_change_impl(a, ovf ? NULL : &judge);
     if (!done) goto done;
-    if (done != Py_None && quiet_held(state, now, &done, a[10], a[11]) < 0) goto done;
     if (done != Py_None) {
         PyObject *largs[6] = {state, event, now, commands, done, a[10]};
         PyObject *r = PyObject_Vectorcall(b_left, largs, 6, NULL);
