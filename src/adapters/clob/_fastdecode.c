@@ -350,14 +350,22 @@ enum { K_ASSET = 1, K_PRICE = 2, K_SIZE = 4, K_SIDE = 8, K_HASH = 16, K_BID = 32
     ((c)->end - (c)->p >= (Py_ssize_t)(sizeof(lit) - 1) && memcmp((c)->p, (lit), sizeof(lit) - 1) == 0 && \
      ((c)->p += sizeof(lit) - 1, 1))
 
+/* entry_key's and message_key's shared steps: the next token can be a quoted key of two bytes or
+ * more (whitespace skipped only when the quote is not next), and a matched key must be followed by ':' */
+static inline int key_ahead(Cur *c) {
+    if (c->p >= c->end || *c->p != '"')
+        skip_ws(c);
+    return c->end - c->p >= 2;
+}
+
+static inline unsigned key_done(Cur *c, unsigned key) { return key && eat(c, ':') ? key : 0; }
+
 /* An entry's key and the ':' after it: its K_ bit, 0 when the next token is not one of those keys (a
  * string that is not one, an escaped spelling, no string at all: none of which read_entry takes). Every
  * key is matched with its quotes, so the string is exactly the key; the byte after the opening quote
  * picks the one candidate. This is the per-key cost of every delta, hence no general string read. */
 static inline unsigned entry_key(Cur *c) {
-    if (c->p >= c->end || *c->p != '"')
-        skip_ws(c);
-    if (c->end - c->p < 2)
+    if (!key_ahead(c))
         return 0;
     unsigned key = 0;
     switch (c->p[1]) {
@@ -377,7 +385,7 @@ static inline unsigned entry_key(Cur *c) {
         key = AT(c, "\"best_bid\"") ? K_BID : AT(c, "\"best_ask\"") ? K_ASK : 0;
         break;
     }
-    return key && eat(c, ':') ? key : 0;
+    return key_done(c, key);
 }
 
 /* 1 and *out a new BookDelta; 0 when the entry is not the plain shape; -1 with an exception set. */
@@ -665,9 +673,7 @@ typedef struct {
 /* A message's key and the ':' after it: its M_ bit, 0 when the next token is not one of those keys (as
  * entry_key: matched with its quotes, picked by the byte after the opening quote). */
 static inline unsigned message_key(Cur *c) {
-    if (c->p >= c->end || *c->p != '"')
-        skip_ws(c);
-    if (c->end - c->p < 2)
+    if (!key_ahead(c))
         return 0;
     unsigned key = 0;
     switch (c->p[1]) {
@@ -705,7 +711,7 @@ static inline unsigned message_key(Cur *c) {
         key = AT(c, "\"last_trade_price\"") ? M_LTP : 0;
         break;
     }
-    return key && eat(c, ':') ? key : 0;
+    return key_done(c, key);
 }
 
 /* The index of a key's bit, for its slot in read_message's `raw`. */
