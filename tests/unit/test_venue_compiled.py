@@ -13,11 +13,19 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import require_compiled_book
-from polysnipe.adapters.sim import ConstantLatency, PolymarketFeeModel, PowerProbQueueModel, SimVenue
+from polysnipe.adapters.sim import (
+    ConstantLatency,
+    PolymarketFeeModel,
+    PowerProbQueueModel,
+    QueueModel,
+    RiskAverseQueueModel,
+    SimVenue,
+)
 from polysnipe.adapters.sim import venue as venue_module
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.models import FeedLatency
@@ -73,14 +81,16 @@ _op = st.one_of(
 _stream = st.lists(st.tuples(_op, st.integers(0, 3)), min_size=1, max_size=40)
 
 
-def _pair(latency_ms: int, seed: int) -> tuple[SimExecution, SimExecution]:
+def _pair(latency_ms: int, seed: int, queue: QueueModel | None = None) -> tuple[SimExecution, SimExecution]:
     def make() -> SimExecution:
         market = Market(
             COND, (YES, NO), ("Yes", "No"), tick_size=10_000, min_order_size=5 * S, neg_risk=False
         )
         registry = MarketRegistry.of([market])
         latency = ConstantLatency(latency_ms, latency_ms)
-        venue = SimVenue(registry, latency, PowerProbQueueModel(), PolymarketFeeModel(), random.Random(seed))
+        venue = SimVenue(
+            registry, latency, queue or PowerProbQueueModel(), PolymarketFeeModel(), random.Random(seed)
+        )
         return SimExecution(venue, registry)
 
     compiled, python = make(), make()
@@ -109,7 +119,8 @@ def _state(execution: SimExecution) -> Any:
     ledger = venue.ledger
     money = (ledger._usdc, ledger._shares, ledger._reserved_usdc, ledger._reserved_shares)
     assert venue.wake_ms == execution.wake_ms
-    return toks, venue.open_orders(), money, venue.wake_ms, execution.winners
+    queues = [(o.pos.ahead, o.pos.traded) for o in engine._orders.values()]
+    return toks, venue.open_orders(), queues, money, venue.wake_ms, execution.winners
 
 
 def _events(op: tuple[Any, ...], ts: int) -> list[MarketEvent]:
@@ -316,3 +327,211 @@ def test_claims_follow_the_feed_and_the_prints_alike_on_both_paths(
                 _, token, price, shares, taker = op
                 execution.on_market_event(LastTrade(ts, token, COND, price, shares * S, taker))
         assert _state(compiled) == _state(python)
+
+
+class _Subclassed(RiskAverseQueueModel):
+    """A model the C path does not know (it may move queues its own way): the Python venue's."""
+
+
+_QUEUES: list[QueueModel] = [
+    RiskAverseQueueModel(),
+    PowerProbQueueModel(1),
+    PowerProbQueueModel(2),
+    PowerProbQueueModel(3),
+    _Subclassed(),
+]
+_resting_op = st.one_of(
+    st.tuples(st.just("rest"), st.sampled_from(["w1", "w2"]), _token, _side, _near, st.integers(5, 40)),
+    st.tuples(st.just("delta"), _token, _side, _near, st.integers(0, 60)),
+    st.tuples(st.just("big"), _token, _side, _near, st.sampled_from([1 << 40, (1 << 40) - 1, 3 << 39])),
+    st.tuples(st.just("print"), _token, _near, st.integers(1, 60), _side),
+    st.tuples(st.just("fak"), _token, _side, _near, st.integers(5, 40)),
+    st.tuples(st.just("cancel"), st.integers(0, 5)),
+)
+
+
+def _order(
+    oid: str, wallet: str, token: str, side: Side, price: int, size: int, kind: OrderType
+) -> OrderRequest:
+    return OrderRequest(
+        order_id=oid, opportunity_id="opp", correlation_id="corr", strategy="test", routing="test",
+        wallet=wallet, market=COND, token_id=token, side=side, price=price, size=size, order_type=kind,
+        tick_size=10_000, neg_risk=False,
+    )  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_resting_op, min_size=1, max_size=40), st.sampled_from(_QUEUES), st.sampled_from([0, 1, 2]))
+def test_queues_of_resting_orders_move_alike_on_both_paths(
+    stream: list[tuple[Any, ...]], queue: QueueModel, books: int
+) -> None:
+    # orders rest on both views, at levels the deltas and prints move, rise to cross, or trade through;
+    # the C path moves the queues of the models it knows when nothing fills, and hands everything else
+    # (fills, unknown models, sizes past the exact range) to the Python venue, the reference
+    require_compiled_book()
+    compiled, python = _pair(0, 0, queue)
+    bids = tuple(Level(p * 10_000, 20 * S) for p in (49, 48, 47))
+    asks = tuple(Level(p * 10_000, 20 * S) for p in (51, 52, 53))
+    for execution in (compiled, python):
+        if books:
+            execution.on_market_event(BookSnapshot(0, YES, COND, bids, asks))
+        else:
+            execution.on_market_event(PriceChange(0, COND, (BookDelta(NO, Side.BUY, 500_000, S),)))
+        if books == 2:
+            mirror = [tuple(Level(ONE - lv.price, lv.size) for lv in side) for side in (asks, bids)]
+            execution.on_market_event(BookSnapshot(0, NO, COND, mirror[0], mirror[1]))
+    for ts, op in enumerate(stream, start=1):
+        for execution in (compiled, python):
+            kind = op[0]
+            if kind in ("rest", "fak"):
+                wallet, (token, side, price, shares) = ("w1", op[1:]) if kind == "fak" else (op[1], op[2:])
+                order_type = OrderType.FAK if kind == "fak" else OrderType.GTC
+                execution.venue.submit(
+                    _order(f"o{ts}", wallet, token, side, price, shares * S, order_type), ts
+                )
+                execution.due(ts)
+            elif kind == "cancel":
+                resting = execution.venue.open_orders()
+                if resting:
+                    execution.venue.cancel(resting[op[1] % len(resting)].order.order_id, ts)
+                    execution.due(ts)
+            elif kind in ("delta", "big"):
+                _, token, side, price, size = op
+                size = size * S if kind == "delta" else size
+                execution.on_market_event(PriceChange(ts, COND, (BookDelta(token, side, price, size),)))
+            else:
+                _, token, price, shares, taker = op
+                execution.on_market_event(LastTrade(ts, token, COND, price, shares * S, taker))
+        assert _state(compiled) == _state(python)
+
+
+@pytest.mark.parametrize("queue", _QUEUES, ids=lambda q: f"{type(q).__name__}{getattr(q, 'power', '')}")
+def test_long_random_streams_move_queues_alike_on_both_paths(queue: QueueModel) -> None:
+    # hypothesis' streams are short; these are long enough for orders to rest through many level
+    # changes and prints (what the C path does most), with fills, cancels and sizes near its limits
+    require_compiled_book()
+    rng = random.Random(7)
+    near = [p * 10_000 for p in range(47, 54)]
+    bids = tuple(Level(p * 10_000, 20 * S) for p in (49, 48, 47))
+    asks = tuple(Level(p * 10_000, 20 * S) for p in (51, 52, 53))
+    for _ in range(60):
+        compiled, python = _pair(0, 0, queue)
+        books = rng.randrange(3)
+        for execution in (compiled, python):
+            if books:
+                execution.on_market_event(BookSnapshot(0, YES, COND, bids, asks))
+            if books == 2:
+                mirror = [tuple(Level(ONE - lv.price, lv.size) for lv in side) for side in (asks, bids)]
+                execution.on_market_event(BookSnapshot(0, NO, COND, mirror[0], mirror[1]))
+        for ts in range(1, 80):
+            kind = rng.choice(["rest", "rest", "delta", "delta", "delta", "print", "print", "fak", "cancel"])
+            token, side, price = rng.choice([YES, NO]), rng.choice([Side.BUY, Side.SELL]), rng.choice(near)
+            shares = rng.randint(0, 50)
+            size = rng.choice([shares * S, 1 << 40, (1 << 40) - 1]) if kind == "delta" else shares * S
+            pick = rng.randrange(8)
+            for execution in (compiled, python):
+                if kind in ("rest", "fak"):
+                    order_type = OrderType.FAK if kind == "fak" else OrderType.GTC
+                    req = _order(f"o{ts}", f"w{pick % 2}", token, side, price, max(size, 5 * S), order_type)
+                    execution.venue.submit(req, ts)
+                    execution.due(ts)
+                elif kind == "cancel":
+                    resting = execution.venue.open_orders()
+                    if resting:
+                        execution.venue.cancel(resting[pick % len(resting)].order.order_id, ts)
+                        execution.due(ts)
+                elif kind == "delta":
+                    execution.on_market_event(PriceChange(ts, COND, (BookDelta(token, side, price, size),)))
+                else:
+                    execution.on_market_event(LastTrade(ts, token, COND, price, max(size, S), side))
+            assert _state(compiled) == _state(python)
+
+
+def _counting_sink(execution: SimExecution) -> tuple[list[MarketEvent], Any]:
+    seen: list[MarketEvent] = []
+
+    def slow(event: MarketEvent, start: int = 0) -> None:
+        seen.append(event)
+        execution.venue.apply_event(event, start)
+
+    return seen, execution.venue.market_sink(slow)
+
+
+def test_queue_upkeep_at_a_resting_order_stays_in_c_and_a_fill_goes_to_python() -> None:
+    # the point of the resting path: a level change at a resting bid, a rise elsewhere, and a print
+    # that trades less than the size ahead never reach the Python venue; a rise that crosses the bid
+    # and a print past the size ahead fill it, so the Python venue gets them
+    require_compiled_book()
+    compiled, _ = _pair(0, 0, PowerProbQueueModel(2))
+    compiled.on_market_event(BookSnapshot(0, YES, COND, (Level(490_000, 20 * S),), (Level(510_000, 20 * S),)))
+    compiled.on_market_event(BookSnapshot(0, NO, COND, (Level(490_000, 20 * S),), (Level(510_000, 20 * S),)))
+    compiled.venue.submit(_order("bid", "w1", YES, Side.BUY, 490_000, 10 * S, OrderType.GTC), 0)
+    compiled.due(0)
+    seen, sink = _counting_sink(compiled)
+    sink(
+        PriceChange(
+            1, COND, (BookDelta(YES, Side.BUY, 490_000, 15 * S), BookDelta(YES, Side.SELL, 520_000, S))
+        )
+    )
+    sink(LastTrade(2, YES, COND, 490_000, 4 * S, Side.SELL))
+    assert [] == seen
+    # joined behind 20; the fall to 15 came from the front (nothing behind it), the print took 4 more
+    position = compiled.venue._engine._orders["bid"].pos
+    assert (11 * S, 4 * S) == (position.ahead, position.traded)
+    sink(PriceChange(3, COND, (BookDelta(YES, Side.SELL, 480_000, 5 * S),)))  # crosses the bid
+    assert 1 == len(seen)
+    sink(LastTrade(4, YES, COND, 490_000, 40 * S, Side.SELL))  # past the size ahead
+    assert 2 == len(seen)
+
+
+@st.composite
+def _level_and_queue(draw: st.DrawFn) -> tuple[int, int, int, int]:
+    """(prev, new, ahead, traded) of one level, at a scale from a few units to past the 2**40 edge."""
+    scale = draw(st.sampled_from([100, 100, 10 * S, (1 << 40) - 1, 1 << 40, 1 << 44]))
+    prev = draw(st.integers(1, scale))
+    return (
+        prev,
+        draw(st.integers(0, scale)),
+        draw(st.integers(0, prev)),
+        draw(st.one_of(st.just(0), st.integers(0, prev))),
+    )
+
+
+@settings(max_examples=600, deadline=None)
+@example(PowerProbQueueModel(1), (100, 40, 50, 0), "level", 0)  # a floor the split's divisor moves
+@example(PowerProbQueueModel(2), (1 << 50, 1 << 48, 1 << 49, 0), "level", 0)  # past 128 bits: Python's
+@example(PowerProbQueueModel(2), (1 << 40, 1, 1 << 39, 0), "level", 0)  # the edge itself
+@given(
+    st.sampled_from(_QUEUES),
+    _level_and_queue(),
+    st.sampled_from(["level", "level", "cross", "print"]),
+    st.integers(-2, 2),
+)
+def test_one_queue_move_at_the_edges_is_the_python_ones(
+    queue: QueueModel, level: tuple[int, int, int, int], what: str, nudge: int
+) -> None:
+    # exact integers (sizes around the 2**40 edge of the 128-bit split, a rise of one micro-unit that
+    # crosses, a print of the size ahead give or take one) against the Python model
+    require_compiled_book()
+    prev, new, ahead, traded = level
+    out = []
+    for execution in _pair(0, 0, queue):
+        execution.on_market_event(
+            BookSnapshot(0, YES, COND, (Level(490_000, prev),), (Level(520_000, 20 * S),))
+        )
+        # the complement known too, as a print's C path needs (it reads both books' claims)
+        execution.on_market_event(BookSnapshot(0, NO, COND, (), ()))
+        execution.venue.submit(_order("bid", "w1", YES, Side.BUY, 490_000, 10 * S, OrderType.GTC), 0)
+        execution.venue.submit(_order("ask", "w2", YES, Side.SELL, 500_000, 10 * S, OrderType.GTC), 0)
+        execution.due(0)
+        position = execution.venue._engine._orders["bid"].pos
+        position.ahead, position.traded = ahead, traded
+        if what == "level":
+            event: MarketEvent = PriceChange(1, COND, (BookDelta(YES, Side.BUY, 490_000, new),))
+        elif what == "cross":
+            event = PriceChange(1, COND, (BookDelta(YES, Side.BUY, 500_000 + 10_000 * min(nudge, 0), 1),))
+        else:
+            event = LastTrade(1, YES, COND, 490_000, max(ahead + nudge, 1), Side.SELL)
+        execution.on_market_event(event)
+        out.append(_state(execution))
+    assert out[0] == out[1]

@@ -1,21 +1,24 @@
 /* polysnipe.adapters.sim._venue: the simulated venue's per-event path, compiled where it is only upkeep.
  *
  * Theory of operation. The venue (venue.py) applies every replayed event to its own book of the token.
- * Nearly always the token has no order of ours resting on it, and then a level change is only upkeep:
- * a book update, less what a claim there still hides (a claim: liquidity our fills took that the feed
- * still shows), and a print only explains the claims it reaches. Three entry points do exactly that
- * much in C and hand everything else to the Python venue, which stays the reference:
+ * Nearly always an event fills nothing, and then a level change is only upkeep: a book update, less
+ * what a claim there still hides (a claim: liquidity our fills took that the feed still shows), and the
+ * queue moves of the orders resting at that level; a print only explains the claims it reaches and
+ * advances the queue it does not get past (see "resting orders' queues"). Three entry points do exactly
+ * that much in C and hand everything else (every fill: venue reports) to the Python venue, which stays
+ * the reference:
  *
  * - apply_plain(toks, changes, ts_ms, start) walks a price change's deltas in order and applies each
- *   one while it is plain (a known token with no resting order), reading the token's state (the
- *   venue's _Tok) as it stands at that delta; it returns the index of the first delta that needs the
- *   Python venue, so matching and the queue model always run in Python on books and claims exactly as
- *   the Python loop would have left them (venue._apply_plain is its reference).
+ *   one while it is plain (a known token, and a change that fills no resting order), reading the
+ *   token's state (the venue's _Tok) as it stands at that delta; it returns the index of the first
+ *   delta that needs the Python venue, so matching runs in Python on books, claims and queues exactly
+ *   as the Python loop would have left them (venue._apply_plain, and MatchingEngine._apply_delta for
+ *   a token with resting orders, are its reference).
  * - sink(venue, engine, toks, slow) is a market-event sink (MarketEventSink.on_market_event): for an
  *   event before anything falls due at the venue (SimVenue._next_due_ms) with no report pending, a
  *   price change's plain deltas are applied at once, a snapshot of a token without resting orders or
- *   claims (its complement's included) is handed to its book, and a print on a market with nothing
- *   resting explains the claims it reaches, as the Python venue would; whatever is left goes to
+ *   claims (its complement's included) is handed to its book, and a print that fills nothing explains
+ *   the claims it reaches and advances the queue at its price, as the Python venue would; whatever is left goes to
  *   `slow(event, start)` with the index of the first delta not applied (0 for any other event). So a
  *   replayed book update costs one C call and no Python frame (SimVenue.apply_event is the reference).
  * - draws(getrandbits, base, span) is models.FeedLatency.draws' per-event delay, the same draws from the
@@ -60,18 +63,20 @@ static inline PyObject *slot(PyObject *o, Py_ssize_t off) { return *(PyObject **
 
 /* The _Tok type last seen and its slots' offsets (one type in practice: venue._Tok). */
 static PyTypeObject *TokType;
-static Py_ssize_t o_resting, o_claims, o_book, o_complement;
+static Py_ssize_t o_resting, o_claims, o_book, o_complement, o_bids, o_asks, o_queue;
 
 /* 1 when `tok` is of a type whose slots are known (learning a new type's), 0 when not a slotted _Tok. */
 static int tok_known(PyObject *tok) {
     PyTypeObject *t = Py_TYPE(tok);
     if (t == TokType) return 1;
-    Py_ssize_t r, c, b, m;
+    Py_ssize_t r, c, b, m, bi, as, q;
     if (!slot_offset(t, "resting", &r) || !slot_offset(t, "claims", &c) || !slot_offset(t, "book", &b)) return 0;
-    if (!slot_offset(t, "complement", &m)) m = -1; /* only prints read it */
+    /* -1: the type has no such slot; only the paths that read it then leave the event to Python */
+    if (!slot_offset(t, "complement", &m)) m = -1;
+    if (!slot_offset(t, "bids", &bi) || !slot_offset(t, "asks", &as) || !slot_offset(t, "queue", &q)) bi = as = q = -1;
     Py_INCREF(t);
     Py_XSETREF(TokType, t);
-    o_resting = r, o_claims = c, o_book = b, o_complement = m;
+    o_resting = r, o_claims = c, o_book = b, o_complement = m, o_bids = bi, o_asks = as, o_queue = q;
     return 1;
 }
 
@@ -197,6 +202,232 @@ static int claims_explain(PyObject *claims, long long price, long long size, int
     return 0;
 }
 
+/* -- resting orders' queues ------------------------------------------------------------------------- */
+
+/* A token with resting orders is still only upkeep at most deltas and prints: a level change moves the
+ * queue positions of the orders resting at that price (QueueModel.on_depth_change) and a print at their
+ * price that does not get past the size ahead of them only advances them (on_trade). Both are done here
+ * for the venue's two queue models, whose arithmetic is known; anything that can fill an order (a level
+ * rising to cross a resting order of the other side, a print reaching or trading through one) is a venue
+ * report, and the whole event goes to the Python venue before anything has changed. So the C path checks
+ * everything first and then writes, and its answers are MatchingEngine._apply_delta's and _apply_trade's. */
+
+static PyObject *RiskAverseType, *PowerProbType, *s_power;
+
+/* A queue model's code here: 0 RiskAverseQueueModel, 1 or 2 PowerProbQueueModel's power; -1 any other
+ * (a subclass or another model may move queues its own way: the Python venue's case). */
+static int queue_code(PyObject *q) {
+    if (!q) return -1;
+    if (!PowerProbType) {
+        /* looked up on first use: models imports this module (draws), so it is not complete at our init */
+        PyObject *models = PyImport_ImportModule("polysnipe.adapters.sim.models");
+        PyObject *ra = models ? PyObject_GetAttrString(models, "RiskAverseQueueModel") : NULL;
+        PyObject *pp = ra ? PyObject_GetAttrString(models, "PowerProbQueueModel") : NULL;
+        Py_XDECREF(models);
+        if (!pp || !PyType_Check(ra) || !PyType_Check(pp)) {
+            Py_XDECREF(ra);
+            Py_XDECREF(pp);
+            PyErr_Clear(); /* no known model: every queue stays the Python venue's */
+            return -1;
+        }
+        RiskAverseType = ra, PowerProbType = pp;
+    }
+    if (Py_IS_TYPE(q, (PyTypeObject *)RiskAverseType)) return 0;
+    if (!Py_IS_TYPE(q, (PyTypeObject *)PowerProbType)) return -1;
+    PyObject *p = PyObject_GetAttr(q, s_power);
+    if (!p) {
+        PyErr_Clear(); /* the Python venue meets the same error, and reports it */
+        return -1;
+    }
+    long long n = 0;
+    int ok = small(p, &n);
+    Py_DECREF(p);
+    return ok && (n == 1 || n == 2) ? (int)n : -1;
+}
+
+/* Sizes within which the power-law split below is exact in 128 bits: drop * front**2 < 2**41 * 2**80
+ * (2**40 micro-units is a million shares; a larger level is the Python venue's case). */
+#define POWER2_LIMIT (1LL << 40)
+
+/* venue._Order's pos slot and models.QueuePosition's, learned as for _Tok */
+static PyTypeObject *OrderType, *PosType;
+static Py_ssize_t o_pos, o_ahead, o_traded;
+
+typedef struct {
+    PyObject *pos; /* borrowed */
+    long long ahead, traded;
+} PosV;
+
+/* A resting order's queue position: 1 read with both values in [0, limit), 0 not the venue's shape. */
+static int pos_read(PyObject *order, long long limit, PosV *v) {
+    PyTypeObject *t = Py_TYPE(order);
+    if (t != OrderType) {
+        Py_ssize_t p;
+        if (!slot_offset(t, "pos", &p)) return 0;
+        Py_INCREF(t);
+        Py_XSETREF(OrderType, t);
+        o_pos = p;
+    }
+    PyObject *pos = slot(order, o_pos);
+    if (!pos) return 0;
+    t = Py_TYPE(pos);
+    if (t != PosType) {
+        Py_ssize_t a, tr;
+        if (!slot_offset(t, "ahead", &a) || !slot_offset(t, "traded", &tr)) return 0;
+        Py_INCREF(t);
+        Py_XSETREF(PosType, t);
+        o_ahead = a, o_traded = tr;
+    }
+    v->pos = pos;
+    return small(slot(pos, o_ahead), &v->ahead) && small(slot(pos, o_traded), &v->traded) && v->ahead >= 0 &&
+           v->traded >= 0 && v->ahead < limit && v->traded < limit;
+}
+
+/* 1 when every order in `orders` (a list) has a position pos_read takes, else 0 */
+static int queue_readable(PyObject *orders, long long limit) {
+    if (!PyList_CheckExact(orders)) return 0;
+    PosV v;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(orders); i++)
+        if (!pos_read(PyList_GET_ITEM(orders, i), limit, &v)) return 0;
+    return 1;
+}
+
+static int pos_write(const PosV *v) {
+    return set_slot(v->pos, o_ahead, v->ahead) < 0 || set_slot(v->pos, o_traded, v->traded) < 0 ? -1 : 0;
+}
+
+/* What a level change moves: the orders resting there (a new reference; NULL: none), the model's code
+ * and the level's displayed size before and after. */
+typedef struct {
+    PyObject *orders;
+    int code;
+    long long prev, now;
+} Moves;
+
+static __int128 power(long long x, int n) { return n == 1 ? (__int128)x : (__int128)x * x; }
+
+/* QueueModel.on_depth_change of each order in m (queue_readable checked): RiskAverseQueueModel and
+ * PowerProbQueueModel, in the same integers. */
+static int queue_moves(const Moves *m) {
+    PosV v;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(m->orders); i++) {
+        if (!pos_read(PyList_GET_ITEM(m->orders, i), SMALL, &v)) return 0; /* checked before: cannot happen */
+        long long front = v.ahead;
+        if (m->code > 0) {
+            long long drop = m->prev - m->now - v.traded;
+            if (drop > 0 && front > 0) {
+                long long back = m->prev - front > 0 ? m->prev - front : 0;
+                __int128 wf = power(front, m->code);
+                long long from_front = (long long)((__int128)drop * wf / (wf + power(back, m->code)));
+                long long overflow = drop - from_front - back > 0 ? drop - from_front - back : 0;
+                front = front - from_front - overflow > 0 ? front - from_front - overflow : 0;
+            }
+        }
+        v.ahead = min_ll(front, m->now);
+        v.traded = 0;
+        if (pos_write(&v) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The resting orders of `tok` at a level about to show `now`: 1 with *m filled when the change is only
+ * queue upkeep (m->orders NULL when no queue moves), 0 when it may fill an order or is not the venue's
+ * shape (the Python venue's case, nothing changed), -1 error. MatchingEngine._level_changed is the
+ * reference: the orders at the level move, and a rise that makes the book cross a resting order of the
+ * other side (_cross_resting) fills it. */
+static int moves_ready(PyObject *tok, PyObject *book, int is_bid, PyObject *price, long long now, Moves *m) {
+    m->orders = NULL;
+    /* a DenseBook: no Python code runs between these checks and the writes */
+    if (!Py_IS_TYPE(book, Books->type) || o_queue < 0) return 0;
+    int trusted = Books->trusted(book);
+    if (trusted < 0) return -1;
+    if (!trusted) return 1; /* an untrusted book drops the level: apply_level's change is 0, nothing moves */
+    long long px;
+    int64_t prev, top;
+    if (!small(price, &px) || now < 0) return 0;
+    if (Books->size_at(book, is_bid, px, &prev) < 0) {
+        PyErr_Clear(); /* a price the book refuses: the Python venue raises what the book says */
+        return 0;
+    }
+    if (prev == now) return 1;
+    PyObject *same = slot(tok, is_bid ? o_bids : o_asks), *opp = slot(tok, is_bid ? o_asks : o_bids);
+    if (!same || !opp || !PyDict_CheckExact(same) || !PyDict_CheckExact(opp)) return 0;
+    if (now > prev && PyDict_GET_SIZE(opp)) {
+        /* the touch of this side once the level shows more; a resting order of the other side at or
+         * through it would be filled */
+        int has = Books->top(book, is_bid, &top);
+        if (has < 0) return -1;
+        long long best = !has ? px : is_bid ? (top > px ? top : px) : (top < px ? top : px);
+        Py_ssize_t i = 0;
+        PyObject *k, *orders;
+        long long at = 0;
+        while (PyDict_Next(opp, &i, &k, &orders))
+            if (!small(k, &at) || (is_bid ? at <= best : at >= best)) return 0;
+    }
+    PyObject *orders = PyDict_GetItemWithError(same, price);
+    if (!orders) return PyErr_Occurred() ? -1 : 1;
+    int code = queue_code(slot(tok, o_queue));
+    long long limit = code == 2 ? POWER2_LIMIT : SMALL;
+    if (code < 0 || prev >= limit || now >= limit || !queue_readable(orders, limit)) return 0;
+    m->orders = Py_NewRef(orders);
+    m->code = code, m->prev = prev, m->now = now;
+    return 1;
+}
+
+/* held of the claim at `price` in `claims` (claims_readable checked), 0 when none there */
+static long long held_at(PyObject *claims, long long price) {
+    Py_ssize_t pos = 0;
+    PyObject *px, *c;
+    long long p = 0;
+    ClaimV v;
+    while (PyDict_Next(claims, &pos, &px, &c))
+        if (small(px, &p) && p == price && claim_read(c, &v)) return v.held;
+    return 0;
+}
+
+/* The resting orders of `view` that a print of `size` at `price` (the taker's token's terms; `mirror`:
+ * the view is the complement's) meets, when it fills none: 1 with *orders (a new reference, NULL when it
+ * meets none) and *rest (the size that reaches their queue) set, 0 when it may fill one or is not the
+ * venue's shape, -1 error. MatchingEngine._apply_trade is the reference: the size our claim at the price
+ * absorbed does not reach the queue, a print through an order's price fills it, and one at its price
+ * fills it once more than the size ahead of it trades. */
+static int reach_ready(PyObject *view, int mirror, int is_buy, long long price, long long size, PyObject *claims,
+                       PyObject **orders, long long *rest) {
+    *orders = NULL;
+    if (o_queue < 0) return 0;
+    int rest_bid = mirror ? is_buy : !is_buy; /* the side of the view the taker hit */
+    long long vpx = mirror ? ONE - price : price;
+    PyObject *idx = slot(view, rest_bid ? o_bids : o_asks), *k, *level, *found = NULL;
+    if (!idx || !PyDict_CheckExact(idx)) return 0;
+    Py_ssize_t i = 0;
+    long long at = 0;
+    while (PyDict_Next(idx, &i, &k, &level)) {
+        if (!small(k, &at) || (rest_bid ? at > vpx : at < vpx)) return 0;
+        if (at == vpx) found = level;
+    }
+    if (!found) return 1;
+    if (queue_code(slot(view, o_queue)) < 0 || !queue_readable(found, SMALL)) return 0;
+    long long held = held_at(claims, mirror ? ONE - price : price);
+    *rest = size - min_ll(size, held);
+    PosV v;
+    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(found); j++)
+        if (!pos_read(PyList_GET_ITEM(found, j), SMALL, &v) || *rest > v.ahead) return 0;
+    *orders = Py_NewRef(found);
+    return 1;
+}
+
+/* QueueModel.on_trade of each order (reach_ready checked that the trade stays within the size ahead) */
+static int queue_advance(PyObject *orders, long long rest) {
+    PosV v;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(orders); i++) {
+        if (!pos_read(PyList_GET_ITEM(orders, i), SMALL, &v)) return 0; /* checked before: cannot happen */
+        v.traded += rest;
+        v.ahead -= rest;
+        if (pos_write(&v) < 0) return -1;
+    }
+    return 0;
+}
+
 /* -- the plain cases -------------------------------------------------------------------------------- */
 
 /* One delta: 1 applied (it was plain), 0 it needs the Python venue (nothing done), -1 error. */
@@ -204,54 +435,46 @@ static int plain_delta(PyObject *toks, PyObject *d, PyObject *ts) {
     PyObject *tok;
     int has = PsDelta_Lookup(d, toks, &tok);
     if (has <= 0) return has;
-    PyObject *side = PyTuple_GET_ITEM(d, 1);
+    PyObject *side = PyTuple_GET_ITEM(d, 1), *price = PyTuple_GET_ITEM(d, 2), *shows = PyTuple_GET_ITEM(d, 3);
     int is_bid = side == Books->buy;
-    if (!is_bid && side != Books->sell) return 0; /* not a Side: the Python venue says what that means */
+    if ((!is_bid && side != Books->sell) || !tok_known(tok)) return 0; /* not a Side: the Python venue says */
     Py_INCREF(tok);
-    int r = idle(tok);
-    if (r <= 0) goto done;
-    PyObject *mine = claims_of(tok, !is_bid), *book = slot(tok, o_book);
-    if (!mine || !book) {
-        r = 0;
+    Moves m = {NULL};
+    long long resting, total = 0, hidden = 0;
+    PyObject *mine = claims_of(tok, !is_bid), *book = slot(tok, o_book), *c = NULL;
+    int numeric = small(shows, &total), r = 0;
+    ClaimV v;
+    if (!mine || !book || !small(slot(tok, o_resting), &resting)) goto done;
+    if (PyDict_GET_SIZE(mine) && !(c = PyDict_GetItemWithError(mine, price)) && PyErr_Occurred()) {
+        r = -1;
         goto done;
     }
-    PyObject *c = PyDict_GET_SIZE(mine) ? PyDict_GetItemWithError(mine, PyTuple_GET_ITEM(d, 2)) : NULL;
-    PyObject *shows = PyTuple_GET_ITEM(d, 3);
     if (c) {
-        /* a claim at this price: the feed's total less what it still hides (MatchingEngine._apply_delta) */
-        ClaimV v;
-        long long total;
-        r = 0;
-        if (!claim_read(c, &v) || !small(shows, &total)) goto done;
+        /* a claim at this price: the feed's total less what it still hides (venue._update_level) */
+        if (!claim_read(c, &v) || !numeric) goto done;
         claim_see(&v, total);
+        hidden = v.held + v.printed;
+    }
+    if (resting && (!numeric || (r = moves_ready(tok, book, is_bid, price, total - hidden, &m)) <= 0)) goto done;
+    if (c) {
         Py_INCREF(c);
         r = claim_write(c, &v);
         Py_DECREF(c);
-        if (r < 0 || (!(v.held + v.printed) && PyDict_DelItem(mine, PyTuple_GET_ITEM(d, 2)) < 0)) {
+        if (r < 0 || (!hidden && PyDict_DelItem(mine, price) < 0) || !(shows = PyLong_FromLongLong(total - hidden))) {
             r = -1;
             goto done;
         }
-        if (!(shows = PyLong_FromLongLong(total - v.held - v.printed))) {
-            r = -1;
-            goto done;
-        }
-    } else if (PyErr_Occurred()) {
-        r = -1;
-        goto done;
     } else {
         Py_INCREF(shows);
     }
     Py_INCREF(book);
-    PyObject *x = PsBook_ApplyLevel(Books, book, side, PyTuple_GET_ITEM(d, 2), shows, ts);
+    PyObject *x = PsBook_ApplyLevel(Books, book, side, price, shows, ts);
     Py_DECREF(book);
     Py_DECREF(shows);
-    if (!x) {
-        r = -1;
-        goto done;
-    }
-    Py_DECREF(x);
-    r = 1;
+    Py_XDECREF(x);
+    r = !x ? -1 : m.orders && queue_moves(&m) < 0 ? -1 : 1;
 done:
+    Py_XDECREF(m.orders);
     Py_DECREF(tok);
     return r;
 }
@@ -267,9 +490,10 @@ static Py_ssize_t plain_run(PyObject *toks, PyObject *changes, PyObject *ts, Py_
     return i < n ? i : n;
 }
 
-/* A print (LastTrade) that cannot reach anything: both tokens known, neither with a resting order (so
- * no view has one), no claim on the side of either book it hits. Then MatchingEngine._apply_trade does
- * nothing. 1 when so, 0 when the Python venue must see it, -1 error. */
+/* A print (LastTrade) that fills nothing: both tokens known; the print explains the claims it reaches
+ * on the side of either book it hits, and advances the queue of the resting orders at its price in the
+ * view it met when it gets past none of them (reach_ready). 1 when so (done), 0 when the Python venue
+ * must see it (nothing changed), -1 error. MatchingEngine._apply_trade is the reference. */
 static int plain_trade(PyObject *toks, PyObject *trade) {
     PyObject *token = PyTuple_GET_ITEM(trade, 1), *price = PyTuple_GET_ITEM(trade, 3);
     PyObject *side = PyTuple_GET_ITEM(trade, 5);
@@ -277,12 +501,11 @@ static int plain_trade(PyObject *toks, PyObject *trade) {
     if ((!is_buy && side != Books->sell) || !PyUnicode_CheckExact(token) || !PyLong_Check(price)) return 0;
     PyObject *tok = PyDict_GetItemWithError(toks, token);
     if (!tok) return PyErr_Occurred() ? -1 : 0;
+    if (!tok_known(tok)) return 0;
     Py_INCREF(tok);
-    PyObject *comp = NULL;
-    int r = idle(tok);
-    if (r <= 0) goto done;
+    PyObject *comp = NULL, *orders = NULL;
     PyObject *comp_id = o_complement < 0 ? NULL : slot(tok, o_complement);
-    r = 0;
+    int r = 0;
     if (!comp_id || !PyUnicode_CheckExact(comp_id)) goto done;
     comp = PyDict_GetItemWithError(toks, comp_id);
     if (!comp) {
@@ -290,23 +513,38 @@ static int plain_trade(PyObject *toks, PyObject *trade) {
         goto done;
     }
     Py_INCREF(comp);
-    r = Py_IS_TYPE(comp, Py_TYPE(tok)) ? idle(comp) : 0; /* one type: the offsets read below are its */
-    if (r <= 0) goto done;
-    /* the print hits the taker's opposite side of its own book and the same side of the complement's;
-     * with nothing resting, explaining the claims there is all it does */
-    PyObject *mine = claims_of(tok, is_buy), *theirs = claims_of(comp, !is_buy);
-    long long px, size;
-    r = 0;
-    if (!mine || !theirs) goto done;
-    if (!PyDict_GET_SIZE(mine) && !PyDict_GET_SIZE(theirs)) {
+    /* the print hits the taker's opposite side of its own book and the same side of the complement's */
+    PyObject *mine = claims_of(tok, is_buy), *theirs = NULL, *view = tok;
+    long long px = 0, size = 0, resting, comp_resting, rest = 0;
+    if (!Py_IS_TYPE(comp, Py_TYPE(tok)) || !mine || !(theirs = claims_of(comp, !is_buy)) ||
+        !small(slot(tok, o_resting), &resting) || !small(slot(comp, o_resting), &comp_resting))
+        goto done; /* one type: the offsets read are its */
+    int claimed = PyDict_GET_SIZE(mine) || PyDict_GET_SIZE(theirs);
+    if (!claimed && !resting && !comp_resting) {
         r = 1;
         goto done;
     }
     if (!small(price, &px) || !small(PyTuple_GET_ITEM(trade, 4), &size) || !claims_readable(mine) ||
         !claims_readable(theirs))
         goto done;
-    r = claims_explain(mine, px, size, is_buy) < 0 || claims_explain(theirs, ONE - px, size, !is_buy) < 0 ? -1 : 1;
+    if (resting || comp_resting) {
+        /* the view the taker met (MatchingEngine._view): its own book when trusted, else the
+         * complement's when that is (read mirrored), else its own */
+        PyObject *books[2] = {slot(tok, o_book), slot(comp, o_book)};
+        if (!books[0] || !books[1] || !Py_IS_TYPE(books[0], Books->type) || !Py_IS_TYPE(books[1], Books->type))
+            goto done;
+        int mirror = !Books->trusted(books[0]) && Books->trusted(books[1]);
+        view = mirror ? comp : tok;
+        if ((mirror ? comp_resting : resting) &&
+            (r = reach_ready(view, mirror, is_buy, px, size, mirror ? theirs : mine, &orders, &rest)) <= 0)
+            goto done;
+    }
+    r = (claimed && (claims_explain(mine, px, size, is_buy) < 0 || claims_explain(theirs, ONE - px, size, !is_buy) < 0)) ||
+                (orders && queue_advance(orders, rest) < 0)
+            ? -1
+            : 1;
 done:
+    Py_XDECREF(orders);
     Py_XDECREF(comp);
     Py_DECREF(tok);
     return r;
@@ -592,7 +830,8 @@ PyMODINIT_FUNC PyInit__venue(void) {
     LastTradeType = PyObject_GetAttrString(events, "LastTrade");
     BookSnapshotType = PyObject_GetAttrString(events, "BookSnapshot");
     Py_DECREF(events);
+    s_power = PyUnicode_InternFromString("power");
     s_apply_snapshot = PyUnicode_InternFromString("apply_snapshot");
-    if (!PriceChangeType || !LastTradeType || !BookSnapshotType || !s_apply_snapshot) return NULL;
+    if (!PriceChangeType || !LastTradeType || !BookSnapshotType || !s_apply_snapshot || !s_power) return NULL;
     return PyModule_Create(&venuemodule);
 }

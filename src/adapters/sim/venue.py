@@ -322,10 +322,13 @@ class _Claim:
 class _Tok:
     """One token's book plus the resting orders whose view is this book."""
 
-    __slots__ = ("asks", "bids", "book", "claims", "complement", "market", "resting")
+    __slots__ = ("asks", "bids", "book", "claims", "complement", "market", "queue", "resting")
 
-    def __init__(self, token_id: str, market: Market) -> None:
+    def __init__(self, token_id: str, market: Market, queue: QueueModel) -> None:
         self.market = market
+        #: the engine's queue model; held here for the compiled path, which moves the queues of the
+        #: models it knows itself (_venue.c, resting orders)
+        self.queue = queue
         self.complement = market.complement(token_id)
         #: the replayed book less what our orders claim (module doc, Liquidity)
         self.book = new_book(token_id, market.tick_size)
@@ -946,7 +949,7 @@ class MatchingEngine:
             market = self._registry.get_by_token(token_id)
             if market is None:
                 return None
-            tok = self._toks[token_id] = _Tok(token_id, market)
+            tok = self._toks[token_id] = _Tok(token_id, market, self._queue)
         return tok
 
     def _view(self, tok: _Tok) -> tuple[_Tok, bool]:
