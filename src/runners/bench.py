@@ -590,6 +590,17 @@ def run_bench_command(args: argparse.Namespace) -> int:
     elif args.what == "compare-nautilus":
         result = _compare_nautilus(args)
         print(_format_compare(result))
+    elif args.what == "venue":
+        from polysnipe.runners.bench_venue import format_venue, run_bench_venue
+
+        if args.events is not None:
+            result = run_bench_venue(Path(args.events), [Path(m) for m in args.markets], args.repeat)
+        else:
+            with _generated(1) as (events_path, markets):
+                result = run_bench_venue(events_path, markets, args.repeat)
+                result["events_file"] = "generated seed 1 (datagen defaults)"
+        result["machine"] = machine()
+        print(format_venue(result))
     elif args.what == "book":
         from polysnipe.runners.bench_book import format_book, run_bench_book
 

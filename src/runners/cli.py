@@ -282,7 +282,7 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.markets and args.what == "compare-nautilus":
         raise UsageError("bench compare-nautilus: --markets needs --events (a generated set brings its own)")
     if args.what in ("backtest", "live") or (
-        args.what in ("latency", "compare-nautilus") and args.events is not None
+        args.what in ("latency", "compare-nautilus", "venue") and args.events is not None
     ):
         from polysnipe.tools.datagen import GENERATED_METADATA
 
@@ -1037,21 +1037,33 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command("bench", "benchmarks: print figures and write them as JSON", _bench)
     bench.add_argument(
         "what",
-        choices=["backtest", "compare-nautilus", "orders", "ws", "book", "latency", "bus", "live", "signer"],
+        choices=[
+            "backtest",
+            "compare-nautilus",
+            "orders",
+            "ws",
+            "book",
+            "venue",
+            "latency",
+            "bus",
+            "live",
+            "signer",
+        ],
         help="what to measure; compare-nautilus: our backtest and NautilusTrader's BacktestEngine on the"
         " same book deltas, a run of each in turn, with the ratios; book: the Python and the compiled"
-        " order book alone, apply_level and touch reads per delta",
+        " order book alone, apply_level and touch reads per delta; venue: the Python and the compiled"
+        " simulated venue per replayed event, with orders resting behind every touch",
     )
     bench.add_argument(
         "--markets",
         action="append",
         metavar="FILE",
-        help="backtest, latency, compare-nautilus: market metadata, several times (default with --events:"
-        " the bundled sample's)",
+        help="backtest, latency, compare-nautilus, venue: market metadata, several times (default with"
+        " --events: the bundled sample's)",
     )
     bench.add_argument(
         "--events",
-        help="events JSON lines; backtest, bus, live: default the bundled sample; ws, book, latency:"
+        help="events JSON lines; backtest, bus, live: default the bundled sample; ws, book, venue, latency:"
         " default generated sets (datagen defaults, about 27k frames each); compare-nautilus: default the"
         " generated set of seed 11 (datagen defaults, 1800 s)",
     )

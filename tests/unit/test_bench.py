@@ -239,3 +239,17 @@ def test_bench_latency_signs_a_baskets_legs_together_and_hands_them_on_as_one_ba
     finally:
         signer.close()
     assert [["l0-0", "l1-0", "l2-0"]] == inner.batches  # a leg that cannot be signed stops the batch
+
+
+def test_bench_venue_replays_both_venues_with_orders_resting(tmp_path: Path, tiny_events: Path) -> None:
+    from polysnipe.core.book import compiled_available
+
+    result = _run(["venue", "--events", str(tiny_events), *_markets()], tmp_path, "venue")
+    assert {"events", "deltas", "orders_placed", "fills", "venues", "machine"} <= result.keys()
+    venues = result["venues"]
+    assert isinstance(venues, dict)
+    assert ({"python", "compiled"} if compiled_available() else {"python"}) == venues.keys()
+    assert {"cpu_s", "events_per_s", "deltas_per_s"} <= venues["python"].keys()
+    placed = result["orders_placed"]
+    assert isinstance(placed, int) and placed > 0  # orders rested: the queue path was measured
+    assert result["same_answers"] is True
