@@ -18,9 +18,10 @@
  *   event before anything falls due at the venue (SimVenue._next_due_ms) with no report pending, a
  *   price change's plain deltas are applied at once, a snapshot of a token without resting orders or
  *   claims (its complement's included) is handed to its book, and a print that fills nothing explains
- *   the claims it reaches and advances the queue at its price, as the Python venue would; whatever is left goes to
- *   `slow(event, start)` with the index of the first delta not applied (0 for any other event). So a
- *   replayed book update costs one C call and no Python frame (SimVenue.apply_event is the reference).
+ *   the claims it reaches and advances the queue at its price, as the Python venue would; whatever is
+ *   left goes to `slow(event, start)` with the index of the first delta not applied (0 for any other
+ *   event). So a replayed book update costs one C call and no Python frame (SimVenue.apply_event is the
+ *   reference).
  * - draws(getrandbits, base, span) is models.FeedLatency.draws' per-event delay, the same draws from the
  *   same RNG calls without a Python frame.
  *
@@ -73,7 +74,8 @@ static int tok_known(PyObject *tok) {
     if (!slot_offset(t, "resting", &r) || !slot_offset(t, "claims", &c) || !slot_offset(t, "book", &b)) return 0;
     /* -1: the type has no such slot; only the paths that read it then leave the event to Python */
     if (!slot_offset(t, "complement", &m)) m = -1;
-    if (!slot_offset(t, "bids", &bi) || !slot_offset(t, "asks", &as) || !slot_offset(t, "queue", &q)) bi = as = q = -1;
+    if (!slot_offset(t, "bids", &bi) || !slot_offset(t, "asks", &as) || !slot_offset(t, "queue", &q))
+        bi = as = q = -1;
     Py_INCREF(t);
     Py_XSETREF(TokType, t);
     o_resting = r, o_claims = c, o_book = b, o_complement = m, o_bids = bi, o_asks = as, o_queue = q;
@@ -539,10 +541,9 @@ static int plain_trade(PyObject *toks, PyObject *trade) {
             (r = reach_ready(view, mirror, is_buy, px, size, mirror ? theirs : mine, &orders, &rest)) <= 0)
             goto done;
     }
-    r = (claimed && (claims_explain(mine, px, size, is_buy) < 0 || claims_explain(theirs, ONE - px, size, !is_buy) < 0)) ||
-                (orders && queue_advance(orders, rest) < 0)
-            ? -1
-            : 1;
+    int failed = claimed && (claims_explain(mine, px, size, is_buy) < 0 ||
+                             claims_explain(theirs, ONE - px, size, !is_buy) < 0);
+    r = failed || (orders && queue_advance(orders, rest) < 0) ? -1 : 1;
 done:
     Py_XDECREF(orders);
     Py_XDECREF(comp);
