@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from polysnipe.adapters.clob.errors import MalformedMessage
-from polysnipe.adapters.clob.parsing import parse_market_line
+from polysnipe.adapters.files import load_events
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim import ConstantLatency, PolymarketFeeModel, PowerProbQueueModel, SimVenue
 from polysnipe.core.book import book_implementation, use_pure_python
@@ -32,17 +31,9 @@ __all__ = ["format_venue", "run_bench_venue"]
 
 
 def _events(path: Path) -> list[MarketEvent]:
-    out: list[MarketEvent] = []
-    with path.open("rb") as f:
-        for raw in f:
-            if not raw.strip():
-                continue
-            try:
-                events = parse_market_line(raw)
-            except MalformedMessage:
-                continue
-            out.extend(e for e in events if isinstance(e, BookSnapshot | PriceChange | LastTrade))
-    return out
+    """The stream's book events in time order, as a backtest replays them (malformed lines skipped)."""
+    events, _ = load_events(path)
+    return [e for e in events if isinstance(e, BookSnapshot | PriceChange | LastTrade)]
 
 
 def _orders(snap: BookSnapshot, registry: MarketRegistry, depth: int) -> list[OrderRequest]:
