@@ -215,11 +215,26 @@ static int claims_explain(PyObject *claims, long long price, long long size, int
  * everything first and then writes, and its answers are MatchingEngine._apply_delta's and _apply_trade's. */
 
 static PyObject *RiskAverseType, *PowerProbType, *s_power;
+/* The queue model last seen and its code. The models are frozen (attrs), so the code is the object's
+ * for its lifetime, and the reference held keeps its address from being reused by another: an engine's
+ * every resting delta asks about the same model, and pays for the lookups once. */
+static PyObject *QueueSeen;
+static int QueueSeenCode;
+
+static int queue_code_of(PyObject *q);
 
 /* A queue model's code here: 0 RiskAverseQueueModel, 1 or 2 PowerProbQueueModel's power; -1 any other
  * (a subclass or another model may move queues its own way: the Python venue's case). */
 static int queue_code(PyObject *q) {
     if (!q) return -1;
+    if (q != QueueSeen) {
+        QueueSeenCode = queue_code_of(q);
+        Py_XSETREF(QueueSeen, Py_NewRef(q));
+    }
+    return QueueSeenCode;
+}
+
+static int queue_code_of(PyObject *q) {
     if (!PowerProbType) {
         /* looked up on first use: models imports this module (draws), so it is not complete at our init */
         PyObject *models = PyImport_ImportModule("polysnipe.adapters.sim.models");
@@ -408,11 +423,11 @@ static int reach_ready(PyObject *view, int mirror, int is_buy, long long price, 
         if (at == vpx) found = level;
     }
     if (!found) return 1;
-    if (queue_code(slot(view, o_queue)) < 0 || !queue_readable(found, SMALL)) return 0;
+    if (queue_code(slot(view, o_queue)) < 0 || !PyList_CheckExact(found)) return 0;
     long long held = held_at(claims, mirror ? ONE - price : price);
     *rest = size - min_ll(size, held);
     PosV v;
-    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(found); j++)
+    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(found); j++) /* each readable, and not reached */
         if (!pos_read(PyList_GET_ITEM(found, j), SMALL, &v) || *rest > v.ahead) return 0;
     *orders = Py_NewRef(found);
     return 1;
