@@ -41,13 +41,13 @@ def _orders(snap: BookSnapshot, registry: MarketRegistry, depth: int) -> list[Or
     market = registry.get_by_token(snap.token_id)
     if market is None:
         return []
-    size = 2 * max(market.min_order_size, 5_000_000)
+    size = 2 * max(market.min_order_size, 5_000_000)  # twice the minimum, and at least 10 shares
     out = []
     for side, levels in ((Side.BUY, sorted(snap.bids, reverse=True)), (Side.SELL, sorted(snap.asks))):
         for level in levels[1 : depth + 1]:
             out.append(
                 OrderRequest(
-                    order_id=f"{snap.token_id[:12]}-{side.name}-{level.price}",
+                    order_id=f"{snap.token_id}-{side.name}-{level.price}",
                     opportunity_id="bench",
                     correlation_id="bench",
                     strategy="bench",
