@@ -1002,10 +1002,29 @@ static int api_last_ts(PyObject *book, int64_t *out) {
     return 1;
 }
 
+static int api_level_from(PyObject *book, int is_bid, int64_t from, int64_t *price, int64_t *size) {
+    DenseBook *b = (DenseBook *)book;
+    Side_ *s = is_bid ? &b->bid : &b->ask;
+    if (s->ovf_px) return 2;
+    const int64_t top = (int64_t)(NSLOTS - 1) * STEP;
+    int i;
+    if (is_bid) {
+        if (from < 0) return 0;
+        i = find_le(s, (int)((from > top ? top : from) / STEP));
+    } else {
+        if (from > top) return 0;
+        i = find_ge(s, from <= 0 ? 0 : (int)((from + STEP - 1) / STEP));
+    }
+    if (i < 0) return 0;
+    *price = (int64_t)i * STEP;
+    *size = slot_size(s, i);
+    return 1;
+}
+
 static PsBookApi book_api = {
     &DenseBookType, api_trusted, api_tick_size, api_top, api_top_size, api_size_at, api_grid_depth, api_is_crossed,
     NULL, NULL, /* buy, sell: set at import */
-    api_apply_level, api_last_ts,
+    api_apply_level, api_last_ts, api_level_from,
 };
 
 

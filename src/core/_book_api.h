@@ -40,6 +40,10 @@ typedef struct {
     PyObject *(*apply_level)(PyObject *book, PyObject *side, PyObject *price, PyObject *size, PyObject *ts);
     /* last_ts_ms: 1 with *out set when it fits an int64, else 0 (the caller then asks the attribute) */
     int (*last_ts)(PyObject *book, int64_t *out);
+    /* The best level of one side at or behind `from` (bids: price <= from, asks: price >= from), for
+     * walking a side best-first as levels() lists it: 1 with *price and *size set, 0 when there is none,
+     * 2 when the side holds off-grid levels (the caller walks levels() instead). */
+    int (*level_from)(PyObject *book, int is_bid, int64_t from, int64_t *price, int64_t *size);
 } PsBookApi;
 
 /* The API of the loaded polysnipe.core._book, or NULL with an exception set. */

@@ -29,7 +29,7 @@ from polysnipe.adapters.sim import (
 from polysnipe.adapters.sim import venue as venue_module
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.models import FeedLatency
-from polysnipe.core.book import use_pure_python
+from polysnipe.core.book import BookState, use_pure_python
 from polysnipe.core.events import (
     BookDelta,
     BookSnapshot,
@@ -96,6 +96,7 @@ def _pair(latency_ms: int, seed: int, queue: QueueModel | None = None) -> tuple[
     compiled, python = make(), make()
     engine = python.venue._engine
     engine._apply_plain = venue_module._apply_plain
+    engine._compiled = False  # arriving orders matched by the Python walk (_plan_levels) too
     python.venue.on_market_event = python.venue.apply_event
     python.on_market_event = python._on_market_event
     assert compiled.on_market_event != compiled._on_market_event, "the compiled sink is built"
@@ -535,3 +536,125 @@ def test_one_queue_move_at_the_edges_is_the_python_ones(
         execution.on_market_event(event)
         out.append(_state(execution))
     assert out[0] == out[1]
+
+
+# -- matching of arriving orders (_venue.match) -------------------------------------------------
+
+
+def _plans(engine: Any, token: str, side: Side, limit: int, qty: int, owner: str, replayed_only: bool) -> Any:
+    """The compiled walk's plan and the Python one's, on the same engine state and objects."""
+    view, _ = engine._view(engine._toks[token])
+    idx = view.bids if side is Side.BUY else view.asks
+    other = venue_module._NO_LEVELS if replayed_only else engine._mirrored_levels(view, side)
+    args = (view.book, side, limit, qty, owner, idx, other, replayed_only)
+    return venue_module._compiled_match(*args), venue_module._plan_levels(*args)
+
+
+#: (token, side taken, limit, shares, owner, replayed_only) of one plan asked
+_taker = st.tuples(
+    _token, _side, _near, st.integers(1, 200), st.sampled_from(["w1", "w2", "w3"]), st.booleans()
+)
+_match_op = st.one_of(
+    st.tuples(st.just("rest"), st.sampled_from(["w1", "w2"]), _token, _side, _near, st.integers(5, 40)),
+    st.tuples(st.just("delta"), _token, _side, _near, st.integers(0, 60)),
+    st.tuples(st.just("print"), _token, _near, st.integers(1, 60), _side),
+    st.tuples(st.just("cancel"), st.integers(0, 5)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_match_op, min_size=1, max_size=30),
+    st.sampled_from([0, 1, 2]),
+    st.lists(_taker, min_size=1, max_size=8),
+)
+def test_the_compiled_match_walks_the_levels_and_queues_as_the_python_one(
+    stream: list[tuple[Any, ...]], books: int, takers: list[tuple[Any, ...]]
+) -> None:
+    # resting orders of two wallets on both views (mirrored into the other's walk by time order), at
+    # levels the feed moved, emptied (a price where only orders rest) or printed through; every plan
+    # asked of that state is the Python walk's, step for step and order for order
+    require_compiled_book()
+    compiled, _ = _pair(0, 0)
+    bids = tuple(Level(p * 10_000, 20 * S) for p in (49, 48, 47))
+    asks = tuple(Level(p * 10_000, 20 * S) for p in (51, 52, 53))
+    if books:
+        compiled.on_market_event(BookSnapshot(0, YES, COND, bids, asks))
+    else:
+        compiled.on_market_event(PriceChange(0, COND, (BookDelta(NO, Side.BUY, 500_000, S),)))
+    if books == 2:
+        mirror = [tuple(Level(ONE - lv.price, lv.size) for lv in side) for side in (asks, bids)]
+        compiled.on_market_event(BookSnapshot(0, NO, COND, mirror[0], mirror[1]))
+    engine = compiled.venue._engine
+    for ts, op in enumerate(stream, start=1):
+        kind = op[0]
+        if kind == "rest":
+            _, wallet, token, side, price, shares = op
+            compiled.venue.submit(_order(f"o{ts}", wallet, token, side, price, shares * S, OrderType.GTC), ts)
+            compiled.due(ts)
+        elif kind == "cancel":
+            resting = compiled.venue.open_orders()
+            if resting:
+                compiled.venue.cancel(resting[op[1] % len(resting)].order.order_id, ts)
+                compiled.due(ts)
+        elif kind == "delta":
+            _, token, side, price, size = op
+            compiled.on_market_event(PriceChange(ts, COND, (BookDelta(token, side, price, size * S),)))
+        else:
+            _, token, price, shares, taker = op
+            compiled.on_market_event(LastTrade(ts, token, COND, price, shares * S, taker))
+        for token in (YES, NO):
+            engine._tok(token)  # the view exists, as a taker's _view makes it
+        for token, side, limit, shares, owner, replayed_only in takers:
+            c, py = _plans(engine, token, side, limit, shares * S, owner, replayed_only)
+            assert py == c
+            assert all(cs[2] is ps[2] for cs, ps in zip(c, py, strict=True))
+
+
+def test_the_compiled_match_takes_the_venues_cases_and_leaves_the_rest_to_python() -> None:
+    # an ordinary walk is C's (a list, not None); what it does not take (a size of none, a book that
+    # is not a DenseBook, a level off the grid) it leaves to the Python walk, which answers
+    require_compiled_book()
+    compiled, _ = _pair(0, 0)
+    bids = (Level(490_000, 20 * S), Level(480_000, 20 * S))
+    compiled.on_market_event(BookSnapshot(0, YES, COND, bids, (Level(510_000, 20 * S),)))
+    compiled.venue.submit(_order("a", "w1", YES, Side.BUY, 490_000, 10 * S, OrderType.GTC), 0)
+    compiled.venue.submit(_order("b", "w2", YES, Side.BUY, 470_000, 10 * S, OrderType.GTC), 0)
+    compiled.due(0)
+    engine = compiled.venue._engine
+    a, b = engine._orders["a"], engine._orders["b"]
+    c, py = _plans(engine, YES, Side.BUY, 470_000, 70 * S, "w3", False)
+    # the level at 0.49 queues 20 ahead of order a; 0.47 shows nothing but order b
+    expected = [(490_000, 20 * S, None), (490_000, 10 * S, a), (480_000, 20 * S, None), (470_000, 10 * S, b)]
+    assert expected == c == py
+    assert [(490_000, 20 * S, None), (480_000, 20 * S, None)] == _plans(
+        engine, YES, Side.BUY, 470_000, 70 * S, "w3", True
+    )[0]
+    # order a is w1's own: passed over, it keeps its place
+    own = [(490_000, 20 * S, None), (480_000, 20 * S, None), (470_000, 10 * S, b)]
+    assert own == _plans(engine, YES, Side.BUY, 470_000, 70 * S, "w1", False)[0]
+    # a second order at 0.49 behind the level it joined (30), which then rose to 50: the replayed
+    # size between a and c is what c had ahead less what a had, and a level of one unit is a level
+    compiled.on_market_event(PriceChange(1, COND, (BookDelta(YES, Side.BUY, 490_000, 30 * S),)))
+    compiled.venue.submit(_order("c", "w2", YES, Side.BUY, 490_000, 10 * S, OrderType.GTC), 1)
+    compiled.due(1)
+    compiled.on_market_event(PriceChange(2, COND, (BookDelta(YES, Side.BUY, 490_000, 50 * S),)))
+    # b joined where nothing showed: ahead of the unit that came after it
+    compiled.on_market_event(PriceChange(2, COND, (BookDelta(YES, Side.BUY, 470_000, 1),)))
+    cc = engine._orders["c"]
+    c, py = _plans(engine, YES, Side.BUY, 460_000, 200 * S, "w3", False)
+    expected = [
+        (490_000, 20 * S, None), (490_000, 10 * S, a), (490_000, 10 * S, None), (490_000, 10 * S, cc),
+        (490_000, 20 * S, None), (480_000, 20 * S, None), (470_000, 10 * S, b), (470_000, 1, None),
+    ]  # fmt: skip
+    assert expected == c == py
+    view = engine._toks[YES]
+    for qty in (0, -5):
+        assert venue_module._compiled_match(view.book, Side.BUY, 0, qty, "w3", {}, {}, False) is None
+    off_grid = BookState(YES, 10_000)
+    off_grid.apply_snapshot(BookSnapshot(0, YES, COND, bids, ()))
+    assert venue_module._compiled_match(off_grid, Side.BUY, 0, S, "w3", {}, {}, False) is None
+    dense = view.book
+    dense.apply_level(Side.BUY, 485_050, S, 1)  # a price off the 0.0001 grid: kept aside by the book
+    assert venue_module._compiled_match(dense, Side.BUY, 0, S, "w3", {}, {}, False) is None
+    assert venue_module._compiled_match(dense, Side.SELL, 0, S, "w3", {}, {}, True) is not None

@@ -4,9 +4,9 @@
  * Nearly always an event fills nothing, and then a level change is only upkeep: a book update, less
  * what a claim there still hides (a claim: liquidity our fills took that the feed still shows), and the
  * queue moves of the orders resting at that level; a print only explains the claims it reaches and
- * advances the queue it does not get past (see "resting orders' queues"). Three entry points do exactly
+ * advances the queue it does not get past (see "resting orders' queues"). These entry points do exactly
  * that much in C and hand everything else (every fill: venue reports) to the Python venue, which stays
- * the reference:
+ * the reference, and match() walks the book for the orders that arrive:
  *
  * - apply_plain(toks, changes, ts_ms, start) walks a price change's deltas in order and applies each
  *   one while it is plain (a known token, and a change that fills no resting order), reading the
@@ -24,6 +24,10 @@
  *   reference).
  * - draws(getrandbits, base, span) is models.FeedLatency.draws' per-event delay, the same draws from the
  *   same RNG calls without a Python frame.
+ * - match(book, side, limit, qty, owner, idx, other, replayed_only) is MatchingEngine._plan's walk
+ *   (venue._plan_levels, the reference): which replayed size and resting orders an arriving order, or
+ *   replayed liquidity crossing a resting one, meets, level by level and in queue order ("matching").
+ *   The Python venue turns the plan into fills, fees and reports.
  *
  * Claims are read and written as int64 within +-2**60 (micro-units are far below); a claim with any
  * other value is the Python venue's case, checked before anything changes.
@@ -266,9 +270,23 @@ static int queue_code_of(PyObject *q) {
  * (2**40 micro-units is a million shares; a larger level is the Python venue's case). */
 #define POWER2_LIMIT (1LL << 40)
 
-/* venue._Order's pos slot and models.QueuePosition's, learned as for _Tok */
+/* venue._Order's slots and models.QueuePosition's, learned as for _Tok */
 static PyTypeObject *OrderType, *PosType;
-static Py_ssize_t o_pos, o_ahead, o_traded;
+static Py_ssize_t o_pos, o_owner, o_leaves, o_seq, o_ahead, o_traded;
+
+/* 1 when `order` is of a type whose slots are known (learning a new type's), 0 when not a slotted _Order */
+static int order_known(PyObject *order) {
+    PyTypeObject *t = Py_TYPE(order);
+    if (t == OrderType) return 1;
+    Py_ssize_t p, w, l, q;
+    if (!slot_offset(t, "pos", &p) || !slot_offset(t, "owner", &w) || !slot_offset(t, "leaves", &l) ||
+        !slot_offset(t, "seq", &q))
+        return 0;
+    Py_INCREF(t);
+    Py_XSETREF(OrderType, t);
+    o_pos = p, o_owner = w, o_leaves = l, o_seq = q;
+    return 1;
+}
 
 typedef struct {
     PyObject *pos; /* borrowed */
@@ -277,14 +295,8 @@ typedef struct {
 
 /* A resting order's queue position: 1 read with both values in [0, limit), 0 not the venue's shape. */
 static int pos_read(PyObject *order, long long limit, PosV *v) {
-    PyTypeObject *t = Py_TYPE(order);
-    if (t != OrderType) {
-        Py_ssize_t p;
-        if (!slot_offset(t, "pos", &p)) return 0;
-        Py_INCREF(t);
-        Py_XSETREF(OrderType, t);
-        o_pos = p;
-    }
+    if (!order_known(order)) return 0;
+    PyTypeObject *t;
     PyObject *pos = slot(order, o_pos);
     if (!pos) return 0;
     t = Py_TYPE(pos);
@@ -746,6 +758,251 @@ static PyObject *sink(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return bound;
 }
 
+/* -- matching --------------------------------------------------------------------------------------- */
+
+/* What an arriving order (or replayed liquidity crossing a resting one) meets: venue._plan_levels, the
+ * reference, walks one side of the view's book best-first down to the limit; within a level the queue is
+ * the replayed size and the resting orders interleaved by each order's size ahead, the orders of both
+ * views in time order (seq), those of the taker's own wallet passed over; a price where only resting
+ * orders of another wallet rest is a level too. match() gives the same steps, or None where it does not
+ * take the case (a book that is not a DenseBook or holds off-grid levels on that side, a value outside
+ * the checked ranges, an object not of the venue's shape), and then the Python walk runs: the plan is
+ * pure, so nothing has changed. */
+
+typedef struct {
+    long long seq;
+    Py_ssize_t at; /* position in the concatenation: ties keep it, as a stable sort does */
+    PyObject *order; /* borrowed */
+} QEntry;
+
+static int qentry_cmp(const void *a, const void *b) {
+    const QEntry *x = a, *y = b;
+    if (x->seq != y->seq) return x->seq < y->seq ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* 1 when `owner` (an exact str) is not the order's owner, 0 when it is, -1 when the owner is not an
+ * exact str (the Python walk's case) */
+static int other_owner(PyObject *order, PyObject *owner) {
+    PyObject *mine = slot(order, o_owner);
+    if (!mine || !PyUnicode_CheckExact(mine)) return -1;
+    return mine != owner && PyUnicode_Compare(mine, owner) != 0;
+}
+
+/* venue._has_other_owner over a level's orders: 1, 0, or -1 when one is not the venue's shape */
+static int has_other_owner(PyObject *orders, PyObject *owner) {
+    if (!PyList_CheckExact(orders)) return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(orders); i++) {
+        PyObject *o = PyList_GET_ITEM(orders, i);
+        if (!order_known(o)) return -1;
+        int r = other_owner(o, owner);
+        if (r) return r;
+    }
+    return 0;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int cmp_asc(const void *a, const void *b) { return -cmp_desc(a, b); }
+
+/* The prices of `levels` (price -> orders; `flip`: keyed by the complement's price) where the book shows
+ * nothing and an order of another wallet rests, appended to *px (grown as needed): 1, 0 not the venue's
+ * shape, -1 error. */
+static int extra_prices(PyObject *book, int is_bid, PyObject *levels, int flip, PyObject *owner, long long **px,
+                        Py_ssize_t *n, Py_ssize_t *cap) {
+    Py_ssize_t i = 0;
+    PyObject *k, *orders;
+    long long at = 0;
+    while (PyDict_Next(levels, &i, &k, &orders)) {
+        if (!small(k, &at)) return 0;
+        long long price = flip ? ONE - at : at;
+        int64_t shown;
+        if (Books->size_at(book, is_bid, price, &shown) < 0) {
+            PyErr_Clear(); /* a price the book refuses: the Python walk raises what the book says */
+            return 0;
+        }
+        if (shown) continue;
+        int other = has_other_owner(orders, owner);
+        if (other < 0) return 0;
+        if (!other) continue;
+        if (*n == *cap) {
+            Py_ssize_t grown = *cap ? 2 * *cap : 8;
+            long long *p = PyMem_Realloc(*px, (size_t)grown * sizeof(long long));
+            if (!p) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            *px = p, *cap = grown;
+        }
+        (*px)[(*n)++] = price;
+    }
+    return 1;
+}
+
+/* One step of a plan appended: (price, size, the resting order hit or None) */
+static int plan_step(PyObject *plan, long long px, long long size, PyObject *order) {
+    PyObject *t = PyTuple_New(3), *p = PyLong_FromLongLong(px), *z = PyLong_FromLongLong(size);
+    if (!t || !p || !z) {
+        Py_XDECREF(t);
+        Py_XDECREF(p);
+        Py_XDECREF(z);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 0, p);
+    PyTuple_SET_ITEM(t, 1, z);
+    PyTuple_SET_ITEM(t, 2, Py_NewRef(order ? order : Py_None));
+    int r = PyList_Append(plan, t);
+    Py_DECREF(t);
+    return r;
+}
+
+/* The queue at one level: the view's orders there, and the complement view's mirrored onto it, in time
+ * order when both have some (*q, *n; *q is owned by the caller): 1, 0 not the venue's shape, -1 error. */
+static int level_queue(PyObject *idx, PyObject *other, long long px, QEntry **q, Py_ssize_t *n) {
+    PyObject *lists[2] = {NULL, NULL};
+    long long keys[2] = {px, ONE - px};
+    PyObject *dicts[2] = {idx, other};
+    *n = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!PyDict_GET_SIZE(dicts[k])) continue;
+        PyObject *key = PyLong_FromLongLong(keys[k]);
+        if (!key) return -1;
+        PyObject *l = PyDict_GetItemWithError(dicts[k], key);
+        Py_DECREF(key);
+        if (!l && PyErr_Occurred()) return -1;
+        if (l && !PyList_CheckExact(l)) return 0;
+        if (l && PyList_GET_SIZE(l)) lists[k] = l, *n += PyList_GET_SIZE(l);
+    }
+    if (!*n) return 1;
+    QEntry *e = PyMem_Malloc((size_t)*n * sizeof(QEntry));
+    if (!e) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *q = e;
+    Py_ssize_t at = 0;
+    for (int k = 0; k < 2; k++) {
+        for (Py_ssize_t i = 0; lists[k] && i < PyList_GET_SIZE(lists[k]); i++, at++) {
+            PyObject *o = PyList_GET_ITEM(lists[k], i);
+            e[at].order = o, e[at].at = at;
+            if (!order_known(o) || !small(slot(o, o_seq), &e[at].seq)) return 0;
+        }
+    }
+    if (lists[0] && lists[1]) qsort(e, (size_t)*n, sizeof(QEntry), qentry_cmp);
+    return 1;
+}
+
+/* The walk itself (see above): 1 with `plan` filled, 0 not the case taken here, -1 error. */
+static int plan_walk(PyObject *book, int is_bid, long long limit, long long qty, PyObject *owner, PyObject *idx,
+                     PyObject *other, int replayed_only, PyObject *plan) {
+    long long *extra = NULL;
+    Py_ssize_t n_extra = 0, cap = 0, next_extra = 0;
+    QEntry *q = NULL;
+    int r = 1;
+    if (!replayed_only && (PyDict_GET_SIZE(idx) || PyDict_GET_SIZE(other))) {
+        if ((r = extra_prices(book, is_bid, idx, 0, owner, &extra, &n_extra, &cap)) <= 0 ||
+            (r = extra_prices(book, is_bid, other, 1, owner, &extra, &n_extra, &cap)) <= 0)
+            goto done;
+        qsort(extra, (size_t)n_extra, sizeof(long long), is_bid ? cmp_desc : cmp_asc);
+    }
+    long long remaining = qty;
+    int64_t from = is_bid ? INT64_MAX : INT64_MIN, bp = 0, bs = 0;
+    for (;;) {
+        int has = Books->level_from(book, is_bid, from, &bp, &bs);
+        if (has < 0 || has == 2) {
+            r = has < 0 ? -1 : 0;
+            goto done;
+        }
+        /* an extra price is where the book shows nothing, so never one of its levels; a price both
+         * views list is one level */
+        while (next_extra + 1 < n_extra && extra[next_extra + 1] == extra[next_extra]) next_extra++;
+        int from_extra = next_extra < n_extra && (!has || (is_bid ? extra[next_extra] > bp : extra[next_extra] < bp));
+        if (!has && !from_extra) break;
+        long long px = from_extra ? extra[next_extra] : bp, avail = from_extra ? 0 : bs;
+        if (is_bid ? px < limit : px > limit) break;
+        if (from_extra)
+            next_extra++;
+        else
+            from = is_bid ? bp - 1 : bp + 1;
+        Py_ssize_t n = 0;
+        PyMem_Free(q);
+        q = NULL;
+        if ((r = level_queue(idx, other, px, &q, &n)) <= 0) goto done;
+        long long used = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *o = q[i].order;
+            PosV v;
+            if (!pos_read(o, SMALL, &v)) {
+                r = 0;
+                goto done;
+            }
+            long long seg = min_ll(remaining, min_ll(v.ahead - used, avail - used));
+            if (seg > 0) {
+                if (plan_step(plan, px, seg, NULL) < 0) goto fail;
+                used += seg;
+                remaining -= seg;
+            }
+            if (remaining && !replayed_only) {
+                int ne = other_owner(o, owner);
+                long long leaves = 0;
+                if (ne < 0 || !small(slot(o, o_leaves), &leaves)) {
+                    r = 0;
+                    goto done;
+                }
+                if (ne) {
+                    long long size = min_ll(remaining, leaves);
+                    if (plan_step(plan, px, size, o) < 0) goto fail;
+                    remaining -= size;
+                }
+            }
+            if (!remaining) break;
+        }
+        long long seg = min_ll(remaining, avail - used);
+        if (seg > 0) {
+            if (plan_step(plan, px, seg, NULL) < 0) goto fail;
+            remaining -= seg;
+        }
+        if (!remaining) break;
+    }
+    r = 1;
+    goto done;
+fail:
+    r = -1;
+done:
+    PyMem_Free(q);
+    PyMem_Free(extra);
+    return r;
+}
+
+/* match(book, side, limit, qty, owner, idx, other, replayed_only) -> list of (price, size, order|None),
+ * or None: see the section comment; venue._plan_levels is the reference. */
+static PyObject *match(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "match(book, side, limit, qty, owner, idx, other, replayed_only) takes 8 arguments");
+        return NULL;
+    }
+    PyObject *book = args[0], *side = args[1], *owner = args[4], *idx = args[5], *other = args[6];
+    int replayed_only = PyObject_IsTrue(args[7]);
+    if (replayed_only < 0) return NULL;
+    long long limit, qty;
+    int is_bid = side == Books->buy;
+    if (!Py_IS_TYPE(book, Books->type) || (!is_bid && side != Books->sell) || !small(args[2], &limit) ||
+        !small(args[3], &qty) || qty <= 0 || !PyUnicode_CheckExact(owner) || !PyDict_CheckExact(idx) ||
+        !PyDict_CheckExact(other))
+        Py_RETURN_NONE;
+    PyObject *plan = PyList_New(0);
+    if (!plan) return NULL;
+    /* a DenseBook and the venue's own objects: no Python code runs during the walk */
+    int r = plan_walk(book, is_bid, limit, qty, owner, idx, other, replayed_only, plan);
+    if (r > 0) return plan;
+    Py_DECREF(plan);
+    if (r < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* -- the feed's delays ------------------------------------------------------------------------------ */
 
 /* models.FeedLatency.draws' closure, one call each: rejection sampling on the RNG's own getrandbits,
@@ -830,6 +1087,7 @@ static PyMethodDef venue_functions[] = {
     {"draws", (PyCFunction)(void (*)(void))draws, METH_FASTCALL, NULL},
     {"apply_plain", (PyCFunction)(void (*)(void))apply_plain, METH_FASTCALL, NULL},
     {"sink", (PyCFunction)(void (*)(void))sink, METH_FASTCALL, NULL},
+    {"match", (PyCFunction)(void (*)(void))match, METH_FASTCALL, NULL},
     {NULL},
 };
 

@@ -380,11 +380,15 @@ class _EventHandler(Protocol):
 _SinkMaker = Callable[[object, object, Mapping[str, _Tok], _EventHandler], Callable[[MarketEvent], None]]
 _compiled_plain: _PlainLoop | None
 _compiled_sink: _SinkMaker | None
+#: _venue.match: _plan_levels' walk, or None where it leaves the case to it
+_MatchFn = Callable[..., "list[_Step] | None"]
+_compiled_match: _MatchFn | None
 try:
     from polysnipe.adapters.sim._venue import apply_plain as _compiled_plain
+    from polysnipe.adapters.sim._venue import match as _compiled_match
     from polysnipe.adapters.sim._venue import sink as _compiled_sink
 except ImportError:  # not built: the Python loop serves
-    _compiled_plain = _compiled_sink = None
+    _compiled_plain = _compiled_sink = _compiled_match = None
 
 
 class _Order:
@@ -437,6 +441,69 @@ def _replayed(token_id: str, side: Side, price: int, size: int) -> TradeSide:
 
 def _has_other_owner(orders: list[_Order], owner: str) -> bool:
     return any(r.owner != owner for r in orders)
+
+
+def _plan_levels(
+    book: Book,
+    side: Side,
+    limit: int,
+    qty: int,
+    owner: str,
+    idx: Mapping[int, list[_Order]],
+    other: Mapping[int, list[_Order]],
+    replayed_only: bool,
+) -> list[_Step]:
+    """MatchingEngine._plan's walk of `side` of one view's book best-first, down to `limit`, for `qty`.
+
+    `idx` holds the view's resting orders on that side by price, `other` the complement view's that sit
+    on it, keyed by their own price (the complement's asks at q are this view's bids at 1 - q). Within a
+    level the queue is replayed size and resting orders interleaved by each order's `ahead`, the orders
+    of both views in time order; with `replayed_only` the orders are met by nobody (they only hold
+    their places in the queue). The reference for _venue.match.
+    """
+    prices = book.level_prices(side)
+    if not replayed_only and (idx or other):
+        # a book holds positive sizes only: size 0 means no level
+        size_at = book.size_at
+        extra = {px for px, rs in idx.items() if not size_at(side, px) and _has_other_owner(rs, owner)}
+        extra.update(
+            ONE - px
+            for px, rs in other.items()
+            if not size_at(side, ONE - px) and _has_other_owner(rs, owner)
+        )
+        if extra:
+            prices = sorted({*prices, *extra}, reverse=side is Side.BUY)
+    plan: list[_Step] = []
+    remaining = qty
+    for px in prices:
+        if (px < limit) if side is Side.BUY else (px > limit):
+            break
+        avail = book.size_at(side, px)
+        queue: Sequence[_Order] = idx.get(px, ())
+        if other:
+            mirrored = other.get(ONE - px)
+            if mirrored:
+                queue = sorted((*queue, *mirrored), key=_by_seq) if queue else mirrored
+        used = 0
+        for r in queue:
+            seg = min(remaining, r.pos.ahead - used, avail - used)
+            if seg > 0:
+                plan.append((px, seg, None))
+                used += seg
+                remaining -= seg
+            if remaining and not replayed_only and r.owner != owner:
+                size = min(remaining, r.leaves)
+                plan.append((px, size, r))
+                remaining -= size
+            if not remaining:
+                break
+        seg = min(remaining, avail - used)
+        if seg > 0:
+            plan.append((px, seg, None))
+            remaining -= seg
+        if not remaining:
+            break
+    return plan
 
 
 @attrs.frozen(slots=True)
@@ -963,59 +1030,19 @@ class MatchingEngine:
     def _plan(
         self, view: _Tok, side: Side, limit: int, qty: int, owner: str, *, replayed_only: bool = False
     ) -> list[_Step]:
-        """What taking up to `qty` from `side` of `view` at prices no worse than `limit` would hit.
+        """What taking up to `qty` from `side` of `view` at prices no worse than `limit` would hit
+        (`_plan_levels`); compiled along with the book (_venue.c, matching) where it takes the case.
 
         Pure: nothing changes until `_take`/`_consume` apply the plan, so FOK and post-only can look
-        first. Within a level the queue is replayed size and resting orders interleaved by each
-        order's `ahead`; resting orders of both views take part (module doc), those of `owner` itself
-        are passed over.
+        first. Resting orders of both views take part (module doc), those of `owner` are passed over.
         """
-        book = view.book
         idx = view.bids if side is Side.BUY else view.asks
-        prices = book.level_prices(side)
         other = _NO_LEVELS if replayed_only else self._mirrored_levels(view, side)
-        if not replayed_only and (idx or other):
-            # a book holds positive sizes only: size 0 means no level
-            size_at = book.size_at
-            extra = {px for px, rs in idx.items() if not size_at(side, px) and _has_other_owner(rs, owner)}
-            extra.update(
-                ONE - px
-                for px, rs in other.items()
-                if not size_at(side, ONE - px) and _has_other_owner(rs, owner)
-            )
-            if extra:
-                prices = sorted({*prices, *extra}, reverse=side is Side.BUY)
-        plan: list[_Step] = []
-        remaining = qty
-        for px in prices:
-            if (px < limit) if side is Side.BUY else (px > limit):
-                break
-            avail = book.size_at(side, px)
-            queue: Sequence[_Order] = idx.get(px, ())
-            if other:
-                mirrored = other.get(ONE - px)
-                if mirrored:
-                    queue = sorted((*queue, *mirrored), key=_by_seq) if queue else mirrored
-            used = 0
-            for r in queue:
-                seg = min(remaining, r.pos.ahead - used, avail - used)
-                if seg > 0:
-                    plan.append((px, seg, None))
-                    used += seg
-                    remaining -= seg
-                if remaining and not replayed_only and r.owner != owner:
-                    size = min(remaining, r.leaves)
-                    plan.append((px, size, r))
-                    remaining -= size
-                if not remaining:
-                    break
-            seg = min(remaining, avail - used)
-            if seg > 0:
-                plan.append((px, seg, None))
-                remaining -= seg
-            if not remaining:
-                break
-        return plan
+        if self._compiled and _compiled_match is not None:
+            plan = _compiled_match(view.book, side, limit, qty, owner, idx, other, replayed_only)
+            if plan is not None:
+                return plan
+        return _plan_levels(view.book, side, limit, qty, owner, idx, other, replayed_only)
 
     def _mirrored_levels(self, view: _Tok, side: Side) -> dict[int, list[_Order]]:
         """The complement view's resting orders that sit on `side` of `view`, keyed by their own vprice.
