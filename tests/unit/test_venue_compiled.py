@@ -361,6 +361,42 @@ def _order(
     )  # fmt: skip
 
 
+def _open_books(execution: SimExecution, books: int) -> None:
+    """The market's books to start from: 0 neither trusted (the NO token seen in a delta), 1 YES's
+    snapshot (NO read mirrored), 2 both, mirroring each other."""
+    bids = tuple(Level(p * 10_000, 20 * S) for p in (49, 48, 47))
+    asks = tuple(Level(p * 10_000, 20 * S) for p in (51, 52, 53))
+    if books:
+        execution.on_market_event(BookSnapshot(0, YES, COND, bids, asks))
+    else:
+        execution.on_market_event(PriceChange(0, COND, (BookDelta(NO, Side.BUY, 500_000, S),)))
+    if books == 2:
+        mirror = [tuple(Level(ONE - lv.price, lv.size) for lv in side) for side in (asks, bids)]
+        execution.on_market_event(BookSnapshot(0, NO, COND, mirror[0], mirror[1]))
+
+
+def _resting_step(execution: SimExecution, op: tuple[Any, ...], ts: int) -> None:
+    """One _resting_op at `ts`."""
+    kind = op[0]
+    if kind in ("rest", "fak"):
+        wallet, (token, side, price, shares) = ("w1", op[1:]) if kind == "fak" else (op[1], op[2:])
+        order_type = OrderType.FAK if kind == "fak" else OrderType.GTC
+        execution.venue.submit(_order(f"o{ts}", wallet, token, side, price, shares * S, order_type), ts)
+        execution.due(ts)
+    elif kind == "cancel":
+        resting = execution.venue.open_orders()
+        if resting:
+            execution.venue.cancel(resting[op[1] % len(resting)].order.order_id, ts)
+            execution.due(ts)
+    elif kind in ("delta", "big"):
+        _, token, side, price, size = op
+        size = size * S if kind == "delta" else size
+        execution.on_market_event(PriceChange(ts, COND, (BookDelta(token, side, price, size),)))
+    else:
+        _, token, price, shares, taker = op
+        execution.on_market_event(LastTrade(ts, token, COND, price, shares * S, taker))
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_resting_op, min_size=1, max_size=40), st.sampled_from(_QUEUES), st.sampled_from([0, 1, 2]))
 def test_queues_of_resting_orders_move_alike_on_both_paths(
@@ -371,38 +407,11 @@ def test_queues_of_resting_orders_move_alike_on_both_paths(
     # (fills, unknown models, sizes past the exact range) to the Python venue, the reference
     require_compiled_book()
     compiled, python = _pair(0, 0, queue)
-    bids = tuple(Level(p * 10_000, 20 * S) for p in (49, 48, 47))
-    asks = tuple(Level(p * 10_000, 20 * S) for p in (51, 52, 53))
     for execution in (compiled, python):
-        if books:
-            execution.on_market_event(BookSnapshot(0, YES, COND, bids, asks))
-        else:
-            execution.on_market_event(PriceChange(0, COND, (BookDelta(NO, Side.BUY, 500_000, S),)))
-        if books == 2:
-            mirror = [tuple(Level(ONE - lv.price, lv.size) for lv in side) for side in (asks, bids)]
-            execution.on_market_event(BookSnapshot(0, NO, COND, mirror[0], mirror[1]))
+        _open_books(execution, books)
     for ts, op in enumerate(stream, start=1):
         for execution in (compiled, python):
-            kind = op[0]
-            if kind in ("rest", "fak"):
-                wallet, (token, side, price, shares) = ("w1", op[1:]) if kind == "fak" else (op[1], op[2:])
-                order_type = OrderType.FAK if kind == "fak" else OrderType.GTC
-                execution.venue.submit(
-                    _order(f"o{ts}", wallet, token, side, price, shares * S, order_type), ts
-                )
-                execution.due(ts)
-            elif kind == "cancel":
-                resting = execution.venue.open_orders()
-                if resting:
-                    execution.venue.cancel(resting[op[1] % len(resting)].order.order_id, ts)
-                    execution.due(ts)
-            elif kind in ("delta", "big"):
-                _, token, side, price, size = op
-                size = size * S if kind == "delta" else size
-                execution.on_market_event(PriceChange(ts, COND, (BookDelta(token, side, price, size),)))
-            else:
-                _, token, price, shares, taker = op
-                execution.on_market_event(LastTrade(ts, token, COND, price, shares * S, taker))
+            _resting_step(execution, op, ts)
         assert _state(compiled) == _state(python)
 
 
@@ -554,17 +563,11 @@ def _plans(engine: Any, token: str, side: Side, limit: int, qty: int, owner: str
 _taker = st.tuples(
     _token, _side, _near, st.integers(1, 200), st.sampled_from(["w1", "w2", "w3"]), st.booleans()
 )
-_match_op = st.one_of(
-    st.tuples(st.just("rest"), st.sampled_from(["w1", "w2"]), _token, _side, _near, st.integers(5, 40)),
-    st.tuples(st.just("delta"), _token, _side, _near, st.integers(0, 60)),
-    st.tuples(st.just("print"), _token, _near, st.integers(1, 60), _side),
-    st.tuples(st.just("cancel"), st.integers(0, 5)),
-)
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(_match_op, min_size=1, max_size=30),
+    st.lists(_resting_op, min_size=1, max_size=30),
     st.sampled_from([0, 1, 2]),
     st.lists(_taker, min_size=1, max_size=8),
 )
@@ -576,33 +579,10 @@ def test_the_compiled_match_walks_the_levels_and_queues_as_the_python_one(
     # asked of that state is the Python walk's, step for step and order for order
     require_compiled_book()
     compiled, _ = _pair(0, 0)
-    bids = tuple(Level(p * 10_000, 20 * S) for p in (49, 48, 47))
-    asks = tuple(Level(p * 10_000, 20 * S) for p in (51, 52, 53))
-    if books:
-        compiled.on_market_event(BookSnapshot(0, YES, COND, bids, asks))
-    else:
-        compiled.on_market_event(PriceChange(0, COND, (BookDelta(NO, Side.BUY, 500_000, S),)))
-    if books == 2:
-        mirror = [tuple(Level(ONE - lv.price, lv.size) for lv in side) for side in (asks, bids)]
-        compiled.on_market_event(BookSnapshot(0, NO, COND, mirror[0], mirror[1]))
+    _open_books(compiled, books)
     engine = compiled.venue._engine
     for ts, op in enumerate(stream, start=1):
-        kind = op[0]
-        if kind == "rest":
-            _, wallet, token, side, price, shares = op
-            compiled.venue.submit(_order(f"o{ts}", wallet, token, side, price, shares * S, OrderType.GTC), ts)
-            compiled.due(ts)
-        elif kind == "cancel":
-            resting = compiled.venue.open_orders()
-            if resting:
-                compiled.venue.cancel(resting[op[1] % len(resting)].order.order_id, ts)
-                compiled.due(ts)
-        elif kind == "delta":
-            _, token, side, price, size = op
-            compiled.on_market_event(PriceChange(ts, COND, (BookDelta(token, side, price, size * S),)))
-        else:
-            _, token, price, shares, taker = op
-            compiled.on_market_event(LastTrade(ts, token, COND, price, shares * S, taker))
+        _resting_step(compiled, op, ts)
         for token in (YES, NO):
             engine._tok(token)  # the view exists, as a taker's _view makes it
         for token, side, limit, shares, owner, replayed_only in takers:
