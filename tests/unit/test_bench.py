@@ -253,3 +253,7 @@ def test_bench_venue_replays_both_venues_with_orders_resting(tmp_path: Path, tin
     placed = result["orders_placed"]
     assert isinstance(placed, int) and placed > 0  # orders rested: the queue path was measured
     assert result["same_answers"] is True
+    arrivals = result["arrivals"]
+    assert isinstance(arrivals, int) and arrivals > 0  # FAKs arrived: the matching was measured
+    assert {"arrival_us"} <= venues["python"].keys()
+    assert result["same_arrival_reports"] is True
