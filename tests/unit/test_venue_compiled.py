@@ -638,3 +638,47 @@ def test_the_compiled_match_takes_the_venues_cases_and_leaves_the_rest_to_python
     dense.apply_level(Side.BUY, 485_050, S, 1)  # a price off the 0.0001 grid: kept aside by the book
     assert venue_module._compiled_match(dense, Side.BUY, 0, S, "w3", {}, {}, False) is None
     assert venue_module._compiled_match(dense, Side.SELL, 0, S, "w3", {}, {}, True) is not None
+
+
+def test_the_compiled_match_refuses_or_leaves_to_python_what_is_not_the_venues_shape() -> None:
+    # hostile arguments never crash the walk: a wrong call is a TypeError, and anything but the
+    # venue's own objects and int ranges is left to the Python walk (None), nothing read past
+    require_compiled_book()
+    compiled, _ = _pair(0, 0)
+    compiled.on_market_event(BookSnapshot(0, YES, COND, (Level(490_000, 20 * S),), (Level(510_000, 20 * S),)))
+    compiled.venue.submit(_order("a", "w1", YES, Side.BUY, 490_000, 10 * S, OrderType.GTC), 0)
+    compiled.due(0)
+    engine = compiled.venue._engine
+    book, order = engine._toks[YES].book, engine._orders["a"]
+    match = venue_module._compiled_match
+    with pytest.raises(TypeError):
+        match(book, Side.BUY, 0, S, "w2", {}, {})
+    odd_idx: list[Any] = [
+        {490_000: "not a list"},
+        {490_000: [object()]},
+        {"0.49": [order]},
+        {1 << 70: [order]},
+        {490_000: (order,)},
+    ]
+    for idx in odd_idx:
+        for replayed_only in (False, True):
+            assert match(book, Side.BUY, 0, 30 * S, "w2", idx, {}, replayed_only) is None
+            # the complement's levels, keyed by its own prices: 0.49 there is 0.51 here, not walked
+            mirrored = match(book, Side.BUY, 0, 30 * S, "w2", {}, idx, replayed_only)
+            assert mirrored is None or [(490_000, 20 * S, None)] == mirrored
+    for args in [
+        (book, "BUY", 0, S, "w2", {}, {}, False),  # not a Side
+        (book, Side.BUY, 0.5, S, "w2", {}, {}, False),  # a float limit
+        (book, Side.BUY, 0, 1 << 64, "w2", {}, {}, False),  # a size past the checked range
+        (book, Side.BUY, 0, S, b"w2", {}, {}, False),  # an owner not a str
+        (book, Side.BUY, 0, S, "w2", [], {}, False),  # levels not a dict
+        (object(), Side.BUY, 0, S, "w2", {}, {}, False),  # not a book
+    ]:
+        assert match(*args) is None
+    # an order whose position was tampered with (a negative size ahead): the Python walk's case
+    order.pos.ahead = -1
+    assert match(book, Side.BUY, 0, 30 * S, "w2", engine._toks[YES].bids, {}, False) is None
+    order.pos.ahead = 20 * S
+    assert [(490_000, 20 * S, None), (490_000, 10 * S, order)] == match(
+        book, Side.BUY, 0, 30 * S, "w2", engine._toks[YES].bids, {}, False
+    )

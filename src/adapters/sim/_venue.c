@@ -977,6 +977,16 @@ done:
     return r;
 }
 
+/* 1 when every key of `levels` is an int within the checked range */
+static int int_keys(PyObject *levels) {
+    Py_ssize_t i = 0;
+    PyObject *k, *v;
+    long long at = 0;
+    while (PyDict_Next(levels, &i, &k, &v))
+        if (!small(k, &at)) return 0;
+    return 1;
+}
+
 /* match(book, side, limit, qty, owner, idx, other, replayed_only) -> list of (price, size, order|None),
  * or None: see the section comment; venue._plan_levels is the reference. */
 static PyObject *match(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -993,9 +1003,11 @@ static PyObject *match(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         !small(args[3], &qty) || qty <= 0 || !PyUnicode_CheckExact(owner) || !PyDict_CheckExact(idx) ||
         !PyDict_CheckExact(other))
         Py_RETURN_NONE;
+    if (!int_keys(idx) || !int_keys(other)) Py_RETURN_NONE;
     PyObject *plan = PyList_New(0);
     if (!plan) return NULL;
-    /* a DenseBook and the venue's own objects: no Python code runs during the walk */
+    /* a DenseBook, int keys and the venue's own objects: no Python code runs during the walk (a lookup
+     * compares only ints), so what it borrows stays alive */
     int r = plan_walk(book, is_bid, limit, qty, owner, idx, other, replayed_only, plan);
     if (r > 0) return plan;
     Py_DECREF(plan);
