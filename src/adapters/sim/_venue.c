@@ -906,7 +906,8 @@ static int plan_walk(PyObject *book, int is_bid, long long limit, long long qty,
         if ((r = extra_prices(book, is_bid, idx, 0, owner, &extra, &n_extra, &cap)) <= 0 ||
             (r = extra_prices(book, is_bid, other, 1, owner, &extra, &n_extra, &cap)) <= 0)
             goto done;
-        qsort(extra, (size_t)n_extra, sizeof(long long), is_bid ? cmp_desc : cmp_asc);
+        if (n_extra > 1) /* qsort's pointer must not be NULL, even for no elements */
+            qsort(extra, (size_t)n_extra, sizeof(long long), is_bid ? cmp_desc : cmp_asc);
     }
     long long remaining = qty;
     int64_t from = is_bid ? INT64_MAX : INT64_MIN, bp = 0, bs = 0;
