@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo golden test unit contract check bench mutation clean
+.PHONY: install demo golden test unit contract check bench mutation sanitize clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ check: install
 # the pipeline properties must catch known mutations of the lifecycle (tests/mutation/run.py; ~75 s)
 mutation: install
 	$(BIN)/python tests/mutation/run.py
+
+# the unit suite against the extensions built with AddressSanitizer and UBSan (.ci/sanitize; ~4 min)
+sanitize: install
+	.ci/sanitize
 
 bench: install
 	$(BIN)/polysnipe bench backtest --events data/sample/events.jsonl
