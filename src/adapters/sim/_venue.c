@@ -860,8 +860,9 @@ static int plan_step(PyObject *plan, long long px, long long size, PyObject *ord
 }
 
 /* The queue at one level: the view's orders there, and the complement view's mirrored onto it, in time
- * order when both have some (*q, *n; *q is owned by the caller): 1, 0 not the venue's shape, -1 error. */
-static int level_queue(PyObject *idx, PyObject *other, long long px, QEntry **q, Py_ssize_t *n) {
+ * order when both have some, in *q (*n entries; the caller's buffer of *cap, grown as needed and freed by
+ * the caller): 1, 0 not the venue's shape, -1 error. */
+static int level_queue(PyObject *idx, PyObject *other, long long px, QEntry **q, Py_ssize_t *cap, Py_ssize_t *n) {
     PyObject *lists[2] = {NULL, NULL};
     long long keys[2] = {px, ONE - px};
     PyObject *dicts[2] = {idx, other};
@@ -877,12 +878,15 @@ static int level_queue(PyObject *idx, PyObject *other, long long px, QEntry **q,
         if (l && PyList_GET_SIZE(l)) lists[k] = l, *n += PyList_GET_SIZE(l);
     }
     if (!*n) return 1;
-    QEntry *e = PyMem_Malloc((size_t)*n * sizeof(QEntry));
-    if (!e) {
-        PyErr_NoMemory();
-        return -1;
+    if (*n > *cap) {
+        QEntry *grown = PyMem_Realloc(*q, (size_t)*n * sizeof(QEntry));
+        if (!grown) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *q = grown, *cap = *n;
     }
-    *q = e;
+    QEntry *e = *q;
     Py_ssize_t at = 0;
     for (int k = 0; k < 2; k++) {
         for (Py_ssize_t i = 0; lists[k] && i < PyList_GET_SIZE(lists[k]); i++, at++) {
@@ -900,7 +904,8 @@ static int plan_walk(PyObject *book, int is_bid, long long limit, long long qty,
                      PyObject *other, int replayed_only, PyObject *plan) {
     long long *extra = NULL;
     Py_ssize_t n_extra = 0, cap = 0, next_extra = 0;
-    QEntry *q = NULL;
+    QEntry *q = NULL; /* the queue at the level walked, one buffer for the whole walk */
+    Py_ssize_t q_cap = 0;
     int r = 1;
     if (!replayed_only && (PyDict_GET_SIZE(idx) || PyDict_GET_SIZE(other))) {
         if ((r = extra_prices(book, is_bid, idx, 0, owner, &extra, &n_extra, &cap)) <= 0 ||
@@ -929,9 +934,7 @@ static int plan_walk(PyObject *book, int is_bid, long long limit, long long qty,
         else
             from = is_bid ? bp - 1 : bp + 1;
         Py_ssize_t n = 0;
-        PyMem_Free(q);
-        q = NULL;
-        if ((r = level_queue(idx, other, px, &q, &n)) <= 0) goto done;
+        if ((r = level_queue(idx, other, px, &q, &q_cap, &n)) <= 0) goto done;
         long long used = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
             PyObject *o = q[i].order;
