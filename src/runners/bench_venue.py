@@ -29,7 +29,7 @@ from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.sim import ConstantLatency, PolymarketFeeModel, PowerProbQueueModel, SimVenue
 from polysnipe.core.book import book_implementation, use_pure_python
 from polysnipe.core.events import BookSnapshot, LastTrade, MarketEvent, PriceChange, Side
-from polysnipe.core.market import MarketRegistry
+from polysnipe.core.market import Market, MarketRegistry
 from polysnipe.core.messages import OrderFilled, OrderRequest, OrderType
 from polysnipe.core.units import ONE
 
@@ -42,33 +42,28 @@ def _events(path: Path) -> list[MarketEvent]:
     return [e for e in events if isinstance(e, BookSnapshot | PriceChange | LastTrade)]
 
 
+def _request(
+    market: Market, token_id: str, order_id: str, wallet: str, side: Side, price: int, order_type: OrderType
+) -> OrderRequest:
+    """A bench order of twice the market's minimum size, and at least 10 shares."""
+    return OrderRequest(
+        order_id=order_id, opportunity_id="bench", correlation_id="bench", strategy="bench", routing="bench",
+        wallet=wallet, market=market.condition_id, token_id=token_id, side=side, price=price,
+        size=2 * max(market.min_order_size, 5_000_000), order_type=order_type, tick_size=market.tick_size,
+        neg_risk=market.neg_risk,
+    )  # fmt: skip
+
+
 def _orders(snap: BookSnapshot, registry: MarketRegistry, depth: int) -> list[OrderRequest]:
     """One bid and one ask at each of the `depth` levels behind the touch of `snap`: resting, not crossing."""
     market = registry.get_by_token(snap.token_id)
     if market is None:
         return []
-    size = 2 * max(market.min_order_size, 5_000_000)  # twice the minimum, and at least 10 shares
     out = []
     for side, levels in ((Side.BUY, sorted(snap.bids, reverse=True)), (Side.SELL, sorted(snap.asks))):
         for level in levels[1 : depth + 1]:
-            out.append(
-                OrderRequest(
-                    order_id=f"{snap.token_id}-{side.name}-{level.price}",
-                    opportunity_id="bench",
-                    correlation_id="bench",
-                    strategy="bench",
-                    routing="bench",
-                    wallet="bench",
-                    market=market.condition_id,
-                    token_id=snap.token_id,
-                    side=side,
-                    price=level.price,
-                    size=size,
-                    order_type=OrderType.GTC,
-                    tick_size=market.tick_size,
-                    neg_risk=market.neg_risk,
-                )
-            )
+            order_id = f"{snap.token_id}-{side.name}-{level.price}"
+            out.append(_request(market, snap.token_id, order_id, "bench", side, level.price, OrderType.GTC))
     return out
 
 
@@ -132,12 +127,9 @@ def _taker(
         return None
     tick = market.tick_size
     limit = touch + depth * tick if side is Side.BUY else touch - depth * tick
-    return OrderRequest(
-        order_id=f"take-{n}", opportunity_id="bench", correlation_id="bench", strategy="bench",
-        routing="bench", wallet="taker", market=market.condition_id, token_id=token_id, side=side,
-        price=min(max(limit, tick), ONE - tick), size=2 * max(market.min_order_size, 5_000_000),
-        order_type=OrderType.FAK, tick_size=tick, neg_risk=market.neg_risk,
-    )  # fmt: skip
+    return _request(
+        market, token_id, f"take-{n}", "taker", side, min(max(limit, tick), ONE - tick), OrderType.FAK
+    )
 
 
 def run_bench_venue(
