@@ -191,7 +191,11 @@ def test_bench_latency_withholds_the_p99_of_a_short_run(
     result = _run(["latency", "--events", str(full), *_markets()], tmp_path, "latency")
     median = result["median"]
     assert isinstance(median, dict)
-    assert {"all", "single", "basket"} == median.keys()
+    assert {"all", "single", "basket", "single_step", "ecdsa"} == median.keys()
+    # the parts come from the same decisions: a step per single order, a signature per order placed
+    assert median["single"]["samples"] == median["single_step"]["samples"]
+    assert median["ecdsa"]["samples"] >= median["all"]["samples"]
+    assert median["single_step"]["p50_us"] < median["single"]["p50_us"]
     n = median["all"]["samples"]
     assert 0 < n < 1_000
     assert f"n/a ({n} samples)" == median["all"]["p99_us"]
