@@ -132,7 +132,7 @@ def _ours(n: int, warmup: int) -> tuple[Callable[[int], bytes], str]:
 
 
 def _official(n: int, warmup: int) -> tuple[list[int], str]:
-    from py_clob_client_v2 import ClobClient, OrderArgs, PartialCreateOrderOptions  # type: ignore[import-untyped]
+    from py_clob_client_v2 import ClobClient, OrderArgs, PartialCreateOrderOptions
 
     client = ClobClient(_UNREACHABLE_HOST, chain_id=_CHAIN_ID, key=ANVIL_TEST_KEY)
     # create_order always asks get_tick_size for the market's minimum tick, even when the options
