@@ -127,6 +127,13 @@ def _route_and_place(
     book = state.books.get(opp.token_id)
     commands.append(RecordOpportunity(opp, policy.name, _arrival(state, opp), now_ms))
     if isinstance(policy, Iceberg):
+        if not policy.can_slice(market.min_order_size, state.gatekeeper.size_step):
+            # a setting that fits other markets, not an error of the run: this opportunity is refused
+            _finalize(
+                state, track, now_ms, commands, kind=OutcomeKind.REJECTED,
+                reasons=("iceberg_display_below_min_size",),
+            )  # fmt: skip
+            return
         # The parent is checked as a whole at its limit price; each slice is checked again on release.
         parent = _order_request(state, opp, policy.name, 0, opp.size, _parent_child(opp), market, book)
         decision = state.gatekeeper.check(

@@ -177,6 +177,17 @@ class Iceberg:
             raise ValueError(f"slice {size} exceeds the display size {self.display_size_micro}")
         return self.child_policy.child(opp, size, book, now_ms)
 
+    def _display_and_floor(self, min_size: int, size_step: int) -> tuple[int, int]:
+        """(the display size rounded down to the step, the least slice the venue takes)."""
+        display = self.display_size_micro - self.display_size_micro % size_step
+        return display, max(ceil_div(min_size, size_step) * size_step, size_step)
+
+    def can_slice(self, min_size: int, size_step: int) -> bool:
+        """Whether a slice within the display size can meet the market's minimum order size: a
+        market whose minimum is above the display takes no slice of this iceberg."""
+        display, floor = self._display_and_floor(min_size, size_step)
+        return display >= floor
+
     def slices(self, parent_size: int, min_size: int, size_step: int, rng: Rng) -> list[tuple[int, int]]:
         """(size, delay_ms) per slice; the first slice goes at once (delay 0).
 
@@ -194,8 +205,7 @@ class Iceberg:
             return []
         if parent_size % size_step:
             raise ValueError(f"parent size {parent_size} is not a multiple of the size step {size_step}")
-        display = self.display_size_micro - self.display_size_micro % size_step
-        floor = max(ceil_div(min_size, size_step) * size_step, size_step)
+        display, floor = self._display_and_floor(min_size, size_step)
         if display < floor:
             raise ValueError(f"display size {self.display_size_micro} is below the minimum slice {floor}")
         jitter_bps = self.size_jitter_bps

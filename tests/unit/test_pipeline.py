@@ -17,6 +17,7 @@ from polysnipe.core.messages import (
     OutcomeKind,
     PlaceOrder,
     RaiseAlert,
+    RecordOpportunity,
     RecordOutcome,
 )
 from polysnipe.core.opportunity import Opportunity
@@ -124,6 +125,27 @@ def test_iceberg_releases_slices_one_after_another_and_sums_to_parent() -> None:
         placed += nxt
     assert 20 * MICRO == sum(p.order.size for p in placed)
     assert OutcomeKind.FILLED == outcomes[0].kind
+
+
+def test_an_iceberg_whose_display_is_below_the_markets_minimum_refuses_the_opportunity() -> None:
+    # 8 shares shown at a time (kit's iceberg) on a market that takes no order below 15: no slice
+    # could be placed, so the opportunity is refused with its reason and the engine goes on
+    big_minimum = market(min_size=15 * MICRO)
+    state = engine(
+        {
+            T0 + 1: [opportunity("i", size=20 * MICRO, urgency="iceberg")],
+            T0 + 2: [opportunity("a", size=20 * MICRO, created_ms=T0 + 2, expires_ms=T0 + 60_000)],
+        },
+        markets=(big_minimum,),
+    )
+    step(state, snapshot(T0), T0)
+    cmds = step(state, trade(T0 + 1), T0 + 1)
+    assert [] == of(cmds, PlaceOrder)
+    assert ["i"] == [r.opp.id for r in of(cmds, RecordOpportunity)]
+    [outcome] = of(cmds, RecordOutcome)
+    assert (OutcomeKind.REJECTED, ("iceberg_display_below_min_size",)) == (outcome.kind, outcome.reasons)
+    [place] = of(step(state, trade(T0 + 2), T0 + 2), PlaceOrder)
+    assert "aggressive" == place.order.routing
 
 
 def test_contradictory_report_raises_an_alert_and_changes_nothing() -> None:

@@ -279,6 +279,8 @@ def test_iceberg_slices_sum_to_parent_and_respect_display_and_minimum(
     display, min_size, parent = display_steps * step, min_steps * step, parent_steps * step
     ice = _iceberg(display, jitter, delay, delay_jitter)
     floor = max(min_size, step)
+    # can_slice is what the lifecycle asks first: it refuses exactly what slices would raise for
+    assert (display >= floor) == ice.can_slice(min_size, step)
     if display < floor and parent:
         with pytest.raises(ValueError):
             ice.slices(parent, min_size, step, random.Random(seed))
