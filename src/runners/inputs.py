@@ -64,8 +64,10 @@ def require_lines(path: str | os.PathLike[str], option: str, what: str) -> Path:
 
 
 def read_market_documents(paths: Sequence[str | os.PathLike[str]], option: str) -> dict[str, bytes]:
-    """Every markets file given, read and checked to be a metadata document holding a market
-    (path -> bytes, for adapters/metadata.load_documents)."""
+    """Every markets file given, read and checked to be a metadata document, at least one of them
+    holding a market (path -> bytes, for adapters/metadata.load_documents). An empty answer beside
+    others is data, not a mistake: Gamma's GET /events is `[]` for a universe with no neg-risk
+    event, as `polysnipe generate --neg-risk-events 0` writes it."""
     checked = [require_file(path, option) for path in paths]
     documents: dict[str, bytes] = {}
     for p in checked:
@@ -73,6 +75,7 @@ def read_market_documents(paths: Sequence[str | os.PathLike[str]], option: str) 
             documents[str(p)] = p.read_bytes()
         except OSError as exc:
             raise InputError(p, f"cannot be read: {exc.strerror}") from None
+    empty: list[Path] = []
     for p in checked:
         try:
             facts, _ = read_document(documents[str(p)], p.name)
@@ -81,7 +84,9 @@ def read_market_documents(paths: Sequence[str | os.PathLike[str]], option: str) 
                 p, f"not a markets file ({exc.reason}); {option} takes {_MARKETS_FORMAT}"
             ) from None
         if not facts:
-            raise InputError(p, f"holds no market; {option} takes {_MARKETS_FORMAT}")
+            empty.append(p)
+    if checked and len(empty) == len(checked):
+        raise InputError(empty[0], f"holds no market; {option} takes {_MARKETS_FORMAT}")
     return documents
 
 

@@ -94,7 +94,12 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         BACKTEST + " --markets {not_markets_json}",
         ["not_markets.json: not a markets file"],
     ),
-    ("backtest: no markets", BACKTEST + " --markets {no_markets_json}", ["no_markets.json: holds no market"]),
+    (
+        # an empty answer beside others is accepted (test_the_backtest_generate_prints_next_runs)
+        "backtest: no markets",
+        f"backtest --markets {{no_markets_json}} --events {EVENTS} --out {{dir}}/out --no-progress",
+        ["no_markets.json: holds no market"],
+    ),
     (
         "backtest: empty events",
         BACKTEST + " --events {empty_jsonl}",
@@ -365,6 +370,23 @@ def test_generate_prints_a_readable_summary(tmp_path: Path, capsys: pytest.Captu
     assert "planted" in rows["labels"]
     assert f"--markets {tmp_path / 'markets.json'}" in rows["next"]
     assert "GenerateSummary(" not in out
+
+
+@pytest.mark.parametrize("neg_risk_events", ["0", "1"])
+def test_the_backtest_generate_prints_next_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], neg_risk_events: str
+) -> None:
+    # without neg-risk events, gamma_events.json is Gamma's empty answer ([]): data, not a mistake
+    data = tmp_path / "data"
+    argv = ["generate", "--seed", "3", "--out", str(data), "--duration-s", "60", "--markets", "2",
+            "--neg-risk-events", neg_risk_events]  # fmt: skip
+    code, out, _ = run(argv, capsys)
+    assert 0 == code
+    [next_line] = [line for line in out.splitlines() if line.split()[:1] == ["next"]]
+    command = next_line.split("polysnipe ", 1)[1].replace("OUT", str(tmp_path / "out")).split()
+    code, _, err = run([*command, "--no-progress"], capsys)
+    assert (0, []) == (code, err)
+    assert (tmp_path / "out" / "report.json").is_file()
 
 
 def test_migrate_applies_the_migrations(capsys: pytest.CaptureFixture[str]) -> None:
