@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import attrs
 import psycopg
@@ -94,7 +95,7 @@ def test_every_record_type_round_trips_through_postgres(journal_conn: psycopg.Co
     assert len(records) == len(back)
     assert [] == [r for r in records if r not in back]
     # the kinds a record type implies: every type of JournalRecord is covered here
-    assert set(JournalRecord.__args__) == {type(r) for r in records}  # type: ignore[attr-defined]
+    assert set(JournalRecord.__args__) == {type(r) for r in records}
     order = journal_conn.execute("SELECT status, filled_size_micro, order_hash FROM orders").fetchone()
     assert ("partly_filled", 5 * MICRO, "0x" + "ab" * 32) == order
     switch = journal_conn.execute("SELECT engaged, changed_by FROM kill_switches").fetchone()
@@ -127,7 +128,7 @@ def test_replaying_a_batch_changes_nothing(journal_conn: psycopg.Connection) -> 
     ("record", "violation"),
     [
         # an order for an opportunity never journaled breaks the foreign key
-        (PlaceOrder(_records()[2].order, T0), psycopg.errors.ForeignKeyViolation),  # type: ignore[attr-defined]
+        (PlaceOrder(cast(PlaceOrder, _records()[2]).order, T0), psycopg.errors.ForeignKeyViolation),
         # an error row needs nothing else first
         (RecordError("x", "1", "r", "p", T0), None),
     ],

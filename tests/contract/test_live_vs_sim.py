@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -61,7 +62,7 @@ def test_live_engine_trades_the_simulator_through_the_engine_loop(
         registry = load_market_files(market_files(data)).registry()
         ws = base.replace("http://", "ws://") + "/ws"
 
-        async def both() -> tuple[dict, list]:
+        async def both() -> tuple[dict[str, Any], list[dict[str, Any]]]:
             ready = asyncio.Event()
             feeder = asyncio.create_task(_feed(base, ready))
             run = asyncio.create_task(

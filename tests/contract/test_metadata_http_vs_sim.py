@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +44,8 @@ def _same(expected: Catalog, actual: Catalog) -> None:
     assert sorted(c for c, _ in expected.refused) == sorted(c for c, _ in actual.refused)
 
 
-def _over_asgi(files: list[Path], **selection: tuple[str, ...]) -> Catalog:
+# Any: the attrs plugin reads condition_ids (converter=tuple) as Iterable[_T_co], which only Any meets
+def _over_asgi(files: list[Path], **selection: Any) -> Catalog:
     transport = httpx.ASGITransport(app=create_app(ClobSimState.from_files(files)))
     config = MetadataHttpConfig(clob_url="http://sim", gamma_url="http://sim/gamma", **selection)
     return asyncio.run(load_catalog_http(config, transport=transport))
@@ -104,7 +106,9 @@ def test_over_a_real_server_too() -> None:
 
 
 # -- resolution --------------------------------------------------------------------------------------
-async def _resolution(base: str, condition_id: str, tokens: list[str], winner: str) -> tuple[dict, list]:
+async def _resolution(
+    base: str, condition_id: str, tokens: list[str], winner: str
+) -> tuple[dict[str, Any], list[str | bytes]]:
     ws_url = base.replace("http://", "ws://") + "/ws/market"
     async with websockets.connect(ws_url) as plain, websockets.connect(ws_url) as custom:
         await plain.send(json.dumps({"type": "market", "assets_ids": tokens}))

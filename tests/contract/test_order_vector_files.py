@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def run_contract_tests(vector_file: Path, *options: str) -> subprocess.Completed
 
 def test_another_vector_file_with_other_kinds_passes(tmp_path: Path) -> None:
     public = load_vectors()
-    plain = lambda v: not v["float_artifact"] and v["inputs"]["signature_type"] == 0  # noqa: E731
+    plain: Callable[[Vector], bool] = lambda v: not v["float_artifact"] and v["inputs"]["signature_type"] == 0  # noqa: E731
     limit = pick(public, "plain neg-risk limit BUY", lambda v: plain(v) and v["kind"] == "limit"
                  and v["inputs"]["neg_risk"] and v["inputs"]["side"] == "BUY")  # fmt: skip
     market = pick(public, "plain market SELL", lambda v: plain(v) and v["kind"] == "market"

@@ -9,6 +9,7 @@ none. The official client itself is the oracle for what a file may not cover (PO
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ def test_vector_file_is_consistent(vectors: VectorFile) -> None:
 def test_exact_amounts_from_decimal_inputs(vector: Vector) -> None:
     inputs = vector["inputs"]
     side = Side[inputs["side"]]
+    compute: Callable[[Side, str, str, str], tuple[int, int]]
     if vector["kind"] == "limit":
         compute, quantity = limit_amounts, inputs["size"]
     else:
@@ -293,7 +295,11 @@ def test_neg_risk_picks_the_exchange_the_signature_covers(vectors: VectorFile) -
     """A wrong neg-risk flag signs for the other exchange: the same order gets another hash."""
     for neg_risk in (True, False):
         what = "neg-risk vector" if neg_risk else "vector without neg-risk"
-        vector = pick(vectors, what, lambda v, n=neg_risk: v["inputs"]["neg_risk"] is n)
+
+        def where(v: Vector, n: bool = neg_risk) -> bool:
+            return v["inputs"]["neg_risk"] is n
+
+        vector = pick(vectors, what, where)
         assert vector["order_hash"] == sign_vector(vector).order_hash
         assert vector["order_hash"] != sign_vector(vector, neg_risk=not neg_risk).order_hash
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -54,7 +55,7 @@ def test_paper_trades_live_simulator_data(
                         return
                     await asyncio.sleep(0.02)
 
-        async def both() -> dict:
+        async def both() -> dict[str, Any]:
             feeder = asyncio.create_task(feed_the_simulator())
             result = await run_paper(registry=registry, config=load_config(None), clob_url=base,
                                      market_ws_url=ws, duration_s=6.0, out_dir=tmp_path,

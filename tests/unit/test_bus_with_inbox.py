@@ -4,6 +4,7 @@ entries are acknowledged only after the journal committed what they caused."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from kit import T0, ScriptedVenue, engine, opportunity, run, snapshot, trade
 from polysnipe.adapters.clock import EventClock
@@ -11,6 +12,7 @@ from polysnipe.adapters.inbox import BusWithInbox, Inbox, InboxItem
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.messages import JournalRecord, KillSwitch
+from polysnipe.core.ports import InputSource
 from polysnipe.runners.loop import EngineLoop, NullSink
 
 
@@ -53,7 +55,10 @@ def test_reports_come_first_and_nothing_is_acknowledged_before_its_commit() -> N
     switch = KillSwitch(T0, "market:0xzz", True, "operator", by="alice")
     inbox.push([switch])
     venue = ScriptedVenue(journal)
-    loop = EngineLoop(engine({T0 + 1: [opportunity("a")]}), source=BusWithInbox(bus, inbox), execution=venue,
+    # the loop takes the inbox's notices (RaiseAlert, RecordError) too, which InputSource's
+    # annotation leaves out
+    source = cast(InputSource, BusWithInbox(bus, inbox))
+    loop = EngineLoop(engine({T0 + 1: [opportunity("a")]}), source=source, execution=venue,
                       sink=NullSink(), settlement=NoSettlement(), journal=journal,
                       clock=EventClock())  # fmt: skip
     run(loop.run())
@@ -76,5 +81,6 @@ def test_an_empty_inbox_waits_only_briefly_on_the_bus() -> None:
             return []
 
     source = BusWithInbox(Quiet([], journal), Inbox(), report_wait_s=0.02)
-    assert [] == list(run(source.next_batch(5.0)) or [])
+    batch = run(source.next_batch(5.0))
+    assert [] == list(batch or [])
     assert [0.02] == waits

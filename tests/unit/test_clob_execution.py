@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -311,7 +311,7 @@ def order(n: int = 0, **changes: Any) -> OrderRequest:
     return order_request(f"opp-{n}:0", **{**fields, **changes})
 
 
-def kinds(reports: list[ExecutionReport]) -> list[str]:
+def kinds(reports: Sequence[object]) -> list[str]:
     return [type(r).__name__ for r in reports]
 
 
@@ -527,14 +527,14 @@ def test_a_fill_after_a_gtc_was_given_up_reaches_the_engine_and_counts() -> None
     }
     h.venue.trades["t-late"] = trade
     on_socket = UserChannel(h.execution.index).on_frame(json.dumps({"event_type": "trade", **trade}), 0)
-    assert ["OrderFilled", "TradeSettlement"] == kinds(on_socket)  # type: ignore[arg-type]
+    assert ["OrderFilled", "TradeSettlement"] == kinds(on_socket)
     by_socket = [r for r in on_socket if isinstance(r, OrderFilled)]
     by_rest = run(h.execution.reconcile(everything=True))
-    assert (["OrderFilled"], ["OrderFilled"]) == (kinds(by_socket), kinds(by_rest))  # type: ignore[arg-type]
+    assert (["OrderFilled"], ["OrderFilled"]) == (kinds(by_socket), kinds(by_rest))
     record = OrderRecord(request)
     record.mark_posted()
     for report in [*reports, *by_socket, *by_rest]:
-        record.apply(report)  # type: ignore[arg-type]
+        record.apply(report)
     assert (OrderStatus.CANCELLED, 10_000_000) == (record.status, record.filled_size)
 
 
@@ -543,6 +543,7 @@ def test_order_ids_that_are_not_our_hashes_stop_posting() -> None:
     h.venue.foreign_ids = True
     (accepted,) = run(h.execution.submit(order(1)))
     assert isinstance(accepted, OrderAccepted)
+    assert isinstance(h.signer, OrderSigner)  # the harness's default signer
     our_hash = h.signer.sign_request(order(1), T0_MS).order_hash
     assert accepted.venue_order_id != our_hash
     assert "mismatch" == h.execution.order_id_check
@@ -800,7 +801,9 @@ def test_a_basket_is_signed_together_and_sent_in_one_post_orders(parallel: Paral
     assert [order_hash for order_hash, _ in serial.venue.stored] == [
         order_hash for order_hash, _ in h.venue.stored
     ]
-    assert [a[0].venue_order_id for a in answers] == [order_hash for order_hash, _ in h.venue.stored]  # type: ignore[attr-defined]
+    assert [cast(OrderAccepted, a[0]).venue_order_id for a in answers] == [
+        order_hash for order_hash, _ in h.venue.stored
+    ]
 
 
 def test_a_leg_refused_before_sending_is_refused_alone_in_its_place(parallel: ParallelSigner) -> None:
@@ -811,7 +814,7 @@ def test_a_leg_refused_before_sending_is_refused_alone_in_its_place(parallel: Pa
     assert [["OrderAccepted"], ["OrderRejected"], ["OrderRejected"], ["OrderAccepted"]] == [
         kinds(a) for a in answers
     ]
-    assert ["invalid_order", "invalid_order"] == [a[0].reason for a in answers[1:3]]  # type: ignore[attr-defined]
+    assert ["invalid_order", "invalid_order"] == [cast(OrderRejected, a[0]).reason for a in answers[1:3]]
     assert 1 == sum(1 for m, p in h.venue.requests if (m, p) == ("POST", "/orders"))
     assert 2 == len(h.venue.stored)
 
@@ -838,7 +841,7 @@ def test_a_leg_the_signer_refuses_is_rejected_alone_with_an_alert() -> None:
     h = Harness(signer=RefusingSigner("opp-1:0"))
     answers = run(h.execution.submit_many([order(n, price=300_000 + n * 10_000) for n in range(3)]))
     assert [["OrderAccepted"], ["OrderRejected"], ["OrderAccepted"]] == [kinds(a) for a in answers]
-    assert "signer_refused" == answers[1][0].reason  # type: ignore[attr-defined]
+    assert "signer_refused" == cast(OrderRejected, answers[1][0]).reason
     assert ["signer_refused"] == [a.code for a in h.alerts]
     assert 1 == sum(1 for m, p in h.venue.requests if (m, p) == ("POST", "/orders"))
 
@@ -850,7 +853,7 @@ def test_a_basket_is_refused_whole_while_an_earlier_outcome_is_unknown(parallel:
     h.venue.lookup_misses.add(h.venue.stored[0][0])  # the venue cannot show it yet
     answers = run(h.execution.submit_many([order(1), order(2)]))
     assert [["OrderRejected"], ["OrderRejected"]] == [kinds(a)[-1:] for a in answers]
-    assert {"unknown_outcome_pending"} == {a[-1].reason for a in answers}  # type: ignore[attr-defined]
+    assert {"unknown_outcome_pending"} == {cast(OrderRejected, a[-1]).reason for a in answers}
 
 
 def test_rate_budget_spaces_out_orders() -> None:

@@ -28,12 +28,11 @@ from polysnipe.adapters.clob.market_data import (
     market_subscription,
 )
 from polysnipe.adapters.clob.parsing import RestBook, book_hash, parse_market_line, parse_rest_book
-from polysnipe.adapters.clob.user_channel import UserChannel, UserStream
+from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream
 from polysnipe.adapters.clob.websocket import PONG, WsConnection, ws_connect
 from polysnipe.adapters.clock import WallClock
 from polysnipe.core.events import BookSnapshot, Event, Level, PriceChange, Side
 from polysnipe.core.messages import (
-    ExecutionReport,
     OrderAccepted,
     OrderFilled,
     RaiseAlert,
@@ -699,7 +698,7 @@ def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
         theirs, _ = trader(KEY1, addresses[1])
         events: list[Event] = []
         gaps: list[tuple[str, str]] = []
-        reports: list[ExecutionReport | RaiseAlert] = []
+        reports: list[UserReport] = []
         config = MarketDataConfig(
             market_url=f"ws://127.0.0.1:{port}/ws/market",
             user_url=f"ws://127.0.0.1:{port}/ws/user",
@@ -721,7 +720,7 @@ def test_sim_feeds_follow_our_orders_fills_and_a_dropped_socket() -> None:
         user_pongs = _Pongs()
 
         class RecordingChannel(UserChannel):
-            def on_frame(self, data: bytes | str, recv_ms: int) -> list[ExecutionReport | RaiseAlert]:
+            def on_frame(self, data: bytes | str, recv_ms: int) -> list[UserReport]:
                 statuses.extend(m.get("status", "") for m in _objects(data) if m.get("event_type") == "trade")
                 return super().on_frame(data, recv_ms)
 

@@ -30,7 +30,7 @@ from polysnipe.adapters.clob.execution import (
 )
 from polysnipe.adapters.clob.factory import ClobSecrets, build_clob_adapters
 from polysnipe.adapters.clob.signing import OrderSigner
-from polysnipe.adapters.clob.user_channel import UserChannel
+from polysnipe.adapters.clob.user_channel import UserChannel, UserReport
 from polysnipe.adapters.sim.clob import Balances, ClobSimState, Faults, create_app, render
 from polysnipe.core.events import BookSnapshot, Level, TickSizeChange
 from polysnipe.core.market import Market
@@ -173,7 +173,7 @@ def engine_record(order: OrderRequest, reports: Sequence[ExecutionReport]) -> Or
     return record
 
 
-def kinds(reports: Sequence[ExecutionReport]) -> list[str]:
+def kinds(reports: Sequence[object]) -> list[str]:
     return [type(r).__name__ for r in reports]
 
 
@@ -239,7 +239,7 @@ def test_an_immediate_order_whose_trades_cannot_be_read_yet_is_ended_by_the_reco
         sim.execution, sink=pushed.extend, on_alert=sim.alerts.append, clock=sim.clock, interval_s=1.0
     )
     run(reconciler.tick())
-    assert ["OrderFilled", "OrderCancelled"] == kinds(pushed)  # type: ignore[arg-type]
+    assert ["OrderFilled", "OrderCancelled"] == kinds(pushed)
     record = engine_record(order, [*answered, *pushed])  # type: ignore[list-item]
     assert (OrderStatus.CANCELLED, 10 * S) == (record.status, record.filled_size)
     assert [] == sim.execution.open_immediate_orders
@@ -391,7 +391,7 @@ def test_a_fill_after_a_local_give_up_is_reported_by_the_user_channel_and_the_re
         channel = UserChannel(sim.execution.index)
         by_socket = socket_reports(channel, sim)
         by_rest = await sim.execution.reconcile(everything=True)
-        return given_up, by_socket, by_rest  # type: ignore[return-value]
+        return given_up, by_socket, by_rest
 
     given_up, by_socket, by_rest = run(scenario())
     assert ["OrderStatusUnknown", "OrderCancelled"] == kinds(given_up)
@@ -414,7 +414,7 @@ async def _no_socket(url: str) -> AsyncIterator[Any]:
 def test_clob_adapters_start_the_reconciler_and_its_reports_reach_the_user_sink() -> None:
     sim = Sim(asks=[(400_000, 10 * S)])
     sim.fault(answer_lost_rate=1.0, answer_lost_status=504)
-    pushed: list[ExecutionReport | RaiseAlert] = []
+    pushed: list[UserReport] = []
 
     async def scenario() -> None:
         adapters = build_clob_adapters(
@@ -442,7 +442,7 @@ def test_clob_adapters_start_the_reconciler_and_its_reports_reach_the_user_sink(
         assert all(task.done() for task in adapters._tasks) or not adapters._tasks
 
     run(scenario())
-    assert ["OrderAccepted", "OrderFilled", "OrderCancelled"] == kinds(pushed)  # type: ignore[arg-type]
+    assert ["OrderAccepted", "OrderFilled", "OrderCancelled"] == kinds(pushed)
     assert ["accepted"] == sim.order_posts()
 
 
@@ -507,7 +507,7 @@ def test_the_reconciler_survives_a_failing_round_and_a_failing_sink() -> None:
     run(sim.execution.submit(request(1, 400_000, 20 * S, OrderType.FAK)))
     sim.heal()
 
-    def broken_sink(reports: list[ExecutionReport | RaiseAlert]) -> None:
+    def broken_sink(reports: Sequence[ExecutionReport | RaiseAlert]) -> None:
         raise RuntimeError("inbox gone")
 
     alerts: list[RaiseAlert] = []

@@ -8,7 +8,7 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from structlog.testing import capture_logs
@@ -24,7 +24,6 @@ from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserSt
 from polysnipe.adapters.clock import WallClock
 from polysnipe.core.events import Side
 from polysnipe.core.messages import (
-    ExecutionReport,
     Liquidity,
     OrderAccepted,
     OrderCancelled,
@@ -151,7 +150,7 @@ def test_an_unknown_trade_status_keeps_the_fill_provisional_and_warns(recorded_u
     trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
     out = channel.on_frame(frame(dict(trade, status="SETTLING")), 9)
     assert ["RaiseAlert", "OrderFilled", "TradeSettlement"] == kinds(out)
-    assert "MATCHED" == out[2].status  # type: ignore[union-attr]
+    assert "MATCHED" == cast(TradeSettlement, out[2]).status
 
 
 def test_maker_fills_take_the_maker_orders_side_price_and_size(
@@ -262,9 +261,7 @@ def test_a_hostile_frame_is_dead_lettered_and_a_failing_sink_does_not_stop_the_s
     # 5,000 levels deep: msgspec raised RecursionError on it, which ended the user socket for good
     deep = '{"event_type":"trade","x":' + "[" * 5_000 + "]" * 5_000 + "}"
 
-    async def scenario() -> tuple[
-        list[ExecutionReport | RaiseAlert], list[tuple[str | bytes, str]], list[str]
-    ]:
+    async def scenario() -> tuple[list[UserReport], list[tuple[str | bytes, str]], list[str]]:
         async def handler(ws: ServerConnection) -> None:
             await ws.recv()
             for f in (json.dumps(order), deep, json.dumps(dict(trade, status="MATCHED"))):
@@ -273,11 +270,11 @@ def test_a_hostile_frame_is_dead_lettered_and_a_failing_sink_does_not_stop_the_s
 
         async with serve(handler, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
-            out: list[ExecutionReport | RaiseAlert] = []
+            out: list[UserReport] = []
             dead: DeadLetters = []
             alerts: list[RaiseAlert] = []
 
-            def sink(reports: list[ExecutionReport | RaiseAlert]) -> None:
+            def sink(reports: Sequence[UserReport]) -> None:
                 if any(isinstance(r, OrderAccepted) for r in reports):
                     raise RuntimeError("journal is down")
                 out.extend(reports)
