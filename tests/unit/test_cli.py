@@ -399,7 +399,7 @@ def test_migrate_applies_the_migrations(capsys: pytest.CaptureFixture[str]) -> N
         assert out.startswith("applied ") and "0001_journal.sql" in out
     finally:
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_paper_trades_when_the_venue_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,12 @@ def test_the_embedded_default_builds_the_core_objects_make_demo_runs_with() -> N
 def test_every_core_signal_parameter_has_a_setting_with_the_core_default(section: type, params: type) -> None:
     settings = {f.name for f in attrs.fields(section)} - {"enabled"}
     assert {f.name for f in attrs.fields(params)} == settings
-    build = {
+    builders: dict[type, Callable[[Any], object]] = {
         SpreadHunterConfig: core_objects.spread_hunter_params,
         MomentumConfig: core_objects.momentum_params,
         LiquidityVacuumConfig: core_objects.liquidity_vacuum_params,
-    }[section]
+    }
+    build = builders[section]
     assert params() == build(section())
 
 

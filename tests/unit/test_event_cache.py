@@ -287,7 +287,8 @@ def _other_parser(header: dict[str, Any], payload: bytearray) -> None:
     header["parser"] = "0" * 16
 
 
-DAMAGE: dict[str, Callable[[Path], None]] = {
+#: each damages the cache file in place (what a write returns is of no interest)
+DAMAGE: dict[str, Callable[[Path], object]] = {
     "truncated": lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]),
     "truncated in the header": lambda f: f.write_bytes(f.read_bytes()[:20]),
     "empty": lambda f: f.write_bytes(b""),

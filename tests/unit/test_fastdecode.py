@@ -16,7 +16,7 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -300,8 +300,9 @@ def test_many_distinct_ids(compiled: None) -> None:
         events = parsing._fast_decode(json.dumps(doc)) if parsing._fast_decode else None
         assert events is not None
         assert all(type(e) is PriceChange for e in events)
-        assert [ids[-1 - i]] == [e.market for e in events]
-        assert ids[i : i + 3] == [d.token_id for d in events[0].changes]
+        changes = cast(list[PriceChange], events)  # every one a PriceChange, as just checked
+        assert [ids[-1 - i]] == [e.market for e in changes]
+        assert ids[i : i + 3] == [d.token_id for d in changes[0].changes]
         _same(json.dumps(doc))
 
 
@@ -529,6 +530,7 @@ def test_mixed_arrays(compiled: None) -> None:
     # Python keeper)
     assert _keeper_takes(frame.encode())
     # one message outside the subset sends the whole frame to msgspec
+    odd: object
     for odd in ({**_lt_doc(), "event_type": "tick_size_change"}, {**_lt_doc(), "price": "2"}, {}, [], "x"):
         text = json.dumps([*docs, odd])
         assert not _taken(text)

@@ -178,7 +178,11 @@ def test_signal_endpoint_accepts_signed_signals_onto_the_stream_and_refuses_the_
             source = StreamSource(client, streams, consumer="e", shards=[], clock=WallClock())
             got = await drain(source)
             assert [ExternalSignal] == [type(e) for e in got]
-            assert ok.json()["id"] == (await client.xrange(streams.signals_key))[0][0].decode()
+            entries = await client.xrange(streams.signals_key)
+            assert entries is not None
+            entry_id = entries[0][0]
+            assert isinstance(entry_id, bytes)  # the client's replies stay bytes
+            assert ok.json()["id"] == entry_id.decode()
         finally:
             await drop_keys(client, prefix)  # type: ignore[arg-type]
             await client.aclose()

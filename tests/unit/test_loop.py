@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import pytest
 from structlog.testing import capture_logs
@@ -37,17 +38,21 @@ from polysnipe.core.messages import (
     RecordOpportunity,
     RecordOutcome,
 )
+from polysnipe.core.opportunity import Opportunity
+from polysnipe.core.ports import InputSource
 from polysnipe.core.units import MICRO
 from polysnipe.runners.loop import EngineLoop, NullSink, audit_risk
 
 
 def _loop(
-    script: dict, answer: str = "fill", clock: EventClock | WallClock | None = None
+    script: dict[int, list[Opportunity]], answer: str = "fill", clock: EventClock | WallClock | None = None
 ) -> tuple[EngineLoop, Inbox, ScriptedVenue, MemoryJournal]:
     journal = MemoryJournal()
     venue = ScriptedVenue(journal, answer)
     inbox = Inbox()
-    loop = EngineLoop(engine(script), source=inbox, execution=venue, sink=NullSink(),
+    # the loop takes what an Inbox holds, alerts too: wider than core.ports.InputSource declares
+    source = cast(InputSource, inbox)
+    loop = EngineLoop(engine(script), source=source, execution=venue, sink=NullSink(),
                       settlement=NoSettlement(), journal=journal, clock=clock or EventClock(),
                       max_wait_s=0.05)  # fmt: skip
     return loop, inbox, venue, journal
@@ -158,7 +163,9 @@ def test_with_a_feed_latency_the_venue_sees_events_at_exchange_time_and_the_engi
     venue = ScriptedVenue(journal)
     inbox = Inbox()
     sink = RecordingSink()
-    loop = EngineLoop(engine({T0 + 1: [opportunity("a")]}), source=inbox, execution=venue, sink=sink,
+    # the loop takes what an Inbox holds, alerts too: wider than core.ports.InputSource declares
+    source = cast(InputSource, inbox)
+    loop = EngineLoop(engine({T0 + 1: [opportunity("a")]}), source=source, execution=venue, sink=sink,
                       settlement=NoSettlement(), journal=journal, clock=EventClock(),
                       feed_delay=lambda: 7)  # fmt: skip
     submitted_at: list[int] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from structlog.testing import capture_logs
 
@@ -17,7 +17,7 @@ from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim import ConstantLatency, PolymarketFeeModel, RiskAverseQueueModel, SimVenue
 from polysnipe.adapters.sim.execution import SimExecution
 from polysnipe.adapters.sim.journal import MemoryJournal
-from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
+from polysnipe.core.events import BookSnapshot, LastTrade, Level, MarketEvent, Side
 from polysnipe.core.market import MarketRegistry, NegRiskEvent
 from polysnipe.core.messages import (
     ExecutionReport,
@@ -28,7 +28,7 @@ from polysnipe.core.messages import (
     RecordFill,
 )
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.ports import BatchExecutionPort, ExecutionPort
+from polysnipe.core.ports import BatchExecutionPort, ExecutionPort, InputSource
 from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO
 from polysnipe.runners.loop import EngineLoop, NullSink
@@ -53,8 +53,8 @@ def _state() -> EngineState:
     return state
 
 
-def _inputs() -> list[object]:
-    books: list[object] = [
+def _inputs() -> list[MarketEvent]:
+    books: list[MarketEvent] = [
         BookSnapshot(T0, m.token_ids[0], m.condition_id, (Level(ask - 20_000, 500 * MICRO),),
                      (Level(ask, 500 * MICRO),))
         for m, ask in zip(LEGS, ASKS, strict=True)
@@ -101,7 +101,9 @@ def _run(
     execution: ExecutionPort, journal: MemoryJournal, sink: Any = None, settlement: Any = None
 ) -> EngineLoop:
     inbox = Inbox()
-    loop = EngineLoop(_state(), source=inbox, execution=execution, sink=sink or NullSink(),
+    # the loop takes what an Inbox holds, alerts too: wider than core.ports.InputSource declares
+    source = cast(InputSource, inbox)
+    loop = EngineLoop(_state(), source=source, execution=execution, sink=sink or NullSink(),
                       settlement=settlement or NoSettlement(), journal=journal, clock=EventClock(),
                       max_wait_s=0.05)  # fmt: skip
     inbox.push(_inputs())

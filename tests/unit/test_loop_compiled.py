@@ -105,8 +105,9 @@ def test_hostile_arguments_raise_rather_than_crash() -> None:
         return list(base.values())
 
     with pytest.raises(TypeError):
-        feed_quiet(*args()[:13])  # type: ignore[call-arg]
-    for bad in [{"batch": (Event(),)}, {"counts": []}, {"kinds": [Event]}]:
+        feed_quiet(*args()[:13])
+    hostile: list[dict[str, Any]] = [{"batch": (Event(),)}, {"counts": []}, {"kinds": [Event]}]
+    for bad in hostile:
         with pytest.raises(TypeError):
             feed_quiet(*args(**bad))
     with pytest.raises(ValueError, match="negative"):

@@ -329,9 +329,9 @@ def test_the_compiled_step_refuses_bad_calls() -> None:
     from polysnipe.core import _market
 
     with pytest.raises(TypeError):
-        _market.step(None, None)  # type: ignore[call-arg]
+        _market.step(None, None)  # type: ignore[call-arg, arg-type]  # a wrong call on purpose
     with pytest.raises(TypeError):
-        _market.bind_step({}, None)  # type: ignore[call-arg]
+        _market.bind_step({}, None)  # type: ignore[call-arg, arg-type]  # a wrong call on purpose
     state = _engine(0)
     with pytest.raises(KeyError):
         step(state, object(), T0)  # type: ignore[arg-type]
@@ -345,9 +345,13 @@ def test_the_compiled_step_reads_attributes_as_python_does() -> None:
 
     class Exits:
         __slots__ = ("convert_timers", "timers")
+        convert_timers: list[object]
+        timers: list[object]
 
     class State:
         __slots__ = ("exits", "timers")
+        exits: Exits
+        timers: list[object]
 
     state = State()
     state.timers = []
@@ -365,7 +369,7 @@ def test_the_compiled_step_reads_attributes_as_python_does() -> None:
     def refuse(_: object) -> list[object]:
         raise ValueError("read through the property")
 
-    State.timers = property(refuse)  # type: ignore[assignment]
+    State.timers = property(refuse)  # type: ignore[assignment, misc]  # a property over the slot, on purpose
     with pytest.raises(ValueError, match="through the property"):
         step(state, object(), T0)  # type: ignore[arg-type]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from kit import T0, YES, fill, order_request
 from polysnipe.core.book import BookState
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, Side
@@ -32,7 +34,12 @@ def _book(bids: tuple[Level, ...], asks: tuple[Level, ...]) -> BookState:
     return book
 
 
-def _fill(side: Side, price: int, size: int, ts: int = T0, **fees: int) -> OrderFilled:
+class _Fees(TypedDict, total=False):
+    fee_usdc: int
+    fee_shares: int
+
+
+def _fill(side: Side, price: int, size: int, ts: int = T0, **fees: Unpack[_Fees]) -> OrderFilled:
     order = order_request("o", side=side, price=price, size=size)
     return fill(order, ts, trade_id=f"t{ts}{side}{price}", **fees)
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import attrs
 import pytest
@@ -85,8 +85,13 @@ def _order(
                          token_id=token, side=side, price=price, size=size)  # fmt: skip
 
 
+class _Fees(TypedDict, total=False):
+    fee_usdc: int
+    fee_shares: int
+
+
 def _fill(
-    order: OrderRequest, size: int, price: int | None = None, trade: str = "", **fees: int
+    order: OrderRequest, size: int, price: int | None = None, trade: str = "", **fees: Unpack[_Fees]
 ) -> OrderFilled:
     return fill(order, NOW, size, trade or f"t{next(_seq)}", price=price, **fees)
 

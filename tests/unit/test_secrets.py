@@ -7,12 +7,13 @@ import json
 import pickle
 import random
 import traceback
-from typing import Any
+from typing import Any, AnyStr, cast
 
 import attrs
 import httpx
 import msgspec
 import pytest
+from attrs import AttrsInstance
 
 from polysnipe.adapters.clob.auth import ApiCreds, BuilderAuth, L2Auth, LocalSigner
 from polysnipe.adapters.clob.factory import (
@@ -44,7 +45,7 @@ ENV = {ENV_PRIVATE_KEY: KEY, ENV_API_KEY: API_KEY, ENV_API_SECRET: API_SECRET, E
 
 # -- the Secret type -------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [API_SECRET, KEY.encode()])
-def test_a_secret_never_shows_its_value(value: str | bytes) -> None:
+def test_a_secret_never_shows_its_value(value: AnyStr) -> None:
     secret = Secret(value)
     shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", f"{secret:>80}", format(secret)]
     assert ["Secret('***')"] * len(shown) == shown
@@ -63,7 +64,7 @@ def test_a_secret_refuses_every_serializer() -> None:
 def test_a_secret_is_immutable_and_equal_only_to_an_equal_secret() -> None:
     secret = Secret(API_SECRET)
     with pytest.raises(AttributeError):
-        secret._value = "other"  # type: ignore[misc]
+        secret._value = "other"
     with pytest.raises(AttributeError):
         del secret._value
     assert Secret(API_SECRET) == secret and hash(Secret(API_SECRET)) == hash(secret)
@@ -213,9 +214,10 @@ def holders() -> list[object]:
 def renderings(obj: object) -> list[str]:
     shown = [repr(obj), str(obj), f"{obj}", f"{obj!r}", repr([obj]), repr({"x": obj})]
     if attrs.has(type(obj)):
-        shown.append(json.dumps(attrs.asdict(obj), default=repr))
-        shown.append(repr(attrs.asdict(obj)))
-        shown.append(repr(attrs.astuple(obj)))
+        instance = cast(AttrsInstance, obj)  # an attrs class's instance, as attrs.has just said
+        shown.append(json.dumps(attrs.asdict(instance), default=repr))
+        shown.append(repr(attrs.asdict(instance)))
+        shown.append(repr(attrs.astuple(instance)))
     return shown
 
 

@@ -266,7 +266,10 @@ def test_spread_hunter_edge_must_clear_the_noise_of_its_fair_value() -> None:
         low, high = ("0.38", "0.40") if i % 2 else ("0.60", "0.62")
         events += snap(1_000 + 100 * i, m, [(low, 100), ("0.30", 100)], [(high, 100), ("0.70", 100)])
     events += snap(2_000, m, [("0.49", 100), ("0.48", 100)], [("0.51", 100), ("0.52", 100)])
-    cheap = [*sold(2_100, m, ["0.49", "0.48"]), change(2_100, m, [*SWEPT[:3], (SELL, "0.47", 60)])]
+    cheap: list[Event] = [
+        *sold(2_100, m, ["0.49", "0.48"]),
+        change(2_100, m, [*SWEPT[:3], (SELL, "0.47", 60)]),
+    ]
     assert [] == run(SpreadHunter(), Ctx([m]), [*events, *cheap])
     opps = run(SpreadHunter(SpreadHunterParams(noise_z=0.0)), Ctx([m]), [*events, *cheap])
     assert [px("0.47")] == [o.limit_price for o in opps]
@@ -310,7 +313,8 @@ def test_spread_hunter_untrusted_book_resets_fair_value() -> None:
 
 def test_spread_hunter_skips_crossed_book() -> None:
     m = binary()
-    crossed = [*sold(2_000, m, ["0.49"]), change(2_000, m, [(SELL, "0.45", 60)])]  # ask under the 0.49 bid
+    # ask under the 0.49 bid
+    crossed: list[Event] = [*sold(2_000, m, ["0.49"]), change(2_000, m, [(SELL, "0.45", 60)])]
     assert [] == run(SpreadHunter(), Ctx([m]), [*warm_up(m), *crossed])
 
 

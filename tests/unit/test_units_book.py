@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -111,7 +113,7 @@ def test_event_tokens_follow_markets_added_after_a_lookup() -> None:
     ],
 )
 def test_market_refuses_what_would_fail_mid_run(changes: dict[str, int], needle: str) -> None:
-    fields = {
+    fields: dict[str, Any] = {
         "tick_size": 10_000,
         "min_order_size": 5 * MICRO,
         "fee_rate": 40_000,

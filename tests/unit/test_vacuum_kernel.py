@@ -482,7 +482,7 @@ def test_a_vacuum_fires_one_tick_beyond_the_zone_and_not_at_its_edge(dense: bool
     # third three ticks back, beyond it
     bids = [(48 * _C, 100 * SHARE), (47 * _C, 100 * SHARE), (46 * _C, 100 * SHARE), (45 * _C, 10 * SHARE)]
     asks = [(52 * _C, 100 * SHARE), (53 * _C, 100 * SHARE), (54 * _C, 100 * SHARE), (55 * _C, 10 * SHARE)]
-    ops = [(("snap", 0, bids, asks, True), 1_000)]
+    ops: list[tuple[tuple[Any, ...], int]] = [(("snap", 0, bids, asks, True), 1_000)]
     ops += [(("pull", 0, pulled, 1, False), 10) for _ in range(2)]
     assert _compare(EDGE, ops, dense=dense, proxy=False) == 0
     assert _compare(EDGE, [*ops, (("pull", 0, pulled, 1, False), 10)], dense=dense, proxy=False) == 1

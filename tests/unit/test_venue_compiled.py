@@ -556,6 +556,7 @@ def _plans(engine: Any, token: str, side: Side, limit: int, qty: int, owner: str
     idx = view.bids if side is Side.BUY else view.asks
     other = venue_module._NO_LEVELS if replayed_only else engine._mirrored_levels(view, side)
     args = (view.book, side, limit, qty, owner, idx, other, replayed_only)
+    assert venue_module._compiled_match is not None
     return venue_module._compiled_match(*args), venue_module._plan_levels(*args)
 
 
@@ -602,6 +603,7 @@ def test_the_compiled_match_takes_the_venues_cases_and_leaves_the_rest_to_python
     compiled.venue.submit(_order("b", "w2", YES, Side.BUY, 470_000, 10 * S, OrderType.GTC), 0)
     compiled.due(0)
     engine = compiled.venue._engine
+    assert venue_module._compiled_match is not None
     a, b = engine._orders["a"], engine._orders["b"]
     c, py = _plans(engine, YES, Side.BUY, 470_000, 70 * S, "w3", False)
     # the level at 0.49 queues 20 ahead of order a; 0.47 shows nothing but order b
@@ -651,6 +653,7 @@ def test_the_compiled_match_refuses_or_leaves_to_python_what_is_not_the_venues_s
     engine = compiled.venue._engine
     book, order = engine._toks[YES].book, engine._orders["a"]
     match = venue_module._compiled_match
+    assert match is not None
     with pytest.raises(TypeError):
         match(book, Side.BUY, 0, S, "w2", {}, {})
     odd_idx: list[Any] = [
@@ -666,6 +669,7 @@ def test_the_compiled_match_refuses_or_leaves_to_python_what_is_not_the_venues_s
             # the complement's levels, keyed by its own prices: 0.49 there is 0.51 here, not walked
             mirrored = match(book, Side.BUY, 0, 30 * S, "w2", {}, idx, replayed_only)
             assert mirrored is None or [(490_000, 20 * S, None)] == mirrored
+    args: tuple[object, ...]
     for args in [
         (book, "BUY", 0, S, "w2", {}, {}, False),  # not a Side
         (book, Side.BUY, 0.5, S, "w2", {}, {}, False),  # a float limit
