@@ -47,6 +47,8 @@ check: install
 	# mypy cannot follow the package-dir mapping (polysnipe = src/), so it reads the package through a link
 	mkdir -p build/mypyroot && ln -sfn ../../src build/mypyroot/polysnipe
 	MYPYPATH=build/mypyroot $(BIN)/mypy --strict -p polysnipe
+	# the tests too (their helpers, tests/kit and conftest, import as top-level modules)
+	MYPYPATH=build/mypyroot:tests $(BIN)/mypy --strict tests
 
 # the pipeline properties must catch known mutations of the lifecycle (tests/mutation/run.py; ~75 s)
 mutation: install

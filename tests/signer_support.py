@@ -19,6 +19,7 @@ from polysnipe.adapters.signer_server.callers import CallerStore
 from polysnipe.adapters.signer_server.config import Policy, RateLimit, SignerServerConfig
 from polysnipe.adapters.signer_server.factory import db_opener
 from polysnipe.adapters.signer_server.keys import KeyProvider, KeystoreProvider
+from polysnipe.core.ports import Clock
 from polysnipe.core.secret import Secret
 
 DSN = "postgresql://127.0.0.1:5432/test"
@@ -78,7 +79,7 @@ def policy_for(keys: KeyProvider, *, safes: tuple[str, ...] = ()) -> Policy:
 def service(
     schema: str,
     keys: KeyProvider,
-    clock: HandClock,
+    clock: Clock,
     *,
     policy: Policy | None = None,
     builder: bool = True,

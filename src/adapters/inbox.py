@@ -17,11 +17,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from polysnipe.core.messages import Input, RaiseAlert, RecordError
+from polysnipe.core.messages import SourceItem
 
-__all__ = ["AckingSource", "BusWithInbox", "Inbox", "InboxItem"]
-
-InboxItem = Input | RaiseAlert | RecordError
+__all__ = ["AckingSource", "BusWithInbox", "Inbox"]
 
 
 class Inbox:
@@ -30,10 +28,10 @@ class Inbox:
     __slots__ = ("_closed", "_queue")
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Sequence[InboxItem] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Sequence[SourceItem] | None] = asyncio.Queue()
         self._closed = False
 
-    def push(self, items: Sequence[InboxItem]) -> None:
+    def push(self, items: Sequence[SourceItem]) -> None:
         """Queue items for the loop (from any coroutine or callback on the loop's thread)."""
         if items and not self._closed:
             self._queue.put_nowait(list(items))
@@ -43,9 +41,9 @@ class Inbox:
             self._closed = True
             self._queue.put_nowait(None)
 
-    def take_nowait(self) -> Sequence[InboxItem] | None:
+    def take_nowait(self) -> Sequence[SourceItem] | None:
         """Everything queued now ([] when nothing is); None once closed and drained."""
-        batch: list[InboxItem] = []
+        batch: list[SourceItem] = []
         while not self._queue.empty():
             more = self._queue.get_nowait()
             if more is None:
@@ -54,7 +52,7 @@ class Inbox:
             batch.extend(more)
         return batch
 
-    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
+    async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None:
         try:
             # asyncio.timeout keeps a cancel that lands as a batch arrives (3.11's wait_for loses it)
             async with asyncio.timeout(timeout_s):
@@ -72,7 +70,7 @@ class Inbox:
 class AckingSource(Protocol):
     """An input source whose entries must be acknowledged once the journal holds what they caused."""
 
-    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None: ...
+    async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None: ...
 
     def acknowledge(self) -> None: ...
 
@@ -87,7 +85,7 @@ class BusWithInbox:
         self.inbox = inbox
         self.report_wait_s = report_wait_s
 
-    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
+    async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None:
         side = self.inbox.take_nowait()
         if side is None:
             # closed: the run is ending; what the bus holds stays unacknowledged for the next run

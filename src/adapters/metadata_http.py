@@ -80,6 +80,11 @@ def _condition_ids(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple
             raise ValueError(f"not a condition id (0x and 64 hex digits): {cid[:80]!r}")
 
 
+def _as_ids(ids: Iterable[str]) -> tuple[str, ...]:
+    """`condition_ids` as given (any iterable of ids), kept as a tuple."""
+    return tuple(ids)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class MetadataHttpConfig:
     """Where the metadata comes from, which markets, and the bounds on what the venue may send."""
@@ -87,7 +92,7 @@ class MetadataHttpConfig:
     clob_url: str
     gamma_url: str
     #: the markets to load (the ones the engine trades); empty = every market the CLOB lists
-    condition_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_condition_ids)
+    condition_ids: tuple[str, ...] = attrs.field(default=(), converter=_as_ids, validator=_condition_ids)
     max_pages: int = attrs.field(default=2_000, validator=_positive)
     max_page_items: int = attrs.field(default=1_000, validator=_positive)
     max_markets: int = attrs.field(default=5_000, validator=_positive)

@@ -50,6 +50,7 @@ __all__ = [
     "RedeemPositions",
     "SettlementRefused",
     "SettlementReport",
+    "SourceItem",
     "Tick",
     "TradeSettlement",
     "VenueCondition",
@@ -513,3 +514,7 @@ ExecutionReport = (
 
 #: everything the pipeline step takes
 Input = Event | ExecutionReport | TradeSettlement | SettlementReport | KillSwitch | VenueCondition | Tick
+
+#: what an input source hands the engine loop: the step's inputs, and the notices adapters raise in
+#: between (alerts, dead-lettered input), journaled in order with the inputs around them
+SourceItem = Input | RaiseAlert | RecordError

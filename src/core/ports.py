@@ -24,12 +24,12 @@ from polysnipe.core.events import MarketEvent
 from polysnipe.core.messages import (
     ConvertPositions,
     ExecutionReport,
-    Input,
     JournalRecord,
     MergePositions,
     OrderRequest,
     RedeemPositions,
     SettlementReport,
+    SourceItem,
 )
 
 __all__ = [
@@ -69,9 +69,9 @@ class Rng(Protocol):
 
 class InputSource(Protocol):
     """Where the engine's inputs come from, in order: market events, signals, venue reports, operators'
-    kill switches."""
+    kill switches, and the adapters' notices between them."""
 
-    async def next_batch(self, timeout_s: float | None) -> Sequence[Input] | None:
+    async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None:
         """The next inputs; [] when `timeout_s` passed with nothing new (None: wait as long as it
         takes); None once the source has ended."""
         ...

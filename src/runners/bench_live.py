@@ -24,7 +24,6 @@ from dependency_injector import providers
 from psycopg import sql
 
 from polysnipe.adapters.clock import WallClock
-from polysnipe.adapters.inbox import InboxItem
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.postgres.database import BUNDLED_MIGRATIONS
 from polysnipe.adapters.postgres.journal import PostgresJournal, set_schema
@@ -33,6 +32,7 @@ from polysnipe.adapters.redis.config import StreamsConfig
 from polysnipe.adapters.redis.factory import ping, redis_client
 from polysnipe.adapters.redis.streams import RedisClient, StreamPublisher, StreamSource
 from polysnipe.adapters.sim.journal import MemoryJournal
+from polysnipe.core.messages import SourceItem
 from polysnipe.runners.bench_bus import _drop, _frames, _latency
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Backtest
@@ -47,7 +47,7 @@ class DrainedSource:
         self.source = source
         self.total = total
 
-    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
+    async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None:
         if self.source.entries >= self.total:
             return None
         return await self.source.next_batch(0.05)

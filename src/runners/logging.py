@@ -39,6 +39,7 @@ from typing import IO, Any, Final
 import msgspec
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from polysnipe.adapters import logs
 from polysnipe.core.secret import MASK, Secret
@@ -122,7 +123,7 @@ def redact(value: Any, name: str = "") -> Any:
     return value if masked == shown else masked
 
 
-def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """structlog processor: the last line of defence, whatever the caller passed (see `redact`)."""
     for key, value in event_dict.items():
         if key not in _PASS_THROUGH:
@@ -152,7 +153,7 @@ def configure_logging(
         mode = "json"
     else:
         stream = sys.stderr
-    processors: list[Any] = [
+    processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,11 @@ def _same(expected: Catalog, actual: Catalog) -> None:
     assert sorted(c for c, _ in expected.refused) == sorted(c for c, _ in actual.refused)
 
 
-# Any: the attrs plugin reads condition_ids (converter=tuple) as Iterable[_T_co], which only Any meets
-def _over_asgi(files: list[Path], **selection: Any) -> Catalog:
+def _over_asgi(files: list[Path], condition_ids: Sequence[str] = ()) -> Catalog:
     transport = httpx.ASGITransport(app=create_app(ClobSimState.from_files(files)))
-    config = MetadataHttpConfig(clob_url="http://sim", gamma_url="http://sim/gamma", **selection)
+    config = MetadataHttpConfig(
+        clob_url="http://sim", gamma_url="http://sim/gamma", condition_ids=condition_ids
+    )
     return asyncio.run(load_catalog_http(config, transport=transport))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import cast
 
 import psycopg
 import pytest
@@ -21,7 +20,6 @@ from polysnipe.adapters.postgres.migrations import apply_migrations
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.messages import OutcomeKind, RecordOutcome
-from polysnipe.core.ports import InputSource
 from polysnipe.runners.cli import main
 from polysnipe.runners.loop import EngineLoop, NullSink
 
@@ -82,9 +80,7 @@ def test_a_kill_switch_from_the_command_line_stops_a_running_engines_next_decisi
         inbox = Inbox()
         script = {T0 + 1: [opportunity("a")], T0 + 3: [opportunity("b", created_ms=T0 + 3)]}
         journal = PostgresJournal(database.connection(), also=view)
-        # the loop takes the inbox's notices (RaiseAlert, RecordError) too, which InputSource's
-        # annotation leaves out
-        source = cast(InputSource, inbox)
+        source = inbox
         loop = EngineLoop(engine(script), source=source, execution=venue, sink=NullSink(),
                           settlement=NoSettlement(), journal=journal,
                           clock=EventClock(), max_wait_s=0.02,

@@ -90,8 +90,7 @@ def test_live_engine_orders_are_signed_by_the_signing_server(
     keys = keystore(tmp_path / "keys")
     address = keys.addresses()[0]
     signer_url, stop_signer = signer.start_in_thread(
-        # service() is annotated for a HandClock but takes any Clock (signer_support.py)
-        service(journal_schema, keys, WallClock()),  # type: ignore[arg-type]
+        service(journal_schema, keys, WallClock()),
         SignerSettings(),
     )
     config = ClobSimConfig(paced_replay=True, default_usdc_micro=5_000_000_000)
@@ -163,8 +162,7 @@ def test_refused_or_unreachable_signing_sends_no_order(
     keys = keystore(tmp_path)
     address = keys.addresses()[0]
     nobody = attrs.evolve(policy_for(keys), makers=())
-    # service() is annotated for a HandClock but takes any Clock (signer_support.py)
-    clocked = service(schema, keys, WallClock(), policy=nobody)  # type: ignore[arg-type]
+    clocked = service(schema, keys, WallClock(), policy=nobody)
     url, stop = signer.start_in_thread(clocked, SignerSettings())
     posts: list[str] = []
 

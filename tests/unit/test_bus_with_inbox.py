@@ -4,28 +4,26 @@ entries are acknowledged only after the journal committed what they caused."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
 from kit import T0, ScriptedVenue, engine, opportunity, run, snapshot, trade
 from polysnipe.adapters.clock import EventClock
-from polysnipe.adapters.inbox import BusWithInbox, Inbox, InboxItem
+from polysnipe.adapters.inbox import BusWithInbox, Inbox
 from polysnipe.adapters.settlement import NoSettlement
 from polysnipe.adapters.sim.journal import MemoryJournal
-from polysnipe.core.messages import JournalRecord, KillSwitch
-from polysnipe.core.ports import InputSource
+from polysnipe.core.messages import JournalRecord, KillSwitch, SourceItem
 from polysnipe.runners.loop import EngineLoop, NullSink
 
 
 class ListBus:
     """An AckingSource over prepared batches; records what was handed out when each ack came."""
 
-    def __init__(self, batches: list[list[InboxItem]], journal: CountingJournal) -> None:
+    def __init__(self, batches: list[list[SourceItem]], journal: CountingJournal) -> None:
         self.batches = batches
         self.journal = journal
         self.handed = 0
         self.acks: list[tuple[int, int]] = []
 
-    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
+    async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None:
         if not self.batches:
             return None
         batch = self.batches.pop(0)
@@ -55,9 +53,7 @@ def test_reports_come_first_and_nothing_is_acknowledged_before_its_commit() -> N
     switch = KillSwitch(T0, "market:0xzz", True, "operator", by="alice")
     inbox.push([switch])
     venue = ScriptedVenue(journal)
-    # the loop takes the inbox's notices (RaiseAlert, RecordError) too, which InputSource's
-    # annotation leaves out
-    source = cast(InputSource, BusWithInbox(bus, inbox))
+    source = BusWithInbox(bus, inbox)
     loop = EngineLoop(engine({T0 + 1: [opportunity("a")]}), source=source, execution=venue,
                       sink=NullSink(), settlement=NoSettlement(), journal=journal,
                       clock=EventClock())  # fmt: skip
@@ -76,7 +72,7 @@ def test_an_empty_inbox_waits_only_briefly_on_the_bus() -> None:
     waits: list[float | None] = []
 
     class Quiet(ListBus):
-        async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
+        async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None:
             waits.append(timeout_s)
             return []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -32,7 +31,6 @@ from polysnipe.core.messages import (
 )
 from polysnipe.core.pipeline import next_timer_ms, step
 from polysnipe.core.portfolio import Lot, Portfolio, WalletState
-from polysnipe.core.ports import InputSource
 from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO
 from polysnipe.runners.loop import EngineLoop, NullSink
@@ -366,8 +364,7 @@ def test_the_loop_journals_the_request_asks_the_venue_and_feeds_the_answer_back(
     wallet = state.portfolio.wallets[WALLET]
     sim = _venue(dict(wallet.positions), balance=wallet.balance_usdc_micro)
     journal = MemoryJournal()
-    # the loop takes what an Inbox holds, alerts too: wider than core.ports.InputSource declares
-    source = cast(InputSource, Inbox())
+    source = Inbox()
     loop = EngineLoop(state, source=source, execution=sim, sink=NullSink(), settlement=sim, journal=journal,
                       clock=EventClock())  # fmt: skip
     asyncio.run(loop.perform([convert], T0 + 30))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import cast
 
 import pytest
 from structlog.testing import capture_logs
@@ -39,7 +38,6 @@ from polysnipe.core.messages import (
     RecordOutcome,
 )
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.ports import InputSource
 from polysnipe.core.units import MICRO
 from polysnipe.runners.loop import EngineLoop, NullSink, audit_risk
 
@@ -50,8 +48,7 @@ def _loop(
     journal = MemoryJournal()
     venue = ScriptedVenue(journal, answer)
     inbox = Inbox()
-    # the loop takes what an Inbox holds, alerts too: wider than core.ports.InputSource declares
-    source = cast(InputSource, inbox)
+    source = inbox
     loop = EngineLoop(engine(script), source=source, execution=venue, sink=NullSink(),
                       settlement=NoSettlement(), journal=journal, clock=clock or EventClock(),
                       max_wait_s=0.05)  # fmt: skip
@@ -163,8 +160,7 @@ def test_with_a_feed_latency_the_venue_sees_events_at_exchange_time_and_the_engi
     venue = ScriptedVenue(journal)
     inbox = Inbox()
     sink = RecordingSink()
-    # the loop takes what an Inbox holds, alerts too: wider than core.ports.InputSource declares
-    source = cast(InputSource, inbox)
+    source = inbox
     loop = EngineLoop(engine({T0 + 1: [opportunity("a")]}), source=source, execution=venue, sink=sink,
                       settlement=NoSettlement(), journal=journal, clock=EventClock(),
                       feed_delay=lambda: 7)  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from structlog.testing import capture_logs
 
@@ -28,7 +28,7 @@ from polysnipe.core.messages import (
     RecordFill,
 )
 from polysnipe.core.opportunity import Opportunity
-from polysnipe.core.ports import BatchExecutionPort, ExecutionPort, InputSource
+from polysnipe.core.ports import BatchExecutionPort, ExecutionPort
 from polysnipe.core.state import EngineState
 from polysnipe.core.units import MICRO
 from polysnipe.runners.loop import EngineLoop, NullSink
@@ -101,8 +101,7 @@ def _run(
     execution: ExecutionPort, journal: MemoryJournal, sink: Any = None, settlement: Any = None
 ) -> EngineLoop:
     inbox = Inbox()
-    # the loop takes what an Inbox holds, alerts too: wider than core.ports.InputSource declares
-    source = cast(InputSource, inbox)
+    source = inbox
     loop = EngineLoop(_state(), source=source, execution=execution, sink=sink or NullSink(),
                       settlement=settlement or NoSettlement(), journal=journal, clock=EventClock(),
                       max_wait_s=0.05)  # fmt: skip

@@ -43,12 +43,11 @@ import redis.exceptions
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_int, parse_market_line
-from polysnipe.adapters.inbox import InboxItem
 from polysnipe.adapters.logs import get_logger
 from polysnipe.adapters.redis.config import StreamsConfig
 from polysnipe.adapters.redis.parsing import route_frame
 from polysnipe.core.events import MAX_TS_MS, MIN_TS_MS, Event, ExternalSignal
-from polysnipe.core.messages import RaiseAlert, RecordError
+from polysnipe.core.messages import RaiseAlert, RecordError, SourceItem
 from polysnipe.core.ports import Clock
 
 __all__ = [
@@ -330,7 +329,7 @@ class StreamSource:
         return done
 
     # -- reading ---------------------------------------------------------------------------------
-    async def next_batch(self, timeout_s: float | None) -> Sequence[InboxItem] | None:
+    async def next_batch(self, timeout_s: float | None) -> Sequence[SourceItem] | None:
         if self._closed:
             return None
         deadline = None if timeout_s is None else time.monotonic() + max(timeout_s, 0.0)
@@ -363,13 +362,13 @@ class StreamSource:
             await self._dead_letter(dead)
         return items
 
-    def _failed(self, exc: Exception) -> list[InboxItem]:
+    def _failed(self, exc: Exception) -> list[SourceItem]:
         log.error("bus_read_failed", error=repr(exc)[:300])
         return [RaiseAlert("critical", "bus_read_failed", f"reading the bus failed: {exc!r}"[:500],
                            self._clock.now_ms())]  # fmt: skip
 
-    async def _failed_wait(self, exc: Exception, deadline: float | None) -> list[InboxItem]:
-        out: list[InboxItem] = []
+    async def _failed_wait(self, exc: Exception, deadline: float | None) -> list[SourceItem]:
+        out: list[SourceItem] = []
         if not self._down:
             # one alert per outage, not one per retry
             self._down = True
@@ -447,8 +446,8 @@ class StreamSource:
         log.error("stream_entries_trimmed", stream=key, entries=n)
 
     # -- decoding --------------------------------------------------------------------------------
-    def _take(self, entries: list[tuple[str, _Entry]]) -> tuple[list[InboxItem], list[_Dead]]:
-        out: list[InboxItem] = []
+    def _take(self, entries: list[tuple[str, _Entry]]) -> tuple[list[SourceItem], list[_Dead]]:
+        out: list[SourceItem] = []
         handed = self._handed
         dead: list[_Dead] = []
         trimmed: dict[str, int] = {}
