@@ -413,10 +413,9 @@ class _TimedKey:
     the part of the tail the host adds to C code is seen beside the tail of the whole path. The
     wrapper's own cost (one call, two clock reads) is well under a microsecond."""
 
-    __slots__ = ("_key", "_sign", "address", "samples")
+    __slots__ = ("_sign", "address", "samples")
 
     def __init__(self, key: Any, samples: list[int]) -> None:
-        self._key = key
         self._sign = key.sign_order_digest
         self.address = key.address
         self.samples = samples
@@ -491,11 +490,11 @@ def _latency_sample_set(args: argparse.Namespace) -> Iterator[_LatencySamples]:
     """Sample sets of distinct events: the one given file, or generated sets (seeds 1, 2, ...)
     until `--samples` single-order decisions (the aim's kind) are pooled, at most `--max-sets` sets."""
     if args.events is not None:
-        yield _again(args, str(args.events))
+        yield _samples_of(args, str(args.events))
         return
     pooled = 0
     for seed in range(1, args.max_sets + 1):
-        samples = _again(args, f"generated seed {seed}")
+        samples = _samples_of(args, f"generated seed {seed}")
         pooled += samples.legs.count(1)
         yield samples
         if pooled >= args.samples:
@@ -510,7 +509,7 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     sets = list(_latency_sample_set(args))
     runs: list[dict[str, Any]] = [_latency_stats(sets)]
     for _ in range(args.repeat - 1):
-        runs.append(_latency_stats([_again(args, s.source) for s in sets]))
+        runs.append(_latency_stats([_samples_of(args, s.source) for s in sets]))
     return {
         "bench": "latency",
         "sources": [s.source for s in sets],
@@ -527,7 +526,7 @@ def _bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _again(args: argparse.Namespace, source: str) -> _LatencySamples:
+def _samples_of(args: argparse.Namespace, source: str) -> _LatencySamples:
     """The samples of one replay of `source`: a file, or "generated seed N"."""
     if not source.startswith("generated seed "):
         return _latency_run(Path(source), [Path(m) for m in args.markets], args.gc_freeze, source)
