@@ -269,6 +269,17 @@ def test_every_mistake_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
             "[signals.liquidity_vacuum]\ndrop_fraction = 1.5",
             "signals.liquidity_vacuum.drop_fraction: 1.5 is refused",
         ),
+        # values that turned the fair value or the edge into infinity mid-run (an internal error), or
+        # made every zone read loop for ever
+        ("[signals.spread_hunter]\nnoise_z = 1e308", "signals.spread_hunter.noise_z: 1e+308 is refused"),
+        (
+            "[signals.spread_hunter]\ntrade_weight = 1e308",
+            "signals.spread_hunter.trade_weight: 1e+308 is refused",
+        ),
+        (
+            "[signals.liquidity_vacuum]\nn_ticks = 1000000000000",
+            "signals.liquidity_vacuum.n_ticks: 1000000000000 is refused",
+        ),
         (
             "[routing.iceberg]\nsize_jitter_bps = 12000",
             "routing.iceberg.size_jitter_bps: 12000 is refused by Iceberg",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -457,9 +458,13 @@ def test_the_kernel_serves_only_where_it_is_exact() -> None:
         pytest.skip("the Spread Hunter kernel polysnipe.core.signals._hunter is not built")
     # beyond the ranges the kernel computes exactly, the reference runs
     assert SpreadHunter(SpreadHunterParams(half_life_ms=2**60))._kernel is None
-    assert SpreadHunter(SpreadHunterParams(trade_weight=float("inf")))._kernel is None
-    assert SpreadHunter(SpreadHunterParams(noise_z=2**40))._kernel is None
+    # a number type the kernel cannot compute alike (the reference keeps its exact fractions)
+    assert SpreadHunter(SpreadHunterParams(noise_z=Fraction(5, 2)))._kernel is None  # type: ignore[arg-type]
     assert SpreadHunter(SpreadHunterParams(noise_z=2))._kernel is not None
+    # weights the validators refuse: infinite, or large enough to overflow the reference too
+    for weights in ({"trade_weight": float("inf")}, {"noise_z": 2**40}, {"passive_spread_mult": 1e308}):
+        with pytest.raises(ValueError):
+            SpreadHunterParams(**weights)
     # POLYSNIPE_PURE_PYTHON=1 (use_pure_python) turns the kernel off with the compiled book
     use_pure_python(True)
     try:

@@ -85,8 +85,10 @@ def _fraction(_inst: object, attribute: attrs.Attribute[float], value: float) ->
 
 @attrs.frozen(slots=True)
 class LiquidityVacuumParams:
-    #: the zone watched: the touch and the levels within this many ticks behind it
-    n_ticks: int = attrs.field(default=3, validator=attrs.validators.ge(0))
+    #: the zone watched: the touch and the levels within this many ticks behind it; at most the
+    #: 10,000 ticks of the finest grid (0.0001), which already span every price (a zone is read
+    #: level by level, n_ticks + 1 lookups per read)
+    n_ticks: int = attrs.field(default=3, validator=[attrs.validators.ge(0), attrs.validators.le(10_000)])
     #: the zone must empty this soon after the touch first retreats
     window_ms: int = attrs.field(default=1_000, validator=attrs.validators.gt(0))
     #: share of the zone's depth that must vanish (net of trades)

@@ -92,9 +92,15 @@ __all__ = ["NAME", "DataQualityFlag", "SpreadHunter", "SpreadHunterParams"]
 NAME = "spread_hunter"
 FAIR_SOURCES = ("ewma", "microprice")
 _UNSEEN = -1  # top-of-book cache value no book can report, so the first look always counts as a change
-#: the kernel's ints are exact up to here (int64 sums, exact doubles), and so are its floats' products
+#: the kernel's ints are exact up to here (int64 sums, exact doubles)
 _KERNEL_INT_MAX = 2**53
-_KERNEL_INT_WEIGHT_MAX = 2**26
+
+
+#: bounds on the float settings, far past any use: a weight or z-score near float's range turns the
+#: fair value or the edge threshold into infinity, which no price can be rounded from. Below 2**26,
+#: an int weight's products with the kernel's ints stay exact as doubles.
+_MAX_WEIGHT = 1e6
+_MAX_Z = 1e3
 
 
 @attrs.frozen(slots=True)
@@ -105,13 +111,17 @@ class SpreadHunterParams:
     #: weight of one last-trade price relative to one microprice observation ("ewma" only). Off by
     #: default: prints are one-sided (a sell prints at the bid) and a sweep's prints would drag the fair
     #: value toward the very dislocation being judged.
-    trade_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    trade_weight: float = attrs.field(
+        default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(_MAX_WEIGHT)]
+    )
     #: observations a market needs before its fair value is trusted
     min_observations: int = attrs.field(default=5, validator=attrs.validators.ge(1))
     #: edge required beyond the taker fee, in ticks of the token's book
     min_edge_ticks: int = attrs.field(default=1, validator=attrs.validators.ge(0))
     #: ... and at least this many standard errors of the fair value ("ewma" only; "microprice" has none)
-    noise_z: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.0))
+    noise_z: float = attrs.field(
+        default=2.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(_MAX_Z)]
+    )
     #: only an ask a seller just swept down to is a snipe; False trusts any ask below fair value
     require_sweep: bool = True
     #: how recent the sweep must be: its prints and the ask it left are one venue event
@@ -121,7 +131,9 @@ class SpreadHunterParams:
     #: post a bid into the hole a sweep left when the ask is not cheap ("ewma" and `require_sweep` only)
     passive_enabled: bool = True
     #: the spread must be at least this many times its usual (decayed mean) width
-    passive_spread_mult: float = attrs.field(default=2.0, validator=attrs.validators.ge(1.0))
+    passive_spread_mult: float = attrs.field(
+        default=2.0, validator=[attrs.validators.ge(1.0), attrs.validators.le(_MAX_WEIGHT)]
+    )
     #: the post (best bid + 1 tick) must sit this far below fair - minimum edge: what resting and then
     #: holding inventory must earn, so a price distance rather than ticks
     passive_margin_micro: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
@@ -321,14 +333,14 @@ class _Basket:
 
 def _kernel_serves(p: SpreadHunterParams) -> bool:
     """Whether the kernel computes exactly what the reference does with these parameters: ints within
-    `_KERNEL_INT_MAX` and finite float weights (everything a config file gives); others run the reference.
+    `_KERNEL_INT_MAX` and weights that are floats or ints (everything a config file gives; the
+    validators keep them finite and small enough to be exact as doubles); others run the reference.
     """
     ints = (p.half_life_ms, p.min_observations, p.min_edge_ticks, p.sweep_window_ms, p.passive_ttl_ms,
             p.arb_min_edge_micro)  # fmt: skip
-    floats = (p.trade_weight, p.noise_z, p.passive_spread_mult)
+    weights = (p.trade_weight, p.noise_z, p.passive_spread_mult)
     return all(type(v) is int and 0 <= v <= _KERNEL_INT_MAX for v in ints) and all(
-        (type(v) is float and math.isfinite(v)) or (type(v) is int and abs(v) <= _KERNEL_INT_WEIGHT_MAX)
-        for v in floats
+        type(v) is float or type(v) is int for v in weights
     )
 
 
