@@ -62,4 +62,4 @@ bench: install
 	$(BIN)/polysnipe bench backtest --events data/sample/events.jsonl
 
 clean:
-	rm -rf $(VENV) out build src/core/_book.*.so src/adapters/clob/_fastdecode.*.so
+	rm -rf $(VENV) out build $(shell find src -name '*.so')

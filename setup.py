@@ -53,6 +53,12 @@ setup(
             sources=["src/runners/_loop.c"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
         ),
+        # a V2 order's two EIP-712 keccak hashes in one call, beside signing.py (src/adapters/clob/_orderhash.c)
+        Extension(
+            "polysnipe.adapters.clob._orderhash",
+            sources=["src/adapters/clob/_orderhash.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
+        ),
         # the market channel's price_change fast path, beside parsing.py (src/adapters/clob/_fastdecode.c)
         Extension(
             "polysnipe.adapters.clob._fastdecode",

@@ -22,7 +22,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-__all__ = ["require_compiled_book", "require_compiled_decoder", "require_shared_data", "shared_data_dir"]
+__all__ = [
+    "require_compiled_book",
+    "require_compiled_decoder",
+    "require_compiled_hashes",
+    "require_shared_data",
+    "shared_data_dir",
+]
 
 DSN = os.environ.get("POLYSNIPE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -72,28 +78,45 @@ def require_shared_data() -> Path:
     return path
 
 
-def require_compiled_book() -> None:
-    """Skip the asking test with the reason when the compiled book (polysnipe.core._book) is not built;
-    CI sets POLYSNIPE_REQUIRE_COMPILED=1 (.ci/run), and then its absence fails the test instead."""
-    from polysnipe.core.book import compiled_available
-
-    if not compiled_available():
-        why = "the compiled book polysnipe.core._book is not built (make install builds it)"
+def _require_built(available: bool, why: str) -> None:
+    """Skip the asking test with `why` when a compiled part is not built; CI sets
+    POLYSNIPE_REQUIRE_COMPILED=1 (.ci/run), and then its absence fails the test instead."""
+    if not available:
         if os.environ.get("POLYSNIPE_REQUIRE_COMPILED") == "1":
             pytest.fail(why)
         pytest.skip(why)
+
+
+def require_compiled_book() -> None:
+    """The compiled book (polysnipe.core._book) is built, or the test skips (fails in CI)."""
+    from polysnipe.core.book import compiled_available
+
+    _require_built(
+        compiled_available(), "the compiled book polysnipe.core._book is not built (make install builds it)"
+    )
 
 
 def require_compiled_decoder() -> None:
-    """Skip the asking test with the reason when the compiled decoder (polysnipe.adapters.clob._fastdecode)
-    is not built; under POLYSNIPE_REQUIRE_COMPILED=1 (.ci/run) its absence fails the test instead."""
+    """The compiled decoder (polysnipe.adapters.clob._fastdecode) is built, or the test skips (fails
+    in CI)."""
     from polysnipe.adapters.clob.parsing import compiled_decoder_available
 
-    if not compiled_decoder_available():
-        why = "the compiled decoder polysnipe.adapters.clob._fastdecode is not built (make install builds it)"
-        if os.environ.get("POLYSNIPE_REQUIRE_COMPILED") == "1":
-            pytest.fail(why)
-        pytest.skip(why)
+    _require_built(
+        compiled_decoder_available(),
+        "the compiled decoder polysnipe.adapters.clob._fastdecode is not built (make install builds it)",
+    )
+
+
+def require_compiled_hashes() -> None:
+    """The compiled order hashes (polysnipe.adapters.clob._orderhash) are built, or the test skips
+    (fails in CI)."""
+    from polysnipe.adapters.clob.signing import compiled_hashes_available
+
+    _require_built(
+        compiled_hashes_available(),
+        "the compiled order hashes polysnipe.adapters.clob._orderhash are not built"
+        " (make install builds them)",
+    )
 
 
 @pytest.fixture(scope="session")

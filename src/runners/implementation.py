@@ -24,7 +24,9 @@ Python versions of both compiled parts:
   judge in one call, pipeline.step's own steps where core._market.step would make that call from C,
   and the backtest loop's upkeep of market events (count, release what has reached the engine, hand
   to the venue, queue after the feed delay) where runners/_loop.c would do it for a run of them
-  (tests/unit/test_loop_compiled.py); each pair is held to one answer by differential tests
+  (tests/unit/test_loop_compiled.py), and OrderSigner.prepare's Python hashing where the compiled
+  order hashes (adapters/clob/_orderhash.c) would hash the order's struct and digest
+  (tests/unit/test_orderhash.py); each pair is held to one answer by differential tests
   (tests/unit/test_venue_compiled.py for the venue's), and whole backtests to the same bytes
   (tests/unit/test_book_paths.py).
 
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from polysnipe.adapters.clob import parsing
+from polysnipe.adapters.clob import parsing, signing
 from polysnipe.core.book import book_implementation, use_pure_python
 from polysnipe.runners.errors import UserError
 
@@ -66,6 +68,9 @@ def select_book(env: Mapping[str, str]) -> str:
 
 
 def select_decoder(env: Mapping[str, str]) -> str:
-    """Apply PURE_PYTHON_ENV from `env`; returns what parse_market_line uses now ("compiled" or "python")."""
-    parsing.use_pure_python(pure_python(env))
+    """Apply PURE_PYTHON_ENV from `env` to the frame decoder and the order hashes; returns what
+    parse_market_line uses now ("compiled" or "python")."""
+    pure = pure_python(env)
+    parsing.use_pure_python(pure)
+    signing.use_pure_python(pure)
     return parsing.decoder_implementation()

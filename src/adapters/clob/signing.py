@@ -8,9 +8,11 @@ over 0x1901 || domain separator || struct hash, and the signature one libsecp256
 is one f-string whose bytes equal the official client's `json.dumps(..., separators=(",", ":"))`.
 
 Speed. Signing (~25 us) dominates the 30 us budget, so the rest must stay within a few microseconds.
-pycryptodome's public keccak API costs ~5 us per hash in Python wrapper overhead (ctypes backend,
-per-call state allocation); here its compiled `_keccak` core is called directly through cffi function
-pointers on a preallocated state (~1.5 us). Likewise coincurve's `sign_recoverable` allocates and
+Both hashes of an order's digest are one call into `_orderhash.c` (its own keccak-256, with the
+struct's words written in C) where it is built; the Python hashing below is its reference and its
+fallback. pycryptodome's public keccak API costs ~5 us per hash in Python wrapper overhead (ctypes
+backend, per-call state allocation); the Python path calls its compiled `_keccak` core directly
+through cffi function pointers on a preallocated state (~1.5 us). Likewise coincurve's `sign_recoverable` allocates and
 copies per call; the same libsecp256k1 function is called with preallocated buffers. Both couplings
 are to the pinned dependencies' compiled cores and are pinned down by the signed-order vectors:
 if an upgrade breaks them, the contract tests fail, not production silently.
@@ -74,12 +76,15 @@ __all__ = [
     "UnsignedOrder",
     "batch_post_body",
     "checksum_address",
+    "compiled_hashes_available",
     "domain_separator",
+    "hashing_implementation",
     "keccak256",
     "order_terms",
     "private_key_bytes",
     "salt_from_order_id",
     "signing_threads",
+    "use_pure_python",
     "wire_expiration_s",
 ]
 
@@ -117,6 +122,40 @@ def _load_keccak() -> ctypes.CDLL:
 
 
 _KECCAK_LIB: Final = _load_keccak()
+
+
+# The compiled struct hash + order hash (_orderhash.c, built by `make install`); where it is not built
+# or turned off (use_pure_python), OrderSigner.prepare hashes in Python, its reference.
+_OrderHashes = Callable[
+    [bytes, int, bytes, bytes, int, int, bytes, int, bytes, bytes], tuple[bytes, bytes] | None
+]
+_compiled_hashes: _OrderHashes | None
+try:
+    from polysnipe.adapters.clob._orderhash import order_hashes as _hashes
+
+    _compiled_hashes = _hashes
+except ImportError:  # the extension is not built: the Python hashing serves alone
+    _compiled_hashes = None
+
+_order_hashes = _compiled_hashes
+
+
+def use_pure_python(pure: bool) -> None:
+    """Hash every order in Python (True), or with the compiled hashes where they are built (False).
+
+    Called once at start by the runners (POLYSNIPE_PURE_PYTHON=1, runners/implementation.py)."""
+    global _order_hashes
+    _order_hashes = None if pure else _compiled_hashes
+
+
+def compiled_hashes_available() -> bool:
+    """True when the compiled order hashes (polysnipe.adapters.clob._orderhash) are built."""
+    return _compiled_hashes is not None
+
+
+def hashing_implementation() -> str:
+    """ "compiled" or "python": whether OrderSigner.prepare hashes with _orderhash."""
+    return "python" if _order_hashes is None else "compiled"
 
 
 def _keccak_fn(name: str, signature: str) -> Any:
@@ -616,23 +655,35 @@ class OrderSigner:
         if not (0 <= salt < end and 0 <= timestamp_ms < end):
             raise ValueError(f"salt and timestamp must be uint256, got {salt} and {timestamp_ms}")
         keccak = self._keccak
-        contents = keccak(
-            b"".join(
-                (
-                    self._type_hash,
-                    salt.to_bytes(32, "big"),
-                    self._maker_signer_word,
-                    self._token_word(token_id),
-                    maker_amount.to_bytes(32, "big"),
-                    taker_amount.to_bytes(32, "big"),
-                    self._side_words[side],
-                    timestamp_ms.to_bytes(32, "big"),
-                    self._metadata_builder_word,
+        prefix = self._digest_prefix[neg_risk]
+        token_word = self._token_word(token_id)
+        hashes = _order_hashes
+        hashed = None
+        if hashes is not None:
+            hashed = hashes(
+                self._type_hash, salt, self._maker_signer_word, token_word, maker_amount, taker_amount,
+                self._side_words[side], timestamp_ms, self._metadata_builder_word, prefix,
+            )  # fmt: skip
+        if hashed is None:
+            # the reference (and the compiled hashes' fallback: an int beyond 64 bits)
+            contents = keccak(
+                b"".join(
+                    (
+                        self._type_hash,
+                        salt.to_bytes(32, "big"),
+                        self._maker_signer_word,
+                        token_word,
+                        maker_amount.to_bytes(32, "big"),
+                        taker_amount.to_bytes(32, "big"),
+                        self._side_words[side],
+                        timestamp_ms.to_bytes(32, "big"),
+                        self._metadata_builder_word,
+                    )
                 )
             )
-        )
-        prefix = self._digest_prefix[neg_risk]
-        order_hash = keccak(prefix + contents)
+            order_hash = keccak(prefix + contents)
+        else:
+            contents, order_hash = hashed
         digest, wrapper = order_hash, ""
         if self._signature_type is SignatureType.POLY_1271:
             # ERC-7739: the EOA signs TypedDataSign(contents, wallet domain) under the exchange
