@@ -20,6 +20,7 @@ from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_market_line
 from polysnipe.core.book import Book, BookState, compiled_available
 from polysnipe.core.events import BookSnapshot, PriceChange, Side
+from polysnipe.runners.errors import InputError
 
 __all__ = ["format_book", "run_bench_book"]
 
@@ -79,6 +80,10 @@ def _loop_only(ops: list[_Op], tokens: list[str]) -> float:
 def run_bench_book(events: Path, repeat: int) -> dict[str, Any]:
     ops, tokens = _ops(events)
     deltas = sum(1 for op in ops if not isinstance(op, BookSnapshot))
+    if not deltas:
+        raise InputError(
+            events, "holds no book delta (price_change message); --events takes market-channel messages"
+        )
     kinds: dict[str, Callable[[str, int], Book]] = {"python": BookState}
     if compiled_available():
         from polysnipe.core._book import DenseBook

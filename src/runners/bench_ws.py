@@ -42,6 +42,7 @@ from polysnipe.adapters.clob.parsing import RestBook, parse_market_line
 from polysnipe.core.book import Book, apply_changes, book_implementation, new_book
 from polysnipe.core.events import BookSnapshot, LastTrade, Level, PriceChange, TickSizeChange
 from polysnipe.core.market import mirror_price
+from polysnipe.runners.errors import InputError
 
 __all__ = ["format_table", "run_bench_ws"]
 
@@ -233,7 +234,7 @@ def run_bench_ws(events: Path, repeat: int, out: Path | None) -> dict[str, Any]:
         raise ValueError("repeat must be at least 1")
     frames, messages, skipped = _frames(events)
     if not frames:
-        raise ValueError(f"no market-channel messages in {events}")
+        raise InputError(events, "holds no market-channel message; --events takes them, one per line")
     deltas = [f for f in frames if _is_price_change(f)]
     delta_messages = sum(len(d) if isinstance(d, list) else 1 for d in map(json.loads, deltas))
     result: dict[str, Any] = {

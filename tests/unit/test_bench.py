@@ -261,3 +261,21 @@ def test_bench_venue_replays_both_venues_with_orders_resting(tmp_path: Path, tin
     assert isinstance(arrivals, int) and arrivals > 0  # FAKs arrived: the matching was measured
     assert {"arrival_us"} <= venues["python"].keys()
     assert result["same_arrival_reports"] is True
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [
+        ("ws", "holds no market-channel message"),
+        ("book", "holds no book delta"),
+    ],
+)
+def test_an_events_file_without_market_messages_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str, expected: str
+) -> None:
+    # both benches crashed on such a file (ValueError, ZeroDivisionError) instead of naming it
+    events = tmp_path / "notes.jsonl"
+    events.write_text('{"note": "not a market message"}\n')
+    assert 2 == main(["bench", what, "--events", str(events), "--out", str(tmp_path / "out")])
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("polysnipe: error: ") and expected in line

@@ -12,10 +12,11 @@ Both hashes of an order's digest are one call into `_orderhash.c` (its own kecca
 struct's words written in C) where it is built; the Python hashing below is its reference and its
 fallback. pycryptodome's public keccak API costs ~5 us per hash in Python wrapper overhead (ctypes
 backend, per-call state allocation); the Python path calls its compiled `_keccak` core directly
-through cffi function pointers on a preallocated state (~1.5 us). Likewise coincurve's `sign_recoverable` allocates and
-copies per call; the same libsecp256k1 function is called with preallocated buffers. Both couplings
-are to the pinned dependencies' compiled cores and are pinned down by the signed-order vectors:
-if an upgrade breaks them, the contract tests fail, not production silently.
+through cffi function pointers on a preallocated state (~1.5 us). Likewise coincurve's
+`sign_recoverable` allocates and copies per call; the same libsecp256k1 function is called with
+preallocated buffers. Both couplings are to the pinned dependencies' compiled cores and are pinned
+down by the signed-order vectors: if an upgrade breaks them, the contract tests fail, not production
+silently.
 
 Preallocated buffers make EcdsaKey and OrderSigner unsafe to share between threads: use one per
 thread. ParallelSigner does that for baskets: the legs of one decision are signed at once by the
