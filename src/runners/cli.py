@@ -271,12 +271,16 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the bundled sample (the repository's data/sample/), the benches' default data wherever they run
+BUNDLED_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
 def _bench(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
     from polysnipe.runners.bench import run_bench_command
 
     if args.events is None and args.what in ("backtest", "bus", "live"):
-        args.events = "data/sample/events.jsonl"
+        args.events = str(BUNDLED_SAMPLE / "events.jsonl")
     if args.events is not None:
         inputs.require_lines(args.events, "--events", "market-channel messages")
     elif args.markets and args.what == "compare-nautilus":
@@ -286,7 +290,7 @@ def _bench(args: argparse.Namespace) -> int:
     ):
         from polysnipe.tools.datagen import GENERATED_METADATA
 
-        args.markets = args.markets or [f"data/sample/{name}" for name in GENERATED_METADATA]
+        args.markets = args.markets or [str(BUNDLED_SAMPLE / name) for name in GENERATED_METADATA]
         inputs.read_market_files(args.markets, "--markets")
     if args.nautilus_python is not None:
         inputs.require_file(args.nautilus_python, "--nautilus-python")

@@ -93,6 +93,15 @@ def test_bench_backtest_reports_replay_and_end_to_end(tmp_path: Path, tiny_event
     assert not (tiny_events.parent / "tiny.jsonl.cache").exists()
 
 
+def test_the_benches_find_the_bundled_sample_from_any_directory(
+    tmp_path: Path, tiny_events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the default --markets was data/sample/... relative to the working directory
+    monkeypatch.chdir(tmp_path)
+    result = _run(["backtest", "--events", str(tiny_events)], tmp_path / "out", "backtest")
+    assert result["median"]
+
+
 def test_bench_backtest_without_the_cache_parses_every_run(tmp_path: Path, tiny_events: Path) -> None:
     argv = ["backtest", "--events", str(tiny_events), *_markets(), "--no-cache"]
     result = _run(argv, tmp_path, "backtest")
