@@ -96,10 +96,10 @@ _UNSEEN = -1  # top-of-book cache value no book can report, so the first look al
 _KERNEL_INT_MAX = 2**53
 
 
-#: bounds on the float settings, far past any use: a weight or z-score near float's range turns the
-#: fair value or the edge threshold into infinity, which no price can be rounded from. Below 2**26,
-#: an int weight's products with the kernel's ints stay exact as doubles.
-_MAX_WEIGHT = 1e6
+#: bounds on the float settings (weights and multipliers, z-scores), far past any use: a value near
+#: float's range turns the fair value or the edge threshold into infinity, which no price can be
+#: rounded from. Below 2**26, an int setting's products with the kernel's ints stay exact as doubles.
+_MAX_FACTOR = 1e6
 _MAX_Z = 1e3
 
 
@@ -112,7 +112,7 @@ class SpreadHunterParams:
     #: default: prints are one-sided (a sell prints at the bid) and a sweep's prints would drag the fair
     #: value toward the very dislocation being judged.
     trade_weight: float = attrs.field(
-        default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(_MAX_WEIGHT)]
+        default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(_MAX_FACTOR)]
     )
     #: observations a market needs before its fair value is trusted
     min_observations: int = attrs.field(default=5, validator=attrs.validators.ge(1))
@@ -132,7 +132,7 @@ class SpreadHunterParams:
     passive_enabled: bool = True
     #: the spread must be at least this many times its usual (decayed mean) width
     passive_spread_mult: float = attrs.field(
-        default=2.0, validator=[attrs.validators.ge(1.0), attrs.validators.le(_MAX_WEIGHT)]
+        default=2.0, validator=[attrs.validators.ge(1.0), attrs.validators.le(_MAX_FACTOR)]
     )
     #: the post (best bid + 1 tick) must sit this far below fair - minimum edge: what resting and then
     #: holding inventory must earn, so a price distance rather than ticks
