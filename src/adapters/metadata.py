@@ -17,6 +17,13 @@ condition id: structure from the CLOB first (it is the venue orders trade on), t
 info, then Gamma; fee parameters from the compact CLOB info first, then Gamma's schedule. Sources
 that disagree on a market's tokens or neg-risk flag make that market unusable, never a guess.
 
+One malformed market refuses that market alone: a row that names its condition id but whose fields
+cannot be read becomes a refusal (Catalog.refused, with the field and the document) and the rest of
+the document loads, because one bad row on a page of the venue's listing must not stop an engine
+loading every other market. A market malformed in any source is refused even where another source
+describes it well: what the bad row said cannot be checked against the others. A row that does not
+even name its market, or a document of another shape, is a MalformedMessage for the whole document.
+
 Fail closed on fees: a market is traded only when its fee parameters are known (a rate from `fd` or a
 `feeSchedule`), or a source says fees are off (`feesEnabled: false`). A CLOB /markets row alone says
 neither (its `taker_base_fee` is the legacy V1 field), so such a market is loaded with fees unknown
@@ -27,11 +34,11 @@ and the risk gatekeeper refuses to trade it. Neg-risk events come only from Gamm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import msgspec
@@ -50,6 +57,7 @@ __all__ = [
     "document_shape",
     "load_documents",
     "load_market_files",
+    "market_name",
     "merge_facts",
     "read_document",
 ]
@@ -79,6 +87,8 @@ class MarketFacts:
     end_ms: int | None = None
     question: str | None = None
     match_delay_ms: int | None = None
+    #: why this document's row for the market could not be read (the market is then refused)
+    malformed: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -110,7 +120,24 @@ class Catalog:
 
 # -- reading one document ------------------------------------------------------------------------------
 class _ClobPage(msgspec.Struct, gc=False):
-    data: list[WireMarket]
+    #: each row decoded alone (_market_facts), so that a malformed one refuses its market only
+    data: list[msgspec.Raw]
+
+
+class _ClobName(msgspec.Struct, gc=False):
+    """Just the condition id of a CLOB row: the market a malformed row is refused for."""
+
+    condition_id: str
+
+
+class _GammaName(msgspec.Struct, gc=False, rename="camel"):
+    condition_id: str
+
+
+class _GammaEventNames(msgspec.Struct, gc=False):
+    """The members of a Gamma event whose own fields are malformed: each is refused."""
+
+    markets: list[_GammaName]
 
 
 class _CompactToken(msgspec.Struct, gc=False):
@@ -129,13 +156,15 @@ class _ClobCompact(msgspec.Struct, gc=False):
 
 _any = msgspec.json.Decoder()
 _page = msgspec.json.Decoder(_ClobPage)
-_clob_rows = msgspec.json.Decoder(list[WireMarket])
+_rows = msgspec.json.Decoder(list[msgspec.Raw])
+_row_map = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _clob_row = msgspec.json.Decoder(WireMarket)
-_compact_map = msgspec.json.Decoder(dict[str, _ClobCompact])
-_gamma_markets = msgspec.json.Decoder(list[WireGammaMarket])
+_clob_name = msgspec.json.Decoder(_ClobName)
+_compact = msgspec.json.Decoder(_ClobCompact)
 _gamma_market = msgspec.json.Decoder(WireGammaMarket)
-_gamma_events = msgspec.json.Decoder(list[WireGammaEvent])
+_gamma_name = msgspec.json.Decoder(_GammaName)
 _gamma_event = msgspec.json.Decoder(WireGammaEvent)
+_gamma_event_names = msgspec.json.Decoder(_GammaEventNames)
 _str_list = msgspec.json.Decoder(list[str])
 
 
@@ -164,129 +193,172 @@ def document_shape(doc: Any) -> str:
 
 
 def read_document(data: bytes | str, name: str) -> tuple[list[MarketFacts], list[_EventFacts]]:
-    """The facts of one recorded (or fetched) metadata document named `name`, whatever its shape."""
+    """The facts of one recorded (or fetched) metadata document named `name`, whatever its shape; a
+    malformed market among them comes back as facts that say so (MarketFacts.malformed)."""
     shape = document_shape(decode_json(_any, data, name))
     kind = "gamma" if shape.startswith("gamma") else "compact" if shape == "clob_compact" else "clob"
     source = f"{kind}:{name}"
     try:
         if shape == "empty":
             return [], []
-        if shape == "clob_page":
-            return [_clob_facts(w, source) for w in _page.decode(data).data], []
-        if shape == "clob_rows":
-            return [_clob_facts(w, source) for w in _clob_rows.decode(data)], []
-        if shape == "clob_row":
-            return [_clob_facts(_clob_row.decode(data), source)], []
         if shape == "clob_compact":
-            return [_compact_facts(cid, c, source) for cid, c in _compact_map.decode(data).items()], []
-        if shape in ("gamma_markets", "gamma_market"):
-            wires = _gamma_markets.decode(data) if shape == "gamma_markets" else [_gamma_market.decode(data)]
-            return [_gamma_facts(w, source) for w in wires], []
-        events = _gamma_events.decode(data) if shape == "gamma_events" else [_gamma_event.decode(data)]
-    except (msgspec.DecodeError, ValueError) as exc:
-        raise MalformedMessage(f"{source}: {exc}") from None
-    facts: list[MarketFacts] = []
-    out: list[_EventFacts] = []
-    for event in events:
-        members = [_gamma_facts(m, source) for m in event.markets]
-        facts += members
-        event_id = event.neg_risk_market_id or next(
-            (m.neg_risk_market_id for m in members if m.neg_risk_market_id), None
-        )
-        if event_id and (event.neg_risk or event.enable_neg_risk or any(m.neg_risk for m in members)):
-            out.append(
-                _EventFacts(event_id, tuple(m.condition_id for m in members), event.neg_risk_augmented)
+            return [_market_facts(r, _COMPACT, source, cid) for cid, r in _row_map.decode(data).items()], []
+        if not shape.startswith("gamma_event"):
+            row_kind = _GAMMA_MARKET if kind == "gamma" else _CLOB_ROW
+            return [_market_facts(r, row_kind, source) for r in _rows_of(shape, data)], []
+        facts: list[MarketFacts] = []
+        out: list[_EventFacts] = []
+        for raw in _rows_of(shape, data):
+            try:
+                event = _gamma_event.decode(raw)
+            except (msgspec.DecodeError, ValueError) as exc:
+                # its members cannot be judged as a set, nor trusted alone: each is refused
+                why = f"its event is malformed: {_reason(exc)}"
+                facts += [
+                    MarketFacts(m.condition_id, source, malformed=why)
+                    for m in _gamma_event_names.decode(raw).markets
+                ]
+                continue
+            members = [_market_facts(m, _GAMMA_MARKET, source) for m in event.markets]
+            facts += members
+            event_id = event.neg_risk_market_id or next(
+                (m.neg_risk_market_id for m in members if m.neg_risk_market_id), None
             )
-    return facts, out
+            if event_id and (event.neg_risk or event.enable_neg_risk or any(m.neg_risk for m in members)):
+                out.append(
+                    _EventFacts(event_id, tuple(m.condition_id for m in members), event.neg_risk_augmented)
+                )
+        return facts, out
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise MalformedMessage(f"{source}: {_reason(exc)}") from None
 
 
-def _clob_facts(w: WireMarket, source: str) -> MarketFacts:
-    cid = w.condition_id
+def _rows_of(shape: str, data: bytes | str) -> list[msgspec.Raw]:
+    """The rows of a document, each left undecoded (a CLOB page's `data`, a list's items, or the one)."""
+    if shape == "clob_page":
+        return _page.decode(data).data
+    if shape in ("clob_rows", "gamma_markets", "gamma_events"):
+        return _rows.decode(data)
+    return [msgspec.Raw(data)]
+
+
+def market_name(row: bytes | msgspec.Raw, kind: Literal["clob", "gamma"]) -> str:
+    """The condition id a CLOB or a Gamma market row names, however malformed its other fields
+    (such a row refuses that market alone); MalformedMessage when it names none."""
+    if kind == "clob":
+        return decode_json(_clob_name, row, "clob market").condition_id
+    return decode_json(_gamma_name, row, "gamma market").condition_id
+
+
+@attrs.frozen
+class _RowKind:
+    """How one shape's market row is read: its wire type, its facts, and how it names its market."""
+
+    wire: msgspec.json.Decoder[Any]
+    facts: Callable[[Any, str, str], MarketFacts]
+    #: reads just the condition id of a row that names its market inside it (None: keyed by it)
+    name: Callable[[msgspec.Raw], str] | None
+
+
+def _market_facts(raw: msgspec.Raw, kind: _RowKind, source: str, cid: str | None = None) -> MarketFacts:
+    """One row's facts (`cid`: the condition id, when the document keys the row by it). A row that
+    names its market but cannot be read refuses that market alone; one that does not name it raises
+    (msgspec.DecodeError), making the whole document malformed."""
     try:
-        tokens = _two_tokens([t.token_id for t in w.tokens])
-        outcomes = _two([t.outcome for t in w.tokens]) if tokens else None
-        rate, exponent = _fee(w.fd)
-        return MarketFacts(
-            cid,
-            source,
-            token_ids=tokens,
-            outcomes=outcomes,
-            tick_size=decimal_micro(w.minimum_tick_size, "minimum_tick_size", _TICK_BOUND),
-            min_order_size=decimal_micro(w.minimum_order_size, "minimum_order_size", _SIZE_BOUND),
-            neg_risk=w.neg_risk,
-            neg_risk_market_id=w.neg_risk_market_id or None,
-            # `fd` on a /markets row is the compact form's fee details carried along: known fees
-            fees_enabled=None if w.fd is None else rate > 0,
-            fee_rate=rate if w.fd is not None else None,
-            fee_exponent=exponent if w.fd is not None else None,
-            end_ms=_iso_ms(w.end_date_iso),
-            question=w.question or None,
-            match_delay_ms=match_delay_ms(w.seconds_delay),
-        )
-    except ValueError as exc:
-        raise MalformedMessage(f"{source}: market {cid[:80]}: {exc}") from None
+        wire = kind.wire.decode(raw)
+        return kind.facts(wire, cid if cid is not None else wire.condition_id, source)
+    except (msgspec.DecodeError, ValueError) as exc:
+        if cid is None:
+            assert kind.name is not None  # only rows keyed by their condition id come without one
+            cid = kind.name(raw)
+        return MarketFacts(cid, source, malformed=_reason(exc))
 
 
-def _compact_facts(cid: str, c: _ClobCompact, source: str) -> MarketFacts:
-    try:
-        tokens = _two_tokens([t.t for t in c.t]) if c.t else None
-        outcomes = _two([t.o for t in c.t]) if c.t and all(t.o for t in c.t) else None
-        rate, exponent = _fee(c.fd)
-        return MarketFacts(
-            cid,
-            source,
-            token_ids=tokens,
-            outcomes=outcomes,
-            tick_size=_decimal_or_none(c.mts, "mts", _TICK_BOUND),
-            neg_risk=c.nr,
-            fees_enabled=None if c.fd is None else rate > 0,
-            fee_rate=rate if c.fd is not None else None,
-            fee_exponent=exponent if c.fd is not None else None,
-        )
-    except ValueError as exc:
-        raise MalformedMessage(f"{source}: market {cid[:80]}: {exc}") from None
+def _reason(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, MalformedMessage) else str(exc)
 
 
-def _gamma_facts(w: WireGammaMarket, source: str) -> MarketFacts:
-    cid = w.condition_id
-    try:
-        tokens = _two_tokens(_strings(w.clob_token_ids)) if w.clob_token_ids else None
-        outcomes = _two(_strings(w.outcomes)) if w.outcomes else None
-        schedule = w.fee_schedule
-        rate = exponent = rebate = None
-        if schedule is not None:
-            rate = decimal_micro(schedule.rate, "feeSchedule.rate", Decimal(1))
-            exponent = schedule.exponent
-            check_fee_parameters(rate, exponent)
-            rebate = _decimal_or_none(schedule.rebate_rate, "feeSchedule.rebateRate", Decimal(1))
-        if w.fees_enabled and schedule is None:
-            rate = exponent = None  # enabled but no schedule: unknown, and the market is refused trading
-        elif w.fees_enabled is False:
-            rate, exponent = 0, 1
-        is_open = None
-        if w.active is not None or w.closed is not None or w.accepting_orders is not None:
-            is_open = bool(w.active is not False and not w.closed and w.accepting_orders is not False)
-        return MarketFacts(
-            cid,
-            source,
-            token_ids=tokens,
-            outcomes=outcomes,
-            tick_size=_decimal_or_none(w.order_price_min_tick_size, "orderPriceMinTickSize", _TICK_BOUND),
-            min_order_size=_decimal_or_none(w.order_min_size, "orderMinSize", _SIZE_BOUND),
-            neg_risk=w.neg_risk,
-            neg_risk_market_id=w.neg_risk_market_id or None,
-            fees_enabled=w.fees_enabled,
-            fee_rate=rate,
-            fee_exponent=exponent,
-            fee_rebate_rate=rebate,
-            other=w.neg_risk_other,
-            is_open=is_open,
-            end_ms=_iso_ms(w.end_date),
-            question=w.group_item_title or w.question,
-            match_delay_ms=match_delay_ms(w.seconds_delay),
-        )
-    except (ValueError, msgspec.DecodeError) as exc:
-        raise MalformedMessage(f"{source}: market {cid[:80]}: {exc}") from None
+def _clob_facts(w: WireMarket, cid: str, source: str) -> MarketFacts:
+    tokens = _two_tokens([t.token_id for t in w.tokens])
+    outcomes = _two([t.outcome for t in w.tokens]) if tokens else None
+    rate, exponent = _fee(w.fd)
+    return MarketFacts(
+        cid,
+        source,
+        token_ids=tokens,
+        outcomes=outcomes,
+        tick_size=decimal_micro(w.minimum_tick_size, "minimum_tick_size", _TICK_BOUND),
+        min_order_size=decimal_micro(w.minimum_order_size, "minimum_order_size", _SIZE_BOUND),
+        neg_risk=w.neg_risk,
+        neg_risk_market_id=w.neg_risk_market_id or None,
+        # `fd` on a /markets row is the compact form's fee details carried along: known fees
+        fees_enabled=None if w.fd is None else rate > 0,
+        fee_rate=rate if w.fd is not None else None,
+        fee_exponent=exponent if w.fd is not None else None,
+        end_ms=_iso_ms(w.end_date_iso),
+        question=w.question or None,
+        match_delay_ms=match_delay_ms(w.seconds_delay),
+    )
+
+
+def _compact_facts(c: _ClobCompact, cid: str, source: str) -> MarketFacts:
+    tokens = _two_tokens([t.t for t in c.t]) if c.t else None
+    outcomes = _two([t.o for t in c.t]) if c.t and all(t.o for t in c.t) else None
+    rate, exponent = _fee(c.fd)
+    return MarketFacts(
+        cid,
+        source,
+        token_ids=tokens,
+        outcomes=outcomes,
+        tick_size=_decimal_or_none(c.mts, "mts", _TICK_BOUND),
+        neg_risk=c.nr,
+        fees_enabled=None if c.fd is None else rate > 0,
+        fee_rate=rate if c.fd is not None else None,
+        fee_exponent=exponent if c.fd is not None else None,
+    )
+
+
+def _gamma_facts(w: WireGammaMarket, cid: str, source: str) -> MarketFacts:
+    tokens = _two_tokens(_strings(w.clob_token_ids)) if w.clob_token_ids else None
+    outcomes = _two(_strings(w.outcomes)) if w.outcomes else None
+    schedule = w.fee_schedule
+    rate = exponent = rebate = None
+    if schedule is not None:
+        rate = decimal_micro(schedule.rate, "feeSchedule.rate", Decimal(1))
+        exponent = schedule.exponent
+        check_fee_parameters(rate, exponent)
+        rebate = _decimal_or_none(schedule.rebate_rate, "feeSchedule.rebateRate", Decimal(1))
+    if w.fees_enabled and schedule is None:
+        rate = exponent = None  # enabled but no schedule: unknown, and the market is refused trading
+    elif w.fees_enabled is False:
+        rate, exponent = 0, 1
+    is_open = None
+    if w.active is not None or w.closed is not None or w.accepting_orders is not None:
+        is_open = bool(w.active is not False and not w.closed and w.accepting_orders is not False)
+    return MarketFacts(
+        cid,
+        source,
+        token_ids=tokens,
+        outcomes=outcomes,
+        tick_size=_decimal_or_none(w.order_price_min_tick_size, "orderPriceMinTickSize", _TICK_BOUND),
+        min_order_size=_decimal_or_none(w.order_min_size, "orderMinSize", _SIZE_BOUND),
+        neg_risk=w.neg_risk,
+        neg_risk_market_id=w.neg_risk_market_id or None,
+        fees_enabled=w.fees_enabled,
+        fee_rate=rate,
+        fee_exponent=exponent,
+        fee_rebate_rate=rebate,
+        other=w.neg_risk_other,
+        is_open=is_open,
+        end_ms=_iso_ms(w.end_date),
+        question=w.group_item_title or w.question,
+        match_delay_ms=match_delay_ms(w.seconds_delay),
+    )
+
+
+_CLOB_ROW = _RowKind(_clob_row, _clob_facts, lambda raw: market_name(raw, "clob"))
+_COMPACT = _RowKind(_compact, _compact_facts, None)
+_GAMMA_MARKET = _RowKind(_gamma_market, _gamma_facts, lambda raw: market_name(raw, "gamma"))
 
 
 def _decimal_or_none(raw: msgspec.Raw, name: str, bound: Decimal) -> int | None:
@@ -373,6 +445,10 @@ def merge_facts(facts: Sequence[MarketFacts], events: Sequence[_EventFacts]) -> 
             )
         )
     for cid, fs in by_market.items():
+        bad = next((f for f in fs if f.malformed is not None), None)
+        if bad is not None:
+            catalog.refused.append((cid, f"malformed in {bad.source}: {bad.malformed}"))
+            continue
         for name in ("token_ids", "neg_risk"):
             values = {getattr(f, name) for f in fs if getattr(f, name) is not None}
             if len(values) > 1:

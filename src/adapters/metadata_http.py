@@ -52,7 +52,7 @@ from polysnipe.adapters.clob.errors import MalformedMessage, NotFound, VenueErro
 from polysnipe.adapters.clob.parsing import decode_json
 from polysnipe.adapters.clob.retry import RetryPolicy, retry_idempotent
 from polysnipe.adapters.clock import WallClock
-from polysnipe.adapters.metadata import Catalog, MarketFacts, load_documents, read_document
+from polysnipe.adapters.metadata import Catalog, MarketFacts, load_documents, market_name, read_document
 
 __all__ = ["FIRST_CURSOR", "LAST_CURSOR", "MetadataHttpConfig", "MetadataUnavailable", "fetch_documents",
            "load_catalog_http"]  # fmt: skip
@@ -111,10 +111,6 @@ class _Rows(msgspec.Struct, gc=False):
     next_cursor: str | None = None
 
 
-class _ClobKey(msgspec.Struct, gc=False):
-    condition_id: str
-
-
 class _EventRef(msgspec.Struct, gc=False):
     id: str | int | None = None
 
@@ -134,7 +130,6 @@ class _EventKey(msgspec.Struct, gc=False):
 
 _rows = msgspec.json.Decoder(_Rows)
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
-_clob_key = msgspec.json.Decoder(_ClobKey)
 _gamma_key = msgspec.json.Decoder(_GammaKey)
 _event_key = msgspec.json.Decoder(_EventKey)
 _object = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -252,7 +247,7 @@ class _Fetcher:
                     raise MalformedMessage(
                         f"a page of {len(rows.data)} markets (at most {self.config.max_page_items})"
                     )
-                keys = [decode_json(_clob_key, r, "market").condition_id for r in rows.data]
+                keys = [market_name(r, "clob") for r in rows.data]
                 cursor = self._next_cursor(rows.next_cursor, seen_cursors)
             except MalformedMessage as exc:
                 raise MetadataUnavailable(f"{where}: {exc.reason}") from None
@@ -320,7 +315,12 @@ class _Fetcher:
         keys: dict[int, _GammaKey] = {}
 
         def key_of(row: msgspec.Raw) -> str:
-            key = decode_json(_gamma_key, row, "Gamma market")
+            try:
+                key = _gamma_key.decode(row)
+            except msgspec.DecodeError:
+                # a malformed row that names its market is kept: read_document refuses that market
+                # alone (and its events are not asked for)
+                return market_name(row, "gamma")
             keys[id(row)] = key
             return key.condition_id
 
@@ -329,8 +329,8 @@ class _Fetcher:
             self.keep("gamma-markets", _list_document(rows), f"GET {self.config.gamma_url}/markets")
         event_ids: list[str] = []
         for row in rows:
-            key = keys[id(row)]
-            if not key.neg_risk:
+            key = keys.get(id(row))
+            if key is None or not key.neg_risk:
                 continue
             for ref in key.events or ():
                 text = str(ref.id) if ref.id is not None else ""
@@ -368,7 +368,7 @@ class _Fetcher:
         for cid, body in await self._each("/markets", condition_ids):
             where = f"GET {self.config.clob_url.rstrip('/')}/markets/{cid}"
             try:
-                if decode_json(_clob_key, body, "GET /markets/{condition_id} answer").condition_id != cid:
+                if market_name(body, "clob") != cid:
                     raise MalformedMessage("the answer is another market")
             except MalformedMessage as exc:
                 raise MetadataUnavailable(f"{where}: {exc.reason}") from None

@@ -450,6 +450,10 @@ def _paper(args: argparse.Namespace) -> int:
     return 0
 
 
+#: refused markets named one per line when a live or paper run starts; the rest are counted
+_REFUSED_SHOWN = 10
+
+
 def _catalog(args: argparse.Namespace, clob_url: str, gamma_url: str) -> Any:
     """The markets a live or paper run trades: from the --markets files alone; or, when no file is
     given or --market names markets, from the venue over HTTP (CLOB and Gamma), merged with the files."""
@@ -457,11 +461,18 @@ def _catalog(args: argparse.Namespace, clob_url: str, gamma_url: str) -> Any:
     from polysnipe.runners import inputs
 
     if args.markets and not args.market:
-        return inputs.read_market_files(args.markets, "--markets")
-    config = MetadataHttpConfig(
-        clob_url=clob_url, gamma_url=gamma_url, condition_ids=tuple(args.market or ())
-    )
-    return inputs.venue_catalog(config, args.markets or ())
+        catalog = inputs.read_market_files(args.markets, "--markets")
+    else:
+        config = MetadataHttpConfig(
+            clob_url=clob_url, gamma_url=gamma_url, condition_ids=tuple(args.market or ())
+        )
+        catalog = inputs.venue_catalog(config, args.markets or ())
+    # the run goes on with the others; the operator sees what it will not trade, and why
+    for cid, why in catalog.refused[:_REFUSED_SHOWN]:
+        print(f"polysnipe: market {cid[:80]} refused: {why[:300]}", file=sys.stderr)
+    if len(catalog.refused) > _REFUSED_SHOWN:
+        print(f"polysnipe: and {len(catalog.refused) - _REFUSED_SHOWN} more markets refused", file=sys.stderr)
+    return catalog
 
 
 def _check_tokens(args: argparse.Namespace, catalog: Any) -> None:

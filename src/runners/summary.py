@@ -22,7 +22,12 @@ def print_summary(
     console = Console(soft_wrap=True)
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column(style="bold")
-    t.add_column()
+    t.add_column(overflow="fold")  # a long path or condition id wraps whole, never cut short
+    refused = report.get("inputs", {}).get("markets_refused")
+    if refused:
+        cid, why = refused[0]
+        more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+        t.add_row("markets refused", f"{len(refused)}: {cid[:80]}: {why[:200]}{more} (report.json inputs)")
     ev = report["events"]
     t.add_row("events", f"{ev['events']} ({_kv(ev['by_type'])}); malformed lines {ev['malformed_lines']}")
     opp = report["opportunities"]

@@ -117,9 +117,34 @@ def test_an_event_that_does_not_say_whether_it_is_augmented_is_taken_as_augmente
     assert parsed.augmented
 
 
-_UNICODE_TOKEN = json.dumps(
-    [{"conditionId": "0xab", "clobTokenIds": json.dumps(["\u0661", "2"]), "outcomes": '["a", "b"]'}]
-).encode()
+_GOOD_ID = "0x" + "1" * 64
+_BAD_ID = "0x" + "2" * 64
+
+
+def _gamma_row(cid: str, tokens: tuple[str, str], **fields: Any) -> dict[str, Any]:
+    return {
+        "conditionId": cid,
+        "clobTokenIds": json.dumps(list(tokens)),
+        "outcomes": '["Yes", "No"]',
+        "orderPriceMinTickSize": 0.01,
+        "orderMinSize": 5,
+        "negRisk": False,
+        "feesEnabled": False,
+        "active": True,
+        "closed": False,
+        **fields,
+    }
+
+
+def _clob_row(cid: str, tokens: tuple[str, str], **fields: Any) -> dict[str, Any]:
+    return {
+        "condition_id": cid,
+        "tokens": [{"token_id": tokens[0], "outcome": "Yes"}, {"token_id": tokens[1], "outcome": "No"}],
+        "minimum_tick_size": 0.01,
+        "minimum_order_size": 5,
+        "neg_risk": False,
+        **fields,
+    }
 
 
 @pytest.mark.parametrize(
@@ -127,19 +152,109 @@ _UNICODE_TOKEN = json.dumps(
     [
         (b'{"hello": 1}', "not a markets document"),
         (b"[" * 5000 + b"]" * 5000, None),
-        (b'[{"conditionId": "0xab", "orderPriceMinTickSize": 1e309}]', None),
-        (_UNICODE_TOKEN, None),
-        (
-            b'{"data": [{"condition_id": "0xab", "tokens": [], "minimum_tick_size": "abc",'
-            b' "minimum_order_size": 5, "neg_risk": false}]}',
-            "minimum_tick_size",
-        ),
+        (b'[{"conditionId": "0xab", "orderPriceMinTickSize": 1e309}]', "out of range"),
+        (b'[{"conditionId": 7, "orderMinSize": "x"}]', "conditionId"),
+        (b'{"data": [{"condition_id": "0xab", "tokens": []}, {"tokens": 5}]}', "condition_id"),
+        (b'[{"markets": [{"conditionId": "0xab"}], "negRiskAugmented": "x"}, {"markets": 5}]', None),
     ],
-    ids=["unknown-shape", "deep", "huge-tick", "unicode-digits", "bad-tick"],
+    ids=[
+        "unknown-shape",
+        "deep",
+        "unreadable-number",
+        "unnamed-gamma-row",
+        "unnamed-clob-row",
+        "unnamed-event-members",
+    ],
 )
 def test_hostile_documents_are_malformed_not_crashes(text: bytes, problem: str | None) -> None:
+    """What cannot be read, or names no market, is malformed as a whole document."""
     with pytest.raises(MalformedMessage, match=problem):
         load_documents({"bad.json": text})
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (_gamma_row(_BAD_ID, ("3", "4"), orderPriceMinTickSize=1e300), "orderPriceMinTickSize"),
+        (_gamma_row(_BAD_ID, ("\u0661", "4")), "token id"),
+        (_gamma_row(_BAD_ID, ("3", "4"), negRisk="yes"), "negRisk"),
+        (_gamma_row(_BAD_ID, ("3", "4"), feeSchedule={"rate": 7, "exponent": 1}), "feeSchedule.rate"),
+    ],
+    ids=["huge-tick", "unicode-digits", "mistyped-flag", "fee-rate-out-of-range"],
+)
+def test_a_malformed_gamma_market_refuses_itself_and_the_others_load(
+    bad: dict[str, Any], problem: str
+) -> None:
+    page = json.dumps([_gamma_row(_GOOD_ID, ("1", "2")), bad]).encode()
+    catalog = load_documents({"gamma_markets.json": page})
+    assert [_GOOD_ID] == [m.condition_id for m in catalog.markets]
+    [(cid, why)] = catalog.refused
+    assert _BAD_ID == cid
+    assert why.startswith("malformed in gamma:gamma_markets.json: ")
+    assert problem in why
+
+
+def test_a_malformed_clob_row_refuses_its_market_even_where_gamma_describes_it_well() -> None:
+    """What the bad row said cannot be checked against the good source: the market is refused."""
+    page = json.dumps(
+        {"data": [_clob_row(_GOOD_ID, ("1", "2")), _clob_row(_BAD_ID, ("3", "4"), minimum_tick_size="abc")]}
+    ).encode()
+    gamma = json.dumps([_gamma_row(_BAD_ID, ("3", "4"))]).encode()
+    catalog = load_documents({"markets.json": page, "gamma_markets.json": gamma})
+    assert [_GOOD_ID] == [m.condition_id for m in catalog.markets]
+    [(cid, why)] = catalog.refused
+    assert (_BAD_ID, True) == (cid, "minimum_tick_size" in why)
+
+
+def test_a_malformed_compact_answer_refuses_that_market() -> None:
+    page = json.dumps([_clob_row(_GOOD_ID, ("1", "2")), _clob_row(_BAD_ID, ("3", "4"))]).encode()
+    compact = json.dumps(
+        {_GOOD_ID: {"fd": {"r": 0.02, "e": 1}}, _BAD_ID: {"fd": {"r": "x", "e": 1}}}
+    ).encode()
+    catalog = load_documents({"markets.json": page, "clob_markets.json": compact})
+    [good] = catalog.markets
+    assert (_GOOD_ID, True, 20_000) == (good.condition_id, good.fees_known, good.fee_rate)
+    assert [_BAD_ID] == [cid for cid, _ in catalog.refused]
+
+
+def _event(members: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"id": "9", "negRisk": True, "negRiskMarketID": "0x" + "e" * 64, "negRiskAugmented": False,
+            "markets": members, **fields}  # fmt: skip
+
+
+def test_an_event_with_a_malformed_member_is_no_basket_and_its_other_members_load() -> None:
+    good = [_gamma_row("0x" + f"{n}" * 64, (str(2 * n), str(2 * n + 1)), negRisk=True) for n in (3, 4)]
+    bad = _gamma_row(_BAD_ID, ("8", "9"), negRisk=True, orderMinSize="lots")
+    catalog = load_documents({"gamma_events.json": json.dumps([_event([*good, bad])]).encode()})
+    assert sorted(m["conditionId"] for m in good) == sorted(m.condition_id for m in catalog.markets)
+    assert [_BAD_ID] == [cid for cid, _ in catalog.refused]
+    assert {} == catalog.registry().complete_baskets()
+    # the same event whole is a basket: the malformed member alone made it none
+    whole = load_documents(
+        {
+            "gamma_events.json": json.dumps(
+                [_event([*good, _gamma_row(_BAD_ID, ("8", "9"), negRisk=True)])]
+            ).encode()
+        }
+    )
+    assert 1 == len(whole.registry().complete_baskets())
+
+
+def test_a_malformed_event_refuses_its_members_and_the_next_event_loads() -> None:
+    first = [_gamma_row("0x" + f"{n}" * 64, (str(2 * n), str(2 * n + 1)), negRisk=True) for n in (3, 4)]
+    second = [_gamma_row("0x" + f"{n}" * 64, (str(2 * n), str(2 * n + 1)), negRisk=True) for n in (5, 6)]
+    text = json.dumps(
+        [_event(first, negRiskAugmented="perhaps"), _event(second, id="10", negRiskMarketID="0x" + "f" * 64)]
+    ).encode()
+    catalog = load_documents({"gamma_events.json": text})
+    assert sorted(m["conditionId"] for m in second) == sorted(m.condition_id for m in catalog.markets)
+    refused = dict(catalog.refused)
+    assert sorted(m["conditionId"] for m in first) == sorted(refused)
+    assert all(
+        why.startswith("malformed in gamma:gamma_events.json: its event is malformed")
+        for why in refused.values()
+    )
+    assert ["0x" + "f" * 64] == list(catalog.registry().complete_baskets())
 
 
 def test_the_recorded_matching_delays_load(shared_data: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -415,6 +416,50 @@ def test_paper_trades_when_the_venue_answers(tmp_path: Path, capsys: pytest.Capt
         stop()
     assert (0, []) == (code, err)
     assert "paper" == json.loads((tmp_path / "report.json").read_text())["inputs"]["mode"]
+
+
+def _one_market_malformed(tmp_path: Path) -> tuple[Path, str]:
+    """The sample's markets file with its first market's tick mistyped; that market's condition id."""
+    page = json.loads((SAMPLE / "markets.json").read_text())
+    page["data"][0]["minimum_tick_size"] = "a cent"
+    path = tmp_path / "markets.json"
+    path.write_text(json.dumps(page))
+    return path, page["data"][0]["condition_id"]
+
+
+def test_a_backtest_trades_the_other_markets_and_shows_the_refused_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    markets, cid = _one_market_malformed(tmp_path)
+    argv = ["backtest", "--markets", str(markets), "--markets", str(SAMPLE / "gamma_markets.json"),
+            "--events", EVENTS, "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    code, out, err = run(argv, capsys)
+    assert (0, []) == (code, err)
+    table = re.sub(r"[\s│]", "", out)  # its cells wrap on a narrow terminal
+    assert f"marketsrefused1:{cid}:malformedinclob:markets.json:" in table
+    inputs = json.loads((tmp_path / "out" / "report.json").read_text())["inputs"]
+    [[refused, why]] = inputs["markets_refused"]
+    assert (cid, True) == (refused, why.startswith("malformed in clob:markets.json: "))
+    assert inputs["markets_loaded"] > 0
+
+
+def test_paper_names_the_markets_it_refused_and_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from polysnipe.runners.sim_clob import start_in_thread
+
+    markets, cid = _one_market_malformed(tmp_path)
+    base, stop = start_in_thread(SAMPLE / "markets.json")
+    try:
+        ws = base.replace("http", "ws") + "/ws/market"
+        argv = ["paper", "--markets", str(markets), "--clob-url", base, "--ws-url", ws,
+                "--duration-s", "0.3", "--out", str(tmp_path / "out")]  # fmt: skip
+        code, _, err = run(argv, capsys)
+    finally:
+        stop()
+    assert 0 == code
+    [line] = err
+    assert line.startswith(f"polysnipe: market {cid} refused: malformed in clob:markets.json: ")
 
 
 def test_the_installed_entry_point(tmp_path: Path) -> None:

@@ -144,16 +144,42 @@ def test_a_selected_market_the_venue_does_not_list_is_an_error() -> None:
         ({"data": ROWS}, ["carries no next_cursor"]),
         ({"next_cursor": "LTE="}, ["data"]),
         ({"data": [{"tokens": []}], "next_cursor": "LTE="}, ["condition_id"]),
-        ({"data": [ROWS[0] | {"minimum_tick_size": "٠.01"}], "next_cursor": "LTE="}, ["minimum_tick_size"]),
-        ({"data": [ROWS[0] | {"tokens": [{"token_id": "１２", "outcome": "Yes"}] * 2}], "next_cursor": END},
-         ["token id is not a uint256"]),
-        ({"data": [{k: v for k, v in ROWS[0].items() if k != "neg_risk"}], "next_cursor": END}, ["neg_risk"]),
         (b"<html>gateway</html>", ["GET /markets page"]),
         (b'{"data": [], "next_cursor": "LTE="} trailing', ["GET /markets page"]),
     ],
 )  # fmt: skip
 def test_hostile_pages_are_one_clear_error(page: Any, words: list[str]) -> None:
     _refused(_venue({"MA==": page, "LTE=": page}), "http://clob/markets", *words)
+
+
+@pytest.mark.parametrize(
+    ("row", "words"),
+    [
+        (ROWS[0] | {"minimum_tick_size": "٠.01"}, "minimum_tick_size"),
+        (ROWS[0] | {"tokens": [{"token_id": "１２", "outcome": "Yes"}] * 2}, "token id is not a uint256"),
+        ({k: v for k, v in ROWS[0].items() if k != "neg_risk"}, "neg_risk"),
+        (ROWS[0] | {"tokens": "not a list"}, "tokens"),
+    ],
+    ids=["arabic-indic-tick", "full-width-token", "no-neg-risk-flag", "mistyped-tokens"],
+)
+def test_a_malformed_market_on_a_page_is_refused_alone(row: dict[str, Any], words: str) -> None:
+    """One bad row on the venue's listing refuses its market; every other market still loads."""
+    catalog = _load(_venue({"MA==": {"data": [row, *ROWS[1:]], "next_cursor": END}}))
+    assert sorted(r["condition_id"] for r in ROWS[1:]) == sorted(m.condition_id for m in catalog.markets)
+    [(cid, why)] = catalog.refused
+    assert (CID, True) == (cid, words in why)
+
+
+def test_a_malformed_gamma_market_is_refused_alone() -> None:
+    """Gamma's row for a market mistypes a field: that market is refused (its CLOB row cannot be
+    checked against what Gamma meant), the others load with Gamma's fees."""
+    bad = next(m for m in GAMMA if m["conditionId"] == CID) | {"negRisk": "sometimes"}
+    rows = [bad, *(m for m in GAMMA if m["conditionId"] != CID)]
+    catalog = _load(_venue(gamma=lambda r: rows if r.url.path.endswith("/markets") else []))
+    assert CID not in {m.condition_id for m in catalog.markets}
+    assert [CID] == [cid for cid, _ in catalog.refused]
+    in_gamma = {m["conditionId"] for m in GAMMA} - {CID}
+    assert in_gamma and all(m.fees_known for m in catalog.markets if m.condition_id in in_gamma)
 
 
 def test_a_page_larger_than_the_bound_is_refused() -> None:

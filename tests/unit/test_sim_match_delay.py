@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import pytest
 
 from kit import T0, WALLET, market, order_request, snapshot
-from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.metadata import load_documents
 from polysnipe.adapters.sim import ConstantLatency, PolymarketFeeModel, RiskAverseQueueModel, SimVenue
 from polysnipe.core.events import Side
@@ -101,5 +100,8 @@ def test_the_delay_is_read_from_clob_and_gamma_metadata() -> None:
     )
     [m] = load_documents({"markets.json": clob}).markets
     assert 3_000 == m.match_delay_ms
-    with pytest.raises(MalformedMessage, match="seconds_delay"):
-        load_documents({"markets.json": clob.replace(b'"seconds_delay": 3', b'"seconds_delay": 86400')})
+    # a delay beyond the bound refuses that market (never a delay taken as zero)
+    catalog = load_documents({"markets.json": clob.replace(b'"seconds_delay": 3', b'"seconds_delay": 86400')})
+    assert [] == catalog.markets
+    [(refused, why)] = catalog.refused
+    assert (cid, True) == (refused, "seconds_delay" in why)

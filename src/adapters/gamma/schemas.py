@@ -58,7 +58,8 @@ class WireGammaMarket(msgspec.Struct, gc=False, rename="camel"):
 class WireGammaEvent(msgspec.Struct, gc=False, rename="camel"):
     """One event of Gamma GET /events: a neg-risk event and the markets that make it up."""
 
-    markets: list[WireGammaMarket]
+    #: each a WireGammaMarket, decoded alone so that one malformed member refuses only itself
+    markets: list[msgspec.Raw]
     id: str | None = None
     neg_risk: bool | None = None
     enable_neg_risk: bool | None = None
