@@ -110,7 +110,7 @@ from polysnipe.core.fees import fee_value_usdc
 from polysnipe.core.units import MICRO, ONE
 from polysnipe.core.units import format_micro as _fmt
 
-__all__ = ["GENERATED_METADATA", "KINDS", "GenerateSummary", "generate"]
+__all__ = ["GENERATED_METADATA", "KINDS", "MAX_MARKET_SECONDS", "GenerateSummary", "generate"]
 
 #: Label kinds, in the order they are planned.
 #: the metadata files `generate` writes, in the order a backtest takes them (--markets each)
@@ -120,6 +120,8 @@ KINDS = ("mispriced_book", "liquidity_vacuum", "news", "pair_inconsistency", "co
 
 #: 2026-01-01T00:00:00Z. A fixed epoch, not the wall clock, keeps output byte-identical per seed.
 START_MS = 1_767_225_600_000
+#: the largest set written: markets (binaries and neg-risk outcomes) times seconds
+MAX_MARKET_SECONDS = 1_000_000
 
 _COARSE = 10_000
 _FINE = 1_000
@@ -255,6 +257,13 @@ def generate(
         raise ValueError("duration_s must be >= 30")
     if malformed < 0:
         raise ValueError("malformed must be >= 0")
+    books = markets + neg_risk_events * outcomes_per_event
+    if books * duration_s > MAX_MARKET_SECONDS:
+        # about 1.2 kB of events per market and second: a typo in either must not fill the disk
+        raise ValueError(
+            f"{books:,} markets over {duration_s:,} s is {books * duration_s:,} market-seconds, more than"
+            f" {MAX_MARKET_SECONDS:,} (about 1.2 GB of events): fewer markets or a shorter duration"
+        )
     binaries = markets - (1 if markets >= 3 else 0)  # the long shot never resolves
     if not 0 <= resolved_markets <= binaries:
         raise ValueError(f"resolved_markets must be between 0 and {binaries} (the standalone binaries)")

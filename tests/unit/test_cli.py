@@ -158,6 +158,11 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         "generate --seed 1 --out {dir} --markets 2 --resolved-markets 3",
         ["generate: resolved_markets must be between 0 and 2"],
     ),
+    (
+        "generate: too large",
+        "generate --seed 1 --out {dir} --markets 100000 --duration-s 30",
+        ["generate: 100,004 markets over 30 s is 3,000,120 market-seconds, more than 1,000,000"],
+    ),
     ("paper: markets", "paper --markets {missing} --out {dir}", ["no such file (given to --markets)"]),
     ("paper: token", PAPER + " --tokens 42", ["--tokens: 42 is not a token of any market"]),
     (
