@@ -34,6 +34,7 @@ and the risk gatekeeper refuses to trade it. Neg-risk events come only from Gamm
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -46,7 +47,7 @@ import msgspec
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import decimal_micro, decode_json, match_delay_ms, token_id_text
 from polysnipe.adapters.clob.schemas import WireFeeDetails, WireMarket
-from polysnipe.adapters.gamma.schemas import WireGammaEvent, WireGammaMarket
+from polysnipe.adapters.gamma.schemas import WireEventRef, WireGammaEvent, WireGammaMarket
 from polysnipe.core.fees import check_fee_parameters
 from polysnipe.core.market import Market, MarketRegistry, NegRiskEvent
 from polysnipe.core.units import MAX_AMOUNT_MICRO, MICRO
@@ -55,6 +56,7 @@ __all__ = [
     "Catalog",
     "MarketFacts",
     "document_shape",
+    "gamma_event_ids",
     "load_documents",
     "load_market_files",
     "market_name",
@@ -63,6 +65,8 @@ __all__ = [
 ]
 
 _TICK_BOUND = Decimal(1)
+#: what a Gamma event id may be: it goes into GET /events?id=
+_EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _SIZE_BOUND = Decimal(MAX_AMOUNT_MICRO // MICRO)
 
 
@@ -318,7 +322,20 @@ def _compact_facts(c: _ClobCompact, cid: str, source: str) -> MarketFacts:
     )
 
 
+def gamma_event_ids(refs: Sequence[WireEventRef] | None) -> list[str]:
+    """The ids of a Gamma market's events; ValueError for one that is not a Gamma event id (it goes
+    into a URL when the event is asked for)."""
+    out: list[str] = []
+    for ref in refs or ():
+        text = "" if ref.id is None else str(ref.id)
+        if not _EVENT_ID.fullmatch(text):
+            raise ValueError(f"names event {text[:80]!r}, not a Gamma event id")
+        out.append(text)
+    return out
+
+
 def _gamma_facts(w: WireGammaMarket, cid: str, source: str) -> MarketFacts:
+    gamma_event_ids(w.events)
     tokens = _two_tokens(_strings(w.clob_token_ids)) if w.clob_token_ids else None
     outcomes = _two(_strings(w.outcomes)) if w.outcomes else None
     schedule = w.fee_schedule

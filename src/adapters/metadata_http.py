@@ -52,7 +52,15 @@ from polysnipe.adapters.clob.errors import MalformedMessage, NotFound, VenueErro
 from polysnipe.adapters.clob.parsing import decode_json
 from polysnipe.adapters.clob.retry import RetryPolicy, retry_idempotent
 from polysnipe.adapters.clock import WallClock
-from polysnipe.adapters.metadata import Catalog, MarketFacts, load_documents, market_name, read_document
+from polysnipe.adapters.gamma.schemas import WireEventRef
+from polysnipe.adapters.metadata import (
+    Catalog,
+    MarketFacts,
+    gamma_event_ids,
+    load_documents,
+    market_name,
+    read_document,
+)
 
 __all__ = ["FIRST_CURSOR", "LAST_CURSOR", "MetadataHttpConfig", "MetadataUnavailable", "fetch_documents",
            "load_catalog_http"]  # fmt: skip
@@ -62,7 +70,6 @@ FIRST_CURSOR: Final = "MA=="
 LAST_CURSOR: Final = "LTE="
 _CURSOR = re.compile(r"[A-Za-z0-9+/]{1,64}={0,2}")
 _CONDITION_ID = re.compile(r"0x[0-9a-fA-F]{64}")
-_EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class MetadataUnavailable(Exception):
@@ -111,17 +118,13 @@ class _Rows(msgspec.Struct, gc=False):
     next_cursor: str | None = None
 
 
-class _EventRef(msgspec.Struct, gc=False):
-    id: str | int | None = None
-
-
 class _GammaKey(msgspec.Struct, gc=False, rename="camel"):
     """Just what says which row a Gamma market is and which events to ask for; the facts are read by
     metadata.read_document from the same bytes."""
 
     condition_id: str
     neg_risk: bool | None = None
-    events: list[_EventRef] | None = None
+    events: list[WireEventRef] | None = None
 
 
 class _EventKey(msgspec.Struct, gc=False):
@@ -332,14 +335,10 @@ class _Fetcher:
             key = keys.get(id(row))
             if key is None or not key.neg_risk:
                 continue
-            for ref in key.events or ():
-                text = str(ref.id) if ref.id is not None else ""
-                if not _EVENT_ID.fullmatch(text):
-                    raise MetadataUnavailable(
-                        f"GET {self.config.gamma_url}/markets: market {key.condition_id[:80]} names event"
-                        f" {text[:80]!r}, not a Gamma event id"
-                    )
-                event_ids.append(text)
+            try:
+                event_ids += gamma_event_ids(key.events)
+            except ValueError:
+                continue  # read_document refused that market: its events are not asked for
         return list(dict.fromkeys(event_ids))
 
     async def gamma_events(self, event_ids: Sequence[str]) -> None:

@@ -213,12 +213,21 @@ def test_a_gamma_page_longer_than_asked_is_refused() -> None:
     _refused(_venue(gamma=lambda r: GAMMA), f"{len(GAMMA)} rows, 2 were asked for", gamma_page_size=2)
 
 
-def test_a_hostile_event_id_is_refused() -> None:
+def test_a_hostile_event_id_refuses_its_market_and_is_never_asked_for() -> None:
     neg = next(m for m in GAMMA if m["negRisk"])
-    row = next(r for r in ROWS if r["condition_id"] == neg["conditionId"])
-    pages = {"MA==": {"data": [row], "next_cursor": "LTE="}}
     hostile = neg | {"events": [{"id": "../../admin?x=1"}]}
-    _refused(_venue(pages, gamma=lambda r: [hostile]), "not a Gamma event id")
+    rows = [hostile, *(m for m in GAMMA if m["conditionId"] != neg["conditionId"])]
+    asked: list[str] = []
+
+    def gamma(request: httpx.Request) -> Any:
+        asked.append(str(request.url))
+        return rows if request.url.path.endswith("/markets") else []
+
+    catalog = _load(_venue(gamma=gamma))
+    [(cid, why)] = catalog.refused
+    assert (neg["conditionId"], True) == (cid, "not a Gamma event id" in why)
+    assert len(ROWS) - 1 == len(catalog.markets)
+    assert not any("admin" in url for url in asked)
 
 
 def test_server_errors_and_unreachable_venues_are_one_line() -> None:

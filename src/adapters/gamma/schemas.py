@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["WireFeeSchedule", "WireGammaEvent", "WireGammaMarket"]
+__all__ = ["WireEventRef", "WireFeeSchedule", "WireGammaEvent", "WireGammaMarket"]
 
 
 class WireFeeSchedule(msgspec.Struct, gc=False, rename="camel"):
@@ -22,6 +22,13 @@ class WireFeeSchedule(msgspec.Struct, gc=False, rename="camel"):
     taker_only: bool = True
     #: share of the fees paid back to makers, e.g. 0.25 (empty when absent)
     rebate_rate: msgspec.Raw = msgspec.Raw()
+
+
+class WireEventRef(msgspec.Struct, gc=False):
+    """One of a Gamma market's `events`: the event it belongs to."""
+
+    #: Gamma's event id (a decimal string in every recording; a number in some SDKs' fixtures)
+    id: str | int | None = None
 
 
 class WireGammaMarket(msgspec.Struct, gc=False, rename="camel"):
@@ -53,6 +60,8 @@ class WireGammaMarket(msgspec.Struct, gc=False, rename="camel"):
     question: str | None = None
     #: seconds the venue holds a marketable order before matching it (sports markets: 3)
     seconds_delay: int | None = None
+    #: the events the market belongs to (a neg-risk market's event is asked for by this id)
+    events: list[WireEventRef] | None = None
 
 
 class WireGammaEvent(msgspec.Struct, gc=False, rename="camel"):
