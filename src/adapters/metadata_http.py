@@ -30,8 +30,9 @@ GetGammaEventsParams), UNVERIFIED against Polymarket's docs. Extra rows a page r
 was asked are dropped, so a filter the venue ignored costs pages, never wrong markets.
 
 Everything is bounded and validated: pages, items per page, markets, the bytes of an answer, the
-cursor (ASCII base64, never repeated), the ids put into URLs. Any failure is one MetadataUnavailable
-naming the URL and what was wrong; the CLI prints it as one line.
+cursor (ASCII base64, never repeated), the ids put into URLs. A market whose own row is malformed is
+refused alone, as from files (metadata.py); any other failure is one MetadataUnavailable naming the
+URL and what was wrong, which the CLI prints as one line.
 """
 
 from __future__ import annotations
