@@ -10,9 +10,10 @@ Theory of operation: a provider POSTs one signal (docs/external-signals.md, one 
 The request is refused, with a 4xx and its reason in `{"error": ...}`, when the body is too large
 (413), the provider unknown or the signature wrong (401, compared in constant time), the timestamp
 further than `max_skew_ms` from now (401: a captured request cannot be replayed later) or already
-seen inside that window (409: nor twice now), the body not exactly one valid external signal (422,
-the parser's reason), or its `source` not the provider who signed (403: one provider cannot speak
-for another). A signal that passes goes to `accept` (the bus), 202 with its entry id; a bus failure
+accepted while its timestamp can still pass that check (409: nor twice now), the body not exactly
+one valid external signal (422, the parser's reason), or its `source` not the provider who signed
+(403: one provider cannot speak for another). Unknown paths and methods are a 404 or 405 in the
+same shape. A signal that passes goes to `accept` (the bus), 202 with its entry id; a bus failure
 is a 503, so the provider retries.
 
 Keys come from the environment only (`keys_from_env`), never from a file or the command line, and
@@ -22,15 +23,16 @@ never reach a log line.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import os
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 import attrs
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -104,12 +106,50 @@ async def _body(request: Request, limit: int) -> bytes:
         raise _Refused(413, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Refused(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _Refused(413, f"body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _Refused(400, "the client went away before its body was read") from None
     return b"".join(chunks)
+
+
+class _ReplayWindow:
+    """The signatures accepted while their timestamps can still pass the skew check.
+
+    A signature is remembered until its own timestamp plus the skew, not its arrival plus the skew:
+    a request stamped ahead of the server's clock stays valid that much longer, and would otherwise
+    be accepted again after being forgotten. When the window holds `capacity` live signatures, new
+    requests are refused (503) rather than forgetting one that could still be replayed."""
+
+    def __init__(self, skew_ms: int, capacity: int) -> None:
+        self.skew_ms = skew_ms
+        self.capacity = capacity
+        self._until: dict[str, int] = {}
+        self._expiries: list[tuple[int, str]] = []  # a heap of (until, signature)
+
+    def admit(self, signature: str, stamp_ms: int, now_ms: int) -> bool:
+        """True (and remembered) the first time; False for a signature seen in the window."""
+        expiries = self._expiries
+        while expiries and expiries[0][0] < now_ms:
+            until, old = heapq.heappop(expiries)
+            if self._until.get(old) == until:
+                del self._until[old]
+        if signature in self._until:
+            return False
+        if len(self._until) >= self.capacity:
+            raise _Refused(503, "too many signed requests inside the replay window, retry")
+        until = stamp_ms + self.skew_ms
+        self._until[signature] = until
+        heapq.heappush(expiries, (until, signature))
+        return True
+
+    def forget(self, signature: str) -> None:
+        """A request that was not accepted after all: its retry must get through."""
+        self._until.pop(signature, None)
 
 
 def _signal(body: bytes) -> ExternalSignal:
@@ -126,17 +166,7 @@ def _signal(body: bytes) -> ExternalSignal:
 
 def signal_app(config: SignalEndpointConfig, *, accept: Accept, clock: Clock) -> Starlette:
     """The ASGI app of the signal endpoint (served by uvicorn in `polysnipe ingest`)."""
-    seen: OrderedDict[str, int] = OrderedDict()
-
-    def fresh(signature: str, now: int) -> bool:
-        while seen and next(iter(seen.values())) < now - config.max_skew_ms:
-            seen.popitem(last=False)
-        if signature in seen:
-            return False
-        seen[signature] = now
-        if len(seen) > _SEEN_MAX:
-            seen.popitem(last=False)
-        return True
+    seen = _ReplayWindow(config.max_skew_ms, _SEEN_MAX)
 
     async def post(request: Request) -> JSONResponse:
         provider = request.headers.get(HEADER_PROVIDER, "")
@@ -157,7 +187,7 @@ def signal_app(config: SignalEndpointConfig, *, accept: Accept, clock: Clock) ->
             signal = _signal(body)
             if signal.source != provider:
                 raise _Refused(403, f"source {signal.source[:64]!r} is not the signing provider")
-            if not fresh(claimed, now):
+            if not seen.admit(claimed, int(stamp), now):
                 raise _Refused(409, "this signed request was already accepted")
         except _Refused as exc:
             log.warning("signal_refused", provider=provider[:64], status=exc.status, reason=exc.reason[:300])
@@ -165,7 +195,7 @@ def signal_app(config: SignalEndpointConfig, *, accept: Accept, clock: Clock) ->
         try:
             entry = await accept(body, now, provider)
         except Exception as exc:
-            seen.pop(claimed, None)  # not accepted: the provider's retry must get through
+            seen.forget(claimed)
             log.error("signal_not_appended", provider=provider, error=repr(exc)[:300])
             return JSONResponse({"error": "the bus is unavailable, retry"}, status_code=503)
         log.info("signal_accepted", provider=provider, token_id=signal.token_id, entry=entry)
@@ -174,4 +204,17 @@ def signal_app(config: SignalEndpointConfig, *, accept: Accept, clock: Clock) ->
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "providers": sorted(config.keys)})
 
-    return Starlette(routes=[Route("/signals", post, methods=["POST"]), Route("/healthz", health)])
+    async def refuse(request: Request, exc: Exception) -> JSONResponse:
+        """Every other answer in the same shape: unknown paths, wrong methods, an internal error."""
+        if isinstance(exc, HTTPException):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        log.error("signal_endpoint_error", error=f"{type(exc).__name__}: {exc}"[:300])
+        return JSONResponse({"error": "internal error"}, status_code=500)
+
+    app = Starlette(
+        routes=[Route("/signals", post, methods=["POST"]), Route("/healthz", health)],
+        exception_handlers={HTTPException: refuse, Exception: refuse},
+    )
+    # a path with a trailing slash is unknown, not a redirect built from the caller's Host header
+    app.router.redirect_slashes = False
+    return app

@@ -190,6 +190,108 @@ def test_signal_endpoint_accepts_signed_signals_onto_the_stream_and_refuses_the_
     asyncio.run(body())
 
 
+class _HandClock:
+    def __init__(self, now_ms: int) -> None:
+        self.now = now_ms
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def monotonic_ns(self) -> int:
+        return self.now * 1_000_000
+
+
+def _endpoint(clock: _HandClock, accepted: list[bytes], **config: Any) -> Any:
+    async def accept(raw: bytes, recv_ms: int, provider: str) -> str:
+        accepted.append(raw)
+        return f"{recv_ms}-{len(accepted)}"
+
+    return signal_app(SignalEndpointConfig(keys={"newswire": KEY}, **config), accept=accept, clock=clock)
+
+
+def test_a_signal_stamped_ahead_of_the_clock_is_never_accepted_twice() -> None:
+    """Remembered until its own stamp can no longer pass the skew check, not its arrival's: stamped
+    at the edge of the future window, it is refused as a replay until it is refused as stale."""
+    t0 = 1_767_225_647_258
+    clock, accepted = _HandClock(t0), list[bytes]()
+    app = _endpoint(clock, accepted, max_skew_ms=1_000)
+    good = json.dumps(SIGNAL).encode()
+    headers = signed(good, ts=t0 + 1_000)
+
+    async def body() -> list[int]:
+        statuses = []
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            for now in (t0, t0 + 1, t0 + 1_500, t0 + 2_000, t0 + 2_001):
+                clock.now = now
+                statuses.append((await http.post("/signals", content=good, headers=headers)).status_code)
+        return statuses
+
+    assert [202, 409, 409, 409, 401] == asyncio.run(body())
+    assert [good] == accepted
+
+
+def test_a_full_replay_window_refuses_new_requests_rather_than_forget_one(monkeypatch: Any) -> None:
+    import polysnipe.adapters.signals_http as signals_http
+
+    monkeypatch.setattr(signals_http, "_SEEN_MAX", 2)
+    t0 = 1_767_225_647_258
+    clock, accepted = _HandClock(t0), list[bytes]()
+    app = _endpoint(clock, accepted, max_skew_ms=1_000)
+    bodies = [json.dumps(SIGNAL | {"strength": str(n)}).encode() for n in range(3)]
+
+    async def body() -> list[int]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            statuses = [
+                (await http.post("/signals", content=b, headers=signed(b, ts=t0))).status_code for b in bodies
+            ]
+            again = await http.post("/signals", content=bodies[0], headers=signed(bodies[0], ts=t0))
+            clock.now = t0 + 1_001  # both remembered ones have expired: room again
+            later = await http.post("/signals", content=bodies[2], headers=signed(bodies[2], ts=t0 + 1_001))
+        return [*statuses, again.status_code, later.status_code]
+
+    assert [202, 202, 503, 409, 202] == asyncio.run(body())
+
+
+def test_the_signal_endpoint_answers_every_refusal_as_json_and_never_redirects() -> None:
+    app = _endpoint(_HandClock(1_767_225_647_258), [])
+
+    async def body() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            return [
+                await http.get("/nope"),
+                await http.get("/signals"),
+                await http.post("/healthz"),
+                await http.post("/signals/", content=b"{}", headers={"host": "evil.example"}),
+            ]
+
+    answers = asyncio.run(body())
+    assert [404, 405, 405, 404] == [a.status_code for a in answers]
+    assert all(a.json()["error"] for a in answers)
+    assert all("location" not in a.headers for a in answers)
+
+
+def test_a_client_that_goes_away_mid_body_is_a_quiet_400() -> None:
+    app = _endpoint(_HandClock(1_767_225_647_258), [])
+    sent: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"event', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/signals", "raw_path": b"/signals", "query_string": b"",
+             "root_path": "", "headers": [(b"content-length", b"100")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80)}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert [400] == [m["status"] for m in sent if m["type"] == "http.response.start"]
+
+
 def test_signals_listen_serves_http_and_records_what_it_accepts(tmp_path: Path) -> None:
     prefix = unique_prefix()
     config = config_with(prefix, signal_providers="newswire")
