@@ -4,7 +4,10 @@ audited; no secret appears in any response or log line."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +202,92 @@ def test_neg_risk_exchange_needs_its_own_permission(
     finally:
         client.close()
         stop()
+
+
+def test_uint256_fields_beyond_2_256_are_a_400_not_an_internal_error(
+    db: tuple[psycopg.Connection[Any], str], tmp_path: Path
+) -> None:
+    """The schema's 78 digits reach past 2**256: the digest could not encode them (OverflowError)."""
+    from polysnipe.adapters.signer_server.digests import derive_safe
+
+    conn, schema = db
+    migrate(conn, schema)
+    credential = add_caller(conn, "engine")
+    keys = keystore(tmp_path)
+    owner = keys.addresses()[0]
+    safe = derive_safe(owner)
+    url, stop = start_in_thread(
+        service(schema, keys, HandClock(), policy=policy_for(keys, safes=(safe.lower(),))), SignerSettings()
+    )
+    srv = Server(url, credential, conn, keys)
+    too_big = str(2**256)
+    try:
+        base = {"chain_id": 137, "signer": owner, "safe": safe, "to": "0x" + "44" * 20, "value": "0",
+                "data": "0x", "operation": 0, "nonce": "0"}  # fmt: skip
+        assert 200 == srv.engine_post("/sign/safe-tx", json.dumps(base).encode()).status_code
+        for field in ("value", "nonce", "safe_tx_gas", "base_gas", "gas_price"):
+            answer = srv.engine_post("/sign/safe-tx", json.dumps(base | {field: too_big}).encode())
+            assert (field, 400, f"{field} is beyond uint256") == (
+                field,
+                answer.status_code,
+                answer.json()["error"][14:],
+            )
+        created = srv.engine_post(
+            "/sign/safe-create", json.dumps({"chain_id": 137, "signer": owner, "payment": "9" * 78}).encode()
+        )
+        assert (400, "invalid body: payment is beyond uint256") == (
+            created.status_code,
+            created.json()["error"],
+        )
+        assert 0 == sum(1 for row in srv.audit() if row[3] == 500)
+    finally:
+        srv.client.close()
+        stop()
+
+
+def test_nul_and_control_characters_are_audited_escaped_and_slashes_never_redirect(server: Server) -> None:
+    """Postgres text cannot hold NUL: a path or a refusal carrying one made the audit fail (503,
+    unaudited); a trailing slash was a redirect built from the caller's Host header."""
+    assert 404 == httpx.get(server.url + "/%00").status_code
+    assert 404 == httpx.post(server.url + "/sign/order%00%1b").status_code
+    body = json.dumps({"\u0000x": 1}).encode()
+    refused = server.engine_post("/sign/order", body)
+    assert (400, True) == (refused.status_code, "unknown field" in refused.json()["error"])
+    slash = httpx.post(server.url + "/sign/order/", content=b"{}", headers={"Host": "evil.example"})
+    assert (404, None) == (slash.status_code, slash.headers.get("location"))
+    rows = server.audit()
+    assert {"GET /\\x00", "POST /sign/order\\x00\\x1b", "POST /sign/order/"} <= {row[0] for row in rows}
+    assert any("\\x00x" in row[4] for row in rows)
+    assert all(row[0].isprintable() and row[4].isprintable() for row in rows)
+
+
+def test_a_client_that_goes_away_mid_body_is_audited_as_a_400_not_an_internal_error(server: Server) -> None:
+    host, port = httpx.URL(server.url).host, httpx.URL(server.url).port
+    for path in ("/sign/order", "/nope"):
+        with socket.create_connection((host, port)) as raw:
+            raw.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc".encode())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(server.audit()) < 2:
+        time.sleep(0.02)
+    rows = {row[0]: row for row in server.audit()}
+    assert (400, "the client went away before its body was read") == rows["POST /sign/order"][3:5]
+    assert 404 == rows["POST /nope"][3]
+    assert 200 == httpx.get(server.url + "/healthz").status_code
+
+
+def test_a_nonce_is_remembered_through_the_last_second_its_timestamp_can_pass() -> None:
+    """A request stamped `skew` ahead and first seen `skew` behind it is still fresh 2 x skew later,
+    at exactly `skew` past its stamp: its nonce must still be known then."""
+    from polysnipe.adapters.signer_server.auth import NonceBook, Refused
+
+    skew = 30
+    book = NonceBook(2 * skew, 10)
+    first_seen = 1_000
+    book.check_and_remember("engine", "n" * 16, first_seen)
+    for now in (first_seen + 1, first_seen + 2 * skew):
+        with pytest.raises(Refused, match="replayed nonce"):
+            book.check_and_remember("engine", "n" * 16, now)
+    book.check_and_remember("engine", "n" * 16, first_seen + 2 * skew + 1)  # stale by then anyway
 
 
 def test_burst_above_the_rate_limit_gets_429_with_retry_after(server: Server) -> None:

@@ -24,7 +24,7 @@ import attrs
 import msgspec
 import psycopg
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -130,11 +130,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise Refused(413, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, f"body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Refused(400, "the client went away before its body was read") from None
     return b"".join(chunks)
 
 
@@ -145,6 +148,14 @@ def _decode(body: bytes, kind: type[msgspec.Struct]) -> Any:
         raise Refused(400, f"invalid body: {str(exc)[:200]}") from None
     except msgspec.DecodeError as exc:
         raise Refused(400, f"body is not JSON: {str(exc)[:120]}") from None
+
+
+def _uint256(text: str, name: str) -> int:
+    """A schema Uint256 (up to 78 digits, which reach past 2**256) as the int a digest encodes."""
+    value = int(text)
+    if value >= 1 << 256:
+        raise Refused(400, f"invalid body: {name} is beyond uint256")
+    return value
 
 
 class SignerService:
@@ -259,8 +270,11 @@ class SignerService:
         try:
             assert self._audit is not None, "start() opens the audit log"
             await self._audit.append(entry)
-        except AuditUnavailable:
+        except AuditUnavailable as exc:
+            self._log.error("signer_audit_unavailable", error=str(exc), correlation_id=ctx.correlation_id)
             return _error(503, "audit log unavailable", ctx.correlation_id)
+        self._log.info("signer_request", endpoint=entry.endpoint, caller="", decision="refused",
+                       status=status, reason=reason, correlation_id=ctx.correlation_id)  # fmt: skip
         return _error(status, reason, ctx.correlation_id)
 
     async def _caller(self, caller_id: str) -> Caller:
@@ -404,10 +418,11 @@ class SignerService:
             raise Refused(403, f"delegatecall is only allowed to MultiSend {MULTISEND}, not {req.to}")
         key = self._key(req.signer, ctx)
         digest = safe_tx_digest(
-            req.chain_id, req.safe, to=req.to, value=int(req.value), data=bytes.fromhex(req.data[2:]),
-            operation=req.operation, safe_tx_gas=int(req.safe_tx_gas), base_gas=int(req.base_gas),
-            gas_price=int(req.gas_price), gas_token=req.gas_token, refund_receiver=req.refund_receiver,
-            nonce=int(req.nonce),
+            req.chain_id, req.safe, to=req.to, value=_uint256(req.value, "value"),
+            data=bytes.fromhex(req.data[2:]), operation=req.operation,
+            safe_tx_gas=_uint256(req.safe_tx_gas, "safe_tx_gas"), base_gas=_uint256(req.base_gas, "base_gas"),
+            gas_price=_uint256(req.gas_price, "gas_price"), gas_token=req.gas_token,
+            refund_receiver=req.refund_receiver, nonce=_uint256(req.nonce, "nonce"),
         )  # fmt: skip
         ctx.digest = "0x" + digest.hex()
         signature = key.sign_order_digest(eth_signed_message_hash(digest))
@@ -424,7 +439,7 @@ class SignerService:
             raise Refused(403, f"Safe {safe} of {req.signer} is not allowed by the policy")
         key = self._key(req.signer, ctx)
         digest = create_proxy_digest(
-            req.chain_id, payment_token=req.payment_token, payment=int(req.payment),
+            req.chain_id, payment_token=req.payment_token, payment=_uint256(req.payment, "payment"),
             payment_receiver=req.payment_receiver,
         )  # fmt: skip
         ctx.digest = "0x" + digest.hex()
@@ -513,4 +528,8 @@ def create_app(service: SignerService, *, manage_lifespan: bool = True) -> Starl
                 await service.close()
 
     routes = [Route(s.path, endpoint(s), methods=[s.method]) for s in _ROUTES]
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
+    # a path with a trailing slash is an unknown route (audited), not a redirect built from the
+    # caller's Host header
+    app.router.redirect_slashes = False
+    return app

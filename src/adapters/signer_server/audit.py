@@ -37,22 +37,36 @@ _COLUMNS: Final = (
 )
 
 
+#: the longest text an audit row keeps of a path or a reason
+_TEXT_MAX = 400
+
+
 class AuditUnavailable(RuntimeError):
     """The audit row could not be written; the request it describes must not be answered."""
+
+
+def storable(text: str) -> str:
+    """`text` as an audit row can hold it: what a caller sent (a path, a field name in a refusal)
+    may carry NUL, which Postgres text refuses, or control characters that would forge log lines;
+    every non-printable character is written as its escape, and the whole is bounded."""
+    if text.isprintable() and len(text) <= _TEXT_MAX:
+        return text
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:_TEXT_MAX])
+    return shown[:_TEXT_MAX]
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class AuditEntry:
     ts_ms: int
     caller: str
-    endpoint: str
+    endpoint: str = attrs.field(converter=storable)
     purpose: str
     digest: str
     key_address: str
     notional_usdc_micro: int
     decision: str
     status: int
-    reason: str
+    reason: str = attrs.field(converter=storable)
     latency_us: int
     correlation_id: str
 

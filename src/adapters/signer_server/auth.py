@@ -161,7 +161,9 @@ class NonceBook:
         seen = self._seen
         while seen:
             key, expires = next(iter(seen.items()))
-            if expires > now_s:
+            # kept through its last second: a timestamp `skew` ahead, first seen `skew` behind,
+            # still passes the freshness check then (at exactly `skew` from now)
+            if expires >= now_s:
                 break
             del seen[key]
         if (caller_id, nonce) in seen:
