@@ -1062,6 +1062,85 @@ def test_unknown_routes_answer_in_the_venue_shape(app_state: tuple[ClobSimState,
     assert 405 == client.get("/order").status_code
 
 
+def test_an_unhashable_order_type_is_refused_alone_and_a_batch_never_fails_half_placed() -> None:
+    """orderType [] or {} reached a frozenset lookup: a 500, after the batch's earlier orders rested."""
+    state = make_state()
+    alice = Trader(state, KEY0)
+    good = alice.body(alice.sign(Side.BUY, 400_000, 10 * S))
+    with TestClient(create_app(state)) as client:
+        odd: Any
+        for odd in ([], {}, [1]):
+            bad = alice.body(alice.sign(Side.BUY, 300_000, 10 * S)) | {"orderType": odd}
+            body = json.dumps(bad).encode()
+            r = client.post("/order", content=body, headers=alice.headers("POST", "/order", body))
+            assert (400, {"error": ERRORS["payload"]}) == (r.status_code, r.json())
+        body = json.dumps([good, bad]).encode()
+        r = client.post("/orders", content=body, headers=alice.headers("POST", "/orders", body))
+        assert 200 == r.status_code
+        first, second = r.json()
+        assert (True, "", False, ERRORS["payload"]) == (
+            first["success"],
+            first["errorMsg"],
+            second["success"],
+            second["errorMsg"],
+        )
+        log = client.get("/_sim/orders").json()
+        assert ["rejected"] * 3 + ["accepted", "rejected"] == [e["outcome"] for e in log]
+
+
+def test_a_batch_beyond_what_the_rate_bucket_can_hold_is_a_400_not_an_endless_429(
+    app_state: tuple[ClobSimState, TestClient],
+) -> None:
+    """A 429 promises that waiting helps: for a cost above the bucket's burst no wait ever does."""
+    state, client = app_state  # order and cancel bursts of 2
+    alice = Trader(state, KEY0)
+    bodies = [alice.body(alice.sign(Side.BUY, 100_000 * (n + 1), 10 * S)) for n in range(3)]
+    body = json.dumps(bodies).encode()
+    r = client.post("/orders", content=body, headers=alice.headers("POST", "/orders", body))
+    assert (400, {"error": ERRORS["batch_limit"]}, None) == (
+        r.status_code,
+        r.json(),
+        r.headers.get("retry-after"),
+    )
+    ids = json.dumps(["0x" + f"{n:064x}" for n in range(3)]).encode()
+    r = client.request("DELETE", "/orders", content=ids, headers=alice.headers("DELETE", "/orders", ids))
+    assert (400, {"error": ERRORS["batch_limit"]}) == (r.status_code, r.json())
+    body = json.dumps(bodies[:2]).encode()
+    assert (
+        200
+        == client.post("/orders", content=body, headers=alice.headers("POST", "/orders", body)).status_code
+    )
+
+
+def test_admin_faults_refuse_what_would_hang_or_mislead(app_state: tuple[ClobSimState, TestClient]) -> None:
+    _, client = app_state
+    hostile: list[Any] = [
+        {"latency_ms": 10**15},
+        {"retry_after_s": 10**9},
+        {"exchange_version": 2.0},
+        [],
+        None,
+        0,
+    ]
+    for faults in hostile:
+        r = client.post("/_sim/faults", content=json.dumps(faults).encode())
+        assert (400, True) == (r.status_code, isinstance(r.json()["error"], str)), faults
+    assert 200 == client.post("/_sim/faults", json={"latency_ms": 60_000}).status_code
+    r = client.post("/_sim/faults", content=b"")  # an empty body clears them
+    assert (200, 0) == (r.status_code, r.json()["latency_ms"])
+    assert 2 == client.get("/version").json()["version"]
+
+
+def test_a_trailing_slash_is_an_unknown_path_never_a_redirect(
+    app_state: tuple[ClobSimState, TestClient],
+) -> None:
+    _, client = app_state
+    for method, path in (("GET", "/markets/"), ("POST", "/order/"), ("GET", "/book/")):
+        r = client.request(method, path, headers={"host": "evil.example"}, follow_redirects=False)
+        assert (404, None) == (r.status_code, r.headers.get("location")), path
+        assert isinstance(r.json()["error"], str)
+
+
 def test_with_an_admin_token_the_admin_api_requires_it() -> None:
     state = make_state()
     with TestClient(create_app(state, admin_token="s3cret")) as client:

@@ -478,7 +478,9 @@ class _Sim:
 
     async def admin_faults(self, request: Request) -> Response:
         try:
-            faults = Faults.from_json(decode_json(await request.body()) or {})
+            body = await request.body()
+            # an empty body clears the faults; anything else must be the faults object
+            faults = Faults.from_json(decode_json(body) if body else {})
         except ValueError as exc:
             raise VenueError(400, str(exc)) from None
         self.state.faults = faults
@@ -595,4 +597,7 @@ def create_app(
     app = Starlette(
         routes=list(sim.routes()), lifespan=sim.lifespan, exception_handlers={HTTPException: _http_error}
     )
+    # a trailing slash is an unknown path (404, the venue's JSON), not a redirect built from the
+    # caller's Host header that a client would follow with its order
+    app.router.redirect_slashes = False
     return BodyLimit(app, state.config.max_body_bytes, sim.log_too_large)

@@ -226,6 +226,10 @@ class TokenBucket:
         self._level = min(self._level + elapsed * self._burst, self._burst * self._window_ms)
         self._last_ms = max(now_ms, self._last_ms)
 
+    @property
+    def burst(self) -> int:
+        return self._burst
+
     def retry_after_s(self, cost: int, now_ms: int) -> int:
         """0 when `cost` tokens are there now, else whole seconds until they will be."""
         self._refill(now_ms)
@@ -259,8 +263,12 @@ class RateLimits:
         return bucket
 
     def check(self, creds: ApiKey, kind: str, cost: int) -> None:
-        """Raise 429 unless the key's `kind` ("order" | "cancel") bucket holds `cost` tokens."""
-        wait = self._bucket(creds, kind).retry_after_s(max(cost, 1), self._clock())
+        """Raise 429 unless the key's `kind` ("order" | "cancel") bucket holds `cost` tokens; 400 for
+        a cost beyond what the bucket can ever hold (no wait would let it through)."""
+        bucket = self._bucket(creds, kind)
+        if cost > bucket.burst:
+            raise VenueError(400, ERRORS["batch_limit"])
+        wait = bucket.retry_after_s(max(cost, 1), self._clock())
         if wait:
             raise VenueError(429, ERRORS["rate_limited"], retry_after_s=wait)
 

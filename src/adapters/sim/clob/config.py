@@ -56,6 +56,8 @@ class ClobSimConfig:
 
 
 _MODES: Final = ("normal", "cancel_only", "disabled", "post_only")
+#: the longest injected latency (and Retry-After): a minute
+MAX_FAULT_LATENCY_MS: Final = 60_000
 _FIELDS: Final = frozenset(
     {
         "error_rate",
@@ -123,7 +125,7 @@ class Faults:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}")
         version = obj.get("exchange_version")
-        if version is not None and version not in (2, 3):
+        if version is not None and not (_is_int(version) and version in (2, 3)):
             raise ValueError("exchange_version must be 2 or 3")
         lost_status = obj.get("answer_lost_status", 0)
         if not (_is_int(lost_status) and (lost_status == 0 or 500 <= lost_status <= 599)):
@@ -132,6 +134,12 @@ class Faults:
         ints = {k: obj.get(k, 0) for k in ("latency_ms", "retry_after_s")}
         if not _is_int(seed) or not all(_is_int(v) and v >= 0 for v in ints.values()):
             raise ValueError("seed, latency_ms and retry_after_s must be non-negative integers")
+        if ints["latency_ms"] > MAX_FAULT_LATENCY_MS or ints["retry_after_s"] > MAX_FAULT_LATENCY_MS // 1000:
+            # a request asleep longer holds the server's shutdown; clearing faults cannot wake it
+            raise ValueError(
+                f"latency_ms and retry_after_s are at most {MAX_FAULT_LATENCY_MS} ms and"
+                f" {MAX_FAULT_LATENCY_MS // 1000} s"
+            )
         flags = {k: obj.get(k, False) for k in ("drop_ws", "engine_restart")}
         if not all(isinstance(v, bool) for v in flags.values()):
             raise ValueError("drop_ws and engine_restart must be booleans")

@@ -17,6 +17,7 @@ CONFIRMED on the clock.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,8 @@ __all__ = ["MAX_BATCH", "Orders"]
 
 #: orders per POST /orders (PROTOCOL 5.2)
 MAX_BATCH: Final = 15
+
+_log = logging.getLogger(__name__)
 #: unix seconds in a query are at most this many ASCII digits (anything else is ignored)
 _MAX_SECONDS_DIGITS: Final = 12
 
@@ -134,6 +137,9 @@ class Orders:
             version_error = exc.message == ERRORS["version"]
             status = self._config.version_mismatch_status if version_error else 400
             placement = Placement(order_hash, error=exc.message, status=status)
+        except Exception:  # a bug: this order's own error, so that a batch never fails half-placed
+            _log.exception("clob simulator could not place an order (%s)", endpoint)
+            placement = Placement(order_hash, error=ERRORS["internal"], status=500)
         accepted = placement.order is not None
         self.log.append(
             OrderLogEntry(

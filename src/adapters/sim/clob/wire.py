@@ -187,7 +187,7 @@ def parse_wire_order(payload: Any) -> WireOrder:
         or builder is None
         or signature is None
         or not isinstance(owner, str)
-        or order_type not in _ORDER_TYPES
+        or not (isinstance(order_type, str) and order_type in _ORDER_TYPES)
         or not isinstance(post_only, bool)
         or not isinstance(payload.get("deferExec", False), bool)
     ):
