@@ -56,7 +56,8 @@ LOCAL = BuilderConfig(local_builder_creds=BuilderApiKeyCreds(BUILDER_KEY, BUILDE
     [("POST", "/submit", SUBMIT), ("GET", "/transactions", None), ("POST", "/submit", '{"data":"0x"}'),
      ("GET", "/nonce", "")],
 )  # fmt: skip
-@pytest.mark.parametrize("ts", [1764061200, 1800000000])
+# explicit timestamps inside the server's freshness window (30 s), behind and at its clock
+@pytest.mark.parametrize("ts", [1799999971, 1800000000])
 def test_remote_mode_equals_local_mode(
     server: tuple[str, Credential], method: str, path: str, body: str | None, ts: int
 ) -> None:

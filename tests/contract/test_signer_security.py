@@ -295,7 +295,7 @@ def test_burst_above_the_rate_limit_gets_429_with_retry_after(server: Server) ->
     auth = {"Authorization": f"Bearer {server.credential.token()}"}
     with httpx.Client() as http:
         codes = [
-            http.post(url, json={"method": "GET", "path": "/nonce", "timestamp": 1}, headers=auth)
+            http.post(url, json={"method": "GET", "path": "/nonce", "timestamp": CLOCK_S}, headers=auth)
             for _ in range(32)
         ]
     assert [200] * 30 + [429, 429] == [r.status_code for r in codes]
@@ -325,6 +325,13 @@ def test_malformed_input_is_a_4xx_with_a_reason_and_the_server_lives(server: Ser
         (b'{"method": "GET", "path": "/x", "extra": 1}', 400, "extra"),
         (b'{"method": "get", "path": "/x"}', 400, "upper-case"),
         (b'{"method": "GET", "path": "/x", "timestamp": -1}', 400, "timestamp"),
+        # signed for a far time, the headers would outlive the caller's revocation
+        (
+            f'{{"method": "GET", "path": "/x", "timestamp": {CLOCK_S + 31}}}'.encode(),
+            400,
+            "from the server's clock",
+        ),
+        (f'{{"method": "GET", "path": "/x", "timestamp": {2**62}}}'.encode(), 400, "from the server's clock"),
         (b'{"method": "GET", "path": "no-slash"}', 400, "path"),
         (b"\xff\xfe" * 10, 400, "JSON"),
         (b"x" * 20_000, 413, "larger than"),
@@ -360,7 +367,7 @@ def test_revoked_callers_are_refused(server: Server) -> None:
 def test_no_secret_in_any_response_or_log_line(server: Server) -> None:
     with structlog.testing.capture_logs() as logs:
         server.client.sign_order(_request(server.address))
-        server.client.builder_headers(1, "POST", "/submit", b'{"a":1}')
+        server.client.builder_headers(CLOCK_S, "POST", "/submit", b'{"a":1}')
         httpx.post(server.url + "/sign/order", content=b"{}")
         server.engine_post("/sign/order", b"{}", nonce="m" * 20)
         docs = httpx.get(server.url + "/openapi.json").text + httpx.get(server.url + "/healthz").text

@@ -92,8 +92,8 @@ def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[
 
 @pytest.mark.parametrize(
     ("method", "path", "body", "ts"),
-    [("POST", "/submit", SUBMIT, 1764061200), ("POST", "/submit", '{"data":"0x"}', 1800000000),
-     ("GET", "/transactions", None, 1764061200), ("GET", "/nonce", "", 1800000000)],
+    [("POST", "/submit", SUBMIT, 1799999971), ("POST", "/submit", '{"data":"0x"}', 1800000000),
+     ("GET", "/transactions", None, 1800000029), ("GET", "/nonce", "", 1800000000)],
 )  # fmt: skip
 def test_remote_mode_equals_local_mode(
     server: Server, method: str, path: str, body: str | None, ts: int

@@ -338,7 +338,12 @@ class SignerService:
         if not req.method.isupper():
             # the SDKs sign the method as given and we sign it upper-case: refuse rather than differ
             raise Refused(400, f"method must be upper-case, got {req.method!r}")
-        timestamp_s = req.timestamp if req.timestamp is not None else self._clock.now_ms() // 1000
+        now_s = self._clock.now_ms() // 1000
+        timestamp_s = req.timestamp if req.timestamp is not None else now_s
+        skew = self.config.max_clock_skew_s
+        if abs(timestamp_s - now_s) > skew:
+            # headers signed for a far time would outlive this caller's revocation
+            raise Refused(400, f"timestamp is more than {skew} s from the server's clock")
         body = req.body or ""
         ctx.digest = "0x" + hashlib.sha256(f"{timestamp_s}{req.method}{req.path}{body}".encode()).hexdigest()
         headers = self._builder.headers(timestamp_s, req.method, req.path, body)
