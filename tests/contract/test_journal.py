@@ -183,6 +183,26 @@ def test_a_maker_fill_keeps_its_rebate(journal_conn: psycopg.Connection) -> None
     assert 12_175 == back.fill.rebate_usdc
 
 
+def test_text_carrying_nul_is_journaled_escaped_and_the_batch_is_kept(
+    journal_conn: psycopg.Connection,
+) -> None:
+    """Postgres text cannot hold NUL; a hostile frame carries it into a dead letter's payload and
+    reason. The batch is written (NUL as the escape \\u0000) instead of failing the commit."""
+    journal = PostgresJournal(journal_conn)
+    bad = RecordError("market_ws", "17-0", "invalid message: \x00", '{"asset_id": "\x00"}', 1_000)
+    good = RecordError("market_ws", "18-0", "not JSON", "plain", 1_001)
+    journal.record([bad, good])
+    journal.commit()
+    rows = journal_conn.execute("SELECT position, reason, payload FROM errors ORDER BY id").fetchall()
+    assert [
+        ("17-0", "invalid message: \\u0000", '{"asset_id": "\\u0000"}'),
+        ("18-0", "not JSON", "plain"),
+    ] == rows
+    journal.record([good])  # the journal goes on
+    journal.commit()
+    assert 3 == len(journal_conn.execute("SELECT id FROM errors").fetchall())
+
+
 def test_memory_journal_keeps_the_records_in_order() -> None:
     journal = MemoryJournal()
     records = _records()

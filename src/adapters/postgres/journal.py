@@ -293,9 +293,34 @@ class PostgresJournal:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        try:
+            self._write(pending)
+        except psycopg.DataError:
+            # Postgres text cannot hold NUL, and hostile input carries it into a dead letter's
+            # payload or a reason: such text is written with NUL escaped rather than lose the batch
+            # or stop the engine. Checked only after a refusal, so the order path pays nothing.
+            storable = [(query, _nul_escaped(row)) for query, row in pending]
+            if storable == pending:
+                raise
+            self._write(storable)
+
+    def _write(self, pending: list[Statement]) -> None:
         with self._conn.transaction(), self._conn.cursor() as cur:
             for query, rows in _runs(pending):
                 cur.executemany(query, rows)
+
+
+def _nul_escaped(row: Row) -> Row:
+    """`row` with every NUL in its text (and in lists of text) written as the JSON escape \\u0000."""
+
+    def escaped(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("\x00", "\\u0000")
+        if isinstance(value, list):
+            return [escaped(v) for v in value]
+        return value
+
+    return {key: escaped(value) for key, value in row.items()}
 
 
 def _runs(statements: list[Statement]) -> Iterator[tuple[LiteralString, list[Row]]]:
