@@ -65,9 +65,9 @@ __all__ = [
 ]
 
 _TICK_BOUND = Decimal(1)
+_SIZE_BOUND = Decimal(MAX_AMOUNT_MICRO // MICRO)
 #: what a Gamma event id may be: it goes into GET /events?id=
 _EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_SIZE_BOUND = Decimal(MAX_AMOUNT_MICRO // MICRO)
 
 
 @attrs.frozen(slots=True)
@@ -135,6 +135,8 @@ class _ClobName(msgspec.Struct, gc=False):
 
 
 class _GammaName(msgspec.Struct, gc=False, rename="camel"):
+    """Just the condition id of a Gamma market row."""
+
     condition_id: str
 
 
