@@ -32,13 +32,14 @@ from typing import Final
 import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import parse_market_line
 from polysnipe.adapters.logs import get_logger
+from polysnipe.adapters.request_body import read_body
 from polysnipe.core.events import ExternalSignal
 from polysnipe.core.ports import Clock
 
@@ -100,23 +101,6 @@ class _Refused(Exception):
         self.reason = reason
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise _Refused(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _Refused(413, f"body larger than {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise _Refused(400, "the client went away before its body was read") from None
-    return b"".join(chunks)
-
-
 class _ReplayWindow:
     """The signatures accepted while their timestamps can still pass the skew check.
 
@@ -171,7 +155,7 @@ def signal_app(config: SignalEndpointConfig, *, accept: Accept, clock: Clock) ->
     async def post(request: Request) -> JSONResponse:
         provider = request.headers.get(HEADER_PROVIDER, "")
         try:
-            body = await _body(request, config.max_body_bytes)
+            body = await read_body(request, config.max_body_bytes, _Refused)
             key = config.keys.get(provider)
             if key is None:
                 raise _Refused(401, "unknown provider")

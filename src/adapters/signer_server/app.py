@@ -24,13 +24,14 @@ import attrs
 import msgspec
 import psycopg
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from polysnipe.adapters.clob.auth import BuilderAuth
 from polysnipe.adapters.clob.config import SignatureType, exchange_contracts
 from polysnipe.adapters.clob.signing import DigestSigner, OrderSigner
+from polysnipe.adapters.request_body import read_body
 from polysnipe.adapters.signer_server import schemas
 from polysnipe.adapters.signer_server.audit import AuditEntry, AuditLog, AuditUnavailable
 from polysnipe.adapters.signer_server.auth import (
@@ -124,23 +125,6 @@ def _correlation_id(request: Request) -> str:
     return secrets.token_hex(8)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isascii() or not declared.isdecimal() or int(declared) > limit):
-        raise Refused(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Refused(413, f"body larger than {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise Refused(400, "the client went away before its body was read") from None
-    return b"".join(chunks)
-
-
 def _decode(body: bytes, kind: type[msgspec.Struct]) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
@@ -210,7 +194,7 @@ class SignerService:
         status, reason, retry_after = 200, "", None
         payload = b""
         try:
-            body = await _read_body(request, self.config.max_body_bytes)
+            body = await read_body(request, self.config.max_body_bytes, Refused)
             if spec.auth:
                 caller = await self._authenticate(request, spec, body)
                 ctx.caller = caller.name
@@ -258,7 +242,7 @@ class SignerService:
         """404/405: audited like any refusal (a probe of the server is worth a row)."""
         spec = _Spec(request.url.path[:200], request.method[:16], "other", "", None, schemas.ErrorBody, "")
         with contextlib.suppress(Refused):
-            await _read_body(request, self.config.max_body_bytes)
+            await read_body(request, self.config.max_body_bytes, Refused)
         started = self._clock.monotonic_ns()
         ctx = _Ctx(f"{spec.method} {spec.path}", "other", _correlation_id(request))
         reason = "no such route" if status == 404 else f"method {spec.method} not allowed here"
