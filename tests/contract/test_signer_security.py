@@ -4,11 +4,12 @@ audited; no secret appears in any response or log line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from polysnipe.adapters.signer_server.auth import (
     Credential,
     engine_signature,
 )
-from polysnipe.adapters.signer_server.config import RateLimit
+from polysnipe.adapters.signer_server.config import Policy, RateLimit
+from polysnipe.adapters.signer_server.digests import derive_safe
+from polysnipe.adapters.signer_server.keys import KeyProvider
 from polysnipe.core.events import Side
 from polysnipe.runners.signer import start_in_thread
 from polysnipe.runners.signer_settings import SignerSettings
@@ -93,15 +96,19 @@ def _request(signer: str, **changes: Any) -> schemas.OrderSignRequest:
     return order_sign_request(**_order(signer, **changes))
 
 
-@pytest.fixture
-def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[Server]:
+@contextlib.contextmanager
+def running(
+    db: tuple[psycopg.Connection[Any], str],
+    tmp_path: Path,
+    policy: Callable[[KeyProvider], Policy] | None = None,
+    **config: Any,
+) -> Iterator[Server]:
+    """A signing server on a migrated schema of this test's own, with one caller, "engine"."""
     conn, schema = db
     migrate(conn, schema)
     credential = add_caller(conn, "engine")
     keys = keystore(tmp_path)
-    svc = service(
-        schema, keys, HandClock(), per_caller=RateLimit(0.01, 30), daily_notional_cap_usdc_micro=12_000_000
-    )
+    svc = service(schema, keys, HandClock(), policy=policy(keys) if policy else None, **config)
     url, stop = start_in_thread(svc, SignerSettings())
     srv = Server(url, credential, conn, keys)
     try:
@@ -109,6 +116,14 @@ def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[
     finally:
         srv.client.close()
         stop()
+
+
+@pytest.fixture
+def server(db: tuple[psycopg.Connection[Any], str], tmp_path: Path) -> Iterator[Server]:
+    with running(
+        db, tmp_path, per_caller=RateLimit(0.01, 30), daily_notional_cap_usdc_micro=12_000_000
+    ) as srv:
+        yield srv
 
 
 def test_order_signatures_equal_in_process_signing(server: Server) -> None:
@@ -182,67 +197,44 @@ def test_policy_refuses_other_chains_contracts_makers_and_safes(server: Server) 
 def test_neg_risk_exchange_needs_its_own_permission(
     db: tuple[psycopg.Connection[Any], str], tmp_path: Path
 ) -> None:
-    conn, schema = db
-    migrate(conn, schema)
-    credential = add_caller(conn, "engine")
-    keys = keystore(tmp_path)
-    policy = policy_for(keys)
-    narrow = type(policy)(
-        chain_ids=policy.chain_ids, verifying_contracts=("0xE111180000d2663C0091e4f400237545B87B996B",),
-        makers=tuple(keys.addresses()),
-    )  # fmt: skip
-    url, stop = start_in_thread(service(schema, keys, HandClock(), policy=narrow), SignerSettings())
-    client = SignerClient(SignerClientConfig(url=url), credential, now_s=lambda: CLOCK_S)
-    try:
-        client.sign_order(_request(keys.addresses()[0]))
+    def narrow(keys: KeyProvider) -> Policy:
+        return Policy(chain_ids=frozenset({137}), makers=tuple(keys.addresses()),
+                      verifying_contracts=("0xE111180000d2663C0091e4f400237545B87B996B",))  # fmt: skip
+
+    with running(db, tmp_path, narrow) as srv:
+        srv.client.sign_order(_request(srv.address))
         with pytest.raises(
             SignerRefused, match="0xe2222d279d744050d28e00520010520000310F59 is not an allowed"
         ):
-            client.sign_order(_request(keys.addresses()[0], neg_risk=True))
-    finally:
-        client.close()
-        stop()
+            srv.client.sign_order(_request(srv.address, neg_risk=True))
 
 
 def test_uint256_fields_beyond_2_256_are_a_400_not_an_internal_error(
     db: tuple[psycopg.Connection[Any], str], tmp_path: Path
 ) -> None:
     """The schema's 78 digits reach past 2**256: the digest could not encode them (OverflowError)."""
-    from polysnipe.adapters.signer_server.digests import derive_safe
 
-    conn, schema = db
-    migrate(conn, schema)
-    credential = add_caller(conn, "engine")
-    keys = keystore(tmp_path)
-    owner = keys.addresses()[0]
-    safe = derive_safe(owner)
-    url, stop = start_in_thread(
-        service(schema, keys, HandClock(), policy=policy_for(keys, safes=(safe.lower(),))), SignerSettings()
-    )
-    srv = Server(url, credential, conn, keys)
-    too_big = str(2**256)
-    try:
-        base = {"chain_id": 137, "signer": owner, "safe": safe, "to": "0x" + "44" * 20, "value": "0",
-                "data": "0x", "operation": 0, "nonce": "0"}  # fmt: skip
+    def with_its_safe(keys: KeyProvider) -> Policy:
+        return policy_for(keys, safes=(derive_safe(keys.addresses()[0]).lower(),))
+
+    with running(db, tmp_path, with_its_safe) as srv:
+        owner = srv.address
+        base = {"chain_id": 137, "signer": owner, "safe": derive_safe(owner), "to": "0x" + "44" * 20,
+                "value": "0", "data": "0x", "operation": 0, "nonce": "0"}  # fmt: skip
         assert 200 == srv.engine_post("/sign/safe-tx", json.dumps(base).encode()).status_code
         for field in ("value", "nonce", "safe_tx_gas", "base_gas", "gas_price"):
-            answer = srv.engine_post("/sign/safe-tx", json.dumps(base | {field: too_big}).encode())
-            assert (field, 400, f"{field} is beyond uint256") == (
-                field,
+            answer = srv.engine_post("/sign/safe-tx", json.dumps(base | {field: str(2**256)}).encode())
+            assert (400, f"invalid body: {field} is beyond uint256") == (
                 answer.status_code,
-                answer.json()["error"][14:],
+                answer.json()["error"],
             )
-        created = srv.engine_post(
-            "/sign/safe-create", json.dumps({"chain_id": 137, "signer": owner, "payment": "9" * 78}).encode()
-        )
+        create = json.dumps({"chain_id": 137, "signer": owner, "payment": "9" * 78}).encode()
+        created = srv.engine_post("/sign/safe-create", create)
         assert (400, "invalid body: payment is beyond uint256") == (
             created.status_code,
             created.json()["error"],
         )
         assert 0 == sum(1 for row in srv.audit() if row[3] == 500)
-    finally:
-        srv.client.close()
-        stop()
 
 
 def test_nul_and_control_characters_are_audited_escaped_and_slashes_never_redirect(server: Server) -> None:
