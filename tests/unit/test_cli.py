@@ -437,7 +437,7 @@ def test_a_backtest_trades_the_other_markets_and_shows_the_refused_one(
 ) -> None:
     markets, cid = _one_market_malformed(tmp_path)
     argv = ["backtest", "--markets", str(markets), "--markets", str(SAMPLE / "gamma_markets.json"),
-            "--events", EVENTS, "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+            "--events", EVENTS, "--out", str(tmp_path / "out"), "--no-progress", "--no-cache"]  # fmt: skip
     code, out, err = run(argv, capsys)
     assert (0, []) == (code, err)
     table = re.sub(r"[\s│]", "", out)  # its cells wrap on a narrow terminal
