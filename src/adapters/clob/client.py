@@ -2,9 +2,10 @@
 
 Theory of operation: a single `httpx.AsyncClient` (HTTP/2, pooled keep-alive connections) carries
 every call, so the TLS handshake happens once and orders ride a warm connection. Every call has a
-timeout (connect and overall). Authenticated calls are signed through the SignerPort over the exact
-body bytes that are then sent. The answer is either the body bytes (2xx) or one typed VenueError
-(errors.py): this module never retries; the policy lives in `retry.py` and its callers.
+connect timeout, a timeout per read and one for the whole answer. Authenticated calls are signed
+through the SignerPort over the exact body bytes that are then sent. The answer is either the body
+bytes (2xx) or one typed VenueError (errors.py): this module never retries; the policy lives in
+`retry.py` and its callers.
 
 Transport failures are split by what the venue may have seen: a connection that never opened (or
 no free pooled connection) certainly did not deliver the request; a timeout or dropped connection
@@ -13,6 +14,7 @@ after sending may have. For POST /order the latter is an UnknownOutcome, to be r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import urlencode
@@ -99,14 +101,25 @@ class ClobHttpClient:
                 raise PermissionError(f"{method} {path} needs L2 credentials")
             sent.update(self._signer.l2_headers(self._clock.now_ms() // 1000, method, path, body or b""))
         timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
+        # httpx's timeouts bound each read, not the whole answer: one trickled a byte at a time would
+        # hold the call (and an order's reconciliation lock) for ever
+        overall_s = self._config.connect_timeout_s + (
+            self._config.request_timeout_s if timeout_s is None else timeout_s
+        )
         try:
-            response = await self._http.request(method, url, content=body, headers=sent, timeout=timeout)
+            async with asyncio.timeout(overall_s):
+                response = await self._http.request(method, url, content=body, headers=sent, timeout=timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransportFailure("connect_failed", f"{method} {path}: {exc!r}", sent=False) from exc
-        except httpx.TransportError as exc:
+        except httpx.InvalidURL as exc:  # refused before anything was sent
+            raise TransportFailure("invalid_request", f"{method} {path[:200]}: {exc}", sent=False) from exc
+        except (httpx.HTTPError, TimeoutError) as exc:
+            # after sending: a dropped connection, no whole answer in time, or one that cannot be read
+            # (a body that fails to decompress): the venue may have acted on it
+            what = f"{method} {path}: {exc!r}" if str(exc) else f"{method} {path}: no answer in {overall_s} s"
             if posting:
-                raise UnknownOutcome(0, "unknown_outcome", f"{method} {path}: {exc!r}") from exc
-            raise TransportFailure("no_answer", f"{method} {path}: {exc!r}", sent=True) from exc
+                raise UnknownOutcome(0, "unknown_outcome", what) from exc
+            raise TransportFailure("no_answer", what, sent=True) from exc
         if 200 <= response.status_code < 300:
             return response.content
         raise error_from_response(

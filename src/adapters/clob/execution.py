@@ -95,6 +95,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, cast
@@ -118,7 +119,7 @@ from polysnipe.adapters.clob.errors import (
     VenueError,
     error_from_order_message,
 )
-from polysnipe.adapters.clob.markets import FIRST_PAGE, LAST_PAGE, ClobMarkets
+from polysnipe.adapters.clob.markets import ClobMarkets, Cursor
 from polysnipe.adapters.clob.parsing import (
     FeeOf,
     RestBook,
@@ -144,6 +145,7 @@ from polysnipe.adapters.clob.schemas import (
     WireOrder,
     WireOrderResponse,
     WireOrdersPage,
+    WireTrade,
     WireTradesPage,
 )
 from polysnipe.adapters.clob.signing import (
@@ -190,6 +192,8 @@ __all__ = [
 SUPPORTED_ORDER_VERSIONS: Final = frozenset({2})
 #: order-response statuses that mean "accepted" (PROTOCOL.md 5.3)
 _ACCEPTED: Final = frozenset({"live", "matched", "delayed"})
+#: a venue order id (the order's EIP-712 hash): it goes into URLs (GET /data/order/{id})
+_ORDER_ID: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 _RESTING: Final = frozenset({"live", "delayed"})
 _SIDES: Final = {"BUY": Side.BUY, "SELL": Side.SELL}
 #: an order's expiration, unix seconds: within the timestamp window
@@ -270,6 +274,16 @@ class OrderIndex:
     def claimed(self, fill: OrderFilled) -> bool:
         """Whether this fill was already reported."""
         return (fill.trade_id, fill.order_id) in self._claimed
+
+    def refuse(self, fill: OrderFilled) -> None:
+        """A fill of a trade that FAILED: never counted, and a later sighting of it (a stale MATCHED,
+        a REST listing) is refused like a repeat. One claimed before stays claimed (the core undoes
+        it on the failure)."""
+        key = (fill.trade_id, fill.order_id)
+        if key not in self._claimed:
+            self._claimed[key] = None
+            if len(self._claimed) > self.max_claims:
+                del self._claimed[next(iter(self._claimed))]
 
     def claim(self, fill: OrderFilled) -> bool:
         """Count a fill; True the first time its (trade id, order) is seen, False for a repeat."""
@@ -764,6 +778,24 @@ class ClobExecution:
             return raw
 
     @staticmethod
+    def _unclear(response: WireOrderResponse) -> str | None:
+        """Why an answer says neither that the order was taken nor that it was refused, or None.
+
+        A refusal needs the venue to say so (`success: false`, an error text, or `unmatched`);
+        anything else that is not a whole acceptance may have placed the order, so it is an
+        unknown outcome, reconciled by hash, never a rejection."""
+        status = (response.status or "").lower()
+        if response.orderID is not None and not _ORDER_ID.fullmatch(response.orderID):
+            return f"an orderID that is not an order hash: {response.orderID[:80]!r}"
+        if not response.success or response.errorMsg or response.error or status == "unmatched":
+            return None
+        if not response.orderID:
+            return "an acceptance without an orderID"
+        if status and status not in _ACCEPTED:
+            return f"an acceptance with status {status[:40]!r}, which the protocol does not list"
+        return None
+
+    @staticmethod
     def _check_accepted(response: WireOrderResponse) -> None:
         """Raise the typed rejection unless the answer is an acceptance (PROTOCOL.md 5.3)."""
         status = (response.status or "").lower()
@@ -771,13 +803,15 @@ class ClobExecution:
         if (
             response.success
             and not response.errorMsg
+            and not response.error
             and response.orderID
             and (status in _ACCEPTED or not status)
         ):
             return
         if status == "unmatched":
             raise OrderNotFilled(200, "unmatched", response.errorMsg or "unmatched")
-        raise error_from_order_message(response.errorMsg or f"order not accepted (status {status!r})")
+        text = response.errorMsg or response.error
+        raise error_from_order_message(text or f"order not accepted (status {status!r})")
 
     async def _accepted(self, entry: _Outbox, response: WireOrderResponse) -> list[ExecutionReport]:
         request = entry.request
@@ -871,6 +905,12 @@ class ClobExecution:
         self, entry: _Outbox, response: WireOrderResponse, may_resign: bool
     ) -> list[ExecutionReport]:
         """Reports for one order's answer (single post or one batch element)."""
+        unclear = self._unclear(response)
+        holder = self.index.order_id(response.orderID) if unclear is None and response.orderID else None
+        if holder is not None and holder != entry.request.order_id:
+            unclear = f"an orderID the venue already gave our order {holder}"
+        if unclear is not None:
+            return self._unknown_outcome(entry, f"unclear answer: {unclear}")
         try:
             self._check_accepted(response)
         except VenueError as exc:
@@ -1040,8 +1080,9 @@ class ClobExecution:
         except MalformedMessage as exc:
             return [self._unknown_outcome(entry, f"unreadable answer: {exc.reason}") for entry in chunk]
         except VenueError as exc:
-            # a batch is all-or-nothing: one HTTP-level refusal refuses every order in it
-            return [self._rejected(entry, exc) for entry in chunk]
+            # a batch is all-or-nothing: one HTTP-level answer holds for every order in it, read
+            # as for a single post (a duplicate means the bytes landed, a version change re-signs)
+            return [await self._on_venue_error(entry, exc, may_resign=True) for entry in chunk]
         return [
             await self._answer(entry, answer, may_resign=True)
             for entry, answer in zip(chunk, answers, strict=True)
@@ -1064,15 +1105,24 @@ class ClobExecution:
         return wire
 
     async def _trade_fills(self, order_id: str, trade_ids: Sequence[str]) -> list[OrderFilled]:
-        fills: list[OrderFilled] = []
-        for trade_id in trade_ids:
+        fills: dict[str, OrderFilled] = {}
+        # a trade id listed twice (or a trade listed twice in an answer) is one fill
+        for trade_id in dict.fromkeys(trade_ids):
             raw = await self._idempotent("GET", "/data/trades", params={"id": trade_id}, auth=True)
             for trade in decode_json(_trades_page, raw, "trades").data:
-                for fill in fills_from_trade(
-                    trade, self.index.order_id, ts_recv_ms=self._now_ms(), fee_of=self._fee_of
-                ):
+                for fill in self._rest_fills(trade):
                     if fill.order_id == order_id:
-                        fills.append(fill)
+                        fills.setdefault(fill.trade_id, fill)
+        return list(fills.values())
+
+    def _rest_fills(self, trade: WireTrade) -> list[OrderFilled]:
+        """Our fills in a trade the REST API lists; none for a trade that FAILED (it never happened),
+        whose fills the index then refuses wherever they show up again."""
+        fills = fills_from_trade(trade, self.index.order_id, ts_recv_ms=self._now_ms(), fee_of=self._fee_of)
+        if trade.status.upper().removeprefix("TRADE_STATUS_") == "FAILED":
+            for fill in fills:
+                self.index.refuse(fill)
+            return []
         return fills
 
     async def _scan_fills(self, entry: _Outbox) -> list[OrderFilled]:
@@ -1476,14 +1526,14 @@ class ClobExecution:
         """Every open order of this API key (all pages)."""
         params = {k: v for k, v in (("market", market), ("asset_id", token_id)) if v is not None}
         out: list[VenueOrder] = []
-        cursor = FIRST_PAGE
-        while cursor != LAST_PAGE:
+        cursor = Cursor()
+        while cursor.more:
             raw = await self._idempotent(
-                "GET", "/data/orders", params={**params, "next_cursor": cursor}, auth=True
+                "GET", "/data/orders", params={**params, "next_cursor": cursor.value}, auth=True
             )
             page = decode_json(_orders_page, raw, "orders")
             out.extend(self._venue_order(o) for o in page.data)
-            cursor = page.next_cursor or LAST_PAGE
+            cursor.advance(page.next_cursor)
         return out
 
     def _venue_order(self, wire: WireOrder) -> VenueOrder:
@@ -1519,19 +1569,15 @@ class ClobExecution:
             if v
         }
         out: list[OrderFilled] = []
-        cursor = FIRST_PAGE
-        while cursor != LAST_PAGE:
+        cursor = Cursor()
+        while cursor.more:
             raw = await self._idempotent(
-                "GET", "/data/trades", params={**params, "next_cursor": cursor}, auth=True
+                "GET", "/data/trades", params={**params, "next_cursor": cursor.value}, auth=True
             )
             page = decode_json(_trades_page, raw, "trades")
             for trade in page.data:
-                out.extend(
-                    fills_from_trade(
-                        trade, self.index.order_id, ts_recv_ms=self._now_ms(), fee_of=self._fee_of
-                    )
-                )
-            cursor = page.next_cursor or LAST_PAGE
+                out.extend(self._rest_fills(trade))
+            cursor.advance(page.next_cursor)
         return out
 
     async def book(self, token_id: str) -> RestBook:

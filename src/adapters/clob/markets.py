@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from polysnipe.adapters.clob.client import ClobHttpClient
+from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.parsing import (
     next_cursor,
     parse_clob_market_fees,
@@ -28,11 +29,41 @@ from polysnipe.adapters.clob.retry import RetryPolicy, retry_idempotent
 from polysnipe.core.market import Market
 from polysnipe.core.ports import Rng
 
-__all__ = ["FIRST_PAGE", "LAST_PAGE", "ClobMarkets"]
+__all__ = ["FIRST_PAGE", "LAST_PAGE", "MAX_PAGES", "ClobMarkets", "Cursor"]
 
 #: pagination cursors of every paginated CLOB answer (PROTOCOL.md 8)
 FIRST_PAGE: Final = "MA=="
 LAST_PAGE: Final = "LTE="
+#: the most pages one paged read follows: a venue whose cursors never end must not hold it for ever
+MAX_PAGES: Final = 10_000
+
+
+class Cursor:
+    """Where a paged read is: FIRST_PAGE, then each page's `next_cursor`, until LAST_PAGE (or none).
+
+    A cursor the read has already followed, or more than MAX_PAGES pages, is MalformedMessage: a
+    venue that echoes the cursor it was sent would otherwise loop the read, and with it whatever
+    waits on it (reconciliation holds its lock while it reads the trades)."""
+
+    __slots__ = ("_seen", "value")
+
+    def __init__(self) -> None:
+        self.value = FIRST_PAGE
+        self._seen = {FIRST_PAGE}
+
+    @property
+    def more(self) -> bool:
+        return self.value != LAST_PAGE
+
+    def advance(self, next_cursor: str | None) -> None:
+        cursor = next_cursor or LAST_PAGE
+        if cursor != LAST_PAGE:
+            if cursor in self._seen:
+                raise MalformedMessage(f"next_cursor {cursor[:80]!r} repeats an earlier page")
+            if len(self._seen) >= MAX_PAGES:
+                raise MalformedMessage(f"more than {MAX_PAGES} pages")
+            self._seen.add(cursor)
+        self.value = cursor
 
 
 class ClobMarkets:
@@ -63,11 +94,11 @@ class ClobMarkets:
     async def markets(self) -> list[Market]:
         """Every market of GET /markets (all pages)."""
         out: list[Market] = []
-        cursor = FIRST_PAGE
-        while cursor != LAST_PAGE:
-            raw = await self._get("/markets", {"next_cursor": cursor})
+        cursor = Cursor()
+        while cursor.more:
+            raw = await self._get("/markets", {"next_cursor": cursor.value})
             out.extend(parse_markets(raw))
-            cursor = next_cursor(raw) or LAST_PAGE
+            cursor.advance(next_cursor(raw))
         return out
 
     async def fee_parameters(self, condition_id: str) -> tuple[int, int] | None:

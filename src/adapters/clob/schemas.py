@@ -259,6 +259,9 @@ class WireOrderResponse(msgspec.Struct, gc=False):
     success: bool = False
     #: the rejection text ("" or null when accepted)
     errorMsg: str | None = None
+    #: an error the venue answers in a 200 body (or an element) instead: `order_version_mismatch`
+    #: comes this way (PROTOCOL.md 5.5)
+    error: str | None = None
     #: the venue's order id, 0x + 64 hex (believed to be the EIP-712 order hash; UNVERIFIED)
     orderID: str | None = None
     #: live | matched | delayed | unmatched (lower case here, unlike the user channel)

@@ -72,19 +72,31 @@ class UserChannel:
         return [f for f in fills if self.index.claim(f)]
 
     def on_frame(self, data: bytes | str, recv_ms: int) -> list[UserReport]:
-        out: list[UserReport] = []
+        # Every message of the frame is read before any fill is claimed: a malformed one later in
+        # the frame (the whole frame is then dead-lettered) must not leave earlier fills claimed,
+        # and so never reported again when the venue sends them once more.
+        read: list[tuple[WireOrder, str, list[ExecutionReport]] | tuple[WireTrade, list[OrderFilled]]] = []
         for msg in decode_user_frame(data):
             if isinstance(msg, WireTrade):
-                self._trade(msg, recv_ms, out)
+                read.append(
+                    (msg, fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of))
+                )
             else:
-                self._order(msg, recv_ms, out)
+                order_id = self.index.order_id(msg.id)
+                if order_id is not None:
+                    read.append((msg, order_id, order_reports(msg, order_id, ts_recv_ms=recv_ms)))
+        out: list[UserReport] = []
+        for item in read:
+            if len(item) == 2:
+                self._trade(item[0], item[1], recv_ms, out)
+            else:
+                self._order(item[0], item[1], item[2], out)
         return out
 
-    def _order(self, msg: WireOrder, recv_ms: int, out: list[UserReport]) -> None:
-        order_id = self.index.order_id(msg.id)
-        if order_id is None:
-            return
-        for report in order_reports(msg, order_id, ts_recv_ms=recv_ms):
+    def _order(
+        self, msg: WireOrder, order_id: str, reports: list[ExecutionReport], out: list[UserReport]
+    ) -> None:
+        for report in reports:
             if isinstance(report, OrderAccepted):
                 if (msg.order_type or "GTC").upper() in ("GTC", "GTD"):
                     self.index.mark_resting(order_id)
@@ -92,18 +104,21 @@ class UserChannel:
                 self.index.observe(report)
             out.append(report)
 
-    def _trade(self, msg: WireTrade, recv_ms: int, out: list[UserReport]) -> None:
+    def _trade(self, msg: WireTrade, fills: list[OrderFilled], recv_ms: int, out: list[UserReport]) -> None:
         # py-sdk also sees an internal prefixed spelling (TRADE_STATUS_CONFIRMED)
         status = msg.status.upper().removeprefix("TRADE_STATUS_")
-        fills = fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of)
         if status not in TRADE_STATUSES:
             if fills:
                 out.append(RaiseAlert("warning", "trade_status_unknown",
                                       f"trade {msg.id}: status {msg.status[:40]!r} is not one the protocol"
                                       " lists; its fill is kept as provisional", recv_ms))  # fmt: skip
-            status = "MATCHED" if status != "FAILED" else status
-        if status != "FAILED":
-            # a failed trade's fill is never counted here; one counted before is undone by the core
+            status = "MATCHED"
+        if status == "FAILED":
+            # never counted here (one counted before is undone by the core), nor later: a stale
+            # MATCHED of the same trade after it failed is not a fill
+            for f in fills:
+                self.index.refuse(f)
+        else:
             out.extend(f for f in fills if self.index.claim(f))
         out.extend(TradeSettlement(recv_ms, msg.id, f.order_id, status) for f in fills)
 
