@@ -17,6 +17,7 @@ import pytest
 from test_clob_execution import MARKET, TOKEN, Harness, kinds, order, venue_order_hash
 
 from kit import run
+from polysnipe.adapters.clob.account import collateral_balance
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.errors import MalformedMessage, TransportFailure
@@ -286,3 +287,13 @@ def test_a_batch_refused_as_a_duplicate_is_unknown_and_repeated_ids_are_not_trus
     assert isinstance(accepted, OrderAccepted) and "opp-0:0" == h.execution.index.order_id(
         accepted.venue_order_id
     )
+
+
+def test_a_deeply_nested_balance_answer_is_malformed_not_a_recursion_error() -> None:
+    """Decoded without the nesting check, 5,000 levels raised RecursionError (and past the raised
+    recursion limit py_ecc sets, msgspec overflows the C stack)."""
+    h = Harness()
+    deep = b'{"balance": "1", "x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    answering(h, lambda r: httpx.Response(200, content=deep) if r.url.path == "/balance-allowance" else None)
+    with pytest.raises(MalformedMessage, match="balance"):
+        run(collateral_balance(h.client, 0))

@@ -14,6 +14,7 @@ import msgspec
 from polysnipe.adapters.clob.auth import ApiCreds, LocalSigner
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.errors import MalformedMessage, VenueError
+from polysnipe.adapters.clob.parsing import decode_json
 
 __all__ = ["collateral_balance", "conditional_balance", "create_or_derive_creds"]
 
@@ -34,10 +35,11 @@ _balance_answer = msgspec.json.Decoder(_WireBalance)
 
 
 def _decode_creds(raw: bytes) -> ApiCreds:
+    # (decode_json checks the nesting first: a deep answer must be an error, never a crash)
+    wire = decode_json(_creds, raw, "unusable API credentials answer")
     try:
-        wire = _creds.decode(raw)
         return ApiCreds(api_key=wire.api_key, secret=wire.secret, passphrase=wire.passphrase)
-    except (msgspec.DecodeError, ValueError) as exc:
+    except ValueError as exc:
         raise MalformedMessage(f"unusable API credentials answer: {exc}") from None
 
 
@@ -66,10 +68,7 @@ async def conditional_balance(client: ClobHttpClient, token_id: str, signature_t
 
 async def _balance(client: ClobHttpClient, query: dict[str, str]) -> int:
     raw = await client.get("/balance-allowance", query, auth=True)
-    try:
-        text = _balance_answer.decode(raw).balance
-    except msgspec.DecodeError as exc:
-        raise MalformedMessage(f"unusable balance answer: {exc}") from None
+    text = decode_json(_balance_answer, raw, "unusable balance answer").balance
     if not (text.isascii() and text.isdigit() and len(text) <= 30):
         raise MalformedMessage(f"balance is not a whole number of micro-units: {text[:40]!r}")
     return int(text)
