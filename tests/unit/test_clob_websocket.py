@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+import websockets
 from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -75,3 +77,27 @@ def test_the_loop_outlives_failing_frames_sessions_and_callbacks() -> None:
     events = [e["event"] for e in logs]
     assert 1 == events.count("ws_session_failed")
     assert 2 == events.count("ws_error_callback_failed")
+
+
+def test_a_frame_beyond_the_bound_closes_the_connection_instead_of_growing_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import polysnipe.adapters.clob.websocket as websocket
+
+    monkeypatch.setattr(websocket, "MAX_FRAME_BYTES", 1_000)
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send("x" * 999)
+        await conn.send("x" * 1_001)
+        await asyncio.sleep(1)
+
+    async def body() -> tuple[int, type[BaseException]]:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with ws_connect(f"ws://127.0.0.1:{port}") as conn:
+                first = await conn.recv()
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    await conn.recv()
+                return len(first), closed.type
+
+    assert (999, websockets.exceptions.ConnectionClosedError) == asyncio.run(body())

@@ -50,10 +50,16 @@ class WsConnection(Protocol):
 Connect = Callable[[str], AbstractAsyncContextManager[WsConnection]]
 
 
+#: the largest frame taken (book dumps of many tokens run to megabytes): a venue sending more closes
+#: the connection (1009), which reconnects, rather than growing the process without bound
+MAX_FRAME_BYTES: Final = 64 * 2**20
+
+
 def ws_connect(url: str) -> AbstractAsyncContextManager[WsConnection]:
-    """The production Connect. Protocol-level pings off: the venue speaks text PING/PONG; frames can
-    be large (book dumps)."""
-    return _websockets_connect(url, ping_interval=None, max_size=None, open_timeout=10, close_timeout=2)
+    """The production Connect. Protocol-level pings off: the venue speaks text PING/PONG."""
+    return _websockets_connect(
+        url, ping_interval=None, max_size=MAX_FRAME_BYTES, open_timeout=10, close_timeout=2
+    )
 
 
 #: the connection itself failed: reconnect without alarm (the venue drops sockets routinely)
