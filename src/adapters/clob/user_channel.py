@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 
 import msgspec
 
@@ -75,22 +76,19 @@ class UserChannel:
         # Every message of the frame is read before any fill is claimed: a malformed one later in
         # the frame (the whole frame is then dead-lettered) must not leave earlier fills claimed,
         # and so never reported again when the venue sends them once more.
-        read: list[tuple[WireOrder, str, list[ExecutionReport]] | tuple[WireTrade, list[OrderFilled]]] = []
+        steps: list[Callable[[list[UserReport]], None]] = []
         for msg in decode_user_frame(data):
             if isinstance(msg, WireTrade):
-                read.append(
-                    (msg, fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of))
-                )
+                fills = fills_from_trade(msg, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of)
+                steps.append(partial(self._trade, msg, fills, recv_ms))
             else:
                 order_id = self.index.order_id(msg.id)
                 if order_id is not None:
-                    read.append((msg, order_id, order_reports(msg, order_id, ts_recv_ms=recv_ms)))
+                    reports = order_reports(msg, order_id, ts_recv_ms=recv_ms)
+                    steps.append(partial(self._order, msg, order_id, reports))
         out: list[UserReport] = []
-        for item in read:
-            if len(item) == 2:
-                self._trade(item[0], item[1], recv_ms, out)
-            else:
-                self._order(item[0], item[1], item[2], out)
+        for step in steps:
+            step(out)
         return out
 
     def _order(
