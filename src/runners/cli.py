@@ -458,6 +458,7 @@ def _catalog(args: argparse.Namespace, clob_url: str, gamma_url: str) -> Any:
     """The markets a live or paper run trades: from the --markets files alone; or, when no file is
     given or --market names markets, from the venue over HTTP (CLOB and Gamma), merged with the files."""
     from polysnipe.adapters.metadata_http import MetadataHttpConfig
+    from polysnipe.adapters.text import printable
     from polysnipe.runners import inputs
 
     if args.markets and not args.market:
@@ -469,7 +470,7 @@ def _catalog(args: argparse.Namespace, clob_url: str, gamma_url: str) -> Any:
         catalog = inputs.venue_catalog(config, args.markets or ())
     # the run goes on with the others; the operator sees what it will not trade, and why
     for cid, why in catalog.refused[:_REFUSED_SHOWN]:
-        print(f"polysnipe: market {cid[:80]} refused: {why[:300]}", file=sys.stderr)
+        print(f"polysnipe: market {printable(cid, 80)} refused: {printable(why, 300)}", file=sys.stderr)
     if len(catalog.refused) > _REFUSED_SHOWN:
         print(f"polysnipe: and {len(catalog.refused) - _REFUSED_SHOWN} more markets refused", file=sys.stderr)
     return catalog

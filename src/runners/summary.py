@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from polysnipe.adapters.text import printable
+
 __all__ = ["print_summary"]
 
 
@@ -27,7 +29,8 @@ def print_summary(
     if refused:
         cid, why = refused[0]
         more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
-        t.add_row("markets refused", f"{len(refused)}: {cid[:80]}: {why[:200]}{more} (report.json inputs)")
+        shown = f"{printable(cid, 80)}: {printable(why, 200)}"
+        t.add_row("markets refused", f"{len(refused)}: {shown}{more} (report.json inputs)")
     ev = report["events"]
     t.add_row("events", f"{ev['events']} ({_kv(ev['by_type'])}); malformed lines {ev['malformed_lines']}")
     opp = report["opportunities"]

@@ -27,6 +27,7 @@ import attrs
 import msgspec
 import psycopg
 
+from polysnipe.adapters.text import printable
 from polysnipe.core.secret import Secret
 
 __all__ = ["AuditEntry", "AuditLog", "AuditUnavailable", "Finding", "verify_rows"]
@@ -46,13 +47,8 @@ class AuditUnavailable(RuntimeError):
 
 
 def storable(text: str) -> str:
-    """`text` as an audit row can hold it: what a caller sent (a path, a field name in a refusal)
-    may carry NUL, which Postgres text refuses, or control characters that would forge log lines;
-    every non-printable character is written as its escape, and the whole is bounded."""
-    if text.isprintable() and len(text) <= _TEXT_MAX:
-        return text
-    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:_TEXT_MAX])
-    return shown[:_TEXT_MAX]
+    """A path or a reason as an audit row keeps it (a caller's text: escaped and bounded)."""
+    return printable(text, _TEXT_MAX)
 
 
 @attrs.frozen(slots=True, kw_only=True)
