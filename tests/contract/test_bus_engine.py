@@ -17,6 +17,7 @@ import redis
 
 from conftest import DSN
 from kit import market_files
+from polysnipe.adapters.redis.config import StreamsConfig
 from polysnipe.adapters.sim.clob import ClobSimConfig
 from polysnipe.runners.sim_clob import start_in_thread
 from polysnipe.tools.datagen import generate
@@ -64,6 +65,12 @@ def test_ingest_replay_and_run_on_the_bus_trade_end_to_end(journal_env: str, tmp
                  "--ws-url", ws, "--duration-s", "25", "--out", str(tmp_path / "out")],
                 env=env, stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
+        # a hostile frame carrying NUL (which Postgres text cannot hold) among them: dead-lettered and
+        # in the errors table, and the engine goes on
+        streams_config = StreamsConfig(prefix=prefix, shards=2)
+        client.xadd(
+            streams_config.md_key(0), {b"raw": b'{"event_type": "bo\x00ok"', b"recv_ms": b"1767225600000"}
+        )
         ingest = _cli("ingest", "--replay", str(data / "events.jsonl"), "--retime", "--speed", "10", env=env,
                       out=tmp_path / "ingest.err")  # fmt: skip
         assert 0 == ingest.returncode, (tmp_path / "ingest.err").read_text()[-2000:]
@@ -90,7 +97,9 @@ def test_ingest_replay_and_run_on_the_bus_trade_end_to_end(journal_env: str, tmp
         opened, ended = conn.execute(
             f"SELECT count(*), count(outcome) FROM {journal_env}.opportunities"
         ).fetchone() or (0, 0)
+        errors = conn.execute(f"SELECT reason, payload FROM {journal_env}.errors").fetchall()
     assert opened > 0 and opened == ended
+    assert [payload for _, payload in errors if "\\u0000" in (payload or "")], errors
     assert 0 == status.returncode
     assert "outbox:" in status.stdout
     # the bus table: the wallet's group on each shard, nothing pending
