@@ -56,7 +56,6 @@ __all__ = [
     "Catalog",
     "MarketFacts",
     "document_shape",
-    "gamma_event_ids",
     "load_documents",
     "load_market_files",
     "market_name",
@@ -91,6 +90,8 @@ class MarketFacts:
     end_ms: int | None = None
     question: str | None = None
     match_delay_ms: int | None = None
+    #: the Gamma events the market belongs to (the loader asks for those of neg-risk markets)
+    event_ids: tuple[str, ...] | None = None
     #: why this document's row for the market could not be read (the market is then refused)
     malformed: str | None = None
 
@@ -324,7 +325,7 @@ def _compact_facts(c: _ClobCompact, cid: str, source: str) -> MarketFacts:
     )
 
 
-def gamma_event_ids(refs: Sequence[WireEventRef] | None) -> list[str]:
+def _gamma_event_ids(refs: Sequence[WireEventRef] | None) -> tuple[str, ...]:
     """The ids of a Gamma market's events; ValueError for one that is not a Gamma event id (it goes
     into a URL when the event is asked for)."""
     out: list[str] = []
@@ -333,11 +334,10 @@ def gamma_event_ids(refs: Sequence[WireEventRef] | None) -> list[str]:
         if not _EVENT_ID.fullmatch(text):
             raise ValueError(f"names event {text[:80]!r}, not a Gamma event id")
         out.append(text)
-    return out
+    return tuple(out)
 
 
 def _gamma_facts(w: WireGammaMarket, cid: str, source: str) -> MarketFacts:
-    gamma_event_ids(w.events)
     tokens = _two_tokens(_strings(w.clob_token_ids)) if w.clob_token_ids else None
     outcomes = _two(_strings(w.outcomes)) if w.outcomes else None
     schedule = w.fee_schedule
@@ -368,6 +368,7 @@ def _gamma_facts(w: WireGammaMarket, cid: str, source: str) -> MarketFacts:
         fee_exponent=exponent,
         fee_rebate_rate=rebate,
         other=w.neg_risk_other,
+        event_ids=_gamma_event_ids(w.events),
         is_open=is_open,
         end_ms=_iso_ms(w.end_date),
         question=w.group_item_title or w.question,

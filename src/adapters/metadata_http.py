@@ -41,7 +41,6 @@ import asyncio
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Final
 
 import attrs
 import httpx
@@ -50,26 +49,20 @@ import msgspec
 from polysnipe.adapters.clob.client import ClobHttpClient
 from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.errors import MalformedMessage, NotFound, VenueError
+from polysnipe.adapters.clob.markets import Cursor
 from polysnipe.adapters.clob.parsing import decode_json
 from polysnipe.adapters.clob.retry import RetryPolicy, retry_idempotent
 from polysnipe.adapters.clock import WallClock
-from polysnipe.adapters.gamma.schemas import WireEventRef
 from polysnipe.adapters.metadata import (
     Catalog,
     MarketFacts,
-    gamma_event_ids,
     load_documents,
     market_name,
     read_document,
 )
 
-__all__ = ["FIRST_CURSOR", "LAST_CURSOR", "MetadataHttpConfig", "MetadataUnavailable", "fetch_documents",
-           "load_catalog_http"]  # fmt: skip
+__all__ = ["MetadataHttpConfig", "MetadataUnavailable", "fetch_documents", "load_catalog_http"]
 
-#: CLOB pagination (PROTOCOL.md 8)
-FIRST_CURSOR: Final = "MA=="
-LAST_CURSOR: Final = "LTE="
-_CURSOR = re.compile(r"[A-Za-z0-9+/]{1,64}={0,2}")
 _CONDITION_ID = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
@@ -119,22 +112,12 @@ class _Rows(msgspec.Struct, gc=False):
     next_cursor: str | None = None
 
 
-class _GammaKey(msgspec.Struct, gc=False, rename="camel"):
-    """Just what says which row a Gamma market is and which events to ask for; the facts are read by
-    metadata.read_document from the same bytes."""
-
-    condition_id: str
-    neg_risk: bool | None = None
-    events: list[WireEventRef] | None = None
-
-
 class _EventKey(msgspec.Struct, gc=False):
     id: str | int | None = None
 
 
 _rows = msgspec.json.Decoder(_Rows)
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
-_gamma_key = msgspec.json.Decoder(_GammaKey)
 _event_key = msgspec.json.Decoder(_EventKey)
 _object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
@@ -239,12 +222,11 @@ class _Fetcher:
     async def clob_markets(self) -> list[str]:
         wanted = set(self.config.condition_ids)
         found: list[str] = []
-        seen_cursors: set[str] = set()
-        cursor = FIRST_CURSOR
+        cursor = Cursor()
         page = 0
-        while cursor != LAST_CURSOR:
-            where = f"GET {self.config.clob_url.rstrip('/')}/markets?next_cursor={cursor}"
-            raw = await self.require(self.clob, "/markets", [("next_cursor", cursor)])
+        while cursor.more:
+            where = f"GET {self.config.clob_url.rstrip('/')}/markets?next_cursor={cursor.value}"
+            raw = await self.require(self.clob, "/markets", [("next_cursor", cursor.value)])
             try:
                 rows = decode_json(_rows, raw, "GET /markets page")
                 if len(rows.data) > self.config.max_page_items:
@@ -252,7 +234,9 @@ class _Fetcher:
                         f"a page of {len(rows.data)} markets (at most {self.config.max_page_items})"
                     )
                 keys = [market_name(r, "clob") for r in rows.data]
-                cursor = self._next_cursor(rows.next_cursor, seen_cursors)
+                if rows.next_cursor is None:  # (the CLOB always says; LTE= ends the listing)
+                    raise MalformedMessage("the page carries no next_cursor")
+                cursor.advance(rows.next_cursor)
             except MalformedMessage as exc:
                 raise MetadataUnavailable(f"{where}: {exc.reason}") from None
             kept = [(k, r) for k, r in zip(keys, rows.data, strict=True) if not wanted or k in wanted]
@@ -274,19 +258,6 @@ class _Fetcher:
                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             )
         return list(dict.fromkeys(found))
-
-    @staticmethod
-    def _next_cursor(cursor: str | None, seen: set[str]) -> str:
-        if cursor is None:
-            raise MalformedMessage("the page carries no next_cursor")
-        if cursor == LAST_CURSOR:
-            return cursor
-        if not (cursor.isascii() and _CURSOR.fullmatch(cursor)):
-            raise MalformedMessage(f"next_cursor is not a base64 cursor: {cursor[:80]!r}")
-        if cursor in seen or cursor == FIRST_CURSOR:
-            raise MalformedMessage(f"next_cursor {cursor!r} repeats an earlier page")
-        seen.add(cursor)
-        return cursor
 
     # -- 2., 3. Gamma GET /markets and GET /events ---------------------------------------------
     async def _gamma_pages(
@@ -316,30 +287,15 @@ class _Fetcher:
 
     async def gamma_markets(self, condition_ids: Sequence[str]) -> list[str]:
         """Gamma's markets for `condition_ids`; returns the event ids of the neg-risk ones."""
-        keys: dict[int, _GammaKey] = {}
-
-        def key_of(row: msgspec.Raw) -> str:
-            try:
-                key = _gamma_key.decode(row)
-            except msgspec.DecodeError:
-                # a malformed row that names its market is kept: read_document refuses that market
-                # alone (and its events are not asked for)
-                return market_name(row, "gamma")
-            keys[id(row)] = key
-            return key.condition_id
-
-        rows = await self._gamma_pages("/markets", "condition_ids", condition_ids, key_of, "markets")
-        if rows:
-            self.keep("gamma-markets", _list_document(rows), f"GET {self.config.gamma_url}/markets")
-        event_ids: list[str] = []
-        for row in rows:
-            key = keys.get(id(row))
-            if key is None or not key.neg_risk:
-                continue
-            try:
-                event_ids += gamma_event_ids(key.events)
-            except ValueError:
-                continue  # read_document refused that market: its events are not asked for
+        rows = await self._gamma_pages(
+            "/markets", "condition_ids", condition_ids, lambda row: market_name(row, "gamma"), "markets"
+        )
+        if not rows:
+            return []
+        facts = self.keep("gamma-markets", _list_document(rows), f"GET {self.config.gamma_url}/markets")
+        # a malformed row (an invalid event id among what can be wrong) refuses its market, whose
+        # events are then not asked for
+        event_ids = [e for f in facts if f.neg_risk and f.malformed is None for e in f.event_ids or ()]
         return list(dict.fromkeys(event_ids))
 
     async def gamma_events(self, event_ids: Sequence[str]) -> None:

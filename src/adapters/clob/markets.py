@@ -11,6 +11,7 @@ when the exchange migrates (an `order_version_mismatch` asks for a refresh).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
@@ -36,14 +37,16 @@ FIRST_PAGE: Final = "MA=="
 LAST_PAGE: Final = "LTE="
 #: the most pages one paged read follows: a venue whose cursors never end must not hold it for ever
 MAX_PAGES: Final = 10_000
+#: what a cursor is (base64 of an offset): it goes into the next request's query
+_CURSOR: Final = re.compile(r"[A-Za-z0-9+/]{1,64}={0,2}")
 
 
 class Cursor:
     """Where a paged read is: FIRST_PAGE, then each page's `next_cursor`, until LAST_PAGE (or none).
 
-    A cursor the read has already followed, or more than MAX_PAGES pages, is MalformedMessage: a
-    venue that echoes the cursor it was sent would otherwise loop the read, and with it whatever
-    waits on it (reconciliation holds its lock while it reads the trades)."""
+    A cursor that is not base64, one the read has already followed, or more than MAX_PAGES pages,
+    is MalformedMessage: a venue that echoes the cursor it was sent would otherwise loop the read,
+    and with it whatever waits on it (reconciliation holds its lock while it reads the trades)."""
 
     __slots__ = ("_seen", "value")
 
@@ -58,8 +61,10 @@ class Cursor:
     def advance(self, next_cursor: str | None) -> None:
         cursor = next_cursor or LAST_PAGE
         if cursor != LAST_PAGE:
+            if not (cursor.isascii() and _CURSOR.fullmatch(cursor)):
+                raise MalformedMessage(f"next_cursor is not a base64 cursor: {cursor[:80]!r}")
             if cursor in self._seen:
-                raise MalformedMessage(f"next_cursor {cursor[:80]!r} repeats an earlier page")
+                raise MalformedMessage(f"next_cursor {cursor!r} repeats an earlier page")
             if len(self._seen) >= MAX_PAGES:
                 raise MalformedMessage(f"more than {MAX_PAGES} pages")
             self._seen.add(cursor)
