@@ -181,6 +181,28 @@ def test_an_acceptance_that_contradicts_itself_is_unknown_and_reconciled_by_hash
     assert {f"/data/order/{placed[0]}"} == looked_up  # by our hash, never by what the venue said
 
 
+@pytest.mark.parametrize("status", [302, 307, 408])
+def test_a_redirect_or_request_timeout_to_an_order_post_is_unknown_and_reconciled(status: int) -> None:
+    """A proxy between us and the venue answers after forwarding the order: taken as a rejection,
+    the order the venue holds rested unwatched."""
+    h = Harness()
+    placed: list[str] = []
+
+    def post(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path == "/order":
+            h.venue.handle(request)  # the venue did take it
+            placed.append(venue_order_hash(json.loads(request.content)["order"]))
+            return httpx.Response(status, headers={"Location": "https://elsewhere.example/order"})
+        return None
+
+    answering(h, post)
+    [report] = run(h.execution.submit(order(1)))
+    assert isinstance(report, OrderStatusUnknown)
+    assert 0 == h.execution.circuit.consecutive
+    assert ["OrderAccepted"] == kinds(run(h.execution.reconcile(everything=True)))
+    assert [f"/data/order/{placed[0]}"] == [p for _, p in h.venue.requests if p.startswith("/data/order/")]
+
+
 def _trade(trade_id: str, taker: str, *, status: str = "MATCHED", size: str = "50") -> dict[str, Any]:
     return {"id": trade_id, "status": status, "asset_id": TOKEN, "side": "BUY", "size": size, "price": "0.5",
             "taker_order_id": taker, "market": MARKET, "trader_side": "TAKER", "maker_orders": [],

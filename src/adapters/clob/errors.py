@@ -238,6 +238,13 @@ def _from_text(status: int, message: str, *, posting: bool) -> VenueError:
     return VenueError(status, "bad_request" if status == 400 else f"http_{status}", message)
 
 
+def _unclear_to_posts(status: int) -> bool:
+    """Answers to an order post that do not say whether the venue took it: a redirect (the venue
+    never sends one, so something between us and it did, maybe after forwarding the order) and a
+    request timeout (a proxy gave up while the order may have gone on). Only asking by hash tells."""
+    return 300 <= status < 400 or status == 408
+
+
 def error_from_response(
     status: int,
     body: bytes | str | Mapping[str, Any] | None,
@@ -245,8 +252,9 @@ def error_from_response(
     retry_after: str | None = None,
     posting: bool = False,
 ) -> VenueError:
-    """The typed error of a non-2xx answer. `posting` marks POST /order(s): there a 5xx is an unknown
-    outcome (the order may have matched), and unrecognised 4xx text is an order rejection."""
+    """The typed error of a non-2xx answer. `posting` marks POST /order(s): there a 5xx, a 3xx or a
+    408 is an unknown outcome (the order may have matched), and unrecognised 4xx text is an order
+    rejection."""
     message, obj = _decode_body(body)
     if status == 429:
         return RateLimited(
@@ -267,7 +275,7 @@ def error_from_response(
         err = _from_text(status, message, posting=False)
         if isinstance(err, TradingHalted):
             return err
-    if status >= 500:
+    if status >= 500 or (posting and _unclear_to_posts(status)):
         if posting:
             return UnknownOutcome(status, "unknown_outcome", message or f"HTTP {status}")
         return ServerError(status, "server_error", message or f"HTTP {status}")

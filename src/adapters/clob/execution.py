@@ -18,9 +18,9 @@ What a failed POST means decides what happens next (predicates in retry.py):
 * 429 / 425 / a connection that never opened: the venue did not act. Wait (Retry-After as a floor;
   1-2 s doubling while the engine restarts) and send the same bytes again. After a restart the engine
   takes only post-only orders for 2 minutes: non-post-only orders are refused locally meanwhile.
-* timeout / dropped connection / 5xx / an unreadable 2xx: UNKNOWN outcome. The order may be live or
-  filled. It is reported as OrderStatusUnknown and parked; nothing new is posted until it is settled
-  (see Reconciliation).
+* timeout / dropped connection / 5xx / 3xx / 408 / an unreadable 2xx: UNKNOWN outcome. The order
+  may be live or filled. It is reported as OrderStatusUnknown and parked; nothing new is posted
+  until it is settled (see Reconciliation).
 * any other refusal: OrderRejected with the venue's text; refusals that point at us (bad order, no
   funds, bad keys) count towards the circuit breaker, which stops all posting and alerts.
 
