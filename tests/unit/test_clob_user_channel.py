@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import pytest
 from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
@@ -20,6 +21,7 @@ from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.clob.execution import OrderIndex
 from polysnipe.adapters.clob.market_data import MarketDataConfig
 from polysnipe.adapters.clob.parsing import epoch_ms
+from polysnipe.adapters.clob.schemas import WireTrade
 from polysnipe.adapters.clob.user_channel import UserChannel, UserReport, UserStream, user_subscription
 from polysnipe.adapters.clock import WallClock
 from polysnipe.core.events import Side
@@ -46,6 +48,11 @@ CREDS = ApiCreds(
 
 def frame(msg: Any) -> bytes:
     return json.dumps(msg, separators=(",", ":")).encode()
+
+
+def rest(*trades: dict[str, Any]) -> list[WireTrade]:
+    """Trades as GET /data/trades lists them."""
+    return msgspec.json.decode(frame(list(trades)), type=list[WireTrade])
 
 
 def fast_config(port: int) -> MarketDataConfig:
@@ -126,8 +133,33 @@ def test_a_trade_is_counted_once_across_matched_mined_confirmed(
         fill.liquidity,
     )
     assert epoch_ms("2024-01-01T00:00:00Z") == fill.ts_ms
-    # REST catch-up after a reconnect brings the same trade again: not counted twice
-    assert [] == channel.accept_fills([fill])
+    # REST catch-up after a reconnect brings the same trade again: neither counted nor journaled twice
+    assert [] == channel.on_trades(rest(dict(trade, status="CONFIRMED")), 9)
+
+
+def test_a_trade_that_failed_during_an_outage_is_undone_once_on_catch_up(recorded_user: Recorded) -> None:
+    """The user channel counted a MATCHED, then missed the FAILED while it was down: the catch-up
+    listed it FAILED and refused the fill silently, so the engine kept a fill that never happened."""
+    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
+    matched = dict(trade, status="MATCHED")
+    assert ["OrderFilled", "TradeSettlement"] == kinds(channel.on_frame(frame(matched), 9))
+    failed = TradeSettlement(12, "trade-0xabcdef1234", "o1", "FAILED")
+    assert [failed] == channel.on_trades(rest(dict(trade, status="FAILED")), 12)
+    # told again, by the next catch-up or by the channel itself: the fill is undone only once
+    assert [] == channel.on_trades(rest(dict(trade, status="FAILED")), 13)
+    assert [] == channel.on_frame(frame(dict(trade, status="FAILED")), 14)
+    # a stale MATCHED after that counts nothing
+    assert [] == fills(channel.on_frame(frame(matched), 15))
+
+
+def test_a_catch_up_with_a_malformed_trade_claims_nothing(recorded_user: Recorded) -> None:
+    channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
+    trade = recorded_user("nautilus_rs_ws_user_trade_msg.json")
+    matched = dict(trade, status="MATCHED")
+    with pytest.raises(MalformedMessage):
+        channel.on_trades(rest(matched, dict(trade, id="t2", size="x")), 9)
+    assert ["OrderFilled", "TradeSettlement"] == kinds(channel.on_trades(rest(matched), 10))
 
 
 def test_a_failed_trade_is_a_settlement_never_a_fill(recorded_user: Recorded) -> None:
@@ -225,14 +257,13 @@ def test_user_stream_catches_up_over_rest_after_a_reconnect(
             port = server.sockets[0].getsockname()[1]
             out: list[UserReport] = []
             channel = channel_with(("o1", ORDER_ID_RS, 100_000_000))
-            missed = OrderFilled("o1", "trade-missed", 1, A, Side.BUY, 500_000, 1_000_000, Liquidity.TAKER)
             catch_ups = 0
 
-            async def catch_up() -> list[OrderFilled]:
+            async def catch_up() -> list[WireTrade]:
                 nonlocal catch_ups
                 catch_ups += 1
-                (seen,) = [r for r in out if isinstance(r, OrderFilled)]
-                return [seen, missed]
+                # the trade the channel sent, and one it missed
+                return rest(dict(trade, status="MATCHED"), dict(trade, id="trade-missed", status="MATCHED"))
 
             stream = UserStream(
                 fast_config(port),

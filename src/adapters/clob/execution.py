@@ -214,8 +214,8 @@ _PROBE_MIN_SIZE: Final = 5_000_000
 
 # -- bookkeeping ---------------------------------------------------------------------------------
 class OrderIndex:
-    """Our order ids and the venue's, both ways, which orders rest on the book, and which fills were
-    already reported.
+    """Our order ids and the venue's, both ways, which orders rest on the book, which fills were
+    already reported, and the settlement status last passed on for each.
 
     Shared by execution (which learns venue ids from order responses and settles orders from REST)
     and the user channel (which maps venue ids back to ours). A fill is claimed once per (trade id,
@@ -233,6 +233,7 @@ class OrderIndex:
         "_filled",
         "_resting",
         "_sizes",
+        "_statuses",
         "_terminal",
         "keep_terminal",
         "max_claims",
@@ -246,6 +247,8 @@ class OrderIndex:
         self._sizes: dict[str, int] = {}
         #: (trade id, order id) pairs already reported, oldest first
         self._claimed: dict[tuple[str, str], None] = {}
+        #: (trade id, order id) -> the last settlement status passed on to the engine, oldest first
+        self._statuses: dict[tuple[str, str], str] = {}
         #: size filled per open order, from claimed fills
         self._filled: dict[str, int] = {}
         self._resting: set[str] = set()
@@ -284,6 +287,20 @@ class OrderIndex:
             self._claimed[key] = None
             if len(self._claimed) > self.max_claims:
                 del self._claimed[next(iter(self._claimed))]
+
+    def passes_on(self, fill: OrderFilled, status: str) -> bool:
+        """Whether the engine should hear that this fill's trade is now `status`: True unless that is
+        the status last passed on for it, so the same trade told again (by REST after the user
+        channel, say) is not journaled twice, and its failure undoes the fill once."""
+        key = (fill.trade_id, fill.order_id)
+        statuses = self._statuses
+        if statuses.get(key) == status:
+            return False
+        statuses.pop(key, None)  # re-inserted last: the oldest entries go first
+        statuses[key] = status
+        if len(statuses) > self.max_claims:
+            del statuses[next(iter(statuses))]
+        return True
 
     def claim(self, fill: OrderFilled) -> bool:
         """Count a fill; True the first time its (trade id, order) is seen, False for a repeat."""
@@ -1563,20 +1580,29 @@ class ClobExecution:
         self, market: str | None = None, token_id: str | None = None, *, after_s: int | None = None
     ) -> list[OrderFilled]:
         """Our fills in this API key's trades (all pages), each keyed by its trade id."""
+        return [
+            fill
+            for trade in await self.trade_list(market, token_id, after_s=after_s)
+            for fill in self._rest_fills(trade)
+        ]
+
+    async def trade_list(
+        self, market: str | None = None, token_id: str | None = None, *, after_s: int | None = None
+    ) -> list[WireTrade]:
+        """This API key's trades (all pages) as the venue lists them, whatever their status."""
         params = {
             k: v
             for k, v in (("market", market), ("asset_id", token_id), ("after", after_s and str(after_s)))
             if v
         }
-        out: list[OrderFilled] = []
+        out: list[WireTrade] = []
         cursor = Cursor()
         while cursor.more:
             raw = await self._idempotent(
                 "GET", "/data/trades", params={**params, "next_cursor": cursor.value}, auth=True
             )
             page = decode_json(_trades_page, raw, "trades")
-            for trade in page.data:
-                out.extend(self._rest_fills(trade))
+            out.extend(page.data)
             cursor.advance(page.next_cursor)
         return out
 

@@ -33,6 +33,7 @@ from polysnipe.adapters.clob.retry import (
     RateBudgets,
     RetryPolicy,
 )
+from polysnipe.adapters.clob.schemas import WireTrade
 from polysnipe.adapters.clob.signing import (
     EcdsaKey,
     InvalidPrivateKey,
@@ -47,7 +48,7 @@ from polysnipe.adapters.tasks import cancel_and_wait
 from polysnipe.core.events import Event, Side
 from polysnipe.core.fees import NO_FEE, TakerFee, taker_fee
 from polysnipe.core.market import MarketRegistry
-from polysnipe.core.messages import OrderFilled, RaiseAlert, VenueCondition
+from polysnipe.core.messages import RaiseAlert, VenueCondition
 from polysnipe.core.ports import Clock, OrderOutbox, Rng
 from polysnipe.core.secret import Secret
 from polysnipe.core.units import format_micro
@@ -410,8 +411,8 @@ def build_clob_adapters(
     channel = UserChannel(index, fee_of=fee_of)
     window_s = settings.catch_up_window_s
 
-    async def catch_up() -> list[OrderFilled]:
-        return await execution.trades(after_s=clock.now_ms() // 1000 - window_s)
+    async def catch_up() -> list[WireTrade]:
+        return await execution.trade_list(after_s=clock.now_ms() // 1000 - window_s)
 
     user_stream = UserStream(
         settings.market_data,

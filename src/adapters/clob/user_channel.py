@@ -3,11 +3,12 @@
 Theory of operation: `UserChannel` (pure: frames in, reports out) maps `order` and `trade` messages
 (PROTOCOL.md 10.3) to core execution reports for orders in the OrderIndex shared with execution. A
 trade is reported as MATCHED, MINED, CONFIRMED (or RETRYING, FAILED): the fill is counted once per
-(trade id, order), whatever the status sequence, and every status also goes to the engine as a
-TradeSettlement, so the fill stays provisional until CONFIRMED and is undone if FAILED.
+(trade id, order), whatever the status sequence, and every change of status also goes to the engine
+as a TradeSettlement, so the fill stays provisional until CONFIRMED and is undone if FAILED.
 
 `UserStream` runs its socket (websocket.ReconnectingSocket). After a reconnect, `catch_up` (REST
-trades) fills the hole the outage left. No frame can stop it: a malformed one goes whole to
+trades, read like the channel's own) fills the hole the outage left: missed fills, and missed
+statuses, a failure among them. No frame can stop it: a malformed one goes whole to
 `on_malformed`; any failure, the sink's included, is logged and raised through `on_alert` (a lost
 user-channel frame may be a lost fill, hence critical), and the next frame is read.
 """
@@ -68,9 +69,19 @@ class UserChannel:
         self.index = index
         self._fee_of = fee_of
 
-    def accept_fills(self, fills: Iterable[OrderFilled]) -> list[OrderFilled]:
-        """Fills learned elsewhere (REST catch-up after a reconnect), minus those already reported."""
-        return [f for f in fills if self.index.claim(f)]
+    def on_trades(self, trades: Iterable[WireTrade], recv_ms: int) -> list[UserReport]:
+        """Trades learned elsewhere (REST catch-up after a reconnect) as if the channel had sent them:
+        the fills not reported yet, and each settlement status not passed on yet. So a trade that
+        FAILED during the outage, whose fill was counted before it, is undone."""
+        # every trade is read before any fill is claimed, as in on_frame
+        read = [
+            (t, fills_from_trade(t, self.index.order_id, ts_recv_ms=recv_ms, fee_of=self._fee_of))
+            for t in trades
+        ]
+        out: list[UserReport] = []
+        for trade, fills in read:
+            self._trade(trade, fills, recv_ms, out)
+        return out
 
     def on_frame(self, data: bytes | str, recv_ms: int) -> list[UserReport]:
         # Every message of the frame is read before any fill is claimed: a malformed one later in
@@ -118,7 +129,8 @@ class UserChannel:
                 self.index.refuse(f)
         else:
             out.extend(f for f in fills if self.index.claim(f))
-        out.extend(TradeSettlement(recv_ms, msg.id, f.order_id, status) for f in fills)
+        news = [f for f in fills if self.index.passes_on(f, status)]
+        out.extend(TradeSettlement(recv_ms, msg.id, f.order_id, status) for f in news)
 
 
 class UserStream:
@@ -139,7 +151,7 @@ class UserStream:
         sink: Callable[[Sequence[UserReport]], None],
         clock: Clock,
         rng: Rng,
-        catch_up: Callable[[], Awaitable[list[OrderFilled]]] | None = None,
+        catch_up: Callable[[], Awaitable[list[WireTrade]]] | None = None,
         connect: Connect | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_malformed: OnMalformedFrame | None = None,
@@ -225,7 +237,7 @@ class UserStream:
             return
         fresh: list[UserReport] = []
         try:
-            fresh.extend(self.channel.accept_fills(await self._catch_up()))
+            fresh.extend(self.channel.on_trades(await self._catch_up(), self._clock.now_ms()))
         except (VenueError, MalformedMessage) as exc:
             fresh.append(
                 RaiseAlert(
