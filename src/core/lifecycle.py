@@ -51,7 +51,7 @@ from polysnipe.core.messages import (
     VenueCondition,
 )
 from polysnipe.core.opportunity import Opportunity, opportunity_id
-from polysnipe.core.orders import InvalidTransition, OrderRecord, OverFill
+from polysnipe.core.orders import ForeignFill, InvalidTransition, OrderRecord, OverFill
 from polysnipe.core.routing import ChildOrder, Iceberg, RoutingPolicy
 from polysnipe.core.state import MAX_UNSETTLED, BasketTrack, EngineState, OpportunityTrack, UnsettledFill
 from polysnipe.core.units import ONE, ceil_div, format_micro
@@ -510,9 +510,9 @@ def on_report(state: EngineState, report: ExecutionReport, now_ms: int, commands
     was_terminal = record.is_terminal
     try:
         changed = record.apply(report)
-    except (InvalidTransition, OverFill) as err:
-        # A report that contradicts what we know (a fill beyond the order's size, a fill after a
-        # rejection) is never applied; an operator must reconcile with the venue.
+    except (InvalidTransition, OverFill, ForeignFill) as err:
+        # A report that contradicts what we know (a fill beyond the order's size, on another token
+        # or side, a fill after a rejection) is never applied; an operator must reconcile with the venue.
         state.bump("reports_contradictory")
         commands.append(
             RaiseAlert(

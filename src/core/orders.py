@@ -54,6 +54,7 @@ from polysnipe.core.units import notional
 __all__ = [
     "TERMINAL",
     "TRANSITIONS",
+    "ForeignFill",
     "InvalidTransition",
     "OrderEvent",
     "OrderRecord",
@@ -101,6 +102,11 @@ class InvalidTransition(Exception):
 
 class OverFill(Exception):
     """A fill would take the filled size past the order's size: our view of the order is wrong."""
+
+
+class ForeignFill(Exception):
+    """A fill on another token or side than its order's: applied, it would credit shares the order
+    never asked for (the venue's report or our id mapping is wrong)."""
 
 
 _S = OrderStatus
@@ -231,8 +237,8 @@ class OrderRecord:
         repeated ack, a late timeout), so the caller forwards each fill to risk exactly once.
 
         Raises InvalidTransition for a report the current state does not allow, OverFill when a new
-        fill would exceed the order's size (both leave the record unchanged), and ValueError for a
-        report about another order.
+        fill would exceed the order's size, ForeignFill for a fill on another token or side (all
+        three leave the record unchanged), and ValueError for a report about another order.
         """
         if report.order_id != self.request.order_id:
             raise ValueError(f"report for {report.order_id} applied to {self.request.order_id}")
@@ -263,6 +269,12 @@ class OrderRecord:
     def _fill(self, fill: OrderFilled) -> bool:
         if fill.trade_id in self.trade_ids:
             return False
+        request = self.request
+        if fill.token_id != request.token_id or fill.side is not request.side:
+            raise ForeignFill(
+                f"order {request.order_id} ({request.side.name} {request.token_id[:80]}): fill "
+                f"{fill.trade_id[:80]} is a {fill.side.name} of {fill.token_id[:80]}"
+            )
         filled = self.filled_size + fill.size
         if filled > self.request.size:
             raise OverFill(

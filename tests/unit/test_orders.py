@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kit import fill, order_request
+from polysnipe.core.events import Side
 from polysnipe.core.messages import (
     ExecutionReport,
     Liquidity,
@@ -19,6 +21,7 @@ from polysnipe.core.messages import (
 from polysnipe.core.orders import (
     TERMINAL,
     TRANSITIONS,
+    ForeignFill,
     InvalidTransition,
     OrderEvent,
     OrderRecord,
@@ -145,6 +148,16 @@ def test_over_fill_raises_and_changes_nothing() -> None:
     assert (S.PARTLY_FILLED, 8 * MICRO, {"t1"}) == (rec.status, rec.filled_size, rec.trade_ids)
 
 
+@pytest.mark.parametrize("field", ["token_id", "side"])
+def test_a_fill_on_another_token_or_side_raises_and_changes_nothing(field: str) -> None:
+    """Applied, it credited the portfolio with shares of a token (or a side) the order never asked for."""
+    rec = _record(S.LIVE)
+    other = {"token_id": "999", "side": Side.SELL if REQUEST.side is Side.BUY else Side.BUY}[field]
+    with pytest.raises(ForeignFill):
+        rec.apply(attrs.evolve(_fill(3 * MICRO, "t1"), **{field: other}))
+    assert (S.LIVE, 0, set()) == (rec.status, rec.filled_size, rec.trade_ids)
+
+
 def test_cancel_request_waits_for_the_venue() -> None:
     rec = _record(S.LIVE)
     rec.fire(E.CANCEL_REQUEST)
@@ -231,6 +244,11 @@ fills = st.builds(
     st.sampled_from([2, 3, 5, 10, 11]),
     st.integers(0, 6),
 )
+foreign_fills = st.builds(
+    lambda shares, trade: attrs.evolve(_fill(shares * MICRO, f"t{trade}"), token_id="999"),
+    st.sampled_from([2, 3]),
+    st.integers(0, 6),
+)
 reports = st.one_of(
     st.builds(OrderAccepted, st.just("o1"), st.integers(0, 9), st.sampled_from(["", "0xabc"])),
     st.builds(OrderRejected, st.just("o1"), st.integers(0, 9), st.just("r")),
@@ -240,6 +258,7 @@ reports = st.one_of(
     fills,
     fills,
     fills,
+    foreign_fills,
 )
 local_events = st.sampled_from([E.SIGN, E.POST, E.CANCEL_REQUEST, E.CANCEL])
 # most sequences start with the order already sent, where the venue's reports drive it
@@ -262,7 +281,7 @@ def test_random_sequences_keep_every_invariant(
                 changed = True
             else:
                 changed = rec.apply(step)
-        except (InvalidTransition, OverFill):
+        except (InvalidTransition, OverFill, ForeignFill):
             # a refused report leaves no trace
             assert before == (rec.status, rec.filled_size, rec.trade_ids, rec.fee_usdc, rec.filled_notional)
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
 from kit import MARKET, T0, engine, fill, market, market_files, of, opportunity, snapshot, trade
@@ -156,6 +157,18 @@ def test_contradictory_report_raises_an_alert_and_changes_nothing() -> None:
     [alert] = of(cmds, RaiseAlert)
     assert "contradictory_report" == alert.code
     assert 0 == state.orders[place.order.order_id].filled_size
+
+
+def test_a_fill_on_another_token_raises_an_alert_and_credits_nothing() -> None:
+    state = engine({T0 + 1: [opportunity("a")]})
+    step(state, snapshot(T0), T0)
+    [place] = of(step(state, trade(T0 + 1), T0 + 1), PlaceOrder)
+    held = [dict(w.positions) for w in state.portfolio.wallets.values()]
+    foreign = attrs.evolve(fill(place.order, T0 + 2), token_id="999")
+    [alert] = of(step(state, foreign, T0 + 2), RaiseAlert)
+    assert ("critical", "contradictory_report") == (alert.severity, alert.code)
+    assert 0 == state.orders[place.order.order_id].filled_size
+    assert held == [dict(w.positions) for w in state.portfolio.wallets.values()]
 
 
 def test_expired_opportunity_is_recorded_expired() -> None:
