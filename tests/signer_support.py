@@ -11,6 +11,7 @@ import structlog
 from psycopg import sql
 
 from polysnipe.adapters.clob.auth import ApiCreds, BuilderAuth
+from polysnipe.adapters.clob.signing import keccak256
 from polysnipe.adapters.postgres.migrations import apply_migrations
 from polysnipe.adapters.signer_server.app import SignerService
 from polysnipe.adapters.signer_server.audit import audit_key
@@ -31,6 +32,8 @@ AUDIT_KEY_TEXT = "audit-key-for-the-signer-tests"
 KEYSTORE_PASSWORD = "keystore-password-for-tests"
 EXCHANGE = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE = "0xe2222d279d744050d28e00520010520000310F59"
+USDC = "0x2791Bca1f2de4661ED88A30C99A7a9449Aa84174"
+CONDITIONAL_TOKENS = "0x4D97DCd97eC945f40cF65F87097ACe5EA0476045"
 
 
 class HandClock:
@@ -67,12 +70,51 @@ def keystore(tmp: Path, count: int = 1) -> KeystoreProvider:
     return provider
 
 
+# -- Safe call data (the calls the signer's Safe policy reads) --------------------------------------
+def calldata(signature: str, *words: bytes | str | int) -> bytes:
+    """ABI call data for static arguments (addresses and integers), each one word."""
+    out = keccak256(signature.encode())[:4]
+    for w in words:
+        if isinstance(w, str):
+            out += bytes(12) + bytes.fromhex(w[2:])
+        elif isinstance(w, int):
+            out += w.to_bytes(32, "big")
+        else:
+            out += w
+    return out
+
+
+def packed(*calls: tuple[int, str, int, bytes]) -> bytes:
+    """MultiSend's packed transactions: operation, to, value, data length, data."""
+    return b"".join(
+        bytes([op]) + bytes.fromhex(to[2:]) + value.to_bytes(32, "big") + len(d).to_bytes(32, "big") + d
+        for op, to, value, d in calls
+    )
+
+
+def wrap(blob: bytes, *, offset: int = 32, padding: bytes | None = None) -> bytes:
+    """multiSend(bytes) call data around `blob` (zero padding to a word unless given)."""
+    pad = bytes(-len(blob) % 32) if padding is None else padding
+    return calldata("multiSend(bytes)", offset, len(blob)) + blob + pad
+
+
+def multisend(*calls: tuple[int, str, int, bytes]) -> bytes:
+    return wrap(packed(*calls))
+
+
+#: approve(EXCHANGE, 2**256 - 1): the call a new Safe makes before it trades
+APPROVE_EXCHANGE = calldata("approve(address,uint256)", EXCHANGE, 2**256 - 1)
+
+
 def policy_for(keys: KeyProvider, *, safes: tuple[str, ...] = ()) -> Policy:
     return Policy(
         chain_ids=frozenset({137}),
         verifying_contracts=(EXCHANGE, NEG_RISK_EXCHANGE, "0xaacFeEa03eb1561C4e67d661e40682Bd20E3541b"),
         safes=safes,
         makers=tuple(keys.addresses()),
+        collateral_tokens=(USDC,),
+        conditional_tokens=(CONDITIONAL_TOKENS,),
+        spenders=(EXCHANGE, NEG_RISK_EXCHANGE),
     )
 
 

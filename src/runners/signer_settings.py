@@ -81,6 +81,25 @@ class SignerSettings:
     )
     safes: tuple[str, ...] = setting((), AddressList, "Safes whose transactions and creation may be signed")
     makers: tuple[str, ...] = setting((), AddressList, "order makers (funder wallets or EOAs) allowed")
+    collateral_tokens: tuple[str, ...] = setting(
+        (), AddressList, "Safe calls: ERC-20 collateral approved to a spender or sent to a Safe or recipient"
+    )
+    conditional_tokens: tuple[str, ...] = setting(
+        (),
+        AddressList,
+        "Safe calls: the Conditional Tokens contract (approvals, split, merge, redeem)",
+    )
+    neg_risk_adapters: tuple[str, ...] = setting(
+        (), AddressList, "Safe calls: neg-risk adapters (split, merge, redeem, convert)"
+    )
+    spenders: tuple[str, ...] = setting(
+        (),
+        AddressList,
+        "Safe calls: who may be approved to spend collateral or positions",
+    )
+    recipients: tuple[str, ...] = setting(
+        (), AddressList, "Safe calls: whom collateral may be sent to besides the Safes (a treasury)"
+    )
     caller_rate_per_s: float = setting(200.0, Float(min=0.001), "requests per second per caller")
     caller_burst: int = setting(400, Int(min=1), "requests a caller may send at once")
     key_rate_per_s: float = setting(100.0, Float(min=0.001), "signatures per second per key")
@@ -111,6 +130,11 @@ class SignerSettings:
                 verifying_contracts=self.verifying_contracts,
                 safes=self.safes,
                 makers=self.makers,
+                collateral_tokens=self.collateral_tokens,
+                conditional_tokens=self.conditional_tokens,
+                neg_risk_adapters=self.neg_risk_adapters,
+                spenders=self.spenders,
+                recipients=self.recipients,
             ),
             per_caller=RateLimit(self.caller_rate_per_s, self.caller_burst),
             per_key=RateLimit(self.key_rate_per_s, self.key_burst),

@@ -32,20 +32,24 @@ from polysnipe.adapters.signer_server.auth import (
     engine_signature,
 )
 from polysnipe.adapters.signer_server.config import Policy, RateLimit
-from polysnipe.adapters.signer_server.digests import derive_safe
+from polysnipe.adapters.signer_server.digests import MULTISEND, derive_safe
 from polysnipe.adapters.signer_server.keys import KeyProvider
 from polysnipe.core.events import Side
 from polysnipe.runners.signer import start_in_thread
 from polysnipe.runners.signer_settings import SignerSettings
 from signer_support import (
+    APPROVE_EXCHANGE,
     AUDIT_KEY_TEXT,
     BUILDER_PASSPHRASE,
     BUILDER_SECRET,
     KEYSTORE_PASSWORD,
+    USDC,
     HandClock,
     add_caller,
+    calldata,
     keystore,
     migrate,
+    multisend,
     policy_for,
     service,
 )
@@ -209,18 +213,21 @@ def test_neg_risk_exchange_needs_its_own_permission(
             srv.client.sign_order(_request(srv.address, neg_risk=True))
 
 
+def _with_its_safe(keys: KeyProvider) -> Policy:
+    """The test policy, with the Safe of the server's first key allowed."""
+    return policy_for(keys, safes=(derive_safe(keys.addresses()[0]).lower(),))
+
+
 def test_uint256_fields_beyond_2_256_are_a_400_not_an_internal_error(
     db: tuple[psycopg.Connection[Any], str], tmp_path: Path
 ) -> None:
     """The schema's 78 digits reach past 2**256: the digest could not encode them (OverflowError)."""
 
-    def with_its_safe(keys: KeyProvider) -> Policy:
-        return policy_for(keys, safes=(derive_safe(keys.addresses()[0]).lower(),))
-
-    with running(db, tmp_path, with_its_safe) as srv:
+    with running(db, tmp_path, _with_its_safe) as srv:
         owner = srv.address
-        base = {"chain_id": 137, "signer": owner, "safe": derive_safe(owner), "to": "0x" + "44" * 20,
-                "value": "0", "data": "0x", "operation": 0, "nonce": "0"}  # fmt: skip
+        base = {"chain_id": 137, "signer": owner, "safe": derive_safe(owner), "to": USDC,
+                "value": "0", "data": "0x" + APPROVE_EXCHANGE.hex(), "operation": 0,
+                "nonce": "0"}  # fmt: skip
         assert 200 == srv.engine_post("/sign/safe-tx", json.dumps(base).encode()).status_code
         for field in ("value", "nonce", "safe_tx_gas", "base_gas", "gas_price"):
             answer = srv.engine_post("/sign/safe-tx", json.dumps(base | {field: str(2**256)}).encode())
@@ -235,6 +242,42 @@ def test_uint256_fields_beyond_2_256_are_a_400_not_an_internal_error(
             created.json()["error"],
         )
         assert 0 == sum(1 for row in srv.audit() if row[3] == 500)
+
+
+def test_a_safe_transaction_that_could_move_value_elsewhere_is_refused_and_audited(
+    db: tuple[psycopg.Connection[Any], str], tmp_path: Path
+) -> None:
+    """An engine credential had any call of an allowed Safe signed: a USDC transfer out, a new owner,
+    a gas refund to itself, a payment out of a Safe about to be created."""
+
+    stranger = "0x" + "ee" * 20
+    with running(db, tmp_path, _with_its_safe) as srv:
+        owner, safe = srv.address, derive_safe(srv.address)
+        base = {"chain_id": 137, "signer": owner, "safe": safe, "to": USDC, "value": "0", "operation": 0,
+                "nonce": "0", "data": "0x" + APPROVE_EXCHANGE.hex()}  # fmt: skip
+        steal = calldata("transfer(address,uint256)", stranger, 10**12)
+        add_owner = calldata("addOwnerWithThreshold(address,uint256)", stranger, 1)
+        attempts = [
+            base | {"data": "0x" + steal.hex()},
+            base | {"to": safe, "data": "0x" + add_owner.hex()},
+            base | {"gas_price": "1", "refund_receiver": stranger},
+            base | {"to": MULTISEND, "operation": 1,
+                    "data": "0x" + multisend((0, USDC, 0, APPROVE_EXCHANGE), (0, USDC, 0, steal)).hex()},
+        ]  # fmt: skip
+        answers = [srv.engine_post("/sign/safe-tx", json.dumps(a).encode()) for a in attempts]
+        assert [403] * 4 == [a.status_code for a in answers]
+        reasons = [a.json()["error"] for a in answers]
+        assert all(r.startswith("Safe transaction refused by the policy: ") for r in reasons), reasons
+        assert "transfer recipient 0xeeee" in reasons[0] and "MultiSend transaction 1" in reasons[3]
+        paid = json.dumps({"chain_id": 137, "signer": owner, "payment": "1", "payment_receiver": stranger})
+        created = srv.engine_post("/sign/safe-create", paid.encode())
+        assert (403, "Safe creation refused by the policy: the new Safe may pay nothing") == (
+            created.status_code,
+            created.json()["error"],
+        )
+        # the allowed call is still signed, and every refusal is in the audit chain
+        assert 200 == srv.engine_post("/sign/safe-tx", json.dumps(base).encode()).status_code
+        assert [403] * 5 + [200] == [row[3] for row in srv.audit() if "/sign/safe" in row[0]]
 
 
 def test_nul_and_control_characters_are_audited_escaped_and_slashes_never_redirect(server: Server) -> None:

@@ -26,12 +26,15 @@ from polysnipe.runners.cli import main
 from polysnipe.runners.signer import start_in_thread
 from polysnipe.runners.signer_settings import SignerSettings
 from signer_support import (
+    APPROVE_EXCHANGE,
     DSN,
     KEYSTORE_PASSWORD,
+    USDC,
     HandClock,
     add_caller,
     keystore,
     migrate,
+    multisend,
     policy_for,
     service,
 )
@@ -91,7 +94,8 @@ def test_safe_signatures_over_tls_and_the_openapi_document(
         assert safe == created.safe
         signature = bytes.fromhex(created.signature[2:])
         assert owner == Account._recover_hash(bytes.fromhex(created.digest[2:]), signature=signature)
-        batch = schemas.SafeTxSignRequest(137, owner, safe, MULTISEND, "0", "0x8d80ff0a", 1, "4")
+        approve_both = multisend((0, USDC, 0, APPROVE_EXCHANGE), (0, USDC, 0, APPROVE_EXCHANGE))
+        batch = schemas.SafeTxSignRequest(137, owner, safe, MULTISEND, "0", "0x" + approve_both.hex(), 1, "4")
         signed = client.sign_safe_tx(batch)
         packed = bytes.fromhex(signed.signature[2:])
         assert packed[64] in (31, 32)

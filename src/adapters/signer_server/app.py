@@ -51,8 +51,8 @@ from polysnipe.adapters.signer_server.auth import (
 from polysnipe.adapters.signer_server.callers import lookup_caller
 from polysnipe.adapters.signer_server.config import SignerServerConfig
 from polysnipe.adapters.signer_server.digests import (
-    MULTISEND,
     SAFE_FACTORY,
+    ZERO_ADDRESS,
     create_proxy_digest,
     derive_safe,
     eth_signed_message_hash,
@@ -60,6 +60,8 @@ from polysnipe.adapters.signer_server.digests import (
 )
 from polysnipe.adapters.signer_server.keys import KeyProvider
 from polysnipe.adapters.signer_server.limits import Buckets, DailyNotional
+from polysnipe.adapters.signer_server.safe_calls import SafeCall, SafeTransaction
+from polysnipe.adapters.signer_server.safe_calls import refusal as safe_call_refusal
 from polysnipe.core.events import Side
 from polysnipe.core.ports import Clock
 
@@ -403,15 +405,23 @@ class SignerService:
         self._policy_chain(req.chain_id)
         if req.safe.lower() not in self.config.policy.safes:
             raise Refused(403, f"Safe {req.safe} is not allowed by the policy")
-        if req.operation == 1 and req.to.lower() != MULTISEND.lower():
-            raise Refused(403, f"delegatecall is only allowed to MultiSend {MULTISEND}, not {req.to}")
-        key = self._key(req.signer, ctx)
-        digest = safe_tx_digest(
-            req.chain_id, req.safe, to=req.to, value=_uint256(req.value, "value"),
-            data=bytes.fromhex(req.data[2:]), operation=req.operation,
+        tx = SafeTransaction(
+            safe=req.safe,
+            call=SafeCall(req.to, _uint256(req.value, "value"), bytes.fromhex(req.data[2:]), req.operation),
             safe_tx_gas=_uint256(req.safe_tx_gas, "safe_tx_gas"), base_gas=_uint256(req.base_gas, "base_gas"),
             gas_price=_uint256(req.gas_price, "gas_price"), gas_token=req.gas_token,
-            refund_receiver=req.refund_receiver, nonce=_uint256(req.nonce, "nonce"),
+            refund_receiver=req.refund_receiver,
+        )  # fmt: skip
+        nonce = _uint256(req.nonce, "nonce")
+        why = safe_call_refusal(self.config.policy, tx)
+        if why is not None:
+            raise Refused(403, f"Safe transaction refused by the policy: {why}")
+        key = self._key(req.signer, ctx)
+        call = tx.call
+        digest = safe_tx_digest(
+            req.chain_id, req.safe, to=call.to, value=call.value, data=call.data, operation=call.operation,
+            safe_tx_gas=tx.safe_tx_gas, base_gas=tx.base_gas, gas_price=tx.gas_price, gas_token=tx.gas_token,
+            refund_receiver=tx.refund_receiver, nonce=nonce,
         )  # fmt: skip
         ctx.digest = "0x" + digest.hex()
         signature = key.sign_order_digest(eth_signed_message_hash(digest))
@@ -426,11 +436,21 @@ class SignerService:
         safe = derive_safe(req.signer)
         if safe.lower() not in self.config.policy.safes:
             raise Refused(403, f"Safe {safe} of {req.signer} is not allowed by the policy")
+        payment = _uint256(req.payment, "payment")
+        if (
+            payment
+            or req.payment_token.lower() != ZERO_ADDRESS
+            or req.payment_receiver.lower() != ZERO_ADDRESS
+        ):
+            # the factory would pay it out of whatever already sits at the Safe's address (RELAYER.md 3.6)
+            raise Refused(403, "Safe creation refused by the policy: the new Safe may pay nothing")
         key = self._key(req.signer, ctx)
         digest = create_proxy_digest(
-            req.chain_id, payment_token=req.payment_token, payment=_uint256(req.payment, "payment"),
+            req.chain_id,
+            payment_token=req.payment_token,
+            payment=payment,
             payment_receiver=req.payment_receiver,
-        )  # fmt: skip
+        )
         ctx.digest = "0x" + digest.hex()
         signature = key.sign_order_digest(digest)
         return _ENCODER.encode(schemas.Signature(ctx.digest, "0x" + signature.hex(), safe))

@@ -44,6 +44,17 @@ class Policy:
     safes: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
     #: order makers (the funder wallet, or the EOA itself for signature type 0)
     makers: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
+    # What the Safes' transactions may call (safe_calls.py):
+    #: ERC-20 collateral (USDC.e, pUSD): approved to a spender, transferred to a Safe or a recipient
+    collateral_tokens: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
+    #: the Conditional Tokens contract: an operator approved, positions split, merged, redeemed
+    conditional_tokens: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
+    #: neg-risk adapters: positions split, merged, redeemed, converted
+    neg_risk_adapters: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
+    #: who may be approved to spend the Safes' collateral or positions (the exchanges, the adapter)
+    spenders: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
+    #: whom collateral may be transferred to besides the Safes above (a treasury)
+    recipients: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
 
 
 @attrs.frozen(slots=True)

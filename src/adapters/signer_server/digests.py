@@ -13,6 +13,7 @@ from polysnipe.adapters.clob.signing import checksum_address, keccak256
 __all__ = [
     "MULTISEND",
     "SAFE_FACTORY",
+    "ZERO_ADDRESS",
     "create_proxy_digest",
     "derive_safe",
     "eth_signed_message_hash",
@@ -22,6 +23,7 @@ __all__ = [
 #: the Safe factory and MultiSend the relayer client uses on 137 and 80002 (RELAYER.md 4.1)
 SAFE_FACTORY: Final = "0xaacFeEa03eb1561C4e67d661e40682Bd20E3541b"
 MULTISEND: Final = "0xA238CBeb142c10Ef7Ad8442C6D1f9E89e07e7761"
+ZERO_ADDRESS: Final = "0x" + "00" * 20
 _SAFE_INIT_CODE_HASH: Final = bytes.fromhex(
     "2bce2127ff07fb632d16c8347c4ebf501f4841168bed00d9e6ef715ddb6fcecf"
 )

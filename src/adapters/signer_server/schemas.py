@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from polysnipe.adapters.signer_server.digests import ZERO_ADDRESS
+
 __all__ = [
     "BuilderHeaders",
     "BuilderHeadersRequest",
@@ -109,8 +111,8 @@ class SafeTxSignRequest(msgspec.Struct, forbid_unknown_fields=True):
     safe_tx_gas: Uint256 = "0"
     base_gas: Uint256 = "0"
     gas_price: Uint256 = "0"
-    gas_token: Address = "0x0000000000000000000000000000000000000000"
-    refund_receiver: Address = "0x0000000000000000000000000000000000000000"
+    gas_token: Address = ZERO_ADDRESS
+    refund_receiver: Address = ZERO_ADDRESS
 
 
 class SafeCreateSignRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,9 +120,9 @@ class SafeCreateSignRequest(msgspec.Struct, forbid_unknown_fields=True):
 
     chain_id: ChainId
     signer: Address
-    payment_token: Address = "0x0000000000000000000000000000000000000000"
+    payment_token: Address = ZERO_ADDRESS
     payment: Uint256 = "0"
-    payment_receiver: Address = "0x0000000000000000000000000000000000000000"
+    payment_receiver: Address = ZERO_ADDRESS
 
 
 class Signature(msgspec.Struct):
