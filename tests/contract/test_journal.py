@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import cast
 
@@ -9,7 +10,12 @@ import attrs
 import psycopg
 import pytest
 
-from polysnipe.adapters.postgres.journal import PostgresJournal, read_records, statements_for
+from polysnipe.adapters.postgres.journal import (
+    MAX_ERROR_PAYLOAD_CHARS,
+    PostgresJournal,
+    read_records,
+    statements_for,
+)
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.core.events import Side
 from polysnipe.core.messages import (
@@ -201,6 +207,22 @@ def test_text_carrying_nul_is_journaled_escaped_and_the_batch_is_kept(
     journal.record([good])  # the journal goes on
     journal.commit()
     assert 3 == len(journal_conn.execute("SELECT id FROM errors").fetchall())
+
+
+def test_a_huge_payload_is_stored_as_its_head_with_the_length_and_hash_of_the_rest(
+    journal_conn: psycopg.Connection,
+) -> None:
+    """A bus entry of 180 MB of NUL escaped past Postgres' 1 GB field limit: the commit failed and
+    the engine stopped, the entry redelivered on every start."""
+    journal = PostgresJournal(journal_conn)
+    payload = "\x00" * (MAX_ERROR_PAYLOAD_CHARS + 10)
+    journal.record([RecordError("{md.0}", "5-0", "invalid message", payload, 1_000)])
+    journal.commit()
+    [(stored,)] = journal_conn.execute("SELECT payload FROM errors").fetchall()
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    assert stored.startswith("\\u0000" * 100)
+    assert stored.endswith(f"... [10 more characters not stored; sha256 of all {digest}]")
+    assert 6 * MAX_ERROR_PAYLOAD_CHARS + 200 > len(stored)
 
 
 def test_memory_journal_keeps_the_records_in_order() -> None:

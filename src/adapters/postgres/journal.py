@@ -17,8 +17,9 @@ again changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, LiteralString
+from typing import Any, Final, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -53,7 +54,7 @@ from polysnipe.core.messages import (
 from polysnipe.core.opportunity import Opportunity
 from polysnipe.core.ports import Journal
 
-__all__ = ["PostgresJournal", "read_records", "set_schema", "statements_for"]
+__all__ = ["MAX_ERROR_PAYLOAD_CHARS", "PostgresJournal", "read_records", "set_schema", "statements_for"]
 
 Row = dict[str, Any]
 Statement = tuple[LiteralString, Row]
@@ -202,9 +203,26 @@ def _kill_switch(r: RecordKillSwitch) -> list[Statement]:
     return [(_INSERT_KILL_EVENT, row), (_UPSERT_KILL, row)]
 
 
+#: the longest payload an errors row stores: hostile input can be hundreds of MB (a bus entry may
+#: be 512 MB), and a row past Postgres' 1 GB field limit would fail the whole commit
+MAX_ERROR_PAYLOAD_CHARS: Final = 1_000_000
+
+
+def _stored_payload(payload: str) -> str:
+    """`payload`, or its head with what was left out (its length and SHA-256, to match the whole
+    input kept elsewhere: the dead letters, the source file)."""
+    if len(payload) <= MAX_ERROR_PAYLOAD_CHARS:
+        return payload
+    digest = hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+    left = len(payload) - MAX_ERROR_PAYLOAD_CHARS
+    return (
+        f"{payload[:MAX_ERROR_PAYLOAD_CHARS]}... [{left} more characters not stored; sha256 of all {digest}]"
+    )
+
+
 def _error(r: RecordError) -> list[Statement]:
     return [(_INSERT_ERROR, {
-        "source": r.source, "position": r.position, "reason": r.reason, "payload": r.payload,
+        "source": r.source, "position": r.position, "reason": r.reason, "payload": _stored_payload(r.payload),
         "correlation_id": r.correlation_id, "ts_ms": r.ts_ms,
     })]  # fmt: skip
 
