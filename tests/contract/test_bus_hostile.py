@@ -16,6 +16,8 @@ from dependency_injector import providers
 from redis.typing import EncodableT, FieldT
 
 from kit import SAMPLE, market_files
+from polysnipe.adapters.clob.errors import MalformedMessage
+from polysnipe.adapters.clob.parsing import parse_market_line
 from polysnipe.adapters.files import load_events
 from polysnipe.adapters.metadata import load_market_files
 from polysnipe.adapters.redis.config import StreamsConfig
@@ -23,6 +25,7 @@ from polysnipe.adapters.redis.factory import redis_client
 from polysnipe.adapters.redis.streams import StreamSource
 from polysnipe.adapters.sim.journal import MemoryJournal
 from polysnipe.adapters.sim.replay import ReplaySource
+from polysnipe.core.events import ExternalSignal
 from polysnipe.core.messages import PlaceOrder, RecordError, RecordFill, RecordOutcome, RecordRiskDecision
 from polysnipe.runners.bench_live import DrainedSource
 from polysnipe.runners.config import as_sections, load_config
@@ -85,7 +88,9 @@ def engine(source: object) -> tuple[Backtest, MemoryJournal]:
 
 def test_hostile_entries_are_dead_lettered_and_the_good_ones_decide_as_a_clean_run() -> None:
     events, _ = load_events(SAMPLE / "events.jsonl")
-    clean, clean_journal = engine(ReplaySource(events))
+    # the sample's external signals reach an engine only through signals.external: put on a
+    # market-data stream (as below) they are dead-lettered, so the clean run goes without them
+    clean, clean_journal = engine(ReplaySource([e for e in events if type(e) is not ExternalSignal]))
     asyncio.run(clean.loop().run())
     asyncio.run(clean.loop().drain("end_of_data"))
 
@@ -124,7 +129,11 @@ def test_hostile_entries_are_dead_lettered_and_the_good_ones_decide_as_a_clean_r
     bus_journal, dead, pending, reasons = asyncio.run(on_bus())
     # the sample plants one malformed line of its own: it is dead-lettered beside the hostile ones
     planted = len(lines) - sum(1 for line in lines if _parses(line))
+    signals = sum(1 for line in lines if _parses(line) and type(parse_market_line(line)[0]) is ExternalSignal)
+    assert 4 == signals
+    planted += signals
     assert HOSTILE + planted == dead
+    assert signals == sum(1 for r in reasons if b"not external signals" in r)
     assert all(reasons)
     assert 0 == pending  # everything handed out was acknowledged
     assert HOSTILE + planted == len(bus_journal.of(RecordError))
@@ -141,9 +150,6 @@ class _Clock:
 
 
 def _parses(line: bytes) -> bool:
-    from polysnipe.adapters.clob.errors import MalformedMessage
-    from polysnipe.adapters.clob.parsing import parse_market_line
-
     try:
         parse_market_line(line)
     except MalformedMessage:

@@ -27,7 +27,7 @@ from polysnipe.adapters.redis.factory import redis_client
 from polysnipe.adapters.redis.parsing import route_frame
 from polysnipe.adapters.redis.streams import StreamPublisher, StreamSource
 from polysnipe.core.events import ExternalSignal
-from polysnipe.core.messages import RecordError
+from polysnipe.core.messages import RaiseAlert, RecordError
 
 REDIS_URL = os.environ.get("POLYSNIPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T = TypeVar("T")
@@ -272,3 +272,113 @@ def test_a_lost_redis_is_an_alert_and_an_empty_batch_never_an_exception() -> Non
         await client.aclose()
 
     asyncio.run(body())
+
+
+# -- Redis refusing, groups and entries vanishing ---------------------------------------------------
+def _alerts(items: Sequence[Any], code: str) -> list[RaiseAlert]:
+    return [a for a in items if type(a) is RaiseAlert and a.code == code]
+
+
+def test_a_refused_dead_letter_is_an_alert_the_entry_is_recorded_and_acked_and_the_rest_goes_on() -> None:
+    """With the dead letters refused (here a key of another type; out of memory alike), the error
+    escaped next_batch and stopped the engine, and the unacked entry stopped it again on restart."""
+    good = sample_lines(5)
+
+    async def body(client: aioredis.Redis, cfg: StreamsConfig) -> None:
+        key = cfg.md_key(0)
+        await client.set(cfg.dead_key("md.0"), b"not a stream")
+        await client.xadd(key, {b"raw": b"junk", b"recv_ms": b"1"})
+        for line in good:
+            await client.xadd(key, {b"raw": line, b"recv_ms": b"1"})
+        source = StreamSource(client, cfg, consumer="e", shards=[0], clock=WallClock(), signals=False)
+        got = await drain(source)
+        assert 1 == len(_alerts(got, "dead_letter_failed"))
+        assert ["junk"] == [e.payload for e in got if type(e) is RecordError]
+        assert Counter(e for line in good for e in parse_market_line(line, ts_recv_ms=1)) == Counter(
+            e for e in got if type(e) not in (RecordError, RaiseAlert)
+        )
+        source.acknowledge()
+        await source.flush()
+        assert 0 == (await client.xpending(key, cfg.group))["pending"]
+
+    on_redis(body, shards=1)
+
+
+def test_a_redis_that_refuses_reads_is_one_alert_and_a_pause_not_a_flood() -> None:
+    async def body(client: aioredis.Redis, cfg: StreamsConfig) -> None:
+        await client.set(cfg.md_key(0), b"a string where the stream should be")
+        source = StreamSource(client, cfg, consumer="e", shards=[0], clock=WallClock(), signals=False)
+        started = time.monotonic()
+        batches = [await source.next_batch(0.05) for _ in range(6)]
+        items = [a for b in batches for a in b or ()]
+        [alert] = _alerts(items, "bus_read_failed")
+        assert [alert] == items
+        assert "WRONGTYPE" in alert.message
+        assert time.monotonic() - started >= 0.25  # a pause between tries
+
+    on_redis(body, shards=1)
+
+
+def test_a_group_deleted_under_the_engine_is_an_alert_and_comes_back_after_what_it_saw() -> None:
+    """Recreated from the stream's first entry, it handed out again everything the stream kept (up
+    to maxlen entries of old market data into a live engine)."""
+    lines = sample_lines(30)
+
+    async def body(client: aioredis.Redis, cfg: StreamsConfig) -> None:
+        key = cfg.md_key(0)
+        for line in lines[:10]:
+            await client.xadd(key, {b"raw": line, b"recv_ms": b"1"})
+        source = StreamSource(client, cfg, consumer="e", shards=[0], clock=WallClock(), signals=False)
+        first = await drain(source)
+        await client.xgroup_destroy(key, cfg.group)
+        for line in lines[10:]:
+            await client.xadd(key, {b"raw": line, b"recv_ms": b"1"})
+        rest = await drain(source)
+        assert 1 == len(_alerts(rest, "stream_group_missing"))
+        events = [e for e in first + rest if type(e) is not RaiseAlert]
+        assert Counter(e for line in lines for e in parse_market_line(line, ts_recv_ms=1)) == Counter(events)
+
+    on_redis(body, shards=1)
+
+
+def test_a_dead_consumers_trimmed_entries_are_one_alert() -> None:
+    """XAUTOCLAIM reports a dead engine's pending entries that MAXLEN trimmed: they were only logged."""
+
+    async def body(client: aioredis.Redis, cfg: StreamsConfig) -> None:
+        key = cfg.md_key(0)
+        for line in sample_lines(5):
+            await client.xadd(key, {b"raw": line, b"recv_ms": b"1"})
+        dying = StreamSource(client, cfg, consumer="dying", shards=[0], clock=WallClock(), signals=False)
+        assert await dying.next_batch(0.05)
+        await client.xtrim(key, maxlen=0)
+        await asyncio.sleep(cfg.claim_idle_ms / 1000 + 0.05)
+        survivor = StreamSource(
+            client, cfg, consumer="survivor", shards=[0], clock=WallClock(), signals=False
+        )
+        got = await drain(survivor)
+        [alert] = _alerts(got, "stream_entries_trimmed")
+        assert alert.message.startswith("5 pending entries")
+        assert 5 == survivor.trimmed
+
+    on_redis(body, shards=1, claim_idle_ms=100, claim_every_ms=50)
+
+
+def test_signals_on_a_market_data_stream_are_dead_lettered_and_a_misspelt_entry_keeps_its_content() -> None:
+    """A signal put on md.<k> went around the authenticated /signals endpoint and was traded on; an
+    entry whose `raw` was misspelt reached the dead letters empty."""
+    signal = next(line for line in sample_lines(10**6) if type(parse_market_line(line)[0]) is ExternalSignal)
+
+    async def body(client: aioredis.Redis, cfg: StreamsConfig) -> None:
+        key = cfg.md_key(0)
+        await client.xadd(key, {b"raw": signal, b"recv_ms": b"1"})
+        await client.xadd(key, {b"data": b"the frame", b"recv_ms": b"1"})
+        source = StreamSource(client, cfg, consumer="e", shards=[0], clock=WallClock(), signals=False)
+        got = await drain(source)
+        on_md, misspelt = [e for e in got if type(e) is RecordError]
+        assert not [e for e in got if type(e) is ExternalSignal]
+        assert "not external signals" in on_md.reason
+        assert "data=the frame\nrecv_ms=1" == misspelt.payload
+        dead = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(cfg.dead_key("md.0")))
+        assert [signal, b"data=the frame\nrecv_ms=1"] == [f[b"raw"] for _, f in dead]
+
+    on_redis(body, shards=1)

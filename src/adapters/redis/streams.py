@@ -25,10 +25,14 @@ the journal:
    make a redelivered entry harmless.
 
 An entry the engine cannot use (unparseable `raw`, missing or unknown fields, a `recv_ms` that is not
-ASCII epoch ms, anything but external signals on the signal stream) is appended to `<stream>.dead`
-with its raw bytes, the reason and its id, and handed to the loop as a RecordError (the journal's
-errors table); it is acked like every other entry. No entry and no Redis failure raises out of
-`next_batch`: a lost connection is an alert and an empty batch, then a retry.
+ASCII epoch ms, anything but external signals on the signal stream, an external signal on a
+market-data stream) is appended to `<stream>.dead` with its raw bytes (every field, when `raw` is not
+all it holds), the reason and its id, and handed to the loop as a RecordError (the journal's errors
+table); it is acked like every other entry, also when Redis refuses the dead letter (an alert says
+so). No entry and no Redis failure raises out of `next_batch`: a lost connection or a refusal is one
+alert per outage and an empty batch, then a retry after a pause. A group deleted under the engine is
+an alert, and is recreated after the last entry the engine saw; entries trimmed before anyone acked
+them are an alert, whoever held them.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ SIGNAL_FIELDS: Final = frozenset({b"raw", b"recv_ms", b"provider"})
 #: XACK ids per command (a huge ack list would block Redis for a long time in one command)
 _ACK_CHUNK: Final = 4_096
 _NETWORK_ERRORS: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+#: trimmed entry ids remembered so each is reported once
+_MAX_TRIMMED_IDS: Final = 100_000
 
 
 def _is_cluster(client: RedisClient) -> bool:
@@ -212,8 +218,13 @@ def _decode_entry(fields: dict[bytes, bytes], *, signals: bool) -> list[Event]:
         events = parse_market_line(fields[b"raw"], ts_recv_ms=recv_ms)
     except MalformedMessage as exc:
         raise _Unusable(exc.reason) from None
-    if signals and (not events or any(type(e) is not ExternalSignal for e in events)):
-        raise _Unusable("the signal stream carries external signals only")
+    if signals:
+        if not events or any(type(e) is not ExternalSignal for e in events):
+            raise _Unusable("the signal stream carries external signals only")
+    elif any(type(e) is ExternalSignal for e in events):
+        # a signal reaches the engine only through signals.external, which ingest fills from the
+        # authenticated /signals endpoint; one on a market-data stream came around it
+        raise _Unusable("a market-data stream carries market-channel messages only, not external signals")
     return events
 
 
@@ -268,6 +279,13 @@ class StreamSource:
         self._handed: dict[str, list[bytes]] = {}
         self._acks: dict[str, list[bytes]] = {}
         self._down = False
+        #: stream key -> the newest entry id handed out (where a group deleted under us restarts)
+        self._last_seen: dict[str, bytes] = {}
+        #: alerts raised while reading, handed out with the next batch
+        self._notices: list[SourceItem] = []
+        #: ids of trimmed entries already reported, oldest first (a trimmed own entry shows up in
+        #: both the pending read and XAUTOCLAIM's deleted list)
+        self._trimmed_ids: dict[tuple[str, bytes], None] = {}
         #: counters for status and tests
         self.entries = 0
         self.dead = 0
@@ -287,9 +305,11 @@ class StreamSource:
 
     async def _ensure_groups(self) -> None:
         for key in self.keys:
+            # from the first entry: what ingest appended before any engine existed is not lost;
+            # a group deleted under a running engine comes back after what the engine already saw
+            start = self._last_seen.get(key, b"0")
             try:
-                # from the first entry: what ingest appended before any engine existed is not lost
-                await self._client.xgroup_create(key, self._config.group, id="0", mkstream=True)
+                await self._client.xgroup_create(key, self._config.group, id=start, mkstream=True)
             except redis.exceptions.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -347,37 +367,44 @@ class StreamSource:
                     break
         except redis.exceptions.ResponseError as exc:
             if "NOGROUP" not in str(exc):
-                return self._failed(exc)
-            # the stream or its group was deleted under us: recreate, nothing read is lost
-            log.warning("stream_group_missing", error=str(exc)[:300])
-            self._started = False
-            return []
+                # Redis answers but refuses (a read-only replica, a key of another type, out of
+                # memory): like an outage, one alert and a pause between tries, not a spin
+                return await self._failed_wait(exc, deadline, "bus_read_failed", "reading the bus failed")
+            return self._group_missing(exc)
         except _NETWORK_ERRORS as exc:
-            return await self._failed_wait(exc, deadline)
+            return await self._failed_wait(exc, deadline, "bus_unreachable", "the Redis bus is unreachable")
         if self._down:
             self._down = False
             log.info("bus_reconnected")
         items, dead = self._take(entries)
         if dead:
-            await self._dead_letter(dead)
+            items += await self._dead_letter(dead)
+        if self._notices:
+            items += self._notices
+            self._notices = []
         return items
 
-    def _failed(self, exc: Exception) -> list[SourceItem]:
-        log.error("bus_read_failed", error=repr(exc)[:300])
-        return [RaiseAlert("critical", "bus_read_failed", f"reading the bus failed: {exc!r}"[:500],
-                           self._clock.now_ms())]  # fmt: skip
-
-    async def _failed_wait(self, exc: Exception, deadline: float | None) -> list[SourceItem]:
+    async def _failed_wait(
+        self, exc: Exception, deadline: float | None, code: str, what: str
+    ) -> list[SourceItem]:
         out: list[SourceItem] = []
         if not self._down:
             # one alert per outage, not one per retry
             self._down = True
-            log.error("bus_unreachable", error=repr(exc)[:300])
-            message = f"the Redis bus is unreachable: {exc!r}"[:500]
-            out.append(RaiseAlert("critical", "bus_unreachable", message, self._clock.now_ms()))
+            log.error(code, error=repr(exc)[:300])
+            message = f"{what}: {type(exc).__name__}: {exc}"[:500]
+            out.append(RaiseAlert("critical", code, message, self._clock.now_ms()))
         wait = 0.5 if deadline is None else min(0.5, max(deadline - time.monotonic(), 0.0))
         await asyncio.sleep(wait)
         return out
+
+    def _group_missing(self, exc: Exception) -> list[SourceItem]:
+        """The stream or its group was deleted under us: recreated on the next read, past the last
+        entry this engine saw (from the start it would hand out again all the stream keeps)."""
+        log.error("stream_group_missing", error=str(exc)[:300])
+        self._started = False
+        message = f"a stream or its consumer group was deleted under the engine; recreated: {exc}"[:500]
+        return [RaiseAlert("critical", "stream_group_missing", message, self._clock.now_ms())]
 
     async def _recover(self) -> list[tuple[str, _Entry]]:
         """Own pending entries left from before a restart, then entries claimed from dead consumers."""
@@ -404,7 +431,7 @@ class StreamSource:
             nxt, claimed = answer[0], answer[1]
             deleted = answer[2] if len(answer) > 2 else []
             if deleted:
-                self._report_trimmed(key, len(deleted))
+                self._report_trimmed(key, list(deleted))
             if nxt in (b"0-0", "0-0"):
                 del self._claiming[key]
             else:
@@ -440,41 +467,55 @@ class StreamSource:
             await asyncio.sleep(min(config.cluster_poll_ms, block_ms) / 1000)
         return out
 
-    def _report_trimmed(self, key: str, n: int) -> None:
-        # MAXLEN trimmed entries nobody had acked: they are gone, and an operator must know
+    def _report_trimmed(self, key: str, ids: Sequence[bytes]) -> None:
+        """MAXLEN trimmed entries nobody had acked (ours or a dead engine's): they are gone, and an
+        operator must know; each is reported once."""
+        seen = self._trimmed_ids
+        fresh = [i for i in ids if (key, i) not in seen]
+        if not fresh:
+            return
+        for i in fresh:
+            seen[key, i] = None
+        while len(seen) > _MAX_TRIMMED_IDS:
+            del seen[next(iter(seen))]
+        n = len(fresh)
         self.trimmed += n
         log.error("stream_entries_trimmed", stream=key, entries=n)
+        self._notices.append(RaiseAlert("critical", "stream_entries_trimmed",
+                                        f"{n} pending entries of {key} were trimmed before anyone acked them",
+                                        self._clock.now_ms()))  # fmt: skip
 
     # -- decoding --------------------------------------------------------------------------------
     def _take(self, entries: list[tuple[str, _Entry]]) -> tuple[list[SourceItem], list[_Dead]]:
         out: list[SourceItem] = []
         handed = self._handed
         dead: list[_Dead] = []
-        trimmed: dict[str, int] = {}
+        trimmed: dict[str, list[bytes]] = {}
+        last_seen = self._last_seen
         for key, (entry_id, fields) in entries:
             handed.setdefault(key, []).append(entry_id)
+            if _entry_order(entry_id) > _entry_order(last_seen.get(key, b"0-0")):
+                last_seen[key] = entry_id
             if not fields:
-                trimmed[key] = trimmed.get(key, 0) + 1
+                trimmed.setdefault(key, []).append(entry_id)
                 continue
             self.entries += 1
             try:
                 out.extend(_decode_entry(fields, signals=key == self._signals_key))
             except _Unusable as exc:
-                raw = fields.get(b"raw", b"")
+                raw = _whole(fields)
                 dead.append((key, entry_id, raw, exc.reason))
                 eid = entry_id.decode("ascii", "replace")
                 out.append(RecordError(key, eid, exc.reason, raw.decode("utf-8", "replace"),
                                        self._clock.now_ms()))  # fmt: skip
-        for key, n in trimmed.items():
-            self._report_trimmed(key, n)
-            out.append(RaiseAlert("critical", "stream_entries_trimmed",
-                                  f"{n} pending entries of {key} were trimmed before anyone acked them",
-                                  self._clock.now_ms()))  # fmt: skip
+        for key, ids in trimmed.items():
+            self._report_trimmed(key, ids)
         return out, dead
 
-    async def _dead_letter(self, dead: list[_Dead]) -> None:
+    async def _dead_letter(self, dead: list[_Dead]) -> list[SourceItem]:
         """Append unusable entries to their stream's dead letters, in one round trip. The entry
-        itself is acked with its batch; a failure here leaves the errors table as the record."""
+        itself is acked with its batch; when Redis refuses the append (out of memory, a key of
+        another type) or is gone, the errors table is the record and an alert says so."""
         config = self._config
         pipe = self._client.pipeline(transaction=False)
         for key, entry_id, raw, reason in dead:
@@ -482,11 +523,29 @@ class StreamSource:
                       maxlen=config.dead_maxlen, approximate=True)  # fmt: skip
             eid = entry_id.decode("ascii", "replace")
             log.warning("stream_entry_dead_lettered", stream=key, entry_id=eid, reason=reason[:300])
+        self.dead += len(dead)
         try:
             await pipe.execute()
-        except _NETWORK_ERRORS as exc:
+        except (redis.exceptions.RedisError, OSError) as exc:
             log.error("dead_letter_failed", entries=len(dead), error=repr(exc)[:300])
-        self.dead += len(dead)
+            message = f"{len(dead)} unusable entries could not be dead-lettered ({type(exc).__name__}: {exc})"
+            return [RaiseAlert("critical", "dead_letter_failed", message[:500], self._clock.now_ms())]
+        return []
+
+
+def _entry_order(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id (`<ms>-<seq>`, as Redis gives it) as the pair it is ordered by."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or b"0")
+
+
+def _whole(fields: dict[bytes, bytes]) -> bytes:
+    """What an unusable entry carried: its `raw` bytes as received when that is all it held beside
+    `recv_ms` (and a signal's `provider`); otherwise every field, as `name=value` lines, so an entry
+    with a misspelt field keeps its content in the dead letters and the errors table."""
+    if b"raw" in fields and fields.keys() <= SIGNAL_FIELDS:
+        return fields[b"raw"]
+    return b"\n".join(name + b"=" + value for name, value in fields.items())
 
 
 def _entries(read: Any) -> list[tuple[str, _Entry]]:
