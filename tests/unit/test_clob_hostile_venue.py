@@ -23,7 +23,14 @@ from polysnipe.adapters.clob.config import ClobConfig
 from polysnipe.adapters.clob.errors import MalformedMessage, TransportFailure
 from polysnipe.adapters.clob.execution import OrderIndex
 from polysnipe.adapters.clob.user_channel import UserChannel
-from polysnipe.core.messages import OrderAccepted, OrderFilled, OrderStatusUnknown, OrderType, TradeSettlement
+from polysnipe.core.messages import (
+    ExecutionReport,
+    OrderAccepted,
+    OrderFilled,
+    OrderStatusUnknown,
+    OrderType,
+    TradeSettlement,
+)
 
 Answer = Callable[[httpx.Request], httpx.Response | None]
 
@@ -161,30 +168,27 @@ def test_an_acceptance_that_contradicts_itself_is_unknown_and_reconciled_by_hash
 ) -> None:
     """Taken as a rejection, the order could rest unwatched (a later fill then broke the core's
     state machine); its orderID went into request URLs."""
-    h = Harness()
-    placed: list[str] = []
-
-    def post(request: httpx.Request) -> httpx.Response | None:
-        if request.method == "POST" and request.url.path == "/order":
-            h.venue.handle(request)  # the venue did take it
-            placed.append(venue_order_hash(json.loads(request.content)["order"]))
-            return reply({k: placed[-1] if v is OURS else v for k, v in answer.items()})
-        return None
-
-    answering(h, post)
-    [report] = run(h.execution.submit(order(1)))
+    h, ours, report = _taken_then(
+        lambda ours: reply({k: ours if v is OURS else v for k, v in answer.items()})
+    )
     assert isinstance(report, OrderStatusUnknown) and why in report.detail
-    assert 0 == h.execution.circuit.consecutive  # not counted as a reject
-    reconciled = run(h.execution.reconcile(everything=True))
-    assert ["OrderAccepted"] == kinds(reconciled)
-    looked_up = {path for _, path in h.venue.requests if path.startswith("/data/order/")}
-    assert {f"/data/order/{placed[0]}"} == looked_up  # by our hash, never by what the venue said
+    _reconciled_by_hash(h, ours)
 
 
 @pytest.mark.parametrize("status", [302, 307, 408])
 def test_a_redirect_or_request_timeout_to_an_order_post_is_unknown_and_reconciled(status: int) -> None:
     """A proxy between us and the venue answers after forwarding the order: taken as a rejection,
     the order the venue holds rested unwatched."""
+    h, ours, report = _taken_then(
+        lambda _: httpx.Response(status, headers={"Location": "https://x.example/"})
+    )
+    assert isinstance(report, OrderStatusUnknown)
+    _reconciled_by_hash(h, ours)
+
+
+def _taken_then(answer: Callable[[str], httpx.Response]) -> tuple[Harness, str, ExecutionReport]:
+    """A venue that takes the order and then answers its POST with `answer(the order's hash)`: the
+    harness, that hash and the one report submit gave."""
     h = Harness()
     placed: list[str] = []
 
@@ -192,15 +196,21 @@ def test_a_redirect_or_request_timeout_to_an_order_post_is_unknown_and_reconcile
         if request.method == "POST" and request.url.path == "/order":
             h.venue.handle(request)  # the venue did take it
             placed.append(venue_order_hash(json.loads(request.content)["order"]))
-            return httpx.Response(status, headers={"Location": "https://elsewhere.example/order"})
+            return answer(placed[-1])
         return None
 
     answering(h, post)
     [report] = run(h.execution.submit(order(1)))
-    assert isinstance(report, OrderStatusUnknown)
+    return h, placed[0], report
+
+
+def _reconciled_by_hash(h: Harness, ours: str) -> None:
+    """Not counted as a reject, found by reconciliation, looked up by our hash only (never by what
+    the venue said)."""
     assert 0 == h.execution.circuit.consecutive
     assert ["OrderAccepted"] == kinds(run(h.execution.reconcile(everything=True)))
-    assert [f"/data/order/{placed[0]}"] == [p for _, p in h.venue.requests if p.startswith("/data/order/")]
+    looked_up = {path for _, path in h.venue.requests if path.startswith("/data/order/")}
+    assert {f"/data/order/{ours}"} == looked_up
 
 
 def _trade(trade_id: str, taker: str, *, status: str = "MATCHED", size: str = "50") -> dict[str, Any]:
