@@ -36,6 +36,7 @@ from polysnipe.core.messages import SourceItem
 from polysnipe.runners.bench_bus import _drop, _frames, _latency
 from polysnipe.runners.config import EngineConfig, as_sections
 from polysnipe.runners.containers import Backtest
+from polysnipe.runners.inputs import connect_database
 
 __all__ = ["DrainedSource", "format_live", "run_bench_live"]
 
@@ -92,7 +93,7 @@ async def run_bench_live(
         await ping(client, redis_url)
         frames = _frames(events_path, n)
         runs = []
-        with psycopg.connect(database_url, autocommit=True) as conn:
+        with connect_database(database_url, hint="the live bench journals into it") as conn:
             for _ in range(repeat):
                 # each run journals into a fresh schema, as a new deployment's engine would
                 schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"

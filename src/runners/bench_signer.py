@@ -45,7 +45,7 @@ from polysnipe.core.messages import OrderRequest, OrderType
 from polysnipe.core.secret import Secret
 from polysnipe.runners.bench_orders import latency_stats
 from polysnipe.runners.errors import UnreachableService
-from polysnipe.runners.settings import mask_url
+from polysnipe.runners.inputs import connect_database
 
 __all__ = ["format_signer", "run_bench_signer"]
 
@@ -154,13 +154,7 @@ def run_bench_signer(database_url: str, n: int) -> dict[str, Any]:
     if n < 1:
         raise ValueError("n must be at least 1")
     warmup = min(n, 500)
-    try:
-        conn = psycopg.connect(database_url, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError:
-        raise UnreachableService(
-            f"bench signer: cannot connect to the database at {mask_url(database_url)} (the server's "
-            "audit needs it); check POLYSNIPE_DATABASE_URL"
-        ) from None
+    conn = connect_database(database_url, hint="the server's audit needs it; check POLYSNIPE_DATABASE_URL")
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-signer-") as tmp, conn:
         schema = _schema_for_bench(conn)
         try:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
+from polysnipe.adapters.redis.errors import BusUnavailable
 from polysnipe.runners.errors import InputError, UnreachableService, UsageError, UserError
 
 if TYPE_CHECKING:
@@ -311,7 +312,8 @@ def _orders(args: argparse.Namespace) -> int:
     if args.file == "-":
         return sign_lines(sys.stdin, settings, secrets, sys.stdout, sys.stderr)
     path = inputs.require_file(args.file, "FILE")
-    with path.open(encoding="utf-8") as fh:
+    # each line is judged alone: one that is not UTF-8 is refused, not the rest of the file
+    with path.open(encoding="utf-8", errors="surrogateescape") as fh:
         return sign_lines(fh, settings, secrets, sys.stdout, sys.stderr)
 
 
@@ -345,7 +347,8 @@ def _migrate(args: argparse.Namespace) -> int:
     import psycopg
 
     from polysnipe.adapters.postgres.migrations import MigrationDrift, apply_migrations
-    from polysnipe.runners.settings import mask_url, url_password
+    from polysnipe.runners import inputs
+    from polysnipe.runners.settings import url_password
 
     if args.database_url and url_password(args.database_url):
         raise UsageError(
@@ -363,18 +366,19 @@ def _migrate(args: argparse.Namespace) -> int:
     if not any(directory.glob("*.sql")):
         raise InputError(directory, "holds no *.sql migration; --dir takes the folder of the migrations")
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        with inputs.connect_database(url, hint="check --database-url or POLYSNIPE_DATABASE_URL") as conn:
             applied = apply_migrations(conn, directory, schema=schema)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnreachableService(
-            f"cannot connect to the database at {mask_url(url)} ({reason}); "
-            "check --database-url or POLYSNIPE_DATABASE_URL"
-        ) from None
     except MigrationDrift as exc:
         raise UserError(
             f"{directory}: {exc}; a migration once applied is never edited: add a new one"
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            directory, f"a migration file cannot be read ({exc}); fix it and migrate again"
+        ) from None
+    except psycopg.Error as exc:  # the database refused a migration's SQL: it was rolled back
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(directory, f"a migration failed and was rolled back: {reason}") from None
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0
 
@@ -750,7 +754,9 @@ def _signer(args: argparse.Namespace) -> int:
 
         # JSON lines through the redaction processor: a machine reads them and no secret shows
         configure_logging(mode="json")
-        signer.serve(args.host, args.port, signer.build_service(settings, url, os.environ), settings)
+        service = signer.build_service(settings, url, os.environ)
+        signer.check_database(settings, url)
+        signer.serve(args.host, args.port, service, settings)
         return 0
     if action == "verify-audit":
         return signer.verify_audit(settings, url, os.environ, sys.stdout)
@@ -1213,6 +1219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines():
             print(f"polysnipe: error: {line}", file=sys.stderr)
         return exc.exit_code
+    except BusUnavailable as exc:  # Redis not answering where the settings say: fixed by the user
+        if debug:
+            traceback.print_exc()
+        print(f"polysnipe: error: {exc}; check POLYSNIPE_REDIS_URL", file=sys.stderr)
+        return UserError.exit_code
     except KeyboardInterrupt:
         print("polysnipe: interrupted", file=sys.stderr)
         return 130

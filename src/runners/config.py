@@ -800,6 +800,9 @@ class ResolvedConfig:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_dir() and not path.is_file():
+        # a pipe would wait for a writer for ever, /dev/zero would never end
+        raise InputError(path, "is not a regular file (a pipe or a device); --config takes a TOML file")
     try:
         text = path.read_bytes()
     except FileNotFoundError:

@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from polysnipe.adapters.clob.errors import MalformedMessage
 from polysnipe.adapters.metadata import Catalog, load_documents, read_document
 from polysnipe.adapters.metadata_http import MetadataHttpConfig, MetadataUnavailable, load_catalog_http
+from polysnipe.adapters.urls import mask_url
 from polysnipe.core.units import parse_micro
 from polysnipe.runners.errors import InputError, UnreachableService
 from polysnipe.runners.report import Label
@@ -46,6 +49,9 @@ def require_file(path: str | os.PathLike[str], option: str) -> Path:
         raise InputError(p, f"no such file (given to {option})")
     if p.is_dir():
         raise InputError(p, f"is a directory; {option} takes a file")
+    if not p.is_file():
+        # a pipe would wait for a writer for ever, /dev/zero would never end
+        raise InputError(p, f"is not a regular file (a pipe or a device); {option} takes a file")
     if not os.access(p, os.R_OK):
         raise InputError(p, f"cannot be read: permission denied (given to {option})")
     return p
@@ -126,6 +132,8 @@ def read_json_file(path: str | os.PathLike[str], option: str) -> Any:
         return json.loads(p.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(p, f"not valid JSON ({exc}); {option} takes a JSON file") from None
+    except ValueError as exc:  # an integer past Python's 4300-digit limit
+        raise InputError(p, f"not usable JSON ({str(exc)[:120]}); {option} takes a JSON file") from None
     except RecursionError:
         raise InputError(p, f"JSON nested too deeply; {option} takes a JSON file") from None
     except OSError as exc:
@@ -189,3 +197,15 @@ def output_dir(path: str | os.PathLike[str], option: str) -> Path:
     if not os.access(p, os.W_OK | os.X_OK):
         raise InputError(p, f"cannot write into this folder: permission denied (given to {option})")
     return p
+
+
+def connect_database(url: str, *, hint: str = "check POLYSNIPE_DATABASE_URL") -> psycopg.Connection[Any]:
+    """An autocommit connection to the database at `url`; UnreachableService (one line, the URL
+    without its password, and `hint`) when it does not answer or refuses the URL."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreachableService(
+            f"cannot connect to the database at {mask_url(url)} ({reason}); {hint}"
+        ) from None

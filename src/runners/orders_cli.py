@@ -234,6 +234,12 @@ def sign_lines(
         if not line:
             continue
         try:
+            line.encode("utf-8")  # bytes that were not UTF-8 arrive as surrogate escapes
+        except UnicodeEncodeError:
+            failures += 1
+            print(f"line {number}: not UTF-8 text", file=err)
+            continue
+        try:
             body = _sign_one(signer, settings, owner, line, time.time_ns() // 1_000_000)
         except _BadLine as exc:
             failures += 1

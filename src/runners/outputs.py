@@ -56,6 +56,9 @@ def file_digest(path: Path) -> dict[str, Any]:
 
 def check_output_dir(out_dir: Path) -> None:
     """Raise OutputDirRefused unless a run may write (or replace) `out_dir`."""
+    if out_dir.name in ("", ".", ".."):
+        # the outputs replace the folder whole, and ".", ".." or "/" cannot be renamed
+        raise OutputDirRefused(f"{str(out_dir)!r} is not a folder of its own: name a new or empty folder")
     if not out_dir.exists():
         return
     if not out_dir.is_dir():

@@ -10,6 +10,7 @@ refused; a password given in an environment URL is masked whenever the URL is pr
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -63,21 +64,54 @@ def looks_secret(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
-def _url(*schemes: str, empty_ok: bool = False) -> Text:
+def _url(*schemes: str, empty_ok: bool = False, client: Callable[[str], None] | None = None) -> Text:
+    """A URL of one of `schemes`, with a port in range and no control characters; `client`, when
+    given, is the client library's own reading of it (raising ValueError or TypeError), so an option
+    it would refuse is refused here, in one line, and not at the first connection."""
+
     def check(text: str) -> str | None:
         if empty_ok and text == "":
             return None
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+            return "a URL holds no control characters"
         try:
             parts = urllib.parse.urlsplit(text)
-        except ValueError:
-            return "not a URL"
+            parts.port  # noqa: B018 -- reading it checks the range
+        except ValueError as exc:
+            return f"not a URL ({exc})"
         if parts.scheme not in schemes or not (parts.netloc or (parts.path and parts.scheme == "unix")):
             return f"expected a {' or '.join(s + '://' for s in schemes)} URL"
+        if client is not None:
+            try:
+                client(text)
+            except (ValueError, TypeError) as exc:
+                return f"not usable by the client ({str(exc)[:160]})"
         return None
 
     return Text(
         f"{' or '.join(s + '://' for s in schemes)} URL" + (' or ""' if empty_ok else ""), check, mask_url
     )
+
+
+def _postgres_options(url: str) -> None:
+    """libpq's reading of a connection URL (unknown query options, bad escapes)."""
+    import psycopg.conninfo
+
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(str(exc).strip().splitlines()[0]) from None
+
+
+def _redis_options(url: str) -> None:
+    """redis-py's reading of a URL: its query options become client arguments (nothing connects)."""
+    import redis
+
+    parts = urllib.parse.urlsplit(url)
+    db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
+    if db and not (db.isascii() and db.isdigit()):
+        raise ValueError(f"the database number {db[:20]!r} is not a number")
+    redis.ConnectionPool.from_url(url).make_connection()  # builds the connection object only
 
 
 def _hex(digits: int, what: str, *, empty_ok: bool = False) -> Text:
@@ -141,7 +175,7 @@ class Settings:
         env="POLYSNIPE_FUNDER",
     )  # fmt: skip
     database_url: str = setting(
-        "postgresql://127.0.0.1:5432/test", _url("postgresql", "postgres"),
+        "postgresql://127.0.0.1:5432/test", _url("postgresql", "postgres", client=_postgres_options),
         "Postgres journal (a password belongs in the environment or ~/.pgpass, never in a file)",
         env="POLYSNIPE_DATABASE_URL",
     )  # fmt: skip
@@ -174,6 +208,7 @@ class Settings:
         env="POLYSNIPE_SIGNER_KEY",
     )  # fmt: skip
     redis_url: str = setting(
-        "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix"), "Redis Streams bus",
+        "redis://127.0.0.1:6379/0", _url("redis", "rediss", "unix", client=_redis_options),
+        "Redis Streams bus",
         env="POLYSNIPE_REDIS_URL",
     )  # fmt: skip

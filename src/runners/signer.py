@@ -29,9 +29,9 @@ from polysnipe.adapters.signer_server.factory import (
     open_key_provider,
 )
 from polysnipe.adapters.signer_server.keys import KeyProvider, KeyProviderError
-from polysnipe.runners.errors import UnreachableService, UserError
+from polysnipe.runners.errors import UserError
+from polysnipe.runners.inputs import connect_database
 from polysnipe.runners.logging import get_logger
-from polysnipe.runners.settings import mask_url
 from polysnipe.runners.signer_settings import SignerSettings
 
 __all__ = [
@@ -65,8 +65,12 @@ def build_service(
         key = audit_key_from_env(env)
     except SignerEnvError as exc:
         raise UserError(str(exc)) from None
+    try:
+        config = settings.server_config()
+    except ValueError as exc:  # settings that only make sense together (a TLS certificate and key)
+        raise UserError(f"[signer] {exc}") from None
     return SignerService(
-        settings.server_config(),
+        config,
         keys=keys if keys is not None else _keys(settings, env),
         builder=builder,
         open_db=db_opener(database_url, settings.db_schema),
@@ -124,23 +128,22 @@ def start_in_thread(service: SignerService, settings: SignerSettings) -> tuple[s
 
 
 def _connect(database_url: str, schema: str) -> psycopg.Connection[Any]:
-    try:
-        conn = psycopg.connect(database_url, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnreachableService(
-            f"cannot connect to the database at {mask_url(database_url)} ({reason}); "
-            "check POLYSNIPE_DATABASE_URL"
-        ) from None
+    conn = connect_database(database_url)
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
     try:
-        conn.execute("SELECT 1 FROM signer_callers LIMIT 0")
+        conn.execute("SELECT 1 FROM signer_callers, signer_audit LIMIT 0")
     except psycopg.errors.UndefinedTable:
         conn.close()
         raise UserError(
             f"schema {schema!r} has no signer tables; run `polysnipe migrate --schema {schema}` first"
         ) from None
     return conn
+
+
+def check_database(settings: SignerSettings, database_url: str) -> None:
+    """The signer's tables, checked before `serve` listens: a database that does not answer or a
+    schema never migrated is one line, not a traceback from the server's start-up."""
+    _connect(database_url, settings.db_schema).close()
 
 
 def add_caller(settings: SignerSettings, database_url: str, name: str, out: IO[str]) -> int:

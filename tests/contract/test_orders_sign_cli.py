@@ -18,6 +18,7 @@ from polysnipe.adapters.clob.auth import ApiCreds
 from polysnipe.adapters.clob.factory import ClobSecrets
 from polysnipe.adapters.clob.signing import OrderSigner
 from polysnipe.core.events import Side
+from polysnipe.runners.cli import main
 from polysnipe.runners.config import load_settings
 from polysnipe.runners.errors import ConfigError
 from polysnipe.runners.orders_cli import EXIT_BAD_LINES, sign_lines
@@ -207,6 +208,19 @@ def test_bad_lines_are_reported_and_the_rest_still_sign() -> None:
     assert 2 == len(out.splitlines())
     assert ["line 1", "line 4"] == [line.split(":")[0] for line in err.splitlines()]
     assert (0, "") == sign([good, good])[::2]
+
+
+def test_a_file_line_that_is_not_utf8_is_refused_alone(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One such line was an internal error after the lines before it had been signed."""
+    good = json.dumps(LIMIT).encode()
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(good + b"\n" + good[:-1] + b', "note": "\xff"}\n' + good + b"\n")
+    monkeypatch.setenv("POLYSNIPE_CLOB_PRIVATE_KEY", KEY)
+    assert EXIT_BAD_LINES == main(["orders", "sign", str(path)])
+    out, err = capsys.readouterr()
+    assert (2, "line 2: not UTF-8 text\n") == (len(out.splitlines()), err)
 
 
 def test_settings_never_carry_secrets(tmp_path: Any) -> None:

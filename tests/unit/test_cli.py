@@ -71,6 +71,8 @@ def files(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "balances.json").write_text('{"bob": {"usdc": "1"}}')
     (tmp_path / "a_file").write_text("")
     (tmp_path / "no_sql").mkdir()
+    os.mkfifo(tmp_path / "a_fifo")  # reading it waited for a writer for ever
+    (tmp_path / "big_int.json").write_text('{"bob": {"usdc": ' + "9" * 5000 + "}}")
     return {p.name.replace(".", "_"): str(p) for p in tmp_path.iterdir()} | {
         "missing": str(tmp_path / "missing"),
         "dir": str(tmp_path),
@@ -218,6 +220,15 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         "bench compare-nautilus --nautilus-python {missing}",
         ["no such file (given to --nautilus-python)"],
     ),
+    ("a pipe: markets", BACKTEST + " --markets {a_fifo}", ["a_fifo: is not a regular file"]),
+    ("a device: events", BACKTEST + " --events /dev/zero", ["/dev/zero: is not a regular file"]),
+    ("a pipe: config", "config check {a_fifo}", ["a_fifo: is not a regular file"]),
+    ("a pipe: balances", SIM + " --balances {a_fifo}", ["a_fifo: is not a regular file"]),
+    ("balances: a huge integer", SIM + " --balances {big_int_json}", ["big_int.json: not usable JSON"]),
+    ("out: the working folder", BACKTEST + " --out .", ["'.' is not a folder of its own"]),
+    ("out: the parent folder", BACKTEST + " --out ..", ["'..' is not a folder of its own"]),
+    ("url: port out of range", PAPER + " --clob-url http://127.0.0.1:99999", ["Port out of range"]),
+    ("url: no control characters", PAPER + " --clob-url http://a\x01b", ["holds no control characters"]),
     ("config: check missing", "config check {missing}", ["missing: settings file not found"]),
     ("config: show bad", "config show --config {bad_toml}", ["[venu]: unknown section"]),
     ("config: no action", "config", ["polysnipe config: the following arguments are required: ACTION"]),
@@ -403,6 +414,26 @@ def test_migrate_applies_the_migrations(capsys: pytest.CaptureFixture[str]) -> N
         )
         assert (0, []) == (code, err)
         assert out.startswith("applied ") and "0001_journal.sql" in out
+    finally:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_a_migration_the_database_refuses_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its SQL error was an internal error (exit 1); so was a migration file that is not UTF-8."""
+    schema = f"cli_{uuid.uuid4().hex[:10]}"
+    argv = ["migrate", "--dir", str(tmp_path), "--schema", schema, "--database-url", DATABASE_URL]
+    (tmp_path / "0001_bad.sql").write_text("CREATE TABLE (;")
+    try:
+        code, _, err = run(argv, capsys)
+        assert (2, 1) == (code, len(err))
+        assert "a migration failed and was rolled back: syntax error" in err[0]
+        (tmp_path / "0001_bad.sql").write_bytes(b"\xff\xfe CREATE")
+        code, _, err = run(argv, capsys)
+        assert (2, 1) == (code, len(err))
+        assert "a migration file cannot be read" in err[0]
     finally:
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

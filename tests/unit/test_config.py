@@ -368,6 +368,13 @@ def test_polysnipe_config_names_the_file_when_no_path_is_given(tmp_path: Path) -
             {"POLYSNIPE_DATABASE_URL": "mysql://u:hunter2@db/x"},
             'POLYSNIPE_DATABASE_URL: expected a postgresql:// or postgres:// URL, got "mysql://u:***@db/x"',
         ),
+        # URLs the client libraries would refuse only at the first connection, as an internal error
+        ({"POLYSNIPE_DATABASE_URL": "postgresql://db:5432/x?foo=1"}, 'invalid URI query parameter: "foo"'),
+        ({"POLYSNIPE_DATABASE_URL": "postgresql://db:99999/x"}, "Port out of range"),
+        ({"POLYSNIPE_REDIS_URL": "redis://r:6379/0?foo=1"}, "unexpected keyword argument 'foo'"),
+        ({"POLYSNIPE_REDIS_URL": "redis://r:6379/0?socket_timeout=abc"}, "socket_timeout"),
+        ({"POLYSNIPE_REDIS_URL": "redis://r:6379/abc"}, "the database number 'abc' is not a number"),
+        ({"POLYSNIPE_CLOB_URL": "http://a\x01b"}, "holds no control characters"),
     ],
 )
 def test_a_bad_environment_value_names_the_variable(env: dict[str, str], expected: str) -> None:

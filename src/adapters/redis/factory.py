@@ -39,6 +39,6 @@ async def ping(client: RedisClient, where: str) -> None:
     """Raise BusUnavailable (naming `where`, never a password) unless Redis answers."""
     try:
         await client.ping()
-    except (redis.exceptions.RedisError, OSError) as exc:
+    except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BusUnavailable(f"cannot reach Redis at {where} ({reason})") from None
