@@ -52,6 +52,7 @@ from polysnipe.core.messages import (
 )
 from polysnipe.core.opportunity import Opportunity, opportunity_id
 from polysnipe.core.orders import ForeignFill, InvalidTransition, OrderRecord, OverFill
+from polysnipe.core.risk import check_scope, scopes_of
 from polysnipe.core.routing import ChildOrder, Iceberg, RoutingPolicy
 from polysnipe.core.state import MAX_UNSETTLED, BasketTrack, EngineState, OpportunityTrack, UnsettledFill
 from polysnipe.core.units import ONE, ceil_div, format_micro
@@ -726,35 +727,36 @@ def _revise(
 # -- kill switches ---------------------------------------------------------------------------------
 def on_kill_switch(state: EngineState, ks: KillSwitch, now_ms: int, commands: list[Command]) -> None:
     try:
-        if ks.engage:
-            state.risk.engage(ks.scope)
-        else:
-            state.risk.release(ks.scope)
+        scope = check_scope(ks.scope)
     except ValueError as err:
         # a mistyped scope protects nothing: say so loudly rather than pretend it took effect
         commands.append(RaiseAlert("critical", "kill_switch_invalid", str(err), now_ms))
         return
+    if ks.engage:
+        state.risk.engage(scope)
+    else:
+        state.risk.release(scope)
     if not ks.journaled:
-        commands.append(RecordKillSwitch(ks.scope, ks.engage, ks.reason, ks.by, now_ms))
+        commands.append(RecordKillSwitch(scope, ks.engage, ks.reason, ks.by, now_ms))
     if not ks.engage:
-        commands.append(RaiseAlert("info", "kill_switch_released", f"{ks.scope}: {ks.reason}", now_ms))
+        commands.append(RaiseAlert("info", "kill_switch_released", f"{scope}: {ks.reason}", now_ms))
         return
-    commands.append(RaiseAlert("critical", "kill_switch_engaged", f"{ks.scope}: {ks.reason}", now_ms))
+    commands.append(RaiseAlert("critical", "kill_switch_engaged", f"{scope}: {ks.reason}", now_ms))
     # Everything the switch covers stops: resting orders are cancelled, iceberg parents stop releasing.
     for record in state.orders.values():
-        if record.is_terminal or not _covered(ks.scope, record.request):
+        if record.is_terminal or scope not in scopes_of(record.request):
             continue
         commands.append(
             CancelOrder(
-                record.request.order_id, f"kill_switch:{ks.scope}", now_ms, record.request.correlation_id
+                record.request.order_id, f"kill_switch:{scope}", now_ms, record.request.correlation_id
             )
         )
     for track in state.tracks.values():
         if not track.done and track.pending_slices and track.order_ids:
             request = state.orders[track.order_ids[0]].request
-            if _covered(ks.scope, request):
+            if scope in scopes_of(request):
                 track.pending_slices.clear()
-                track.failures.append(f"kill_switch:{ks.scope}")
+                track.failures.append(f"kill_switch:{scope}")
                 _maybe_finalize(state, track, now_ms, commands)
 
 
@@ -770,15 +772,6 @@ def on_venue_condition(state: EngineState, vc: VenueCondition, now_ms: int, comm
     else:
         del conditions[vc.condition]
         commands.append(RaiseAlert("info", "venue_condition_cleared", f"{vc.condition}: {vc.detail}", now_ms))
-
-
-def _covered(scope: str, order: OrderRequest) -> bool:
-    return scope in (
-        "global",
-        f"strategy:{order.strategy}",
-        f"market:{order.market}",
-        f"wallet:{order.wallet}",
-    )
 
 
 # -- end of run ------------------------------------------------------------------------------------

@@ -44,10 +44,10 @@ __all__ = [
     "TreasuryPolicy",
     "check_scope",
     "max_size_within",
+    "scopes_of",
 ]
 
 _BPS = 10_000
-_SCOPE_PREFIXES = ("strategy:", "market:", "wallet:")
 
 RiskOutcome = Literal["approve", "resize", "reject"]
 
@@ -271,10 +271,21 @@ def _subtract(totals: dict[str, int], key: str, amount: int) -> None:
 
 
 def check_scope(scope: str) -> str:
+    """`scope` as the engine matches it: a market's or a wallet's hex id in lowercase, so an id
+    typed in another case than the engine's still covers it. ValueError for a scope of no kind."""
     # a typo in a kill-switch scope would silently protect nothing
-    if scope == "global" or (scope.startswith(_SCOPE_PREFIXES) and scope.partition(":")[2]):
+    kind, _, name = scope.partition(":")
+    if scope == "global" or (kind == "strategy" and name):
         return scope
+    if kind in ("market", "wallet") and name:
+        return f"{kind}:{name.lower()}"
     raise ValueError(f"invalid kill-switch scope {scope!r}")
+
+
+def scopes_of(order: OrderRequest) -> tuple[str, str, str, str]:
+    """Every kill-switch scope that covers `order`, spelled as check_scope spells them."""
+    return ("global", "strategy:" + order.strategy, "market:" + order.market.lower(),
+            "wallet:" + order.wallet.lower())  # fmt: skip
 
 
 @attrs.frozen(slots=True)
@@ -363,8 +374,7 @@ class RiskGatekeeper:
             if order.size != size:
                 raise ValueError("the legs of one risk check must all carry the same size")
             if switches:
-                for scope in ("global", "strategy:" + order.strategy, "market:" + order.market,
-                              "wallet:" + order.wallet):  # fmt: skip
+                for scope in scopes_of(order):
                     if scope in switches:
                         _once(leg_hard, "kill_switch:" + scope)
             if book is None or not book.trusted:

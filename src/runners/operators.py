@@ -12,7 +12,7 @@ import getpass
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
@@ -22,6 +22,7 @@ from polysnipe.adapters.urls import mask_url
 from polysnipe.core.messages import RecordKillSwitch
 from polysnipe.core.risk import check_scope
 from polysnipe.core.units import format_micro
+from polysnipe.runners.core_objects import STRATEGIES
 from polysnipe.runners.errors import UnreachableService, UsageError
 
 __all__ = ["bus_lines", "engage", "operator_name", "status_text"]
@@ -49,13 +50,33 @@ def _journal(database: DatabaseConfig) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
+_SCOPES: Final = "global, strategy:NAME, market:CONDITION_ID or wallet:ADDRESS"
+
+
+def _operator_scope(scope: str) -> str:
+    """A scope an operator typed, as the engine matches it; UsageError for one that could never
+    cover anything (a misspelt strategy, a market or wallet id of the wrong shape)."""
+    try:
+        normal = check_scope(scope)
+    except ValueError:
+        raise UsageError(f"--scope: {scope!r} is not a scope; use {_SCOPES}") from None
+    kind, _, name = normal.partition(":")
+    if kind == "strategy" and name not in STRATEGIES:
+        raise UsageError(f"--scope: no strategy is named {name!r}; strategies: {', '.join(STRATEGIES)}")
+    digits = {"market": 64, "wallet": 40}.get(kind)
+    if digits is not None and not (
+        name.startswith("0x") and len(name) == 2 + digits and all(c in "0123456789abcdef" for c in name[2:])
+    ):
+        what = "condition id" if kind == "market" else "wallet address"
+        raise UsageError(f"--scope: {scope!r}: a {what} is 0x and {digits} hex digits")
+    return normal
+
+
 def engage(database: DatabaseConfig, scope: str, *, engaged: bool, reason: str, by: str) -> str:
     """Journal a kill switch change; returns the line to print."""
-    try:
-        check_scope(scope)
-    except ValueError:
-        scopes = "global, strategy:NAME, market:CONDITION_ID or wallet:ADDRESS"
-        raise UsageError(f"--scope: {scope!r} is not a scope; use {scopes}") from None
+    scope = _operator_scope(scope)
+    if any(c in reason for c in "\r\n"):
+        raise UsageError("--reason: one line, please (it is shown on one line in alerts and status)")
     reason = " ".join(reason.split())
     if not reason:
         raise UsageError("--reason: say why, for whoever reads the journal later")

@@ -28,18 +28,21 @@ def test_kill_resume_and_status_from_the_command_line(
     journal_env: str, db: tuple[psycopg.Connection, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     conn, schema = db
-    assert 0 == main(["kill", "--scope", "market:0xc1", "--reason", "bad feed", "--by", "alice"])
-    assert "kill switch market:0xc1 engaged by alice: bad feed" in capsys.readouterr().out
+    # typed in capitals, kept as the engine matches it: a condition id in lowercase
+    typed = "market:0x" + "C1" * 32
+    scope = typed.lower()
+    assert 0 == main(["kill", "--scope", typed, "--reason", "bad feed", "--by", "alice"])
+    assert f"kill switch {scope} engaged by alice: bad feed" in capsys.readouterr().out
     assert 0 == main(["status"])
     shown = capsys.readouterr().out
-    assert "market:0xc1" in shown and "alice" in shown and f"schema {schema}" in shown
-    assert 0 == main(["resume", "--scope", "market:0xc1", "--reason", "feed repaired", "--by", "bob"])
+    assert scope in shown and "alice" in shown and f"schema {schema}" in shown
+    assert 0 == main(["resume", "--scope", scope, "--reason", "feed repaired", "--by", "bob"])
     events = conn.execute(
         f"SELECT scope, engaged, changed_by, reason FROM {schema}.kill_switch_events ORDER BY id"
     ).fetchall()
     assert [
-        ("market:0xc1", True, "alice", "bad feed"),
-        ("market:0xc1", False, "bob", "feed repaired"),
+        (scope, True, "alice", "bad feed"),
+        (scope, False, "bob", "feed repaired"),
     ] == events
     assert 0 == main(["status"])
     assert "kill switches engaged: none" in capsys.readouterr().out
@@ -49,6 +52,11 @@ def test_kill_resume_and_status_from_the_command_line(
     ("args", "says"),
     [
         (["kill", "--scope", "markt:0xc1", "--reason", "x"], "--scope: 'markt:0xc1' is not a scope"),
+        # scopes that could never cover anything: they were journaled and "engaged"
+        (["kill", "--scope", "market:0x12", "--reason", "x"], "a condition id is 0x and 64 hex digits"),
+        (["kill", "--scope", "wallet:nothex", "--reason", "x"], "a wallet address is 0x and 40 hex digits"),
+        (["kill", "--scope", "strategy:momentun", "--reason", "x"], "no strategy is named 'momentun'"),
+        (["kill", "--scope", "global", "--reason", "two\nlines"], "--reason: one line"),
         (["kill", "--scope", "global", "--reason", "   "], "--reason: say why"),
         (["resume", "--scope", "global", "--reason", "x" * 501], "--reason: at most 500 characters"),
     ],

@@ -123,6 +123,15 @@ def test_kill_switch_blocks_the_orders_it_covers(scope: str) -> None:
     assert "approve" == _check(_order(), state).outcome
 
 
+@pytest.mark.parametrize(("engaged", "market"), [("market:0xABC", "0xabc"), ("market:0xabc", "0xABC")])
+def test_a_kill_switch_covers_a_market_whatever_the_case_of_its_id(engaged: str, market: str) -> None:
+    """Matched as typed, a switch on a checksummed or capitalised id protected nothing."""
+    state = _state()
+    state.engage(engaged)
+    order = attrs.evolve(_order(), market=market)
+    assert ("kill_switch:market:0xabc",) == _check(order, state).reasons
+
+
 def test_kill_switch_leaves_other_scopes_alone() -> None:
     state = _state()
     state.engage("strategy:momentum")
