@@ -114,7 +114,12 @@ class SignerSettings:
         "keystore", Choice(("keystore", "pkcs11")), "where trader keys live: key files or a PKCS#11 token"
     )
     keystore_dir: str = setting("keys", _path("directory"), "keystore: directory of encrypted key files")
-    keystore_scrypt_n: int = setting(DEFAULT_SCRYPT_N, Int(min=2), "keystore: scrypt cost of new key files")
+    keystore_scrypt_n: int = setting(
+        # scrypt takes a power of two; beyond 2**20 a key file takes minutes and a GB to open
+        DEFAULT_SCRYPT_N,
+        Int(choices=tuple(2**k for k in range(1, 21))),
+        "keystore: scrypt cost of new key files",
+    )
     pkcs11_module: str = setting(
         "/usr/lib/softhsm/libsofthsm2.so", _path("file"), "pkcs11: the token's PKCS#11 module"
     )

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +113,37 @@ def test_safe_signatures_over_tls_and_the_openapi_document(
     finally:
         client.close()
         stop()
+
+
+def test_signer_mistakes_are_one_line_before_anything_listens(tmp_path: Path) -> None:
+    """Each was a traceback: uvicorn's (exit 3) for a schema never migrated or a database that is
+    down, an internal error for a TLS certificate without its key, a key directory that is a file,
+    or a scrypt cost that is not a power of two. Run as a user runs it, with a time limit: should a
+    check be missed, the server would serve."""
+    env = {**os.environ, "POLYSNIPE_SIGNER_AUDIT_KEY": "a" * 20, "POLYSNIPE_DATABASE_URL": DSN,
+           "POLYSNIPE_SIGNER_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD}  # fmt: skip
+    (tmp_path / "a_file").write_text("")
+    keys = f'keystore_dir = "{tmp_path / "keys"}"\n'
+    cases = [
+        (f'{keys}db_schema = "never_migrated_{uuid.uuid4().hex[:8]}"\n', DSN, "has no signer tables"),
+        (f'{keys}tls_cert_file = "{tmp_path / "a_file"}"\n', DSN, "TLS needs both a certificate"),
+        (f'keystore_dir = "{tmp_path / "a_file"}"\n', DSN, "cannot be the keystore directory"),
+        (f"{keys}keystore_scrypt_n = 3\n", DSN, "keystore_scrypt_n: must be one of 2, 4, 8"),
+        (keys, "postgresql://127.0.0.1:1/test", "cannot connect to the database at postgresql://127.0.0.1:1"),
+    ]
+    exe = str(Path(sys.executable).with_name("polysnipe"))
+    settings = tmp_path / "signer.toml"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    for text, url, says in cases:
+        settings.write_text("[signer]\n" + text)
+        done = subprocess.run([exe, "signer", "serve", "--port", port, "--config", str(settings)],
+                              env=env | {"POLYSNIPE_DATABASE_URL": url}, capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+        assert (2, True, 1) == (done.returncode, says in done.stderr, len(done.stderr.splitlines())), (
+            done.stderr
+        )
 
 
 def test_callers_and_keys_commands(

@@ -20,6 +20,7 @@ from polysnipe.adapters.signer_server.audit import audit_key
 from polysnipe.adapters.signer_server.keys import (
     DEFAULT_SCRYPT_N,
     KeyProvider,
+    KeyProviderError,
     KeystoreProvider,
     Pkcs11Provider,
 )
@@ -93,7 +94,12 @@ def open_key_provider(backend: KeyBackend, env: Mapping[str, str]) -> KeyProvide
         if not password:
             raise SignerEnvError(f"{ENV_KEYSTORE_PASSWORD} is not set: the key files' password")
         directory = Path(backend.keystore_dir)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:  # a file of that name, a path under /proc, no permission
+            raise KeyProviderError(
+                f"{directory}: cannot be the keystore directory ({exc.strerror})"
+            ) from None
         return KeystoreProvider(directory, Secret(password), scrypt_n=backend.scrypt_n)
     pin = env.get(ENV_PKCS11_PIN, "")
     if not pin:
