@@ -383,8 +383,8 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check_venue(clob_url: str, ws_url: str) -> None:
-    """Fail before trading when the CLOB (GET /ok) or its market channel does not answer."""
+async def _check_venue(clob_url: str, *ws_urls: str) -> None:
+    """Fail before trading when the CLOB (GET /ok) or one of its channels does not answer."""
     import httpx
     import websockets
 
@@ -403,14 +403,15 @@ async def _check_venue(clob_url: str, ws_url: str) -> None:
         raise UnreachableService(
             f"{mask_url(health)} answered HTTP {answer.status_code}: is --clob-url a Polymarket CLOB?"
         )
-    try:
-        async with websockets.connect(ws_url, open_timeout=5.0):
-            pass
-    except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-        raise UnreachableService(
-            f"cannot open the market channel at {mask_url(ws_url)} ({exc or type(exc).__name__}); "
-            "check --ws-url or POLYSNIPE_CLOB_WS_URL"
-        ) from None
+    for ws_url in ws_urls:
+        try:
+            async with websockets.connect(ws_url, open_timeout=5.0):
+                pass
+        except (OSError, TimeoutError, ValueError, websockets.exceptions.WebSocketException) as exc:
+            raise UnreachableService(
+                f"cannot open the channel at {mask_url(ws_url)} ({exc or type(exc).__name__}); "
+                "check --ws-url or POLYSNIPE_CLOB_WS_URL"
+            ) from None
 
 
 def _paper(args: argparse.Namespace) -> int:
@@ -530,6 +531,9 @@ def _run(args: argparse.Namespace) -> int:
     _check_tokens(args, catalog)
     out = inputs.output_dir(args.out, "--out")
     ws = (args.ws_url or settings.clob_ws_url).rstrip("/")
+    # without them the engine would run blind (no market data, no fills) and end as if all were well;
+    # with --bus the market data comes from the bus, the fills still from the user channel
+    asyncio.run(_check_venue(clob.host, *(() if args.bus else (ws + "/market",)), ws + "/user"))
     read = {f"markets_{i}": Path(m) for i, m in enumerate(args.markets or ())}
     try:
         with _staged(out) as work:

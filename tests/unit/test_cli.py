@@ -454,6 +454,24 @@ def test_paper_trades_when_the_venue_answers(tmp_path: Path, capsys: pytest.Capt
     assert "paper" == json.loads((tmp_path / "report.json").read_text())["inputs"]["mode"]
 
 
+def test_run_refuses_to_start_blind_when_a_channel_does_not_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the WebSocket unreachable, run traded nothing (no market data, no fills) and exited 0."""
+    from polysnipe.runners.sim_clob import start_in_thread
+
+    monkeypatch.setenv("POLYSNIPE_CLOB_PRIVATE_KEY", TEST_KEY)
+    base, stop = start_in_thread(SAMPLE / "markets.json")
+    try:
+        argv = ["run", "--markets", MARKETS, "--clob-url", base, "--ws-url", f"ws://127.0.0.1:{closed_port()}",
+                "--duration-s", "0.3", "--out", str(tmp_path / "out")]  # fmt: skip
+        code, _, err = run(argv, capsys)
+    finally:
+        stop()
+    assert (2, 1) == (code, len(err)), err
+    assert "cannot open the channel at ws://127.0.0.1:" in err[0] and "/market" in err[0]
+
+
 def _one_market_malformed(tmp_path: Path) -> tuple[Path, str]:
     """The sample's markets file with its first market's tick mistyped; that market's condition id."""
     page = json.loads((SAMPLE / "markets.json").read_text())
