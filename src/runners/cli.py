@@ -200,12 +200,15 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _latencies(text: str) -> list[int]:
     """--latency-sweep: comma-separated whole milliseconds, e.g. 5,50,250,1000."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds separated by commas, got {text!r}") from None
-    if not values or any(v < 0 or v > 600_000 for v in values):
-        raise argparse.ArgumentTypeError("expected one or more latencies from 0 to 600000 ms")
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    # ASCII digits only, as every other number (int() also reads '١٢' and '１２')
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected milliseconds separated by commas, got {text!r}")
+    from polysnipe.runners.config import MAX_LATENCY_MS
+
+    values = [int(part) for part in parts]
+    if not values or any(v > MAX_LATENCY_MS for v in values):
+        raise argparse.ArgumentTypeError(f"expected one or more latencies from 0 to {MAX_LATENCY_MS} ms")
     return values
 
 

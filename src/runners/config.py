@@ -71,6 +71,7 @@ from polysnipe.runners.signer_settings import SignerSettings
 
 __all__ = [
     "CONFIG_ENV",
+    "MAX_LATENCY_MS",
     "AggressiveConfig",
     "ByStrategyConfig",
     "ByUrgencyConfig",
@@ -554,27 +555,40 @@ class FeeOverrideConfig:
     exponent: int = setting(1, Int(1, 4), "exponent of p * (1 - p) in the fee formula")
 
 
+#: the longest simulated delay, as --latency-sweep takes: ten minutes; a delay of 10**26 ms made a
+#: backtest silently trade nothing
+MAX_LATENCY_MS: Final = 600_000
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class VenueConfig:
     """The simulated venue of backtests and paper trading: latency, queue position and fee models."""
 
     feed_latency_ms: int = setting(
-        6, Int(min=0),
+        6, Int(min=0, max=MAX_LATENCY_MS),
         "delay from the venue publishing a market event to the engine seeing it (backtests; about 6 ms to"
         " first byte measured from Amsterdam, 60-100+ ms from farther regions)",
     )  # fmt: skip
-    feed_jitter_ms: int = setting(4, Int(min=0), "uniform 0..this added to each market event's delay")
+    feed_jitter_ms: int = setting(
+        4, Int(min=0, max=MAX_LATENCY_MS), "uniform 0..this added to each market event's delay"
+    )
     order_latency_ms: int = setting(
-        6, Int(min=0), "delay from our order to the venue seeing it (the same network path as the feed)"
+        6,
+        Int(min=0, max=MAX_LATENCY_MS),
+        "delay from our order to the venue seeing it (the same network path as the feed)",
     )
     ack_latency_ms: int | None = optional_setting(
-        Int(min=0), "delay from the venue's report to us receiving it", unset="same as order_latency_ms"
+        Int(min=0, max=MAX_LATENCY_MS),
+        "delay from the venue's report to us receiving it",
+        unset="same as order_latency_ms",
     )
     latency_jitter_ms: int = setting(
-        4, Int(min=0), "uniform 0..this added to each order and ack delay (0 = constant delays)"
+        4,
+        Int(min=0, max=MAX_LATENCY_MS),
+        "uniform 0..this added to each order and ack delay (0 = constant delays)",
     )
     latency_spike_prob: float = setting(0.0, Float(0.0, 1.0), "chance of a slow spike on a delay")
-    latency_spike_ms: int = setting(0, Int(min=0), "size of that spike")
+    latency_spike_ms: int = setting(0, Int(min=0, max=MAX_LATENCY_MS), "size of that spike")
     queue_model: str = setting(
         "prob", Choice(("prob", "risk_averse")),
         '"prob": cancels split between front and back of the queue by a power law; "risk_averse": '

@@ -73,6 +73,8 @@ def files(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "no_sql").mkdir()
     os.mkfifo(tmp_path / "a_fifo")  # reading it waited for a writer for ever
     (tmp_path / "big_int.json").write_text('{"bob": {"usdc": ' + "9" * 5000 + "}}")
+    (tmp_path / "negative.json").write_text('{"0x' + "ab" * 20 + '": {"usdc": "-5"}}')
+    (tmp_path / "slow.toml").write_text("[venue]\nfeed_latency_ms = 100000000000000000000000000\n")
     return {p.name.replace(".", "_"): str(p) for p in tmp_path.iterdir()} | {
         "missing": str(tmp_path / "missing"),
         "dir": str(tmp_path),
@@ -225,6 +227,13 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
     ("a pipe: config", "config check {a_fifo}", ["a_fifo: is not a regular file"]),
     ("a pipe: balances", SIM + " --balances {a_fifo}", ["a_fifo: is not a regular file"]),
     ("balances: a huge integer", SIM + " --balances {big_int_json}", ["big_int.json: not usable JSON"]),
+    ("balances: negative cash", SIM + " --balances {negative_json}", ["usdc '-5' is negative"]),
+    (
+        "sweep: Arabic-Indic digits",
+        BACKTEST + " --latency-sweep ١٢",
+        ["--latency-sweep: expected milliseconds"],
+    ),
+    ("latency: beyond ten minutes", "config check {slow_toml}", ["venue.feed_latency_ms"]),
     ("out: the working folder", BACKTEST + " --out .", ["'.' is not a folder of its own"]),
     ("out: the parent folder", BACKTEST + " --out ..", ["'..' is not a folder of its own"]),
     ("url: port out of range", PAPER + " --clob-url http://127.0.0.1:99999", ["Port out of range"]),

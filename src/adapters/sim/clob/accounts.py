@@ -64,10 +64,14 @@ def parse_balances(obj: Any) -> Balances:
         if wallet is None or not isinstance(entry, dict):
             raise ValueError(f"bad balances entry for {address!r}")
         usdc[wallet] = parse_micro(str(entry.get("usdc", "0")))
+        if usdc[wallet] < 0:
+            raise ValueError(f"{wallet}: usdc {entry.get('usdc')!r} is negative")
         held = entry.get("positions", {})
         if not isinstance(held, dict):
             raise ValueError(f"positions of {address} must be an object")
         positions[wallet] = {str(t): parse_micro(str(n)) for t, n in held.items()}
+        if any(n < 0 for n in positions[wallet].values()):
+            raise ValueError(f"{wallet}: a position is negative")
         if "owner" in entry:
             owner = parse_address(entry["owner"])
             if owner is None:
