@@ -255,8 +255,16 @@ def format_generate_summary(s: GenerateSummary) -> str:
 
 def _generate(args: argparse.Namespace) -> int:
     from polysnipe.runners import inputs
-    from polysnipe.tools.datagen import generate
+    from polysnipe.tools.datagen import GENERATED_FILES, generate
 
+    out = Path(args.out)
+    # a set replaces its own files only: a folder holding anything else is someone else's
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in GENERATED_FILES) if out.is_dir() else []
+    if foreign:
+        raise InputError(
+            out, f"holds {foreign[0]!r}, which no generated set has: choose a new or empty folder"
+        )
+    existed = out.exists()
     try:
         summary = generate(
             inputs.output_dir(args.out, "--out"),
@@ -270,6 +278,8 @@ def _generate(args: argparse.Namespace) -> int:
             augment_main_event=args.augment_main_event,
         )
     except ValueError as exc:  # options that do not fit together, e.g. more resolving markets than binaries
+        if not existed:
+            out.rmdir()  # nothing was written: leave no empty folder behind
         raise UsageError(f"generate: {exc}") from None
     print(format_generate_summary(summary))
     return 0

@@ -115,6 +115,8 @@ __all__ = ["GENERATED_METADATA", "KINDS", "MAX_MARKET_SECONDS", "GenerateSummary
 #: Label kinds, in the order they are planned.
 #: the metadata files `generate` writes, in the order a backtest takes them (--markets each)
 GENERATED_METADATA = ("markets.json", "gamma_markets.json", "gamma_events.json")
+#: every file a set holds, and what a backtest of it leaves beside (the parsed-events cache)
+GENERATED_FILES = frozenset({*GENERATED_METADATA, "events.jsonl", "labels.jsonl", "events.jsonl.cache"})
 
 KINDS = ("mispriced_book", "liquidity_vacuum", "news", "pair_inconsistency", "complement_arb")
 

@@ -153,18 +153,23 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         ["argument --duration-s: must be at least 30, got 10"],
     ),
     (
+        "generate: a folder of other files",
+        "generate --seed 1 --out {dir}",
+        ["which no generated set has: choose a new or empty folder"],
+    ),
+    (
         "generate: out is a file",
         "generate --seed 1 --out {a_file}",
         ["a_file: exists and is not a directory"],
     ),
     (
         "generate: more resolving markets than binaries",
-        "generate --seed 1 --out {dir} --markets 2 --resolved-markets 3",
+        "generate --seed 1 --out {dir}/set --markets 2 --resolved-markets 3",
         ["generate: resolved_markets must be between 0 and 2"],
     ),
     (
         "generate: too large",
-        "generate --seed 1 --out {dir} --markets 100000 --duration-s 30",
+        "generate --seed 1 --out {dir}/set --markets 100000 --duration-s 30",
         ["generate: 100,004 markets over 30 s is 3,000,120 market-seconds, more than 1,000,000"],
     ),
     ("paper: markets", "paper --markets {missing} --out {dir}", ["no such file (given to --markets)"]),
@@ -255,6 +260,7 @@ def test_a_mistake_is_one_line_on_stderr_and_exit_code_2(
 ) -> None:
     # a later option replaces an earlier one, so each case overrides one of the good defaults
     code, _, err = run(argv.format(port=closed_port(), **files(tmp_path)).split(), capsys)
+    assert not (tmp_path / "set").exists()  # a refused generate leaves no empty folder behind
     assert 2 == code
     assert 1 == len(err), err
     assert err[0].startswith("polysnipe: error: ")
