@@ -148,13 +148,19 @@ def test_over_fill_raises_and_changes_nothing() -> None:
     assert (S.PARTLY_FILLED, 8 * MICRO, {"t1"}) == (rec.status, rec.filled_size, rec.trade_ids)
 
 
-@pytest.mark.parametrize("field", ["token_id", "side"])
-def test_a_fill_on_another_token_or_side_raises_and_changes_nothing(field: str) -> None:
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        attrs.evolve(_fill(3 * MICRO, "t1"), token_id="999"),
+        attrs.evolve(_fill(3 * MICRO, "t1"), side=Side.SELL if REQUEST.side is Side.BUY else Side.BUY),
+    ],
+    ids=["token", "side"],
+)
+def test_a_fill_on_another_token_or_side_raises_and_changes_nothing(foreign: OrderFilled) -> None:
     """Applied, it credited the portfolio with shares of a token (or a side) the order never asked for."""
     rec = _record(S.LIVE)
-    other = {"token_id": "999", "side": Side.SELL if REQUEST.side is Side.BUY else Side.BUY}[field]
     with pytest.raises(ForeignFill):
-        rec.apply(attrs.evolve(_fill(3 * MICRO, "t1"), **{field: other}))
+        rec.apply(foreign)
     assert (S.LIVE, 0, set()) == (rec.status, rec.filled_size, rec.trade_ids)
 
 
