@@ -399,7 +399,6 @@ def _migrate(args: argparse.Namespace) -> int:
 async def _check_venue(clob_url: str, *ws_urls: str) -> None:
     """Fail before trading when the CLOB (GET /ok) or one of its channels does not answer."""
     import httpx
-    import websockets
 
     from polysnipe.runners.settings import mask_url
 
@@ -416,6 +415,15 @@ async def _check_venue(clob_url: str, *ws_urls: str) -> None:
         raise UnreachableService(
             f"{mask_url(health)} answered HTTP {answer.status_code}: is --clob-url a Polymarket CLOB?"
         )
+    await _check_channels(*ws_urls)
+
+
+async def _check_channels(*ws_urls: str) -> None:
+    """Fail before starting when one of the venue's WebSocket channels does not open."""
+    import websockets
+
+    from polysnipe.runners.settings import mask_url
+
     for ws_url in ws_urls:
         try:
             async with websockets.connect(ws_url, open_timeout=5.0):
@@ -660,7 +668,9 @@ def _ingest(args: argparse.Namespace) -> int:
         tokens = list(args.tokens) if args.tokens else catalog.registry().token_ids()
     elif args.tokens:
         raise UsageError("ingest: --tokens picks among the tokens of --markets; give --markets too")
-    record = inputs.output_dir(args.record, "--record") if args.record else None
+    if args.record == "":
+        raise UsageError("ingest: --record needs a folder for the recording")
+    record = inputs.output_dir(args.record, "--record") if args.record is not None else None
     if args.signals_listen is not None:
         if not config.ingest.providers():
             raise UserError(
@@ -679,6 +689,9 @@ def _ingest(args: argparse.Namespace) -> int:
                 f"cannot listen on {host}:{port}: {exc.strerror}; choose another --signals-listen"
             ) from None
     ws = (args.ws_url or config.connections.clob_ws_url).rstrip("/") + "/market"
+    if args.markets:
+        # the live feed: a channel that does not open would retry for ever and record nothing
+        asyncio.run(_check_channels(ws))
     job = IngestJob(
         replay=replay, speed=args.speed or 0.0, retime=args.retime, token_ids=tokens, market_ws_url=ws,
         record_dir=record, listen=args.signals_listen, duration_s=args.duration_s,

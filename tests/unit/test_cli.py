@@ -239,6 +239,11 @@ MISTAKES: list[tuple[str, str, list[str]]] = [
         ["--latency-sweep: expected milliseconds"],
     ),
     ("latency: beyond ten minutes", "config check {slow_toml}", ["venue.feed_latency_ms"]),
+    (
+        "ingest: the channel does not open",
+        f"ingest --markets {MARKETS} --ws-url ws://127.0.0.1:{{port}} --duration-s 1",
+        ["cannot open the channel at ws://127.0.0.1:"],
+    ),
     ("out: the working folder", BACKTEST + " --out .", ["'.' is not a folder of its own"]),
     ("out: the parent folder", BACKTEST + " --out ..", ["'..' is not a folder of its own"]),
     ("url: port out of range", PAPER + " --clob-url http://127.0.0.1:99999", ["Port out of range"]),
