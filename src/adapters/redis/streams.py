@@ -491,11 +491,11 @@ class StreamSource:
         handed = self._handed
         dead: list[_Dead] = []
         trimmed: dict[str, list[bytes]] = {}
-        last_seen = self._last_seen
+        #: each stream's last entry of this batch: one read's entries of a stream come in id order
+        newest: dict[str, bytes] = {}
         for key, (entry_id, fields) in entries:
             handed.setdefault(key, []).append(entry_id)
-            if _entry_order(entry_id) > _entry_order(last_seen.get(key, b"0-0")):
-                last_seen[key] = entry_id
+            newest[key] = entry_id
             if not fields:
                 trimmed.setdefault(key, []).append(entry_id)
                 continue
@@ -510,6 +510,11 @@ class StreamSource:
                                        self._clock.now_ms()))  # fmt: skip
         for key, ids in trimmed.items():
             self._report_trimmed(key, ids)
+        last_seen = self._last_seen
+        for key, entry_id in newest.items():
+            # a batch of recovered entries is older than what was read before it
+            if _entry_order(entry_id) > _entry_order(last_seen.get(key, b"0-0")):
+                last_seen[key] = entry_id
         return out, dead
 
     async def _dead_letter(self, dead: list[_Dead]) -> list[SourceItem]:
