@@ -98,7 +98,7 @@ import hashlib
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 
 import attrs
 import msgspec
@@ -213,6 +213,18 @@ _PROBE_MIN_SIZE: Final = 5_000_000
 
 
 # -- bookkeeping ---------------------------------------------------------------------------------
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(memory: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
+    """Store `key` as the newest entry of a bounded memory, forgetting the oldest beyond `limit`
+    (dicts keep insertion order)."""
+    memory[key] = value
+    if len(memory) > limit:
+        del memory[next(iter(memory))]
+
+
 class OrderIndex:
     """Our order ids and the venue's, both ways, which orders rest on the book, which fills were
     already reported, and the settlement status last passed on for each.
@@ -284,9 +296,7 @@ class OrderIndex:
         it on the failure)."""
         key = (fill.trade_id, fill.order_id)
         if key not in self._claimed:
-            self._claimed[key] = None
-            if len(self._claimed) > self.max_claims:
-                del self._claimed[next(iter(self._claimed))]
+            _remember(self._claimed, key, None, self.max_claims)
 
     def passes_on(self, fill: OrderFilled, status: str) -> bool:
         """Whether the engine should hear that this fill's trade is now `status`: True unless that is
@@ -297,9 +307,7 @@ class OrderIndex:
         if statuses.get(key) == status:
             return False
         statuses.pop(key, None)  # re-inserted last: the oldest entries go first
-        statuses[key] = status
-        if len(statuses) > self.max_claims:
-            del statuses[next(iter(statuses))]
+        _remember(statuses, key, status, self.max_claims)
         return True
 
     def claim(self, fill: OrderFilled) -> bool:
@@ -307,9 +315,7 @@ class OrderIndex:
         key = (fill.trade_id, fill.order_id)
         if key in self._claimed:
             return False
-        self._claimed[key] = None
-        if len(self._claimed) > self.max_claims:
-            del self._claimed[next(iter(self._claimed))]
+        _remember(self._claimed, key, None, self.max_claims)
         order_id = fill.order_id
         size = self._sizes.get(order_id)
         if size is not None and order_id not in self._done:
