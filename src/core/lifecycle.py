@@ -52,7 +52,7 @@ from polysnipe.core.messages import (
 )
 from polysnipe.core.opportunity import Opportunity, opportunity_id
 from polysnipe.core.orders import ForeignFill, InvalidTransition, OrderRecord, OverFill
-from polysnipe.core.risk import check_scope, scopes_of
+from polysnipe.core.risk import scopes_of
 from polysnipe.core.routing import ChildOrder, Iceberg, RoutingPolicy
 from polysnipe.core.state import MAX_UNSETTLED, BasketTrack, EngineState, OpportunityTrack, UnsettledFill
 from polysnipe.core.units import ONE, ceil_div, format_micro
@@ -727,15 +727,11 @@ def _revise(
 # -- kill switches ---------------------------------------------------------------------------------
 def on_kill_switch(state: EngineState, ks: KillSwitch, now_ms: int, commands: list[Command]) -> None:
     try:
-        scope = check_scope(ks.scope)
+        scope = state.risk.engage(ks.scope) if ks.engage else state.risk.release(ks.scope)
     except ValueError as err:
         # a mistyped scope protects nothing: say so loudly rather than pretend it took effect
         commands.append(RaiseAlert("critical", "kill_switch_invalid", str(err), now_ms))
         return
-    if ks.engage:
-        state.risk.engage(scope)
-    else:
-        state.risk.release(scope)
     if not ks.journaled:
         commands.append(RecordKillSwitch(scope, ks.engage, ks.reason, ks.by, now_ms))
     if not ks.engage:

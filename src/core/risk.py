@@ -228,11 +228,16 @@ class RiskState:
             self._release(order, order.remaining)
         self._close(order_id, order)
 
-    def engage(self, scope: str) -> None:
-        self.kill_switches.add(check_scope(scope))
+    def engage(self, scope: str) -> str:
+        """Engage `scope`; returns it as the engine matches it (check_scope)."""
+        normal = check_scope(scope)
+        self.kill_switches.add(normal)
+        return normal
 
-    def release(self, scope: str) -> None:
-        self.kill_switches.discard(check_scope(scope))
+    def release(self, scope: str) -> str:
+        normal = check_scope(scope)
+        self.kill_switches.discard(normal)
+        return normal
 
     # -- internals ---------------------------------------------------------------------------
     def _release(self, order: OpenOrder, size: int) -> None:

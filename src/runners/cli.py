@@ -510,12 +510,14 @@ def _check_tokens(args: argparse.Namespace, catalog: Any) -> None:
 
 
 def _condition_id(text: str) -> str:
-    body = text[2:]
-    if not (text.startswith("0x") and len(body) == 64 and all(c in "0123456789abcdefABCDEF" for c in body)):
+    from polysnipe.adapters.clob.config import validate_bytes32
+
+    try:
+        return validate_bytes32(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a market condition id, 0x and 64 hex digits, got {text[:80]!r}"
-        )
-    return text
+        ) from None
 
 
 def _live_metadata_options(p: argparse.ArgumentParser) -> None:

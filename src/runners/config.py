@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import attrs
 
-from polysnipe.adapters.clob.config import validate_address
+from polysnipe.adapters.clob.config import validate_address, validate_bytes32
 from polysnipe.adapters.redis.config import StreamsConfig
 from polysnipe.core.evaluators import EvaluatorParams
 from polysnipe.core.exit_rules import DEFAULT_RULES, ExitParams, ExitRule
@@ -155,10 +155,11 @@ def _address(name: str) -> str | None:
 
 
 def _condition_id(name: str) -> str | None:
-    body = name[2:]
-    if name.startswith("0x") and len(body) == 64 and all(c in "0123456789abcdefABCDEF" for c in body):
-        return None
-    return "expected a market condition id: 0x and 64 hex digits"
+    try:
+        validate_bytes32(name)
+    except ValueError:
+        return "expected a market condition id: 0x and 64 hex digits"
+    return None
 
 
 # -- wallets -------------------------------------------------------------------------------------

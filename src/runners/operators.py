@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import psycopg
 
+from polysnipe.adapters.clob.config import validate_address, validate_bytes32
 from polysnipe.adapters.postgres.database import DatabaseConfig, JournalUnavailable, connect
 from polysnipe.adapters.postgres.journal import PostgresJournal
 from polysnipe.adapters.urls import mask_url
@@ -63,12 +64,14 @@ def _operator_scope(scope: str) -> str:
     kind, _, name = normal.partition(":")
     if kind == "strategy" and name not in STRATEGIES:
         raise UsageError(f"--scope: no strategy is named {name!r}; strategies: {', '.join(STRATEGIES)}")
-    digits = {"market": 64, "wallet": 40}.get(kind)
-    if digits is not None and not (
-        name.startswith("0x") and len(name) == 2 + digits and all(c in "0123456789abcdef" for c in name[2:])
-    ):
-        what = "condition id" if kind == "market" else "wallet address"
-        raise UsageError(f"--scope: {scope!r}: a {what} is 0x and {digits} hex digits")
+    check = {"market": (validate_bytes32, "condition id is 0x and 64"),
+             "wallet": (validate_address, "wallet address is 0x and 40")}.get(kind)  # fmt: skip
+    if check is not None:
+        validate, shape = check
+        try:
+            validate(name)
+        except ValueError:
+            raise UsageError(f"--scope: {scope!r}: a {shape} hex digits") from None
     return normal
 
 
